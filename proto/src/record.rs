@@ -1,0 +1,561 @@
+//! Signed records: the envelope, signing bytes, verification and identities.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use bytes::Bytes;
+use ed25519_dalek::{Signature, Signer, VerifyingKey};
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::limits::{MAX_CLOCK_SKEW_MS, MAX_RECORD_BYTES};
+use crate::{
+    AuthorId, AuthorKey, InvalidRecord, PackageName, Release, VerifyError, Version, Yank, pb,
+};
+
+/// The domain-separation prefix: the signature covers these bytes followed
+/// by the payload, so an IPSR signature cannot be replayed in another protocol.
+pub const SIGNING_PREFIX: &[u8] = b"ipsr-record:v1:";
+
+/// A record: what an author signs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// A release of a package version.
+    Release(Release),
+    /// A retraction of a package version.
+    Yank(Yank),
+}
+
+/// One release: author + package + version. Records are ordered against
+/// each other only within one release key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReleaseKey {
+    /// The author.
+    pub author: AuthorId,
+    /// The package.
+    pub package: PackageName,
+    /// The version.
+    pub version: Version,
+}
+
+/// One package: author + package.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PackageKey {
+    /// The author.
+    pub author: AuthorId,
+    /// The package.
+    pub package: PackageName,
+}
+
+impl fmt::Display for ReleaseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}@{}", self.author, self.package, self.version)
+    }
+}
+
+impl fmt::Display for PackageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.author, self.package)
+    }
+}
+
+impl ReleaseKey {
+    /// The package this release belongs to.
+    pub fn package_key(&self) -> PackageKey {
+        PackageKey {
+            author: self.author,
+            package: self.package.clone(),
+        }
+    }
+}
+
+impl Record {
+    /// The author.
+    pub fn author(&self) -> &AuthorId {
+        match self {
+            Self::Release(r) => &r.author,
+            Self::Yank(y) => &y.author,
+        }
+    }
+
+    /// The package.
+    pub fn package(&self) -> &PackageName {
+        match self {
+            Self::Release(r) => &r.package,
+            Self::Yank(y) => &y.package,
+        }
+    }
+
+    /// The version.
+    pub fn version(&self) -> &Version {
+        match self {
+            Self::Release(r) => &r.version,
+            Self::Yank(y) => &y.version,
+        }
+    }
+
+    /// The sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Self::Release(r) => r.seq,
+            Self::Yank(y) => y.seq,
+        }
+    }
+
+    /// When it was signed (unix ms).
+    pub fn created_at(&self) -> u64 {
+        match self {
+            Self::Release(r) => r.created_at,
+            Self::Yank(y) => y.created_at,
+        }
+    }
+
+    /// The release it is about.
+    pub fn release_key(&self) -> ReleaseKey {
+        ReleaseKey {
+            author: *self.author(),
+            package: self.package().clone(),
+            version: self.version().clone(),
+        }
+    }
+
+    /// The package it is about.
+    pub fn package_key(&self) -> PackageKey {
+        PackageKey {
+            author: *self.author(),
+            package: self.package().clone(),
+        }
+    }
+
+    /// The release, if this is one.
+    pub fn as_release(&self) -> Option<&Release> {
+        match self {
+            Self::Release(r) => Some(r),
+            Self::Yank(_) => None,
+        }
+    }
+
+    /// Checks every field against the limits of `docs/records.md`.
+    pub fn validate(&self) -> Result<(), InvalidRecord> {
+        match self {
+            Self::Release(r) => r.validate(),
+            Self::Yank(y) => y.validate(),
+        }
+    }
+
+    /// The payload encoding of the record.
+    pub fn encode(&self) -> Vec<u8> {
+        let kind = match self {
+            Self::Release(r) => pb::record::Kind::Release(r.into()),
+            Self::Yank(y) => pb::record::Kind::Yank(y.into()),
+        };
+        pb::Record { kind: Some(kind) }.encode_to_vec()
+    }
+
+    /// Decodes and validates a payload.
+    pub fn decode(payload: &[u8]) -> Result<Self, VerifyError> {
+        let pb = pb::Record::decode(payload).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        Ok(match pb.kind.ok_or(VerifyError::UnknownKind)? {
+            pb::record::Kind::Release(r) => Self::Release(r.try_into()?),
+            pb::record::Kind::Yank(y) => Self::Yank(y.try_into()?),
+        })
+    }
+
+    /// Validates the record and signs it. Fails if a field is invalid or the
+    /// key is not the record's author.
+    pub fn sign(self, key: &AuthorKey) -> Result<SignedRecord<Verified>, InvalidRecord> {
+        self.validate()?;
+        if key.author_id() != *self.author() {
+            return Err(InvalidRecord::Invalid {
+                field: "author",
+                reason: "is not the public half of the signing key",
+            });
+        }
+        let payload = Bytes::from(self.encode());
+        if payload.len() + 64 + 32 + 16 > MAX_RECORD_BYTES {
+            return Err(InvalidRecord::TooLong {
+                field: "record",
+                len: payload.len(),
+                max: MAX_RECORD_BYTES - 112,
+            });
+        }
+        let signature = key.signing_key().sign(&signing_input(&payload)).to_bytes();
+        let public_key = *self.author().as_bytes();
+        let id = RecordId::of(&envelope_bytes(&payload, &public_key, &signature));
+        Ok(SignedRecord {
+            payload,
+            public_key,
+            signature,
+            state: Verified { record: self, id },
+        })
+    }
+}
+
+impl Release {
+    /// Validates and signs the release with the author's key.
+    pub fn sign(self, key: &AuthorKey) -> Result<SignedRecord<Verified>, InvalidRecord> {
+        Record::Release(self).sign(key)
+    }
+}
+
+impl Yank {
+    /// Validates and signs the yank with the author's key.
+    pub fn sign(self, key: &AuthorKey) -> Result<SignedRecord<Verified>, InvalidRecord> {
+        Record::Yank(self).sign(key)
+    }
+}
+
+/// `SIGNING_PREFIX || payload`: what the signature covers.
+pub(crate) fn signing_input(payload: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(SIGNING_PREFIX.len() + payload.len());
+    input.extend_from_slice(SIGNING_PREFIX);
+    input.extend_from_slice(payload);
+    input
+}
+
+fn envelope_bytes(payload: &Bytes, public_key: &[u8; 32], signature: &[u8; 64]) -> Vec<u8> {
+    pb::SignedRecord {
+        payload: payload.clone(),
+        public_key: Bytes::copy_from_slice(public_key),
+        signature: Bytes::copy_from_slice(signature),
+    }
+    .encode_to_vec()
+}
+
+/// The identity of a signed record: SHA-256 of its canonical envelope
+/// encoding ([`SignedRecord::to_bytes`]). Used as the gossipsub message id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId([u8; 32]);
+
+impl RecordId {
+    fn of(envelope: &[u8]) -> Self {
+        Self(Sha256::digest(envelope).into())
+    }
+
+    /// The 32 hash bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// From the 32 hash bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for RecordId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecordId({})", hex::encode(&self.0[..8]))
+    }
+}
+
+/// State of a [`SignedRecord`] that has not been verified: bytes from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified;
+
+/// State of a [`SignedRecord`] whose signature, author and fields were checked.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    record: Record,
+    id: RecordId,
+}
+
+/// A record with its author's signature. `S` is [`Unverified`] for bytes
+/// from outside and [`Verified`] once [`verify`](SignedRecord::verify) passed.
+#[derive(Clone)]
+pub struct SignedRecord<S = Verified> {
+    payload: Bytes,
+    public_key: [u8; 32],
+    signature: [u8; 64],
+    state: S,
+}
+
+impl<S> SignedRecord<S> {
+    /// The exact signed payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The signer's raw public key, as carried in the envelope.
+    pub fn public_key(&self) -> &[u8; 32] {
+        &self.public_key
+    }
+
+    /// The 64-byte signature.
+    pub fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+
+    /// The canonical envelope encoding: what goes on the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        envelope_bytes(&self.payload, &self.public_key, &self.signature)
+    }
+}
+
+impl SignedRecord<Unverified> {
+    /// Parses an envelope. Checks the size before parsing and the lengths of
+    /// key and signature; nothing else is trusted until [`verify`](Self::verify).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, VerifyError> {
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(VerifyError::TooLarge {
+                size: bytes.len(),
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        let env =
+            pb::SignedRecord::decode(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let public_key = env.public_key[..]
+            .try_into()
+            .map_err(|_| VerifyError::BadKey)?;
+        let signature = env.signature[..]
+            .try_into()
+            .map_err(|_| VerifyError::BadSignature)?;
+        Ok(Self {
+            payload: env.payload,
+            public_key,
+            signature,
+            state: Unverified,
+        })
+    }
+
+    /// Verifies against the local clock ([`crate::now_ms`]).
+    pub fn verify(self) -> Result<SignedRecord<Verified>, VerifyError> {
+        self.verify_at(crate::now_ms())
+    }
+
+    /// Verifies the record as of `now` (unix ms): decodes the payload, checks
+    /// that the key is the author named in it, the signature (strict RFC 8032
+    /// verification, no weak keys or malleable signatures), every field, and
+    /// that `created_at` is at most an hour ahead of `now`.
+    pub fn verify_at(self, now: u64) -> Result<SignedRecord<Verified>, VerifyError> {
+        let record = Record::decode(&self.payload)?;
+        if record.author().as_bytes() != &self.public_key {
+            return Err(VerifyError::KeyMismatch);
+        }
+        let key = VerifyingKey::from_bytes(&self.public_key).map_err(|_| VerifyError::BadKey)?;
+        let signature = Signature::from_bytes(&self.signature);
+        key.verify_strict(&signing_input(&self.payload), &signature)
+            .map_err(|_| VerifyError::BadSignature)?;
+        let created_at = record.created_at();
+        if created_at > now.saturating_add(MAX_CLOCK_SKEW_MS) {
+            return Err(VerifyError::FromFuture { created_at, now });
+        }
+        let id = RecordId::of(&self.to_bytes());
+        Ok(SignedRecord {
+            payload: self.payload,
+            public_key: self.public_key,
+            signature: self.signature,
+            state: Verified { record, id },
+        })
+    }
+}
+
+impl SignedRecord<Verified> {
+    /// The verified record.
+    pub fn record(&self) -> &Record {
+        &self.state.record
+    }
+
+    /// The record's identity.
+    pub fn id(&self) -> RecordId {
+        self.state.id
+    }
+
+    /// The release this record is about.
+    pub fn release_key(&self) -> ReleaseKey {
+        self.record().release_key()
+    }
+
+    /// The total order of rule 2 in the crate docs: by `seq`, then payload
+    /// bytes, then signature bytes. Equal only for identical records.
+    pub fn order(&self, other: &Self) -> Ordering {
+        self.record()
+            .seq()
+            .cmp(&other.record().seq())
+            .then_with(|| self.payload.cmp(&other.payload))
+            .then_with(|| self.signature.cmp(&other.signature))
+    }
+
+    /// Whether `self` replaces `other`: both are about the same release and
+    /// `self` is ordered above it.
+    pub fn supersedes(&self, other: &Self) -> bool {
+        self.release_key() == other.release_key() && self.order(other) == Ordering::Greater
+    }
+
+    /// Forgets the verification, e.g. to hand the bytes on.
+    pub fn into_unverified(self) -> SignedRecord<Unverified> {
+        SignedRecord {
+            payload: self.payload,
+            public_key: self.public_key,
+            signature: self.signature,
+            state: Unverified,
+        }
+    }
+}
+
+impl PartialEq for SignedRecord<Verified> {
+    fn eq(&self, other: &Self) -> bool {
+        self.state.id == other.state.id
+    }
+}
+
+impl Eq for SignedRecord<Verified> {}
+
+impl PartialEq for SignedRecord<Unverified> {
+    fn eq(&self, other: &Self) -> bool {
+        self.payload == other.payload
+            && self.public_key == other.public_key
+            && self.signature == other.signature
+    }
+}
+
+impl Eq for SignedRecord<Unverified> {}
+
+impl fmt::Debug for SignedRecord<Verified> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedRecord")
+            .field("id", &self.state.id)
+            .field("record", &self.state.record)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SignedRecord<Unverified> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedRecord")
+            .field("payload_len", &self.payload.len())
+            .field("public_key", &hex::encode(self.public_key))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::MAX_DESCRIPTION;
+    use crate::{ContentId, Metadata};
+
+    fn release(key: &AuthorKey) -> Release {
+        let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+            .parse()
+            .unwrap();
+        let mut r = Release::new(
+            key.author_id(),
+            "com.example.app".parse().unwrap(),
+            "1.0.0".parse().unwrap(),
+            1,
+            cid,
+        );
+        r.created_at = 1_700_000_000_000;
+        r.seq = 1;
+        r
+    }
+
+    fn resign(payload: Vec<u8>, key: &AuthorKey) -> Vec<u8> {
+        let signature = key.signing_key().sign(&signing_input(&payload)).to_bytes();
+        envelope_bytes(&payload.into(), key.author_id().as_bytes(), &signature)
+    }
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn sign_then_verify() {
+        let key = AuthorKey::from_seed(&[3; 32]);
+        let signed = release(&key).sign(&key).unwrap();
+        let back = SignedRecord::from_bytes(&signed.to_bytes())
+            .unwrap()
+            .verify_at(NOW)
+            .unwrap();
+        assert_eq!(back, signed);
+        assert_eq!(back.record(), signed.record());
+    }
+
+    #[test]
+    fn sign_refuses_other_key_and_invalid_fields() {
+        let key = AuthorKey::from_seed(&[3; 32]);
+        let other = AuthorKey::from_seed(&[4; 32]);
+        assert_eq!(release(&key).sign(&other).unwrap_err().field(), "author");
+        let mut r = release(&key);
+        r.file_name = "../etc/passwd".into();
+        assert_eq!(r.sign(&key).unwrap_err().field(), "file_name");
+    }
+
+    #[test]
+    fn each_rejection_has_its_error() {
+        let key = AuthorKey::from_seed(&[3; 32]);
+        let other = AuthorKey::from_seed(&[4; 32]);
+        let verify = |bytes: &[u8]| SignedRecord::from_bytes(bytes).and_then(|r| r.verify_at(NOW));
+
+        let big = vec![0u8; MAX_RECORD_BYTES + 1];
+        assert!(matches!(verify(&big), Err(VerifyError::TooLarge { .. })));
+        assert!(matches!(
+            verify(&[0xff, 0xff, 0xff]),
+            Err(VerifyError::Malformed(_))
+        ));
+
+        // A payload with no known kind (an unknown field 9).
+        let unknown = resign(vec![0x4a, 0x01, 0x00], &key);
+        assert_eq!(verify(&unknown), Err(VerifyError::UnknownKind));
+
+        // Signed by another key, carrying that key: it does not match the author.
+        let payload = release(&key).sign(&key).unwrap().payload().to_vec();
+        assert_eq!(
+            verify(&resign(payload.clone(), &other)),
+            Err(VerifyError::KeyMismatch)
+        );
+
+        // Right key, wrong signature.
+        let mut tampered = release(&key).sign(&key).unwrap();
+        tampered.signature[0] ^= 1;
+        assert_eq!(verify(&tampered.to_bytes()), Err(VerifyError::BadSignature));
+
+        // A signature without the domain prefix does not verify.
+        let bare = key.signing_key().sign(&payload).to_bytes();
+        let bytes = envelope_bytes(&payload.into(), key.author_id().as_bytes(), &bare);
+        assert_eq!(verify(&bytes), Err(VerifyError::BadSignature));
+
+        // Too far in the future.
+        let mut r = release(&key);
+        r.created_at = NOW + MAX_CLOCK_SKEW_MS + 1;
+        let future = r.sign(&key).unwrap().to_bytes();
+        assert!(matches!(
+            verify(&future),
+            Err(VerifyError::FromFuture { .. })
+        ));
+        let mut r = release(&key);
+        r.created_at = NOW + MAX_CLOCK_SKEW_MS;
+        assert!(verify(&r.sign(&key).unwrap().to_bytes()).is_ok());
+
+        // Invalid fields are rejected on receipt even when properly signed.
+        let mut r = release(&key);
+        r.metadata = Metadata {
+            description: "x".repeat(MAX_DESCRIPTION + 1),
+            ..Metadata::default()
+        };
+        let payload = Record::Release(r).encode();
+        assert!(matches!(
+            verify(&resign(payload, &key)),
+            Err(VerifyError::Invalid(InvalidRecord::TooLong {
+                field: "metadata.description",
+                ..
+            }))
+        ));
+        let mut pb_release = pb::Release::from(&release(&key));
+        pb_release.package = "com..app".into();
+        let payload = pb::Record {
+            kind: Some(pb::record::Kind::Release(pb_release)),
+        }
+        .encode_to_vec();
+        assert!(matches!(
+            verify(&resign(payload, &key)),
+            Err(VerifyError::Invalid(InvalidRecord::Package(_)))
+        ));
+    }
+}

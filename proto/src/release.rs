@@ -1,0 +1,567 @@
+//! Releases, yanks and their metadata; validation and conversion from and to
+//! the generated protobuf types (the only place that touches them besides
+//! `record.rs`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::*;
+use crate::{AuthorId, ContentId, InvalidRecord, PackageName, Version, pb};
+
+/// The platform a release targets: `android`, `ios`, `any`, or another
+/// lower-case name (`[a-z0-9][a-z0-9_-]*`, at most 32 bytes).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Platform(String);
+
+impl Platform {
+    /// Android phones and tablets.
+    pub fn android() -> Self {
+        Self("android".into())
+    }
+    /// iOS devices.
+    pub fn ios() -> Self {
+        Self("ios".into())
+    }
+    /// Any platform.
+    pub fn any() -> Self {
+        Self("any".into())
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Platform {
+    type Err = InvalidRecord;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const FIELD: &str = "platform";
+        if s.len() > MAX_PLATFORM {
+            return Err(InvalidRecord::TooLong {
+                field: FIELD,
+                len: s.len(),
+                max: MAX_PLATFORM,
+            });
+        }
+        let mut chars = s.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !(first_ok && rest_ok) {
+            return Err(InvalidRecord::Invalid {
+                field: FIELD,
+                reason: "must be lower-case letters, digits, _ or -",
+            });
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Platform {
+    type Error = InvalidRecord;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Platform> for String {
+    fn from(p: Platform) -> Self {
+        p.0
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Platform({})", self.0)
+    }
+}
+
+/// Human-facing description of a release. Every field may be empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metadata {
+    /// Display name, one line.
+    pub title: String,
+    /// One-line summary.
+    pub summary: String,
+    /// Long description; newlines allowed.
+    pub description: String,
+    /// SPDX license expression.
+    pub license: String,
+    /// Project home page (absolute http(s) URL).
+    pub homepage_url: Option<String>,
+    /// Source code (absolute http(s) URL).
+    pub source_url: Option<String>,
+    /// Store categories (`[a-z0-9-]`).
+    pub categories: Vec<String>,
+    /// Android minSdkVersion; 0 when unknown.
+    pub min_sdk: u32,
+    /// Android targetSdkVersion; 0 when unknown.
+    pub target_sdk: u32,
+    /// Requested permissions, e.g. `android.permission.CAMERA`.
+    pub permissions: Vec<String>,
+    /// SHA-256 of the APK signing certificate.
+    #[serde(with = "opt_hex32")]
+    pub signing_cert_sha256: Option<[u8; 32]>,
+    /// CID of the icon image.
+    pub icon: Option<ContentId>,
+    /// CIDs of screenshots.
+    pub screenshots: Vec<ContentId>,
+}
+
+/// One published version of one package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// Who signs it.
+    pub author: AuthorId,
+    /// The application id.
+    pub package: PackageName,
+    /// The semantic version.
+    pub version: Version,
+    /// Android-style versionCode: orders the releases of one package.
+    pub version_code: u64,
+    /// The artifact's root CID.
+    pub cid: ContentId,
+    /// The artifact's size in bytes.
+    pub size: u64,
+    /// The file name offered on download (no path separators).
+    pub file_name: String,
+    /// Target platform.
+    pub platform: Platform,
+    /// Description for humans.
+    pub metadata: Metadata,
+    /// Unix time in ms when signed.
+    pub created_at: u64,
+    /// Per author+package sequence number (see the crate docs).
+    pub seq: u64,
+}
+
+/// A signed retraction of one release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Yank {
+    /// Who signs it; must be the release's author.
+    pub author: AuthorId,
+    /// The application id.
+    pub package: PackageName,
+    /// The retracted version.
+    pub version: Version,
+    /// Why, for humans.
+    pub reason: String,
+    /// Unix time in ms when signed.
+    pub created_at: u64,
+    /// Per author+package sequence number.
+    pub seq: u64,
+}
+
+impl Release {
+    /// A release with empty metadata, platform `any`, a file name made of the
+    /// package and version, `created_at` now and `seq` equal to `created_at`
+    /// (so successive records grow without the author keeping a counter).
+    pub fn new(
+        author: AuthorId,
+        package: PackageName,
+        version: Version,
+        version_code: u64,
+        cid: ContentId,
+    ) -> Self {
+        let now = crate::now_ms();
+        Self {
+            file_name: format!("{package}-{version}"),
+            author,
+            package,
+            version,
+            version_code,
+            cid,
+            size: 0,
+            platform: Platform::any(),
+            metadata: Metadata::default(),
+            created_at: now,
+            seq: now,
+        }
+    }
+
+    /// Checks every field against the limits of `docs/records.md`.
+    pub fn validate(&self) -> Result<(), InvalidRecord> {
+        let f = &self.file_name;
+        check_len("file_name", f, MAX_FILE_NAME)?;
+        check_single_line("file_name", f)?;
+        if f.is_empty() || f == "." || f == ".." || f.contains(['/', '\\']) {
+            return Err(InvalidRecord::Invalid {
+                field: "file_name",
+                reason: "must be a plain file name without path separators",
+            });
+        }
+        self.metadata.validate()
+    }
+}
+
+impl Yank {
+    /// A yank of `author/package@version`, `created_at` now and `seq` equal to it.
+    pub fn new(author: AuthorId, package: PackageName, version: Version, reason: String) -> Self {
+        let now = crate::now_ms();
+        Self {
+            author,
+            package,
+            version,
+            reason,
+            created_at: now,
+            seq: now,
+        }
+    }
+
+    /// Checks every field against the limits of `docs/records.md`.
+    pub fn validate(&self) -> Result<(), InvalidRecord> {
+        check_len("reason", &self.reason, MAX_REASON)?;
+        check_multi_line("reason", &self.reason)
+    }
+}
+
+impl Metadata {
+    /// Checks every field against the limits of `docs/records.md`.
+    pub fn validate(&self) -> Result<(), InvalidRecord> {
+        check_len("metadata.title", &self.title, MAX_TITLE)?;
+        check_single_line("metadata.title", &self.title)?;
+        check_len("metadata.summary", &self.summary, MAX_SUMMARY)?;
+        check_single_line("metadata.summary", &self.summary)?;
+        check_len("metadata.description", &self.description, MAX_DESCRIPTION)?;
+        check_multi_line("metadata.description", &self.description)?;
+        check_len("metadata.license", &self.license, MAX_LICENSE)?;
+        check_single_line("metadata.license", &self.license)?;
+        for (field, url) in [
+            ("metadata.homepage_url", &self.homepage_url),
+            ("metadata.source_url", &self.source_url),
+        ] {
+            if let Some(url) = url {
+                check_url(field, url)?;
+            }
+        }
+        check_count("metadata.categories", self.categories.len(), MAX_CATEGORIES)?;
+        for c in &self.categories {
+            check_len("metadata.categories", c, MAX_CATEGORY)?;
+            let ok = !c.is_empty()
+                && c.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok {
+                return Err(InvalidRecord::Invalid {
+                    field: "metadata.categories",
+                    reason: "a category is 1 or more of a-z, 0-9 and -",
+                });
+            }
+        }
+        check_count(
+            "metadata.permissions",
+            self.permissions.len(),
+            MAX_PERMISSIONS,
+        )?;
+        for p in &self.permissions {
+            check_len("metadata.permissions", p, MAX_PERMISSION)?;
+            let ok = !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+            if !ok {
+                return Err(InvalidRecord::Invalid {
+                    field: "metadata.permissions",
+                    reason: "a permission is 1 or more of A-Z, a-z, 0-9, . and _",
+                });
+            }
+        }
+        check_count(
+            "metadata.screenshots",
+            self.screenshots.len(),
+            MAX_SCREENSHOTS,
+        )
+    }
+}
+
+fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidRecord> {
+    if s.len() > max {
+        return Err(InvalidRecord::TooLong {
+            field,
+            len: s.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn check_count(field: &'static str, count: usize, max: usize) -> Result<(), InvalidRecord> {
+    if count > max {
+        return Err(InvalidRecord::TooMany { field, count, max });
+    }
+    Ok(())
+}
+
+fn check_single_line(field: &'static str, s: &str) -> Result<(), InvalidRecord> {
+    if s.chars().any(char::is_control) {
+        return Err(InvalidRecord::ControlChar { field });
+    }
+    Ok(())
+}
+
+fn check_multi_line(field: &'static str, s: &str) -> Result<(), InvalidRecord> {
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(InvalidRecord::ControlChar { field });
+    }
+    Ok(())
+}
+
+fn check_url(field: &'static str, s: &str) -> Result<(), InvalidRecord> {
+    check_len(field, s, MAX_URL)?;
+    check_single_line(field, s)?;
+    let url = url::Url::parse(s).map_err(|_| InvalidRecord::Url { field })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(InvalidRecord::Url { field });
+    }
+    Ok(())
+}
+
+// ---- conversions from and to the generated types ----
+
+fn author_from(bytes: &[u8]) -> Result<AuthorId, InvalidRecord> {
+    AuthorId::from_bytes(bytes).map_err(InvalidRecord::Author)
+}
+
+fn package_from(s: &str) -> Result<PackageName, InvalidRecord> {
+    s.parse().map_err(InvalidRecord::Package)
+}
+
+fn version_from(s: &str) -> Result<Version, InvalidRecord> {
+    s.parse().map_err(InvalidRecord::Version)
+}
+
+fn cid_from(field: &'static str, bytes: &[u8]) -> Result<ContentId, InvalidRecord> {
+    ContentId::from_bytes(bytes).map_err(|source| InvalidRecord::Cid { field, source })
+}
+
+fn opt_url(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl TryFrom<pb::Metadata> for Metadata {
+    type Error = InvalidRecord;
+
+    fn try_from(m: pb::Metadata) -> Result<Self, Self::Error> {
+        let signing_cert_sha256 = match m.signing_cert_sha256.len() {
+            0 => None,
+            32 => Some(
+                m.signing_cert_sha256[..]
+                    .try_into()
+                    .expect("length checked"),
+            ),
+            _ => {
+                return Err(InvalidRecord::Invalid {
+                    field: "metadata.signing_cert_sha256",
+                    reason: "must be empty or 32 bytes",
+                });
+            }
+        };
+        let icon = match m.icon.is_empty() {
+            true => None,
+            false => Some(cid_from("metadata.icon", &m.icon)?),
+        };
+        check_count("metadata.screenshots", m.screenshots.len(), MAX_SCREENSHOTS)?;
+        let screenshots = m
+            .screenshots
+            .iter()
+            .map(|c| cid_from("metadata.screenshots", c))
+            .collect::<Result<_, _>>()?;
+        let meta = Self {
+            title: m.title,
+            summary: m.summary,
+            description: m.description,
+            license: m.license,
+            homepage_url: opt_url(m.homepage_url),
+            source_url: opt_url(m.source_url),
+            categories: m.categories,
+            min_sdk: m.min_sdk,
+            target_sdk: m.target_sdk,
+            permissions: m.permissions,
+            signing_cert_sha256,
+            icon,
+            screenshots,
+        };
+        meta.validate()?;
+        Ok(meta)
+    }
+}
+
+impl From<&Metadata> for pb::Metadata {
+    fn from(m: &Metadata) -> Self {
+        Self {
+            title: m.title.clone(),
+            summary: m.summary.clone(),
+            description: m.description.clone(),
+            license: m.license.clone(),
+            homepage_url: m.homepage_url.clone().unwrap_or_default(),
+            source_url: m.source_url.clone().unwrap_or_default(),
+            categories: m.categories.clone(),
+            min_sdk: m.min_sdk,
+            target_sdk: m.target_sdk,
+            permissions: m.permissions.clone(),
+            signing_cert_sha256: m
+                .signing_cert_sha256
+                .map(|c| c.to_vec())
+                .unwrap_or_default()
+                .into(),
+            icon: m.icon.map(|c| c.to_bytes()).unwrap_or_default().into(),
+            screenshots: m.screenshots.iter().map(|c| c.to_bytes().into()).collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::Release> for Release {
+    type Error = InvalidRecord;
+
+    fn try_from(r: pb::Release) -> Result<Self, Self::Error> {
+        let release = Self {
+            author: author_from(&r.author)?,
+            package: package_from(&r.package)?,
+            version: version_from(&r.version)?,
+            version_code: r.version_code,
+            cid: cid_from("cid", &r.cid)?,
+            size: r.size,
+            file_name: r.file_name,
+            platform: r.platform.parse()?,
+            metadata: r.metadata.unwrap_or_default().try_into()?,
+            created_at: r.created_at,
+            seq: r.seq,
+        };
+        release.validate()?;
+        Ok(release)
+    }
+}
+
+impl From<&Release> for pb::Release {
+    fn from(r: &Release) -> Self {
+        Self {
+            author: r.author.as_bytes().to_vec().into(),
+            package: r.package.to_string(),
+            version: r.version.to_string(),
+            version_code: r.version_code,
+            cid: r.cid.to_bytes().into(),
+            size: r.size,
+            file_name: r.file_name.clone(),
+            platform: r.platform.to_string(),
+            metadata: Some((&r.metadata).into()),
+            created_at: r.created_at,
+            seq: r.seq,
+        }
+    }
+}
+
+impl TryFrom<pb::Yank> for Yank {
+    type Error = InvalidRecord;
+
+    fn try_from(y: pb::Yank) -> Result<Self, Self::Error> {
+        let yank = Self {
+            author: author_from(&y.author)?,
+            package: package_from(&y.package)?,
+            version: version_from(&y.version)?,
+            reason: y.reason,
+            created_at: y.created_at,
+            seq: y.seq,
+        };
+        yank.validate()?;
+        Ok(yank)
+    }
+}
+
+impl From<&Yank> for pb::Yank {
+    fn from(y: &Yank) -> Self {
+        Self {
+            author: y.author.as_bytes().to_vec().into(),
+            package: y.package.to_string(),
+            version: y.version.to_string(),
+            reason: y.reason.clone(),
+            created_at: y.created_at,
+            seq: y.seq,
+        }
+    }
+}
+
+/// Serde helper: `Option<[u8; 32]>` as a lower-case hex string.
+mod opt_hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(bytes) => s.serialize_some(&hex::encode(bytes)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_names() {
+        for ok in ["android", "ios", "any", "linux-arm64", "wear_os", "1"] {
+            assert!(ok.parse::<Platform>().is_ok(), "{ok}");
+        }
+        for bad in ["", "Android", "-x", "a b", "ios/", "x".repeat(33).as_str()] {
+            assert!(bad.parse::<Platform>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_limits_name_the_field() {
+        let mut m = Metadata {
+            title: "x".repeat(MAX_TITLE + 1),
+            ..Metadata::default()
+        };
+        assert_eq!(m.validate().unwrap_err().field(), "metadata.title");
+        m.title = "Title\u{7}".into();
+        assert_eq!(
+            m.validate().unwrap_err(),
+            InvalidRecord::ControlChar {
+                field: "metadata.title"
+            }
+        );
+        m.title = "<script>alert(1)</script>".into(); // HTML is data: escaped by whoever renders it
+        assert_eq!(m.validate(), Ok(()));
+        m.description = "line one\nline two\ttabbed".into();
+        assert_eq!(m.validate(), Ok(()));
+        m.homepage_url = Some("javascript:alert(1)".into());
+        assert_eq!(
+            m.validate().unwrap_err(),
+            InvalidRecord::Url {
+                field: "metadata.homepage_url"
+            }
+        );
+        m.homepage_url = Some("https://example.com/app".into());
+        m.categories = vec!["Games".into()];
+        assert_eq!(m.validate().unwrap_err().field(), "metadata.categories");
+        m.categories = vec!["games".into(); MAX_CATEGORIES + 1];
+        assert!(matches!(m.validate(), Err(InvalidRecord::TooMany { .. })));
+        m.categories = vec!["games".into()];
+        m.permissions = vec!["android.permission.CAMERA".into(), "bad perm".into()];
+        assert_eq!(m.validate().unwrap_err().field(), "metadata.permissions");
+    }
+}

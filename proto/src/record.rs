@@ -20,6 +20,9 @@ pub const SIGNING_PREFIX: &[u8] = b"ipsr-record:v1:";
 /// A record: what an author signs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+// Records are built once and then held behind `SignedRecord`; boxing the
+// release would only make matching clumsier.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     /// A release of a package version.
     Release(Release),

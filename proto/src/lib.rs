@@ -49,8 +49,9 @@
 //!    restores it.
 //! 4. A release record that points an existing version at a different CID is a
 //!    *conflict*: it is kept out of the way of the held record unless its `seq`
-//!    is higher, and either way it is reported ([`Report::CidConflict`]); the
-//!    set of CIDs seen for the release is kept so the conflict stays visible.
+//!    is higher, and either way it is reported ([`Report::CidConflict`]). For
+//!    each CID seen for the version, the greatest record naming it is kept as
+//!    evidence, so the conflict stays visible whichever record wins.
 //! 5. Two different records with the same key and `seq` are an *equivocation*:
 //!    the tie is broken by the byte order of rule 2, and it is reported
 //!    ([`Report::Equivocation`]).
@@ -77,7 +78,9 @@ pub use author::{AuthorId, AuthorKey, ParseAuthorIdError};
 pub use content::{ContentId, InvalidContentId};
 pub use error::{InvalidRecord, VerifyError};
 pub use name::{InvalidPackageName, PackageName};
-pub use order::{Applied, Change, ForeignRecord, PackageState, ReleaseState, Report, newest};
+pub use order::{
+    Applied, Change, ForeignRecord, PackageState, ReleaseParts, ReleaseState, Report, newest,
+};
 pub use record::{
     PackageKey, Record, RecordId, ReleaseKey, SIGNING_PREFIX, SignedRecord, Unverified, Verified,
 };

@@ -18,8 +18,8 @@ pub enum Change {
         /// The record it replaced.
         previous: RecordId,
     },
-    /// Not held (superseded by a held record) but it carries a CID not seen
-    /// before for this release: keep it as conflict evidence and pass it on.
+    /// Not in a slot (a held record supersedes it), but it is now the
+    /// greatest record seen for its CID: kept as conflict evidence and passed on.
     Conflicting,
     /// Already held.
     Duplicate,
@@ -28,9 +28,15 @@ pub enum Change {
 }
 
 impl Change {
-    /// Whether the record is now held by the state.
+    /// Whether the record now sits in a slot of the state.
     pub fn is_held(&self) -> bool {
         matches!(self, Self::New | Self::Replaced { .. })
+    }
+
+    /// Whether the record is now among [`ReleaseState::records`]: news to
+    /// store and pass on.
+    pub fn is_kept(&self) -> bool {
+        matches!(self, Self::New | Self::Replaced { .. } | Self::Conflicting)
     }
 }
 
@@ -43,6 +49,8 @@ pub enum Report {
         key: ReleaseKey,
         /// The CID of the held release record.
         held: ContentId,
+        /// The held release record.
+        held_record: RecordId,
         /// The CID of the incoming record.
         incoming: ContentId,
         /// The incoming record.
@@ -73,6 +81,22 @@ pub struct Applied {
 #[error("record belongs to another release or package")]
 pub struct ForeignRecord;
 
+/// The saved form of a [`ReleaseState`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReleaseParts {
+    /// The highest release record.
+    pub release: Option<SignedRecord>,
+    /// Whether another release record with its `seq` was seen.
+    pub release_equivocated: bool,
+    /// The highest yank record.
+    pub yank: Option<SignedRecord>,
+    /// Whether another yank record with its `seq` was seen.
+    pub yank_equivocated: bool,
+    /// Per CID seen for the release, the greatest release record naming it
+    /// (for the [`MAX_TRACKED_CIDS`] smallest CIDs).
+    pub evidence: BTreeMap<ContentId, SignedRecord>,
+}
+
 /// Everything a node holds about one release (author + package + version).
 ///
 /// It keeps the highest [`Release`](crate::Release) record and the highest
@@ -86,7 +110,7 @@ pub struct ReleaseState {
     release_equivocated: bool,
     yank: Option<SignedRecord>,
     yank_equivocated: bool,
-    cids: BTreeSet<ContentId>,
+    evidence: BTreeMap<ContentId, SignedRecord>,
 }
 
 impl ReleaseState {
@@ -98,7 +122,42 @@ impl ReleaseState {
             release_equivocated: false,
             yank: None,
             yank_equivocated: false,
-            cids: BTreeSet::new(),
+            evidence: BTreeMap::new(),
+        }
+    }
+
+    /// Rebuilds a state saved with [`into_parts`](Self::into_parts), checking
+    /// that the records belong to `key` and sit in the right slots.
+    pub fn from_parts(key: ReleaseKey, parts: ReleaseParts) -> Result<Self, ForeignRecord> {
+        let slot_ok = |r: &Option<SignedRecord>, yank: bool| {
+            r.as_ref().is_none_or(|r| {
+                r.release_key() == key && matches!(r.record(), Record::Yank(_)) == yank
+            })
+        };
+        let evidence_ok = parts.evidence.iter().all(|(cid, r)| {
+            r.release_key() == key && r.record().as_release().is_some_and(|r| r.cid == *cid)
+        });
+        if !slot_ok(&parts.release, false) || !slot_ok(&parts.yank, true) || !evidence_ok {
+            return Err(ForeignRecord);
+        }
+        Ok(Self {
+            key,
+            release: parts.release,
+            release_equivocated: parts.release_equivocated,
+            yank: parts.yank,
+            yank_equivocated: parts.yank_equivocated,
+            evidence: parts.evidence,
+        })
+    }
+
+    /// The state's parts, to save it.
+    pub fn into_parts(self) -> ReleaseParts {
+        ReleaseParts {
+            release: self.release,
+            release_equivocated: self.release_equivocated,
+            yank: self.yank,
+            yank_equivocated: self.yank_equivocated,
+            evidence: self.evidence,
         }
     }
 
@@ -139,8 +198,8 @@ impl ReleaseState {
 
     /// The CIDs seen for this version when there is more than one (a
     /// conflict), at most [`MAX_TRACKED_CIDS`], the smallest kept.
-    pub fn conflicting_cids(&self) -> Option<&BTreeSet<ContentId>> {
-        (self.cids.len() > 1).then_some(&self.cids)
+    pub fn conflicting_cids(&self) -> Option<BTreeSet<ContentId>> {
+        (self.evidence.len() > 1).then(|| self.evidence.keys().copied().collect())
     }
 
     /// Whether different records with the `seq` of the held ones were seen.
@@ -152,9 +211,15 @@ impl ReleaseState {
         self.release_equivocated || self.yank_equivocated || cross
     }
 
-    /// Every record held (at most two), for storage and republishing.
-    pub fn records(&self) -> impl Iterator<Item = &SignedRecord> {
-        self.release.iter().chain(self.yank.iter())
+    /// Every record held: both slots and the conflict evidence, each once,
+    /// by id. This set is what a node stores and reconciles with its peers.
+    pub fn records(&self) -> BTreeMap<RecordId, &SignedRecord> {
+        self.release
+            .iter()
+            .chain(self.yank.iter())
+            .chain(self.evidence.values())
+            .map(|r| (r.id(), r))
+            .collect()
     }
 
     /// Folds one verified record into the state.
@@ -165,21 +230,28 @@ impl ReleaseState {
         let mut reports = Vec::new();
         let mut new_cid = false;
         if let Record::Release(incoming) = record.record() {
-            if let Some(Record::Release(held)) = self.release.as_ref().map(SignedRecord::record)
+            if let Some(held_record) = self.release.as_ref()
+                && let Record::Release(held) = held_record.record()
                 && held.cid != incoming.cid
-                && self.release.as_ref() != Some(&record)
             {
                 reports.push(Report::CidConflict {
                     key: self.key.clone(),
                     held: held.cid,
+                    held_record: held_record.id(),
                     incoming: incoming.cid,
                     record: record.id(),
                 });
             }
-            new_cid = self.cids.insert(incoming.cid);
-            if self.cids.len() > MAX_TRACKED_CIDS {
-                let largest = self.cids.pop_last();
-                new_cid &= largest != Some(incoming.cid);
+            new_cid = match self.evidence.get(&incoming.cid) {
+                Some(max) => record.order(max) == Ordering::Greater,
+                None => true,
+            };
+            if new_cid {
+                self.evidence.insert(incoming.cid, record.clone());
+                if self.evidence.len() > MAX_TRACKED_CIDS {
+                    let largest = self.evidence.pop_last().map(|(cid, _)| cid);
+                    new_cid = largest != Some(incoming.cid);
+                }
             }
         }
         let other_seq = match record.record() {
@@ -201,7 +273,7 @@ impl ReleaseState {
         };
         let change = fold(slot, equivocated, record, &self.key, &mut reports);
         let change = match change {
-            Change::Stale if new_cid && self.cids.len() > 1 => Change::Conflicting,
+            Change::Stale if new_cid => Change::Conflicting,
             other => other,
         };
         Ok(Applied { change, reports })
@@ -279,6 +351,15 @@ impl PackageState {
             .entry(version)
             .or_insert_with(|| ReleaseState::new(record.release_key()))
             .apply(record)
+    }
+
+    /// Adds the saved state of one of the package's releases.
+    pub fn insert(&mut self, state: ReleaseState) -> Result<(), ForeignRecord> {
+        if state.key().package_key() != self.key {
+            return Err(ForeignRecord);
+        }
+        self.releases.insert(state.key().version.clone(), state);
+        Ok(())
     }
 
     /// The state of one version.
@@ -457,6 +538,27 @@ mod tests {
                     .is_equivocated()
             );
         }
+    }
+
+    #[test]
+    fn parts_round_trip_and_are_checked() {
+        let mut s = ReleaseState::new(release("1.0.0", 1, 1, 1).release_key());
+        s.apply(release("1.0.0", 1, 1, 1)).unwrap();
+        s.apply(release("1.0.0", 1, 1, 2)).unwrap();
+        s.apply(yank("1.0.0", 2)).unwrap();
+        let back = ReleaseState::from_parts(s.key().clone(), s.clone().into_parts()).unwrap();
+        assert_eq!(back, s);
+        let mut swapped = s.clone().into_parts();
+        std::mem::swap(&mut swapped.release, &mut swapped.yank);
+        assert_eq!(
+            ReleaseState::from_parts(s.key().clone(), swapped),
+            Err(ForeignRecord)
+        );
+        let other = release("2.0.0", 1, 1, 1).release_key();
+        assert_eq!(
+            ReleaseState::from_parts(other, s.into_parts()),
+            Err(ForeignRecord)
+        );
     }
 
     #[test]

@@ -1,0 +1,602 @@
+//! The node's embedded store, on redb: every verified record the node holds,
+//! the state of each release, and an append-only log of accepted records.
+//!
+//! Tables (all keys and values are bytes; see `docs/node.md`):
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `records` | record id (32 bytes) | signed record bytes, for every record held |
+//! | `releases` | release key (`author ‖ package ‖ 0x00 ‖ version`) | the release state (JSON) |
+//! | `log` | position (u64, from 1) | signed record bytes of each accepted record |
+//! | `conflicts` | release key, for releases with a conflict or equivocation | empty |
+//!
+//! Every write is one redb transaction, committed durably before the call
+//! returns, so a record reported as stored survives `kill -9`. Applying the
+//! same record twice changes nothing.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use ipsr_proto::{
+    Applied, AuthorId, Change, ContentId, ForeignRecord, PackageKey, PackageName, PackageState,
+    RecordId, ReleaseKey, ReleaseParts, ReleaseState, SignedRecord, VerifyError,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
+const RELEASES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("releases");
+const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("log");
+const CONFLICTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("conflicts");
+
+/// An error of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] redb::Error),
+    /// Stored bytes no longer verify or parse: the data dir was damaged.
+    #[error("corrupt store entry: {0}")]
+    Corrupt(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                Self::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+impl From<VerifyError> for StoreError {
+    fn from(e: VerifyError) -> Self {
+        Self::Corrupt(format!("stored record: {e}"))
+    }
+}
+
+impl From<ForeignRecord> for StoreError {
+    fn from(e: ForeignRecord) -> Self {
+        Self::Corrupt(format!("release state: {e}"))
+    }
+}
+
+/// What [`Store::apply`] did with one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The record.
+    pub id: RecordId,
+    /// What the ordering rules decided.
+    pub applied: Applied,
+    /// Its position in the log, when it was appended (kept: see `Change::is_kept`).
+    pub position: Option<u64>,
+}
+
+impl Stored {
+    /// Whether the record is new to this node and should be passed on.
+    pub fn is_news(&self) -> bool {
+        self.position.is_some()
+    }
+}
+
+/// Counts, for status and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Records held.
+    pub records: u64,
+    /// Releases (author + package + version) known.
+    pub releases: u64,
+    /// The last log position (0 when empty).
+    pub log_head: u64,
+    /// Releases with a CID conflict or an equivocation.
+    pub conflicts: u64,
+}
+
+/// The saved form of a release state: record ids point into `records`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Row {
+    release: Option<String>,
+    #[serde(default)]
+    release_equivocated: bool,
+    yank: Option<String>,
+    #[serde(default)]
+    yank_equivocated: bool,
+    /// Per CID (text), the id of the greatest release record naming it.
+    #[serde(default)]
+    evidence: Vec<(String, String)>,
+}
+
+/// The embedded store. Cheap to share behind an `Arc`; every method is
+/// blocking (call it from `spawn_blocking` in async code).
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens or creates the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        tx.open_table(RECORDS)?;
+        tx.open_table(RELEASES)?;
+        tx.open_table(LOG)?;
+        tx.open_table(CONFLICTS)?;
+        tx.commit()?;
+        Ok(Self { db })
+    }
+
+    /// Applies verified records in one durable transaction, in order.
+    pub fn apply(&self, records: Vec<SignedRecord>) -> Result<Vec<Stored>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut out = Vec::with_capacity(records.len());
+        {
+            let mut recs = tx.open_table(RECORDS)?;
+            let mut rels = tx.open_table(RELEASES)?;
+            let mut log = tx.open_table(LOG)?;
+            let mut conflicts = tx.open_table(CONFLICTS)?;
+            let mut next = log.last()?.map_or(1, |(k, _)| k.value() + 1);
+            for record in records {
+                let id = record.id();
+                if recs.get(&id.as_bytes()[..])?.is_some() {
+                    out.push(Stored {
+                        id,
+                        applied: Applied {
+                            change: Change::Duplicate,
+                            reports: vec![],
+                        },
+                        position: None,
+                    });
+                    continue;
+                }
+                let key = record.release_key();
+                let key_bytes = release_key_bytes(&key);
+                let row = rels.get(&key_bytes[..])?.map(|v| v.value().to_vec());
+                let mut state = match row {
+                    Some(row) => load_state(&recs, key.clone(), &row)?,
+                    None => ReleaseState::new(key.clone()),
+                };
+                let bytes = record.to_bytes();
+                let before: BTreeSet<RecordId> = state.records().into_keys().collect();
+                let applied = state.apply(record)?;
+                let after: BTreeSet<RecordId> = state.records().into_keys().collect();
+                let mut position = None;
+                if applied.change.is_kept() {
+                    recs.insert(&id.as_bytes()[..], &bytes[..])?;
+                    log.insert(next, &bytes[..])?;
+                    position = Some(next);
+                    next += 1;
+                }
+                for gone in before.difference(&after) {
+                    recs.remove(&gone.as_bytes()[..])?;
+                }
+                if state.conflicting_cids().is_some() || state.is_equivocated() {
+                    conflicts.insert(&key_bytes[..], &[][..])?;
+                }
+                if before != after || !applied.reports.is_empty() {
+                    let row = save_state(state);
+                    rels.insert(&key_bytes[..], &row[..])?;
+                }
+                out.push(Stored {
+                    id,
+                    applied,
+                    position,
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// A held record by id.
+    pub fn record(&self, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let recs = tx.open_table(RECORDS)?;
+        let bytes = recs.get(&id.as_bytes()[..])?;
+        bytes.map(|b| verify_stored(b.value())).transpose()
+    }
+
+    /// The state of one release.
+    pub fn release(&self, key: &ReleaseKey) -> Result<Option<ReleaseState>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let recs = tx.open_table(RECORDS)?;
+        let rels = tx.open_table(RELEASES)?;
+        let row = rels.get(&release_key_bytes(key)[..])?;
+        row.map(|row| load_state(&recs, key.clone(), row.value()))
+            .transpose()
+    }
+
+    /// The state of one package (every version), or `None` if unknown.
+    pub fn package(&self, key: &PackageKey) -> Result<Option<PackageState>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let recs = tx.open_table(RECORDS)?;
+        let rels = tx.open_table(RELEASES)?;
+        let prefix = package_prefix(key);
+        let mut state = PackageState::new(key.clone());
+        let mut any = false;
+        for entry in rels.range(&prefix[..]..)? {
+            let (k, row) = entry?;
+            let Some(version) = k.value().strip_prefix(&prefix[..]) else {
+                break;
+            };
+            let version = std::str::from_utf8(version)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt("release key".into()))?;
+            let rkey = ReleaseKey {
+                author: key.author,
+                package: key.package.clone(),
+                version,
+            };
+            state.insert(load_state(&recs, rkey, row.value())?)?;
+            any = true;
+        }
+        Ok(any.then_some(state))
+    }
+
+    /// The packages an author has published, in name order.
+    pub fn packages_of(&self, author: &AuthorId) -> Result<Vec<PackageName>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let rels = tx.open_table(RELEASES)?;
+        let prefix = author.as_bytes();
+        let mut out: Vec<PackageName> = Vec::new();
+        for entry in rels.range(&prefix[..]..)? {
+            let (k, _) = entry?;
+            let Some(rest) = k.value().strip_prefix(&prefix[..]) else {
+                break;
+            };
+            let name = rest.split(|b| *b == 0).next().unwrap_or_default();
+            let name: PackageName = std::str::from_utf8(name)
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt("release key".into()))?;
+            if out.last() != Some(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` log entries after position `after`, oldest first.
+    pub fn log_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, SignedRecord)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let log = tx.open_table(LOG)?;
+        let mut out = Vec::new();
+        for entry in log.range(after.saturating_add(1)..)?.take(limit) {
+            let (pos, bytes) = entry?;
+            out.push((pos.value(), verify_stored(bytes.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Every held record's id with its `created_at`, for set reconciliation.
+    pub fn record_ids(&self) -> Result<Vec<(u64, RecordId)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let recs = tx.open_table(RECORDS)?;
+        let mut out = Vec::with_capacity(usize::try_from(recs.len()?).unwrap_or(0));
+        for entry in recs.iter()? {
+            let (id, bytes) = entry?;
+            let id: [u8; 32] = id
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("record id".into()))?;
+            out.push((created_at_of(bytes.value())?, RecordId::from_bytes(id)));
+        }
+        Ok(out)
+    }
+
+    /// The raw bytes of held records, for answering sync requests.
+    pub fn record_bytes(&self, ids: &[RecordId]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let recs = tx.open_table(RECORDS)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(bytes) = recs.get(&id.as_bytes()[..])? {
+                out.push(bytes.value().to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts of what is stored.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(Stats {
+            records: tx.open_table(RECORDS)?.len()?,
+            releases: tx.open_table(RELEASES)?.len()?,
+            log_head: tx.open_table(LOG)?.last()?.map_or(0, |(k, _)| k.value()),
+            conflicts: tx.open_table(CONFLICTS)?.len()?,
+        })
+    }
+}
+
+/// `author ‖ package ‖ 0x00 ‖ version`: names and versions hold no NUL byte.
+fn release_key_bytes(key: &ReleaseKey) -> Vec<u8> {
+    let mut out = package_prefix(&key.package_key());
+    out.extend_from_slice(key.version.to_string().as_bytes());
+    out
+}
+
+fn package_prefix(key: &PackageKey) -> Vec<u8> {
+    let mut out = key.author.as_bytes().to_vec();
+    out.extend_from_slice(key.package.as_str().as_bytes());
+    out.push(0);
+    out
+}
+
+fn verify_stored(bytes: &[u8]) -> Result<SignedRecord, StoreError> {
+    // Records were verified before they were stored; verifying again guards
+    // against a damaged data dir. `u64::MAX` skips the clock check, which
+    // passed when the record arrived.
+    Ok(SignedRecord::from_bytes(bytes)?.verify_at(u64::MAX)?)
+}
+
+fn created_at_of(bytes: &[u8]) -> Result<u64, StoreError> {
+    let unverified = SignedRecord::from_bytes(bytes)?;
+    Ok(ipsr_proto::Record::decode(unverified.payload())?.created_at())
+}
+
+fn load_state(
+    recs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: ReleaseKey,
+    row: &[u8],
+) -> Result<ReleaseState, StoreError> {
+    let row: Row = serde_json::from_slice(row)
+        .map_err(|e| StoreError::Corrupt(format!("release row: {e}")))?;
+    let load = |id: &str| -> Result<SignedRecord, StoreError> {
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(id, &mut raw).map_err(|_| StoreError::Corrupt("record id".into()))?;
+        let bytes = recs
+            .get(&raw[..])?
+            .ok_or_else(|| StoreError::Corrupt(format!("missing record {id}")))?;
+        verify_stored(bytes.value())
+    };
+    let mut evidence = std::collections::BTreeMap::new();
+    let mut release = None;
+    for (cid, id) in &row.evidence {
+        let cid = cid
+            .parse::<ContentId>()
+            .map_err(|_| StoreError::Corrupt("cid".into()))?;
+        let record = load(id)?;
+        if row.release.as_deref() == Some(id.as_str()) {
+            release = Some(record.clone());
+        }
+        evidence.insert(cid, record);
+    }
+    if release.is_none() {
+        release = row.release.as_deref().map(load).transpose()?;
+    }
+    let parts = ReleaseParts {
+        release,
+        release_equivocated: row.release_equivocated,
+        yank: row.yank.as_deref().map(load).transpose()?,
+        yank_equivocated: row.yank_equivocated,
+        evidence,
+    };
+    Ok(ReleaseState::from_parts(key, parts)?)
+}
+
+fn save_state(state: ReleaseState) -> Vec<u8> {
+    let parts = state.into_parts();
+    let row = Row {
+        release: parts.release.map(|r| r.id().to_string()),
+        release_equivocated: parts.release_equivocated,
+        yank: parts.yank.map(|r| r.id().to_string()),
+        yank_equivocated: parts.yank_equivocated,
+        evidence: parts
+            .evidence
+            .iter()
+            .map(|(c, r)| (c.to_string(), r.id().to_string()))
+            .collect(),
+    };
+    serde_json::to_vec(&row).expect("a row of strings and bools serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipsr_proto::{AuthorKey, Release, Report, Yank};
+    use proptest::prelude::*;
+
+    fn cid(n: u8) -> ContentId {
+        let mh = [0x12, 0x20]
+            .iter()
+            .copied()
+            .chain([n; 32])
+            .collect::<Vec<u8>>();
+        let mut bytes = vec![0x01, 0x55];
+        bytes.extend(mh);
+        ContentId::from_bytes(&bytes).unwrap()
+    }
+
+    fn release(key: &AuthorKey, package: &str, version: &str, seq: u64, c: u8) -> SignedRecord {
+        let mut r = Release::new(
+            key.author_id(),
+            package.parse().unwrap(),
+            version.parse().unwrap(),
+            seq,
+            cid(c),
+        );
+        r.seq = seq;
+        r.created_at = 1_000 + seq;
+        r.sign(key).unwrap()
+    }
+
+    fn yank(key: &AuthorKey, package: &str, version: &str, seq: u64) -> SignedRecord {
+        let mut y = Yank::new(
+            key.author_id(),
+            package.parse().unwrap(),
+            version.parse().unwrap(),
+            "broken".into(),
+        );
+        y.seq = seq;
+        y.created_at = 1_000 + seq;
+        y.sign(key).unwrap()
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn apply_is_idempotent_and_logged() {
+        let (_dir, store) = open();
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let r = release(&key, "com.example.app", "1.0.0", 1, 1);
+        let first = store.apply(vec![r.clone()]).unwrap();
+        assert_eq!(first[0].position, Some(1));
+        assert_eq!(first[0].applied.change, Change::New);
+        let again = store.apply(vec![r.clone(), r.clone()]).unwrap();
+        assert!(
+            again
+                .iter()
+                .all(|s| s.applied.change == Change::Duplicate && !s.is_news())
+        );
+        assert_eq!(
+            store.stats().unwrap(),
+            Stats {
+                records: 1,
+                releases: 1,
+                log_head: 1,
+                conflicts: 0
+            }
+        );
+        assert_eq!(store.record(&r.id()).unwrap(), Some(r.clone()));
+        let log = store.log_after(0, 10).unwrap();
+        assert_eq!(log, vec![(1, r)]);
+        assert!(store.log_after(1, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn superseded_records_leave_the_set_but_stay_in_the_log() {
+        let (_dir, store) = open();
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let old = release(&key, "com.example.app", "1.0.0", 1, 1);
+        let fix = release(&key, "com.example.app", "1.0.0", 2, 1);
+        store.apply(vec![old.clone(), fix.clone()]).unwrap();
+        assert_eq!(store.record(&old.id()).unwrap(), None);
+        let ids: Vec<_> = store
+            .record_ids()
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        assert_eq!(ids, vec![fix.id()]);
+        assert_eq!(store.log_after(0, 10).unwrap().len(), 2);
+        // Replaying the old one changes nothing.
+        let replay = store.apply(vec![old]).unwrap();
+        assert_eq!(replay[0].applied.change, Change::Stale);
+        assert_eq!(store.stats().unwrap().log_head, 2);
+    }
+
+    #[test]
+    fn packages_yanks_and_conflicts() {
+        let (_dir, store) = open();
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let a = release(&key, "com.example.app", "1.0.0", 1, 1);
+        let b = release(&key, "com.example.app", "1.1.0", 2, 2);
+        let other = release(&key, "com.example.other", "0.1.0", 3, 3);
+        store.apply(vec![a.clone(), b.clone(), other]).unwrap();
+        let pkey = a.record().package_key();
+        assert_eq!(store.package(&pkey).unwrap().unwrap().newest(), Some(&b));
+        store
+            .apply(vec![yank(&key, "com.example.app", "1.1.0", 4)])
+            .unwrap();
+        let package = store.package(&pkey).unwrap().unwrap();
+        assert_eq!(package.newest(), Some(&a));
+        assert_eq!(package.releases().count(), 2);
+        let names: Vec<String> = store
+            .packages_of(&key.author_id())
+            .unwrap()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, ["com.example.app", "com.example.other"]);
+        let stranger = AuthorKey::from_seed(&[2; 32]).author_id();
+        assert!(store.packages_of(&stranger).unwrap().is_empty());
+        assert_eq!(
+            store
+                .package(&PackageKey {
+                    author: stranger,
+                    package: pkey.package.clone()
+                })
+                .unwrap(),
+            None
+        );
+
+        // Re-pointing 1.0.0 at another CID with a higher seq: it wins, both are kept.
+        let repointed = release(&key, "com.example.app", "1.0.0", 5, 9);
+        let stored = store.apply(vec![repointed.clone()]).unwrap();
+        assert!(matches!(
+            stored[0].applied.reports[..],
+            [Report::CidConflict { .. }]
+        ));
+        assert_eq!(
+            store.record(&a.id()).unwrap(),
+            Some(a.clone()),
+            "evidence kept"
+        );
+        assert_eq!(store.stats().unwrap().conflicts, 1);
+        let state = store.release(&a.release_key()).unwrap().unwrap();
+        assert_eq!(state.release(), Some(&repointed));
+        assert_eq!(state.conflicting_cids().map(|c| c.len()), Some(2));
+    }
+
+    #[test]
+    fn survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let r = release(&key, "com.example.app", "1.0.0", 1, 1);
+        Store::open(&path).unwrap().apply(vec![r.clone()]).unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.record(&r.id()).unwrap(), Some(r));
+        assert_eq!(store.stats().unwrap().log_head, 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Two stores fed the same records in different orders hold the same set.
+        #[test]
+        fn same_records_any_order_same_store(
+            (specs, shuffled) in proptest::collection::vec((0u8..3, 0u64..4, 0u8..3, any::<bool>()), 1..15)
+                .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
+        ) {
+            let key = AuthorKey::from_seed(&[7; 32]);
+            let make = |(v, seq, c, y): &(u8, u64, u8, bool)| {
+                let version = format!("1.{v}.0");
+                if *y { yank(&key, "com.example.app", &version, *seq) }
+                else { release(&key, "com.example.app", &version, *seq, *c) }
+            };
+            let (_d1, s1) = open();
+            let (_d2, s2) = open();
+            s1.apply(specs.iter().map(make).collect()).unwrap();
+            for spec in &shuffled {
+                s2.apply(vec![make(spec)]).unwrap();
+            }
+            let mut ids1 = s1.record_ids().unwrap();
+            let mut ids2 = s2.record_ids().unwrap();
+            ids1.sort();
+            ids2.sort();
+            prop_assert_eq!(ids1, ids2);
+            let pkey = make(&specs[0]).record().package_key();
+            prop_assert_eq!(s1.package(&pkey).unwrap(), s2.package(&pkey).unwrap());
+        }
+    }
+}

@@ -1,8 +1,26 @@
-//! `ipsr-node`: the IPSR daemon.
+//! `ipsr-node`: the IPSR daemon, a libp2p node that validates, stores and
+//! passes on signed package records.
 //!
-//! So far: the embedded [`Store`] of verified records, with its append-only
-//! log. The swarm, sync and the local API build on it.
+//! * [`Store`]: the embedded store (redb) of verified records, with an
+//!   append-only log that consumers tail from a position.
+//! * [`spawn`] starts a node from a [`Config`] and returns a [`Client`], the
+//!   cloneable handle everything else uses.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ipsr_node::NodeError> {
+//! let config = ipsr_node::Config::local("/tmp/ipsr-demo".into());
+//! let node = ipsr_node::spawn(config).await?;
+//! println!("peer id {}", node.peer_id());
+//! # Ok(()) }
+//! ```
 
+mod config;
+mod identity;
+mod limiter;
+mod node;
 mod store;
 
+pub use config::Config;
+pub use identity::IdentityError;
+pub use node::{Client, NodeError, PROTOCOL_VERSION, RECORDS_TOPIC, spawn};
 pub use store::{Stats, Store, StoreError, Stored};

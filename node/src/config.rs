@@ -1,0 +1,58 @@
+//! The node's configuration: a plain struct with sane defaults. The binary
+//! turns its flags, `IPSR_*` variables and config file into one of these.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where the identity key and the store live.
+    pub data_dir: PathBuf,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to connect to at start (`/ip4/.../tcp/.../p2p/<peer id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Most established connections in all.
+    pub max_connections: u32,
+    /// Most established connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// The gossipsub heartbeat (mesh maintenance, gossip emission).
+    pub gossip_heartbeat: Duration,
+    /// Most inbound gossip records a peer may send per second before they
+    /// are ignored.
+    pub max_records_per_peer_per_sec: u32,
+}
+
+impl Config {
+    /// Defaults: listen on TCP and QUIC port 4001 on every interface.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4001".parse().expect("valid multiaddr"),
+                "/ip4/0.0.0.0/udp/4001/quic-v1"
+                    .parse()
+                    .expect("valid multiaddr"),
+            ],
+            bootstrap: Vec::new(),
+            max_connections: 256,
+            max_connections_per_peer: 2,
+            gossip_heartbeat: Duration::from_secs(1),
+            max_records_per_peer_per_sec: 200,
+        }
+    }
+
+    /// A configuration for tests and local networks: loopback TCP on a free
+    /// port, a fast heartbeat.
+    pub fn local(data_dir: PathBuf) -> Self {
+        Self {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
+            gossip_heartbeat: Duration::from_millis(100),
+            ..Self::new(data_dir)
+        }
+    }
+}

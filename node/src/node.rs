@@ -1,0 +1,459 @@
+//! The node: a thin event loop that owns the libp2p [`Swarm`] and the
+//! [`Store`], and a cloneable [`Client`] through which everything else talks
+//! to it. Commands carry a `oneshot` reply; every channel is bounded.
+//!
+//! Inbound gossip is checked off the event loop (signature checks and the
+//! durable store write run in `spawn_blocking`), then reported back to
+//! gossipsub: `Accept` forwards a record that is news to this node, `Reject`
+//! penalises the sender of an invalid one, `Ignore` drops a duplicate or
+//! stale one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ipsr_proto::{SignedRecord, VerifyError};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, connection_limits, identify, noise, ping, tcp, yamux};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::limiter::Limiter;
+use crate::{Config, Store, StoreError, Stored, identity};
+
+/// The gossipsub topic that carries signed records.
+pub const RECORDS_TOPIC: &str = "/ipsr/records/1";
+/// The identify protocol version string.
+pub const PROTOCOL_VERSION: &str = "/ipsr/1.0.0";
+
+/// Capacity of the command channel.
+const COMMANDS: usize = 256;
+/// Capacity of the channel of checked gossip.
+const CHECKED: usize = 1024;
+
+/// An error starting or talking to a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The identity could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The transport could not be built or could not listen.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// A blocking task failed.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    limits: connection_limits::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    gossipsub: gossipsub::Behaviour,
+}
+
+enum Command {
+    Publish(
+        Box<SignedRecord>,
+        oneshot::Sender<Result<Stored, NodeError>>,
+    ),
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Peers(oneshot::Sender<Vec<PeerId>>),
+    Dial(Multiaddr, oneshot::Sender<Result<(), NodeError>>),
+    PeerScore(PeerId, oneshot::Sender<Option<f64>>),
+    GossipRaw(Vec<u8>),
+}
+
+/// What the blocking checker says about one gossip message.
+struct Checked {
+    id: MessageId,
+    source: PeerId,
+    verdict: Result<Option<Stored>, VerifyError>,
+}
+
+/// A handle on a running node. Cheap to clone; the node stops when the last
+/// handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    store: Arc<Store>,
+    peer_id: PeerId,
+    log_head: watch::Receiver<u64>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl Client {
+    /// The node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The node's store, for reads.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// A receiver of the log head: it changes whenever records are appended.
+    pub fn log_head(&self) -> watch::Receiver<u64> {
+        self.log_head.clone()
+    }
+
+    /// Stores a verified record durably, then announces it on gossipsub.
+    /// Returns what the store did with it.
+    pub async fn publish(&self, record: SignedRecord) -> Result<Stored, NodeError> {
+        self.ask(|tx| Command::Publish(Box::new(record), tx))
+            .await?
+    }
+
+    /// The addresses the node listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
+        self.ask(Command::ListenAddrs).await
+    }
+
+    /// The peers the node is connected to.
+    pub async fn peers(&self) -> Result<Vec<PeerId>, NodeError> {
+        self.ask(Command::Peers).await
+    }
+
+    /// Dials an address.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        self.ask(|tx| Command::Dial(addr, tx)).await?
+    }
+
+    /// The gossipsub score of a peer, if known.
+    pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NodeError> {
+        self.ask(|tx| Command::PeerScore(peer, tx)).await
+    }
+
+    /// Publishes arbitrary bytes on the records topic, bypassing every
+    /// check: only for tests of how peers treat bad input.
+    #[doc(hidden)]
+    pub async fn gossip_raw_for_tests(&self, bytes: Vec<u8>) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::GossipRaw(bytes))
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+}
+
+/// Starts a node on the current tokio runtime: loads or creates its
+/// identity, opens its store, listens and dials the bootstrap peers.
+pub async fn spawn(config: Config) -> Result<Client, NodeError> {
+    let key = identity::load_or_create(&config.data_dir)?;
+    let store = {
+        let path = config.data_dir.join("store.redb");
+        Arc::new(
+            tokio::task::spawn_blocking(move || Store::open(&path))
+                .await
+                .map_err(task)??,
+        )
+    };
+    let mut swarm = build_swarm(key, &config)?;
+    let topic = IdentTopic::new(RECORDS_TOPIC);
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| NodeError::Transport(e.to_string()))?;
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::Transport(e.to_string()))?;
+    }
+    for addr in &config.bootstrap {
+        if let Err(e) = swarm.dial(addr.clone()) {
+            warn!(%addr, error = %e, "cannot dial bootstrap peer");
+        }
+    }
+    let peer_id = *swarm.local_peer_id();
+    let head = store.stats()?.log_head;
+    let (log_tx, log_head) = watch::channel(head);
+    let (commands, rx) = mpsc::channel(COMMANDS);
+    let (checked_tx, checked_rx) = mpsc::channel(CHECKED);
+    let runtime = Runtime {
+        swarm,
+        store: store.clone(),
+        topic,
+        commands: rx,
+        checked_tx,
+        checked_rx,
+        log_tx,
+        limiter: Limiter::new(
+            config.max_records_per_peer_per_sec,
+            config.max_records_per_peer_per_sec,
+        ),
+        listen_addrs: Vec::new(),
+    };
+    info!(%peer_id, "node starting");
+    tokio::spawn(runtime.run());
+    Ok(Client {
+        commands,
+        store,
+        peer_id,
+        log_head,
+    })
+}
+
+fn task(e: tokio::task::JoinError) -> NodeError {
+    NodeError::Task(e.to_string())
+}
+
+fn build_swarm(
+    key: libp2p::identity::Keypair,
+    config: &Config,
+) -> Result<Swarm<Behaviour>, NodeError> {
+    let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
+    let heartbeat = config.gossip_heartbeat;
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(config.max_connections))
+        .with_max_established_per_peer(Some(config.max_connections_per_peer))
+        .with_max_pending_incoming(Some(config.max_connections / 2 + 1));
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| transport(&e))?
+        .with_quic()
+        .with_behaviour(
+            |key| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+                let gossip_config = gossipsub::ConfigBuilder::default()
+                    .validate_messages()
+                    .validation_mode(gossipsub::ValidationMode::Strict)
+                    .heartbeat_interval(heartbeat)
+                    .max_transmit_size(ipsr_proto::limits::MAX_RECORD_BYTES + 1024)
+                    .message_id_fn(|m: &gossipsub::Message| {
+                        use sha2::Digest;
+                        MessageId::from(sha2::Sha256::digest(&m.data).to_vec())
+                    })
+                    .build()?;
+                let mut gossipsub = gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    gossip_config,
+                )?;
+                let topic = IdentTopic::new(RECORDS_TOPIC);
+                let mut params = gossipsub::PeerScoreParams::default();
+                params.topics.insert(
+                    topic.hash(),
+                    gossipsub::TopicScoreParams {
+                        topic_weight: 1.0,
+                        // Records are rare: staying quiet in the mesh is no fault.
+                        mesh_message_deliveries_weight: 0.0,
+                        mesh_failure_penalty_weight: 0.0,
+                        invalid_message_deliveries_weight: -100.0,
+                        ..Default::default()
+                    },
+                );
+                gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
+                Ok(Behaviour {
+                    limits: connection_limits::Behaviour::new(limits),
+                    identify: identify::Behaviour::new(identify::Config::new(
+                        PROTOCOL_VERSION.into(),
+                        key.public(),
+                    )),
+                    ping: ping::Behaviour::default(),
+                    gossipsub,
+                })
+            },
+        )
+        .map_err(|e| transport(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    Ok(swarm)
+}
+
+struct Runtime {
+    swarm: Swarm<Behaviour>,
+    store: Arc<Store>,
+    topic: IdentTopic,
+    commands: mpsc::Receiver<Command>,
+    checked_tx: mpsc::Sender<Checked>,
+    checked_rx: mpsc::Receiver<Checked>,
+    log_tx: watch::Sender<u64>,
+    limiter: Limiter,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+impl Runtime {
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(checked) = self.checked_rx.recv() => self.on_checked(checked),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => break,
+                },
+            }
+        }
+        info!(peer_id = %self.swarm.local_peer_id(), "node stopped");
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| a != &address);
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => debug!(%peer_id, "connected"),
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                debug!(%peer_id, "disconnected");
+                self.limiter.forget(&peer_id);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, message.data),
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: MessageId, data: Vec<u8>) {
+        if !self.limiter.allow(source, Instant::now()) {
+            debug!(%source, "rate limited");
+            self.report(&id, &source, MessageAcceptance::Ignore);
+            return;
+        }
+        let store = self.store.clone();
+        let tx = self.checked_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let verdict = SignedRecord::from_bytes(&data)
+                .and_then(|r| r.verify())
+                .map(|record| match store.apply(vec![record]) {
+                    Ok(mut stored) => stored.pop(),
+                    Err(e) => {
+                        warn!(error = %e, "store failed");
+                        None
+                    }
+                });
+            // The loop may have stopped; then nothing is waiting for this.
+            let _ = tx.blocking_send(Checked {
+                id,
+                source,
+                verdict,
+            });
+        });
+    }
+
+    fn on_checked(&mut self, checked: Checked) {
+        let acceptance = match &checked.verdict {
+            Err(e) => {
+                warn!(source = %checked.source, reason = e.reason(), error = %e, "rejected record");
+                MessageAcceptance::Reject
+            }
+            Ok(Some(stored)) if stored.is_news() => {
+                debug!(record = %stored.id, "accepted record");
+                self.bump_log(stored);
+                MessageAcceptance::Accept
+            }
+            Ok(_) => MessageAcceptance::Ignore,
+        };
+        self.report(&checked.id, &checked.source, acceptance);
+    }
+
+    fn report(&mut self, id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, acceptance);
+    }
+
+    fn bump_log(&self, stored: &Stored) {
+        if let Some(position) = stored.position {
+            self.log_tx.send_if_modified(|head| {
+                let newer = position > *head;
+                *head = (*head).max(position);
+                newer
+            });
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish(record, reply) => {
+                let store = self.store.clone();
+                let bytes = record.to_bytes();
+                let stored = tokio::task::spawn_blocking(move || store.apply(vec![*record])).await;
+                let result = match stored {
+                    Ok(Ok(mut stored)) => {
+                        let stored = stored.pop().expect("one record in, one result out");
+                        self.bump_log(&stored);
+                        if stored.is_news() {
+                            self.gossip(bytes);
+                        }
+                        Ok(stored)
+                    }
+                    Ok(Err(e)) => Err(e.into()),
+                    Err(e) => Err(task(e)),
+                };
+                let _ = reply.send(result);
+            }
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Dial(addr, reply) => {
+                let result = self
+                    .swarm
+                    .dial(addr)
+                    .map_err(|e| NodeError::Transport(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::PeerScore(peer, reply) => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::GossipRaw(bytes) => self.gossip(bytes),
+        }
+    }
+
+    fn gossip(&mut self, bytes: Vec<u8>) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), bytes)
+        {
+            Ok(id) => debug!(message = %id, "gossiped"),
+            // Sync brings the record to peers that were not reachable now.
+            Err(e) => debug!(error = %e, "not gossiped"),
+        }
+    }
+}

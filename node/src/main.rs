@@ -1,6 +1,206 @@
-//! `ipsr-node`: not runnable yet; the library holds the store.
+//! `ipsr-node`: the IPSR daemon.
 
-fn main() {
-    eprintln!("ipsr-node: the daemon is not implemented yet (see the ipsr-node issue)");
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ipsr_node::Config;
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+use serde::Deserialize;
+use tracing_subscriber::EnvFilter;
+
+/// The IPSR daemon: a libp2p node that validates, stores and passes on
+/// signed package records.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the node until SIGINT or SIGTERM.
+    ///
+    /// Flags override IPSR_* variables, which override the config file.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// A TOML file with any of: data_dir, listen, bootstrap, max_connections,
+    /// max_connections_per_peer.
+    #[arg(long, env = "IPSR_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the node keeps its identity and store [default: $XDG_DATA_HOME/ipsr].
+    #[arg(long, env = "IPSR_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// An address to listen on; repeat for several
+    /// [default: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1].
+    #[arg(
+        long,
+        env = "IPSR_LISTEN",
+        value_name = "MULTIADDR",
+        value_delimiter = ','
+    )]
+    listen: Vec<Multiaddr>,
+    /// A peer to join through, as /ip4/ADDR/tcp/PORT/p2p/PEER_ID; repeat for several.
+    #[arg(
+        long,
+        env = "IPSR_BOOTSTRAP",
+        value_name = "MULTIADDR",
+        value_delimiter = ','
+    )]
+    bootstrap: Vec<Multiaddr>,
+}
+
+/// The config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    listen: Vec<Multiaddr>,
+    #[serde(default)]
+    bootstrap: Vec<Multiaddr>,
+    max_connections: Option<u32>,
+    max_connections_per_peer: Option<u32>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Run(args) => runtime.block_on(run(args)),
+    }
+}
+
+fn config(args: RunArgs) -> anyhow::Result<Config> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .or_else(|| dirs::data_dir().map(|d| d.join("ipsr")))
+        .context("no data dir: pass --data-dir")?;
+    let mut config = Config::new(data_dir);
+    let listen = if args.listen.is_empty() {
+        file.listen
+    } else {
+        args.listen
+    };
+    if !listen.is_empty() {
+        config.listen = listen;
+    }
+    config.bootstrap = if args.bootstrap.is_empty() {
+        file.bootstrap
+    } else {
+        args.bootstrap
+    };
+    if let Some(n) = file.max_connections {
+        config.max_connections = n;
+    }
+    if let Some(n) = file.max_connections_per_peer {
+        config.max_connections_per_peer = n;
+    }
+    Ok(config)
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = config(args)?;
+    let data_dir = config.data_dir.clone();
+    let node = ipsr_node::spawn(config)
+        .await
+        .with_context(|| format!("cannot start the node in {}", data_dir.display()))?;
+    println!("peer id: {}", node.peer_id());
+    println!("data dir: {}", data_dir.display());
+    // Listen addresses arrive as the transports come up.
+    let mut addrs = Vec::new();
+    for _ in 0..40 {
+        addrs = node.listen_addrs().await?;
+        if !addrs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for addr in addrs {
+        println!("listening on: {}", addr.with(Protocol::P2p(node.peer_id())));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    drop(node);
+    // Give the event loop a moment to close connections.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\nmax_connections = 7\n",
+        )
+        .unwrap();
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["ipsr-node", "run", "--config", file.to_str().unwrap()];
+            argv.extend_from_slice(extra);
+            let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command;
+            config(args).unwrap()
+        };
+        let from_file = args(&[]);
+        assert_eq!(from_file.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(
+            from_file.listen,
+            vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]
+        );
+        assert_eq!(from_file.max_connections, 7);
+        let flagged = args(&[
+            "--data-dir",
+            "/from/flag",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/2",
+        ]);
+        assert_eq!(flagged.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(
+            flagged.listen,
+            vec!["/ip4/127.0.0.1/tcp/2".parse().unwrap()]
+        );
+        std::fs::write(&file, "bogus = 1\n").unwrap();
+        let Command::Run(a) =
+            Cli::try_parse_from(["ipsr-node", "run", "--config", file.to_str().unwrap()])
+                .unwrap()
+                .command;
+        assert!(config(a).is_err());
+    }
 }

@@ -70,6 +70,7 @@ enum Command {
     Peers(oneshot::Sender<Vec<PeerId>>),
     Dial(Multiaddr, oneshot::Sender<Result<(), NodeError>>),
     PeerScore(PeerId, oneshot::Sender<Option<f64>>),
+    MeshPeers(oneshot::Sender<Vec<PeerId>>),
     GossipRaw(Vec<u8>),
 }
 
@@ -137,6 +138,12 @@ impl Client {
     /// The gossipsub score of a peer, if known.
     pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NodeError> {
         self.ask(|tx| Command::PeerScore(peer, tx)).await
+    }
+
+    /// The peers in this node's gossipsub mesh for the records topic: the
+    /// ones it forwards records to.
+    pub async fn mesh_peers(&self) -> Result<Vec<PeerId>, NodeError> {
+        self.ask(Command::MeshPeers).await
     }
 
     /// Publishes arbitrary bytes on the records topic, bypassing every
@@ -439,6 +446,17 @@ impl Runtime {
             }
             Command::PeerScore(peer, reply) => {
                 let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::MeshPeers(reply) => {
+                let hash = self.topic.hash();
+                let mesh = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .mesh_peers(&hash)
+                    .copied()
+                    .collect();
+                let _ = reply.send(mesh);
             }
             Command::GossipRaw(bytes) => self.gossip(bytes),
         }

@@ -25,6 +25,9 @@ pub struct Config {
     /// Most inbound gossip records a peer may send per second before they
     /// are ignored.
     pub max_records_per_peer_per_sec: u32,
+    /// How often to sync with one more connected peer, in turn (a node also
+    /// syncs with every peer when it connects).
+    pub sync_interval: Duration,
 }
 
 impl Config {
@@ -43,6 +46,7 @@ impl Config {
             max_connections_per_peer: 2,
             gossip_heartbeat: Duration::from_secs(1),
             max_records_per_peer_per_sec: 200,
+            sync_interval: Duration::from_secs(30),
         }
     }
 
@@ -52,6 +56,7 @@ impl Config {
         Self {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
             gossip_heartbeat: Duration::from_millis(100),
+            sync_interval: Duration::from_secs(2),
             ..Self::new(data_dir)
         }
     }

@@ -19,8 +19,10 @@ mod identity;
 mod limiter;
 mod node;
 mod store;
+mod sync;
 
 pub use config::Config;
 pub use identity::IdentityError;
 pub use node::{Client, NodeError, PROTOCOL_VERSION, RECORDS_TOPIC, spawn};
 pub use store::{Stats, Store, StoreError, Stored};
+pub use sync::{PROTOCOL as SYNC_PROTOCOL, SyncError, SyncReport};

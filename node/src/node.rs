@@ -8,18 +8,22 @@
 //! penalises the sender of an invalid one, `Ignore` drops a duplicate or
 //! stale one.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use ipsr_proto::sync::{SyncRequest, SyncResponse};
 use ipsr_proto::{SignedRecord, VerifyError};
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, connection_limits, identify, noise, ping, tcp, yamux};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::limiter::Limiter;
+use crate::sync::{self, Items, SyncError, SyncReport};
 use crate::{Config, Store, StoreError, Stored, identity};
 
 /// The gossipsub topic that carries signed records.
@@ -31,6 +35,8 @@ pub const PROTOCOL_VERSION: &str = "/ipsr/1.0.0";
 const COMMANDS: usize = 256;
 /// Capacity of the channel of checked gossip.
 const CHECKED: usize = 1024;
+/// Sync requests a peer may send per second (burst: twice that).
+const SYNC_REQUESTS_PER_SEC: u32 = 50;
 
 /// An error starting or talking to a node.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +65,7 @@ struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<sync::Codec>,
 }
 
 enum Command {
@@ -79,6 +86,14 @@ struct Checked {
     id: MessageId,
     source: PeerId,
     verdict: Result<Option<Stored>, VerifyError>,
+}
+
+/// Work finished off the event loop.
+enum Done {
+    /// An answer to a peer's sync request.
+    Answer(ResponseChannel<SyncResponse>, SyncResponse),
+    /// A sync session with a peer ended.
+    Session(PeerId, Result<(SyncReport, Option<u64>), SyncError>),
 }
 
 /// A handle on a running node. Cheap to clone; the node stops when the last
@@ -203,6 +218,8 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     let (log_tx, log_head) = watch::channel(head);
     let (commands, rx) = mpsc::channel(COMMANDS);
     let (checked_tx, checked_rx) = mpsc::channel(CHECKED);
+    let (calls_tx, calls_rx) = mpsc::channel(COMMANDS);
+    let (done_tx, done_rx) = mpsc::channel(COMMANDS);
     let runtime = Runtime {
         swarm,
         store: store.clone(),
@@ -216,6 +233,16 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
             config.max_records_per_peer_per_sec,
         ),
         listen_addrs: Vec::new(),
+        items: Arc::new(Items::default()),
+        calls_tx,
+        calls_rx,
+        pending: HashMap::new(),
+        done_tx,
+        done_rx,
+        sync_limiter: Limiter::new(SYNC_REQUESTS_PER_SEC, SYNC_REQUESTS_PER_SEC * 2),
+        syncing: HashSet::new(),
+        sync_interval: config.sync_interval,
+        next_sync_peer: 0,
     };
     info!(%peer_id, "node starting");
     tokio::spawn(runtime.run());
@@ -288,6 +315,13 @@ fn build_swarm(
                     )),
                     ping: ping::Behaviour::default(),
                     gossipsub,
+                    sync: request_response::Behaviour::with_codec(
+                        sync::Codec,
+                        [(sync::PROTOCOL, ProtocolSupport::Full)],
+                        request_response::Config::default()
+                            .with_request_timeout(Duration::from_secs(30))
+                            .with_max_concurrent_streams(64),
+                    ),
                 })
             },
         )
@@ -307,14 +341,32 @@ struct Runtime {
     log_tx: watch::Sender<u64>,
     limiter: Limiter,
     listen_addrs: Vec<Multiaddr>,
+    items: Arc<Items>,
+    calls_tx: mpsc::Sender<sync::Call>,
+    calls_rx: mpsc::Receiver<sync::Call>,
+    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
+    done_tx: mpsc::Sender<Done>,
+    done_rx: mpsc::Receiver<Done>,
+    sync_limiter: Limiter,
+    syncing: HashSet<PeerId>,
+    sync_interval: Duration,
+    next_sync_peer: usize,
 }
 
 impl Runtime {
     async fn run(mut self) {
+        let mut sync_timer = tokio::time::interval(self.sync_interval);
+        sync_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(checked) = self.checked_rx.recv() => self.on_checked(checked),
+                Some(call) = self.calls_rx.recv() => {
+                    let id = self.swarm.behaviour_mut().sync.send_request(&call.peer, call.request);
+                    self.pending.insert(id, call.reply);
+                }
+                Some(done) = self.done_rx.recv() => self.on_done(done),
+                _ = sync_timer.tick() => self.sync_with_next_peer(),
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command).await,
                     None => break,
@@ -333,7 +385,16 @@ impl Runtime {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listen_addrs.retain(|a| a != &address);
             }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => debug!(%peer_id, "connected"),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                debug!(%peer_id, "connected");
+                if num_established.get() == 1 {
+                    self.start_sync(peer_id);
+                }
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
@@ -347,7 +408,113 @@ impl Runtime {
                 message_id,
                 message,
             })) => self.on_gossip(propagation_source, message_id, message.data),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
             _ => {}
+        }
+    }
+
+    fn on_sync_event(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if !self.sync_limiter.allow(peer, Instant::now()) {
+                    let busy = SyncResponse::Error("rate limited".into());
+                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, busy);
+                    return;
+                }
+                let (store, items, done) =
+                    (self.store.clone(), self.items.clone(), self.done_tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let response = sync::answer(&store, &items, request);
+                    let _ = done.blocking_send(Done::Answer(channel, response));
+                });
+            }
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "sync request failed")
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Starts a sync session with `peer` unless one is running.
+    fn start_sync(&mut self, peer: PeerId) {
+        if !self.syncing.insert(peer) {
+            return;
+        }
+        let (store, calls, done) = (
+            self.store.clone(),
+            self.calls_tx.clone(),
+            self.done_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let result = sync::session(peer, store, calls).await;
+            let _ = done.send(Done::Session(peer, result)).await;
+        });
+    }
+
+    /// Now and then, sync with the next connected peer in turn, so that a
+    /// record that missed this node's gossip arrives anyway.
+    fn sync_with_next_peer(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        if peers.is_empty() {
+            return;
+        }
+        self.next_sync_peer = (self.next_sync_peer + 1) % peers.len();
+        self.start_sync(peers[self.next_sync_peer]);
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Answer(channel, response) => {
+                // The peer may have gone; then there is no one to answer.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+            Done::Session(peer, result) => {
+                self.syncing.remove(&peer);
+                match result {
+                    Ok((report, head)) => {
+                        debug!(%peer, ?report, "synced");
+                        if let Some(position) = head {
+                            self.bump_position(position);
+                        }
+                    }
+                    Err(SyncError::InvalidRecord(e)) => {
+                        warn!(%peer, error = %e, "peer sent an invalid record during sync; disconnecting");
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
+                    Err(e) => debug!(%peer, error = %e, "sync failed"),
+                }
+            }
         }
     }
 
@@ -403,12 +570,16 @@ impl Runtime {
 
     fn bump_log(&self, stored: &Stored) {
         if let Some(position) = stored.position {
-            self.log_tx.send_if_modified(|head| {
-                let newer = position > *head;
-                *head = (*head).max(position);
-                newer
-            });
+            self.bump_position(position);
         }
+    }
+
+    fn bump_position(&self, position: u64) {
+        self.log_tx.send_if_modified(|head| {
+            let newer = position > *head;
+            *head = (*head).max(position);
+            newer
+        });
     }
 
     async fn on_command(&mut self, command: Command) {

@@ -72,6 +72,7 @@ mod record;
 mod release;
 #[cfg(any(test, feature = "test"))]
 pub mod strategy;
+pub mod sync;
 mod version;
 
 pub use author::{AuthorId, AuthorKey, ParseAuthorIdError};

@@ -1,0 +1,341 @@
+//! `/ipsr/sync/1.0.0`: catch-up by range-based set reconciliation.
+//!
+//! Gossip only carries new messages, so a node that was offline or joins
+//! late pulls what it missed from each peer it connects to (and from a
+//! rotating peer now and then): it reconciles its set of held record ids
+//! with the peer's using negentropy, whose cost grows with the difference,
+//! not the whole set, then fetches the records it lacks in bounded batches,
+//! verifies each and stores them. Wire format: `docs/node.md`.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ipsr_proto::sync::{
+    MAX_FETCH_IDS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SyncRequest, SyncResponse,
+};
+use ipsr_proto::{RecordId, SignedRecord};
+use libp2p::{PeerId, StreamProtocol, request_response};
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Store, StoreError};
+
+/// The protocol id.
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/ipsr/sync/1.0.0");
+/// The negentropy frame size limit: each reconcile message stays under it.
+pub(crate) const FRAME_LIMIT: u64 = 60_000;
+/// Most reconciliation rounds in one session.
+pub(crate) const MAX_ROUNDS: usize = 64;
+/// Most bytes of records in one fetch response.
+const MAX_BATCH_BYTES: usize = MAX_RESPONSE_BYTES - 4096;
+
+/// The request-response codec: each message is a 4-byte big-endian length
+/// followed by the protobuf encoding, size-checked before it is read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Codec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "sync message over the limit",
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "sync message too large"))?;
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(bytes).await
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+impl request_response::Codec for Codec {
+    type Protocol = StreamProtocol;
+    type Request = SyncRequest;
+    type Response = SyncResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        SyncRequest::decode(&read_frame(io, MAX_REQUEST_BYTES).await?).map_err(invalid)
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        SyncResponse::decode(&read_frame(io, MAX_RESPONSE_BYTES).await?).map_err(invalid)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req.encode()).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        resp: SyncResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &resp.encode()).await
+    }
+}
+
+/// The node's set of held records as negentropy items, rebuilt only when the
+/// log head moved (every change of the set appends to the log).
+#[derive(Debug, Default)]
+pub(crate) struct Items {
+    cached: Mutex<Option<(u64, Arc<NegentropyStorageVector>)>>,
+}
+
+impl Items {
+    /// The current items: (created_at, record id), sealed.
+    pub(crate) fn get(&self, store: &Store) -> Result<Arc<NegentropyStorageVector>, SyncError> {
+        let head = store.stats()?.log_head;
+        let mut cached = self.cached.lock().map_err(|_| SyncError::Poisoned)?;
+        if let Some((at, items)) = cached.as_ref()
+            && *at == head
+        {
+            return Ok(items.clone());
+        }
+        let items = Arc::new(storage(store.record_ids()?)?);
+        *cached = Some((head, items.clone()));
+        Ok(items)
+    }
+}
+
+fn storage(ids: Vec<(u64, RecordId)>) -> Result<NegentropyStorageVector, SyncError> {
+    let mut storage = NegentropyStorageVector::with_capacity(ids.len());
+    for (created_at, id) in ids {
+        storage.insert(created_at, Id::from_byte_array(*id.as_bytes()))?;
+    }
+    storage.seal()?;
+    Ok(storage)
+}
+
+/// An error of a sync session or of answering one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The reconciliation failed (a malformed or hostile message).
+    #[error("negentropy: {0:?}")]
+    Negentropy(negentropy::Error),
+    /// The peer answered with an error or the wrong kind of message.
+    #[error("peer: {0}")]
+    Peer(String),
+    /// The peer sent a record that does not verify.
+    #[error("peer sent an invalid record: {0}")]
+    InvalidRecord(#[from] ipsr_proto::VerifyError),
+    /// Too many rounds.
+    #[error("reconciliation did not finish in {MAX_ROUNDS} rounds")]
+    TooManyRounds,
+    /// The node stopped or a lock was poisoned.
+    #[error("the node stopped")]
+    Poisoned,
+}
+
+impl From<negentropy::Error> for SyncError {
+    fn from(e: negentropy::Error) -> Self {
+        Self::Negentropy(e)
+    }
+}
+
+/// Answers one request (blocking: store reads).
+pub(crate) fn answer(store: &Store, items: &Items, request: SyncRequest) -> SyncResponse {
+    let result = match request {
+        SyncRequest::Reconcile(msg) => items.get(store).and_then(|items| {
+            let mut neg = Negentropy::borrowed(items.as_ref(), FRAME_LIMIT)?;
+            Ok(SyncResponse::Reconcile(neg.reconcile(&msg)?))
+        }),
+        SyncRequest::Fetch(ids) => {
+            store
+                .record_bytes(&ids)
+                .map_err(SyncError::from)
+                .map(|mut rs| {
+                    let mut total = 0;
+                    rs.retain(|r| {
+                        total += r.len() + 8;
+                        total <= MAX_BATCH_BYTES
+                    });
+                    SyncResponse::Records(rs)
+                })
+        }
+    };
+    result.unwrap_or_else(|e| SyncResponse::Error(e.to_string()))
+}
+
+/// A request to send to a peer, with where to put the answer.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) peer: PeerId,
+    pub(crate) request: SyncRequest,
+    pub(crate) reply: oneshot::Sender<Result<SyncResponse, String>>,
+}
+
+/// What one session brought.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Reconciliation rounds.
+    pub rounds: usize,
+    /// Records the peer had that this node lacked.
+    pub fetched: usize,
+    /// Of those, records this node kept (new to it).
+    pub kept: usize,
+    /// Records this node has that the peer lacks (the peer pulls them).
+    pub peer_lacks: usize,
+}
+
+/// Runs one sync session with `peer`: reconcile, then fetch and store what
+/// is missing. Returns the positions of the records kept, for the log head.
+pub(crate) async fn session(
+    peer: PeerId,
+    store: Arc<Store>,
+    calls: mpsc::Sender<Call>,
+) -> Result<(SyncReport, Option<u64>), SyncError> {
+    let call = |request| {
+        let calls = calls.clone();
+        async move {
+            let (reply, rx) = oneshot::channel();
+            calls
+                .send(Call {
+                    peer,
+                    request,
+                    reply,
+                })
+                .await
+                .map_err(|_| SyncError::Poisoned)?;
+            match rx.await.map_err(|_| SyncError::Poisoned)? {
+                Ok(SyncResponse::Error(e)) | Err(e) => Err(SyncError::Peer(e)),
+                Ok(response) => Ok(response),
+            }
+        }
+    };
+    let mine = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.record_ids())
+            .await
+            .map_err(|_| SyncError::Poisoned)??
+    };
+    let mut neg = Negentropy::owned(storage(mine)?, FRAME_LIMIT)?;
+    let mut msg = neg.initiate()?;
+    let (mut have, mut need) = (Vec::new(), Vec::new());
+    let mut report = SyncReport::default();
+    loop {
+        report.rounds += 1;
+        if report.rounds > MAX_ROUNDS {
+            return Err(SyncError::TooManyRounds);
+        }
+        let SyncResponse::Reconcile(answer) = call(SyncRequest::Reconcile(msg)).await? else {
+            return Err(SyncError::Peer("expected a reconcile message".into()));
+        };
+        match neg.reconcile_with_ids(&answer, &mut have, &mut need)? {
+            Some(next) => msg = next,
+            None => break,
+        }
+    }
+    report.peer_lacks = have.len();
+    let mut head = None;
+    for chunk in need.chunks(MAX_FETCH_IDS) {
+        let ids: Vec<RecordId> = chunk
+            .iter()
+            .map(|id| RecordId::from_bytes(id.to_bytes()))
+            .collect();
+        let SyncResponse::Records(records) = call(SyncRequest::Fetch(ids.clone())).await? else {
+            return Err(SyncError::Peer("expected records".into()));
+        };
+        report.fetched += records.len();
+        let store = store.clone();
+        let (kept, last) = tokio::task::spawn_blocking(move || -> Result<_, SyncError> {
+            let mut verified = Vec::with_capacity(records.len());
+            for bytes in records {
+                let record = SignedRecord::from_bytes(&bytes)?.verify()?;
+                if !ids.contains(&record.id()) {
+                    return Err(SyncError::Peer(
+                        "sent a record that was not asked for".into(),
+                    ));
+                }
+                verified.push(record);
+            }
+            let stored = store.apply(verified)?;
+            let kept = stored.iter().filter(|s| s.is_news()).count();
+            Ok((kept, stored.iter().filter_map(|s| s.position).max()))
+        })
+        .await
+        .map_err(|_| SyncError::Poisoned)??;
+        report.kept += kept;
+        head = head.max(last);
+    }
+    Ok((report, head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two stores that share most records reconcile to the difference, in
+    /// both directions, in few rounds.
+    #[test]
+    fn reconciliation_finds_exactly_the_difference() {
+        let ids = |range: std::ops::Range<u32>| -> Vec<(u64, RecordId)> {
+            range
+                .map(|i| {
+                    use sha2::Digest;
+                    let id: [u8; 32] = sha2::Sha256::digest(i.to_be_bytes()).into();
+                    (u64::from(i) * 7, RecordId::from_bytes(id))
+                })
+                .collect()
+        };
+        let client = storage(ids(0..10_000)).unwrap();
+        let mut server_ids = ids(0..9_990);
+        server_ids.extend(ids(20_000..20_005));
+        let server = storage(server_ids).unwrap();
+        let mut neg = Negentropy::owned(client, FRAME_LIMIT).unwrap();
+        let mut msg = neg.initiate().unwrap();
+        let (mut have, mut need) = (Vec::new(), Vec::new());
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let answer = Negentropy::borrowed(&server, FRAME_LIMIT)
+                .unwrap()
+                .reconcile(&msg)
+                .unwrap();
+            match neg
+                .reconcile_with_ids(&answer, &mut have, &mut need)
+                .unwrap()
+            {
+                Some(next) => msg = next,
+                None => break,
+            }
+        }
+        assert_eq!(have.len(), 10, "the client's extra records");
+        assert_eq!(need.len(), 5, "the server's extra records");
+        assert!(rounds <= 4, "{rounds} rounds");
+    }
+}

@@ -1,0 +1,101 @@
+//! In-process tests of catch-up over `/ipsr/sync/1.0.0`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use ipsr_node::{Client, Config};
+use ipsr_proto::{AuthorKey, ContentId, RecordId, Release, SignedRecord};
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn node() -> (tempfile::TempDir, Client, Multiaddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let node = ipsr_node::spawn(Config::local(dir.path().to_owned())).await.unwrap();
+    wait_until("the node listens", || async { !node.listen_addrs().await.unwrap().is_empty() })
+        .await;
+    let addr = node.listen_addrs().await.unwrap()[0].clone().with(Protocol::P2p(node.peer_id()));
+    (dir, node, addr)
+}
+
+fn releases(seed: u8, n: usize) -> Vec<SignedRecord> {
+    let key = AuthorKey::from_seed(&[seed; 32]);
+    let cid: ContentId =
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".parse().unwrap();
+    (0..n)
+        .map(|i| {
+            let version = format!("1.0.{i}").parse().unwrap();
+            Release::new(key.author_id(), "com.example.app".parse().unwrap(), version, i as u64, cid)
+                .sign(&key)
+                .unwrap()
+        })
+        .collect()
+}
+
+fn ids(node: &Client) -> BTreeSet<RecordId> {
+    node.store().record_ids().unwrap().into_iter().map(|(_, id)| id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_obtains_all_500_records() {
+    let (_a_dir, a, a_addr) = node().await;
+    for record in releases(1, 500) {
+        assert!(a.publish(record).await.unwrap().is_news());
+    }
+    let (_b_dir, b, _) = node().await;
+    b.dial(a_addr).await.unwrap();
+    wait_until("the late joiner holds all 500", || async { ids(&b).len() == 500 }).await;
+    assert_eq!(ids(&a), ids(&b));
+    // Every record also reached the joiner's log, for its consumers.
+    assert_eq!(b.store().stats().unwrap().log_head, 500);
+    assert_eq!(*b.log_head().borrow(), 500);
+}
+
+/// Two groups, {a, b} and {c, d}, publish while apart, then one link heals
+/// the partition:
+///
+/// ```text
+///   a ─ b       c ─ d      then     a ─ b ─ c ─ d
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_groups_converge_after_healing() {
+    let (_da, a, _) = node().await;
+    let (_db, b, b_addr) = node().await;
+    let (_dc, c, c_addr) = node().await;
+    let (_dd, d, d_addr) = node().await;
+    a.dial(b_addr).await.unwrap();
+    c.dial(d_addr).await.unwrap();
+    let (left, right) = (releases(2, 20), releases(3, 20));
+    for r in &left {
+        a.publish(r.clone()).await.unwrap();
+    }
+    for r in &right {
+        d.publish(r.clone()).await.unwrap();
+    }
+    wait_until("each group agrees", || async {
+        ids(&b).len() == 20 && ids(&c).len() == 20
+    })
+    .await;
+    assert!(ids(&a).is_disjoint(&ids(&c)), "the groups were apart");
+
+    b.dial(c_addr).await.unwrap();
+    let all: BTreeSet<RecordId> = left.iter().chain(&right).map(SignedRecord::id).collect();
+    for (name, node) in [("a", &a), ("b", &b), ("c", &c), ("d", &d)] {
+        wait_until(&format!("{name} holds all 40"), || async { ids(node) == all }).await;
+    }
+}

@@ -28,6 +28,14 @@ pub struct Config {
     /// How often to sync with one more connected peer, in turn (a node also
     /// syncs with every peer when it connects).
     pub sync_interval: Duration,
+    /// Whether to sync with each peer when first connected (on by default;
+    /// off only to test the other paths).
+    pub sync_on_connect: bool,
+    /// Serve the DHT (Kademlia server mode). On for daemons; a phone or
+    /// another short-lived client may turn it off.
+    pub dht_server: bool,
+    /// How often to re-announce the next batch of held releases in the DHT.
+    pub dht_republish_interval: Duration,
 }
 
 impl Config {
@@ -47,6 +55,9 @@ impl Config {
             gossip_heartbeat: Duration::from_secs(1),
             max_records_per_peer_per_sec: 200,
             sync_interval: Duration::from_secs(30),
+            sync_on_connect: true,
+            dht_server: true,
+            dht_republish_interval: Duration::from_secs(60),
         }
     }
 

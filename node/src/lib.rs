@@ -23,6 +23,6 @@ mod sync;
 
 pub use config::Config;
 pub use identity::IdentityError;
-pub use node::{Client, NodeError, PROTOCOL_VERSION, RECORDS_TOPIC, spawn};
-pub use store::{Stats, Store, StoreError, Stored};
+pub use node::{Client, KAD_PROTOCOL, NodeError, PROTOCOL_VERSION, RECORDS_TOPIC, spawn};
+pub use store::{DhtValue, Stats, Store, StoreError, Stored};
 pub use sync::{PROTOCOL as SYNC_PROTOCOL, SyncError, SyncReport};

@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use ipsr_proto::sync::{SyncRequest, SyncResponse};
+use ipsr_proto::{PackageKey, Record, ReleaseKey};
 use ipsr_proto::{SignedRecord, VerifyError};
+use libp2p::StreamProtocol;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
+use libp2p::kad::{self, store::RecordStore};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, connection_limits, identify, noise, ping, tcp, yamux};
@@ -23,11 +26,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::limiter::Limiter;
+use crate::store::DhtValue;
 use crate::sync::{self, Items, SyncError, SyncReport};
 use crate::{Config, Store, StoreError, Stored, identity};
 
 /// The gossipsub topic that carries signed records.
 pub const RECORDS_TOPIC: &str = "/ipsr/records/1";
+/// The Kademlia protocol id.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipsr/kad/1.0.0");
+/// Releases re-announced in the DHT per republish tick.
+const REPUBLISH_BATCH: usize = 64;
+
 /// The identify protocol version string.
 pub const PROTOCOL_VERSION: &str = "/ipsr/1.0.0";
 
@@ -66,7 +75,18 @@ struct Behaviour {
     ping: ping::Behaviour,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<sync::Codec>,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
 }
+
+/// What a DHT get found: the package's newest release, and the highest log
+/// position the found records were written at.
+type DhtFound = Result<(Option<SignedRecord>, Option<u64>), NodeError>;
+
+/// Where the answer to a DHT get goes.
+type DhtReply = oneshot::Sender<Result<Option<SignedRecord>, NodeError>>;
+
+/// DHT gets under way: who waits, for which package, what was found so far.
+type DhtGets = HashMap<kad::QueryId, (DhtReply, PackageKey, Vec<Vec<u8>>)>;
 
 enum Command {
     Publish(
@@ -78,6 +98,7 @@ enum Command {
     Dial(Multiaddr, oneshot::Sender<Result<(), NodeError>>),
     PeerScore(PeerId, oneshot::Sender<Option<f64>>),
     MeshPeers(oneshot::Sender<Vec<PeerId>>),
+    DhtGet(PackageKey, DhtReply),
     GossipRaw(Vec<u8>),
 }
 
@@ -91,9 +112,17 @@ struct Checked {
 /// Work finished off the event loop.
 enum Done {
     /// An answer to a peer's sync request.
-    Answer(ResponseChannel<SyncResponse>, SyncResponse),
+    Answer(ResponseChannel<SyncResponse>, Box<SyncResponse>),
     /// A sync session with a peer ended.
     Session(PeerId, Result<(SyncReport, Option<u64>), SyncError>),
+    /// Values to put into the DHT (from a publish or a republish tick).
+    DhtPut(Vec<DhtValue>),
+    /// A validated inbound DHT record to keep, with this node's best value.
+    DhtKeep(kad::Record),
+    /// A DHT get finished: what was found, verified and stored.
+    DhtGot(DhtReply, Box<DhtFound>),
+    /// The next releases to republish, and where the walk stands.
+    Republish(Option<ReleaseKey>),
 }
 
 /// A handle on a running node. Cheap to clone; the node stops when the last
@@ -161,6 +190,16 @@ impl Client {
         self.ask(Command::MeshPeers).await
     }
 
+    /// Looks a package up in the DHT: every record found is verified and
+    /// stored, then the package's newest release is returned (also when it
+    /// was known before). Works on a node that missed the gossip.
+    pub async fn dht_get_package(
+        &self,
+        key: PackageKey,
+    ) -> Result<Option<SignedRecord>, NodeError> {
+        self.ask(|tx| Command::DhtGet(key, tx)).await?
+    }
+
     /// Publishes arbitrary bytes on the records topic, bypassing every
     /// check: only for tests of how peers treat bad input.
     #[doc(hidden)]
@@ -209,9 +248,16 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
             .map_err(|e| NodeError::Transport(e.to_string()))?;
     }
     for addr in &config.bootstrap {
+        if let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
         if let Err(e) = swarm.dial(addr.clone()) {
             warn!(%addr, error = %e, "cannot dial bootstrap peer");
         }
+    }
+    if !config.bootstrap.is_empty() {
+        // Bootstrap now; kad repeats it every five minutes.
+        let _ = swarm.behaviour_mut().kad.bootstrap();
     }
     let peer_id = *swarm.local_peer_id();
     let head = store.stats()?.log_head;
@@ -243,6 +289,10 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         syncing: HashSet::new(),
         sync_interval: config.sync_interval,
         next_sync_peer: 0,
+        sync_on_connect: config.sync_on_connect,
+        dht_gets: HashMap::new(),
+        republish_interval: config.dht_republish_interval,
+        republish_cursor: None,
     };
     info!(%peer_id, "node starting");
     tokio::spawn(runtime.run());
@@ -264,6 +314,7 @@ fn build_swarm(
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
     let heartbeat = config.gossip_heartbeat;
+    let dht_server = config.dht_server;
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
@@ -283,6 +334,9 @@ fn build_swarm(
                     .validate_messages()
                     .validation_mode(gossipsub::ValidationMode::Strict)
                     .heartbeat_interval(heartbeat)
+                    // Keep messages in the cache (where validation results must
+                    // find them) for at least 5 s, whatever the heartbeat.
+                    .history_length(history_length(heartbeat))
                     .max_transmit_size(ipsr_proto::limits::MAX_RECORD_BYTES + 1024)
                     .message_id_fn(|m: &gossipsub::Message| {
                         use sha2::Digest;
@@ -294,18 +348,7 @@ fn build_swarm(
                     gossip_config,
                 )?;
                 let topic = IdentTopic::new(RECORDS_TOPIC);
-                let mut params = gossipsub::PeerScoreParams::default();
-                params.topics.insert(
-                    topic.hash(),
-                    gossipsub::TopicScoreParams {
-                        topic_weight: 1.0,
-                        // Records are rare: staying quiet in the mesh is no fault.
-                        mesh_message_deliveries_weight: 0.0,
-                        mesh_failure_penalty_weight: 0.0,
-                        invalid_message_deliveries_weight: -100.0,
-                        ..Default::default()
-                    },
-                );
+                let params = score_params(&topic);
                 gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
                 Ok(Behaviour {
                     limits: connection_limits::Behaviour::new(limits),
@@ -315,6 +358,25 @@ fn build_swarm(
                     )),
                     ping: ping::Behaviour::default(),
                     gossipsub,
+                    kad: {
+                        let peer = key.public().to_peer_id();
+                        let mut cfg = kad::Config::new(KAD_PROTOCOL);
+                        cfg.set_record_filtering(kad::StoreInserts::FilterBoth);
+                        cfg.set_max_packet_size(64 * 1024);
+                        let store = kad::store::MemoryStore::with_config(
+                            peer,
+                            kad::store::MemoryStoreConfig {
+                                max_records: 100_000,
+                                max_value_bytes: ipsr_proto::limits::MAX_RECORD_BYTES,
+                                ..Default::default()
+                            },
+                        );
+                        let mut kad = kad::Behaviour::with_config(peer, store, cfg);
+                        if dht_server {
+                            kad.set_mode(Some(kad::Mode::Server));
+                        }
+                        kad
+                    },
                     sync: request_response::Behaviour::with_codec(
                         sync::Codec,
                         [(sync::PROTOCOL, ProtocolSupport::Full)],
@@ -351,10 +413,16 @@ struct Runtime {
     syncing: HashSet<PeerId>,
     sync_interval: Duration,
     next_sync_peer: usize,
+    sync_on_connect: bool,
+    dht_gets: DhtGets,
+    republish_interval: Duration,
+    republish_cursor: Option<ReleaseKey>,
 }
 
 impl Runtime {
     async fn run(mut self) {
+        let mut republish_timer = tokio::time::interval(self.republish_interval);
+        republish_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sync_timer = tokio::time::interval(self.sync_interval);
         sync_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -366,7 +434,8 @@ impl Runtime {
                     self.pending.insert(id, call.reply);
                 }
                 Some(done) = self.done_rx.recv() => self.on_done(done),
-                _ = sync_timer.tick() => self.sync_with_next_peer(),
+                                _ = sync_timer.tick() => self.sync_with_next_peer(),
+                _ = republish_timer.tick() => self.republish(),
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command).await,
                     None => break,
@@ -391,7 +460,7 @@ impl Runtime {
                 ..
             } => {
                 debug!(%peer_id, "connected");
-                if num_established.get() == 1 {
+                if num_established.get() == 1 && self.sync_on_connect {
                     self.start_sync(peer_id);
                 }
             }
@@ -409,6 +478,16 @@ impl Runtime {
                 message,
             })) => self.on_gossip(propagation_source, message_id, message.data),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if info.protocols.contains(&KAD_PROTOCOL) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
             _ => {}
         }
     }
@@ -433,7 +512,7 @@ impl Runtime {
                     (self.store.clone(), self.items.clone(), self.done_tx.clone());
                 tokio::task::spawn_blocking(move || {
                     let response = sync::answer(&store, &items, request);
-                    let _ = done.blocking_send(Done::Answer(channel, response));
+                    let _ = done.blocking_send(Done::Answer(channel, Box::new(response)));
                 });
             }
             Event::Message {
@@ -459,6 +538,94 @@ impl Runtime {
                 debug!(%peer, %error, "sync request failed")
             }
             Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => {
+                let (store, done) = (self.store.clone(), self.done_tx.clone());
+                tokio::task::spawn_blocking(move || match dht_inbound(&store, &record) {
+                    Ok(Some(value)) => {
+                        let keep = kad::Record { value, ..record };
+                        let _ = done.blocking_send(Done::DhtKeep(keep));
+                    }
+                    Ok(None) => {}
+                    Err(e) => warn!(%source, error = %e, "refused a DHT record"),
+                });
+            }
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => {
+                let kad::QueryResult::GetRecord(result) = result else {
+                    return;
+                };
+                let Some((_, _, found)) = self.dht_gets.get_mut(&id) else {
+                    return;
+                };
+                let finished = match result {
+                    Ok(kad::GetRecordOk::FoundRecord(peer_record)) => {
+                        found.push(peer_record.record.value);
+                        step.last
+                    }
+                    Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
+                };
+                if finished && let Some((reply, key, found)) = self.dht_gets.remove(&id) {
+                    let (store, done) = (self.store.clone(), self.done_tx.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let result = dht_found(&store, &key, found);
+                        let _ = done.blocking_send(Done::DhtGot(reply, Box::new(result)));
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Announces the next few releases in the DHT, walking the whole store
+    /// over successive ticks, so records outlive their DHT expiry and a
+    /// restarted node's records are findable again.
+    fn republish(&mut self) {
+        let (store, done) = (self.store.clone(), self.done_tx.clone());
+        let cursor = self.republish_cursor.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = store
+                .release_keys(cursor.as_ref(), REPUBLISH_BATCH)
+                .and_then(|keys| {
+                    let mut values = Vec::new();
+                    for key in &keys {
+                        values.extend(store.dht_values(key)?);
+                    }
+                    Ok((keys.last().cloned(), values))
+                });
+            match result {
+                Ok((next, values)) => {
+                    let _ = done.blocking_send(Done::DhtPut(values));
+                    let _ = done.blocking_send(Done::Republish(next));
+                }
+                Err(e) => warn!(error = %e, "republish failed"),
+            }
+        });
+    }
+
+    fn dht_put(&mut self, values: Vec<DhtValue>) {
+        for (key, value) in values {
+            let record = kad::Record::new(kad::RecordKey::new(&key), value);
+            if let Err(e) = self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .put_record(record, kad::Quorum::One)
+            {
+                debug!(error = %e, "DHT put failed");
+            }
         }
     }
 
@@ -497,7 +664,7 @@ impl Runtime {
                     .swarm
                     .behaviour_mut()
                     .sync
-                    .send_response(channel, response);
+                    .send_response(channel, *response);
             }
             Done::Session(peer, result) => {
                 self.syncing.remove(&peer);
@@ -515,6 +682,22 @@ impl Runtime {
                     Err(e) => debug!(%peer, error = %e, "sync failed"),
                 }
             }
+            Done::DhtPut(values) => self.dht_put(values),
+            Done::DhtKeep(record) => {
+                if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
+                    debug!(error = %e, "DHT store full");
+                }
+            }
+            Done::DhtGot(reply, result) => {
+                let result = (*result).map(|(newest, head)| {
+                    if let Some(position) = head {
+                        self.bump_position(position);
+                    }
+                    newest
+                });
+                let _ = reply.send(result);
+            }
+            Done::Republish(next) => self.republish_cursor = next,
         }
     }
 
@@ -585,6 +768,7 @@ impl Runtime {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Publish(record, reply) => {
+                let key = record.release_key();
                 let store = self.store.clone();
                 let bytes = record.to_bytes();
                 let stored = tokio::task::spawn_blocking(move || store.apply(vec![*record])).await;
@@ -594,6 +778,7 @@ impl Runtime {
                         self.bump_log(&stored);
                         if stored.is_news() {
                             self.gossip(bytes);
+                            self.announce(key);
                         }
                         Ok(stored)
                     }
@@ -630,7 +815,26 @@ impl Runtime {
                 let _ = reply.send(mesh);
             }
             Command::GossipRaw(bytes) => self.gossip(bytes),
+            Command::DhtGet(key, reply) => {
+                let query = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_record(kad::RecordKey::new(&key.dht_key()));
+                self.dht_gets.insert(query, (reply, key, Vec::new()));
+            }
         }
+    }
+
+    /// Puts what this node serves for a release into the DHT.
+    fn announce(&mut self, key: ReleaseKey) {
+        let (store, done) = (self.store.clone(), self.done_tx.clone());
+        tokio::task::spawn_blocking(move || match store.dht_values(&key) {
+            Ok(values) => {
+                let _ = done.blocking_send(Done::DhtPut(values));
+            }
+            Err(e) => warn!(error = %e, "cannot read DHT values"),
+        });
     }
 
     fn gossip(&mut self, bytes: Vec<u8>) {
@@ -645,4 +849,85 @@ impl Runtime {
             Err(e) => debug!(error = %e, "not gossiped"),
         }
     }
+}
+
+/// Checks an inbound DHT record: the value must be a valid signed record
+/// stored under its own release or package key. Stores the record, and
+/// returns what this node serves under that key (its best value), or `None`
+/// when it holds nothing for it (a stale value for a key it does not serve).
+fn dht_inbound(store: &Store, record: &kad::Record) -> Result<Option<Vec<u8>>, NodeError> {
+    let signed = SignedRecord::from_bytes(&record.value)
+        .and_then(|r| r.verify())
+        .map_err(|e| NodeError::Transport(format!("invalid DHT value: {e}")))?;
+    let key = signed.release_key();
+    let under = record.key.as_ref();
+    let is_release_key = under == key.dht_key().as_slice();
+    let is_package_key = under == key.package_key().dht_key().as_slice();
+    if !is_release_key && !is_package_key {
+        return Err(NodeError::Transport(
+            "DHT value stored under another key".into(),
+        ));
+    }
+    if is_package_key && !matches!(signed.record(), Record::Release(_)) {
+        return Err(NodeError::Transport("a yank under a package key".into()));
+    }
+    store.apply(vec![signed])?;
+    Ok(store
+        .dht_values(&key)?
+        .into_iter()
+        .find(|(k, _)| k.as_slice() == under)
+        .map(|(_, v)| v))
+}
+
+/// Verifies and stores what a DHT get found; returns the package's newest
+/// release and the highest log position written.
+fn dht_found(store: &Store, key: &PackageKey, found: Vec<Vec<u8>>) -> DhtFound {
+    let mut valid = Vec::new();
+    for bytes in found {
+        match SignedRecord::from_bytes(&bytes).and_then(|r| r.verify()) {
+            Ok(r) if r.record().package_key() == *key => valid.push(r),
+            Ok(_) => debug!("DHT value for another package"),
+            Err(e) => debug!(error = %e, "invalid DHT value"),
+        }
+    }
+    let head = store.apply(valid)?.iter().filter_map(|s| s.position).max();
+    let newest = store.package(key)?.and_then(|p| p.newest().cloned());
+    Ok((newest, head))
+}
+
+/// Heartbeats in gossipsub's message cache: at least 5, and at least 5 s.
+fn history_length(heartbeat: Duration) -> usize {
+    let beats = Duration::from_secs(5).as_millis() / heartbeat.as_millis().max(1);
+    usize::try_from(beats).unwrap_or(usize::MAX).max(5)
+}
+
+/// Gossipsub peer scoring for the records topic (see `docs/node.md`): an
+/// invalid record costs far more than any good behaviour can earn, so a
+/// single forgery drives the sender's score below zero.
+fn score_params(topic: &IdentTopic) -> gossipsub::PeerScoreParams {
+    let mut params = gossipsub::PeerScoreParams {
+        // Good behaviour earns at most this much.
+        topic_score_cap: 100.0,
+        // Many honest nodes share an address (NAT, phones, local testnets).
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    params.topics.insert(
+        topic.hash(),
+        gossipsub::TopicScoreParams {
+            topic_weight: 1.0,
+            time_in_mesh_weight: 0.1,
+            time_in_mesh_quantum: Duration::from_secs(1),
+            time_in_mesh_cap: 300.0,
+            first_message_deliveries_weight: 1.0,
+            first_message_deliveries_cap: 50.0,
+            // Records are rare: staying quiet in the mesh is no fault.
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
+            invalid_message_deliveries_weight: -1000.0,
+            invalid_message_deliveries_decay: 0.3,
+            ..Default::default()
+        },
+    );
+    params
 }

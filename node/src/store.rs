@@ -88,6 +88,9 @@ impl Stored {
     }
 }
 
+/// A Kademlia key and the signed record stored under it.
+pub type DhtValue = (Vec<u8>, Vec<u8>);
+
 /// Counts, for status and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
@@ -298,6 +301,49 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` release keys after `after` (in key order), for walking
+    /// every release a piece at a time; pass the last key back as `after`.
+    pub fn release_keys(
+        &self,
+        after: Option<&ReleaseKey>,
+        limit: usize,
+    ) -> Result<Vec<ReleaseKey>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let rels = tx.open_table(RELEASES)?;
+        let start = after.map(release_key_bytes).unwrap_or_default();
+        let mut out = Vec::new();
+        for entry in rels.range(&start[..]..)? {
+            let (k, _) = entry?;
+            if after.is_some() && k.value() == &start[..] {
+                continue;
+            }
+            out.push(parse_release_key(k.value())?);
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// What this node serves in the DHT for a release: under the release's
+    /// key its current record (release or yank), and under its package's key
+    /// the package's newest release record, when there is one.
+    pub fn dht_values(&self, key: &ReleaseKey) -> Result<Vec<DhtValue>, StoreError> {
+        let mut out = Vec::new();
+        if let Some(current) = self.release(key)?.as_ref().and_then(ReleaseState::current) {
+            out.push((key.dht_key(), current.to_bytes()));
+        }
+        let package = key.package_key();
+        if let Some(newest) = self
+            .package(&package)?
+            .as_ref()
+            .and_then(PackageState::newest)
+        {
+            out.push((package.dht_key(), newest.to_bytes()));
+        }
+        Ok(out)
+    }
+
     /// The raw bytes of held records, for answering sync requests.
     pub fn record_bytes(&self, ids: &[RecordId]) -> Result<Vec<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -328,6 +374,26 @@ fn release_key_bytes(key: &ReleaseKey) -> Vec<u8> {
     let mut out = package_prefix(&key.package_key());
     out.extend_from_slice(key.version.to_string().as_bytes());
     out
+}
+
+fn parse_release_key(bytes: &[u8]) -> Result<ReleaseKey, StoreError> {
+    let corrupt = || StoreError::Corrupt("release key".into());
+    let (author, rest) = bytes.split_at_checked(32).ok_or_else(corrupt)?;
+    let author = AuthorId::from_bytes(author).map_err(|_| corrupt())?;
+    let mut parts = rest.splitn(2, |b| *b == 0);
+    let mut text = || {
+        parts
+            .next()
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .ok_or_else(corrupt)
+    };
+    let package = text()?.parse().map_err(|_| corrupt())?;
+    let version = text()?.parse().map_err(|_| corrupt())?;
+    Ok(ReleaseKey {
+        author,
+        package,
+        version,
+    })
 }
 
 fn package_prefix(key: &PackageKey) -> Vec<u8> {
@@ -555,6 +621,38 @@ mod tests {
         let state = store.release(&a.release_key()).unwrap().unwrap();
         assert_eq!(state.release(), Some(&repointed));
         assert_eq!(state.conflicting_cids().map(|c| c.len()), Some(2));
+    }
+
+    #[test]
+    fn walks_release_keys_in_pieces_and_serves_dht_values() {
+        let (_dir, store) = open();
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let records: Vec<_> = (0..5)
+            .map(|i| release(&key, "com.example.app", &format!("1.{i}.0"), i + 1, 1))
+            .collect();
+        store.apply(records.clone()).unwrap();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.release_keys(after.as_ref(), 2).unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().cloned();
+            seen.extend(page);
+        }
+        let expected: Vec<_> = records.iter().map(|r| r.release_key()).collect();
+        assert_eq!(seen, expected);
+        let values = store.dht_values(&records[0].release_key()).unwrap();
+        assert_eq!(
+            values[0],
+            (records[0].release_key().dht_key(), records[0].to_bytes())
+        );
+        let newest = &records[4];
+        assert_eq!(
+            values[1],
+            (newest.record().package_key().dht_key(), newest.to_bytes())
+        );
     }
 
     #[test]

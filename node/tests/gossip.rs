@@ -103,7 +103,11 @@ async fn a_record_published_on_one_node_reaches_all_ten() {
             holds(node, &record)
         })
         .await;
-        assert!(*node.log_head().borrow() >= 1);
+        // The log head (what API long-polls wait on) follows the store.
+        wait_until(&format!("node {i} signals its log head"), || async {
+            *node.log_head().borrow() >= 1
+        })
+        .await;
     }
 }
 
@@ -128,6 +132,9 @@ async fn a_forged_record_reaches_no_node_and_the_sender_is_penalised() {
     bytes.splice(start..start + fp.len(), payload);
     assert!(SignedRecord::from_bytes(&bytes).unwrap().verify().is_err());
 
+    // Let node 0 earn some standing in its neighbours' meshes first: one
+    // forgery must outweigh it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     nodes[0].gossip_raw_for_tests(bytes).await.unwrap();
     let sender = nodes[0].peer_id();
     // Node 0's neighbours (1 and 3, which it dialled; 7 and 9, which dialled

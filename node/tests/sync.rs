@@ -19,36 +19,57 @@ where
 {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn node() -> (tempfile::TempDir, Client, Multiaddr) {
     let dir = tempfile::tempdir().unwrap();
-    let node = ipsr_node::spawn(Config::local(dir.path().to_owned())).await.unwrap();
-    wait_until("the node listens", || async { !node.listen_addrs().await.unwrap().is_empty() })
-        .await;
-    let addr = node.listen_addrs().await.unwrap()[0].clone().with(Protocol::P2p(node.peer_id()));
+    let node = ipsr_node::spawn(Config::local(dir.path().to_owned()))
+        .await
+        .unwrap();
+    wait_until("the node listens", || async {
+        !node.listen_addrs().await.unwrap().is_empty()
+    })
+    .await;
+    let addr = node.listen_addrs().await.unwrap()[0]
+        .clone()
+        .with(Protocol::P2p(node.peer_id()));
     (dir, node, addr)
 }
 
 fn releases(seed: u8, n: usize) -> Vec<SignedRecord> {
     let key = AuthorKey::from_seed(&[seed; 32]);
-    let cid: ContentId =
-        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".parse().unwrap();
+    let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        .parse()
+        .unwrap();
     (0..n)
         .map(|i| {
             let version = format!("1.0.{i}").parse().unwrap();
-            Release::new(key.author_id(), "com.example.app".parse().unwrap(), version, i as u64, cid)
-                .sign(&key)
-                .unwrap()
+            Release::new(
+                key.author_id(),
+                "com.example.app".parse().unwrap(),
+                version,
+                i as u64,
+                cid,
+            )
+            .sign(&key)
+            .unwrap()
         })
         .collect()
 }
 
 fn ids(node: &Client) -> BTreeSet<RecordId> {
-    node.store().record_ids().unwrap().into_iter().map(|(_, id)| id).collect()
+    node.store()
+        .record_ids()
+        .unwrap()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +80,10 @@ async fn a_late_joiner_obtains_all_500_records() {
     }
     let (_b_dir, b, _) = node().await;
     b.dial(a_addr).await.unwrap();
-    wait_until("the late joiner holds all 500", || async { ids(&b).len() == 500 }).await;
+    wait_until("the late joiner holds all 500", || async {
+        ids(&b).len() == 500
+    })
+    .await;
     assert_eq!(ids(&a), ids(&b));
     // Every record also reached the joiner's log, for its consumers.
     assert_eq!(b.store().stats().unwrap().log_head, 500);
@@ -96,6 +120,9 @@ async fn partitioned_groups_converge_after_healing() {
     b.dial(c_addr).await.unwrap();
     let all: BTreeSet<RecordId> = left.iter().chain(&right).map(SignedRecord::id).collect();
     for (name, node) in [("a", &a), ("b", &b), ("c", &c), ("d", &d)] {
-        wait_until(&format!("{name} holds all 40"), || async { ids(node) == all }).await;
+        wait_until(&format!("{name} holds all 40"), || async {
+            ids(node) == all
+        })
+        .await;
     }
 }

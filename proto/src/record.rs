@@ -57,6 +57,17 @@ impl fmt::Display for ReleaseKey {
     }
 }
 
+impl PackageKey {
+    /// The Kademlia key under which the package's newest release record is
+    /// stored: `"/ipsr/package/1/" ‖ author (32 bytes) ‖ package`.
+    pub fn dht_key(&self) -> Vec<u8> {
+        let mut key = b"/ipsr/package/1/".to_vec();
+        key.extend_from_slice(self.author.as_bytes());
+        key.extend_from_slice(self.package.as_str().as_bytes());
+        key
+    }
+}
+
 impl fmt::Display for PackageKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.author, self.package)
@@ -64,6 +75,17 @@ impl fmt::Display for PackageKey {
 }
 
 impl ReleaseKey {
+    /// The Kademlia key under which the release's current record is stored:
+    /// `"/ipsr/release/1/" ‖ author (32 bytes) ‖ package ‖ 0x00 ‖ version`.
+    pub fn dht_key(&self) -> Vec<u8> {
+        let mut key = b"/ipsr/release/1/".to_vec();
+        key.extend_from_slice(self.author.as_bytes());
+        key.extend_from_slice(self.package.as_str().as_bytes());
+        key.push(0);
+        key.extend_from_slice(self.version.to_string().as_bytes());
+        key
+    }
+
     /// The package this release belongs to.
     pub fn package_key(&self) -> PackageKey {
         PackageKey {

@@ -5,6 +5,8 @@
 //!   append-only log that consumers tail from a position.
 //! * [`spawn`] starts a node from a [`Config`] and returns a [`Client`], the
 //!   cloneable handle everything else uses.
+//! * [`serve_api`] serves the node's local control API (HTTP+JSON,
+//!   `docs/node-api.md`) for a [`Client`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ipsr_node::NodeError> {
@@ -14,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod api;
 mod config;
 mod identity;
 mod limiter;
@@ -21,6 +24,7 @@ mod node;
 mod store;
 mod sync;
 
+pub use api::{ApiError, serve_api};
 pub use config::Config;
 pub use identity::IdentityError;
 pub use node::{Client, KAD_PROTOCOL, NodeError, PROTOCOL_VERSION, RECORDS_TOPIC, spawn};

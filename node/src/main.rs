@@ -1,5 +1,6 @@
 //! `ipsr-node`: the IPSR daemon.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use ipsr_node::Config;
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
 use serde::Deserialize;
+use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 /// The IPSR daemon: a libp2p node that validates, stores and passes on
@@ -30,8 +32,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// A TOML file with any of: data_dir, listen, bootstrap, max_connections,
-    /// max_connections_per_peer.
+    /// A TOML file with any of: data_dir, listen, bootstrap, api,
+    /// max_connections, max_connections_per_peer.
     #[arg(long, env = "IPSR_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Where the node keeps its identity and store [default: $XDG_DATA_HOME/ipsr].
@@ -54,6 +56,23 @@ struct RunArgs {
         value_delimiter = ','
     )]
     bootstrap: Vec<Multiaddr>,
+    /// Where to serve the local HTTP+JSON control API (docs/node-api.md); it
+    /// has no authentication, so keep it on loopback [default: 127.0.0.1:5050].
+    #[arg(long, env = "IPSR_API", value_name = "ADDR")]
+    api: Option<SocketAddr>,
+}
+
+/// The API address when neither a flag, a variable nor the file names one.
+const DEFAULT_API: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    5050,
+));
+
+/// What `run` needs: the node's config and the API address.
+#[derive(Debug)]
+struct Settings {
+    node: Config,
+    api: SocketAddr,
 }
 
 /// The config file.
@@ -65,6 +84,7 @@ struct FileConfig {
     listen: Vec<Multiaddr>,
     #[serde(default)]
     bootstrap: Vec<Multiaddr>,
+    api: Option<SocketAddr>,
     max_connections: Option<u32>,
     max_connections_per_peer: Option<u32>,
 }
@@ -83,7 +103,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn config(args: RunArgs) -> anyhow::Result<Config> {
+fn config(args: RunArgs) -> anyhow::Result<Settings> {
     let file = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -117,15 +137,25 @@ fn config(args: RunArgs) -> anyhow::Result<Config> {
     if let Some(n) = file.max_connections_per_peer {
         config.max_connections_per_peer = n;
     }
-    Ok(config)
+    Ok(Settings {
+        node: config,
+        api: args.api.or(file.api).unwrap_or(DEFAULT_API),
+    })
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = config(args)?;
+    let Settings { node: config, api } = config(args)?;
+    // Take over SIGINT and SIGTERM before announcing anything: whoever reads
+    // the start-up lines may signal at once.
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
     let data_dir = config.data_dir.clone();
     let node = ipsr_node::spawn(config)
         .await
         .with_context(|| format!("cannot start the node in {}", data_dir.display()))?;
+    let (api, server) = ipsr_node::serve_api(node.clone(), api)
+        .await
+        .context("cannot serve the API (--api)")?;
     println!("peer id: {}", node.peer_id());
     println!("data dir: {}", data_dir.display());
     // Listen addresses arrive as the transports come up.
@@ -140,10 +170,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     for addr in addrs {
         println!("listening on: {}", addr.with(Protocol::P2p(node.peer_id())));
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    println!("api: http://{api}");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupt.recv() => {}
         _ = term.recv() => {}
+        () = server => {}
     }
     tracing::info!("shutting down");
     drop(node);
@@ -169,7 +200,8 @@ mod tests {
         let file = dir.path().join("node.toml");
         std::fs::write(
             &file,
-            "data_dir = \"/from/file\"\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\nmax_connections = 7\n",
+            "data_dir = \"/from/file\"\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\nmax_connections = 7\n\
+             api = \"127.0.0.1:6001\"\n",
         )
         .unwrap();
         let args = |extra: &[&str]| {
@@ -178,24 +210,39 @@ mod tests {
             let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command;
             config(args).unwrap()
         };
-        let from_file = args(&[]);
+        let Settings {
+            node: from_file,
+            api,
+        } = args(&[]);
+        assert_eq!(api, "127.0.0.1:6001".parse().unwrap());
         assert_eq!(from_file.data_dir, PathBuf::from("/from/file"));
         assert_eq!(
             from_file.listen,
             vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]
         );
         assert_eq!(from_file.max_connections, 7);
-        let flagged = args(&[
+        let Settings { node: flagged, api } = args(&[
             "--data-dir",
             "/from/flag",
             "--listen",
             "/ip4/127.0.0.1/tcp/2",
+            "--api",
+            "127.0.0.1:0",
         ]);
+        assert_eq!(api, "127.0.0.1:0".parse().unwrap());
         assert_eq!(flagged.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(
             flagged.listen,
             vec!["/ip4/127.0.0.1/tcp/2".parse().unwrap()]
         );
+        std::fs::write(&file, "data_dir = \"/d\"\n").unwrap();
+        assert_eq!(args(&[]).api, DEFAULT_API);
+        std::fs::write(&file, "api = \"not an address\"\n").unwrap();
+        let Command::Run(a) =
+            Cli::try_parse_from(["ipsr-node", "run", "--config", file.to_str().unwrap()])
+                .unwrap()
+                .command;
+        assert!(config(a).is_err());
         std::fs::write(&file, "bogus = 1\n").unwrap();
         let Command::Run(a) =
             Cli::try_parse_from(["ipsr-node", "run", "--config", file.to_str().unwrap()])

@@ -17,10 +17,27 @@ impl Drop for Guard {
     }
 }
 
-/// Starts a node and reads its start-up lines: (peer id, listen addresses).
-fn start(data_dir: &std::path::Path) -> (Guard, String, Vec<String>) {
+/// A started node and what it printed.
+struct Node {
+    guard: Guard,
+    peer: String,
+    addrs: Vec<String>,
+    /// The API's base URL, `http://127.0.0.1:PORT`.
+    api: String,
+}
+
+/// Starts a node and reads its start-up lines: peer id, listen addresses
+/// and, last, the API address.
+fn start(data_dir: &std::path::Path) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ipsr-node"))
-        .args(["run", "--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
+        .args([
+            "run",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
         .arg(data_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -37,25 +54,38 @@ fn start(data_dir: &std::path::Path) -> (Guard, String, Vec<String>) {
             }
         }
     });
-    let (mut peer, mut addrs) = (None, Vec::new());
+    let (mut peer, mut addrs, mut api) = (None, Vec::new(), None);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while addrs.is_empty() {
+    while api.is_none() {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the node prints its peer id and addresses");
+            .expect("the node prints its peer id, addresses and API address");
         if let Some(p) = line.strip_prefix("peer id: ") {
             peer = Some(p.to_owned());
         } else if let Some(a) = line.strip_prefix("listening on: ") {
             addrs.push(a.to_owned());
+        } else if let Some(a) = line.strip_prefix("api: ") {
+            assert!(!addrs.is_empty(), "the API line comes after the addresses");
+            api = Some(a.to_owned());
         }
     }
-    (guard, peer.unwrap(), addrs)
+    Node {
+        guard,
+        peer: peer.unwrap(),
+        addrs,
+        api: api.unwrap(),
+    }
 }
 
 #[test]
 fn starts_prints_its_identity_keeps_it_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut node, peer, addrs) = start(dir.path());
+    let Node {
+        guard: mut node,
+        peer,
+        addrs,
+        ..
+    } = start(dir.path());
     assert!(addrs[0].starts_with("/ip4/127.0.0.1/tcp/"), "{addrs:?}");
     assert!(addrs[0].ends_with(&format!("/p2p/{peer}")));
     let mode = std::fs::metadata(dir.path().join("identity.key"))
@@ -87,11 +117,69 @@ fn starts_prints_its_identity_keeps_it_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
 
     // Restarted, after a kill -9 too, it is the same node.
-    let (node, again, _) = start(dir.path());
-    assert_eq!(again, peer);
-    drop(node); // SIGKILL
-    let (_node, third, _) = start(dir.path());
-    assert_eq!(third, peer);
+    let again = start(dir.path());
+    assert_eq!(again.peer, peer);
+    drop(again); // SIGKILL
+    let third = start(dir.path());
+    assert_eq!(third.peer, peer);
+}
+
+fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+#[test]
+fn a_record_posted_over_http_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(dir.path());
+    assert!(node.api.starts_with("http://127.0.0.1:"), "{}", node.api);
+    let key = ipsr_proto::AuthorKey::from_seed(&[5; 32]);
+    let cid: ipsr_proto::ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        .parse()
+        .unwrap();
+    let record = ipsr_proto::Release::new(
+        key.author_id(),
+        "com.example.app".parse().unwrap(),
+        "1.0.0".parse().unwrap(),
+        1,
+        cid,
+    )
+    .sign(&key)
+    .unwrap();
+    let mut posted = http()
+        .post(format!("{}/v1/records", node.api))
+        .header("content-type", "application/octet-stream")
+        .send(record.to_bytes())
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let answer: serde_json::Value =
+        serde_json::from_str(&posted.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(answer["change"], "new");
+    assert_eq!(answer["position"], 1);
+
+    drop(node); // SIGKILL: no chance to flush anything
+    let node = start(dir.path());
+    let url = format!(
+        "{}/v1/packages/{}/com.example.app",
+        node.api,
+        key.author_id()
+    );
+    let mut got = http().get(url).call().unwrap();
+    assert_eq!(got.status(), 200);
+    let package: serde_json::Value =
+        serde_json::from_str(&got.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(package["newest"], "1.0.0");
+    assert_eq!(package["versions"][0]["cid"], cid.to_string());
+    assert_eq!(package["versions"][0]["record_id"], record.id().to_string());
+    let mut log = http().get(format!("{}/v1/log", node.api)).call().unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&log.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(log["head"], 1);
+    assert_eq!(log["entries"][0]["id"], record.id().to_string());
 }
 
 #[test]
@@ -106,7 +194,9 @@ fn help_tells_a_newcomer_what_to_type() {
         "--listen",
         "--bootstrap",
         "--config",
+        "--api",
         "IPSR_DATA_DIR",
+        "IPSR_API",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }

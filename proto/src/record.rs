@@ -350,6 +350,25 @@ impl SignedRecord<Unverified> {
         })
     }
 
+    /// Accepts bytes that this program verified before and kept in its own
+    /// storage, without checking the signature again: it still decodes and
+    /// validates every field and checks that the key is the author's. Never
+    /// use it for bytes from the network or from another program.
+    pub fn from_trusted_storage(bytes: &[u8]) -> Result<SignedRecord<Verified>, VerifyError> {
+        let unverified = Self::from_bytes(bytes)?;
+        let record = Record::decode(&unverified.payload)?;
+        if record.author().as_bytes() != &unverified.public_key {
+            return Err(VerifyError::KeyMismatch);
+        }
+        let id = RecordId::of(&unverified.to_bytes());
+        Ok(SignedRecord {
+            payload: unverified.payload,
+            public_key: unverified.public_key,
+            signature: unverified.signature,
+            state: Verified { record, id },
+        })
+    }
+
     /// Verifies against the local clock ([`crate::now_ms`]).
     pub fn verify(self) -> Result<SignedRecord<Verified>, VerifyError> {
         self.verify_at(crate::now_ms())

@@ -1,0 +1,203 @@
+//! The routes, as warp filters. Each matches its path first and its method
+//! second, so an unknown path is a 404 and a known path with another method
+//! a 405. Every route limits its request body.
+
+use std::convert::Infallible;
+use std::future::Future;
+
+use bytes::{Buf, Bytes};
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use tracing::{Instrument, debug};
+use warp::{Filter, Rejection, Reply};
+
+use super::MAX_POST_BODY;
+use super::error::{Failure, recover};
+use super::handlers::{self, Ctx, LogQuery};
+use crate::Client;
+
+/// Every route, with the rejection handler and a debug-level access log.
+/// (warp's own `trace` filter logs every request at info level, too loud
+/// for operators; handlers run in a debug span per request instead.)
+pub(crate) fn routes(
+    client: Client,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let ctx = Ctx::new(client);
+    publish(ctx.clone())
+        .or(package(ctx.clone()))
+        .or(release(ctx.clone()))
+        .or(author(ctx.clone()))
+        .or(log(ctx.clone()))
+        .or(peers(ctx.clone()))
+        .or(status(ctx))
+        .recover(recover)
+        .map(|reply| warp::reply::with_header(reply, "x-content-type-options", "nosniff"))
+        .with(warp::log::custom(|info| {
+            debug!(
+                method = %info.method(),
+                path = %info.path(),
+                status = info.status().as_u16(),
+                elapsed_ms = info.elapsed().as_millis(),
+                "api request"
+            );
+        }))
+}
+
+/// `POST /v1/records`: one signed record as `application/octet-stream`.
+fn publish(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "records")
+        .and(warp::post())
+        .and(octet_stream())
+        .and(body(MAX_POST_BODY))
+        .and(with(ctx))
+        .and_then(|body, ctx| json("publish", handlers::publish(ctx, body)))
+}
+
+/// `GET /v1/packages/{author}/{package}`.
+fn package(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "packages" / String / String)
+        .and(get())
+        .and(with(ctx))
+        .and_then(|author, package, ctx| {
+            json("package", handlers::package_info(ctx, author, package))
+        })
+}
+
+/// `GET /v1/packages/{author}/{package}/{version}`.
+fn release(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "packages" / String / String / String)
+        .and(get())
+        .and(with(ctx))
+        .and_then(|author, package, version, ctx| {
+            json(
+                "release",
+                handlers::release_info(ctx, author, package, version),
+            )
+        })
+}
+
+/// `GET /v1/authors/{author}`.
+fn author(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "authors" / String)
+        .and(get())
+        .and(with(ctx))
+        .and_then(|author, ctx| json("author", handlers::author_info(ctx, author)))
+}
+
+/// `GET /v1/log?after=N&limit=M&wait=S`.
+fn log(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "log")
+        .and(get())
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(with(ctx))
+        .and_then(|pairs: Vec<(String, String)>, ctx| async move {
+            let query = LogQuery::parse(&pairs).map_err(warp::reject::custom)?;
+            json("log", handlers::log(ctx, query)).await
+        })
+}
+
+/// `GET /v1/peers`.
+fn peers(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "peers")
+        .and(get())
+        .and(with(ctx))
+        .and_then(|ctx| json("peers", handlers::peers(ctx)))
+}
+
+/// `GET /v1/status`.
+fn status(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "status")
+        .and(get())
+        .and(with(ctx))
+        .and_then(|ctx| json("status", handlers::status(ctx)))
+}
+
+fn with(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = Infallible> + Clone {
+    warp::any().map(move || ctx.clone())
+}
+
+/// `GET` with no request body: a declared body is refused, an undeclared
+/// one is never read.
+fn get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::get()
+        .and(warp::header::optional::<u64>("content-length"))
+        .and_then(|length: Option<u64>| async move {
+            match length {
+                Some(n) if n > 0 => Err(warp::reject::custom(Failure::BodyTooLarge { limit: 0 })),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+}
+
+/// Requires `Content-Type: application/octet-stream` (parameters allowed).
+/// Besides naming the format, this keeps web pages from posting records
+/// through a visitor's browser: such a cross-origin request needs a CORS
+/// preflight, which the API never grants.
+fn octet_stream() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(|value: Option<String>| async move {
+            let essence = value
+                .as_deref()
+                .and_then(|v| v.split(';').next())
+                .map(str::trim);
+            match essence {
+                Some(e) if e.eq_ignore_ascii_case("application/octet-stream") => Ok(()),
+                _ => Err(warp::reject::custom(Failure::MediaType)),
+            }
+        })
+        .untuple_one()
+}
+
+/// The whole request body, refused past `limit` bytes whether it declares
+/// its length or is chunked.
+fn body(limit: usize) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .and_then(move |length: Option<u64>, stream| async move {
+            read_body(length, stream, limit)
+                .await
+                .map_err(warp::reject::custom)
+        })
+}
+
+async fn read_body<S, B>(length: Option<u64>, stream: S, limit: usize) -> Result<Bytes, Failure>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let too_large = Failure::BodyTooLarge { limit };
+    let declared = match length.map(usize::try_from) {
+        Some(Ok(n)) if n <= limit => n,
+        Some(_) => return Err(too_large),
+        None => 0,
+    };
+    let mut out = Vec::with_capacity(declared);
+    let mut stream = std::pin::pin!(stream);
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|e| Failure::BodyRead(e.to_string()))?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(too_large);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out.into())
+}
+
+/// Runs a handler in a span named after its route and turns its answer
+/// into JSON, or its failure into a rejection for [`recover`].
+async fn json<T: Serialize>(
+    route: &'static str,
+    handler: impl Future<Output = Result<T, Failure>>,
+) -> Result<warp::reply::Json, Rejection> {
+    handler
+        .instrument(tracing::debug_span!("api", route))
+        .await
+        .map(|body| warp::reply::json(&body))
+        .map_err(warp::reject::custom)
+}

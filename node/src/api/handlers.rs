@@ -1,0 +1,265 @@
+//! The handlers: plain async functions from a parsed request to a model.
+//! Store reads run in `spawn_blocking` (redb calls block).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ipsr_proto::{AuthorId, PackageKey, PackageName, ReleaseKey, SignedRecord, Version};
+use tokio::sync::Semaphore;
+use tracing::debug;
+
+use super::error::Failure;
+use super::models::{Author, Log, Package, Peers, Published, ReleaseView, Status};
+use super::{DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT, MAX_WAIT, MAX_WAITERS};
+use crate::{Client, Store, StoreError};
+
+/// What every handler gets: the node and the API's shared limits.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    client: Client,
+    /// Permits to long-poll the log.
+    waiters: Arc<Semaphore>,
+}
+
+impl Ctx {
+    pub(crate) fn new(client: Client) -> Self {
+        Self {
+            client,
+            waiters: Arc::new(Semaphore::new(MAX_WAITERS)),
+        }
+    }
+
+    /// Runs a store read off the async threads.
+    async fn read<T, F>(&self, read: F) -> Result<T, Failure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.client.store().clone();
+        tokio::task::spawn_blocking(move || read(&store))
+            .await
+            .map_err(|e| Failure::Task(e.to_string()))?
+            .map_err(Failure::from)
+    }
+}
+
+fn author(text: &str) -> Result<AuthorId, Failure> {
+    text.parse().map_err(Failure::Author)
+}
+
+fn package(text: &str) -> Result<PackageName, Failure> {
+    text.parse().map_err(Failure::Package)
+}
+
+fn version(text: &str) -> Result<Version, Failure> {
+    text.parse().map_err(Failure::Version)
+}
+
+/// `POST /v1/records`: verifies the body, stores it durably and gossips it.
+pub(crate) async fn publish(ctx: Ctx, body: Bytes) -> Result<Published, Failure> {
+    let record = SignedRecord::from_bytes(&body)
+        .and_then(SignedRecord::verify)
+        .map_err(Failure::Verify)?;
+    let payload = record.record().clone();
+    let stored = ctx.client.publish(record).await?;
+    debug!(record = %stored.id, change = ?stored.applied.change, "published");
+    Ok(Published::new(&stored, &payload))
+}
+
+/// `GET /v1/packages/{author}/{package}`.
+pub(crate) async fn package_info(
+    ctx: Ctx,
+    author_text: String,
+    package_text: String,
+) -> Result<Package, Failure> {
+    let key = PackageKey {
+        author: author(&author_text)?,
+        package: package(&package_text)?,
+    };
+    let not_found = || Failure::NotFound(format!("no release of {key} is known"));
+    let state = ctx
+        .read({
+            let key = key.clone();
+            move |store| store.package(&key)
+        })
+        .await?
+        .ok_or_else(not_found)?;
+    Package::new(&state).ok_or_else(not_found)
+}
+
+/// `GET /v1/packages/{author}/{package}/{version}`.
+pub(crate) async fn release_info(
+    ctx: Ctx,
+    author_text: String,
+    package_text: String,
+    version_text: String,
+) -> Result<ReleaseView, Failure> {
+    let key = ReleaseKey {
+        author: author(&author_text)?,
+        package: package(&package_text)?,
+        version: version(&version_text)?,
+    };
+    let not_found = || Failure::NotFound(format!("release {key} is not known"));
+    let state = ctx
+        .read({
+            let key = key.clone();
+            move |store| store.release(&key)
+        })
+        .await?
+        .ok_or_else(not_found)?;
+    ReleaseView::new(&state).ok_or_else(not_found)
+}
+
+/// `GET /v1/authors/{author}`.
+pub(crate) async fn author_info(ctx: Ctx, author_text: String) -> Result<Author, Failure> {
+    let author = author(&author_text)?;
+    let packages = ctx.read(move |store| store.packages_of(&author)).await?;
+    Ok(Author { author, packages })
+}
+
+/// The parameters of `GET /v1/log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogQuery {
+    after: u64,
+    limit: usize,
+    wait: Duration,
+}
+
+impl LogQuery {
+    /// Parses `after`, `limit` and `wait` (seconds); other parameters are
+    /// ignored, a repeated one counts with its last value.
+    pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Self, Failure> {
+        let mut query = Self {
+            after: 0,
+            limit: DEFAULT_LOG_LIMIT,
+            wait: Duration::ZERO,
+        };
+        for (name, value) in pairs {
+            match name.as_str() {
+                "after" => {
+                    query.after = value.parse().map_err(|_| Failure::Query {
+                        param: "after",
+                        reason: "must be a log position (an integer, 0 or more)",
+                    })?;
+                }
+                "limit" => {
+                    let limit: usize =
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|l| *l > 0)
+                            .ok_or(Failure::Query {
+                                param: "limit",
+                                reason: "must be an integer, 1 or more",
+                            })?;
+                    query.limit = limit.min(MAX_LOG_LIMIT);
+                }
+                "wait" => {
+                    let secs: u64 = value.parse().map_err(|_| Failure::Query {
+                        param: "wait",
+                        reason: "must be a number of seconds (an integer, 0 or more)",
+                    })?;
+                    query.wait = Duration::from_secs(secs).min(MAX_WAIT);
+                }
+                _ => {}
+            }
+        }
+        Ok(query)
+    }
+}
+
+/// `GET /v1/log`: entries after a position; with `wait`, a long-poll.
+///
+/// It never skips an entry: the store appends positions in commit order
+/// and the log head is announced only after the commit, so an entry is
+/// either in the first read or announced to the waiting receiver, which is
+/// taken before that read.
+pub(crate) async fn log(ctx: Ctx, query: LogQuery) -> Result<Log, Failure> {
+    let mut head = ctx.client.log_head();
+    let log = read_log(&ctx, query).await?;
+    if !log.is_empty() || query.wait.is_zero() {
+        return Ok(log);
+    }
+    let Ok(_permit) = ctx.waiters.try_acquire() else {
+        debug!("too many waiting log requests; answering at once");
+        return Ok(log);
+    };
+    // Ends when the head passes `after`, the wait is over, or the node stops.
+    let _ = tokio::time::timeout(query.wait, head.wait_for(|h| *h > query.after)).await;
+    read_log(&ctx, query).await
+}
+
+async fn read_log(ctx: &Ctx, query: LogQuery) -> Result<Log, Failure> {
+    ctx.read(move |store| {
+        let entries = store.log_after(query.after, query.limit)?;
+        // Read after the entries: the head is at least the last of them.
+        let head = store.stats()?.log_head;
+        Ok(Log::new(head, &entries))
+    })
+    .await
+}
+
+/// `GET /v1/peers`.
+pub(crate) async fn peers(ctx: Ctx) -> Result<Peers, Failure> {
+    let peers = ctx.client.peers().await?;
+    Ok(Peers {
+        peers: peers.iter().map(ToString::to_string).collect(),
+    })
+}
+
+/// `GET /v1/status`.
+pub(crate) async fn status(ctx: Ctx) -> Result<Status, Failure> {
+    let stats = ctx.read(Store::stats).await?;
+    let listen_addrs = ctx.client.listen_addrs().await?;
+    let peers = ctx.client.peers().await?;
+    Ok(Status::new(
+        ctx.client.peer_id().to_string(),
+        listen_addrs.iter().map(ToString::to_string).collect(),
+        peers.len(),
+        stats,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(query: &[(&str, &str)]) -> Result<LogQuery, Failure> {
+        let pairs: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        LogQuery::parse(&pairs)
+    }
+
+    #[test]
+    fn log_query_defaults_caps_and_errors() {
+        let q = parse(&[]).unwrap();
+        assert_eq!(
+            (q.after, q.limit, q.wait),
+            (0, DEFAULT_LOG_LIMIT, Duration::ZERO)
+        );
+        let q = parse(&[
+            ("after", "7"),
+            ("limit", "5000"),
+            ("wait", "99"),
+            ("x", "y"),
+        ])
+        .unwrap();
+        assert_eq!((q.after, q.limit, q.wait), (7, MAX_LOG_LIMIT, MAX_WAIT));
+        for (name, value) in [
+            ("after", "-1"),
+            ("after", "x"),
+            ("limit", "0"),
+            ("limit", ""),
+            ("wait", "1.5"),
+        ] {
+            let err = parse(&[(name, value)]).unwrap_err();
+            assert!(
+                matches!(err, Failure::Query { param, .. } if param == name),
+                "{name}={value}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! Tests of the local control API (`docs/node-api.md`) against an
+//! in-process node: the API is served on 127.0.0.1:0 and called over real
+//! HTTP. Every wait is bounded.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ipsr_node::{Client, Config};
+use ipsr_proto::{AuthorKey, ContentId, Record, Release, SignedRecord, Yank};
+use serde_json::Value;
+
+/// A running node with its API.
+struct Api {
+    _dir: tempfile::TempDir,
+    node: Client,
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// An answer: status and JSON body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    json: Value,
+}
+
+impl Answer {
+    fn code(&self) -> &str {
+        self.json["code"].as_str().unwrap_or_default()
+    }
+}
+
+impl Api {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let node = ipsr_node::spawn(Config::local(dir.path().to_owned()))
+            .await
+            .unwrap();
+        let (addr, server) = ipsr_node::serve_api(node.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        assert_ne!(addr.port(), 0, "the bound port is reported");
+        tokio::spawn(server);
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Self {
+            _dir: dir,
+            node,
+            base: format!("http://{addr}"),
+            agent,
+        }
+    }
+
+    /// Runs a blocking HTTP call off the async threads.
+    async fn call(
+        &self,
+        request: impl FnOnce(
+            &ureq::Agent,
+            &str,
+        ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>
+        + Send
+        + 'static,
+    ) -> Answer {
+        let agent = self.agent.clone();
+        let base = self.base.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut response = request(&agent, &base).unwrap();
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let text = response.body_mut().read_to_string().unwrap();
+            assert_eq!(
+                content_type.as_deref(),
+                Some("application/json"),
+                "every answer is JSON: {status} {text}"
+            );
+            let json = serde_json::from_str(&text).unwrap();
+            Answer { status, json }
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        let path = path.to_owned();
+        self.call(move |agent, base| agent.get(format!("{base}{path}")).call())
+            .await
+    }
+
+    async fn post(&self, bytes: Vec<u8>) -> Answer {
+        self.call(move |agent, base| {
+            agent
+                .post(format!("{base}/v1/records"))
+                .header("content-type", "application/octet-stream")
+                .send(bytes)
+        })
+        .await
+    }
+
+    async fn publish(&self, record: &SignedRecord) -> Answer {
+        self.post(record.to_bytes()).await
+    }
+
+    async fn records_held(&self) -> u64 {
+        let status = self.get("/v1/status").await;
+        assert_eq!(status.status, 200);
+        status.json["records"].as_u64().unwrap()
+    }
+}
+
+fn cid(n: u8) -> ContentId {
+    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
+    bytes.extend([n; 32]);
+    ContentId::from_bytes(&bytes).unwrap()
+}
+
+/// A release of `com.example.app` with fixed times, so its bytes are the
+/// same on every run.
+fn release(key: &AuthorKey, version: &str, version_code: u64, seq: u64, c: u8) -> SignedRecord {
+    let mut r = Release::new(
+        key.author_id(),
+        "com.example.app".parse().unwrap(),
+        version.parse().unwrap(),
+        version_code,
+        cid(c),
+    );
+    r.metadata.title = "<script>alert('x')</script> & \"Friends\"".into();
+    r.metadata.summary = "An app".into();
+    r.created_at = 1_700_000_000_000 + seq;
+    r.seq = seq;
+    r.sign(key).unwrap()
+}
+
+fn yank(key: &AuthorKey, version: &str, seq: u64) -> SignedRecord {
+    let mut y = Yank::new(
+        key.author_id(),
+        "com.example.app".parse().unwrap(),
+        version.parse().unwrap(),
+        "crashes on start".into(),
+    );
+    y.created_at = 1_700_000_000_000 + seq;
+    y.seq = seq;
+    y.sign(key).unwrap()
+}
+
+/// Decodes a base64 record from an answer and verifies it.
+fn verified(value: &Value) -> SignedRecord {
+    let bytes = STANDARD.decode(value.as_str().unwrap()).unwrap();
+    SignedRecord::from_bytes(&bytes).unwrap().verify().unwrap()
+}
+
+fn package_path(key: &AuthorKey) -> String {
+    format!("/v1/packages/{}/com.example.app", key.author_id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_then_read_packages_releases_authors_and_status() {
+    let api = Api::start().await;
+    let key = AuthorKey::from_seed(&[1; 32]);
+    let v1 = release(&key, "1.0.0", 1, 10, 1);
+
+    // Publish: new, at log position 1; again: a duplicate, not logged.
+    let first = api.publish(&v1).await;
+    assert_eq!(first.status, 200, "{:?}", first.json);
+    assert_eq!(first.json["change"], "new");
+    assert_eq!(first.json["position"], 1);
+    assert_eq!(first.json["id"], v1.id().to_string());
+    assert_eq!(first.json["author"], key.author_id().to_string());
+    assert_eq!(first.json["package"], "com.example.app");
+    assert_eq!(first.json["version"], "1.0.0");
+    let again = api.publish(&v1).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json["change"], "duplicate");
+    assert_eq!(again.json["position"], Value::Null);
+    assert!(api.node.store().record(&v1.id()).unwrap().is_some());
+
+    // The package: 1.0.0 is the newest, with its CID; HTML in metadata is
+    // returned verbatim, as a JSON string.
+    let package = api.get(&package_path(&key)).await;
+    assert_eq!(package.status, 200, "{:?}", package.json);
+    let p = &package.json;
+    assert_eq!(p["author"], key.author_id().to_string());
+    assert_eq!(p["package"], "com.example.app");
+    assert_eq!(p["newest"], "1.0.0");
+    assert_eq!(
+        p["metadata"]["title"],
+        "<script>alert('x')</script> & \"Friends\""
+    );
+    let versions = p["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1);
+    let entry = &versions[0];
+    assert_eq!(entry["version"], "1.0.0");
+    assert_eq!(entry["version_code"], 1);
+    assert_eq!(entry["cid"], cid(1).to_string());
+    assert_eq!(entry["file_name"], "com.example.app-1.0.0");
+    assert_eq!(entry["platform"], "any");
+    assert_eq!(entry["seq"], 10);
+    assert_eq!(entry["created_at"], 1_700_000_000_010u64);
+    assert_eq!(entry["yanked"], false);
+    assert_eq!(entry["yank_reason"], Value::Null);
+    assert_eq!(entry["conflicting_cids"], serde_json::json!([]));
+    assert_eq!(entry["equivocated"], false);
+    assert_eq!(entry["record_id"], v1.id().to_string());
+
+    // A second version with a higher version code becomes the newest.
+    let v2 = release(&key, "1.1.0", 2, 20, 2);
+    assert_eq!(api.publish(&v2).await.json["position"], 2);
+    let package = api.get(&package_path(&key)).await;
+    assert_eq!(package.json["newest"], "1.1.0");
+    let order: Vec<&str> = package.json["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["1.1.0", "1.0.0"], "by version code, highest first");
+
+    // One release: its signed record verifies without trusting the node.
+    let one = api.get(&format!("{}/1.1.0", package_path(&key))).await;
+    assert_eq!(one.status, 200, "{:?}", one.json);
+    assert_eq!(one.json["cid"], cid(2).to_string());
+    assert_eq!(one.json["metadata"]["summary"], "An app");
+    assert_eq!(one.json["yank_record"], Value::Null);
+    let record = verified(&one.json["record"]);
+    assert_eq!(record, v2);
+    assert_eq!(record.id().to_string(), one.json["record_id"]);
+
+    // Yank 1.1.0 with a higher seq: it shows as yanked and 1.0.0 is newest.
+    let y = yank(&key, "1.1.0", 30);
+    let yanked = api.publish(&y).await;
+    assert_eq!(yanked.json["change"], "new");
+    assert_eq!(yanked.json["position"], 3);
+    let package = api.get(&package_path(&key)).await;
+    assert_eq!(package.json["newest"], "1.0.0");
+    let v110 = &package.json["versions"][0];
+    assert_eq!(v110["version"], "1.1.0");
+    assert_eq!(v110["yanked"], true);
+    assert_eq!(v110["yank_reason"], "crashes on start");
+    let one = api.get(&format!("{}/1.1.0", package_path(&key))).await;
+    assert_eq!(one.json["yanked"], true);
+    let yank_record = verified(&one.json["yank_record"]);
+    assert_eq!(yank_record, y);
+    assert!(matches!(yank_record.record(), Record::Yank(_)));
+
+    // Everything yanked: no newest, the metadata of the highest version.
+    api.publish(&yank(&key, "1.0.0", 40)).await;
+    let package = api.get(&package_path(&key)).await;
+    assert_eq!(package.json["newest"], Value::Null);
+    assert_eq!(package.json["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(package.json["metadata"]["summary"], "An app");
+
+    // The author's packages; an author with none has an empty list.
+    let other = release(&key, "0.1.0", 1, 50, 3);
+    let Record::Release(mut r) = other.record().clone() else {
+        unreachable!()
+    };
+    r.package = "org.example.other".parse().unwrap();
+    api.publish(&r.sign(&key).unwrap()).await;
+    let author = api.get(&format!("/v1/authors/{}", key.author_id())).await;
+    assert_eq!(author.status, 200);
+    assert_eq!(author.json["author"], key.author_id().to_string());
+    assert_eq!(
+        author.json["packages"],
+        serde_json::json!(["com.example.app", "org.example.other"])
+    );
+    let stranger = AuthorKey::from_seed(&[9; 32]).author_id();
+    let none = api.get(&format!("/v1/authors/{stranger}")).await;
+    assert_eq!(none.status, 200);
+    assert_eq!(none.json["packages"], serde_json::json!([]));
+
+    // Status and peers.
+    let status = api.get("/v1/status").await;
+    assert_eq!(status.status, 200);
+    let s = &status.json;
+    assert_eq!(s["peer_id"], api.node.peer_id().to_string());
+    assert_eq!(s["records"], 5);
+    assert_eq!(s["releases"], 3);
+    assert_eq!(s["log_head"], 5);
+    assert_eq!(s["conflicts"], 0);
+    assert_eq!(s["peers"], 0);
+    assert!(
+        s["listen_addrs"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("/ip4/127.0.0.1/tcp/")
+    );
+    let peers = api.get("/v1/peers").await;
+    assert_eq!(peers.status, 200);
+    assert_eq!(peers.json, serde_json::json!({ "peers": [] }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_pages_without_gaps_and_long_polls() {
+    let api = Api::start().await;
+    let key = AuthorKey::from_seed(&[2; 32]);
+    let records: Vec<SignedRecord> = (0..5u8)
+        .map(|i| {
+            release(
+                &key,
+                &format!("1.{i}.0"),
+                u64::from(i),
+                10 + u64::from(i),
+                i,
+            )
+        })
+        .collect();
+    for r in &records {
+        assert_eq!(api.publish(r).await.json["change"], "new");
+    }
+
+    // Paging by position returns every entry once, in order.
+    let mut after = 0;
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let page = api.get(&format!("/v1/log?after={after}&limit=2")).await;
+        assert_eq!(page.status, 200, "{:?}", page.json);
+        assert_eq!(page.json["head"], 5);
+        let entries = page.json["entries"].as_array().unwrap();
+        assert!(entries.len() <= 2);
+        if entries.is_empty() {
+            break;
+        }
+        for e in entries {
+            let position = e["position"].as_u64().unwrap();
+            assert_eq!(position, after + 1, "no gap, no repeat");
+            after = position;
+            let record = verified(&e["record"]);
+            assert_eq!(record.id().to_string(), e["id"]);
+            seen.push(record);
+        }
+    }
+    assert_eq!(seen, records);
+    let all = api.get("/v1/log").await;
+    assert_eq!(all.json["entries"].as_array().unwrap().len(), 5);
+
+    // Nothing new: a short wait ends empty, after about the wait.
+    let started = Instant::now();
+    let empty = api.get("/v1/log?after=5&wait=1").await;
+    let waited = started.elapsed();
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.json["head"], 5);
+    assert_eq!(empty.json["entries"], serde_json::json!([]));
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+
+    // A long-poll returns as soon as another task publishes a record.
+    let poll = {
+        let base = api.base.clone();
+        let agent = api.agent.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut response = agent
+                .get(format!("{base}/v1/log?after=5&wait=20"))
+                .call()
+                .unwrap();
+            let text = response.body_mut().read_to_string().unwrap();
+            (
+                started.elapsed(),
+                serde_json::from_str::<Value>(&text).unwrap(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let late = release(&key, "2.0.0", 9, 99, 9);
+    let publisher = {
+        let node = api.node.clone();
+        let late = late.clone();
+        tokio::spawn(async move { node.publish(late).await.unwrap() })
+    };
+    assert_eq!(publisher.await.unwrap().position, Some(6));
+    let (waited, answer) = tokio::time::timeout(Duration::from_secs(30), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(waited < Duration::from_secs(15), "{waited:?}");
+    assert_eq!(answer["head"], 6);
+    assert_eq!(answer["entries"][0]["position"], 6);
+    assert_eq!(verified(&answer["entries"][0]["record"]), late);
+}
+
+/// The author's payload under another key and that key's signature.
+fn forged(author: &AuthorKey, forger: &AuthorKey) -> Vec<u8> {
+    let genuine = release(author, "3.0.0", 3, 3, 3);
+    let Record::Release(mut r) = genuine.record().clone() else {
+        unreachable!()
+    };
+    r.author = forger.author_id();
+    let forgery = r.sign(forger).unwrap();
+    let mut bytes = forgery.to_bytes();
+    let fp = forgery.payload().to_vec();
+    let start = bytes.windows(fp.len()).position(|w| w == fp).unwrap();
+    bytes.splice(start..start + fp.len(), genuine.payload().to_vec());
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_a_stable_code_and_nothing_is_stored() {
+    let api = Api::start().await;
+    let key = AuthorKey::from_seed(&[3; 32]);
+    let good = release(&key, "1.0.0", 1, 1, 1);
+
+    let malformed = api.post(vec![0xff, 0xff, 0xff]).await;
+    assert_eq!((malformed.status, malformed.code()), (422, "malformed"));
+    assert!(!malformed.json["message"].as_str().unwrap().is_empty());
+    let empty = api.post(Vec::new()).await;
+    assert_eq!(empty.status, 422, "{:?}", empty.json);
+
+    let forgery = api
+        .post(forged(&key, &AuthorKey::from_seed(&[4; 32])))
+        .await;
+    assert_eq!((forgery.status, forgery.code()), (422, "key_mismatch"));
+
+    let mut tampered = good.to_bytes();
+    *tampered.last_mut().unwrap() ^= 1; // the last byte of the signature
+    let tampered = api.post(tampered).await;
+    assert_eq!((tampered.status, tampered.code()), (422, "bad_signature"));
+
+    // Over the record limit: refused by the record rules (11 KiB) or by the
+    // HTTP body limit (20 KiB, declared or chunked).
+    for size in [
+        ipsr_proto::limits::MAX_RECORD_BYTES + 1,
+        11 * 1024,
+        20 * 1024,
+    ] {
+        let big = api.post(vec![0x0a; size]).await;
+        assert_eq!((big.status, big.code()), (413, "too_large"), "{size} bytes");
+    }
+    let chunked = api
+        .call(|agent, base| {
+            let body = std::io::Cursor::new(vec![0u8; 20 * 1024]);
+            agent
+                .post(format!("{base}/v1/records"))
+                .header("content-type", "application/octet-stream")
+                .send(ureq::SendBody::from_owned_reader(body))
+        })
+        .await;
+    assert_eq!((chunked.status, chunked.code()), (413, "too_large"));
+
+    // A valid record with the wrong content type is refused too.
+    let bytes = good.to_bytes();
+    let wrong_type = api
+        .call(move |agent, base| {
+            agent
+                .post(format!("{base}/v1/records"))
+                .header("content-type", "text/plain")
+                .send(bytes)
+        })
+        .await;
+    assert_eq!(
+        (wrong_type.status, wrong_type.code()),
+        (415, "unsupported_media_type")
+    );
+
+    // Bad path parts: 400 naming the part.
+    let author = key.author_id().to_string();
+    for (path, code, part) in [
+        (
+            "/v1/packages/k51nope/com.example.app".to_owned(),
+            "bad_author",
+            "author",
+        ),
+        (
+            format!("/v1/packages/{}/com.example.app", author.to_uppercase()),
+            "bad_author",
+            "author",
+        ),
+        (
+            format!("/v1/packages/{author}/app"),
+            "bad_package",
+            "package",
+        ),
+        (
+            format!("/v1/packages/{author}/com.example.app/v1.0"),
+            "bad_version",
+            "version",
+        ),
+        (
+            "/v1/authors/%3Cscript%3E".to_owned(),
+            "bad_author",
+            "author",
+        ),
+        ("/v1/log?after=-1".to_owned(), "bad_query", "after"),
+        ("/v1/log?limit=0".to_owned(), "bad_query", "limit"),
+        ("/v1/log?wait=soon".to_owned(), "bad_query", "wait"),
+    ] {
+        let answer = api.get(&path).await;
+        assert_eq!((answer.status, answer.code()), (400, code), "{path}");
+        let message = answer.json["message"].as_str().unwrap();
+        assert!(message.starts_with(part), "{path}: {message}");
+    }
+
+    // Unknown things: 404; a known route with another method: 405.
+    for path in [
+        format!("/v1/packages/{author}/com.example.app"),
+        format!("/v1/packages/{author}/com.example.app/1.0.0"),
+        "/v1/nothing".to_owned(),
+        "/".to_owned(),
+        "/v1/packages".to_owned(),
+    ] {
+        let answer = api.get(&path).await;
+        assert_eq!((answer.status, answer.code()), (404, "not_found"), "{path}");
+    }
+    let put = api
+        .call(|agent, base| agent.put(format!("{base}/v1/records")).send_empty())
+        .await;
+    assert_eq!((put.status, put.code()), (405, "method_not_allowed"));
+    let delete = api
+        .call(|agent, base| agent.delete(format!("{base}/v1/status")).call())
+        .await;
+    assert_eq!((delete.status, delete.code()), (405, "method_not_allowed"));
+    let get_records = api.get("/v1/records").await;
+    assert_eq!(get_records.status, 405);
+
+    // Any single flipped byte of a valid record is refused, never a 500.
+    let bytes = good.to_bytes();
+    for i in (0..bytes.len()).step_by(3) {
+        let mut flipped = bytes.clone();
+        flipped[i] ^= 0x41;
+        let answer = api.post(flipped).await;
+        assert!(
+            answer.status == 413 || answer.status == 422,
+            "byte {i}: {} {:?}",
+            answer.status,
+            answer.json
+        );
+    }
+
+    // Nothing from any of it was stored or logged.
+    let status = api.get("/v1/status").await;
+    assert_eq!(status.json["records"], 0);
+    assert_eq!(status.json["log_head"], 0);
+    assert_eq!(api.records_held().await, 0);
+    // The node still takes a good record.
+    assert_eq!(api.publish(&good).await.json["change"], "new");
+    assert_eq!(api.records_held().await, 1);
+}

@@ -20,6 +20,7 @@ mod api;
 mod config;
 mod identity;
 mod limiter;
+mod metrics;
 mod node;
 mod store;
 mod sync;

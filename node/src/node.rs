@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::limiter::Limiter;
+use crate::metrics::{Counters, Metrics, SharedMetrics};
 use crate::store::DhtValue;
 use crate::sync::{self, Items, SyncError, SyncReport};
 use crate::{Config, Store, StoreError, Stored, identity};
@@ -133,6 +134,7 @@ pub struct Client {
     store: Arc<Store>,
     peer_id: PeerId,
     log_head: watch::Receiver<u64>,
+    metrics: SharedMetrics,
 }
 
 impl std::fmt::Debug for Command {
@@ -145,6 +147,15 @@ impl Client {
     /// The node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Prometheus metrics in the text exposition format: libp2p's and IPSR's
+    /// (records accepted and rejected, sync sessions, store size).
+    pub async fn metrics_text(&self) -> Result<String, NodeError> {
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
+        tokio::task::spawn_blocking(move || Ok(metrics.encode(store.stats()?)))
+            .await
+            .map_err(task)?
     }
 
     /// The node's store, for reads.
@@ -266,6 +277,9 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     let (checked_tx, checked_rx) = mpsc::channel(CHECKED);
     let (calls_tx, calls_rx) = mpsc::channel(COMMANDS);
     let (done_tx, done_rx) = mpsc::channel(COMMANDS);
+    let (metrics, libp2p_metrics) = Metrics::new();
+    let counters = metrics.counters();
+    let metrics = Arc::new(metrics);
     let runtime = Runtime {
         swarm,
         store: store.clone(),
@@ -293,6 +307,8 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         dht_gets: HashMap::new(),
         republish_interval: config.dht_republish_interval,
         republish_cursor: None,
+        libp2p_metrics,
+        counters,
     };
     info!(%peer_id, "node starting");
     tokio::spawn(runtime.run());
@@ -301,6 +317,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         store,
         peer_id,
         log_head,
+        metrics,
     })
 }
 
@@ -417,6 +434,8 @@ struct Runtime {
     dht_gets: DhtGets,
     republish_interval: Duration,
     republish_cursor: Option<ReleaseKey>,
+    libp2p_metrics: libp2p::metrics::Metrics,
+    counters: Counters,
 }
 
 impl Runtime {
@@ -446,6 +465,15 @@ impl Runtime {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        match &event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.libp2p_metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.libp2p_metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.libp2p_metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.libp2p_metrics.record(e),
+            _ => {}
+        }
+        self.libp2p_metrics.record(&event);
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
@@ -671,15 +699,22 @@ impl Runtime {
                 match result {
                     Ok((report, head)) => {
                         debug!(%peer, ?report, "synced");
+                        self.counters.accepted("sync", report.kept as u64);
+                        self.counters.sync_session("ok", report.rounds as u64);
                         if let Some(position) = head {
                             self.bump_position(position);
                         }
                     }
                     Err(SyncError::InvalidRecord(e)) => {
+                        self.counters.rejected("sync", e.reason());
+                        self.counters.sync_session("invalid_record", 0);
                         warn!(%peer, error = %e, "peer sent an invalid record during sync; disconnecting");
                         let _ = self.swarm.disconnect_peer_id(peer);
                     }
-                    Err(e) => debug!(%peer, error = %e, "sync failed"),
+                    Err(e) => {
+                        debug!(%peer, error = %e, "sync failed");
+                        self.counters.sync_session("failed", 0);
+                    }
                 }
             }
             Done::DhtPut(values) => self.dht_put(values),
@@ -732,10 +767,12 @@ impl Runtime {
         let acceptance = match &checked.verdict {
             Err(e) => {
                 warn!(source = %checked.source, reason = e.reason(), error = %e, "rejected record");
+                self.counters.rejected("gossip", e.reason());
                 MessageAcceptance::Reject
             }
             Ok(Some(stored)) if stored.is_news() => {
                 debug!(record = %stored.id, "accepted record");
+                self.counters.accepted("gossip", 1);
                 self.bump_log(stored);
                 MessageAcceptance::Accept
             }
@@ -777,6 +814,7 @@ impl Runtime {
                         let stored = stored.pop().expect("one record in, one result out");
                         self.bump_log(&stored);
                         if stored.is_news() {
+                            self.counters.accepted("local", 1);
                             self.gossip(bytes);
                             self.announce(key);
                         }

@@ -542,3 +542,48 @@ async fn bad_input_is_refused_with_a_stable_code_and_nothing_is_stored() {
     assert_eq!(api.publish(&good).await.json["change"], "new");
     assert_eq!(api.records_held().await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_the_node_did() {
+    let api = Api::start().await;
+    let key = AuthorKey::from_seed(&[3; 32]);
+    assert_eq!(
+        api.publish(&release(&key, "1.0.0", 1, 10, 1)).await.status,
+        200
+    );
+    assert_eq!(
+        api.publish(&release(&key, "1.1.0", 2, 11, 2)).await.status,
+        200
+    );
+    let base = api.base.clone();
+    let agent = api.agent.clone();
+    let (content_type, text) = tokio::task::spawn_blocking(move || {
+        let mut response = agent.get(format!("{base}/metrics")).call().unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (content_type, response.body_mut().read_to_string().unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    for line in [
+        "ipsr_records_accepted_total{source=\"local\"} 2",
+        "ipsr_store_records 2",
+        "ipsr_log_head 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing from:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("libp2p_"),
+        "libp2p's metrics are exported too"
+    );
+}

@@ -29,7 +29,8 @@ pub(crate) fn routes(
         .or(author(ctx.clone()))
         .or(log(ctx.clone()))
         .or(peers(ctx.clone()))
-        .or(status(ctx))
+        .or(status(ctx.clone()))
+        .or(metrics(ctx))
         .recover(recover)
         .map(|reply| warp::reply::with_header(reply, "x-content-type-options", "nosniff"))
         .with(warp::log::custom(|info| {
@@ -110,6 +111,21 @@ fn status(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> +
         .and(get())
         .and(with(ctx))
         .and_then(|ctx| json("status", handlers::status(ctx)))
+}
+
+/// `GET /metrics`: Prometheus text exposition format.
+fn metrics(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("metrics")
+        .and(get())
+        .and(with(ctx))
+        .and_then(|ctx: Ctx| async move {
+            let text = handlers::metrics(ctx).await.map_err(warp::reject::custom)?;
+            Ok::<_, Rejection>(warp::reply::with_header(
+                text,
+                "content-type",
+                "text/plain; version=0.0.4; charset=utf-8",
+            ))
+        })
 }
 
 fn with(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = Infallible> + Clone {

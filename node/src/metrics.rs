@@ -1,0 +1,126 @@
+//! Prometheus metrics: libp2p's own (connections, gossipsub, Kademlia,
+//! identify, ping) and IPSR counters, encoded for `GET /metrics`.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::Stats;
+
+type Labels = Vec<(String, String)>;
+
+/// The IPSR counters; cheap to clone (each handle shares its value).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Counters {
+    /// Records kept (new to this node), by where they came from.
+    accepted: Family<Labels, Counter>,
+    /// Records refused, by reason (the `VerifyError::reason` labels).
+    rejected: Family<Labels, Counter>,
+    /// Sync sessions, by outcome.
+    sync_sessions: Family<Labels, Counter>,
+    /// Negentropy rounds of finished sessions.
+    sync_rounds: Counter,
+    store_records: Gauge,
+    store_releases: Gauge,
+    log_head: Gauge,
+}
+
+impl Counters {
+    pub(crate) fn accepted(&self, source: &str, n: u64) {
+        self.accepted
+            .get_or_create(&vec![("source".into(), source.into())])
+            .inc_by(n);
+    }
+
+    pub(crate) fn rejected(&self, source: &str, reason: &str) {
+        let labels = vec![
+            ("source".into(), source.into()),
+            ("reason".into(), reason.into()),
+        ];
+        self.rejected.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn sync_session(&self, outcome: &str, rounds: u64) {
+        self.sync_sessions
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
+        self.sync_rounds.inc_by(rounds);
+    }
+}
+
+/// Everything `GET /metrics` shows.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    counters: Counters,
+}
+
+impl Metrics {
+    /// A registry with libp2p's metrics and the IPSR counters.
+    pub(crate) fn new() -> (Self, libp2p::metrics::Metrics) {
+        let mut registry = Registry::default();
+        let libp2p = libp2p::metrics::Metrics::new(&mut registry);
+        let counters = Counters::default();
+        let ipsr = registry.sub_registry_with_prefix("ipsr");
+        ipsr.register(
+            "records_accepted",
+            "Records kept, by source",
+            counters.accepted.clone(),
+        );
+        ipsr.register(
+            "records_rejected",
+            "Records refused, by source and reason",
+            counters.rejected.clone(),
+        );
+        ipsr.register(
+            "sync_sessions",
+            "Sync sessions, by outcome",
+            counters.sync_sessions.clone(),
+        );
+        ipsr.register(
+            "sync_rounds",
+            "Negentropy rounds of finished sync sessions",
+            counters.sync_rounds.clone(),
+        );
+        ipsr.register(
+            "store_records",
+            "Records held in the store",
+            counters.store_records.clone(),
+        );
+        ipsr.register(
+            "store_releases",
+            "Releases known to the store",
+            counters.store_releases.clone(),
+        );
+        ipsr.register(
+            "log_head",
+            "Last position of the record log",
+            counters.log_head.clone(),
+        );
+        (Self { registry, counters }, libp2p)
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        self.counters.clone()
+    }
+
+    /// The text exposition format, with the store gauges brought up to date.
+    pub(crate) fn encode(&self, stats: Stats) -> String {
+        let gauge = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        gauge(&self.counters.store_records, stats.records);
+        gauge(&self.counters.store_releases, stats.releases);
+        gauge(&self.counters.log_head, stats.log_head);
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Shared by the node's clients.
+pub(crate) type SharedMetrics = Arc<Metrics>;

@@ -36,6 +36,9 @@ pub struct Config {
     pub dht_server: bool,
     /// How often to re-announce the next batch of held releases in the DHT.
     pub dht_republish_interval: Duration,
+    /// Find peers on the local network with mDNS (off by default: it sends
+    /// multicast off the machine).
+    pub mdns: bool,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             sync_on_connect: true,
             dht_server: true,
             dht_republish_interval: Duration::from_secs(60),
+            mdns: false,
         }
     }
 

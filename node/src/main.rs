@@ -60,6 +60,10 @@ struct RunArgs {
     /// has no authentication, so keep it on loopback [default: 127.0.0.1:5050].
     #[arg(long, env = "IPSR_API", value_name = "ADDR")]
     api: Option<SocketAddr>,
+    /// Find other nodes on the local network (mDNS), e.g. phones on one
+    /// Wi-Fi. Off by default: it sends multicast off this machine.
+    #[arg(long, env = "IPSR_MDNS")]
+    mdns: bool,
 }
 
 /// The API address when neither a flag, a variable nor the file names one.
@@ -85,6 +89,8 @@ struct FileConfig {
     #[serde(default)]
     bootstrap: Vec<Multiaddr>,
     api: Option<SocketAddr>,
+    #[serde(default)]
+    mdns: bool,
     max_connections: Option<u32>,
     max_connections_per_peer: Option<u32>,
 }
@@ -137,6 +143,7 @@ fn config(args: RunArgs) -> anyhow::Result<Settings> {
     if let Some(n) = file.max_connections_per_peer {
         config.max_connections_per_peer = n;
     }
+    config.mdns = args.mdns || file.mdns;
     Ok(Settings {
         node: config,
         api: args.api.or(file.api).unwrap_or(DEFAULT_API),
@@ -221,6 +228,7 @@ mod tests {
             vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]
         );
         assert_eq!(from_file.max_connections, 7);
+        assert!(!from_file.mdns, "mDNS is off unless asked for");
         let Settings { node: flagged, api } = args(&[
             "--data-dir",
             "/from/flag",
@@ -228,8 +236,10 @@ mod tests {
             "/ip4/127.0.0.1/tcp/2",
             "--api",
             "127.0.0.1:0",
+            "--mdns",
         ]);
         assert_eq!(api, "127.0.0.1:0".parse().unwrap());
+        assert!(flagged.mdns);
         assert_eq!(flagged.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(
             flagged.listen,

@@ -77,6 +77,7 @@ struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<sync::Codec>,
     kad: kad::Behaviour<kad::store::MemoryStore>,
+    mdns: libp2p::swarm::behaviour::toggle::Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
 /// What a DHT get found: the package's newest release, and the highest log
@@ -332,6 +333,7 @@ fn build_swarm(
     let transport = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
     let heartbeat = config.gossip_heartbeat;
     let dht_server = config.dht_server;
+    let mdns = config.mdns;
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
@@ -394,6 +396,15 @@ fn build_swarm(
                         }
                         kad
                     },
+                    // LAN discovery sends multicast beyond this machine: opt-in only.
+                    mdns: match mdns {
+                        true => Some(libp2p::mdns::tokio::Behaviour::new(
+                            libp2p::mdns::Config::default(),
+                            key.public().to_peer_id(),
+                        )?),
+                        false => None,
+                    }
+                    .into(),
                     sync: request_response::Behaviour::with_codec(
                         sync::Codec,
                         [(sync::PROTOCOL, ProtocolSupport::Full)],
@@ -507,6 +518,18 @@ impl Runtime {
             })) => self.on_gossip(propagation_source, message_id, message.data),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    debug!(%peer, %addr, "found on the LAN");
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -579,6 +602,10 @@ impl Runtime {
                         ..
                     },
             } => {
+                if !self.limiter.allow(source, Instant::now()) {
+                    debug!(%source, "DHT put rate limited");
+                    return;
+                }
                 let (store, done) = (self.store.clone(), self.done_tx.clone());
                 tokio::task::spawn_blocking(move || match dht_inbound(&store, &record) {
                     Ok(Some(value)) => {

@@ -75,7 +75,7 @@ async fn a_dht_get_finds_a_package_on_a_node_that_never_saw_the_gossip() {
     a.publish(yank.sign(&key).unwrap()).await.unwrap();
 
     let (_dc, c, _) = node(false).await;
-    c.dial(b_addr).await.unwrap();
+    c.dial(b_addr.clone()).await.unwrap();
     let pkey = v1.record().package_key();
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     let found = loop {
@@ -91,10 +91,42 @@ async fn a_dht_get_finds_a_package_on_a_node_that_never_saw_the_gossip() {
     // 2.0.0 was yanked: the newest release is 1.0.0, and c now holds it.
     assert_eq!(found, v1);
     assert!(c.store().record(&v1.id()).unwrap().is_some());
-    // c never synced and joined after the gossip: all it holds came through
-    // the DHT (its get, or puts that were still running when it joined).
-    assert!(
-        c.store().record(&v2.id()).unwrap().is_none()
-            || c.store().package(&pkey).unwrap().unwrap().newest() == Some(&v1)
-    );
+
+    // The same through the HTTP API of another node that never synced: a
+    // package it does not know is looked up in the DHT.
+    let (_dd, d, _) = node(false).await;
+    d.dial(b_addr).await.unwrap();
+    let (api, server) = ipsr_node::serve_api(d.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    tokio::spawn(server);
+    let url = format!("http://{api}/v1/packages/{}/{}", pkey.author, pkey.package);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let body = loop {
+        let url = url.clone();
+        let (status, body) = tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let mut response = agent.get(&url).call().unwrap();
+            (
+                response.status().as_u16(),
+                response.body_mut().read_to_string().unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 404, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the API never found it"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["newest"], "1.0.0", "{json}");
 }

@@ -78,15 +78,26 @@ pub(crate) async fn package_info(
         package: package(&package_text)?,
     };
     let not_found = || Failure::NotFound(format!("no release of {key} is known"));
-    let state = ctx
-        .read({
-            let key = key.clone();
-            move |store| store.package(&key)
-        })
-        .await?
-        .ok_or_else(not_found)?;
+    let read =
+        |ctx: Ctx, key: PackageKey| async move { ctx.read(move |store| store.package(&key)).await };
+    let state = match read(ctx.clone(), key.clone()).await? {
+        Some(state) => state,
+        None => {
+            // Not known here (this node may have missed the gossip): ask the
+            // DHT, which stores what it finds, then read again.
+            let lookup = ctx.client.dht_get_package(key.clone());
+            match tokio::time::timeout(DHT_LOOKUP, lookup).await {
+                Ok(Ok(Some(_))) => read(ctx, key.clone()).await?.ok_or_else(not_found)?,
+                Ok(Ok(None)) | Err(_) => return Err(not_found()),
+                Ok(Err(e)) => return Err(e.into()),
+            }
+        }
+    };
     Package::new(&state).ok_or_else(not_found)
 }
+
+/// How long a package route waits for the DHT when the package is unknown.
+const DHT_LOOKUP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET /v1/packages/{author}/{package}/{version}`.
 pub(crate) async fn release_info(

@@ -11,30 +11,23 @@
 
 use std::time::Duration;
 
-use ipsr_node::{Client, Config};
+use ipsr_node::Client;
 use ipsr_proto::{AuthorKey, ContentId, Release, Yank};
 use libp2p::Multiaddr;
-use libp2p::multiaddr::Protocol;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
+mod common;
 
+use common::TIMEOUT;
+
+/// A node; `sync: false` turns catch-up off, so only the DHT can inform it.
 async fn node(sync: bool) -> (tempfile::TempDir, Client, Multiaddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::local(dir.path().to_owned());
-    if !sync {
-        config.sync_on_connect = false;
-        config.sync_interval = Duration::from_secs(3600);
-    }
-    let node = ipsr_node::spawn(config).await.unwrap();
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while node.listen_addrs().await.unwrap().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let addr = node.listen_addrs().await.unwrap()[0]
-        .clone()
-        .with(Protocol::P2p(node.peer_id()));
-    (dir, node, addr)
+    common::node(|config| {
+        if !sync {
+            config.sync_on_connect = false;
+            config.sync_interval = Duration::from_secs(3600);
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

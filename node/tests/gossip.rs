@@ -16,22 +16,9 @@ use std::time::Duration;
 use ipsr_node::{Client, Config};
 use ipsr_proto::{AuthorKey, ContentId, Record, Release, SignedRecord};
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+mod common;
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::wait_until;
 
 async fn network(n: usize) -> (Vec<tempfile::TempDir>, Vec<Client>) {
     let mut dirs = Vec::new();

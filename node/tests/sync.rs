@@ -3,43 +3,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
-use ipsr_node::{Client, Config};
+use ipsr_node::Client;
 use ipsr_proto::{AuthorKey, ContentId, RecordId, Release, SignedRecord};
 use libp2p::Multiaddr;
-use libp2p::multiaddr::Protocol;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+mod common;
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::wait_until;
 
 async fn node() -> (tempfile::TempDir, Client, Multiaddr) {
-    let dir = tempfile::tempdir().unwrap();
-    let node = ipsr_node::spawn(Config::local(dir.path().to_owned()))
-        .await
-        .unwrap();
-    wait_until("the node listens", || async {
-        !node.listen_addrs().await.unwrap().is_empty()
-    })
-    .await;
-    let addr = node.listen_addrs().await.unwrap()[0]
-        .clone()
-        .with(Protocol::P2p(node.peer_id()));
-    (dir, node, addr)
+    common::node(|_| {}).await
 }
 
 fn releases(seed: u8, n: usize) -> Vec<SignedRecord> {

@@ -356,17 +356,28 @@ impl SignedRecord<Unverified> {
     /// use it for bytes from the network or from another program.
     pub fn from_trusted_storage(bytes: &[u8]) -> Result<SignedRecord<Verified>, VerifyError> {
         let unverified = Self::from_bytes(bytes)?;
-        let record = Record::decode(&unverified.payload)?;
-        if record.author().as_bytes() != &unverified.public_key {
+        let record = unverified.decode_for_author()?;
+        Ok(unverified.into_verified(record))
+    }
+
+    /// Decodes the payload and checks that the envelope's key is its author.
+    fn decode_for_author(&self) -> Result<Record, VerifyError> {
+        let record = Record::decode(&self.payload)?;
+        if record.author().as_bytes() != &self.public_key {
             return Err(VerifyError::KeyMismatch);
         }
-        let id = RecordId::of(&unverified.to_bytes());
-        Ok(SignedRecord {
-            payload: unverified.payload,
-            public_key: unverified.public_key,
-            signature: unverified.signature,
+        Ok(record)
+    }
+
+    /// The verified form, once every check has passed.
+    fn into_verified(self, record: Record) -> SignedRecord<Verified> {
+        let id = RecordId::of(&self.to_bytes());
+        SignedRecord {
+            payload: self.payload,
+            public_key: self.public_key,
+            signature: self.signature,
             state: Verified { record, id },
-        })
+        }
     }
 
     /// Verifies against the local clock ([`crate::now_ms`]).
@@ -379,10 +390,7 @@ impl SignedRecord<Unverified> {
     /// verification, no weak keys or malleable signatures), every field, and
     /// that `created_at` is at most an hour ahead of `now`.
     pub fn verify_at(self, now: u64) -> Result<SignedRecord<Verified>, VerifyError> {
-        let record = Record::decode(&self.payload)?;
-        if record.author().as_bytes() != &self.public_key {
-            return Err(VerifyError::KeyMismatch);
-        }
+        let record = self.decode_for_author()?;
         let key = VerifyingKey::from_bytes(&self.public_key).map_err(|_| VerifyError::BadKey)?;
         let signature = Signature::from_bytes(&self.signature);
         key.verify_strict(&signing_input(&self.payload), &signature)
@@ -391,13 +399,7 @@ impl SignedRecord<Unverified> {
         if created_at > now.saturating_add(MAX_CLOCK_SKEW_MS) {
             return Err(VerifyError::FromFuture { created_at, now });
         }
-        let id = RecordId::of(&self.to_bytes());
-        Ok(SignedRecord {
-            payload: self.payload,
-            public_key: self.public_key,
-            signature: self.signature,
-            state: Verified { record, id },
-        })
+        Ok(self.into_verified(record))
     }
 }
 
@@ -519,6 +521,22 @@ mod tests {
             .unwrap();
         assert_eq!(back, signed);
         assert_eq!(back.record(), signed.record());
+    }
+
+    #[test]
+    fn trusted_storage_reads_decode_and_check_the_author() {
+        let key = AuthorKey::from_seed(&[3; 32]);
+        let signed = release(&key).sign(&key).unwrap();
+        assert_eq!(
+            SignedRecord::from_trusted_storage(&signed.to_bytes()).unwrap(),
+            signed
+        );
+        let forged = resign(signed.payload().to_vec(), &AuthorKey::from_seed(&[4; 32]));
+        assert_eq!(
+            SignedRecord::from_trusted_storage(&forged),
+            Err(VerifyError::KeyMismatch)
+        );
+        assert!(SignedRecord::from_trusted_storage(&[0xff, 0xff]).is_err());
     }
 
     #[test]

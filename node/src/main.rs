@@ -64,6 +64,10 @@ struct RunArgs {
     /// Wi-Fi. Off by default: it sends multicast off this machine.
     #[arg(long, env = "IPSR_MDNS")]
     mdns: bool,
+    /// Use the DHT without serving it (Kademlia client mode), for nodes that
+    /// others cannot reach or that do not stay up.
+    #[arg(long, env = "IPSR_DHT_CLIENT")]
+    dht_client: bool,
 }
 
 /// The API address when neither a flag, a variable nor the file names one.
@@ -91,6 +95,8 @@ struct FileConfig {
     api: Option<SocketAddr>,
     #[serde(default)]
     mdns: bool,
+    #[serde(default)]
+    dht_client: bool,
     max_connections: Option<u32>,
     max_connections_per_peer: Option<u32>,
 }
@@ -145,6 +151,7 @@ fn config(args: RunArgs) -> anyhow::Result<Settings> {
         config.max_connections_per_peer = n;
     }
     config.mdns = args.mdns || file.mdns;
+    config.dht_server = !(args.dht_client || file.dht_client);
     Ok(Settings {
         node: config,
         api: args.api.or(file.api).unwrap_or(DEFAULT_API),
@@ -230,6 +237,7 @@ mod tests {
         );
         assert_eq!(from_file.max_connections, 7);
         assert!(!from_file.mdns, "mDNS is off unless asked for");
+        assert!(from_file.dht_server, "daemons serve the DHT by default");
         let Settings { node: flagged, api } = args(&[
             "--data-dir",
             "/from/flag",
@@ -238,9 +246,11 @@ mod tests {
             "--api",
             "127.0.0.1:0",
             "--mdns",
+            "--dht-client",
         ]);
         assert_eq!(api, "127.0.0.1:0".parse().unwrap());
         assert!(flagged.mdns);
+        assert!(!flagged.dht_server);
         assert_eq!(flagged.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(
             flagged.listen,

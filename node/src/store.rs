@@ -241,18 +241,10 @@ impl Store {
         let mut any = false;
         for entry in rels.range(&prefix[..]..)? {
             let (k, row) = entry?;
-            let Some(version) = k.value().strip_prefix(&prefix[..]) else {
+            if !k.value().starts_with(&prefix) {
                 break;
-            };
-            let version = std::str::from_utf8(version)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| StoreError::Corrupt("release key".into()))?;
-            let rkey = ReleaseKey {
-                author: key.author,
-                package: key.package.clone(),
-                version,
-            };
+            }
+            let rkey = parse_release_key(k.value())?;
             state.insert(load_state(&recs, rkey, row.value())?)?;
             any = true;
         }
@@ -285,10 +277,7 @@ impl Store {
                 group.clear();
             }
             group_code = Some(code.to_vec());
-            let version = std::str::from_utf8(version)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| StoreError::Corrupt("code key".into()))?;
+            let version = parse_text(version, "code key")?;
             let rkey = ReleaseKey {
                 author: key.author,
                 package: key.package.clone(),
@@ -309,14 +298,10 @@ impl Store {
         let mut out: Vec<PackageName> = Vec::new();
         for entry in rels.range(&prefix[..]..)? {
             let (k, _) = entry?;
-            let Some(rest) = k.value().strip_prefix(&prefix[..]) else {
+            if !k.value().starts_with(prefix) {
                 break;
-            };
-            let name = rest.split(|b| *b == 0).next().unwrap_or_default();
-            let name: PackageName = std::str::from_utf8(name)
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| StoreError::Corrupt("release key".into()))?;
+            }
+            let name = parse_release_key(k.value())?.package;
             if out.last() != Some(&name) {
                 out.push(name);
             }
@@ -437,19 +422,21 @@ fn code_key(key: &ReleaseKey, release: &SignedRecord) -> Vec<u8> {
     out
 }
 
+/// Parses UTF-8 text stored in a key (a package name or a version).
+fn parse_text<T: std::str::FromStr>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(what.into()))
+}
+
 fn parse_release_key(bytes: &[u8]) -> Result<ReleaseKey, StoreError> {
     let corrupt = || StoreError::Corrupt("release key".into());
     let (author, rest) = bytes.split_at_checked(32).ok_or_else(corrupt)?;
     let author = AuthorId::from_bytes(author).map_err(|_| corrupt())?;
     let mut parts = rest.splitn(2, |b| *b == 0);
-    let mut text = || {
-        parts
-            .next()
-            .and_then(|p| std::str::from_utf8(p).ok())
-            .ok_or_else(corrupt)
-    };
-    let package = text()?.parse().map_err(|_| corrupt())?;
-    let version = text()?.parse().map_err(|_| corrupt())?;
+    let package = parse_text(parts.next().ok_or_else(corrupt)?, "release key")?;
+    let version = parse_text(parts.next().ok_or_else(corrupt)?, "release key")?;
     Ok(ReleaseKey {
         author,
         package,

@@ -5,6 +5,8 @@
 //!   append-only log that consumers tail from a position.
 //! * [`spawn`] starts a node from a [`Config`] and returns a [`Client`], the
 //!   cloneable handle everything else uses.
+//! * [`content`]: package bytes as IPFS blocks: UnixFS import, the
+//!   blockstore, Bitswap and parallel download.
 //! * [`serve_api`] serves the node's local control API (HTTP+JSON,
 //!   `docs/node-api.md`) for a [`Client`].
 //!
@@ -18,6 +20,7 @@
 
 mod api;
 mod config;
+pub mod content;
 mod identity;
 mod limiter;
 mod metrics;

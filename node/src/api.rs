@@ -4,6 +4,7 @@
 //! * `filters`: the routes, each documented with its method and path;
 //! * `handlers`: plain async functions from parsed requests to models;
 //! * `models`: the JSON bodies;
+//! * `content`: the content routes (add, cat, stat, pins, gc), which stream;
 //! * `error`: why a request failed, and the one rejection handler that turns
 //!   every failure into `{ "code": "...", "message": "..." }`. Internal
 //!   errors are logged and never shown.
@@ -19,6 +20,7 @@ use tracing::info;
 
 use crate::Client;
 
+mod content;
 mod error;
 mod filters;
 mod handlers;

@@ -39,6 +39,11 @@ pub struct Config {
     /// Find peers on the local network with mDNS (off by default: it sends
     /// multicast off the machine).
     pub mdns: bool,
+    /// Most bytes of blocks the blockstore keeps (`None`: no limit).
+    pub blockstore_limit: Option<u64>,
+    /// How often kad re-announces this node as a provider of the content
+    /// it holds.
+    pub provide_interval: Duration,
 }
 
 impl Config {
@@ -62,6 +67,8 @@ impl Config {
             dht_server: true,
             dht_republish_interval: Duration::from_secs(60),
             mdns: false,
+            blockstore_limit: None,
+            provide_interval: Duration::from_secs(60 * 60),
         }
     }
 

@@ -32,8 +32,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// A TOML file with any of: data_dir, listen, bootstrap, api,
-    /// max_connections, max_connections_per_peer.
+    /// A TOML file with any of: data_dir, listen, bootstrap, api, mdns,
+    /// dht_client, max_connections, max_connections_per_peer, max_storage_mib.
     #[arg(long, env = "IPSR_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Where the node keeps its identity and store [default: $XDG_DATA_HOME/ipsr].
@@ -68,6 +68,10 @@ struct RunArgs {
     /// others cannot reach or that do not stay up.
     #[arg(long, env = "IPSR_DHT_CLIENT")]
     dht_client: bool,
+    /// Most MiB of package content (blocks) to keep; adding or fetching past
+    /// it fails with `blockstore_full` [default: no limit].
+    #[arg(long, env = "IPSR_MAX_STORAGE_MIB", value_name = "MIB")]
+    max_storage_mib: Option<u64>,
 }
 
 /// The API address when neither a flag, a variable nor the file names one.
@@ -99,6 +103,7 @@ struct FileConfig {
     dht_client: bool,
     max_connections: Option<u32>,
     max_connections_per_peer: Option<u32>,
+    max_storage_mib: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -151,6 +156,10 @@ fn config(args: RunArgs) -> anyhow::Result<Settings> {
         config.max_connections_per_peer = n;
     }
     config.mdns = args.mdns || file.mdns;
+    config.blockstore_limit = args
+        .max_storage_mib
+        .or(file.max_storage_mib)
+        .map(|mib| mib.saturating_mul(1024 * 1024));
     config.dht_server = !(args.dht_client || file.dht_client);
     Ok(Settings {
         node: config,

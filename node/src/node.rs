@@ -25,6 +25,8 @@ use libp2p::{Multiaddr, PeerId, Swarm, connection_limits, identify, noise, ping,
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use crate::content::bitswap::{self, Bitswap};
+use crate::content::blockstore::Blockstore;
 use crate::limiter::Limiter;
 use crate::metrics::{Counters, Metrics, SharedMetrics};
 use crate::store::DhtValue;
@@ -67,6 +69,9 @@ pub enum NodeError {
     /// A blocking task failed.
     #[error("internal task failed: {0}")]
     Task(String),
+    /// The blockstore could not be opened.
+    #[error("blockstore: {0}")]
+    Blockstore(#[from] crate::content::blockstore::BlockstoreError),
 }
 
 #[derive(NetworkBehaviour)]
@@ -77,6 +82,8 @@ struct Behaviour {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<sync::Codec>,
     kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Raw streams, for Bitswap.
+    stream: libp2p_stream::Behaviour,
     mdns: libp2p::swarm::behaviour::toggle::Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
@@ -102,6 +109,12 @@ enum Command {
     MeshPeers(oneshot::Sender<Vec<PeerId>>),
     DhtGet(PackageKey, DhtReply),
     GossipRaw(Vec<u8>),
+    /// Announce this node as a provider of a CID in the DHT.
+    Provide(cid::Cid),
+    /// Look for providers of a CID; they come on the channel.
+    FindProviders(cid::Cid, mpsc::Sender<PeerId>),
+    /// Close every connection to a peer.
+    Disconnect(PeerId),
 }
 
 /// What the blocking checker says about one gossip message.
@@ -133,6 +146,8 @@ enum Done {
 pub struct Client {
     commands: mpsc::Sender<Command>,
     store: Arc<Store>,
+    pub(crate) blocks: Arc<Blockstore>,
+    pub(crate) bitswap: Bitswap,
     peer_id: PeerId,
     log_head: watch::Receiver<u64>,
     metrics: SharedMetrics,
@@ -171,9 +186,15 @@ impl Client {
 
     /// Stores a verified record durably, then announces it on gossipsub.
     /// Returns what the store did with it.
+    /// When the release's content is in the blockstore, it is pinned (so
+    /// `gc` keeps it) and announced in the DHT.
     pub async fn publish(&self, record: SignedRecord) -> Result<Stored, NodeError> {
-        self.ask(|tx| Command::Publish(Box::new(record), tx))
-            .await?
+        let copy = record.clone();
+        let stored = self
+            .ask(|tx| Command::Publish(Box::new(record), tx))
+            .await??;
+        self.pin_published(&copy).await;
+        Ok(stored)
     }
 
     /// The addresses the node listens on.
@@ -212,6 +233,37 @@ impl Client {
         self.ask(|tx| Command::DhtGet(key, tx)).await?
     }
 
+    /// Announces this node as a provider of `cid` in the DHT (kad
+    /// re-announces it every [`Config::provide_interval`]).
+    pub async fn provide(&self, cid: cid::Cid) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::Provide(cid))
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Starts a DHT search for providers of `cid`. Providers come on the
+    /// returned channel as they are found (the node dials them); it closes
+    /// when the search ends.
+    pub fn find_providers(&self, cid: cid::Cid) -> mpsc::Receiver<PeerId> {
+        let (tx, rx) = mpsc::channel(32);
+        if let Err(mpsc::error::TrySendError::Full(command)) =
+            self.commands.try_send(Command::FindProviders(cid, tx))
+        {
+            let commands = self.commands.clone();
+            tokio::spawn(async move { commands.send(command).await });
+        }
+        rx
+    }
+
+    /// Closes every connection to `peer`.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NodeError> {
+        self.commands
+            .send(Command::Disconnect(peer))
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
     /// Publishes arbitrary bytes on the records topic, bypassing every
     /// check: only for tests of how peers treat bad input.
     #[doc(hidden)]
@@ -247,7 +299,21 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
                 .map_err(task)??,
         )
     };
+    let blocks = {
+        let (path, limit) = (config.data_dir.join("blocks"), config.blockstore_limit);
+        Arc::new(
+            tokio::task::spawn_blocking(move || Blockstore::open(&path, limit))
+                .await
+                .map_err(task)??,
+        )
+    };
     let mut swarm = build_swarm(key, &config)?;
+    let (bitswap, bitswap_task) = Bitswap::new(
+        swarm.behaviour().stream.new_control(),
+        blocks.clone(),
+        bitswap::BitswapConfig::default(),
+    );
+    tokio::spawn(bitswap_task);
     let topic = IdentTopic::new(RECORDS_TOPIC);
     swarm
         .behaviour_mut()
@@ -308,18 +374,24 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         dht_gets: HashMap::new(),
         republish_interval: config.dht_republish_interval,
         republish_cursor: None,
+        provider_searches: HashMap::new(),
+        bitswap: bitswap.clone(),
         libp2p_metrics,
         counters,
     };
     info!(%peer_id, "node starting");
     tokio::spawn(runtime.run());
-    Ok(Client {
+    let client = Client {
         commands,
         store,
+        blocks,
+        bitswap,
         peer_id,
         log_head,
         metrics,
-    })
+    };
+    client.provide_pins().await;
+    Ok(client)
 }
 
 fn task(e: tokio::task::JoinError) -> NodeError {
@@ -334,6 +406,7 @@ fn build_swarm(
     let heartbeat = config.gossip_heartbeat;
     let dht_server = config.dht_server;
     let mdns = config.mdns;
+    let provide_interval = config.provide_interval;
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_connections))
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
@@ -387,15 +460,18 @@ fn build_swarm(
                             kad::store::MemoryStoreConfig {
                                 max_records: 100_000,
                                 max_value_bytes: ipsr_proto::limits::MAX_RECORD_BYTES,
+                                max_provided_keys: 1_000_000,
                                 ..Default::default()
                             },
                         );
+                        cfg.set_provider_publication_interval(Some(provide_interval));
                         let mut kad = kad::Behaviour::with_config(peer, store, cfg);
                         if dht_server {
                             kad.set_mode(Some(kad::Mode::Server));
                         }
                         kad
                     },
+                    stream: libp2p_stream::Behaviour::new(),
                     // LAN discovery sends multicast beyond this machine: opt-in only.
                     mdns: match mdns {
                         true => Some(libp2p::mdns::tokio::Behaviour::new(
@@ -445,6 +521,9 @@ struct Runtime {
     dht_gets: DhtGets,
     republish_interval: Duration,
     republish_cursor: Option<ReleaseKey>,
+    /// Provider searches under way: where found providers go, who was sent.
+    provider_searches: HashMap<kad::QueryId, (mpsc::Sender<PeerId>, HashSet<PeerId>)>,
+    bitswap: Bitswap,
     libp2p_metrics: libp2p::metrics::Metrics,
     counters: Counters,
 }
@@ -510,6 +589,7 @@ impl Runtime {
             } => {
                 debug!(%peer_id, "disconnected");
                 self.limiter.forget(&peer_id);
+                self.bitswap.peer_disconnected(peer_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -617,6 +697,12 @@ impl Runtime {
                 });
             }
             kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
+            } => self.on_providers(id, result, step.last),
+            kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             } => {
                 let kad::QueryResult::GetRecord(result) = result else {
@@ -641,6 +727,49 @@ impl Runtime {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Passes found providers to the search's channel and dials them while
+    /// the query still knows their addresses.
+    fn on_providers(
+        &mut self,
+        id: kad::QueryId,
+        result: Result<kad::GetProvidersOk, kad::GetProvidersError>,
+        last: bool,
+    ) {
+        let me = *self.swarm.local_peer_id();
+        let Some((tx, sent)) = self.provider_searches.get_mut(&id) else {
+            return;
+        };
+        let mut finished = last || tx.is_closed();
+        let mut dial = Vec::new();
+        match result {
+            Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                for peer in providers {
+                    if peer == me || !sent.insert(peer) {
+                        continue;
+                    }
+                    dial.push(peer);
+                    if tx.try_send(peer).is_err() {
+                        finished = true;
+                    }
+                }
+            }
+            Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => {
+                finished = true
+            }
+        }
+        for peer in dial {
+            if !self.swarm.is_connected(&peer) {
+                let _ = self.swarm.dial(peer);
+            }
+        }
+        if finished {
+            self.provider_searches.remove(&id);
+            if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                query.finish();
+            }
         }
     }
 
@@ -880,6 +1009,20 @@ impl Runtime {
                 let _ = reply.send(mesh);
             }
             Command::GossipRaw(bytes) => self.gossip(bytes),
+            Command::Provide(cid) => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                    warn!(%cid, error = %e, "cannot provide");
+                }
+            }
+            Command::FindProviders(cid, tx) => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                let query = self.swarm.behaviour_mut().kad.get_providers(key);
+                self.provider_searches.insert(query, (tx, HashSet::new()));
+            }
+            Command::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
             Command::DhtGet(key, reply) => {
                 let query = self
                     .swarm

@@ -10,6 +10,9 @@ use warp::reject::{InvalidHeader, InvalidQuery, MethodNotAllowed, MissingHeader}
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
+use crate::content::ContentError;
+use crate::content::blockstore::BlockstoreError;
+use crate::content::fetch::FetchError;
 use crate::{NodeError, StoreError};
 
 use super::models::ErrorBody;
@@ -81,6 +84,12 @@ pub(crate) enum Failure {
     /// A blocking task failed (internal).
     #[error("blocking task: {0}")]
     Task(String),
+    /// The path holds no valid CID.
+    #[error("cid: {0}")]
+    Cid(String),
+    /// A content operation failed.
+    #[error("{0}")]
+    Content(#[source] ContentError),
 }
 
 impl warp::reject::Reject for Failure {}
@@ -91,6 +100,12 @@ impl From<NodeError> for Failure {
             NodeError::Stopped => Self::Stopped,
             e => Self::Node(e),
         }
+    }
+}
+
+impl From<ContentError> for Failure {
+    fn from(e: ContentError) -> Self {
+        Self::Content(e)
     }
 }
 
@@ -117,7 +132,18 @@ impl Failure {
             }
             Self::Verify(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.reason()),
             Self::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Self::Store(_) | Self::Node(_) | Self::Task(_) => {
+            Self::Cid(_) => (StatusCode::BAD_REQUEST, "bad_cid"),
+            Self::Content(ContentError::Store(BlockstoreError::Full { .. })) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "blockstore_full")
+            }
+            Self::Content(ContentError::Fetch(FetchError::Stalled(..))) => {
+                (StatusCode::GATEWAY_TIMEOUT, "content_unavailable")
+            }
+            Self::Content(ContentError::Fetch(FetchError::Read(_))) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "not_unixfs")
+            }
+            Self::Content(ContentError::Stopped) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Store(_) | Self::Node(_) | Self::Task(_) | Self::Content(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         }

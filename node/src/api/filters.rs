@@ -30,7 +30,8 @@ pub(crate) fn routes(
         .or(log(ctx.clone()))
         .or(peers(ctx.clone()))
         .or(status(ctx.clone()))
-        .or(metrics(ctx))
+        .or(metrics(ctx.clone()))
+        .or(super::content::routes(ctx))
         .recover(recover)
         .map(|reply| warp::reply::with_header(reply, "x-content-type-options", "nosniff"))
         .with(warp::log::custom(|info| {
@@ -128,13 +129,13 @@ fn metrics(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> 
         })
 }
 
-fn with(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = Infallible> + Clone {
+pub(super) fn with(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = Infallible> + Clone {
     warp::any().map(move || ctx.clone())
 }
 
 /// `GET` with no request body: a declared body is refused, an undeclared
 /// one is never read.
-fn get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+pub(super) fn get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::get()
         .and(warp::header::optional::<u64>("content-length"))
         .and_then(|length: Option<u64>| async move {
@@ -150,7 +151,7 @@ fn get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
 /// Besides naming the format, this keeps web pages from posting records
 /// through a visitor's browser: such a cross-origin request needs a CORS
 /// preflight, which the API never grants.
-fn octet_stream() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+pub(super) fn octet_stream() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
         .and_then(|value: Option<String>| async move {
             let essence = value
@@ -207,7 +208,7 @@ where
 
 /// Runs a handler in a span named after its route and turns its answer
 /// into JSON, or its failure into a rejection for [`recover`].
-async fn json<T: Serialize>(
+pub(super) async fn json<T: Serialize>(
     route: &'static str,
     handler: impl Future<Output = Result<T, Failure>>,
 ) -> Result<warp::reply::Json, Rejection> {

@@ -17,7 +17,7 @@ use crate::{Client, Store, StoreError};
 /// What every handler gets: the node and the API's shared limits.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
-    client: Client,
+    pub(super) client: Client,
     /// Permits to long-poll the log.
     waiters: Arc<Semaphore>,
 }

@@ -1,1 +1,397 @@
-//! (being written)
+//! Downloads a UnixFS file from the swarm: finds providers, asks several of
+//! them in parallel over Bitswap, checks every block, stores it and hands
+//! the file's bytes on in order.
+//!
+//! One download is one [`fetch`] call. It walks the DAG in file order with
+//! a window of blocks in flight (the walker's look-ahead), spreads the wants
+//! over the providers with the fewest in flight, and moves on when a
+//! provider is slow (a want times out), does not have a block (`DONT_HAVE`)
+//! or is gone. A provider that sends bytes that do not match a CID is
+//! dropped for good and disconnected. Blocks already in the blockstore are
+//! read (and rehashed) instead of fetched, so a second call resumes an
+//! interrupted download.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use libp2p::PeerId;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::bitswap::{Bitswap, WantError};
+use super::block::Block;
+use super::blockstore::{Blockstore, BlockstoreError};
+use super::unixfs::{FileReader, ReadError};
+
+/// How a download behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FetchConfig {
+    /// Most blocks asked for at once.
+    pub window: usize,
+    /// Most blocks asked of one provider at once.
+    pub per_peer: usize,
+    /// Slow answers (want timeouts) after which a provider is left out.
+    pub strikes: u32,
+    /// How often to look for providers again while blocks are missing.
+    pub find_interval: Duration,
+    /// Give up when no block arrived for this long.
+    pub stall_timeout: Duration,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            window: 32,
+            per_peer: 16,
+            strikes: 3,
+            find_interval: Duration::from_secs(2),
+            stall_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Where a download finds providers and how it drops a bad one; the node's
+/// [`Client`](crate::Client) implements it with the DHT.
+pub trait Router: Send + Sync + 'static {
+    /// Starts a provider search for `cid`; providers come on the channel,
+    /// which closes when the search ends.
+    fn find_providers(&self, cid: Cid) -> mpsc::Receiver<PeerId>;
+    /// Closes the connections to a peer that misbehaved.
+    fn disconnect(&self, peer: PeerId);
+}
+
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// No block arrived for the stall timeout.
+    #[error("no progress for {0:?}: no provider of {1} answered")]
+    Stalled(Duration, Cid),
+    /// The blocks do not form a valid UnixFS file.
+    #[error("not a UnixFS file: {0}")]
+    Read(#[from] ReadError),
+    /// The local blockstore failed (full, disk error).
+    #[error(transparent)]
+    Store(#[from] BlockstoreError),
+    /// A blocking task failed.
+    #[error("internal task failed: {0}")]
+    Task(String),
+    /// The receiver of the bytes went away.
+    #[error("download cancelled")]
+    Cancelled,
+}
+
+/// What a finished download did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FetchReport {
+    /// The file's size.
+    pub size: u64,
+    /// Blocks fetched from providers.
+    pub fetched: u64,
+    /// Blocks that were already local.
+    pub local: u64,
+    /// Providers dropped for sending bad blocks.
+    pub dropped: Vec<PeerId>,
+}
+
+/// What one provider is doing in this download.
+#[derive(Debug, Default)]
+struct Provider {
+    in_flight: usize,
+    /// Blocks it said it does not have.
+    lacks: HashSet<Cid>,
+    strikes: u32,
+}
+
+/// The download's view of its providers (sans-IO: picks who to ask and
+/// keeps score).
+#[derive(Debug, Default)]
+struct Providers {
+    peers: HashMap<PeerId, Provider>,
+    banned: HashSet<PeerId>,
+    /// Round-robin start, so equal providers share the work.
+    turn: usize,
+}
+
+impl Providers {
+    fn add(&mut self, peer: PeerId) -> bool {
+        if self.banned.contains(&peer) || self.peers.contains_key(&peer) {
+            return false;
+        }
+        self.peers.insert(peer, Provider::default());
+        true
+    }
+
+    /// The provider to ask for `cid`: the one with the fewest wants in
+    /// flight among those that may have it and have room.
+    fn pick(&mut self, cid: &Cid, per_peer: usize) -> Option<PeerId> {
+        self.turn = self.turn.wrapping_add(1);
+        let mut candidates: Vec<(&PeerId, &Provider)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.in_flight < per_peer && !p.lacks.contains(cid))
+            .collect();
+        candidates.sort_by_key(|(id, _)| **id);
+        let n = candidates.len();
+        if n == 0 {
+            return None;
+        }
+        let turn = self.turn % n;
+        candidates.rotate_left(turn);
+        let peer = *candidates.iter().min_by_key(|(_, p)| p.in_flight)?.0;
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.in_flight += 1;
+        }
+        Some(peer)
+    }
+
+    fn done(&mut self, peer: &PeerId) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.in_flight = p.in_flight.saturating_sub(1);
+        }
+    }
+
+    fn lacks(&mut self, peer: &PeerId, cid: Cid) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.lacks.insert(cid);
+        }
+    }
+
+    /// Counts a slow answer; returns whether the provider is now left out.
+    fn strike(&mut self, peer: &PeerId, limit: u32) -> bool {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        p.strikes += 1;
+        if p.strikes >= limit {
+            self.peers.remove(peer);
+            return true;
+        }
+        false
+    }
+
+    fn remove(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
+    }
+
+    fn ban(&mut self, peer: PeerId) {
+        self.peers.remove(&peer);
+        self.banned.insert(peer);
+    }
+
+    /// Forgets who lacked what, to ask again after a new provider search.
+    fn forget_lacks(&mut self) {
+        for p in self.peers.values_mut() {
+            p.lacks.clear();
+        }
+    }
+}
+
+/// Downloads the file under `root`, storing every block in `store`, and
+/// sends its bytes in order on `out` (when given). `hint` are peers to ask
+/// before the DHT answers (for example the peer a record came from).
+pub async fn fetch(
+    root: Cid,
+    store: Arc<Blockstore>,
+    bitswap: Bitswap,
+    router: Arc<dyn Router>,
+    hint: Vec<PeerId>,
+    out: Option<mpsc::Sender<Bytes>>,
+    config: FetchConfig,
+) -> Result<FetchReport, FetchError> {
+    let mut reader = FileReader::new(root);
+    let mut providers = Providers::default();
+    for peer in hint {
+        providers.add(peer);
+    }
+    let mut report = FetchReport::default();
+    let mut ready: HashMap<Cid, Block> = HashMap::new();
+    let mut local_checked: HashSet<Cid> = HashSet::new();
+    let mut in_flight: HashSet<Cid> = HashSet::new();
+    let mut wants = FuturesUnordered::new();
+    let mut found: Option<mpsc::Receiver<PeerId>> = None;
+    let mut find_timer = tokio::time::interval(config.find_interval);
+    find_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_progress = tokio::time::Instant::now();
+
+    loop {
+        // Hand on every block that is next in file order.
+        let (next, ahead) = loop {
+            let Some((next, ahead)) = reader.needed() else {
+                report.size = reader.total_size().unwrap_or(0);
+                return Ok(report);
+            };
+            let Some(block) = ready.remove(&next) else {
+                break (next, ahead);
+            };
+            let segment = reader.feed(&block)?;
+            if let (Some(out), false) = (&out, segment.is_empty()) {
+                out.send(Bytes::copy_from_slice(segment))
+                    .await
+                    .map_err(|_| FetchError::Cancelled)?;
+            }
+        };
+
+        // Ask for what is needed soon and is neither here nor asked for.
+        for cid in std::iter::once(next).chain(ahead).take(config.window) {
+            if ready.contains_key(&cid) || in_flight.contains(&cid) {
+                continue;
+            }
+            if in_flight.len() >= config.window {
+                break;
+            }
+            if local_checked.insert(cid) {
+                let store = store.clone();
+                let local = tokio::task::spawn_blocking(move || store.get_verified(&cid))
+                    .await
+                    .map_err(|e| FetchError::Task(e.to_string()))?;
+                match local {
+                    Ok(Some(block)) => {
+                        report.local += 1;
+                        ready.insert(cid, block);
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(BlockstoreError::Corrupt(_)) => {
+                        warn!(%cid, "local block is corrupt; fetching it again");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let Some(peer) = providers.pick(&cid, config.per_peer) else {
+                break;
+            };
+            in_flight.insert(cid);
+            let bitswap = bitswap.clone();
+            wants.push(async move { (peer, cid, bitswap.want_block(peer, cid).await) });
+        }
+        if !ready.is_empty() && ready.contains_key(&next) {
+            continue;
+        }
+        if found.is_none() && (in_flight.is_empty() || providers.peers.is_empty()) {
+            found = Some(router.find_providers(root));
+        }
+
+        let stall = last_progress + config.stall_timeout;
+        tokio::select! {
+            Some((peer, cid, result)) = wants.next() => {
+                in_flight.remove(&cid);
+                providers.done(&peer);
+                match result {
+                    Ok(block) => {
+                        last_progress = tokio::time::Instant::now();
+                        let stored = store.clone();
+                        let put = block.clone();
+                        tokio::task::spawn_blocking(move || stored.put(&put))
+                            .await
+                            .map_err(|e| FetchError::Task(e.to_string()))??;
+                        report.fetched += 1;
+                        ready.insert(cid, block);
+                    }
+                    Err(WantError::DontHave) => providers.lacks(&peer, cid),
+                    Err(WantError::Timeout) => {
+                        if providers.strike(&peer, config.strikes) {
+                            debug!(%peer, "provider too slow; leaving it out");
+                        }
+                    }
+                    Err(WantError::BadBlock) => {
+                        warn!(%peer, %cid, "provider sent a block that does not match its CID; dropping it");
+                        providers.ban(peer);
+                        report.dropped.push(peer);
+                        router.disconnect(peer);
+                    }
+                    Err(e) => {
+                        debug!(%peer, %cid, error = %e, "want failed");
+                        providers.remove(&peer);
+                    }
+                }
+            }
+            Some(peer) = recv(&mut found) => {
+                if providers.add(peer) {
+                    debug!(%peer, %root, "found a provider");
+                }
+            }
+            _ = find_timer.tick() => {
+                // Look again while blocks wait for someone to ask.
+                if in_flight.is_empty() || providers.peers.is_empty() {
+                    providers.forget_lacks();
+                    found = Some(router.find_providers(root));
+                }
+            }
+            _ = tokio::time::sleep_until(stall) => {
+                return Err(FetchError::Stalled(config.stall_timeout, next));
+            }
+        }
+    }
+}
+
+/// Receives from the provider search while it runs; pends once it ended.
+async fn recv(found: &mut Option<mpsc::Receiver<PeerId>>) -> Option<PeerId> {
+    match found {
+        Some(rx) => match rx.recv().await {
+            Some(peer) => Some(peer),
+            None => {
+                *found = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cid(n: u8) -> Cid {
+        Block::hash(cid::Version::V1, super::super::block::RAW, vec![n])
+            .unwrap()
+            .cid()
+            .to_owned()
+    }
+
+    #[test]
+    fn spreads_wants_over_providers() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut p = Providers::default();
+        p.add(a);
+        p.add(b);
+        let picks: Vec<PeerId> = (0..4).filter_map(|n| p.pick(&cid(n), 16)).collect();
+        assert_eq!(picks.iter().filter(|x| **x == a).count(), 2);
+        assert_eq!(picks.iter().filter(|x| **x == b).count(), 2);
+    }
+
+    #[test]
+    fn skips_providers_that_lack_a_block_or_are_full() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut p = Providers::default();
+        p.add(a);
+        p.add(b);
+        p.lacks(&a, cid(1));
+        for _ in 0..3 {
+            assert_eq!(p.pick(&cid(1), 3), Some(b));
+        }
+        assert_eq!(p.pick(&cid(1), 3), None, "b is full, a lacks it");
+        p.done(&b);
+        assert_eq!(p.pick(&cid(1), 3), Some(b));
+    }
+
+    #[test]
+    fn banned_and_slow_providers_are_left_out() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut p = Providers::default();
+        p.add(a);
+        p.add(b);
+        p.ban(a);
+        assert!(!p.add(a), "a banned provider is not taken back");
+        assert!(!p.strike(&b, 2));
+        assert!(p.strike(&b, 2));
+        assert_eq!(p.pick(&cid(1), 16), None);
+    }
+}

@@ -1,0 +1,168 @@
+//! Benchmark: download of a release between two `ipsr-node` processes on
+//! loopback (Bitswap over TCP + noise + yamux), next to a plain TCP socket
+//! copy of the same size on the same machine in the same run (the ceiling),
+//! and the resident memory of both nodes during the transfer.
+//!
+//! ```sh
+//! cargo bench -p ipsr-node --bench transfer               # 256 MiB
+//! IPSR_BENCH_MIB=64 cargo bench -p ipsr-node --bench transfer
+//! ```
+//!
+//! It prints its figures and asserts nothing (targets: at least 300 MiB/s,
+//! at least a quarter of raw TCP, under 100 MiB RSS per node). Both
+//! processes are killed when it ends, also on failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+mod common;
+
+use common::{agent, get_json, start};
+
+const MIB: usize = 1024 * 1024;
+
+/// `len` bytes from a seeded xorshift generator.
+fn data(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The resident set size of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Samples the peak RSS of `pids` every 20 ms until `stop` is set.
+fn sample(pids: Vec<u32>, stop: Arc<AtomicBool>) -> (Vec<Arc<AtomicU64>>, std::thread::JoinHandle<()>) {
+    let peaks: Vec<Arc<AtomicU64>> = pids.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let out = peaks.clone();
+    let handle = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            for (pid, peak) in pids.iter().zip(&peaks) {
+                peak.fetch_max(rss_kib(*pid), Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    (out, handle)
+}
+
+/// Copies `len` bytes over a loopback TCP connection with 1 MiB writes and
+/// reads; returns MiB/s.
+fn raw_tcp(len: usize) -> f64 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sender = std::thread::spawn(move || {
+        let buf = vec![7u8; MIB];
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let mut sent = 0;
+        while sent < len {
+            let n = (len - sent).min(MIB);
+            s.write_all(&buf[..n]).unwrap();
+            sent += n;
+        }
+    });
+    let (mut r, _) = listener.accept().unwrap();
+    let start = Instant::now();
+    let mut buf = vec![0u8; MIB];
+    let mut got = 0;
+    while got < len {
+        let n = r.read(&mut buf).unwrap();
+        assert!(n > 0, "short copy");
+        got += n;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    sender.join().unwrap();
+    len as f64 / MIB as f64 / secs
+}
+
+fn main() {
+    let mib: usize = std::env::var("IPSR_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let len = mib * MIB;
+    let base = tempfile::tempdir().unwrap();
+    let agent = agent();
+
+    let file = data(len);
+    let expected = hex::encode(Sha256::digest(&file));
+    let a = start(&base.path().join("a"), &[]);
+    let b = start(&base.path().join("b"), std::slice::from_ref(&a.p2p));
+    while get_json(&agent, &format!("{}/v1/status", b.api))["peers"].as_u64() == Some(0) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let added_at = Instant::now();
+    let mut response = agent
+        .post(&format!("{}/v1/content", a.api))
+        .header("content-type", "application/octet-stream")
+        .send(&file[..])
+        .unwrap();
+    let added: serde_json::Value =
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    let add_secs = added_at.elapsed().as_secs_f64();
+    let cid = added["cid"].as_str().expect("the add answers a CID").to_owned();
+    drop(file);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (peaks, sampler) = sample(vec![a.child.id(), b.child.id()], stop.clone());
+    let started = Instant::now();
+    let mut response = agent
+        .get(&format!("{}/v1/content/{cid}", b.api))
+        .call()
+        .unwrap();
+    assert_eq!(response.status(), 200, "download refused");
+    let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; MIB];
+    let mut got = 0usize;
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        got += n;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    assert_eq!(got, len, "short download");
+    assert_eq!(hex::encode(hasher.finalize()), expected, "bytes differ");
+
+    let ipsr = mib as f64 / secs;
+    let tcp = raw_tcp(len);
+    let (peak_a, peak_b) = (
+        peaks[0].load(Ordering::Relaxed) as f64 / 1024.0,
+        peaks[1].load(Ordering::Relaxed) as f64 / 1024.0,
+    );
+    println!("transfer of {mib} MiB ({cid})");
+    println!("  add on a (HTTP upload + import):  {:8.1} MiB/s", mib as f64 / add_secs);
+    println!("  download a -> b (Bitswap, HTTP):  {ipsr:8.1} MiB/s   (target >= 300)");
+    println!("  raw loopback TCP copy:            {tcp:8.1} MiB/s");
+    println!("  ratio IPSR / raw TCP:             {:8.3}       (target >= 0.25)", ipsr / tcp);
+    println!("  peak RSS during the download:     a {peak_a:.1} MiB, b {peak_b:.1} MiB (target < 100 each)");
+}

@@ -1,0 +1,300 @@
+//! The content routes (`docs/node-api.md`, "Content"): add, cat, stat,
+//! pins and gc. Uploads and downloads stream: neither holds a whole file in
+//! memory.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use cid::Cid;
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use warp::http::header;
+use warp::{Filter, Rejection, Reply};
+
+use super::error::Failure;
+use super::filters::{get, json, octet_stream, with};
+use super::handlers::Ctx;
+use crate::content::blockstore::{GcReport, Pin as PinInfo};
+use crate::content::fetch::{FetchError, FetchReport};
+use crate::content::unixfs::Profile;
+use crate::content::{ContentError, ContentStat};
+
+/// Every content route.
+pub(crate) fn routes(
+    ctx: Ctx,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    add(ctx.clone())
+        .or(stat(ctx.clone()))
+        .or(cat(ctx.clone()))
+        .or(pins(ctx.clone()))
+        .or(pin(ctx.clone()))
+        .or(unpin(ctx.clone()))
+        .or(gc(ctx))
+}
+
+/// The body of `POST /v1/content`.
+#[derive(Debug, Serialize)]
+struct Added {
+    cid: String,
+    size: u64,
+    blocks: u64,
+    profile: String,
+}
+
+/// The body of `PUT /v1/pins/{cid}`.
+#[derive(Debug, Serialize)]
+struct Pinned {
+    cid: String,
+    fetched: u64,
+    local: u64,
+    size: u64,
+}
+
+/// One entry of `GET /v1/pins`.
+#[derive(Debug, Serialize)]
+struct PinView {
+    cid: String,
+    label: Option<String>,
+    created_at: u64,
+}
+
+/// The body of `POST /v1/gc`.
+#[derive(Debug, Serialize)]
+struct Collected {
+    removed: u64,
+    freed: u64,
+}
+
+/// The query of `POST /v1/content`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddQuery {
+    profile: Option<String>,
+    label: Option<String>,
+}
+
+/// The query of `PUT /v1/pins/{cid}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinQuery {
+    label: Option<String>,
+}
+
+fn cid(text: &str) -> Result<Cid, Failure> {
+    let cid: Cid = text.parse().map_err(|e: cid::Error| Failure::Cid(e.to_string()))?;
+    crate::content::block::check_cid(&cid).map_err(|e| Failure::Cid(e.to_string()))?;
+    Ok(cid)
+}
+
+/// `POST /v1/content?profile=unixfs-v1-2025&label=...`: the body (any size,
+/// streamed) becomes a pinned UnixFS file.
+fn add(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "content")
+        .and(warp::post())
+        .and(octet_stream())
+        .and(warp::query::<AddQuery>())
+        .and(warp::body::stream())
+        .and(with(ctx))
+        .and_then(|query: AddQuery, body, ctx: Ctx| {
+            json("add", async move {
+                let profile = match query.profile.as_deref() {
+                    None => Profile::default(),
+                    Some(text) => text.parse().map_err(|_| Failure::Query {
+                        param: "profile",
+                        reason: "must be unixfs-v1-2025 or unixfs-v0-2015",
+                    })?,
+                };
+                let (tx, rx) = mpsc::channel(8);
+                let adding = ctx.client.add(rx, profile, query.label);
+                let feeding = feed(body, tx);
+                let (added, fed) = futures::join!(adding, feeding);
+                fed?;
+                let added = added?;
+                Ok(Added {
+                    cid: added.root.to_string(),
+                    size: added.size,
+                    blocks: added.blocks,
+                    profile: profile.to_string(),
+                })
+            })
+        })
+}
+
+/// Passes the request body on to the importer, chunk by chunk.
+async fn feed<S, B>(body: S, tx: mpsc::Sender<Bytes>) -> Result<(), Failure>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| Failure::BodyRead(e.to_string()))?;
+        let bytes = chunk.copy_to_bytes(chunk.remaining());
+        if tx.send(bytes).await.is_err() {
+            // The importer stopped (its error is the answer).
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// `GET /v1/content/{cid}/stat`.
+fn stat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "content" / String / "stat")
+        .and(get())
+        .and(with(ctx))
+        .and_then(|text: String, ctx: Ctx| {
+            json("stat", async move {
+                let stat: ContentStat = ctx.client.stat(cid(&text)?).await?;
+                Ok(stat)
+            })
+        })
+}
+
+/// `GET /v1/content/{cid}`: the file's bytes, from here or from the swarm,
+/// every block checked.
+fn cat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "content" / String)
+        .and(get())
+        .and(with(ctx))
+        .and_then(|text: String, ctx: Ctx| async move {
+            let root = cid(&text).map_err(warp::reject::custom)?;
+            let stat = ctx.client.stat(root).await.map_err(Failure::from)?;
+            let (rx, handle) = ctx.client.cat(root, Vec::new());
+            let mut download = Download { rx, handle: Some(handle) };
+            // Wait for the first bytes, so a file nobody has is an error
+            // status rather than an empty body.
+            let first = match download.next().await {
+                Some(Ok(bytes)) => Some(bytes),
+                Some(Err(e)) => return Err(warp::reject::custom(Failure::from(e))),
+                None => None,
+            };
+            let body = futures::stream::iter(first.map(Ok)).chain(download);
+            let mut response = warp::reply::stream(body).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(etag) = header::HeaderValue::from_str(&format!("\"{root}\"")) {
+                headers.insert(header::ETAG, etag);
+            }
+            if let Some(size) = stat.size {
+                headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(size));
+            }
+            Ok::<_, Rejection>(response)
+        })
+}
+
+/// The bytes of a download, then how it ended: an error ends the stream
+/// with an error, which aborts the response (the client sees a short body).
+struct Download {
+    rx: mpsc::Receiver<Bytes>,
+    handle: Option<JoinHandle<Result<FetchReport, FetchError>>>,
+}
+
+impl Stream for Download {
+    type Item = Result<Bytes, ContentError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Poll::Ready(Some(bytes)) = self.rx.poll_recv(cx) {
+            return Poll::Ready(Some(Ok(bytes)));
+        }
+        if !self.rx.is_closed() && !self.rx.is_empty() {
+            return Poll::Pending;
+        }
+        let Some(handle) = self.handle.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(handle).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                self.handle = None;
+                // Bytes sent just before the end are still queued.
+                if let Poll::Ready(Some(bytes)) = self.rx.poll_recv(cx) {
+                    return Poll::Ready(Some(Ok(bytes)));
+                }
+                match result {
+                    Ok(Ok(_)) => Poll::Ready(None),
+                    Ok(Err(e)) => Poll::Ready(Some(Err(ContentError::Fetch(e)))),
+                    Err(e) => Poll::Ready(Some(Err(ContentError::Task(e.to_string())))),
+                }
+            }
+        }
+    }
+}
+
+/// `GET /v1/pins`.
+fn pins(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "pins")
+        .and(get())
+        .and(with(ctx))
+        .and_then(|ctx: Ctx| {
+            json("pins", async move {
+                let pins: Vec<PinInfo> = ctx.client.pins().await?;
+                Ok(pins
+                    .into_iter()
+                    .map(|p| PinView {
+                        cid: p.root.to_string(),
+                        label: p.label,
+                        created_at: p.created,
+                    })
+                    .collect::<Vec<_>>())
+            })
+        })
+}
+
+/// `PUT /v1/pins/{cid}?label=...`: fetches what is missing, then pins.
+fn pin(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "pins" / String)
+        .and(warp::put())
+        .and(warp::query::<PinQuery>())
+        .and(with(ctx))
+        .and_then(|text: String, query: PinQuery, ctx: Ctx| {
+            json("pin", async move {
+                let root = cid(&text)?;
+                let report = ctx.client.pin(root, query.label, Vec::new()).await?;
+                Ok(Pinned {
+                    cid: root.to_string(),
+                    fetched: report.fetched,
+                    local: report.local,
+                    size: report.size,
+                })
+            })
+        })
+}
+
+/// `DELETE /v1/pins/{cid}`.
+fn unpin(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "pins" / String)
+        .and(warp::delete())
+        .and(with(ctx))
+        .and_then(|text: String, ctx: Ctx| {
+            json("unpin", async move {
+                let root = cid(&text)?;
+                if !ctx.client.unpin(root).await? {
+                    return Err(Failure::NotFound(format!("{root} is not pinned")));
+                }
+                Ok(serde_json::json!({ "cid": root.to_string(), "pinned": false }))
+            })
+        })
+}
+
+/// `POST /v1/gc`.
+fn gc(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "gc")
+        .and(warp::post())
+        .and(with(ctx))
+        .and_then(|ctx: Ctx| {
+            json("gc", async move {
+                let report: GcReport = ctx.client.gc().await?;
+                Ok(Collected {
+                    removed: report.removed,
+                    freed: report.freed,
+                })
+            })
+        })
+}

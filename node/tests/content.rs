@@ -1,0 +1,266 @@
+//! In-process tests of package content across nodes: DHT providers,
+//! Bitswap, parallel download, bad providers, restarts.
+//!
+//! ```text
+//!   a ─ b ─ c      a adds a file; c, which knows only b, finds a through
+//!                  the DHT and downloads from it
+//! ```
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use ipsr_node::content::unixfs::Profile;
+use ipsr_node::{Client, Config};
+use libp2p::Multiaddr;
+use sha2::{Digest, Sha256};
+
+mod common;
+
+use common::{TIMEOUT, wait_until};
+
+/// `len` bytes from a seeded xorshift generator: not compressible, not
+/// deduplicated into a few blocks, the same on every run.
+fn data(len: usize, seed: u64) -> Bytes {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out.into()
+}
+
+async fn node() -> (tempfile::TempDir, Client, Multiaddr) {
+    common::node(|_| {}).await
+}
+
+/// Connects `from` to `to` and waits until both see it and identify ran.
+async fn connect(from: &Client, to: &Client, to_addr: &Multiaddr) {
+    from.dial(to_addr.clone()).await.unwrap();
+    let peer = to.peer_id();
+    wait_until("connected", || async {
+        from.peers().await.unwrap().contains(&peer)
+    })
+    .await;
+    // Identify tells each side the other serves the DHT.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// Reads the whole file under `root` through `client.cat`.
+async fn cat(client: &Client, root: cid::Cid) -> (Bytes, ipsr_node::content::fetch::FetchReport) {
+    let (mut rx, handle) = client.cat(root, Vec::new());
+    let mut out = Vec::new();
+    let read = async {
+        while let Some(bytes) = rx.recv().await {
+            out.extend_from_slice(&bytes);
+        }
+        handle.await.unwrap().unwrap()
+    };
+    let report = tokio::time::timeout(TIMEOUT, read).await.expect("download timed out");
+    (out.into(), report)
+}
+
+fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_finds_a_provider_through_the_dht_and_downloads_20_mib() {
+    let (_da, a, a_addr) = node().await;
+    let (_db, b, b_addr) = node().await;
+    let (_dc, c, _) = node().await;
+    connect(&b, &a, &a_addr).await;
+    connect(&c, &b, &b_addr).await;
+    assert!(!c.peers().await.unwrap().contains(&a.peer_id()));
+
+    let file = data(20 * 1024 * 1024, 1);
+    let added = a
+        .add_bytes(file.clone(), Profile::V1_2025, Some("test".into()))
+        .await
+        .unwrap();
+    assert_eq!(added.size, file.len() as u64);
+    assert_eq!(added.blocks, 21, "20 leaves of 1 MiB and the root");
+    // The provider record reaches b (the node closest to the key of the two).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let (got, report) = cat(&c, added.root).await;
+    assert_eq!(digest(&got), digest(&file));
+    assert_eq!(report.size, file.len() as u64);
+    assert_eq!(report.fetched, 21);
+    assert!(c.peers().await.unwrap().contains(&a.peer_id()), "c dialled a");
+    let stat = c.stat(added.root).await.unwrap();
+    assert!(stat.complete && !stat.pinned, "{stat:?}");
+    assert_eq!(stat.size, Some(file.len() as u64));
+
+    // A second read is served from c's own blockstore.
+    let (again, report) = cat(&c, added.root).await;
+    assert_eq!(again, got);
+    assert_eq!((report.fetched, report.local), (0, 21));
+}
+
+/// Flips one byte in the middle of every block file over 1 KiB under `dir`
+/// (bit rot on the provider's disk, which it serves without rehashing).
+fn corrupt_blocks(dir: &std::path::Path) -> usize {
+    let mut flipped = 0;
+    for entry in walk(dir) {
+        let mut bytes = std::fs::read(&entry).unwrap();
+        if bytes.len() > 1024 {
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(&entry, bytes).unwrap();
+            flipped += 1;
+        }
+    }
+    flipped
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else if path.extension().is_some_and(|e| e == "data") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_sends_bad_blocks_is_dropped_and_another_completes_the_download() {
+    let (_da, a, a_addr) = node().await;
+    let (dm, m, m_addr) = node().await;
+    let (_dc, c, _) = node().await;
+    connect(&c, &a, &a_addr).await;
+    connect(&c, &m, &m_addr).await;
+
+    let file = data(8 * 1024 * 1024 + 17, 2);
+    let added = a.add_bytes(file.clone(), Profile::V1_2025, None).await.unwrap();
+    let same = m.add_bytes(file.clone(), Profile::V1_2025, None).await.unwrap();
+    assert_eq!(added.root, same.root);
+    assert!(corrupt_blocks(&dm.path().join("blocks")) >= 8);
+
+    // Ask the bad provider first; a comes from the DHT.
+    let (mut rx, handle) = c.cat(added.root, vec![m.peer_id()]);
+    let mut got = Vec::new();
+    let report = tokio::time::timeout(TIMEOUT, async {
+        while let Some(bytes) = rx.recv().await {
+            got.extend_from_slice(&bytes);
+        }
+        handle.await.unwrap().unwrap()
+    })
+    .await
+    .expect("download timed out");
+    assert_eq!(digest(&got), digest(&file));
+    assert_eq!(report.dropped, vec![m.peer_id()]);
+    wait_until("c disconnected m", || async {
+        !c.peers().await.unwrap().contains(&m.peer_id())
+    })
+    .await;
+    // Everything c kept matches its CID.
+    assert!(c.stat(added.root).await.unwrap().complete);
+    let store = c.blockstore().clone();
+    tokio::task::spawn_blocking(move || {
+        for cid in store.missing(&added.root).unwrap() {
+            panic!("missing {cid}");
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_resumes_after_the_provider_restarts() {
+    let da = tempfile::tempdir().unwrap();
+    let start_a = |listen: Option<Multiaddr>| {
+        let mut config = Config::local(da.path().to_owned());
+        if let Some(addr) = listen {
+            config.listen = vec![addr];
+        }
+        ipsr_node::spawn(config)
+    };
+    let a = start_a(None).await.unwrap();
+    wait_until("a listens", || async {
+        !a.listen_addrs().await.unwrap().is_empty()
+    })
+    .await;
+    let a_listen = a.listen_addrs().await.unwrap()[0].clone();
+    let a_addr = a_listen
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(a.peer_id()));
+    let (_dc, c, _) = node().await;
+    connect(&c, &a, &a_addr).await;
+
+    let file = data(12 * 1024 * 1024, 3);
+    let added = a.add_bytes(file.clone(), Profile::V1_2025, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // c reads the first few MiB, then stops reading.
+    {
+        let (mut rx, handle) = c.cat(added.root, Vec::new());
+        let mut read = 0;
+        while read < 3 * 1024 * 1024 {
+            read += tokio::time::timeout(TIMEOUT, rx.recv()).await.unwrap().unwrap().len();
+        }
+        drop(rx);
+        let _ = tokio::time::timeout(TIMEOUT, handle).await.unwrap();
+    }
+    let before = c.stat(added.root).await.unwrap();
+    assert!(before.local && !before.complete, "{before:?}");
+
+    // a goes away; c starts pinning, which cannot finish yet.
+    let a_peer = a.peer_id();
+    drop(a);
+    wait_until("c saw a go", || async {
+        !c.peers().await.unwrap().contains(&a_peer)
+    })
+    .await;
+    let pinning = tokio::spawn({
+        let c = c.clone();
+        async move { c.pin(added.root, None, Vec::new()).await }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!pinning.is_finished(), "the pin cannot finish while a is down");
+
+    // a comes back on the same address; the pin completes.
+    let a = start_a(Some(a_listen)).await.unwrap();
+    assert_eq!(a.peer_id(), a_peer);
+    let report = tokio::time::timeout(TIMEOUT, pinning)
+        .await
+        .expect("the pin did not resume")
+        .unwrap()
+        .unwrap();
+    assert!(report.local >= 3, "{report:?}");
+    assert!(report.fetched >= 1, "{report:?}");
+    let (got, _) = cat(&c, added.root).await;
+    assert_eq!(digest(&got), digest(&file));
+    assert!(c.stat(added.root).await.unwrap().pinned);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_keeps_pinned_content_and_removes_the_rest() {
+    let (_da, a, _) = node().await;
+    let kept = a
+        .add_bytes(data(3 * 1024 * 1024, 4), Profile::V1_2025, Some("kept".into()))
+        .await
+        .unwrap();
+    let dropped = a
+        .add_bytes(data(2 * 1024 * 1024, 5), Profile::V0_2015, None)
+        .await
+        .unwrap();
+    assert!(a.unpin(dropped.root).await.unwrap());
+    let report = a.gc().await.unwrap();
+    assert_eq!(report.removed, dropped.blocks);
+    assert!(a.stat(kept.root).await.unwrap().complete);
+    let gone = a.stat(dropped.root).await.unwrap();
+    assert!(!gone.local && !gone.pinned, "{gone:?}");
+    let pins = a.pins().await.unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_eq!(pins[0].label.as_deref(), Some("kept"));
+}

@@ -100,6 +100,22 @@ impl Block {
         Self { cid, data }
     }
 
+    /// Wraps a block the UnixFS importer has just produced. The importer
+    /// (rust-unixfs's `FileAdder`) computed `cid` as the sha2-256 of exactly
+    /// these bytes, so hashing them a second time would only halve import
+    /// speed; the DAG parameters keep every block far below
+    /// [`MAX_BLOCK_SIZE`] (1 MiB leaves, link nodes of at most 1024 links).
+    /// Debug builds re-check both claims.
+    pub(crate) fn from_importer(cid: Cid, data: Vec<u8>) -> Self {
+        debug_assert!(data.len() <= MAX_BLOCK_SIZE);
+        debug_assert!(check_cid(&cid).is_ok());
+        debug_assert_eq!(Code::Sha2_256.digest(&data).digest(), cid.hash().digest());
+        Self {
+            cid,
+            data: Bytes::from(data),
+        }
+    }
+
     /// The block's CID.
     pub fn cid(&self) -> &Cid {
         &self.cid

@@ -40,7 +40,10 @@ fn main() {
     let rate = |secs: f64| bytes as f64 / (1 << 20) as f64 / secs;
 
     let start = Instant::now();
-    let out = std::process::Command::new("sha256sum").arg(&path).output().unwrap();
+    let out = std::process::Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "sha256sum failed");
     let sha = start.elapsed().as_secs_f64();
 
@@ -64,8 +67,17 @@ fn main() {
         .trim();
 
     println!("file: {mib} MiB, root {} ({blocks} blocks)", imported.root);
-    println!("sha256sum:             {:8.1} MiB/s ({sha:.2} s)", rate(sha));
-    println!("import unixfs-v1-2025: {:8.1} MiB/s ({import:.2} s)", rate(import));
-    println!("ratio import/sha256sum: {:.0}% (target >= 70%)", 100.0 * sha / import);
+    println!(
+        "sha256sum:             {:8.1} MiB/s ({sha:.2} s)",
+        rate(sha)
+    );
+    println!(
+        "import unixfs-v1-2025: {:8.1} MiB/s ({import:.2} s)",
+        rate(import)
+    );
+    println!(
+        "ratio import/sha256sum: {:.0}% (target >= 70%)",
+        100.0 * sha / import
+    );
     println!("peak RSS (VmHWM): {hwm}");
 }

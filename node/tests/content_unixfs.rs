@@ -55,7 +55,11 @@ fn pattern(len: usize) -> Vec<u8> {
 
 #[test]
 fn published_vectors_match() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/unixfs.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/unixfs.json"
+    ))
+    .unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let vectors = json["vectors"].as_array().unwrap();
     assert!(vectors.len() >= 5);
@@ -64,7 +68,12 @@ fn published_vectors_match() {
         let profile: Profile = v["profile"].as_str().unwrap().parse().unwrap();
         assert!(v["source"].as_str().is_some_and(|s| !s.is_empty()));
         let (imported, blocks) = import(profile, input);
-        assert_eq!(imported.root.to_string(), v["cid"].as_str().unwrap(), "{}", v["name"]);
+        assert_eq!(
+            imported.root.to_string(),
+            v["cid"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
         assert_eq!(read_back(imported.root, &blocks), input);
     }
 }
@@ -73,7 +82,9 @@ fn published_vectors_match() {
 fn boundary_sizes_round_trip_in_both_profiles() {
     for profile in Profile::ALL {
         let chunk = profile.chunk_size();
-        for (len, want_blocks, want_depth) in [(0, 1, 0), (1, 1, 0), (chunk, 1, 0), (chunk + 1, 3, 1)] {
+        for (len, want_blocks, want_depth) in
+            [(0, 1, 0), (1, 1, 0), (chunk, 1, 0), (chunk + 1, 3, 1)]
+        {
             let data = pattern(len);
             let (imported, blocks) = import(profile, &data);
             assert_eq!(imported.size, len as u64);
@@ -83,7 +94,11 @@ fn boundary_sizes_round_trip_in_both_profiles() {
             assert_eq!(read_back(imported.root, &blocks), data, "{profile} {len}");
             let root_is_raw = imported.root.codec() == 0x55;
             assert_eq!(root_is_raw, profile == Profile::V1_2025 && len <= chunk);
-            let version = if root_is_raw { cid::Version::V1 } else { profile.cid_version() };
+            let version = if root_is_raw {
+                cid::Version::V1
+            } else {
+                profile.cid_version()
+            };
             assert_eq!(imported.root.version(), version);
         }
     }

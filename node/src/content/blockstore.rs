@@ -262,7 +262,13 @@ impl Blockstore {
 
     /// Temp file, write, fsync, hard link to the final name. `Ok(false)` if
     /// the final name already existed.
-    fn write_new(&self, shard: &Path, path: &Path, name: &str, data: &[u8]) -> Result<bool, BlockstoreError> {
+    fn write_new(
+        &self,
+        shard: &Path,
+        path: &Path,
+        name: &str,
+        data: &[u8],
+    ) -> Result<bool, BlockstoreError> {
         match fs::create_dir(shard) {
             // A new shard dir: make its entry in the parent durable.
             Ok(()) => sync_dir(&self.dir)?,
@@ -286,9 +292,16 @@ impl Blockstore {
             // Filesystems without hard links: rename, which replaces a
             // concurrent writer's identical file (still atomic and correct;
             // only the block count could be off by the race).
-            Err(e) if matches!(e.kind(), io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied
+                ) =>
+            {
                 let existed = path.exists();
-                fs::rename(&tmp, path).map(|()| !existed).map_err(io_err(path))
+                fs::rename(&tmp, path)
+                    .map(|()| !existed)
+                    .map_err(io_err(path))
             }
             Err(e) => Err(io_err(path)(e)),
         };
@@ -305,7 +318,9 @@ impl Blockstore {
     /// atomically, so they are trusted (like kubo's `HashOnRead = false`).
     /// Use [`get_verified`](Blockstore::get_verified) to detect disk damage.
     pub fn get(&self, cid: &Cid) -> Result<Option<Block>, BlockstoreError> {
-        Ok(self.read(cid)?.map(|data| Block::trusted(*cid, data.into())))
+        Ok(self
+            .read(cid)?
+            .map(|data| Block::trusted(*cid, data.into())))
     }
 
     /// Like [`get`](Blockstore::get) but re-hashes the bytes; a mismatch is
@@ -316,7 +331,9 @@ impl Blockstore {
         };
         match Block::new(*cid, data) {
             Ok(block) => Ok(Some(block)),
-            Err(BlockError::Mismatch(_) | BlockError::TooLarge { .. }) => Err(BlockstoreError::Corrupt(*cid)),
+            Err(BlockError::Mismatch(_) | BlockError::TooLarge { .. }) => {
+                Err(BlockstoreError::Corrupt(*cid))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -383,7 +400,8 @@ impl Blockstore {
         })
         .map_err(|e| BlockstoreError::BadPin(e.to_string()))?;
         let tx = self.pins.begin_write()?;
-        tx.open_table(PINS)?.insert(root.to_bytes().as_slice(), value.as_slice())?;
+        tx.open_table(PINS)?
+            .insert(root.to_bytes().as_slice(), value.as_slice())?;
         tx.commit()?;
         Ok(())
     }
@@ -393,7 +411,10 @@ impl Blockstore {
     pub fn unpin(&self, root: &Cid) -> Result<bool, BlockstoreError> {
         let _guard = self.read_lock();
         let tx = self.pins.begin_write()?;
-        let removed = tx.open_table(PINS)?.remove(root.to_bytes().as_slice())?.is_some();
+        let removed = tx
+            .open_table(PINS)?
+            .remove(root.to_bytes().as_slice())?
+            .is_some();
         tx.commit()?;
         Ok(removed)
     }
@@ -401,7 +422,10 @@ impl Blockstore {
     /// Whether `root` is pinned.
     pub fn is_pinned(&self, root: &Cid) -> Result<bool, BlockstoreError> {
         let tx = self.pins.begin_read()?;
-        Ok(tx.open_table(PINS)?.get(root.to_bytes().as_slice())?.is_some())
+        Ok(tx
+            .open_table(PINS)?
+            .get(root.to_bytes().as_slice())?
+            .is_some())
     }
 
     /// All pins, ordered by CID bytes.
@@ -411,9 +435,10 @@ impl Blockstore {
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (key, value) = entry?;
-            let root = Cid::try_from(key.value()).map_err(|e| BlockstoreError::BadPin(e.to_string()))?;
-            let value: PinValue =
-                serde_json::from_slice(value.value()).map_err(|e| BlockstoreError::BadPin(format!("{root}: {e}")))?;
+            let root =
+                Cid::try_from(key.value()).map_err(|e| BlockstoreError::BadPin(e.to_string()))?;
+            let value: PinValue = serde_json::from_slice(value.value())
+                .map_err(|e| BlockstoreError::BadPin(format!("{root}: {e}")))?;
             out.push(Pin {
                 root,
                 created: value.created,
@@ -450,7 +475,12 @@ impl Blockstore {
                 report.freed += len;
             }
         }
-        debug!(removed = report.removed, freed = report.freed, kept = keep.len(), "gc done");
+        debug!(
+            removed = report.removed,
+            freed = report.freed,
+            kept = keep.len(),
+            "gc done"
+        );
         Ok(report)
     }
 
@@ -476,7 +506,11 @@ impl Blockstore {
     /// None)` for each stored block and `visit(file name, Some(cid))` for
     /// each missing one. A stored dag-pb block that does not decode is
     /// kept but not descended into.
-    fn walk(&self, root: &Cid, mut visit: impl FnMut(String, Option<Cid>)) -> Result<(), BlockstoreError> {
+    fn walk(
+        &self,
+        root: &Cid,
+        mut visit: impl FnMut(String, Option<Cid>),
+    ) -> Result<(), BlockstoreError> {
         let mut seen = HashSet::new();
         let mut stack = vec![*root];
         while let Some(cid) = stack.pop() {
@@ -552,7 +586,11 @@ impl Blockstore {
                 };
                 if file_name.starts_with(TMP_PREFIX) && meta.is_file() {
                     f(Entry::Temp(file));
-                } else if meta.is_file() && is_base32(&file_name) && shard_of(&file_name) == name {
+                } else if meta.is_file()
+                    && file_name.len() >= 3
+                    && is_base32(&file_name)
+                    && shard_of(&file_name) == name
+                {
                     f(Entry::Block {
                         name: file_name,
                         path: file,
@@ -578,12 +616,18 @@ impl Blockstore {
 }
 
 enum Entry {
-    Block { name: String, path: PathBuf, len: u64 },
+    Block {
+        name: String,
+        path: PathBuf,
+        len: u64,
+    },
     Temp(PathBuf),
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BlockstoreError> {
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -617,11 +661,15 @@ fn base32_lower(bytes: &[u8]) -> String {
 /// The shard directory: the next-to-last two characters of the name.
 fn shard_of(name: &str) -> &str {
     let len = name.len();
-    if len < 3 { name } else { &name[len - 3..len - 1] }
+    if len < 3 {
+        name
+    } else {
+        &name[len - 3..len - 1]
+    }
 }
 
 fn is_base32(name: &str) -> bool {
-    name.len() >= 3 && name.bytes().all(|b| BASE32.contains(&b))
+    !name.is_empty() && name.bytes().all(|b| BASE32.contains(&b))
 }
 
 #[cfg(test)]
@@ -630,7 +678,12 @@ mod tests {
 
     #[test]
     fn file_names_are_kubo_style_base32_of_the_multihash() {
-        let block = Block::hash(cid::Version::V1, super::super::block::RAW, &b"hello world"[..]).unwrap();
+        let block = Block::hash(
+            cid::Version::V1,
+            super::super::block::RAW,
+            &b"hello world"[..],
+        )
+        .unwrap();
         let name = file_name(block.cid());
         // sha2-256 multihashes start 0x12 0x20, "ciq" in base32 (kubo's CIQ...).
         assert!(name.starts_with("ciq"), "{name}");
@@ -639,7 +692,15 @@ mod tests {
         let v0 = Cid::new_v0(*block.cid().hash()).unwrap();
         assert_eq!(file_name(&v0), name);
         // RFC 4648 section 10 vectors, lowercased and unpadded.
-        for (input, expected) in [("", ""), ("f", "my"), ("fo", "mzxq"), ("foo", "mzxw6"), ("foob", "mzxw6yq"), ("fooba", "mzxw6ytb"), ("foobar", "mzxw6ytboi")] {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "my"),
+            ("fo", "mzxq"),
+            ("foo", "mzxw6"),
+            ("foob", "mzxw6yq"),
+            ("fooba", "mzxw6ytb"),
+            ("foobar", "mzxw6ytboi"),
+        ] {
             assert_eq!(base32_lower(input.as_bytes()), expected);
         }
     }

@@ -263,7 +263,11 @@ pub enum ImportError<E> {
 /// to `sink` as soon as it is complete. Reads chunk-sized pieces, so memory
 /// stays bounded; wrap slow readers in a `BufReader` if they are not
 /// already buffered.
-pub fn import<R, E, F>(mut reader: R, profile: Profile, mut sink: F) -> Result<Imported, ImportError<E>>
+pub fn import<R, E, F>(
+    mut reader: R,
+    profile: Profile,
+    mut sink: F,
+) -> Result<Imported, ImportError<E>>
 where
     R: Read,
     F: FnMut(Block) -> Result<(), E>,
@@ -592,7 +596,9 @@ mod tests {
     #[test]
     fn three_level_tree_round_trips_with_tiny_width() {
         // 16-byte chunks, 4 links: 4*4*4*16 + 1 bytes needs depth 4.
-        let data: Vec<u8> = (0..(4 * 4 * 4 * 16 + 1) as u32).map(|i| (i % 256) as u8).collect();
+        let data: Vec<u8> = (0..(4 * 4 * 4 * 16 + 1) as u32)
+            .map(|i| (i % 256) as u8)
+            .collect();
         for params in [TINY_V1, TINY_V0] {
             let (imported, blocks) = import_all(params, &data, 7);
             assert_eq!(imported.size, data.len() as u64);

@@ -327,9 +327,9 @@ pub enum ReadError {
     #[error("expected block {expected}, got {got}")]
     UnexpectedBlock {
         /// The CID asked for.
-        expected: Cid,
+        expected: Box<Cid>,
         /// The CID of the block fed.
-        got: Cid,
+        got: Box<Cid>,
     },
     /// The reader has already finished or failed.
     #[error("the file has been read completely or the read failed")]
@@ -436,8 +436,8 @@ impl FileReader {
         };
         if *block.cid() != expected {
             return Err(ReadError::UnexpectedBlock {
-                expected,
-                got: *block.cid(),
+                expected: Box::new(expected),
+                got: Box::new(*block.cid()),
             });
         }
         let cid = *block.cid();
@@ -499,13 +499,12 @@ impl FileReader {
 
 /// A dag-pb node that could not be decoded.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid dag-pb node {cid}: {source}")]
+#[error("invalid dag-pb node {cid}: {reason}")]
 pub struct LinksError {
     /// The block.
     pub cid: Cid,
     /// The decoder's complaint.
-    #[source]
-    pub source: ipld_dagpb::Error,
+    pub reason: String,
 }
 
 /// The CIDs a block links to, in order: a dag-pb node's links, none for a
@@ -518,7 +517,10 @@ pub fn links(block: &Block) -> Result<Vec<Cid>, LinksError> {
 pub(crate) fn links_of(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>, LinksError> {
     let mut out = Vec::new();
     if cid.codec() == DAG_PB {
-        ipld_dagpb::links(data, &mut out).map_err(|source| LinksError { cid: *cid, source })?;
+        ipld_dagpb::links(data, &mut out).map_err(|e| LinksError {
+            cid: *cid,
+            reason: e.to_string(),
+        })?;
     }
     Ok(out)
 }

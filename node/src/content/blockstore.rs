@@ -687,6 +687,16 @@ mod tests {
         let name = file_name(block.cid());
         // sha2-256 multihashes start 0x12 0x20, "ciq" in base32 (kubo's CIQ...).
         assert!(name.starts_with("ciq"), "{name}");
+        // The example in docs/content.md.
+        assert_eq!(
+            name,
+            "ciqlstjhxgju2pqiuuxffv62pwv7vree57rxuu4a52iir55m4lx432i"
+        );
+        // The example in docs/content.md.
+        assert_eq!(
+            name,
+            "ciqlstjhxgju2pqiuuxffv62pwv7vree57rxuu4a52iir55m4lx432i"
+        );
         assert_eq!(name.len(), 55);
         assert_eq!(shard_of(&name), &name[52..54]);
         let v0 = Cid::new_v0(*block.cid().hash()).unwrap();

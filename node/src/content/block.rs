@@ -77,7 +77,11 @@ impl Block {
 
     /// Hashes `data` and names it with a CID of `version` and `codec`
     /// (version 0 implies dag-pb).
-    pub fn hash(version: cid::Version, codec: u64, data: impl Into<Bytes>) -> Result<Self, BlockError> {
+    pub fn hash(
+        version: cid::Version,
+        codec: u64,
+        data: impl Into<Bytes>,
+    ) -> Result<Self, BlockError> {
         let data = data.into();
         if data.len() > MAX_BLOCK_SIZE {
             return Err(BlockError::TooLarge { size: data.len() });
@@ -98,6 +102,22 @@ impl Block {
     /// blockstore, which only ever holds verified blocks).
     pub(crate) fn trusted(cid: Cid, data: Bytes) -> Self {
         Self { cid, data }
+    }
+
+    /// Wraps a block the UnixFS importer has just produced. The importer
+    /// (rust-unixfs's `FileAdder`) computed `cid` as the sha2-256 of exactly
+    /// these bytes, so hashing them a second time would only halve import
+    /// speed; the DAG parameters keep every block far below
+    /// [`MAX_BLOCK_SIZE`] (1 MiB leaves, link nodes of at most 1024 links).
+    /// Debug builds re-check both claims.
+    pub(crate) fn from_importer(cid: Cid, data: Vec<u8>) -> Self {
+        debug_assert!(data.len() <= MAX_BLOCK_SIZE);
+        debug_assert!(check_cid(&cid).is_ok());
+        debug_assert_eq!(Code::Sha2_256.digest(&data).digest(), cid.hash().digest());
+        Self {
+            cid,
+            data: Bytes::from(data),
+        }
     }
 
     /// The block's CID.
@@ -144,7 +164,10 @@ mod tests {
             block.cid().to_string(),
             "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
         );
-        assert_eq!(Block::new(*block.cid(), &b"hello world\n"[..]), Ok(block.clone()));
+        assert_eq!(
+            Block::new(*block.cid(), &b"hello world\n"[..]),
+            Ok(block.clone())
+        );
         assert_eq!(
             Block::new(*block.cid(), &b"hello world!"[..]),
             Err(BlockError::Mismatch(*block.cid()))
@@ -163,7 +186,10 @@ mod tests {
             Block::new(dag_cbor, &b"x"[..]),
             Err(BlockError::UnsupportedCodec { .. })
         ));
-        let sha512 = Cid::new_v1(RAW, multihash::Multihash::<64>::wrap(0x13, &[0u8; 64]).unwrap());
+        let sha512 = Cid::new_v1(
+            RAW,
+            multihash::Multihash::<64>::wrap(0x13, &[0u8; 64]).unwrap(),
+        );
         assert!(matches!(
             Block::new(sha512, &b"x"[..]),
             Err(BlockError::UnsupportedHash { .. })

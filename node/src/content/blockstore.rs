@@ -30,7 +30,7 @@ use cid::Cid;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use tracing::{debug, warn};
 
-use super::block::{Block, BlockError};
+use super::block::{Block, BlockError, RAW};
 use super::unixfs::links_of;
 
 /// Pins: CID bytes -> JSON of [`PinValue`].
@@ -497,6 +497,17 @@ impl Blockstore {
         Ok(missing)
     }
 
+    /// How many blocks of the DAG under `root` are stored, and which are
+    /// missing (as [`missing`](Self::missing) lists them).
+    pub fn dag_blocks(&self, root: &Cid) -> Result<(u64, Vec<Cid>), BlockstoreError> {
+        let (mut present, mut missing) = (0, Vec::new());
+        self.walk(root, |_, absent| match absent {
+            Some(cid) => missing.push(cid),
+            None => present += 1,
+        })?;
+        Ok((present, missing))
+    }
+
     /// Whether every block of the DAG under `root` is stored.
     pub fn is_complete(&self, root: &Cid) -> Result<bool, BlockstoreError> {
         Ok(self.missing(root)?.is_empty())
@@ -518,6 +529,11 @@ impl Blockstore {
                 continue;
             }
             let name = file_name(&cid);
+            // A raw leaf has no links: whether it is there is all to know.
+            if cid.codec() == RAW {
+                visit(name, (!self.has(&cid)?).then_some(cid));
+                continue;
+            }
             let Some(data) = self.read(&cid)? else {
                 visit(name, Some(cid));
                 continue;

@@ -225,8 +225,8 @@ impl Client {
                     None
                 }
             };
-            let missing = store.missing(&root)?;
-            let (present, complete) = (store.present(&root)?, missing.is_empty());
+            let (present, missing) = store.dag_blocks(&root)?;
+            let complete = missing.is_empty();
             Ok(ContentStat {
                 cid: root.to_string(),
                 local: true,
@@ -273,7 +273,7 @@ impl Client {
             let store = self.blocks.clone();
             let label = label.clone();
             let pinned = tokio::task::spawn_blocking(move || {
-                if store.has(&cid)? && store.missing(&cid)?.is_empty() {
+                if store.is_complete(&cid)? {
                     store.pin(&cid, Some(&label))?;
                     return Ok::<_, BlockstoreError>(true);
                 }

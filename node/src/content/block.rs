@@ -77,7 +77,11 @@ impl Block {
 
     /// Hashes `data` and names it with a CID of `version` and `codec`
     /// (version 0 implies dag-pb).
-    pub fn hash(version: cid::Version, codec: u64, data: impl Into<Bytes>) -> Result<Self, BlockError> {
+    pub fn hash(
+        version: cid::Version,
+        codec: u64,
+        data: impl Into<Bytes>,
+    ) -> Result<Self, BlockError> {
         let data = data.into();
         if data.len() > MAX_BLOCK_SIZE {
             return Err(BlockError::TooLarge { size: data.len() });
@@ -144,7 +148,10 @@ mod tests {
             block.cid().to_string(),
             "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
         );
-        assert_eq!(Block::new(*block.cid(), &b"hello world\n"[..]), Ok(block.clone()));
+        assert_eq!(
+            Block::new(*block.cid(), &b"hello world\n"[..]),
+            Ok(block.clone())
+        );
         assert_eq!(
             Block::new(*block.cid(), &b"hello world!"[..]),
             Err(BlockError::Mismatch(*block.cid()))
@@ -163,7 +170,10 @@ mod tests {
             Block::new(dag_cbor, &b"x"[..]),
             Err(BlockError::UnsupportedCodec { .. })
         ));
-        let sha512 = Cid::new_v1(RAW, multihash::Multihash::<64>::wrap(0x13, &[0u8; 64]).unwrap());
+        let sha512 = Cid::new_v1(
+            RAW,
+            multihash::Multihash::<64>::wrap(0x13, &[0u8; 64]).unwrap(),
+        );
         assert!(matches!(
             Block::new(sha512, &b"x"[..]),
             Err(BlockError::UnsupportedHash { .. })

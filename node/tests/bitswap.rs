@@ -436,3 +436,34 @@ async fn block_added_serves_a_remembered_want() {
     assert_eq!(body, payload_message(&[0x01, 0x55, 0x12, 0x20], x.data()));
     assert_eq!(b.bitswap().stats().peer_wants, 0);
 }
+
+/// Throughput with 1 MiB blocks and 32 wants in flight. Run with
+/// `cargo test --release -p ipsr-node --test bitswap -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement; run in release"]
+async fn throughput_1mib_blocks() {
+    let (a, b) = pair().await;
+    let blocks: Vec<Block> = (0..512u32)
+        .map(|i| {
+            let mut data = vec![0u8; 1 << 20];
+            data[..4].copy_from_slice(&i.to_le_bytes());
+            block(data)
+        })
+        .collect();
+    for x in &blocks {
+        b.source.insert(x.clone());
+    }
+    let bs = a.bitswap().clone();
+    let start = std::time::Instant::now();
+    let fetched = futures::stream::iter(blocks.iter().map(|x| {
+        let bs = bs.clone();
+        let (peer, cid) = (b.peer, *x.cid());
+        async move { bs.want_block(peer, cid).await.unwrap() }
+    }))
+    .buffer_unordered(32)
+    .count();
+    let n = timeout(Duration::from_secs(300), fetched).await.unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(n, 512);
+    println!("512 MiB in {secs:.2} s: {:.0} MiB/s", 512.0 / secs);
+}

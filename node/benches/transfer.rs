@@ -55,7 +55,10 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Samples the peak RSS of `pids` every 20 ms until `stop` is set.
-fn sample(pids: Vec<u32>, stop: Arc<AtomicBool>) -> (Vec<Arc<AtomicU64>>, std::thread::JoinHandle<()>) {
+fn sample(
+    pids: Vec<u32>,
+    stop: Arc<AtomicBool>,
+) -> (Vec<Arc<AtomicU64>>, std::thread::JoinHandle<()>) {
     let peaks: Vec<Arc<AtomicU64>> = pids.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
     let out = peaks.clone();
     let handle = std::thread::spawn(move || {
@@ -124,7 +127,10 @@ fn main() {
     let added: serde_json::Value =
         serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
     let add_secs = added_at.elapsed().as_secs_f64();
-    let cid = added["cid"].as_str().expect("the add answers a CID").to_owned();
+    let cid = added["cid"]
+        .as_str()
+        .expect("the add answers a CID")
+        .to_owned();
     drop(file);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -160,9 +166,17 @@ fn main() {
         peaks[1].load(Ordering::Relaxed) as f64 / 1024.0,
     );
     println!("transfer of {mib} MiB ({cid})");
-    println!("  add on a (HTTP upload + import):  {:8.1} MiB/s", mib as f64 / add_secs);
+    println!(
+        "  add on a (HTTP upload + import):  {:8.1} MiB/s",
+        mib as f64 / add_secs
+    );
     println!("  download a -> b (Bitswap, HTTP):  {ipsr:8.1} MiB/s   (target >= 300)");
     println!("  raw loopback TCP copy:            {tcp:8.1} MiB/s");
-    println!("  ratio IPSR / raw TCP:             {:8.3}       (target >= 0.25)", ipsr / tcp);
-    println!("  peak RSS during the download:     a {peak_a:.1} MiB, b {peak_b:.1} MiB (target < 100 each)");
+    println!(
+        "  ratio IPSR / raw TCP:             {:8.3}       (target >= 0.25)",
+        ipsr / tcp
+    );
+    println!(
+        "  peak RSS during the download:     a {peak_a:.1} MiB, b {peak_b:.1} MiB (target < 100 each)"
+    );
 }

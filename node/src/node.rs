@@ -21,7 +21,10 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId};
 use libp2p::kad::{self, store::RecordStore};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, connection_limits, identify, noise, ping, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, allow_block_list, connection_limits, identify, noise, ping, tcp,
+    yamux,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -37,6 +40,8 @@ use crate::{Config, Store, StoreError, Stored, identity};
 pub const RECORDS_TOPIC: &str = "/ipsr/records/1";
 /// The Kademlia protocol id.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipsr/kad/1.0.0");
+/// How long a peer that sent bad blocks is refused.
+const BAN: Duration = Duration::from_secs(60 * 60);
 /// Releases re-announced in the DHT per republish tick.
 const REPUBLISH_BATCH: usize = 64;
 
@@ -77,6 +82,8 @@ pub enum NodeError {
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     limits: connection_limits::Behaviour,
+    /// Peers refused for a while (they sent blocks that do not match).
+    blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     gossipsub: gossipsub::Behaviour,
@@ -113,8 +120,8 @@ enum Command {
     Provide(cid::Cid),
     /// Look for providers of a CID; they come on the channel.
     FindProviders(cid::Cid, mpsc::Sender<PeerId>),
-    /// Close every connection to a peer.
-    Disconnect(PeerId),
+    /// Close every connection to a peer and refuse it for [`BAN`].
+    Ban(PeerId),
 }
 
 /// What the blocking checker says about one gossip message.
@@ -256,10 +263,11 @@ impl Client {
         rx
     }
 
-    /// Closes every connection to `peer`.
-    pub async fn disconnect(&self, peer: PeerId) -> Result<(), NodeError> {
+    /// Closes every connection to `peer` and refuses it for an hour (a
+    /// peer that sent blocks whose bytes do not match their CID).
+    pub async fn ban(&self, peer: PeerId) -> Result<(), NodeError> {
         self.commands
-            .send(Command::Disconnect(peer))
+            .send(Command::Ban(peer))
             .await
             .map_err(|_| NodeError::Stopped)
     }
@@ -310,10 +318,17 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     let mut swarm = build_swarm(key, &config)?;
     let (bitswap, bitswap_task) = Bitswap::new(
         swarm.behaviour().stream.new_control(),
-        blocks.clone(),
+        Arc::new(crate::content::Source(Arc::downgrade(&blocks))),
         bitswap::BitswapConfig::default(),
     );
-    tokio::spawn(bitswap_task);
+    // Bitswap stops with the event loop (which drops `stopped`).
+    let (stopped, on_stop) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = bitswap_task => {}
+            _ = on_stop => {}
+        }
+    });
     let topic = IdentTopic::new(RECORDS_TOPIC);
     swarm
         .behaviour_mut()
@@ -376,6 +391,8 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         republish_cursor: None,
         provider_searches: HashMap::new(),
         bitswap: bitswap.clone(),
+        bans: Default::default(),
+        _stopped: stopped,
         libp2p_metrics,
         counters,
     };
@@ -444,6 +461,7 @@ fn build_swarm(
                 gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
                 Ok(Behaviour {
                     limits: connection_limits::Behaviour::new(limits),
+                    blocked: Default::default(),
                     identify: identify::Behaviour::new(identify::Config::new(
                         PROTOCOL_VERSION.into(),
                         key.public(),
@@ -524,6 +542,10 @@ struct Runtime {
     /// Provider searches under way: where found providers go, who was sent.
     provider_searches: HashMap<kad::QueryId, (mpsc::Sender<PeerId>, HashSet<PeerId>)>,
     bitswap: Bitswap,
+    /// Banned peers, oldest first, with when their ban ends.
+    bans: std::collections::VecDeque<(Instant, PeerId)>,
+    /// Dropped with the event loop, which stops Bitswap.
+    _stopped: oneshot::Sender<()>,
     libp2p_metrics: libp2p::metrics::Metrics,
     counters: Counters,
 }
@@ -543,7 +565,10 @@ impl Runtime {
                     self.pending.insert(id, call.reply);
                 }
                 Some(done) = self.done_rx.recv() => self.on_done(done),
-                                _ = sync_timer.tick() => self.sync_with_next_peer(),
+                _ = sync_timer.tick() => {
+                    self.sync_with_next_peer();
+                    self.lift_bans();
+                }
                 _ = republish_timer.tick() => self.republish(),
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command).await,
@@ -829,6 +854,18 @@ impl Runtime {
         });
     }
 
+    /// Lets banned peers back once their ban is over.
+    fn lift_bans(&mut self) {
+        let now = Instant::now();
+        while let Some((until, peer)) = self.bans.front().copied() {
+            if until > now {
+                break;
+            }
+            self.bans.pop_front();
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
     /// Now and then, sync with the next connected peer in turn, so that a
     /// record that missed this node's gossip arrives anyway.
     fn sync_with_next_peer(&mut self) {
@@ -1020,8 +1057,10 @@ impl Runtime {
                 let query = self.swarm.behaviour_mut().kad.get_providers(key);
                 self.provider_searches.insert(query, (tx, HashSet::new()));
             }
-            Command::Disconnect(peer) => {
-                let _ = self.swarm.disconnect_peer_id(peer);
+            Command::Ban(peer) => {
+                warn!(%peer, "banned for an hour");
+                self.swarm.behaviour_mut().blocked.block_peer(peer);
+                self.bans.push_back((Instant::now() + BAN, peer));
             }
             Command::DhtGet(key, reply) => {
                 let query = self

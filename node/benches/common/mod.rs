@@ -70,4 +70,3 @@ pub(crate) fn get_json(agent: &ureq::Agent, url: &str) -> serde_json::Value {
     let mut r = agent.get(url).call().unwrap();
     serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
 }
-

@@ -23,9 +23,7 @@ use crate::content::unixfs::Profile;
 use crate::content::{ContentError, ContentStat};
 
 /// Every content route.
-pub(crate) fn routes(
-    ctx: Ctx,
-) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+pub(crate) fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     add(ctx.clone())
         .or(stat(ctx.clone()))
         .or(cat(ctx.clone()))
@@ -84,7 +82,9 @@ struct PinQuery {
 }
 
 fn cid(text: &str) -> Result<Cid, Failure> {
-    let cid: Cid = text.parse().map_err(|e: cid::Error| Failure::Cid(e.to_string()))?;
+    let cid: Cid = text
+        .parse()
+        .map_err(|e: cid::Error| Failure::Cid(e.to_string()))?;
     crate::content::block::check_cid(&cid).map_err(|e| Failure::Cid(e.to_string()))?;
     Ok(cid)
 }
@@ -164,7 +164,10 @@ fn cat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Cl
             let root = cid(&text).map_err(warp::reject::custom)?;
             let stat = ctx.client.stat(root).await.map_err(Failure::from)?;
             let (rx, handle) = ctx.client.cat(root, Vec::new());
-            let mut download = Download { rx, handle: Some(handle) };
+            let mut download = Download {
+                rx,
+                handle: Some(handle),
+            };
             // Wait for the first bytes, so a file nobody has is an error
             // status rather than an empty body.
             let first = match download.next().await {

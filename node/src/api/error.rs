@@ -142,7 +142,9 @@ impl Failure {
             Self::Content(ContentError::Fetch(FetchError::Read(_))) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "not_unixfs")
             }
-            Self::Content(ContentError::Stopped) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Content(ContentError::Stopped) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             Self::Store(_) | Self::Node(_) | Self::Task(_) | Self::Content(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

@@ -16,8 +16,6 @@ use super::fetch::{self, FetchConfig, FetchError, FetchReport, Router};
 use super::unixfs::{FileReader, ImportError, Imported, Importer, Profile};
 use crate::Client;
 
-/// Chunks of an upload queued between the network and the importer.
-const UPLOAD_QUEUE: usize = 8;
 /// Segments of a download queued between the fetcher and the reader.
 const DOWNLOAD_QUEUE: usize = 8;
 
@@ -68,9 +66,9 @@ impl Router for Client {
         Client::find_providers(self, cid)
     }
 
-    fn disconnect(&self, peer: PeerId) {
+    fn ban(&self, peer: PeerId) {
         let client = self.clone();
-        tokio::spawn(async move { client.disconnect(peer).await });
+        tokio::spawn(async move { client.ban(peer).await });
     }
 }
 
@@ -89,17 +87,23 @@ impl Client {
         profile: Profile,
         label: Option<String>,
     ) -> Result<Imported, ContentError> {
-        let store = self.blocks.clone();
+        let (store, bitswap) = (self.blocks.clone(), self.bitswap.clone());
         let imported = tokio::task::spawn_blocking(move || {
             let mut importer = Importer::new(profile);
+            let put = |block: &super::Block| {
+                if store.put(block)? {
+                    bitswap.block_added(*block.cid());
+                }
+                Ok::<_, BlockstoreError>(())
+            };
             while let Some(chunk) = chunks.blocking_recv() {
                 for block in importer.push(&chunk) {
-                    store.put(&block)?;
+                    put(&block)?;
                 }
             }
             let (imported, last) = importer.finish();
             for block in last {
-                store.put(&block)?;
+                put(&block)?;
             }
             store.pin(&imported.root, label.as_deref())?;
             Ok::<_, ContentError>(imported)
@@ -107,7 +111,6 @@ impl Client {
         .await
         .map_err(task)??;
         info!(root = %imported.root, size = imported.size, "added");
-        self.bitswap.block_added(imported.root);
         self.provide(imported.root)
             .await
             .map_err(|_| ContentError::Stopped)?;
@@ -134,7 +137,10 @@ impl Client {
         &self,
         root: Cid,
         hint: Vec<PeerId>,
-    ) -> (mpsc::Receiver<Bytes>, JoinHandle<Result<FetchReport, FetchError>>) {
+    ) -> (
+        mpsc::Receiver<Bytes>,
+        JoinHandle<Result<FetchReport, FetchError>>,
+    ) {
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
         let router: Arc<dyn Router> = Arc::new(self.clone());
         let download = fetch::fetch(
@@ -173,7 +179,9 @@ impl Client {
             .await
             .map_err(task)??;
         info!(%root, fetched = report.fetched, "pinned");
-        self.provide(root).await.map_err(|_| ContentError::Stopped)?;
+        self.provide(root)
+            .await
+            .map_err(|_| ContentError::Stopped)?;
         Ok(report)
     }
 
@@ -260,10 +268,7 @@ impl Client {
         let Some(release) = record.record().as_release() else {
             return;
         };
-        let label = format!(
-            "{}/{}@{}",
-            release.author, release.package, release.version
-        );
+        let label = format!("{}/{}@{}", release.author, release.package, release.version);
         let cids = std::iter::once(&release.cid)
             .chain(release.metadata.icon.iter())
             .chain(release.metadata.screenshots.iter())

@@ -7,7 +7,7 @@
 //! over the providers with the fewest in flight, and moves on when a
 //! provider is slow (a want times out), does not have a block (`DONT_HAVE`)
 //! or is gone. A provider that sends bytes that do not match a CID is
-//! dropped for good and disconnected. Blocks already in the blockstore are
+//! dropped for good, disconnected and banned by the node for an hour. Blocks already in the blockstore are
 //! read (and rehashed) instead of fetched, so a second call resumes an
 //! interrupted download.
 
@@ -62,8 +62,9 @@ pub trait Router: Send + Sync + 'static {
     /// Starts a provider search for `cid`; providers come on the channel,
     /// which closes when the search ends.
     fn find_providers(&self, cid: Cid) -> mpsc::Receiver<PeerId>;
-    /// Closes the connections to a peer that misbehaved.
-    fn disconnect(&self, peer: PeerId);
+    /// Closes the connections to a peer that sent bad blocks and refuses
+    /// it for a while.
+    fn ban(&self, peer: PeerId);
 }
 
 /// Why a download failed.
@@ -180,9 +181,10 @@ impl Providers {
         self.peers.remove(peer);
     }
 
-    fn ban(&mut self, peer: PeerId) {
+    /// Leaves `peer` out for good; returns whether it was not yet.
+    fn ban(&mut self, peer: PeerId) -> bool {
         self.peers.remove(&peer);
-        self.banned.insert(peer);
+        self.banned.insert(peer)
     }
 
     /// Forgets who lacked what, to ask again after a new provider search.
@@ -291,6 +293,7 @@ pub async fn fetch(
                         tokio::task::spawn_blocking(move || stored.put(&put))
                             .await
                             .map_err(|e| FetchError::Task(e.to_string()))??;
+                        bitswap.block_added(cid);
                         report.fetched += 1;
                         ready.insert(cid, block);
                     }
@@ -301,10 +304,12 @@ pub async fn fetch(
                         }
                     }
                     Err(WantError::BadBlock) => {
-                        warn!(%peer, %cid, "provider sent a block that does not match its CID; dropping it");
-                        providers.ban(peer);
-                        report.dropped.push(peer);
-                        router.disconnect(peer);
+                        // Every want in flight to it fails alike: act once.
+                        if providers.ban(peer) {
+                            warn!(%peer, %cid, "provider sent a block that does not match its CID; dropping it");
+                            report.dropped.push(peer);
+                            router.ban(peer);
+                        }
                     }
                     Err(e) => {
                         debug!(%peer, %cid, error = %e, "want failed");
@@ -388,7 +393,8 @@ mod tests {
         let mut p = Providers::default();
         p.add(a);
         p.add(b);
-        p.ban(a);
+        assert!(p.ban(a));
+        assert!(!p.ban(a), "banned once");
         assert!(!p.add(a), "a banned provider is not taken back");
         assert!(!p.strike(&b, 2));
         assert!(p.strike(&b, 2));

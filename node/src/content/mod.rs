@@ -20,3 +20,29 @@ pub mod unixfs;
 
 pub use block::{Block, BlockError, MAX_BLOCK_SIZE};
 pub use client::{ContentError, ContentStat};
+
+/// What Bitswap serves from: the node's blockstore, held weakly so that a
+/// stopped node's store closes even while Bitswap tasks wind down.
+#[derive(Debug)]
+pub(crate) struct Source(pub(crate) std::sync::Weak<blockstore::Blockstore>);
+
+/// Bitswap serves blocks straight from the blockstore (without rehashing:
+/// they were checked when stored). A disk error is logged and answered as
+/// "not here".
+impl bitswap::BlockSource for Source {
+    fn get(&self, cid: &cid::Cid) -> Option<Block> {
+        let store = self.0.upgrade()?;
+        store.get(cid).unwrap_or_else(|e| {
+            tracing::warn!(%cid, error = %e, "cannot read a block to serve");
+            None
+        })
+    }
+
+    fn size_of(&self, cid: &cid::Cid) -> Option<u64> {
+        let store = self.0.upgrade()?;
+        store.size_of(cid).unwrap_or_else(|e| {
+            tracing::warn!(%cid, error = %e, "cannot read a block to serve");
+            None
+        })
+    }
+}

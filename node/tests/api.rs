@@ -105,6 +105,47 @@ impl Api {
         .await
     }
 
+    /// A request with any method, path and body (`None`: no body).
+    async fn send(&self, method: &'static str, path: &str, body: Option<Vec<u8>>) -> Answer {
+        let path = path.to_owned();
+        self.call(move |agent, base| {
+            let url = format!("{base}{path}");
+            let request = ureq::http::Request::builder()
+                .method(method)
+                .uri(url)
+                .header("content-type", "application/octet-stream")
+                .body(body.unwrap_or_default())
+                .unwrap();
+            agent.run(request)
+        })
+        .await
+    }
+
+    /// `GET` of raw bytes: status, headers of interest and body.
+    async fn bytes(&self, path: &str) -> (u16, Option<String>, Option<String>, Vec<u8>) {
+        let (agent, url) = (self.agent.clone(), format!("{}{path}", self.base));
+        tokio::task::spawn_blocking(move || {
+            let mut response = agent.get(url).call().unwrap();
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            };
+            let (etag, length) = (header("etag"), header("content-length"));
+            let status = response.status().as_u16();
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(u64::MAX)
+                .read_to_vec()
+                .unwrap();
+            (status, etag, length, body)
+        })
+        .await
+        .unwrap()
+    }
+
     async fn publish(&self, record: &SignedRecord) -> Answer {
         self.post(record.to_bytes()).await
     }
@@ -586,4 +627,211 @@ async fn metrics_count_what_the_node_did() {
         text.contains("libp2p_"),
         "libp2p's metrics are exported too"
     );
+}
+
+/// `len` bytes that are not all alike (distinct 1 MiB chunks).
+fn file_bytes(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_add_cat_stat_pin_unpin_gc() {
+    let api = Api::start().await;
+    // IPIP-499's "hello world" vectors, one per profile.
+    let v1 = api
+        .send("POST", "/v1/content", Some(b"hello world".to_vec()))
+        .await;
+    assert_eq!(v1.status, 200, "{:?}", v1.json);
+    assert_eq!(
+        v1.json["cid"],
+        "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
+    );
+    assert_eq!(v1.json["profile"], "unixfs-v1-2025");
+    let v0 = api
+        .send(
+            "POST",
+            "/v1/content?profile=unixfs-v0-2015&label=legacy",
+            Some(b"hello world".to_vec()),
+        )
+        .await;
+    assert_eq!(
+        v0.json["cid"],
+        "Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD"
+    );
+
+    // A multi-block file round-trips with its length and ETag.
+    let file = file_bytes(3 * 1024 * 1024 + 5);
+    let added = api.send("POST", "/v1/content", Some(file.clone())).await;
+    assert_eq!(
+        (added.json["size"].as_u64(), added.json["blocks"].as_u64()),
+        (Some(file.len() as u64), Some(5))
+    );
+    let cid = added.json["cid"].as_str().unwrap().to_owned();
+    let (status, etag, length, body) = api.bytes(&format!("/v1/content/{cid}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(etag, Some(format!("\"{cid}\"")));
+    assert_eq!(length, Some(file.len().to_string()));
+    assert!(body == file, "the bytes read back differ");
+
+    let stat = api.get(&format!("/v1/content/{cid}/stat")).await;
+    assert_eq!(stat.json["complete"], true);
+    assert_eq!(stat.json["pinned"], true);
+    assert_eq!(stat.json["blocks"], 5);
+    assert_eq!(stat.json["size"].as_u64(), Some(file.len() as u64));
+
+    let pins = api.get("/v1/pins").await;
+    let labels: Vec<&Value> = pins
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["label"])
+        .collect();
+    assert_eq!(labels.len(), 3);
+    assert!(labels.contains(&&Value::from("legacy")));
+
+    // Unpinned content goes at gc; pinned content stays.
+    let unpinned = api.send("DELETE", &format!("/v1/pins/{cid}"), None).await;
+    assert_eq!(
+        (unpinned.status, &unpinned.json["pinned"]),
+        (200, &Value::from(false))
+    );
+    let again = api.send("DELETE", &format!("/v1/pins/{cid}"), None).await;
+    assert_eq!((again.status, again.code()), (404, "not_found"));
+    let gc = api.send("POST", "/v1/gc", None).await;
+    assert_eq!(gc.json["removed"], 5);
+    assert_eq!(gc.json["freed"].as_u64().unwrap() > file.len() as u64, true);
+    let stat = api.get(&format!("/v1/content/{cid}/stat")).await;
+    assert_eq!(
+        (&stat.json["local"], &stat.json["pinned"]),
+        (&Value::from(false), &Value::from(false))
+    );
+    let hello = api
+        .get("/v1/content/Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD/stat")
+        .await;
+    assert_eq!(hello.json["complete"], true, "pinned content survives gc");
+
+    // Pinning again re-adds nothing from the swarm (no provider) but a
+    // local root pins at once.
+    let pinned = api
+        .send(
+            "PUT",
+            "/v1/pins/Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD?label=x",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (pinned.status, pinned.json["local"].as_u64()),
+        (200, Some(1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_content_requests_get_clear_errors() {
+    let api = Api::start().await;
+    for (method, path, code) in [
+        ("GET", "/v1/content/not-a-cid", "bad_cid"),
+        ("GET", "/v1/content/not-a-cid/stat", "bad_cid"),
+        ("PUT", "/v1/pins/bafy", "bad_cid"),
+        // dag-cbor and blake2b CIDs are not IPSR content.
+        (
+            "GET",
+            "/v1/content/bafyreigbtj4x7ip5legnfznufuopl4sg4knzc2cof6duas4b3q2fy6swua",
+            "bad_cid",
+        ),
+        ("POST", "/v1/content?profile=trickle", "bad_query"),
+        ("POST", "/v1/content?chunker=size-1", "bad_query"),
+        (
+            "GET",
+            "/v1/content/bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e?providers=me",
+            "bad_query",
+        ),
+    ] {
+        let answer = api.send(method, path, Some(Vec::new())).await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, code),
+            "{method} {path}: {:?}",
+            answer.json
+        );
+    }
+    let bare = api
+        .call(|agent, base| agent.post(format!("{base}/v1/content")).send(&b"x"[..]))
+        .await;
+    assert_eq!((bare.status, bare.code()), (415, "unsupported_media_type"));
+    let nothing = api.send("GET", "/v1/pins", None).await;
+    assert_eq!(nothing.json, Value::Array(Vec::new()), "nothing was pinned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_blockstore_refuses_an_upload_with_507() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::local(dir.path().to_owned());
+    config.blockstore_limit = Some(2 * 1024 * 1024);
+    let node = ipsr_node::spawn(config).await.unwrap();
+    let (addr, server) = ipsr_node::serve_api(node.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let server = tokio::spawn(server);
+    let answer = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = agent
+            .post(format!("http://{addr}/v1/content"))
+            .header("content-type", "application/octet-stream")
+            .send(&file_bytes(3 * 1024 * 1024)[..])
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.0, 507, "{}", answer.1);
+    assert!(answer.1.contains("blockstore_full"), "{}", answer.1);
+    let stats = node.blockstore().stats().unwrap();
+    assert!(
+        stats.bytes <= 2 * 1024 * 1024 && stats.pins == 0,
+        "{stats:?}"
+    );
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_a_release_pins_its_local_content() {
+    let api = Api::start().await;
+    let added = api
+        .send("POST", "/v1/content", Some(file_bytes(1500)))
+        .await;
+    let cid = added.json["cid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.send("DELETE", &format!("/v1/pins/{cid}"), None)
+            .await
+            .status,
+        200
+    );
+
+    let key = AuthorKey::from_seed(&[9; 32]);
+    let release = Release::new(
+        key.author_id(),
+        "com.example.pinned".parse().unwrap(),
+        "1.0.0".parse().unwrap(),
+        1,
+        cid.parse().unwrap(),
+    )
+    .sign(&key)
+    .unwrap();
+    assert_eq!(api.publish(&release).await.status, 200);
+    let pins = api.get("/v1/pins").await;
+    assert_eq!(pins.json[0]["cid"], cid.as_str());
+    assert_eq!(
+        pins.json[0]["label"],
+        format!("{}/com.example.pinned@1.0.0", key.author_id()).as_str()
+    );
+    assert_eq!(api.send("POST", "/v1/gc", None).await.json["removed"], 0);
 }

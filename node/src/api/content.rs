@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use cid::Cid;
 use futures::{Stream, StreamExt};
+use libp2p::PeerId;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -79,7 +80,41 @@ struct AddQuery {
 #[serde(deny_unknown_fields)]
 struct PinQuery {
     label: Option<String>,
+    providers: Option<String>,
 }
+
+/// The query of `GET /v1/content/{cid}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatQuery {
+    providers: Option<String>,
+}
+
+/// Peers to ask first, besides those the DHT names: `providers=ID,ID`.
+fn providers(text: Option<&str>) -> Result<Vec<PeerId>, Failure> {
+    let bad = Failure::Query {
+        param: "providers",
+        reason: "must be peer ids separated by commas",
+    };
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let peers = text
+        .split(',')
+        .map(|p| p.trim().parse::<PeerId>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad)?;
+    if peers.len() > MAX_PROVIDER_HINTS {
+        return Err(Failure::Query {
+            param: "providers",
+            reason: "at most 16 peer ids",
+        });
+    }
+    Ok(peers)
+}
+
+/// Most peers a request may name as providers.
+const MAX_PROVIDER_HINTS: usize = 16;
 
 fn cid(text: &str) -> Result<Cid, Failure> {
     let cid: Cid = text
@@ -159,11 +194,13 @@ fn stat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + C
 fn cat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("v1" / "content" / String)
         .and(get())
+        .and(warp::query::<CatQuery>())
         .and(with(ctx))
-        .and_then(|text: String, ctx: Ctx| async move {
+        .and_then(|text: String, query: CatQuery, ctx: Ctx| async move {
             let root = cid(&text).map_err(warp::reject::custom)?;
+            let hint = providers(query.providers.as_deref()).map_err(warp::reject::custom)?;
             let stat = ctx.client.stat(root).await.map_err(Failure::from)?;
-            let (rx, handle) = ctx.client.cat(root, Vec::new());
+            let (rx, handle) = ctx.client.cat(root, hint);
             let mut download = Download {
                 rx,
                 handle: Some(handle),
@@ -259,7 +296,8 @@ fn pin(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Cl
         .and_then(|text: String, query: PinQuery, ctx: Ctx| {
             json("pin", async move {
                 let root = cid(&text)?;
-                let report = ctx.client.pin(root, query.label, Vec::new()).await?;
+                let hint = providers(query.providers.as_deref())?;
+                let report = ctx.client.pin(root, query.label, hint).await?;
                 Ok(Pinned {
                     cid: root.to_string(),
                     fetched: report.fetched,

@@ -82,7 +82,7 @@ sha256() { sha256sum "$1" | cut -d' ' -f1; }
 if [[ -n ${IPSR_NODE:-} ]]; then
     BIN=$IPSR_NODE
 else
-    TARGET=${CARGO_TARGET_DIR:-$HOME/.cache/ipsr/target}
+    TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
     log "building ipsr-node (debug) into $TARGET"
     (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET timeout 1800 cargo build -q -p ipsr-node --bin ipsr-node)
     BIN=$TARGET/debug/ipsr-node

@@ -1,7 +1,24 @@
 #!/usr/bin/env bash
 # Runs the whole IPSR test suite: the README's test command, and what .ci/run runs.
 # Safe to run on a fresh Debian machine with Rust: it checks what the tests need first.
+#
+#   scripts/test.sh              every Rust test, then the Helia (JS IPFS) interop check
+#   IPSR_SKIP_INTEROP=1 scripts/test.sh    Rust tests only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo test --workspace --locked "$@"
+
+# Interop with a real IPFS implementation (Helia) over Bitswap + UnixFS, on
+# loopback; needs Node.js >= 20 and npm (its packages are pinned in
+# testnet/interop/helia/package-lock.json and installed on first run).
+if [[ "${IPSR_SKIP_INTEROP:-}" == 1 ]]; then
+    echo "interop: skipped (IPSR_SKIP_INTEROP=1)"
+elif command -v node >/dev/null && command -v npm >/dev/null; then
+    scripts/interop-helia.sh
+elif [[ "${CI:-}" == true ]]; then
+    echo "interop: Node.js and npm are needed (apt-get install nodejs npm)" >&2
+    exit 1
+else
+    echo "interop: skipped (no Node.js/npm; apt-get install nodejs npm to run it)"
+fi

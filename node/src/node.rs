@@ -411,6 +411,19 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     Ok(client)
 }
 
+/// Yamux with each stream's receive window capped at 1 MiB. rust-yamux
+/// refuses frames over 1 MiB (and closes the connection), yet grows a busy
+/// stream's window up to the connection's 1 GiB budget; peers such as
+/// js-yamux send frames as large as the window, so a window over 1 MiB
+/// breaks Bitswap from Helia. libp2p-yamux only exposes the stream count:
+/// 4093 streams × 256 KiB guaranteed leaves 0.75 MiB of the 1 GiB budget
+/// for growth, so no stream's window passes 1 MiB.
+fn yamux_config() -> yamux::Config {
+    let mut config = yamux::Config::default();
+    config.set_max_num_streams(4093);
+    config
+}
+
 fn task(e: tokio::task::JoinError) -> NodeError {
     NodeError::Task(e.to_string())
 }
@@ -433,7 +446,7 @@ fn build_swarm(
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
-            yamux::Config::default,
+            yamux_config,
         )
         .map_err(|e| transport(&e))?
         .with_quic()

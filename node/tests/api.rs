@@ -702,7 +702,7 @@ async fn content_add_cat_stat_pin_unpin_gc() {
     assert_eq!((again.status, again.code()), (404, "not_found"));
     let gc = api.send("POST", "/v1/gc", None).await;
     assert_eq!(gc.json["removed"], 5);
-    assert_eq!(gc.json["freed"].as_u64().unwrap() > file.len() as u64, true);
+    assert!(gc.json["freed"].as_u64().unwrap() > file.len() as u64);
     let stat = api.get(&format!("/v1/content/{cid}/stat")).await;
     assert_eq!(
         (&stat.json["local"], &stat.json["pinned"]),

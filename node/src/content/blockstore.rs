@@ -280,7 +280,9 @@ impl Blockstore {
         let written = (|| {
             let mut file = fs::File::create_new(&tmp)?;
             file.write_all(data)?;
-            file.sync_all()
+            // The data and the size; a new file's other metadata (times)
+            // need not be durable before the link.
+            file.sync_data()
         })();
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);

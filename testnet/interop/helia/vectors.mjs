@@ -1,0 +1,52 @@
+// Prints the root CIDs Helia's UnixFS importer (ipfs-unixfs-importer) gives
+// for deterministic inputs in both IPIP-499 profiles, as JSON lines; the
+// Rust test node/tests/content_unixfs.rs checks IPSR gives the same CIDs
+// (node/tests/vectors/unixfs.json). Input: the sha256 stream of
+// `ipsr-interop:{seed}:{counter}` (counter from 0), truncated to `size`.
+//
+//   node vectors.mjs
+import { createHash } from 'node:crypto'
+import { importer } from 'ipfs-unixfs-importer'
+import { fixedSize } from 'ipfs-unixfs-importer/chunker'
+import { balanced } from 'ipfs-unixfs-importer/layout'
+import { MemoryBlockstore } from 'blockstore-core/memory'
+
+const PROFILES = {
+  'unixfs-v1-2025': { cidVersion: 1, rawLeaves: true, chunkSize: 1024 * 1024, width: 1024 },
+  'unixfs-v0-2015': { cidVersion: 0, rawLeaves: false, chunkSize: 256 * 1024, width: 174 }
+}
+
+function input (seed, size) {
+  const buf = Buffer.alloc(size)
+  let off = 0
+  for (let counter = 0; off < size; counter++) {
+    const h = createHash('sha256').update(`ipsr-interop:${seed}:${counter}`).digest()
+    off += h.copy(buf, off, 0, Math.min(h.length, size - off))
+  }
+  return buf
+}
+
+const CASES = [
+  ['unixfs-v1-2025', 'v1', 3 * 1024 * 1024 + 5],
+  ['unixfs-v1-2025', 'v1', 1024 * 1024],
+  ['unixfs-v0-2015', 'v0', 3 * 1024 * 1024 + 5],
+  ['unixfs-v0-2015', 'v0', 174 * 256 * 1024],
+  ['unixfs-v0-2015', 'v0', 174 * 256 * 1024 + 1]
+]
+
+for (const [profile, seed, size] of CASES) {
+  const p = PROFILES[profile]
+  const options = {
+    cidVersion: p.cidVersion,
+    rawLeaves: p.rawLeaves,
+    leafType: 'file',
+    reduceSingleLeafToSelf: true,
+    chunker: fixedSize({ chunkSize: p.chunkSize }),
+    layout: balanced({ maxChildrenPerNode: p.width })
+  }
+  let root
+  for await (const entry of importer([{ content: input(seed, size) }], new MemoryBlockstore(), options)) {
+    root = entry.cid
+  }
+  process.stdout.write(JSON.stringify({ profile, seed, size, cid: root.toString() }) + '\n')
+}

@@ -10,6 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::Stats;
+use crate::content::bitswap::BitswapStats;
+use crate::content::blockstore::BlockstoreStats;
 
 type Labels = Vec<(String, String)>;
 
@@ -27,6 +29,13 @@ pub(crate) struct Counters {
     store_records: Gauge,
     store_releases: Gauge,
     log_head: Gauge,
+    blockstore_blocks: Gauge,
+    blockstore_bytes: Gauge,
+    pins: Gauge,
+    /// Bitswap totals, by `direction` = sent / received.
+    bitswap_blocks: Family<Labels, Counter>,
+    bitswap_bytes: Family<Labels, Counter>,
+    bitswap_bad_blocks: Counter,
 }
 
 impl Counters {
@@ -101,6 +110,32 @@ impl Metrics {
             "Last position of the record log",
             counters.log_head.clone(),
         );
+        ipsr.register(
+            "blockstore_blocks",
+            "Blocks in the blockstore",
+            counters.blockstore_blocks.clone(),
+        );
+        ipsr.register(
+            "blockstore_bytes",
+            "Bytes of blocks in the blockstore",
+            counters.blockstore_bytes.clone(),
+        );
+        ipsr.register("pins", "Pinned content roots", counters.pins.clone());
+        ipsr.register(
+            "bitswap_blocks",
+            "Bitswap blocks, by direction",
+            counters.bitswap_blocks.clone(),
+        );
+        ipsr.register(
+            "bitswap_bytes",
+            "Bitswap block bytes, by direction",
+            counters.bitswap_bytes.clone(),
+        );
+        ipsr.register(
+            "bitswap_bad_blocks",
+            "Blocks received that did not match a CID asked of the sender",
+            counters.bitswap_bad_blocks.clone(),
+        );
         (Self { registry, counters }, libp2p)
     }
 
@@ -109,11 +144,42 @@ impl Metrics {
     }
 
     /// The text exposition format, with the store gauges brought up to date.
-    pub(crate) fn encode(&self, stats: Stats) -> String {
+    pub(crate) fn encode(
+        &self,
+        stats: Stats,
+        blocks: BlockstoreStats,
+        bitswap: BitswapStats,
+    ) -> String {
+        let c = &self.counters;
         let gauge = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
-        gauge(&self.counters.store_records, stats.records);
-        gauge(&self.counters.store_releases, stats.releases);
-        gauge(&self.counters.log_head, stats.log_head);
+        gauge(&c.store_records, stats.records);
+        gauge(&c.store_releases, stats.releases);
+        gauge(&c.log_head, stats.log_head);
+        gauge(&c.blockstore_blocks, blocks.blocks);
+        gauge(&c.blockstore_bytes, blocks.bytes);
+        gauge(&c.pins, blocks.pins);
+        // Bitswap keeps totals; bring the counters up to them.
+        let total = |counter: &Counter, v: u64| {
+            counter.inc_by(v.saturating_sub(counter.get()));
+        };
+        let direction = |d: &str| vec![("direction".to_owned(), d.to_owned())];
+        total(
+            &c.bitswap_blocks.get_or_create(&direction("sent")),
+            bitswap.blocks_sent,
+        );
+        total(
+            &c.bitswap_blocks.get_or_create(&direction("received")),
+            bitswap.blocks_received,
+        );
+        total(
+            &c.bitswap_bytes.get_or_create(&direction("sent")),
+            bitswap.bytes_sent,
+        );
+        total(
+            &c.bitswap_bytes.get_or_create(&direction("received")),
+            bitswap.bytes_received,
+        );
+        total(&c.bitswap_bad_blocks, bitswap.bad_blocks);
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

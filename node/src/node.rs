@@ -176,9 +176,12 @@ impl Client {
     /// (records accepted and rejected, sync sessions, store size).
     pub async fn metrics_text(&self) -> Result<String, NodeError> {
         let (store, metrics) = (self.store.clone(), self.metrics.clone());
-        tokio::task::spawn_blocking(move || Ok(metrics.encode(store.stats()?)))
-            .await
-            .map_err(task)?
+        let (blocks, bitswap) = (self.blocks.clone(), self.bitswap.stats());
+        tokio::task::spawn_blocking(move || {
+            Ok(metrics.encode(store.stats()?, blocks.stats()?, bitswap))
+        })
+        .await
+        .map_err(task)?
     }
 
     /// The node's store, for reads.

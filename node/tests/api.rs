@@ -596,6 +596,10 @@ async fn metrics_count_what_the_node_did() {
         api.publish(&release(&key, "1.1.0", 2, 11, 2)).await.status,
         200
     );
+    let added = api
+        .send("POST", "/v1/content", Some(file_bytes(1024 * 1024 + 1)))
+        .await;
+    assert_eq!(added.json["blocks"], 3);
     let base = api.base.clone();
     let agent = api.agent.clone();
     let (content_type, text) = tokio::task::spawn_blocking(move || {
@@ -617,6 +621,8 @@ async fn metrics_count_what_the_node_did() {
         "ipsr_records_accepted_total{source=\"local\"} 2",
         "ipsr_store_records 2",
         "ipsr_log_head 2",
+        "ipsr_blockstore_blocks 3",
+        "ipsr_pins 1",
     ] {
         assert!(
             text.lines().any(|l| l == line),

@@ -105,6 +105,15 @@ async fn a_node_finds_a_provider_through_the_dht_and_downloads_20_mib() {
     assert!(stat.complete && !stat.pinned, "{stat:?}");
     assert_eq!(stat.size, Some(file.len() as u64));
 
+    let metrics = c.metrics_text().await.unwrap();
+    let received = "ipsr_bitswap_blocks_total{direction=\"received\"} 21";
+    assert!(metrics.lines().any(|l| l == received), "{metrics}");
+    let sent = a.metrics_text().await.unwrap();
+    assert!(
+        sent.contains("ipsr_bitswap_bytes_total{direction=\"sent\"} 2097"),
+        "{sent}"
+    );
+
     // A second read is served from c's own blockstore.
     let (again, report) = cat(&c, added.root).await;
     assert_eq!(again, got);

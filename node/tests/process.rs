@@ -29,6 +29,11 @@ struct Node {
 /// Starts a node and reads its start-up lines: peer id, listen addresses
 /// and, last, the API address.
 fn start(data_dir: &std::path::Path) -> Node {
+    start_with(data_dir, &[])
+}
+
+/// [`start`] with more arguments for `ipsr-node run`.
+fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ipsr-node"))
         .args([
             "run",
@@ -39,6 +44,7 @@ fn start(data_dir: &std::path::Path) -> Node {
         ])
         .arg("--data-dir")
         .arg(data_dir)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -206,4 +212,48 @@ fn help_tells_a_newcomer_what_to_type() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--listen"));
+}
+
+#[test]
+fn content_added_on_one_node_process_downloads_from_another() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path());
+    let b = start_with(db.path(), &["--bootstrap", &a.addrs[0]]);
+    let agent = http();
+    let file: Vec<u8> = (0..3 * 1024 * 1024 + 7)
+        .map(|i: u32| (i % 253) as u8 ^ (i >> 20) as u8)
+        .collect();
+    let mut added = agent
+        .post(format!("{}/v1/content", a.api))
+        .header("content-type", "application/octet-stream")
+        .send(&file[..])
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    let added: serde_json::Value =
+        serde_json::from_str(&added.body_mut().read_to_string().unwrap()).unwrap();
+    let cid = added["cid"].as_str().unwrap();
+
+    // b finds a as a provider (the DHT, through its bootstrap peer) and
+    // streams the file; kill -9 of a afterwards leaves b's copy intact.
+    let mut got = agent
+        .get(format!("{}/v1/content/{cid}", b.api))
+        .call()
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let body = got
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .unwrap();
+    assert!(body == file, "the bytes b served differ");
+    drop(a);
+    let mut stat = agent
+        .get(format!("{}/v1/content/{cid}/stat", b.api))
+        .call()
+        .unwrap();
+    let stat: serde_json::Value =
+        serde_json::from_str(&stat.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(stat["complete"], true);
+    drop(b);
 }

@@ -681,6 +681,19 @@ async fn content_add_cat_stat_pin_unpin_gc() {
     assert_eq!(length, Some(file.len().to_string()));
     assert!(body == file, "the bytes read back differ");
 
+    // Repeated chunks (zero-filled regions) share one block, read twice.
+    let mut zeros = vec![0u8; 3 * 1024 * 1024];
+    zeros.extend_from_slice(b"tail");
+    let sparse = api.send("POST", "/v1/content", Some(zeros.clone())).await;
+    assert_eq!(sparse.json["blocks"], 5, "4 leaves, 1 root");
+    let sparse_cid = sparse.json["cid"].as_str().unwrap().to_owned();
+    let (status, _, _, body) = api.bytes(&format!("/v1/content/{sparse_cid}")).await;
+    assert_eq!((status, body.len()), (200, zeros.len()));
+    assert!(
+        body == zeros,
+        "a file with repeated chunks reads back whole"
+    );
+
     let stat = api.get(&format!("/v1/content/{cid}/stat")).await;
     assert_eq!(stat.json["complete"], true);
     assert_eq!(stat.json["pinned"], true);
@@ -695,7 +708,7 @@ async fn content_add_cat_stat_pin_unpin_gc() {
         .iter()
         .map(|p| &p["label"])
         .collect();
-    assert_eq!(labels.len(), 3);
+    assert_eq!(labels.len(), 4);
     assert!(labels.contains(&&Value::from("legacy")));
 
     // Unpinned content goes at gc; pinned content stays.

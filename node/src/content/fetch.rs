@@ -233,6 +233,10 @@ pub async fn fetch(
             let Some(block) = ready.remove(&next) else {
                 break (next, ahead);
             };
+            // A file with repeated chunks needs the same block again.
+            if ahead.contains(&next) {
+                ready.insert(next, block.clone());
+            }
             let segment = match reader.feed(&block) {
                 Ok(segment) => segment,
                 Err(e) => break 'download Err(e.into()),

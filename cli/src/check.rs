@@ -27,7 +27,11 @@ pub(crate) struct Checked {
 fn decode(what: &str, b64: &str) -> Result<SignedRecord<ipsr_proto::Verified>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|e| Error::Verification(format!("{what}: the node sent a record that is not base64: {e}")))?;
+        .map_err(|e| {
+            Error::Verification(format!(
+                "{what}: the node sent a record that is not base64: {e}"
+            ))
+        })?;
     SignedRecord::from_bytes(&bytes)
         .and_then(SignedRecord::verify)
         .map_err(|e| Error::Verification(format!("{what}: the record does not verify: {e}")))
@@ -44,7 +48,9 @@ pub(crate) fn release(
     let what = format!("{author}/{package}@{version}");
     let signed = decode(&what, &answer.record)?;
     let Record::Release(release) = signed.record() else {
-        return Err(Error::Verification(format!("{what}: the node sent a yank as the release record")));
+        return Err(Error::Verification(format!(
+            "{what}: the node sent a yank as the release record"
+        )));
     };
     if release.author != *author || release.package != *package || release.version != *version {
         return Err(Error::Verification(format!(
@@ -119,7 +125,9 @@ pub(crate) fn hash(
         }
         size += n as u64;
         if limit.is_some_and(|l| size > l) {
-            return Err(std::io::Error::other("the content is longer than the record says"));
+            return Err(std::io::Error::other(
+                "the content is longer than the record says",
+            ));
         }
         let _ = importer.push(&buf[..n]);
         sha.update(&buf[..n]);

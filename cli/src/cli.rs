@@ -13,7 +13,7 @@ use crate::output::Output;
 /// 2 usage, 3 not found, 4 verification failed, 5 node unreachable,
 /// 6 conflict (e.g. version not newer), 7 not supported by the node.
 #[derive(Debug, Parser)]
-#[command(name = "ipsr-cli", version, propagate_version = true)]
+#[command(name = "ipsr-cli", version)]
 pub struct Cli {
     /// The node's API address.
     #[arg(long, global = true, env = "IPSR_NODE", default_value = DEFAULT_NODE, value_name = "URL")]

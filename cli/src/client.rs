@@ -218,7 +218,9 @@ impl Client {
             )),
             400 | 413 | 415 => Error::Usage(format!("{what}: the node refused it: {message}")),
             422 => Error::Verification(format!("{what}: the node refused it: {message} ({code})")),
-            _ => Error::Other(format!("{what}: the node answered {status}: {message} ({code})")),
+            _ => Error::Other(format!(
+                "{what}: the node answered {status}: {message} ({code})"
+            )),
         }
     }
 
@@ -288,7 +290,13 @@ impl Client {
     }
 
     /// `POST /v1/content`: streams `body` into the node's blockstore.
-    pub fn add(&self, what: &str, body: &mut dyn Read, profile: &str, label: &str) -> Result<Added> {
+    pub fn add(
+        &self,
+        what: &str,
+        body: &mut dyn Read,
+        profile: &str,
+        label: &str,
+    ) -> Result<Added> {
         let mut query = vec![("profile", profile)];
         if !label.is_empty() {
             query.push(("label", label));
@@ -324,7 +332,10 @@ impl Client {
     pub fn pin(&self, cid: &str, label: &str) -> Result<Pinned> {
         let res = self
             .agent
-            .put(self.url(&format!("v1/pins/{cid}"), &[("label", label)]).as_str())
+            .put(
+                self.url(&format!("v1/pins/{cid}"), &[("label", label)])
+                    .as_str(),
+            )
             .send_empty();
         self.json(&format!("pin {cid}"), res)
     }

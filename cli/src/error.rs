@@ -40,7 +40,9 @@ pub enum Error {
     #[error("{0}")]
     Verification(String),
     /// The node cannot be reached.
-    #[error("cannot reach the node at {node} ({reason}); start one with `ipsr-node run` or pass --node URL")]
+    #[error(
+        "cannot reach the node at {node} ({reason}); start one with `ipsr-node run` or pass --node URL"
+    )]
     Unreachable {
         /// The node's base URL.
         node: String,

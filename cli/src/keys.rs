@@ -217,8 +217,9 @@ pub fn list() -> Result<Vec<KeyInfo>> {
 pub fn load(name: &str) -> Result<AuthorKey> {
     let (path, file) = read(name)?;
     let seed = match (&file.seed, &file.sealed) {
-        (Some(seed), None) => decode_seed(seed)
-            .ok_or_else(|| Error::Other(format!("{}: the seed is not 64 hex digits", path.display())))?,
+        (Some(seed), None) => decode_seed(seed).ok_or_else(|| {
+            Error::Other(format!("{}: the seed is not 64 hex digits", path.display()))
+        })?,
         (None, Some(sealed)) => {
             let pass = passphrase(&format!("Passphrase of key {name:?}: "), false)?;
             unseal(sealed, &pass, &file.author)?
@@ -345,7 +346,10 @@ pub fn read_foreign(path: &Path) -> Result<AuthorKey> {
     let text = fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
     if text.contains("BEGIN OPENSSH PRIVATE KEY") {
         let mut key = ssh_key::PrivateKey::from_openssh(text.trim()).map_err(|e| {
-            Error::Usage(format!("{}: not a valid OpenSSH private key: {e}", path.display()))
+            Error::Usage(format!(
+                "{}: not a valid OpenSSH private key: {e}",
+                path.display()
+            ))
         })?;
         if key.is_encrypted() {
             let pass = passphrase(&format!("Passphrase of {}: ", path.display()), false)?;
@@ -373,9 +377,8 @@ pub fn read_foreign(path: &Path) -> Result<AuthorKey> {
 
 /// The OpenSSH public key line of an author (`ssh-ed25519 AAAA… comment`).
 pub fn openssh_public(author: &AuthorId, comment: &str) -> Result<String> {
-    let data = ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(
-        *author.as_bytes(),
-    ));
+    let data =
+        ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(*author.as_bytes()));
     ssh_key::PublicKey::new(data, comment)
         .to_openssh()
         .map_err(|e| Error::Other(format!("encoding the public key: {e}")))

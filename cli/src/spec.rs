@@ -112,6 +112,10 @@ mod tests {
         ] {
             assert!(bad.parse::<PackageSpec>().is_err(), "{bad}");
         }
-        assert!(format!("{author}/com.example.app@^1").parse::<ReleaseSpec>().is_err());
+        assert!(
+            format!("{author}/com.example.app@^1")
+                .parse::<ReleaseSpec>()
+                .is_err()
+        );
     }
 }

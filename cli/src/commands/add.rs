@@ -37,7 +37,8 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         "0" => Profile::V0_2015,
         _ => Profile::V1_2025,
     };
-    let mut file = std::fs::File::open(&args.file).map_err(|e| Error::io(args.file.display(), e))?;
+    let mut file =
+        std::fs::File::open(&args.file).map_err(|e| Error::io(args.file.display(), e))?;
     let size = file
         .metadata()
         .map_err(|e| Error::io(args.file.display(), e))?
@@ -55,7 +56,12 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         let client = ctx.client()?;
         let bar = output::progress(Some(size), "uploading");
         let mut reader = bar.wrap_read(file);
-        let added = client.add(&args.file.display().to_string(), &mut reader, profile.name(), "");
+        let added = client.add(
+            &args.file.display().to_string(),
+            &mut reader,
+            profile.name(),
+            "",
+        );
         bar.finish_and_clear();
         let added = added?;
         Added {

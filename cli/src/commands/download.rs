@@ -128,7 +128,8 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let pinned = match client.pin(&release.cid.to_string(), &label) {
         Ok(_) => true,
         Err(e) => {
-            ctx.out.note(format!("warning: could not pin {}: {e}", release.cid));
+            ctx.out
+                .note(format!("warning: could not pin {}: {e}", release.cid));
             false
         }
     };
@@ -154,7 +155,11 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
 /// Streams the release's content into a temporary file next to `path`,
 /// checks size and CID, then renames it to `path`. On any failure the
 /// temporary file is removed and `path` is untouched.
-fn fetch_to(client: &Client, release: &ipsr_proto::Release, path: &PathBuf) -> Result<check::Hashed> {
+fn fetch_to(
+    client: &Client,
+    release: &ipsr_proto::Release,
+    path: &PathBuf,
+) -> Result<check::Hashed> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),

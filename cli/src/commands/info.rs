@@ -48,7 +48,11 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     ctx.out.emit(&info, |w| {
         let r = &checked.release;
         writeln!(w, "{author}/{package}@{version}")?;
-        writeln!(w, "record:       {} (signature verified)", checked.record_id)?;
+        writeln!(
+            w,
+            "record:       {} (signature verified)",
+            checked.record_id
+        )?;
         writeln!(w, "cid:          {}", r.cid)?;
         writeln!(w, "size:         {} bytes", r.size)?;
         writeln!(w, "file name:    {}", r.file_name)?;
@@ -87,7 +91,11 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             writeln!(w, "categories:   {}", m.categories.join(", "))?;
         }
         if m.min_sdk > 0 || m.target_sdk > 0 {
-            writeln!(w, "sdk:          min {}, target {}", m.min_sdk, m.target_sdk)?;
+            writeln!(
+                w,
+                "sdk:          min {}, target {}",
+                m.min_sdk, m.target_sdk
+            )?;
         }
         if !m.permissions.is_empty() {
             writeln!(w, "permissions:  {}", m.permissions.join(", "))?;
@@ -118,7 +126,11 @@ fn human_package(w: &mut dyn Write, pkg: &Package) -> std::io::Result<()> {
     if !summary.is_empty() {
         writeln!(w, "summary: {}", one_line(summary))?;
     }
-    writeln!(w, "newest: {}", pkg.newest.as_deref().unwrap_or("(every version is yanked)"))?;
+    writeln!(
+        w,
+        "newest: {}",
+        pkg.newest.as_deref().unwrap_or("(every version is yanked)")
+    )?;
     writeln!(w, "versions:")?;
     for v in &pkg.versions {
         let mut flags = String::new();

@@ -113,7 +113,11 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 writeln!(w, "name:       {}", info.name)?;
                 writeln!(w, "author:     {}", info.author)?;
                 writeln!(w, "public key: {} (ed25519, hex)", info.public_key)?;
-                writeln!(w, "protected:  {}", if info.protected { "yes" } else { "no" })?;
+                writeln!(
+                    w,
+                    "protected:  {}",
+                    if info.protected { "yes" } else { "no" }
+                )?;
                 writeln!(w, "file:       {}", info.path.display())
             })
         }
@@ -172,5 +176,6 @@ fn create(ctx: &Ctx, name: &str, key: &AuthorKey, protect: bool) -> Result<()> {
         ctx.out
             .note(format!("key {name:?} saved to {}", path.display()));
     }
-    ctx.out.emit(&created, |w| writeln!(w, "{}", created.author))
+    ctx.out
+        .emit(&created, |w| writeln!(w, "{}", created.author))
 }

@@ -1,6 +1,5 @@
 //! `ipsr-cli ls AUTHOR`: an author's packages.
 
-
 use ipsr_proto::AuthorId;
 
 use crate::cli::Ctx;

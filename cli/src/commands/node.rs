@@ -1,6 +1,5 @@
 //! `ipsr-cli peers` and `ipsr-cli status`.
 
-
 use crate::cli::Ctx;
 use crate::error::Result;
 
@@ -24,8 +23,16 @@ pub(crate) fn status(ctx: &Ctx) -> Result<()> {
     let status = ctx.client()?.status()?;
     ctx.out.emit(&status, |w| {
         writeln!(w, "node:      {}", ctx.node)?;
-        writeln!(w, "peer id:   {}", status["peer_id"].as_str().unwrap_or_default())?;
-        for a in status["listen_addrs"].as_array().cloned().unwrap_or_default() {
+        writeln!(
+            w,
+            "peer id:   {}",
+            status["peer_id"].as_str().unwrap_or_default()
+        )?;
+        for a in status["listen_addrs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
             writeln!(w, "listening: {}", a.as_str().unwrap_or_default())?;
         }
         for field in ["peers", "records", "releases", "log_head", "conflicts"] {

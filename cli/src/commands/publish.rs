@@ -105,7 +105,12 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .map(str::to_owned)
-        .ok_or_else(|| Error::Usage(format!("{}: the file name is not UTF-8", args.file.display())))?;
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: the file name is not UTF-8",
+                args.file.display()
+            ))
+        })?;
     let platform = args.platform.clone().unwrap_or_else(|| {
         if file_name.to_ascii_lowercase().ends_with(".apk") {
             Platform::android()
@@ -181,7 +186,11 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             )));
         }
     }
-    let held = client.release(&author.to_string(), args.package.as_str(), &args.version.to_string())?;
+    let held = client.release(
+        &author.to_string(),
+        args.package.as_str(),
+        &args.version.to_string(),
+    )?;
     if held.entry.record_id != signed.id().to_string() {
         return Err(Error::Conflict(format!(
             "{spec}: the node holds record {} rather than this one ({}); publish a new version",
@@ -223,7 +232,10 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
 fn regular_file(path: &Path, what: &str) -> Result<u64> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() => Ok(m.len()),
-        Ok(_) => Err(Error::Usage(format!("{what} {}: not a regular file", path.display()))),
+        Ok(_) => Err(Error::Usage(format!(
+            "{what} {}: not a regular file",
+            path.display()
+        ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Usage(format!(
             "{what} {}: no such file",
             path.display()
@@ -246,15 +258,23 @@ fn read_metadata(path: &Path) -> Result<(Metadata, Media)> {
         }
         _ => Error::io(path.display(), e),
     })?;
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let file: MetadataFile = if is_json {
         serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!("--metadata {}: not valid metadata JSON: {e}", path.display()))
+            Error::Usage(format!(
+                "--metadata {}: not valid metadata JSON: {e}",
+                path.display()
+            ))
         })?
     } else {
         toml::from_str(&text).map_err(|e| {
             let msg = e.message().to_owned();
-            Error::Usage(format!("--metadata {}: not valid metadata TOML: {msg}", path.display()))
+            Error::Usage(format!(
+                "--metadata {}: not valid metadata TOML: {msg}",
+                path.display()
+            ))
         })?
     };
     let signing_cert_sha256 = match &file.signing_cert_sha256 {
@@ -306,7 +326,11 @@ fn check_newer(existing: Option<&Package>, version: &Version, code: Option<u64>)
         return Ok(code.unwrap_or(1));
     };
     let spec = format!("{}/{}@{version}", pkg.author, pkg.package);
-    if pkg.versions.iter().any(|v| v.version == version.to_string()) {
+    if pkg
+        .versions
+        .iter()
+        .any(|v| v.version == version.to_string())
+    {
         return Err(Error::Conflict(format!(
             "{spec} is already published; publish a newer --version"
         )));
@@ -324,7 +348,12 @@ fn check_newer(existing: Option<&Package>, version: &Version, code: Option<u64>)
             pkg.package
         )));
     }
-    let top_code = pkg.versions.iter().map(|v| v.version_code).max().unwrap_or(0);
+    let top_code = pkg
+        .versions
+        .iter()
+        .map(|v| v.version_code)
+        .max()
+        .unwrap_or(0);
     match code {
         None => Ok(top_code.saturating_add(1)),
         Some(c) if c > top_code => Ok(c),
@@ -354,7 +383,12 @@ fn upload(
         importer: Importer::new(Profile::V1_2025),
     };
     let label = format!("{spec}{what}");
-    let added = client.add(&format!("{}", path.display()), &mut hashing, "unixfs-v1-2025", &label);
+    let added = client.add(
+        &format!("{}", path.display()),
+        &mut hashing,
+        "unixfs-v1-2025",
+        &label,
+    );
     bar.finish_and_clear();
     let added = added?;
     if added.size != size {

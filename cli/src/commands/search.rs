@@ -15,7 +15,11 @@ pub struct Args {
 pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     match ctx.client()?.search(&args.query)? {
         Some(results) => ctx.out.emit(&results, |w| {
-            writeln!(w, "{}", serde_json::to_string_pretty(&results).unwrap_or_default())
+            writeln!(
+                w,
+                "{}",
+                serde_json::to_string_pretty(&results).unwrap_or_default()
+            )
         }),
         None => Err(Error::Unsupported(format!(
             "search is not supported by the node at {} yet (it needs a search index); use `ipsr-cli ls AUTHOR` or `ipsr-cli info AUTHOR/PACKAGE`",

@@ -33,7 +33,8 @@ struct Verified {
 /// Runs `verify`.
 pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let spec = &args.spec;
-    let mut file = std::fs::File::open(&args.file).map_err(|e| Error::io(args.file.display(), e))?;
+    let mut file =
+        std::fs::File::open(&args.file).map_err(|e| Error::io(args.file.display(), e))?;
     let client = ctx.client()?;
     let answer = client.release(
         &spec.author.to_string(),
@@ -44,7 +45,8 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let release = &checked.release;
     let hashed = check::hash(&mut file, check::profile_of(&release.cid), None, None)
         .map_err(|e| Error::io(args.file.display(), e))?;
-    let ok = hashed.root == *release.cid.cid() && (release.size == 0 || hashed.size == release.size);
+    let ok =
+        hashed.root == *release.cid.cid() && (release.size == 0 || hashed.size == release.size);
     if !ok {
         return Err(Error::Verification(format!(
             "{} does not match {spec}: it is {} bytes with CID {}, the release is {} bytes with CID {}",

@@ -1,6 +1,5 @@
 //! `ipsr-cli yank`: retract a release with a signed yank record.
 
-
 use ipsr_proto::Yank;
 use serde::Serialize;
 
@@ -58,9 +57,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         &spec.version.to_string(),
     )?;
     let key = keys::load(&args.key)?;
-    let signed = yank
-        .sign(&key)
-        .map_err(|e| Error::Usage(format!("{e}")))?;
+    let signed = yank.sign(&key).map_err(|e| Error::Usage(format!("{e}")))?;
     let posted = client.post_record(&spec.to_string(), &signed.to_bytes())?;
     if !matches!(posted.change.as_str(), "new" | "replaced" | "duplicate") {
         return Err(Error::Conflict(format!(

@@ -107,7 +107,7 @@ mod tests {
         for bad in [
             "nope".to_owned(),
             format!("{author}/app"),
-            format!("x/com.example.app"),
+            "x/com.example.app".to_owned(),
             format!("{author}/com.example.app@what"),
         ] {
             assert!(bad.parse::<PackageSpec>().is_err(), "{bad}");

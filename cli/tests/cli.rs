@@ -215,9 +215,9 @@ error: --version-code 2 is not higher than 2, the highest published for com.exam
         .success()
         .stdout_eq(format!(
             "{author}/com.example.app
-title:  Example <b>App</b>
-summary: An example
-newest: 1.1.0
+title:    Example <b>App</b>
+summary:  An example
+newest:   1.1.0
 versions:
   1.1.0        code 2            300000 B  {cid11}
   1.0.0        code 1           2097169 B  bafybei[..]

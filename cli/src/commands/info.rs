@@ -120,15 +120,15 @@ fn human_package(w: &mut dyn Write, pkg: &Package) -> std::io::Result<()> {
     writeln!(w, "{}/{}", pkg.author, pkg.package)?;
     let title = pkg.metadata["title"].as_str().unwrap_or("");
     if !title.is_empty() {
-        writeln!(w, "title:  {}", one_line(title))?;
+        writeln!(w, "title:    {}", one_line(title))?;
     }
     let summary = pkg.metadata["summary"].as_str().unwrap_or("");
     if !summary.is_empty() {
-        writeln!(w, "summary: {}", one_line(summary))?;
+        writeln!(w, "summary:  {}", one_line(summary))?;
     }
     writeln!(
         w,
-        "newest: {}",
+        "newest:   {}",
         pkg.newest.as_deref().unwrap_or("(every version is yanked)")
     )?;
     writeln!(w, "versions:")?;

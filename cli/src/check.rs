@@ -1,0 +1,144 @@
+//! Checks the CLI does itself rather than trust the node: signed records
+//! and content bytes against their CID.
+
+use std::io::{Read, Write};
+
+use base64::Engine as _;
+use ipsr_node::content::unixfs::{Importer, Profile};
+use ipsr_proto::{AuthorId, ContentId, PackageName, Record, Release, SignedRecord, Version};
+use sha2::{Digest, Sha256};
+
+use crate::client::ReleaseAnswer;
+use crate::error::{Error, Result};
+
+/// A release whose record this CLI verified.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// The release record's fields.
+    pub(crate) release: Release,
+    /// Whether a verified yank record is ordered above it.
+    pub(crate) yanked: bool,
+    /// The yank's reason when yanked.
+    pub(crate) yank_reason: Option<String>,
+    /// The release record's id.
+    pub(crate) record_id: String,
+}
+
+fn decode(what: &str, b64: &str) -> Result<SignedRecord<ipsr_proto::Verified>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| {
+            Error::Verification(format!(
+                "{what}: the node sent a record that is not base64: {e}"
+            ))
+        })?;
+    SignedRecord::from_bytes(&bytes)
+        .and_then(SignedRecord::verify)
+        .map_err(|e| Error::Verification(format!("{what}: the record does not verify: {e}")))
+}
+
+/// Verifies the signed records of `answer` and that they are about
+/// `author/package@version`.
+pub(crate) fn release(
+    answer: &ReleaseAnswer,
+    author: &AuthorId,
+    package: &PackageName,
+    version: &Version,
+) -> Result<Checked> {
+    let what = format!("{author}/{package}@{version}");
+    let signed = decode(&what, &answer.record)?;
+    let Record::Release(release) = signed.record() else {
+        return Err(Error::Verification(format!(
+            "{what}: the node sent a yank as the release record"
+        )));
+    };
+    if release.author != *author || release.package != *package || release.version != *version {
+        return Err(Error::Verification(format!(
+            "{what}: the node sent the record of {}/{}@{}",
+            release.author, release.package, release.version
+        )));
+    }
+    let mut yanked = false;
+    let mut yank_reason = None;
+    if let Some(yank_b64) = &answer.yank_record {
+        let yank = decode(&what, yank_b64)?;
+        match yank.record() {
+            Record::Yank(y) if yank.release_key() == signed.release_key() => {
+                if yank.supersedes(&signed) {
+                    yanked = true;
+                    yank_reason = Some(y.reason.clone());
+                }
+            }
+            _ => {
+                return Err(Error::Verification(format!(
+                    "{what}: the node's yank record is not a yank of this release"
+                )));
+            }
+        }
+    }
+    Ok(Checked {
+        release: release.clone(),
+        yanked,
+        yank_reason,
+        record_id: signed.id().to_string(),
+    })
+}
+
+/// The import profile that yields CIDs of this version: CIDv0 comes from
+/// `unixfs-v0-2015`, CIDv1 from `unixfs-v1-2025`.
+pub(crate) fn profile_of(cid: &ContentId) -> Profile {
+    match cid.cid().version() {
+        cid::Version::V0 => Profile::V0_2015,
+        cid::Version::V1 => Profile::V1_2025,
+    }
+}
+
+/// What hashing a stream found.
+#[derive(Debug)]
+pub(crate) struct Hashed {
+    /// The UnixFS root under the profile.
+    pub(crate) root: cid::Cid,
+    /// Bytes read.
+    pub(crate) size: u64,
+    /// SHA-256 of the bytes.
+    pub(crate) sha256: [u8; 32],
+}
+
+/// Reads `input` to its end, importing it under `profile` (blocks are
+/// dropped: only the root counts) and hashing it, copying every byte to
+/// `copy` on the way. `limit` stops a stream that runs past the size the
+/// record promises.
+pub(crate) fn hash(
+    input: &mut dyn Read,
+    profile: Profile,
+    mut copy: Option<&mut dyn Write>,
+    limit: Option<u64>,
+) -> std::io::Result<Hashed> {
+    let mut importer = Importer::new(profile);
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; importer.chunk_size()];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if limit.is_some_and(|l| size > l) {
+            return Err(std::io::Error::other(
+                "the content is longer than the record says",
+            ));
+        }
+        let _ = importer.push(&buf[..n]);
+        sha.update(&buf[..n]);
+        if let Some(out) = copy.as_deref_mut() {
+            out.write_all(&buf[..n])?;
+        }
+    }
+    let (imported, _) = importer.finish();
+    Ok(Hashed {
+        root: imported.root,
+        size,
+        sha256: sha.finalize().into(),
+    })
+}

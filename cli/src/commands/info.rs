@@ -1,0 +1,161 @@
+//! `ipsr-cli info`: a package, or one release with its record verified.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::check;
+use crate::cli::Ctx;
+use crate::client::{Package, ReleaseAnswer};
+use crate::commands::download::choose;
+use crate::error::Result;
+use crate::spec::{PackageSpec, VersionSel};
+
+/// `ipsr-cli info AUTHOR/PACKAGE[@VERSION]`
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// AUTHOR/PACKAGE for the package, AUTHOR/PACKAGE@VERSION (or @^1.2) for one release.
+    spec: PackageSpec,
+}
+
+#[derive(Debug, Serialize)]
+struct ReleaseInfo<'a> {
+    #[serde(flatten)]
+    answer: &'a ReleaseAnswer,
+    /// The record's signature and fields were checked by this CLI.
+    verified: bool,
+}
+
+/// Runs `info`.
+pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    let client = ctx.client()?;
+    let PackageSpec {
+        author,
+        package,
+        version: sel,
+    } = &args.spec;
+    let pkg = client.package(&author.to_string(), package.as_str())?;
+    if *sel == VersionSel::Newest {
+        return ctx.out.emit(&pkg, |w| human_package(w, &pkg));
+    }
+    let version = choose(&pkg, sel)?;
+    let answer = client.release(&author.to_string(), package.as_str(), &version.to_string())?;
+    let checked = check::release(&answer, author, package, &version)?;
+    let info = ReleaseInfo {
+        answer: &answer,
+        verified: true,
+    };
+    ctx.out.emit(&info, |w| {
+        let r = &checked.release;
+        writeln!(w, "{author}/{package}@{version}")?;
+        writeln!(
+            w,
+            "record:       {} (signature verified)",
+            checked.record_id
+        )?;
+        writeln!(w, "cid:          {}", r.cid)?;
+        writeln!(w, "size:         {} bytes", r.size)?;
+        writeln!(w, "file name:    {}", r.file_name)?;
+        writeln!(w, "platform:     {}", r.platform)?;
+        writeln!(w, "version code: {}", r.version_code)?;
+        writeln!(w, "signed at:    {} (unix ms)", r.created_at)?;
+        if checked.yanked {
+            let reason = checked.yank_reason.as_deref().unwrap_or("");
+            writeln!(w, "yanked:       yes: {}", one_line(reason))?;
+        } else {
+            writeln!(w, "yanked:       no")?;
+        }
+        if !answer.entry.conflicting_cids.is_empty() {
+            writeln!(
+                w,
+                "CONFLICT:     other CIDs were signed for this version: {}",
+                answer.entry.conflicting_cids.join(", ")
+            )?;
+        }
+        let m = &r.metadata;
+        for (label, value) in [
+            ("title", &m.title),
+            ("summary", &m.summary),
+            ("license", &m.license),
+        ] {
+            if !value.is_empty() {
+                writeln!(w, "{:<13} {}", format!("{label}:"), one_line(value))?;
+            }
+        }
+        for (label, value) in [("homepage", &m.homepage_url), ("source", &m.source_url)] {
+            if let Some(v) = value {
+                writeln!(w, "{:<13} {}", format!("{label}:"), one_line(v))?;
+            }
+        }
+        if !m.categories.is_empty() {
+            writeln!(w, "categories:   {}", m.categories.join(", "))?;
+        }
+        if m.min_sdk > 0 || m.target_sdk > 0 {
+            writeln!(
+                w,
+                "sdk:          min {}, target {}",
+                m.min_sdk, m.target_sdk
+            )?;
+        }
+        if !m.permissions.is_empty() {
+            writeln!(w, "permissions:  {}", m.permissions.join(", "))?;
+        }
+        if let Some(icon) = &m.icon {
+            writeln!(w, "icon:         {icon}")?;
+        }
+        for s in &m.screenshots {
+            writeln!(w, "screenshot:   {s}")?;
+        }
+        if !m.description.is_empty() {
+            writeln!(w)?;
+            for line in m.description.lines() {
+                writeln!(w, "    {}", one_line(line))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn human_package(w: &mut dyn Write, pkg: &Package) -> std::io::Result<()> {
+    writeln!(w, "{}/{}", pkg.author, pkg.package)?;
+    let title = pkg.metadata["title"].as_str().unwrap_or("");
+    if !title.is_empty() {
+        writeln!(w, "title:    {}", one_line(title))?;
+    }
+    let summary = pkg.metadata["summary"].as_str().unwrap_or("");
+    if !summary.is_empty() {
+        writeln!(w, "summary:  {}", one_line(summary))?;
+    }
+    writeln!(
+        w,
+        "newest:   {}",
+        pkg.newest.as_deref().unwrap_or("(every version is yanked)")
+    )?;
+    writeln!(w, "versions:")?;
+    for v in &pkg.versions {
+        let mut flags = String::new();
+        if v.yanked {
+            flags.push_str(" yanked");
+        }
+        if !v.conflicting_cids.is_empty() {
+            flags.push_str(" CID-CONFLICT");
+        }
+        writeln!(
+            w,
+            "  {:<12} code {:<6} {:>12} B  {}{flags}",
+            v.version, v.version_code, v.size, v.cid
+        )?;
+    }
+    Ok(())
+}
+
+/// Text from records is data: control characters are shown escaped so a
+/// record cannot drive the terminal.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
+}

@@ -1,0 +1,181 @@
+//! `ipsr-cli key`: author keys.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use ipsr_proto::{AuthorId, AuthorKey};
+use serde::Serialize;
+
+use crate::cli::Ctx;
+use crate::error::{Error, Result};
+use crate::keys::{self, DEFAULT_NAME};
+
+/// `ipsr-cli key ...`
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: KeyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create a new ed25519 author key and print its author id.
+    Generate {
+        /// The key's name.
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        /// Seal the key with a passphrase (asked on the terminal, or read from IPSR_PASSPHRASE).
+        #[arg(long)]
+        passphrase: bool,
+    },
+    /// List the stored keys.
+    List,
+    /// Show a key's author id and public key.
+    Show {
+        /// The key's name.
+        #[arg(default_value = DEFAULT_NAME)]
+        name: String,
+    },
+    /// Import an existing ed25519 key: an OpenSSH private key or a hex seed.
+    Import {
+        /// The key file (e.g. ~/.ssh/id_ed25519).
+        file: PathBuf,
+        /// The name to store it under.
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        /// Seal the stored copy with a passphrase.
+        #[arg(long)]
+        passphrase: bool,
+    },
+    /// Print a key's public half.
+    Export {
+        /// The key's name.
+        #[arg(default_value = DEFAULT_NAME)]
+        name: String,
+        /// Export the public key (the only export offered: the secret stays in its file).
+        #[arg(long, required = true)]
+        public: bool,
+        /// The form: an OpenSSH public key line, the raw key in hex, or the author id.
+        #[arg(long, value_enum, default_value_t = Format::Ssh)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Ssh,
+    Hex,
+    AuthorId,
+}
+
+#[derive(Debug, Serialize)]
+struct Created {
+    name: String,
+    author: String,
+    protected: bool,
+    path: PathBuf,
+}
+
+/// Runs `key`.
+pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    match args.command {
+        KeyCommand::Generate { name, passphrase } => {
+            keys::check_name(&name)?;
+            let key = AuthorKey::generate()
+                .map_err(|e| Error::Other(format!("the OS random source: {e}")))?;
+            create(ctx, &name, &key, passphrase)
+        }
+        KeyCommand::Import {
+            file,
+            name,
+            passphrase,
+        } => {
+            keys::check_name(&name)?;
+            let key = keys::read_foreign(&file)?;
+            create(ctx, &name, &key, passphrase)
+        }
+        KeyCommand::List => {
+            let list = keys::list()?;
+            ctx.out.emit(&list, |w| {
+                if list.is_empty() {
+                    writeln!(w, "no keys yet; create one with `ipsr-cli key generate`")?;
+                }
+                for k in &list {
+                    let lock = if k.protected { " (passphrase)" } else { "" };
+                    writeln!(w, "{:<16} {}{lock}", k.name, k.author)?;
+                }
+                Ok(())
+            })
+        }
+        KeyCommand::Show { name } => {
+            let info = keys::info(&name)?;
+            ctx.out.emit(&info, |w| {
+                writeln!(w, "name:       {}", info.name)?;
+                writeln!(w, "author:     {}", info.author)?;
+                writeln!(w, "public key: {} (ed25519, hex)", info.public_key)?;
+                writeln!(
+                    w,
+                    "protected:  {}",
+                    if info.protected { "yes" } else { "no" }
+                )?;
+                writeln!(w, "file:       {}", info.path.display())
+            })
+        }
+        KeyCommand::Export {
+            name,
+            public: _,
+            format,
+        } => {
+            let info = keys::info(&name)?;
+            let author: AuthorId = info
+                .author
+                .parse()
+                .map_err(|e| Error::Other(format!("key {name:?}: {e}")))?;
+            let text = match format {
+                Format::Ssh => keys::openssh_public(&author, &format!("ipsr:{name}"))?,
+                Format::Hex => info.public_key.clone(),
+                Format::AuthorId => info.author.clone(),
+            };
+            #[derive(Serialize)]
+            struct Exported<'a> {
+                name: &'a str,
+                author: &'a str,
+                public_key: &'a str,
+                openssh: String,
+            }
+            let json = Exported {
+                name: &name,
+                author: &info.author,
+                public_key: &info.public_key,
+                openssh: keys::openssh_public(&author, &format!("ipsr:{name}"))?,
+            };
+            ctx.out.emit(&json, |w| writeln!(w, "{text}"))
+        }
+    }
+}
+
+fn create(ctx: &Ctx, name: &str, key: &AuthorKey, protect: bool) -> Result<()> {
+    // Refuse early, before asking for a passphrase, when the name is taken.
+    if keys::info(name).is_ok() {
+        return Err(Error::Conflict(format!(
+            "a key named {name:?} already exists; choose another --name"
+        )));
+    }
+    let pass = match protect {
+        true => Some(keys::passphrase("New passphrase: ", true)?),
+        false => None,
+    };
+    let path = keys::store(name, key, pass.as_deref())?;
+    let created = Created {
+        name: name.to_owned(),
+        author: key.author_id().to_string(),
+        protected: protect,
+        path: path.clone(),
+    };
+    if !ctx.out.is_json() {
+        ctx.out
+            .note(format!("key {name:?} saved to {}", path.display()));
+    }
+    ctx.out
+        .emit(&created, |w| writeln!(w, "{}", created.author))
+}

@@ -1,0 +1,13 @@
+//! One module per subcommand, each with its `Args` and a `run`.
+
+pub(crate) mod add;
+pub(crate) mod completions;
+pub(crate) mod download;
+pub(crate) mod info;
+pub(crate) mod key;
+pub(crate) mod ls;
+pub(crate) mod node;
+pub(crate) mod publish;
+pub(crate) mod search;
+pub(crate) mod verify;
+pub(crate) mod yank;

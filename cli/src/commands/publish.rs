@@ -1,0 +1,429 @@
+//! `ipsr-cli publish`: validate, import the file into the node, sign and
+//! post the release record, and wait until the node holds it.
+
+use std::path::{Path, PathBuf};
+
+use ipsr_node::content::unixfs::{Importer, Profile};
+use ipsr_proto::limits::MAX_RECORD_BYTES;
+use ipsr_proto::{ContentId, Metadata, PackageName, Platform, Record, Release, Version};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Ctx;
+use crate::client::{Client, Package};
+use crate::error::{Error, Result};
+use crate::keys::{self, DEFAULT_NAME};
+use crate::output;
+
+/// `ipsr-cli publish FILE --package NAME --version VERSION`
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The file to publish (e.g. an APK).
+    file: PathBuf,
+    /// The package name, reverse-DNS style: com.example.app.
+    #[arg(long, value_parser = parse_package)]
+    package: PackageName,
+    /// The SemVer version, newer than every published one: 1.2.0.
+    #[arg(long, value_parser = parse_version)]
+    version: Version,
+    /// The version code that orders releases (default: one more than the highest published).
+    #[arg(long, value_name = "N")]
+    version_code: Option<u64>,
+    /// Metadata in TOML or JSON (.json): title, summary, description, license, URLs,
+    /// categories, SDKs, permissions, icon and screenshots (files, imported too).
+    #[arg(long, value_name = "FILE")]
+    metadata: Option<PathBuf>,
+    /// The target platform (default: android for .apk files, else any).
+    #[arg(long, value_parser = parse_platform)]
+    platform: Option<Platform>,
+    /// The author key to sign with.
+    #[arg(long, default_value = DEFAULT_NAME, value_name = "NAME")]
+    key: String,
+}
+
+pub(crate) fn parse_package(s: &str) -> std::result::Result<PackageName, String> {
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+pub(crate) fn parse_version(s: &str) -> std::result::Result<Version, String> {
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+fn parse_platform(s: &str) -> std::result::Result<Platform, String> {
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+/// The metadata file. Paths are relative to the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct MetadataFile {
+    title: String,
+    summary: String,
+    description: String,
+    license: String,
+    #[serde(alias = "homepage")]
+    homepage_url: Option<String>,
+    #[serde(alias = "source")]
+    source_url: Option<String>,
+    categories: Vec<String>,
+    min_sdk: u32,
+    target_sdk: u32,
+    permissions: Vec<String>,
+    signing_cert_sha256: Option<String>,
+    icon: Option<PathBuf>,
+    screenshots: Vec<PathBuf>,
+}
+
+/// What `publish` prints with `--json`.
+#[derive(Debug, Serialize)]
+struct Published {
+    author: String,
+    package: String,
+    version: String,
+    version_code: u64,
+    cid: String,
+    size: u64,
+    sha256: String,
+    record_id: String,
+    change: String,
+    url: String,
+}
+
+/// A placeholder CID (the empty raw leaf) to validate a draft record before
+/// anything is uploaded.
+const PLACEHOLDER_CID: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+
+/// Runs `publish`.
+pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
+    // 1. Everything that can be checked locally, before the node or the key.
+    let size = regular_file(&args.file, "FILE")?;
+    let (mut metadata, media) = match &args.metadata {
+        Some(path) => read_metadata(path)?,
+        None => (Metadata::default(), Media::default()),
+    };
+    let file_name = args
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: the file name is not UTF-8",
+                args.file.display()
+            ))
+        })?;
+    let platform = args.platform.clone().unwrap_or_else(|| {
+        if file_name.to_ascii_lowercase().ends_with(".apk") {
+            Platform::android()
+        } else {
+            Platform::any()
+        }
+    });
+    let key_info = keys::info(&args.key)?;
+    let author: ipsr_proto::AuthorId = key_info
+        .author
+        .parse()
+        .map_err(|e| Error::Other(format!("key {:?}: {e}", args.key)))?;
+    let placeholder: ContentId = PLACEHOLDER_CID.parse().expect("a valid CID");
+    metadata.icon = media.icon.as_ref().map(|_| placeholder);
+    metadata.screenshots = vec![placeholder; media.screenshots.len()];
+    let mut release = Release::new(
+        author,
+        args.package.clone(),
+        args.version.clone(),
+        args.version_code.unwrap_or(0),
+        placeholder,
+    );
+    release.size = size;
+    release.file_name = file_name;
+    release.platform = platform;
+    release.metadata = metadata;
+    release
+        .validate()
+        .map_err(|e| Error::Usage(format!("{e}; fix it and publish again")))?;
+    let encoded = Record::Release(release.clone()).encode().len() + 112;
+    if encoded > MAX_RECORD_BYTES {
+        return Err(Error::Usage(format!(
+            "the record would be {encoded} bytes, over the {MAX_RECORD_BYTES}-byte limit; shorten the metadata (description, permissions)"
+        )));
+    }
+
+    // 2. What the node holds of the package: the version must be newer.
+    let client = ctx.client()?;
+    let existing = match client.package(&author.to_string(), args.package.as_str()) {
+        Ok(p) => Some(p),
+        Err(Error::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    release.version_code = check_newer(existing.as_ref(), &args.version, args.version_code)?;
+    let spec = format!("{author}/{}@{}", args.package, args.version);
+
+    // 3. The key (may ask for its passphrase).
+    let key = keys::load(&args.key)?;
+
+    // 4. The content.
+    let (cid, sha256) = upload(&client, &args.file, size, &spec, "")?;
+    release.cid = cid;
+    if let Some(icon) = &media.icon {
+        let size = regular_file(icon, "metadata.icon")?;
+        release.metadata.icon = Some(upload(&client, icon, size, &spec, " icon")?.0);
+    }
+    for (i, shot) in media.screenshots.iter().enumerate() {
+        let size = regular_file(shot, "metadata.screenshots")?;
+        release.metadata.screenshots[i] = upload(&client, shot, size, &spec, " screenshot")?.0;
+    }
+
+    // 5. Sign, post, and check that the node holds exactly this record.
+    let version_code = release.version_code;
+    let signed = release
+        .sign(&key)
+        .map_err(|e| Error::Usage(format!("{e}; fix it and publish again")))?;
+    let posted = client.post_record(&spec, &signed.to_bytes())?;
+    match posted.change.as_str() {
+        "new" | "replaced" | "duplicate" => {}
+        other => {
+            return Err(Error::Conflict(format!(
+                "{spec}: the node kept another record for this version (change: {other}); publish a new version"
+            )));
+        }
+    }
+    let held = client.release(
+        &author.to_string(),
+        args.package.as_str(),
+        &args.version.to_string(),
+    )?;
+    if held.entry.record_id != signed.id().to_string() {
+        return Err(Error::Conflict(format!(
+            "{spec}: the node holds record {} rather than this one ({}); publish a new version",
+            held.entry.record_id,
+            signed.id()
+        )));
+    }
+
+    let url = client
+        .url(
+            &format!("v1/packages/{author}/{}/{}", args.package, args.version),
+            &[],
+        )
+        .to_string();
+    let out = Published {
+        author: author.to_string(),
+        package: args.package.to_string(),
+        version: args.version.to_string(),
+        version_code,
+        cid: cid.to_string(),
+        size,
+        sha256: hex::encode(sha256),
+        record_id: signed.id().to_string(),
+        change: posted.change,
+        url,
+    };
+    ctx.out.emit(&out, |w| {
+        writeln!(w, "{spec}")?;
+        writeln!(w, "cid:     {}", out.cid)?;
+        writeln!(w, "size:    {} bytes, sha256 {}", out.size, out.sha256)?;
+        writeln!(w, "code:    {}", out.version_code)?;
+        writeln!(w, "record:  {}", out.record_id)?;
+        writeln!(w, "see:     ipsr-cli info {spec}")?;
+        writeln!(w, "         {}", out.url)
+    })
+}
+
+/// The size of a regular file, or a usage error naming `what`.
+fn regular_file(path: &Path, what: &str) -> Result<u64> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(m.len()),
+        Ok(_) => Err(Error::Usage(format!(
+            "{what} {}: not a regular file",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Usage(format!(
+            "{what} {}: no such file",
+            path.display()
+        ))),
+        Err(e) => Err(Error::io(path.display(), e)),
+    }
+}
+
+/// Files named by the metadata, resolved against its folder.
+#[derive(Debug, Default)]
+struct Media {
+    icon: Option<PathBuf>,
+    screenshots: Vec<PathBuf>,
+}
+
+fn read_metadata(path: &Path) -> Result<(Metadata, Media)> {
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Usage(format!("--metadata {}: no such file", path.display()))
+        }
+        _ => Error::io(path.display(), e),
+    })?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let file: MetadataFile = if is_json {
+        serde_json::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "--metadata {}: not valid metadata JSON: {e}",
+                path.display()
+            ))
+        })?
+    } else {
+        toml::from_str(&text).map_err(|e| {
+            let msg = e.message().to_owned();
+            Error::Usage(format!(
+                "--metadata {}: not valid metadata TOML: {msg}",
+                path.display()
+            ))
+        })?
+    };
+    let signing_cert_sha256 = match &file.signing_cert_sha256 {
+        None => None,
+        Some(text) => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(text.replace(':', ""), &mut out).map_err(|_| {
+                Error::Usage(format!(
+                    "--metadata {}: signing_cert_sha256 must be 64 hex digits",
+                    path.display()
+                ))
+            })?;
+            Some(out)
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let media = Media {
+        icon: file.icon.as_ref().map(|p| base.join(p)),
+        screenshots: file.screenshots.iter().map(|p| base.join(p)).collect(),
+    };
+    if let Some(icon) = &media.icon {
+        regular_file(icon, "metadata.icon")?;
+    }
+    for shot in &media.screenshots {
+        regular_file(shot, "metadata.screenshots")?;
+    }
+    let metadata = Metadata {
+        title: file.title,
+        summary: file.summary,
+        description: file.description,
+        license: file.license,
+        homepage_url: file.homepage_url.filter(|u| !u.is_empty()),
+        source_url: file.source_url.filter(|u| !u.is_empty()),
+        categories: file.categories,
+        min_sdk: file.min_sdk,
+        target_sdk: file.target_sdk,
+        permissions: file.permissions,
+        signing_cert_sha256,
+        icon: None,
+        screenshots: Vec::new(),
+    };
+    Ok((metadata, media))
+}
+
+/// The version code to use; refuses a version that is not newer than every
+/// published one, or a version code that would not make it the newest.
+fn check_newer(existing: Option<&Package>, version: &Version, code: Option<u64>) -> Result<u64> {
+    let Some(pkg) = existing else {
+        return Ok(code.unwrap_or(1));
+    };
+    let spec = format!("{}/{}@{version}", pkg.author, pkg.package);
+    if pkg
+        .versions
+        .iter()
+        .any(|v| v.version == version.to_string())
+    {
+        return Err(Error::Conflict(format!(
+            "{spec} is already published; publish a newer --version"
+        )));
+    }
+    let highest = pkg
+        .versions
+        .iter()
+        .filter_map(|v| v.version.parse::<Version>().ok())
+        .max_by(|a, b| a.semver().cmp_precedence(b.semver()));
+    if let Some(highest) = highest
+        && version.semver().cmp_precedence(highest.semver()) != std::cmp::Ordering::Greater
+    {
+        return Err(Error::Conflict(format!(
+            "--version {version} is not newer than {highest}, the last published version of {}; use a higher version",
+            pkg.package
+        )));
+    }
+    let top_code = pkg
+        .versions
+        .iter()
+        .map(|v| v.version_code)
+        .max()
+        .unwrap_or(0);
+    match code {
+        None => Ok(top_code.saturating_add(1)),
+        Some(c) if c > top_code => Ok(c),
+        Some(c) => Err(Error::Conflict(format!(
+            "--version-code {c} is not higher than {top_code}, the highest published for {}; use {} or more",
+            pkg.package,
+            top_code.saturating_add(1)
+        ))),
+    }
+}
+
+/// Streams a file into the node; returns its CID and SHA-256.
+fn upload(
+    client: &Client,
+    path: &Path,
+    size: u64,
+    spec: &str,
+    what: &str,
+) -> Result<(ContentId, [u8; 32])> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
+    let bar = output::progress(Some(size), &format!("uploading{what}"));
+    // Hash and import locally while streaming (the bytes are read once), so
+    // the CID signed is one this CLI computed, not only what the node said.
+    let mut hashing = HashingReader {
+        inner: bar.wrap_read(file),
+        sha: <sha2::Sha256 as sha2::Digest>::new(),
+        importer: Importer::new(Profile::V1_2025),
+    };
+    let label = format!("{spec}{what}");
+    let added = client.add(
+        &format!("{}", path.display()),
+        &mut hashing,
+        "unixfs-v1-2025",
+        &label,
+    );
+    bar.finish_and_clear();
+    let added = added?;
+    if added.size != size {
+        return Err(Error::Other(format!(
+            "{}: the node imported {} bytes but the file has {size}; was it changed while uploading?",
+            path.display(),
+            added.size
+        )));
+    }
+    let cid: ContentId = added
+        .cid
+        .parse()
+        .map_err(|e| Error::Other(format!("the node returned a bad CID {:?}: {e}", added.cid)))?;
+    let (local, _) = hashing.importer.finish();
+    if local.root != *cid.cid() {
+        return Err(Error::Verification(format!(
+            "{}: the node says its CID is {cid} but it is {}; is the node sound?",
+            path.display(),
+            local.root
+        )));
+    }
+    Ok((cid, sha2::Digest::finalize(hashing.sha).into()))
+}
+
+struct HashingReader<R> {
+    inner: R,
+    sha: sha2::Sha256,
+    importer: Importer,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.sha, &buf[..n]);
+        let _ = self.importer.push(&buf[..n]);
+        Ok(n)
+    }
+}

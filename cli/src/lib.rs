@@ -1,0 +1,33 @@
+//! `ipsr-cli`: the IPSR command line. It keeps author keys, publishes
+//! releases through a local node, downloads and verifies them, and browses
+//! what the node holds. `docs/cli.md` is the user's guide: commands, exit
+//! codes, the key file format.
+//!
+//! * [`Cli`]: the arguments (clap derive); one module per subcommand in
+//!   `commands/`, each with its `Args` and a `run`.
+//! * [`keys`]: author key files (XDG config dir, mode 0600, passphrase).
+//! * [`Client`]: a blocking client of the node's HTTP API.
+//! * [`Output`]: lines for people, or JSON with `--json`.
+//! * [`Error`]: every failure, each with its exit code ([`code`]).
+//!
+//! ```no_run
+//! use clap::Parser;
+//! let cli = ipsr_cli::Cli::parse_from(["ipsr-cli", "status", "--json"]);
+//! ipsr_cli::run(cli)?;
+//! # Ok::<(), ipsr_cli::Error>(())
+//! ```
+
+mod check;
+mod cli;
+mod client;
+mod commands;
+mod error;
+pub mod keys;
+mod output;
+mod spec;
+
+pub use cli::{Cli, Command, run};
+pub use client::{Client, DEFAULT_NODE};
+pub use error::{Error, Result, code};
+pub use output::Output;
+pub use spec::{PackageSpec, ReleaseSpec, VersionSel};

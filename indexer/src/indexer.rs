@@ -258,7 +258,7 @@ impl<S: Source> Indexer<S> {
                 let n = node.clone();
                 self.redis(move |i| {
                     let n = n.clone();
-                    async move { i.set_cursor(&n, 0, true).await }
+                    async move { i.reset_cursor(&n).await }
                 })
                 .await?;
                 cursor = 0;
@@ -275,12 +275,23 @@ impl<S: Source> Indexer<S> {
                     async move { i.apply(r).await }
                 })
                 .await?;
-            let n = node.clone();
-            self.redis(move |i| {
-                let n = n.clone();
-                async move { i.set_cursor(&n, last, false).await }
-            })
-            .await?;
+            let (n, from) = (node.clone(), cursor);
+            let advanced = self
+                .redis(move |i| {
+                    let n = n.clone();
+                    async move { i.advance_cursor(&n, from, last).await }
+                })
+                .await?;
+            if let Err(durable) = advanced {
+                // The durable cursor is behind where this batch started:
+                // Redis lost data (restarted empty?). Index again from there.
+                warn!(
+                    durable,
+                    cursor, "redis lost data: indexing again from its cursor"
+                );
+                cursor = durable;
+                continue;
+            }
             cursor = last;
             let m = &self.metrics;
             m.records_indexed.fetch_add(count, Ordering::Relaxed);

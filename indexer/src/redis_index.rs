@@ -133,11 +133,16 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 "#;
 
-/// KEYS: cursor. ARGV: position, `force` (1 to set even when lower).
+/// KEYS: cursor. ARGV: from, to, force. Unless `force` is `1`, refuses
+/// (returns -1 - cursor) when the cursor is below `from` (Redis lost data);
+/// else raises it to `to` (never lowers it) and returns 1.
 const CURSOR_LUA: &str = r#"
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local pos = tonumber(ARGV[1])
-if pos > cur or ARGV[2] == '1' then redis.call('SET', KEYS[1], ARGV[1]) end
+local from = tonumber(ARGV[1])
+local to = tonumber(ARGV[2])
+if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
+if cur < from then return -1 - cur end
+if to > cur then redis.call('SET', KEYS[1], ARGV[2]) end
 return 1
 "#;
 
@@ -432,24 +437,54 @@ impl RedisIndex {
         Ok(v.unwrap_or(0))
     }
 
-    /// Advances the cursor of `node`'s log to `position` (never back, so
-    /// several indexers of one node can share it), or sets it to `position`
-    /// whatever it was when `force` (the node's store was replaced).
-    pub async fn set_cursor(
+    /// After a batch of `node`'s log from position `from` to `to` was
+    /// written: raises the durable cursor to `to` (never lowers it, so
+    /// several indexers of one node can share it). Returns `Err(cursor)`
+    /// without changing it when it is below `from`: Redis lost data since
+    /// the batch was read (e.g. restarted empty), and indexing must go
+    /// back to `cursor`.
+    pub async fn advance_cursor(
         &self,
         node: &str,
-        position: u64,
+        from: u64,
+        to: u64,
+    ) -> Result<Result<(), u64>, IndexError> {
+        let r = self.cursor_script(node, from, to, false).await?;
+        Ok(if r >= 0 {
+            Ok(())
+        } else {
+            Err(u64::try_from(-1 - r).unwrap_or(0))
+        })
+    }
+
+    /// Sets `node`'s cursor to 0 (its store was replaced).
+    pub async fn reset_cursor(&self, node: &str) -> Result<(), IndexError> {
+        self.cursor_script(node, 0, 0, true).await.map(|_| ())
+    }
+
+    async fn cursor_script(
+        &self,
+        node: &str,
+        from: u64,
+        to: u64,
         force: bool,
-    ) -> Result<(), IndexError> {
+    ) -> Result<i64, IndexError> {
         let mut pipe = redis::pipe();
         evalsha(
             &mut pipe,
             &self.scripts.cursor,
             &[self.keys.cursor(node)],
-            &[position.to_string(), if force { "1" } else { "0" }.into()],
+            &[
+                from.to_string(),
+                to.to_string(),
+                if force { "1" } else { "0" }.into(),
+            ],
         );
-        self.run(&pipe).await?;
-        Ok(())
+        let reply = self.run(&pipe).await?.into_iter().next();
+        Ok(reply
+            .map(redis::from_redis_value::<i64>)
+            .transpose()?
+            .unwrap_or(1))
     }
 
     /// Applies verified records: per package, one compare-and-set script,

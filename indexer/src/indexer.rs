@@ -211,155 +211,216 @@ impl<S: Source> Indexer<S> {
     }
 
     async fn run_forever(&mut self) -> Result<(), IndexError> {
-        let mut backoff = Backoff::new(&self.config);
+        let (metrics, config, index) = (&*self.metrics, &self.config, &self.index);
+        let mut backoff = Backoff::new(config);
         let node = loop {
             match self.source.node_id().await {
                 Ok(id) => break id,
                 Err(e) => {
-                    self.metrics.source_errors.fetch_add(1, Ordering::Relaxed);
+                    metrics.source_errors.fetch_add(1, Ordering::Relaxed);
                     warn!(error = %e, "cannot reach the node; retrying");
                     backoff.wait().await;
                 }
             }
         };
         backoff.reset();
-        let mut cursor = self
-            .redis(|i| {
-                let node = node.clone();
-                async move { i.cursor(&node).await }
-            })
-            .await?;
-        info!(%node, cursor, prefix = self.index.prefix(), "indexing the node's log");
+        let mut cursor = retry(index, metrics, config, |i| {
+            let node = node.clone();
+            async move { i.cursor(&node).await }
+        })
+        .await?;
+        info!(%node, cursor, prefix = index.prefix(), "indexing the node's log");
+        let mut prefetched: Option<Batch> = None;
         loop {
-            self.metrics.cursor.store(cursor, Ordering::Relaxed);
-            let page = match self
-                .source
-                .page(cursor, self.config.batch, self.config.wait)
-                .await
-            {
-                Ok(page) => {
+            metrics.cursor.store(cursor, Ordering::Relaxed);
+            let batch = match prefetched.take() {
+                Some(b) if b.after == cursor => Ok(b),
+                _ => fetch(&mut self.source, metrics, config, cursor).await?,
+            };
+            let batch = match batch {
+                Ok(b) => {
                     backoff.reset();
-                    page
+                    b
                 }
                 Err(e) => {
-                    self.metrics.source_errors.fetch_add(1, Ordering::Relaxed);
+                    metrics.source_errors.fetch_add(1, Ordering::Relaxed);
                     warn!(error = %e, "cannot read the node's log; retrying");
                     backoff.wait().await;
                     continue;
                 }
             };
-            self.metrics.head.store(page.head, Ordering::Relaxed);
-            if page.head < cursor {
+            metrics.head.store(batch.head, Ordering::Relaxed);
+            if batch.head < cursor {
                 warn!(
-                    head = page.head,
+                    head = batch.head,
                     cursor,
                     "the node's log is behind the cursor (store replaced?): starting again from 0"
                 );
-                let n = node.clone();
-                self.redis(move |i| {
-                    let n = n.clone();
+                retry(index, metrics, config, |i| {
+                    let n = node.clone();
                     async move { i.reset_cursor(&n).await }
                 })
                 .await?;
                 cursor = 0;
                 continue;
             }
-            let Some(last) = page.entries.last().map(|e| e.position) else {
+            let Some(last) = batch.last else {
                 continue;
             };
-            let count = page.entries.len() as u64;
-            let records = self.verify(page.entries).await?;
-            let outcome = self
-                .redis(|i| {
-                    let r = records.clone();
-                    async move { i.apply(r).await }
-                })
-                .await?;
-            let (n, from) = (node.clone(), cursor);
-            let advanced = self
-                .redis(move |i| {
-                    let n = n.clone();
-                    async move { i.advance_cursor(&n, from, last).await }
-                })
-                .await?;
-            if let Err(durable) = advanced {
-                // The durable cursor is behind where this batch started:
-                // Redis lost data (restarted empty?). Index again from there.
-                warn!(
-                    durable,
-                    cursor, "redis lost data: indexing again from its cursor"
-                );
-                cursor = durable;
-                continue;
-            }
-            cursor = last;
-            let m = &self.metrics;
-            m.records_indexed.fetch_add(count, Ordering::Relaxed);
-            m.batches.fetch_add(1, Ordering::Relaxed);
-            m.packages_changed
-                .fetch_add(outcome.changed as u64, Ordering::Relaxed);
-            m.write_conflicts
-                .fetch_add(outcome.conflicts, Ordering::Relaxed);
-            debug!(
-                cursor,
-                head = page.head,
-                changed = outcome.changed,
-                unchanged = outcome.unchanged,
-                "batch indexed"
-            );
-        }
-    }
-
-    /// Runs a Redis operation until it succeeds, with backoff; returns only
-    /// errors that retrying cannot fix.
-    async fn redis<T, F, Fut>(&self, op: F) -> Result<T, IndexError>
-    where
-        F: Fn(RedisIndex) -> Fut,
-        Fut: Future<Output = Result<T, IndexError>>,
-    {
-        let mut backoff = Backoff::new(&self.config);
-        let mut failures = 0u32;
-        loop {
-            match op(self.index.clone()).await {
-                Ok(v) => {
-                    if failures > 0 {
-                        info!(failures, "redis is back");
-                    }
-                    self.metrics.redis_up.store(1, Ordering::Relaxed);
-                    return Ok(v);
+            // Write this batch while the next page is read and verified.
+            let write = write(index, metrics, config, &node, cursor, last, batch.records);
+            let read_next = fetch(&mut self.source, metrics, config, last);
+            let (written, next) = tokio::join!(write, read_next);
+            match written? {
+                Ok(outcome) => {
+                    metrics
+                        .records_indexed
+                        .fetch_add(batch.count, Ordering::Relaxed);
+                    metrics.batches.fetch_add(1, Ordering::Relaxed);
+                    metrics
+                        .packages_changed
+                        .fetch_add(outcome.changed as u64, Ordering::Relaxed);
+                    metrics
+                        .write_conflicts
+                        .fetch_add(outcome.conflicts, Ordering::Relaxed);
+                    debug!(
+                        cursor = last,
+                        head = batch.head,
+                        changed = outcome.changed,
+                        unchanged = outcome.unchanged,
+                        "batch indexed"
+                    );
+                    cursor = last;
                 }
-                Err(e) if e.is_transient() => {
-                    failures += 1;
-                    self.metrics.redis_errors.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.redis_up.store(0, Ordering::Relaxed);
-                    if failures == 1 || failures.is_power_of_two() {
-                        warn!(error = %e, failures, "redis failed; retrying with backoff");
-                    }
-                    backoff.wait().await;
+                Err(durable) => {
+                    // The durable cursor is behind where this batch started:
+                    // Redis lost data (restarted empty?). Index again from there.
+                    warn!(
+                        durable,
+                        cursor, "redis lost data: indexing again from its cursor"
+                    );
+                    cursor = durable;
                 }
-                Err(e) => return Err(e),
             }
-        }
-    }
-
-    /// Verifies the entries' signatures on several threads; invalid ones
-    /// are logged, counted and skipped.
-    async fn verify(&self, entries: Vec<Entry>) -> Result<Vec<SignedRecord>, IndexError> {
-        let threads = self.config.verify_threads.max(1);
-        let results = tokio::task::spawn_blocking(move || verify_all(entries, threads))
-            .await
-            .map_err(|e| IndexError::Task(e.to_string()))?;
-        let mut out = Vec::with_capacity(results.len());
-        for (position, result) in results {
-            match result {
-                Ok(r) => out.push(r),
+            match next? {
+                Ok(b) => prefetched = Some(b),
                 Err(e) => {
-                    self.metrics.records_invalid.fetch_add(1, Ordering::Relaxed);
-                    warn!(position, error = %e, "log entry does not verify: skipped");
+                    metrics.source_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "cannot read the node's log; retrying");
                 }
             }
         }
-        Ok(out)
+    }
+}
+
+/// A page of the log, verified.
+#[derive(Debug)]
+struct Batch {
+    /// The position it was read after.
+    after: u64,
+    head: u64,
+    /// Its last position, `None` when empty.
+    last: Option<u64>,
+    /// Entries in it (valid or not).
+    count: u64,
+    records: Vec<SignedRecord>,
+}
+
+/// Reads the page after `after` and verifies it; invalid records are
+/// logged, counted and skipped.
+async fn fetch<S: Source>(
+    source: &mut S,
+    metrics: &Metrics,
+    config: &IndexerConfig,
+    after: u64,
+) -> Result<Result<Batch, crate::SourceError>, IndexError> {
+    let page = match source.page(after, config.batch, config.wait).await {
+        Ok(page) => page,
+        Err(e) => return Ok(Err(e)),
+    };
+    let last = page.entries.last().map(|e| e.position);
+    let count = page.entries.len() as u64;
+    let threads = config.verify_threads.max(1);
+    let entries = page.entries;
+    let results = tokio::task::spawn_blocking(move || verify_all(entries, threads))
+        .await
+        .map_err(|e| IndexError::Task(e.to_string()))?;
+    let mut records = Vec::with_capacity(results.len());
+    for (position, result) in results {
+        match result {
+            Ok(r) => records.push(r),
+            Err(e) => {
+                metrics.records_invalid.fetch_add(1, Ordering::Relaxed);
+                warn!(position, error = %e, "log entry does not verify: skipped");
+            }
+        }
+    }
+    Ok(Ok(Batch {
+        after,
+        head: page.head,
+        last,
+        count,
+        records,
+    }))
+}
+
+/// Writes a batch, then advances the cursor from `from` to `to`; `Err(cursor)`
+/// when Redis lost data (see [`RedisIndex::advance_cursor`]).
+async fn write(
+    index: &RedisIndex,
+    metrics: &Metrics,
+    config: &IndexerConfig,
+    node: &str,
+    from: u64,
+    to: u64,
+    records: Vec<SignedRecord>,
+) -> Result<Result<crate::BatchOutcome, u64>, IndexError> {
+    let outcome = retry(index, metrics, config, |i| {
+        let r = records.clone();
+        async move { i.apply(r).await }
+    })
+    .await?;
+    let advanced = retry(index, metrics, config, |i| async move {
+        i.advance_cursor(node, from, to).await
+    })
+    .await?;
+    Ok(advanced.map(|()| outcome))
+}
+
+/// Runs a Redis operation until it succeeds, with capped exponential
+/// backoff; returns only errors that retrying cannot fix.
+async fn retry<T, F, Fut>(
+    index: &RedisIndex,
+    metrics: &Metrics,
+    config: &IndexerConfig,
+    op: F,
+) -> Result<T, IndexError>
+where
+    F: Fn(RedisIndex) -> Fut,
+    Fut: Future<Output = Result<T, IndexError>>,
+{
+    let mut backoff = Backoff::new(config);
+    let mut failures = 0u32;
+    loop {
+        match op(index.clone()).await {
+            Ok(v) => {
+                if failures > 0 {
+                    info!(failures, "redis is back");
+                }
+                metrics.redis_up.store(1, Ordering::Relaxed);
+                return Ok(v);
+            }
+            Err(e) if e.is_transient() => {
+                failures += 1;
+                metrics.redis_errors.fetch_add(1, Ordering::Relaxed);
+                metrics.redis_up.store(0, Ordering::Relaxed);
+                if failures == 1 || failures.is_power_of_two() {
+                    warn!(error = %e, failures, "redis failed; retrying with backoff");
+                }
+                backoff.wait().await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -638,7 +638,7 @@ impl RedisIndex {
                     &mut pipe,
                     &self.scripts.finish,
                     &[self.keys.pkg(pk)],
-                    &[info.hash.clone()],
+                    std::slice::from_ref(&info.hash),
                 );
             }
             if recent {

@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn terms_weigh_name_over_title_and_exact_over_prefix() {
-        let t = terms("org.fdroid.fdroid_client", "F-Droid Client");
+        let t = terms("org.fdroid.client", "F-Droid Client");
         assert_eq!(t["client"], W_NAME_LAST);
         assert_eq!(t["fdroid"], W_NAME);
         assert_eq!(t["cl"], W_NAME_PREFIX);

@@ -137,12 +137,10 @@ impl Source for HttpSource {
         };
         let answer: LogAnswer = serde_json::from_str(&body).map_err(|e| bad(e.to_string()))?;
         let mut entries = Vec::with_capacity(answer.entries.len());
-        let mut expect = after + 1;
-        for e in answer.entries {
+        for (expect, e) in (after + 1..).zip(answer.entries) {
             if e.position != expect {
                 return Err(bad(format!("entry {} where {expect} was due", e.position)));
             }
-            expect += 1;
             let bytes = STANDARD
                 .decode(e.record.as_bytes())
                 .map_err(|err| bad(format!("entry {}: {err}", e.position)))?;

@@ -265,6 +265,20 @@ impl<S: Source> Indexer<S> {
                 continue;
             }
             let Some(last) = batch.last else {
+                // Idle: check that Redis did not lose data meanwhile (a
+                // restart without persistence), which no write revealed.
+                let durable = retry(index, metrics, config, |i| {
+                    let n = node.clone();
+                    async move { i.cursor(&n).await }
+                })
+                .await?;
+                if durable < cursor {
+                    warn!(
+                        durable,
+                        cursor, "redis lost data: indexing again from its cursor"
+                    );
+                    cursor = durable;
+                }
                 continue;
             };
             // Write this batch while the next page is read and verified.

@@ -153,6 +153,17 @@ async fn redis_restart_while_records_arrive() {
         "the outage was seen"
     );
     same_as_store(&node, &test.index, &records).await;
+
+    // Again while idle: no record arrives, the indexer notices by itself.
+    let mut server = server;
+    server.stop();
+    let server = RedisServer::start(port);
+    let expected = StoreIndex::new(node.store().clone()).stats().await.unwrap();
+    wait_until("the idle indexer fills the empty Redis again", || async {
+        test.index.stats().await.ok() == Some(expected)
+    })
+    .await;
+    same_as_store(&node, &test.index, &records).await;
     drop(test);
     drop(server);
 }

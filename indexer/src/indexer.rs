@@ -389,10 +389,13 @@ async fn write(
     to: u64,
     records: Vec<SignedRecord>,
 ) -> Result<Result<crate::BatchOutcome, u64>, IndexError> {
-    let outcome = retry(index, metrics, config, |i| {
-        let r = records.clone();
-        async move { i.apply(r).await }
-    })
+    let records = &records;
+    let outcome = retry(
+        index,
+        metrics,
+        config,
+        |i| async move { i.apply(records).await },
+    )
     .await?;
     let advanced = retry(index, metrics, config, |i| async move {
         i.advance_cursor(node, from, to).await

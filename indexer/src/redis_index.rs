@@ -491,8 +491,8 @@ impl RedisIndex {
     /// then the entries outside the package's slot. Idempotent: applying
     /// records again, or in another order, or from several writers at once,
     /// leaves the same keys. When this returns `Ok`, every record is in.
-    pub async fn apply(&self, records: Vec<SignedRecord>) -> Result<BatchOutcome, IndexError> {
-        let mut groups: BTreeMap<PackageKey, Vec<SignedRecord>> = BTreeMap::new();
+    pub async fn apply(&self, records: &[SignedRecord]) -> Result<BatchOutcome, IndexError> {
+        let mut groups: BTreeMap<PackageKey, Vec<&SignedRecord>> = BTreeMap::new();
         for r in records {
             groups.entry(r.record().package_key()).or_default().push(r);
         }
@@ -539,7 +539,7 @@ impl RedisIndex {
                 }
                 for r in groups.get(&pk).into_iter().flatten() {
                     state
-                        .apply(r.clone())
+                        .apply((*r).clone())
                         .map_err(|e| IndexError::corrupt(self.keys.pkg(&pk), e))?;
                 }
                 let new = Derived::of(&state);

@@ -467,3 +467,56 @@ pub fn verify_all(
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_encode_as_prometheus_text() {
+        let m = Metrics::default();
+        m.records_indexed.store(7, Ordering::Relaxed);
+        m.redis_up.store(1, Ordering::Relaxed);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "# TYPE ipsr_indexer_records_total counter\nipsr_indexer_records_total 7\n"
+            )
+        );
+        assert!(text.contains("ipsr_indexer_redis_up 1\n"));
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 10);
+    }
+
+    #[test]
+    fn verify_all_keeps_order_and_flags_bad_entries() {
+        let key = ipsr_proto::AuthorKey::from_seed(&[3; 32]);
+        let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+            .parse()
+            .expect("cid");
+        let entries: Vec<Entry> = (1..=100u64)
+            .map(|i| {
+                let mut r = ipsr_proto::Release::new(
+                    key.author_id(),
+                    "com.example.app".parse().expect("name"),
+                    format!("1.0.{i}").parse().expect("version"),
+                    i,
+                    cid,
+                );
+                r.created_at = 1;
+                let mut bytes = r.sign(&key).expect("sign").to_bytes();
+                if i == 50 {
+                    let last = bytes.len() - 1;
+                    bytes[last] ^= 1;
+                }
+                Entry { position: i, bytes }
+            })
+            .collect();
+        let out = verify_all(entries, 3);
+        assert_eq!(
+            out.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            (1..=100).collect::<Vec<_>>()
+        );
+        assert_eq!(out.iter().filter(|(_, r)| r.is_err()).count(), 1);
+        assert!(out[49].1.is_err());
+    }
+}

@@ -96,3 +96,13 @@ async fn serve_metrics(listener: tokio::net::TcpListener, metrics: Arc<Metrics>)
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -603,16 +603,13 @@ impl RedisIndex {
                     attempts: rounds - 1,
                 });
             }
-            let mut pipe = redis::pipe();
-            let mut recent = false;
+            // One ZADD / ZREM per key for the whole batch: the members of
+            // different packages never overlap.
+            let mut adds: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
+            let mut rems: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (pk, info) in &todo {
-                let mut by_key: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
                 for (k, m, s) in &info.globals {
-                    by_key.entry(k).or_default().push((*s, m));
-                    recent |= k == "recent";
-                }
-                for (k, members) in by_key {
-                    pipe.zadd_multiple(self.keys.global(k), &members).ignore();
+                    adds.entry(k).or_default().push((*s, m));
                 }
                 let current: BTreeSet<(&str, &str)> = info
                     .globals
@@ -622,10 +619,20 @@ impl RedisIndex {
                 let mine = added.entry(pk.clone()).or_default();
                 for (k, m) in info.stale.iter().chain(mine.iter()) {
                     if !current.contains(&(k.as_str(), m.as_str())) {
-                        pipe.zrem(self.keys.global(k), m).ignore();
+                        rems.entry(k.clone()).or_default().push(m.clone());
                     }
                 }
                 mine.extend(info.globals.iter().map(|(k, m, _)| (k.clone(), m.clone())));
+            }
+            let recent = adds.contains_key("recent");
+            let mut pipe = redis::pipe();
+            for (k, members) in &adds {
+                pipe.zadd_multiple(self.keys.global(k), members).ignore();
+            }
+            for (k, members) in &rems {
+                pipe.zrem(self.keys.global(k), members).ignore();
+            }
+            for (pk, info) in &todo {
                 let counts = serde_json::to_string(&info.counts).expect("numbers serialize");
                 evalsha(
                     &mut pipe,

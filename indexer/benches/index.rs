@@ -6,7 +6,8 @@
 //!
 //! `cargo bench -p ipsr-indexer --bench index` (Redis from
 //! `IPSR_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`; the bench's keys
-//! are deleted afterwards). `IPSR_BENCH_RECORDS` changes the count.
+//! are deleted afterwards). `IPSR_BENCH_RECORDS` changes the count;
+//! `IPSR_BENCH_SOURCE=local` reads the log in-process instead of over HTTP.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +15,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ipsr_indexer::{
-    Entry, HttpSource, Indexer, IndexerConfig, RedisConfig, RedisIndex, verify_all,
+    Entry, HttpSource, Indexer, IndexerConfig, LocalSource, Metrics, RedisConfig, RedisIndex,
+    Source, verify_all,
 };
 use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord};
 
@@ -133,28 +135,18 @@ fn main() {
         config.prefix = format!("ipsr-bench:{}:", std::process::id());
         let index = RedisIndex::open(&config).unwrap();
         index.clear().await.unwrap();
-        let indexer = Indexer::new(
-            HttpSource::new(&format!("http://{addr}")),
-            index.clone(),
-            IndexerConfig {
-                wait: Duration::from_secs(1),
-                ..IndexerConfig::default()
-            },
-        );
-        let metrics = indexer.metrics();
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let started = Instant::now();
-        let task = tokio::spawn(indexer.run(async {
-            let _ = rx.await;
-        }));
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while metrics.cursor.load(Ordering::Relaxed) < n {
-            assert!(Instant::now() < deadline, "indexing took over 10 minutes");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let index_time = started.elapsed();
-        let _ = stop.send(());
-        task.await.unwrap().unwrap();
+        let local = std::env::var("IPSR_BENCH_SOURCE").is_ok_and(|s| s == "local");
+        let (index_time, label) = if local {
+            let source = LocalSource::new(node.clone());
+            (
+                run_indexer(source, index.clone(), n).await,
+                "in-process log",
+            )
+        } else {
+            let source = HttpSource::new(&format!("http://{addr}"));
+            (run_indexer(source, index.clone(), n).await, "HTTP log")
+        };
+
         let stats = ipsr_indexer::Index::stats(&index).await.unwrap();
         assert_eq!(stats.records, n, "every record indexed once");
         index.clear().await.unwrap();
@@ -162,10 +154,34 @@ fn main() {
         println!(
             "verify only ({threads} threads): {verify_rate:>9.0} records/s ({verify_time:.2?})"
         );
-        println!("index into redis (HTTP log): {index_rate:>9.0} records/s ({index_time:.2?})");
+        println!("index into redis ({label}): {index_rate:>9.0} records/s ({index_time:.2?})");
         println!(
             "ratio {:.2} of the verification rate (targets: >= 20000 records/s, >= 0.50)",
             index_rate / verify_rate
         );
     });
+}
+
+/// Runs an indexer until its cursor reaches `n`; returns the time taken.
+async fn run_indexer<S: Source + 'static>(source: S, index: RedisIndex, n: u64) -> Duration {
+    let config = IndexerConfig {
+        wait: Duration::from_secs(1),
+        ..IndexerConfig::default()
+    };
+    let indexer = Indexer::new(source, index, config);
+    let metrics: std::sync::Arc<Metrics> = indexer.metrics();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let started = Instant::now();
+    let task = tokio::spawn(indexer.run(async {
+        let _ = rx.await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while metrics.cursor.load(Ordering::Relaxed) < n {
+        assert!(Instant::now() < deadline, "indexing took over 10 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    elapsed
 }

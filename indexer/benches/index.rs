@@ -1,0 +1,187 @@
+//! Indexing throughput: 100,000 records, generated and signed up front,
+//! stored in a node's store; a node is started on it with its API, and the
+//! indexer tails its log over HTTP into Redis. Prints records/s, and the
+//! ed25519 verification-only rate of the same records on the same threads
+//! (the ceiling, since every record is verified).
+//!
+//! `cargo bench -p ipsr-indexer --bench index` (Redis from
+//! `IPSR_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`; the bench's keys
+//! are deleted afterwards). `IPSR_BENCH_RECORDS` changes the count;
+//! `IPSR_BENCH_SOURCE=local` reads the log in-process instead of over HTTP.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ipsr_indexer::{
+    Entry, HttpSource, Indexer, IndexerConfig, LocalSource, Metrics, RedisConfig, RedisIndex,
+    Source, verify_all,
+};
+use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord};
+
+const PACKAGES_PER_AUTHOR: u64 = 20;
+const VERSIONS: u64 = 5;
+
+fn cid(n: u64) -> ContentId {
+    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
+    let mut digest = [0u8; 32];
+    digest[..8].copy_from_slice(&n.to_be_bytes());
+    bytes.extend(digest);
+    ContentId::from_bytes(&bytes).unwrap()
+}
+
+/// Record `i`: author i / 100, package (i / 5) % 20, version i % 5.
+fn record(i: u64, keys: &[AuthorKey], t0: u64) -> SignedRecord {
+    let per_author = PACKAGES_PER_AUTHOR * VERSIONS;
+    let key = &keys[usize::try_from(i / per_author).unwrap()];
+    let package = (i / VERSIONS) % PACKAGES_PER_AUTHOR;
+    let v = i % VERSIONS;
+    let mut r = Release::new(
+        key.author_id(),
+        format!("org.bench{}.app{package}", i / per_author)
+            .parse()
+            .unwrap(),
+        format!("1.{v}.0").parse().unwrap(),
+        v + 1,
+        cid(i),
+    );
+    r.seq = i;
+    r.created_at = t0 + i;
+    r.size = 1_000_000 + i;
+    r.metadata.title = format!("Benchmark app {package} version {v}");
+    r.metadata.summary = "A record of the indexing benchmark".into();
+    r.sign(key).unwrap()
+}
+
+fn main() {
+    let n: u64 = std::env::var("IPSR_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per_author = PACKAGES_PER_AUTHOR * VERSIONS;
+    let keys: Vec<AuthorKey> = (0..n.div_ceil(per_author))
+        .map(|a| {
+            let mut seed = [7u8; 32];
+            seed[..8].copy_from_slice(&a.to_be_bytes());
+            AuthorKey::from_seed(&seed)
+        })
+        .collect();
+    let t0 = ipsr_proto::now_ms() - 86_400_000 * 30;
+
+    let started = Instant::now();
+    let chunk = n.div_ceil(threads as u64);
+    let records: Vec<SignedRecord> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let keys = &keys;
+                s.spawn(move || {
+                    (t * chunk..((t + 1) * chunk).min(n))
+                        .map(|i| record(i, keys, t0))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    println!(
+        "generated and signed {n} records in {:.1?}",
+        started.elapsed()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = ipsr_node::Store::open(&dir.path().join("store.redb")).unwrap();
+        for batch in records.chunks(5000) {
+            store.apply(batch.to_vec()).unwrap();
+        }
+        assert_eq!(store.stats().unwrap().log_head, n);
+    }
+
+    // The ceiling: decode + verify only, same records, same threads.
+    let entries: Vec<Entry> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Entry {
+            position: i as u64 + 1,
+            bytes: r.to_bytes(),
+        })
+        .collect();
+    let started = Instant::now();
+    let verified = verify_all(entries, threads);
+    let verify_time = started.elapsed();
+    assert!(verified.iter().all(|(_, r)| r.is_ok()));
+    let verify_rate = n as f64 / verify_time.as_secs_f64();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let node = ipsr_node::spawn(ipsr_node::Config::local(dir.path().to_owned()))
+            .await
+            .unwrap();
+        let (addr, server) = ipsr_node::serve_api(node.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        tokio::spawn(server);
+        let url = std::env::var("IPSR_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let mut config = RedisConfig::new(url);
+        config.prefix = format!("ipsr-bench:{}:", std::process::id());
+        let index = RedisIndex::open(&config).unwrap();
+        index.clear().await.unwrap();
+        let local = std::env::var("IPSR_BENCH_SOURCE").is_ok_and(|s| s == "local");
+        let (index_time, label) = if local {
+            let source = LocalSource::new(node.clone());
+            (
+                run_indexer(source, index.clone(), n).await,
+                "in-process log",
+            )
+        } else {
+            let source = HttpSource::new(&format!("http://{addr}"));
+            (run_indexer(source, index.clone(), n).await, "HTTP log")
+        };
+
+        let stats = ipsr_indexer::Index::stats(&index).await.unwrap();
+        assert_eq!(stats.records, n, "every record indexed once");
+        index.clear().await.unwrap();
+        let index_rate = n as f64 / index_time.as_secs_f64();
+        println!(
+            "verify only ({threads} threads): {verify_rate:>9.0} records/s ({verify_time:.2?})"
+        );
+        println!("index into redis ({label}): {index_rate:>9.0} records/s ({index_time:.2?})");
+        println!(
+            "ratio {:.2} of the verification rate (targets: >= 20000 records/s, >= 0.50)",
+            index_rate / verify_rate
+        );
+    });
+}
+
+/// Runs an indexer until its cursor reaches `n`; returns the time taken.
+async fn run_indexer<S: Source + 'static>(source: S, index: RedisIndex, n: u64) -> Duration {
+    let config = IndexerConfig {
+        wait: Duration::from_secs(1),
+        ..IndexerConfig::default()
+    };
+    let indexer = Indexer::new(source, index, config);
+    let metrics: std::sync::Arc<Metrics> = indexer.metrics();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let started = Instant::now();
+    let task = tokio::spawn(indexer.run(async {
+        let _ = rx.await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while metrics.cursor.load(Ordering::Relaxed) < n {
+        assert!(Instant::now() < deadline, "indexing took over 10 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    elapsed
+}

@@ -1,0 +1,40 @@
+//! `ipsr-indexer`: mirrors an IPSR node's record log into Redis, so that
+//! many gateway processes can serve and search the swarm's records, and
+//! answers the gateway's queries from Redis or from the node's own store.
+//!
+//! * An [`Indexer`] tails a node's log from a [`Source`] ([`HttpSource`]:
+//!   the node's `GET /v1/log` long-poll; [`LocalSource`]: a node in this
+//!   process), verifies every record again and writes it into a
+//!   [`RedisIndex`]; the cursor, kept in Redis per node, advances only
+//!   after the writes succeeded.
+//! * Writes apply the ordering rules of `ipsr-proto` per package with a
+//!   compare-and-set Lua script, so they are idempotent and independent of
+//!   order: indexers may replay, crash, or run several at once.
+//! * [`Index`] is the read interface of the gateway, with two backends:
+//!   [`StoreIndex`] (the node's embedded store) and [`RedisIndex`].
+//!
+//! The Redis keyspace is specified in `docs/redis.md`.
+//!
+//! ```no_run
+//! use ipsr_indexer::{HttpSource, Indexer, IndexerConfig, RedisConfig, RedisIndex};
+//! # async fn demo() -> Result<(), ipsr_indexer::IndexError> {
+//! let index = RedisIndex::open(&RedisConfig::new("redis://127.0.0.1:6379"))?;
+//! let indexer = Indexer::new(HttpSource::new("http://127.0.0.1:5050"), index, IndexerConfig::default());
+//! indexer.run(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod embedded;
+mod error;
+mod index;
+mod indexer;
+mod redis_index;
+pub mod search;
+mod source;
+
+pub use embedded::StoreIndex;
+pub use error::{IndexError, SourceError};
+pub use index::{BoxFuture, Hit, Index, IndexStats};
+pub use indexer::{Indexer, IndexerConfig, Metrics, verify_all};
+pub use redis_index::{BatchOutcome, RedisConfig, RedisIndex};
+pub use source::{Entry, HttpSource, LocalSource, Page, Source};

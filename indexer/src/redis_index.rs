@@ -1,0 +1,1257 @@
+//! The Redis backend: the keyspace (specified in `docs/redis.md`), the
+//! idempotent, order-independent writes of the indexer and the [`Index`]
+//! queries of the gateway.
+//!
+//! # How writes converge
+//!
+//! Each package's records (release slots, yank slots, conflict evidence)
+//! and each release's state are kept in Redis. To apply new records to a
+//! package, the writer reads the package's keys, rebuilds its
+//! [`PackageState`], folds the records in with the rules of `ipsr-proto`
+//! (whose result does not depend on order), derives every key from the
+//! resulting state, and writes the difference with one Lua script that
+//! first checks the package's content hash is still the one it read
+//! (compare-and-set; on a mismatch it reads again and retries). Since every
+//! key is a function of the state, and the state a function of the set of
+//! records seen, any writers applying the same records in any order end
+//! with the same keys.
+//!
+//! Keys outside the package's hash slot (search terms, recent, the author's
+//! packages, counters) are written after the package script from the state
+//! the script stored, then marked done with a second compare-and-set
+//! (`synced`); entries a state change made obsolete are kept in the
+//! package's `stale` list until removed. A writer that finds the package
+//! changed meanwhile does this phase again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipsr_proto::{
+    AuthorId, ContentId, PackageKey, PackageName, PackageState, RecordId, ReleaseKey, ReleaseParts,
+    ReleaseState, SignedRecord,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Pipeline, RedisError, Script, Value};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::{debug, warn};
+
+use crate::index::{BoxFuture, Counts, Hit, Index, IndexStats, recent_entries, title};
+use crate::{IndexError, search};
+
+/// How a [`RedisIndex`] connects and lays out its keys.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`).
+    pub url: String,
+    /// Prefix of every key, e.g. `ipsr:`; must not contain `{` or `}`.
+    pub prefix: String,
+    /// How many entries `recent` keeps (default 10 000).
+    pub recent_cap: usize,
+    /// Compare-and-set conflicts in a row on one package before giving up
+    /// on a batch (it is retried later; default 64).
+    pub max_conflicts: u32,
+    /// How long one command may take before it fails (default 10 s).
+    pub response_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// The defaults, for `url` and the prefix `ipsr:`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "ipsr:".into(),
+            recent_cap: 10_000,
+            max_conflicts: 64,
+            response_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The Lua scripts, loaded with `SCRIPT LOAD` and run with `EVALSHA`
+/// (loaded again when Redis answers `NOSCRIPT`, e.g. after a restart).
+#[derive(Debug)]
+struct Scripts {
+    apply: Script,
+    finish: Script,
+    counters: Script,
+    cursor: Script,
+}
+
+/// KEYS: pkg, rel, rec, ver, yanked. ARGV: expected hash, new hash, then
+/// nine sections, each a count and its items: rel HSET pairs, rel HDEL,
+/// rec HSET pairs, rec HDEL, ver ZADD (score, member) pairs, ver ZREM,
+/// yanked SADD, yanked SREM, pkg HSET pairs.
+const APPLY_LUA: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'hash')
+if not cur then cur = '' end
+if cur ~= ARGV[1] then return 0 end
+local i = 3
+local function section(cmd, key, width)
+  local n = tonumber(ARGV[i]); i = i + 1
+  for _ = 1, n do
+    if width == 2 then
+      redis.call(cmd, key, ARGV[i], ARGV[i + 1]); i = i + 2
+    else
+      redis.call(cmd, key, ARGV[i]); i = i + 1
+    end
+  end
+end
+section('HSET', KEYS[2], 2)
+section('HDEL', KEYS[2], 1)
+section('HSET', KEYS[3], 2)
+section('HDEL', KEYS[3], 1)
+section('ZADD', KEYS[4], 2)
+section('ZREM', KEYS[4], 1)
+section('SADD', KEYS[5], 1)
+section('SREM', KEYS[5], 1)
+section('HSET', KEYS[1], 2)
+redis.call('HSET', KEYS[1], 'hash', ARGV[2])
+return 1
+"#;
+
+/// KEYS: pkg. ARGV: hash. Marks the global entries of state `hash` written.
+const FINISH_LUA: &str = r#"
+if redis.call('HGET', KEYS[1], 'hash') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'stale')
+redis.call('HSET', KEYS[1], 'synced', ARGV[1])
+return 1
+"#;
+
+/// KEYS: stats, counted. ARGV: package (`author/package`), its counts (JSON).
+const COUNTERS_LUA: &str = r#"
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+local new = cjson.decode(ARGV[2])
+local prev = {}
+if old then prev = cjson.decode(old) else redis.call('HINCRBY', KEYS[1], 'packages', 1) end
+for k, v in pairs(new) do
+  local d = v - (prev[k] or 0)
+  if d ~= 0 then redis.call('HINCRBY', KEYS[1], k, d) end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"#;
+
+/// KEYS: cursor. ARGV: from, to, force. Unless `force` is `1`, refuses
+/// (returns -1 - cursor) when the cursor is below `from` (Redis lost data);
+/// else raises it to `to` (never lowers it) and returns 1.
+const CURSOR_LUA: &str = r#"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local from = tonumber(ARGV[1])
+local to = tonumber(ARGV[2])
+if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
+if cur < from then return -1 - cur end
+if to > cur then redis.call('SET', KEYS[1], ARGV[2]) end
+return 1
+"#;
+
+/// The saved form of one release, the value of a field of `rel:{…}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ReleaseRow {
+    release: Option<String>,
+    release_equivocated: bool,
+    yank: Option<String>,
+    yank_equivocated: bool,
+    evidence: Vec<(String, String)>,
+    yanked: bool,
+    conflict: bool,
+    version_code: Option<u64>,
+    created_at: Option<u64>,
+}
+
+impl ReleaseRow {
+    fn of(state: &ReleaseState) -> Self {
+        let id = |r: Option<&SignedRecord>| r.map(|r| r.id().to_string());
+        let parts = state.clone().into_parts();
+        Self {
+            release: id(state.release()),
+            release_equivocated: parts.release_equivocated,
+            yank: id(state.yank()),
+            yank_equivocated: parts.yank_equivocated,
+            evidence: parts
+                .evidence
+                .iter()
+                .map(|(c, r)| (c.to_string(), r.id().to_string()))
+                .collect(),
+            yanked: state.is_yanked(),
+            conflict: state.conflicting_cids().is_some() || state.is_equivocated(),
+            version_code: state
+                .release()
+                .and_then(|r| r.record().as_release())
+                .map(|r| r.version_code),
+            created_at: state.current().map(|r| r.record().created_at()),
+        }
+    }
+
+    fn ids(&self) -> BTreeSet<&str> {
+        self.release
+            .iter()
+            .chain(self.yank.iter())
+            .chain(self.evidence.iter().map(|(_, id)| id))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// An entry of a key outside the package's slot: (key suffix, member, score).
+type Global = (String, String, u64);
+
+/// Everything the keyspace holds for one package, derived from its state.
+#[derive(Debug, Default)]
+struct Derived {
+    rels: BTreeMap<String, String>,
+    recs: BTreeMap<String, Vec<u8>>,
+    vers: BTreeMap<String, u64>,
+    yanked: BTreeSet<String>,
+    globals: BTreeSet<Global>,
+    counts: Counts,
+    title: String,
+    newest: String,
+    hash: String,
+}
+
+impl Derived {
+    fn of(state: &PackageState) -> Self {
+        let mut d = Self::default();
+        let pk = state.key();
+        let member = pk.to_string();
+        for r in state.releases() {
+            let version = r.key().version.to_string();
+            let row = ReleaseRow::of(r);
+            if let Some(code) = row.version_code {
+                d.vers.insert(version.clone(), code);
+            }
+            if row.yanked {
+                d.yanked.insert(version.clone());
+            }
+            d.rels.insert(
+                version,
+                serde_json::to_string(&row).expect("a row of strings, bools and numbers"),
+            );
+            for (id, rec) in r.records() {
+                d.recs.insert(id.to_string(), rec.to_bytes());
+            }
+        }
+        d.counts = Counts::of(state);
+        d.title = title(state);
+        d.newest = state
+            .newest()
+            .map(|r| r.record().version().to_string())
+            .unwrap_or_default();
+        d.globals.insert(("packages".into(), member.clone(), 0));
+        d.globals
+            .insert((format!("author:{}", pk.author), pk.package.to_string(), 0));
+        for (term, weight) in search::terms(pk.package.as_str(), &d.title) {
+            d.globals
+                .insert((format!("s:{term}"), member.clone(), u64::from(weight)));
+        }
+        for (at, release, _) in recent_entries(state) {
+            d.globals
+                .insert(("recent".into(), release.key().to_string(), at));
+        }
+        let mut hasher = Sha256::new();
+        for (version, row) in &d.rels {
+            hasher.update(version.as_bytes());
+            hasher.update([0]);
+            hasher.update(row.as_bytes());
+            hasher.update(b"\n");
+        }
+        d.hash = hex::encode(hasher.finalize());
+        d
+    }
+}
+
+/// What the package hash (`pkg:{…}`) says about the global phase.
+#[derive(Debug, Clone, Default)]
+struct SyncInfo {
+    hash: String,
+    synced: String,
+    globals: BTreeSet<Global>,
+    stale: BTreeSet<(String, String)>,
+    counts: Counts,
+}
+
+impl SyncInfo {
+    fn parse(key: &str, mut fields: HashMap<String, String>) -> Result<Self, IndexError> {
+        fn field<T: serde::de::DeserializeOwned + Default>(
+            key: &str,
+            fields: &mut HashMap<String, String>,
+            name: &str,
+        ) -> Result<T, IndexError> {
+            fields
+                .remove(name)
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map(Option::unwrap_or_default)
+                .map_err(|e| IndexError::corrupt(format!("{key} {name}"), e))
+        }
+        Ok(Self {
+            hash: fields.remove("hash").unwrap_or_default(),
+            synced: fields.remove("synced").unwrap_or_default(),
+            globals: field(key, &mut fields, "globals")?,
+            stale: field(key, &mut fields, "stale")?,
+            counts: field(key, &mut fields, "counts")?,
+        })
+    }
+}
+
+/// The key names (`docs/redis.md`).
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn tag(pk: &PackageKey) -> String {
+        format!("{{{}/{}}}", pk.author, pk.package)
+    }
+    fn pkg(&self, pk: &PackageKey) -> String {
+        format!("{}pkg:{}", self.prefix, Self::tag(pk))
+    }
+    fn rel(&self, pk: &PackageKey) -> String {
+        format!("{}rel:{}", self.prefix, Self::tag(pk))
+    }
+    fn rec(&self, pk: &PackageKey) -> String {
+        format!("{}rec:{}", self.prefix, Self::tag(pk))
+    }
+    fn ver(&self, pk: &PackageKey) -> String {
+        format!("{}ver:{}", self.prefix, Self::tag(pk))
+    }
+    fn yanked(&self, pk: &PackageKey) -> String {
+        format!("{}yanked:{}", self.prefix, Self::tag(pk))
+    }
+    fn global(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+    fn stats(&self) -> String {
+        format!("{}{{global}}:stats", self.prefix)
+    }
+    fn counted(&self) -> String {
+        format!("{}{{global}}:counted", self.prefix)
+    }
+    fn cursor(&self, node: &str) -> String {
+        format!("{}cursor:{node}", self.prefix)
+    }
+}
+
+/// The Redis backend: the indexer's writes and the gateway's queries.
+/// Cheap to clone (one multiplexed connection, reconnecting by itself).
+#[derive(Clone)]
+pub struct RedisIndex {
+    conn: ConnectionManager,
+    keys: Keys,
+    scripts: Arc<Scripts>,
+    recent_cap: usize,
+    max_conflicts: u32,
+}
+
+impl std::fmt::Debug for RedisIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisIndex")
+            .field("prefix", &self.keys.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one [`RedisIndex::apply`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Packages whose state changed.
+    pub changed: usize,
+    /// Packages already in the state the records lead to (replays).
+    pub unchanged: usize,
+    /// Compare-and-set conflicts met (another writer was faster).
+    pub conflicts: u64,
+}
+
+impl RedisIndex {
+    /// Connects lazily: this does not fail when Redis is down; commands do,
+    /// until it is back.
+    pub fn open(config: &RedisConfig) -> Result<Self, IndexError> {
+        if config.prefix.contains(['{', '}']) {
+            return Err(IndexError::corrupt(
+                "prefix",
+                "must not contain '{' or '}' (they would break the hash tags)",
+            ));
+        }
+        let client = redis::Client::open(config.url.as_str())?;
+        let manager = ConnectionManagerConfig::new()
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1))
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(config.response_timeout));
+        let conn = ConnectionManager::new_lazy_with_config(client, manager)?;
+        Ok(Self {
+            conn,
+            keys: Keys {
+                prefix: config.prefix.clone(),
+            },
+            scripts: Arc::new(Scripts {
+                apply: Script::new(APPLY_LUA),
+                finish: Script::new(FINISH_LUA),
+                counters: Script::new(COUNTERS_LUA),
+                cursor: Script::new(CURSOR_LUA),
+            }),
+            recent_cap: config.recent_cap.max(1),
+            max_conflicts: config.max_conflicts.max(1),
+        })
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.keys.prefix
+    }
+
+    async fn load_scripts(&self) -> Result<(), RedisError> {
+        let mut pipe = redis::pipe();
+        for code in [APPLY_LUA, FINISH_LUA, COUNTERS_LUA, CURSOR_LUA] {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(code);
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<Vec<String>>(&mut conn).await?;
+        debug!("scripts loaded");
+        Ok(())
+    }
+
+    /// Runs a pipeline; on `NOSCRIPT` loads the scripts and runs it again.
+    async fn run(&self, pipe: &Pipeline) -> Result<Vec<Value>, RedisError> {
+        let mut conn = self.conn.clone();
+        match pipe.query_async::<Vec<Value>>(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                warn!("redis lost its scripts (restarted?): loading them again");
+                self.load_scripts().await?;
+                pipe.query_async(&mut conn).await
+            }
+            other => other,
+        }
+    }
+
+    /// Reads the durable cursor of `node`'s log (0 when none).
+    pub async fn cursor(&self, node: &str) -> Result<u64, IndexError> {
+        let mut conn = self.conn.clone();
+        let v: Option<u64> = redis::cmd("GET")
+            .arg(self.keys.cursor(node))
+            .query_async(&mut conn)
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// After a batch of `node`'s log from position `from` to `to` was
+    /// written: raises the durable cursor to `to` (never lowers it, so
+    /// several indexers of one node can share it). Returns `Err(cursor)`
+    /// without changing it when it is below `from`: Redis lost data since
+    /// the batch was read (e.g. restarted empty), and indexing must go
+    /// back to `cursor`.
+    pub async fn advance_cursor(
+        &self,
+        node: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<Result<(), u64>, IndexError> {
+        let r = self.cursor_script(node, from, to, false).await?;
+        Ok(if r >= 0 {
+            Ok(())
+        } else {
+            Err(u64::try_from(-1 - r).unwrap_or(0))
+        })
+    }
+
+    /// Sets `node`'s cursor to 0 (its store was replaced).
+    pub async fn reset_cursor(&self, node: &str) -> Result<(), IndexError> {
+        self.cursor_script(node, 0, 0, true).await.map(|_| ())
+    }
+
+    async fn cursor_script(
+        &self,
+        node: &str,
+        from: u64,
+        to: u64,
+        force: bool,
+    ) -> Result<i64, IndexError> {
+        let mut pipe = redis::pipe();
+        evalsha(
+            &mut pipe,
+            &self.scripts.cursor,
+            &[self.keys.cursor(node)],
+            &[
+                from.to_string(),
+                to.to_string(),
+                if force { "1" } else { "0" }.into(),
+            ],
+        );
+        let reply = self.run(&pipe).await?.into_iter().next();
+        Ok(reply
+            .map(redis::from_redis_value::<i64>)
+            .transpose()?
+            .unwrap_or(1))
+    }
+
+    /// Applies verified records: per package, one compare-and-set script,
+    /// then the entries outside the package's slot. Idempotent: applying
+    /// records again, or in another order, or from several writers at once,
+    /// leaves the same keys. When this returns `Ok`, every record is in.
+    pub async fn apply(&self, records: &[SignedRecord]) -> Result<BatchOutcome, IndexError> {
+        let mut groups: BTreeMap<PackageKey, Vec<&SignedRecord>> = BTreeMap::new();
+        for r in records {
+            groups.entry(r.record().package_key()).or_default().push(r);
+        }
+        let mut outcome = BatchOutcome::default();
+        let mut to_sync: Vec<(PackageKey, SyncInfo)> = Vec::new();
+        let mut pending: Vec<PackageKey> = groups.keys().cloned().collect();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            if rounds > self.max_conflicts {
+                return Err(IndexError::Contended {
+                    package: pending[0].to_string(),
+                    attempts: rounds - 1,
+                });
+            }
+            let mut read = redis::pipe();
+            for pk in &pending {
+                self.push_read(&mut read, pk);
+            }
+            let replies = take_exec(self.run(&read).await?);
+            let mut write = redis::pipe();
+            let mut written: Vec<(PackageKey, SyncInfo)> = Vec::new();
+            let mut replies = replies.into_iter();
+            for pk in pending.drain(..) {
+                let (Some(pkg), Some(rel), Some(rec)) =
+                    (replies.next(), replies.next(), replies.next())
+                else {
+                    return Err(IndexError::corrupt(
+                        self.keys.pkg(&pk),
+                        "short pipeline reply",
+                    ));
+                };
+                let pkg: HashMap<String, String> = redis::from_redis_value(pkg)?;
+                let rel: HashMap<String, String> = redis::from_redis_value(rel)?;
+                let rec: HashMap<String, Vec<u8>> = redis::from_redis_value(rec)?;
+                let info = SyncInfo::parse(&self.keys.pkg(&pk), pkg)?;
+                let mut state = self.rebuild(&pk, rel, &rec)?;
+                let old = Derived::of(&state);
+                if old.hash != info.hash && !info.hash.is_empty() {
+                    return Err(IndexError::corrupt(
+                        self.keys.pkg(&pk),
+                        "hash does not match the releases",
+                    ));
+                }
+                for r in groups.get(&pk).into_iter().flatten() {
+                    state
+                        .apply((*r).clone())
+                        .map_err(|e| IndexError::corrupt(self.keys.pkg(&pk), e))?;
+                }
+                let new = Derived::of(&state);
+                if new.hash == info.hash {
+                    outcome.unchanged += 1;
+                    if info.synced != info.hash {
+                        to_sync.push((pk, info));
+                    }
+                    continue;
+                }
+                let stale: BTreeSet<(String, String)> = info
+                    .stale
+                    .iter()
+                    .cloned()
+                    .chain(old.globals.iter().map(|(k, m, _)| (k.clone(), m.clone())))
+                    .filter(|(k, m)| !new.globals.iter().any(|(nk, nm, _)| nk == k && nm == m))
+                    .collect();
+                self.push_apply(&mut write, &pk, &info.hash, &old, &new, &stale);
+                written.push((
+                    pk,
+                    SyncInfo {
+                        hash: new.hash.clone(),
+                        synced: String::new(),
+                        globals: new.globals,
+                        stale,
+                        counts: new.counts,
+                    },
+                ));
+            }
+            if written.is_empty() {
+                continue;
+            }
+            let results = self.run(&write).await?;
+            for ((pk, info), ok) in written.into_iter().zip(results) {
+                if redis::from_redis_value::<i64>(ok)? == 1 {
+                    outcome.changed += 1;
+                    to_sync.push((pk, info));
+                } else {
+                    outcome.conflicts += 1;
+                    debug!(package = %pk, "write conflict: reading again");
+                    pending.push(pk);
+                }
+            }
+        }
+        outcome.conflicts += self.sync_globals(to_sync).await?;
+        Ok(outcome)
+    }
+
+    /// The global phase: writes the entries outside each package's slot for
+    /// the state stored, removes stale ones, updates the counters, then marks
+    /// the state synced if it is still current (else does it again).
+    async fn sync_globals(&self, mut todo: Vec<(PackageKey, SyncInfo)>) -> Result<u64, IndexError> {
+        let mut added: HashMap<PackageKey, BTreeSet<(String, String)>> = HashMap::new();
+        let mut conflicts = 0;
+        let mut rounds = 0;
+        while !todo.is_empty() {
+            rounds += 1;
+            if rounds > self.max_conflicts {
+                return Err(IndexError::Contended {
+                    package: todo[0].0.to_string(),
+                    attempts: rounds - 1,
+                });
+            }
+            // One ZADD / ZREM per key for the whole batch: the members of
+            // different packages never overlap.
+            let mut adds: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
+            let mut rems: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (pk, info) in &todo {
+                for (k, m, s) in &info.globals {
+                    adds.entry(k).or_default().push((*s, m));
+                }
+                let current: BTreeSet<(&str, &str)> = info
+                    .globals
+                    .iter()
+                    .map(|(k, m, _)| (k.as_str(), m.as_str()))
+                    .collect();
+                let mine = added.entry(pk.clone()).or_default();
+                for (k, m) in info.stale.iter().chain(mine.iter()) {
+                    if !current.contains(&(k.as_str(), m.as_str())) {
+                        rems.entry(k.clone()).or_default().push(m.clone());
+                    }
+                }
+                mine.extend(info.globals.iter().map(|(k, m, _)| (k.clone(), m.clone())));
+            }
+            let recent = adds.contains_key("recent");
+            let mut pipe = redis::pipe();
+            for (k, members) in &adds {
+                pipe.zadd_multiple(self.keys.global(k), members).ignore();
+            }
+            for (k, members) in &rems {
+                pipe.zrem(self.keys.global(k), members).ignore();
+            }
+            for (pk, info) in &todo {
+                let counts = serde_json::to_string(&info.counts).expect("numbers serialize");
+                evalsha(
+                    &mut pipe,
+                    &self.scripts.counters,
+                    &[self.keys.stats(), self.keys.counted()],
+                    &[pk.to_string(), counts],
+                );
+                pipe.ignore();
+                evalsha(
+                    &mut pipe,
+                    &self.scripts.finish,
+                    &[self.keys.pkg(pk)],
+                    std::slice::from_ref(&info.hash),
+                );
+            }
+            if recent {
+                let cap = i64::try_from(self.recent_cap).unwrap_or(i64::MAX);
+                pipe.cmd("ZREMRANGEBYRANK")
+                    .arg(self.keys.global("recent"))
+                    .arg(0)
+                    .arg(-(cap + 1))
+                    .ignore();
+            }
+            let results = self.run(&pipe).await?;
+            let mut again = Vec::new();
+            for ((pk, _), ok) in todo.drain(..).zip(results) {
+                if redis::from_redis_value::<i64>(ok)? != 1 {
+                    conflicts += 1;
+                    again.push(pk);
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            let mut read = redis::pipe();
+            for pk in &again {
+                read.hgetall(self.keys.pkg(pk));
+            }
+            for (pk, fields) in again.into_iter().zip(self.run(&read).await?) {
+                let fields: HashMap<String, String> = redis::from_redis_value(fields)?;
+                let info = SyncInfo::parse(&self.keys.pkg(&pk), fields)?;
+                if info.synced != info.hash {
+                    todo.push((pk, info));
+                }
+            }
+        }
+        Ok(conflicts)
+    }
+
+    /// Reads a package's `pkg`, `rel` and `rec` hashes atomically (one
+    /// `MULTI`/`EXEC`: the keys share a slot), so no script runs in between.
+    fn push_read(&self, pipe: &mut Pipeline, pk: &PackageKey) {
+        pipe.cmd("MULTI").ignore();
+        pipe.hgetall(self.keys.pkg(pk)).ignore();
+        pipe.hgetall(self.keys.rel(pk)).ignore();
+        pipe.hgetall(self.keys.rec(pk)).ignore();
+        pipe.cmd("EXEC");
+    }
+
+    fn push_apply(
+        &self,
+        pipe: &mut Pipeline,
+        pk: &PackageKey,
+        expected: &str,
+        old: &Derived,
+        new: &Derived,
+        stale: &BTreeSet<(String, String)>,
+    ) {
+        fn set_diff<V: PartialEq + Clone>(
+            old: &BTreeMap<String, V>,
+            new: &BTreeMap<String, V>,
+        ) -> (Vec<(String, V)>, Vec<String>) {
+            let set = new
+                .iter()
+                .filter(|(k, v)| old.get(*k) != Some(v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let del = old
+                .keys()
+                .filter(|k| !new.contains_key(*k))
+                .cloned()
+                .collect();
+            (set, del)
+        }
+        let mut argv: Vec<Vec<u8>> =
+            vec![expected.as_bytes().to_vec(), new.hash.as_bytes().to_vec()];
+        let pairs = |argv: &mut Vec<Vec<u8>>, items: Vec<(Vec<u8>, Vec<u8>)>| {
+            argv.push(items.len().to_string().into_bytes());
+            for (a, b) in items {
+                argv.push(a);
+                argv.push(b);
+            }
+        };
+        let singles = |argv: &mut Vec<Vec<u8>>, items: Vec<String>| {
+            argv.push(items.len().to_string().into_bytes());
+            argv.extend(items.into_iter().map(String::into_bytes));
+        };
+        let (rel_set, rel_del) = set_diff(&old.rels, &new.rels);
+        pairs(
+            &mut argv,
+            rel_set
+                .into_iter()
+                .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
+                .collect(),
+        );
+        singles(&mut argv, rel_del);
+        let (rec_set, rec_del) = set_diff(&old.recs, &new.recs);
+        pairs(
+            &mut argv,
+            rec_set
+                .into_iter()
+                .map(|(k, v)| (k.into_bytes(), v))
+                .collect(),
+        );
+        singles(&mut argv, rec_del);
+        let (ver_set, ver_del) = set_diff(&old.vers, &new.vers);
+        pairs(
+            &mut argv,
+            ver_set
+                .into_iter()
+                .map(|(k, v)| (v.to_string().into_bytes(), k.into_bytes()))
+                .collect(),
+        );
+        singles(&mut argv, ver_del);
+        singles(
+            &mut argv,
+            new.yanked.difference(&old.yanked).cloned().collect(),
+        );
+        singles(
+            &mut argv,
+            old.yanked.difference(&new.yanked).cloned().collect(),
+        );
+        let fields = vec![
+            ("author", pk.author.to_string()),
+            ("package", pk.package.to_string()),
+            ("title", new.title.clone()),
+            ("newest", new.newest.clone()),
+            ("counts", to_json(&new.counts)),
+            ("globals", to_json(&new.globals)),
+            ("stale", to_json(stale)),
+        ];
+        pairs(
+            &mut argv,
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.into_bytes()))
+                .collect(),
+        );
+        let keys = [
+            self.keys.pkg(pk),
+            self.keys.rel(pk),
+            self.keys.rec(pk),
+            self.keys.ver(pk),
+            self.keys.yanked(pk),
+        ];
+        evalsha(pipe, &self.scripts.apply, &keys, &argv);
+    }
+
+    /// Rebuilds a package's state from its `rel` and `rec` hashes.
+    fn rebuild(
+        &self,
+        pk: &PackageKey,
+        rel: HashMap<String, String>,
+        rec: &HashMap<String, Vec<u8>>,
+    ) -> Result<PackageState, IndexError> {
+        let mut state = PackageState::new(pk.clone());
+        for (version, row) in rel {
+            let key = ReleaseKey {
+                author: pk.author,
+                package: pk.package.clone(),
+                version: version
+                    .parse()
+                    .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?,
+            };
+            state
+                .insert(self.release_state(pk, key, &row, rec)?)
+                .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
+        }
+        Ok(state)
+    }
+
+    fn release_state(
+        &self,
+        pk: &PackageKey,
+        key: ReleaseKey,
+        row: &str,
+        rec: &HashMap<String, Vec<u8>>,
+    ) -> Result<ReleaseState, IndexError> {
+        let place = format!("{} {}", self.keys.rel(pk), key.version);
+        let where_ = || place.clone();
+        let row: ReleaseRow =
+            serde_json::from_str(row).map_err(|e| IndexError::corrupt(where_(), e))?;
+        let load = |id: &str| -> Result<SignedRecord, IndexError> {
+            let bytes = rec.get(id).ok_or_else(|| {
+                IndexError::corrupt(self.keys.rec(pk), format!("missing record {id}"))
+            })?;
+            SignedRecord::from_trusted_storage(bytes)
+                .map_err(|e| IndexError::corrupt(format!("{} {id}", self.keys.rec(pk)), e))
+        };
+        let mut evidence = BTreeMap::new();
+        for (cid, id) in &row.evidence {
+            let cid: ContentId = cid.parse().map_err(|e| IndexError::corrupt(where_(), e))?;
+            evidence.insert(cid, load(id)?);
+        }
+        let parts = ReleaseParts {
+            release: row.release.as_deref().map(load).transpose()?,
+            release_equivocated: row.release_equivocated,
+            yank: row.yank.as_deref().map(load).transpose()?,
+            yank_equivocated: row.yank_equivocated,
+            evidence,
+        };
+        ReleaseState::from_parts(key, parts).map_err(|e| IndexError::corrupt(where_(), e))
+    }
+
+    async fn get_package(&self, pk: &PackageKey) -> Result<Option<PackageState>, IndexError> {
+        let mut pipe = redis::pipe();
+        self.push_read(&mut pipe, pk);
+        let mut replies = take_exec(self.run(&pipe).await?).into_iter().skip(1);
+        let (Some(rel), Some(rec)) = (replies.next(), replies.next()) else {
+            return Err(IndexError::corrupt(
+                self.keys.rel(pk),
+                "short pipeline reply",
+            ));
+        };
+        let rel: HashMap<String, String> = redis::from_redis_value(rel)?;
+        if rel.is_empty() {
+            return Ok(None);
+        }
+        let rec: HashMap<String, Vec<u8>> = redis::from_redis_value(rec)?;
+        self.rebuild(pk, rel, &rec).map(Some)
+    }
+
+    async fn get_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseState>, IndexError> {
+        let pk = key.package_key();
+        let mut conn = self.conn.clone();
+        let row: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.rel(&pk))
+            .arg(key.version.to_string())
+            .query_async(&mut conn)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let parsed: ReleaseRow =
+            serde_json::from_str(&row).map_err(|e| IndexError::corrupt(self.keys.rel(&pk), e))?;
+        let ids: Vec<&str> = parsed.ids().into_iter().collect();
+        let rec = self.records(&pk, &ids).await?;
+        self.release_state(&pk, key.clone(), &row, &rec).map(Some)
+    }
+
+    async fn records(
+        &self,
+        pk: &PackageKey,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Vec<u8>>, IndexError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+            .arg(self.keys.rec(pk))
+            .arg(ids)
+            .query_async(&mut conn)
+            .await?;
+        Ok(ids
+            .iter()
+            .zip(values)
+            .filter_map(|(id, v)| v.map(|v| ((*id).to_owned(), v)))
+            .collect())
+    }
+
+    async fn get_recent(&self, limit: usize) -> Result<Vec<SignedRecord>, IndexError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        // Read a little more than asked: entries of a state being replaced
+        // may be skipped below.
+        let want = limit.min(self.recent_cap);
+        let end = isize::try_from(want * 2).unwrap_or(isize::MAX) - 1;
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.global("recent"))
+            .arg(0)
+            .arg(end)
+            .arg("REV")
+            .query_async(&mut conn)
+            .await?;
+        let mut out = Vec::new();
+        for m in members {
+            let Some(key) = parse_release_member(&m) else {
+                return Err(IndexError::corrupt(
+                    self.keys.global("recent"),
+                    format!("member {m}"),
+                ));
+            };
+            if let Some(state) = self.get_release(&key).await?
+                && !state.is_yanked()
+                && let Some(r) = state.release()
+            {
+                out.push(r.clone());
+                if out.len() == want {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get_search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
+        /// Candidates read per query word.
+        const CANDIDATES: isize = 1000;
+        let words = search::query_words(query);
+        if words.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for w in &words {
+            pipe.cmd("ZRANGE")
+                .arg(self.keys.global(&format!("s:{w}")))
+                .arg(0)
+                .arg(CANDIDATES - 1)
+                .arg("REV");
+        }
+        let mut candidates: Option<BTreeSet<String>> = None;
+        for reply in self.run(&pipe).await? {
+            let members: BTreeSet<String> = redis::from_redis_value(reply)?;
+            candidates = Some(match candidates {
+                None => members,
+                Some(c) => c.intersection(&members).cloned().collect(),
+            });
+        }
+        let candidates: Vec<PackageKey> = candidates
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| parse_package_member(m))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for pk in &candidates {
+            pipe.cmd("HMGET")
+                .arg(self.keys.pkg(pk))
+                .arg("title")
+                .arg("newest");
+        }
+        let mut hits = Vec::new();
+        for (pk, reply) in candidates.into_iter().zip(self.run(&pipe).await?) {
+            let (title, newest): (Option<String>, Option<String>) = redis::from_redis_value(reply)?;
+            let title = title.unwrap_or_default();
+            // Scored again from the package's current title: an entry of a
+            // state being replaced never ranks wrongly.
+            let terms = search::terms(pk.package.as_str(), &title);
+            if let Some(score) = search::score(&terms, &words) {
+                let newest = newest
+                    .filter(|n| !n.is_empty())
+                    .map(|n| n.parse())
+                    .transpose()
+                    .map_err(|e| IndexError::corrupt(self.keys.pkg(&pk), e))?;
+                hits.push(Hit {
+                    package: pk,
+                    title,
+                    newest,
+                    score,
+                });
+            }
+        }
+        crate::embedded::sort_hits(&mut hits);
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    async fn get_stats(&self) -> Result<IndexStats, IndexError> {
+        let mut conn = self.conn.clone();
+        let map: HashMap<String, u64> = redis::cmd("HGETALL")
+            .arg(self.keys.stats())
+            .query_async(&mut conn)
+            .await?;
+        let get = |k: &str| map.get(k).copied().unwrap_or(0);
+        Ok(IndexStats {
+            packages: get("packages"),
+            releases: get("releases"),
+            records: get("records"),
+            yanked: get("yanked"),
+            conflicts: get("conflicts"),
+        })
+    }
+
+    /// Every key under the prefix with a canonical text form of its value,
+    /// sorted: to compare two indexes (tests, debugging). Reads with `SCAN`.
+    pub async fn dump(&self) -> Result<Vec<(String, String)>, IndexError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}*", glob_escape(&self.keys.prefix));
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            keys.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await?;
+            let text = match kind.as_str() {
+                "string" => {
+                    let v: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+                    hex::encode(v)
+                }
+                "hash" => {
+                    let v: BTreeMap<String, Vec<u8>> = redis::cmd("HGETALL")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await?;
+                    format!(
+                        "{:?}",
+                        v.iter()
+                            .map(|(k, v)| (k, hex::encode(v)))
+                            .collect::<Vec<_>>()
+                    )
+                }
+                "set" => {
+                    let v: BTreeSet<String> = redis::cmd("SMEMBERS")
+                        .arg(&key)
+                        .query_async(&mut conn)
+                        .await?;
+                    format!("{v:?}")
+                }
+                "zset" => {
+                    let v: Vec<(String, String)> = redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query_async(&mut conn)
+                        .await?;
+                    format!("{v:?}")
+                }
+                other => format!("<{other}>"),
+            };
+            let rel = key
+                .strip_prefix(&self.keys.prefix)
+                .unwrap_or(&key)
+                .to_owned();
+            out.push((rel, text));
+        }
+        Ok(out)
+    }
+
+    /// Deletes every key under the prefix (tests, re-indexing from scratch).
+    pub async fn clear(&self) -> Result<u64, IndexError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}*", glob_escape(&self.keys.prefix));
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !batch.is_empty() {
+                let n: u64 = redis::cmd("DEL").arg(&batch).query_async(&mut conn).await?;
+                deleted += n;
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<(), IndexError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok(())
+    }
+}
+
+/// The replies inside the `EXEC` replies of [`RedisIndex::push_read`], flattened.
+fn take_exec(replies: Vec<Value>) -> Vec<Value> {
+    replies
+        .into_iter()
+        .flat_map(|v| match v {
+            Value::Array(items) => items,
+            other => vec![other],
+        })
+        .collect()
+}
+
+fn evalsha<A: redis::ToRedisArgs>(
+    pipe: &mut Pipeline,
+    script: &Script,
+    keys: &[String],
+    args: &[A],
+) {
+    pipe.cmd("EVALSHA")
+        .arg(script.get_hash())
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args);
+}
+
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Parses `author/package`.
+fn parse_package_member(m: &str) -> Option<PackageKey> {
+    let (author, package) = m.split_once('/')?;
+    Some(PackageKey {
+        author: author.parse::<AuthorId>().ok()?,
+        package: package.parse::<PackageName>().ok()?,
+    })
+}
+
+/// Parses `author/package@version`.
+fn parse_release_member(m: &str) -> Option<ReleaseKey> {
+    let (package, version) = m.split_once('@')?;
+    let pk = parse_package_member(package)?;
+    Some(ReleaseKey {
+        author: pk.author,
+        package: pk.package,
+        version: version.parse().ok()?,
+    })
+}
+
+/// A value of the package hash as JSON.
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("sets, maps, strings and numbers serialize")
+}
+
+impl Index for RedisIndex {
+    fn package<'a>(
+        &'a self,
+        key: &'a PackageKey,
+    ) -> BoxFuture<'a, Result<Option<PackageState>, IndexError>> {
+        Box::pin(self.get_package(key))
+    }
+
+    fn release<'a>(
+        &'a self,
+        key: &'a ReleaseKey,
+    ) -> BoxFuture<'a, Result<Option<ReleaseState>, IndexError>> {
+        Box::pin(self.get_release(key))
+    }
+
+    fn author<'a>(
+        &'a self,
+        author: &'a AuthorId,
+    ) -> BoxFuture<'a, Result<Vec<PackageName>, IndexError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let key = self.keys.global(&format!("author:{author}"));
+            let names: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await?;
+            let mut out = names
+                .iter()
+                .map(|n| n.parse().map_err(|e| IndexError::corrupt(&key, e)))
+                .collect::<Result<Vec<PackageName>, _>>()?;
+            out.sort();
+            Ok(out)
+        })
+    }
+
+    fn recent(&self, limit: usize) -> BoxFuture<'_, Result<Vec<SignedRecord>, IndexError>> {
+        Box::pin(self.get_recent(limit))
+    }
+
+    fn search<'a>(
+        &'a self,
+        query: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, IndexError>> {
+        Box::pin(self.get_search(query, limit))
+    }
+
+    fn record_bytes<'a>(
+        &'a self,
+        key: &'a ReleaseKey,
+    ) -> BoxFuture<'a, Result<Vec<Vec<u8>>, IndexError>> {
+        Box::pin(async move {
+            let Some(state) = self.get_release(key).await? else {
+                return Ok(Vec::new());
+            };
+            let ids: BTreeSet<RecordId> = state.records().into_keys().collect();
+            let pk = key.package_key();
+            let hex: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            let refs: Vec<&str> = hex.iter().map(String::as_str).collect();
+            let mut map = self.records(&pk, &refs).await?;
+            Ok(hex.iter().filter_map(|id| map.remove(id)).collect())
+        })
+    }
+
+    fn stats(&self) -> BoxFuture<'_, Result<IndexStats, IndexError>> {
+        Box::pin(self.get_stats())
+    }
+}

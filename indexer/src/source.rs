@@ -1,0 +1,207 @@
+//! Where the indexer reads the node's record log: over the node's HTTP API
+//! ([`HttpSource`], `GET /v1/log` long-polls) or from a node running in the
+//! same process ([`LocalSource`]). Either hands over raw signed record
+//! bytes; the indexer verifies every one again.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+
+use crate::SourceError;
+
+/// The largest answer body read from `GET /v1/log` (1000 records of at most
+/// 10 KiB, in base64, with JSON around them).
+const MAX_BODY: u64 = 32 * 1024 * 1024;
+
+/// One log entry: its position and the signed record bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The position in the node's log (from 1, no gaps).
+    pub position: u64,
+    /// The signed record, as the node holds it. Not verified yet.
+    pub bytes: Vec<u8>,
+}
+
+/// A page of the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    /// The last position in the log when the page was read.
+    pub head: u64,
+    /// Entries after the requested position, in order.
+    pub entries: Vec<Entry>,
+}
+
+/// A node's record log, read from a position.
+pub trait Source: Send + Sync {
+    /// A stable name of the node whose log this is (its peer id): the
+    /// indexer keeps one cursor per node.
+    fn node_id(&mut self) -> impl Future<Output = Result<String, SourceError>> + Send;
+
+    /// Up to `limit` entries after position `after`; when there are none
+    /// yet, waits up to `wait` for some.
+    fn page(
+        &mut self,
+        after: u64,
+        limit: usize,
+        wait: Duration,
+    ) -> impl Future<Output = Result<Page, SourceError>> + Send;
+}
+
+/// The log of a node over its HTTP API (`docs/node-api.md`).
+#[derive(Debug, Clone)]
+pub struct HttpSource {
+    base: String,
+    agent: ureq::Agent,
+}
+
+#[derive(Deserialize)]
+struct LogAnswer {
+    head: u64,
+    entries: Vec<LogEntry>,
+}
+
+#[derive(Deserialize)]
+struct LogEntry {
+    position: u64,
+    record: String,
+}
+
+#[derive(Deserialize)]
+struct StatusAnswer {
+    peer_id: String,
+}
+
+impl HttpSource {
+    /// The node whose API is at `base` (e.g. `http://127.0.0.1:5050`).
+    pub fn new(base: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(90)))
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            agent,
+        }
+    }
+
+    async fn get(&self, path: String) -> Result<(String, String), SourceError> {
+        let url = format!("{}{path}", self.base);
+        let agent = self.agent.clone();
+        tokio::task::spawn_blocking(move || {
+            let fail = |reason: String| SourceError::Http {
+                url: url.clone(),
+                reason,
+            };
+            let mut response = agent.get(&url).call().map_err(|e| fail(e.to_string()))?;
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY)
+                .read_to_string()
+                .map_err(|e| fail(e.to_string()))?;
+            Ok((url, body))
+        })
+        .await
+        .map_err(|e| SourceError::Task(e.to_string()))?
+    }
+}
+
+impl Source for HttpSource {
+    async fn node_id(&mut self) -> Result<String, SourceError> {
+        let (url, body) = self.get("/v1/status".into()).await?;
+        let status: StatusAnswer =
+            serde_json::from_str(&body).map_err(|e| SourceError::BadAnswer {
+                url,
+                reason: e.to_string(),
+            })?;
+        Ok(status.peer_id)
+    }
+
+    async fn page(
+        &mut self,
+        after: u64,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Page, SourceError> {
+        let path = format!(
+            "/v1/log?after={after}&limit={limit}&wait={}",
+            wait.as_secs()
+        );
+        let (url, body) = self.get(path).await?;
+        let bad = |reason: String| SourceError::BadAnswer {
+            url: url.clone(),
+            reason,
+        };
+        let answer: LogAnswer = serde_json::from_str(&body).map_err(|e| bad(e.to_string()))?;
+        let mut entries = Vec::with_capacity(answer.entries.len());
+        for (expect, e) in (after + 1..).zip(answer.entries) {
+            if e.position != expect {
+                return Err(bad(format!("entry {} where {expect} was due", e.position)));
+            }
+            let bytes = STANDARD
+                .decode(e.record.as_bytes())
+                .map_err(|err| bad(format!("entry {}: {err}", e.position)))?;
+            entries.push(Entry {
+                position: e.position,
+                bytes,
+            });
+        }
+        Ok(Page {
+            head: answer.head,
+            entries,
+        })
+    }
+}
+
+/// The log of a node running in this process (e.g. inside the gateway).
+#[derive(Debug, Clone)]
+pub struct LocalSource {
+    client: ipsr_node::Client,
+}
+
+impl LocalSource {
+    /// Reads `client`'s store and waits on its log head.
+    pub fn new(client: ipsr_node::Client) -> Self {
+        Self { client }
+    }
+
+    async fn read(&self, after: u64, limit: usize) -> Result<Vec<Entry>, SourceError> {
+        let store = self.client.store().clone();
+        let entries = tokio::task::spawn_blocking(move || store.log_after(after, limit))
+            .await
+            .map_err(|e| SourceError::Task(e.to_string()))??;
+        Ok(entries
+            .into_iter()
+            .map(|(position, record)| Entry {
+                position,
+                bytes: record.to_bytes(),
+            })
+            .collect())
+    }
+}
+
+impl Source for LocalSource {
+    async fn node_id(&mut self) -> Result<String, SourceError> {
+        Ok(self.client.peer_id().to_string())
+    }
+
+    async fn page(
+        &mut self,
+        after: u64,
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Page, SourceError> {
+        let mut head_rx = self.client.log_head();
+        let mut entries = self.read(after, limit).await?;
+        if entries.is_empty() && !wait.is_zero() {
+            // Timing out is an empty page, as with the HTTP long-poll.
+            let _ = tokio::time::timeout(wait, head_rx.wait_for(|h| *h > after)).await;
+            entries = self.read(after, limit).await?;
+        }
+        let head = (*head_rx.borrow()).max(entries.last().map_or(0, |e| e.position));
+        Ok(Page { head, entries })
+    }
+}

@@ -1,0 +1,272 @@
+//! Fault tests: Redis stopped and restarted (empty) while records keep
+//! arriving; the indexer process killed with `kill -9` mid-batch and
+//! restarted; two indexers fed the same records in different orders. Each
+//! ends with Redis holding exactly what the node's store holds.
+//!
+//! Every test starts its own processes on free ports and stops them in a
+//! drop guard, also when it fails.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{
+    RedisServer, Running, Spec, TestIndex, free_port, key, redis_url, release, wait_until, yank,
+};
+use ipsr_indexer::{Index, RedisIndex, StoreIndex};
+use ipsr_node::Client;
+use ipsr_proto::{PackageKey, SignedRecord};
+
+/// A history of `authors` × `packages` × 5 versions, with metadata fixes,
+/// yanks, restores and CID conflicts; titles change with the versions.
+fn history(authors: u8, packages: u8) -> Vec<SignedRecord> {
+    const WORDS: [&str; 6] = ["alpha", "beta", "gamma", "delta", "omega", "sigma"];
+    let mut out = Vec::new();
+    let mut seq = 0;
+    for a in 1..=authors {
+        let k = key(a);
+        for p in 0..packages {
+            let package = format!("org.a{a}.pkg{p}");
+            for v in 1..=5u64 {
+                seq += 1;
+                let version = format!("1.{v}.0");
+                let title = format!("Pkg {p} {}", WORDS[usize::try_from(v).unwrap()]);
+                let r = |seq, cid, title: &str| {
+                    release(Spec {
+                        key: &k,
+                        package: &package,
+                        version: &version,
+                        code: v,
+                        seq,
+                        cid,
+                        title,
+                    })
+                };
+                out.push(r(seq, u32::try_from(v).unwrap(), &title));
+                if v % 2 == 0 {
+                    seq += 1;
+                    out.push(r(seq, u32::try_from(v).unwrap(), &format!("{title} fixed")));
+                }
+                if v == 5 && p % 2 == 0 {
+                    seq += 1;
+                    out.push(yank(&k, &package, &version, seq));
+                }
+                if v == 3 {
+                    seq += 1;
+                    out.push(r(seq, 1000 + u32::from(p), "repointed"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A deterministic shuffle (xorshift).
+fn shuffled(mut records: Vec<SignedRecord>, mut seed: u64) -> Vec<SignedRecord> {
+    for i in (1..records.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let j = usize::try_from(seed % (i as u64 + 1)).unwrap();
+        records.swap(i, j);
+    }
+    records
+}
+
+/// Redis answers every query as the node's store does.
+async fn same_as_store(node: &Client, redis: &RedisIndex, records: &[SignedRecord]) {
+    let store = StoreIndex::new(node.store().clone());
+    let packages: BTreeSet<PackageKey> = records.iter().map(|r| r.record().package_key()).collect();
+    for pk in &packages {
+        assert_eq!(
+            store.package(pk).await.unwrap(),
+            redis.package(pk).await.unwrap(),
+            "{pk}"
+        );
+        assert_eq!(
+            store.author(&pk.author).await.unwrap(),
+            redis.author(&pk.author).await.unwrap()
+        );
+    }
+    for q in ["pkg", "alpha", "omega", "fixed", "repointed", "org a1"] {
+        assert_eq!(
+            store.search(q, 1000).await.unwrap(),
+            redis.search(q, 1000).await.unwrap(),
+            "{q}"
+        );
+    }
+    assert_eq!(
+        store.recent(1000).await.unwrap(),
+        redis.recent(1000).await.unwrap()
+    );
+    assert_eq!(
+        store.stats().await.unwrap(),
+        redis.stats().await.unwrap(),
+        "counters exact"
+    );
+}
+
+/// The dump of a prefix without its cursors (which name the node).
+async fn state_dump(index: &RedisIndex) -> Vec<(String, String)> {
+    let mut dump = index.dump().await.unwrap();
+    dump.retain(|(k, _)| !k.starts_with("cursor:"));
+    dump
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restart_while_records_arrive() {
+    let mut server = RedisServer::start(free_port());
+    let test = TestIndex::new(&server.url(), "restart");
+    let (_dir, node) = common::node().await;
+    let running = Running::start(&node, test.index.clone());
+    let records = history(3, 6);
+    let third = records.len() / 3;
+    let publisher = {
+        let (node, records) = (node.clone(), records.clone());
+        tokio::spawn(async move {
+            for r in records {
+                node.publish(r).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    wait_until("a third is indexed", || async {
+        running.metrics.cursor.load(Ordering::Relaxed) >= third as u64
+    })
+    .await;
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let port = server.port;
+    let server = RedisServer::start(port);
+    tokio::time::timeout(common::TIMEOUT, publisher)
+        .await
+        .unwrap()
+        .unwrap();
+    running.caught_up(&node).await;
+    assert!(
+        running.metrics.redis_errors.load(Ordering::Relaxed) > 0,
+        "the outage was seen"
+    );
+    same_as_store(&node, &test.index, &records).await;
+
+    // Again while idle: no record arrives, the indexer notices by itself.
+    let mut server = server;
+    server.stop();
+    let server = RedisServer::start(port);
+    let expected = StoreIndex::new(node.store().clone()).stats().await.unwrap();
+    wait_until("the idle indexer fills the empty Redis again", || async {
+        test.index.stats().await.ok() == Some(expected)
+    })
+    .await;
+    same_as_store(&node, &test.index, &records).await;
+    drop(test);
+    drop(server);
+}
+
+/// The indexer binary; killed on drop.
+struct Process(Child);
+
+impl Process {
+    fn start(api: &str, redis: &str, prefix: &str) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_ipsr-indexer"))
+            .args([
+                "--node", api, "--redis", redis, "--prefix", prefix, "--batch", "25",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_indexer_mid_batch_and_restart() {
+    let (_dir, node) = common::node().await;
+    let records = history(4, 10);
+    for r in &records {
+        node.publish(r.clone()).await.unwrap();
+    }
+    let head = node.store().stats().unwrap().log_head;
+    let api = common::api(&node).await;
+    let test = TestIndex::new(&redis_url(), "kill9");
+    let peer = node.peer_id().to_string();
+    let mut process = Process::start(&api, &redis_url(), test.index.prefix());
+    wait_until("some batches are in", || async {
+        test.index.cursor(&peer).await.unwrap() >= 100
+    })
+    .await;
+    process.kill9();
+    let at_kill = test.index.cursor(&peer).await.unwrap();
+    assert!(
+        at_kill < head,
+        "killed before the end ({at_kill} of {head})"
+    );
+    let process = Process::start(&api, &redis_url(), test.index.prefix());
+    wait_until("the restarted indexer catches up", || async {
+        test.index.cursor(&peer).await.unwrap() >= head
+    })
+    .await;
+    drop(process);
+    same_as_store(&node, &test.index, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_indexers_shuffled_end_equal() {
+    let records = history(3, 5);
+    let (_d1, node1) = common::node().await;
+    let (_d2, node2) = common::node().await;
+    for r in shuffled(records.clone(), 0x9e37_79b9_7f4a_7c15) {
+        node1.publish(r).await.unwrap();
+    }
+    for r in shuffled(records.clone(), 0x2545_f491_4f6c_dd1d) {
+        node2.publish(r).await.unwrap();
+    }
+    let one = TestIndex::new(&redis_url(), "shuffle-one");
+    let two = TestIndex::new(&redis_url(), "shuffle-two");
+    let shared = TestIndex::new(&redis_url(), "shuffle-shared");
+    // node1 ─▶ one, node2 ─▶ two; node1 and node2 ─▶ shared, at once.
+    let runs = [
+        (Running::start(&node1, one.index.clone()), &node1),
+        (Running::start(&node2, two.index.clone()), &node2),
+        (Running::start(&node1, shared.index.clone()), &node1),
+        (Running::start(&node2, shared.index.clone()), &node2),
+    ];
+    for (run, node) in &runs {
+        run.caught_up(node).await;
+    }
+    same_as_store(&node1, &one.index, &records).await;
+    let reference = state_dump(&one.index).await;
+    assert!(
+        reference.len() > 50,
+        "a real keyspace ({} keys)",
+        reference.len()
+    );
+    assert_eq!(
+        reference,
+        state_dump(&two.index).await,
+        "different orders, same keys"
+    );
+    assert_eq!(
+        reference,
+        state_dump(&shared.index).await,
+        "two writers at once, same keys"
+    );
+}

@@ -1,0 +1,426 @@
+//! Storage scenarios, written once and run against both [`Index`] backends:
+//! the node's embedded store and Redis (filled by the indexer from the
+//! node's log). After each scenario, every query is also compared between
+//! the two backends.
+//!
+//! ```text
+//!   records ──publish──▶ node (redb store) ──log──▶ indexer ──▶ Redis (test prefix)
+//!                            │                                   │
+//!                       StoreIndex ◀──── same scenario ────▶ RedisIndex
+//! ```
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Running, Spec, TestIndex, key, redis_url, release, simple, yank};
+use ipsr_indexer::{Index, StoreIndex, search};
+use ipsr_proto::{PackageKey, SignedRecord};
+
+/// Publishes `records` to a fresh node in this order, indexes its log into
+/// Redis, then runs `$scenario` against both backends and compares them.
+macro_rules! both {
+    ($records:expr, $scenario:ident) => {{
+        let records: Vec<SignedRecord> = $records;
+        let (_dir, node) = common::node().await;
+        for r in &records {
+            node.publish(r.clone()).await.unwrap();
+        }
+        let test = TestIndex::new(&redis_url(), stringify!($scenario));
+        let running = Running::start(&node, test.index.clone());
+        running.caught_up(&node).await;
+        let store = StoreIndex::new(node.store().clone());
+        $scenario(&store, &records).await;
+        $scenario(&test.index, &records).await;
+        same_answers(&store, &test.index, &records).await;
+    }};
+}
+
+/// Every query answered the same by both backends.
+async fn same_answers(a: &dyn Index, b: &dyn Index, records: &[SignedRecord]) {
+    let packages: BTreeSet<PackageKey> = records.iter().map(|r| r.record().package_key()).collect();
+    for pk in &packages {
+        assert_eq!(
+            a.package(pk).await.unwrap(),
+            b.package(pk).await.unwrap(),
+            "{pk}"
+        );
+        assert_eq!(
+            a.author(&pk.author).await.unwrap(),
+            b.author(&pk.author).await.unwrap()
+        );
+        for title_word in ["chat", "app", "notes", "example", "ex"] {
+            assert_eq!(
+                a.search(title_word, 50).await.unwrap(),
+                b.search(title_word, 50).await.unwrap(),
+                "search {title_word}"
+            );
+        }
+    }
+    for r in records {
+        let rk = r.release_key();
+        assert_eq!(
+            a.release(&rk).await.unwrap(),
+            b.release(&rk).await.unwrap(),
+            "{rk}"
+        );
+        assert_eq!(
+            a.record_bytes(&rk).await.unwrap(),
+            b.record_bytes(&rk).await.unwrap()
+        );
+    }
+    assert_eq!(a.recent(100).await.unwrap(), b.recent(100).await.unwrap());
+    assert_eq!(a.stats().await.unwrap(), b.stats().await.unwrap());
+}
+
+fn releases_and_fixes() -> Vec<SignedRecord> {
+    let (k1, k2) = (key(1), key(2));
+    vec![
+        simple(&k1, "com.example.app", "1.0.0", 1, 1),
+        simple(&k1, "com.example.app", "1.1.0", 2, 2),
+        // A metadata fix of 1.1.0 (higher seq): replaces it.
+        release(Spec {
+            key: &k1,
+            package: "com.example.app",
+            version: "1.1.0",
+            code: 2,
+            seq: 3,
+            cid: 2,
+            title: "App",
+        }),
+        simple(&k1, "com.example.notes", "0.1.0", 1, 4),
+        simple(&k2, "org.other.app", "2.0.0", 20, 5),
+    ]
+}
+
+async fn publish_and_newer_versions(index: &dyn Index, records: &[SignedRecord]) {
+    let (k1, k2) = (key(1), key(2));
+    let app = records[0].record().package_key();
+    let state = index.package(&app).await.unwrap().unwrap();
+    assert_eq!(state.releases().count(), 2);
+    assert_eq!(
+        state.newest(),
+        Some(&records[2]),
+        "the fix of the highest version_code"
+    );
+    let v100 = records[0].release_key();
+    assert_eq!(
+        index.release(&v100).await.unwrap().unwrap().release(),
+        Some(&records[0])
+    );
+    let bytes = index.record_bytes(&records[2].release_key()).await.unwrap();
+    assert_eq!(
+        bytes,
+        vec![records[2].to_bytes()],
+        "the superseded record is gone"
+    );
+    let back = SignedRecord::from_bytes(&bytes[0])
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert_eq!(back, records[2]);
+    let names: Vec<String> = index
+        .author(&k1.author_id())
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(names, ["com.example.app", "com.example.notes"]);
+    assert_eq!(index.author(&k2.author_id()).await.unwrap().len(), 1);
+    assert_eq!(index.author(&key(3).author_id()).await.unwrap(), vec![]);
+    let unknown = PackageKey {
+        author: key(3).author_id(),
+        package: "com.none.x".parse().unwrap(),
+    };
+    assert_eq!(index.package(&unknown).await.unwrap(), None);
+    let stats = index.stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.packages,
+            stats.releases,
+            stats.records,
+            stats.yanked,
+            stats.conflicts
+        ),
+        (3, 4, 4, 0, 0)
+    );
+    // Recent: newest created_at first.
+    let recent = index.recent(10).await.unwrap();
+    assert_eq!(
+        recent,
+        vec![
+            records[4].clone(),
+            records[3].clone(),
+            records[2].clone(),
+            records[0].clone()
+        ]
+    );
+    assert_eq!(index.recent(2).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn scenario_publish_and_newer_versions() {
+    both!(releases_and_fixes(), publish_and_newer_versions);
+}
+
+fn yanks() -> Vec<SignedRecord> {
+    let k = key(1);
+    vec![
+        simple(&k, "com.example.app", "1.0.0", 1, 1),
+        simple(&k, "com.example.app", "1.1.0", 2, 2),
+        simple(&k, "com.example.app", "1.2.0", 3, 3),
+        yank(&k, "com.example.app", "1.2.0", 4),
+        // A yank before its release, with a lower seq: does not retract it.
+        yank(&k, "com.example.app", "2.0.0", 5),
+        simple(&k, "com.example.app", "2.0.0", 9, 6),
+        yank(&k, "com.example.app", "1.1.0", 7),
+        // 1.1.0 restored by a release with a higher seq.
+        simple(&k, "com.example.app", "1.1.0", 2, 8),
+        // A yank of a version never released.
+        yank(&k, "com.example.app", "3.0.0", 10),
+    ]
+}
+
+async fn yanked_and_restored(index: &dyn Index, records: &[SignedRecord]) {
+    let app = records[0].record().package_key();
+    let state = index.package(&app).await.unwrap().unwrap();
+    let yanked: Vec<String> = state
+        .releases()
+        .filter(|r| r.is_yanked())
+        .map(|r| r.key().version.to_string())
+        .collect();
+    assert_eq!(yanked, ["1.2.0", "3.0.0"]);
+    assert_eq!(
+        state.newest(),
+        Some(&records[5]),
+        "2.0.0 is not retracted by an older yank"
+    );
+    let v120 = index
+        .release(&records[2].release_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(v120.is_yanked());
+    assert_eq!(
+        v120.release(),
+        Some(&records[2]),
+        "a yanked release keeps its metadata"
+    );
+    assert_eq!(
+        index
+            .record_bytes(&records[2].release_key())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let recent: Vec<String> = index
+        .recent(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.record().version().to_string())
+        .collect();
+    assert_eq!(recent, ["1.1.0", "2.0.0", "1.0.0"]);
+    let stats = index.stats().await.unwrap();
+    assert_eq!((stats.packages, stats.releases, stats.yanked), (1, 5, 2));
+}
+
+#[tokio::test]
+async fn scenario_yanks() {
+    both!(yanks(), yanked_and_restored);
+}
+
+fn conflicts() -> Vec<SignedRecord> {
+    let k = key(1);
+    let a = release(Spec {
+        key: &k,
+        package: "com.example.app",
+        version: "1.0.0",
+        code: 1,
+        seq: 5,
+        cid: 1,
+        title: "A",
+    });
+    let b = release(Spec {
+        key: &k,
+        package: "com.example.app",
+        version: "1.0.0",
+        code: 1,
+        seq: 5,
+        cid: 1,
+        title: "B",
+    });
+    let (low, high) = if a.order(&b) == std::cmp::Ordering::Less {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    vec![
+        // Equivocation: the lower first, so the node logs both.
+        low,
+        high,
+        // CID conflict on 2.0.0: an older record pointing elsewhere, then a newer one.
+        simple(&k, "com.example.app", "2.0.0", 2, 10),
+        release(Spec {
+            key: &k,
+            package: "com.example.app",
+            version: "2.0.0",
+            code: 2,
+            seq: 9,
+            cid: 77,
+            title: "",
+        }),
+        release(Spec {
+            key: &k,
+            package: "com.example.app",
+            version: "2.0.0",
+            code: 2,
+            seq: 11,
+            cid: 78,
+            title: "",
+        }),
+    ]
+}
+
+async fn conflicts_and_equivocation(index: &dyn Index, records: &[SignedRecord]) {
+    let v1 = index
+        .release(&records[0].release_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(v1.is_equivocated());
+    assert_eq!(
+        v1.release(),
+        Some(&records[1]),
+        "the tie goes to the greater record"
+    );
+    let v2 = index
+        .release(&records[2].release_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v2.release(), Some(&records[4]), "higher seq wins the slot");
+    assert_eq!(v2.conflicting_cids().map(|c| c.len()), Some(3));
+    assert_eq!(
+        index
+            .record_bytes(&records[2].release_key())
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "evidence kept"
+    );
+    let stats = index.stats().await.unwrap();
+    assert_eq!((stats.releases, stats.conflicts, stats.records), (2, 2, 4));
+    let state = index
+        .package(&records[0].record().package_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.newest(), Some(&records[4]));
+}
+
+#[tokio::test]
+async fn scenario_conflicts_and_equivocation() {
+    both!(conflicts(), conflicts_and_equivocation);
+}
+
+fn searchable() -> Vec<SignedRecord> {
+    let (k1, k2) = (key(1), key(2));
+    let r = |key, package, title, seq| {
+        release(Spec {
+            key,
+            package,
+            version: "1.0.0",
+            code: 1,
+            seq,
+            cid: 1,
+            title,
+        })
+    };
+    vec![
+        r(&k1, "com.example.chat", "Chat", 1),
+        r(&k1, "org.foo.chatter", "Chatter app", 2),
+        r(&k2, "com.bar.notes", "Notes for chat", 3),
+        r(&k2, "com.example.app", "Example App", 4),
+        // The title changes with the newest release: the old title's words go.
+        release(Spec {
+            key: &k2,
+            package: "com.bar.notes",
+            version: "1.1.0",
+            code: 2,
+            seq: 5,
+            cid: 2,
+            title: "Notes for chat, renamed memo",
+        }),
+        release(Spec {
+            key: &k1,
+            package: "com.example.chat",
+            version: "2.0.0",
+            code: 2,
+            seq: 6,
+            cid: 3,
+            title: "Messenger",
+        }),
+    ]
+}
+
+async fn search_ranking(index: &dyn Index, _records: &[SignedRecord]) {
+    let names = |hits: Vec<ipsr_indexer::Hit>| -> Vec<(String, u32)> {
+        hits.into_iter()
+            .map(|h| (h.package.package.to_string(), h.score))
+            .collect()
+    };
+    assert_eq!(
+        names(index.search("chat", 10).await.unwrap()),
+        [
+            ("com.example.chat".to_owned(), search::W_NAME_LAST),
+            ("com.bar.notes".to_owned(), search::W_TITLE),
+            ("org.foo.chatter".to_owned(), search::W_NAME_PREFIX),
+        ]
+    );
+    assert_eq!(names(index.search("chat", 1).await.unwrap()).len(), 1);
+    // Every word must match; prefixes match; case does not matter.
+    assert_eq!(
+        names(index.search("CHAT app", 10).await.unwrap()),
+        [(
+            "org.foo.chatter".to_owned(),
+            search::W_NAME_PREFIX + search::W_TITLE
+        )]
+    );
+    assert_eq!(
+        names(index.search("memo", 10).await.unwrap()),
+        [("com.bar.notes".to_owned(), search::W_TITLE)]
+    );
+    assert_eq!(
+        names(index.search("messen", 10).await.unwrap()),
+        [("com.example.chat".to_owned(), search::W_TITLE_PREFIX)]
+    );
+    let hits = index.search("example", 10).await.unwrap();
+    assert_eq!(hits.len(), 2);
+    assert!(
+        hits[0].package.to_string() < hits[1].package.to_string(),
+        "ties by author/package"
+    );
+    assert_eq!(
+        hits.iter()
+            .find(|h| h.package.package.as_str() == "com.example.app")
+            .unwrap()
+            .title,
+        "Example App"
+    );
+    assert!(
+        index.search("x", 10).await.unwrap().is_empty(),
+        "one-letter words are ignored"
+    );
+    assert!(index.search("nothing", 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn scenario_search_ranking() {
+    both!(searchable(), search_ranking);
+}

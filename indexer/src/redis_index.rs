@@ -1023,26 +1023,7 @@ impl RedisIndex {
     /// sorted: to compare two indexes (tests, debugging). Reads with `SCAN`.
     pub async fn dump(&self) -> Result<Vec<(String, String)>, IndexError> {
         let mut conn = self.conn.clone();
-        let pattern = format!("{}*", glob_escape(&self.keys.prefix));
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            keys.extend(batch);
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-        keys.sort();
-        keys.dedup();
+        let keys = self.keys_under_prefix().await?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await?;
@@ -1094,9 +1075,20 @@ impl RedisIndex {
     /// Deletes every key under the prefix (tests, re-indexing from scratch).
     pub async fn clear(&self) -> Result<u64, IndexError> {
         let mut conn = self.conn.clone();
-        let pattern = format!("{}*", glob_escape(&self.keys.prefix));
-        let mut cursor: u64 = 0;
         let mut deleted = 0;
+        for batch in self.keys_under_prefix().await?.chunks(1000) {
+            let n: u64 = redis::cmd("DEL").arg(batch).query_async(&mut conn).await?;
+            deleted += n;
+        }
+        Ok(deleted)
+    }
+
+    /// Every key under the prefix, sorted, each once (`SCAN` may repeat one).
+    async fn keys_under_prefix(&self) -> Result<Vec<String>, IndexError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}*", glob_escape(&self.keys.prefix));
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
         loop {
             let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
@@ -1106,13 +1098,12 @@ impl RedisIndex {
                 .arg(1000)
                 .query_async(&mut conn)
                 .await?;
-            if !batch.is_empty() {
-                let n: u64 = redis::cmd("DEL").arg(&batch).query_async(&mut conn).await?;
-                deleted += n;
-            }
+            keys.extend(batch);
             cursor = next;
             if cursor == 0 {
-                return Ok(deleted);
+                keys.sort();
+                keys.dedup();
+                return Ok(keys);
             }
         }
     }

@@ -23,16 +23,7 @@ use common::{TIMEOUT, wait_until};
 /// `len` bytes from a seeded xorshift generator: not compressible, not
 /// deduplicated into a few blocks, the same on every run.
 fn data(len: usize, seed: u64) -> Bytes {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out.into()
+    common::pattern(seed, len).into()
 }
 
 async fn node() -> (tempfile::TempDir, Client, Multiaddr) {

@@ -16,17 +16,9 @@ fn raw(data: &[u8]) -> Block {
     Block::hash(cid::Version::V1, RAW, data.to_vec()).unwrap()
 }
 
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+mod common;
+
+use common::pattern;
 
 /// Imports `data` into `store` and returns the summary.
 fn import_into(store: &Blockstore, profile: Profile, data: &[u8]) -> Imported {

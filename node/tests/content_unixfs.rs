@@ -41,16 +41,11 @@ fn depth(root: Cid, blocks: &HashMap<Cid, Block>) -> usize {
     depth
 }
 
+mod common;
+
+/// Pseudo-random bytes seeded by their length.
 fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ len as u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    common::pattern(len as u64, len)
 }
 
 /// The input of the multi-block vectors: sha256 of

@@ -199,7 +199,8 @@ fn cat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Cl
         .and_then(|text: String, query: CatQuery, ctx: Ctx| async move {
             let root = cid(&text).map_err(warp::reject::custom)?;
             let hint = providers(query.providers.as_deref()).map_err(warp::reject::custom)?;
-            let stat = ctx.client.stat(root).await.map_err(Failure::from)?;
+            // The length comes from the root block alone (no DAG walk).
+            let size = ctx.client.file_size(root).await.map_err(Failure::from)?;
             let (rx, handle) = ctx.client.cat(root, hint);
             let mut download = Download {
                 rx,
@@ -222,7 +223,7 @@ fn cat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Cl
             if let Ok(etag) = header::HeaderValue::from_str(&format!("\"{root}\"")) {
                 headers.insert(header::ETAG, etag);
             }
-            if let Some(size) = stat.size {
+            if let Some(size) = size {
                 headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(size));
             }
             Ok::<_, Rejection>(response)

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::blockstore::{BlockstoreError, GcReport, Pin};
+use super::blockstore::{Blockstore, BlockstoreError, GcReport, Pin};
 use super::fetch::{self, FetchConfig, FetchError, FetchReport, Router};
 use super::unixfs::{FileReader, ImportError, Imported, Importer, Profile};
 use crate::Client;
@@ -74,7 +74,7 @@ impl Router for Client {
 
 impl Client {
     /// The node's blockstore, for reads.
-    pub fn blockstore(&self) -> &Arc<super::blockstore::Blockstore> {
+    pub fn blockstore(&self) -> &Arc<Blockstore> {
         &self.blocks
     }
 
@@ -215,7 +215,7 @@ impl Client {
         let store = self.blocks.clone();
         tokio::task::spawn_blocking(move || {
             let pinned = store.is_pinned(&root)?;
-            let Some(block) = store.get(&root)? else {
+            let Some(size) = file_size(&store, &root)? else {
                 return Ok(ContentStat {
                     cid: root.to_string(),
                     local: false,
@@ -224,14 +224,6 @@ impl Client {
                     size: None,
                     blocks: 0,
                 });
-            };
-            let mut reader = FileReader::new(root);
-            let size = match reader.feed(&block) {
-                Ok(_) => reader.total_size(),
-                Err(e) => {
-                    debug!(%root, error = %e, "not a UnixFS file");
-                    None
-                }
             };
             let (present, missing) = store.dag_blocks(&root)?;
             let complete = missing.is_empty();
@@ -246,6 +238,16 @@ impl Client {
         })
         .await
         .map_err(task)?
+    }
+
+    /// The size of the file under `root`, read from its root block alone
+    /// (`None` when the root block is not here or is not a UnixFS file).
+    /// Never walks the DAG.
+    pub async fn file_size(&self, root: Cid) -> Result<Option<u64>, ContentError> {
+        let store = self.blocks.clone();
+        tokio::task::spawn_blocking(move || Ok(file_size(&store, &root)?.flatten()))
+            .await
+            .map_err(task)?
     }
 
     /// Announces every pinned root in the DHT (at start; kad repeats it).
@@ -295,6 +297,22 @@ impl Client {
             }
         }
     }
+}
+
+/// `None` when the root block is not here; `Some(None)` when it is but is
+/// not the root of a UnixFS file; else the file's size.
+fn file_size(store: &Blockstore, root: &Cid) -> Result<Option<Option<u64>>, ContentError> {
+    let Some(block) = store.get(root)? else {
+        return Ok(None);
+    };
+    let mut reader = FileReader::new(*root);
+    Ok(Some(match reader.feed(&block) {
+        Ok(_) => reader.total_size(),
+        Err(e) => {
+            debug!(%root, error = %e, "not a UnixFS file");
+            None
+        }
+    }))
 }
 
 impl From<ImportError<BlockstoreError>> for ContentError {

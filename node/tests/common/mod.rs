@@ -27,6 +27,20 @@ where
     }
 }
 
+/// `len` pseudo-random bytes from a seeded xorshift generator: not
+/// compressible, no two chunks alike, the same on every run.
+pub(crate) fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// A node on loopback in a temp dir (`Config::local`, then `tweak`), once
 /// it listens: its dir, its handle and its dialable address.
 pub(crate) async fn node(

@@ -46,28 +46,8 @@ const { multiaddr } = await import('@multiformats/multiaddr')
 const { MemoryBlockstore } = await import('blockstore-core')
 const { MemoryDatastore } = await import('datastore-core')
 const { createHeliaLight } = await import('helia')
-const { fixedSize } = await import('ipfs-unixfs-importer/chunker')
-const { balanced } = await import('ipfs-unixfs-importer/layout')
 const { CID } = await import('multiformats/cid')
-
-// Import settings matching IPSR's profiles (docs/content.md, IPIP-499).
-const PROFILES = {
-  v1: { name: 'unixfs-v1-2025', cidVersion: 1, rawLeaves: true, chunkSize: 1024 * 1024, width: 1024 },
-  v0: { name: 'unixfs-v0-2015', cidVersion: 0, rawLeaves: false, chunkSize: 256 * 1024, width: 174 }
-}
-
-function importOptions (profile) {
-  const p = PROFILES[profile]
-  if (p == null) throw new Error(`unknown profile ${profile} (v1|v0)`)
-  return {
-    cidVersion: p.cidVersion,
-    rawLeaves: p.rawLeaves,
-    leafType: 'file',
-    reduceSingleLeafToSelf: true,
-    chunker: fixedSize({ chunkSize: p.chunkSize }),
-    layout: balanced({ maxChildrenPerNode: p.width })
-  }
-}
+const { PROFILES, importOptions } = await import('./profiles.mjs')
 
 const log = (...args) => console.error('[helia]', ...args)
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')

@@ -7,14 +7,8 @@
 //   node vectors.mjs
 import { createHash } from 'node:crypto'
 import { importer } from 'ipfs-unixfs-importer'
-import { fixedSize } from 'ipfs-unixfs-importer/chunker'
-import { balanced } from 'ipfs-unixfs-importer/layout'
 import { MemoryBlockstore } from 'blockstore-core/memory'
-
-const PROFILES = {
-  'unixfs-v1-2025': { cidVersion: 1, rawLeaves: true, chunkSize: 1024 * 1024, width: 1024 },
-  'unixfs-v0-2015': { cidVersion: 0, rawLeaves: false, chunkSize: 256 * 1024, width: 174 }
-}
+import { PROFILES, importOptions } from './profiles.mjs'
 
 function input (seed, size) {
   const buf = Buffer.alloc(size)
@@ -27,26 +21,18 @@ function input (seed, size) {
 }
 
 const CASES = [
-  ['unixfs-v1-2025', 'v1', 3 * 1024 * 1024 + 5],
-  ['unixfs-v1-2025', 'v1', 1024 * 1024],
-  ['unixfs-v0-2015', 'v0', 3 * 1024 * 1024 + 5],
-  ['unixfs-v0-2015', 'v0', 174 * 256 * 1024],
-  ['unixfs-v0-2015', 'v0', 174 * 256 * 1024 + 1]
+  ['v1', 'v1', 3 * 1024 * 1024 + 5],
+  ['v1', 'v1', 1024 * 1024],
+  ['v0', 'v0', 3 * 1024 * 1024 + 5],
+  ['v0', 'v0', 174 * 256 * 1024],
+  ['v0', 'v0', 174 * 256 * 1024 + 1]
 ]
 
 for (const [profile, seed, size] of CASES) {
-  const p = PROFILES[profile]
-  const options = {
-    cidVersion: p.cidVersion,
-    rawLeaves: p.rawLeaves,
-    leafType: 'file',
-    reduceSingleLeafToSelf: true,
-    chunker: fixedSize({ chunkSize: p.chunkSize }),
-    layout: balanced({ maxChildrenPerNode: p.width })
-  }
+  const options = importOptions(profile)
   let root
   for await (const entry of importer([{ content: input(seed, size) }], new MemoryBlockstore(), options)) {
     root = entry.cid
   }
-  process.stdout.write(JSON.stringify({ profile, seed, size, cid: root.toString() }) + '\n')
+  process.stdout.write(JSON.stringify({ profile: PROFILES[profile].name, seed, size, cid: root.toString() }) + '\n')
 }

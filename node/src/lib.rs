@@ -7,6 +7,10 @@
 //!   cloneable handle everything else uses.
 //! * [`content`]: package bytes as IPFS blocks: UnixFS import, the
 //!   blockstore, Bitswap and parallel download.
+//! * [`views`]: the JSON views of packages and releases that the node's
+//!   API and the gateway share.
+//! * [`run`]: the flags and config file of a running node (`ipsr-node run`,
+//!   `ipsr-gateway`) and its start-up and shutdown.
 //! * [`serve_api`] serves the node's local control API (HTTP+JSON,
 //!   `docs/node-api.md`) for a [`Client`].
 //!
@@ -25,8 +29,10 @@ mod identity;
 mod limiter;
 mod metrics;
 mod node;
+pub mod run;
 mod store;
 mod sync;
+pub mod views;
 
 pub use api::{ApiError, serve_api};
 pub use config::Config;

@@ -1,16 +1,8 @@
 //! `ipsr-node`: the IPSR daemon.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ipsr_node::Config;
-use libp2p::Multiaddr;
-use libp2p::multiaddr::Protocol;
-use serde::Deserialize;
-use tokio::signal::unix::{SignalKind, signal};
+use ipsr_node::run::{self, RunArgs};
 use tracing_subscriber::EnvFilter;
 
 /// The IPSR daemon: a libp2p node that validates, stores and passes on
@@ -30,82 +22,6 @@ enum Command {
     Run(RunArgs),
 }
 
-#[derive(Debug, clap::Args)]
-struct RunArgs {
-    /// A TOML file with any of: data_dir, listen, bootstrap, api, mdns,
-    /// dht_client, max_connections, max_connections_per_peer, max_storage_mib.
-    #[arg(long, env = "IPSR_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Where the node keeps its identity and store [default: $XDG_DATA_HOME/ipsr].
-    #[arg(long, env = "IPSR_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// An address to listen on; repeat for several
-    /// [default: /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1].
-    #[arg(
-        long,
-        env = "IPSR_LISTEN",
-        value_name = "MULTIADDR",
-        value_delimiter = ','
-    )]
-    listen: Vec<Multiaddr>,
-    /// A peer to join through, as /ip4/ADDR/tcp/PORT/p2p/PEER_ID; repeat for several.
-    #[arg(
-        long,
-        env = "IPSR_BOOTSTRAP",
-        value_name = "MULTIADDR",
-        value_delimiter = ','
-    )]
-    bootstrap: Vec<Multiaddr>,
-    /// Where to serve the local HTTP+JSON control API (docs/node-api.md); it
-    /// has no authentication, so keep it on loopback [default: 127.0.0.1:5050].
-    #[arg(long, env = "IPSR_API", value_name = "ADDR")]
-    api: Option<SocketAddr>,
-    /// Find other nodes on the local network (mDNS), e.g. phones on one
-    /// Wi-Fi. Off by default: it sends multicast off this machine.
-    #[arg(long, env = "IPSR_MDNS")]
-    mdns: bool,
-    /// Use the DHT without serving it (Kademlia client mode), for nodes that
-    /// others cannot reach or that do not stay up.
-    #[arg(long, env = "IPSR_DHT_CLIENT")]
-    dht_client: bool,
-    /// Most MiB of package content (blocks) to keep; adding or fetching past
-    /// it fails with `blockstore_full` [default: no limit].
-    #[arg(long, env = "IPSR_MAX_STORAGE_MIB", value_name = "MIB")]
-    max_storage_mib: Option<u64>,
-}
-
-/// The API address when neither a flag, a variable nor the file names one.
-const DEFAULT_API: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
-    std::net::Ipv4Addr::LOCALHOST,
-    5050,
-));
-
-/// What `run` needs: the node's config and the API address.
-#[derive(Debug)]
-struct Settings {
-    node: Config,
-    api: SocketAddr,
-}
-
-/// The config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    #[serde(default)]
-    listen: Vec<Multiaddr>,
-    #[serde(default)]
-    bootstrap: Vec<Multiaddr>,
-    api: Option<SocketAddr>,
-    #[serde(default)]
-    mdns: bool,
-    #[serde(default)]
-    dht_client: bool,
-    max_connections: Option<u32>,
-    max_connections_per_peer: Option<u32>,
-    max_storage_mib: Option<u64>,
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -121,89 +37,9 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn config(args: RunArgs) -> anyhow::Result<Settings> {
-    let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))?
-        }
-        None => FileConfig::default(),
-    };
-    let data_dir = args
-        .data_dir
-        .or(file.data_dir)
-        .or_else(|| dirs::data_dir().map(|d| d.join("ipsr")))
-        .context("no data dir: pass --data-dir")?;
-    let mut config = Config::new(data_dir);
-    let listen = if args.listen.is_empty() {
-        file.listen
-    } else {
-        args.listen
-    };
-    if !listen.is_empty() {
-        config.listen = listen;
-    }
-    config.bootstrap = if args.bootstrap.is_empty() {
-        file.bootstrap
-    } else {
-        args.bootstrap
-    };
-    if let Some(n) = file.max_connections {
-        config.max_connections = n;
-    }
-    if let Some(n) = file.max_connections_per_peer {
-        config.max_connections_per_peer = n;
-    }
-    config.mdns = args.mdns || file.mdns;
-    config.blockstore_limit = args
-        .max_storage_mib
-        .or(file.max_storage_mib)
-        .map(|mib| mib.saturating_mul(1024 * 1024));
-    config.dht_server = !(args.dht_client || file.dht_client);
-    Ok(Settings {
-        node: config,
-        api: args.api.or(file.api).unwrap_or(DEFAULT_API),
-    })
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let Settings { node: config, api } = config(args)?;
-    // Take over SIGINT and SIGTERM before announcing anything: whoever reads
-    // the start-up lines may signal at once.
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let data_dir = config.data_dir.clone();
-    let node = ipsr_node::spawn(config)
-        .await
-        .with_context(|| format!("cannot start the node in {}", data_dir.display()))?;
-    let (api, server) = ipsr_node::serve_api(node.clone(), api)
-        .await
-        .context("cannot serve the API (--api)")?;
-    println!("peer id: {}", node.peer_id());
-    println!("data dir: {}", data_dir.display());
-    // Listen addresses arrive as the transports come up.
-    let mut addrs = Vec::new();
-    for _ in 0..40 {
-        addrs = node.listen_addrs().await?;
-        if !addrs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for addr in addrs {
-        println!("listening on: {}", addr.with(Protocol::P2p(node.peer_id())));
-    }
-    println!("api: http://{api}");
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = term.recv() => {}
-        () = server => {}
-    }
-    tracing::info!("shutting down");
-    drop(node);
-    // Give the event loop a moment to close connections.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let running = run::start(run::settings(args)?).await?;
+    running.until_stopped(std::future::pending()).await;
     Ok(())
 }
 
@@ -216,68 +52,5 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn flags_override_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("node.toml");
-        std::fs::write(
-            &file,
-            "data_dir = \"/from/file\"\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\nmax_connections = 7\n\
-             api = \"127.0.0.1:6001\"\n",
-        )
-        .unwrap();
-        let args = |extra: &[&str]| {
-            let mut argv = vec!["ipsr-node", "run", "--config", file.to_str().unwrap()];
-            argv.extend_from_slice(extra);
-            let Command::Run(args) = Cli::try_parse_from(argv).unwrap().command;
-            config(args).unwrap()
-        };
-        let Settings {
-            node: from_file,
-            api,
-        } = args(&[]);
-        assert_eq!(api, "127.0.0.1:6001".parse().unwrap());
-        assert_eq!(from_file.data_dir, PathBuf::from("/from/file"));
-        assert_eq!(
-            from_file.listen,
-            vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]
-        );
-        assert_eq!(from_file.max_connections, 7);
-        assert!(!from_file.mdns, "mDNS is off unless asked for");
-        assert!(from_file.dht_server, "daemons serve the DHT by default");
-        let Settings { node: flagged, api } = args(&[
-            "--data-dir",
-            "/from/flag",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/2",
-            "--api",
-            "127.0.0.1:0",
-            "--mdns",
-            "--dht-client",
-        ]);
-        assert_eq!(api, "127.0.0.1:0".parse().unwrap());
-        assert!(flagged.mdns);
-        assert!(!flagged.dht_server);
-        assert_eq!(flagged.data_dir, PathBuf::from("/from/flag"));
-        assert_eq!(
-            flagged.listen,
-            vec!["/ip4/127.0.0.1/tcp/2".parse().unwrap()]
-        );
-        std::fs::write(&file, "data_dir = \"/d\"\n").unwrap();
-        assert_eq!(args(&[]).api, DEFAULT_API);
-        std::fs::write(&file, "api = \"not an address\"\n").unwrap();
-        let Command::Run(a) =
-            Cli::try_parse_from(["ipsr-node", "run", "--config", file.to_str().unwrap()])
-                .unwrap()
-                .command;
-        assert!(config(a).is_err());
-        std::fs::write(&file, "bogus = 1\n").unwrap();
-        let Command::Run(a) =
-            Cli::try_parse_from(["ipsr-node", "run", "--config", file.to_str().unwrap()])
-                .unwrap()
-                .command;
-        assert!(config(a).is_err());
     }
 }

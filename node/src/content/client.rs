@@ -83,12 +83,34 @@ impl Client {
     /// announces it in the DHT. Runs in bounded memory whatever the size.
     pub async fn add(
         &self,
-        mut chunks: mpsc::Receiver<Bytes>,
+        chunks: mpsc::Receiver<Bytes>,
         profile: Profile,
         label: Option<String>,
     ) -> Result<Imported, ContentError> {
+        let imported = self.import(chunks, profile).await?;
+        let (store, root) = (self.blocks.clone(), imported.root);
+        tokio::task::spawn_blocking(move || store.pin(&root, label.as_deref()))
+            .await
+            .map_err(task)??;
+        info!(root = %imported.root, size = imported.size, "added");
+        self.provide(imported.root)
+            .await
+            .map_err(|_| ContentError::Stopped)?;
+        Ok(imported)
+    }
+
+    /// Imports and stores a file like [`add`](Self::add) but neither pins
+    /// nor announces it, so a caller can check the root first (an upload
+    /// that must match a signed CID) and [`pin`](Self::pin) it, or leave
+    /// its blocks to the next [`gc`](Self::gc). Stopping the sender early
+    /// imports what was sent.
+    pub async fn import(
+        &self,
+        mut chunks: mpsc::Receiver<Bytes>,
+        profile: Profile,
+    ) -> Result<Imported, ContentError> {
         let (store, bitswap) = (self.blocks.clone(), self.bitswap.clone());
-        let imported = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let mut importer = Importer::new(profile);
             let put = |block: &super::Block| {
                 if store.put(block)? {
@@ -105,16 +127,10 @@ impl Client {
             for block in last {
                 put(&block)?;
             }
-            store.pin(&imported.root, label.as_deref())?;
             Ok::<_, ContentError>(imported)
         })
         .await
-        .map_err(task)??;
-        info!(root = %imported.root, size = imported.size, "added");
-        self.provide(imported.root)
-            .await
-            .map_err(|_| ContentError::Stopped)?;
-        Ok(imported)
+        .map_err(task)?
     }
 
     /// [`add`](Self::add) of bytes already in memory.

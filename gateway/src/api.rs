@@ -1,0 +1,296 @@
+//! The JSON API's read handlers: plain async functions from parsed requests
+//! to bodies, every answer read from the [`Index`](ipsr_indexer::Index).
+
+use ipsr_node::views::{Package, ReleaseView};
+use ipsr_proto::{
+    AuthorId, AuthorKey, ContentId, PackageKey, PackageName, PackageState, Platform, ReleaseKey,
+    Version,
+};
+use serde::Serialize;
+
+use crate::Gateway;
+use crate::error::Failure;
+
+/// The most search hits or recent releases one listing looks through.
+pub(crate) const MAX_SCAN: usize = 1000;
+/// Results per page when the request does not say.
+pub(crate) const DEFAULT_LIMIT: usize = 20;
+/// The most results per page.
+pub(crate) const MAX_LIMIT: usize = 100;
+
+pub(crate) fn author(text: &str) -> Result<AuthorId, Failure> {
+    text.parse().map_err(|e| Failure::bad("author", e))
+}
+
+pub(crate) fn package_name(text: &str) -> Result<PackageName, Failure> {
+    text.parse().map_err(|e| Failure::bad("package", e))
+}
+
+pub(crate) fn version(text: &str) -> Result<Version, Failure> {
+    text.parse().map_err(|e| Failure::bad("version", e))
+}
+
+pub(crate) fn package_key(author_text: &str, package_text: &str) -> Result<PackageKey, Failure> {
+    Ok(PackageKey {
+        author: author(author_text)?,
+        package: package_name(package_text)?,
+    })
+}
+
+/// A package in a listing: what a store front shows in a list.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PackageSummary {
+    pub(crate) author: AuthorId,
+    pub(crate) package: PackageName,
+    pub(crate) title: String,
+    pub(crate) summary: String,
+    /// The newest non-yanked release, `null` when all are yanked.
+    pub(crate) newest: Option<Version>,
+    pub(crate) platform: Platform,
+    pub(crate) categories: Vec<String>,
+    pub(crate) icon: Option<ContentId>,
+    /// `created_at` of the release shown (Unix seconds).
+    pub(crate) updated_at: u64,
+}
+
+impl PackageSummary {
+    pub(crate) fn of(view: &Package) -> Option<Self> {
+        let shown = view
+            .newest
+            .as_ref()
+            .and_then(|n| view.versions.iter().find(|v| &v.version == n))
+            .or(view.versions.first())?;
+        Some(Self {
+            author: view.author,
+            package: view.package.clone(),
+            title: view.metadata.title.clone(),
+            summary: view.metadata.summary.clone(),
+            newest: view.newest.clone(),
+            platform: shown.platform.clone(),
+            categories: view.metadata.categories.clone(),
+            icon: view.metadata.icon,
+            updated_at: shown.created_at,
+        })
+    }
+}
+
+/// `GET /api/v1/package/{author}/{package}`.
+pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Package, Failure> {
+    let state = g.index().package(key).await?;
+    state
+        .as_ref()
+        .and_then(Package::new)
+        .ok_or_else(|| Failure::NotFound(format!("no release of {key} is known")))
+}
+
+/// `GET /api/v1/package/{author}/{package}/{version}`.
+pub(crate) async fn release(g: &Gateway, key: &ReleaseKey) -> Result<ReleaseView, Failure> {
+    let state = g.index().release(key).await?;
+    state
+        .as_ref()
+        .and_then(ReleaseView::new)
+        .ok_or_else(|| Failure::NotFound(format!("{key} is not known")))
+}
+
+/// The answer to `GET /api/v1/author/{author}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AuthorView {
+    pub(crate) author: AuthorId,
+    pub(crate) packages: Vec<PackageSummary>,
+}
+
+/// `GET /api/v1/author/{author}`: every package of the author, in name
+/// order; 404 when none is known.
+pub(crate) async fn author_view(g: &Gateway, author: AuthorId) -> Result<AuthorView, Failure> {
+    let names = g.index().author(&author).await?;
+    let mut packages = Vec::with_capacity(names.len());
+    for package in names {
+        let key = PackageKey { author, package };
+        if let Some(summary) = summary(g, &key).await? {
+            packages.push(summary);
+        }
+    }
+    if packages.is_empty() {
+        return Err(Failure::NotFound(format!(
+            "no package of author {author} is known"
+        )));
+    }
+    Ok(AuthorView { author, packages })
+}
+
+async fn summary(g: &Gateway, key: &PackageKey) -> Result<Option<PackageSummary>, Failure> {
+    let state: Option<PackageState> = g.index().package(key).await?;
+    Ok(state
+        .as_ref()
+        .and_then(Package::new)
+        .as_ref()
+        .and_then(PackageSummary::of))
+}
+
+/// The query of `GET /api/v1/packages`, parsed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ListQuery {
+    pub(crate) q: Option<String>,
+    pub(crate) platform: Option<String>,
+    pub(crate) category: Option<String>,
+    pub(crate) offset: usize,
+    pub(crate) limit: usize,
+}
+
+impl ListQuery {
+    pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Self, Failure> {
+        let mut query = Self {
+            limit: DEFAULT_LIMIT,
+            ..Self::default()
+        };
+        for (name, value) in pairs {
+            match name.as_str() {
+                "q" => query.q = Some(value.trim().to_owned()).filter(|q| !q.is_empty()),
+                "platform" => query.platform = Some(value.clone()).filter(|v| !v.is_empty()),
+                "category" => query.category = Some(value.clone()).filter(|v| !v.is_empty()),
+                "cursor" if value.is_empty() => {}
+                "cursor" => {
+                    query.offset = value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n < MAX_SCAN)
+                        .ok_or_else(|| Failure::bad("cursor", "not a cursor this API gave"))?;
+                }
+                "limit" => {
+                    let n: usize = value
+                        .parse()
+                        .map_err(|_| Failure::bad("limit", "must be an integer from 1"))?;
+                    if n == 0 {
+                        return Err(Failure::bad("limit", "must be an integer from 1"));
+                    }
+                    query.limit = n.min(MAX_LIMIT);
+                }
+                _ => {}
+            }
+        }
+        if query.q.as_ref().is_some_and(|q| q.len() > 200) {
+            return Err(Failure::bad("q", "at most 200 bytes"));
+        }
+        Ok(query)
+    }
+
+    fn matches(&self, summary: &PackageSummary) -> bool {
+        self.platform
+            .as_ref()
+            .is_none_or(|p| summary.platform.as_str() == p)
+            && self
+                .category
+                .as_ref()
+                .is_none_or(|c| summary.categories.iter().any(|have| have == c))
+    }
+}
+
+/// The answer to `GET /api/v1/packages`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Listing {
+    pub(crate) packages: Vec<PackageSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/packages`: search results (with `q`), else the packages
+/// with the most recent releases, filtered and paginated.
+pub(crate) async fn list(g: &Gateway, query: &ListQuery) -> Result<Listing, Failure> {
+    let candidates: Vec<PackageKey> = match &query.q {
+        Some(q) => g
+            .index()
+            .search(q, MAX_SCAN)
+            .await?
+            .into_iter()
+            .map(|hit| hit.package)
+            .collect(),
+        None => {
+            let mut seen = std::collections::HashSet::new();
+            g.index()
+                .recent(MAX_SCAN)
+                .await?
+                .into_iter()
+                .map(|record| record.record().package_key())
+                .filter(|key| seen.insert(key.clone()))
+                .collect()
+        }
+    };
+    let wanted = query.offset + query.limit;
+    let mut matched = Vec::new();
+    let mut more = false;
+    for key in candidates {
+        let Some(summary) = summary(g, &key).await? else {
+            continue;
+        };
+        if !query.matches(&summary) {
+            continue;
+        }
+        if matched.len() == wanted {
+            more = true;
+            break;
+        }
+        matched.push(summary);
+    }
+    let packages: Vec<PackageSummary> = matched.into_iter().skip(query.offset).collect();
+    let next_cursor = more
+        .then_some(query.offset + query.limit)
+        .filter(|n| *n < MAX_SCAN)
+        .map(|n| n.to_string());
+    Ok(Listing {
+        packages,
+        next_cursor,
+    })
+}
+
+/// The answer to `GET /healthz`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Health {
+    pub(crate) status: &'static str,
+    pub(crate) peer_id: String,
+    pub(crate) peers: usize,
+}
+
+/// `GET /healthz`: 200 when the node runs and the index answers.
+pub(crate) async fn health(g: &Gateway) -> Result<Health, Failure> {
+    let peers = g.node().peers().await?.len();
+    // A point query proves the index answers (Redis is reachable).
+    let probe = PackageKey {
+        author: AuthorKey::from_seed(&[0; 32]).author_id(),
+        package: package_name("health.check")?,
+    };
+    g.index().package(&probe).await?;
+    Ok(Health {
+        status: "ok",
+        peer_id: g.node().peer_id().to_string(),
+        peers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn list_query_defaults_and_limits() {
+        let q = ListQuery::parse(&[]).unwrap();
+        assert_eq!((q.offset, q.limit, q.q), (0, DEFAULT_LIMIT, None));
+        let q =
+            ListQuery::parse(&pairs(&[("limit", "5000"), ("cursor", "40"), ("q", " ")])).unwrap();
+        assert_eq!((q.offset, q.limit, q.q), (40, MAX_LIMIT, None));
+        for bad in [
+            ("limit", "0"),
+            ("limit", "x"),
+            ("cursor", "-1"),
+            ("cursor", "1000"),
+        ] {
+            let e = ListQuery::parse(&pairs(&[bad])).unwrap_err();
+            assert_eq!(e.status_and_code().0.as_u16(), 400, "{bad:?}");
+        }
+    }
+}

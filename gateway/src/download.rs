@@ -1,0 +1,496 @@
+//! App bytes over HTTP: `GET /api/v1/download/{author}/{package}[/{version}]`
+//! and the file form of `GET /ipfs/{cid}`. Bytes come from the node's
+//! blockstore or, block by block, from providers in the swarm; every block
+//! is checked against its CID before a byte of it is sent, so a complete
+//! answer is the signed content. A single `Range` is honoured (206), and
+//! `If-None-Match` with the CID answers 304.
+
+use std::ops::RangeInclusive;
+
+use bytes::Bytes;
+use cid::Cid;
+use futures::Stream;
+use ipsr_node::content::fetch::{FetchError, FetchReport};
+use ipsr_proto::{PackageKey, Release, ReleaseKey, Version};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use warp::Reply;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+use crate::Gateway;
+use crate::error::Failure;
+
+/// `Cache-Control` of content named by its CID.
+pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of a download by package and version (a yank or a newer
+/// release changes what a name points at).
+const SHORT: &str = "public, max-age=60";
+
+/// The request headers a download looks at.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Conditions {
+    pub(crate) range: Option<String>,
+    pub(crate) if_none_match: Option<String>,
+}
+
+/// How the answer describes the file.
+#[derive(Debug)]
+struct Presented {
+    content_type: &'static str,
+    disposition: Option<String>,
+    cache_control: &'static str,
+    yanked: bool,
+}
+
+/// `GET /api/v1/download/{author}/{package}[/{version}]`: the newest
+/// non-yanked release when no version is given.
+pub(crate) async fn download(
+    g: &Gateway,
+    package: PackageKey,
+    version: Option<Version>,
+    conditions: Conditions,
+) -> Result<Response, Failure> {
+    let (release, yanked) = resolve(g, package, version).await?;
+    let presented = Presented {
+        content_type: content_type(&release.file_name),
+        disposition: Some(disposition(&release)),
+        cache_control: SHORT,
+        yanked,
+    };
+    let timeout = g.config().first_byte_timeout;
+    serve_file(g, *release.cid.cid(), &conditions, presented, timeout).await
+}
+
+/// `GET /ipfs/{cid}` (file bytes).
+pub(crate) async fn ipfs_file(
+    g: &Gateway,
+    cid: Cid,
+    conditions: Conditions,
+) -> Result<Response, Failure> {
+    let presented = Presented {
+        content_type: "application/octet-stream",
+        disposition: None,
+        cache_control: IMMUTABLE,
+        yanked: false,
+    };
+    let timeout = g.config().ipfs_timeout;
+    serve_file(g, cid, &conditions, presented, timeout)
+        .await
+        .map_err(|e| match e {
+            Failure::ContentUnavailable(_) => {
+                Failure::NotFound(format!("{cid} was not found in the swarm in time"))
+            }
+            e => e,
+        })
+}
+
+/// The release a download names, and whether it is yanked.
+async fn resolve(
+    g: &Gateway,
+    package: PackageKey,
+    version: Option<Version>,
+) -> Result<(Release, bool), Failure> {
+    let found = match version {
+        Some(version) => {
+            let key = ReleaseKey {
+                author: package.author,
+                package: package.package,
+                version,
+            };
+            let state = g.index().release(&key).await?;
+            state.and_then(|s| {
+                let yanked = s.is_yanked();
+                s.release()
+                    .and_then(|r| r.record().as_release().cloned())
+                    .map(|r| (r, yanked))
+            })
+        }
+        None => {
+            let state = g.index().package(&package).await?;
+            state.and_then(|s| {
+                s.newest()
+                    .and_then(|r| r.record().as_release().cloned())
+                    .map(|r| (r, false))
+            })
+        }
+    };
+    found.ok_or_else(|| Failure::NotFound("no such release is known".into()))
+}
+
+fn content_type(file_name: &str) -> &'static str {
+    if file_name.to_ascii_lowercase().ends_with(".apk") {
+        "application/vnd.android.package-archive"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// `attachment; filename="..."` with the record's file name made safe for
+/// a header (ASCII letters, digits, `.`, `-`, `_`), or
+/// `{package}-{version}` when nothing is left of it.
+fn disposition(release: &Release) -> String {
+    let safe: String = release
+        .file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = if safe.trim_matches(['_', '.']).is_empty() {
+        format!("{}-{}", release.package, release.version)
+    } else {
+        safe
+    };
+    format!("attachment; filename=\"{name}\"")
+}
+
+/// What a `Range` header asks of a file of `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    Whole,
+    Part(RangeInclusive<u64>),
+}
+
+fn wanted(range: Option<&str>, size: u64) -> Result<Wanted, Failure> {
+    use http_range_header::RangeUnsatisfiableError as E;
+    let Some(range) = range else {
+        return Ok(Wanted::Whole);
+    };
+    let ranges = match http_range_header::parse_range_header(range) {
+        Ok(parsed) => parsed.validate(size),
+        // A malformed header may be ignored (RFC 9110, 14.2).
+        Err(_) => return Ok(Wanted::Whole),
+    };
+    match ranges {
+        Ok(ranges) if ranges.len() == 1 => Ok(Wanted::Part(ranges[0].clone())),
+        // Several ranges (multipart answers) are not served: the whole file is.
+        Ok(_) => Ok(Wanted::Whole),
+        Err(E::Unsatisfiable | E::Rejected(_)) => Err(Failure::RangeNotSatisfiable { size }),
+        Err(_) => Ok(Wanted::Whole),
+    }
+}
+
+fn etag(cid: &Cid) -> String {
+    format!("\"{cid}\"")
+}
+
+fn matches_etag(if_none_match: Option<&str>, cid: &Cid) -> bool {
+    let Some(value) = if_none_match else {
+        return false;
+    };
+    let tag = etag(cid);
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == tag || t.strip_prefix("W/") == Some(&tag))
+}
+
+async fn serve_file(
+    g: &Gateway,
+    cid: Cid,
+    conditions: &Conditions,
+    presented: Presented,
+    timeout: std::time::Duration,
+) -> Result<Response, Failure> {
+    if matches_etag(conditions.if_none_match.as_deref(), &cid) {
+        let mut response = Response::default();
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        set_common(&mut response, &cid, &presented);
+        return Ok(response);
+    }
+    let (mut rx, fetch) = g.node().cat(cid, Vec::new());
+    // Fail fast: wait a bounded time for the root (and the first bytes).
+    let first = match tokio::time::timeout(timeout, rx.recv()).await {
+        Ok(first) => first,
+        Err(_) => {
+            fetch.abort();
+            return Err(Failure::ContentUnavailable(format!(
+                "no provider sent {cid} within {} s",
+                timeout.as_secs()
+            )));
+        }
+    };
+    let first = match first {
+        Some(bytes) => bytes,
+        // Nothing came: an empty file, or a failure.
+        None => {
+            return empty_file(g, cid, fetch, conditions, &presented).await;
+        }
+    };
+    let size = g
+        .node()
+        .file_size(cid)
+        .await?
+        .ok_or_else(|| Failure::ContentMismatch(format!("{cid} is not a UnixFS file")))?;
+    let part = match wanted(conditions.range.as_deref(), size) {
+        Ok(part) => part,
+        Err(e) => {
+            fetch.abort();
+            return Err(e);
+        }
+    };
+    let (status, start, len) = match &part {
+        Wanted::Whole => (StatusCode::OK, 0, size),
+        Wanted::Part(r) => (
+            StatusCode::PARTIAL_CONTENT,
+            *r.start(),
+            r.end() - r.start() + 1,
+        ),
+    };
+    g.metrics().served(len);
+    let mut response = warp::reply::stream(slice(first, rx, fetch, start, len)).into_response();
+    *response.status_mut() = status;
+    set_common(&mut response, &cid, &presented);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Wanted::Part(r) = &part {
+        let value = format!("bytes {}-{}/{size}", r.start(), r.end());
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(header::CONTENT_RANGE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// The answer when the file turned out to be empty (or the fetch failed
+/// before its first byte).
+async fn empty_file(
+    g: &Gateway,
+    cid: Cid,
+    fetch: JoinHandle<Result<FetchReport, FetchError>>,
+    conditions: &Conditions,
+    presented: &Presented,
+) -> Result<Response, Failure> {
+    finished(fetch).await?;
+    if let Some(size @ 1..) = g.node().file_size(cid).await? {
+        return Err(Failure::Internal(format!(
+            "{cid} holds {size} bytes but none were read"
+        )));
+    }
+    wanted(conditions.range.as_deref(), 0)?;
+    let mut response = Response::default();
+    set_common(&mut response, &cid, presented);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+    Ok(response)
+}
+
+fn set_common(response: &mut Response, cid: &Cid, presented: &Presented) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(presented.content_type),
+    );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(presented.cache_control),
+    );
+    if let Ok(tag) = HeaderValue::from_str(&etag(cid)) {
+        headers.insert(header::ETAG, tag);
+    }
+    if let Ok(root) = HeaderValue::from_str(&cid.to_string()) {
+        headers.insert("x-ipfs-roots", root);
+    }
+    if let Some(d) = presented
+        .disposition
+        .as_deref()
+        .and_then(|d| HeaderValue::from_str(d).ok())
+    {
+        headers.insert(header::CONTENT_DISPOSITION, d);
+    }
+    if presented.yanked {
+        headers.insert("x-ipsr-yanked", HeaderValue::from_static("true"));
+    }
+}
+
+/// How a finished fetch ended, as a request failure.
+async fn finished(fetch: JoinHandle<Result<FetchReport, FetchError>>) -> Result<(), Failure> {
+    match fetch.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(ipsr_node::content::ContentError::Fetch(e).into()),
+        Err(e) => Err(Failure::Internal(format!("download task: {e}"))),
+    }
+}
+
+/// The bytes `start .. start + len` of the file whose first chunk is
+/// `first` and whose other chunks arrive on `rx`. Ends with an error (so
+/// the server cuts the connection short of `Content-Length`) if the fetch
+/// fails; stops the fetch once the range is sent.
+fn slice(
+    first: Bytes,
+    rx: mpsc::Receiver<Bytes>,
+    fetch: JoinHandle<Result<FetchReport, FetchError>>,
+    start: u64,
+    len: u64,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
+    struct State {
+        pending: Option<Bytes>,
+        rx: mpsc::Receiver<Bytes>,
+        fetch: Option<JoinHandle<Result<FetchReport, FetchError>>>,
+        skip: u64,
+        left: u64,
+    }
+    impl Drop for State {
+        fn drop(&mut self) {
+            if let Some(fetch) = self.fetch.take() {
+                fetch.abort();
+            }
+        }
+    }
+    let state = State {
+        pending: Some(first),
+        rx,
+        fetch: Some(fetch),
+        skip: start,
+        left: len,
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        loop {
+            if s.left == 0 {
+                return None;
+            }
+            let chunk = match s.pending.take() {
+                Some(chunk) => chunk,
+                None => match s.rx.recv().await {
+                    Some(chunk) => chunk,
+                    None => {
+                        let why = match s.fetch.take() {
+                            Some(fetch) => match finished(fetch).await {
+                                Ok(()) => "the file ended early".to_owned(),
+                                Err(e) => e.to_string(),
+                            },
+                            None => "the download stopped".to_owned(),
+                        };
+                        tracing::warn!(error = %why, "download cut short");
+                        return Some((Err(std::io::Error::other(why)), s));
+                    }
+                },
+            };
+            let n = chunk.len() as u64;
+            if s.skip >= n {
+                s.skip -= n;
+                continue;
+            }
+            let from = s.skip as usize;
+            s.skip = 0;
+            let take = (n - from as u64).min(s.left) as usize;
+            s.left -= take as u64;
+            return Some((Ok(chunk.slice(from..from + take)), s));
+        }
+    })
+}
+
+/// What `GET /ipfs/{cid}` answers with (`?format=` or the `Accept` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IpfsFormat {
+    /// The file's bytes.
+    File,
+    /// The root block alone (`application/vnd.ipld.raw`).
+    Raw,
+    /// Every block of the DAG as a CARv1 (`application/vnd.ipld.car`).
+    Car,
+}
+
+impl IpfsFormat {
+    fn pick(format: Option<&str>, accept: Option<&str>) -> Result<Self, Failure> {
+        match format {
+            Some("raw") => return Ok(Self::Raw),
+            Some("car") => return Ok(Self::Car),
+            Some(other) => {
+                return Err(Failure::bad(
+                    "format",
+                    format!("`{other}` is not one of raw, car"),
+                ));
+            }
+            None => {}
+        }
+        let accept = accept.unwrap_or_default();
+        Ok(if accept.contains("application/vnd.ipld.raw") {
+            Self::Raw
+        } else if accept.contains("application/vnd.ipld.car") {
+            Self::Car
+        } else {
+            Self::File
+        })
+    }
+}
+
+/// `GET /ipfs/{cid}[?format=raw|car]`: a subset of the IPFS trustless
+/// gateway.
+pub(crate) fn ipfs_routes(
+    g: Gateway,
+) -> impl warp::Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    use warp::Filter;
+    warp::path!("ipfs" / String)
+        .and(warp::get())
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(warp::header::optional::<String>("accept"))
+        .and(crate::filters::conditions())
+        .and(crate::filters::with(g))
+        .and_then(
+            |cid: String,
+             query: Vec<(String, String)>,
+             accept: Option<String>,
+             conditions: Conditions,
+             g: Gateway| async move {
+                let result = async {
+                    let cid: Cid = cid.parse().map_err(|e| Failure::bad("cid", e))?;
+                    ipsr_node::content::block::check_cid(&cid)
+                        .map_err(|e| Failure::bad("cid", e))?;
+                    let format = query
+                        .iter()
+                        .find(|(k, _)| k == "format")
+                        .map(|(_, v)| v.as_str());
+                    match IpfsFormat::pick(format, accept.as_deref())? {
+                        IpfsFormat::File => ipfs_file(&g, cid, conditions).await,
+                        IpfsFormat::Raw => crate::ipfs::raw_block(&g, cid, &conditions).await,
+                        IpfsFormat::Car => crate::ipfs::car(&g, cid).await,
+                    }
+                };
+                result.await.map_err(warp::reject::custom)
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(wanted(None, 10).unwrap(), Wanted::Whole);
+        assert_eq!(wanted(Some("bytes=2-4"), 10).unwrap(), Wanted::Part(2..=4));
+        assert_eq!(wanted(Some("bytes=7-"), 10).unwrap(), Wanted::Part(7..=9));
+        assert_eq!(wanted(Some("bytes=-3"), 10).unwrap(), Wanted::Part(7..=9));
+        assert_eq!(
+            wanted(Some("bytes=5-100"), 10).unwrap(),
+            Wanted::Part(5..=9)
+        );
+        assert!(matches!(
+            wanted(Some("bytes=10-"), 10),
+            Err(Failure::RangeNotSatisfiable { size: 10 })
+        ));
+        assert_eq!(wanted(Some("pages=1-2"), 10).unwrap(), Wanted::Whole);
+        assert_eq!(wanted(Some("bytes=0-1,4-5"), 10).unwrap(), Wanted::Whole);
+    }
+
+    #[test]
+    fn etags() {
+        let cid: Cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+            .parse()
+            .unwrap();
+        let tag = etag(&cid);
+        assert!(matches_etag(Some(&tag), &cid));
+        assert!(matches_etag(Some(&format!("\"x\", W/{tag}")), &cid));
+        assert!(matches_etag(Some("*"), &cid));
+        assert!(!matches_etag(Some("\"other\""), &cid));
+        assert!(!matches_etag(None, &cid));
+    }
+}

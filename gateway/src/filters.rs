@@ -1,0 +1,415 @@
+//! The routes, as warp filters, each documented with its method and path
+//! (specified in `docs/gateway.md` and `openapi.json`). Every request first
+//! passes the per-client rate limit and takes one of the gateway's request
+//! slots; every failure is answered by [`recover`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use ipsr_proto::ReleaseKey;
+use serde::Serialize;
+use tokio::sync::OwnedSemaphorePermit;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::download::{self, Conditions};
+use crate::error::{Failure, recover};
+use crate::publish::{self, Body, MAX_RECORD_BODY, read_limited};
+use crate::{Gateway, OPENAPI, api, pages};
+
+/// `Cache-Control` of JSON views of packages: short, they change with
+/// every release and yank.
+const VIEW_CACHE: &str = "public, max-age=10";
+
+/// Every route of a gateway, with limits, CORS on the JSON API, the
+/// rejection handler and per-route metrics.
+pub fn routes(
+    g: Gateway,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let cors = warp::cors()
+        .allow_any_origin()
+        .allow_methods(["GET", "POST"])
+        .allow_headers(["content-type", "range", "if-none-match"])
+        .expose_headers([
+            "etag",
+            "content-length",
+            "content-range",
+            "content-disposition",
+            "x-ipfs-roots",
+        ])
+        .max_age(3600);
+    let api = healthz(g.clone())
+        .or(metrics(g.clone()))
+        .unify()
+        .or(openapi())
+        .unify()
+        .or(package(g.clone()))
+        .unify()
+        .or(release(g.clone()))
+        .unify()
+        .or(publish_route(g.clone()))
+        .unify()
+        .or(author(g.clone()))
+        .unify()
+        .or(packages(g.clone()))
+        .unify()
+        .or(download_route(g.clone()))
+        .unify()
+        .with(cors)
+        .map(Reply::into_response);
+    let pages = home_page(g.clone())
+        .or(author_page(g.clone()))
+        .unify()
+        .or(package_page(g.clone()))
+        .unify();
+    let ipfs = crate::download::ipfs_routes(g.clone());
+    let observed = g.clone();
+    guard(g.clone())
+        .and(api.or(ipfs).unify().or(pages).unify())
+        .map(|guard: Guard, response: Response| {
+            drop(guard.permit);
+            response
+        })
+        .recover(recover)
+        .unify()
+        .map(|mut response: Response| {
+            response.headers_mut().insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            response
+        })
+        .with(warp::log::custom(move |info: warp::log::Info<'_>| {
+            let route = route_label(info.path());
+            let elapsed = info.elapsed().as_secs_f64();
+            observed
+                .metrics()
+                .request(route, info.status().as_u16(), elapsed);
+            tracing::debug!(
+                method = %info.method(),
+                path = %info.path(),
+                status = info.status().as_u16(),
+                elapsed_ms = info.elapsed().as_millis(),
+                "gateway request"
+            );
+        }))
+}
+
+/// A request's admission: its slot, held until its answer is made.
+struct Guard {
+    permit: OwnedSemaphorePermit,
+}
+
+/// The rate limit per client address, then a request slot (503 when every
+/// slot is taken: fail fast rather than queue).
+fn guard(g: Gateway) -> impl Filter<Extract = (Guard,), Error = Rejection> + Clone {
+    warp::addr::remote().and_then(move |addr: Option<SocketAddr>| {
+        let g = g.clone();
+        async move {
+            if !g.inner.limiter.check(addr.map(|a| a.ip())) {
+                return Err(warp::reject::custom(Failure::RateLimited));
+            }
+            let permit = g
+                .inner
+                .slots
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| warp::reject::custom(Failure::Busy))?;
+            Ok(Guard { permit })
+        }
+    })
+}
+
+/// The metrics label of a path: its route, never its parameters.
+fn route_label(path: &str) -> &'static str {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["healthz"] => "healthz",
+        ["metrics"] => "metrics",
+        ["api", "v1", "openapi.json"] => "openapi",
+        ["api", "v1", "package", _, _] => "package",
+        ["api", "v1", "package", _, _, _] => "release",
+        ["api", "v1", "publish"] => "publish",
+        ["api", "v1", "author", _] => "author",
+        ["api", "v1", "packages"] => "packages",
+        ["api", "v1", "download", ..] => "download",
+        ["ipfs", ..] => "ipfs",
+        [""] => "page_home",
+        ["p", _] => "page_author",
+        ["p", _, _] => "page_package",
+        _ => "other",
+    }
+}
+
+pub(crate) fn with(g: Gateway) -> impl Filter<Extract = (Gateway,), Error = Infallible> + Clone {
+    warp::any().map(move || g.clone())
+}
+
+/// Turns a handler's answer into JSON with `cache`, or its failure into a
+/// rejection for [`recover`].
+fn json<T: Serialize>(
+    result: Result<T, Failure>,
+    cache: &'static str,
+) -> Result<Response, Rejection> {
+    let body = result.map_err(warp::reject::custom)?;
+    let mut response = warp::reply::json(&body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    Ok(response)
+}
+
+fn reject(failure: Failure) -> Rejection {
+    warp::reject::custom(failure)
+}
+
+/// `GET /healthz`.
+fn healthz(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("healthz")
+        .and(warp::get())
+        .and(with(g))
+        .and_then(|g: Gateway| async move { json(api::health(&g).await, "no-store") })
+}
+
+/// `GET /metrics`: the node's and the gateway's metrics (OpenMetrics text).
+fn metrics(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(with(g))
+        .and_then(|g: Gateway| async move {
+            let node = g
+                .node()
+                .metrics_text()
+                .await
+                .map_err(|e| reject(e.into()))?;
+            let text = g.metrics().encode(&node);
+            Ok::<_, Rejection>(
+                warp::reply::with_header(
+                    text,
+                    "content-type",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+                .into_response(),
+            )
+        })
+}
+
+/// `GET /api/v1/openapi.json`.
+fn openapi() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "openapi.json")
+        .and(warp::get())
+        .map(|| {
+            let mut response =
+                warp::reply::with_header(OPENAPI, "content-type", "application/json")
+                    .into_response();
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
+            response
+        })
+}
+
+/// `GET /api/v1/package/{author}/{package}`.
+fn package(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "package" / String / String)
+        .and(warp::get())
+        .and(with(g))
+        .and_then(|a: String, p: String, g: Gateway| async move {
+            let key = api::package_key(&a, &p).map_err(reject)?;
+            json(api::package(&g, &key).await, VIEW_CACHE)
+        })
+}
+
+/// `GET /api/v1/package/{author}/{package}/{version}`.
+fn release(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "package" / String / String / String)
+        .and(warp::get())
+        .and(with(g))
+        .and_then(|a: String, p: String, v: String, g: Gateway| async move {
+            let key = api::package_key(&a, &p).map_err(reject)?;
+            let version = api::version(&v).map_err(reject)?;
+            let key = ReleaseKey {
+                author: key.author,
+                package: key.package,
+                version,
+            };
+            json(api::release(&g, &key).await, VIEW_CACHE)
+        })
+}
+
+/// `POST /api/v1/publish` and `POST /api/v1/package/{author}/{package}`.
+fn publish_route(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let any = warp::path!("api" / "v1" / "publish").map(|| None);
+    let named = warp::path!("api" / "v1" / "package" / String / String).and_then(
+        |a: String, p: String| async move { api::package_key(&a, &p).map(Some).map_err(reject) },
+    );
+    any.or(named)
+        .unify()
+        .and(warp::post())
+        .and(publish_body())
+        .and(with(g))
+        .and_then(|expected, body, g: Gateway| async move {
+            let reply = publish::publish(g, expected, body).await.map_err(reject)?;
+            let status = match reply.published.change {
+                "new" | "replaced" => StatusCode::CREATED,
+                _ => StatusCode::OK,
+            };
+            let mut response = json(Ok(reply), "no-store")?;
+            *response.status_mut() = status;
+            Ok::<_, Rejection>(response)
+        })
+}
+
+/// A publish body: `multipart/form-data`, or the signed record alone as
+/// `application/octet-stream` (anything else: 415).
+fn publish_body() -> impl Filter<Extract = (Body,), Error = Rejection> + Clone {
+    let form = media("multipart/form-data")
+        .and(warp::multipart::form().max_length(None))
+        .map(Body::Form);
+    let record = media("application/octet-stream")
+        .and(warp::body::stream())
+        .and_then(|stream| async move {
+            read_limited(stream, MAX_RECORD_BODY as u64)
+                .await
+                .map(Body::Record)
+                .map_err(reject)
+        });
+    let other = warp::any().and_then(|| async {
+        Err::<Body, _>(reject(Failure::MediaType(
+            "send the signed record as application/octet-stream, or record and content \
+             as multipart/form-data",
+        )))
+    });
+    form.or(record).unify().or(other).unify()
+}
+
+/// Passes requests whose `Content-Type` is `essence` (parameters allowed).
+fn media(essence: &'static str) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(move |value: Option<String>| async move {
+            let got = value
+                .as_deref()
+                .and_then(|v| v.split(';').next())
+                .map(str::trim);
+            match got {
+                Some(g) if g.eq_ignore_ascii_case(essence) => Ok(()),
+                _ => Err(warp::reject::not_found()),
+            }
+        })
+        .untuple_one()
+}
+
+/// `GET /api/v1/author/{author}`.
+fn author(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "author" / String)
+        .and(warp::get())
+        .and(with(g))
+        .and_then(|a: String, g: Gateway| async move {
+            let author = api::author(&a).map_err(reject)?;
+            json(api::author_view(&g, author).await, VIEW_CACHE)
+        })
+}
+
+/// `GET /api/v1/packages?q=&platform=&category=&cursor=&limit=`.
+fn packages(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "v1" / "packages")
+        .and(warp::get())
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(with(g))
+        .and_then(|pairs: Vec<(String, String)>, g: Gateway| async move {
+            let query = api::ListQuery::parse(&pairs).map_err(reject)?;
+            json(api::list(&g, &query).await, VIEW_CACHE)
+        })
+}
+
+/// The `Range` and `If-None-Match` request headers.
+pub(crate) fn conditions() -> impl Filter<Extract = (Conditions,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("range")
+        .and(warp::header::optional::<String>("if-none-match"))
+        .map(|range, if_none_match| Conditions {
+            range,
+            if_none_match,
+        })
+}
+
+/// `GET /api/v1/download/{author}/{package}[/{version}]`.
+fn download_route(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let newest = warp::path!("api" / "v1" / "download" / String / String)
+        .map(|a: String, p: String| (a, p, None));
+    let versioned = warp::path!("api" / "v1" / "download" / String / String / String)
+        .map(|a: String, p: String, v: String| (a, p, Some(v)));
+    newest
+        .or(versioned)
+        .unify()
+        .and(warp::get())
+        .and(conditions())
+        .and(with(g))
+        .and_then(
+            |(a, p, v): (String, String, Option<String>), conditions, g: Gateway| async move {
+                let key = api::package_key(&a, &p).map_err(reject)?;
+                let version = v.as_deref().map(api::version).transpose().map_err(reject)?;
+                download::download(&g, key, version, conditions)
+                    .await
+                    .map_err(reject)
+            },
+        )
+}
+
+/// Page handlers answer failures with an HTML page, not JSON.
+fn html(result: Result<Response, Failure>) -> Result<Response, Rejection> {
+    Ok(result.unwrap_or_else(|failure| pages::error_page(&failure)))
+}
+
+/// `GET /?q=&cursor=`.
+fn home_page(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path::end()
+        .and(warp::get())
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(with(g))
+        .and_then(|pairs: Vec<(String, String)>, g: Gateway| async move {
+            html(pages::home(&g, &pairs).await)
+        })
+}
+
+/// `GET /p/{author}`.
+fn author_page(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("p" / String)
+        .and(warp::get())
+        .and(with(g))
+        .and_then(|a: String, g: Gateway| async move { html(pages::author(&g, &a).await) })
+}
+
+/// `GET /p/{author}/{package}`.
+fn package_page(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("p" / String / String)
+        .and(warp::get())
+        .and(warp::header::optional::<String>("host"))
+        .and(with(g))
+        .and_then(
+            |a: String, p: String, host: Option<String>, g: Gateway| async move {
+                let result = match api::package_key(&a, &p) {
+                    Ok(key) => pages::package(&g, &key, host.as_deref()).await,
+                    Err(e) => Err(e),
+                };
+                html(result)
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_never_carry_parameters() {
+        assert_eq!(route_label("/api/v1/package/a/b"), "package");
+        assert_eq!(route_label("/api/v1/package/a/b/1.0.0"), "release");
+        assert_eq!(route_label("/api/v1/download/a/b"), "download");
+        assert_eq!(route_label("/ipfs/bafy"), "ipfs");
+        assert_eq!(route_label("/"), "page_home");
+        assert_eq!(route_label("/p/a/b"), "page_package");
+        assert_eq!(route_label("/whatever/else"), "other");
+    }
+}

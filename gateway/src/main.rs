@@ -1,0 +1,176 @@
+//! `ipsr-gateway`: an IPSR node, the indexer and the HTTP gateway in one
+//! process.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use ipsr_gateway::{Gateway, GatewayConfig, Uploads};
+use ipsr_indexer::{
+    Index, Indexer, IndexerConfig, LocalSource, RedisConfig, RedisIndex, StoreIndex,
+};
+use ipsr_node::run::{self, RunArgs};
+use ipsr_proto::AuthorId;
+use tracing_subscriber::EnvFilter;
+
+/// The IPSR gateway: a node that also serves the JSON API, app downloads,
+/// IPFS gateway reads and web pages over HTTP.
+///
+/// Without --redis it answers from the node's embedded store. With --redis
+/// it mirrors every record into Redis (the indexer runs in this process)
+/// and answers from there; several gateways may share one Redis.
+///
+/// Example: ipsr-gateway --data-dir ./gw --http 127.0.0.1:8080
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    node: RunArgs,
+    /// Where to serve HTTP.
+    #[arg(
+        long,
+        env = "IPSR_HTTP",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    http: SocketAddr,
+    /// Mirror records into Redis and serve from there, e.g. redis://127.0.0.1:6379.
+    #[arg(long, env = "IPSR_REDIS_URL", value_name = "URL")]
+    redis: Option<String>,
+    /// Prefix of every Redis key, so deployments can share one Redis.
+    #[arg(long, env = "IPSR_REDIS_PREFIX", default_value = "ipsr:")]
+    redis_prefix: String,
+    /// Accept content uploads with records signed by this author id; repeat
+    /// for several. Without it (or --uploads-from-anyone) a publish carries
+    /// the signed record only.
+    #[arg(
+        long = "upload-author",
+        env = "IPSR_UPLOAD_AUTHORS",
+        value_name = "AUTHOR",
+        value_delimiter = ','
+    )]
+    upload_authors: Vec<AuthorId>,
+    /// Accept content uploads from any author.
+    #[arg(long, env = "IPSR_UPLOADS_FROM_ANYONE")]
+    uploads_from_anyone: bool,
+    /// The largest content upload, in MiB.
+    #[arg(long, env = "IPSR_MAX_UPLOAD_MIB", default_value_t = 256)]
+    max_upload_mib: u64,
+    /// Requests per second one client address may make (0: no limit).
+    #[arg(long, env = "IPSR_RATE_LIMIT", default_value_t = 100)]
+    rate_limit: u32,
+    /// Requests served at once; more are answered 503.
+    #[arg(long, env = "IPSR_MAX_CONCURRENT", default_value_t = 1024)]
+    max_concurrent: usize,
+    /// The public base URL (for QR codes), e.g. https://apps.example.org.
+    #[arg(long, env = "IPSR_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(cli))
+}
+
+fn gateway_config(cli: &Cli) -> GatewayConfig {
+    let mut config = GatewayConfig::default();
+    config.uploads = if cli.uploads_from_anyone {
+        Uploads::Anyone
+    } else if cli.upload_authors.is_empty() {
+        Uploads::Off
+    } else {
+        Uploads::Authors(cli.upload_authors.iter().copied().collect::<HashSet<_>>())
+    };
+    config.max_upload_bytes = cli.max_upload_mib.saturating_mul(1024 * 1024);
+    config.rate_limit_per_sec = cli.rate_limit;
+    config.rate_limit_burst = cli.rate_limit.saturating_mul(2);
+    config.max_concurrent = cli.max_concurrent;
+    config.public_url = cli.public_url.clone();
+    config
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let config = gateway_config(&cli);
+    let settings = run::settings(cli.node)?;
+    let running = run::start(settings).await?;
+    let node = running.node.clone();
+    let (index, indexer): (Arc<dyn Index>, _) = match &cli.redis {
+        None => (Arc::new(StoreIndex::new(node.store().clone())), None),
+        Some(url) => {
+            let mut redis = RedisConfig::new(url.clone());
+            redis.prefix = cli.redis_prefix.clone();
+            let index = RedisIndex::open(&redis).context("bad --redis URL or prefix")?;
+            let indexer = Indexer::new(
+                LocalSource::new(node.clone()),
+                index.clone(),
+                IndexerConfig::default(),
+            );
+            (Arc::new(index), Some(indexer))
+        }
+    };
+    let backend = if indexer.is_some() {
+        "redis"
+    } else {
+        "embedded"
+    };
+    let gateway = Gateway::new(node, index, config);
+    let (addr, server) = ipsr_gateway::serve(gateway, cli.http)
+        .await
+        .context("cannot serve HTTP (--http)")?;
+    println!("gateway: http://{addr} (index: {backend})");
+    let indexing = async move {
+        match indexer {
+            Some(indexer) => {
+                if let Err(e) = indexer.run(std::future::pending()).await {
+                    tracing::error!(error = %e, "the indexer stopped");
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    running
+        .until_stopped(async move {
+            tokio::select! {
+                () = server => {}
+                () = indexing => {}
+            }
+        })
+        .await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn upload_policy_from_flags() {
+        let author = ipsr_proto::AuthorKey::from_seed(&[1; 32]).author_id();
+        let cli =
+            Cli::try_parse_from(["ipsr-gateway", "--upload-author", &author.to_string()]).unwrap();
+        let config = gateway_config(&cli);
+        assert!(config.uploads.allows(&author));
+        let other = ipsr_proto::AuthorKey::from_seed(&[2; 32]).author_id();
+        assert!(!config.uploads.allows(&other));
+        let cli = Cli::try_parse_from(["ipsr-gateway"]).unwrap();
+        assert_eq!(gateway_config(&cli).uploads, Uploads::Off);
+        assert_eq!(cli.http, "127.0.0.1:8080".parse().unwrap());
+    }
+}

@@ -1,0 +1,84 @@
+//! The gateway's own Prometheus metrics; `GET /metrics` serves them after
+//! the node's (one OpenMetrics text document).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// Request counters and latencies, by route.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram>,
+    bytes_served: Counter,
+    registry: Registry,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. about 16 s
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::<Labels, Counter>::default();
+        let latency = Family::<Labels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let bytes_served = Counter::default();
+        let mut registry = Registry::with_prefix("ipsr_gateway");
+        registry.register(
+            "requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer (to the start of the body), by route",
+            latency.clone(),
+        );
+        registry.register(
+            "content_bytes",
+            "Bytes of app content and blocks sent",
+            bytes_served.clone(),
+        );
+        Self {
+            requests,
+            latency,
+            bytes_served,
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub(crate) fn request(&self, route: &str, status: u16, seconds: f64) {
+        let labels = vec![
+            ("route".to_owned(), route.to_owned()),
+            ("status".to_owned(), status.to_string()),
+        ];
+        self.requests.get_or_create(&labels).inc();
+        self.latency
+            .get_or_create(&vec![("route".to_owned(), route.to_owned())])
+            .observe(seconds);
+    }
+
+    /// Counts content bytes sent.
+    pub(crate) fn served(&self, bytes: u64) {
+        self.bytes_served.inc_by(bytes);
+    }
+
+    /// The node's metrics text followed by the gateway's.
+    pub(crate) fn encode(&self, node: &str) -> String {
+        let mut out = node.trim_end().trim_end_matches("# EOF").to_owned();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}

@@ -1,0 +1,304 @@
+//! The web pages: server-rendered HTML (maud escapes every value, so a
+//! title of `<script>` shows as text), no JavaScript, one column that fits
+//! a phone screen.
+//!
+//! * `/`: a search box, and the search results or the recent releases;
+//! * `/p/{author}`: the author's packages;
+//! * `/p/{author}/{package}`: one package: metadata, versions, the CID, a
+//!   download button, a QR code of the download URL and how to verify it.
+
+use ipsr_node::views::Package;
+use ipsr_proto::PackageKey;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use qrcode::QrCode;
+use qrcode::render::svg;
+use warp::Reply;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+use crate::Gateway;
+use crate::api::{self, ListQuery, PackageSummary};
+use crate::error::Failure;
+
+/// The pages' style sheet, inline so a page is one request.
+const STYLE: &str = "\
+body{font-family:system-ui,sans-serif;margin:0 auto;max-width:46rem;padding:0 1rem;line-height:1.45;color:#1b1b1b}\
+header{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;padding:.75rem 0;border-bottom:1px solid #ddd}\
+header a.home{font-weight:700;text-decoration:none;color:inherit;margin-right:auto}\
+form.search{display:flex;gap:.25rem;flex:1 1 16rem}form.search input{flex:1;min-width:0;padding:.4rem;font-size:1rem}\
+ul.list{list-style:none;padding:0}ul.list li{padding:.6rem 0;border-bottom:1px solid #eee}\
+.muted{color:#666;font-size:.9rem}code,.cid{font-family:ui-monospace,monospace;word-break:break-all}\
+a.button{display:inline-block;background:#0b57d0;color:#fff;padding:.6rem 1rem;border-radius:.4rem;text-decoration:none}\
+table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.3rem;border-bottom:1px solid #eee}\
+.yanked{color:#a50e0e}img.icon{width:64px;height:64px;float:right}.qr svg{width:10rem;height:10rem}\
+pre{white-space:pre-wrap;background:#f6f6f6;padding:.6rem;border-radius:.3rem}";
+
+/// Content-Security-Policy of the pages: nothing but this origin's images
+/// and the inline style; no script at all.
+const CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; \
+                   form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+fn layout(title: &str, query: Option<&str>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · IPSR" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    a.home href="/" { "IPSR" }
+                    form.search method="get" action="/" role="search" {
+                        input type="search" name="q" value=[query] placeholder="Search apps"
+                            aria-label="Search apps";
+                        button type="submit" { "Search" }
+                    }
+                }
+                main { (body) }
+                footer.muted {
+                    p { "Every release is signed by its author and checked against its CID. "
+                        a href="/api/v1/openapi.json" { "API" } }
+                }
+            }
+        }
+    }
+}
+
+fn page(status: StatusCode, markup: Markup) -> Response {
+    let mut response =
+        warp::reply::with_status(warp::reply::html(markup.into_string()), status).into_response();
+    let headers = response.headers_mut();
+    headers.insert("content-security-policy", HeaderValue::from_static(CSP));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=10"),
+    );
+    response
+}
+
+/// A failure as a page with its status.
+pub(crate) fn error_page(failure: &Failure) -> Response {
+    let (status, _) = failure.status_and_code();
+    let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %failure, "page failed");
+        "Something went wrong on this gateway.".to_owned()
+    } else {
+        failure.to_string()
+    };
+    let title = status.canonical_reason().unwrap_or("Error");
+    page(
+        status,
+        layout(title, None, html! { h1 { (title) } p { (message) } }),
+    )
+}
+
+fn summary_item(s: &PackageSummary) -> Markup {
+    html! {
+        li {
+            a href={ "/p/" (s.author) "/" (s.package) } {
+                strong { @if s.title.is_empty() { (s.package) } @else { (s.title) } }
+            }
+            @if let Some(v) = &s.newest { " " span.muted { (v) } }
+            br;
+            @if !s.summary.is_empty() { (s.summary) br; }
+            span.muted { code { (s.package) } " · " (date(s.updated_at)) }
+        }
+    }
+}
+
+/// `GET /?q=`: search results, or the recent releases.
+pub(crate) async fn home(g: &Gateway, pairs: &[(String, String)]) -> Result<Response, Failure> {
+    let query = ListQuery::parse(pairs)?;
+    let listing = api::list(g, &query).await?;
+    let q = query.q.as_deref();
+    let heading = match q {
+        Some(q) => format!("Results for “{q}”"),
+        None => "Recent releases".to_owned(),
+    };
+    let body = html! {
+        h1 { (heading) }
+        @if listing.packages.is_empty() {
+            p { @if q.is_some() { "No package matches." } @else { "Nothing has been published yet." } }
+        } @else {
+            ul.list { @for s in &listing.packages { (summary_item(s)) } }
+        }
+        @if let Some(next) = &listing.next_cursor {
+            a href={ "/?" (next_query(q, next)) } { "More" }
+        }
+    };
+    Ok(page(StatusCode::OK, layout("Apps", q, body)))
+}
+
+fn next_query(q: Option<&str>, cursor: &str) -> String {
+    let mut url = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(q) = q {
+        url.append_pair("q", q);
+    }
+    url.append_pair("cursor", cursor);
+    url.finish()
+}
+
+/// `GET /p/{author}`.
+pub(crate) async fn author(g: &Gateway, author_text: &str) -> Result<Response, Failure> {
+    let view = api::author_view(g, api::author(author_text)?).await?;
+    let body = html! {
+        h1 { "Author" }
+        p.cid { (view.author) }
+        ul.list { @for s in &view.packages { (summary_item(s)) } }
+    };
+    Ok(page(StatusCode::OK, layout("Author", None, body)))
+}
+
+/// `GET /p/{author}/{package}`.
+pub(crate) async fn package(
+    g: &Gateway,
+    key: &PackageKey,
+    host: Option<&str>,
+) -> Result<Response, Failure> {
+    let view: Package = api::package(g, key).await?;
+    let m = &view.metadata;
+    let title = if m.title.is_empty() {
+        view.package.to_string()
+    } else {
+        m.title.clone()
+    };
+    let newest = view
+        .newest
+        .as_ref()
+        .and_then(|n| view.versions.iter().find(|v| &v.version == n));
+    let base = base_url(g, host);
+    let body = html! {
+        @if let Some(icon) = &m.icon { img.icon src={ "/ipfs/" (icon) } alt=""; }
+        h1 { (title) }
+        p.muted { code { (view.package) } " by " a.cid href={ "/p/" (view.author) } { (view.author) } }
+        @if !m.summary.is_empty() { p { strong { (m.summary) } } }
+        @if let Some(release) = newest {
+            @let path = format!("/api/v1/download/{}/{}/{}", view.author, view.package, release.version);
+            p {
+                a.button href=(path) download=(release.file_name) {
+                    "Download " (release.version) " (" (size(release.size)) ")"
+                }
+            }
+            p.muted { "CID " span.cid { (release.cid) } }
+            figure.qr {
+                (PreEscaped(qr_svg(&format!("{base}{path}"))))
+                figcaption.muted { "Scan to download on a phone" }
+            }
+            h2 { "Verify" }
+            pre { "ipsr-cli download " (view.author) "/" (view.package) "@" (release.version) "\n"
+                  "ipsr-cli verify " (release.file_name) " " (view.author) "/" (view.package) "@" (release.version) }
+        } @else {
+            p.yanked { "Every version of this package is yanked." }
+        }
+        @if !m.description.is_empty() { h2 { "Description" } pre { (m.description) } }
+        h2 { "Details" }
+        table {
+            @if !m.license.is_empty() { tr { th { "License" } td { (m.license) } } }
+            @if let Some(url) = &m.homepage_url { tr { th { "Home page" } td { a href=(url) rel="nofollow noopener" { (url) } } } }
+            @if let Some(url) = &m.source_url { tr { th { "Source" } td { a href=(url) rel="nofollow noopener" { (url) } } } }
+            @if !m.categories.is_empty() { tr { th { "Categories" } td { (m.categories.join(", ")) } } }
+            @if m.min_sdk > 0 { tr { th { "Android SDK" } td { (m.min_sdk) "–" (m.target_sdk) } } }
+        }
+        @if !m.permissions.is_empty() {
+            h2 { "Permissions" }
+            ul { @for p in &m.permissions { li { code { (p) } } } }
+        }
+        h2 { "Versions" }
+        table {
+            tr { th { "Version" } th { "Date" } th { "Size" } th { "" } }
+            @for v in &view.versions {
+                tr {
+                    td { (v.version) }
+                    td { (date(v.created_at)) }
+                    td { (size(v.size)) }
+                    td {
+                        @if v.yanked {
+                            span.yanked { "yanked" @if let Some(r) = &v.yank_reason { ": " (r) } }
+                        } @else {
+                            a href={ "/api/v1/download/" (view.author) "/" (view.package) "/" (v.version) } { "download" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(StatusCode::OK, layout(&title, None, body)))
+}
+
+/// The absolute base URL for links that leave the page (the QR code).
+fn base_url(g: &Gateway, host: Option<&str>) -> String {
+    if let Some(url) = &g.config().public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    // A Host header that is not a plain host[:port] is not echoed.
+    match host.filter(|h| {
+        !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    }) {
+        Some(host) => format!("http://{host}"),
+        None => String::new(),
+    }
+}
+
+fn qr_svg(text: &str) -> String {
+    match QrCode::new(text.as_bytes()) {
+        Ok(code) => code
+            .render::<svg::Color<'_>>()
+            .min_dimensions(160, 160)
+            .build(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make a QR code");
+            String::new()
+        }
+    }
+}
+
+fn date(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(|t| t.date().to_string())
+        .unwrap_or_default()
+}
+
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_dates() {
+        assert_eq!(size(0), "0 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(20 * 1024 * 1024), "20.0 MiB");
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(1_795_651_200), "2026-11-26");
+    }
+
+    #[test]
+    fn qr_codes_are_svg() {
+        let svg = qr_svg("http://127.0.0.1:8080/api/v1/download/a/b/1.0.0");
+        assert!(
+            svg.starts_with("<?xml") || svg.starts_with("<svg"),
+            "{svg:.40}"
+        );
+        assert!(svg.contains("<svg"));
+    }
+}

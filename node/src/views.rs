@@ -1,0 +1,184 @@
+//! JSON views of packages and releases, shared by the node's API
+//! (`docs/node-api.md`) and the gateway's (`docs/gateway.md`), so both
+//! describe a package in the same words. Authors, package names, versions
+//! and CIDs are written in their canonical text forms; signed records in
+//! standard, padded base64 of their envelope bytes.
+
+use std::cmp::Ordering;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ipsr_proto::{
+    AuthorId, Change, ContentId, Metadata, PackageName, PackageState, Platform, Record,
+    ReleaseState, SignedRecord, Version,
+};
+use serde::Serialize;
+
+use crate::Stored;
+
+/// The answer to `POST /v1/records`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    pub id: String,
+    pub change: &'static str,
+    pub position: Option<u64>,
+    pub author: AuthorId,
+    pub package: PackageName,
+    pub version: Version,
+}
+
+impl Published {
+    pub fn new(stored: &Stored, record: &Record) -> Self {
+        let change = match stored.applied.change {
+            Change::New => "new",
+            Change::Replaced { .. } => "replaced",
+            Change::Conflicting => "conflicting",
+            Change::Duplicate => "duplicate",
+            Change::Stale => "stale",
+        };
+        Self {
+            id: stored.id.to_string(),
+            change,
+            position: stored.position,
+            author: *record.author(),
+            package: record.package().clone(),
+            version: record.version().clone(),
+        }
+    }
+}
+
+/// One version of a package, as listed by `GET /v1/packages/{a}/{p}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionEntry {
+    pub version: Version,
+    pub version_code: u64,
+    pub cid: ContentId,
+    pub size: u64,
+    pub file_name: String,
+    pub platform: Platform,
+    pub created_at: u64,
+    pub seq: u64,
+    pub yanked: bool,
+    pub yank_reason: Option<String>,
+    pub conflicting_cids: Vec<ContentId>,
+    pub equivocated: bool,
+    pub record_id: String,
+}
+
+/// A release state with a release record in its release slot (a yank may
+/// arrive before its release; such a version is not listed).
+struct Listed<'a> {
+    state: &'a ReleaseState,
+    record: &'a SignedRecord,
+    release: &'a ipsr_proto::Release,
+}
+
+impl<'a> Listed<'a> {
+    fn of(state: &'a ReleaseState) -> Option<Self> {
+        let record = state.release()?;
+        let release = record.record().as_release()?;
+        Some(Self {
+            state,
+            record,
+            release,
+        })
+    }
+
+    /// Rule 7's order without the yank filter: `version_code`, then the
+    /// version, then the record order.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.release
+            .version_code
+            .cmp(&other.release.version_code)
+            .then_with(|| self.release.version.cmp(&other.release.version))
+            .then_with(|| self.record.order(other.record))
+    }
+
+    fn entry(&self) -> VersionEntry {
+        let r = self.release;
+        let yanked = self.state.is_yanked();
+        let yank_reason = match self.state.yank().map(SignedRecord::record) {
+            Some(Record::Yank(y)) if yanked => Some(y.reason.clone()),
+            _ => None,
+        };
+        VersionEntry {
+            version: r.version.clone(),
+            version_code: r.version_code,
+            cid: r.cid,
+            size: r.size,
+            file_name: r.file_name.clone(),
+            platform: r.platform.clone(),
+            created_at: r.created_at,
+            seq: r.seq,
+            yanked,
+            yank_reason,
+            conflicting_cids: self
+                .state
+                .conflicting_cids()
+                .map(|c| c.into_iter().collect())
+                .unwrap_or_default(),
+            equivocated: self.state.is_equivocated(),
+            record_id: self.record.id().to_string(),
+        }
+    }
+}
+
+/// The answer to `GET /v1/packages/{author}/{package}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Package {
+    pub author: AuthorId,
+    pub package: PackageName,
+    pub newest: Option<Version>,
+    pub versions: Vec<VersionEntry>,
+    pub metadata: Metadata,
+}
+
+impl Package {
+    /// `None` when no version has a release record.
+    pub fn new(state: &PackageState) -> Option<Self> {
+        let mut listed: Vec<Listed<'_>> = state.releases().filter_map(Listed::of).collect();
+        listed.sort_by(|a, b| b.cmp(a));
+        let newest = state.newest();
+        let shown = newest
+            .and_then(|n| listed.iter().find(|l| l.record.id() == n.id()))
+            .or(listed.first())?;
+        Some(Self {
+            author: state.key().author,
+            package: state.key().package.clone(),
+            newest: newest.map(|n| n.record().version().clone()),
+            metadata: shown.release.metadata.clone(),
+            versions: listed.iter().map(Listed::entry).collect(),
+        })
+    }
+}
+
+/// The answer to `GET /v1/packages/{author}/{package}/{version}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseView {
+    pub author: AuthorId,
+    pub package: PackageName,
+    #[serde(flatten)]
+    pub entry: VersionEntry,
+    pub metadata: Metadata,
+    pub record: String,
+    pub yank_record: Option<String>,
+}
+
+impl ReleaseView {
+    /// `None` when the release slot is empty (only a yank is held).
+    pub fn new(state: &ReleaseState) -> Option<Self> {
+        let listed = Listed::of(state)?;
+        Some(Self {
+            author: state.key().author,
+            package: state.key().package.clone(),
+            entry: listed.entry(),
+            metadata: listed.release.metadata.clone(),
+            record: base64(listed.record),
+            yank_record: state.yank().map(base64),
+        })
+    }
+}
+
+fn base64(record: &SignedRecord) -> String {
+    STANDARD.encode(record.to_bytes())
+}

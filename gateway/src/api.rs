@@ -49,7 +49,7 @@ pub(crate) struct PackageSummary {
     pub(crate) platform: Platform,
     pub(crate) categories: Vec<String>,
     pub(crate) icon: Option<ContentId>,
-    /// `created_at` of the release shown (Unix seconds).
+    /// `created_at` of the release shown (Unix ms).
     pub(crate) updated_at: u64,
 }
 

@@ -276,25 +276,38 @@ fn publish_body() -> impl Filter<Extract = (Body,), Error = Rejection> + Clone {
                 .map(Body::Record)
                 .map_err(reject)
         });
-    let other = warp::any().and_then(|| async {
-        Err::<Body, _>(reject(Failure::MediaType(
-            "send the signed record as application/octet-stream, or record and content \
-             as multipart/form-data",
-        )))
-    });
+    // Reached only when neither matched by media type (a failure of the
+    // matching branch, such as a body over the limit, is kept).
+    let other = warp::header::optional::<String>("content-type").and_then(
+        |value: Option<String>| async move {
+            if essence(value.as_deref()).is_some_and(|e| {
+                e.eq_ignore_ascii_case("multipart/form-data")
+                    || e.eq_ignore_ascii_case("application/octet-stream")
+            }) {
+                return Err(warp::reject::not_found());
+            }
+            Err::<Body, _>(reject(Failure::MediaType(
+                "send the signed record as application/octet-stream, or record and content \
+                 as multipart/form-data",
+            )))
+        },
+    );
     form.or(record).unify().or(other).unify()
 }
 
-/// Passes requests whose `Content-Type` is `essence` (parameters allowed).
-fn media(essence: &'static str) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+/// The media type of a `Content-Type` value, without its parameters.
+fn essence(content_type: Option<&str>) -> Option<&str> {
+    content_type
+        .and_then(|v| v.split(';').next())
+        .map(str::trim)
+}
+
+/// Passes requests whose `Content-Type` is `wanted` (parameters allowed).
+fn media(wanted: &'static str) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
         .and_then(move |value: Option<String>| async move {
-            let got = value
-                .as_deref()
-                .and_then(|v| v.split(';').next())
-                .map(str::trim);
-            match got {
-                Some(g) if g.eq_ignore_ascii_case(essence) => Ok(()),
+            match essence(value.as_deref()) {
+                Some(g) if g.eq_ignore_ascii_case(wanted) => Ok(()),
                 _ => Err(warp::reject::not_found()),
             }
         })

@@ -1,0 +1,766 @@
+//! The gateway's JSON API and downloads through `warp::test`, each test run
+//! against both backends: the node's embedded store and Redis (filled by an
+//! in-process indexer under a test prefix).
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../indexer/tests/common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use common::{Running, TestIndex, key, redis_url, yank};
+use ipsr_gateway::{Gateway, GatewayConfig, Uploads};
+use ipsr_indexer::{Index, StoreIndex};
+use ipsr_node::Client;
+use ipsr_node::content::unixfs::{Importer, Profile};
+use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord};
+use serde_json::Value;
+use warp::Filter;
+use warp::http::Response;
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Embedded,
+    Redis,
+}
+
+/// A node, a gateway over it, and for Redis the index and its indexer.
+struct Env {
+    _dir: tempfile::TempDir,
+    node: Client,
+    gateway: Gateway,
+    redis: Option<(TestIndex, Running)>,
+}
+
+impl Env {
+    async fn new(backend: Backend, name: &str, config: GatewayConfig) -> Self {
+        let (dir, node) = common::node().await;
+        let (index, redis): (Arc<dyn Index>, _) = match backend {
+            Backend::Embedded => (Arc::new(StoreIndex::new(node.store().clone())), None),
+            Backend::Redis => {
+                let test = TestIndex::new(&redis_url(), name);
+                let running = Running::start(&node, test.index.clone());
+                (Arc::new(test.index.clone()), Some((test, running)))
+            }
+        };
+        let gateway = Gateway::new(node.clone(), index, config);
+        Self {
+            _dir: dir,
+            node,
+            gateway,
+            redis,
+        }
+    }
+
+    /// Waits until the index holds everything the node holds.
+    async fn settle(&self) {
+        if let Some((_, running)) = &self.redis {
+            running.caught_up(&self.node).await;
+        }
+    }
+
+    async fn publish(&self, record: &SignedRecord) {
+        self.node.publish(record.clone()).await.unwrap();
+        self.settle().await;
+    }
+
+    /// Adds `bytes` as content and returns its CID and size.
+    async fn content(&self, bytes: &[u8]) -> (ContentId, u64) {
+        let imported = self
+            .node
+            .add_bytes(Bytes::copy_from_slice(bytes), Profile::V1_2025, None)
+            .await
+            .unwrap();
+        (ContentId::try_from(imported.root).unwrap(), imported.size)
+    }
+
+    async fn send(&self, request: warp::test::RequestBuilder) -> Response<Bytes> {
+        let routes = ipsr_gateway::routes(self.gateway.clone()).map(warp::Reply::into_response);
+        request
+            .remote_addr(SocketAddr::from(([127, 0, 0, 1], 40000)))
+            .reply(&routes)
+            .await
+    }
+
+    async fn get(&self, path: &str) -> Response<Bytes> {
+        self.send(warp::test::request().path(path)).await
+    }
+
+    async fn json(&self, path: &str) -> (u16, Value) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        let body = serde_json::from_slice(response.body())
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {:?}", response.body()));
+        (status, body)
+    }
+}
+
+/// Runs `$test(backend)` against both backends.
+macro_rules! both {
+    ($name:ident, $test:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                $test(Backend::Embedded).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                $test(Backend::Redis).await;
+            }
+        }
+    };
+}
+
+struct Rel<'a> {
+    key: &'a AuthorKey,
+    package: &'a str,
+    version: &'a str,
+    code: u64,
+    cid: ContentId,
+    size: u64,
+    title: &'a str,
+    seq: u64,
+}
+
+fn release(r: Rel<'_>) -> SignedRecord {
+    let mut rel = Release::new(
+        r.key.author_id(),
+        r.package.parse().unwrap(),
+        r.version.parse().unwrap(),
+        r.code,
+        r.cid,
+    );
+    rel.size = r.size;
+    rel.file_name = format!("{}-{}.apk", r.package, r.version);
+    rel.seq = r.seq;
+    rel.created_at = common::t0() + r.seq;
+    rel.metadata.title = r.title.into();
+    rel.metadata.summary = format!("{} in one line", r.title);
+    rel.metadata.categories = vec!["tools".into()];
+    rel.platform = ipsr_proto::Platform::android();
+    rel.sign(r.key).unwrap()
+}
+
+fn path_of(record: &SignedRecord) -> String {
+    let k = record.release_key();
+    format!("{}/{}", k.author, k.package)
+}
+
+async fn package_views(backend: Backend) {
+    let env = Env::new(backend, "package_views", GatewayConfig::default()).await;
+    let k = key(1);
+    let (cid1, size1) = env.content(b"version one").await;
+    let (cid2, size2) = env.content(b"version two!").await;
+    let rel = |version, code, cid, size, seq| {
+        release(Rel {
+            key: &k,
+            package: "com.example.chat",
+            version,
+            code,
+            cid,
+            size,
+            title: "Chat",
+            seq,
+        })
+    };
+    let v1 = rel("1.0.0", 1, cid1, size1, 1);
+    let v2 = rel("1.1.0", 2, cid2, size2, 2);
+    env.publish(&v1).await;
+    env.publish(&v2).await;
+    env.publish(&yank(&k, "com.example.chat", "1.1.0", 3)).await;
+    let base = path_of(&v1);
+
+    let (status, package) = env.json(&format!("/api/v1/package/{base}")).await;
+    assert_eq!(status, 200, "{package}");
+    assert_eq!(package["newest"], "1.0.0", "1.1.0 is yanked");
+    let versions = package["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["version"], "1.1.0");
+    assert_eq!(versions[0]["yanked"], true);
+    assert_eq!(versions[0]["yank_reason"], "broken");
+    assert_eq!(versions[1]["yanked"], false);
+    assert_eq!(versions[1]["cid"], cid1.to_string());
+    assert_eq!(package["metadata"]["title"], "Chat");
+
+    let (status, one) = env.json(&format!("/api/v1/package/{base}/1.0.0")).await;
+    assert_eq!(status, 200);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(one["record"].as_str().unwrap())
+        .unwrap();
+    let back = SignedRecord::from_bytes(&bytes).unwrap().verify().unwrap();
+    assert_eq!(back, v1, "the signed record verifies on its own");
+    assert_eq!(one["yank_record"], Value::Null);
+    let (_, yanked) = env.json(&format!("/api/v1/package/{base}/1.1.0")).await;
+    assert!(yanked["yank_record"].is_string());
+
+    let (status, author) = env.json(&format!("/api/v1/author/{}", k.author_id())).await;
+    assert_eq!(status, 200);
+    assert_eq!(author["packages"][0]["package"], "com.example.chat");
+    assert_eq!(author["packages"][0]["newest"], "1.0.0");
+
+    // Unknown and malformed paths.
+    let other = key(9).author_id();
+    let cases = [
+        (
+            format!("/api/v1/package/{other}/com.example.chat"),
+            404,
+            "not_found",
+        ),
+        (format!("/api/v1/package/{base}/9.9.9"), 404, "not_found"),
+        (format!("/api/v1/author/{other}"), 404, "not_found"),
+        (
+            "/api/v1/package/nobody/com.example.chat".into(),
+            400,
+            "bad_author",
+        ),
+        (
+            format!("/api/v1/package/{}/Bad..Name", k.author_id()),
+            400,
+            "bad_package",
+        ),
+        (format!("/api/v1/package/{base}/01.0"), 400, "bad_version"),
+        ("/api/v1/nothing-here".into(), 404, "not_found"),
+    ];
+    for (path, status, code) in cases {
+        let (got, body) = env.json(&path).await;
+        assert_eq!(
+            (got, body["code"].as_str().unwrap()),
+            (status, code),
+            "{path}"
+        );
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let response = env
+        .send(
+            warp::test::request()
+                .method("DELETE")
+                .path(&format!("/api/v1/package/{base}")),
+        )
+        .await;
+    assert_eq!(response.status(), 405);
+}
+both!(package_views_both, package_views);
+
+async fn search_and_recent(backend: Backend) {
+    let env = Env::new(backend, "search_and_recent", GatewayConfig::default()).await;
+    let (k1, k2) = (key(1), key(2));
+    let (cid, size) = env.content(b"x").await;
+    let mut seq = 0;
+    let mut rel = |key, package, title| {
+        seq += 1;
+        release(Rel {
+            key,
+            package,
+            version: "1.0.0",
+            code: 1,
+            cid,
+            size,
+            title,
+            seq,
+        })
+    };
+    let records = [
+        rel(&k1, "com.example.chat", "Chat"),
+        rel(&k1, "com.example.notes", "Notes"),
+        rel(&k2, "org.other.chatter", "Chatter"),
+    ];
+    for r in &records {
+        env.publish(r).await;
+    }
+    let (status, found) = env.json("/api/v1/packages?q=chat").await;
+    assert_eq!(status, 200, "{found}");
+    let names: Vec<&str> = found["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["package"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"com.example.chat") && names.contains(&"org.other.chatter"));
+
+    let (_, recent) = env.json("/api/v1/packages").await;
+    let names: Vec<&str> = recent["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["package"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["org.other.chatter", "com.example.notes", "com.example.chat"],
+        "newest first"
+    );
+    // Pages of one, following the cursor.
+    let (_, page1) = env.json("/api/v1/packages?limit=1").await;
+    assert_eq!(page1["packages"][0]["package"], "org.other.chatter");
+    let cursor = page1["next_cursor"].as_str().unwrap().to_owned();
+    let (_, page2) = env
+        .json(&format!("/api/v1/packages?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(page2["packages"][0]["package"], "com.example.notes");
+    let (_, page3) = env.json("/api/v1/packages?limit=1&cursor=2").await;
+    assert_eq!(page3["packages"].as_array().unwrap().len(), 1);
+    assert_eq!(page3["next_cursor"], Value::Null, "the last page");
+    // Filters.
+    let (_, none) = env.json("/api/v1/packages?platform=ios").await;
+    assert_eq!(none["packages"].as_array().unwrap().len(), 0);
+    let (_, tools) = env.json("/api/v1/packages?category=tools&q=notes").await;
+    assert_eq!(tools["packages"][0]["package"], "com.example.notes");
+    let (status, bad) = env.json("/api/v1/packages?limit=0").await;
+    assert_eq!((status, bad["code"].as_str()), (400, Some("bad_query")));
+}
+both!(search_and_recent_both, search_and_recent);
+
+async fn publish_records(backend: Backend) {
+    let env = Env::new(backend, "publish_records", GatewayConfig::default()).await;
+    let k = key(3);
+    let (cid, size) = env.content(b"app bytes").await;
+    let record = release(Rel {
+        key: &k,
+        package: "com.example.pub",
+        version: "1.0.0",
+        code: 1,
+        cid,
+        size,
+        title: "Pub",
+        seq: 1,
+    });
+    let post = |path: &str, content_type: &str, body: Vec<u8>| {
+        warp::test::request()
+            .method("POST")
+            .path(path)
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let octet = "application/octet-stream";
+
+    // Forged: one byte of the signature flipped. Refused, nothing stored.
+    let mut forged = record.to_bytes();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let response = env.send(post("/api/v1/publish", octet, forged)).await;
+    assert_eq!(response.status(), 422, "{:?}", response.body());
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert!(body["code"].as_str().is_some(), "{body}");
+    // Garbage, wrong media type, oversized.
+    let response = env
+        .send(post("/api/v1/publish", octet, b"\x0a\xff\xff".to_vec()))
+        .await;
+    assert_eq!(response.status(), 422);
+    let response = env
+        .send(post("/api/v1/publish", "text/plain", record.to_bytes()))
+        .await;
+    assert_eq!(response.status(), 415);
+    let huge = vec![0u8; ipsr_proto::limits::MAX_RECORD_BYTES + 4096];
+    let response = env.send(post("/api/v1/publish", octet, huge)).await;
+    assert_eq!(response.status(), 413);
+    // The path names another package.
+    let wrong = format!("/api/v1/package/{}/com.example.other", k.author_id());
+    let response = env.send(post(&wrong, octet, record.to_bytes())).await;
+    assert_eq!(response.status(), 400);
+    env.settle().await;
+    assert_eq!(
+        env.node.store().stats().unwrap().records,
+        0,
+        "nothing stored"
+    );
+
+    // The real thing, on the package's own path.
+    let path = format!("/api/v1/package/{}/com.example.pub", k.author_id());
+    let response = env.send(post(&path, octet, record.to_bytes())).await;
+    assert_eq!(response.status(), 201, "{:?}", response.body());
+    let reply: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(reply["change"], "new");
+    assert_eq!(reply["content_uploaded"], false);
+    env.settle().await;
+    let (status, view) = env.json(reply["links"]["package"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["cid"], cid.to_string());
+    // Again: a duplicate, 200.
+    let response = env
+        .send(post("/api/v1/publish", octet, record.to_bytes()))
+        .await;
+    assert_eq!(response.status(), 200);
+}
+both!(publish_records_both, publish_records);
+
+/// A `multipart/form-data` body with `record` and, optionally, `content`.
+fn form(record: &[u8], content: Option<&[u8]>) -> (String, Vec<u8>) {
+    let boundary = "ipsr-test-boundary-7d1a";
+    let mut body = Vec::new();
+    let mut part = |name: &str, bytes: &[u8]| {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{name}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    };
+    part("record", record);
+    if let Some(content) = content {
+        part("content", content);
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn uploads(backend: Backend) {
+    let allowed = key(4);
+    let mut config = GatewayConfig::default();
+    config.uploads = Uploads::Authors([allowed.author_id()].into_iter().collect());
+    let env = Env::new(backend, "uploads", config).await;
+    // The content's CID is computed here, not stored: the gateway receives
+    // the bytes in the form.
+    let content = common_pattern(3 * 1024 * 1024 + 17);
+    let cid = {
+        let mut importer = Importer::new(Profile::V1_2025);
+        let _ = importer.push(&content);
+        let (imported, _) = importer.finish();
+        ContentId::try_from(imported.root).unwrap()
+    };
+    let record_of = |key: &AuthorKey, size| {
+        release(Rel {
+            key,
+            package: "com.example.upload",
+            version: "2.0.0",
+            code: 2,
+            cid,
+            size,
+            title: "Upload",
+            seq: 1,
+        })
+    };
+    let send_form = |record: &SignedRecord, content: Option<&[u8]>| {
+        let (content_type, body) = form(&record.to_bytes(), content);
+        warp::test::request()
+            .method("POST")
+            .path("/api/v1/publish")
+            .header("content-type", content_type)
+            .body(body)
+    };
+    // An author without upload rights: 403, nothing stored.
+    let stranger = record_of(&key(5), content.len() as u64);
+    let response = env.send(send_form(&stranger, Some(&content))).await;
+    assert_eq!(response.status(), 403, "{:?}", response.body());
+    // Content that does not match the record: 422, no record stored.
+    let good = record_of(&allowed, content.len() as u64);
+    let response = env.send(send_form(&good, Some(b"other bytes"))).await;
+    assert_eq!(response.status(), 422, "{:?}", response.body());
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["code"], "content_mismatch");
+    assert_eq!(env.node.store().stats().unwrap().records, 0);
+    // Matching content: stored, pinned, downloadable byte for byte.
+    let response = env.send(send_form(&good, Some(&content))).await;
+    assert_eq!(response.status(), 201, "{:?}", response.body());
+    let reply: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(reply["content_uploaded"], true);
+    let pins = env.node.pins().await.unwrap();
+    assert!(pins.iter().any(|p| p.root == *cid.cid()), "pinned");
+    env.settle().await;
+    let download = env.get(reply["links"]["download"].as_str().unwrap()).await;
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.body().as_ref(), content.as_slice());
+}
+both!(uploads_both, uploads);
+
+fn common_pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+async fn downloads(backend: Backend) {
+    let env = Env::new(backend, "downloads", GatewayConfig::default()).await;
+    let k = key(6);
+    let bytes_v1 = common_pattern(2 * 1024 * 1024 + 5);
+    let bytes_v2 = common_pattern(1000);
+    let (cid1, size1) = env.content(&bytes_v1).await;
+    let (cid2, size2) = env.content(&bytes_v2).await;
+    let rel = |version, code, cid, size, seq| {
+        release(Rel {
+            key: &k,
+            package: "com.example.dl",
+            version,
+            code,
+            cid,
+            size,
+            title: "Dl",
+            seq,
+        })
+    };
+    env.publish(&rel("1.0.0", 1, cid1, size1, 1)).await;
+    env.publish(&rel("1.1.0", 2, cid2, size2, 2)).await;
+    let base = format!("/api/v1/download/{}/com.example.dl", k.author_id());
+
+    let newest = env.get(&base).await;
+    assert_eq!(newest.status(), 200);
+    assert_eq!(newest.body().as_ref(), bytes_v2.as_slice());
+    let h = newest.headers();
+    assert_eq!(h["content-type"], "application/vnd.android.package-archive");
+    assert_eq!(h["content-length"], "1000");
+    assert_eq!(h["etag"], format!("\"{cid2}\""));
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"com.example.dl-1.1.0.apk\""
+    );
+    assert_eq!(h["accept-ranges"], "bytes");
+
+    // A range across a block boundary of the older version.
+    let from = 1024 * 1024 - 10;
+    let response = env
+        .send(
+            warp::test::request()
+                .path(&format!("{base}/1.0.0"))
+                .header("range", format!("bytes={from}-{}", from + 99)),
+        )
+        .await;
+    assert_eq!(response.status(), 206);
+    assert_eq!(response.body().as_ref(), &bytes_v1[from..from + 100]);
+    assert_eq!(
+        response.headers()["content-range"],
+        format!("bytes {from}-{}/{}", from + 99, bytes_v1.len())
+    );
+    // The tail, as a resuming phone asks.
+    let response = env
+        .send(
+            warp::test::request()
+                .path(&format!("{base}/1.0.0"))
+                .header("range", format!("bytes={}-", bytes_v1.len() - 3)),
+        )
+        .await;
+    assert_eq!(response.status(), 206);
+    assert_eq!(response.body().as_ref(), &bytes_v1[bytes_v1.len() - 3..]);
+    // Past the end: 416.
+    let response = env
+        .send(
+            warp::test::request()
+                .path(&format!("{base}/1.0.0"))
+                .header("range", format!("bytes={}-", bytes_v1.len())),
+        )
+        .await;
+    assert_eq!(response.status(), 416);
+    // Conditional: 304 with the CID as ETag.
+    let response = env
+        .send(
+            warp::test::request()
+                .path(&format!("{base}/1.0.0"))
+                .header("if-none-match", format!("\"{cid1}\"")),
+        )
+        .await;
+    assert_eq!(response.status(), 304);
+    assert!(response.body().is_empty());
+
+    // Yank 1.1.0: the default falls back to 1.0.0; 1.1.0 by name still
+    // downloads, flagged.
+    env.publish(&yank(&k, "com.example.dl", "1.1.0", 3)).await;
+    let fallback = env.get(&base).await;
+    assert_eq!(fallback.status(), 200);
+    assert_eq!(fallback.body().as_ref(), bytes_v1.as_slice());
+    let named = env.get(&format!("{base}/1.1.0")).await;
+    assert_eq!(named.headers()["x-ipsr-yanked"], "true");
+    assert_eq!(named.body().as_ref(), bytes_v2.as_slice());
+    // Unknown release: 404; the same bytes by CID under /ipfs.
+    assert_eq!(env.get(&format!("{base}/3.0.0")).await.status(), 404);
+    let by_cid = env.get(&format!("/ipfs/{cid1}")).await;
+    assert_eq!(by_cid.status(), 200);
+    assert_eq!(by_cid.body().as_ref(), bytes_v1.as_slice());
+    assert!(
+        by_cid.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+}
+both!(downloads_both, downloads);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_not_in_the_swarm_fails_fast() {
+    let mut config = GatewayConfig::default();
+    config.first_byte_timeout = std::time::Duration::from_millis(500);
+    let env = Env::new(Backend::Embedded, "fails_fast", config).await;
+    // A release whose content nobody holds.
+    let k = key(7);
+    let record = release(Rel {
+        key: &k,
+        package: "com.example.gone",
+        version: "1.0.0",
+        code: 1,
+        cid: common::cid(77),
+        size: 10,
+        title: "Gone",
+        seq: 1,
+    });
+    env.publish(&record).await;
+    let started = std::time::Instant::now();
+    let (status, body) = env
+        .json(&format!(
+            "/api/v1/download/{}/com.example.gone",
+            k.author_id()
+        ))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (504, Some("content_unavailable"))
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_cors_health_metrics_openapi() {
+    let mut config = GatewayConfig::default();
+    config.rate_limit_per_sec = 1;
+    config.rate_limit_burst = 3;
+    let env = Env::new(Backend::Embedded, "limits", config).await;
+    let (status, health) = env.json("/healthz").await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let _ = env.get("/api/v1/packages").await;
+    let _ = env.get("/api/v1/packages").await;
+    let (status, body) = env.json("/api/v1/packages").await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")));
+    let same = env.get("/healthz").await;
+    assert_eq!(same.status(), 429, "every route counts for the address");
+    // Another client is not held back.
+    let routes = ipsr_gateway::routes(env.gateway.clone()).map(warp::Reply::into_response);
+    let response = warp::test::request()
+        .path("/healthz")
+        .remote_addr(SocketAddr::from(([127, 0, 0, 2], 40000)))
+        .reply(&routes)
+        .await;
+    assert_eq!(response.status(), 200);
+
+    let env = Env::new(Backend::Embedded, "cors", GatewayConfig::default()).await;
+    let preflight = env
+        .send(
+            warp::test::request()
+                .method("OPTIONS")
+                .path("/api/v1/packages")
+                .header("origin", "https://store.example")
+                .header("access-control-request-method", "GET"),
+        )
+        .await;
+    assert_eq!(preflight.status(), 200);
+    assert!(
+        preflight
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    let simple = env
+        .send(
+            warp::test::request()
+                .path("/api/v1/packages")
+                .header("origin", "https://store.example"),
+        )
+        .await;
+    assert!(simple.headers().contains_key("access-control-allow-origin"));
+
+    let metrics = env.get("/metrics").await;
+    let text = std::str::from_utf8(metrics.body()).unwrap();
+    assert!(text.contains("ipsr_gateway_requests_total"), "{text}");
+    assert!(
+        text.contains("ipsr_store_records"),
+        "the node's metrics too"
+    );
+    assert_eq!(text.matches("# EOF").count(), 1);
+
+    let (status, openapi) = env.json("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3."));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_is_a_503_not_a_500() {
+    let mut server = common::RedisServer::start(common::free_port());
+    let (dir, node) = common::node().await;
+    let test = TestIndex::new(&server.url(), "redis_down");
+    let gateway = Gateway::new(
+        node.clone(),
+        Arc::new(test.index.clone()),
+        GatewayConfig::default(),
+    );
+    let env = Env {
+        _dir: dir,
+        node,
+        gateway,
+        redis: None,
+    };
+    let k = key(8);
+    let (status, _) = env
+        .json(&format!("/api/v1/package/{}/com.example.x", k.author_id()))
+        .await;
+    assert_eq!(status, 404);
+    server.stop();
+    let (status, body) = env
+        .json(&format!("/api/v1/package/{}/com.example.x", k.author_id()))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("index_unavailable"))
+    );
+    let (status, _) = env.json("/healthz").await;
+    assert_eq!(status, 503);
+}
+
+/// Every path and method of the OpenAPI document is a route of the gateway
+/// (none answers "no such route" or 405), and the document lists exactly
+/// the API's routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_matches_the_routes() {
+    let mut config = GatewayConfig::default();
+    config.ipfs_timeout = std::time::Duration::from_millis(300);
+    let env = Env::new(Backend::Embedded, "openapi", config).await;
+    let doc: Value = serde_json::from_str(ipsr_gateway::OPENAPI).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    let mut listed: Vec<&str> = paths.keys().map(String::as_str).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "/api/v1/author/{author}",
+            "/api/v1/download/{author}/{package}",
+            "/api/v1/download/{author}/{package}/{version}",
+            "/api/v1/openapi.json",
+            "/api/v1/package/{author}/{package}",
+            "/api/v1/package/{author}/{package}/{version}",
+            "/api/v1/packages",
+            "/api/v1/publish",
+            "/healthz",
+            "/ipfs/{cid}",
+            "/metrics",
+        ]
+    );
+    let author = key(1).author_id().to_string();
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{author}", &author)
+            .replace("{package}", "com.example.none")
+            .replace("{version}", "1.0.0")
+            .replace("{cid}", &common::cid(1).to_string());
+        for method in item.as_object().unwrap().keys() {
+            let response = env
+                .send(
+                    warp::test::request()
+                        .method(&method.to_uppercase())
+                        .path(&concrete)
+                        .header("content-type", "application/octet-stream")
+                        .body(if method == "post" {
+                            b"x".to_vec()
+                        } else {
+                            Vec::new()
+                        }),
+                )
+                .await;
+            let body = String::from_utf8_lossy(response.body());
+            assert!(
+                response.status() != 405 && !body.contains("no such route"),
+                "{method} {concrete}: {} {body}",
+                response.status()
+            );
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! End to end with real processes: an `ipsr-gateway` and two `ipsr-node`s
+//! on loopback; an author publishes from a node with `ipsr-cli`; the
+//! package appears in the gateway's JSON API and on its HTML page; HTTP
+//! downloads (whole and ranged) are byte-identical; a forged publish is
+//! refused. Every process is killed when the test ends, also on failure.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The longest any step waits.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A child process, killed on drop.
+struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The rest of the first stdout line starting with `prefix`.
+    fn line(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no `{prefix}` line"));
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_owned();
+            }
+        }
+    }
+}
+
+/// The workspace binary `name` of package `package`, from the same target
+/// dir and profile as this test. `cargo test --workspace` (the README's
+/// test command) builds it beside the tests; when this crate's tests run
+/// alone and it is missing, it is built here.
+fn binary(package: &str, name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    if dir.join(name).exists() {
+        return dir.join(name);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let mut build = Command::new(cargo);
+    build.args(["build", "--locked", "--quiet", "-p", package, "--bin", name]);
+    if release {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "cannot build {name}");
+    dir.join(name)
+}
+
+fn node_args(data: &Path) -> Vec<String> {
+    vec![
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--listen".into(),
+        "/ip4/127.0.0.1/tcp/0".into(),
+        "--api".into(),
+        "127.0.0.1:0".into(),
+    ]
+}
+
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn json(body: &mut ureq::Body) -> serde_json::Value {
+    serde_json::from_reader(body.as_reader()).unwrap()
+}
+
+#[test]
+fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway_bin = PathBuf::from(env!("CARGO_BIN_EXE_ipsr-gateway"));
+    let node_bin = binary("ipsr-node", "ipsr-node");
+    let cli_bin = binary("ipsr-cli", "ipsr-cli");
+
+    let mut args = node_args(&dir.path().join("gateway"));
+    args.extend(["--http".into(), "127.0.0.1:0".into()]);
+    let gateway = Proc::spawn(Command::new(&gateway_bin).args(&args));
+    let gateway_addr = gateway.line("listening on: ");
+    let http = gateway.line("gateway: ");
+    let http = http.split_whitespace().next().unwrap().to_owned();
+
+    let start_node = |name: &str| {
+        let mut args = vec!["run".to_owned()];
+        args.extend(node_args(&dir.path().join(name)));
+        args.extend(["--bootstrap".into(), gateway_addr.clone()]);
+        let node = Proc::spawn(Command::new(&node_bin).args(&args));
+        let api = node.line("api: ");
+        (node, api)
+    };
+    let (_author_node, author_api) = start_node("author");
+    let (_other_node, _other_api) = start_node("other");
+
+    // The author: a key, and a release published from their node.
+    let config = dir.path().join("config");
+    let cli = |args: &[&str]| {
+        let out = Command::new(&cli_bin)
+            .args(["--node", &author_api])
+            .args(args)
+            .env("XDG_CONFIG_HOME", &config)
+            .env_remove("IPSR_PASSPHRASE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ipsr-cli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let author = cli(&["key", "generate"]).trim().to_owned();
+    assert!(author.starts_with("k51"), "{author}");
+    let app: Vec<u8> = (0..3 * 1024 * 1024 + 333u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let file = dir.path().join("hello.apk");
+    std::fs::write(&file, &app).unwrap();
+    let metadata = dir.path().join("meta.toml");
+    std::fs::write(
+        &metadata,
+        "title = \"Hello <b>E2E</b>\"\nsummary = \"An app published end to end\"\n",
+    )
+    .unwrap();
+    cli(&[
+        "publish",
+        file.to_str().unwrap(),
+        "--package",
+        "com.example.e2e",
+        "--version",
+        "1.0.0",
+        "--metadata",
+        metadata.to_str().unwrap(),
+    ]);
+
+    // The gateway learns it from the swarm.
+    let agent = agent();
+    let package_url = format!("{http}/api/v1/package/{author}/com.example.e2e");
+    let package: serde_json::Value = wait_for("the package on the gateway", || {
+        let mut response = agent.get(&package_url).call().ok()?;
+        (response.status() == 200).then(|| json(response.body_mut()))
+    });
+    assert_eq!(package["newest"], "1.0.0");
+    assert_eq!(package["metadata"]["title"], "Hello <b>E2E</b>");
+    let cid = package["versions"][0]["cid"].as_str().unwrap().to_owned();
+
+    // The web page: escaped title, the CID, the download link.
+    let mut page = agent
+        .get(format!("{http}/p/{author}/com.example.e2e"))
+        .call()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.body_mut().read_to_string().unwrap();
+    assert!(
+        html.contains("Hello &lt;b&gt;E2E&lt;/b&gt;"),
+        "escaped title"
+    );
+    assert!(!html.contains("<b>E2E</b>"));
+    assert!(html.contains(&cid));
+    let link = format!("/api/v1/download/{author}/com.example.e2e/1.0.0");
+    assert!(html.contains(&link), "download link");
+
+    // Downloads: whole, and a range from the middle (the bytes come from
+    // the author's node over Bitswap).
+    let mut whole = agent.get(format!("{http}{link}")).call().unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(
+        whole.headers()["etag"].to_str().unwrap(),
+        format!("\"{cid}\"")
+    );
+    let mut bytes = Vec::new();
+    whole
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .reader()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert!(bytes == app, "the whole download is the published file");
+    let (from, to) = (1_500_000usize, 2_600_000usize);
+    let mut part = agent
+        .get(format!("{http}{link}"))
+        .header("range", format!("bytes={from}-{to}"))
+        .call()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    let mut bytes = Vec::new();
+    part.body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .reader()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert!(bytes == app[from..=to], "the range is the file's bytes");
+
+    // A forged publish: a byte of a real record's signature flipped.
+    let mut release: serde_json::Value = agent
+        .get(format!("{package_url}/1.0.0"))
+        .call()
+        .map(|mut r| json(r.body_mut()))
+        .unwrap();
+    use base64::Engine;
+    let mut record = base64::engine::general_purpose::STANDARD
+        .decode(release["record"].take().as_str().unwrap())
+        .unwrap();
+    let last = record.len() - 1;
+    record[last] ^= 0x40;
+    let response = agent
+        .post(format!("{http}/api/v1/publish"))
+        .header("content-type", "application/octet-stream")
+        .send(&record[..])
+        .unwrap();
+    assert_eq!(response.status(), 422, "forged records are refused");
+}

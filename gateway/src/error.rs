@@ -199,6 +199,10 @@ fn json_error(status: StatusCode, code: &'static str, message: String) -> Respon
     let mut response =
         warp::reply::with_status(warp::reply::json(&ErrorBody { code, message }), status)
             .into_response();
+    response.headers_mut().insert(
+        warp::http::header::CACHE_CONTROL,
+        warp::http::HeaderValue::from_static("no-store"),
+    );
     if matches!(
         status,
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE

@@ -28,7 +28,9 @@ header a.home{font-weight:700;text-decoration:none;color:inherit;margin-right:au
 form.search{display:flex;gap:.25rem;flex:1 1 16rem}form.search input{flex:1;min-width:0;padding:.4rem;font-size:1rem}\
 form.search button{font-size:1rem;padding:.4rem .8rem}\
 ul.list{list-style:none;padding:0}ul.list li{padding:.6rem 0;border-bottom:1px solid #eee}\
-.muted{color:#666;font-size:.9rem}code,.cid{font-family:ui-monospace,monospace;word-break:break-all}\
+h1{font-size:1.75rem;line-height:1.2}h2{font-size:1.25rem;margin-top:1.75rem}\
+.muted{color:#666;font-size:.9rem}code,.cid{font-family:ui-monospace,monospace;overflow-wrap:anywhere}\
+.cid{word-break:break-all}\
 a.button{display:inline-block;background:#0b57d0;color:#fff;padding:.6rem 1rem;border-radius:.4rem;text-decoration:none}\
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.3rem;border-bottom:1px solid #eee}\
 .yanked{color:#a50e0e}img.icon{width:64px;height:64px;float:right;margin-left:.5rem}\
@@ -52,6 +54,8 @@ fn layout(title: &str, query: Option<&str>, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // No icon: saves browsers a request for /favicon.ico.
+                link rel="icon" href="data:,";
                 title { (title) " · IPSR" }
                 style { (PreEscaped(STYLE)) }
             }
@@ -254,10 +258,12 @@ pub(crate) async fn package(
             @let spec = format!("{}/{}@{}", view.author, view.package, release.version);
             h2 { "Verify" }
             p { "This gateway checks every release against its author's signature and its CID, \
-                 but you need not trust it. With your own node (" code { "ipsr-node run" } "), \
-                 download and check the release, or check the file you downloaded here:" }
+                 but you need not trust it. With your own node (" code { "ipsr-node run" } ") \
+                 and " code { "ipsr-cli" } ", which check the signed record themselves:" }
             pre.verify {
+                "# download and check the release\n"
                 "ipsr-cli download " (spec) "\n"
+                "# or check the file you downloaded here\n"
                 "ipsr-cli verify " (shell_word(&release.file_name)) " " (spec)
             }
             p { "Without a node, compute the file's CID and compare it with the CID above:" }

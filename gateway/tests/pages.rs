@@ -263,6 +263,7 @@ async fn home_search_author_and_package_pages() {
         // How to verify with ipsr-cli.
         .has(&format!(
             "ipsr-cli download {author}/com.example.notes@1.1.0\n\
+             # or check the file you downloaded here\n\
              ipsr-cli verify notes-1.1.0.apk {author}/com.example.notes@1.1.0"
         ))
         .has("ipsr-cli add --only-hash notes-1.1.0.apk");

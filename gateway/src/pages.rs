@@ -7,7 +7,7 @@
 //! * `/p/{author}/{package}`: one package: metadata, versions, the CID, a
 //!   download button, a QR code of the download URL and how to verify it.
 
-use ipsr_node::views::Package;
+use ipsr_node::views::{Package, VersionEntry};
 use ipsr_proto::PackageKey;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use qrcode::QrCode;
@@ -26,17 +26,26 @@ body{font-family:system-ui,sans-serif;margin:0 auto;max-width:46rem;padding:0 1r
 header{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;padding:.75rem 0;border-bottom:1px solid #ddd}\
 header a.home{font-weight:700;text-decoration:none;color:inherit;margin-right:auto}\
 form.search{display:flex;gap:.25rem;flex:1 1 16rem}form.search input{flex:1;min-width:0;padding:.4rem;font-size:1rem}\
+form.search button{font-size:1rem;padding:.4rem .8rem}\
 ul.list{list-style:none;padding:0}ul.list li{padding:.6rem 0;border-bottom:1px solid #eee}\
-.muted{color:#666;font-size:.9rem}code,.cid{font-family:ui-monospace,monospace;word-break:break-all}\
+h1{font-size:1.75rem;line-height:1.2}h2{font-size:1.25rem;margin-top:1.75rem}\
+.muted{color:#666;font-size:.9rem}code,.cid{font-family:ui-monospace,monospace;overflow-wrap:anywhere}\
+.cid{word-break:break-all}\
 a.button{display:inline-block;background:#0b57d0;color:#fff;padding:.6rem 1rem;border-radius:.4rem;text-decoration:none}\
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.3rem;border-bottom:1px solid #eee}\
-.yanked{color:#a50e0e}img.icon{width:64px;height:64px;float:right}.qr svg{width:10rem;height:10rem}\
-pre{white-space:pre-wrap;background:#f6f6f6;padding:.6rem;border-radius:.3rem}";
+.yanked{color:#a50e0e}img.icon{width:64px;height:64px;float:right;margin-left:.5rem}\
+figure.qr{margin:1rem 0}.qr svg{display:block;width:10rem;height:10rem}\
+.description{white-space:pre-line}\
+pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:.6rem;border-radius:.3rem}";
 
 /// Content-Security-Policy of the pages: nothing but this origin's images
 /// and the inline style; no script at all.
 const CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; \
                    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// `Cache-Control` of pages that show packages: short, they change with
+/// every release and yank.
+const PAGE_CACHE: &str = "public, max-age=10";
 
 fn layout(title: &str, query: Option<&str>, body: Markup) -> Markup {
     html! {
@@ -45,6 +54,8 @@ fn layout(title: &str, query: Option<&str>, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                // No icon: saves browsers a request for /favicon.ico.
+                link rel="icon" href="data:,";
                 title { (title) " · IPSR" }
                 style { (PreEscaped(STYLE)) }
             }
@@ -67,19 +78,17 @@ fn layout(title: &str, query: Option<&str>, body: Markup) -> Markup {
     }
 }
 
-fn page(status: StatusCode, markup: Markup) -> Response {
+fn page(status: StatusCode, markup: Markup, cache: &'static str) -> Response {
     let mut response =
         warp::reply::with_status(warp::reply::html(markup.into_string()), status).into_response();
     let headers = response.headers_mut();
     headers.insert("content-security-policy", HeaderValue::from_static(CSP));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=10"),
-    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     response
 }
 
-/// A failure as a page with its status.
+/// A failure as a page with its status, never cached (a package that is not
+/// known yet may arrive a second later).
 pub(crate) fn error_page(failure: &Failure) -> Response {
     let (status, _) = failure.status_and_code();
     let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -89,10 +98,12 @@ pub(crate) fn error_page(failure: &Failure) -> Response {
         failure.to_string()
     };
     let title = status.canonical_reason().unwrap_or("Error");
-    page(
-        status,
-        layout(title, None, html! { h1 { (title) } p { (message) } }),
-    )
+    let body = html! {
+        h1 { (title) }
+        p { (message) }
+        p { a href="/" { "Search all apps" } }
+    };
+    page(status, layout(title, None, body), "no-store")
 }
 
 fn summary_item(s: &PackageSummary) -> Markup {
@@ -129,7 +140,7 @@ pub(crate) async fn home(g: &Gateway, pairs: &[(String, String)]) -> Result<Resp
             a href={ "/?" (next_query(q, next)) } { "More" }
         }
     };
-    Ok(page(StatusCode::OK, layout("Apps", q, body)))
+    Ok(page(StatusCode::OK, layout("Apps", q, body), PAGE_CACHE))
 }
 
 fn next_query(q: Option<&str>, cursor: &str) -> String {
@@ -149,7 +160,11 @@ pub(crate) async fn author(g: &Gateway, author_text: &str) -> Result<Response, F
         p.cid { (view.author) }
         ul.list { @for s in &view.packages { (summary_item(s)) } }
     };
-    Ok(page(StatusCode::OK, layout("Author", None, body)))
+    Ok(page(
+        StatusCode::OK,
+        layout("Author", None, body),
+        PAGE_CACHE,
+    ))
 }
 
 /// `GET /p/{author}/{package}`.
@@ -169,17 +184,25 @@ pub(crate) async fn package(
         .newest
         .as_ref()
         .and_then(|n| view.versions.iter().find(|v| &v.version == n));
+    let shown = newest.or(view.versions.first());
     let base = base_url(g, host);
+    let download = |v: &VersionEntry| {
+        format!(
+            "/api/v1/download/{}/{}/{}",
+            view.author, view.package, v.version
+        )
+    };
     let body = html! {
         @if let Some(icon) = &m.icon { img.icon src={ "/ipfs/" (icon) } alt=""; }
         h1 { (title) }
         p.muted { code { (view.package) } " by " a.cid href={ "/p/" (view.author) } { (view.author) } }
         @if !m.summary.is_empty() { p { strong { (m.summary) } } }
         @if let Some(release) = newest {
-            @let path = format!("/api/v1/download/{}/{}/{}", view.author, view.package, release.version);
+            @let path = download(release);
             p {
                 a.button href=(path) download=(release.file_name) {
-                    "Download " (release.version) " (" (size(release.size)) ")"
+                    "Download " (release.version)
+                    @if release.size > 0 { " (" (size(release.size)) ")" }
                 }
             }
             p.muted { "CID " span.cid { (release.cid) } }
@@ -187,27 +210,34 @@ pub(crate) async fn package(
                 (PreEscaped(qr_svg(&format!("{base}{path}"))))
                 figcaption.muted { "Scan to download on a phone" }
             }
-            h2 { "Verify" }
-            pre { "ipsr-cli download " (view.author) "/" (view.package) "@" (release.version) "\n"
-                  "ipsr-cli verify " (release.file_name) " " (view.author) "/" (view.package) "@" (release.version) }
         } @else {
             p.yanked { "Every version of this package is yanked." }
         }
-        @if !m.description.is_empty() { h2 { "Description" } pre { (m.description) } }
+        @if !m.description.is_empty() { h2 { "Description" } p.description { (m.description) } }
         h2 { "Details" }
         table {
+            @if let Some(v) = shown { tr { th { "Platform" } td { (v.platform) } } }
             @if !m.license.is_empty() { tr { th { "License" } td { (m.license) } } }
-            @if let Some(url) = &m.homepage_url { tr { th { "Home page" } td { a href=(url) rel="nofollow noopener" { (url) } } } }
-            @if let Some(url) = &m.source_url { tr { th { "Source" } td { a href=(url) rel="nofollow noopener" { (url) } } } }
+            @if let Some(url) = web_url(m.homepage_url.as_deref()) {
+                tr { th { "Home page" } td { a href=(url) rel="nofollow noopener noreferrer" { (url) } } }
+            }
+            @if let Some(url) = web_url(m.source_url.as_deref()) {
+                tr { th { "Source" } td { a href=(url) rel="nofollow noopener noreferrer" { (url) } } }
+            }
             @if !m.categories.is_empty() { tr { th { "Categories" } td { (m.categories.join(", ")) } } }
-            @if m.min_sdk > 0 { tr { th { "Android SDK" } td { (m.min_sdk) "–" (m.target_sdk) } } }
+            @if m.min_sdk > 0 { tr { th { "Android SDK" } td { "min " (m.min_sdk) @if m.target_sdk > 0 { ", target " (m.target_sdk) } } } }
+            @if let Some(sha) = &m.signing_cert_sha256 {
+                tr { th { "Signing certificate SHA-256" } td.cid { (hex(sha)) } }
+            }
         }
-        @if !m.permissions.is_empty() {
-            h2 { "Permissions" }
-            ul { @for p in &m.permissions { li { code { (p) } } } }
+        h2 { "Permissions" }
+        @if m.permissions.is_empty() {
+            p.muted { "None requested." }
+        } @else {
+            ul.permissions { @for p in &m.permissions { li { code { (p) } } } }
         }
         h2 { "Versions" }
-        table {
+        table.versions {
             tr { th { "Version" } th { "Date" } th { "Size" } th { "" } }
             @for v in &view.versions {
                 tr {
@@ -218,14 +248,66 @@ pub(crate) async fn package(
                         @if v.yanked {
                             span.yanked { "yanked" @if let Some(r) = &v.yank_reason { ": " (r) } }
                         } @else {
-                            a href={ "/api/v1/download/" (view.author) "/" (view.package) "/" (v.version) } { "download" }
+                            a href=(download(v)) { "download" }
                         }
                     }
                 }
             }
         }
+        @if let Some(release) = newest {
+            @let spec = format!("{}/{}@{}", view.author, view.package, release.version);
+            h2 { "Verify" }
+            p { "This gateway checks every release against its author's signature and its CID, \
+                 but you need not trust it. With your own node (" code { "ipsr-node run" } ") \
+                 and " code { "ipsr-cli" } ", which check the signed record themselves:" }
+            pre.verify {
+                "# download and check the release\n"
+                "ipsr-cli download " (spec) "\n"
+                "# or check the file you downloaded here\n"
+                "ipsr-cli verify " (shell_word(&release.file_name)) " " (spec)
+            }
+            p { "Without a node, compute the file's CID and compare it with the CID above:" }
+            pre.verify {
+                "ipsr-cli add --only-hash "
+                @if release.cid.cid().version() == cid::Version::V0 { "--cid-version 0 " }
+                (shell_word(&release.file_name))
+            }
+        }
     };
-    Ok(page(StatusCode::OK, layout(&title, None, body)))
+    Ok(page(StatusCode::OK, layout(&title, None, body), PAGE_CACHE))
+}
+
+/// `url` when it is an absolute http(s) URL: records are validated so
+/// (`docs/records.md`), and a page never links anything else, whatever
+/// the index holds.
+fn web_url(url: Option<&str>) -> Option<&str> {
+    url.filter(|u| {
+        url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.has_host())
+    })
+}
+
+/// `name` as one shell word that is not an option, so a command copied from
+/// the page does what it says whatever the (validated but free-form) file
+/// name holds: `app.apk` as is, anything else single-quoted.
+fn shell_word(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@' | ','));
+    let name = if name.starts_with('-') {
+        format!("./{name}")
+    } else {
+        name.to_owned()
+    };
+    if plain {
+        name
+    } else {
+        format!("'{}'", name.replace('\'', "'\\''"))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The absolute base URL for links that leave the page (the QR code).
@@ -244,12 +326,25 @@ fn base_url(g: &Gateway, host: Option<&str>) -> String {
     }
 }
 
+/// A QR code of `text` as an inline `<svg>` element (without the XML
+/// declaration, which has no place inside HTML).
 fn qr_svg(text: &str) -> String {
     match QrCode::new(text.as_bytes()) {
-        Ok(code) => code
-            .render::<svg::Color<'_>>()
-            .min_dimensions(160, 160)
-            .build(),
+        Ok(code) => {
+            let svg = code
+                .render::<svg::Color<'_>>()
+                .min_dimensions(160, 160)
+                .build();
+            let svg = match svg.find("<svg") {
+                Some(at) => &svg[at..],
+                None => svg.as_str(),
+            };
+            svg.replacen(
+                "<svg ",
+                "<svg role=\"img\" aria-label=\"QR code of the download link\" ",
+                1,
+            )
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot make a QR code");
             String::new()
@@ -257,16 +352,21 @@ fn qr_svg(text: &str) -> String {
     }
 }
 
-fn date(unix: u64) -> String {
-    i64::try_from(unix)
+/// The UTC date of a record's `created_at` (Unix time in milliseconds).
+fn date(unix_ms: u64) -> String {
+    i64::try_from(unix_ms / 1000)
         .ok()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .map(|t| t.date().to_string())
         .unwrap_or_default()
 }
 
+/// A file size for people; 0 is a size the record does not state.
 fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes == 0 {
+        return "—".to_owned();
+    }
     if bytes < 1024 {
         return format!("{bytes} B");
     }
@@ -285,20 +385,39 @@ mod tests {
 
     #[test]
     fn sizes_and_dates() {
-        assert_eq!(size(0), "0 B");
+        assert_eq!(size(0), "—");
+        assert_eq!(size(1023), "1023 B");
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(20 * 1024 * 1024), "20.0 MiB");
         assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(1_795_651_200), "2026-11-26");
+        // created_at is in milliseconds.
+        assert_eq!(date(1_795_651_200_000), "2026-11-26");
+        assert_eq!(date(u64::MAX), "");
     }
 
     #[test]
-    fn qr_codes_are_svg() {
+    fn qr_codes_are_inline_svg() {
         let svg = qr_svg("http://127.0.0.1:8080/api/v1/download/a/b/1.0.0");
-        assert!(
-            svg.starts_with("<?xml") || svg.starts_with("<svg"),
-            "{svg:.40}"
-        );
-        assert!(svg.contains("<svg"));
+        assert!(svg.starts_with("<svg role=\"img\""), "{svg:.60}");
+        assert!(svg.contains("viewBox") && svg.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn shell_words() {
+        assert_eq!(shell_word("app-1.0.apk"), "app-1.0.apk");
+        assert_eq!(shell_word("my app.apk"), "'my app.apk'");
+        assert_eq!(shell_word("a'b;$(x)"), "'a'\\''b;$(x)'");
+        assert_eq!(shell_word("-rf"), "./-rf");
+        assert_eq!(shell_word("-r f"), "'./-r f'");
+    }
+
+    #[test]
+    fn only_web_urls_are_links() {
+        assert_eq!(web_url(Some("https://e.org/x")), Some("https://e.org/x"));
+        assert_eq!(web_url(Some("http://e.org")), Some("http://e.org"));
+        assert_eq!(web_url(Some("javascript:alert(1)")), None);
+        assert_eq!(web_url(Some("data:text/html,x")), None);
+        assert_eq!(web_url(Some("/relative")), None);
+        assert_eq!(web_url(None), None);
     }
 }

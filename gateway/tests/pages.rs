@@ -1,0 +1,371 @@
+//! Tests of the web pages (`/`, `/p/{author}`, `/p/{author}/{package}`)
+//! with `warp::test` against the gateway's routes, over a real in-process
+//! node whose embedded store is the index. Records are signed here and
+//! published into the node; the pages never see anything else.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipsr_gateway::{Gateway, GatewayConfig};
+use ipsr_indexer::StoreIndex;
+use ipsr_node::{Client, Config};
+use ipsr_proto::{AuthorKey, ContentId, Release, Yank};
+
+/// The longest one request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// 2025-11-24 16:00:00 UTC, in ms: the `created_at` of the first release.
+const T0: u64 = 1_764_000_000_000;
+
+/// A gateway on an in-process node in a temp dir.
+struct Env {
+    _dir: tempfile::TempDir,
+    node: Client,
+    gateway: Gateway,
+}
+
+impl Env {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let node = tokio::time::timeout(
+            TIMEOUT,
+            ipsr_node::spawn(Config::local(dir.path().to_owned())),
+        )
+        .await
+        .expect("the node starts in time")
+        .unwrap();
+        let index = Arc::new(StoreIndex::new(node.store().clone()));
+        let gateway = Gateway::new(node.clone(), index, GatewayConfig::default());
+        Self {
+            _dir: dir,
+            node,
+            gateway,
+        }
+    }
+
+    async fn publish(&self, record: ipsr_proto::SignedRecord) {
+        tokio::time::timeout(TIMEOUT, self.node.publish(record))
+            .await
+            .expect("the publish is answered in time")
+            .unwrap();
+    }
+
+    /// `GET path` with a `Host` header, as a browser sends it.
+    async fn get(&self, path: &str) -> Page {
+        let routes = ipsr_gateway::routes(self.gateway.clone());
+        let response = tokio::time::timeout(
+            TIMEOUT,
+            warp::test::request()
+                .method("GET")
+                .path(path)
+                .header("host", "gw.example:8080")
+                .reply(&routes),
+        )
+        .await
+        .expect("the page is answered in time");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        Page {
+            status: response.status().as_u16(),
+            content_type: header("content-type"),
+            cache: header("cache-control"),
+            csp: header("content-security-policy"),
+            body: String::from_utf8(response.body().to_vec()).unwrap(),
+        }
+    }
+}
+
+/// An answer to a page request.
+#[derive(Debug)]
+struct Page {
+    status: u16,
+    content_type: String,
+    cache: String,
+    csp: String,
+    body: String,
+}
+
+impl Page {
+    /// Asserts a 200 HTML page, cacheable for a short time, and returns it.
+    fn ok(self) -> Self {
+        assert_eq!(self.status, 200, "{}", self.body);
+        assert!(self.content_type.starts_with("text/html"), "{self:?}");
+        assert_eq!(self.cache, "public, max-age=10");
+        self.no_script();
+        self
+    }
+
+    /// No page runs script: no `<script` element, and a CSP without any
+    /// script source.
+    fn no_script(&self) {
+        assert!(!self.body.contains("<script"), "{}", self.body);
+        assert!(self.csp.contains("default-src 'none'"), "{}", self.csp);
+        assert!(!self.csp.contains("script-src"), "{}", self.csp);
+    }
+
+    fn has(&self, text: &str) -> &Self {
+        assert!(
+            self.body.contains(text),
+            "{text:?} is not in the page:\n{}",
+            self.body
+        );
+        self
+    }
+
+    fn lacks(&self, text: &str) -> &Self {
+        assert!(
+            !self.body.contains(text),
+            "{text:?} is in the page:\n{}",
+            self.body
+        );
+        self
+    }
+}
+
+fn cid(n: u8) -> ContentId {
+    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
+    bytes.extend([n; 32]);
+    ContentId::from_bytes(&bytes).unwrap()
+}
+
+/// A release of `package` by `key` with fixed times and the given size.
+fn release(key: &AuthorKey, package: &str, version: &str, code: u64, size: u64) -> Release {
+    let mut r = Release::new(
+        key.author_id(),
+        package.parse().unwrap(),
+        version.parse().unwrap(),
+        code,
+        cid(u8::try_from(code).unwrap()),
+    );
+    r.size = size;
+    r.file_name = format!("notes-{version}.apk");
+    r.created_at = T0 + (code - 1) * 86_400_000;
+    r.seq = code;
+    r
+}
+
+/// `com.example.notes` 1.0.0 (2025-11-24, 1.5 KiB) and 1.1.0 (2025-11-25,
+/// 20 MiB) with full metadata.
+async fn publish_notes(env: &Env, key: &AuthorKey) {
+    for (version, code, size) in [("1.0.0", 1, 1536), ("1.1.0", 2, 20 * 1024 * 1024)] {
+        let mut r = release(key, "com.example.notes", version, code, size);
+        let m = &mut r.metadata;
+        m.title = "Pocket Notes".into();
+        m.summary = "Notes that stay on your phone".into();
+        m.description = "Write notes.\nSync them with nobody.".into();
+        m.license = "MIT OR Apache-2.0".into();
+        m.homepage_url = Some("https://notes.example/".into());
+        m.source_url = Some("https://code.example/notes?tab=src&x=1".into());
+        m.categories = vec!["productivity".into()];
+        m.permissions = vec![
+            "android.permission.CAMERA".into(),
+            "android.permission.INTERNET".into(),
+        ];
+        m.min_sdk = 24;
+        m.target_sdk = 34;
+        m.signing_cert_sha256 = Some([0xab; 32]);
+        m.icon = Some(cid(9));
+        env.publish(r.sign(key).unwrap()).await;
+    }
+}
+
+#[tokio::test]
+async fn home_search_author_and_package_pages() {
+    let env = Env::new().await;
+    let key = AuthorKey::from_seed(&[1; 32]);
+    let author = key.author_id();
+    publish_notes(&env, &key).await;
+    // Another author's package, which the searches below must tell apart.
+    let other = AuthorKey::from_seed(&[2; 32]);
+    let mut r = release(&other, "org.example.weather", "2.0.0", 3, 4096);
+    r.metadata.title = "Weather Now".into();
+    env.publish(r.sign(&other).unwrap()).await;
+
+    let link = format!("href=\"/p/{author}/com.example.notes\"");
+
+    // The home page: the search box and the recent releases, newest first.
+    let home = env.get("/").await.ok();
+    home.has("<form class=\"search\" method=\"get\" action=\"/\"")
+        .has("name=\"q\"")
+        .has("Recent releases")
+        .has(&link)
+        .has("Pocket Notes")
+        .has("Notes that stay on your phone")
+        .has("Weather Now");
+    let weather = home.body.find("Weather Now").unwrap();
+    assert!(weather < home.body.find("Pocket Notes").unwrap());
+
+    // Search: the query stays in the box; only matches are listed.
+    env.get("/?q=pocket")
+        .await
+        .ok()
+        .has("value=\"pocket\"")
+        .has("Results for “pocket”")
+        .has(&link)
+        .lacks("Weather Now");
+    env.get("/?q=notes+pocket").await.ok().has(&link);
+    env.get("/?q=zebra")
+        .await
+        .ok()
+        .has("No package matches.")
+        .lacks("Pocket Notes");
+
+    // The author page lists the author's packages, no one else's.
+    env.get(&format!("/p/{author}"))
+        .await
+        .ok()
+        .has(&author.to_string())
+        .has(&link)
+        .has("Pocket Notes")
+        .lacks("Weather Now");
+
+    // The package page.
+    let page = env
+        .get(&format!("/p/{author}/com.example.notes"))
+        .await
+        .ok();
+    let download = format!("/api/v1/download/{author}/com.example.notes");
+    page.has("<title>Pocket Notes · IPSR</title>")
+        .has("<h1>Pocket Notes</h1>")
+        .has("Notes that stay on your phone")
+        .has(&format!("img class=\"icon\" src=\"/ipfs/{}\"", cid(9)))
+        // The download button: the newest version, its size and file name.
+        .has(&format!(
+            "<a class=\"button\" href=\"{download}/1.1.0\" download=\"notes-1.1.0.apk\">Download 1.1.0 (20.0 MiB)</a>"
+        ))
+        // The CID of the newest release, and a QR code of the download URL.
+        .has(&cid(2).to_string())
+        .has("<svg role=\"img\"")
+        .lacks("<?xml")
+        // The description keeps its lines, as text.
+        .has("Write notes.\nSync them with nobody.")
+        // Details.
+        .has("MIT OR Apache-2.0")
+        .has("<a href=\"https://notes.example/\" rel=\"nofollow noopener noreferrer\">")
+        .has("<a href=\"https://code.example/notes?tab=src&amp;x=1\"")
+        .has("productivity")
+        .has("min 24, target 34")
+        .has(&"ab".repeat(32))
+        // Permissions.
+        .has("<code>android.permission.CAMERA</code>")
+        .has("<code>android.permission.INTERNET</code>")
+        // Versions with dates, sizes and their download links.
+        .has("<td>1.1.0</td><td>2025-11-25</td><td>20.0 MiB</td>")
+        .has("<td>1.0.0</td><td>2025-11-24</td><td>1.5 KiB</td>")
+        .has(&format!("href=\"{download}/1.0.0\""))
+        // How to verify with ipsr-cli.
+        .has(&format!(
+            "ipsr-cli download {author}/com.example.notes@1.1.0\n\
+             # or check the file you downloaded here\n\
+             ipsr-cli verify notes-1.1.0.apk {author}/com.example.notes@1.1.0"
+        ))
+        .has("ipsr-cli add --only-hash notes-1.1.0.apk");
+    assert!(
+        page.body.find("<td>1.1.0</td>").unwrap() < page.body.find("<td>1.0.0</td>").unwrap(),
+        "newest version first"
+    );
+}
+
+#[tokio::test]
+async fn metadata_is_escaped_on_every_page() {
+    let env = Env::new().await;
+    let key = AuthorKey::from_seed(&[3; 32]);
+    let author = key.author_id();
+    let mut r = release(&key, "com.example.evil", "1.0.0", 1, 10);
+    r.file_name = "x'; rm -rf ~; echo '.apk".into();
+    let m = &mut r.metadata;
+    m.title = "<script>alert(1)</script>".into();
+    m.summary = "\"><img src=x onerror=alert(2)>".into();
+    m.description = "<b>bold</b> & <i>more</i>".into();
+    m.license = "<MIT>".into();
+    m.homepage_url = Some("https://e.example/\"><script>alert(3)</script>".into());
+    env.publish(r.sign(&key).unwrap()).await;
+
+    let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;";
+    let pages = [
+        "/".to_owned(),
+        "/?q=evil".to_owned(),
+        format!("/p/{author}"),
+        format!("/p/{author}/com.example.evil"),
+    ];
+    for path in &pages {
+        let page = env.get(path).await.ok();
+        page.has(escaped)
+            .has("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;")
+            .lacks("<img src=x")
+            .lacks("alert(1)</script>");
+    }
+    env.get(&format!("/p/{author}/com.example.evil"))
+        .await
+        .ok()
+        .has(&format!("<title>{escaped} · IPSR</title>"))
+        .has(&format!("<h1>{escaped}</h1>"))
+        .has("&lt;b&gt;bold&lt;/b&gt; &amp; &lt;i&gt;more&lt;/i&gt;")
+        .has("&lt;MIT&gt;")
+        .has("href=\"https://e.example/&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;\"")
+        // A file name in a command to copy is one quoted shell word.
+        .has("ipsr-cli verify 'x'\\''; rm -rf ~; echo '\\''.apk' ")
+        .has("download=\"x'; rm -rf ~; echo '.apk\"");
+}
+
+#[tokio::test]
+async fn yanked_versions_are_marked() {
+    let env = Env::new().await;
+    let key = AuthorKey::from_seed(&[4; 32]);
+    let author = key.author_id();
+    env.publish(
+        release(&key, "com.example.gone", "1.0.0", 1, 100)
+            .sign(&key)
+            .unwrap(),
+    )
+    .await;
+    let mut y = Yank::new(
+        author,
+        "com.example.gone".parse().unwrap(),
+        "1.0.0".parse().unwrap(),
+        "crashes <on> start".into(),
+    );
+    y.created_at = T0 + 1000;
+    y.seq = 5;
+    env.publish(y.sign(&key).unwrap()).await;
+
+    env.get(&format!("/p/{author}/com.example.gone"))
+        .await
+        .ok()
+        .has("Every version of this package is yanked.")
+        .has("yanked: crashes &lt;on&gt; start")
+        .lacks("class=\"button\"")
+        .lacks("/api/v1/download/");
+}
+
+#[tokio::test]
+async fn failures_are_html_pages_never_cached() {
+    let env = Env::new().await;
+    let key = AuthorKey::from_seed(&[5; 32]);
+    let author = key.author_id();
+    for (path, status) in [
+        (format!("/p/{author}/com.example.unknown"), 404),
+        (format!("/p/{author}"), 404),
+        ("/p/not-an-author/com.example.app".to_owned(), 400),
+        (format!("/p/{author}/Not%20A%20Name"), 400),
+        ("/?cursor=nope".to_owned(), 400),
+    ] {
+        let page = env.get(&path).await;
+        assert_eq!(page.status, status, "{path}: {}", page.body);
+        assert!(page.content_type.starts_with("text/html"), "{path}");
+        assert_eq!(page.cache, "no-store", "{path}");
+        page.no_script();
+        page.has("<h1>").has("href=\"/\"");
+    }
+    env.get(&format!("/p/{author}/com.example.unknown"))
+        .await
+        .has("<h1>Not Found</h1>")
+        .has("no release of");
+}

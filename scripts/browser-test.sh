@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Real-browser test of the gateway's web pages, on loopback only.
+#
+#   scripts/browser-test.sh
+#
+# 1. builds (debug) ipsr-gateway and ipsr-cli, and starts one ipsr-gateway on
+#    127.0.0.1 (HTTP, node API and libp2p on ports the OS picks), which takes
+#    uploads from anyone;
+# 2. publishes a package into it with ipsr-cli (a new key, a 300 kB file,
+#    metadata with a title, permissions and an icon);
+# 3. headless Chromium (Debian's `chromium`, driven by playwright-core, with
+#    JavaScript off, on a 390x844 phone screen) loads /, searches, opens the
+#    package page, checks its text and the download link, fetches the
+#    download and compares it with the published file;
+# 4. saves screenshots (home.png, results.png, package.png) in the artefact
+#    folder and exits non-zero on any failure.
+#
+# Environment (all optional):
+#   IPSR_GATEWAY, IPSR_CLI   binaries to use (skip the cargo build)
+#   CHROMIUM                 the browser (default /usr/bin/chromium)
+#   BROWSER_ARTEFACTS        where the screenshots go
+#                            (default $CARGO_TARGET_DIR/browser-artefacts)
+#   STEP_TIMEOUT             seconds allowed for each browser step (default 30)
+#   KEEP_TMP=1               keep the temp dir (logs) even on success
+# See gateway/tests/browser/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BROWSER_DIR="$ROOT/gateway/tests/browser"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+ARTEFACTS=${BROWSER_ARTEFACTS:-$TARGET/browser-artefacts}
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+STEP_TIMEOUT=${STEP_TIMEOUT:-30}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ipsr-browser.XXXXXX")
+PIDS=()
+OK=0
+
+log() { printf '[browser] %s\n' "$*" >&2; }
+
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [[ $OK == 1 && ${KEEP_TMP:-0} != 1 ]]; then
+        rm -rf "$TMP"
+    else
+        log "logs kept in $TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_for FILE REGEX SECONDS: wait until a line of FILE matches REGEX
+wait_for() {
+    local deadline=$((SECONDS + $3))
+    until grep -qE "$2" "$1" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            log "timeout after $3 s waiting for /$2/ in $1"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# json FILE KEY: field KEY of the JSON object in FILE
+json() {
+    node -e '
+        const [file, key] = process.argv.slice(1)
+        const v = JSON.parse(require("fs").readFileSync(file, "utf8"))[key]
+        process.stdout.write(v === undefined ? "" : String(v))' "$@"
+}
+
+[[ -x $CHROMIUM ]] || { log "no Chromium at $CHROMIUM (apt-get install chromium)"; exit 1; }
+
+# --- binaries ------------------------------------------------------------------
+if [[ -n ${IPSR_GATEWAY:-} && -n ${IPSR_CLI:-} ]]; then
+    GATEWAY=$IPSR_GATEWAY CLI=$IPSR_CLI
+else
+    log "building ipsr-gateway and ipsr-cli (debug) into $TARGET"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET timeout 1800 cargo build -q --locked \
+        -p ipsr-gateway --bin ipsr-gateway -p ipsr-cli --bin ipsr-cli)
+    GATEWAY=$TARGET/debug/ipsr-gateway CLI=$TARGET/debug/ipsr-cli
+fi
+for bin in "$GATEWAY" "$CLI"; do
+    [[ -x $bin ]] || { log "no binary at $bin"; exit 1; }
+done
+# The gateway and the CLI read IPSR_* variables (Redis, bootstrap peers,
+# config file, key passphrase...): this test sets everything on the command line.
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^IPSR_' || true)
+
+# --- npm dependencies ----------------------------------------------------------
+LOCK_SUM=$(sha256sum "$BROWSER_DIR/package-lock.json" | cut -d' ' -f1)
+STAMP="$BROWSER_DIR/node_modules/.ipsr-lock-sha256"
+if [[ ! -d $BROWSER_DIR/node_modules || "$(cat "$STAMP" 2>/dev/null)" != "$LOCK_SUM" ]]; then
+    log "npm ci in gateway/tests/browser"
+    (cd "$BROWSER_DIR" && timeout 600 npm ci --no-audit --no-fund --loglevel=error)
+    echo "$LOCK_SUM" >"$STAMP"
+fi
+BROWSER=(node "$BROWSER_DIR/browser.mjs")
+
+# --- the gateway ---------------------------------------------------------------
+mkdir -p "$TMP/gw"
+RUST_LOG=${RUST_LOG:-info} "$GATEWAY" --data-dir "$TMP/gw" --http 127.0.0.1:0 --api 127.0.0.1:0 \
+    --listen /ip4/127.0.0.1/tcp/0 --uploads-from-anyone \
+    >"$TMP/gateway.out" 2>"$TMP/gateway.log" </dev/null &
+PIDS+=($!)
+wait_for "$TMP/gateway.out" '^gateway: http://' 60
+API=$(grep -m1 '^api: ' "$TMP/gateway.out" | awk '{print $2}')
+URL=$(grep -m1 '^gateway: ' "$TMP/gateway.out" | awk '{print $2}')
+log "gateway at $URL, node API at $API"
+
+# --- a package -----------------------------------------------------------------
+export XDG_CONFIG_HOME="$TMP/config" # the test's own author key
+PACKAGE=org.example.pocketnotes VERSION=1.2.3 TITLE="Pocket Notes"
+head -c 300000 /dev/urandom >"$TMP/pocket-notes.apk"
+"${BROWSER[@]}" icon --out "$TMP/icon.png"
+cat >"$TMP/app.toml" <<'EOF'
+title = "Pocket Notes"
+summary = "Notes that stay on your phone"
+description = """Write notes on your phone.
+They go nowhere else."""
+license = "MIT OR Apache-2.0"
+homepage_url = "https://notes.example/"
+source_url = "https://code.example/pocket-notes"
+categories = ["productivity"]
+min_sdk = 24
+target_sdk = 34
+permissions = ["android.permission.INTERNET", "android.permission.CAMERA"]
+icon = "icon.png"
+EOF
+timeout 60 "$CLI" --node "$API" --json key generate >"$TMP/key.json" </dev/null
+timeout 120 "$CLI" --node "$API" --json publish "$TMP/pocket-notes.apk" --package "$PACKAGE" \
+    --version "$VERSION" --metadata "$TMP/app.toml" >"$TMP/publish.json" </dev/null
+AUTHOR=$(json "$TMP/publish.json" author)
+CID=$(json "$TMP/publish.json" cid)
+log "published $AUTHOR/$PACKAGE@$VERSION ($CID)"
+
+# --- the browser ---------------------------------------------------------------
+log "$("$CHROMIUM" --version 2>/dev/null), playwright-core" \
+    "$(node -p "require('$BROWSER_DIR/node_modules/playwright-core/package.json').version")"
+mkdir -p "$ARTEFACTS"
+rm -f "$ARTEFACTS"/{home,results,package}.png
+# In the background, so that a signal to this script stops it at once (trap).
+timeout -k 10 $((6 * STEP_TIMEOUT + 60)) "${BROWSER[@]}" run --url "$URL" --author "$AUTHOR" \
+    --package "$PACKAGE" --version "$VERSION" --title "$TITLE" --query "pocket notes" \
+    --file "$TMP/pocket-notes.apk" --file-name pocket-notes.apk --cid "$CID" \
+    --artefacts "$ARTEFACTS" --chromium "$CHROMIUM" --timeout "$STEP_TIMEOUT" \
+    >"$TMP/browser.jsonl" 2>"$TMP/browser.log" </dev/null &
+PIDS+=($!)
+set +e
+wait "${PIDS[-1]}"
+RC=$?
+set -e
+cat "$TMP/browser.jsonl" "$TMP/browser.log"
+if [[ $RC != 0 ]]; then
+    log "FAIL (exit $RC); gateway log: $TMP/gateway.log"
+    log "screenshots so far in $ARTEFACTS"
+    exit 1
+fi
+log "PASS; screenshots in $ARTEFACTS"
+OK=1

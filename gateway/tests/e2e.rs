@@ -6,105 +6,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod procs;
 
-/// The longest any step waits.
-const TIMEOUT: Duration = Duration::from_secs(60);
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// A child process, killed on drop.
-struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn spawn(command: &mut Command) -> Self {
-        let mut child = command
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// The rest of the first stdout line starting with `prefix`.
-    fn line(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("no `{prefix}` line"));
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return rest.to_owned();
-            }
-        }
-    }
-}
-
-/// The workspace binary `name` of package `package`, from the same target
-/// dir and profile as this test. `cargo test --workspace` (the README's
-/// test command) builds it beside the tests; when this crate's tests run
-/// alone and it is missing, it is built here.
-fn binary(package: &str, name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    if dir.join(name).exists() {
-        return dir.join(name);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    let mut build = Command::new(cargo);
-    build.args(["build", "--locked", "--quiet", "-p", package, "--bin", name]);
-    if release {
-        build.arg("--release");
-    }
-    assert!(build.status().unwrap().success(), "cannot build {name}");
-    dir.join(name)
-}
-
-fn node_args(data: &Path) -> Vec<String> {
-    vec![
-        "--data-dir".into(),
-        data.display().to_string(),
-        "--listen".into(),
-        "/ip4/127.0.0.1/tcp/0".into(),
-        "--api".into(),
-        "127.0.0.1:0".into(),
-    ]
-}
-
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use procs::{Proc, binary, node_args, wait_for};
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()

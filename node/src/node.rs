@@ -114,6 +114,7 @@ enum Command {
     Dial(Multiaddr, oneshot::Sender<Result<(), NodeError>>),
     PeerScore(PeerId, oneshot::Sender<Option<f64>>),
     MeshPeers(oneshot::Sender<Vec<PeerId>>),
+    DhtPeers(oneshot::Sender<usize>),
     DhtGet(PackageKey, DhtReply),
     GossipRaw(Vec<u8>),
     /// Announce this node as a provider of a CID in the DHT.
@@ -215,6 +216,12 @@ impl Client {
     /// The peers the node is connected to.
     pub async fn peers(&self) -> Result<Vec<PeerId>, NodeError> {
         self.ask(Command::Peers).await
+    }
+
+    /// How many peers the Kademlia routing table holds (0 until the DHT
+    /// is bootstrapped).
+    pub async fn dht_peers(&self) -> Result<usize, NodeError> {
+        self.ask(Command::DhtPeers).await
     }
 
     /// Dials an address.
@@ -1039,6 +1046,10 @@ impl Runtime {
             }
             Command::Peers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::DhtPeers(reply) => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let _ = reply.send(kad.kbuckets().map(|b| b.num_entries()).sum());
             }
             Command::Dial(addr, reply) => {
                 let result = self

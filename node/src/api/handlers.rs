@@ -229,10 +229,11 @@ pub(crate) async fn status(ctx: Ctx) -> Result<Status, Failure> {
     let stats = ctx.read(Store::stats).await?;
     let listen_addrs = ctx.client.listen_addrs().await?;
     let peers = ctx.client.peers().await?;
+    let dht_peers = ctx.client.dht_peers().await?;
     Ok(Status::new(
         ctx.client.peer_id().to_string(),
         listen_addrs.iter().map(ToString::to_string).collect(),
-        peers.len(),
+        (peers.len(), dht_peers),
         stats,
     ))
 }

@@ -74,6 +74,7 @@ pub(crate) struct Status {
     pub(crate) peer_id: String,
     pub(crate) listen_addrs: Vec<String>,
     pub(crate) peers: usize,
+    pub(crate) dht_peers: usize,
     pub(crate) records: u64,
     pub(crate) releases: u64,
     pub(crate) log_head: u64,
@@ -84,13 +85,14 @@ impl Status {
     pub(crate) fn new(
         peer_id: String,
         listen_addrs: Vec<String>,
-        peers: usize,
+        (peers, dht_peers): (usize, usize),
         stats: Stats,
     ) -> Self {
         Self {
             peer_id,
             listen_addrs,
             peers,
+            dht_peers,
             records: stats.records,
             releases: stats.releases,
             log_head: stats.log_head,

@@ -1,0 +1,265 @@
+//! `cargo bench -p ipsr-gateway --bench http`: requests per second and
+//! latency of `GET /api/v1/package/{author}/{package}` with `wrk` on
+//! loopback (1 thread, 50 connections, 10 s), on the embedded backend and
+//! on the Redis backend, next to nginx serving the same JSON as a static
+//! file, all in one run. Targets (issue 7): each backend at least half of
+//! nginx's requests per second, p99 latency under 10 ms.
+//!
+//! Needs `wrk` and `nginx` (`apt-get install wrk nginx-light`) and Redis
+//! (`IPSR_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`). Set
+//! `IPSR_BENCH_SECONDS` to change the duration.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/procs/mod.rs"]
+mod procs;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use ipsr_proto::{AuthorKey, ContentId, Release};
+use procs::{Proc, node_args, wait_for};
+
+/// One wrk run's figures.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    requests_per_sec: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `wrk -t1 -c50 -d{secs}s --latency URL`, parsed.
+fn wrk(url: &str, secs: u64) -> Figures {
+    let out = Command::new("wrk")
+        .args(["-t1", "-c50", &format!("-d{secs}s"), "--latency", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "wrk failed: {text}");
+    let value = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|rest| rest.trim().to_owned())
+            .unwrap_or_else(|| panic!("no `{prefix}` in wrk's output:\n{text}"))
+    };
+    let requests_per_sec = value("Requests/sec:").parse().unwrap();
+    let p99_ms = duration_ms(&value("99%"));
+    let errors = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("Non-2xx or 3xx responses:"))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    Figures {
+        requests_per_sec,
+        p99_ms,
+        errors,
+    }
+}
+
+/// wrk's durations: `812.00us`, `1.20ms`, `1.02s`.
+fn duration_ms(text: &str) -> f64 {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: f64 = number.parse().unwrap();
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => panic!("unknown unit in {text}"),
+    }
+}
+
+/// A gateway process; its HTTP base URL and its node's API URL.
+fn gateway(dir: &Path, extra: &[&str]) -> (Proc, String, String) {
+    let mut args = node_args(dir);
+    args.extend(["--http", "127.0.0.1:0", "--rate-limit", "0"].map(String::from));
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let proc = Proc::spawn(Command::new(env!("CARGO_BIN_EXE_ipsr-gateway")).args(&args));
+    let api = proc.line("api: ");
+    let http = proc.line("gateway: ");
+    let http = http.split_whitespace().next().unwrap().to_owned();
+    (proc, http, api)
+}
+
+fn nginx(root: &Path, port: u16) -> Proc {
+    let conf = root.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; master_process on; worker_processes auto; pid {dir}/nginx.pid;\n\
+             error_log {dir}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; default_type application/json;\n\
+               client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};\n\
+               uwsgi_temp_path {dir}; scgi_temp_path {dir};\n\
+               server {{ listen 127.0.0.1:{port}; root {dir}/www; }} }}\n",
+            dir = root.display()
+        ),
+    )
+    .unwrap();
+    let proc =
+        Proc::spawn(Command::new("nginx").args(["-c", conf.to_str().unwrap(), "-e", "stderr"]));
+    wait_for("nginx to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    proc
+}
+
+fn main() {
+    // `cargo test --benches` runs this with `--bench`-less arguments; only
+    // measure under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    for program in ["wrk", "nginx"] {
+        assert!(
+            have(program),
+            "{program} is needed: apt-get install wrk nginx-light"
+        );
+    }
+    let secs: u64 = std::env::var("IPSR_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let redis_url =
+        std::env::var("IPSR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("ipsr-bench:{}:", std::process::id());
+
+    // One package with a few versions and realistic metadata.
+    let key = AuthorKey::from_seed(&[42; 32]);
+    let records: Vec<Vec<u8>> = (1..=5u64)
+        .map(|n| {
+            let mut cid = vec![0x01, 0x55, 0x12, 0x20];
+            cid.extend([n as u8; 32]);
+            let mut r = Release::new(
+                key.author_id(),
+                "com.example.bench".parse().unwrap(),
+                format!("1.{n}.0").parse().unwrap(),
+                n,
+                ContentId::from_bytes(&cid).unwrap(),
+            );
+            r.size = 12_345_678;
+            r.file_name = format!("bench-1.{n}.0.apk");
+            r.metadata.title = "Bench App".into();
+            r.metadata.summary = "A package to measure the gateway with".into();
+            r.metadata.description = "Lorem ipsum dolor sit amet. ".repeat(20);
+            r.metadata.license = "MIT".into();
+            r.metadata.categories = vec!["tools".into(), "productivity".into()];
+            r.metadata.permissions = vec![
+                "android.permission.INTERNET".into(),
+                "android.permission.CAMERA".into(),
+            ];
+            r.seq = n;
+            r.created_at = ipsr_proto::now_ms() - 86_400_000 + n;
+            r.sign(&key).unwrap().to_bytes()
+        })
+        .collect();
+
+    let (_embedded, embedded_http, embedded_api) = gateway(&dir.path().join("embedded"), &[]);
+    let (_redis, redis_http, redis_api) = gateway(
+        &dir.path().join("redis"),
+        &["--redis", &redis_url, "--redis-prefix", &prefix],
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    for api in [&embedded_api, &redis_api] {
+        for record in &records {
+            let response = agent
+                .post(format!("{api}/v1/records"))
+                .header("content-type", "application/octet-stream")
+                .send(&record[..])
+                .unwrap();
+            assert!(response.status().is_success());
+        }
+    }
+    let path = format!("/api/v1/package/{}/com.example.bench", key.author_id());
+    let body = |base: &str| -> Option<String> {
+        let mut response = agent.get(format!("{base}{path}")).call().ok()?;
+        (response.status() == 200).then(|| response.body_mut().read_to_string().unwrap())
+    };
+    let json = wait_for("the embedded gateway to serve the package", || {
+        body(&embedded_http)
+    });
+    wait_for("the indexer to fill Redis", || {
+        body(&redis_http).filter(|b| b.contains("1.5.0"))
+    });
+    let www = dir.path().join("www");
+    let static_path = path.trim_start_matches('/');
+    std::fs::create_dir_all(www.join(static_path).parent().unwrap()).unwrap();
+    std::fs::write(www.join(static_path), &json).unwrap();
+    let port = free_port();
+    let _nginx = nginx(dir.path(), port);
+    let nginx_url = format!("http://127.0.0.1:{port}{path}");
+    assert_eq!(
+        body(&format!("http://127.0.0.1:{port}")).as_deref(),
+        Some(json.as_str())
+    );
+
+    println!(
+        "GET {path} ({} bytes), wrk -t1 -c50 -d{secs}s, one after another",
+        json.len()
+    );
+    let runs = [
+        ("nginx (static file)", nginx_url),
+        ("gateway, embedded", format!("{embedded_http}{path}")),
+        ("gateway, redis", format!("{redis_http}{path}")),
+    ];
+    let mut results = Vec::new();
+    for (name, url) in &runs {
+        // A short warm-up, then the measured run.
+        let _ = wrk(url, 1);
+        let f = wrk(url, secs);
+        println!(
+            "{name:<22} {:>10.0} req/s   p99 {:>7.2} ms   non-2xx {}",
+            f.requests_per_sec, f.p99_ms, f.errors
+        );
+        results.push(f);
+    }
+    let ceiling = results[0].requests_per_sec;
+    for ((name, _), f) in runs.iter().zip(&results).skip(1) {
+        let ratio = f.requests_per_sec / ceiling;
+        let meets = ratio >= 0.5 && f.p99_ms < 10.0 && f.errors == 0;
+        println!(
+            "{name:<22} {:.2} of nginx, p99 {:.2} ms: {}",
+            ratio,
+            f.p99_ms,
+            if meets {
+                "meets the target (>= 0.5, < 10 ms)"
+            } else {
+                "MISSES the target (>= 0.5, < 10 ms)"
+            }
+        );
+    }
+    // Leave nothing in the shared Redis.
+    let mut config = ipsr_indexer::RedisConfig::new(redis_url);
+    config.prefix = prefix;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let index = ipsr_indexer::RedisIndex::open(&config).unwrap();
+        index.clear().await.unwrap();
+    });
+}

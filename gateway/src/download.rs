@@ -75,14 +75,19 @@ pub(crate) async fn ipfs_file(
         yanked: false,
     };
     let timeout = g.config().ipfs_timeout;
-    serve_file(g, cid, &conditions, presented, timeout)
+    let mut response = serve_file(g, cid, &conditions, presented, timeout)
         .await
         .map_err(|e| match e {
             Failure::ContentUnavailable(_) => {
                 Failure::NotFound(format!("{cid} was not found in the swarm in time"))
             }
             e => e,
-        })
+        })?;
+    // The same URL answers raw blocks and CARs by `Accept`.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    Ok(response)
 }
 
 /// The release a download names, and whether it is yanked.
@@ -180,14 +185,18 @@ fn etag(cid: &Cid) -> String {
 }
 
 fn matches_etag(if_none_match: Option<&str>, cid: &Cid) -> bool {
+    matches_tag(if_none_match, &etag(cid))
+}
+
+/// Whether an `If-None-Match` value names `tag` (or is `*`).
+pub(crate) fn matches_tag(if_none_match: Option<&str>, tag: &str) -> bool {
     let Some(value) = if_none_match else {
         return false;
     };
-    let tag = etag(cid);
     value
         .split(',')
         .map(str::trim)
-        .any(|t| t == "*" || t == tag || t.strip_prefix("W/") == Some(&tag))
+        .any(|t| t == "*" || t == tag || t.strip_prefix("W/") == Some(tag))
 }
 
 async fn serve_file(
@@ -442,16 +451,23 @@ pub(crate) fn ipfs_routes(
              g: Gateway| async move {
                 let result = async {
                     let cid: Cid = cid.parse().map_err(|e| Failure::bad("cid", e))?;
-                    ipsr_node::content::block::check_cid(&cid)
-                        .map_err(|e| Failure::bad("cid", e))?;
                     let format = query
                         .iter()
                         .find(|(k, _)| k == "format")
                         .map(|(_, v)| v.as_str());
-                    match IpfsFormat::pick(format, accept.as_deref())? {
+                    let format = IpfsFormat::pick(format, accept.as_deref())?;
+                    let accept = accept.as_deref();
+                    if format != IpfsFormat::File && crate::ipfs::is_probe(&cid) {
+                        return crate::ipfs::probe(cid, format, &query, accept).await;
+                    }
+                    ipsr_node::content::block::check_cid(&cid)
+                        .map_err(|e| Failure::bad("cid", e))?;
+                    match format {
                         IpfsFormat::File => ipfs_file(&g, cid, conditions).await,
                         IpfsFormat::Raw => crate::ipfs::raw_block(&g, cid, &conditions).await,
-                        IpfsFormat::Car => crate::ipfs::car(&g, cid).await,
+                        IpfsFormat::Car => {
+                            crate::ipfs::car(&g, cid, &query, accept, &conditions).await
+                        }
                     }
                 };
                 result.await.map_err(warp::reject::custom)

@@ -7,18 +7,26 @@
 //! * `application/octet-stream`: the signed record alone; its content must
 //!   be in the swarm (the gateway pins it in the background).
 //! * `multipart/form-data`: a `record` part first, then an optional
-//!   `content` part with the file's bytes.
+//!   `content` part with the file's bytes, or with the file's DAG as a
+//!   CARv1 when the part's `Content-Type` is `application/vnd.ipld.car`
+//!   (`docs/gateway-ipfs.md`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
+use cid::Cid;
 use futures::{Stream, StreamExt};
 use ipsr_node::content::unixfs::Profile;
+use ipsr_node::content::{Block, ContentError};
 use ipsr_node::views::Published;
-use ipsr_proto::{PackageKey, Record, SignedRecord, Verified};
+use ipsr_proto::{PackageKey, Record, Release, SignedRecord, Verified};
+use iroh_car::CarReader;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tokio_util::io::StreamReader;
+use tracing::{debug, info, warn};
 use warp::multipart::{FormData, Part};
 
 use crate::Gateway;
@@ -162,6 +170,14 @@ async fn from_form(
     if release.size > max {
         return Err(Failure::TooLarge { limit: max });
     }
+    let is_car = part
+        .content_type()
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(crate::ipfs::CAR_TYPE));
+    if is_car {
+        import_car(g, release, part, max).await?;
+        return end_of_form(form, record).await;
+    }
     let profile = if release.cid.cid().version() == cid::Version::V0 {
         Profile::V0_2015
     } else {
@@ -194,12 +210,88 @@ async fn from_form(
             imported.root, imported.size, release.cid, release.size
         )));
     }
+    end_of_form(form, record).await
+}
+
+/// Checks that the `content` part was the last.
+async fn end_of_form(
+    mut form: FormData,
+    record: SignedRecord<Verified>,
+) -> Result<(SignedRecord<Verified>, bool), Failure> {
     if next_part(&mut form).await?.is_some() {
         return Err(Failure::BadRequest(
             "nothing may follow the `content` part".into(),
         ));
     }
     Ok((record, true))
+}
+
+/// Stores the blocks of a `content` part sent as a CARv1
+/// (`application/vnd.ipld.car`), read as it streams in, at most `max`
+/// bytes: every block must match its CID, the header's one root must be
+/// the record's CID, and the blocks held afterwards must make the complete
+/// DAG of a UnixFS file of the record's size. Nothing is pinned here: on a
+/// refusal the stored blocks are left to the next `gc`.
+async fn import_car(g: &Gateway, release: &Release, part: Part, max: u64) -> Result<(), Failure> {
+    let over = Arc::new(AtomicBool::new(false));
+    let flag = over.clone();
+    let mut total = 0u64;
+    let bytes = part.stream().map(move |chunk| {
+        let mut chunk = chunk.map_err(std::io::Error::other)?;
+        total += chunk.remaining() as u64;
+        if total > max {
+            flag.store(true, Ordering::Relaxed);
+            return Err(std::io::Error::other("over the upload limit"));
+        }
+        Ok(chunk.copy_to_bytes(chunk.remaining()))
+    });
+    let reader = tokio::io::BufReader::new(StreamReader::new(bytes));
+    // A read error of the body surfaces inside the CAR reader's error.
+    let fail = |e: iroh_car::Error| {
+        if over.load(Ordering::Relaxed) {
+            Failure::TooLarge { limit: max }
+        } else {
+            Failure::BadRequest(format!("the content part is not a valid CARv1: {e}"))
+        }
+    };
+    let mut car = CarReader::new(reader).await.map_err(fail)?;
+    let root = *release.cid.cid();
+    if car.header().roots() != [root] {
+        let roots: Vec<String> = car.header().roots().iter().map(Cid::to_string).collect();
+        return Err(Failure::ContentMismatch(format!(
+            "the CAR's roots are [{}] but the record's CID is {root}",
+            roots.join(", ")
+        )));
+    }
+    let mut blocks = 0u64;
+    while let Some((cid, data)) = car.next_block().await.map_err(fail)? {
+        let block = Block::new(cid, data)
+            .map_err(|e| Failure::ContentMismatch(format!("CAR block {cid}: {e}")))?;
+        g.node().put_block(block).await?;
+        blocks += 1;
+    }
+    let size = match g.node().check_local_file(root).await {
+        Ok(size) => size,
+        Err(ContentError::Missing(cid)) => {
+            return Err(Failure::ContentMismatch(format!(
+                "the CAR lacks block {cid} of the DAG under {root}"
+            )));
+        }
+        Err(ContentError::Read(e)) => {
+            return Err(Failure::ContentMismatch(format!(
+                "the CAR's DAG is not a valid UnixFS file: {e}"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if size != release.size {
+        return Err(Failure::ContentMismatch(format!(
+            "the CAR holds a file of {size} bytes but the record says {} bytes",
+            release.size
+        )));
+    }
+    debug!(%root, blocks, size, "CAR upload stored");
+    Ok(())
 }
 
 async fn next_part(form: &mut FormData) -> Result<Option<Part>, Failure> {

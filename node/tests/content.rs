@@ -295,3 +295,112 @@ async fn gc_keeps_pinned_content_and_removes_the_rest() {
     assert_eq!(pins.len(), 1);
     assert_eq!(pins[0].label.as_deref(), Some("kept"));
 }
+
+/// ```text
+///   a ─ b      a adds a 3 MiB file (v1: three 1 MiB raw leaves under a
+///              root); b gets single blocks from a: the root (which a
+///              announces in the DHT) and a leaf (announced nowhere, found
+///              by asking the connected peers)
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_blocks_come_from_the_store_a_provider_or_a_connected_peer() {
+    use ipsr_node::content::unixfs::links;
+    let (_da, a, a_addr) = node().await;
+    let (_db, b, _) = node().await;
+    let file = data(3 * 1024 * 1024, 7);
+    let added = a
+        .add_bytes(file.clone(), Profile::V1_2025, None)
+        .await
+        .unwrap();
+    let short = Duration::from_millis(500);
+
+    // Local: a holds it all.
+    let root = a.block(added.root, short).await.unwrap().unwrap();
+    let leaves = links(&root).unwrap();
+    assert_eq!(leaves.len(), 3);
+
+    // Nobody to ask yet: None once the time is up, not before.
+    let started = tokio::time::Instant::now();
+    assert!(b.block(added.root, short).await.unwrap().is_none());
+    let waited = started.elapsed();
+    assert!(waited >= short && waited < short * 4, "{waited:?}");
+
+    connect(&b, &a, &a_addr).await;
+    let got = b.block(added.root, TIMEOUT).await.unwrap().unwrap();
+    assert_eq!(got, root);
+    let leaf = b.block(leaves[1], TIMEOUT).await.unwrap().unwrap();
+    assert_eq!(leaf.data()[..], file[1024 * 1024..2 * 1024 * 1024]);
+    // Both are stored now (unpinned): a second read is local.
+    assert!(b.blockstore().has(&leaves[1]).unwrap());
+    let stat = b.stat(added.root).await.unwrap();
+    assert_eq!((stat.blocks, stat.pinned), (2, false), "{stat:?}");
+
+    // The file is not complete on b: its check names a missing leaf.
+    match b.check_local_file(added.root).await {
+        Err(ipsr_node::content::ContentError::Missing(cid)) => assert_eq!(*cid, leaves[0]),
+        other => panic!("expected a missing block, got {other:?}"),
+    }
+    assert_eq!(
+        a.check_local_file(added.root).await.unwrap(),
+        file.len() as u64
+    );
+}
+
+/// `cat_blocks` hands on the DAG's blocks in depth-first order, one per
+/// occurrence, and a file stored block by block with `put_block` checks as
+/// complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_of_a_file_come_in_depth_first_order_and_can_be_stored_one_by_one() {
+    use ipsr_node::content::unixfs::{Importer, links};
+    let (_da, a, a_addr) = node().await;
+    let (_db, b, _) = node().await;
+    // 1 MiB of one pattern, 1 MiB of another, the first again: the first
+    // leaf occurs twice.
+    let one = data(1024 * 1024, 11);
+    let two = data(1024 * 1024, 12);
+    let file: Bytes = [one.clone(), two, one].concat().into();
+    let added = a
+        .add_bytes(file.clone(), Profile::V1_2025, None)
+        .await
+        .unwrap();
+    connect(&b, &a, &a_addr).await;
+
+    let (mut rx, handle) = b.cat_blocks(added.root, Vec::new());
+    let mut order = Vec::new();
+    let read = async {
+        while let Some(block) = rx.recv().await {
+            order.push(block);
+        }
+        handle.await.unwrap().unwrap()
+    };
+    let report = tokio::time::timeout(TIMEOUT, read).await.unwrap();
+    assert_eq!(report.size, file.len() as u64);
+    let root_links = links(&order[0]).unwrap();
+    let cids: Vec<cid::Cid> = order.iter().map(|b| *b.cid()).collect();
+    let mut expected = vec![added.root];
+    expected.extend(root_links.iter().copied());
+    assert_eq!(cids, expected);
+    assert_eq!(root_links[0], root_links[2], "the repeated chunk");
+
+    // The same blocks, stored one by one on a third node, make a file.
+    let (_dc, c, _) = node().await;
+    let mut importer = Importer::new(Profile::V1_2025);
+    let mut blocks = importer.push(&file);
+    let (imported, last) = importer.finish();
+    blocks.extend(last);
+    assert_eq!(imported.root, added.root);
+    let (root, leaves) = blocks.split_last().unwrap();
+    assert!(c.put_block(root.clone()).await.unwrap());
+    assert!(matches!(
+        c.check_local_file(added.root).await,
+        Err(ipsr_node::content::ContentError::Missing(_))
+    ));
+    for leaf in leaves {
+        c.put_block(leaf.clone()).await.unwrap();
+    }
+    assert_eq!(
+        c.check_local_file(added.root).await.unwrap(),
+        file.len() as u64
+    );
+    assert!(c.pins().await.unwrap().is_empty(), "nothing pinned");
+}

@@ -1,23 +1,39 @@
 //! The content half of the node's [`Client`]: add, cat, pin, unpin, gc and
 //! stat, built from the blockstore, Bitswap, the DHT and [`fetch`].
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cid::Cid;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use libp2p::PeerId;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::bitswap::WantError;
+use super::block::Block;
 use super::blockstore::{Blockstore, BlockstoreError, GcReport, Pin};
 use super::fetch::{self, FetchConfig, FetchError, FetchReport, Router};
-use super::unixfs::{FileReader, ImportError, Imported, Importer, Profile};
+use super::unixfs::{FileReader, ImportError, Imported, Importer, Profile, ReadError};
 use crate::Client;
 
-/// Segments of a download queued between the fetcher and the reader.
+/// Segments (or blocks) of a download queued between the fetcher and the
+/// reader.
 const DOWNLOAD_QUEUE: usize = 8;
+
+/// [`Client::block`]: the connected peers asked (with a Have want first)
+/// for a block no provider record names, at most.
+const ASK_CONNECTED: usize = 16;
+/// [`Client::block`]: peers asked for one block at once.
+const BLOCK_ASKS: usize = 8;
+/// [`Client::block`]: how often the provider search is repeated while no
+/// peer is being asked.
+const BLOCK_FIND_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why a content operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +48,14 @@ pub enum ContentError {
     /// The download failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// A block of the DAG is not in the blockstore
+    /// ([`Client::check_local_file`]).
+    #[error("block {0} is not stored")]
+    Missing(Box<Cid>),
+    /// The stored blocks do not form a valid UnixFS file
+    /// ([`Client::check_local_file`]).
+    #[error("not a valid unixfs file: {0}")]
+    Read(#[source] Box<ReadError>),
     /// A blocking task failed.
     #[error("internal task failed: {0}")]
     Task(String),
@@ -169,6 +193,170 @@ impl Client {
             FetchConfig::default(),
         );
         (rx, tokio::spawn(download))
+    }
+
+    /// Starts reading the DAG of the file under `root` like
+    /// [`cat`](Self::cat), but hands on its *blocks* rather than its bytes:
+    /// in depth-first order (parents first, children in link order), a
+    /// repeated block once per occurrence, each checked against its CID and
+    /// read as part of a valid UnixFS file (see [`fetch::fetch_blocks`]).
+    /// What a CAR of the file is made of.
+    pub fn cat_blocks(
+        &self,
+        root: Cid,
+        hint: Vec<PeerId>,
+    ) -> (
+        mpsc::Receiver<Block>,
+        JoinHandle<Result<FetchReport, FetchError>>,
+    ) {
+        let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
+        let router: Arc<dyn Router> = Arc::new(self.clone());
+        let download = fetch::fetch_blocks(
+            root,
+            self.blocks.clone(),
+            self.bitswap.clone(),
+            router,
+            hint,
+            tx,
+            FetchConfig::default(),
+        );
+        (rx, tokio::spawn(download))
+    }
+
+    /// The block named `cid`, whatever it is (a file's root, an inner node,
+    /// a leaf): from the blockstore (rehashed; a damaged copy is fetched
+    /// again), or else from the swarm, stored on arrival (unpinned). `None`
+    /// when no peer sent it within `timeout`.
+    ///
+    /// From the swarm it is asked, with a Block want, of every provider the
+    /// DHT names for `cid` (only the roots of added or pinned files are
+    /// announced there), and, with a Have want first and a Block want to
+    /// those that have it, of up to 16 connected peers (they may hold a DAG
+    /// whose root they announce); at most 8 peers at once. A peer that
+    /// sends bytes that do not match is banned like in a download.
+    pub async fn block(&self, cid: Cid, timeout: Duration) -> Result<Option<Block>, ContentError> {
+        let store = self.blocks.clone();
+        let local = tokio::task::spawn_blocking(move || store.get_verified(&cid))
+            .await
+            .map_err(task)?;
+        match local {
+            Ok(Some(block)) => return Ok(Some(block)),
+            Ok(None) => {}
+            Err(BlockstoreError::Corrupt(_)) => {
+                warn!(%cid, "local block is corrupt; fetching it again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let block = match tokio::time::timeout(timeout, self.block_from_swarm(cid)).await {
+            Ok(found) => found?,
+            Err(_) => {
+                debug!(%cid, ?timeout, "no peer sent the block in time");
+                return Ok(None);
+            }
+        };
+        self.put_block(block.clone()).await?;
+        Ok(Some(block))
+    }
+
+    /// Asks peers for `cid` until one sends it (the caller bounds the time).
+    async fn block_from_swarm(&self, cid: Cid) -> Result<Block, ContentError> {
+        let connected = self.peers().await.map_err(|_| ContentError::Stopped)?;
+        // (peer, whether a provider record names it)
+        let mut queue: VecDeque<(PeerId, bool)> = connected
+            .into_iter()
+            .take(ASK_CONNECTED)
+            .map(|peer| (peer, false))
+            .collect();
+        let mut asked: HashSet<PeerId> = queue.iter().map(|(peer, _)| *peer).collect();
+        let mut found = Some(self.find_providers(cid));
+        let mut search = tokio::time::interval(BLOCK_FIND_INTERVAL);
+        search.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        search.tick().await;
+        let mut wants = FuturesUnordered::new();
+        loop {
+            while wants.len() < BLOCK_ASKS {
+                let Some((peer, provider)) = queue.pop_front() else {
+                    break;
+                };
+                let bitswap = self.bitswap.clone();
+                wants.push(async move {
+                    let result = if provider {
+                        bitswap.want_block(peer, cid).await
+                    } else {
+                        match bitswap.want_have(peer, cid).await {
+                            Ok(true) => bitswap.want_block(peer, cid).await,
+                            Ok(false) => Err(WantError::DontHave),
+                            Err(e) => Err(e),
+                        }
+                    };
+                    (peer, result)
+                });
+            }
+            tokio::select! {
+                Some((peer, result)) = wants.next() => match result {
+                    Ok(block) => {
+                        debug!(%peer, %cid, "got a block");
+                        return Ok(block);
+                    }
+                    Err(WantError::BadBlock) => {
+                        warn!(%peer, %cid, "peer sent a block that does not match its CID; banning it");
+                        self.ban(peer).await.map_err(|_| ContentError::Stopped)?;
+                    }
+                    Err(WantError::Shutdown) => return Err(ContentError::Stopped),
+                    Err(e) => debug!(%peer, %cid, error = %e, "block want failed"),
+                },
+                Some(peer) = fetch::recv(&mut found) => {
+                    if asked.insert(peer) {
+                        queue.push_back((peer, true));
+                    }
+                }
+                _ = search.tick() => {
+                    if wants.is_empty() && queue.is_empty() && found.is_none() {
+                        found = Some(self.find_providers(cid));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores one block (it was checked against its CID when built) without
+    /// pinning it, and offers it to peers that want it. Returns whether it
+    /// is new.
+    pub async fn put_block(&self, block: Block) -> Result<bool, ContentError> {
+        let store = self.blocks.clone();
+        let cid = *block.cid();
+        let new = tokio::task::spawn_blocking(move || store.put(&block))
+            .await
+            .map_err(task)??;
+        if new {
+            self.bitswap.block_added(cid);
+        }
+        Ok(new)
+    }
+
+    /// Reads the UnixFS file under `root` from the blockstore alone (never
+    /// the swarm), rehashing every block, and returns its size: proof that
+    /// every block of its DAG is here and that they form a valid file whose
+    /// leaves hold the size its nodes declare. Fails with
+    /// [`ContentError::Missing`] at the first absent block, or
+    /// [`ContentError::Read`] when the blocks are not a valid file. Reads
+    /// the whole file from disk.
+    pub async fn check_local_file(&self, root: Cid) -> Result<u64, ContentError> {
+        let store = self.blocks.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut reader = FileReader::new(root);
+            while let Some(next) = reader.next_needed() {
+                let block = store
+                    .get_verified(&next)?
+                    .ok_or_else(|| ContentError::Missing(Box::new(next)))?;
+                reader
+                    .feed(&block)
+                    .map_err(|e| ContentError::Read(Box::new(e)))?;
+            }
+            Ok(reader.total_size().unwrap_or(0))
+        })
+        .await
+        .map_err(task)?
     }
 
     /// Fetches every block of `root` that is not here yet, pins it (with

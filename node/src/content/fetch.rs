@@ -1,6 +1,7 @@
 //! Downloads a UnixFS file from the swarm: finds providers, asks several of
 //! them in parallel over Bitswap, checks every block, stores it and hands
-//! the file's bytes on in order.
+//! the file's bytes on in order ([`fetch`]) or its blocks in depth-first
+//! order ([`fetch_blocks`], for a CAR).
 //!
 //! One download is one [`fetch`] call. It walks the DAG in file order with
 //! a window of blocks in flight (the walker's look-ahead), spreads the wants
@@ -207,6 +208,50 @@ pub async fn fetch(
     out: Option<mpsc::Sender<Bytes>>,
     config: FetchConfig,
 ) -> Result<FetchReport, FetchError> {
+    let out = match out {
+        Some(out) => Sink::Bytes(out),
+        None => Sink::Nothing,
+    };
+    download(root, store, bitswap, router, hint, out, config).await
+}
+
+/// Like [`fetch`], but sends the file's *blocks* on `out` rather than its
+/// bytes: every block of the DAG in depth-first order, parents before
+/// their children and children in link order (the order a reader needs
+/// them), a block that occurs several times in the DAG (repeated chunks)
+/// once per occurrence. Each block is sent once it is checked against its
+/// CID and read as a valid part of the UnixFS file, so a sequence that
+/// ends without an error is the complete DAG of a valid file.
+pub async fn fetch_blocks(
+    root: Cid,
+    store: Arc<Blockstore>,
+    bitswap: Bitswap,
+    router: Arc<dyn Router>,
+    hint: Vec<PeerId>,
+    out: mpsc::Sender<Block>,
+    config: FetchConfig,
+) -> Result<FetchReport, FetchError> {
+    let out = Sink::Blocks(out);
+    download(root, store, bitswap, router, hint, out, config).await
+}
+
+/// Where a download hands on what it read.
+#[derive(Debug)]
+enum Sink {
+    Nothing,
+    Bytes(mpsc::Sender<Bytes>),
+    Blocks(mpsc::Sender<Block>),
+}
+
+async fn download(
+    root: Cid,
+    store: Arc<Blockstore>,
+    bitswap: Bitswap,
+    router: Arc<dyn Router>,
+    hint: Vec<PeerId>,
+    out: Sink,
+    config: FetchConfig,
+) -> Result<FetchReport, FetchError> {
     let mut reader = FileReader::new(root);
     let mut providers = Providers::default();
     for peer in hint {
@@ -241,9 +286,14 @@ pub async fn fetch(
                 Ok(segment) => segment,
                 Err(e) => break 'download Err(e.into()),
             };
-            if let (Some(out), false) = (&out, segment.is_empty())
-                && out.send(share(block.data(), segment)).await.is_err()
-            {
+            let sent = match &out {
+                Sink::Bytes(out) if !segment.is_empty() => {
+                    out.send(share(block.data(), segment)).await.is_ok()
+                }
+                Sink::Blocks(out) => out.send(block).await.is_ok(),
+                _ => true,
+            };
+            if !sent {
                 break 'download Err(FetchError::Cancelled);
             }
         };
@@ -410,7 +460,7 @@ fn share(data: &Bytes, segment: &[u8]) -> Bytes {
 }
 
 /// Receives from the provider search while it runs; pends once it ended.
-async fn recv(found: &mut Option<mpsc::Receiver<PeerId>>) -> Option<PeerId> {
+pub(super) async fn recv(found: &mut Option<mpsc::Receiver<PeerId>>) -> Option<PeerId> {
     match found {
         Some(rx) => match rx.recv().await {
             Some(peer) => Some(peer),

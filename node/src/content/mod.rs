@@ -9,7 +9,10 @@
 //! * [`fetch`]: downloads a DAG from several providers in parallel.
 //!
 //! The node's [`Client`](crate::Client) offers all of it as `add`, `cat`,
-//! `pin`, `unpin`, `pins`, `gc` and `stat`.
+//! `pin`, `unpin`, `pins`, `gc` and `stat`, and, for the gateway's raw
+//! blocks and CARs, `block` (one block, local or from the swarm),
+//! `cat_blocks` (a file's blocks in depth-first order), `put_block` and
+//! `check_local_file`.
 
 pub mod bitswap;
 pub mod block;

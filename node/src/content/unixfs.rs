@@ -611,6 +611,34 @@ mod tests {
         }
     }
 
+    /// The reader asks for the blocks of a deep DAG in depth-first
+    /// pre-order (a node, then each child's subtree in link order): the
+    /// order `fetch_blocks` hands them on and a CAR holds them.
+    #[test]
+    fn blocks_are_needed_in_depth_first_order() {
+        let data: Vec<u8> = (0..(4 * 4 * 4 * 16 + 1) as u32)
+            .map(|i| (i * 31 % 256) as u8)
+            .collect();
+        for params in [TINY_V1, TINY_V0] {
+            let (imported, blocks) = import_all(params, &data, 50);
+            let store: HashMap<Cid, &Block> = blocks.iter().map(|b| (*b.cid(), b)).collect();
+            let mut expected = Vec::new();
+            let mut stack = vec![imported.root];
+            while let Some(cid) = stack.pop() {
+                expected.push(cid);
+                stack.extend(links(store[&cid]).unwrap().into_iter().rev());
+            }
+            let mut reader = FileReader::new(imported.root);
+            let mut asked = Vec::new();
+            while let Some(next) = reader.next_needed() {
+                asked.push(next);
+                reader.feed(store[&next]).unwrap();
+            }
+            assert_eq!(asked, expected);
+            assert!(expected.len() > 70, "a deep DAG: {}", expected.len());
+        }
+    }
+
     #[test]
     fn feed_refuses_a_block_not_asked_for() {
         let data = vec![1u8; 100];

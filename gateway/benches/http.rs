@@ -36,13 +36,6 @@ fn have(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `wrk -t1 -c50 -d{secs}s --latency URL`, parsed.
 fn wrk(url: &str, secs: u64) -> Figures {
@@ -211,7 +204,7 @@ fn main() {
     let static_path = path.trim_start_matches('/');
     std::fs::create_dir_all(www.join(static_path).parent().unwrap()).unwrap();
     std::fs::write(www.join(static_path), &json).unwrap();
-    let port = free_port();
+    let port = ipsr_testnet::free_port().unwrap();
     let _nginx = nginx(dir.path(), port);
     let nginx_url = format!("http://127.0.0.1:{port}{path}");
     assert_eq!(

@@ -212,30 +212,40 @@ async fn serve_file(
         set_common(&mut response, &cid, &presented);
         return Ok(response);
     }
-    let (mut rx, fetch) = g.node().cat(cid, Vec::new());
-    // Fail fast: wait a bounded time for the root (and the first bytes).
-    let first = match tokio::time::timeout(timeout, rx.recv()).await {
-        Ok(first) => first,
-        Err(_) => {
-            fetch.abort();
-            return Err(Failure::ContentUnavailable(format!(
-                "no provider sent {cid} within {} s",
-                timeout.as_secs()
-            )));
-        }
-    };
-    let first = match first {
-        Some(bytes) => bytes,
-        // Nothing came: an empty file, or a failure.
-        None => {
-            return empty_file(g, cid, fetch, conditions, &presented).await;
-        }
-    };
+    // Fail fast: the root block (here, or from the swarm within `timeout`)
+    // tells the file's size before any byte is promised.
+    if g.node().block(cid, timeout).await?.is_none() {
+        return Err(Failure::ContentUnavailable(format!(
+            "no provider sent {cid} within {} s",
+            timeout.as_secs()
+        )));
+    }
     let size = g
         .node()
         .file_size(cid)
         .await?
         .ok_or_else(|| Failure::ContentMismatch(format!("{cid} is not a UnixFS file")))?;
+    if size == 0 {
+        let (_, fetch) = g.node().cat(cid, Vec::new());
+        return empty_file(cid, fetch, conditions, &presented).await;
+    }
+    let (mut rx, fetch) = g.node().cat(cid, Vec::new());
+    let first = match tokio::time::timeout(timeout, rx.recv()).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            return Err(match finished(fetch).await {
+                Err(e) => e,
+                Ok(()) => Failure::ContentMismatch(format!("{cid} ended before its first byte")),
+            });
+        }
+        Err(_) => {
+            fetch.abort();
+            return Err(Failure::ContentUnavailable(format!(
+                "no provider sent the first bytes of {cid} within {} s",
+                timeout.as_secs()
+            )));
+        }
+    };
     let part = match wanted(conditions.range.as_deref(), size) {
         Ok(part) => part,
         Err(e) => {
@@ -266,21 +276,15 @@ async fn serve_file(
     Ok(response)
 }
 
-/// The answer when the file turned out to be empty (or the fetch failed
-/// before its first byte).
+/// The answer for an empty file.
 async fn empty_file(
-    g: &Gateway,
     cid: Cid,
     fetch: JoinHandle<Result<FetchReport, FetchError>>,
     conditions: &Conditions,
     presented: &Presented,
 ) -> Result<Response, Failure> {
+    // The walk of an empty file still checks its root.
     finished(fetch).await?;
-    if let Some(size @ 1..) = g.node().file_size(cid).await? {
-        return Err(Failure::Internal(format!(
-            "{cid} holds {size} bytes but none were read"
-        )));
-    }
     wanted(conditions.range.as_deref(), 0)?;
     let mut response = Response::default();
     set_common(&mut response, &cid, presented);

@@ -31,8 +31,8 @@ fn json(body: &mut ureq::Body) -> serde_json::Value {
 fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let gateway_bin = PathBuf::from(env!("CARGO_BIN_EXE_ipsr-gateway"));
-    let node_bin = binary("ipsr-node", "ipsr-node");
-    let cli_bin = binary("ipsr-cli", "ipsr-cli");
+    let node_bin = binary("ipsr-node");
+    let cli_bin = binary("ipsr-cli");
 
     let mut args = node_args(&dir.path().join("gateway"));
     args.extend(["--http".into(), "127.0.0.1:0".into()]);

@@ -141,7 +141,7 @@ async fn redis_restart_while_records_arrive() {
     .await;
     server.stop();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let port = server.port;
+    let port = server.0.port;
     let server = RedisServer::start(port);
     tokio::time::timeout(common::TIMEOUT, publisher)
         .await

@@ -209,9 +209,10 @@ impl Drop for RedisServer {
 }
 
 /// The folder with the workspace's binaries (`ipsr-node`, `ipsr-gateway`,
-/// `ipsr-cli`) built with the test calling this: `cargo test --workspace`
-/// (the README's test command) builds them beside the test executables.
-/// When one is missing (this crate's tests run alone), cargo builds them.
+/// `ipsr-cli`) of the build the calling test belongs to. It runs `cargo test
+/// --workspace --no-run` first: a quick no-op under the README's test
+/// command (which built them with the very same features), and a build
+/// when this crate's tests run alone, so the binaries are never stale.
 pub fn binaries() -> Result<PathBuf, ScriptError> {
     let exe = std::env::current_exe().map_err(|e| ScriptError(e.to_string()))?;
     let dir = exe
@@ -219,30 +220,27 @@ pub fn binaries() -> Result<PathBuf, ScriptError> {
         .and_then(Path::parent)
         .ok_or_else(|| ScriptError("no target folder".into()))?
         .to_owned();
-    let names = ["ipsr-node", "ipsr-gateway", "ipsr-cli"];
-    if names.iter().all(|n| dir.join(n).exists()) {
-        return Ok(dir);
-    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args([
-        "build",
-        "--locked",
-        "-p",
-        "ipsr-node",
-        "-p",
-        "ipsr-gateway",
-        "-p",
-        "ipsr-cli",
-    ]);
+    build
+        .current_dir(scripts().join(".."))
+        .args(["test", "--workspace", "--no-run", "--locked", "--quiet"]);
     if dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
-    let status = build
-        .status()
+    let out = build
+        .output()
         .map_err(|e| ScriptError(format!("cannot run cargo: {e}")))?;
-    if !status.success() {
-        return Err(ScriptError("cannot build the binaries".into()));
+    if !out.status.success() {
+        return Err(ScriptError(format!(
+            "cannot build the binaries: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    for name in ["ipsr-node", "ipsr-gateway", "ipsr-cli"] {
+        if !dir.join(name).exists() {
+            return Err(ScriptError(format!("no {name} in {}", dir.display())));
+        }
     }
     Ok(dir)
 }

@@ -60,25 +60,10 @@ impl Proc {
     }
 }
 
-/// The workspace binary `name` of package `package`, from the same target
-/// dir and profile as this test. `cargo test --workspace` (the README's
-/// test command) builds it beside the tests; when this crate's tests run
-/// alone and it is missing, it is built here.
-pub fn binary(package: &str, name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    if dir.join(name).exists() {
-        return dir.join(name);
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    let mut build = Command::new(cargo);
-    build.args(["build", "--locked", "--quiet", "-p", package, "--bin", name]);
-    if release {
-        build.arg("--release");
-    }
-    assert!(build.status().unwrap().success(), "cannot build {name}");
-    dir.join(name)
+/// The workspace binary `name`, from the folder `cargo test --workspace`
+/// builds it in (built here when missing).
+pub fn binary(name: &str) -> PathBuf {
+    ipsr_testnet::binaries().unwrap().join(name)
 }
 
 pub fn node_args(data: &Path) -> Vec<String> {
@@ -92,13 +77,6 @@ pub fn node_args(data: &Path) -> Vec<String> {
     ]
 }
 
-pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+pub fn wait_for<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    ipsr_testnet::wait_for(TIMEOUT, check).unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }

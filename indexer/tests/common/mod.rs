@@ -3,8 +3,6 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -227,66 +225,22 @@ impl Drop for Running {
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ipsr_testnet::free_port().unwrap()
 }
 
-/// A private `redis-server` (no persistence); shut down on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
-}
+/// A private `redis-server` (no persistence), killed on drop.
+pub struct RedisServer(pub ipsr_testnet::RedisServer);
 
 impl RedisServer {
     pub fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        let server = Self {
-            port,
-            child: Some(child),
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+        Self(ipsr_testnet::RedisServer::start(port).expect("redis-server is installed"))
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
-    /// Stops it: `kill -9` (no data kept anyway), waits for the exit.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.stop();
     }
 }

@@ -22,7 +22,7 @@ pub struct Cli {
     pub node: Option<String>,
 
     /// Use this gateway instead of a node: read packages from its JSON API and
-    /// publish through it, e.g. https://gateway.example.org [env: IPSR_GATEWAY].
+    /// publish through it, e.g. `https://gateway.example.org` [env: IPSR_GATEWAY].
     /// Everything is still verified here.
     #[arg(long, global = true, value_name = "URL")]
     pub gateway: Option<String>,
@@ -171,7 +171,7 @@ mod tests {
         };
         let both = env(&[("IPSR_NODE", "http://n"), ("IPSR_GATEWAY", "https://g")]);
         let resolve = |node: Option<&str>, gateway: Option<&str>| {
-            Endpoint::resolve(node.map(Into::into), gateway.map(Into::into), &both)
+            Endpoint::resolve(node.map(Into::into), gateway.map(Into::into), both)
         };
         assert_eq!(
             resolve(None, Some("https://x")).ok(),

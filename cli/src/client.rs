@@ -488,7 +488,7 @@ impl Client {
 
     /// A gateway's `POST /api/v1/publish` with the signed record and the
     /// release's content (`size` bytes read from `content`), streamed as
-    /// `multipart/form-data` (see [`form`]).
+    /// `multipart/form-data` (built by `form` below).
     pub fn publish_with_content(
         &self,
         what: &str,

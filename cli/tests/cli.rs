@@ -967,7 +967,7 @@ error: cannot reach the gateway at http://127.0.0.1:1 ([..]); check the URL give
         "--gateway",
         &closed,
         "publish",
-        "app-1.1.0.apk",
+        "app-1.0.0.apk",
         "--package",
         "com.example.camera",
         "--version",
@@ -987,7 +987,7 @@ error: cannot reach the gateway at http://127.0.0.1:1 ([..]); check the URL give
         "--gateway",
         &small,
         "publish",
-        "app-1.1.0.apk",
+        "app-1.0.0.apk",
         "--package",
         "com.example.camera",
         "--version",
@@ -1054,9 +1054,10 @@ fn a_lying_gateway_is_caught() {
     env.cli(&["--gateway", &liar, "download", &spec, "-o", "evil.apk"])
         .assert()
         .code(4)
-        .stderr_eq(format!(
-            "error: content [..]: the bytes received (100000 bytes) hash to [..], not to the signed CID; nothing was written to evil.apk\n"
-        ));
+        .stderr_eq(str![[r#"
+error: content [..]: the bytes received (100000 bytes) hash to [..], not to the signed CID; nothing was written to evil.apk
+
+"#]]);
     assert!(!env.path("evil.apk").exists());
     // Nor does verify believe it: the local file is checked against the record.
     env.cli(&["--gateway", &liar, "verify", "app.apk", &spec])

@@ -1,5 +1,5 @@
-//! Checks the CLI does itself rather than trust the node: signed records
-//! and content bytes against their CID.
+//! Checks the CLI does itself rather than trust the node or the gateway:
+//! signed records and content bytes against their CID.
 
 use std::io::{Read, Write};
 
@@ -24,12 +24,12 @@ pub(crate) struct Checked {
     pub(crate) record_id: String,
 }
 
-fn decode(what: &str, b64: &str) -> Result<SignedRecord<ipsr_proto::Verified>> {
+fn decode(what: &str, from: &str, b64: &str) -> Result<SignedRecord<ipsr_proto::Verified>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|e| {
             Error::Verification(format!(
-                "{what}: the node sent a record that is not base64: {e}"
+                "{what}: {from} sent a record that is not base64: {e}"
             ))
         })?;
     SignedRecord::from_bytes(&bytes)
@@ -37,31 +37,33 @@ fn decode(what: &str, b64: &str) -> Result<SignedRecord<ipsr_proto::Verified>> {
         .map_err(|e| Error::Verification(format!("{what}: the record does not verify: {e}")))
 }
 
-/// Verifies the signed records of `answer` and that they are about
+/// Verifies the signed records of `answer`, which came `from` the node or
+/// the gateway (for messages), and that they are about
 /// `author/package@version`.
 pub(crate) fn release(
     answer: &ReleaseAnswer,
+    from: &str,
     author: &AuthorId,
     package: &PackageName,
     version: &Version,
 ) -> Result<Checked> {
     let what = format!("{author}/{package}@{version}");
-    let signed = decode(&what, &answer.record)?;
+    let signed = decode(&what, from, &answer.record)?;
     let Record::Release(release) = signed.record() else {
         return Err(Error::Verification(format!(
-            "{what}: the node sent a yank as the release record"
+            "{what}: {from} sent a yank as the release record"
         )));
     };
     if release.author != *author || release.package != *package || release.version != *version {
         return Err(Error::Verification(format!(
-            "{what}: the node sent the record of {}/{}@{}",
+            "{what}: {from} sent the record of {}/{}@{}",
             release.author, release.package, release.version
         )));
     }
     let mut yanked = false;
     let mut yank_reason = None;
     if let Some(yank_b64) = &answer.yank_record {
-        let yank = decode(&what, yank_b64)?;
+        let yank = decode(&what, from, yank_b64)?;
         match yank.record() {
             Record::Yank(y) if yank.release_key() == signed.release_key() => {
                 if yank.supersedes(&signed) {
@@ -71,17 +73,53 @@ pub(crate) fn release(
             }
             _ => {
                 return Err(Error::Verification(format!(
-                    "{what}: the node's yank record is not a yank of this release"
+                    "{what}: the yank record {from} sent is not a yank of this release"
                 )));
             }
         }
+    }
+    let record_id = signed.id().to_string();
+    if let Some(field) = view_mismatch(answer, release, &record_id, yanked) {
+        return Err(Error::Verification(format!(
+            "{what}: the {field} {from} shows is not what the signed record says"
+        )));
     }
     Ok(Checked {
         release: release.clone(),
         yanked,
         yank_reason,
-        record_id: signed.id().to_string(),
+        record_id,
     })
+}
+
+/// The first field of the view (the JSON around the signed records) that
+/// differs from what the verified records say, so that what is shown or
+/// printed as JSON is what the author signed.
+fn view_mismatch(
+    answer: &ReleaseAnswer,
+    release: &Release,
+    record_id: &str,
+    yanked: bool,
+) -> Option<&'static str> {
+    let e = &answer.entry;
+    let metadata = serde_json::from_value::<ipsr_proto::Metadata>(answer.metadata.clone());
+    [
+        (answer.author == release.author.to_string(), "author"),
+        (answer.package == release.package.as_str(), "package"),
+        (e.version == release.version.to_string(), "version"),
+        (e.record_id == record_id, "record id"),
+        (e.cid == release.cid.to_string(), "CID"),
+        (e.size == release.size, "size"),
+        (e.version_code == release.version_code, "version code"),
+        (e.file_name == release.file_name, "file name"),
+        (e.platform == release.platform.to_string(), "platform"),
+        (e.created_at == release.created_at, "signing time"),
+        (e.seq == release.seq, "sequence number"),
+        (e.yanked == yanked, "yanked flag"),
+        (metadata.is_ok_and(|m| m == release.metadata), "metadata"),
+    ]
+    .into_iter()
+    .find_map(|(same, field)| (!same).then_some(field))
 }
 
 /// The import profile that yields CIDs of this version: CIDv0 comes from

@@ -4,20 +4,28 @@ use clap::{Parser, Subcommand};
 
 use crate::client::{Client, DEFAULT_NODE};
 use crate::commands;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::output::Output;
 
 /// Publish, download and browse apps on IPSR, the peer-to-peer app repository.
 ///
-/// Talks to a local `ipsr-node` (see `--node`). Exit codes: 0 ok, 1 failure,
-/// 2 usage, 3 not found, 4 verification failed, 5 node unreachable,
-/// 6 conflict (e.g. version not newer), 7 not supported by the node.
+/// Talks to a local `ipsr-node` (see `--node`), or to a gateway (`--gateway`)
+/// when no node runs; trusts neither: records and bytes are verified here.
+/// Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 verification failed,
+/// 5 node or gateway unreachable, 6 conflict (e.g. version not newer),
+/// 7 not supported (by the node or the gateway).
 #[derive(Debug, Parser)]
 #[command(name = "ipsr-cli", version)]
 pub struct Cli {
-    /// The node's API address.
-    #[arg(long, global = true, env = "IPSR_NODE", default_value = DEFAULT_NODE, value_name = "URL")]
-    pub node: String,
+    /// The node's API address [env: IPSR_NODE] [default: http://127.0.0.1:5050].
+    #[arg(long, global = true, value_name = "URL", conflicts_with = "gateway")]
+    pub node: Option<String>,
+
+    /// Use this gateway instead of a node: read packages from its JSON API and
+    /// publish through it, e.g. `https://gateway.example.org` [env: IPSR_GATEWAY].
+    /// Everything is still verified here.
+    #[arg(long, global = true, value_name = "URL")]
+    pub gateway: Option<String>,
 
     /// Print machine-readable JSON on standard output.
     #[arg(long, global = true)]
@@ -34,7 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// Manage author keys (generate, list, show, import, export).
     Key(commands::key::Args),
-    /// Publish a release: import the file into the node, sign and post the record.
+    /// Publish a release: import the file into the node (or upload it with the
+    /// record through a gateway), sign and post the record.
     Publish(commands::publish::Args),
     /// Download a release, verify its record and bytes, and pin it on the node.
     Download(commands::download::Args),
@@ -46,36 +55,82 @@ pub enum Command {
     Yank(commands::yank::Args),
     /// Check a local file against a published release.
     Verify(commands::verify::Args),
-    /// Import a file into the node (or only compute its CID).
+    /// Import a file into the node (or only compute its CID; no gateway).
     Add(commands::add::Args),
-    /// Search packages (needs an index the node does not offer yet).
+    /// Search packages by name and title, on the node or the gateway.
     Search(commands::search::Args),
-    /// List the node's connected peers.
+    /// List the node's connected peers (not through a gateway).
     Peers,
-    /// Show the node's status.
+    /// Show the node's status (or a gateway's health).
     Status,
     /// Print a shell completion script.
     Completions(commands::completions::Args),
 }
 
+/// What the commands talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// A node's local API.
+    Node(String),
+    /// A gateway's JSON API.
+    Gateway(String),
+}
+
+impl Endpoint {
+    /// `--node` and `--gateway` (clap refuses both), else `IPSR_NODE` and
+    /// `IPSR_GATEWAY` (`env` reads a variable; empty counts as unset), else
+    /// the default node. A flag wins over either variable, so a shell that
+    /// exports `IPSR_NODE` can still use `--gateway` once.
+    pub(crate) fn resolve(
+        node: Option<String>,
+        gateway: Option<String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        if let Some(url) = gateway {
+            return Ok(Self::Gateway(url));
+        }
+        if let Some(url) = node {
+            return Ok(Self::Node(url));
+        }
+        let var = |name: &str| env(name).filter(|v| !v.is_empty());
+        match (var("IPSR_NODE"), var("IPSR_GATEWAY")) {
+            (Some(_), Some(_)) => Err(Error::Usage(
+                "IPSR_NODE and IPSR_GATEWAY are both set; unset one, or pass --node URL or --gateway URL".into(),
+            )),
+            (Some(url), None) => Ok(Self::Node(url)),
+            (None, Some(url)) => Ok(Self::Gateway(url)),
+            (None, None) => Ok(Self::Node(DEFAULT_NODE.into())),
+        }
+    }
+}
+
 /// What every command gets.
 #[derive(Debug)]
 pub(crate) struct Ctx {
-    pub(crate) node: String,
+    pub(crate) endpoint: Endpoint,
     pub(crate) out: Output,
 }
 
 impl Ctx {
-    /// A client of the node named by `--node`.
+    /// A client of the node (`--node`) or the gateway (`--gateway`).
     pub(crate) fn client(&self) -> Result<Client> {
-        Client::new(&self.node)
+        match &self.endpoint {
+            Endpoint::Node(url) => Client::new(url),
+            Endpoint::Gateway(url) => Client::gateway(url),
+        }
+    }
+
+    /// Whether the commands go through a gateway.
+    pub(crate) fn is_gateway(&self) -> bool {
+        matches!(self.endpoint, Endpoint::Gateway(_))
     }
 }
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
+    let endpoint = Endpoint::resolve(cli.node, cli.gateway, |name| std::env::var(name).ok())?;
     let ctx = Ctx {
-        node: cli.node,
+        endpoint,
         out: Output::new(cli.json),
     };
     match cli.command {
@@ -98,8 +153,45 @@ pub fn run(cli: Cli) -> Result<()> {
 mod tests {
     use clap::CommandFactory;
 
+    use super::Endpoint;
+
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_win_over_variables_and_two_variables_are_refused() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let both = env(&[("IPSR_NODE", "http://n"), ("IPSR_GATEWAY", "https://g")]);
+        let resolve = |node: Option<&str>, gateway: Option<&str>| {
+            Endpoint::resolve(node.map(Into::into), gateway.map(Into::into), both)
+        };
+        assert_eq!(
+            resolve(None, Some("https://x")).ok(),
+            Some(Endpoint::Gateway("https://x".into()))
+        );
+        assert_eq!(
+            resolve(Some("http://x"), None).ok(),
+            Some(Endpoint::Node("http://x".into()))
+        );
+        assert!(resolve(None, None).is_err());
+        let gateway = Endpoint::resolve(
+            None,
+            None,
+            env(&[("IPSR_GATEWAY", "https://g"), ("IPSR_NODE", "")]),
+        );
+        assert_eq!(gateway.ok(), Some(Endpoint::Gateway("https://g".into())));
+        let default = Endpoint::resolve(None, None, env(&[]));
+        assert_eq!(
+            default.ok(),
+            Some(Endpoint::Node(super::DEFAULT_NODE.into()))
+        );
     }
 }

@@ -1,4 +1,7 @@
-//! A blocking client of the node's local HTTP API (`docs/node-api.md`).
+//! A blocking client of the node's local HTTP API (`docs/node-api.md`), or
+//! of a gateway's JSON API (`docs/gateway.md`), which serves the same views
+//! of packages and releases under other paths. Neither is trusted: the
+//! commands verify records and bytes themselves (`check.rs`).
 
 use std::io::Read;
 use std::time::Duration;
@@ -11,11 +14,32 @@ use crate::error::{Error, Result};
 /// The node's default API address.
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:5050";
 
-/// A connection to one node's API.
+/// What a [`Client`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Server {
+    /// A node's local API (`--node`).
+    Node,
+    /// A gateway's JSON API (`--gateway`).
+    Gateway,
+}
+
+impl Server {
+    /// `node` or `gateway`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Node => "node",
+            Server::Gateway => "gateway",
+        }
+    }
+}
+
+/// A connection to one node's API, or to a gateway's.
 #[derive(Debug, Clone)]
 pub struct Client {
     base: url::Url,
     agent: ureq::Agent,
+    server: Server,
 }
 
 /// `GET /v1/packages/{author}/{package}`.
@@ -117,13 +141,81 @@ pub struct Pinned {
     pub local: u64,
 }
 
-/// `GET /v1/authors/{author}`.
+/// `GET /v1/authors/{author}` (a gateway's `GET /api/v1/author/{author}`
+/// is read into the same form).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Author {
     /// The author id.
     pub author: String,
-    /// The packages the node holds records of.
+    /// The packages the server holds records of.
     pub packages: Vec<String>,
+}
+
+/// A gateway's `GET /api/v1/author/{author}`: package summaries.
+#[derive(Debug, Deserialize)]
+struct GatewayAuthor {
+    author: String,
+    packages: Vec<Named>,
+}
+
+/// The name of a package in a gateway's listing.
+#[derive(Debug, Deserialize)]
+struct Named {
+    package: String,
+}
+
+/// `POST /api/v1/publish` of a gateway: [`Posted`] and where to see it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayPosted {
+    /// What the node behind the gateway decided.
+    #[serde(flatten)]
+    pub posted: Posted,
+    /// Whether the content came with the record and was stored.
+    #[serde(default)]
+    pub content_uploaded: bool,
+    /// Paths on the gateway.
+    pub links: Option<Links>,
+}
+
+/// Paths on a gateway for a release.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Links {
+    /// The release's JSON view.
+    pub package: String,
+    /// The package's web page.
+    pub page: String,
+    /// The download.
+    pub download: String,
+}
+
+/// A search: `GET /v1/search` of a node, `GET /api/v1/packages?q=` of a
+/// gateway. Both answer `{ "packages": [...] }`; each entry has at least
+/// these fields (a gateway's has more, kept in `raw`).
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The whole answer, as the server sent it.
+    pub raw: serde_json::Value,
+    /// The results, in rank order.
+    pub packages: Vec<FoundPackage>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FoundPackage {
+    /// The author id.
+    pub author: String,
+    /// The package name.
+    pub package: String,
+    /// Its newest non-yanked version.
+    pub newest: Option<String>,
+    /// Its title.
+    #[serde(default)]
+    pub title: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct FoundList {
+    packages: Vec<FoundPackage>,
 }
 
 /// An error answer of the API.
@@ -136,7 +228,7 @@ struct ApiError {
 impl Client {
     /// A client of the node at `base` (`http://HOST:PORT`).
     pub fn new(base: &str) -> Result<Self> {
-        let mut url = url::Url::parse(base).map_err(|e| {
+        let url = url::Url::parse(base).map_err(|e| {
             Error::Usage(format!(
                 "--node: {base:?} is not a URL ({e}); write it as http://127.0.0.1:5050"
             ))
@@ -146,21 +238,60 @@ impl Client {
                 "--node: {base:?} must be an http:// URL (the node's API is plain HTTP on loopback)"
             )));
         }
+        Ok(Self::with(url, Server::Node))
+    }
+
+    /// A client of the gateway at `base` (`https://HOST` or `http://HOST:PORT`,
+    /// possibly with a path prefix).
+    pub fn gateway(base: &str) -> Result<Self> {
+        let url = url::Url::parse(base).map_err(|e| {
+            Error::Usage(format!(
+                "--gateway: {base:?} is not a URL ({e}); write it as https://gateway.example.org"
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(Error::Usage(format!(
+                "--gateway: {base:?} must be an http:// or https:// URL"
+            )));
+        }
+        Ok(Self::with(url, Server::Gateway))
+    }
+
+    fn with(mut url: url::Url, server: Server) -> Self {
         if !url.path().ends_with('/') {
             let path = format!("{}/", url.path());
             url.set_path(&path);
         }
+        url.set_query(None);
+        url.set_fragment(None);
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
             .build()
             .into();
-        Ok(Self { base: url, agent })
+        Self {
+            base: url,
+            agent,
+            server,
+        }
     }
 
-    /// The node's base URL, without a trailing slash.
+    /// The base URL, without a trailing slash.
     pub fn base(&self) -> &str {
         self.base.as_str().trim_end_matches('/')
+    }
+
+    /// What this client talks to.
+    pub fn server(&self) -> Server {
+        self.server
+    }
+
+    /// `the node` or `the gateway`, for messages.
+    pub(crate) fn the(&self) -> &'static str {
+        match self.server {
+            Server::Node => "the node",
+            Server::Gateway => "the gateway",
+        }
     }
 
     /// The URL of an API path (`v1/...`, no leading slash) with a query.
@@ -183,43 +314,59 @@ impl Client {
                         | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                Error::Unreachable {
-                    node: self.base().to_owned(),
-                    reason: io.to_string(),
-                }
+                self.unreachable(io.to_string())
             }
             ureq::Error::ConnectionFailed | ureq::Error::HostNotFound | ureq::Error::Timeout(_) => {
-                Error::Unreachable {
-                    node: self.base().to_owned(),
-                    reason: e.to_string(),
-                }
+                self.unreachable(e.to_string())
             }
-            other => Error::Other(format!("talking to the node at {}: {other}", self.base())),
+            other => Error::Other(format!(
+                "talking to {} at {}: {other}",
+                self.the(),
+                self.base()
+            )),
+        }
+    }
+
+    fn unreachable(&self, reason: String) -> Error {
+        match self.server {
+            Server::Node => Error::Unreachable {
+                node: self.base().to_owned(),
+                reason,
+            },
+            Server::Gateway => Error::GatewayUnreachable {
+                gateway: self.base().to_owned(),
+                reason,
+            },
         }
     }
 
     /// Turns a non-2xx answer into an error about `what`.
-    fn refused(&self, what: &str, mut res: ureq::http::Response<ureq::Body>) -> Error {
-        let status = res.status().as_u16();
-        let body = res
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024)
-            .read_to_string()
-            .unwrap_or_default();
-        let (code, message) = match serde_json::from_str::<ApiError>(&body) {
-            Ok(e) => (e.code, e.message),
-            Err(_) => (status.to_string(), body.trim().to_owned()),
-        };
+    fn refused(&self, what: &str, res: ureq::http::Response<ureq::Body>) -> Error {
+        let (status, code, message) = error_answer(res);
+        self.refusal(what, status, &code, &message)
+    }
+
+    /// The error for a non-2xx answer `status` with its `{code, message}`.
+    fn refusal(&self, what: &str, status: u16, code: &str, message: &str) -> Error {
+        let (the, base) = (self.the(), self.base());
         match status {
-            404 => Error::NotFound(format!("{what}: not found on the node at {}", self.base())),
+            404 => Error::NotFound(format!("{what}: not found on {the} at {base}")),
             504 => Error::NotFound(format!(
                 "{what}: no peer delivered the content ({message}); try again when a provider is online"
             )),
-            400 | 413 | 415 => Error::Usage(format!("{what}: the node refused it: {message}")),
-            422 => Error::Verification(format!("{what}: the node refused it: {message} ({code})")),
+            403 if code == "uploads_forbidden" => Error::Unsupported(format!(
+                "{what}: the gateway at {base} takes no uploads from this author; publish through your own node (--node) or ask the gateway's operator to allow your author id"
+            )),
+            413 if self.server == Server::Gateway => Error::Usage(format!(
+                "{what}: the gateway at {base} refused it as too large: {message}; publish through your own node (--node)"
+            )),
+            400 | 413 | 415 => Error::Usage(format!("{what}: {the} refused it: {message}")),
+            422 => Error::Verification(format!("{what}: {the} refused it: {message} ({code})")),
+            429 | 503 => Error::Other(format!(
+                "{what}: {the} at {base} is busy ({message}); try again in a moment"
+            )),
             _ => Error::Other(format!(
-                "{what}: the node answered {status}: {message} ({code})"
+                "{what}: {the} answered {status}: {message} ({code})"
             )),
         }
     }
@@ -239,8 +386,31 @@ impl Client {
             .limit(16 * 1024 * 1024)
             .read_to_string()
             .map_err(|e| self.transport(e))?;
-        serde_json::from_str(&body)
-            .map_err(|e| Error::Other(format!("{what}: the node's answer is not valid JSON: {e}")))
+        serde_json::from_str(&body).map_err(|e| {
+            Error::Other(format!(
+                "{what}: the answer of {} is not valid JSON: {e}",
+                self.the()
+            ))
+        })
+    }
+
+    /// The path of an API route on this server: `node` is the node's path,
+    /// `gateway` the gateway's.
+    fn route(&self, node: String, gateway: String) -> String {
+        match self.server {
+            Server::Node => node,
+            Server::Gateway => gateway,
+        }
+    }
+
+    /// An error for a route only a node has.
+    fn node_only(&self, what: &str) -> Result<()> {
+        match self.server {
+            Server::Node => Ok(()),
+            Server::Gateway => Err(Error::Unsupported(format!(
+                "{what} needs a node: a gateway does not offer it; run one with `ipsr-node run` and pass --node URL instead of --gateway"
+            ))),
+        }
     }
 
     /// `GET` a JSON document.
@@ -248,48 +418,122 @@ impl Client {
         self.json(what, self.agent.get(self.url(path, &[]).as_str()).call())
     }
 
-    /// `GET /v1/status`.
+    /// The node's `GET /v1/status`, or the gateway's `GET /healthz`.
     pub fn status(&self) -> Result<serde_json::Value> {
-        self.get("status", "v1/status")
+        self.get("status", &self.route("v1/status".into(), "healthz".into()))
     }
 
-    /// `GET /v1/peers`.
+    /// `GET /v1/peers` (a node only).
     pub fn peers(&self) -> Result<serde_json::Value> {
+        self.node_only("peers")?;
         self.get("peers", "v1/peers")
     }
 
-    /// `GET /v1/packages/{author}/{package}`.
+    /// `GET /v1/packages/{author}/{package}` (a gateway's
+    /// `/api/v1/package/{author}/{package}`).
     pub fn package(&self, author: &str, package: &str) -> Result<Package> {
         self.get(
             &format!("{author}/{package}"),
-            &format!("v1/packages/{author}/{package}"),
+            &self.route(
+                format!("v1/packages/{author}/{package}"),
+                format!("api/v1/package/{author}/{package}"),
+            ),
         )
     }
 
-    /// `GET /v1/packages/{author}/{package}/{version}`.
+    /// `GET /v1/packages/{author}/{package}/{version}` (a gateway's
+    /// `/api/v1/package/{author}/{package}/{version}`).
     pub fn release(&self, author: &str, package: &str, version: &str) -> Result<ReleaseAnswer> {
         self.get(
             &format!("{author}/{package}@{version}"),
-            &format!("v1/packages/{author}/{package}/{version}"),
+            &self.route(
+                format!("v1/packages/{author}/{package}/{version}"),
+                format!("api/v1/package/{author}/{package}/{version}"),
+            ),
         )
     }
 
-    /// `GET /v1/authors/{author}`.
+    /// `GET /v1/authors/{author}`, or a gateway's `GET /api/v1/author/{author}`
+    /// (which answers 404 for an author it knows nothing of: read as none).
     pub fn author(&self, author: &str) -> Result<Author> {
-        self.get(author, &format!("v1/authors/{author}"))
+        match self.server {
+            Server::Node => self.get(author, &format!("v1/authors/{author}")),
+            Server::Gateway => {
+                match self.get::<GatewayAuthor>(author, &format!("api/v1/author/{author}")) {
+                    Ok(a) => Ok(Author {
+                        author: a.author,
+                        packages: a.packages.into_iter().map(|p| p.package).collect(),
+                    }),
+                    Err(Error::NotFound(_)) => Ok(Author {
+                        author: author.to_owned(),
+                        packages: Vec::new(),
+                    }),
+                    Err(e) => Err(e),
+                }
+            }
+        }
     }
 
-    /// `POST /v1/records`: publishes a signed record.
+    /// `POST /v1/records`, or a gateway's `POST /api/v1/publish` with the
+    /// record alone (`application/octet-stream`): publishes a signed record.
     pub fn post_record(&self, what: &str, bytes: &[u8]) -> Result<Posted> {
+        let path = self.route("v1/records".into(), "api/v1/publish".into());
         let res = self
             .agent
-            .post(self.url("v1/records", &[]).as_str())
+            .post(self.url(&path, &[]).as_str())
             .header("content-type", "application/octet-stream")
             .send(bytes);
         self.json(what, res)
     }
 
-    /// `POST /v1/content`: streams `body` into the node's blockstore.
+    /// A gateway's `POST /api/v1/publish` with the signed record and the
+    /// release's content (`size` bytes read from `content`), streamed as
+    /// `multipart/form-data` (built by `form` below).
+    pub fn publish_with_content(
+        &self,
+        what: &str,
+        record: &[u8],
+        content: &mut dyn Read,
+        size: u64,
+    ) -> Result<GatewayPosted> {
+        let res = self.post_form(form(record, content, size)?);
+        match res {
+            Err(ureq::Error::Io(e)) if size > 0 => {
+                // A gateway that refuses the upload (no uploads from this
+                // author, a file over its limit) answers once it has read
+                // the record and closes the connection; writing the rest,
+                // ureq sees only a broken pipe. Ask again with an empty
+                // content part: that is refused for the same reason, or,
+                // when the gateway would take the file, as not matching
+                // the record (422 content_mismatch), storing nothing.
+                let mut empty: &[u8] = &[];
+                match self.post_form(form(record, &mut empty, 0)?) {
+                    Ok(probe) if !probe.status().is_success() => {
+                        let (status, code, message) = error_answer(probe);
+                        if code != "content_mismatch" {
+                            return Err(self.refusal(what, status, &code, &message));
+                        }
+                        Err(self.transport(ureq::Error::Io(e)))
+                    }
+                    _ => Err(self.transport(ureq::Error::Io(e))),
+                }
+            }
+            res => self.json(what, res),
+        }
+    }
+
+    fn post_form(
+        &self,
+        form: Form<'_>,
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        self.agent
+            .post(self.url("api/v1/publish", &[]).as_str())
+            .header("content-type", &form.content_type)
+            .header("content-length", &form.length.to_string())
+            .send(ureq::SendBody::from_reader(&mut form.into_reader()))
+    }
+
+    /// `POST /v1/content` (a node only): streams `body` into the node's blockstore.
     pub fn add(
         &self,
         what: &str,
@@ -297,6 +541,7 @@ impl Client {
         profile: &str,
         label: &str,
     ) -> Result<Added> {
+        self.node_only("storing a file")?;
         let mut query = vec![("profile", profile)];
         if !label.is_empty() {
             query.push(("label", label));
@@ -309,12 +554,25 @@ impl Client {
         self.json(what, res)
     }
 
-    /// `GET /v1/content/{cid}`: the file's bytes as a stream, and its
-    /// length when the node sent one.
-    pub fn cat(&self, cid: &str) -> Result<(Option<u64>, impl Read + use<>)> {
+    /// The bytes of a release as a stream, and their length when the server
+    /// sent one: a node's `GET /v1/content/{cid}`, a gateway's
+    /// `GET /api/v1/download/{author}/{package}/{version}`. Not trusted:
+    /// the caller checks them against the signed CID.
+    pub fn content(
+        &self,
+        release: &ipsr_proto::Release,
+    ) -> Result<(Option<u64>, impl Read + use<>)> {
+        let cid = release.cid.to_string();
+        let path = self.route(
+            format!("v1/content/{cid}"),
+            format!(
+                "api/v1/download/{}/{}/{}",
+                release.author, release.package, release.version
+            ),
+        );
         let res = self
             .agent
-            .get(self.url(&format!("v1/content/{cid}"), &[]).as_str())
+            .get(self.url(&path, &[]).as_str())
             .call()
             .map_err(|e| self.transport(e))?;
         if !res.status().is_success() {
@@ -328,8 +586,9 @@ impl Client {
         Ok((len, res.into_body().into_reader()))
     }
 
-    /// `PUT /v1/pins/{cid}?label=L`.
+    /// `PUT /v1/pins/{cid}?label=L` (a node only).
     pub fn pin(&self, cid: &str, label: &str) -> Result<Pinned> {
+        self.node_only("pinning")?;
         let res = self
             .agent
             .put(
@@ -340,16 +599,141 @@ impl Client {
         self.json(&format!("pin {cid}"), res)
     }
 
-    /// Probes `GET /v1/search?q=QUERY`; `None` when the node has no such route.
-    pub fn search(&self, query: &str) -> Result<Option<serde_json::Value>> {
+    /// A node's `GET /v1/search?q=QUERY&limit=N`, or a gateway's
+    /// `GET /api/v1/packages?q=QUERY&limit=N`. A node without the route
+    /// (an older one) is not supported.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Found> {
+        let limit = limit.to_string();
+        let query = [("q", query), ("limit", limit.as_str())];
+        let path = self.route("v1/search".into(), "api/v1/packages".into());
         let res = self
             .agent
-            .get(self.url("v1/search", &[("q", query)]).as_str())
+            .get(self.url(&path, &query).as_str())
             .call()
             .map_err(|e| self.transport(e))?;
-        if res.status().as_u16() == 404 || res.status().as_u16() == 405 {
-            return Ok(None);
+        let status = res.status().as_u16();
+        if self.server == Server::Node && (status == 404 || status == 405) {
+            return Err(Error::Unsupported(format!(
+                "the node at {} has no search (an older ipsr-node); upgrade it, or search a gateway with --gateway URL",
+                self.base()
+            )));
         }
-        self.json("search", Ok(res)).map(Some)
+        let raw: serde_json::Value = self.json("search", Ok(res))?;
+        let list: FoundList = serde_json::from_value(raw.clone()).map_err(|e| {
+            Error::Other(format!(
+                "search: the answer of {} is not a list of packages: {e}",
+                self.the()
+            ))
+        })?;
+        Ok(Found {
+            raw,
+            packages: list.packages,
+        })
+    }
+}
+
+/// The status, `code` and `message` of an error answer (the status as the
+/// code and the body as the message when it is not the API's JSON).
+fn error_answer(mut res: ureq::http::Response<ureq::Body>) -> (u16, String, String) {
+    let status = res.status().as_u16();
+    let body = res
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    match serde_json::from_str::<ApiError>(&body) {
+        Ok(e) => (status, e.code, e.message),
+        Err(_) => (status, status.to_string(), body.trim().to_owned()),
+    }
+}
+
+/// A `multipart/form-data` body: its `Content-Type` (with the boundary),
+/// its exact length, and its parts.
+struct Form<'a> {
+    content_type: String,
+    length: u64,
+    head: Vec<u8>,
+    content: &'a mut dyn Read,
+    tail: Vec<u8>,
+}
+
+impl<'a> Form<'a> {
+    /// The body as one reader: the head, then the content as it is read
+    /// (never held in memory), then the tail.
+    fn into_reader(self) -> impl Read + 'a {
+        std::io::Cursor::new(self.head)
+            .chain(self.content)
+            .chain(std::io::Cursor::new(self.tail))
+    }
+}
+
+/// Builds the publish form of a gateway (`docs/gateway.md`): a `record`
+/// part with the signed record's bytes, then a `content` part with `size`
+/// bytes streamed from `content`.
+///
+/// ureq 3 offers a multipart form only under `ureq::unversioned`, outside
+/// its semver promise, and no maintained multipart crate writes to ureq 3's
+/// body; the format is small (RFC 7578), so it is written here: a random
+/// boundary (128 bits, so it cannot occur in the content by chance; the
+/// record is checked), each part's headers, the bytes, the closing line.
+fn form<'a>(record: &[u8], content: &'a mut dyn Read, size: u64) -> Result<Form<'a>> {
+    let mut random = [0u8; 16];
+    getrandom::fill(&mut random)
+        .map_err(|e| Error::Other(format!("no randomness for a form boundary: {e}")))?;
+    let boundary = format!("ipsr-{}", hex::encode(random));
+    if record
+        .windows(boundary.len())
+        .any(|w| w == boundary.as_bytes())
+    {
+        return Err(Error::Other(
+            "the record contains the form boundary; publish again".into(),
+        ));
+    }
+    let part = |name: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+    };
+    let mut head = part("record").into_bytes();
+    head.extend_from_slice(record);
+    head.extend_from_slice(b"\r\n");
+    head.extend_from_slice(part("content").as_bytes());
+    let tail = format!("\r\n--{boundary}--\r\n").into_bytes();
+    Ok(Form {
+        content_type: format!("multipart/form-data; boundary={boundary}"),
+        length: head.len() as u64 + size + tail.len() as u64,
+        head,
+        content,
+        tail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_form_has_both_parts_and_its_stated_length() {
+        let mut content: &[u8] = b"file bytes";
+        let form = form(b"record\x00bytes", &mut content, 10).unwrap();
+        let boundary = form
+            .content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .unwrap()
+            .to_owned();
+        let length = form.length;
+        let mut body = Vec::new();
+        form.into_reader().read_to_end(&mut body).unwrap();
+        assert_eq!(body.len() as u64, length);
+        let expected = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"record\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\nrecord\x00bytes\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"content\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\nfile bytes\r\n--{boundary}--\r\n"
+        );
+        assert_eq!(String::from_utf8(body).unwrap(), expected);
     }
 }

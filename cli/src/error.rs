@@ -16,12 +16,13 @@ pub mod code {
     /// Verification failed: a bad signature, a record that is not what was
     /// asked for, bytes that do not match their CID.
     pub const VERIFICATION: u8 = 4;
-    /// The node cannot be reached.
+    /// The node (or the gateway) cannot be reached.
     pub const UNREACHABLE: u8 = 5;
     /// Conflict: a version that is not newer than the published ones, a key
     /// name that is taken, a record the node did not take.
     pub const CONFLICT: u8 = 6;
-    /// The node does not offer this feature (yet).
+    /// Not supported: a node without the feature, a command a gateway does
+    /// not offer, a gateway that takes no uploads from this author.
     pub const UNSUPPORTED: u8 = 7;
 }
 
@@ -49,10 +50,20 @@ pub enum Error {
         /// What the connection attempt said.
         reason: String,
     },
+    /// The gateway cannot be reached.
+    #[error(
+        "cannot reach the gateway at {gateway} ({reason}); check the URL given with --gateway or IPSR_GATEWAY"
+    )]
+    GatewayUnreachable {
+        /// The gateway's base URL.
+        gateway: String,
+        /// What the connection attempt said.
+        reason: String,
+    },
     /// A conflict with what is already there.
     #[error("{0}")]
     Conflict(String),
-    /// Not offered by the node.
+    /// Not offered by the node or the gateway.
     #[error("{0}")]
     Unsupported(String),
     /// Writing the output failed because the reader went away (`| head`):
@@ -71,7 +82,7 @@ impl Error {
             Error::Usage(_) => code::USAGE,
             Error::NotFound(_) => code::NOT_FOUND,
             Error::Verification(_) => code::VERIFICATION,
-            Error::Unreachable { .. } => code::UNREACHABLE,
+            Error::Unreachable { .. } | Error::GatewayUnreachable { .. } => code::UNREACHABLE,
             Error::Conflict(_) => code::CONFLICT,
             Error::Unsupported(_) => code::UNSUPPORTED,
             Error::BrokenPipe => code::OK,

@@ -1,12 +1,14 @@
 //! `ipsr-cli`: the IPSR command line. It keeps author keys, publishes
-//! releases through a local node, downloads and verifies them, and browses
-//! what the node holds. `docs/cli.md` is the user's guide: commands, exit
-//! codes, the key file format.
+//! releases through a local node (or a gateway), downloads and verifies
+//! them, and browses and searches what the node or gateway holds.
+//! `docs/cli.md` is the user's guide: commands, exit codes, the key file
+//! format.
 //!
 //! * [`Cli`]: the arguments (clap derive); one module per subcommand in
 //!   `commands/`, each with its `Args` and a `run`.
 //! * [`keys`]: author key files (XDG config dir, mode 0600, passphrase).
-//! * [`Client`]: a blocking client of the node's HTTP API.
+//! * [`Client`]: a blocking client of the node's HTTP API or a gateway's
+//!   JSON API ([`Server`]); never trusted, everything is verified here.
 //! * [`Output`]: lines for people, or JSON with `--json`.
 //! * [`Error`]: every failure, each with its exit code ([`code`]).
 //!
@@ -27,7 +29,7 @@ mod output;
 mod spec;
 
 pub use cli::{Cli, Command, run};
-pub use client::{Client, DEFAULT_NODE};
+pub use client::{Client, DEFAULT_NODE, Server};
 pub use error::{Error, Result, code};
 pub use output::Output;
 pub use spec::{PackageSpec, ReleaseSpec, VersionSel};

@@ -8,7 +8,7 @@ use ipsr_node::Store;
 use ipsr_proto::SignedRecord;
 use ipsr_proto::{AuthorId, PackageKey, PackageName, PackageState, ReleaseKey, ReleaseState};
 
-use crate::index::{BoxFuture, Counts, Hit, Index, IndexStats, recent_entries, title};
+use crate::index::{BoxFuture, Counts, Hit, Index, IndexStats, recent_entries};
 use crate::{IndexError, search};
 
 /// Release keys read from the store per page while scanning.
@@ -104,28 +104,8 @@ impl Index for StoreIndex {
         query: &'a str,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Hit>, IndexError>> {
-        let words = search::query_words(query);
-        Box::pin(self.blocking(move |s| {
-            let mut hits = Vec::new();
-            if words.is_empty() {
-                return Ok(hits);
-            }
-            scan_packages(s, |state| {
-                let title = title(&state);
-                let terms = search::terms(state.key().package.as_str(), &title);
-                if let Some(score) = search::score(&terms, &words) {
-                    hits.push(Hit {
-                        package: state.key().clone(),
-                        newest: state.newest().map(|r| r.record().version().clone()),
-                        title,
-                        score,
-                    });
-                }
-            })?;
-            sort_hits(&mut hits);
-            hits.truncate(limit);
-            Ok(hits)
-        }))
+        let query = query.to_owned();
+        Box::pin(self.blocking(move |s| Ok(search::in_store(s, &query, limit)?)))
     }
 
     fn record_bytes<'a>(
@@ -147,9 +127,4 @@ impl Index for StoreIndex {
             Ok(stats)
         }))
     }
-}
-
-/// The result order of [`search`]: score, highest first, then `author/package`.
-pub(crate) fn sort_hits(hits: &mut [Hit]) {
-    hits.sort_by_cached_key(|h| (std::cmp::Reverse(h.score), h.package.to_string()));
 }

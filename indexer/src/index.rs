@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 
-use ipsr_proto::{AuthorId, Version};
+use ipsr_proto::AuthorId;
 use ipsr_proto::{PackageKey, PackageName, PackageState, ReleaseKey, ReleaseState, SignedRecord};
 use serde::{Deserialize, Serialize};
 
@@ -12,18 +12,8 @@ use crate::IndexError;
 /// A boxed future, so that [`Index`] can be used as `&dyn Index`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A search result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hit {
-    /// The package.
-    pub package: PackageKey,
-    /// Its title (of its newest release; empty when every release is yanked).
-    pub title: String,
-    /// Its newest release, if any.
-    pub newest: Option<Version>,
-    /// The score (see [`search`](crate::search)); higher ranks first.
-    pub score: u32,
-}
+/// A search result (see [`search`](crate::search)).
+pub use ipsr_node::search::Hit;
 
 /// Totals over everything indexed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,13 +61,7 @@ impl Counts {
 }
 
 /// The title a package is known by: its newest release's title, or empty.
-pub(crate) fn title(state: &PackageState) -> String {
-    state
-        .newest()
-        .and_then(|r| r.record().as_release())
-        .map(|r| r.metadata.title.clone())
-        .unwrap_or_default()
-}
+pub(crate) use ipsr_node::search::title;
 
 /// The releases of a package that appear in "recent": not yanked, with a
 /// release record; each with its record's `created_at`.

@@ -29,12 +29,14 @@ mod error;
 mod index;
 mod indexer;
 mod redis_index;
-pub mod search;
 mod source;
 
 pub use embedded::StoreIndex;
 pub use error::{IndexError, SourceError};
 pub use index::{BoxFuture, Hit, Index, IndexStats};
 pub use indexer::{Indexer, IndexerConfig, Metrics, verify_all};
+/// The search rules both backends share (defined in `ipsr-node`, whose
+/// `GET /v1/search` ranks by them too).
+pub use ipsr_node::search;
 pub use redis_index::{BatchOutcome, RedisConfig, RedisIndex};
 pub use source::{Entry, HttpSource, LocalSource, Page, Source};

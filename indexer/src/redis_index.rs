@@ -998,7 +998,7 @@ impl RedisIndex {
                 });
             }
         }
-        crate::embedded::sort_hits(&mut hits);
+        search::sort(&mut hits);
         hits.truncate(limit);
         Ok(hits)
     }

@@ -37,6 +37,12 @@ pub(crate) const MAX_WAITERS: usize = 256;
 pub(crate) const MAX_LOG_LIMIT: usize = 1000;
 /// The log entries a `GET /v1/log` returns when it does not say.
 pub(crate) const DEFAULT_LOG_LIMIT: usize = 100;
+/// The results a `GET /v1/search` returns when it does not say.
+pub(crate) const DEFAULT_SEARCH_LIMIT: usize = 20;
+/// The most results one `GET /v1/search` returns.
+pub(crate) const MAX_SEARCH_LIMIT: usize = 100;
+/// The longest query `GET /v1/search` takes, in bytes.
+pub(crate) const MAX_QUERY_BYTES: usize = 200;
 /// The largest request body of `POST /v1/records`: a signed record
 /// ([`MAX_RECORD_BYTES`](ipsr_proto::limits::MAX_RECORD_BYTES)) and 1 KiB
 /// to spare, so a record just over its limit is refused as `too_large` by

@@ -9,6 +9,8 @@
 //!   blockstore, Bitswap and parallel download.
 //! * [`views`]: the JSON views of packages and releases that the node's
 //!   API and the gateway share.
+//! * [`search`]: the search rules (terms, weights, scores) every search of
+//!   IPSR ranks by, and a search of the embedded store.
 //! * [`run`]: the flags and config file of a running node (`ipsr-node run`,
 //!   `ipsr-gateway`) and its start-up and shutdown.
 //! * [`serve_api`] serves the node's local control API (HTTP+JSON,
@@ -30,6 +32,7 @@ mod limiter;
 mod metrics;
 mod node;
 pub mod run;
+pub mod search;
 mod store;
 mod sync;
 pub mod views;

@@ -338,6 +338,57 @@ async fn publish_then_read_packages_releases_authors_and_status() {
     assert_eq!(peers.json, serde_json::json!({ "peers": [] }));
 }
 
+/// `release` under another package name and title.
+fn named(key: &AuthorKey, package: &str, title: &str, seq: u64) -> SignedRecord {
+    let Record::Release(mut r) = release(key, "1.0.0", 1, seq, 1).record().clone() else {
+        unreachable!()
+    };
+    r.package = package.parse().unwrap();
+    r.metadata.title = title.into();
+    r.sign(key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_ranks_names_over_titles_and_checks_its_query() {
+    let api = Api::start().await;
+    let key = AuthorKey::from_seed(&[4; 32]);
+    api.publish(&named(&key, "org.example.camera", "Camera", 1))
+        .await;
+    api.publish(&named(&key, "org.example.notes", "Notes with camera", 2))
+        .await;
+    api.publish(&named(&key, "org.example.maps", "Maps", 3))
+        .await;
+    let author = key.author_id().to_string();
+
+    // The last name segment outranks a title word; prefixes match too.
+    let found = api.get("/v1/search?q=camera").await;
+    assert_eq!(found.status, 200, "{:?}", found.json);
+    assert_eq!(
+        found.json,
+        serde_json::json!({ "packages": [
+            { "author": author, "package": "org.example.camera", "newest": "1.0.0",
+              "title": "Camera", "score": 10 },
+            { "author": author, "package": "org.example.notes", "newest": "1.0.0",
+              "title": "Notes with camera", "score": 6 },
+        ]})
+    );
+    let prefix = api.get("/v1/search?q=Cam&limit=1").await;
+    let names: Vec<&str> = prefix.json["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["package"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["org.example.camera"], "limit=1 keeps the best");
+    let none = api.get("/v1/search?q=zebra").await;
+    assert_eq!(none.json, serde_json::json!({ "packages": [] }));
+
+    for bad in ["/v1/search", "/v1/search?q=%20", "/v1/search?q=a&limit=0"] {
+        let answer = api.get(bad).await;
+        assert_eq!((answer.status, answer.code()), (400, "bad_query"), "{bad}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_pages_without_gaps_and_long_polls() {
     let api = Api::start().await;

@@ -53,6 +53,11 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             stored: false,
         }
     } else {
+        if ctx.is_gateway() {
+            return Err(Error::Unsupported(
+                "add needs a node: a gateway stores only the content of releases published through it; pass --only-hash to compute the CID, or --node URL".into(),
+            ));
+        }
         let client = ctx.client()?;
         let bar = output::progress(Some(size), "uploading");
         let mut reader = bar.wrap_read(file);

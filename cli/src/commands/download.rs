@@ -1,5 +1,6 @@
 //! `ipsr-cli download`: choose a release, verify its record, fetch its
-//! bytes, verify them against the CID, write them atomically, pin them.
+//! bytes (from the node, or a gateway), verify them against the CID, write
+//! them atomically, pin them on the node.
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use serde::Serialize;
 
 use crate::check;
 use crate::cli::Ctx;
-use crate::client::{Client, Package};
+use crate::client::{Client, Package, Server};
 use crate::error::{Error, Result};
 use crate::output;
 use crate::spec::{PackageSpec, VersionSel};
@@ -38,8 +39,9 @@ struct Downloaded {
     pinned: bool,
 }
 
-/// Picks the version `sel` names among the package's versions.
-pub(crate) fn choose(pkg: &Package, sel: &VersionSel) -> Result<Version> {
+/// Picks the version `sel` names among the package's versions, as listed by
+/// `the` node or gateway (for messages).
+pub(crate) fn choose(pkg: &Package, sel: &VersionSel, the: &str) -> Result<Version> {
     let name = format!("{}/{}", pkg.author, pkg.package);
     let chosen = match sel {
         VersionSel::Newest => pkg.newest.clone().ok_or_else(|| {
@@ -51,7 +53,7 @@ pub(crate) fn choose(pkg: &Package, sel: &VersionSel) -> Result<Version> {
             let v = v.to_string();
             if !pkg.versions.iter().any(|e| e.version == v) {
                 return Err(Error::NotFound(format!(
-                    "{name}@{v}: no such version (the node has {})",
+                    "{name}@{v}: no such version ({the} has {})",
                     listing(pkg)
                 )));
             }
@@ -69,14 +71,14 @@ pub(crate) fn choose(pkg: &Package, sel: &VersionSel) -> Result<Version> {
             .map(|e| e.version.clone())
             .ok_or_else(|| {
                 Error::NotFound(format!(
-                    "{name}: no non-yanked version matches {req} (the node has {})",
+                    "{name}: no non-yanked version matches {req} ({the} has {})",
                     listing(pkg)
                 ))
             })?,
     };
     chosen
         .parse()
-        .map_err(|e| Error::Verification(format!("{name}: the node lists a bad version: {e}")))
+        .map_err(|e| Error::Verification(format!("{name}: {the} lists a bad version: {e}")))
 }
 
 fn listing(pkg: &Package) -> String {
@@ -102,14 +104,15 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         version: sel,
     } = &args.spec;
     let pkg = client.package(&author.to_string(), package.as_str())?;
-    let version = choose(&pkg, sel)?;
+    let version = choose(&pkg, sel, client.the())?;
     let spec = format!("{author}/{package}@{version}");
     let answer = client.release(&author.to_string(), package.as_str(), &version.to_string())?;
-    let checked = check::release(&answer, author, package, &version)?;
+    let checked = check::release(&answer, client.the(), author, package, &version)?;
     if checked.yanked {
         if !matches!(sel, VersionSel::Exact(_)) {
             return Err(Error::Verification(format!(
-                "{spec}: the node offered it as not yanked, but its signed yank record says it is"
+                "{spec}: {} offered it as not yanked, but its signed yank record says it is",
+                client.the()
             )));
         }
         ctx.out.note(format!(
@@ -124,15 +127,16 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from(&release.file_name));
     let hashed = fetch_to(&client, release, &path)?;
 
-    let label = spec.clone();
-    let pinned = match client.pin(&release.cid.to_string(), &label) {
-        Ok(_) => true,
-        Err(e) => {
-            ctx.out
-                .note(format!("warning: could not pin {}: {e}", release.cid));
-            false
-        }
-    };
+    // A gateway keeps what it serves; only a node of one's own is pinned.
+    let pinned = client.server() == Server::Node
+        && match client.pin(&release.cid.to_string(), &spec) {
+            Ok(_) => true,
+            Err(e) => {
+                ctx.out
+                    .note(format!("warning: could not pin {}: {e}", release.cid));
+                false
+            }
+        };
     let out = Downloaded {
         author: author.to_string(),
         package: package.to_string(),
@@ -170,7 +174,7 @@ fn fetch_to(
         .tempfile_in(&dir)
         .map_err(|e| Error::io(dir.display(), e))?;
     let cid = release.cid.to_string();
-    let (len, body) = client.cat(&cid)?;
+    let (len, body) = client.content(release)?;
     // A size of 0 in a record means "not stated" (Release::new's default).
     let stated = (release.size > 0).then_some(release.size);
     let bar = output::progress(len.or(stated), "downloading");

@@ -38,9 +38,9 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     if *sel == VersionSel::Newest {
         return ctx.out.emit(&pkg, |w| human_package(w, &pkg));
     }
-    let version = choose(&pkg, sel)?;
+    let version = choose(&pkg, sel, client.the())?;
     let answer = client.release(&author.to_string(), package.as_str(), &version.to_string())?;
-    let checked = check::release(&answer, author, package, &version)?;
+    let checked = check::release(&answer, client.the(), author, package, &version)?;
     let info = ReleaseInfo {
         answer: &answer,
         verified: true,

@@ -1,4 +1,4 @@
-//! `ipsr-cli ls AUTHOR`: an author's packages.
+//! `ipsr-cli ls AUTHOR`: an author's packages the node (or gateway) knows.
 
 use ipsr_proto::AuthorId;
 
@@ -14,10 +14,11 @@ pub struct Args {
 
 /// Runs `ls`.
 pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
-    let author = ctx.client()?.author(&args.author.to_string())?;
+    let client = ctx.client()?;
+    let author = client.author(&args.author.to_string())?;
     ctx.out.emit(&author, |w| {
         if author.packages.is_empty() {
-            writeln!(w, "the node knows no packages of {}", author.author)?;
+            writeln!(w, "{} knows no packages of {}", client.the(), author.author)?;
         }
         for p in &author.packages {
             writeln!(w, "{}/{p}", author.author)?;

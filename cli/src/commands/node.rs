@@ -1,6 +1,7 @@
 //! `ipsr-cli peers` and `ipsr-cli status`.
 
 use crate::cli::Ctx;
+use crate::client::Server;
 use crate::error::Result;
 
 /// Runs `peers`.
@@ -18,16 +19,20 @@ pub(crate) fn peers(ctx: &Ctx) -> Result<()> {
     })
 }
 
-/// Runs `status`.
+/// Runs `status`: the node's `GET /v1/status`, or a gateway's `GET /healthz`.
 pub(crate) fn status(ctx: &Ctx) -> Result<()> {
-    let status = ctx.client()?.status()?;
+    let client = ctx.client()?;
+    let status = client.status()?;
     ctx.out.emit(&status, |w| {
-        writeln!(w, "node:      {}", ctx.node)?;
-        writeln!(
-            w,
-            "peer id:   {}",
-            status["peer_id"].as_str().unwrap_or_default()
-        )?;
+        let text = |field: &str| status[field].as_str().unwrap_or_default().to_owned();
+        if client.server() == Server::Gateway {
+            writeln!(w, "gateway:   {}", client.base())?;
+            writeln!(w, "status:    {}", text("status"))?;
+            writeln!(w, "peer id:   {}", text("peer_id"))?;
+            return writeln!(w, "peers:     {}", status["peers"]);
+        }
+        writeln!(w, "node:      {}", client.base())?;
+        writeln!(w, "peer id:   {}", text("peer_id"))?;
         for a in status["listen_addrs"]
             .as_array()
             .cloned()

@@ -1,5 +1,6 @@
 //! `ipsr-cli publish`: validate, import the file into the node, sign and
-//! post the release record, and wait until the node holds it.
+//! post the release record, and wait until the node holds it; or, through a
+//! gateway, hash the file here, sign, and upload record and file together.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +9,9 @@ use ipsr_proto::limits::MAX_RECORD_BYTES;
 use ipsr_proto::{ContentId, Metadata, PackageName, Platform, Record, Release, Version};
 use serde::{Deserialize, Serialize};
 
+use crate::check;
 use crate::cli::Ctx;
-use crate::client::{Client, Package};
+use crate::client::{Client, Package, Server};
 use crate::error::{Error, Result};
 use crate::keys::{self, DEFAULT_NAME};
 use crate::output;
@@ -100,6 +102,11 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Some(path) => read_metadata(path)?,
         None => (Metadata::default(), Media::default()),
     };
+    if ctx.is_gateway() && (media.icon.is_some() || !media.screenshots.is_empty()) {
+        return Err(Error::Usage(
+            "a gateway takes one file per release, so the metadata's icon and screenshots cannot go through it; publish through your node (--node URL), or leave them out".into(),
+        ));
+    }
     let file_name = args
         .file
         .file_name()
@@ -147,7 +154,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         )));
     }
 
-    // 2. What the node holds of the package: the version must be newer.
+    // 2. What the node (gateway) holds of the package: the version must be newer.
     let client = ctx.client()?;
     let existing = match client.package(&author.to_string(), args.package.as_str()) {
         Ok(p) => Some(p),
@@ -160,8 +167,12 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     // 3. The key (may ask for its passphrase).
     let key = keys::load(&args.key)?;
 
-    // 4. The content.
-    let (cid, sha256) = upload(&client, &args.file, size, &spec, "")?;
+    // 4. The content: into the node; through a gateway it goes with the
+    // record in step 5, so here it is only hashed.
+    let (cid, sha256) = match client.server() {
+        Server::Gateway => hash_file(&args.file, size)?,
+        _ => upload(&client, &args.file, size, &spec, "")?,
+    };
     release.cid = cid;
     if let Some(icon) = &media.icon {
         let size = regular_file(icon, "metadata.icon")?;
@@ -177,34 +188,61 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let signed = release
         .sign(&key)
         .map_err(|e| Error::Usage(format!("{e}; fix it and publish again")))?;
-    let posted = client.post_record(&spec, &signed.to_bytes())?;
+    let the = client.the();
+    let (posted, page) = match client.server() {
+        Server::Gateway => {
+            let file =
+                std::fs::File::open(&args.file).map_err(|e| Error::io(args.file.display(), e))?;
+            let bar = output::progress(Some(size), "uploading");
+            let mut reader = bar.wrap_read(file);
+            let posted = client.publish_with_content(&spec, &signed.to_bytes(), &mut reader, size);
+            bar.finish_and_clear();
+            let posted = posted?;
+            let page = posted.links.map(|l| l.page);
+            (posted.posted, page)
+        }
+        _ => (client.post_record(&spec, &signed.to_bytes())?, None),
+    };
     match posted.change.as_str() {
         "new" | "replaced" | "duplicate" => {}
         other => {
             return Err(Error::Conflict(format!(
-                "{spec}: the node kept another record for this version (change: {other}); publish a new version"
+                "{spec}: {the} kept another record for this version (change: {other}); publish a new version"
             )));
         }
     }
-    let held = client.release(
-        &author.to_string(),
-        args.package.as_str(),
-        &args.version.to_string(),
-    )?;
-    if held.entry.record_id != signed.id().to_string() {
+    if posted.id != signed.id().to_string() {
         return Err(Error::Conflict(format!(
-            "{spec}: the node holds record {} rather than this one ({}); publish a new version",
-            held.entry.record_id,
+            "{spec}: {the} answered for record {} rather than this one ({}); publish a new version",
+            posted.id,
             signed.id()
         )));
     }
+    // A node is read back (a gateway may answer from an index that lags).
+    if client.server() == Server::Node {
+        let held = client.release(
+            &author.to_string(),
+            args.package.as_str(),
+            &args.version.to_string(),
+        )?;
+        if held.entry.record_id != signed.id().to_string() {
+            return Err(Error::Conflict(format!(
+                "{spec}: the node holds record {} rather than this one ({}); publish a new version",
+                held.entry.record_id,
+                signed.id()
+            )));
+        }
+    }
 
-    let url = client
-        .url(
-            &format!("v1/packages/{author}/{}/{}", args.package, args.version),
-            &[],
-        )
-        .to_string();
+    let url = match page {
+        Some(page) => client.url(page.trim_start_matches('/'), &[]).to_string(),
+        None => client
+            .url(
+                &format!("v1/packages/{author}/{}/{}", args.package, args.version),
+                &[],
+            )
+            .to_string(),
+    };
     let out = Published {
         author: author.to_string(),
         package: args.package.to_string(),
@@ -363,6 +401,28 @@ fn check_newer(existing: Option<&Package>, version: &Version, code: Option<u64>)
             top_code.saturating_add(1)
         ))),
     }
+}
+
+/// Hashes a file as the node would import it (`unixfs-v1-2025`); returns
+/// its CID and SHA-256. For a gateway, which checks the uploaded bytes
+/// against the signed CID.
+fn hash_file(path: &Path, size: u64) -> Result<(ContentId, [u8; 32])> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path.display(), e))?;
+    let bar = output::progress(Some(size), "hashing");
+    let mut reader = bar.wrap_read(file);
+    let hashed = check::hash(&mut reader, Profile::V1_2025, None, None);
+    bar.finish_and_clear();
+    let hashed = hashed.map_err(|e| Error::io(path.display(), e))?;
+    if hashed.size != size {
+        return Err(Error::Other(format!(
+            "{}: read {} bytes but the file has {size}; was it changed while hashing?",
+            path.display(),
+            hashed.size
+        )));
+    }
+    let cid = ContentId::try_from(hashed.root)
+        .map_err(|e| Error::Other(format!("{}: no CID for it: {e}", path.display())))?;
+    Ok((cid, hashed.sha256))
 }
 
 /// Streams a file into the node; returns its CID and SHA-256.

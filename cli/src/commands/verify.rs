@@ -41,7 +41,13 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         spec.package.as_str(),
         &spec.version.to_string(),
     )?;
-    let checked = check::release(&answer, &spec.author, &spec.package, &spec.version)?;
+    let checked = check::release(
+        &answer,
+        client.the(),
+        &spec.author,
+        &spec.package,
+        &spec.version,
+    )?;
     let release = &checked.release;
     let hashed = check::hash(&mut file, check::profile_of(&release.cid), None, None)
         .map_err(|e| Error::io(args.file.display(), e))?;

@@ -61,7 +61,8 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let posted = client.post_record(&spec.to_string(), &signed.to_bytes())?;
     if !matches!(posted.change.as_str(), "new" | "replaced" | "duplicate") {
         return Err(Error::Conflict(format!(
-            "{spec}: the node kept another record (change: {})",
+            "{spec}: {} kept another record (change: {})",
+            client.the(),
             posted.change
         )));
     }

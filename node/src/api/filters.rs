@@ -13,7 +13,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::MAX_POST_BODY;
 use super::error::{Failure, recover};
-use super::handlers::{self, Ctx, LogQuery};
+use super::handlers::{self, Ctx, LogQuery, SearchQuery};
 use crate::Client;
 
 /// Every route, with the rejection handler and a debug-level access log.
@@ -27,6 +27,7 @@ pub(crate) fn routes(
         .or(package(ctx.clone()))
         .or(release(ctx.clone()))
         .or(author(ctx.clone()))
+        .or(search(ctx.clone()))
         .or(log(ctx.clone()))
         .or(peers(ctx.clone()))
         .or(status(ctx.clone()))
@@ -84,6 +85,18 @@ fn author(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> +
         .and(get())
         .and(with(ctx))
         .and_then(|author, ctx| json("author", handlers::author_info(ctx, author)))
+}
+
+/// `GET /v1/search?q=WORDS&limit=N`.
+fn search(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "search")
+        .and(get())
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(with(ctx))
+        .and_then(|pairs: Vec<(String, String)>, ctx| async move {
+            let query = SearchQuery::parse(&pairs).map_err(warp::reject::custom)?;
+            json("search", handlers::search(ctx, query)).await
+        })
 }
 
 /// `GET /v1/log?after=N&limit=M&wait=S`.

@@ -10,8 +10,11 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use super::error::Failure;
-use super::models::{Author, Log, Package, Peers, Published, ReleaseView, Status};
-use super::{DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT, MAX_WAIT, MAX_WAITERS};
+use super::models::{Author, Log, Package, Peers, Published, ReleaseView, SearchResults, Status};
+use super::{
+    DEFAULT_LOG_LIMIT, DEFAULT_SEARCH_LIMIT, MAX_LOG_LIMIT, MAX_QUERY_BYTES, MAX_SEARCH_LIMIT,
+    MAX_WAIT, MAX_WAITERS,
+};
 use crate::{Client, Store, StoreError};
 
 /// What every handler gets: the node and the API's shared limits.
@@ -127,6 +130,59 @@ pub(crate) async fn author_info(ctx: Ctx, author_text: String) -> Result<Author,
     let author = author(&author_text)?;
     let packages = ctx.read(move |store| store.packages_of(&author)).await?;
     Ok(Author { author, packages })
+}
+
+/// The parameters of `GET /v1/search`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SearchQuery {
+    q: String,
+    limit: usize,
+}
+
+impl SearchQuery {
+    /// Parses `q` (required, at most [`MAX_QUERY_BYTES`]) and `limit`; other
+    /// parameters are ignored, a repeated one counts with its last value.
+    pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Self, Failure> {
+        let mut q = None;
+        let mut limit = DEFAULT_SEARCH_LIMIT;
+        for (name, value) in pairs {
+            match name.as_str() {
+                "q" => q = Some(value.trim().to_owned()),
+                "limit" => {
+                    limit = value
+                        .parse()
+                        .ok()
+                        .filter(|l: &usize| *l > 0)
+                        .ok_or(Failure::Query {
+                            param: "limit",
+                            reason: "must be an integer, 1 or more",
+                        })?
+                        .min(MAX_SEARCH_LIMIT);
+                }
+                _ => {}
+            }
+        }
+        let q = q.filter(|q| !q.is_empty()).ok_or(Failure::Query {
+            param: "q",
+            reason: "is required: the words to look for",
+        })?;
+        if q.len() > MAX_QUERY_BYTES {
+            return Err(Failure::Query {
+                param: "q",
+                reason: "must be at most 200 bytes",
+            });
+        }
+        Ok(Self { q, limit })
+    }
+}
+
+/// `GET /v1/search`: the packages the node holds whose name or title match,
+/// ranked by [`crate::search`].
+pub(crate) async fn search(ctx: Ctx, query: SearchQuery) -> Result<SearchResults, Failure> {
+    let hits = ctx
+        .read(move |store| crate::search::in_store(store, &query.q, query.limit))
+        .await?;
+    Ok(SearchResults::new(hits))
 }
 
 /// The parameters of `GET /v1/log`.
@@ -248,6 +304,32 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         LogQuery::parse(&pairs)
+    }
+
+    #[test]
+    fn search_query_requires_q_and_caps_limit() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let q = SearchQuery::parse(&pairs(&[("q", " camera "), ("limit", "5000")])).unwrap();
+        assert_eq!((q.q.as_str(), q.limit), ("camera", MAX_SEARCH_LIMIT));
+        let q = SearchQuery::parse(&pairs(&[("q", "x")])).unwrap();
+        assert_eq!(q.limit, DEFAULT_SEARCH_LIMIT);
+        let long = "x".repeat(MAX_QUERY_BYTES + 1);
+        for (bad, param) in [
+            (vec![], "q"),
+            (vec![("q", "  ")], "q"),
+            (vec![("q", long.as_str())], "q"),
+            (vec![("q", "a"), ("limit", "0")], "limit"),
+        ] {
+            let err = SearchQuery::parse(&pairs(&bad)).unwrap_err();
+            assert!(
+                matches!(err, Failure::Query { param: p, .. } if p == param),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -4,10 +4,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ipsr_proto::{AuthorId, PackageName, SignedRecord};
+use ipsr_proto::{AuthorId, PackageName, SignedRecord, Version};
 use serde::Serialize;
 
 use crate::Stats;
+use crate::search::Hit;
 pub(crate) use crate::views::{Package, Published, ReleaseView};
 
 /// An error answer.
@@ -22,6 +23,39 @@ pub(crate) struct ErrorBody {
 pub(crate) struct Author {
     pub(crate) author: AuthorId,
     pub(crate) packages: Vec<PackageName>,
+}
+
+/// One result of `GET /v1/search`.
+#[derive(Debug, Serialize)]
+pub(crate) struct SearchResult {
+    author: AuthorId,
+    package: PackageName,
+    newest: Option<Version>,
+    title: String,
+    score: u32,
+}
+
+/// The answer to `GET /v1/search`.
+#[derive(Debug, Serialize)]
+pub(crate) struct SearchResults {
+    packages: Vec<SearchResult>,
+}
+
+impl SearchResults {
+    pub(crate) fn new(hits: Vec<Hit>) -> Self {
+        Self {
+            packages: hits
+                .into_iter()
+                .map(|h| SearchResult {
+                    author: h.package.author,
+                    package: h.package.package,
+                    newest: h.newest,
+                    title: h.title,
+                    score: h.score,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One entry of the log.

@@ -1,5 +1,7 @@
-//! The search rules both backends share: how a package's name and title
-//! become weighted terms, and how a query is scored against them.
+//! The search rules every search of IPSR shares (the node's
+//! `GET /v1/search` and both backends of `ipsr-indexer`, which re-exports
+//! this module): how a package's name and title become weighted terms, and
+//! how a query is scored against them.
 //!
 //! * Text is lower-cased (Unicode) and split into words at every character
 //!   that is not alphanumeric (so `com.example.my_app` gives `com`,
@@ -16,6 +18,10 @@
 //!   score (highest first), then by `author/package` (byte order).
 
 use std::collections::BTreeMap;
+
+use ipsr_proto::{PackageKey, PackageState, ReleaseKey, Version};
+
+use crate::{Store, StoreError};
 
 /// Longest word indexed, in characters.
 pub const MAX_WORD: usize = 32;
@@ -94,6 +100,78 @@ pub fn score(terms: &BTreeMap<String, u32>, query: &[String]) -> Option<u32> {
     query
         .iter()
         .try_fold(0u32, |sum, q| terms.get(q).map(|w| sum.saturating_add(*w)))
+}
+
+/// A search result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The package.
+    pub package: PackageKey,
+    /// Its title (of its newest release; empty when every release is yanked).
+    pub title: String,
+    /// Its newest release, if any.
+    pub newest: Option<Version>,
+    /// The score (see the module's rules); higher ranks first.
+    pub score: u32,
+}
+
+/// The title a package is searched and listed by: its newest release's.
+pub fn title(state: &PackageState) -> String {
+    state
+        .newest()
+        .and_then(|r| r.record().as_release())
+        .map(|r| r.metadata.title.clone())
+        .unwrap_or_default()
+}
+
+/// The result order: score, highest first, then `author/package`.
+pub fn sort(hits: &mut [Hit]) {
+    hits.sort_by_cached_key(|h| (std::cmp::Reverse(h.score), h.package.to_string()));
+}
+
+/// Release keys read from the store per page while scanning.
+const SCAN_PAGE: usize = 1000;
+
+/// Searches every package of `store` (a scan: fine for one machine's store;
+/// the Redis index of `ipsr-indexer` keeps term indexes instead). At most
+/// `limit` hits, in [`sort`] order.
+pub fn in_store(store: &Store, query: &str, limit: usize) -> Result<Vec<Hit>, StoreError> {
+    let words = query_words(query);
+    let mut hits = Vec::new();
+    if words.is_empty() || limit == 0 {
+        return Ok(hits);
+    }
+    let mut after: Option<ReleaseKey> = None;
+    let mut last: Option<PackageKey> = None;
+    loop {
+        let page = store.release_keys(after.as_ref(), SCAN_PAGE)?;
+        let Some(tail) = page.last().cloned() else {
+            break;
+        };
+        for key in page {
+            let package = key.package_key();
+            if last.as_ref() == Some(&package) {
+                continue;
+            }
+            if let Some(state) = store.package(&package)? {
+                let title = title(&state);
+                let terms = terms(state.key().package.as_str(), &title);
+                if let Some(score) = score(&terms, &words) {
+                    hits.push(Hit {
+                        package: state.key().clone(),
+                        newest: state.newest().map(|r| r.record().version().clone()),
+                        title,
+                        score,
+                    });
+                }
+            }
+            last = Some(package);
+        }
+        after = Some(tail);
+    }
+    sort(&mut hits);
+    hits.truncate(limit);
+    Ok(hits)
 }
 
 #[cfg(test)]

@@ -83,9 +83,10 @@ json() {
 if [[ -n ${IPSR_GATEWAY:-} && -n ${IPSR_CLI:-} ]]; then
     GATEWAY=$IPSR_GATEWAY CLI=$IPSR_CLI
 else
-    log "building ipsr-gateway and ipsr-cli (debug) into $TARGET"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET timeout 1800 cargo build -q --locked \
-        -p ipsr-gateway --bin ipsr-gateway -p ipsr-cli --bin ipsr-cli)
+    # The same build as the README's test command (`cargo test --workspace`),
+    # so after it this is a no-op and no second feature set is compiled.
+    log "building the workspace's binaries (debug, as cargo test does) into $TARGET"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET timeout 1800 cargo test -q --workspace --no-run --locked)
     GATEWAY=$TARGET/debug/ipsr-gateway CLI=$TARGET/debug/ipsr-cli
 fi
 for bin in "$GATEWAY" "$CLI"; do

@@ -83,8 +83,8 @@ if [[ -n ${IPSR_NODE:-} ]]; then
     BIN=$IPSR_NODE
 else
     TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-    log "building ipsr-node (debug) into $TARGET"
-    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET timeout 1800 cargo build -q -p ipsr-node --bin ipsr-node)
+    log "building the workspace's binaries (debug, as cargo test does) into $TARGET"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET timeout 1800 cargo test -q --workspace --no-run --locked)
     BIN=$TARGET/debug/ipsr-node
 fi
 [[ -x $BIN ]] || { log "no ipsr-node binary at $BIN"; exit 1; }

@@ -160,6 +160,35 @@ fn json<T: Serialize>(
     Ok(response)
 }
 
+/// A JSON view of the index through the micro-cache ([`crate::cache`]):
+/// `key` names the request; `render` runs only when no fresh copy is held.
+async fn view<T: Serialize>(
+    g: &Gateway,
+    key: String,
+    render: impl Future<Output = Result<T, Failure>>,
+) -> Result<Response, Rejection> {
+    let head = *g.node().log_head().borrow();
+    let body = match g.inner.views.get(&key, head) {
+        Some(body) => body,
+        None => {
+            let value = render.await.map_err(reject)?;
+            let body = serde_json::to_vec(&value)
+                .map_err(|e| reject(Failure::Internal(format!("cannot render JSON: {e}"))))?;
+            let body = bytes::Bytes::from(body);
+            g.inner.views.put(key, head, body.clone());
+            body
+        }
+    };
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(VIEW_CACHE));
+    Ok(response)
+}
+
 fn reject(failure: Failure) -> Rejection {
     warp::reject::custom(failure)
 }
@@ -218,7 +247,7 @@ fn package(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
         .and(with(g))
         .and_then(|a: String, p: String, g: Gateway| async move {
             let key = api::package_key(&a, &p).map_err(reject)?;
-            json(api::package(&g, &key).await, VIEW_CACHE)
+            view(&g, format!("package/{key}"), api::package(&g, &key)).await
         })
 }
 
@@ -235,7 +264,7 @@ fn release(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
                 package: key.package,
                 version,
             };
-            json(api::release(&g, &key).await, VIEW_CACHE)
+            view(&g, format!("release/{key}"), api::release(&g, &key)).await
         })
 }
 
@@ -321,7 +350,7 @@ fn author(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> +
         .and(with(g))
         .and_then(|a: String, g: Gateway| async move {
             let author = api::author(&a).map_err(reject)?;
-            json(api::author_view(&g, author).await, VIEW_CACHE)
+            view(&g, format!("author/{author}"), api::author_view(&g, author)).await
         })
 }
 
@@ -333,7 +362,7 @@ fn packages(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(with(g))
         .and_then(|pairs: Vec<(String, String)>, g: Gateway| async move {
             let query = api::ListQuery::parse(&pairs).map_err(reject)?;
-            json(api::list(&g, &query).await, VIEW_CACHE)
+            view(&g, format!("packages/{query:?}"), api::list(&g, &query)).await
         })
 }
 

@@ -41,6 +41,7 @@ use tokio::sync::Semaphore;
 use tracing::info;
 
 mod api;
+mod cache;
 mod download;
 mod error;
 mod filters;
@@ -50,6 +51,7 @@ mod metrics;
 mod pages;
 mod publish;
 
+pub use cache::VIEW_TTL;
 pub use error::GatewayError;
 pub use filters::routes;
 
@@ -106,6 +108,10 @@ pub struct GatewayConfig {
     /// e.g. `https://ipsr.example.org`; `None`: taken from the request's
     /// `Host` header.
     pub public_url: Option<String>,
+    /// How long a rendered JSON view (package, release, author, listing)
+    /// may be served again; it is never served after the node's log has
+    /// changed. Zero turns the cache off.
+    pub view_ttl: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -119,6 +125,7 @@ impl Default for GatewayConfig {
             first_byte_timeout: Duration::from_secs(20),
             ipfs_timeout: Duration::from_secs(10),
             public_url: None,
+            view_ttl: cache::VIEW_TTL,
         }
     }
 }
@@ -137,6 +144,7 @@ struct Inner {
     metrics: metrics::Metrics,
     limiter: limits::RateLimiter,
     slots: Arc<Semaphore>,
+    views: cache::ViewCache,
 }
 
 impl Gateway {
@@ -152,6 +160,7 @@ impl Gateway {
                 metrics: metrics::Metrics::default(),
                 limiter,
                 slots,
+                views: cache::ViewCache::new(config.view_ttl),
                 config,
             }),
         }

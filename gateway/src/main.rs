@@ -64,6 +64,10 @@ struct Cli {
     /// Requests served at once; more are answered 503.
     #[arg(long, env = "IPSR_MAX_CONCURRENT", default_value_t = 1024)]
     max_concurrent: usize,
+    /// How long, in ms, a rendered JSON view may be served again (never
+    /// after the node's log changed); 0 turns the cache off.
+    #[arg(long, env = "IPSR_VIEW_CACHE_MS", default_value_t = 1000)]
+    view_cache_ms: u64,
     /// The public base URL (for QR codes), e.g. https://apps.example.org.
     #[arg(long, env = "IPSR_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
@@ -96,6 +100,7 @@ fn gateway_config(cli: &Cli) -> GatewayConfig {
     config.rate_limit_burst = cli.rate_limit.saturating_mul(2);
     config.max_concurrent = cli.max_concurrent;
     config.public_url = cli.public_url.clone();
+    config.view_ttl = std::time::Duration::from_millis(cli.view_cache_ms);
     config
 }
 

@@ -222,9 +222,13 @@ pub fn binaries() -> Result<PathBuf, ScriptError> {
         .to_owned();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
-    build
-        .current_dir(scripts().join(".."))
-        .args(["test", "--workspace", "--no-run", "--locked", "--quiet"]);
+    build.current_dir(scripts().join("..")).args([
+        "test",
+        "--workspace",
+        "--no-run",
+        "--locked",
+        "--quiet",
+    ]);
     if dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }

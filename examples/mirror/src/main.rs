@@ -148,7 +148,10 @@ mod tests {
         let mirror_node = ipsr_node::spawn(Config::local(dirs.1.path().into()))
             .await
             .unwrap();
-        let (listed, other) = (AuthorKey::from_seed(&[1; 32]), AuthorKey::from_seed(&[2; 32]));
+        let (listed, other) = (
+            AuthorKey::from_seed(&[1; 32]),
+            AuthorKey::from_seed(&[2; 32]),
+        );
         let mut addrs = Vec::new();
         for _ in 0..100 {
             addrs = author.listen_addrs().await.unwrap();
@@ -171,11 +174,19 @@ mod tests {
             .await
             .unwrap();
         author
-            .publish(release(&listed, ContentId::try_from(a.root).unwrap(), a.size))
+            .publish(release(
+                &listed,
+                ContentId::try_from(a.root).unwrap(),
+                a.size,
+            ))
             .await
             .unwrap();
         author
-            .publish(release(&other, ContentId::try_from(b.root).unwrap(), b.size))
+            .publish(release(
+                &other,
+                ContentId::try_from(b.root).unwrap(),
+                b.size,
+            ))
             .await
             .unwrap();
         let mut pinned = false;

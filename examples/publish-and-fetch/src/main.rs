@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use ipsr_node::content::unixfs::Profile;
 use ipsr_node::{Client, Config};
-use ipsr_proto::{AuthorKey, ContentId, ReleaseKey, Release};
+use ipsr_proto::{AuthorKey, ContentId, Release, ReleaseKey};
 
 /// Starts a node on loopback with its data in `dir`.
 async fn node(dir: &std::path::Path) -> anyhow::Result<Client> {
@@ -36,7 +36,11 @@ async fn main() -> anyhow::Result<()> {
     let b = node(dirs.1.path()).await?;
     let addr = wait("A's address", async || a.listen_addrs().await.ok()?.pop()).await?;
     b.dial(addr).await?;
-    println!("node A {} and node B {} are connected", a.peer_id(), b.peer_id());
+    println!(
+        "node A {} and node B {} are connected",
+        a.peer_id(),
+        b.peer_id()
+    );
 
     // The author's side, on A: the bytes as IPFS blocks, then a signed record.
     let app = Bytes::from(

@@ -37,37 +37,9 @@ OK=0
 
 log() { printf '[browser] %s\n' "$*" >&2; }
 
-cleanup() {
-    local rc=$?
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    if [[ $OK == 1 && ${KEEP_TMP:-0} != 1 ]]; then
-        rm -rf "$TMP"
-    else
-        log "logs kept in $TMP"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_for FILE REGEX SECONDS: wait until a line of FILE matches REGEX
-wait_for() {
-    local deadline=$((SECONDS + $3))
-    until grep -qE "$2" "$1" 2>/dev/null; do
-        if ((SECONDS >= deadline)); then
-            log "timeout after $3 s waiting for /$2/ in $1"
-            return 1
-        fi
-        sleep 0.1
-    done
-}
+# cleanup (on exit) and wait_for
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # json FILE KEY: field KEY of the JSON object in FILE
 json() {

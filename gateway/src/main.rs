@@ -13,7 +13,6 @@ use ipsr_indexer::{
 };
 use ipsr_node::run::{self, RunArgs};
 use ipsr_proto::AuthorId;
-use tracing_subscriber::EnvFilter;
 
 /// The IPSR gateway: a node that also serves the JSON API, app downloads,
 /// IPFS gateway reads and web pages over HTTP.
@@ -75,15 +74,8 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(cli))
+    run::init_logging();
+    run::block_on(serve(cli))
 }
 
 fn gateway_config(cli: &Cli) -> GatewayConfig {

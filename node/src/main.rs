@@ -1,9 +1,7 @@
 //! `ipsr-node`: the IPSR daemon.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ipsr_node::run::{self, RunArgs};
-use tracing_subscriber::EnvFilter;
 
 /// The IPSR daemon: a libp2p node that validates, stores and passes on
 /// signed package records.
@@ -24,16 +22,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    run::init_logging();
     match cli.command {
-        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Run(args) => run::block_on(run(args)),
     }
 }
 

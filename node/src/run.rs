@@ -138,6 +138,25 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// Logs to stderr at `info` (or as `RUST_LOG` says), in colour only on a
+/// terminal. For the daemons' `main`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// A runtime, then `f`'s future on it: the daemons' `main`.
+pub fn block_on<F: Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(f)
+}
+
 /// A node started by [`start`]: its client, its API address and the future
 /// that serves the API, and the signals that stop it.
 #[allow(missing_debug_implementations)]

@@ -9,7 +9,6 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 use ipsr_node::Client;
 use ipsr_node::run::{self, RunArgs};
@@ -96,15 +95,8 @@ async fn mirror(node: Client, authors: HashSet<AuthorId>) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    run::init_logging();
+    run::block_on(async {
         let running = run::start(run::settings(cli.node)?).await?;
         let authors: HashSet<AuthorId> = cli.authors.into_iter().collect();
         println!("mirroring {} author(s)", authors.len());

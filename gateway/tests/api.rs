@@ -764,3 +764,46 @@ async fn openapi_matches_the_routes() {
         }
     }
 }
+
+/// With every request slot taken (here by a download waiting for content
+/// nobody has), the next request is answered `503 busy` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_when_every_slot_is_taken() {
+    let mut config = GatewayConfig::default();
+    config.max_concurrent = 1;
+    config.first_byte_timeout = std::time::Duration::from_secs(3);
+    let env = Env::new(Backend::Embedded, "busy", config).await;
+    let k = key(10);
+    let record = release(Rel {
+        key: &k,
+        package: "com.example.slow",
+        version: "1.0.0",
+        code: 1,
+        cid: common::cid(99),
+        size: 10,
+        title: "Slow",
+        seq: 1,
+    });
+    env.publish(&record).await;
+    let routes = ipsr_gateway::routes(env.gateway.clone()).map(warp::Reply::into_response);
+    let path = format!("/api/v1/download/{}/com.example.slow", k.author_id());
+    let slow = {
+        let routes = routes.clone();
+        tokio::spawn(async move { warp::test::request().path(&path).reply(&routes).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let (status, body) = env.json("/healthz").await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("busy")));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "at once"
+    );
+    assert_eq!(
+        slow.await.unwrap().status(),
+        504,
+        "the slow one fails fast too"
+    );
+    let (status, _) = env.json("/healthz").await;
+    assert_eq!(status, 200, "the slot is free again");
+}

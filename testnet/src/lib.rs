@@ -209,10 +209,12 @@ impl Drop for RedisServer {
 }
 
 /// The folder with the workspace's binaries (`ipsr-node`, `ipsr-gateway`,
-/// `ipsr-cli`) of the build the calling test belongs to. It runs `cargo test
-/// --workspace --no-run` first: a quick no-op under the README's test
-/// command (which built them with the very same features), and a build
-/// when this crate's tests run alone, so the binaries are never stale.
+/// `ipsr-cli`) of the build the calling test belongs to. `cargo test
+/// --workspace` (the README's test command) builds them there before any
+/// test runs, so they are used as they are. Only when one is missing (this
+/// crate's tests run alone in a fresh target dir) is cargo run to build
+/// them. (A nested cargo inside a running test sees the test's environment,
+/// which makes some build scripts rerun: it is avoided when it can be.)
 pub fn binaries() -> Result<PathBuf, ScriptError> {
     let exe = std::env::current_exe().map_err(|e| ScriptError(e.to_string()))?;
     let dir = exe
@@ -220,6 +222,10 @@ pub fn binaries() -> Result<PathBuf, ScriptError> {
         .and_then(Path::parent)
         .ok_or_else(|| ScriptError("no target folder".into()))?
         .to_owned();
+    let names = ["ipsr-node", "ipsr-gateway", "ipsr-cli"];
+    if names.iter().all(|n| dir.join(n).exists()) {
+        return Ok(dir);
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build.current_dir(scripts().join("..")).args([
@@ -241,12 +247,10 @@ pub fn binaries() -> Result<PathBuf, ScriptError> {
             String::from_utf8_lossy(&out.stderr)
         )));
     }
-    for name in ["ipsr-node", "ipsr-gateway", "ipsr-cli"] {
-        if !dir.join(name).exists() {
-            return Err(ScriptError(format!("no {name} in {}", dir.display())));
-        }
+    match names.iter().find(|n| !dir.join(n).exists()) {
+        Some(name) => Err(ScriptError(format!("no {name} in {}", dir.display()))),
+        None => Ok(dir),
     }
-    Ok(dir)
 }
 
 /// A port that is free on loopback now.

@@ -5,11 +5,11 @@
 //! outage replays at most one batch (at-least-once delivery); writes are
 //! idempotent, so the state is as if every record had been applied once.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ipsr_proto::SignedRecord;
+use ipsr_proto::{KeyCache, SignedRecord};
 use tracing::{debug, info, warn};
 
 use crate::source::{Entry, Source};
@@ -151,6 +151,8 @@ pub struct Indexer<S> {
     index: RedisIndex,
     config: IndexerConfig,
     metrics: Arc<Metrics>,
+    /// Shared with the blocking task verifying the next page.
+    verifier: Arc<Mutex<Verifier>>,
 }
 
 /// Exponential backoff state.
@@ -181,11 +183,13 @@ impl Backoff {
 impl<S: Source> Indexer<S> {
     /// An indexer of `source` into `index`.
     pub fn new(source: S, index: RedisIndex, config: IndexerConfig) -> Self {
+        let verifier = Arc::new(Mutex::new(Verifier::new(config.verify_threads)));
         Self {
             source,
             index,
             config,
             metrics: Arc::default(),
+            verifier,
         }
     }
 
@@ -223,108 +227,164 @@ impl<S: Source> Indexer<S> {
                 }
             }
         };
-        backoff.reset();
         let mut cursor = retry(index, metrics, config, |i| {
             let node = node.clone();
             async move { i.cursor(&node).await }
         })
         .await?;
         info!(%node, cursor, prefix = index.prefix(), "indexing the node's log");
-        let mut prefetched: Option<Batch> = None;
+        // Each round reads the log from `cursor` until the writer needs to
+        // start again elsewhere (Redis lost data, or the node's store was
+        // replaced). The reader runs ahead of the writer by up to
+        // `READ_AHEAD` verified pages, so reading and verifying go on while
+        // a page is written.
         loop {
             metrics.cursor.store(cursor, Ordering::Relaxed);
-            let batch = match prefetched.take() {
-                Some(b) if b.after == cursor => Ok(b),
-                _ => fetch(&mut self.source, metrics, config, cursor).await?,
-            };
-            let batch = match batch {
-                Ok(b) => {
-                    backoff.reset();
-                    b
+            let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+            let reader = read_pages(
+                &mut self.source,
+                &self.verifier,
+                metrics,
+                config,
+                cursor,
+                tx,
+            );
+            let writer = write_pages(index, metrics, config, &node, cursor, rx);
+            cursor = tokio::select! {
+                // The reader first: when it stops on an error, the writer
+                // also ends (no more pages), and the error must win.
+                biased;
+                end = reader => {
+                    // The reader stops only on an error retrying cannot fix.
+                    end?;
+                    return Err(IndexError::Task("the log reader stopped".into()));
                 }
-                Err(e) => {
-                    metrics.source_errors.fetch_add(1, Ordering::Relaxed);
-                    warn!(error = %e, "cannot read the node's log; retrying");
-                    backoff.wait().await;
-                    continue;
-                }
+                from = writer => from?,
             };
-            metrics.head.store(batch.head, Ordering::Relaxed);
-            if batch.head < cursor {
-                warn!(
-                    head = batch.head,
-                    cursor,
-                    "the node's log is behind the cursor (store replaced?): starting again from 0"
-                );
-                retry(index, metrics, config, |i| {
-                    let n = node.clone();
-                    async move { i.reset_cursor(&n).await }
-                })
-                .await?;
-                cursor = 0;
-                continue;
+        }
+    }
+}
+
+/// Verified pages the reader may hold ready beyond the one being written
+/// and the one being read.
+const READ_AHEAD: usize = 1;
+
+/// Reads and verifies the log page after page from `after`, and hands each
+/// page to the writer; failures of the source are retried with backoff.
+/// Returns when the writer is gone, or on an error retrying cannot fix.
+async fn read_pages<S: Source>(
+    source: &mut S,
+    verifier: &Arc<Mutex<Verifier>>,
+    metrics: &Metrics,
+    config: &IndexerConfig,
+    mut after: u64,
+    pages: tokio::sync::mpsc::Sender<Batch>,
+) -> Result<(), IndexError> {
+    let mut backoff = Backoff::new(config);
+    loop {
+        match fetch(source, verifier, metrics, config, after).await? {
+            Ok(batch) => {
+                backoff.reset();
+                let next = batch.last.unwrap_or(after);
+                if pages.send(batch).await.is_err() {
+                    return Ok(());
+                }
+                after = next;
             }
-            let Some(last) = batch.last else {
-                // Idle: check that Redis did not lose data meanwhile (a
-                // restart without persistence), which no write revealed.
-                let durable = retry(index, metrics, config, |i| {
-                    let n = node.clone();
-                    async move { i.cursor(&n).await }
-                })
-                .await?;
-                if durable < cursor {
-                    warn!(
-                        durable,
-                        cursor, "redis lost data: indexing again from its cursor"
-                    );
-                    cursor = durable;
-                }
-                continue;
-            };
-            // Write this batch while the next page is read and verified.
-            let write = write(index, metrics, config, &node, cursor, last, batch.records);
-            let read_next = fetch(&mut self.source, metrics, config, last);
-            let (written, next) = tokio::join!(write, read_next);
-            match written? {
-                Ok(outcome) => {
-                    metrics
-                        .records_indexed
-                        .fetch_add(batch.count, Ordering::Relaxed);
-                    metrics.batches.fetch_add(1, Ordering::Relaxed);
-                    metrics
-                        .packages_changed
-                        .fetch_add(outcome.changed as u64, Ordering::Relaxed);
-                    metrics
-                        .write_conflicts
-                        .fetch_add(outcome.conflicts, Ordering::Relaxed);
-                    debug!(
-                        cursor = last,
-                        head = batch.head,
-                        changed = outcome.changed,
-                        unchanged = outcome.unchanged,
-                        "batch indexed"
-                    );
-                    cursor = last;
-                }
-                Err(durable) => {
-                    // The durable cursor is behind where this batch started:
-                    // Redis lost data (restarted empty?). Index again from there.
-                    warn!(
-                        durable,
-                        cursor, "redis lost data: indexing again from its cursor"
-                    );
-                    cursor = durable;
-                }
-            }
-            match next? {
-                Ok(b) => prefetched = Some(b),
-                Err(e) => {
-                    metrics.source_errors.fetch_add(1, Ordering::Relaxed);
-                    warn!(error = %e, "cannot read the node's log; retrying");
-                }
+            Err(e) => {
+                metrics.source_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "cannot read the node's log; retrying");
+                backoff.wait().await;
             }
         }
     }
+}
+
+/// Writes the pages read from `cursor` on, in order, advancing the cursor
+/// after each. Returns where reading must start again: 0 when the node's
+/// log is behind the cursor (its store was replaced), or Redis's durable
+/// cursor when Redis lost data.
+async fn write_pages(
+    index: &RedisIndex,
+    metrics: &Metrics,
+    config: &IndexerConfig,
+    node: &str,
+    mut cursor: u64,
+    mut pages: tokio::sync::mpsc::Receiver<Batch>,
+) -> Result<u64, IndexError> {
+    while let Some(batch) = pages.recv().await {
+        metrics.cursor.store(cursor, Ordering::Relaxed);
+        metrics.head.store(batch.head, Ordering::Relaxed);
+        if batch.after != cursor {
+            // Not expected (pages come in order); read again from the cursor.
+            return Ok(cursor);
+        }
+        if batch.head < cursor {
+            warn!(
+                head = batch.head,
+                cursor,
+                "the node's log is behind the cursor (store replaced?): starting again from 0"
+            );
+            retry(index, metrics, config, |i| async move {
+                i.reset_cursor(node).await
+            })
+            .await?;
+            return Ok(0);
+        }
+        let Some(last) = batch.last else {
+            // Idle: check that Redis did not lose data meanwhile (a
+            // restart without persistence), which no write revealed.
+            let durable = retry(
+                index,
+                metrics,
+                config,
+                |i| async move { i.cursor(node).await },
+            )
+            .await?;
+            if durable < cursor {
+                warn!(
+                    durable,
+                    cursor, "redis lost data: indexing again from its cursor"
+                );
+                return Ok(durable);
+            }
+            continue;
+        };
+        match write(index, metrics, config, node, cursor, last, batch.records).await? {
+            Ok(outcome) => {
+                metrics
+                    .records_indexed
+                    .fetch_add(batch.count, Ordering::Relaxed);
+                metrics.batches.fetch_add(1, Ordering::Relaxed);
+                metrics
+                    .packages_changed
+                    .fetch_add(outcome.changed as u64, Ordering::Relaxed);
+                metrics
+                    .write_conflicts
+                    .fetch_add(outcome.conflicts, Ordering::Relaxed);
+                debug!(
+                    cursor = last,
+                    head = batch.head,
+                    changed = outcome.changed,
+                    unchanged = outcome.unchanged,
+                    "batch indexed"
+                );
+                cursor = last;
+                metrics.cursor.store(cursor, Ordering::Relaxed);
+            }
+            Err(durable) => {
+                // The durable cursor is behind where this batch started:
+                // Redis lost data (restarted empty?). Index again from there.
+                warn!(
+                    durable,
+                    cursor, "redis lost data: indexing again from its cursor"
+                );
+                return Ok(durable);
+            }
+        }
+    }
+    // The reader is gone (it stopped on an error, returned by `run`).
+    Ok(cursor)
 }
 
 /// A page of the log, verified.
@@ -344,6 +404,7 @@ struct Batch {
 /// logged, counted and skipped.
 async fn fetch<S: Source>(
     source: &mut S,
+    verifier: &Arc<Mutex<Verifier>>,
     metrics: &Metrics,
     config: &IndexerConfig,
     after: u64,
@@ -354,11 +415,16 @@ async fn fetch<S: Source>(
     };
     let last = page.entries.last().map(|e| e.position);
     let count = page.entries.len() as u64;
-    let threads = config.verify_threads.max(1);
     let entries = page.entries;
-    let results = tokio::task::spawn_blocking(move || verify_all(entries, threads))
-        .await
-        .map_err(|e| IndexError::Task(e.to_string()))?;
+    let verifier = verifier.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        // Only one page is verified at a time; a panic while verifying
+        // leaves the caches valid (they hold only checked keys).
+        let mut verifier = verifier.lock().unwrap_or_else(PoisonError::into_inner);
+        verifier.verify(&entries)
+    })
+    .await
+    .map_err(|e| IndexError::Task(e.to_string()))?;
     let mut records = Vec::with_capacity(results.len());
     for (position, result) in results {
         match result {
@@ -441,31 +507,77 @@ where
     }
 }
 
-/// Decodes and verifies every entry, on up to `threads` threads, keeping order.
-pub fn verify_all(
-    entries: Vec<Entry>,
-    threads: usize,
-) -> Vec<(u64, Result<SignedRecord, ipsr_proto::VerifyError>)> {
-    let verify = |e: &Entry| {
-        (
-            e.position,
-            SignedRecord::from_bytes(&e.bytes).and_then(SignedRecord::verify),
-        )
-    };
-    if threads <= 1 || entries.len() < 64 {
-        return entries.iter().map(verify).collect();
+/// A log entry's position and its verification result.
+pub type Verdict = (u64, Result<SignedRecord, ipsr_proto::VerifyError>);
+
+/// Decodes and verifies log entries on several threads, keeping order. Each
+/// thread has its own [`KeyCache`] of the authors' decompressed keys, kept
+/// from one call to the next, so an author's key is checked once per
+/// thread, not once per record (the result is the same as
+/// [`SignedRecord::verify`]'s).
+#[derive(Debug)]
+pub struct Verifier {
+    /// One per thread.
+    caches: Vec<KeyCache>,
+}
+
+/// Entries below which one thread verifies a whole page (starting threads
+/// costs more than it saves).
+const MIN_PARALLEL: usize = 64;
+
+impl Verifier {
+    /// A verifier using up to `threads` threads (at least 1), each with a
+    /// cache of [`KeyCache::DEFAULT_CAPACITY`] keys.
+    pub fn new(threads: usize) -> Self {
+        Self {
+            caches: (0..threads.max(1)).map(|_| KeyCache::default()).collect(),
+        }
     }
-    let chunk = entries.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = entries
-            .chunks(chunk)
-            .map(|c| scope.spawn(move || c.iter().map(verify).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+
+    /// The most threads it uses.
+    pub fn threads(&self) -> usize {
+        self.caches.len()
+    }
+
+    /// Decodes and verifies every entry, on up to [`threads`](Self::threads)
+    /// threads; the results are in the order of `entries`.
+    pub fn verify(&mut self, entries: &[Entry]) -> Vec<Verdict> {
+        fn run(entries: &[Entry], keys: &mut KeyCache) -> Vec<Verdict> {
+            entries
+                .iter()
+                .map(|e| {
+                    let result =
+                        SignedRecord::from_bytes(&e.bytes).and_then(|r| r.verify_cached(keys));
+                    (e.position, result)
+                })
+                .collect()
+        }
+        let threads = self.caches.len();
+        if threads <= 1 || entries.len() < MIN_PARALLEL {
+            return match self.caches.first_mut() {
+                Some(keys) => run(entries, keys),
+                None => run(entries, &mut KeyCache::new(0)),
+            };
+        }
+        let chunk = entries.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = entries
+                .chunks(chunk)
+                .zip(self.caches.iter_mut())
+                .map(|(c, keys)| scope.spawn(move || run(c, keys)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    }
+}
+
+/// Decodes and verifies every entry, on up to `threads` threads, keeping
+/// order: [`Verifier::verify`] with a new [`Verifier`].
+pub fn verify_all(entries: Vec<Entry>, threads: usize) -> Vec<Verdict> {
+    Verifier::new(threads).verify(&entries)
 }
 
 #[cfg(test)]
@@ -485,6 +597,45 @@ mod tests {
         );
         assert!(text.contains("ipsr_indexer_redis_up 1\n"));
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 10);
+    }
+
+    #[test]
+    fn verifier_keeps_its_caches_and_still_rejects() {
+        let key = ipsr_proto::AuthorKey::from_seed(&[3; 32]);
+        let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+            .parse()
+            .expect("cid");
+        // Entry `i`, its signature broken when `i` is a multiple of 10.
+        let entry = |i: u64| {
+            let mut r = ipsr_proto::Release::new(
+                key.author_id(),
+                "com.example.app".parse().expect("name"),
+                format!("1.0.{i}").parse().expect("version"),
+                i,
+                cid,
+            );
+            r.created_at = 1;
+            let mut bytes = r.sign(&key).expect("sign").to_bytes();
+            if i.is_multiple_of(10) {
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+            }
+            Entry { position: i, bytes }
+        };
+        let mut verifier = Verifier::new(2);
+        assert_eq!(verifier.threads(), 2);
+        // Pages after the first find the author's key in the caches.
+        for page in 0..3u64 {
+            let entries: Vec<Entry> = (1..=100).map(|i| entry(page * 100 + i)).collect();
+            let out = verifier.verify(&entries);
+            assert_eq!(out.len(), 100);
+            for ((position, result), e) in out.iter().zip(&entries) {
+                assert_eq!(*position, e.position);
+                let plain = SignedRecord::from_bytes(&e.bytes).and_then(SignedRecord::verify);
+                assert_eq!(result.as_ref().ok(), plain.as_ref().ok());
+                assert_eq!(result.is_err(), e.position.is_multiple_of(10));
+            }
+        }
     }
 
     #[test]

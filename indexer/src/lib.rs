@@ -35,6 +35,6 @@ mod source;
 pub use embedded::StoreIndex;
 pub use error::{IndexError, SourceError};
 pub use index::{BoxFuture, Hit, Index, IndexStats};
-pub use indexer::{Indexer, IndexerConfig, Metrics, verify_all};
+pub use indexer::{Indexer, IndexerConfig, Metrics, Verdict, Verifier, verify_all};
 pub use redis_index::{BatchOutcome, RedisConfig, RedisIndex};
 pub use source::{Entry, HttpSource, LocalSource, Page, Source};

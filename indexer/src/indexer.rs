@@ -12,6 +12,7 @@ use std::time::Duration;
 use ipsr_proto::{KeyCache, SignedRecord};
 use tracing::{debug, info, warn};
 
+use crate::redis_index::Unsynced;
 use crate::source::{Entry, Source};
 use crate::{IndexError, RedisIndex};
 
@@ -304,6 +305,14 @@ async fn read_pages<S: Source>(
 /// after each. Returns where reading must start again: 0 when the node's
 /// log is behind the cursor (its store was replaced), or Redis's durable
 /// cursor when Redis lost data.
+///
+/// A page is written in two stages: its packages' states (the
+/// compare-and-set scripts), then their entries outside their slots and the
+/// cursor. The second stage of a page runs while the next page waits or
+/// goes through its first stage, so the indexer and Redis work at the same
+/// time. This is safe because writes are the same compare-and-set
+/// operations as with several writers at once, and the cursor still
+/// advances in order, each time after both stages of a page are done.
 async fn write_pages(
     index: &RedisIndex,
     metrics: &Metrics,
@@ -312,9 +321,60 @@ async fn write_pages(
     mut cursor: u64,
     mut pages: tokio::sync::mpsc::Receiver<Batch>,
 ) -> Result<u64, IndexError> {
-    while let Some(batch) = pages.recv().await {
-        metrics.cursor.store(cursor, Ordering::Relaxed);
-        metrics.head.store(batch.head, Ordering::Relaxed);
+    // The page whose first stage is done, if any; it ends at `taken`.
+    let mut stored: Option<Stored> = None;
+    let mut taken = cursor;
+    loop {
+        let finishing = finish(index, metrics, config, node, stored.take());
+        let taking = async {
+            let Some(batch) = pages.recv().await else {
+                return Ok::<_, IndexError>(Next::Closed);
+            };
+            metrics.head.store(batch.head, Ordering::Relaxed);
+            match batch.last {
+                Some(last) if batch.after == taken && batch.head >= taken => {
+                    let records = &batch.records;
+                    let (outcome, unsynced) = retry(index, metrics, config, |i| async move {
+                        i.write_packages(records).await
+                    })
+                    .await?;
+                    Ok(Next::Stored(Stored {
+                        from: taken,
+                        to: last,
+                        head: batch.head,
+                        count: batch.count,
+                        outcome,
+                        unsynced,
+                    }))
+                }
+                _ => Ok(Next::Other(batch)),
+            }
+        };
+        let (finished, next) = tokio::join!(finishing, taking);
+        match finished? {
+            Ok(Some(to)) => cursor = to,
+            Ok(None) => {}
+            Err(durable) => {
+                // The durable cursor is behind where the page started: Redis
+                // lost data (restarted empty?). Index again from there; what
+                // the next page wrote meanwhile is written again, harmlessly.
+                warn!(
+                    durable,
+                    cursor, "redis lost data: indexing again from its cursor"
+                );
+                return Ok(durable);
+            }
+        }
+        // Here every page taken is finished: `cursor == taken`.
+        let batch = match next? {
+            Next::Closed => return Ok(cursor),
+            Next::Stored(page) => {
+                taken = page.to;
+                stored = Some(page);
+                continue;
+            }
+            Next::Other(batch) => batch,
+        };
         if batch.after != cursor {
             // Not expected (pages come in order); read again from the cursor.
             return Ok(cursor);
@@ -331,60 +391,95 @@ async fn write_pages(
             .await?;
             return Ok(0);
         }
-        let Some(last) = batch.last else {
-            // Idle: check that Redis did not lose data meanwhile (a
-            // restart without persistence), which no write revealed.
-            let durable = retry(
-                index,
-                metrics,
-                config,
-                |i| async move { i.cursor(node).await },
-            )
-            .await?;
-            if durable < cursor {
-                warn!(
-                    durable,
-                    cursor, "redis lost data: indexing again from its cursor"
-                );
-                return Ok(durable);
-            }
-            continue;
-        };
-        match write(index, metrics, config, node, cursor, last, batch.records).await? {
-            Ok(outcome) => {
-                metrics
-                    .records_indexed
-                    .fetch_add(batch.count, Ordering::Relaxed);
-                metrics.batches.fetch_add(1, Ordering::Relaxed);
-                metrics
-                    .packages_changed
-                    .fetch_add(outcome.changed as u64, Ordering::Relaxed);
-                metrics
-                    .write_conflicts
-                    .fetch_add(outcome.conflicts, Ordering::Relaxed);
-                debug!(
-                    cursor = last,
-                    head = batch.head,
-                    changed = outcome.changed,
-                    unchanged = outcome.unchanged,
-                    "batch indexed"
-                );
-                cursor = last;
-                metrics.cursor.store(cursor, Ordering::Relaxed);
-            }
-            Err(durable) => {
-                // The durable cursor is behind where this batch started:
-                // Redis lost data (restarted empty?). Index again from there.
-                warn!(
-                    durable,
-                    cursor, "redis lost data: indexing again from its cursor"
-                );
-                return Ok(durable);
-            }
+        // Idle (an empty page): check that Redis did not lose data meanwhile
+        // (a restart without persistence), which no write revealed.
+        let durable = retry(
+            index,
+            metrics,
+            config,
+            |i| async move { i.cursor(node).await },
+        )
+        .await?;
+        if durable < cursor {
+            warn!(
+                durable,
+                cursor, "redis lost data: indexing again from its cursor"
+            );
+            return Ok(durable);
         }
     }
-    // The reader is gone (it stopped on an error, returned by `run`).
-    Ok(cursor)
+}
+
+/// What the writer got from the reader.
+enum Next {
+    /// The reader is gone.
+    Closed,
+    /// A page whose first stage is done.
+    Stored(Stored),
+    /// A page to look at once every earlier one is finished: empty, not
+    /// where expected, or from a log behind the cursor.
+    Other(Batch),
+}
+
+/// A page whose packages' states are stored; its second stage is to do.
+#[derive(Debug)]
+struct Stored {
+    /// Where it starts and ends in the log.
+    from: u64,
+    to: u64,
+    head: u64,
+    /// Entries in it (valid or not).
+    count: u64,
+    outcome: crate::BatchOutcome,
+    unsynced: Unsynced,
+}
+
+/// The second stage of a page: the entries outside its packages' slots,
+/// then the cursor from `from` to `to`. `Ok(None)` without a page;
+/// `Err(cursor)` when Redis lost data (see [`RedisIndex::advance_cursor`]).
+async fn finish(
+    index: &RedisIndex,
+    metrics: &Metrics,
+    config: &IndexerConfig,
+    node: &str,
+    page: Option<Stored>,
+) -> Result<Result<Option<u64>, u64>, IndexError> {
+    let Some(page) = page else {
+        return Ok(Ok(None));
+    };
+    let unsynced = &page.unsynced;
+    let conflicts = retry(index, metrics, config, |i| async move {
+        i.sync_packages(unsynced).await
+    })
+    .await?;
+    let (from, to) = (page.from, page.to);
+    let advanced = retry(index, metrics, config, |i| async move {
+        i.advance_cursor(node, from, to).await
+    })
+    .await?;
+    if let Err(durable) = advanced {
+        return Ok(Err(durable));
+    }
+    metrics.cursor.store(to, Ordering::Relaxed);
+    let outcome = page.outcome;
+    metrics
+        .records_indexed
+        .fetch_add(page.count, Ordering::Relaxed);
+    metrics.batches.fetch_add(1, Ordering::Relaxed);
+    metrics
+        .packages_changed
+        .fetch_add(outcome.changed as u64, Ordering::Relaxed);
+    metrics
+        .write_conflicts
+        .fetch_add(outcome.conflicts + conflicts, Ordering::Relaxed);
+    debug!(
+        cursor = to,
+        head = page.head,
+        changed = outcome.changed,
+        unchanged = outcome.unchanged,
+        "batch indexed"
+    );
+    Ok(Ok(Some(to)))
 }
 
 /// A page of the log, verified.
@@ -442,32 +537,6 @@ async fn fetch<S: Source>(
         count,
         records,
     }))
-}
-
-/// Writes a batch, then advances the cursor from `from` to `to`; `Err(cursor)`
-/// when Redis lost data (see [`RedisIndex::advance_cursor`]).
-async fn write(
-    index: &RedisIndex,
-    metrics: &Metrics,
-    config: &IndexerConfig,
-    node: &str,
-    from: u64,
-    to: u64,
-    records: Vec<SignedRecord>,
-) -> Result<Result<crate::BatchOutcome, u64>, IndexError> {
-    let records = &records;
-    let outcome = retry(
-        index,
-        metrics,
-        config,
-        |i| async move { i.apply(records).await },
-    )
-    .await?;
-    let advanced = retry(index, metrics, config, |i| async move {
-        i.advance_cursor(node, from, to).await
-    })
-    .await?;
-    Ok(advanced.map(|()| outcome))
 }
 
 /// Runs a Redis operation until it succeeds, with capped exponential

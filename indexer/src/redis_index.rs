@@ -23,6 +23,7 @@
 //! package's `stale` list until removed. A writer that finds the package
 //! changed meanwhile does this phase again.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,12 +311,17 @@ impl SyncInfo {
 
 /// A package on its way through [`RedisIndex::apply`], with what its
 /// `pkg:` hash says (or will say) about the global phase.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Pending {
     key: PackageKey,
     names: Names,
     info: SyncInfo,
 }
+
+/// Packages whose new states [`RedisIndex::write_packages`] stored, and
+/// whose entries outside their slots [`RedisIndex::sync_packages`] writes.
+#[derive(Debug, Default)]
+pub(crate) struct Unsynced(Vec<Pending>);
 
 /// The key names (`docs/redis.md`).
 #[derive(Debug, Clone)]
@@ -548,6 +554,20 @@ impl RedisIndex {
     /// records again, or in another order, or from several writers at once,
     /// leaves the same keys. When this returns `Ok`, every record is in.
     pub async fn apply(&self, records: &[SignedRecord]) -> Result<BatchOutcome, IndexError> {
+        let (mut outcome, unsynced) = self.write_packages(records).await?;
+        outcome.conflicts += self.sync_packages(&unsynced).await?;
+        Ok(outcome)
+    }
+
+    /// The first part of [`apply`](Self::apply): stores the packages'
+    /// new states (steps 1–3 of `docs/redis.md` section 3). The entries
+    /// outside their slots are written by [`sync_packages`](Self::sync_packages)
+    /// with what this returns; until then the records are in the packages'
+    /// keys but not necessarily in search, recent, author and the counters.
+    pub(crate) async fn write_packages(
+        &self,
+        records: &[SignedRecord],
+    ) -> Result<(BatchOutcome, Unsynced), IndexError> {
         let mut groups: BTreeMap<PackageKey, Vec<&SignedRecord>> = BTreeMap::new();
         for r in records {
             groups.entry(r.record().package_key()).or_default().push(r);
@@ -670,14 +690,20 @@ impl RedisIndex {
                 }
             }
         }
-        outcome.conflicts += self.sync_globals(to_sync).await?;
-        Ok(outcome)
+        Ok((outcome, Unsynced(to_sync)))
+    }
+
+    /// The second part of [`apply`](Self::apply): the global phase for the
+    /// packages [`write_packages`](Self::write_packages) stored. Idempotent;
+    /// returns the compare-and-set conflicts met.
+    pub(crate) async fn sync_packages(&self, unsynced: &Unsynced) -> Result<u64, IndexError> {
+        self.sync_globals(Cow::Borrowed(&unsynced.0)).await
     }
 
     /// The global phase: writes the entries outside each package's slot for
     /// the state stored, removes stale ones, updates the counters, then marks
     /// the state synced if it is still current (else does it again).
-    async fn sync_globals(&self, mut todo: Vec<Pending>) -> Result<u64, IndexError> {
+    async fn sync_globals(&self, mut todo: Cow<'_, [Pending]>) -> Result<u64, IndexError> {
         // Per package done again, the entries this writer added in its
         // earlier rounds (to remove those its current state does not have).
         let mut added: HashMap<PackageKey, BTreeSet<(String, String)>> = HashMap::new();
@@ -697,7 +723,7 @@ impl RedisIndex {
             let mut rems: BTreeMap<String, Vec<String>> = BTreeMap::new();
             // The counters of every package, for one `counters` call.
             let mut counts: Vec<String> = Vec::with_capacity(todo.len() * 2);
-            for p in &todo {
+            for p in todo.iter() {
                 let info = &p.info;
                 for (k, m, s) in &info.globals {
                     adds.entry(k).or_default().push((*s, m));
@@ -733,7 +759,7 @@ impl RedisIndex {
                 &counts,
             );
             pipe.ignore();
-            for p in &todo {
+            for p in todo.iter() {
                 evalsha(
                     &mut pipe,
                     &self.scripts.finish,
@@ -751,19 +777,22 @@ impl RedisIndex {
             }
             let results = self.run(&pipe).await?;
             let mut again = Vec::new();
-            for (p, ok) in todo.drain(..).zip(results) {
+            for (p, ok) in todo.iter().zip(results) {
                 if redis::from_redis_value::<i64>(ok)? != 1 {
                     conflicts += 1;
-                    added
-                        .entry(p.key.clone())
-                        .or_default()
-                        .extend(p.info.globals.into_iter().map(|(k, m, _)| (k, m)));
-                    again.push((p.key, p.names));
+                    added.entry(p.key.clone()).or_default().extend(
+                        p.info
+                            .globals
+                            .iter()
+                            .map(|(k, m, _)| (k.clone(), m.clone())),
+                    );
+                    again.push((p.key.clone(), p.names.clone()));
                 }
             }
             if again.is_empty() {
                 break;
             }
+            let mut next = Vec::with_capacity(again.len());
             let mut read = redis::pipe();
             for (_, n) in &again {
                 read.hgetall(&n.pkg);
@@ -772,9 +801,10 @@ impl RedisIndex {
                 let fields: HashMap<String, String> = redis::from_redis_value(fields)?;
                 let info = SyncInfo::parse(&names.pkg, fields)?;
                 if info.synced != info.hash {
-                    todo.push(Pending { key, names, info });
+                    next.push(Pending { key, names, info });
                 }
             }
+            todo = Cow::Owned(next);
         }
         Ok(conflicts)
     }

@@ -5,7 +5,7 @@
 //! outage replays at most one batch (at-least-once delivery); writes are
 //! idempotent, so the state is as if every record had been applied once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use ipsr_proto::{KeyCache, SignedRecord};
 use tracing::{debug, info, warn};
 
 use crate::redis_index::Unsynced;
-use crate::source::{Entry, Source};
+use crate::source::{Entry, Page, Source};
 use crate::{IndexError, RedisIndex};
 
 /// How the indexer pages and retries.
@@ -270,34 +270,53 @@ impl<S: Source> Indexer<S> {
 /// and the one being read.
 const READ_AHEAD: usize = 1;
 
-/// Reads and verifies the log page after page from `after`, and hands each
-/// page to the writer; failures of the source are retried with backoff.
-/// Returns when the writer is gone, or on an error retrying cannot fix.
+/// Reads the log page after page from `after` and verifies each page while
+/// the next is read, then hands it to the writer; failures of the source
+/// are retried with backoff. Returns when the writer is gone, or on an
+/// error retrying cannot fix.
 async fn read_pages<S: Source>(
     source: &mut S,
     verifier: &Arc<Mutex<Verifier>>,
     metrics: &Metrics,
     config: &IndexerConfig,
-    mut after: u64,
+    after: u64,
     pages: tokio::sync::mpsc::Sender<Batch>,
 ) -> Result<(), IndexError> {
-    let mut backoff = Backoff::new(config);
-    loop {
-        match fetch(source, verifier, metrics, config, after).await? {
-            Ok(batch) => {
-                backoff.reset();
-                let next = batch.last.unwrap_or(after);
-                if pages.send(batch).await.is_err() {
-                    return Ok(());
+    // At most one page read and waiting to be verified.
+    let (read_tx, mut read_rx) = tokio::sync::mpsc::channel::<(u64, Page)>(1);
+    let reading = async move {
+        let mut after = after;
+        let mut backoff = Backoff::new(config);
+        loop {
+            match source.page(after, config.batch, config.wait).await {
+                Ok(page) => {
+                    backoff.reset();
+                    let next = page.entries.last().map_or(after, |e| e.position);
+                    if read_tx.send((after, page)).await.is_err() {
+                        return;
+                    }
+                    after = next;
                 }
-                after = next;
-            }
-            Err(e) => {
-                metrics.source_errors.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %e, "cannot read the node's log; retrying");
-                backoff.wait().await;
+                Err(e) => {
+                    metrics.source_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "cannot read the node's log; retrying");
+                    backoff.wait().await;
+                }
             }
         }
+    };
+    let verifying = async move {
+        while let Some((after, page)) = read_rx.recv().await {
+            let batch = verify_page(verifier, metrics, after, page).await?;
+            if pages.send(batch).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    };
+    tokio::select! {
+        () = reading => Ok(()),
+        r = verifying => r,
     }
 }
 
@@ -495,19 +514,14 @@ struct Batch {
     records: Vec<SignedRecord>,
 }
 
-/// Reads the page after `after` and verifies it; invalid records are
-/// logged, counted and skipped.
-async fn fetch<S: Source>(
-    source: &mut S,
+/// Verifies a page read after `after`; invalid records are logged,
+/// counted and skipped.
+async fn verify_page(
     verifier: &Arc<Mutex<Verifier>>,
     metrics: &Metrics,
-    config: &IndexerConfig,
     after: u64,
-) -> Result<Result<Batch, crate::SourceError>, IndexError> {
-    let page = match source.page(after, config.batch, config.wait).await {
-        Ok(page) => page,
-        Err(e) => return Ok(Err(e)),
-    };
+    page: Page,
+) -> Result<Batch, IndexError> {
     let last = page.entries.last().map(|e| e.position);
     let count = page.entries.len() as u64;
     let entries = page.entries;
@@ -530,13 +544,13 @@ async fn fetch<S: Source>(
             }
         }
     }
-    Ok(Ok(Batch {
+    Ok(Batch {
         after,
         head: page.head,
         last,
         count,
         records,
-    }))
+    })
 }
 
 /// Runs a Redis operation until it succeeds, with capped exponential
@@ -594,6 +608,9 @@ pub struct Verifier {
 /// costs more than it saves).
 const MIN_PARALLEL: usize = 64;
 
+/// Entries a verifying thread takes at a time.
+const VERIFY_CHUNK: usize = 25;
+
 impl Verifier {
     /// A verifier using up to `threads` threads (at least 1), each with a
     /// cache of [`KeyCache::DEFAULT_CAPACITY`] keys.
@@ -628,18 +645,35 @@ impl Verifier {
                 None => run(entries, &mut KeyCache::new(0)),
             };
         }
-        let chunk = entries.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = entries
-                .chunks(chunk)
-                .zip(self.caches.iter_mut())
-                .map(|(c, keys)| scope.spawn(move || run(c, keys)))
+        // The threads take small chunks in turn, so that they finish
+        // together even when one of them gets less of the CPU.
+        let chunks: Vec<&[Entry]> = entries.chunks(VERIFY_CHUNK).collect();
+        let next = AtomicUsize::new(0);
+        let mut done: Vec<(usize, Vec<Verdict>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .caches
+                .iter_mut()
+                .map(|keys| {
+                    let (chunks, next) = (&chunks, &next);
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(chunk) = chunks.get(i) else {
+                                return out;
+                            };
+                            out.push((i, run(chunk, keys)));
+                        }
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
                 .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect()
-        })
+        });
+        done.sort_unstable_by_key(|(i, _)| *i);
+        done.into_iter().flat_map(|(_, v)| v).collect()
     }
 }
 

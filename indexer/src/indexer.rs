@@ -2,8 +2,9 @@
 //! record, write the batch into Redis, then advance the cursor.
 //!
 //! The cursor moves only after a batch's writes succeeded, so a crash or an
-//! outage replays at most one batch (at-least-once delivery); writes are
-//! idempotent, so the state is as if every record had been applied once.
+//! outage replays at most the two batches being written (at-least-once
+//! delivery); writes are idempotent, so the state is as if every record had
+//! been applied once.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -236,9 +237,8 @@ impl<S: Source> Indexer<S> {
         info!(%node, cursor, prefix = index.prefix(), "indexing the node's log");
         // Each round reads the log from `cursor` until the writer needs to
         // start again elsewhere (Redis lost data, or the node's store was
-        // replaced). The reader runs ahead of the writer by up to
-        // `READ_AHEAD` verified pages, so reading and verifying go on while
-        // a page is written.
+        // replaced). Reading, verifying and writing go on at once, with a
+        // bounded number of pages between them.
         loop {
             metrics.cursor.store(cursor, Ordering::Relaxed);
             let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);

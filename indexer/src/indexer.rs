@@ -2,17 +2,19 @@
 //! record, write the batch into Redis, then advance the cursor.
 //!
 //! The cursor moves only after a batch's writes succeeded, so a crash or an
-//! outage replays at most one batch (at-least-once delivery); writes are
-//! idempotent, so the state is as if every record had been applied once.
+//! outage replays at most the two batches being written (at-least-once
+//! delivery); writes are idempotent, so the state is as if every record had
+//! been applied once.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ipsr_proto::SignedRecord;
+use ipsr_proto::{KeyCache, SignedRecord};
 use tracing::{debug, info, warn};
 
-use crate::source::{Entry, Source};
+use crate::redis_index::Unsynced;
+use crate::source::{Entry, Page, Source};
 use crate::{IndexError, RedisIndex};
 
 /// How the indexer pages and retries.
@@ -151,6 +153,8 @@ pub struct Indexer<S> {
     index: RedisIndex,
     config: IndexerConfig,
     metrics: Arc<Metrics>,
+    /// Shared with the blocking task verifying the next page.
+    verifier: Arc<Mutex<Verifier>>,
 }
 
 /// Exponential backoff state.
@@ -181,11 +185,13 @@ impl Backoff {
 impl<S: Source> Indexer<S> {
     /// An indexer of `source` into `index`.
     pub fn new(source: S, index: RedisIndex, config: IndexerConfig) -> Self {
+        let verifier = Arc::new(Mutex::new(Verifier::new(config.verify_threads)));
         Self {
             source,
             index,
             config,
             metrics: Arc::default(),
+            verifier,
         }
     }
 
@@ -223,108 +229,276 @@ impl<S: Source> Indexer<S> {
                 }
             }
         };
-        backoff.reset();
         let mut cursor = retry(index, metrics, config, |i| {
             let node = node.clone();
             async move { i.cursor(&node).await }
         })
         .await?;
         info!(%node, cursor, prefix = index.prefix(), "indexing the node's log");
-        let mut prefetched: Option<Batch> = None;
+        // Each round reads the log from `cursor` until the writer needs to
+        // start again elsewhere (Redis lost data, or the node's store was
+        // replaced). Reading, verifying and writing go on at once, with a
+        // bounded number of pages between them.
         loop {
             metrics.cursor.store(cursor, Ordering::Relaxed);
-            let batch = match prefetched.take() {
-                Some(b) if b.after == cursor => Ok(b),
-                _ => fetch(&mut self.source, metrics, config, cursor).await?,
+            let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+            let reader = read_pages(
+                &mut self.source,
+                &self.verifier,
+                metrics,
+                config,
+                cursor,
+                tx,
+            );
+            let writer = write_pages(index, metrics, config, &node, cursor, rx);
+            cursor = tokio::select! {
+                // The reader first: when it stops on an error, the writer
+                // also ends (no more pages), and the error must win.
+                biased;
+                end = reader => {
+                    // The reader stops only on an error retrying cannot fix.
+                    end?;
+                    return Err(IndexError::Task("the log reader stopped".into()));
+                }
+                from = writer => from?,
             };
-            let batch = match batch {
-                Ok(b) => {
+        }
+    }
+}
+
+/// Verified pages the reader may hold ready beyond the one being written
+/// and the one being read.
+const READ_AHEAD: usize = 1;
+
+/// Reads the log page after page from `after` and verifies each page while
+/// the next is read, then hands it to the writer; failures of the source
+/// are retried with backoff. Returns when the writer is gone, or on an
+/// error retrying cannot fix.
+async fn read_pages<S: Source>(
+    source: &mut S,
+    verifier: &Arc<Mutex<Verifier>>,
+    metrics: &Metrics,
+    config: &IndexerConfig,
+    after: u64,
+    pages: tokio::sync::mpsc::Sender<Batch>,
+) -> Result<(), IndexError> {
+    // At most one page read and waiting to be verified.
+    let (read_tx, mut read_rx) = tokio::sync::mpsc::channel::<(u64, Page)>(1);
+    let reading = async move {
+        let mut after = after;
+        let mut backoff = Backoff::new(config);
+        loop {
+            match source.page(after, config.batch, config.wait).await {
+                Ok(page) => {
                     backoff.reset();
-                    b
+                    let next = page.entries.last().map_or(after, |e| e.position);
+                    if read_tx.send((after, page)).await.is_err() {
+                        return;
+                    }
+                    after = next;
                 }
                 Err(e) => {
                     metrics.source_errors.fetch_add(1, Ordering::Relaxed);
                     warn!(error = %e, "cannot read the node's log; retrying");
                     backoff.wait().await;
-                    continue;
-                }
-            };
-            metrics.head.store(batch.head, Ordering::Relaxed);
-            if batch.head < cursor {
-                warn!(
-                    head = batch.head,
-                    cursor,
-                    "the node's log is behind the cursor (store replaced?): starting again from 0"
-                );
-                retry(index, metrics, config, |i| {
-                    let n = node.clone();
-                    async move { i.reset_cursor(&n).await }
-                })
-                .await?;
-                cursor = 0;
-                continue;
-            }
-            let Some(last) = batch.last else {
-                // Idle: check that Redis did not lose data meanwhile (a
-                // restart without persistence), which no write revealed.
-                let durable = retry(index, metrics, config, |i| {
-                    let n = node.clone();
-                    async move { i.cursor(&n).await }
-                })
-                .await?;
-                if durable < cursor {
-                    warn!(
-                        durable,
-                        cursor, "redis lost data: indexing again from its cursor"
-                    );
-                    cursor = durable;
-                }
-                continue;
-            };
-            // Write this batch while the next page is read and verified.
-            let write = write(index, metrics, config, &node, cursor, last, batch.records);
-            let read_next = fetch(&mut self.source, metrics, config, last);
-            let (written, next) = tokio::join!(write, read_next);
-            match written? {
-                Ok(outcome) => {
-                    metrics
-                        .records_indexed
-                        .fetch_add(batch.count, Ordering::Relaxed);
-                    metrics.batches.fetch_add(1, Ordering::Relaxed);
-                    metrics
-                        .packages_changed
-                        .fetch_add(outcome.changed as u64, Ordering::Relaxed);
-                    metrics
-                        .write_conflicts
-                        .fetch_add(outcome.conflicts, Ordering::Relaxed);
-                    debug!(
-                        cursor = last,
-                        head = batch.head,
-                        changed = outcome.changed,
-                        unchanged = outcome.unchanged,
-                        "batch indexed"
-                    );
-                    cursor = last;
-                }
-                Err(durable) => {
-                    // The durable cursor is behind where this batch started:
-                    // Redis lost data (restarted empty?). Index again from there.
-                    warn!(
-                        durable,
-                        cursor, "redis lost data: indexing again from its cursor"
-                    );
-                    cursor = durable;
-                }
-            }
-            match next? {
-                Ok(b) => prefetched = Some(b),
-                Err(e) => {
-                    metrics.source_errors.fetch_add(1, Ordering::Relaxed);
-                    warn!(error = %e, "cannot read the node's log; retrying");
                 }
             }
         }
+    };
+    let verifying = async move {
+        while let Some((after, page)) = read_rx.recv().await {
+            let batch = verify_page(verifier, metrics, after, page).await?;
+            if pages.send(batch).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    };
+    tokio::select! {
+        () = reading => Ok(()),
+        r = verifying => r,
     }
+}
+
+/// Writes the pages read from `cursor` on, in order, advancing the cursor
+/// after each. Returns where reading must start again: 0 when the node's
+/// log is behind the cursor (its store was replaced), or Redis's durable
+/// cursor when Redis lost data.
+///
+/// A page is written in two stages: its packages' states (the
+/// compare-and-set scripts), then their entries outside their slots and the
+/// cursor. The second stage of a page runs while the next page waits or
+/// goes through its first stage, so the indexer and Redis work at the same
+/// time. This is safe because writes are the same compare-and-set
+/// operations as with several writers at once, and the cursor still
+/// advances in order, each time after both stages of a page are done.
+async fn write_pages(
+    index: &RedisIndex,
+    metrics: &Metrics,
+    config: &IndexerConfig,
+    node: &str,
+    mut cursor: u64,
+    mut pages: tokio::sync::mpsc::Receiver<Batch>,
+) -> Result<u64, IndexError> {
+    // The page whose first stage is done, if any; it ends at `taken`.
+    let mut stored: Option<Stored> = None;
+    let mut taken = cursor;
+    loop {
+        let finishing = finish(index, metrics, config, node, stored.take());
+        let taking = async {
+            let Some(batch) = pages.recv().await else {
+                return Ok::<_, IndexError>(Next::Closed);
+            };
+            metrics.head.store(batch.head, Ordering::Relaxed);
+            match batch.last {
+                Some(last) if batch.after == taken && batch.head >= taken => {
+                    let records = &batch.records;
+                    let (outcome, unsynced) = retry(index, metrics, config, |i| async move {
+                        i.write_packages(records).await
+                    })
+                    .await?;
+                    Ok(Next::Stored(Stored {
+                        from: taken,
+                        to: last,
+                        head: batch.head,
+                        count: batch.count,
+                        outcome,
+                        unsynced,
+                    }))
+                }
+                _ => Ok(Next::Other(batch)),
+            }
+        };
+        let (finished, next) = tokio::join!(finishing, taking);
+        match finished? {
+            Ok(Some(to)) => cursor = to,
+            Ok(None) => {}
+            Err(durable) => {
+                // The durable cursor is behind where the page started: Redis
+                // lost data (restarted empty?). Index again from there; what
+                // the next page wrote meanwhile is written again, harmlessly.
+                warn!(
+                    durable,
+                    cursor, "redis lost data: indexing again from its cursor"
+                );
+                return Ok(durable);
+            }
+        }
+        // Here every page taken is finished: `cursor == taken`.
+        let batch = match next? {
+            Next::Closed => return Ok(cursor),
+            Next::Stored(page) => {
+                taken = page.to;
+                stored = Some(page);
+                continue;
+            }
+            Next::Other(batch) => batch,
+        };
+        if batch.after != cursor {
+            // Not expected (pages come in order); read again from the cursor.
+            return Ok(cursor);
+        }
+        if batch.head < cursor {
+            warn!(
+                head = batch.head,
+                cursor,
+                "the node's log is behind the cursor (store replaced?): starting again from 0"
+            );
+            retry(index, metrics, config, |i| async move {
+                i.reset_cursor(node).await
+            })
+            .await?;
+            return Ok(0);
+        }
+        // Idle (an empty page): check that Redis did not lose data meanwhile
+        // (a restart without persistence), which no write revealed.
+        let durable = retry(
+            index,
+            metrics,
+            config,
+            |i| async move { i.cursor(node).await },
+        )
+        .await?;
+        if durable < cursor {
+            warn!(
+                durable,
+                cursor, "redis lost data: indexing again from its cursor"
+            );
+            return Ok(durable);
+        }
+    }
+}
+
+/// What the writer got from the reader.
+enum Next {
+    /// The reader is gone.
+    Closed,
+    /// A page whose first stage is done.
+    Stored(Stored),
+    /// A page to look at once every earlier one is finished: empty, not
+    /// where expected, or from a log behind the cursor.
+    Other(Batch),
+}
+
+/// A page whose packages' states are stored; its second stage is to do.
+#[derive(Debug)]
+struct Stored {
+    /// Where it starts and ends in the log.
+    from: u64,
+    to: u64,
+    head: u64,
+    /// Entries in it (valid or not).
+    count: u64,
+    outcome: crate::BatchOutcome,
+    unsynced: Unsynced,
+}
+
+/// The second stage of a page: the entries outside its packages' slots,
+/// then the cursor from `from` to `to`. `Ok(None)` without a page;
+/// `Err(cursor)` when Redis lost data (see [`RedisIndex::advance_cursor`]).
+async fn finish(
+    index: &RedisIndex,
+    metrics: &Metrics,
+    config: &IndexerConfig,
+    node: &str,
+    page: Option<Stored>,
+) -> Result<Result<Option<u64>, u64>, IndexError> {
+    let Some(page) = page else {
+        return Ok(Ok(None));
+    };
+    let unsynced = &page.unsynced;
+    let conflicts = retry(index, metrics, config, |i| async move {
+        i.sync_packages(unsynced).await
+    })
+    .await?;
+    let (from, to) = (page.from, page.to);
+    let advanced = retry(index, metrics, config, |i| async move {
+        i.advance_cursor(node, from, to).await
+    })
+    .await?;
+    if let Err(durable) = advanced {
+        return Ok(Err(durable));
+    }
+    metrics.cursor.store(to, Ordering::Relaxed);
+    let outcome = page.outcome;
+    metrics
+        .records_indexed
+        .fetch_add(page.count, Ordering::Relaxed);
+    metrics.batches.fetch_add(1, Ordering::Relaxed);
+    metrics
+        .packages_changed
+        .fetch_add(outcome.changed as u64, Ordering::Relaxed);
+    metrics
+        .write_conflicts
+        .fetch_add(outcome.conflicts + conflicts, Ordering::Relaxed);
+    debug!(
+        cursor = to,
+        head = page.head,
+        changed = outcome.changed,
+        unchanged = outcome.unchanged,
+        "batch indexed"
+    );
+    Ok(Ok(Some(to)))
 }
 
 /// A page of the log, verified.
@@ -340,25 +514,26 @@ struct Batch {
     records: Vec<SignedRecord>,
 }
 
-/// Reads the page after `after` and verifies it; invalid records are
-/// logged, counted and skipped.
-async fn fetch<S: Source>(
-    source: &mut S,
+/// Verifies a page read after `after`; invalid records are logged,
+/// counted and skipped.
+async fn verify_page(
+    verifier: &Arc<Mutex<Verifier>>,
     metrics: &Metrics,
-    config: &IndexerConfig,
     after: u64,
-) -> Result<Result<Batch, crate::SourceError>, IndexError> {
-    let page = match source.page(after, config.batch, config.wait).await {
-        Ok(page) => page,
-        Err(e) => return Ok(Err(e)),
-    };
+    page: Page,
+) -> Result<Batch, IndexError> {
     let last = page.entries.last().map(|e| e.position);
     let count = page.entries.len() as u64;
-    let threads = config.verify_threads.max(1);
     let entries = page.entries;
-    let results = tokio::task::spawn_blocking(move || verify_all(entries, threads))
-        .await
-        .map_err(|e| IndexError::Task(e.to_string()))?;
+    let verifier = verifier.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        // Only one page is verified at a time; a panic while verifying
+        // leaves the caches valid (they hold only checked keys).
+        let mut verifier = verifier.lock().unwrap_or_else(PoisonError::into_inner);
+        verifier.verify(&entries)
+    })
+    .await
+    .map_err(|e| IndexError::Task(e.to_string()))?;
     let mut records = Vec::with_capacity(results.len());
     for (position, result) in results {
         match result {
@@ -369,39 +544,13 @@ async fn fetch<S: Source>(
             }
         }
     }
-    Ok(Ok(Batch {
+    Ok(Batch {
         after,
         head: page.head,
         last,
         count,
         records,
-    }))
-}
-
-/// Writes a batch, then advances the cursor from `from` to `to`; `Err(cursor)`
-/// when Redis lost data (see [`RedisIndex::advance_cursor`]).
-async fn write(
-    index: &RedisIndex,
-    metrics: &Metrics,
-    config: &IndexerConfig,
-    node: &str,
-    from: u64,
-    to: u64,
-    records: Vec<SignedRecord>,
-) -> Result<Result<crate::BatchOutcome, u64>, IndexError> {
-    let records = &records;
-    let outcome = retry(
-        index,
-        metrics,
-        config,
-        |i| async move { i.apply(records).await },
-    )
-    .await?;
-    let advanced = retry(index, metrics, config, |i| async move {
-        i.advance_cursor(node, from, to).await
     })
-    .await?;
-    Ok(advanced.map(|()| outcome))
 }
 
 /// Runs a Redis operation until it succeeds, with capped exponential
@@ -441,31 +590,97 @@ where
     }
 }
 
-/// Decodes and verifies every entry, on up to `threads` threads, keeping order.
-pub fn verify_all(
-    entries: Vec<Entry>,
-    threads: usize,
-) -> Vec<(u64, Result<SignedRecord, ipsr_proto::VerifyError>)> {
-    let verify = |e: &Entry| {
-        (
-            e.position,
-            SignedRecord::from_bytes(&e.bytes).and_then(SignedRecord::verify),
-        )
-    };
-    if threads <= 1 || entries.len() < 64 {
-        return entries.iter().map(verify).collect();
+/// A log entry's position and its verification result.
+pub type Verdict = (u64, Result<SignedRecord, ipsr_proto::VerifyError>);
+
+/// Decodes and verifies log entries on several threads, keeping order. Each
+/// thread has its own [`KeyCache`] of the authors' decompressed keys, kept
+/// from one call to the next, so an author's key is checked once per
+/// thread, not once per record (the result is the same as
+/// [`SignedRecord::verify`]'s).
+#[derive(Debug)]
+pub struct Verifier {
+    /// One per thread.
+    caches: Vec<KeyCache>,
+}
+
+/// Entries below which one thread verifies a whole page (starting threads
+/// costs more than it saves).
+const MIN_PARALLEL: usize = 64;
+
+/// Entries a verifying thread takes at a time.
+const VERIFY_CHUNK: usize = 25;
+
+impl Verifier {
+    /// A verifier using up to `threads` threads (at least 1), each with a
+    /// cache of [`KeyCache::DEFAULT_CAPACITY`] keys.
+    pub fn new(threads: usize) -> Self {
+        Self {
+            caches: (0..threads.max(1)).map(|_| KeyCache::default()).collect(),
+        }
     }
-    let chunk = entries.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = entries
-            .chunks(chunk)
-            .map(|c| scope.spawn(move || c.iter().map(verify).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+
+    /// The most threads it uses.
+    pub fn threads(&self) -> usize {
+        self.caches.len()
+    }
+
+    /// Decodes and verifies every entry, on up to [`threads`](Self::threads)
+    /// threads; the results are in the order of `entries`.
+    pub fn verify(&mut self, entries: &[Entry]) -> Vec<Verdict> {
+        fn run(entries: &[Entry], keys: &mut KeyCache) -> Vec<Verdict> {
+            entries
+                .iter()
+                .map(|e| {
+                    let result =
+                        SignedRecord::from_bytes(&e.bytes).and_then(|r| r.verify_cached(keys));
+                    (e.position, result)
+                })
+                .collect()
+        }
+        let threads = self.caches.len();
+        if threads <= 1 || entries.len() < MIN_PARALLEL {
+            return match self.caches.first_mut() {
+                Some(keys) => run(entries, keys),
+                None => run(entries, &mut KeyCache::new(0)),
+            };
+        }
+        // The threads take small chunks in turn, so that they finish
+        // together even when one of them gets less of the CPU.
+        let chunks: Vec<&[Entry]> = entries.chunks(VERIFY_CHUNK).collect();
+        let next = AtomicUsize::new(0);
+        let mut done: Vec<(usize, Vec<Verdict>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .caches
+                .iter_mut()
+                .map(|keys| {
+                    let (chunks, next) = (&chunks, &next);
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(chunk) = chunks.get(i) else {
+                                return out;
+                            };
+                            out.push((i, run(chunk, keys)));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        done.sort_unstable_by_key(|(i, _)| *i);
+        done.into_iter().flat_map(|(_, v)| v).collect()
+    }
+}
+
+/// Decodes and verifies every entry, on up to `threads` threads, keeping
+/// order: [`Verifier::verify`] with a new [`Verifier`].
+pub fn verify_all(entries: Vec<Entry>, threads: usize) -> Vec<Verdict> {
+    Verifier::new(threads).verify(&entries)
 }
 
 #[cfg(test)]
@@ -485,6 +700,45 @@ mod tests {
         );
         assert!(text.contains("ipsr_indexer_redis_up 1\n"));
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 10);
+    }
+
+    #[test]
+    fn verifier_keeps_its_caches_and_still_rejects() {
+        let key = ipsr_proto::AuthorKey::from_seed(&[3; 32]);
+        let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+            .parse()
+            .expect("cid");
+        // Entry `i`, its signature broken when `i` is a multiple of 10.
+        let entry = |i: u64| {
+            let mut r = ipsr_proto::Release::new(
+                key.author_id(),
+                "com.example.app".parse().expect("name"),
+                format!("1.0.{i}").parse().expect("version"),
+                i,
+                cid,
+            );
+            r.created_at = 1;
+            let mut bytes = r.sign(&key).expect("sign").to_bytes();
+            if i.is_multiple_of(10) {
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+            }
+            Entry { position: i, bytes }
+        };
+        let mut verifier = Verifier::new(2);
+        assert_eq!(verifier.threads(), 2);
+        // Pages after the first find the author's key in the caches.
+        for page in 0..3u64 {
+            let entries: Vec<Entry> = (1..=100).map(|i| entry(page * 100 + i)).collect();
+            let out = verifier.verify(&entries);
+            assert_eq!(out.len(), 100);
+            for ((position, result), e) in out.iter().zip(&entries) {
+                assert_eq!(*position, e.position);
+                let plain = SignedRecord::from_bytes(&e.bytes).and_then(SignedRecord::verify);
+                assert_eq!(result.as_ref().ok(), plain.as_ref().ok());
+                assert_eq!(result.is_err(), e.position.is_multiple_of(10));
+            }
+        }
     }
 
     #[test]

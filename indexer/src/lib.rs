@@ -34,7 +34,7 @@ mod source;
 pub use embedded::StoreIndex;
 pub use error::{IndexError, SourceError};
 pub use index::{BoxFuture, Hit, Index, IndexStats};
-pub use indexer::{Indexer, IndexerConfig, Metrics, verify_all};
+pub use indexer::{Indexer, IndexerConfig, Metrics, Verdict, Verifier, verify_all};
 /// The search rules both backends share (defined in `ipsr-node`, whose
 /// `GET /v1/search` ranks by them too).
 pub use ipsr_node::search;

@@ -23,13 +23,14 @@
 //! package's `stale` list until removed. A writer that finds the package
 //! changed meanwhile does this phase again.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipsr_proto::{
-    AuthorId, ContentId, PackageKey, PackageName, PackageState, RecordId, ReleaseKey, ReleaseParts,
-    ReleaseState, SignedRecord,
+    AuthorId, ContentId, KeyCache, PackageKey, PackageName, PackageState, RecordId, ReleaseKey,
+    ReleaseParts, ReleaseState, SignedRecord,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, RedisError, Script, Value};
@@ -82,7 +83,8 @@ struct Scripts {
 /// KEYS: pkg, rel, rec, ver, yanked. ARGV: expected hash, new hash, then
 /// nine sections, each a count and its items: rel HSET pairs, rel HDEL,
 /// rec HSET pairs, rec HDEL, ver ZADD (score, member) pairs, ver ZREM,
-/// yanked SADD, yanked SREM, pkg HSET pairs.
+/// yanked SADD, yanked SREM, pkg HSET pairs. Each section is one variadic
+/// command (or several of 256 items, within the bounds of Lua's stack).
 const APPLY_LUA: &str = r#"
 local cur = redis.call('HGET', KEYS[1], 'hash')
 if not cur then cur = '' end
@@ -90,12 +92,11 @@ if cur ~= ARGV[1] then return 0 end
 local i = 3
 local function section(cmd, key, width)
   local n = tonumber(ARGV[i]); i = i + 1
-  for _ = 1, n do
-    if width == 2 then
-      redis.call(cmd, key, ARGV[i], ARGV[i + 1]); i = i + 2
-    else
-      redis.call(cmd, key, ARGV[i]); i = i + 1
-    end
+  while n > 0 do
+    local k = math.min(n, 256)
+    redis.call(cmd, key, unpack(ARGV, i, i + k * width - 1))
+    i = i + k * width
+    n = n - k
   end
 end
 section('HSET', KEYS[2], 2)
@@ -119,17 +120,25 @@ redis.call('HSET', KEYS[1], 'synced', ARGV[1])
 return 1
 "#;
 
-/// KEYS: stats, counted. ARGV: package (`author/package`), its counts (JSON).
+/// KEYS: stats, counted. ARGV: pairs of package (`author/package`) and its
+/// counts (JSON), for any number of packages: for each in turn, adds its
+/// counts minus those already counted for it into `stats` (summed over the
+/// call, one `HINCRBY` per total) and records them in `counted`.
 const COUNTERS_LUA: &str = r#"
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-local new = cjson.decode(ARGV[2])
-local prev = {}
-if old then prev = cjson.decode(old) else redis.call('HINCRBY', KEYS[1], 'packages', 1) end
-for k, v in pairs(new) do
-  local d = v - (prev[k] or 0)
+local totals = {}
+for i = 1, #ARGV, 2 do
+  local old = redis.call('HGET', KEYS[2], ARGV[i])
+  local new = cjson.decode(ARGV[i + 1])
+  local prev = {}
+  if old then prev = cjson.decode(old) else totals['packages'] = (totals['packages'] or 0) + 1 end
+  for k, v in pairs(new) do
+    totals[k] = (totals[k] or 0) + v - (prev[k] or 0)
+  end
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+for k, d in pairs(totals) do
   if d ~= 0 then redis.call('HINCRBY', KEYS[1], k, d) end
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 "#;
 
@@ -212,10 +221,10 @@ struct Derived {
 }
 
 impl Derived {
-    fn of(state: &PackageState) -> Self {
+    fn of(state: &PackageState, names: &Names) -> Self {
         let mut d = Self::default();
         let pk = state.key();
-        let member = pk.to_string();
+        let member = &names.member;
         for r in state.releases() {
             let version = r.key().version.to_string();
             let row = ReleaseRow::of(r);
@@ -240,15 +249,19 @@ impl Derived {
             .map(|r| r.record().version().to_string())
             .unwrap_or_default();
         d.globals.insert(("packages".into(), member.clone(), 0));
-        d.globals
-            .insert((format!("author:{}", pk.author), pk.package.to_string(), 0));
+        d.globals.insert((
+            format!("author:{}", names.author),
+            pk.package.to_string(),
+            0,
+        ));
         for (term, weight) in search::terms(pk.package.as_str(), &d.title) {
             d.globals
                 .insert((format!("s:{term}"), member.clone(), u64::from(weight)));
         }
         for (at, release, _) in recent_entries(state) {
-            d.globals
-                .insert(("recent".into(), release.key().to_string(), at));
+            // `author/package@version`, as `ReleaseKey`'s text form.
+            let entry = format!("{member}@{}", release.key().version);
+            d.globals.insert(("recent".into(), entry, at));
         }
         let mut hasher = Sha256::new();
         for (version, row) in &d.rels {
@@ -296,13 +309,68 @@ impl SyncInfo {
     }
 }
 
+/// A package on its way through [`RedisIndex::apply`], with what its
+/// `pkg:` hash says (or will say) about the global phase.
+#[derive(Debug, Clone)]
+struct Pending {
+    key: PackageKey,
+    names: Names,
+    info: SyncInfo,
+}
+
+/// Packages whose new states [`RedisIndex::write_packages`] stored, and
+/// whose entries outside their slots [`RedisIndex::sync_packages`] writes.
+#[derive(Debug, Default)]
+pub(crate) struct Unsynced(Vec<Pending>);
+
 /// The key names (`docs/redis.md`).
 #[derive(Debug, Clone)]
 struct Keys {
     prefix: String,
 }
 
+/// The names of one package's keys, and its member text, formatted once per
+/// batch (the text form of an author id is costly to compute).
+#[derive(Debug, Clone)]
+struct Names {
+    /// The author's text form `A`.
+    author: String,
+    /// `A/N`.
+    member: String,
+    pkg: String,
+    rel: String,
+    rec: String,
+    ver: String,
+    yanked: String,
+}
+
+/// Author ids' text forms, each computed once.
+#[derive(Debug, Default)]
+struct AuthorTexts(HashMap<AuthorId, String>);
+
+impl AuthorTexts {
+    fn get(&mut self, author: &AuthorId) -> &str {
+        self.0.entry(*author).or_insert_with(|| author.to_string())
+    }
+}
+
 impl Keys {
+    /// The names of `pk`'s keys; `author` is the text form of its author.
+    fn names(&self, pk: &PackageKey, author: &str) -> Names {
+        let member = format!("{author}/{}", pk.package);
+        // `P kind:{A/N}`, as `Keys::tag`.
+        let key = |kind: &str| format!("{}{kind}:{{{member}}}", self.prefix);
+        Names {
+            author: author.to_owned(),
+            pkg: key("pkg"),
+            rel: key("rel"),
+            rec: key("rec"),
+            ver: key("ver"),
+            yanked: key("yanked"),
+            member,
+        }
+    }
+
     fn tag(pk: &PackageKey) -> String {
         format!("{{{}/{}}}", pk.author, pk.package)
     }
@@ -314,12 +382,6 @@ impl Keys {
     }
     fn rec(&self, pk: &PackageKey) -> String {
         format!("{}rec:{}", self.prefix, Self::tag(pk))
-    }
-    fn ver(&self, pk: &PackageKey) -> String {
-        format!("{}ver:{}", self.prefix, Self::tag(pk))
-    }
-    fn yanked(&self, pk: &PackageKey) -> String {
-        format!("{}yanked:{}", self.prefix, Self::tag(pk))
     }
     fn global(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
@@ -492,12 +554,36 @@ impl RedisIndex {
     /// records again, or in another order, or from several writers at once,
     /// leaves the same keys. When this returns `Ok`, every record is in.
     pub async fn apply(&self, records: &[SignedRecord]) -> Result<BatchOutcome, IndexError> {
+        let (mut outcome, unsynced) = self.write_packages(records).await?;
+        outcome.conflicts += self.sync_packages(&unsynced).await?;
+        Ok(outcome)
+    }
+
+    /// The first part of [`apply`](Self::apply): stores the packages'
+    /// new states (steps 1–3 of `docs/redis.md` section 3). The entries
+    /// outside their slots are written by [`sync_packages`](Self::sync_packages)
+    /// with what this returns; until then the records are in the packages'
+    /// keys but not necessarily in search, recent, author and the counters.
+    pub(crate) async fn write_packages(
+        &self,
+        records: &[SignedRecord],
+    ) -> Result<(BatchOutcome, Unsynced), IndexError> {
         let mut groups: BTreeMap<PackageKey, Vec<&SignedRecord>> = BTreeMap::new();
         for r in records {
             groups.entry(r.record().package_key()).or_default().push(r);
         }
+        let mut authors = AuthorTexts::default();
+        // The records read back are checked, each author's key once.
+        let mut author_keys = KeyCache::default();
+        let mut names: HashMap<PackageKey, Names> = groups
+            .keys()
+            .map(|pk| {
+                let n = self.keys.names(pk, authors.get(&pk.author));
+                (pk.clone(), n)
+            })
+            .collect();
         let mut outcome = BatchOutcome::default();
-        let mut to_sync: Vec<(PackageKey, SyncInfo)> = Vec::new();
+        let mut to_sync: Vec<Pending> = Vec::new();
         let mut pending: Vec<PackageKey> = groups.keys().cloned().collect();
         let mut rounds = 0;
         while !pending.is_empty() {
@@ -510,88 +596,116 @@ impl RedisIndex {
             }
             let mut read = redis::pipe();
             for pk in &pending {
-                self.push_read(&mut read, pk);
+                push_read(&mut read, &names[pk]);
             }
             let replies = take_exec(self.run(&read).await?);
             let mut write = redis::pipe();
-            let mut written: Vec<(PackageKey, SyncInfo)> = Vec::new();
+            let mut written: Vec<Pending> = Vec::new();
             let mut replies = replies.into_iter();
             for pk in pending.drain(..) {
+                let n = names
+                    .remove(&pk)
+                    .expect("every pending package has its names");
                 let (Some(pkg), Some(rel), Some(rec)) =
                     (replies.next(), replies.next(), replies.next())
                 else {
-                    return Err(IndexError::corrupt(
-                        self.keys.pkg(&pk),
-                        "short pipeline reply",
-                    ));
+                    return Err(IndexError::corrupt(&n.pkg, "short pipeline reply"));
                 };
                 let pkg: HashMap<String, String> = redis::from_redis_value(pkg)?;
                 let rel: HashMap<String, String> = redis::from_redis_value(rel)?;
                 let rec: HashMap<String, Vec<u8>> = redis::from_redis_value(rec)?;
-                let info = SyncInfo::parse(&self.keys.pkg(&pk), pkg)?;
-                let mut state = self.rebuild(&pk, rel, &rec)?;
-                let old = Derived::of(&state);
+                let info = SyncInfo::parse(&n.pkg, pkg)?;
+                let mut state = self.rebuild(&pk, rel, &rec, &mut author_keys)?;
+                let old = Derived::of(&state, &n);
                 if old.hash != info.hash && !info.hash.is_empty() {
                     return Err(IndexError::corrupt(
-                        self.keys.pkg(&pk),
+                        &n.pkg,
                         "hash does not match the releases",
                     ));
                 }
                 for r in groups.get(&pk).into_iter().flatten() {
                     state
                         .apply((*r).clone())
-                        .map_err(|e| IndexError::corrupt(self.keys.pkg(&pk), e))?;
+                        .map_err(|e| IndexError::corrupt(&n.pkg, e))?;
                 }
-                let new = Derived::of(&state);
+                let new = Derived::of(&state, &n);
                 if new.hash == info.hash {
                     outcome.unchanged += 1;
                     if info.synced != info.hash {
-                        to_sync.push((pk, info));
+                        to_sync.push(Pending {
+                            key: pk,
+                            names: n,
+                            info,
+                        });
                     }
                     continue;
                 }
+                let new_pairs: BTreeSet<(&str, &str)> = new
+                    .globals
+                    .iter()
+                    .map(|(k, m, _)| (k.as_str(), m.as_str()))
+                    .collect();
                 let stale: BTreeSet<(String, String)> = info
                     .stale
                     .iter()
                     .cloned()
                     .chain(old.globals.iter().map(|(k, m, _)| (k.clone(), m.clone())))
-                    .filter(|(k, m)| !new.globals.iter().any(|(nk, nm, _)| nk == k && nm == m))
+                    .filter(|(k, m)| !new_pairs.contains(&(k.as_str(), m.as_str())))
                     .collect();
-                self.push_apply(&mut write, &pk, &info.hash, &old, &new, &stale);
-                written.push((
-                    pk,
-                    SyncInfo {
-                        hash: new.hash.clone(),
+                push_apply(
+                    &mut write,
+                    &self.scripts.apply,
+                    &pk,
+                    &n,
+                    &info.hash,
+                    &old,
+                    &new,
+                    &stale,
+                );
+                written.push(Pending {
+                    key: pk,
+                    names: n,
+                    info: SyncInfo {
+                        hash: new.hash,
                         synced: String::new(),
                         globals: new.globals,
                         stale,
                         counts: new.counts,
                     },
-                ));
+                });
             }
             if written.is_empty() {
                 continue;
             }
             let results = self.run(&write).await?;
-            for ((pk, info), ok) in written.into_iter().zip(results) {
+            for (p, ok) in written.into_iter().zip(results) {
                 if redis::from_redis_value::<i64>(ok)? == 1 {
                     outcome.changed += 1;
-                    to_sync.push((pk, info));
+                    to_sync.push(p);
                 } else {
                     outcome.conflicts += 1;
-                    debug!(package = %pk, "write conflict: reading again");
-                    pending.push(pk);
+                    debug!(package = %p.key, "write conflict: reading again");
+                    names.insert(p.key.clone(), p.names);
+                    pending.push(p.key);
                 }
             }
         }
-        outcome.conflicts += self.sync_globals(to_sync).await?;
-        Ok(outcome)
+        Ok((outcome, Unsynced(to_sync)))
+    }
+
+    /// The second part of [`apply`](Self::apply): the global phase for the
+    /// packages [`write_packages`](Self::write_packages) stored. Idempotent;
+    /// returns the compare-and-set conflicts met.
+    pub(crate) async fn sync_packages(&self, unsynced: &Unsynced) -> Result<u64, IndexError> {
+        self.sync_globals(Cow::Borrowed(&unsynced.0)).await
     }
 
     /// The global phase: writes the entries outside each package's slot for
     /// the state stored, removes stale ones, updates the counters, then marks
     /// the state synced if it is still current (else does it again).
-    async fn sync_globals(&self, mut todo: Vec<(PackageKey, SyncInfo)>) -> Result<u64, IndexError> {
+    async fn sync_globals(&self, mut todo: Cow<'_, [Pending]>) -> Result<u64, IndexError> {
+        // Per package done again, the entries this writer added in its
+        // earlier rounds (to remove those its current state does not have).
         let mut added: HashMap<PackageKey, BTreeSet<(String, String)>> = HashMap::new();
         let mut conflicts = 0;
         let mut rounds = 0;
@@ -599,7 +713,7 @@ impl RedisIndex {
             rounds += 1;
             if rounds > self.max_conflicts {
                 return Err(IndexError::Contended {
-                    package: todo[0].0.to_string(),
+                    package: todo[0].key.to_string(),
                     attempts: rounds - 1,
                 });
             }
@@ -607,22 +721,28 @@ impl RedisIndex {
             // different packages never overlap.
             let mut adds: BTreeMap<&str, Vec<(u64, &str)>> = BTreeMap::new();
             let mut rems: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for (pk, info) in &todo {
+            // The counters of every package, for one `counters` call.
+            let mut counts: Vec<String> = Vec::with_capacity(todo.len() * 2);
+            for p in todo.iter() {
+                let info = &p.info;
                 for (k, m, s) in &info.globals {
                     adds.entry(k).or_default().push((*s, m));
                 }
-                let current: BTreeSet<(&str, &str)> = info
-                    .globals
-                    .iter()
-                    .map(|(k, m, _)| (k.as_str(), m.as_str()))
-                    .collect();
-                let mine = added.entry(pk.clone()).or_default();
-                for (k, m) in info.stale.iter().chain(mine.iter()) {
-                    if !current.contains(&(k.as_str(), m.as_str())) {
-                        rems.entry(k.clone()).or_default().push(m.clone());
+                let mine = added.get(&p.key);
+                if !info.stale.is_empty() || mine.is_some() {
+                    let current: BTreeSet<(&str, &str)> = info
+                        .globals
+                        .iter()
+                        .map(|(k, m, _)| (k.as_str(), m.as_str()))
+                        .collect();
+                    for (k, m) in info.stale.iter().chain(mine.into_iter().flatten()) {
+                        if !current.contains(&(k.as_str(), m.as_str())) {
+                            rems.entry(k.clone()).or_default().push(m.clone());
+                        }
                     }
                 }
-                mine.extend(info.globals.iter().map(|(k, m, _)| (k.clone(), m.clone())));
+                counts.push(p.names.member.clone());
+                counts.push(to_json(&info.counts));
             }
             let recent = adds.contains_key("recent");
             let mut pipe = redis::pipe();
@@ -632,20 +752,19 @@ impl RedisIndex {
             for (k, members) in &rems {
                 pipe.zrem(self.keys.global(k), members).ignore();
             }
-            for (pk, info) in &todo {
-                let counts = serde_json::to_string(&info.counts).expect("numbers serialize");
-                evalsha(
-                    &mut pipe,
-                    &self.scripts.counters,
-                    &[self.keys.stats(), self.keys.counted()],
-                    &[pk.to_string(), counts],
-                );
-                pipe.ignore();
+            evalsha(
+                &mut pipe,
+                &self.scripts.counters,
+                &[self.keys.stats(), self.keys.counted()],
+                &counts,
+            );
+            pipe.ignore();
+            for p in todo.iter() {
                 evalsha(
                     &mut pipe,
                     &self.scripts.finish,
-                    &[self.keys.pkg(pk)],
-                    std::slice::from_ref(&info.hash),
+                    std::slice::from_ref(&p.names.pkg),
+                    std::slice::from_ref(&p.info.hash),
                 );
             }
             if recent {
@@ -658,145 +777,46 @@ impl RedisIndex {
             }
             let results = self.run(&pipe).await?;
             let mut again = Vec::new();
-            for ((pk, _), ok) in todo.drain(..).zip(results) {
+            for (p, ok) in todo.iter().zip(results) {
                 if redis::from_redis_value::<i64>(ok)? != 1 {
                     conflicts += 1;
-                    again.push(pk);
+                    added.entry(p.key.clone()).or_default().extend(
+                        p.info
+                            .globals
+                            .iter()
+                            .map(|(k, m, _)| (k.clone(), m.clone())),
+                    );
+                    again.push((p.key.clone(), p.names.clone()));
                 }
             }
             if again.is_empty() {
                 break;
             }
+            let mut next = Vec::with_capacity(again.len());
             let mut read = redis::pipe();
-            for pk in &again {
-                read.hgetall(self.keys.pkg(pk));
+            for (_, n) in &again {
+                read.hgetall(&n.pkg);
             }
-            for (pk, fields) in again.into_iter().zip(self.run(&read).await?) {
+            for ((key, names), fields) in again.into_iter().zip(self.run(&read).await?) {
                 let fields: HashMap<String, String> = redis::from_redis_value(fields)?;
-                let info = SyncInfo::parse(&self.keys.pkg(&pk), fields)?;
+                let info = SyncInfo::parse(&names.pkg, fields)?;
                 if info.synced != info.hash {
-                    todo.push((pk, info));
+                    next.push(Pending { key, names, info });
                 }
             }
+            todo = Cow::Owned(next);
         }
         Ok(conflicts)
     }
 
-    /// Reads a package's `pkg`, `rel` and `rec` hashes atomically (one
-    /// `MULTI`/`EXEC`: the keys share a slot), so no script runs in between.
-    fn push_read(&self, pipe: &mut Pipeline, pk: &PackageKey) {
-        pipe.cmd("MULTI").ignore();
-        pipe.hgetall(self.keys.pkg(pk)).ignore();
-        pipe.hgetall(self.keys.rel(pk)).ignore();
-        pipe.hgetall(self.keys.rec(pk)).ignore();
-        pipe.cmd("EXEC");
-    }
-
-    fn push_apply(
-        &self,
-        pipe: &mut Pipeline,
-        pk: &PackageKey,
-        expected: &str,
-        old: &Derived,
-        new: &Derived,
-        stale: &BTreeSet<(String, String)>,
-    ) {
-        fn set_diff<V: PartialEq + Clone>(
-            old: &BTreeMap<String, V>,
-            new: &BTreeMap<String, V>,
-        ) -> (Vec<(String, V)>, Vec<String>) {
-            let set = new
-                .iter()
-                .filter(|(k, v)| old.get(*k) != Some(v))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            let del = old
-                .keys()
-                .filter(|k| !new.contains_key(*k))
-                .cloned()
-                .collect();
-            (set, del)
-        }
-        let mut argv: Vec<Vec<u8>> =
-            vec![expected.as_bytes().to_vec(), new.hash.as_bytes().to_vec()];
-        let pairs = |argv: &mut Vec<Vec<u8>>, items: Vec<(Vec<u8>, Vec<u8>)>| {
-            argv.push(items.len().to_string().into_bytes());
-            for (a, b) in items {
-                argv.push(a);
-                argv.push(b);
-            }
-        };
-        let singles = |argv: &mut Vec<Vec<u8>>, items: Vec<String>| {
-            argv.push(items.len().to_string().into_bytes());
-            argv.extend(items.into_iter().map(String::into_bytes));
-        };
-        let (rel_set, rel_del) = set_diff(&old.rels, &new.rels);
-        pairs(
-            &mut argv,
-            rel_set
-                .into_iter()
-                .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
-                .collect(),
-        );
-        singles(&mut argv, rel_del);
-        let (rec_set, rec_del) = set_diff(&old.recs, &new.recs);
-        pairs(
-            &mut argv,
-            rec_set
-                .into_iter()
-                .map(|(k, v)| (k.into_bytes(), v))
-                .collect(),
-        );
-        singles(&mut argv, rec_del);
-        let (ver_set, ver_del) = set_diff(&old.vers, &new.vers);
-        pairs(
-            &mut argv,
-            ver_set
-                .into_iter()
-                .map(|(k, v)| (v.to_string().into_bytes(), k.into_bytes()))
-                .collect(),
-        );
-        singles(&mut argv, ver_del);
-        singles(
-            &mut argv,
-            new.yanked.difference(&old.yanked).cloned().collect(),
-        );
-        singles(
-            &mut argv,
-            old.yanked.difference(&new.yanked).cloned().collect(),
-        );
-        let fields = vec![
-            ("author", pk.author.to_string()),
-            ("package", pk.package.to_string()),
-            ("title", new.title.clone()),
-            ("newest", new.newest.clone()),
-            ("counts", to_json(&new.counts)),
-            ("globals", to_json(&new.globals)),
-            ("stale", to_json(stale)),
-        ];
-        pairs(
-            &mut argv,
-            fields
-                .into_iter()
-                .map(|(k, v)| (k.as_bytes().to_vec(), v.into_bytes()))
-                .collect(),
-        );
-        let keys = [
-            self.keys.pkg(pk),
-            self.keys.rel(pk),
-            self.keys.rec(pk),
-            self.keys.ver(pk),
-            self.keys.yanked(pk),
-        ];
-        evalsha(pipe, &self.scripts.apply, &keys, &argv);
-    }
-
-    /// Rebuilds a package's state from its `rel` and `rec` hashes.
+    /// Rebuilds a package's state from its `rel` and `rec` hashes (the
+    /// authors' keys checked with `keys`).
     fn rebuild(
         &self,
         pk: &PackageKey,
         rel: HashMap<String, String>,
         rec: &HashMap<String, Vec<u8>>,
+        keys: &mut KeyCache,
     ) -> Result<PackageState, IndexError> {
         let mut state = PackageState::new(pk.clone());
         for (version, row) in rel {
@@ -808,7 +828,7 @@ impl RedisIndex {
                     .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?,
             };
             state
-                .insert(self.release_state(pk, key, &row, rec)?)
+                .insert(self.release_state(pk, key, &row, rec, keys)?)
                 .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
         }
         Ok(state)
@@ -820,16 +840,17 @@ impl RedisIndex {
         key: ReleaseKey,
         row: &str,
         rec: &HashMap<String, Vec<u8>>,
+        keys: &mut KeyCache,
     ) -> Result<ReleaseState, IndexError> {
-        let place = format!("{} {}", self.keys.rel(pk), key.version);
-        let where_ = || place.clone();
+        // Only for errors: the text of an author id is costly.
+        let where_ = || format!("{} {}", self.keys.rel(pk), key.version);
         let row: ReleaseRow =
             serde_json::from_str(row).map_err(|e| IndexError::corrupt(where_(), e))?;
-        let load = |id: &str| -> Result<SignedRecord, IndexError> {
+        let mut load = |id: &str| -> Result<SignedRecord, IndexError> {
             let bytes = rec.get(id).ok_or_else(|| {
                 IndexError::corrupt(self.keys.rec(pk), format!("missing record {id}"))
             })?;
-            SignedRecord::from_trusted_storage(bytes)
+            SignedRecord::from_trusted_storage_cached(bytes, keys)
                 .map_err(|e| IndexError::corrupt(format!("{} {id}", self.keys.rec(pk)), e))
         };
         let mut evidence = BTreeMap::new();
@@ -838,18 +859,18 @@ impl RedisIndex {
             evidence.insert(cid, load(id)?);
         }
         let parts = ReleaseParts {
-            release: row.release.as_deref().map(load).transpose()?,
+            release: row.release.as_deref().map(&mut load).transpose()?,
             release_equivocated: row.release_equivocated,
-            yank: row.yank.as_deref().map(load).transpose()?,
+            yank: row.yank.as_deref().map(&mut load).transpose()?,
             yank_equivocated: row.yank_equivocated,
             evidence,
         };
-        ReleaseState::from_parts(key, parts).map_err(|e| IndexError::corrupt(where_(), e))
+        ReleaseState::from_parts(key.clone(), parts).map_err(|e| IndexError::corrupt(where_(), e))
     }
 
     async fn get_package(&self, pk: &PackageKey) -> Result<Option<PackageState>, IndexError> {
         let mut pipe = redis::pipe();
-        self.push_read(&mut pipe, pk);
+        push_read(&mut pipe, &self.keys.names(pk, &pk.author.to_string()));
         let mut replies = take_exec(self.run(&pipe).await?).into_iter().skip(1);
         let (Some(rel), Some(rec)) = (replies.next(), replies.next()) else {
             return Err(IndexError::corrupt(
@@ -862,7 +883,8 @@ impl RedisIndex {
             return Ok(None);
         }
         let rec: HashMap<String, Vec<u8>> = redis::from_redis_value(rec)?;
-        self.rebuild(pk, rel, &rec).map(Some)
+        self.rebuild(pk, rel, &rec, &mut KeyCache::default())
+            .map(Some)
     }
 
     async fn get_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseState>, IndexError> {
@@ -878,7 +900,8 @@ impl RedisIndex {
             serde_json::from_str(&row).map_err(|e| IndexError::corrupt(self.keys.rel(&pk), e))?;
         let ids: Vec<&str> = parsed.ids().into_iter().collect();
         let rec = self.records(&pk, &ids).await?;
-        self.release_state(&pk, key.clone(), &row, &rec).map(Some)
+        self.release_state(&pk, key.clone(), &row, &rec, &mut KeyCache::default())
+            .map(Some)
     }
 
     async fn records(
@@ -1127,6 +1150,82 @@ fn take_exec(replies: Vec<Value>) -> Vec<Value> {
         .collect()
 }
 
+/// Reads a package's `pkg`, `rel` and `rec` hashes atomically (one
+/// `MULTI`/`EXEC`: the keys share a slot), so no script runs in between.
+fn push_read(pipe: &mut Pipeline, names: &Names) {
+    pipe.cmd("MULTI").ignore();
+    pipe.hgetall(&names.pkg).ignore();
+    pipe.hgetall(&names.rel).ignore();
+    pipe.hgetall(&names.rec).ignore();
+    pipe.cmd("EXEC");
+}
+
+/// Adds the `apply` script call writing the differences from `old` to
+/// `new` if the package's hash is still `expected`.
+#[allow(clippy::too_many_arguments)]
+fn push_apply(
+    pipe: &mut Pipeline,
+    script: &Script,
+    pk: &PackageKey,
+    names: &Names,
+    expected: &str,
+    old: &Derived,
+    new: &Derived,
+    stale: &BTreeSet<(String, String)>,
+) {
+    /// Fields of `new` that are not in `old` with the same value, and
+    /// fields of `old` not in `new`.
+    fn set_diff<'a, V: PartialEq>(
+        old: &'a BTreeMap<String, V>,
+        new: &'a BTreeMap<String, V>,
+    ) -> (Vec<(&'a String, &'a V)>, Vec<&'a String>) {
+        let set = new.iter().filter(|(k, v)| old.get(*k) != Some(v)).collect();
+        let del = old.keys().filter(|k| !new.contains_key(*k)).collect();
+        (set, del)
+    }
+    let keys = [
+        &names.pkg,
+        &names.rel,
+        &names.rec,
+        &names.ver,
+        &names.yanked,
+    ];
+    // The arguments go straight into the pipeline's buffer.
+    pipe.cmd("EVALSHA")
+        .arg(script.get_hash())
+        .arg(keys.len())
+        .arg(&keys[..])
+        .arg(expected)
+        .arg(&new.hash);
+    let (rel_set, rel_del) = set_diff(&old.rels, &new.rels);
+    pipe.arg(rel_set.len()).arg(rel_set);
+    pipe.arg(rel_del.len()).arg(rel_del);
+    let (rec_set, rec_del) = set_diff(&old.recs, &new.recs);
+    pipe.arg(rec_set.len()).arg(rec_set);
+    pipe.arg(rec_del.len()).arg(rec_del);
+    let (ver_set, ver_del) = set_diff(&old.vers, &new.vers);
+    pipe.arg(ver_set.len());
+    for (version, code) in ver_set {
+        pipe.arg(code).arg(version);
+    }
+    pipe.arg(ver_del.len()).arg(ver_del);
+    let yank: Vec<&String> = new.yanked.difference(&old.yanked).collect();
+    pipe.arg(yank.len()).arg(yank);
+    let unyank: Vec<&String> = old.yanked.difference(&new.yanked).collect();
+    pipe.arg(unyank.len()).arg(unyank);
+    let (counts, globals, stale) = (to_json(&new.counts), to_json(&new.globals), to_json(stale));
+    let fields: [(&str, &str); 7] = [
+        ("author", &names.author),
+        ("package", pk.package.as_str()),
+        ("title", &new.title),
+        ("newest", &new.newest),
+        ("counts", &counts),
+        ("globals", &globals),
+        ("stale", &stale),
+    ];
+    pipe.arg(fields.len()).arg(&fields[..]);
+}
+
 fn evalsha<A: redis::ToRedisArgs>(
     pipe: &mut Pipeline,
     script: &Script,
@@ -1244,5 +1343,32 @@ impl Index for RedisIndex {
 
     fn stats(&self) -> BoxFuture<'_, Result<IndexStats, IndexError>> {
         Box::pin(self.get_stats())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_documented_keys() {
+        let keys = Keys {
+            prefix: "ipsr:".into(),
+        };
+        let pk = PackageKey {
+            author: ipsr_proto::AuthorKey::from_seed(&[5; 32]).author_id(),
+            package: "com.example.app".parse().expect("name"),
+        };
+        let author = pk.author.to_string();
+        let n = keys.names(&pk, &author);
+        assert_eq!(n.member, pk.to_string());
+        assert_eq!(n.pkg, format!("ipsr:pkg:{{{author}/com.example.app}}"));
+        assert_eq!(n.pkg, keys.pkg(&pk));
+        assert_eq!(n.rel, keys.rel(&pk));
+        assert_eq!(n.rec, keys.rec(&pk));
+        assert_eq!(n.ver, format!("ipsr:ver:{}", Keys::tag(&pk)));
+        assert_eq!(n.yanked, format!("ipsr:yanked:{}", Keys::tag(&pk)));
+        let mut texts = AuthorTexts::default();
+        assert_eq!(texts.get(&pk.author), author);
     }
 }

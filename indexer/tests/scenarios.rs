@@ -424,3 +424,43 @@ async fn search_ranking(index: &dyn Index, _records: &[SignedRecord]) {
 async fn scenario_search_ranking() {
     both!(searchable(), search_ranking);
 }
+
+/// One package with more versions, records and yanks than one command of
+/// the `apply` script takes (256 items), then most yanks undone: the script
+/// splits its sections into several commands.
+fn many_versions() -> Vec<SignedRecord> {
+    let k = key(3);
+    let package = "org.many.versions";
+    let v = |i: u64| format!("1.{i}.0");
+    let mut out: Vec<SignedRecord> = (0..700)
+        .map(|i| simple(&k, package, &v(i), i + 1, i + 1))
+        .collect();
+    out.extend((0..300).map(|i| yank(&k, package, &v(i), 1000 + i)));
+    out.extend((0..290).map(|i| simple(&k, package, &v(i), i + 1, 2000 + i)));
+    out
+}
+
+async fn many_versions_in_one_package(index: &dyn Index, records: &[SignedRecord]) {
+    let pk = records[0].record().package_key();
+    let state = index.package(&pk).await.unwrap().unwrap();
+    assert_eq!(state.releases().count(), 700);
+    let yanked: Vec<String> = state
+        .releases()
+        .filter(|r| r.is_yanked())
+        .map(|r| r.key().version.to_string())
+        .collect();
+    let expected: Vec<String> = (290..300).map(|i| format!("1.{i}.0")).collect();
+    assert_eq!(yanked, expected);
+    assert_eq!(state.newest(), Some(&records[699]));
+    let stats = index.stats().await.unwrap();
+    // 300 versions with a yank slot, 290 of them with a newer release record.
+    assert_eq!(
+        (stats.packages, stats.releases, stats.records, stats.yanked),
+        (1, 700, 1000, 10)
+    );
+}
+
+#[tokio::test]
+async fn scenario_many_versions_in_one_package() {
+    both!(many_versions(), many_versions_in_one_package);
+}

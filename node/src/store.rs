@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ipsr_proto::{
-    Applied, AuthorId, Change, ContentId, ForeignRecord, PackageKey, PackageName, PackageState,
-    RecordId, ReleaseKey, ReleaseParts, ReleaseState, SignedRecord, VerifyError,
+    Applied, AuthorId, Change, ContentId, ForeignRecord, KeyCache, PackageKey, PackageName,
+    PackageState, RecordId, ReleaseKey, ReleaseParts, ReleaseState, SignedRecord, VerifyError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -318,9 +318,12 @@ impl Store {
         let tx = self.db.begin_read()?;
         let log = tx.open_table(LOG)?;
         let mut out = Vec::new();
+        // A page holds many records of few authors: check each key once.
+        let mut keys = KeyCache::default();
         for entry in log.range(after.saturating_add(1)..)?.take(limit) {
             let (pos, bytes) = entry?;
-            out.push((pos.value(), verify_stored(bytes.value())?));
+            let record = SignedRecord::from_trusted_storage_cached(bytes.value(), &mut keys)?;
+            out.push((pos.value(), record));
         }
         Ok(out)
     }

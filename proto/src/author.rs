@@ -1,5 +1,6 @@
 //! Author identities: ed25519 keys and their canonical text form.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -50,12 +51,18 @@ impl AuthorId {
     /// The author id of a raw 32-byte ed25519 public key. Rejects bytes that
     /// are not a point on the curve, and weak (small-order) keys.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ParseAuthorIdError> {
+        Self::with_key(bytes).map(|(id, _)| id)
+    }
+
+    /// [`from_bytes`](Self::from_bytes), also returning the decompressed key
+    /// it checked (decompressing is the costly part).
+    pub(crate) fn with_key(bytes: &[u8]) -> Result<(Self, VerifyingKey), ParseAuthorIdError> {
         let raw: [u8; 32] = bytes.try_into().map_err(|_| ParseAuthorIdError::BadKey)?;
         let key = VerifyingKey::from_bytes(&raw).map_err(|_| ParseAuthorIdError::BadKey)?;
         if key.is_weak() {
             return Err(ParseAuthorIdError::BadKey);
         }
-        Ok(Self(raw))
+        Ok((Self(raw), key))
     }
 
     /// The raw 32-byte public key.
@@ -131,6 +138,113 @@ impl<'de> serde::Deserialize<'de> for AuthorId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Authors' public keys, checked and decompressed once, for verifying many
+/// records of the same authors with
+/// [`SignedRecord::verify_cached`](crate::SignedRecord::verify_cached).
+///
+/// Checking an author's key means decompressing an ed25519 point (a square
+/// root in the field), a large share of the cost of verifying one record.
+/// A program verifying a stream of records (an indexer, a node catching up)
+/// meets the same authors again and again; with a cache it does that work
+/// once per author. The cache holds only keys that are valid author ids, so
+/// verifying with it gives exactly the result of verifying without it.
+///
+/// It holds at most its capacity of keys (about 200 bytes each) and is
+/// emptied when one more would not fit. It is plain data with no locking:
+/// give each verifying thread its own.
+///
+/// ```
+/// use ipsr_proto::{AuthorKey, ContentId, KeyCache, Release, SignedRecord};
+///
+/// let key = AuthorKey::from_seed(&[7; 32]);
+/// let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".parse()?;
+/// let mut keys = KeyCache::default();
+/// for v in ["1.0.0", "1.1.0"] {
+///     let bytes = Release::new(key.author_id(), "com.example.app".parse()?, v.parse()?, 1, cid)
+///         .sign(&key)?
+///         .to_bytes();
+///     SignedRecord::from_bytes(&bytes)?.verify_cached(&mut keys)?;
+/// }
+/// assert_eq!(keys.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct KeyCache {
+    keys: HashMap<AuthorId, VerifyingKey>,
+    capacity: usize,
+}
+
+impl KeyCache {
+    /// The capacity of [`KeyCache::default`]: 4096 keys (under 1 MiB).
+    pub const DEFAULT_CAPACITY: usize = 4096;
+
+    /// An empty cache holding at most `capacity` keys (0: none, every
+    /// verification decompresses the key).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            keys: HashMap::new(),
+            capacity,
+        }
+    }
+
+    /// How many keys it holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The most keys it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets every key.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+    }
+
+    /// [`AuthorId::from_bytes`] with the decompressed key: from the cache
+    /// when held, else checked and added.
+    pub(crate) fn author(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<(AuthorId, VerifyingKey), ParseAuthorIdError> {
+        if let Ok(raw) = <[u8; 32]>::try_from(bytes)
+            && let Some(key) = self.keys.get(&AuthorId(raw))
+        {
+            return Ok((AuthorId(raw), *key));
+        }
+        let (id, key) = AuthorId::with_key(bytes)?;
+        if self.capacity > 0 {
+            if self.keys.len() >= self.capacity {
+                self.keys.clear();
+            }
+            self.keys.insert(id, key);
+        }
+        Ok((id, key))
+    }
+}
+
+impl Default for KeyCache {
+    /// An empty cache of [`KeyCache::DEFAULT_CAPACITY`].
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_CAPACITY)
+    }
+}
+
+impl fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("len", &self.keys.len())
+            .field("capacity", &self.capacity)
+            .finish()
     }
 }
 
@@ -210,6 +324,36 @@ mod tests {
         for bad in ["", "k51", "hello", " k51qzi5uqu5d", "bafkqaaa"] {
             assert!(bad.parse::<AuthorId>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn key_cache_checks_like_from_bytes_and_stays_bounded() {
+        let mut cache = KeyCache::new(2);
+        let ids: Vec<AuthorId> = (1..=3u8)
+            .map(|s| AuthorKey::from_seed(&[s; 32]).author_id())
+            .collect();
+        for id in &ids[..2] {
+            assert_eq!(cache.author(id.as_bytes()).unwrap().0, *id);
+            // Held now: the same answer again.
+            assert_eq!(cache.author(id.as_bytes()).unwrap().0, *id);
+        }
+        assert_eq!(cache.len(), 2);
+        // A third key does not fit: the cache is emptied first.
+        assert_eq!(cache.author(ids[2].as_bytes()).unwrap().0, ids[2]);
+        assert_eq!(cache.len(), 1);
+        // Bad keys are refused as by from_bytes, and never held.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for bad in [&[0u8; 31][..], &identity[..]] {
+            assert_eq!(
+                cache.author(bad).map(|(id, _)| id),
+                AuthorId::from_bytes(bad)
+            );
+        }
+        assert_eq!(cache.len(), 1);
+        let mut none = KeyCache::new(0);
+        assert_eq!(none.author(ids[0].as_bytes()).unwrap().0, ids[0]);
+        assert!(none.is_empty());
     }
 
     #[test]

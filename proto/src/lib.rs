@@ -14,6 +14,8 @@
 //! Bytes from the network are a [`SignedRecord<Unverified>`]. Only
 //! [`SignedRecord::verify`] turns them into a [`SignedRecord<Verified>`],
 //! and storage, forwarding, indexing and serving accept only that type.
+//! To verify many records of the same authors, keep their checked keys in a
+//! [`KeyCache`] and use [`SignedRecord::verify_cached`]: same result, less work.
 //!
 //! ```
 //! use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord};
@@ -75,7 +77,7 @@ pub mod strategy;
 pub mod sync;
 mod version;
 
-pub use author::{AuthorId, AuthorKey, ParseAuthorIdError};
+pub use author::{AuthorId, AuthorKey, KeyCache, ParseAuthorIdError};
 pub use content::{ContentId, InvalidContentId};
 pub use error::{InvalidRecord, VerifyError};
 pub use name::{InvalidPackageName, PackageName};

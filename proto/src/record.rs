@@ -9,8 +9,10 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::limits::{MAX_CLOCK_SKEW_MS, MAX_RECORD_BYTES};
+use crate::release::AuthorCheck;
 use crate::{
-    AuthorId, AuthorKey, InvalidRecord, PackageName, Release, VerifyError, Version, Yank, pb,
+    AuthorId, AuthorKey, InvalidRecord, KeyCache, PackageName, ParseAuthorIdError, Release,
+    VerifyError, Version, Yank, pb,
 };
 
 /// The domain-separation prefix: the signature covers these bytes followed
@@ -180,10 +182,15 @@ impl Record {
 
     /// Decodes and validates a payload.
     pub fn decode(payload: &[u8]) -> Result<Self, VerifyError> {
+        Self::decode_with(payload, &mut AuthorId::from_bytes)
+    }
+
+    /// [`decode`](Self::decode), checking the author's key with `author`.
+    fn decode_with(payload: &[u8], author: &mut AuthorCheck<'_>) -> Result<Self, VerifyError> {
         let pb = pb::Record::decode(payload).map_err(|e| VerifyError::Malformed(e.to_string()))?;
         Ok(match pb.kind.ok_or(VerifyError::UnknownKind)? {
-            pb::record::Kind::Release(r) => Self::Release(r.try_into()?),
-            pb::record::Kind::Yank(y) => Self::Yank(y.try_into()?),
+            pb::record::Kind::Release(r) => Self::Release(Release::from_pb(r, author)?),
+            pb::record::Kind::Yank(y) => Self::Yank(Yank::from_pb(y, author)?),
         })
     }
 
@@ -230,6 +237,10 @@ impl Yank {
         Record::Yank(self).sign(key)
     }
 }
+
+/// How verification checks the author field (as [`AuthorId::from_bytes`])
+/// and gets its decompressed key: directly, or from a [`KeyCache`].
+type KeyCheck<'a> = dyn FnMut(&[u8]) -> Result<(AuthorId, VerifyingKey), ParseAuthorIdError> + 'a;
 
 /// `SIGNING_PREFIX || payload`: what the signature covers.
 pub(crate) fn signing_input(payload: &[u8]) -> Vec<u8> {
@@ -356,13 +367,27 @@ impl SignedRecord<Unverified> {
     /// use it for bytes from the network or from another program.
     pub fn from_trusted_storage(bytes: &[u8]) -> Result<SignedRecord<Verified>, VerifyError> {
         let unverified = Self::from_bytes(bytes)?;
-        let record = unverified.decode_for_author()?;
+        let record = unverified.decode_for_author(&mut AuthorId::from_bytes)?;
         Ok(unverified.into_verified(record))
     }
 
-    /// Decodes the payload and checks that the envelope's key is its author.
-    fn decode_for_author(&self) -> Result<Record, VerifyError> {
-        let record = Record::decode(&self.payload)?;
+    /// [`from_trusted_storage`](Self::from_trusted_storage), checking the
+    /// author's key with `keys` (see [`KeyCache`]): for reading many stored
+    /// records of the same authors. The result is always the same as
+    /// [`from_trusted_storage`](Self::from_trusted_storage)'s.
+    pub fn from_trusted_storage_cached(
+        bytes: &[u8],
+        keys: &mut KeyCache,
+    ) -> Result<SignedRecord<Verified>, VerifyError> {
+        let unverified = Self::from_bytes(bytes)?;
+        let record = unverified.decode_for_author(&mut |b| keys.author(b).map(|(id, _)| id))?;
+        Ok(unverified.into_verified(record))
+    }
+
+    /// Decodes the payload (checking the author's key with `author`) and
+    /// checks that the envelope's key is its author.
+    fn decode_for_author(&self, author: &mut AuthorCheck<'_>) -> Result<Record, VerifyError> {
+        let record = Record::decode_with(&self.payload, author)?;
         if record.author().as_bytes() != &self.public_key {
             return Err(VerifyError::KeyMismatch);
         }
@@ -390,8 +415,50 @@ impl SignedRecord<Unverified> {
     /// verification, no weak keys or malleable signatures), every field, and
     /// that `created_at` is at most an hour ahead of `now`.
     pub fn verify_at(self, now: u64) -> Result<SignedRecord<Verified>, VerifyError> {
-        let record = self.decode_for_author()?;
-        let key = VerifyingKey::from_bytes(&self.public_key).map_err(|_| VerifyError::BadKey)?;
+        self.verify_with(now, &mut AuthorId::with_key)
+    }
+
+    /// [`verify`](Self::verify), taking the author's checked, decompressed
+    /// key from `keys` when it holds it (and adding it when not): for
+    /// verifying many records of the same authors. The result is always the
+    /// same as [`verify`](Self::verify)'s.
+    pub fn verify_cached(self, keys: &mut KeyCache) -> Result<SignedRecord<Verified>, VerifyError> {
+        self.verify_at_cached(crate::now_ms(), keys)
+    }
+
+    /// [`verify_at`](Self::verify_at) with a [`KeyCache`], as
+    /// [`verify_cached`](Self::verify_cached). The result is always the same
+    /// as [`verify_at`](Self::verify_at)'s.
+    pub fn verify_at_cached(
+        self,
+        now: u64,
+        keys: &mut KeyCache,
+    ) -> Result<SignedRecord<Verified>, VerifyError> {
+        self.verify_with(now, &mut |bytes| keys.author(bytes))
+    }
+
+    /// The checks of [`verify_at`](Self::verify_at), with `author` checking
+    /// (as [`AuthorId::from_bytes`] does) and decompressing the author's key.
+    fn verify_with(
+        self,
+        now: u64,
+        author: &mut KeyCheck<'_>,
+    ) -> Result<SignedRecord<Verified>, VerifyError> {
+        // The key of the author field, decompressed while it was checked.
+        let mut author_key = None;
+        let record = Record::decode_with(&self.payload, &mut |bytes| {
+            let (id, key) = author(bytes)?;
+            author_key = Some(key);
+            Ok(id)
+        })?;
+        if record.author().as_bytes() != &self.public_key {
+            return Err(VerifyError::KeyMismatch);
+        }
+        // The author field is the envelope's key (checked just above).
+        let key = match author_key {
+            Some(key) => key,
+            None => VerifyingKey::from_bytes(&self.public_key).map_err(|_| VerifyError::BadKey)?,
+        };
         let signature = Signature::from_bytes(&self.signature);
         key.verify_strict(&signing_input(&self.payload), &signature)
             .map_err(|_| VerifyError::BadSignature)?;
@@ -537,6 +604,23 @@ mod tests {
             Err(VerifyError::KeyMismatch)
         );
         assert!(SignedRecord::from_trusted_storage(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn cached_trusted_storage_reads_give_the_same_answers() {
+        let key = AuthorKey::from_seed(&[3; 32]);
+        let signed = release(&key).sign(&key).unwrap();
+        let forged = resign(signed.payload().to_vec(), &AuthorKey::from_seed(&[4; 32]));
+        let mut keys = KeyCache::default();
+        for _ in 0..2 {
+            for bytes in [signed.to_bytes(), forged.clone(), vec![0xff, 0xff]] {
+                assert_eq!(
+                    SignedRecord::from_trusted_storage_cached(&bytes, &mut keys),
+                    SignedRecord::from_trusted_storage(&bytes)
+                );
+            }
+        }
+        assert_eq!(keys.len(), 1);
     }
 
     #[test]

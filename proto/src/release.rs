@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::*;
-use crate::{AuthorId, ContentId, InvalidRecord, PackageName, Version, pb};
+use crate::{AuthorId, ContentId, InvalidRecord, PackageName, ParseAuthorIdError, Version, pb};
 
 /// The platform a release targets: `android`, `ios`, `any`, or another
 /// lower-case name (`[a-z0-9][a-z0-9_-]*`, at most 32 bytes).
@@ -331,9 +331,10 @@ fn check_url(field: &'static str, s: &str) -> Result<(), InvalidRecord> {
 
 // ---- conversions from and to the generated types ----
 
-fn author_from(bytes: &[u8]) -> Result<AuthorId, InvalidRecord> {
-    AuthorId::from_bytes(bytes).map_err(InvalidRecord::Author)
-}
+/// How a decoder turns the author field into an [`AuthorId`]: normally
+/// [`AuthorId::from_bytes`]; verification may answer from a
+/// [`KeyCache`](crate::KeyCache) instead, with the same result.
+pub(crate) type AuthorCheck<'a> = dyn FnMut(&[u8]) -> Result<AuthorId, ParseAuthorIdError> + 'a;
 
 fn package_from(s: &str) -> Result<PackageName, InvalidRecord> {
     s.parse().map_err(InvalidRecord::Package)
@@ -427,8 +428,19 @@ impl TryFrom<pb::Release> for Release {
     type Error = InvalidRecord;
 
     fn try_from(r: pb::Release) -> Result<Self, Self::Error> {
+        Self::from_pb(r, &mut AuthorId::from_bytes)
+    }
+}
+
+impl Release {
+    /// From the generated type, checking the author's key with `author`
+    /// (which must check as [`AuthorId::from_bytes`] does).
+    pub(crate) fn from_pb(
+        r: pb::Release,
+        author: &mut AuthorCheck<'_>,
+    ) -> Result<Self, InvalidRecord> {
         let release = Self {
-            author: author_from(&r.author)?,
+            author: author(&r.author).map_err(InvalidRecord::Author)?,
             package: package_from(&r.package)?,
             version: version_from(&r.version)?,
             version_code: r.version_code,
@@ -467,8 +479,19 @@ impl TryFrom<pb::Yank> for Yank {
     type Error = InvalidRecord;
 
     fn try_from(y: pb::Yank) -> Result<Self, Self::Error> {
+        Self::from_pb(y, &mut AuthorId::from_bytes)
+    }
+}
+
+impl Yank {
+    /// From the generated type, checking the author's key with `author`
+    /// (which must check as [`AuthorId::from_bytes`] does).
+    pub(crate) fn from_pb(
+        y: pb::Yank,
+        author: &mut AuthorCheck<'_>,
+    ) -> Result<Self, InvalidRecord> {
         let yank = Self {
-            author: author_from(&y.author)?,
+            author: author(&y.author).map_err(InvalidRecord::Author)?,
             package: package_from(&y.package)?,
             version: version_from(&y.version)?,
             reason: y.reason,

@@ -6,8 +6,8 @@ use std::cmp::Ordering;
 
 use ipsr_proto::strategy::{self, signed_record};
 use ipsr_proto::{
-    AuthorId, AuthorKey, ContentId, PackageName, PackageState, Record, Release, SignedRecord,
-    Version, Yank,
+    AuthorId, AuthorKey, ContentId, KeyCache, PackageName, PackageState, Record, Release,
+    SignedRecord, Version, Yank,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -57,6 +57,29 @@ proptest! {
         bytes[bit / 8] ^= 1 << (bit % 8);
         let result = SignedRecord::from_bytes(&bytes).and_then(|r| r.verify_at(NOW));
         prop_assert!(result.is_err(), "bit {} flipped and still verified", bit);
+    }
+
+    #[test]
+    fn a_key_cache_never_changes_the_verdict(
+        signed in signed_record(),
+        other in signed_record(),
+        bit in any::<Index>(),
+    ) {
+        // A cache that already holds the keys of both records (and of any
+        // record whose key the flipped bit leaves valid).
+        let mut keys = KeyCache::new(8);
+        for r in [&signed, &other] {
+            let bytes = r.to_bytes();
+            prop_assert!(SignedRecord::from_bytes(&bytes).unwrap().verify_at_cached(NOW, &mut keys).is_ok());
+        }
+        let mut bytes = signed.to_bytes();
+        let bit = bit.index(bytes.len() * 8);
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        for candidate in [signed.to_bytes(), bytes] {
+            let plain = SignedRecord::from_bytes(&candidate).and_then(|r| r.verify_at(NOW));
+            let cached = SignedRecord::from_bytes(&candidate).and_then(|r| r.verify_at_cached(NOW, &mut keys));
+            prop_assert_eq!(plain.map(|r| r.id()), cached.map(|r| r.id()));
+        }
     }
 
     #[test]

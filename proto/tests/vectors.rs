@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use ipsr_proto::{
-    AuthorKey, ContentId, Metadata, Platform, Record, Release, SIGNING_PREFIX, SignedRecord,
-    VerifyError, Yank,
+    AuthorKey, ContentId, KeyCache, Metadata, Platform, Record, Release, SIGNING_PREFIX,
+    SignedRecord, VerifyError, Yank,
 };
 use serde::{Deserialize, Serialize};
 
@@ -255,6 +255,41 @@ fn vectors() {
             .unwrap_err();
         assert_eq!(err.reason(), v.error, "{}", v.description);
     }
+}
+
+/// Verifying with a [`KeyCache`] gives every vector the same answer as
+/// verifying without one, whatever the cache already holds (one cache is
+/// shared by all the vectors, valid and invalid, in both orders).
+#[test]
+fn vectors_verify_the_same_with_a_key_cache() {
+    let read = |name: &str| std::fs::read_to_string(dir().join(name)).unwrap();
+    let valid: Vec<Valid> = serde_json::from_str(&read("valid.json")).unwrap();
+    let invalid: Vec<Invalid> = serde_json::from_str(&read("invalid.json")).unwrap();
+    let cases: Vec<(Vec<u8>, u64)> = valid
+        .iter()
+        .map(|v| (hex::decode(&v.signed_record).unwrap(), NOW))
+        .chain(
+            invalid
+                .iter()
+                .map(|v| (hex::decode(&v.signed_record).unwrap(), v.now)),
+        )
+        .collect();
+    assert!(!valid.is_empty() && !invalid.is_empty());
+    let mut keys = KeyCache::default();
+    for (bytes, now) in cases.iter().chain(cases.iter().rev()) {
+        let plain = SignedRecord::from_bytes(bytes).and_then(|r| r.verify_at(*now));
+        let cached =
+            SignedRecord::from_bytes(bytes).and_then(|r| r.verify_at_cached(*now, &mut keys));
+        match (plain, cached) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a, b);
+                assert_eq!(a.record(), b.record());
+            }
+            (Err(a), Err(b)) => assert_eq!(a, b),
+            (a, b) => panic!("without a cache {a:?}, with one {b:?}"),
+        }
+    }
+    assert!(!keys.is_empty());
 }
 
 #[test]

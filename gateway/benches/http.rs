@@ -93,7 +93,24 @@ fn gateway(dir: &Path, extra: &[&str]) -> (Proc, String, String) {
     (proc, http, api)
 }
 
-fn nginx(root: &Path, port: u16) -> Proc {
+/// nginx, stopped with `nginx -s stop` (which also ends its workers; a
+/// SIGKILL of the master alone would leave them running), then killed.
+struct Nginx {
+    conf: std::path::PathBuf,
+    _proc: Proc,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let conf = self.conf.to_string_lossy().into_owned();
+        let _ = Command::new("nginx")
+            .args(["-c", &conf, "-e", "stderr", "-s", "stop"])
+            .status();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn nginx(root: &Path, port: u16) -> Nginx {
     let conf = root.join("nginx.conf");
     std::fs::write(
         &conf,
@@ -114,7 +131,7 @@ fn nginx(root: &Path, port: u16) -> Proc {
     wait_for("nginx to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
-    proc
+    Nginx { conf, _proc: proc }
 }
 
 fn main() {

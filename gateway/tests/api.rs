@@ -419,7 +419,7 @@ async fn uploads(backend: Backend) {
     let env = Env::new(backend, "uploads", config).await;
     // The content's CID is computed here, not stored: the gateway receives
     // the bytes in the form.
-    let content = common_pattern(3 * 1024 * 1024 + 17);
+    let content = ipsr_testnet::pattern(7, 3 * 1024 * 1024 + 17);
     let cid = {
         let mut importer = Importer::new(Profile::V1_2025);
         let _ = importer.push(&content);
@@ -471,15 +471,11 @@ async fn uploads(backend: Backend) {
 }
 both!(uploads_both, uploads);
 
-fn common_pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
-
 async fn downloads(backend: Backend) {
     let env = Env::new(backend, "downloads", GatewayConfig::default()).await;
     let k = key(6);
-    let bytes_v1 = common_pattern(2 * 1024 * 1024 + 5);
-    let bytes_v2 = common_pattern(1000);
+    let bytes_v1 = ipsr_testnet::pattern(7, 2 * 1024 * 1024 + 5);
+    let bytes_v2 = ipsr_testnet::pattern(7, 1000);
     let (cid1, size1) = env.content(&bytes_v1).await;
     let (cid2, size2) = env.content(&bytes_v2).await;
     let rel = |version, code, cid, size, seq| {

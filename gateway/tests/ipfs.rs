@@ -29,18 +29,9 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const IPFS_TIMEOUT: Duration = Duration::from_secs(1);
 const MIB: usize = 1024 * 1024;
 
-/// `len` bytes from a seeded xorshift generator: no two chunks alike.
+/// `len` bytes from a seeded generator: no two chunks alike.
 fn data(seed: u64, len: usize) -> Bytes {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
+    Bytes::from(ipsr_testnet::pattern(seed, len))
 }
 
 /// A node on loopback in a temp dir, once it listens, and its dialable

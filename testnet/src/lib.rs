@@ -270,3 +270,18 @@ pub fn free_base_port(nodes: u16) -> Option<u16> {
         .map(|i| 20_000 + (start - 20_000 + i * 100) % 30_000)
         .find(|&p| (0..=nodes).all(|i| free(p + i) && free(p + 100 + i)) && free(p + 200))
 }
+
+/// `len` pseudo-random bytes from a seeded xorshift generator: not
+/// compressible, no two chunks alike, the same on every run. Test data for
+/// content (imports, transfers, downloads).
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

@@ -27,18 +27,9 @@ where
     }
 }
 
-/// `len` pseudo-random bytes from a seeded xorshift generator: not
-/// compressible, no two chunks alike, the same on every run.
+/// `len` pseudo-random bytes (see [`ipsr_testnet::pattern`]).
 pub(crate) fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    ipsr_testnet::pattern(seed, len)
 }
 
 /// A node on loopback in a temp dir (`Config::local`, then `tweak`), once

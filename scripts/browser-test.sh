@@ -92,7 +92,8 @@ log "gateway at $URL, node API at $API"
 # --- a package -----------------------------------------------------------------
 export XDG_CONFIG_HOME="$TMP/config" # the test's own author key
 PACKAGE=org.example.pocketnotes VERSION=1.2.3 TITLE="Pocket Notes"
-head -c 300000 /dev/urandom >"$TMP/pocket-notes.apk"
+# A real (tiny) APK: publish checks its manifest against the flags and metadata.
+cp "$ROOT/cli/tests/fixtures/apk/pocket-notes.apk" "$TMP/pocket-notes.apk"
 "${BROWSER[@]}" icon --out "$TMP/icon.png"
 cat >"$TMP/app.toml" <<'EOF'
 title = "Pocket Notes"

@@ -19,6 +19,7 @@
 //! # Ok::<(), ipsr_cli::Error>(())
 //! ```
 
+mod apk;
 mod check;
 mod cli;
 mod client;

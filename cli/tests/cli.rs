@@ -180,8 +180,8 @@ error: a key named "default" already exists; choose another --name
     // Publish 1.0.0 and 1.1.0 (with metadata and an icon).
     let v1 = content(1, 2 * 1024 * 1024 + 17);
     let v11 = content(2, 300_000);
-    env.write("app-1.0.0.apk", &v1);
-    env.write("app-1.1.0.apk", &v11);
+    env.write("app-1.0.0.bin", &v1);
+    env.write("app-1.1.0.bin", &v11);
     env.write("icon.png", b"\x89PNG not really");
     env.write(
         "meta.toml",
@@ -200,7 +200,7 @@ icon = "icon.png"
     let spec1 = format!("{author}/com.example.app@1.0.0");
     env.cli(&[
         "publish",
-        "app-1.0.0.apk",
+        "app-1.0.0.bin",
         "--package",
         "com.example.app",
         "--version",
@@ -221,7 +221,7 @@ see:     ipsr-cli info {spec1}
     ));
     let published: serde_json::Value = serde_json::from_str(&env.stdout(&[
         "publish",
-        "app-1.1.0.apk",
+        "app-1.1.0.bin",
         "--package",
         "com.example.app",
         "--version",
@@ -248,20 +248,20 @@ see:     ipsr-cli info {spec1}
         args.extend_from_slice(extra);
         env.cli(&args)
     };
-    publish("app-1.0.0.apk", "1.1.0", &[])
+    publish("app-1.0.0.bin", "1.1.0", &[])
         .assert()
         .code(6)
         .stderr_eq(format!(
             "error: {author}/com.example.app@1.1.0 is already published; publish a newer --version\n"
         ));
-    publish("app-1.0.0.apk", "1.0.5", &[])
+    publish("app-1.0.0.bin", "1.0.5", &[])
         .assert()
         .code(6)
         .stderr_eq(str![[r#"
 error: --version 1.0.5 is not newer than 1.1.0, the last published version of com.example.app; use a higher version
 
 "#]]);
-    publish("app-1.0.0.apk", "1.2.0", &["--version-code", "2"])
+    publish("app-1.0.0.bin", "1.2.0", &["--version-code", "2"])
         .assert()
         .code(6)
         .stderr_eq(str![[r#"
@@ -342,7 +342,7 @@ saved:   got.apk
     .success();
     env.cli(&[
         "verify",
-        "app-1.0.0.apk",
+        "app-1.0.0.bin",
         &format!("{author}/com.example.app@1.1.0"),
     ])
     .assert()
@@ -363,7 +363,7 @@ saved:   got.apk
     env.cli(&["download", &format!("{author}/com.example.app")])
         .assert()
         .success();
-    assert_eq!(std::fs::read(env.path("app-1.0.0.apk")).unwrap(), v1);
+    assert_eq!(std::fs::read(env.path("app-1.0.0.bin")).unwrap(), v1);
     env.cli(&[
         "download",
         &format!("{author}/com.example.app@^1"),
@@ -421,12 +421,12 @@ no connected peers
 fn bad_input_is_refused_with_its_exit_code() {
     let env = Env::new();
     env.stdout(&["key", "generate"]);
-    env.write("app.apk", b"app");
+    env.write("app.bin", b"app");
 
     // Usage (2): a bad package name, version, a missing file, metadata over a limit.
     env.cli(&[
         "publish",
-        "app.apk",
+        "app.bin",
         "--package",
         "nodots",
         "--version",
@@ -442,7 +442,7 @@ For more information, try '--help'.
 "#]]);
     env.cli(&[
         "publish",
-        "app.apk",
+        "app.bin",
         "--package",
         "com.example.app",
         "--version",
@@ -476,7 +476,7 @@ error: FILE missing.apk: no such file
     );
     env.cli(&[
         "publish",
-        "app.apk",
+        "app.bin",
         "--package",
         "com.example.app",
         "--version",
@@ -493,7 +493,7 @@ error: metadata.title is 101 bytes, over the 100-byte limit; fix it and publish 
     env.write("bad.json", br#"{"title": "x", "colour": "red"}"#);
     env.cli(&[
         "publish",
-        "app.apk",
+        "app.bin",
         "--package",
         "com.example.app",
         "--version",
@@ -510,7 +510,7 @@ error: --metadata bad.json: not valid metadata JSON: unknown field `colour`, [..
     env.write("url.toml", b"homepage = \"javascript:alert(1)\"\n");
     env.cli(&[
         "publish",
-        "app.apk",
+        "app.bin",
         "--package",
         "com.example.app",
         "--version",
@@ -535,7 +535,7 @@ For more information, try '--help'.
 "#]]);
 
     // Not found (3): an unknown key.
-    env.cli(&["publish", "app.apk", "--package", "com.example.app", "--version", "1.0.0", "--key", "nope"])
+    env.cli(&["publish", "app.bin", "--package", "com.example.app", "--version", "1.0.0", "--key", "nope"])
         .assert()
         .code(3)
         .stderr_eq(str![[r#"
@@ -642,10 +642,10 @@ error: [..]/id_rsa: a ssh-rsa key, but author keys are ed25519 (make one with ss
         text.contains("[sealed]") && !text.contains("seed ="),
         "{text}"
     );
-    env.write("app.apk", b"app bytes");
+    env.write("app.bin", b"app bytes");
     let publish = [
         "publish",
-        "app.apk",
+        "app.bin",
         "--package",
         "com.example.locked",
         "--version",
@@ -727,8 +727,8 @@ fn publish_and_read_through_a_gateway() {
     let author = env.stdout(&["key", "generate"]).trim().to_owned();
     let v1 = content(11, 1_200_000);
     let v11 = content(12, 70_000);
-    env.write("app-1.0.0.apk", &v1);
-    env.write("app-1.1.0.apk", &v11);
+    env.write("app-1.0.0.bin", &v1);
+    env.write("app-1.1.0.bin", &v11);
     env.write(
         "meta.toml",
         b"title = \"Example Camera\"\nsummary = \"Takes pictures\"\n",
@@ -741,7 +741,7 @@ fn publish_and_read_through_a_gateway() {
         "--gateway",
         &gw,
         "publish",
-        "app-1.0.0.apk",
+        "app-1.0.0.bin",
         "--package",
         "com.example.camera",
         "--version",
@@ -763,7 +763,7 @@ see:     ipsr-cli info {spec1}
     let published: serde_json::Value = serde_json::from_slice(
         &env.cli(&[
             "publish",
-            "app-1.1.0.apk",
+            "app-1.1.0.bin",
             "--package",
             "com.example.camera",
             "--version",
@@ -800,7 +800,7 @@ see:     ipsr-cli info {spec1}
         "--gateway",
         &gw,
         "publish",
-        "app-1.1.0.apk",
+        "app-1.1.0.bin",
         "--package",
         "com.example.camera",
         "--version",
@@ -928,10 +928,10 @@ nothing matches "zebra"
         "{spec1}
 cid:     bafybei[..] (verified)
 size:    1200000 bytes, sha256 [..]
-saved:   app-1.0.0.apk
+saved:   app-1.0.0.bin
 "
     ));
-    assert_eq!(std::fs::read(env.path("app-1.0.0.apk")).unwrap(), v1);
+    assert_eq!(std::fs::read(env.path("app-1.0.0.bin")).unwrap(), v1);
 
     // status is the gateway's health; peers and add need a node.
     env.cli(&["--gateway", &gw, "status"])
@@ -967,7 +967,7 @@ error: cannot reach the gateway at http://127.0.0.1:1 ([..]); check the URL give
         "--gateway",
         &closed,
         "publish",
-        "app-1.0.0.apk",
+        "app-1.0.0.bin",
         "--package",
         "com.example.camera",
         "--version",
@@ -987,7 +987,7 @@ error: cannot reach the gateway at http://127.0.0.1:1 ([..]); check the URL give
         "--gateway",
         &small,
         "publish",
-        "app-1.0.0.apk",
+        "app-1.0.0.bin",
         "--package",
         "com.example.camera",
         "--version",
@@ -1010,10 +1010,10 @@ fn a_lying_gateway_is_caught() {
     let env = Env::new();
     let author = env.stdout(&["key", "generate"]).trim().to_owned();
     let bytes = content(21, 100_000);
-    env.write("app.apk", &bytes);
+    env.write("app.bin", &bytes);
     env.stdout(&[
         "publish",
-        "app.apk",
+        "app.bin",
         "--package",
         "com.example.app",
         "--version",
@@ -1060,7 +1060,141 @@ error: content [..]: the bytes received (100000 bytes) hash to [..], not to the 
 "#]]);
     assert!(!env.path("evil.apk").exists());
     // Nor does verify believe it: the local file is checked against the record.
-    env.cli(&["--gateway", &liar, "verify", "app.apk", &spec])
+    env.cli(&["--gateway", &liar, "verify", "app.bin", &spec])
         .assert()
         .success();
+}
+
+#[test]
+fn publish_checks_an_apk_against_its_manifest() {
+    let env = Env::new();
+    let author = env.stdout(&["key", "generate"]).trim().to_owned();
+    let apk = |name: &str| {
+        let bytes = std::fs::read(fixture("apk").join(name)).unwrap();
+        env.write(name, &bytes);
+    };
+    apk("example-1.2.0.apk"); // com.example.app, versionName 1.2.0, versionCode 7, SDK 21..34
+    apk("example-1.3.apk"); // the same package, versionName "1.3", versionCode 8
+    let publish = |file: &str, package: &str, version: &str, extra: &[&str]| {
+        let mut args = vec!["publish", file, "--package", package, "--version", version];
+        args.extend_from_slice(extra);
+        env.cli(&args)
+    };
+
+    // Each flag that disagrees with the manifest: exit 2, naming the field.
+    publish("example-1.2.0.apk", "com.example.other", "1.2.0", &[])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+error: example-1.2.0.apk: the manifest's package is com.example.app, but --package is com.example.other; make them agree and publish again
+
+"#]]);
+    publish("example-1.2.0.apk", "com.example.app", "1.2.1", &[])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+error: example-1.2.0.apk: the manifest's versionName is 1.2.0, but --version is 1.2.1; make them agree and publish again
+
+"#]]);
+    publish(
+        "example-1.2.0.apk",
+        "com.example.app",
+        "1.2.0",
+        &["--version-code", "9"],
+    )
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: example-1.2.0.apk: the manifest's versionCode is 7, but --version-code is 9; make them agree and publish again
+
+"#]]);
+    env.write("meta.toml", b"title = \"Example\"\nmin_sdk = 26\n");
+    publish(
+        "example-1.2.0.apk",
+        "com.example.app",
+        "1.2.0",
+        &["--metadata", "meta.toml"],
+    )
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: example-1.2.0.apk: the manifest's minSdkVersion is 21, but the metadata's min_sdk is 26; make them agree and publish again
+
+"#]]);
+    // Not an APK at all, and a cut one.
+    env.write("fake.apk", &content(5, 4096));
+    publish("fake.apk", "com.example.app", "1.2.0", &[])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+error: fake.apk: not a readable APK ([..]); publish a valid APK, or a file not named *.apk
+
+"#]]);
+    let real = std::fs::read(env.path("example-1.2.0.apk")).unwrap();
+    env.write("cut.apk", &real[..real.len() / 2]);
+    publish("cut.apk", "com.example.app", "1.2.0", &[])
+        .assert()
+        .code(2)
+        .stderr_eq("error: cut.apk: not a readable APK ([..]); publish a valid APK, or a file not named *.apk\n");
+    // None of that reached the node.
+    env.cli(&["info", &format!("{author}/com.example.app")])
+        .assert()
+        .code(3);
+
+    // Agreeing flags: the version code and the SDKs come from the manifest.
+    let spec = format!("{author}/com.example.app@1.2.0");
+    publish("example-1.2.0.apk", "com.example.app", "1.2.0", &[])
+        .assert()
+        .success()
+        .stdout_eq(format!(
+            "{spec}
+cid:     bafkrei[..]
+size:    {size} bytes, sha256 [..]
+code:    7
+apk:     com.example.app, versionCode 7, versionName 1.2.0, SDK 21..34
+record:  [..]
+see:     ipsr-cli info {spec}
+         {api}/v1/packages/{author}/com.example.app/1.2.0
+",
+            size = real.len(),
+            api = env.api
+        ));
+    let info: serde_json::Value =
+        serde_json::from_str(&env.stdout(&["info", &spec, "--json"])).unwrap();
+    assert_eq!(info["version_code"], 7, "{info}");
+    assert_eq!(info["platform"], "android", "{info}");
+    assert_eq!(info["metadata"]["min_sdk"], 21, "{info}");
+    assert_eq!(info["metadata"]["target_sdk"], 34, "{info}");
+
+    // A versionName that is not SemVer is noted and not compared; the JSON
+    // output carries the manifest.
+    let out = publish("example-1.3.apk", "com.example.app", "1.3.0", &["--json"])
+        .assert()
+        .success()
+        .stderr_eq(str![[r#"
+note: example-1.3.apk: the manifest's versionName "1.3" is not a SemVer version, so it was not compared with --version 1.3.0
+
+"#]]);
+    let published: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(published["version_code"], 8);
+    assert_eq!(
+        published["apk"],
+        serde_json::json!({
+            "package": "com.example.app",
+            "version_code": 8,
+            "version_name": "1.3",
+            "min_sdk": 21,
+            "target_sdk": 34
+        })
+    );
+
+    // An APK whose versionCode is not above the published ones.
+    apk("example-1.4.0-code5.apk");
+    publish("example-1.4.0-code5.apk", "com.example.app", "1.4.0", &[])
+        .assert()
+        .code(6)
+        .stderr_eq(str![[r#"
+error: the APK's versionCode 5 is not higher than 8, the highest published for com.example.app; use 9 or more
+
+"#]]);
 }

@@ -75,7 +75,8 @@ fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
     let app: Vec<u8> = (0..3 * 1024 * 1024 + 333u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let file = dir.path().join("hello.apk");
+    // Not an APK (whose manifest `publish` would check): raw bytes for Android.
+    let file = dir.path().join("hello.bin");
     std::fs::write(&file, &app).unwrap();
     let metadata = dir.path().join("meta.toml");
     std::fs::write(
@@ -90,6 +91,8 @@ fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
         "com.example.e2e",
         "--version",
         "1.0.0",
+        "--platform",
+        "android",
         "--metadata",
         metadata.to_str().unwrap(),
     ]);

@@ -9,6 +9,7 @@ use ipsr_proto::limits::MAX_RECORD_BYTES;
 use ipsr_proto::{ContentId, Metadata, PackageName, Platform, Record, Release, Version};
 use serde::{Deserialize, Serialize};
 
+use crate::apk::{self, Manifest};
 use crate::check;
 use crate::cli::Ctx;
 use crate::client::{Client, Package, Server};
@@ -27,7 +28,8 @@ pub struct Args {
     /// The SemVer version, newer than every published one: 1.2.0.
     #[arg(long, value_parser = parse_version)]
     version: Version,
-    /// The version code that orders releases (default: one more than the highest published).
+    /// The version code that orders releases (default: an APK's versionCode, else one more
+    /// than the highest published).
     #[arg(long, value_name = "N")]
     version_code: Option<u64>,
     /// Metadata in TOML or JSON (.json): title, summary, description, license, URLs,
@@ -88,6 +90,9 @@ struct Published {
     record_id: String,
     change: String,
     url: String,
+    /// What the APK's manifest says (files named `*.apk` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    apk: Option<Manifest>,
 }
 
 /// A placeholder CID (the empty raw leaf) to validate a draft record before
@@ -125,6 +130,28 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             Platform::any()
         }
     });
+    // An APK's manifest must agree with the flags and the metadata.
+    let mut version_code = args.version_code.map(|c| (c, "--version-code"));
+    let manifest = match apk::is_apk(&file_name) {
+        true => Some(apk::read(&args.file)?),
+        false => None,
+    };
+    if let Some(manifest) = &manifest {
+        let checked = apk::check(
+            &file_name,
+            manifest,
+            &args.package,
+            &args.version,
+            args.version_code,
+            &mut metadata,
+        )?;
+        if let Some(code) = checked.version_code {
+            version_code = Some((code, "the APK's versionCode"));
+        }
+        if let Some(note) = checked.note {
+            ctx.out.note(note);
+        }
+    }
     let key_info = keys::info(&args.key)?;
     let author: ipsr_proto::AuthorId = key_info
         .author
@@ -137,7 +164,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         author,
         args.package.clone(),
         args.version.clone(),
-        args.version_code.unwrap_or(0),
+        version_code.map_or(0, |(c, _)| c),
         placeholder,
     );
     release.size = size;
@@ -161,7 +188,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Err(Error::NotFound(_)) => None,
         Err(e) => return Err(e),
     };
-    release.version_code = check_newer(existing.as_ref(), &args.version, args.version_code)?;
+    release.version_code = check_newer(existing.as_ref(), &args.version, version_code)?;
     let spec = format!("{author}/{}@{}", args.package, args.version);
 
     // 3. The key (may ask for its passphrase).
@@ -254,12 +281,16 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         record_id: signed.id().to_string(),
         change: posted.change,
         url,
+        apk: manifest,
     };
     ctx.out.emit(&out, |w| {
         writeln!(w, "{spec}")?;
         writeln!(w, "cid:     {}", out.cid)?;
         writeln!(w, "size:    {} bytes, sha256 {}", out.size, out.sha256)?;
         writeln!(w, "code:    {}", out.version_code)?;
+        if let Some(m) = &out.apk {
+            writeln!(w, "apk:     {}", apk::summary(m))?;
+        }
         writeln!(w, "record:  {}", out.record_id)?;
         writeln!(w, "see:     ipsr-cli info {spec}")?;
         writeln!(w, "         {}", out.url)
@@ -359,9 +390,14 @@ fn read_metadata(path: &Path) -> Result<(Metadata, Media)> {
 
 /// The version code to use; refuses a version that is not newer than every
 /// published one, or a version code that would not make it the newest.
-fn check_newer(existing: Option<&Package>, version: &Version, code: Option<u64>) -> Result<u64> {
+/// `code` is the version code asked for and where it comes from.
+fn check_newer(
+    existing: Option<&Package>,
+    version: &Version,
+    code: Option<(u64, &str)>,
+) -> Result<u64> {
     let Some(pkg) = existing else {
-        return Ok(code.unwrap_or(1));
+        return Ok(code.map_or(1, |(c, _)| c));
     };
     let spec = format!("{}/{}@{version}", pkg.author, pkg.package);
     if pkg
@@ -394,9 +430,9 @@ fn check_newer(existing: Option<&Package>, version: &Version, code: Option<u64>)
         .unwrap_or(0);
     match code {
         None => Ok(top_code.saturating_add(1)),
-        Some(c) if c > top_code => Ok(c),
-        Some(c) => Err(Error::Conflict(format!(
-            "--version-code {c} is not higher than {top_code}, the highest published for {}; use {} or more",
+        Some((c, _)) if c > top_code => Ok(c),
+        Some((c, from)) => Err(Error::Conflict(format!(
+            "{from} {c} is not higher than {top_code}, the highest published for {}; use {} or more",
             pkg.package,
             top_code.saturating_add(1)
         ))),

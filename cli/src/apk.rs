@@ -1,0 +1,294 @@
+//! What `publish` reads from an APK's binary `AndroidManifest.xml`, and the
+//! checks of the command line against it (`docs/cli.md`, "APKs").
+//!
+//! The parsing is `apk-info`'s (a zip reader and AXML decoder built to
+//! survive hostile archives); this module only turns its answers into
+//! [`Manifest`] and compares them with the flags.
+
+use std::path::Path;
+
+use ipsr_proto::{Metadata, PackageName, Version};
+
+use crate::error::{Error, Result};
+
+/// The manifest fields `publish` checks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Manifest {
+    /// `<manifest package>`: the application id.
+    pub package: String,
+    /// `android:versionCode`.
+    pub version_code: Option<u64>,
+    /// `android:versionName`.
+    pub version_name: Option<String>,
+    /// `<uses-sdk android:minSdkVersion>`, when a number.
+    pub min_sdk: Option<u32>,
+    /// `<uses-sdk android:targetSdkVersion>`, when a number.
+    pub target_sdk: Option<u32>,
+}
+
+/// One line for people: `com.example.app, versionCode 7, versionName 1.2.0, SDK 21..34`.
+pub(crate) fn summary(m: &Manifest) -> String {
+    let mut out = m.package.clone();
+    if let Some(code) = m.version_code {
+        out += &format!(", versionCode {code}");
+    }
+    if let Some(name) = &m.version_name {
+        out += &format!(", versionName {name}");
+    }
+    match (m.min_sdk, m.target_sdk) {
+        (Some(min), Some(target)) => out += &format!(", SDK {min}..{target}"),
+        (Some(min), None) => out += &format!(", min SDK {min}"),
+        (None, Some(target)) => out += &format!(", target SDK {target}"),
+        (None, None) => {}
+    }
+    out
+}
+
+/// Whether `publish` reads `file_name` as an APK: its name ends in `.apk`.
+pub(crate) fn is_apk(file_name: &str) -> bool {
+    file_name.to_ascii_lowercase().ends_with(".apk")
+}
+
+/// Reads the manifest of the APK at `path`; a file that is not a readable
+/// APK is a usage error.
+pub(crate) fn read(path: &Path) -> Result<Manifest> {
+    let bad = |why: String| {
+        Error::Usage(format!(
+            "{}: not a readable APK ({why}); publish a valid APK, or a file not named *.apk",
+            path.display()
+        ))
+    };
+    let apk = apk_info::Apk::new(path).map_err(|e| bad(e.to_string()))?;
+    let package = apk
+        .get_package_name()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| bad("its manifest names no package".into()))?;
+    let version_code = match apk.get_version_code() {
+        None => None,
+        Some(code) => Some(
+            code.trim()
+                .parse()
+                .map_err(|_| bad(format!("versionCode {code:?} is not a number")))?,
+        ),
+    };
+    let number = |v: Option<String>| v.and_then(|s| s.trim().parse().ok());
+    Ok(Manifest {
+        package,
+        version_code,
+        version_name: apk.get_version_name(),
+        min_sdk: number(apk.get_min_sdk_version()),
+        target_sdk: number(apk.get_attribute_value("uses-sdk", "targetSdkVersion")),
+    })
+}
+
+/// What the manifest adds to the command line: the version code (when no
+/// `--version-code` was given) and a note for the user, if any.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Checked {
+    /// The version code to publish with, if the flags gave none.
+    pub version_code: Option<u64>,
+    /// A line for stderr (a versionName that is not SemVer).
+    pub note: Option<String>,
+}
+
+/// Compares the manifest with the flags and the metadata: a mismatch is a
+/// usage error naming the field. Fills the metadata's SDKs when it has none.
+pub(crate) fn check(
+    file: &str,
+    manifest: &Manifest,
+    package: &PackageName,
+    version: &Version,
+    version_code: Option<u64>,
+    metadata: &mut Metadata,
+) -> Result<Checked> {
+    let mismatch = |what: &str, theirs: &dyn std::fmt::Display, ours: String| {
+        Error::Usage(format!(
+            "{file}: the manifest's {what} is {theirs}, but {ours}; make them agree and publish again"
+        ))
+    };
+    if manifest.package != package.as_str() {
+        return Err(mismatch(
+            "package",
+            &manifest.package,
+            format!("--package is {package}"),
+        ));
+    }
+    let mut checked = Checked::default();
+    if let Some(name) = &manifest.version_name {
+        match name.parse::<Version>() {
+            Ok(v) if v == *version => {}
+            Ok(_) => {
+                return Err(mismatch(
+                    "versionName",
+                    &name,
+                    format!("--version is {version}"),
+                ));
+            }
+            Err(_) => {
+                checked.note = Some(format!(
+                    "note: {file}: the manifest's versionName {name:?} is not a SemVer version, so it was not compared with --version {version}"
+                ));
+            }
+        }
+    }
+    match (manifest.version_code, version_code) {
+        (Some(theirs), Some(ours)) if theirs != ours => {
+            return Err(mismatch(
+                "versionCode",
+                &theirs,
+                format!("--version-code is {ours}"),
+            ));
+        }
+        (Some(theirs), None) => checked.version_code = Some(theirs),
+        _ => {}
+    }
+    for (what, field, theirs) in [
+        ("minSdkVersion", &mut metadata.min_sdk, manifest.min_sdk),
+        (
+            "targetSdkVersion",
+            &mut metadata.target_sdk,
+            manifest.target_sdk,
+        ),
+    ] {
+        let Some(theirs) = theirs else { continue };
+        if *field == 0 {
+            *field = theirs;
+        } else if *field != theirs {
+            let key = if what == "minSdkVersion" {
+                "min_sdk"
+            } else {
+                "target_sdk"
+            };
+            return Err(mismatch(
+                what,
+                &theirs,
+                format!("the metadata's {key} is {field}"),
+            ));
+        }
+    }
+    Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/apk")
+            .join(name)
+    }
+
+    fn manifest() -> Manifest {
+        Manifest {
+            package: "com.example.app".into(),
+            version_code: Some(7),
+            version_name: Some("1.2.0".into()),
+            min_sdk: Some(21),
+            target_sdk: Some(34),
+        }
+    }
+
+    #[test]
+    fn reads_the_fixture_manifests() {
+        assert_eq!(read(&fixture("example-1.2.0.apk")).unwrap(), manifest());
+        let m = read(&fixture("example-1.3.apk")).unwrap();
+        assert_eq!(m.version_name.as_deref(), Some("1.3"));
+        assert_eq!(m.version_code, Some(8));
+    }
+
+    #[test]
+    fn garbage_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in [
+            ("empty.apk", &b""[..]),
+            ("text.apk", b"not a zip at all"),
+            ("zip-prefix.apk", b"PK\x03\x04 and then nothing"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let err = read(&path).unwrap_err();
+            assert_eq!(err.exit_code(), crate::code::USAGE, "{name}: {err}");
+            assert!(err.to_string().contains("not a readable APK"), "{err}");
+        }
+        // A truncated real APK.
+        let real = std::fs::read(fixture("example-1.2.0.apk")).unwrap();
+        for cut in [10, real.len() / 2, real.len() - 10] {
+            let path = dir.path().join("cut.apk");
+            std::fs::write(&path, &real[..cut]).unwrap();
+            assert!(read(&path).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn flags_are_checked_against_the_manifest() {
+        let pkg: PackageName = "com.example.app".parse().unwrap();
+        let v = |s: &str| s.parse::<Version>().unwrap();
+        let mut meta = Metadata::default();
+        let ok = check("a.apk", &manifest(), &pkg, &v("1.2.0"), None, &mut meta).unwrap();
+        assert_eq!(ok.version_code, Some(7));
+        assert_eq!((meta.min_sdk, meta.target_sdk), (21, 34));
+
+        let err = |r: Result<Checked>| r.unwrap_err().to_string();
+        let other: PackageName = "com.example.other".parse().unwrap();
+        let mut meta = Metadata::default();
+        assert_eq!(
+            err(check(
+                "a.apk",
+                &manifest(),
+                &other,
+                &v("1.2.0"),
+                None,
+                &mut meta
+            )),
+            "a.apk: the manifest's package is com.example.app, but --package is com.example.other; make them agree and publish again"
+        );
+        assert!(
+            err(check(
+                "a.apk",
+                &manifest(),
+                &pkg,
+                &v("1.2.1"),
+                None,
+                &mut meta
+            ))
+            .contains("versionName is 1.2.0, but --version is 1.2.1")
+        );
+        assert!(
+            err(check(
+                "a.apk",
+                &manifest(),
+                &pkg,
+                &v("1.2.0"),
+                Some(8),
+                &mut meta
+            ))
+            .contains("versionCode is 7, but --version-code is 8")
+        );
+        let mut meta = Metadata {
+            target_sdk: 33,
+            ..Metadata::default()
+        };
+        assert!(
+            err(check(
+                "a.apk",
+                &manifest(),
+                &pkg,
+                &v("1.2.0"),
+                None,
+                &mut meta
+            ))
+            .contains("targetSdkVersion is 34, but the metadata's target_sdk is 33")
+        );
+
+        // A versionName that is not SemVer is noted, not compared.
+        let loose = Manifest {
+            version_name: Some("1.3".into()),
+            ..manifest()
+        };
+        let mut meta = Metadata::default();
+        let c = check("a.apk", &loose, &pkg, &v("1.3.0"), Some(7), &mut meta).unwrap();
+        assert_eq!(c.version_code, None);
+        assert!(c.note.unwrap().contains("\"1.3\" is not a SemVer version"));
+    }
+}

@@ -268,7 +268,7 @@ impl<S: Source> Indexer<S> {
 
 /// Verified pages the reader may hold ready beyond the one being written
 /// and the one being read.
-const READ_AHEAD: usize = 1;
+const READ_AHEAD: usize = 3;
 
 /// Reads the log page after page from `after` and verifies each page while
 /// the next is read, then hands it to the writer; failures of the source

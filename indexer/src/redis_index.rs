@@ -172,14 +172,13 @@ struct ReleaseRow {
 impl ReleaseRow {
     fn of(state: &ReleaseState) -> Self {
         let id = |r: Option<&SignedRecord>| r.map(|r| r.id().to_string());
-        let parts = state.clone().into_parts();
         Self {
             release: id(state.release()),
-            release_equivocated: parts.release_equivocated,
+            release_equivocated: state.is_release_equivocated(),
             yank: id(state.yank()),
-            yank_equivocated: parts.yank_equivocated,
-            evidence: parts
-                .evidence
+            yank_equivocated: state.is_yank_equivocated(),
+            evidence: state
+                .evidence()
                 .iter()
                 .map(|(c, r)| (c.to_string(), r.id().to_string()))
                 .collect(),
@@ -745,6 +744,15 @@ impl RedisIndex {
                 counts.push(to_json(&info.counts));
             }
             let recent = adds.contains_key("recent");
+            // Of this batch's recent entries only the newest `recent_cap`
+            // can survive the trim below, so only those are added (same
+            // order as Redis's: score, then member).
+            if let Some(entries) = adds.get_mut("recent")
+                && entries.len() > self.recent_cap
+            {
+                entries.sort_unstable_by(|a, b| b.cmp(a));
+                entries.truncate(self.recent_cap);
+            }
             let mut pipe = redis::pipe();
             for (k, members) in &adds {
                 pipe.zadd_multiple(self.keys.global(k), members).ignore();

@@ -170,15 +170,12 @@ impl LocalSource {
 
     async fn read(&self, after: u64, limit: usize) -> Result<Vec<Entry>, SourceError> {
         let store = self.client.store().clone();
-        let entries = tokio::task::spawn_blocking(move || store.log_after(after, limit))
+        let entries = tokio::task::spawn_blocking(move || store.log_bytes_after(after, limit))
             .await
             .map_err(|e| SourceError::Task(e.to_string()))??;
         Ok(entries
             .into_iter()
-            .map(|(position, record)| Entry {
-                position,
-                bytes: record.to_bytes(),
-            })
+            .map(|(position, bytes)| Entry { position, bytes })
             .collect())
     }
 }

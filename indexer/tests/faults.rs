@@ -270,3 +270,30 @@ async fn two_indexers_shuffled_end_equal() {
         "two writers at once, same keys"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_keeps_the_newest_whatever_the_batches() {
+    // More recent entries than the cap in one batch (the writer adds only
+    // the newest `cap` of them), against one record per batch (every entry
+    // added, then trimmed): the same keys.
+    let records = history(2, 4);
+    let cap = 7;
+    let whole = TestIndex::with_recent_cap(&redis_url(), "recent-whole", cap);
+    let single = TestIndex::with_recent_cap(&redis_url(), "recent-single", cap);
+    whole.index.apply(&records).await.unwrap();
+    for r in &records {
+        single.index.apply(std::slice::from_ref(r)).await.unwrap();
+    }
+    let recent = |dump: &[(String, String)]| {
+        dump.iter()
+            .filter(|(k, _)| k.ends_with("recent"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let reference = state_dump(&single.index).await;
+    let listed = whole.index.recent(cap * 2).await.unwrap();
+    assert_eq!(listed.len(), cap, "recent holds exactly the cap");
+    assert_eq!(recent(&reference).len(), 1, "{reference:?}");
+    assert_eq!(recent(&state_dump(&whole.index).await), recent(&reference));
+    assert_eq!(state_dump(&whole.index).await, reference);
+}

@@ -328,6 +328,24 @@ impl Store {
         Ok(out)
     }
 
+    /// [`log_after`](Self::log_after) as the stored envelope bytes, not
+    /// decoded again: for handing the log on (`GET /v1/log`, an indexer in
+    /// the same process), whose reader verifies every record anyway.
+    pub fn log_bytes_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let log = tx.open_table(LOG)?;
+        let mut out = Vec::new();
+        for entry in log.range(after.saturating_add(1)..)?.take(limit) {
+            let (pos, bytes) = entry?;
+            out.push((pos.value(), bytes.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Every held record's id with its `created_at`, for set reconciliation.
     pub fn record_ids(&self) -> Result<Vec<(u64, RecordId)>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -615,6 +633,13 @@ mod tests {
             .collect();
         assert_eq!(ids, vec![fix.id()]);
         assert_eq!(store.log_after(0, 10).unwrap().len(), 2);
+        let raw = store.log_bytes_after(0, 10).unwrap();
+        let decoded = store.log_after(0, 10).unwrap();
+        assert_eq!(raw.len(), decoded.len());
+        for ((p, bytes), (q, record)) in raw.iter().zip(&decoded) {
+            assert_eq!((p, bytes), (q, &record.to_bytes()));
+        }
+        assert_eq!(store.log_bytes_after(1, 10).unwrap().len(), 1);
         // Replaying the old one changes nothing.
         let replay = store.apply(vec![old]).unwrap();
         assert_eq!(replay[0].applied.change, Change::Stale);

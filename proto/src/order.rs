@@ -161,6 +161,21 @@ impl ReleaseState {
         }
     }
 
+    /// Whether another release record with the held one's `seq` was seen.
+    pub fn is_release_equivocated(&self) -> bool {
+        self.release_equivocated
+    }
+
+    /// Whether another yank record with the held one's `seq` was seen.
+    pub fn is_yank_equivocated(&self) -> bool {
+        self.yank_equivocated
+    }
+
+    /// Per CID seen for the release, the greatest release record naming it.
+    pub fn evidence(&self) -> &BTreeMap<ContentId, SignedRecord> {
+        &self.evidence
+    }
+
     /// The release.
     pub fn key(&self) -> &ReleaseKey {
         &self.key

@@ -265,7 +265,9 @@ fn envelope_bytes(payload: &Bytes, public_key: &[u8; 32], signature: &[u8; 64]) 
 pub struct RecordId([u8; 32]);
 
 impl RecordId {
-    fn of(envelope: &[u8]) -> Self {
+    /// The id of a record given as its envelope bytes: their SHA-256
+    /// (`docs/records.md`). The bytes are not checked.
+    pub fn of(envelope: &[u8]) -> Self {
         Self(Sha256::digest(envelope).into())
     }
 
@@ -282,7 +284,11 @@ impl RecordId {
 
 impl fmt::Display for RecordId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        // Into a buffer on the stack: ids are printed for every record an
+        // indexer writes, and `hex::encode` goes char by char.
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -37,8 +37,14 @@ pub struct TestIndex {
 
 impl TestIndex {
     pub fn new(url: &str, name: &str) -> Self {
+        Self::with_recent_cap(url, name, RedisConfig::new(url).recent_cap)
+    }
+
+    /// With `recent` trimmed to `cap` entries.
+    pub fn with_recent_cap(url: &str, name: &str, cap: usize) -> Self {
         let mut config = RedisConfig::new(url);
         config.prefix = unique_prefix(name);
+        config.recent_cap = cap;
         config.response_timeout = Duration::from_secs(2);
         Self {
             index: RedisIndex::open(&config).unwrap(),

@@ -259,7 +259,7 @@ pub(crate) async fn log(ctx: Ctx, query: LogQuery) -> Result<Log, Failure> {
 
 async fn read_log(ctx: &Ctx, query: LogQuery) -> Result<Log, Failure> {
     ctx.read(move |store| {
-        let entries = store.log_after(query.after, query.limit)?;
+        let entries = store.log_bytes_after(query.after, query.limit)?;
         // Read after the entries: the head is at least the last of them.
         let head = store.stats()?.log_head;
         Ok(Log::new(head, &entries))

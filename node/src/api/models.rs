@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ipsr_proto::{AuthorId, PackageName, SignedRecord, Version};
+use ipsr_proto::{AuthorId, PackageName, RecordId, Version};
 use serde::Serialize;
 
 use crate::Stats;
@@ -74,13 +74,14 @@ pub(crate) struct Log {
 }
 
 impl Log {
-    pub(crate) fn new(head: u64, entries: &[(u64, SignedRecord)]) -> Self {
+    /// From stored envelope bytes (checked when they were stored).
+    pub(crate) fn new(head: u64, entries: &[(u64, Vec<u8>)]) -> Self {
         let entries: Vec<LogEntry> = entries
             .iter()
-            .map(|(position, record)| LogEntry {
+            .map(|(position, bytes)| LogEntry {
                 position: *position,
-                id: record.id().to_string(),
-                record: base64(record),
+                id: RecordId::of(bytes).to_string(),
+                record: STANDARD.encode(bytes),
             })
             .collect();
         // The head is read after the entries, so it is at least the last one.
@@ -133,8 +134,4 @@ impl Status {
             conflicts: stats.conflicts,
         }
     }
-}
-
-fn base64(record: &SignedRecord) -> String {
-    STANDARD.encode(record.to_bytes())
 }

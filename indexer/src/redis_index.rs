@@ -70,6 +70,25 @@ impl RedisConfig {
     }
 }
 
+/// The search keys of a word (suffixes under the prefix): its packages,
+/// `s:{xy}W`, and the word list of its bucket, `words:{xy}`, where `xy` is
+/// the word's first two characters (fewer for a shorter word). Both share
+/// the hash tag, so the `word` script touches one slot; a query word (two
+/// characters or more) finds the words it prefixes in its bucket.
+fn search_keys(word: &str) -> (String, String) {
+    let tag: String = word.chars().take(search::MIN_PREFIX).collect();
+    (format!("s:{{{tag}}}{word}"), format!("words:{{{tag}}}"))
+}
+
+/// What one batch does to a word's `s:` key: (score, member) pairs added,
+/// members removed.
+type WordChange<'a> = (Vec<(u64, &'a str)>, Vec<&'a str>);
+
+/// The word of a search key suffix (`s:{xy}W` → `W`).
+fn search_word(suffix: &str) -> Option<&str> {
+    suffix.strip_prefix("s:{")?.split_once('}').map(|(_, w)| w)
+}
+
 /// The Lua scripts, loaded with `SCRIPT LOAD` and run with `EVALSHA`
 /// (loaded again when Redis answers `NOSCRIPT`, e.g. after a restart).
 #[derive(Debug)]
@@ -78,6 +97,7 @@ struct Scripts {
     finish: Script,
     counters: Script,
     cursor: Script,
+    word: Script,
 }
 
 /// KEYS: pkg, rel, rec, ver, yanked. ARGV: expected hash, new hash, then
@@ -109,6 +129,31 @@ section('SADD', KEYS[5], 1)
 section('SREM', KEYS[5], 1)
 section('HSET', KEYS[1], 2)
 redis.call('HSET', KEYS[1], 'hash', ARGV[2])
+return 1
+"#;
+
+/// KEYS: `s:{xy}W`, `words:{xy}`. ARGV: the word W, the count of
+/// (score, member) pairs to add, the pairs, then the members to remove.
+/// Keeps W in the word list exactly while `s:{xy}W` has members.
+const WORD_LUA: &str = r#"
+local n = tonumber(ARGV[2])
+local i = 3
+while n > 0 do
+  local k = math.min(n, 256)
+  redis.call('ZADD', KEYS[1], unpack(ARGV, i, i + 2 * k - 1))
+  i = i + 2 * k
+  n = n - k
+end
+while i <= #ARGV do
+  local j = math.min(#ARGV, i + 255)
+  redis.call('ZREM', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+end
 return 1
 "#;
 
@@ -253,9 +298,9 @@ impl Derived {
             pk.package.to_string(),
             0,
         ));
-        for (term, weight) in search::terms(pk.package.as_str(), &d.title) {
+        for (word, weight) in search::whole_words(pk.package.as_str(), &d.title) {
             d.globals
-                .insert((format!("s:{term}"), member.clone(), u64::from(weight)));
+                .insert((search_keys(&word).0, member.clone(), u64::from(weight)));
         }
         for (at, release, _) in recent_entries(state) {
             // `author/package@version`, as `ReleaseKey`'s text form.
@@ -453,6 +498,7 @@ impl RedisIndex {
                 finish: Script::new(FINISH_LUA),
                 counters: Script::new(COUNTERS_LUA),
                 cursor: Script::new(CURSOR_LUA),
+                word: Script::new(WORD_LUA),
             }),
             recent_cap: config.recent_cap.max(1),
             max_conflicts: config.max_conflicts.max(1),
@@ -466,7 +512,7 @@ impl RedisIndex {
 
     async fn load_scripts(&self) -> Result<(), RedisError> {
         let mut pipe = redis::pipe();
-        for code in [APPLY_LUA, FINISH_LUA, COUNTERS_LUA, CURSOR_LUA] {
+        for code in [APPLY_LUA, FINISH_LUA, COUNTERS_LUA, CURSOR_LUA, WORD_LUA] {
             pipe.cmd("SCRIPT").arg("LOAD").arg(code);
         }
         let mut conn = self.conn.clone();
@@ -754,11 +800,51 @@ impl RedisIndex {
                 entries.truncate(self.recent_cap);
             }
             let mut pipe = redis::pipe();
+            // The search keys through the `word` script (which keeps the
+            // word lists), the others with one ZADD / ZREM each.
+            let mut words: BTreeMap<&str, WordChange<'_>> = BTreeMap::new();
             for (k, members) in &adds {
-                pipe.zadd_multiple(self.keys.global(k), members).ignore();
+                match search_word(k) {
+                    Some(_) => words
+                        .entry(k)
+                        .or_default()
+                        .0
+                        .extend(members.iter().copied()),
+                    None => {
+                        pipe.zadd_multiple(self.keys.global(k), members).ignore();
+                    }
+                }
             }
             for (k, members) in &rems {
-                pipe.zrem(self.keys.global(k), members).ignore();
+                match search_word(k) {
+                    Some(_) => words
+                        .entry(k.as_str())
+                        .or_default()
+                        .1
+                        .extend(members.iter().map(String::as_str)),
+                    None => {
+                        pipe.zrem(self.keys.global(k), members).ignore();
+                    }
+                }
+            }
+            for (k, (add, rem)) in &words {
+                let word = search_word(k).unwrap_or_default();
+                let (_, list) = search_keys(word);
+                let mut args: Vec<String> = Vec::with_capacity(2 + add.len() * 2 + rem.len());
+                args.push(word.to_owned());
+                args.push(add.len().to_string());
+                for (score, member) in add {
+                    args.push(score.to_string());
+                    args.push((*member).to_owned());
+                }
+                args.extend(rem.iter().map(|m| (*m).to_owned()));
+                evalsha(
+                    &mut pipe,
+                    &self.scripts.word,
+                    &[self.keys.global(k), self.keys.global(&list)],
+                    &args,
+                );
+                pipe.ignore();
             }
             evalsha(
                 &mut pipe,
@@ -972,22 +1058,66 @@ impl RedisIndex {
 
     async fn get_search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
         /// Candidates read per query word.
-        const CANDIDATES: isize = 1000;
+        const CANDIDATES: usize = 1000;
+        /// Words read per query word from the word list.
+        const WORDS_PER_QUERY_WORD: usize = 64;
         let words = search::query_words(query);
         if words.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        // 1. Per query word, the indexed words it is a prefix of (itself
+        // included, when it is a word).
         let mut pipe = redis::pipe();
         for w in &words {
-            pipe.cmd("ZRANGE")
-                .arg(self.keys.global(&format!("s:{w}")))
+            pipe.cmd("ZRANGEBYLEX")
+                .arg(self.keys.global(&search_keys(w).1))
+                .arg(format!("[{w}"))
+                .arg([b"(".as_slice(), w.as_bytes(), &[0xff]].concat())
+                .arg("LIMIT")
                 .arg(0)
-                .arg(CANDIDATES - 1)
-                .arg("REV");
+                .arg(WORDS_PER_QUERY_WORD);
         }
+        let mut matched: Vec<Vec<String>> = Vec::with_capacity(words.len());
+        for (w, reply) in words.iter().zip(self.run(&pipe).await?) {
+            let mut found: Vec<String> = redis::from_redis_value(reply)?;
+            // The word itself first: its packages weigh the most.
+            if let Some(i) = found.iter().position(|f| f == w) {
+                let exact = found.remove(i);
+                found.insert(0, exact);
+            }
+            matched.push(found);
+        }
+        // 2. Their packages, highest weight first, up to CANDIDATES per
+        // query word; the candidates are in every query word's set.
+        if matched.iter().any(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for found in &matched {
+            for word in found {
+                pipe.cmd("ZRANGE")
+                    .arg(self.keys.global(&search_keys(word).0))
+                    .arg(0)
+                    .arg(CANDIDATES - 1)
+                    .arg("REV");
+            }
+        }
+        let mut replies = self.run(&pipe).await?.into_iter();
         let mut candidates: Option<BTreeSet<String>> = None;
-        for reply in self.run(&pipe).await? {
-            let members: BTreeSet<String> = redis::from_redis_value(reply)?;
+        for found in &matched {
+            let mut members = BTreeSet::new();
+            for _ in found {
+                let Some(reply) = replies.next() else {
+                    return Err(IndexError::corrupt("s:", "short pipeline reply"));
+                };
+                let list: Vec<String> = redis::from_redis_value(reply)?;
+                for m in list {
+                    if members.len() == CANDIDATES {
+                        break;
+                    }
+                    members.insert(m);
+                }
+            }
             candidates = Some(match candidates {
                 None => members,
                 Some(c) => c.intersection(&members).cloned().collect(),

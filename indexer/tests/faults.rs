@@ -297,3 +297,48 @@ async fn recent_keeps_the_newest_whatever_the_batches() {
     assert_eq!(recent(&state_dump(&whole.index).await), recent(&reference));
     assert_eq!(state_dump(&whole.index).await, reference);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_leaves_the_word_list_with_its_last_package() {
+    let k = key(9);
+    let spec = |package, version, seq, title| Spec {
+        key: &k,
+        package,
+        version,
+        code: seq,
+        seq,
+        cid: 1,
+        title,
+    };
+    let test = TestIndex::new(&redis_url(), "words");
+    let words = |dump: Vec<(String, String)>| {
+        dump.into_iter()
+            .filter(|(key, _)| key.contains("words:{ze}"))
+            .map(|(_, v)| v)
+            .collect::<String>()
+    };
+    test.index
+        .apply(&[
+            release(spec("org.a.one", "1.0.0", 1, "Zebra notes")),
+            release(spec("org.a.two", "1.0.0", 2, "Zebra maps")),
+        ])
+        .await
+        .unwrap();
+    assert!(words(state_dump(&test.index).await).contains("zebra"));
+    assert_eq!(test.index.search("zeb", 10).await.unwrap().len(), 2);
+    // One package drops the word: it stays listed for the other.
+    test.index
+        .apply(&[release(spec("org.a.one", "1.1.0", 3, "Plain notes"))])
+        .await
+        .unwrap();
+    assert!(words(state_dump(&test.index).await).contains("zebra"));
+    assert_eq!(test.index.search("zeb", 10).await.unwrap().len(), 1);
+    // The last one drops it: gone from the list and from search.
+    test.index
+        .apply(&[release(spec("org.a.two", "1.1.0", 4, "Plain maps"))])
+        .await
+        .unwrap();
+    assert!(!words(state_dump(&test.index).await).contains("zebra"));
+    assert!(test.index.search("zeb", 10).await.unwrap().is_empty());
+    assert_eq!(test.index.search("pla", 10).await.unwrap().len(), 2);
+}

@@ -62,6 +62,17 @@ pub fn query_words(query: &str) -> Vec<String> {
 
 /// Every term of a package with its weight.
 pub fn terms(package: &str, title: &str) -> BTreeMap<String, u32> {
+    weighted(package, title, true)
+}
+
+/// The whole words of a package (its terms that are not only prefixes),
+/// each with the weight of the word: what the Redis index keeps per word
+/// (`docs/redis.md`, section 4), finding prefixes through its word list.
+pub fn whole_words(package: &str, title: &str) -> BTreeMap<String, u32> {
+    weighted(package, title, false)
+}
+
+fn weighted(package: &str, title: &str, prefixes: bool) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
     let mut add = |term: String, weight: u32| {
         let slot = out.entry(term).or_insert(0);
@@ -75,10 +86,12 @@ pub fn terms(package: &str, title: &str) -> BTreeMap<String, u32> {
     ];
     for (list, exact, prefix) in sources {
         for word in list {
-            let chars: Vec<char> = word.chars().collect();
-            for len in MIN_PREFIX..=chars.len().min(MAX_PREFIX) {
-                if len < chars.len() {
-                    add(chars[..len].iter().collect(), prefix);
+            if prefixes {
+                let chars: Vec<char> = word.chars().collect();
+                for len in MIN_PREFIX..=chars.len().min(MAX_PREFIX) {
+                    if len < chars.len() {
+                        add(chars[..len].iter().collect(), prefix);
+                    }
                 }
             }
             let weight = if exact == W_NAME && last_segment.contains(&word) {

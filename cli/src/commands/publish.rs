@@ -20,7 +20,8 @@ use crate::output;
 /// `ipsr-cli publish FILE --package NAME --version VERSION`
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The file to publish (e.g. an APK).
+    /// The file to publish. An *.apk must be a readable APK whose manifest agrees with
+    /// --package, --version, --version-code and the metadata's SDKs.
     file: PathBuf,
     /// The package name, reverse-DNS style: com.example.app.
     #[arg(long, value_parser = parse_package)]

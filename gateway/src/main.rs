@@ -72,10 +72,6 @@ struct Cli {
     public_url: Option<String>,
 }
 
-/// mimalloc, as in every IPSR daemon (docs/dev/allocator.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     run::init_logging();

@@ -19,10 +19,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-/// The allocator of the `ipsr-indexer` and `ipsr-gateway` binaries.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 

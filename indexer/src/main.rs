@@ -36,10 +36,6 @@ struct Cli {
     recent_cap: usize,
 }
 
-/// mimalloc, as in every IPSR daemon (docs/dev/allocator.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -20,10 +20,6 @@ enum Command {
     Run(RunArgs),
 }
 
-/// mimalloc, as in every IPSR daemon (docs/dev/allocator.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     run::init_logging();

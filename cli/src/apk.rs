@@ -229,56 +229,32 @@ mod tests {
         assert_eq!(ok.version_code, Some(7));
         assert_eq!((meta.min_sdk, meta.target_sdk), (21, 34));
 
-        let err = |r: Result<Checked>| r.unwrap_err().to_string();
-        let other: PackageName = "com.example.other".parse().unwrap();
-        let mut meta = Metadata::default();
+        // Each mismatch, from otherwise agreeing flags and metadata.
+        let refused = |package: &str, version: &str, code: Option<u64>, target_sdk: u32| {
+            let mut meta = Metadata {
+                target_sdk,
+                ..Metadata::default()
+            };
+            let package: PackageName = package.parse().unwrap();
+            check("a.apk", &manifest(), &package, &v(version), code, &mut meta)
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
-            err(check(
-                "a.apk",
-                &manifest(),
-                &other,
-                &v("1.2.0"),
-                None,
-                &mut meta
-            )),
+            refused("com.example.other", "1.2.0", None, 0),
             "a.apk: the manifest's package is com.example.app, but --package is com.example.other; make them agree and publish again"
         );
         assert!(
-            err(check(
-                "a.apk",
-                &manifest(),
-                &pkg,
-                &v("1.2.1"),
-                None,
-                &mut meta
-            ))
-            .contains("versionName is 1.2.0, but --version is 1.2.1")
+            refused("com.example.app", "1.2.1", None, 0)
+                .contains("versionName is 1.2.0, but --version is 1.2.1")
         );
         assert!(
-            err(check(
-                "a.apk",
-                &manifest(),
-                &pkg,
-                &v("1.2.0"),
-                Some(8),
-                &mut meta
-            ))
-            .contains("versionCode is 7, but --version-code is 8")
+            refused("com.example.app", "1.2.0", Some(8), 0)
+                .contains("versionCode is 7, but --version-code is 8")
         );
-        let mut meta = Metadata {
-            target_sdk: 33,
-            ..Metadata::default()
-        };
         assert!(
-            err(check(
-                "a.apk",
-                &manifest(),
-                &pkg,
-                &v("1.2.0"),
-                None,
-                &mut meta
-            ))
-            .contains("targetSdkVersion is 34, but the metadata's target_sdk is 33")
+            refused("com.example.app", "1.2.0", None, 33)
+                .contains("targetSdkVersion is 34, but the metadata's target_sdk is 33")
         );
 
         // A versionName that is not SemVer is noted, not compared.

@@ -1194,7 +1194,7 @@ note: example-1.3.apk: the manifest's versionName "1.3" is not a SemVer version,
         .assert()
         .code(6)
         .stderr_eq(str![[r#"
-error: the APK's versionCode 5 is not higher than 8, the highest published for com.example.app; use 9 or more
+error: the APK's versionCode 5 is not higher than 8, the highest published for com.example.app; build the APK with 9 or more
 
 "#]]);
 }

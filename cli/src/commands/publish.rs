@@ -132,7 +132,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
     });
     // An APK's manifest must agree with the flags and the metadata.
-    let mut version_code = args.version_code.map(|c| (c, "--version-code"));
+    let mut version_code = args.version_code.map(|c| (c, CodeFrom::Flag));
     let manifest = match apk::is_apk(&file_name) {
         true => Some(apk::read(&args.file)?),
         false => None,
@@ -147,7 +147,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             &mut metadata,
         )?;
         if let Some(code) = checked.version_code {
-            version_code = Some((code, "the APK's versionCode"));
+            version_code = Some((code, CodeFrom::Apk));
         }
         if let Some(note) = checked.note {
             ctx.out.note(note);
@@ -389,13 +389,22 @@ fn read_metadata(path: &Path) -> Result<(Metadata, Media)> {
     Ok((metadata, media))
 }
 
+/// Where a version code asked for comes from.
+#[derive(Debug, Clone, Copy)]
+enum CodeFrom {
+    /// `--version-code`.
+    Flag,
+    /// The APK's manifest.
+    Apk,
+}
+
 /// The version code to use; refuses a version that is not newer than every
 /// published one, or a version code that would not make it the newest.
 /// `code` is the version code asked for and where it comes from.
 fn check_newer(
     existing: Option<&Package>,
     version: &Version,
-    code: Option<(u64, &str)>,
+    code: Option<(u64, CodeFrom)>,
 ) -> Result<u64> {
     let Some(pkg) = existing else {
         return Ok(code.map_or(1, |(c, _)| c));
@@ -432,11 +441,17 @@ fn check_newer(
     match code {
         None => Ok(top_code.saturating_add(1)),
         Some((c, _)) if c > top_code => Ok(c),
-        Some((c, from)) => Err(Error::Conflict(format!(
-            "{from} {c} is not higher than {top_code}, the highest published for {}; use {} or more",
-            pkg.package,
-            top_code.saturating_add(1)
-        ))),
+        Some((c, from)) => {
+            let (what, fix) = match from {
+                CodeFrom::Flag => ("--version-code", "use"),
+                CodeFrom::Apk => ("the APK's versionCode", "build the APK with"),
+            };
+            Err(Error::Conflict(format!(
+                "{what} {c} is not higher than {top_code}, the highest published for {}; {fix} {} or more",
+                pkg.package,
+                top_code.saturating_add(1)
+            )))
+        }
     }
 }
 

@@ -24,6 +24,10 @@ pub(crate) struct Manifest {
     pub min_sdk: Option<u32>,
     /// `<uses-sdk android:targetSdkVersion>`, when a number.
     pub target_sdk: Option<u32>,
+    /// SHA-256 of the APK's signing certificate (hex), when it is signed:
+    /// the first signer of the newest scheme present (v3.x, v2, then v1).
+    /// Read, not verified: Android checks the signature on install.
+    pub signing_cert_sha256: Option<String>,
 }
 
 /// One line for people: `com.example.app, versionCode 7, versionName 1.2.0, SDK 21..34`.
@@ -40,6 +44,9 @@ pub(crate) fn summary(m: &Manifest) -> String {
         (Some(min), None) => out += &format!(", min SDK {min}"),
         (None, Some(target)) => out += &format!(", target SDK {target}"),
         (None, None) => {}
+    }
+    if let Some(cert) = &m.signing_cert_sha256 {
+        out += &format!(", signed by certificate {cert}");
     }
     out
 }
@@ -72,13 +79,36 @@ pub(crate) fn read(path: &Path) -> Result<Manifest> {
         ),
     };
     let number = |v: Option<String>| v.and_then(|s| s.trim().parse().ok());
+    // An unsigned APK (or an unreadable signing block) has no certificate.
+    let signatures = apk.get_signatures().unwrap_or_default();
     Ok(Manifest {
+        signing_cert_sha256: signing_cert(&signatures),
         package,
         version_code,
         version_name: apk.get_version_name(),
         min_sdk: number(apk.get_min_sdk_version()),
         target_sdk: number(apk.get_attribute_value("uses-sdk", "targetSdkVersion")),
     })
+}
+
+/// The SHA-256 of the signing certificate of the newest scheme present.
+fn signing_cert(signatures: &[apk_info::Signature]) -> Option<String> {
+    use apk_info::Signature as S;
+    fn rank(s: &S) -> Option<(u8, &Vec<apk_info::CertificateInfo>)> {
+        match s {
+            S::V32(c) | S::V31(c) | S::V3(c) => Some((3, c)),
+            S::V2(c) => Some((2, c)),
+            S::V1(c) => Some((1, c)),
+            _ => None,
+        }
+    }
+    signatures
+        .iter()
+        .filter_map(rank)
+        .filter(|(_, certs)| !certs.is_empty())
+        .max_by_key(|(r, _)| *r)
+        .and_then(|(_, certs)| certs.first())
+        .map(|c| c.sha256_fingerprint.to_ascii_lowercase())
 }
 
 /// What the manifest adds to the command line: the version code (when no
@@ -166,6 +196,27 @@ pub(crate) fn check(
             ));
         }
     }
+    if let Some(theirs) = &manifest.signing_cert_sha256 {
+        match &metadata.signing_cert_sha256 {
+            None => {
+                let mut digest = [0u8; 32];
+                if hex::decode_to_slice(theirs, &mut digest).is_ok() {
+                    metadata.signing_cert_sha256 = Some(digest);
+                }
+            }
+            Some(ours) if hex::encode(ours) != *theirs => {
+                return Err(mismatch(
+                    "signing certificate SHA-256",
+                    theirs,
+                    format!(
+                        "the metadata's signing_cert_sha256 is {}",
+                        hex::encode(ours)
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     Ok(checked)
 }
 
@@ -186,6 +237,7 @@ mod tests {
             version_name: Some("1.2.0".into()),
             min_sdk: Some(21),
             target_sdk: Some(34),
+            signing_cert_sha256: None,
         }
     }
 
@@ -195,6 +247,38 @@ mod tests {
         let m = read(&fixture("example-1.3.apk")).unwrap();
         assert_eq!(m.version_name.as_deref(), Some("1.3"));
         assert_eq!(m.version_code, Some(8));
+    }
+
+    #[test]
+    fn reads_the_signing_certificate_of_a_signed_apk() {
+        let signed = read(&fixture("example-signed-1.5.0.apk")).unwrap();
+        // What apksigner printed for it (make.sh).
+        let expected =
+            std::fs::read_to_string(fixture("example-signed-1.5.0.apk.cert-sha256")).unwrap();
+        assert_eq!(signed.signing_cert_sha256.as_deref(), Some(expected.trim()));
+        assert_eq!(signed.version_code, Some(10));
+
+        let pkg: PackageName = "com.example.app".parse().unwrap();
+        let version: Version = "1.5.0".parse().unwrap();
+        let mut meta = Metadata::default();
+        check("s.apk", &signed, &pkg, &version, None, &mut meta).unwrap();
+        assert_eq!(
+            meta.signing_cert_sha256.map(hex::encode),
+            Some(expected.trim().to_owned())
+        );
+        let mut meta = Metadata {
+            signing_cert_sha256: Some([7; 32]),
+            ..Metadata::default()
+        };
+        let err = check("s.apk", &signed, &pkg, &version, None, &mut meta).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "the manifest's signing certificate SHA-256 is {}, but the metadata's signing_cert_sha256 is {}",
+                expected.trim(),
+                "07".repeat(32)
+            )),
+            "{err}"
+        );
     }
 
     #[test]

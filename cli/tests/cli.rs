@@ -1184,7 +1184,8 @@ note: example-1.3.apk: the manifest's versionName "1.3" is not a SemVer version,
             "version_code": 8,
             "version_name": "1.3",
             "min_sdk": 21,
-            "target_sdk": 34
+            "target_sdk": 34,
+            "signing_cert_sha256": null
         })
     );
 
@@ -1197,4 +1198,47 @@ note: example-1.3.apk: the manifest's versionName "1.3" is not a SemVer version,
 error: the APK's versionCode 5 is not higher than 8, the highest published for com.example.app; build the APK with 9 or more
 
 "#]]);
+
+    // A signed APK: its certificate's SHA-256 goes into the signed record.
+    apk("example-signed-1.5.0.apk"); // versionCode 10
+    let cert =
+        std::fs::read_to_string(fixture("apk/example-signed-1.5.0.apk.cert-sha256")).unwrap();
+    let cert = cert.trim();
+    env.write(
+        "wrong-cert.toml",
+        format!("signing_cert_sha256 = \"{}\"\n", "ab".repeat(32)).as_bytes(),
+    );
+    publish(
+        "example-signed-1.5.0.apk",
+        "com.example.app",
+        "1.5.0",
+        &["--metadata", "wrong-cert.toml"],
+    )
+    .assert()
+    .code(2)
+    .stderr_eq(format!(
+        "error: example-signed-1.5.0.apk: the manifest's signing certificate SHA-256 is {cert}, but the metadata's signing_cert_sha256 is {}; make them agree and publish again\n",
+        "ab".repeat(32)
+    ));
+    publish("example-signed-1.5.0.apk", "com.example.app", "1.5.0", &[])
+        .assert()
+        .success()
+        .stdout_eq(format!(
+            "{author}/com.example.app@1.5.0
+cid:     bafkrei[..]
+size:    [..] bytes, sha256 [..]
+code:    10
+apk:     com.example.app, versionCode 10, versionName 1.5.0, SDK 21..34, signed by certificate {cert}
+[..]
+[..]
+[..]
+"
+        ));
+    let info: serde_json::Value = serde_json::from_str(&env.stdout(&[
+        "info",
+        &format!("{author}/com.example.app@1.5.0"),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(info["metadata"]["signing_cert_sha256"], cert, "{info}");
 }

@@ -123,6 +123,18 @@ fn dfs(root: Cid, blocks: &[Block]) -> Vec<Cid> {
     out
 }
 
+/// Adds `file` to `node` (v1 profile); returns the root and the DAG's
+/// blocks in depth-first order, computed here.
+async fn add(node: &Client, file: &Bytes) -> (Cid, Vec<Cid>) {
+    let root = node
+        .add_bytes(file.clone(), Profile::V1_2025, None)
+        .await
+        .unwrap()
+        .root;
+    let (_, blocks) = import(file);
+    (root, dfs(root, &blocks))
+}
+
 /// Parses a CAR with iroh-car's reader: its roots and its blocks, each
 /// checked against its CID.
 async fn parse_car(bytes: &[u8]) -> (Vec<Cid>, Vec<Block>) {
@@ -181,13 +193,7 @@ async fn raw_blocks_and_cars_of_a_local_file() {
     let (_dir, node, _) = node().await;
     let g = gateway(&node, |_| {});
     let file = data(1, 3 * MIB);
-    let added = node
-        .add_bytes(file.clone(), Profile::V1_2025, None)
-        .await
-        .unwrap();
-    let root = added.root;
-    let (_, blocks) = import(&file);
-    let order = dfs(root, &blocks);
+    let (root, order) = add(&node, &file).await;
     assert_eq!(order.len(), 4, "a root over three 1 MiB leaves");
 
     // One raw block: its bytes hash to the CID.
@@ -279,13 +285,7 @@ async fn cars_send_repeated_blocks_once_unless_asked() {
     let g = gateway(&node, |_| {});
     let one = data(2, MIB);
     let file: Bytes = [one.clone(), data(3, MIB), one].concat().into();
-    let root = node
-        .add_bytes(file.clone(), Profile::V1_2025, None)
-        .await
-        .unwrap()
-        .root;
-    let (_, blocks) = import(&file);
-    let order = dfs(root, &blocks);
+    let (root, order) = add(&node, &file).await;
     assert_eq!(order[1], order[3]);
 
     let once = get(&g, &format!("/ipfs/{root}?format=car"), &[]).await;
@@ -314,13 +314,7 @@ async fn blocks_and_cars_come_from_the_swarm() {
     let g = gateway(&g_node, |c| c.ipfs_timeout = TIMEOUT);
     connect(&g_node, &a, &a_addr).await;
     let file = data(4, 3 * MIB + 5);
-    let root = a
-        .add_bytes(file.clone(), Profile::V1_2025, None)
-        .await
-        .unwrap()
-        .root;
-    let (_, blocks) = import(&file);
-    let order = dfs(root, &blocks);
+    let (root, order) = add(&a, &file).await;
 
     // A leaf no DHT record names, from the connected peer.
     let leaf = order[3];

@@ -702,34 +702,40 @@ mod tests {
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 10);
     }
 
-    #[test]
-    fn verifier_keeps_its_caches_and_still_rejects() {
+    /// Log entry `i`: release 1.0.`i` of one author, its signature
+    /// broken when `broken`.
+    fn entry(i: u64, broken: bool) -> Entry {
         let key = ipsr_proto::AuthorKey::from_seed(&[3; 32]);
         let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
             .parse()
             .expect("cid");
-        // Entry `i`, its signature broken when `i` is a multiple of 10.
-        let entry = |i: u64| {
-            let mut r = ipsr_proto::Release::new(
-                key.author_id(),
-                "com.example.app".parse().expect("name"),
-                format!("1.0.{i}").parse().expect("version"),
-                i,
-                cid,
-            );
-            r.created_at = 1;
-            let mut bytes = r.sign(&key).expect("sign").to_bytes();
-            if i.is_multiple_of(10) {
-                let last = bytes.len() - 1;
-                bytes[last] ^= 1;
-            }
-            Entry { position: i, bytes }
-        };
+        let mut r = ipsr_proto::Release::new(
+            key.author_id(),
+            "com.example.app".parse().expect("name"),
+            format!("1.0.{i}").parse().expect("version"),
+            i,
+            cid,
+        );
+        r.created_at = 1;
+        let mut bytes = r.sign(&key).expect("sign").to_bytes();
+        if broken {
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+        }
+        Entry { position: i, bytes }
+    }
+
+    #[test]
+    fn verifier_keeps_its_caches_and_still_rejects() {
         let mut verifier = Verifier::new(2);
         assert_eq!(verifier.threads(), 2);
-        // Pages after the first find the author's key in the caches.
+        // Pages after the first find the author's key in the caches; every
+        // tenth entry has a broken signature.
         for page in 0..3u64 {
-            let entries: Vec<Entry> = (1..=100).map(|i| entry(page * 100 + i)).collect();
+            let entries: Vec<Entry> = (1..=100)
+                .map(|i| page * 100 + i)
+                .map(|i| entry(i, i.is_multiple_of(10)))
+                .collect();
             let out = verifier.verify(&entries);
             assert_eq!(out.len(), 100);
             for ((position, result), e) in out.iter().zip(&entries) {
@@ -743,28 +749,7 @@ mod tests {
 
     #[test]
     fn verify_all_keeps_order_and_flags_bad_entries() {
-        let key = ipsr_proto::AuthorKey::from_seed(&[3; 32]);
-        let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-            .parse()
-            .expect("cid");
-        let entries: Vec<Entry> = (1..=100u64)
-            .map(|i| {
-                let mut r = ipsr_proto::Release::new(
-                    key.author_id(),
-                    "com.example.app".parse().expect("name"),
-                    format!("1.0.{i}").parse().expect("version"),
-                    i,
-                    cid,
-                );
-                r.created_at = 1;
-                let mut bytes = r.sign(&key).expect("sign").to_bytes();
-                if i == 50 {
-                    let last = bytes.len() - 1;
-                    bytes[last] ^= 1;
-                }
-                Entry { position: i, bytes }
-            })
-            .collect();
+        let entries: Vec<Entry> = (1..=100u64).map(|i| entry(i, i == 50)).collect();
         let out = verify_all(entries, 3);
         assert_eq!(
             out.iter().map(|(p, _)| *p).collect::<Vec<_>>(),

@@ -2,24 +2,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Kills the process when the test ends, also when it fails.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use ipsr_testnet::Proc;
 
 /// A started node and what it printed.
 struct Node {
-    guard: Guard,
+    /// Killed when the test ends, also when it fails.
+    guard: Proc,
     peer: String,
     addrs: Vec<String>,
     /// The API's base URL, `http://127.0.0.1:PORT`.
@@ -34,37 +26,25 @@ fn start(data_dir: &std::path::Path) -> Node {
 
 /// [`start`] with more arguments for `ipsr-node run`.
 fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ipsr-node"))
-        .args([
-            "run",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let guard = Guard(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let guard = Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_ipsr-node"))
+            .args([
+                "run",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra),
+    )
+    .unwrap();
     let (mut peer, mut addrs, mut api) = (None, Vec::new(), None);
     let deadline = Instant::now() + Duration::from_secs(20);
     while api.is_none() {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        let line = guard
+            .next_line(deadline)
             .expect("the node prints its peer id, addresses and API address");
         if let Some(p) = line.strip_prefix("peer id: ") {
             peer = Some(p.to_owned());
@@ -101,7 +81,7 @@ fn starts_prints_its_identity_keeps_it_and_stops_on_sigterm() {
     assert_eq!(mode & 0o777, 0o600);
 
     // SIGTERM: a clean, prompt exit with status 0.
-    let pid = node.0.id().to_string();
+    let pid = node.child().id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -111,7 +91,7 @@ fn starts_prints_its_identity_keeps_it_and_stops_on_sigterm() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = node.0.try_wait().unwrap() {
+        if let Some(status) = node.child().try_wait().unwrap() {
             break status;
         }
         assert!(

@@ -3,60 +3,26 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// The longest any step waits.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A child process, killed on drop.
-pub struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A daemon started by the test, killed on drop (`ipsr_testnet::Proc`).
+pub struct Proc(ipsr_testnet::Proc);
 
 impl Proc {
     pub fn spawn(command: &mut Command) -> Self {
-        let mut child = command
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines }
+        Self(ipsr_testnet::Proc::spawn(command).unwrap())
     }
 
     /// The rest of the first stdout line starting with `prefix`.
     pub fn line(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("no `{prefix}` line"));
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return rest.to_owned();
-            }
-        }
+        self.0
+            .line(prefix, TIMEOUT)
+            .unwrap_or_else(|| panic!("no `{prefix}` line"))
     }
 }
 

@@ -172,10 +172,16 @@ pub(crate) fn check(
         (Some(theirs), None) => checked.version_code = Some(theirs),
         _ => {}
     }
-    for (what, field, theirs) in [
-        ("minSdkVersion", &mut metadata.min_sdk, manifest.min_sdk),
+    for (what, key, field, theirs) in [
+        (
+            "minSdkVersion",
+            "min_sdk",
+            &mut metadata.min_sdk,
+            manifest.min_sdk,
+        ),
         (
             "targetSdkVersion",
+            "target_sdk",
             &mut metadata.target_sdk,
             manifest.target_sdk,
         ),
@@ -184,11 +190,6 @@ pub(crate) fn check(
         if *field == 0 {
             *field = theirs;
         } else if *field != theirs {
-            let key = if what == "minSdkVersion" {
-                "min_sdk"
-            } else {
-                "target_sdk"
-            };
             return Err(mismatch(
                 what,
                 &theirs,

@@ -315,17 +315,15 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, SignedRecord)>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let log = tx.open_table(LOG)?;
-        let mut out = Vec::new();
         // A page holds many records of few authors: check each key once.
         let mut keys = KeyCache::default();
-        for entry in log.range(after.saturating_add(1)..)?.take(limit) {
-            let (pos, bytes) = entry?;
-            let record = SignedRecord::from_trusted_storage_cached(bytes.value(), &mut keys)?;
-            out.push((pos.value(), record));
-        }
-        Ok(out)
+        self.log_bytes_after(after, limit)?
+            .into_iter()
+            .map(|(pos, bytes)| {
+                let record = SignedRecord::from_trusted_storage_cached(&bytes, &mut keys)?;
+                Ok((pos, record))
+            })
+            .collect()
     }
 
     /// [`log_after`](Self::log_after) as the stored envelope bytes, not

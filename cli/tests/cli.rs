@@ -139,19 +139,9 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Pseudo-random bytes, distinct per `seed`, with no two equal chunks (a
-/// DAG with a repeated leaf does not stream back from the node yet: see
-/// the report of the CLI branch).
+/// Pseudo-random bytes, distinct per `seed`, with no two equal chunks.
 fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    ipsr_testnet::pattern(seed, len)
 }
 
 #[test]

@@ -14,6 +14,10 @@
 //! IPSR_BENCH_MIB=64 cargo bench -p ipsr-node --bench transfer
 //! ```
 //!
+//! It also prints the CPU time (user + system, from `/proc`) each node
+//! spent per MiB during the pin, which is steadier than the rate on a
+//! shared machine and shows which side a change helped.
+//!
 //! It prints its figures and asserts nothing (targets: at least 300 MiB/s,
 //! at least a quarter of raw TCP, under 100 MiB RSS per node). Both
 //! processes are killed when it ends, also on failure.
@@ -58,6 +62,22 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// The CPU time a process has used so far (user + system), in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let ticks: f64 = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the `(comm)`; utime and stime are the 14th and
+            // 15th fields of the whole line.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
 }
 
 /// Samples the peak RSS of `pids` every 20 ms until `stop` is set.
@@ -144,6 +164,7 @@ fn main() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let (peaks, sampler) = sample(vec![a.child.id(), b.child.id()], stop.clone());
+    let cpu_before = [cpu_secs(a.child.id()), cpu_secs(b.child.id())];
     let started = Instant::now();
     let pinned = agent
         .put(&format!("{}/v1/pins/{cid}", b.api))
@@ -153,6 +174,10 @@ fn main() {
         .read_to_string()
         .unwrap();
     let pin_secs = started.elapsed().as_secs_f64();
+    let cpu_ms_per_mib = [
+        (cpu_secs(a.child.id()) - cpu_before[0]) * 1000.0 / mib as f64,
+        (cpu_secs(b.child.id()) - cpu_before[1]) * 1000.0 / mib as f64,
+    ];
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     assert!(pinned.contains("\"fetched\""), "pin failed: {pinned}");
@@ -197,6 +222,10 @@ fn main() {
     println!(
         "  ratio IPSR / raw TCP:             {:8.3}       (target >= 0.25)",
         ipsr / tcp
+    );
+    println!(
+        "  CPU of the pin per MiB:           a {:.2} ms, b {:.2} ms (sender, receiver)",
+        cpu_ms_per_mib[0], cpu_ms_per_mib[1]
     );
     println!(
         "  peak RSS during the download:     a {peak_a:.1} MiB, b {peak_b:.1} MiB (target < 100 each)"

@@ -198,7 +198,7 @@ fn open_removes_temp_files_and_ignores_odd_ones() {
     let shard = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
+        .find(|p| p.is_dir() && std::fs::read_dir(p).unwrap().next().is_some())
         .unwrap();
     let tmp = shard.join(".tmp-ciqsomething-123-0");
     std::fs::write(&tmp, b"half a blo").unwrap();
@@ -254,6 +254,60 @@ fn get_verified_detects_a_damaged_file() {
     ));
     // get trusts the store and does not notice.
     assert!(store.get(block.cid()).unwrap().is_some());
+}
+
+/// The shard directories (two base32 characters) in `dir`.
+fn shard_dirs(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name().unwrap().to_str().is_some_and(|n| {
+                    n.len() == 2
+                        && n.bytes()
+                            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+                })
+        })
+        .count()
+}
+
+#[test]
+fn all_shard_dirs_are_made_after_open_and_puts_meanwhile_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Blockstore::open(dir.path(), None).unwrap();
+    // Puts race the shard maker.
+    let blocks: Vec<_> = (0..64u32)
+        .map(|i| raw(format!("block {i}").as_bytes()))
+        .collect();
+    for block in &blocks {
+        assert!(store.put(block).unwrap());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while shard_dirs(dir.path()) < 1024 {
+        assert!(std::time::Instant::now() < deadline, "shard dirs not made");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(shard_dirs(dir.path()), 1024);
+    for block in &blocks {
+        assert_eq!(store.get(block.cid()).unwrap().as_ref(), Some(block));
+    }
+    drop(store);
+    // Reopening finds the blocks and nothing odd in the empty shards.
+    let store = Blockstore::open(dir.path(), None).unwrap();
+    assert_eq!(store.stats().unwrap().blocks, 64);
+}
+
+#[test]
+fn dropping_the_store_stops_the_shard_maker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Blockstore::open(dir.path(), None).unwrap();
+    drop(store);
+    let made = shard_dirs(dir.path());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(shard_dirs(dir.path()), made, "dirs made after the drop");
+    // Its directory can be removed right away.
+    std::fs::remove_dir_all(dir.path()).unwrap();
 }
 
 fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -23,8 +23,8 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cid::Cid;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -158,6 +158,8 @@ pub struct Blockstore {
     /// gc sees a stable set of pins and blocks.
     gc_lock: RwLock<()>,
     tmp_seq: AtomicU64,
+    /// The thread that creates the shard directories after `open`.
+    shards: ShardMaker,
 }
 
 impl std::fmt::Debug for Blockstore {
@@ -191,6 +193,7 @@ impl Blockstore {
             pins,
             gc_lock: RwLock::new(()),
             tmp_seq: AtomicU64::new(0),
+            shards: ShardMaker::start(dir),
         };
         let mut blocks = 0;
         let mut bytes = 0;
@@ -272,6 +275,11 @@ impl Blockstore {
         match fs::create_dir(shard) {
             // A new shard dir: make its entry in the parent durable.
             Ok(()) => sync_dir(&self.dir)?,
+            // Made by the shard maker, which may not have fsynced the
+            // parent yet.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !self.shards.is_durable() => {
+                sync_dir(&self.dir)?;
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(shard)(e)),
         }
@@ -639,6 +647,78 @@ enum Entry {
         len: u64,
     },
     Temp(PathBuf),
+}
+
+/// Creates all 1024 shard directories (`aa` … `77`) in a thread of its
+/// own after [`Blockstore::open`], then fsyncs the blocks dir once, so
+/// that a download does not pay for a `mkdir` and a directory fsync with
+/// its first block of every shard. Creating an inode is the costly part of
+/// a block write on some filesystems (ext4 without a journal scans past
+/// recently deleted inodes), and each `put` would otherwise create two.
+/// `put` still creates a missing shard itself; dropping the store stops
+/// the thread and waits for it.
+struct ShardMaker {
+    stop: Arc<AtomicBool>,
+    durable: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ShardMaker {
+    fn start(dir: &Path) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let durable = Arc::new(AtomicBool::new(false));
+        let (dir, stop_flag, done) = (dir.to_owned(), stop.clone(), durable.clone());
+        let thread = std::thread::Builder::new()
+            .name("blockstore-shards".to_owned())
+            .spawn(move || {
+                let mut made = 0u32;
+                for a in BASE32 {
+                    for b in BASE32 {
+                        if stop_flag.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let shard = dir.join(String::from_utf8_lossy(&[*a, *b]).as_ref());
+                        match fs::create_dir(&shard) {
+                            Ok(()) => made += 1,
+                            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                            Err(e) => {
+                                debug!(dir = %shard.display(), error = %e, "cannot make shard dir");
+                                return;
+                            }
+                        }
+                    }
+                }
+                // Also when all were there: an earlier process may have
+                // made them and died before its fsync.
+                if let Err(e) = sync_dir(&dir) {
+                    debug!(error = %e, "cannot sync the blocks dir");
+                    return;
+                }
+                done.store(true, Ordering::Release);
+                debug!(made, "shard directories ready");
+            })
+            .map_err(|e| warn!(error = %e, "cannot start the shard maker"))
+            .ok();
+        Self {
+            stop,
+            durable,
+            thread,
+        }
+    }
+
+    /// Whether every shard dir exists and its entry is durable.
+    fn is_durable(&self) -> bool {
+        self.durable.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ShardMaker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Alignment of `O_DIRECT` writes: buffer address, length and offset

@@ -283,9 +283,9 @@ fn all_shard_dirs_are_made_after_open_and_puts_meanwhile_work() {
     for block in &blocks {
         assert!(store.put(block).unwrap());
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while shard_dirs(dir.path()) < 1024 {
-        assert!(std::time::Instant::now() < deadline, "shard dirs not made");
+        assert!(Instant::now() < deadline, "shard dirs not made");
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(shard_dirs(dir.path()), 1024);

@@ -677,7 +677,7 @@ impl ShardMaker {
                         if stop_flag.load(Ordering::Relaxed) {
                             return;
                         }
-                        let shard = dir.join(String::from_utf8_lossy(&[*a, *b]).as_ref());
+                        let shard = dir.join(format!("{}{}", char::from(*a), char::from(*b)));
                         match fs::create_dir(&shard) {
                             Ok(()) => made += 1,
                             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}

@@ -19,6 +19,16 @@
 //! spent per MiB during the pin, which is steadier than the rate on a
 //! shared machine and shows which side a change helped.
 //!
+//! Next to the ceiling it measures a floor: the same bytes sealed and
+//! opened with the cipher libp2p's transports use here and hashed with
+//! SHA-256, by three threads and a socket with nothing else in between
+//! (see [`floor`]). Any node that encrypts with that cipher and checks
+//! every block does at least this work, so the floor shows how much of the
+//! gap to raw TCP is the work itself and how much is the node.
+//!
+//! `IPSR_NODE_BIN=/path/to/ipsr-node` runs another build of the node (to
+//! compare two builds in alternating runs of one bench binary).
+//!
 //! It prints its figures and asserts nothing (targets: at least 300 MiB/s,
 //! at least a quarter of raw TCP, under 100 MiB RSS per node). Both
 //! processes are killed when it ends, also on failure.
@@ -30,6 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ring::aead::{AES_256_GCM, CHACHA20_POLY1305};
 use sha2::{Digest, Sha256};
 
 mod common;
@@ -128,6 +139,97 @@ fn raw_tcp(len: usize) -> f64 {
     len as f64 / MIB as f64 / secs
 }
 
+/// Plaintext bytes per noise transport message (65535 minus the 16-byte
+/// tag), as libp2p-noise frames a stream.
+const NOISE_FRAME: usize = 65535 - 16;
+
+/// The least work an encrypted, verified block transfer has to do, with
+/// nothing else: a sender thread seals each 1 MiB block in noise-sized
+/// frames with `cipher` (ring's, as noise uses here) and writes them to a
+/// loopback socket; a receiver thread reads and opens the frames and hands
+/// each block to a third thread that hashes it with SHA-256 (as every
+/// received block is checked against its CID). No multiplexer, no
+/// protocol, no disk. Returns MiB/s.
+///
+/// libp2p's TCP transports encrypt with ChaCha20-Poly1305 here (noise's
+/// only cipher; libp2p-tls offers it first), so that is the floor for
+/// IPSR; the same floor with AES-256-GCM shows what the cipher alone
+/// weighs on this CPU.
+fn floor(len: usize, cipher: &'static ring::aead::Algorithm) -> f64 {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
+    let key = move || LessSafeKey::new(UnboundKey::new(cipher, &[9u8; 32]).unwrap());
+    let nonce = |n: u64| {
+        let mut bytes = [0u8; 12];
+        bytes[4..].copy_from_slice(&n.to_le_bytes());
+        Nonce::assume_unique_for_key(bytes)
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sender = std::thread::spawn(move || {
+        let key = key();
+        let block = data(MIB);
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut out = Vec::with_capacity(MIB + 1024);
+        let (mut sent, mut n) = (0, 0u64);
+        while sent < len {
+            out.clear();
+            for chunk in block[..(len - sent).min(MIB)].chunks(NOISE_FRAME) {
+                let start = out.len();
+                out.extend_from_slice(&((chunk.len() + 16) as u16).to_be_bytes());
+                out.extend_from_slice(chunk);
+                let tag = key
+                    .seal_in_place_separate_tag(nonce(n), Aad::empty(), &mut out[start + 2..])
+                    .unwrap();
+                out.extend_from_slice(tag.as_ref());
+                n += 1;
+                sent += chunk.len();
+            }
+            s.write_all(&out).unwrap();
+        }
+    });
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    for _ in 0..6 {
+        empty_tx.send(Vec::with_capacity(MIB)).unwrap();
+    }
+    let hasher = std::thread::spawn(move || {
+        let mut blocks = 0usize;
+        for block in full_rx {
+            std::hint::black_box(Sha256::digest(&block));
+            blocks += 1;
+            let _ = empty_tx.send(block);
+        }
+        blocks
+    });
+    let (mut r, _) = listener.accept().unwrap();
+    let start = Instant::now();
+    let key = key();
+    let mut frame = vec![0u8; NOISE_FRAME + 16];
+    let (mut got, mut n) = (0, 0u64);
+    let mut block = empty_rx.recv().unwrap();
+    while got < len {
+        let mut head = [0u8; 2];
+        r.read_exact(&mut head).unwrap();
+        let body = &mut frame[..usize::from(u16::from_be_bytes(head))];
+        r.read_exact(body).unwrap();
+        let plain = key.open_in_place(nonce(n), Aad::empty(), body).unwrap();
+        n += 1;
+        got += plain.len();
+        block.extend_from_slice(plain);
+        if block.len() == MIB || got == len {
+            full_tx.send(block).unwrap();
+            block = empty_rx.recv().unwrap();
+            block.clear();
+        }
+    }
+    drop(full_tx);
+    assert_eq!(hasher.join().unwrap(), len.div_ceil(MIB));
+    let secs = start.elapsed().as_secs_f64();
+    sender.join().unwrap();
+    len as f64 / MIB as f64 / secs
+}
+
 fn main() {
     let mib: usize = std::env::var("IPSR_BENCH_MIB")
         .ok()
@@ -168,6 +270,8 @@ fn main() {
     // The ceiling moves a lot on a shared machine: copy right before and
     // right after the pin and once more at the end, and take the median.
     let mut tcp = vec![raw_tcp(len)];
+    let floors = || [floor(len, &CHACHA20_POLY1305), floor(len, &AES_256_GCM)];
+    let mut bare = vec![floors()];
     let cpu_before = [cpu_secs(a.child.id()), cpu_secs(b.child.id())];
     let started = Instant::now();
     let pinned = agent
@@ -186,6 +290,7 @@ fn main() {
     sampler.join().unwrap();
     assert!(pinned.contains("\"fetched\""), "pin failed: {pinned}");
     tcp.push(raw_tcp(len));
+    bare.push(floors());
 
     let started = Instant::now();
     let mut response = agent
@@ -212,8 +317,16 @@ fn main() {
     let ipsr = mib as f64 / pin_secs;
     let http = mib as f64 / secs;
     tcp.push(raw_tcp(len));
+    bare.push(floors());
     tcp.sort_by(f64::total_cmp);
     let (tcp_low, tcp, tcp_high) = (tcp[0], tcp[1], tcp[2]);
+    let bare: Vec<[f64; 3]> = (0..2)
+        .map(|i| {
+            let mut v: Vec<f64> = bare.iter().map(|f| f[i]).collect();
+            v.sort_by(f64::total_cmp);
+            [v[0], v[1], v[2]]
+        })
+        .collect();
     let (peak_a, peak_b) = (
         peaks[0].load(Ordering::Relaxed) as f64 / 1024.0,
         peaks[1].load(Ordering::Relaxed) as f64 / 1024.0,
@@ -232,6 +345,13 @@ fn main() {
         "  ratio IPSR / raw TCP:             {:8.3}       (target >= 0.25)",
         ipsr / tcp
     );
+    for (name, [low, median, high]) in ["ChaCha20-Poly1305", "AES-256-GCM"].iter().zip(&bare) {
+        println!(
+            "  floor: TCP + {name:<17} + SHA-256: {median:8.1} MiB/s   (median of 3: {low:.0}–{high:.0}; {:.3} of raw TCP; IPSR {:.2} of it)",
+            median / tcp,
+            ipsr / median
+        );
+    }
     println!(
         "  CPU of the pin per MiB:           a {:.2} ms, b {:.2} ms (sender, receiver)",
         cpu_ms_per_mib[0], cpu_ms_per_mib[1]

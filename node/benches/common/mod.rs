@@ -22,7 +22,10 @@ impl Drop for Node {
 }
 
 pub(crate) fn start(dir: &std::path::Path, bootstrap: &[String]) -> Node {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipsr-node"));
+    // Another build of the node, for A/B runs of one bench binary.
+    let bin =
+        std::env::var("IPSR_NODE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ipsr-node").into());
+    let mut cmd = Command::new(bin);
     cmd.args([
         "run",
         "--listen",

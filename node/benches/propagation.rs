@@ -173,7 +173,7 @@ fn main() {
     );
 
     // Idle memory of one node.
-    let pid = nodes[n / 2].child.id();
+    let pid = nodes[n / 2].pid;
     println!("a node after the run {}", rss(pid));
     drop(nodes);
 
@@ -207,7 +207,7 @@ fn main() {
     // A fresh node with nothing to do, after 5 s.
     let idle = start(&base.path().join("idle"), &[]);
     std::thread::sleep(Duration::from_secs(5));
-    println!("fresh idle node {}", rss(idle.child.id()));
+    println!("fresh idle node {}", rss(idle.pid));
 }
 
 fn rss(pid: u32) -> String {

@@ -230,6 +230,12 @@ fn floor(len: usize, cipher: &'static ring::aead::Algorithm) -> f64 {
     len as f64 / MIB as f64 / secs
 }
 
+/// Lowest, median and highest of three figures.
+fn spread(mut figures: Vec<f64>) -> [f64; 3] {
+    figures.sort_by(f64::total_cmp);
+    [figures[0], figures[1], figures[2]]
+}
+
 fn main() {
     let mib: usize = std::env::var("IPSR_BENCH_MIB")
         .ok()
@@ -266,13 +272,13 @@ fn main() {
     drop(file);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (peaks, sampler) = sample(vec![a.child.id(), b.child.id()], stop.clone());
+    let (peaks, sampler) = sample(vec![a.pid, b.pid], stop.clone());
     // The ceiling moves a lot on a shared machine: copy right before and
     // right after the pin and once more at the end, and take the median.
     let mut tcp = vec![raw_tcp(len)];
     let floors = || [floor(len, &CHACHA20_POLY1305), floor(len, &AES_256_GCM)];
     let mut bare = vec![floors()];
-    let cpu_before = [cpu_secs(a.child.id()), cpu_secs(b.child.id())];
+    let cpu_before = [cpu_secs(a.pid), cpu_secs(b.pid)];
     let started = Instant::now();
     let pinned = agent
         .put(&format!("{}/v1/pins/{cid}", b.api))
@@ -283,8 +289,8 @@ fn main() {
         .unwrap();
     let pin_secs = started.elapsed().as_secs_f64();
     let cpu_ms_per_mib = [
-        (cpu_secs(a.child.id()) - cpu_before[0]) * 1000.0 / mib as f64,
-        (cpu_secs(b.child.id()) - cpu_before[1]) * 1000.0 / mib as f64,
+        (cpu_secs(a.pid) - cpu_before[0]) * 1000.0 / mib as f64,
+        (cpu_secs(b.pid) - cpu_before[1]) * 1000.0 / mib as f64,
     ];
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
@@ -318,15 +324,8 @@ fn main() {
     let http = mib as f64 / secs;
     tcp.push(raw_tcp(len));
     bare.push(floors());
-    tcp.sort_by(f64::total_cmp);
-    let (tcp_low, tcp, tcp_high) = (tcp[0], tcp[1], tcp[2]);
-    let bare: Vec<[f64; 3]> = (0..2)
-        .map(|i| {
-            let mut v: Vec<f64> = bare.iter().map(|f| f[i]).collect();
-            v.sort_by(f64::total_cmp);
-            [v[0], v[1], v[2]]
-        })
-        .collect();
+    let [tcp_low, tcp, tcp_high] = spread(tcp);
+    let bare = [0, 1].map(|i| spread(bare.iter().map(|f| f[i]).collect()));
     let (peak_a, peak_b) = (
         peaks[0].load(Ordering::Relaxed) as f64 / 1024.0,
         peaks[1].load(Ordering::Relaxed) as f64 / 1024.0,

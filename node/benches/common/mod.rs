@@ -3,22 +3,17 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+
+use ipsr_testnet::Proc;
 
 /// A running `ipsr-node` process, killed when dropped.
 pub(crate) struct Node {
-    pub(crate) child: Child,
+    pub(crate) pid: u32,
     pub(crate) p2p: String,
     pub(crate) api: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _proc: Proc,
 }
 
 pub(crate) fn start(dir: &std::path::Path, bootstrap: &[String]) -> Node {
@@ -34,30 +29,19 @@ pub(crate) fn start(dir: &std::path::Path, bootstrap: &[String]) -> Node {
         "127.0.0.1:0",
         "--data-dir",
     ])
-    .arg(dir)
-    .env("RUST_LOG", "error")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    .arg(dir);
     for b in bootstrap {
         cmd.args(["--bootstrap", b]);
     }
-    let mut child = cmd.spawn().expect("start ipsr-node");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut p2p, mut api) = (None, None);
-    while api.is_none() {
-        let line = lines.next().expect("node output").unwrap();
-        if let Some(a) = line.strip_prefix("listening on: ") {
-            p2p.get_or_insert(a.to_owned());
-        } else if let Some(a) = line.strip_prefix("api: ") {
-            api = Some(a.to_owned());
-        }
-    }
-    // Keep draining stdout so the node never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let mut proc = Proc::spawn(&mut cmd).expect("start ipsr-node");
+    let limit = Duration::from_secs(60);
+    let p2p = proc.line("listening on: ", limit).expect("node listens");
+    let api = proc.line("api: ", limit).expect("node serves its API");
     Node {
-        child,
-        p2p: p2p.unwrap(),
-        api: api.unwrap(),
+        pid: proc.child().id(),
+        p2p,
+        api,
+        _proc: proc,
     }
 }
 

@@ -275,12 +275,13 @@ impl Blockstore {
         match fs::create_dir(shard) {
             // A new shard dir: make its entry in the parent durable.
             Ok(()) => sync_dir(&self.dir)?,
-            // Made by the shard maker, which may not have fsynced the
-            // parent yet.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !self.shards.is_durable() => {
-                sync_dir(&self.dir)?;
+            // Perhaps made by the shard maker, which may not have fsynced
+            // the parent yet.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if !self.shards.is_durable() {
+                    sync_dir(&self.dir)?;
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(shard)(e)),
         }
         let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);

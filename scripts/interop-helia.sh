@@ -63,7 +63,7 @@ fi
 
 mkdir -p "$TMP/ipsr"
 # libp2p_swarm=debug logs why a connection closed (e.g. a yamux error)
-RUST_LOG=${RUST_LOG:-info,libp2p_swarm=debug,ipsr_node::content=debug} \
+RUST_LOG=${RUST_LOG:-info,libp2p_swarm=debug,ipsr_content=debug} \
     "$BIN" run --data-dir "$TMP/ipsr" --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 \
     >"$TMP/ipsr.out" 2>"$TMP/ipsr.log" </dev/null &
 PIDS+=($!)

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 
 use base64::Engine as _;
-use ipsr_node::content::unixfs::{Importer, Profile};
+use ipsr_content::unixfs::{Importer, Profile};
 use ipsr_proto::{AuthorId, ContentId, PackageName, Record, Release, SignedRecord, Version};
 use sha2::{Digest, Sha256};
 

@@ -10,7 +10,7 @@ use std::ops::RangeInclusive;
 use bytes::Bytes;
 use cid::Cid;
 use futures::Stream;
-use ipsr_node::content::fetch::{FetchError, FetchReport};
+use ipsr_content::fetch::{FetchError, FetchReport};
 use ipsr_proto::{PackageKey, Release, ReleaseKey, Version};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -214,7 +214,7 @@ async fn serve_file(
     }
     // Fail fast: the root block (here, or from the swarm within `timeout`)
     // tells the file's size before any byte is promised.
-    if g.node().block(cid, timeout).await?.is_none() {
+    if g.node().content().block(cid, timeout).await?.is_none() {
         return Err(Failure::ContentUnavailable(format!(
             "no provider sent {cid} within {} s",
             timeout.as_secs()
@@ -222,14 +222,15 @@ async fn serve_file(
     }
     let size = g
         .node()
+        .content()
         .file_size(cid)
         .await?
         .ok_or_else(|| Failure::ContentMismatch(format!("{cid} is not a UnixFS file")))?;
     if size == 0 {
-        let (_, fetch) = g.node().cat(cid, Vec::new());
+        let (_, fetch) = g.node().content().cat(cid, Vec::new());
         return empty_file(cid, fetch, conditions, &presented).await;
     }
-    let (mut rx, fetch) = g.node().cat(cid, Vec::new());
+    let (mut rx, fetch) = g.node().content().cat(cid, Vec::new());
     let first = match tokio::time::timeout(timeout, rx.recv()).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
@@ -327,7 +328,7 @@ fn set_common(response: &mut Response, cid: &Cid, presented: &Presented) {
 async fn finished(fetch: JoinHandle<Result<FetchReport, FetchError>>) -> Result<(), Failure> {
     match fetch.await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(ipsr_node::content::ContentError::Fetch(e).into()),
+        Ok(Err(e)) => Err(ipsr_content::ContentError::Fetch(e).into()),
         Err(e) => Err(Failure::Internal(format!("download task: {e}"))),
     }
 }
@@ -464,8 +465,7 @@ pub(crate) fn ipfs_routes(
                     if format != IpfsFormat::File && crate::ipfs::is_probe(&cid) {
                         return crate::ipfs::probe(cid, format, &query, accept).await;
                     }
-                    ipsr_node::content::block::check_cid(&cid)
-                        .map_err(|e| Failure::bad("cid", e))?;
+                    ipsr_content::block::check_cid(&cid).map_err(|e| Failure::bad("cid", e))?;
                     match format {
                         IpfsFormat::File => ipfs_file(&g, cid, conditions).await,
                         IpfsFormat::Raw => crate::ipfs::raw_block(&g, cid, &conditions).await,

@@ -4,11 +4,11 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use ipsr_content::ContentError;
+use ipsr_content::blockstore::BlockstoreError;
+use ipsr_content::fetch::FetchError;
 use ipsr_indexer::IndexError;
 use ipsr_node::NodeError;
-use ipsr_node::content::ContentError;
-use ipsr_node::content::blockstore::BlockstoreError;
-use ipsr_node::content::fetch::FetchError;
 use ipsr_proto::VerifyError;
 use serde::Serialize;
 use warp::http::StatusCode;
@@ -127,7 +127,7 @@ impl From<ContentError> for Failure {
             ContentError::Fetch(FetchError::Read(e)) => {
                 Self::ContentMismatch(format!("the content is not a UnixFS file: {e}"))
             }
-            ContentError::Stopped => Self::Stopped,
+            ContentError::Stopped(_) => Self::Stopped,
             e => Self::Internal(format!("content: {e}")),
         }
     }

@@ -21,8 +21,8 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use cid::Cid;
 use futures::{Stream, StreamExt};
-use ipsr_node::content::fetch::{FetchError, FetchReport};
-use ipsr_node::content::{Block, ContentError};
+use ipsr_content::fetch::{FetchError, FetchReport};
+use ipsr_content::{Block, ContentError};
 use iroh_car::{CarHeader, CarWriter};
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
@@ -222,7 +222,7 @@ fn car_ranges(accept: &str) -> Vec<Wanted> {
 /// multihash of no bytes.
 pub(crate) fn is_probe(cid: &Cid) -> bool {
     cid.version() == cid::Version::V1
-        && cid.codec() == ipsr_node::content::block::RAW
+        && cid.codec() == ipsr_content::block::RAW
         && cid.hash().code() == 0
         && cid.hash().size() == 0
 }
@@ -263,12 +263,17 @@ pub(crate) async fn raw_block(
         return Ok(not_modified(|r| raw_headers(r, &cid, 0)));
     }
     let timeout = g.config().ipfs_timeout;
-    let block = g.node().block(cid, timeout).await?.ok_or_else(|| {
-        Failure::NotFound(format!(
-            "block {cid} was not found in the swarm within {} s",
-            timeout.as_secs()
-        ))
-    })?;
+    let block = g
+        .node()
+        .content()
+        .block(cid, timeout)
+        .await?
+        .ok_or_else(|| {
+            Failure::NotFound(format!(
+                "block {cid} was not found in the swarm within {} s",
+                timeout.as_secs()
+            ))
+        })?;
     let (_, data) = block.into_parts();
     let len = data.len() as u64;
     g.metrics().served(len);
@@ -301,14 +306,19 @@ pub(crate) async fn car(
         ))
     };
     if params.scope == Scope::Block {
-        let root = g.node().block(cid, timeout).await?.ok_or_else(not_found)?;
+        let root = g
+            .node()
+            .content()
+            .block(cid, timeout)
+            .await?
+            .ok_or_else(not_found)?;
         let bytes = car_in_memory(cid, &[root]).await?;
         g.metrics().served(bytes.len() as u64);
         let mut response = Response::new(bytes.into());
         car_headers(&mut response, &cid, &params);
         return Ok(response);
     }
-    let (mut rx, fetch) = g.node().cat_blocks(cid, Vec::new());
+    let (mut rx, fetch) = g.node().content().cat_blocks(cid, Vec::new());
     let mut fetch = Abort(Some(fetch));
     let first = match tokio::time::timeout(timeout, rx.recv()).await {
         Ok(Some(first)) => first,

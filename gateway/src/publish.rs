@@ -18,8 +18,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use cid::Cid;
 use futures::{Stream, StreamExt};
-use ipsr_node::content::unixfs::Profile;
-use ipsr_node::content::{Block, ContentError};
+use ipsr_content::unixfs::Profile;
+use ipsr_content::{Block, ContentError};
 use ipsr_node::views::Published;
 use ipsr_proto::{PackageKey, Record, Release, SignedRecord, Verified};
 use iroh_car::CarReader;
@@ -86,13 +86,18 @@ pub(crate) async fn publish(
     if let Some(cid) = cid {
         let label = Some(key.to_string());
         if uploaded {
-            g.node().pin(cid, label, Vec::new()).await?;
+            g.node().content().pin(cid, label, Vec::new()).await?;
         } else {
             // Seed what is published here; a failure only costs a later
             // download a fetch from the swarm.
             let node = g.node().clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(BACKGROUND_PIN, node.pin(cid, label, Vec::new())).await {
+                match tokio::time::timeout(
+                    BACKGROUND_PIN,
+                    node.content().pin(cid, label, Vec::new()),
+                )
+                .await
+                {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => warn!(%cid, error = %e, "cannot pin published content"),
                     Err(_) => warn!(%cid, "pinning published content timed out"),
@@ -184,7 +189,7 @@ async fn from_form(
         Profile::V1_2025
     };
     let (tx, rx) = mpsc::channel::<Bytes>(8);
-    let import = g.node().import(rx, profile);
+    let import = g.node().content().import(rx, profile);
     let feed = async move {
         let mut stream = std::pin::pin!(part.stream());
         let mut total = 0u64;
@@ -267,10 +272,10 @@ async fn import_car(g: &Gateway, release: &Release, part: Part, max: u64) -> Res
     while let Some((cid, data)) = car.next_block().await.map_err(fail)? {
         let block = Block::new(cid, data)
             .map_err(|e| Failure::ContentMismatch(format!("CAR block {cid}: {e}")))?;
-        g.node().put_block(block).await?;
+        g.node().content().put_block(block).await?;
         blocks += 1;
     }
-    let size = match g.node().check_local_file(root).await {
+    let size = match g.node().content().check_local_file(root).await {
         Ok(size) => size,
         Err(ContentError::Missing(cid)) => {
             return Err(Failure::ContentMismatch(format!(

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use base64::Engine;
 use bytes::Bytes;
 use common::{Running, TestIndex, key, redis_url, yank};
+use ipsr_content::unixfs::{Importer, Profile};
 use ipsr_gateway::{Gateway, GatewayConfig, Uploads};
 use ipsr_indexer::{Index, StoreIndex};
 use ipsr_node::Client;
-use ipsr_node::content::unixfs::{Importer, Profile};
 use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord};
 use serde_json::Value;
 use warp::Filter;
@@ -72,6 +72,7 @@ impl Env {
     async fn content(&self, bytes: &[u8]) -> (ContentId, u64) {
         let imported = self
             .node
+            .content()
             .add_bytes(Bytes::copy_from_slice(bytes), Profile::V1_2025, None)
             .await
             .unwrap();
@@ -462,7 +463,7 @@ async fn uploads(backend: Backend) {
     assert_eq!(response.status(), 201, "{:?}", response.body());
     let reply: Value = serde_json::from_slice(response.body()).unwrap();
     assert_eq!(reply["content_uploaded"], true);
-    let pins = env.node.pins().await.unwrap();
+    let pins = env.node.content().pins().await.unwrap();
     assert!(pins.iter().any(|p| p.root == *cid.cid()), "pinned");
     env.settle().await;
     let download = env.get(reply["links"]["download"].as_str().unwrap()).await;

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cid::Cid;
+use ipsr_content::Block;
+use ipsr_content::unixfs::{FileReader, Importer, Profile, links};
 use ipsr_gateway::{Gateway, GatewayConfig, Uploads};
 use ipsr_node::Client;
-use ipsr_node::content::Block;
-use ipsr_node::content::unixfs::{FileReader, Importer, Profile, links};
 use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord, Verified};
 use iroh_car::{CarHeader, CarReader, CarWriter};
 use serde_json::Value;
@@ -127,6 +127,7 @@ fn dfs(root: Cid, blocks: &[Block]) -> Vec<Cid> {
 /// blocks in depth-first order, computed here.
 async fn add(node: &Client, file: &Bytes) -> (Cid, Vec<Cid>) {
     let root = node
+        .content()
         .add_bytes(file.clone(), Profile::V1_2025, None)
         .await
         .unwrap()
@@ -268,7 +269,7 @@ async fn raw_blocks_and_cars_of_a_local_file() {
     // An empty UnixFS directory (dag-pb `Data` = `Type: Directory`): its
     // block is served raw, but CARs are for files only.
     let dir = Block::hash(cid::Version::V1, 0x70, vec![0x0a, 0x02, 0x08, 0x01]).unwrap();
-    node.put_block(dir.clone()).await.unwrap();
+    node.content().put_block(dir.clone()).await.unwrap();
     let raw = get(&g, &format!("/ipfs/{}?format=raw", dir.cid()), &[]).await;
     assert_eq!(raw.status(), 200);
     assert_eq!(raw.body(), dir.data());
@@ -325,7 +326,7 @@ async fn blocks_and_cars_come_from_the_swarm() {
     let car = get(&g, &format!("/ipfs/{root}?format=car"), &[]).await;
     let got = check_car(&car, root, &order).await;
     assert_eq!(read_file(root, &got), file);
-    let stat = g_node.stat(root).await.unwrap();
+    let stat = g_node.content().stat(root).await.unwrap();
     assert!(stat.complete && !stat.pinned, "{stat:?}");
     let plain = get(&g, &format!("/ipfs/{root}"), &[]).await;
     assert_eq!(plain.body(), &file);
@@ -466,7 +467,8 @@ async fn publish(g: &Gateway, record: &SignedRecord<Verified>, car: &[u8]) -> Re
 }
 
 async fn pinned(node: &Client) -> HashSet<Cid> {
-    node.pins()
+    node.content()
+        .pins()
         .await
         .unwrap()
         .into_iter()

@@ -5,8 +5,9 @@
 //!   append-only log that consumers tail from a position.
 //! * [`spawn`] starts a node from a [`Config`] and returns a [`Client`], the
 //!   cloneable handle everything else uses.
-//! * [`content`]: package bytes as IPFS blocks: UnixFS import, the
-//!   blockstore, Bitswap and parallel download.
+//! * [`Client::content`]: package bytes as IPFS blocks (the crate
+//!   `ipsr-content`: UnixFS import, the blockstore, Bitswap and parallel
+//!   download), with this node's DHT as the router.
 //! * [`views`]: the JSON views of packages and releases that the node's
 //!   API and the gateway share.
 //! * [`search`]: the search rules (terms, weights, scores) every search of
@@ -26,7 +27,6 @@
 
 mod api;
 mod config;
-pub mod content;
 mod identity;
 mod limiter;
 mod metrics;

@@ -10,8 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::Stats;
-use crate::content::bitswap::BitswapStats;
-use crate::content::blockstore::BlockstoreStats;
+use ipsr_content::bitswap::BitswapStats;
+use ipsr_content::blockstore::BlockstoreStats;
 
 type Labels = Vec<(String, String)>;
 

@@ -28,13 +28,16 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::content::bitswap::{self, Bitswap};
-use crate::content::blockstore::Blockstore;
 use crate::limiter::Limiter;
 use crate::metrics::{Counters, Metrics, SharedMetrics};
 use crate::store::DhtValue;
 use crate::sync::{self, Items, SyncError, SyncReport};
 use crate::{Config, Store, StoreError, Stored, identity};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use ipsr_content::bitswap::{self, Bitswap};
+use ipsr_content::blockstore::Blockstore;
+use ipsr_content::{Content, Router, Source, Stopped};
 
 /// The gossipsub topic that carries signed records.
 pub const RECORDS_TOPIC: &str = "/ipsr/records/1";
@@ -76,7 +79,7 @@ pub enum NodeError {
     Task(String),
     /// The blockstore could not be opened.
     #[error("blockstore: {0}")]
-    Blockstore(#[from] crate::content::blockstore::BlockstoreError),
+    Blockstore(#[from] ipsr_content::blockstore::BlockstoreError),
 }
 
 #[derive(NetworkBehaviour)]
@@ -154,8 +157,8 @@ enum Done {
 pub struct Client {
     commands: mpsc::Sender<Command>,
     store: Arc<Store>,
-    pub(crate) blocks: Arc<Blockstore>,
-    pub(crate) bitswap: Bitswap,
+    content: Content,
+    routing: Arc<Routing>,
     peer_id: PeerId,
     log_head: watch::Receiver<u64>,
     metrics: SharedMetrics,
@@ -177,7 +180,10 @@ impl Client {
     /// (records accepted and rejected, sync sessions, store size).
     pub async fn metrics_text(&self) -> Result<String, NodeError> {
         let (store, metrics) = (self.store.clone(), self.metrics.clone());
-        let (blocks, bitswap) = (self.blocks.clone(), self.bitswap.stats());
+        let (blocks, bitswap) = (
+            self.content.blockstore().clone(),
+            self.content.bitswap().stats(),
+        );
         tokio::task::spawn_blocking(move || {
             Ok(metrics.encode(store.stats()?, blocks.stats()?, bitswap))
         })
@@ -188,6 +194,12 @@ impl Client {
     /// The node's store, for reads.
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The node's content: its blockstore, Bitswap and downloads, with
+    /// this node's DHT as the router.
+    pub fn content(&self) -> &Content {
+        &self.content
     }
 
     /// A receiver of the log head: it changes whenever records are appended.
@@ -206,6 +218,26 @@ impl Client {
             .await??;
         self.pin_published(&copy).await;
         Ok(stored)
+    }
+
+    /// After a publish: pins the release's content (and icon, screenshots)
+    /// when its blocks are here, so `gc` keeps them, and provides it.
+    async fn pin_published(&self, record: &SignedRecord) {
+        let Some(release) = record.record().as_release() else {
+            return;
+        };
+        let label = format!("{}/{}@{}", release.author, release.package, release.version);
+        let cids = std::iter::once(&release.cid)
+            .chain(release.metadata.icon.iter())
+            .chain(release.metadata.screenshots.iter())
+            .map(|c| *c.cid());
+        for cid in cids {
+            match self.content.pin_if_complete(cid, &label).await {
+                Ok(true) => {}
+                Ok(false) => debug!(%cid, "published content is not local"),
+                Err(e) => warn!(%cid, error = %e, "cannot pin published content"),
+            }
+        }
     }
 
     /// The addresses the node listens on.
@@ -253,24 +285,14 @@ impl Client {
     /// Announces this node as a provider of `cid` in the DHT (kad
     /// re-announces it every [`Config::provide_interval`]).
     pub async fn provide(&self, cid: cid::Cid) -> Result<(), NodeError> {
-        self.commands
-            .send(Command::Provide(cid))
-            .await
-            .map_err(|_| NodeError::Stopped)
+        Ok(self.routing.provide(cid).await?)
     }
 
     /// Starts a DHT search for providers of `cid`. Providers come on the
     /// returned channel as they are found (the node dials them); it closes
     /// when the search ends.
     pub fn find_providers(&self, cid: cid::Cid) -> mpsc::Receiver<PeerId> {
-        let (tx, rx) = mpsc::channel(32);
-        if let Err(mpsc::error::TrySendError::Full(command)) =
-            self.commands.try_send(Command::FindProviders(cid, tx))
-        {
-            let commands = self.commands.clone();
-            tokio::spawn(async move { commands.send(command).await });
-        }
-        rx
+        self.routing.find_providers(cid)
     }
 
     /// Closes every connection to `peer` and refuses it for an hour (a
@@ -328,7 +350,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     let mut swarm = build_swarm(key, &config)?;
     let (bitswap, bitswap_task) = Bitswap::new(
         swarm.behaviour().stream.new_control(),
-        Arc::new(crate::content::Source(Arc::downgrade(&blocks))),
+        Arc::new(Source::new(&blocks)),
         bitswap::BitswapConfig::default(),
     );
     // Bitswap stops with the event loop (which drops `stopped`).
@@ -408,16 +430,17 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     };
     info!(%peer_id, "node starting");
     tokio::spawn(runtime.run());
+    let routing = Arc::new(Routing(commands.clone()));
     let client = Client {
         commands,
         store,
-        blocks,
-        bitswap,
+        content: Content::new(blocks, bitswap, routing.clone()),
+        routing,
         peer_id,
         log_head,
         metrics,
     };
-    client.provide_pins().await;
+    client.content.provide_pins().await;
     Ok(client)
 }
 
@@ -432,6 +455,47 @@ fn yamux_config() -> yamux::Config {
     let mut config = yamux::Config::default();
     config.set_max_num_streams(4093);
     config
+}
+
+/// The node's DHT and swarm as the [`Router`] of its [`Content`].
+#[derive(Debug)]
+struct Routing(mpsc::Sender<Command>);
+
+impl Routing {
+    async fn send(&self, command: Command) -> Result<(), Stopped> {
+        self.0.send(command).await.map_err(|_| Stopped)
+    }
+}
+
+impl Router for Routing {
+    fn find_providers(&self, cid: cid::Cid) -> mpsc::Receiver<PeerId> {
+        let (tx, rx) = mpsc::channel(32);
+        if let Err(mpsc::error::TrySendError::Full(command)) =
+            self.0.try_send(Command::FindProviders(cid, tx))
+        {
+            let commands = self.0.clone();
+            tokio::spawn(async move { commands.send(command).await });
+        }
+        rx
+    }
+
+    fn ban(&self, peer: PeerId) {
+        let commands = self.0.clone();
+        tokio::spawn(async move { commands.send(Command::Ban(peer)).await });
+    }
+
+    fn provide(&self, cid: cid::Cid) -> BoxFuture<'_, Result<(), Stopped>> {
+        self.send(Command::Provide(cid)).boxed()
+    }
+
+    fn peers(&self) -> BoxFuture<'_, Result<Vec<PeerId>, Stopped>> {
+        async move {
+            let (tx, rx) = oneshot::channel();
+            self.send(Command::Peers(tx)).await?;
+            rx.await.map_err(|_| Stopped)
+        }
+        .boxed()
+    }
 }
 
 fn task(e: tokio::task::JoinError) -> NodeError {
@@ -1204,4 +1268,10 @@ fn score_params(topic: &IdentTopic) -> gossipsub::PeerScoreParams {
         },
     );
     params
+}
+
+impl From<Stopped> for NodeError {
+    fn from(_: Stopped) -> Self {
+        Self::Stopped
+    }
 }

@@ -864,7 +864,7 @@ async fn a_full_blockstore_refuses_an_upload_with_507() {
     .unwrap();
     assert_eq!(answer.0, 507, "{}", answer.1);
     assert!(answer.1.contains("blockstore_full"), "{}", answer.1);
-    let stats = node.blockstore().stats().unwrap();
+    let stats = node.content().blockstore().stats().unwrap();
     assert!(
         stats.bytes <= 2 * 1024 * 1024 && stats.pins == 0,
         "{stats:?}"

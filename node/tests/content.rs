@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipsr_node::content::unixfs::Profile;
+use ipsr_content::unixfs::Profile;
 use ipsr_node::{Client, Config};
 use libp2p::Multiaddr;
 use sha2::{Digest, Sha256};
@@ -43,8 +43,8 @@ async fn connect(from: &Client, to: &Client, to_addr: &Multiaddr) {
 }
 
 /// Reads the whole file under `root` through `client.cat`.
-async fn cat(client: &Client, root: cid::Cid) -> (Bytes, ipsr_node::content::fetch::FetchReport) {
-    let (mut rx, handle) = client.cat(root, Vec::new());
+async fn cat(client: &Client, root: cid::Cid) -> (Bytes, ipsr_content::fetch::FetchReport) {
+    let (mut rx, handle) = client.content().cat(root, Vec::new());
     let mut out = Vec::new();
     let read = async {
         while let Some(bytes) = rx.recv().await {
@@ -72,6 +72,7 @@ async fn a_node_finds_a_provider_through_the_dht_and_downloads_20_mib() {
 
     let file = data(20 * 1024 * 1024, 1);
     let added = a
+        .content()
         .add_bytes(file.clone(), Profile::V1_2025, Some("test".into()))
         .await
         .unwrap();
@@ -92,7 +93,7 @@ async fn a_node_finds_a_provider_through_the_dht_and_downloads_20_mib() {
         c.peers().await.unwrap().contains(&a.peer_id()),
         "c dialled a"
     );
-    let stat = c.stat(added.root).await.unwrap();
+    let stat = c.content().stat(added.root).await.unwrap();
     assert!(stat.complete && !stat.pinned, "{stat:?}");
     assert_eq!(stat.size, Some(file.len() as u64));
 
@@ -150,10 +151,12 @@ async fn a_provider_that_sends_bad_blocks_is_dropped_and_another_completes_the_d
 
     let file = data(8 * 1024 * 1024 + 17, 2);
     let added = a
+        .content()
         .add_bytes(file.clone(), Profile::V1_2025, None)
         .await
         .unwrap();
     let same = m
+        .content()
         .add_bytes(file.clone(), Profile::V1_2025, None)
         .await
         .unwrap();
@@ -161,7 +164,7 @@ async fn a_provider_that_sends_bad_blocks_is_dropped_and_another_completes_the_d
     assert!(corrupt_blocks(&dm.path().join("blocks")) >= 8);
 
     // Ask the bad provider first; a comes from the DHT.
-    let (mut rx, handle) = c.cat(added.root, vec![m.peer_id()]);
+    let (mut rx, handle) = c.content().cat(added.root, vec![m.peer_id()]);
     let mut got = Vec::new();
     let report = tokio::time::timeout(TIMEOUT, async {
         while let Some(bytes) = rx.recv().await {
@@ -178,11 +181,11 @@ async fn a_provider_that_sends_bad_blocks_is_dropped_and_another_completes_the_d
     })
     .await;
     // Everything c kept matches its CID.
-    assert!(c.stat(added.root).await.unwrap().complete);
-    let store = c.blockstore().clone();
+    assert!(c.content().stat(added.root).await.unwrap().complete);
+    let store = c.content().blockstore().clone();
     tokio::task::spawn_blocking(move || {
         let root = store.get_verified(&added.root).unwrap().unwrap();
-        let leaves = ipsr_node::content::unixfs::links(&root).unwrap();
+        let leaves = ipsr_content::unixfs::links(&root).unwrap();
         assert_eq!(leaves.len(), 9);
         for leaf in leaves {
             assert!(store.get_verified(&leaf).unwrap().is_some());
@@ -216,6 +219,7 @@ async fn a_download_resumes_after_the_provider_restarts() {
 
     let file = data(12 * 1024 * 1024, 3);
     let added = a
+        .content()
         .add_bytes(file.clone(), Profile::V1_2025, None)
         .await
         .unwrap();
@@ -223,7 +227,7 @@ async fn a_download_resumes_after_the_provider_restarts() {
 
     // c reads the first few MiB, then stops reading.
     {
-        let (mut rx, handle) = c.cat(added.root, Vec::new());
+        let (mut rx, handle) = c.content().cat(added.root, Vec::new());
         let mut read = 0;
         while read < 3 * 1024 * 1024 {
             read += tokio::time::timeout(TIMEOUT, rx.recv())
@@ -235,7 +239,7 @@ async fn a_download_resumes_after_the_provider_restarts() {
         drop(rx);
         let _ = tokio::time::timeout(TIMEOUT, handle).await.unwrap();
     }
-    let before = c.stat(added.root).await.unwrap();
+    let before = c.content().stat(added.root).await.unwrap();
     assert!(before.local && !before.complete, "{before:?}");
 
     // a goes away; c starts pinning, which cannot finish yet.
@@ -247,7 +251,7 @@ async fn a_download_resumes_after_the_provider_restarts() {
     .await;
     let pinning = tokio::spawn({
         let c = c.clone();
-        async move { c.pin(added.root, None, Vec::new()).await }
+        async move { c.content().pin(added.root, None, Vec::new()).await }
     });
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
@@ -267,13 +271,14 @@ async fn a_download_resumes_after_the_provider_restarts() {
     assert!(report.fetched >= 1, "{report:?}");
     let (got, _) = cat(&c, added.root).await;
     assert_eq!(digest(&got), digest(&file));
-    assert!(c.stat(added.root).await.unwrap().pinned);
+    assert!(c.content().stat(added.root).await.unwrap().pinned);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_keeps_pinned_content_and_removes_the_rest() {
     let (_da, a, _) = node().await;
     let kept = a
+        .content()
         .add_bytes(
             data(3 * 1024 * 1024, 4),
             Profile::V1_2025,
@@ -282,16 +287,17 @@ async fn gc_keeps_pinned_content_and_removes_the_rest() {
         .await
         .unwrap();
     let dropped = a
+        .content()
         .add_bytes(data(2 * 1024 * 1024, 5), Profile::V0_2015, None)
         .await
         .unwrap();
-    assert!(a.unpin(dropped.root).await.unwrap());
-    let report = a.gc().await.unwrap();
+    assert!(a.content().unpin(dropped.root).await.unwrap());
+    let report = a.content().gc().await.unwrap();
     assert_eq!(report.removed, dropped.blocks);
-    assert!(a.stat(kept.root).await.unwrap().complete);
-    let gone = a.stat(dropped.root).await.unwrap();
+    assert!(a.content().stat(kept.root).await.unwrap().complete);
+    let gone = a.content().stat(dropped.root).await.unwrap();
     assert!(!gone.local && !gone.pinned, "{gone:?}");
-    let pins = a.pins().await.unwrap();
+    let pins = a.content().pins().await.unwrap();
     assert_eq!(pins.len(), 1);
     assert_eq!(pins[0].label.as_deref(), Some("kept"));
 }
@@ -304,44 +310,61 @@ async fn gc_keeps_pinned_content_and_removes_the_rest() {
 /// ```
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_blocks_come_from_the_store_a_provider_or_a_connected_peer() {
-    use ipsr_node::content::unixfs::links;
+    use ipsr_content::unixfs::links;
     let (_da, a, a_addr) = node().await;
     let (_db, b, _) = node().await;
     let file = data(3 * 1024 * 1024, 7);
     let added = a
+        .content()
         .add_bytes(file.clone(), Profile::V1_2025, None)
         .await
         .unwrap();
     let short = Duration::from_millis(500);
 
     // Local: a holds it all.
-    let root = a.block(added.root, short).await.unwrap().unwrap();
+    let root = a.content().block(added.root, short).await.unwrap().unwrap();
     let leaves = links(&root).unwrap();
     assert_eq!(leaves.len(), 3);
 
     // Nobody to ask yet: None once the time is up, not before.
     let started = tokio::time::Instant::now();
-    assert!(b.block(added.root, short).await.unwrap().is_none());
+    assert!(
+        b.content()
+            .block(added.root, short)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let waited = started.elapsed();
     assert!(waited >= short && waited < short * 4, "{waited:?}");
 
     connect(&b, &a, &a_addr).await;
-    let got = b.block(added.root, TIMEOUT).await.unwrap().unwrap();
+    let got = b
+        .content()
+        .block(added.root, TIMEOUT)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got, root);
-    let leaf = b.block(leaves[1], TIMEOUT).await.unwrap().unwrap();
+    let leaf = b
+        .content()
+        .block(leaves[1], TIMEOUT)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(leaf.data()[..], file[1024 * 1024..2 * 1024 * 1024]);
     // Both are stored now (unpinned): a second read is local.
-    assert!(b.blockstore().has(&leaves[1]).unwrap());
-    let stat = b.stat(added.root).await.unwrap();
+    assert!(b.content().blockstore().has(&leaves[1]).unwrap());
+    let stat = b.content().stat(added.root).await.unwrap();
     assert_eq!((stat.blocks, stat.pinned), (2, false), "{stat:?}");
 
     // The file is not complete on b: its check names a missing leaf.
-    match b.check_local_file(added.root).await {
-        Err(ipsr_node::content::ContentError::Missing(cid)) => assert_eq!(*cid, leaves[0]),
+    match b.content().check_local_file(added.root).await {
+        Err(ipsr_content::ContentError::Missing(cid)) => assert_eq!(*cid, leaves[0]),
         other => panic!("expected a missing block, got {other:?}"),
     }
     assert_eq!(
-        a.check_local_file(added.root).await.unwrap(),
+        a.content().check_local_file(added.root).await.unwrap(),
         file.len() as u64
     );
 }
@@ -351,7 +374,7 @@ async fn single_blocks_come_from_the_store_a_provider_or_a_connected_peer() {
 /// complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_of_a_file_come_in_depth_first_order_and_can_be_stored_one_by_one() {
-    use ipsr_node::content::unixfs::{Importer, links};
+    use ipsr_content::unixfs::{Importer, links};
     let (_da, a, a_addr) = node().await;
     let (_db, b, _) = node().await;
     // 1 MiB of one pattern, 1 MiB of another, the first again: the first
@@ -360,12 +383,13 @@ async fn blocks_of_a_file_come_in_depth_first_order_and_can_be_stored_one_by_one
     let two = data(1024 * 1024, 12);
     let file: Bytes = [one.clone(), two, one].concat().into();
     let added = a
+        .content()
         .add_bytes(file.clone(), Profile::V1_2025, None)
         .await
         .unwrap();
     connect(&b, &a, &a_addr).await;
 
-    let (mut rx, handle) = b.cat_blocks(added.root, Vec::new());
+    let (mut rx, handle) = b.content().cat_blocks(added.root, Vec::new());
     let mut order = Vec::new();
     let read = async {
         while let Some(block) = rx.recv().await {
@@ -390,17 +414,20 @@ async fn blocks_of_a_file_come_in_depth_first_order_and_can_be_stored_one_by_one
     blocks.extend(last);
     assert_eq!(imported.root, added.root);
     let (root, leaves) = blocks.split_last().unwrap();
-    assert!(c.put_block(root.clone()).await.unwrap());
+    assert!(c.content().put_block(root.clone()).await.unwrap());
     assert!(matches!(
-        c.check_local_file(added.root).await,
-        Err(ipsr_node::content::ContentError::Missing(_))
+        c.content().check_local_file(added.root).await,
+        Err(ipsr_content::ContentError::Missing(_))
     ));
     for leaf in leaves {
-        c.put_block(leaf.clone()).await.unwrap();
+        c.content().put_block(leaf.clone()).await.unwrap();
     }
     assert_eq!(
-        c.check_local_file(added.root).await.unwrap(),
+        c.content().check_local_file(added.root).await.unwrap(),
         file.len() as u64
     );
-    assert!(c.pins().await.unwrap().is_empty(), "nothing pinned");
+    assert!(
+        c.content().pins().await.unwrap().is_empty(),
+        "nothing pinned"
+    );
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ipsr_node::content::unixfs::Profile;
+use ipsr_content::unixfs::Profile;
 use serde::Serialize;
 
 use crate::check;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ipsr_node::content::unixfs::{Importer, Profile};
+use ipsr_content::unixfs::{Importer, Profile};
 use ipsr_proto::limits::MAX_RECORD_BYTES;
 use ipsr_proto::{ContentId, Metadata, PackageName, Platform, Record, Release, Version};
 use serde::{Deserialize, Serialize};

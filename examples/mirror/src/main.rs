@@ -72,7 +72,7 @@ async fn mirror(node: Client, authors: HashSet<AuthorId>) {
             todo.extend(to_pin(record, &authors));
         }
         for (cid, label) in todo {
-            let pin = node.pin(cid, Some(label.clone()), Vec::new());
+            let pin = node.content().pin(cid, Some(label.clone()), Vec::new());
             match tokio::time::timeout(PIN_TIMEOUT, pin).await {
                 Ok(Ok(report)) => info!(%label, %cid, fetched = report.fetched, "pinned"),
                 Ok(Err(e)) => {
@@ -111,8 +111,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use bytes::Bytes;
+    use ipsr_content::unixfs::Profile;
     use ipsr_node::Config;
-    use ipsr_node::content::unixfs::Profile;
     use ipsr_proto::{AuthorKey, ContentId, Release};
 
     use super::*;
@@ -158,10 +158,12 @@ mod tests {
             [listed.author_id()].into_iter().collect(),
         ));
         let a = author
+            .content()
             .add_bytes(Bytes::from(vec![1u8; 300_000]), Profile::V1_2025, None)
             .await
             .unwrap();
         let b = author
+            .content()
             .add_bytes(Bytes::from(vec![2u8; 1000]), Profile::V1_2025, None)
             .await
             .unwrap();
@@ -183,7 +185,7 @@ mod tests {
             .unwrap();
         let mut pinned = false;
         for _ in 0..300 {
-            let pins = mirror_node.pins().await.unwrap();
+            let pins = mirror_node.content().pins().await.unwrap();
             if pins.iter().any(|p| p.root == a.root) {
                 pinned = true;
                 break;
@@ -193,9 +195,9 @@ mod tests {
         assert!(pinned, "the listed author's release is pinned");
         // Both records arrived; the other author's content is not pinned.
         assert_eq!(mirror_node.store().stats().unwrap().records, 2);
-        let pins = mirror_node.pins().await.unwrap();
+        let pins = mirror_node.content().pins().await.unwrap();
         assert!(!pins.iter().any(|p| p.root == b.root));
-        assert!(mirror_node.stat(a.root).await.unwrap().complete);
+        assert!(mirror_node.content().stat(a.root).await.unwrap().complete);
         task.abort();
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use ipsr_node::content::unixfs::Profile;
+use ipsr_content::unixfs::Profile;
 use ipsr_node::{Client, Config};
 use ipsr_proto::{AuthorKey, ContentId, Release, ReleaseKey};
 
@@ -48,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
             .map(|i| (i % 251) as u8)
             .collect::<Vec<u8>>(),
     );
-    let imported = a.add_bytes(app.clone(), Profile::V1_2025, None).await?;
+    let imported = a
+        .content()
+        .add_bytes(app.clone(), Profile::V1_2025, None)
+        .await?;
     let key = AuthorKey::generate()?;
     let mut release = Release::new(
         key.author_id(),
@@ -76,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     println!("B holds {wanted}: CID {}", held.cid);
 
     // B fetches the bytes by CID from whoever provides them (A).
-    let (mut chunks, done) = b.cat(*held.cid.cid(), Vec::new());
+    let (mut chunks, done) = b.content().cat(*held.cid.cid(), Vec::new());
     let mut fetched = Vec::with_capacity(app.len());
     while let Some(chunk) = chunks.recv().await {
         fetched.extend_from_slice(&chunk);

@@ -18,10 +18,10 @@ use warp::{Filter, Rejection, Reply};
 use super::error::Failure;
 use super::filters::{get, json, octet_stream, with};
 use super::handlers::Ctx;
-use crate::content::blockstore::{GcReport, Pin as PinInfo};
-use crate::content::fetch::{FetchError, FetchReport};
-use crate::content::unixfs::Profile;
-use crate::content::{ContentError, ContentStat};
+use ipsr_content::blockstore::{GcReport, Pin as PinInfo};
+use ipsr_content::fetch::{FetchError, FetchReport};
+use ipsr_content::unixfs::Profile;
+use ipsr_content::{ContentError, ContentStat};
 
 /// Every content route.
 pub(crate) fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
@@ -120,7 +120,7 @@ fn cid(text: &str) -> Result<Cid, Failure> {
     let cid: Cid = text
         .parse()
         .map_err(|e: cid::Error| Failure::Cid(e.to_string()))?;
-    crate::content::block::check_cid(&cid).map_err(|e| Failure::Cid(e.to_string()))?;
+    ipsr_content::block::check_cid(&cid).map_err(|e| Failure::Cid(e.to_string()))?;
     Ok(cid)
 }
 
@@ -143,7 +143,7 @@ fn add(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Cl
                     })?,
                 };
                 let (tx, rx) = mpsc::channel(8);
-                let adding = ctx.client.add(rx, profile, query.label);
+                let adding = ctx.client.content().add(rx, profile, query.label);
                 let feeding = feed(body, tx);
                 let (added, fed) = futures::join!(adding, feeding);
                 fed?;
@@ -183,7 +183,7 @@ fn stat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + C
         .and(with(ctx))
         .and_then(|text: String, ctx: Ctx| {
             json("stat", async move {
-                let stat: ContentStat = ctx.client.stat(cid(&text)?).await?;
+                let stat: ContentStat = ctx.client.content().stat(cid(&text)?).await?;
                 Ok(stat)
             })
         })
@@ -200,8 +200,13 @@ fn cat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Cl
             let root = cid(&text).map_err(warp::reject::custom)?;
             let hint = providers(query.providers.as_deref()).map_err(warp::reject::custom)?;
             // The length comes from the root block alone (no DAG walk).
-            let size = ctx.client.file_size(root).await.map_err(Failure::from)?;
-            let (rx, handle) = ctx.client.cat(root, hint);
+            let size = ctx
+                .client
+                .content()
+                .file_size(root)
+                .await
+                .map_err(Failure::from)?;
+            let (rx, handle) = ctx.client.content().cat(root, hint);
             let mut download = Download {
                 rx,
                 handle: Some(handle),
@@ -261,7 +266,7 @@ impl Stream for Download {
                 match result {
                     Ok(Ok(_)) => Poll::Ready(None),
                     Ok(Err(e)) => Poll::Ready(Some(Err(ContentError::Fetch(e)))),
-                    Err(e) => Poll::Ready(Some(Err(ContentError::Task(e.to_string())))),
+                    Err(e) => Poll::Ready(Some(Err(ContentError::Task(e)))),
                 }
             }
         }
@@ -275,7 +280,7 @@ fn pins(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + C
         .and(with(ctx))
         .and_then(|ctx: Ctx| {
             json("pins", async move {
-                let pins: Vec<PinInfo> = ctx.client.pins().await?;
+                let pins: Vec<PinInfo> = ctx.client.content().pins().await?;
                 Ok(pins
                     .into_iter()
                     .map(|p| PinView {
@@ -298,7 +303,7 @@ fn pin(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Cl
             json("pin", async move {
                 let root = cid(&text)?;
                 let hint = providers(query.providers.as_deref())?;
-                let report = ctx.client.pin(root, query.label, hint).await?;
+                let report = ctx.client.content().pin(root, query.label, hint).await?;
                 Ok(Pinned {
                     cid: root.to_string(),
                     fetched: report.fetched,
@@ -317,7 +322,7 @@ fn unpin(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + 
         .and_then(|text: String, ctx: Ctx| {
             json("unpin", async move {
                 let root = cid(&text)?;
-                if !ctx.client.unpin(root).await? {
+                if !ctx.client.content().unpin(root).await? {
                     return Err(Failure::NotFound(format!("{root} is not pinned")));
                 }
                 Ok(serde_json::json!({ "cid": root.to_string(), "pinned": false }))
@@ -332,7 +337,7 @@ fn gc(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clo
         .and(with(ctx))
         .and_then(|ctx: Ctx| {
             json("gc", async move {
-                let report: GcReport = ctx.client.gc().await?;
+                let report: GcReport = ctx.client.content().gc().await?;
                 Ok(Collected {
                     removed: report.removed,
                     freed: report.freed,

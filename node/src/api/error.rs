@@ -10,10 +10,10 @@ use warp::reject::{InvalidHeader, InvalidQuery, MethodNotAllowed, MissingHeader}
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-use crate::content::ContentError;
-use crate::content::blockstore::BlockstoreError;
-use crate::content::fetch::FetchError;
 use crate::{NodeError, StoreError};
+use ipsr_content::ContentError;
+use ipsr_content::blockstore::BlockstoreError;
+use ipsr_content::fetch::FetchError;
 
 use super::models::ErrorBody;
 
@@ -142,7 +142,7 @@ impl Failure {
             Self::Content(ContentError::Fetch(FetchError::Read(_))) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "not_unixfs")
             }
-            Self::Content(ContentError::Stopped) => {
+            Self::Content(ContentError::Stopped(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             Self::Store(_) | Self::Node(_) | Self::Task(_) | Self::Content(_) => {

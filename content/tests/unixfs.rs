@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use cid::Cid;
-use ipsr_node::content::Block;
-use ipsr_node::content::unixfs::{self, FileReader, Imported, Importer, Profile};
+use ipsr_content::Block;
+use ipsr_content::unixfs::{self, FileReader, Imported, Importer, Profile};
 
 fn import(profile: Profile, data: &[u8]) -> (Imported, HashMap<Cid, Block>) {
     let mut blocks = HashMap::new();
@@ -41,11 +41,9 @@ fn depth(root: Cid, blocks: &HashMap<Cid, Block>) -> usize {
     depth
 }
 
-mod common;
-
 /// Pseudo-random bytes seeded by their length.
 fn pattern(len: usize) -> Vec<u8> {
-    common::pattern(len as u64, len)
+    ipsr_testnet::pattern(len as u64, len)
 }
 
 /// The input of the multi-block vectors: sha256 of

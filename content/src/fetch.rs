@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use super::bitswap::{Bitswap, WantError};
 use super::block::Block;
 use super::blockstore::{Blockstore, BlockstoreError};
+use super::router::Router;
 use super::unixfs::{FileReader, ReadError};
 
 /// How a download behaves.
@@ -57,17 +58,6 @@ impl Default for FetchConfig {
     }
 }
 
-/// Where a download finds providers and how it drops a bad one; the node's
-/// [`Client`](crate::Client) implements it with the DHT.
-pub trait Router: Send + Sync + 'static {
-    /// Starts a provider search for `cid`; providers come on the channel,
-    /// which closes when the search ends.
-    fn find_providers(&self, cid: Cid) -> mpsc::Receiver<PeerId>;
-    /// Closes the connections to a peer that sent bad blocks and refuses
-    /// it for a while.
-    fn ban(&self, peer: PeerId);
-}
-
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -82,8 +72,12 @@ pub enum FetchError {
     #[error(transparent)]
     Store(#[from] BlockstoreError),
     /// A blocking task failed.
-    #[error("internal task failed: {0}")]
-    Task(String),
+    #[error("internal task failed")]
+    Task(#[from] tokio::task::JoinError),
+    /// The task that stores fetched blocks stopped (at a store error, which
+    /// the download returns instead when it can).
+    #[error("the block writer stopped")]
+    WriterStopped,
     /// The receiver of the bytes went away.
     #[error("download cancelled")]
     Cancelled,
@@ -311,7 +305,7 @@ async fn download(
                 let local =
                     match tokio::task::spawn_blocking(move || store.get_verified(&cid)).await {
                         Ok(local) => local,
-                        Err(e) => break 'download Err(FetchError::Task(e.to_string())),
+                        Err(e) => break 'download Err(FetchError::Task(e)),
                     };
                 match local {
                     Ok(Some(block)) => {
@@ -350,7 +344,7 @@ async fn download(
                         last_progress = tokio::time::Instant::now();
                         // Stored by the writer while the download goes on.
                         if writes.send(block.clone()).await.is_err() {
-                            break 'download Err(FetchError::Task("block writer stopped".into()));
+                            break 'download Err(FetchError::WriterStopped);
                         }
                         report.fetched += 1;
                         ready.insert(cid, block);
@@ -394,9 +388,11 @@ async fn download(
     };
     // Every fetched block is stored before the download counts as done.
     drop(writes);
-    let written = writer.await.map_err(|e| FetchError::Task(e.to_string()));
+    let written = writer.await.map_err(FetchError::Task);
     match (result, written) {
         (Ok(report), Ok(Ok(()))) => Ok(report),
+        // The writer's own error says why it stopped.
+        (Err(FetchError::WriterStopped), Ok(Err(e))) => Err(e),
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         (Ok(_), Ok(Err(e))) => Err(e),
     }
@@ -435,7 +431,7 @@ fn spawn_writer(
                     None => open = false,
                 },
                 Some(done) = writes.next() => {
-                    let (new, cid) = done.map_err(|e| FetchError::Task(e.to_string()))??;
+                    let (new, cid) = done??;
                     if new {
                         bitswap.block_added(cid);
                     }
@@ -460,7 +456,7 @@ fn share(data: &Bytes, segment: &[u8]) -> Bytes {
 }
 
 /// Receives from the provider search while it runs; pends once it ended.
-pub(super) async fn recv(found: &mut Option<mpsc::Receiver<PeerId>>) -> Option<PeerId> {
+pub(crate) async fn recv(found: &mut Option<mpsc::Receiver<PeerId>>) -> Option<PeerId> {
     match found {
         Some(rx) => match rx.recv().await {
             Some(peer) => Some(peer),
@@ -478,7 +474,7 @@ mod tests {
     use super::*;
 
     fn cid(n: u8) -> Cid {
-        Block::hash(cid::Version::V1, super::super::block::RAW, vec![n])
+        Block::hash(cid::Version::V1, crate::block::RAW, vec![n])
             .unwrap()
             .cid()
             .to_owned()

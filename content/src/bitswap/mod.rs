@@ -51,7 +51,7 @@ use tracing::{debug, error, trace, warn};
 
 use self::ledger::{Answer, Batcher, Found, Ledger, Lookup};
 use self::message::{Frame, Message, Presence, WantEntry, WantType, Wantlist};
-use crate::content::block::{self, Block};
+use crate::block::{self, Block};
 
 /// The protocol IPSR speaks and opens streams with.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.2.0");

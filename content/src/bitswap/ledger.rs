@@ -26,7 +26,7 @@ use cid::Cid;
 use libp2p::PeerId;
 
 use super::message::{MAX_MESSAGE_SIZE, Message, Presence, WantType, Wantlist};
-use crate::content::Block;
+use crate::Block;
 
 /// One want of a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,7 +288,7 @@ impl Ledger {
 }
 
 /// Packs answers into messages of at most [`MAX_MESSAGE_SIZE`] bytes.
-/// A block of up to [`crate::content::MAX_BLOCK_SIZE`] always fits in a
+/// A block of up to [`crate::MAX_BLOCK_SIZE`] always fits in a
 /// message of its own.
 #[derive(Debug, Default)]
 pub(crate) struct Batcher {
@@ -338,9 +338,9 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::MAX_BLOCK_SIZE;
-    use crate::content::bitswap::message::WantEntry;
-    use crate::content::block::RAW;
+    use crate::MAX_BLOCK_SIZE;
+    use crate::bitswap::message::WantEntry;
+    use crate::block::RAW;
 
     fn cid(n: u32) -> Cid {
         *Block::hash(cid::Version::V1, RAW, n.to_be_bytes().to_vec())

@@ -1,5 +1,6 @@
-//! The content half of the node's [`Client`]: add, cat, pin, unpin, gc and
-//! stat, built from the blockstore, Bitswap, the DHT and [`fetch`].
+//! [`Content`]: the content half of a node's handle: add, cat, pin, unpin,
+//! gc and stat, built from the blockstore, Bitswap, a [`Router`] (the
+//! node's DHT and swarm) and [`fetch`].
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -15,23 +16,23 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::bitswap::WantError;
-use super::block::Block;
-use super::blockstore::{Blockstore, BlockstoreError, GcReport, Pin};
-use super::fetch::{self, FetchConfig, FetchError, FetchReport, Router};
-use super::unixfs::{FileReader, ImportError, Imported, Importer, Profile, ReadError};
-use crate::Client;
+use crate::bitswap::{Bitswap, WantError};
+use crate::block::Block;
+use crate::blockstore::{Blockstore, BlockstoreError, GcReport, Pin};
+use crate::fetch::{self, FetchConfig, FetchError, FetchReport};
+use crate::router::{Router, Stopped};
+use crate::unixfs::{FileReader, Imported, Importer, Profile, ReadError};
 
 /// Segments (or blocks) of a download queued between the fetcher and the
 /// reader.
 const DOWNLOAD_QUEUE: usize = 8;
 
-/// [`Client::block`]: the connected peers asked (with a Have want first)
+/// [`Content::block`]: the connected peers asked (with a Have want first)
 /// for a block no provider record names, at most.
 const ASK_CONNECTED: usize = 16;
-/// [`Client::block`]: peers asked for one block at once.
+/// [`Content::block`]: peers asked for one block at once.
 const BLOCK_ASKS: usize = 8;
-/// [`Client::block`]: how often the provider search is repeated while no
+/// [`Content::block`]: how often the provider search is repeated while no
 /// peer is being asked.
 const BLOCK_FIND_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -42,26 +43,23 @@ pub enum ContentError {
     /// The blockstore failed (full, disk error, corrupt block).
     #[error(transparent)]
     Store(#[from] BlockstoreError),
-    /// Import failed.
-    #[error("import: {0}")]
-    Import(String),
     /// The download failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
     /// A block of the DAG is not in the blockstore
-    /// ([`Client::check_local_file`]).
+    /// ([`Content::check_local_file`]).
     #[error("block {0} is not stored")]
     Missing(Box<Cid>),
     /// The stored blocks do not form a valid UnixFS file
-    /// ([`Client::check_local_file`]).
+    /// ([`Content::check_local_file`]).
     #[error("not a valid unixfs file: {0}")]
     Read(#[source] Box<ReadError>),
     /// A blocking task failed.
-    #[error("internal task failed: {0}")]
-    Task(String),
+    #[error("internal task failed")]
+    Task(#[from] tokio::task::JoinError),
     /// The node has stopped.
-    #[error("the node has stopped")]
-    Stopped,
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
 }
 
 /// What the node knows about a CID.
@@ -81,25 +79,43 @@ pub struct ContentStat {
     pub blocks: u64,
 }
 
-fn task(e: tokio::task::JoinError) -> ContentError {
-    ContentError::Task(e.to_string())
+/// A handle on a node's content: its blockstore, its Bitswap and its
+/// router. Cheap to clone.
+#[derive(Clone)]
+pub struct Content {
+    blocks: Arc<Blockstore>,
+    bitswap: Bitswap,
+    router: Arc<dyn Router>,
 }
 
-impl Router for Client {
-    fn find_providers(&self, cid: Cid) -> mpsc::Receiver<PeerId> {
-        Client::find_providers(self, cid)
-    }
-
-    fn ban(&self, peer: PeerId) {
-        let client = self.clone();
-        tokio::spawn(async move { client.ban(peer).await });
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Content")
+            .field("blocks", &self.blocks)
+            .field("bitswap", &self.bitswap)
+            .finish_non_exhaustive()
     }
 }
 
-impl Client {
-    /// The node's blockstore, for reads.
+impl Content {
+    /// Content from these parts. The node builds it; so can a test with
+    /// its own [`Router`].
+    pub fn new(blocks: Arc<Blockstore>, bitswap: Bitswap, router: Arc<dyn Router>) -> Self {
+        Self {
+            blocks,
+            bitswap,
+            router,
+        }
+    }
+
+    /// The blockstore, for reads.
     pub fn blockstore(&self) -> &Arc<Blockstore> {
         &self.blocks
+    }
+
+    /// The Bitswap handle (its counters, for metrics).
+    pub fn bitswap(&self) -> &Bitswap {
+        &self.bitswap
     }
 
     /// Imports a file that arrives in chunks on `chunks` as a UnixFS DAG
@@ -113,13 +129,9 @@ impl Client {
     ) -> Result<Imported, ContentError> {
         let imported = self.import(chunks, profile).await?;
         let (store, root) = (self.blocks.clone(), imported.root);
-        tokio::task::spawn_blocking(move || store.pin(&root, label.as_deref()))
-            .await
-            .map_err(task)??;
+        tokio::task::spawn_blocking(move || store.pin(&root, label.as_deref())).await??;
         info!(root = %imported.root, size = imported.size, "added");
-        self.provide(imported.root)
-            .await
-            .map_err(|_| ContentError::Stopped)?;
+        self.router.provide(imported.root).await?;
         Ok(imported)
     }
 
@@ -136,7 +148,7 @@ impl Client {
         let (store, bitswap) = (self.blocks.clone(), self.bitswap.clone());
         tokio::task::spawn_blocking(move || {
             let mut importer = Importer::new(profile);
-            let put = |block: &super::Block| {
+            let put = |block: &Block| {
                 if store.put(block)? {
                     bitswap.block_added(*block.cid());
                 }
@@ -153,8 +165,7 @@ impl Client {
             }
             Ok::<_, ContentError>(imported)
         })
-        .await
-        .map_err(task)?
+        .await?
     }
 
     /// [`add`](Self::add) of bytes already in memory.
@@ -182,12 +193,11 @@ impl Client {
         JoinHandle<Result<FetchReport, FetchError>>,
     ) {
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
-        let router: Arc<dyn Router> = Arc::new(self.clone());
         let download = fetch::fetch(
             root,
             self.blocks.clone(),
             self.bitswap.clone(),
-            router,
+            self.router.clone(),
             hint,
             Some(tx),
             FetchConfig::default(),
@@ -210,12 +220,11 @@ impl Client {
         JoinHandle<Result<FetchReport, FetchError>>,
     ) {
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
-        let router: Arc<dyn Router> = Arc::new(self.clone());
         let download = fetch::fetch_blocks(
             root,
             self.blocks.clone(),
             self.bitswap.clone(),
-            router,
+            self.router.clone(),
             hint,
             tx,
             FetchConfig::default(),
@@ -236,9 +245,7 @@ impl Client {
     /// sends bytes that do not match is banned like in a download.
     pub async fn block(&self, cid: Cid, timeout: Duration) -> Result<Option<Block>, ContentError> {
         let store = self.blocks.clone();
-        let local = tokio::task::spawn_blocking(move || store.get_verified(&cid))
-            .await
-            .map_err(task)?;
+        let local = tokio::task::spawn_blocking(move || store.get_verified(&cid)).await?;
         match local {
             Ok(Some(block)) => return Ok(Some(block)),
             Ok(None) => {}
@@ -260,7 +267,7 @@ impl Client {
 
     /// Asks peers for `cid` until one sends it (the caller bounds the time).
     async fn block_from_swarm(&self, cid: Cid) -> Result<Block, ContentError> {
-        let connected = self.peers().await.map_err(|_| ContentError::Stopped)?;
+        let connected = self.router.peers().await?;
         // (peer, whether a provider record names it)
         let mut queue: VecDeque<(PeerId, bool)> = connected
             .into_iter()
@@ -268,7 +275,7 @@ impl Client {
             .map(|peer| (peer, false))
             .collect();
         let mut asked: HashSet<PeerId> = queue.iter().map(|(peer, _)| *peer).collect();
-        let mut found = Some(self.find_providers(cid));
+        let mut found = Some(self.router.find_providers(cid));
         let mut search = tokio::time::interval(BLOCK_FIND_INTERVAL);
         search.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         search.tick().await;
@@ -300,9 +307,9 @@ impl Client {
                     }
                     Err(WantError::BadBlock) => {
                         warn!(%peer, %cid, "peer sent a block that does not match its CID; banning it");
-                        self.ban(peer).await.map_err(|_| ContentError::Stopped)?;
+                        self.router.ban(peer);
                     }
-                    Err(WantError::Shutdown) => return Err(ContentError::Stopped),
+                    Err(WantError::Shutdown) => return Err(Stopped.into()),
                     Err(e) => debug!(%peer, %cid, error = %e, "block want failed"),
                 },
                 Some(peer) = fetch::recv(&mut found) => {
@@ -312,7 +319,7 @@ impl Client {
                 }
                 _ = search.tick() => {
                     if wants.is_empty() && queue.is_empty() && found.is_none() {
-                        found = Some(self.find_providers(cid));
+                        found = Some(self.router.find_providers(cid));
                     }
                 }
             }
@@ -325,9 +332,7 @@ impl Client {
     pub async fn put_block(&self, block: Block) -> Result<bool, ContentError> {
         let store = self.blocks.clone();
         let cid = *block.cid();
-        let new = tokio::task::spawn_blocking(move || store.put(&block))
-            .await
-            .map_err(task)??;
+        let new = tokio::task::spawn_blocking(move || store.put(&block)).await??;
         if new {
             self.bitswap.block_added(cid);
         }
@@ -355,8 +360,7 @@ impl Client {
             }
             Ok(reader.total_size().unwrap_or(0))
         })
-        .await
-        .map_err(task)?
+        .await?
     }
 
     /// Fetches every block of `root` that is not here yet, pins it (with
@@ -367,25 +371,20 @@ impl Client {
         label: Option<String>,
         hint: Vec<PeerId>,
     ) -> Result<FetchReport, ContentError> {
-        let router: Arc<dyn Router> = Arc::new(self.clone());
         let report = fetch::fetch(
             root,
             self.blocks.clone(),
             self.bitswap.clone(),
-            router,
+            self.router.clone(),
             hint,
             None,
             FetchConfig::default(),
         )
         .await?;
         let store = self.blocks.clone();
-        tokio::task::spawn_blocking(move || store.pin(&root, label.as_deref()))
-            .await
-            .map_err(task)??;
+        tokio::task::spawn_blocking(move || store.pin(&root, label.as_deref())).await??;
         info!(%root, fetched = report.fetched, "pinned");
-        self.provide(root)
-            .await
-            .map_err(|_| ContentError::Stopped)?;
+        self.router.provide(root).await?;
         Ok(report)
     }
 
@@ -393,25 +392,19 @@ impl Client {
     /// whether it was pinned.
     pub async fn unpin(&self, root: Cid) -> Result<bool, ContentError> {
         let store = self.blocks.clone();
-        Ok(tokio::task::spawn_blocking(move || store.unpin(&root))
-            .await
-            .map_err(task)??)
+        Ok(tokio::task::spawn_blocking(move || store.unpin(&root)).await??)
     }
 
     /// The pins.
     pub async fn pins(&self) -> Result<Vec<Pin>, ContentError> {
         let store = self.blocks.clone();
-        Ok(tokio::task::spawn_blocking(move || store.pins())
-            .await
-            .map_err(task)??)
+        Ok(tokio::task::spawn_blocking(move || store.pins()).await??)
     }
 
     /// Removes every block that no pin reaches.
     pub async fn gc(&self) -> Result<GcReport, ContentError> {
         let store = self.blocks.clone();
-        Ok(tokio::task::spawn_blocking(move || store.gc())
-            .await
-            .map_err(task)??)
+        Ok(tokio::task::spawn_blocking(move || store.gc()).await??)
     }
 
     /// What the node holds of `root`.
@@ -440,8 +433,7 @@ impl Client {
                 blocks: present,
             })
         })
-        .await
-        .map_err(task)?
+        .await?
     }
 
     /// The size of the file under `root`, read from its root block alone
@@ -449,17 +441,16 @@ impl Client {
     /// Never walks the DAG.
     pub async fn file_size(&self, root: Cid) -> Result<Option<u64>, ContentError> {
         let store = self.blocks.clone();
-        tokio::task::spawn_blocking(move || Ok(file_size(&store, &root)?.flatten()))
-            .await
-            .map_err(task)?
+        tokio::task::spawn_blocking(move || Ok(file_size(&store, &root)?.flatten())).await?
     }
 
-    /// Announces every pinned root in the DHT (at start; kad repeats it).
-    pub(crate) async fn provide_pins(&self) {
+    /// Announces every pinned root in the DHT (at start; the router
+    /// repeats it).
+    pub async fn provide_pins(&self) {
         match self.pins().await {
             Ok(pins) => {
                 for pin in pins {
-                    if self.provide(pin.root).await.is_err() {
+                    if self.router.provide(pin.root).await.is_err() {
                         return;
                     }
                 }
@@ -468,38 +459,24 @@ impl Client {
         }
     }
 
-    /// After a publish: pins the release's content (and icon, screenshots)
-    /// when its blocks are here, so `gc` keeps them, and provides it.
-    pub(crate) async fn pin_published(&self, record: &ipsr_proto::SignedRecord) {
-        let Some(release) = record.record().as_release() else {
-            return;
-        };
-        let label = format!("{}/{}@{}", release.author, release.package, release.version);
-        let cids = std::iter::once(&release.cid)
-            .chain(release.metadata.icon.iter())
-            .chain(release.metadata.screenshots.iter())
-            .map(|c| *c.cid())
-            .collect::<Vec<_>>();
-        for cid in cids {
-            let store = self.blocks.clone();
-            let label = label.clone();
-            let pinned = tokio::task::spawn_blocking(move || {
-                if store.is_complete(&cid)? {
-                    store.pin(&cid, Some(&label))?;
-                    return Ok::<_, BlockstoreError>(true);
-                }
-                Ok(false)
-            })
-            .await;
-            match pinned {
-                Ok(Ok(true)) => {
-                    let _ = self.provide(cid).await;
-                }
-                Ok(Ok(false)) => debug!(%cid, "published content is not local"),
-                Ok(Err(e)) => warn!(%cid, error = %e, "cannot pin published content"),
-                Err(e) => warn!(%cid, error = %e, "cannot pin published content"),
+    /// Pins `root` (with `label`) and announces it when every block of its
+    /// DAG is here already; fetches nothing. Returns whether it pinned. A
+    /// node does this with a release's content after a local publish, so
+    /// `gc` keeps it.
+    pub async fn pin_if_complete(&self, root: Cid, label: &str) -> Result<bool, ContentError> {
+        let (store, label) = (self.blocks.clone(), label.to_owned());
+        let pinned = tokio::task::spawn_blocking(move || {
+            if store.is_complete(&root)? {
+                store.pin(&root, Some(&label))?;
+                return Ok::<_, BlockstoreError>(true);
             }
+            Ok(false)
+        })
+        .await??;
+        if pinned {
+            self.router.provide(root).await?;
         }
+        Ok(pinned)
     }
 }
 
@@ -517,10 +494,4 @@ fn file_size(store: &Blockstore, root: &Cid) -> Result<Option<Option<u64>>, Cont
             None
         }
     }))
-}
-
-impl From<ImportError<BlockstoreError>> for ContentError {
-    fn from(e: ImportError<BlockstoreError>) -> Self {
-        Self::Import(e.to_string())
-    }
 }

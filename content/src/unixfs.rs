@@ -5,7 +5,7 @@
 //! move the blocks (`docs/content.md`).
 //!
 //! ```
-//! use ipsr_node::content::unixfs::{FileReader, Importer, Profile};
+//! use ipsr_content::unixfs::{FileReader, Importer, Profile};
 //!
 //! let mut importer = Importer::new(Profile::V1_2025);
 //! let mut blocks = importer.push(b"hello world");

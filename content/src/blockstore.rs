@@ -882,12 +882,7 @@ mod tests {
 
     #[test]
     fn file_names_are_kubo_style_base32_of_the_multihash() {
-        let block = Block::hash(
-            cid::Version::V1,
-            super::super::block::RAW,
-            &b"hello world"[..],
-        )
-        .unwrap();
+        let block = Block::hash(cid::Version::V1, crate::block::RAW, &b"hello world"[..]).unwrap();
         let name = file_name(block.cid());
         // sha2-256 multihashes start 0x12 0x20, "ciq" in base32 (kubo's CIQ...).
         assert!(name.starts_with("ciq"), "{name}");

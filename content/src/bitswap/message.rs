@@ -25,7 +25,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use multihash_codetable::{Code, MultihashDigest};
 use prost::Message as _;
 
-use crate::content::block::{self, Block, BlockError, DAG_PB, MAX_BLOCK_SIZE, SHA2_256};
+use crate::block::{self, Block, BlockError, DAG_PB, MAX_BLOCK_SIZE, SHA2_256};
 
 /// The largest message (the protobuf after the length prefix) sent or
 /// accepted: 4 MiB, the spec's limit.
@@ -593,7 +593,7 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::block::RAW;
+    use crate::block::RAW;
 
     fn raw_block(data: &'static [u8]) -> Block {
         Block::hash(cid::Version::V1, RAW, data).unwrap()

@@ -6,13 +6,13 @@
 //! with the blocks discarded, and prints both rates, their ratio (target:
 //! import >= 70% of sha256sum) and the peak RSS of this process.
 //!
-//! `cargo bench -p ipsr-node --bench unixfs_import`
+//! `cargo bench -p ipsr-content --bench unixfs_import`
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufReader, Write};
 use std::time::Instant;
 
-use ipsr_node::content::unixfs::{self, Profile};
+use ipsr_content::unixfs::{self, Profile};
 
 fn main() {
     let mib: u64 = std::env::var("IPSR_BENCH_MIB")

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use cid::Cid;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use ipsr_node::content::Block;
-use ipsr_node::content::bitswap::{
+use ipsr_content::Block;
+use ipsr_content::bitswap::{
     Bitswap, BitswapConfig, BlockSource, MAX_MESSAGE_SIZE, PROTOCOL, WantError,
 };
 use libp2p::multiaddr::Protocol;

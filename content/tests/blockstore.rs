@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
-use ipsr_node::content::Block;
-use ipsr_node::content::blockstore::{Blockstore, BlockstoreError, GcReport};
-use ipsr_node::content::unixfs::{self, Imported, Importer, Profile};
+use ipsr_content::Block;
+use ipsr_content::blockstore::{Blockstore, BlockstoreError, GcReport};
+use ipsr_content::unixfs::{self, Imported, Importer, Profile};
 
 const RAW: u64 = 0x55;
 
@@ -16,9 +16,7 @@ fn raw(data: &[u8]) -> Block {
     Block::hash(cid::Version::V1, RAW, data.to_vec()).unwrap()
 }
 
-mod common;
-
-use common::pattern;
+use ipsr_testnet::pattern;
 
 /// Imports `data` into `store` and returns the summary.
 fn import_into(store: &Blockstore, profile: Profile, data: &[u8]) -> Imported {

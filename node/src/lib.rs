@@ -1,21 +1,44 @@
 //! `ipsr-node`: the IPSR daemon, a libp2p node that validates, stores and
-//! passes on signed package records.
+//! passes on signed package records, and serves package content.
 //!
-//! * [`Store`]: the embedded store (redb) of verified records, with an
-//!   append-only log that consumers tail from a position.
-//! * [`spawn`] starts a node from a [`Config`] and returns a [`Client`], the
-//!   cloneable handle everything else uses.
-//! * [`Client::content`]: package bytes as IPFS blocks (the crate
-//!   `ipsr-content`: UnixFS import, the blockstore, Bitswap and parallel
-//!   download), with this node's DHT as the router.
+//! The handle and how a node runs:
+//! * `client`: [`Client`], the cloneable handle everything else uses; its
+//!   content half is [`Client::content`] (the crate `ipsr-content`: UnixFS,
+//!   the blockstore, Bitswap, downloads), routed through this node's DHT.
+//! * `runtime`: [`spawn`] wires a node together from a [`Config`] and runs
+//!   its event loop, which owns the swarm and carries out what the service
+//!   decides.
+//! * `swarm`: the libp2p behaviours and their settings (gossipsub peer
+//!   scoring, Kademlia, connection limits) and the protocol ids
+//!   ([`RECORDS_TOPIC`], [`KAD_PROTOCOL`], [`PROTOCOL_VERSION`]).
+//! * `config`: [`Config`], every setting with its default.
+//! * `error`: [`NodeError`].
+//!
+//! The rules, sans-IO (events and the time in, actions out):
+//! * `service`: the gossip rules (verify before forwarding: accept, reject,
+//!   ignore), per-peer rate limits, sync on connect and in rotation, bans
+//!   and their expiry, the DHT republish walk.
+//! * `dht`: which DHT values a node accepts under which key, and what it
+//!   keeps of them ([`DhtValueError`]).
+//! * `limiter`: the per-peer token buckets the service limits with.
+//!
+//! Records and the protocols that move them:
+//! * `store`: [`Store`], the embedded store (redb) of verified records,
+//!   with an append-only log that consumers tail from a position.
+//! * `sync`: `/ipsr/sync/1.0.0` ([`SYNC_PROTOCOL`]), catch-up by set
+//!   reconciliation with each peer.
+//! * `identity`: the node's libp2p key in its data dir.
+//! * `metrics`: Prometheus counters (IPSR's and libp2p's).
+//!
+//! Serving:
+//! * `api`: [`serve_api`], the node's local control API (HTTP+JSON,
+//!   `docs/node-api.md`).
 //! * [`views`]: the JSON views of packages and releases that the node's
 //!   API and the gateway share.
 //! * [`search`]: the search rules (terms, weights, scores) every search of
 //!   IPSR ranks by, and a search of the embedded store.
 //! * [`run`]: the flags and config file of a running node (`ipsr-node run`,
 //!   `ipsr-gateway`) and its start-up and shutdown.
-//! * [`serve_api`] serves the node's local control API (HTTP+JSON,
-//!   `docs/node-api.md`) for a [`Client`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ipsr_node::NodeError> {
@@ -26,20 +49,29 @@
 //! ```
 
 mod api;
+mod client;
 mod config;
+mod dht;
+mod error;
 mod identity;
 mod limiter;
 mod metrics;
-mod node;
 pub mod run;
+mod runtime;
 pub mod search;
+mod service;
 mod store;
+mod swarm;
 mod sync;
 pub mod views;
 
 pub use api::{ApiError, serve_api};
+pub use client::Client;
 pub use config::Config;
+pub use dht::DhtValueError;
+pub use error::NodeError;
 pub use identity::IdentityError;
-pub use node::{Client, KAD_PROTOCOL, NodeError, PROTOCOL_VERSION, RECORDS_TOPIC, spawn};
+pub use runtime::spawn;
 pub use store::{DhtValue, Stats, Store, StoreError, Stored};
+pub use swarm::{KAD_PROTOCOL, PROTOCOL_VERSION, RECORDS_TOPIC};
 pub use sync::{PROTOCOL as SYNC_PROTOCOL, SyncError, SyncReport};

@@ -59,6 +59,32 @@ impl Counters {
             .inc();
         self.sync_rounds.inc_by(rounds);
     }
+
+    /// Records kept from `source` so far.
+    #[cfg(test)]
+    pub(crate) fn accepted_from(&self, source: &str) -> u64 {
+        self.accepted
+            .get_or_create(&vec![("source".into(), source.into())])
+            .get()
+    }
+
+    /// Records from `source` refused for `reason` so far.
+    #[cfg(test)]
+    pub(crate) fn rejected_from(&self, source: &str, reason: &str) -> u64 {
+        let labels = vec![
+            ("source".into(), source.into()),
+            ("reason".into(), reason.into()),
+        ];
+        self.rejected.get_or_create(&labels).get()
+    }
+
+    /// Sync sessions that ended with `outcome` so far.
+    #[cfg(test)]
+    pub(crate) fn sync_sessions_with(&self, outcome: &str) -> u64 {
+        self.sync_sessions
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .get()
+    }
 }
 
 /// Everything `GET /metrics` shows.

@@ -147,9 +147,18 @@ pub enum SyncError {
     /// The reconciliation failed (a malformed or hostile message).
     #[error("negentropy: {0:?}")]
     Negentropy(negentropy::Error),
-    /// The peer answered with an error or the wrong kind of message.
+    /// The peer answered with an error (its words).
     #[error("peer: {0}")]
-    Peer(String),
+    Remote(String),
+    /// The request got no answer (timeout, dial failure, closed stream).
+    #[error("request failed: {0}")]
+    Request(#[from] request_response::OutboundFailure),
+    /// The peer answered with the wrong kind of message.
+    #[error("peer: expected {0}")]
+    Unexpected(&'static str),
+    /// The peer sent a record that was not asked for.
+    #[error("peer: sent a record that was not asked for")]
+    NotAsked,
     /// The peer sent a record that does not verify.
     #[error("peer sent an invalid record: {0}")]
     InvalidRecord(#[from] ipsr_proto::VerifyError),
@@ -196,7 +205,7 @@ pub(crate) fn answer(store: &Store, items: &Items, request: SyncRequest) -> Sync
 pub(crate) struct Call {
     pub(crate) peer: PeerId,
     pub(crate) request: SyncRequest,
-    pub(crate) reply: oneshot::Sender<Result<SyncResponse, String>>,
+    pub(crate) reply: oneshot::Sender<Result<SyncResponse, request_response::OutboundFailure>>,
 }
 
 /// What one session brought.
@@ -231,9 +240,9 @@ pub(crate) async fn session(
                 })
                 .await
                 .map_err(|_| SyncError::Poisoned)?;
-            match rx.await.map_err(|_| SyncError::Poisoned)? {
-                Ok(SyncResponse::Error(e)) | Err(e) => Err(SyncError::Peer(e)),
-                Ok(response) => Ok(response),
+            match rx.await.map_err(|_| SyncError::Poisoned)?? {
+                SyncResponse::Error(e) => Err(SyncError::Remote(e)),
+                response => Ok(response),
             }
         }
     };
@@ -253,7 +262,7 @@ pub(crate) async fn session(
             return Err(SyncError::TooManyRounds);
         }
         let SyncResponse::Reconcile(answer) = call(SyncRequest::Reconcile(msg)).await? else {
-            return Err(SyncError::Peer("expected a reconcile message".into()));
+            return Err(SyncError::Unexpected("a reconcile message"));
         };
         match neg.reconcile_with_ids(&answer, &mut have, &mut need)? {
             Some(next) => msg = next,
@@ -268,7 +277,7 @@ pub(crate) async fn session(
             .map(|id| RecordId::from_bytes(id.to_bytes()))
             .collect();
         let SyncResponse::Records(records) = call(SyncRequest::Fetch(ids.clone())).await? else {
-            return Err(SyncError::Peer("expected records".into()));
+            return Err(SyncError::Unexpected("records"));
         };
         report.fetched += records.len();
         let store = store.clone();
@@ -277,9 +286,7 @@ pub(crate) async fn session(
             for bytes in records {
                 let record = SignedRecord::from_bytes(&bytes)?.verify()?;
                 if !ids.contains(&record.id()) {
-                    return Err(SyncError::Peer(
-                        "sent a record that was not asked for".into(),
-                    ));
+                    return Err(SyncError::NotAsked);
                 }
                 verified.push(record);
             }

@@ -2,25 +2,31 @@
 //!
 //! Topology (10 nodes on loopback TCP): a ring where node i also dials
 //! node i+3, so each node has about four neighbours and most pairs are
-//! several hops apart.
+//! several hops apart. The forgery test adds X, a hostile peer made of
+//! stock libp2p gossipsub (no IPSR code), connected to nodes 1, 3, 7, 9.
 //!
 //! ```text
 //!   0 ─ 1 ─ 2 ─ 3 ─ 4 ─ 5 ─ 6 ─ 7 ─ 8 ─ 9 ─ (0)
 //!   └───────────┘   ...  i ─ i+3 (mod 10)
+//!       X ── 1, 3, 7, 9
 //! ```
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use ipsr_node::{Client, Config};
+use futures::StreamExt;
+use ipsr_node::{Client, Config, RECORDS_TOPIC};
 use ipsr_proto::{AuthorKey, ContentId, Record, Release, SignedRecord};
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
+use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
 
 mod common;
 
 use common::wait_until;
 
-async fn network(n: usize) -> (Vec<tempfile::TempDir>, Vec<Client>) {
+async fn network(n: usize) -> (Vec<tempfile::TempDir>, Vec<Client>, Vec<Multiaddr>) {
     let mut dirs = Vec::new();
     let mut nodes = Vec::new();
     for _ in 0..n {
@@ -56,7 +62,75 @@ async fn network(n: usize) -> (Vec<tempfile::TempDir>, Vec<Client>) {
         })
         .await;
     }
-    (dirs, nodes)
+    (dirs, nodes, addrs)
+}
+
+/// A hostile peer: a bare gossipsub swarm that dials `addrs`, joins the
+/// records topic and publishes whatever bytes it is handed, bypassing
+/// every check an IPSR node makes. Its task stops when the handle drops.
+struct Hostile {
+    peer_id: PeerId,
+    publish: mpsc::Sender<Publish>,
+}
+
+/// Bytes to publish, and where gossipsub's answer goes.
+type Publish = (Vec<u8>, oneshot::Sender<Result<(), String>>);
+
+impl Hostile {
+    fn start(addrs: &[Multiaddr]) -> Self {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|key| {
+                let config = gossipsub::ConfigBuilder::default()
+                    .heartbeat_interval(Duration::from_millis(100))
+                    .build()
+                    .unwrap();
+                gossipsub::Behaviour::<
+                    gossipsub::IdentityTransform,
+                    gossipsub::AllowAllSubscriptionFilter,
+                >::new(MessageAuthenticity::Signed(key.clone()), config)
+                .unwrap()
+            })
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let topic = IdentTopic::new(RECORDS_TOPIC);
+        swarm.behaviour_mut().subscribe(&topic).unwrap();
+        for addr in addrs {
+            swarm.dial(addr.clone()).unwrap();
+        }
+        let peer_id = *swarm.local_peer_id();
+        let (publish, mut rx) = mpsc::channel::<Publish>(1);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = swarm.select_next_some() => {}
+                    next = rx.recv() => {
+                        let Some((bytes, reply)) = next else { break };
+                        let result = swarm
+                            .behaviour_mut()
+                            .publish(topic.clone(), bytes)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string());
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+        });
+        Self { peer_id, publish }
+    }
+
+    async fn publish(&self, bytes: Vec<u8>) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.publish.send((bytes, tx)).await.unwrap();
+        rx.await.unwrap()
+    }
 }
 
 fn release(key: &AuthorKey, version: &str) -> SignedRecord {
@@ -80,7 +154,7 @@ async fn holds(node: &Client, record: &SignedRecord) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_published_on_one_node_reaches_all_ten() {
-    let (_dirs, nodes) = network(10).await;
+    let (_dirs, nodes, _) = network(10).await;
     let key = AuthorKey::from_seed(&[1; 32]);
     let record = release(&key, "1.0.0");
     let stored = nodes[3].publish(record.clone()).await.unwrap();
@@ -100,7 +174,7 @@ async fn a_record_published_on_one_node_reaches_all_ten() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_record_reaches_no_node_and_the_sender_is_penalised() {
-    let (_dirs, nodes) = network(10).await;
+    let (_dirs, nodes, addrs) = network(10).await;
     let author = AuthorKey::from_seed(&[1; 32]);
     let forger = AuthorKey::from_seed(&[2; 32]);
     // The author's release, re-signed by the forger: a key mismatch.
@@ -119,16 +193,26 @@ async fn a_forged_record_reaches_no_node_and_the_sender_is_penalised() {
     bytes.splice(start..start + fp.len(), payload);
     assert!(SignedRecord::from_bytes(&bytes).unwrap().verify().is_err());
 
-    // Let node 0 earn some standing in its neighbours' meshes first: one
+    let neighbours = [1, 3, 7, 9];
+    let hostile = Hostile::start(&neighbours.map(|i| addrs[i].clone()));
+    let sender = hostile.peer_id;
+    wait_until("the hostile peer is in a neighbour's mesh", || async {
+        for i in neighbours {
+            if nodes[i].mesh_peers().await.unwrap().contains(&sender) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    // Let it earn some standing in its neighbours' meshes first: one
     // forgery must outweigh it.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    nodes[0].gossip_raw_for_tests(bytes).await.unwrap();
-    let sender = nodes[0].peer_id();
-    // Node 0's neighbours (1 and 3, which it dialled; 7 and 9, which dialled
-    // it) reject the forgery, and gossipsub's invalid-message penalty drops
-    // the sender's score below zero (it decays back within seconds).
+    hostile.publish(bytes).await.unwrap();
+    // Its neighbours reject the forgery, and gossipsub's invalid-message
+    // penalty drops its score below zero (it decays back within seconds).
     wait_until("a neighbour penalises the forger", || async {
-        for i in [1, 3, 7, 9] {
+        for i in neighbours {
             if nodes[i]
                 .peer_score(sender)
                 .await

@@ -1,0 +1,267 @@
+//! IPSR's records in the Kademlia DHT (`docs/node.md`, "DHT"): which values
+//! a node accepts under which key, and what it keeps of them.
+//!
+//! A release's current record (release or yank) is stored under the
+//! release's key, and the package's newest release under the package's key
+//! (the keys are defined in `ipsr-proto`: `ReleaseKey::dht_key`,
+//! `PackageKey::dht_key`). Inbound puts are validated by the application
+//! (kad runs with `StoreInserts::FilterBoth`): a value must be a signed
+//! record that verifies and that belongs under the key it was put under.
+//! A valid one is applied to the store like any record, and the DHT keeps
+//! *this node's* best value for that key, which may be newer than the one
+//! put.
+//!
+//! The rules ([`check_value`], [`of_package`]) are pure; [`keep`] and
+//! [`found`] apply them against the store and block (run them off the
+//! event loop).
+
+use ipsr_proto::{PackageKey, Record, SignedRecord, VerifyError};
+
+use crate::{Store, StoreError};
+
+/// Why an inbound DHT value was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DhtValueError {
+    /// The value is not a signed record that verifies.
+    #[error("invalid DHT value: {0}")]
+    Invalid(#[from] VerifyError),
+    /// The record belongs under another key than the one it was put under.
+    #[error("DHT value stored under another key")]
+    OtherKey,
+    /// A yank was put under a package key, which holds the newest release.
+    #[error("a yank under a package key")]
+    YankUnderPackageKey,
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Which of its keys a record was put under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// The key of its release.
+    Release,
+    /// The key of its package (only a release record may be there).
+    Package,
+}
+
+/// The rule for an inbound value: `value` must be a signed record that
+/// verifies, put under its own release key, or, for a release (not a
+/// yank), under its package key.
+pub(crate) fn check_value(
+    under: &[u8],
+    value: &[u8],
+) -> Result<(SignedRecord, Placement), DhtValueError> {
+    let signed = SignedRecord::from_bytes(value)?.verify()?;
+    let key = signed.release_key();
+    let placement = if under == key.dht_key().as_slice() {
+        Placement::Release
+    } else if under == key.package_key().dht_key().as_slice() {
+        Placement::Package
+    } else {
+        return Err(DhtValueError::OtherKey);
+    };
+    if placement == Placement::Package && !matches!(signed.record(), Record::Release(_)) {
+        return Err(DhtValueError::YankUnderPackageKey);
+    }
+    Ok((signed, placement))
+}
+
+/// Of the values a DHT get for `key` found, the records that verify and
+/// belong to that package; the rest are dropped.
+pub(crate) fn of_package(key: &PackageKey, found: Vec<Vec<u8>>) -> Vec<SignedRecord> {
+    let mut valid = Vec::new();
+    for bytes in found {
+        match SignedRecord::from_bytes(&bytes).and_then(|r| r.verify()) {
+            Ok(r) if r.record().package_key() == *key => valid.push(r),
+            Ok(_) => tracing::debug!("DHT value for another package"),
+            Err(e) => tracing::debug!(error = %e, "invalid DHT value"),
+        }
+    }
+    valid
+}
+
+/// Checks an inbound value put under `under` ([`check_value`]), stores the
+/// record, and returns what this node serves under that key (its best
+/// value), or `None` when it holds nothing for it. Blocks.
+pub(crate) fn keep(
+    store: &Store,
+    under: &[u8],
+    value: &[u8],
+) -> Result<Option<Vec<u8>>, DhtValueError> {
+    let (signed, _) = check_value(under, value)?;
+    let key = signed.release_key();
+    store.apply(vec![signed])?;
+    Ok(store
+        .dht_values(&key)?
+        .into_iter()
+        .find(|(k, _)| k.as_slice() == under)
+        .map(|(_, v)| v))
+}
+
+/// What a DHT get found, once stored: the package's newest release, and the
+/// highest log position the found records were written at.
+pub(crate) type Found = (Option<SignedRecord>, Option<u64>);
+
+/// Stores the valid records a DHT get for `key` found ([`of_package`]) and
+/// returns the package's newest release (also when it was known before) and
+/// the highest log position written. Blocks.
+pub(crate) fn found(
+    store: &Store,
+    key: &PackageKey,
+    values: Vec<Vec<u8>>,
+) -> Result<Found, StoreError> {
+    let head = store
+        .apply(of_package(key, values))?
+        .iter()
+        .filter_map(|s| s.position)
+        .max();
+    let newest = store.package(key)?.and_then(|p| p.newest().cloned());
+    Ok((newest, head))
+}
+
+#[cfg(test)]
+mod tests {
+    use ipsr_proto::{AuthorKey, ContentId, Release, Yank};
+
+    use super::*;
+
+    fn cid() -> ContentId {
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+            .parse()
+            .unwrap()
+    }
+
+    fn release(key: &AuthorKey, package: &str, version: &str) -> SignedRecord {
+        Release::new(
+            key.author_id(),
+            package.parse().unwrap(),
+            version.parse().unwrap(),
+            1,
+            cid(),
+        )
+        .sign(key)
+        .unwrap()
+    }
+
+    fn yank(key: &AuthorKey, version: &str) -> SignedRecord {
+        Yank::new(
+            key.author_id(),
+            "com.example.app".parse().unwrap(),
+            version.parse().unwrap(),
+            "broken".into(),
+        )
+        .sign(key)
+        .unwrap()
+    }
+
+    #[test]
+    fn a_release_is_accepted_under_its_release_and_its_package_key() {
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let r = release(&key, "com.example.app", "1.0.0");
+        let rk = r.release_key();
+        let (got, at) = check_value(&rk.dht_key(), &r.to_bytes()).unwrap();
+        assert_eq!((got.id(), at), (r.id(), Placement::Release));
+        let (_, at) = check_value(&rk.package_key().dht_key(), &r.to_bytes()).unwrap();
+        assert_eq!(at, Placement::Package);
+    }
+
+    #[test]
+    fn a_yank_is_accepted_only_under_its_release_key() {
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let y = yank(&key, "1.0.0");
+        let rk = y.release_key();
+        assert_eq!(
+            check_value(&rk.dht_key(), &y.to_bytes()).unwrap().1,
+            Placement::Release
+        );
+        assert!(matches!(
+            check_value(&rk.package_key().dht_key(), &y.to_bytes()),
+            Err(DhtValueError::YankUnderPackageKey)
+        ));
+    }
+
+    #[test]
+    fn a_value_under_another_key_is_refused() {
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let r = release(&key, "com.example.app", "1.0.0");
+        let other = release(&key, "com.example.other", "1.0.0");
+        // Another release's key, another package's key, another version's.
+        for under in [
+            other.release_key().dht_key(),
+            other.release_key().package_key().dht_key(),
+            release(&key, "com.example.app", "2.0.0")
+                .release_key()
+                .dht_key(),
+            b"/ipsr/release/1/".to_vec(),
+        ] {
+            assert!(
+                matches!(
+                    check_value(&under, &r.to_bytes()),
+                    Err(DhtValueError::OtherKey)
+                ),
+                "accepted under {under:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_that_does_not_verify_is_refused() {
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let r = release(&key, "com.example.app", "1.0.0");
+        let under = r.release_key().dht_key();
+        let mut bytes = r.to_bytes();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(matches!(
+            check_value(&under, &bytes),
+            Err(DhtValueError::Invalid(_))
+        ));
+        assert!(matches!(
+            check_value(&under, b"not a record"),
+            Err(DhtValueError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_get_keeps_only_valid_records_of_its_package() {
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let mine = release(&key, "com.example.app", "1.0.0");
+        let newer = release(&key, "com.example.app", "1.1.0");
+        let other = release(&key, "com.example.other", "1.0.0");
+        let package = mine.release_key().package_key();
+        let kept = of_package(
+            &package,
+            vec![
+                mine.to_bytes(),
+                other.to_bytes(),
+                b"garbage".to_vec(),
+                newer.to_bytes(),
+            ],
+        );
+        let ids: Vec<_> = kept.iter().map(SignedRecord::id).collect();
+        assert_eq!(ids, vec![mine.id(), newer.id()]);
+    }
+
+    #[test]
+    fn keep_stores_the_record_and_serves_the_newest_under_the_package_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let newer = release(&key, "com.example.app", "2.0.0");
+        let older = release(&key, "com.example.app", "1.0.0");
+        let package = newer.release_key().package_key().dht_key();
+        let served = keep(&store, &package, &newer.to_bytes()).unwrap();
+        assert_eq!(served, Some(newer.to_bytes()));
+        // An older release put under the package key is stored, but the
+        // DHT keeps serving this node's best value there.
+        let served = keep(&store, &package, &older.to_bytes()).unwrap();
+        assert_eq!(served, Some(newer.to_bytes()));
+        assert!(store.record(&older.id()).unwrap().is_some());
+        assert!(matches!(
+            keep(&store, b"elsewhere", &older.to_bytes()),
+            Err(DhtValueError::OtherKey)
+        ));
+    }
+}

@@ -1,0 +1,56 @@
+//! [`NodeError`]: why a node could not start, or why a call on its
+//! [`Client`](crate::Client) failed.
+
+use libp2p::gossipsub::SubscriptionError;
+use libp2p::swarm::DialError;
+use libp2p::{Multiaddr, TransportError};
+
+use crate::{StoreError, identity};
+
+/// An error starting or talking to a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The identity could not be loaded or created.
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The blockstore could not be opened.
+    #[error("blockstore: {0}")]
+    Blockstore(#[from] ipsr_content::blockstore::BlockstoreError),
+    /// The transports or behaviours of the swarm could not be built.
+    #[error("cannot build the swarm: {0}")]
+    Swarm(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The node could not listen on an address.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: Multiaddr,
+        /// Why not.
+        #[source]
+        source: TransportError<std::io::Error>,
+    },
+    /// The node could not join the records topic.
+    #[error("cannot subscribe to the records topic: {0}")]
+    Subscribe(#[from] SubscriptionError),
+    /// A dial was refused before it started (a banned peer, a bad address).
+    #[error("cannot dial: {0}")]
+    Dial(#[from] DialError),
+    /// A record handed to the node does not verify.
+    #[error("invalid record: {0}")]
+    InvalidRecord(#[from] ipsr_proto::VerifyError),
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// A blocking task failed.
+    #[error("internal task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl From<ipsr_content::Stopped> for NodeError {
+    fn from(_: ipsr_content::Stopped) -> Self {
+        Self::Stopped
+    }
+}

@@ -1,0 +1,672 @@
+//! The event loop: [`spawn`] wires a node together (identity, store,
+//! blockstore, swarm, Bitswap) and starts a [`Runtime`], which owns the
+//! [`Swarm`] and carries out what the [`Service`] decides. It translates
+//! swarm events and client commands into calls on the service, runs store
+//! work and signature checks on the blocking pool, and performs each
+//! [`Action`] against the swarm. It holds no rule of its own; what it keeps
+//! is bookkeeping (queries and requests under way, by id).
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use ipsr_content::Source;
+use ipsr_content::bitswap::{self, Bitswap};
+use ipsr_content::blockstore::Blockstore;
+use ipsr_proto::sync::{SyncRequest, SyncResponse};
+use ipsr_proto::{PackageKey, ReleaseKey, SignedRecord};
+use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::kad::{self, store::RecordStore};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::client::{Command, DhtReply, Parts};
+use crate::metrics::Metrics;
+use crate::service::{Action, Origin, Service, Settings, Unapplied};
+use crate::swarm::{Behaviour, BehaviourEvent, KAD_PROTOCOL, RECORDS_TOPIC};
+use crate::sync::{self, Items, SyncError, SyncReport};
+use crate::{Client, Config, NodeError, Store, StoreError, Stored, dht, identity};
+
+/// Capacity of the command channel (and of the sync calls).
+const COMMANDS: usize = 256;
+/// Capacity of the channel of work finished off the loop.
+const DONE: usize = 1024;
+
+/// Starts a node on the current tokio runtime: loads or creates its
+/// identity, opens its store, listens and dials the bootstrap peers.
+pub async fn spawn(config: Config) -> Result<Client, NodeError> {
+    let key = identity::load_or_create(&config.data_dir)?;
+    let store = {
+        let path = config.data_dir.join("store.redb");
+        Arc::new(tokio::task::spawn_blocking(move || Store::open(&path)).await??)
+    };
+    let blocks = {
+        let (path, limit) = (config.data_dir.join("blocks"), config.blockstore_limit);
+        Arc::new(tokio::task::spawn_blocking(move || Blockstore::open(&path, limit)).await??)
+    };
+    let mut swarm = crate::swarm::build(key, &config)?;
+    let (bitswap, bitswap_task) = Bitswap::new(
+        swarm.behaviour().stream.new_control(),
+        Arc::new(Source::new(&blocks)),
+        bitswap::BitswapConfig::default(),
+    );
+    // Bitswap stops with the event loop (which drops `stopped`).
+    let (stopped, on_stop) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = bitswap_task => {}
+            _ = on_stop => {}
+        }
+    });
+    let topic = IdentTopic::new(RECORDS_TOPIC);
+    swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|source| NodeError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+    }
+    for addr in &config.bootstrap {
+        if let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        if let Err(e) = swarm.dial(addr.clone()) {
+            warn!(%addr, error = %e, "cannot dial bootstrap peer");
+        }
+    }
+    if !config.bootstrap.is_empty() {
+        // Bootstrap now; kad repeats it every five minutes.
+        let _ = swarm.behaviour_mut().kad.bootstrap();
+    }
+    let peer_id = *swarm.local_peer_id();
+    let (log_tx, log_head) = watch::channel(store.stats()?.log_head);
+    let (commands, commands_rx) = mpsc::channel(COMMANDS);
+    let (calls_tx, calls_rx) = mpsc::channel(COMMANDS);
+    let (done_tx, done_rx) = mpsc::channel(DONE);
+    let (metrics, libp2p_metrics) = Metrics::new();
+    let service = Service::new(Settings::from(&config), metrics.counters(), Instant::now());
+    let runtime = Runtime {
+        swarm,
+        service,
+        store: store.clone(),
+        topic,
+        commands: commands_rx,
+        log_tx,
+        listen_addrs: Vec::new(),
+        items: Arc::new(Items::default()),
+        calls_tx,
+        calls_rx,
+        pending: HashMap::new(),
+        done_tx,
+        done_rx,
+        dht_gets: HashMap::new(),
+        provider_searches: HashMap::new(),
+        bitswap: bitswap.clone(),
+        _stopped: stopped,
+        libp2p_metrics,
+    };
+    info!(%peer_id, "node starting");
+    tokio::spawn(runtime.run());
+    let client = Client::new(Parts {
+        commands,
+        store,
+        blocks,
+        bitswap,
+        peer_id,
+        log_head,
+        metrics: Arc::new(metrics),
+    });
+    client.content().provide_pins().await;
+    Ok(client)
+}
+
+/// Work finished off the event loop.
+enum Done {
+    /// A record was checked and applied; for a local publish, the caller
+    /// waits on `reply`.
+    Applied {
+        origin: Origin,
+        bytes: Vec<u8>,
+        outcome: Result<Stored, Unapplied>,
+        reply: Option<oneshot::Sender<Result<Stored, NodeError>>>,
+    },
+    /// An answer to a peer's sync request.
+    Answer(ResponseChannel<SyncResponse>, Box<SyncResponse>),
+    /// A sync session with a peer ended.
+    Synced(PeerId, Result<(SyncReport, Option<u64>), SyncError>),
+    /// Values to put into the DHT (what a local publish announces).
+    DhtPut(Vec<crate::DhtValue>),
+    /// A validated inbound DHT record to keep, with this node's best value.
+    DhtKeep(kad::Record),
+    /// A DHT get finished: what was found, verified and stored.
+    DhtGot(DhtReply, Box<Result<dht::Found, StoreError>>),
+    /// The next releases to republish.
+    RepublishRead(Result<(Option<ReleaseKey>, Vec<crate::DhtValue>), StoreError>),
+}
+
+/// DHT gets under way: who waits, for which package, what was found so far.
+type DhtGets = HashMap<kad::QueryId, (DhtReply, PackageKey, Vec<Vec<u8>>)>;
+
+/// Provider searches under way: where found providers go, who was sent.
+type ProviderSearches = HashMap<kad::QueryId, (mpsc::Sender<PeerId>, HashSet<PeerId>)>;
+
+struct Runtime {
+    swarm: Swarm<Behaviour>,
+    service: Service,
+    store: Arc<Store>,
+    topic: IdentTopic,
+    commands: mpsc::Receiver<Command>,
+    log_tx: watch::Sender<u64>,
+    listen_addrs: Vec<Multiaddr>,
+    items: Arc<Items>,
+    calls_tx: mpsc::Sender<sync::Call>,
+    calls_rx: mpsc::Receiver<sync::Call>,
+    /// Sync requests sent, by id, with where the answer goes.
+    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, OutboundFailure>>>,
+    done_tx: mpsc::Sender<Done>,
+    done_rx: mpsc::Receiver<Done>,
+    dht_gets: DhtGets,
+    provider_searches: ProviderSearches,
+    bitswap: Bitswap,
+    /// Dropped with the event loop, which stops Bitswap.
+    _stopped: oneshot::Sender<()>,
+    libp2p_metrics: libp2p::metrics::Metrics,
+}
+
+impl Runtime {
+    async fn run(mut self) {
+        let mut wakeup = Box::pin(tokio::time::sleep_until(self.next_wakeup()));
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(done) = self.done_rx.recv() => self.on_done(done),
+                Some(call) = self.calls_rx.recv() => {
+                    let id = self.swarm.behaviour_mut().sync.send_request(&call.peer, call.request);
+                    self.pending.insert(id, call.reply);
+                }
+                () = &mut wakeup => self.service.tick(Instant::now()),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+            }
+            self.carry_out();
+            Pin::as_mut(&mut wakeup).reset(self.next_wakeup());
+        }
+        info!(peer_id = %self.swarm.local_peer_id(), "node stopped");
+    }
+
+    fn next_wakeup(&self) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.service.next_wakeup())
+    }
+
+    /// Performs every action the service has decided on.
+    fn carry_out(&mut self) {
+        while let Some(action) = self.service.next_action() {
+            match action {
+                Action::Report {
+                    id,
+                    source,
+                    acceptance,
+                } => {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(&id, &source, acceptance);
+                }
+                Action::Check { origin, bytes } => self.check(origin, bytes),
+                Action::Gossip(bytes) => {
+                    let topic = self.topic.clone();
+                    match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+                        Ok(id) => debug!(message = %id, "gossiped"),
+                        // Sync brings the record to peers that were not reachable now.
+                        Err(e) => debug!(error = %e, "not gossiped"),
+                    }
+                }
+                Action::Announce(key) => self.announce(key),
+                Action::DhtPut(values) => self.dht_put(values),
+                Action::ReadRepublish { after, limit } => self.read_republish(after, limit),
+                Action::StartSync(peer) => {
+                    let (store, calls, done) = (
+                        self.store.clone(),
+                        self.calls_tx.clone(),
+                        self.done_tx.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let outcome = sync::session(peer, store, calls).await;
+                        let _ = done.send(Done::Synced(peer, outcome)).await;
+                    });
+                }
+                Action::Disconnect(peer) => {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+                Action::Ban(peer) => {
+                    self.swarm.behaviour_mut().blocked.block_peer(peer);
+                }
+                Action::Unban(peer) => {
+                    self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                }
+                Action::LogHead(position) => {
+                    self.log_tx.send_if_modified(|head| {
+                        let newer = position > *head;
+                        *head = (*head).max(position);
+                        newer
+                    });
+                }
+            }
+        }
+    }
+
+    /// Verifies gossiped bytes and applies them to the store, off the loop.
+    fn check(&self, origin: Origin, bytes: Vec<u8>) {
+        let (store, done) = (self.store.clone(), self.done_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let outcome = SignedRecord::from_bytes(&bytes)
+                .and_then(|r| r.verify())
+                .map_err(Unapplied::from)
+                .and_then(|record| apply(&store, record));
+            // The loop may have stopped; then nothing is waiting for this.
+            let _ = done.blocking_send(Done::Applied {
+                origin,
+                bytes,
+                outcome,
+                reply: None,
+            });
+        });
+    }
+
+    /// Applies a record published through a client, off the loop; it
+    /// comes back the way a gossiped one does.
+    fn publish(&self, record: SignedRecord, reply: oneshot::Sender<Result<Stored, NodeError>>) {
+        let (store, done) = (self.store.clone(), self.done_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let (origin, bytes) = (Origin::Local(record.release_key()), record.to_bytes());
+            let outcome = apply(&store, record);
+            let _ = done.blocking_send(Done::Applied {
+                origin,
+                bytes,
+                outcome,
+                reply: Some(reply),
+            });
+        });
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        use libp2p::metrics::Recorder;
+        match &event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.libp2p_metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.libp2p_metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.libp2p_metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.libp2p_metrics.record(e),
+            _ => {}
+        }
+        self.libp2p_metrics.record(&event);
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| a != &address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                debug!(%peer_id, "connected");
+                self.service
+                    .on_connected(peer_id, num_established.get() == 1);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                debug!(%peer_id, "disconnected");
+                self.service.on_disconnected(&peer_id);
+                self.bitswap.peer_disconnected(peer_id);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                self.service
+                    .on_gossip(propagation_source, message_id, message.data, Instant::now())
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    debug!(%peer, %addr, "found on the LAN");
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if info.protocols.contains(&KAD_PROTOCOL) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sync_event(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                if !self.service.allow_sync_request(peer, Instant::now()) {
+                    let busy = SyncResponse::Error("rate limited".into());
+                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, busy);
+                    return;
+                }
+                let (store, items, done) =
+                    (self.store.clone(), self.items.clone(), self.done_tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let response = sync::answer(&store, &items, request);
+                    let _ = done.blocking_send(Done::Answer(channel, Box::new(response)));
+                });
+            }
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Err(error));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "sync request failed")
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
+            } => {
+                if !self.service.allow_dht_put(source, Instant::now()) {
+                    return;
+                }
+                let (store, done) = (self.store.clone(), self.done_tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    match dht::keep(&store, record.key.as_ref(), &record.value) {
+                        Ok(Some(value)) => {
+                            let keep = kad::Record { value, ..record };
+                            let _ = done.blocking_send(Done::DhtKeep(keep));
+                        }
+                        Ok(None) => {}
+                        Err(e) => warn!(%source, error = %e, "refused a DHT record"),
+                    }
+                });
+            }
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
+            } => self.on_providers(id, result, step.last),
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetRecord(result),
+                step,
+                ..
+            } => self.on_record_found(id, result, step.last),
+            _ => {}
+        }
+    }
+
+    /// Collects the values a DHT get finds; when it ends, verifies and
+    /// stores them off the loop.
+    fn on_record_found(
+        &mut self,
+        id: kad::QueryId,
+        result: Result<kad::GetRecordOk, kad::GetRecordError>,
+        last: bool,
+    ) {
+        let Some((_, _, found)) = self.dht_gets.get_mut(&id) else {
+            return;
+        };
+        let finished = match result {
+            Ok(kad::GetRecordOk::FoundRecord(peer_record)) => {
+                found.push(peer_record.record.value);
+                last
+            }
+            Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
+        };
+        if finished && let Some((reply, key, found)) = self.dht_gets.remove(&id) {
+            let (store, done) = (self.store.clone(), self.done_tx.clone());
+            tokio::task::spawn_blocking(move || {
+                let result = dht::found(&store, &key, found);
+                let _ = done.blocking_send(Done::DhtGot(reply, Box::new(result)));
+            });
+        }
+    }
+
+    /// Passes found providers to the search's channel and dials them while
+    /// the query still knows their addresses.
+    fn on_providers(
+        &mut self,
+        id: kad::QueryId,
+        result: Result<kad::GetProvidersOk, kad::GetProvidersError>,
+        last: bool,
+    ) {
+        let me = *self.swarm.local_peer_id();
+        let Some((tx, sent)) = self.provider_searches.get_mut(&id) else {
+            return;
+        };
+        let mut finished = last || tx.is_closed();
+        let mut dial = Vec::new();
+        match result {
+            Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                for peer in providers {
+                    if peer == me || !sent.insert(peer) {
+                        continue;
+                    }
+                    dial.push(peer);
+                    if tx.try_send(peer).is_err() {
+                        finished = true;
+                    }
+                }
+            }
+            Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => {
+                finished = true
+            }
+        }
+        for peer in dial {
+            if !self.swarm.is_connected(&peer) {
+                let _ = self.swarm.dial(peer);
+            }
+        }
+        if finished {
+            self.provider_searches.remove(&id);
+            if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                query.finish();
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Applied {
+                origin,
+                bytes,
+                outcome,
+                reply,
+            } => {
+                self.service.on_applied(origin, bytes, &outcome);
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome.map_err(|e| match e {
+                        Unapplied::Invalid(e) => NodeError::InvalidRecord(e),
+                        Unapplied::Failed(e) => e,
+                    }));
+                }
+            }
+            Done::Answer(channel, response) => {
+                // The peer may have gone; then there is no one to answer.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, *response);
+            }
+            Done::Synced(peer, outcome) => self.service.on_synced(peer, outcome),
+            Done::DhtPut(values) => self.dht_put(values),
+            Done::DhtKeep(record) => {
+                if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
+                    debug!(error = %e, "DHT store full");
+                }
+            }
+            Done::DhtGot(reply, found) => {
+                let result = (*found).map(|(newest, head)| {
+                    if let Some(position) = head {
+                        self.service.on_dht_stored(position);
+                    }
+                    newest
+                });
+                let _ = reply.send(result.map_err(NodeError::from));
+            }
+            Done::RepublishRead(outcome) => self.service.on_republish_read(outcome),
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish(record, reply) => self.publish(*record, reply),
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::DhtPeers(reply) => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let _ = reply.send(kad.kbuckets().map(|b| b.num_entries()).sum());
+            }
+            Command::Dial(addr, reply) => {
+                let _ = reply.send(self.swarm.dial(addr).map_err(NodeError::from));
+            }
+            Command::PeerScore(peer, reply) => {
+                let _ = reply.send(self.swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::MeshPeers(reply) => {
+                let hash = self.topic.hash();
+                let gossipsub = &self.swarm.behaviour().gossipsub;
+                let _ = reply.send(gossipsub.mesh_peers(&hash).copied().collect());
+            }
+            Command::Provide(cid) => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                    warn!(%cid, error = %e, "cannot provide");
+                }
+            }
+            Command::FindProviders(cid, tx) => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                let query = self.swarm.behaviour_mut().kad.get_providers(key);
+                self.provider_searches.insert(query, (tx, HashSet::new()));
+            }
+            Command::Ban(peer) => self.service.on_ban(peer, Instant::now()),
+            Command::DhtGet(key, reply) => {
+                let query = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_record(kad::RecordKey::new(&key.dht_key()));
+                self.dht_gets.insert(query, (reply, key, Vec::new()));
+            }
+        }
+    }
+
+    /// Reads what this node serves for a release and puts it into the DHT.
+    fn announce(&self, key: ReleaseKey) {
+        let (store, done) = (self.store.clone(), self.done_tx.clone());
+        tokio::task::spawn_blocking(move || match store.dht_values(&key) {
+            Ok(values) => {
+                let _ = done.blocking_send(Done::DhtPut(values));
+            }
+            Err(e) => warn!(error = %e, "cannot read DHT values"),
+        });
+    }
+
+    /// Reads up to `limit` releases after `after` and their DHT values.
+    fn read_republish(&self, after: Option<ReleaseKey>, limit: usize) {
+        let (store, done) = (self.store.clone(), self.done_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let outcome = store.release_keys(after.as_ref(), limit).and_then(|keys| {
+                let mut values = Vec::new();
+                for key in &keys {
+                    values.extend(store.dht_values(key)?);
+                }
+                Ok((keys.last().cloned(), values))
+            });
+            let _ = done.blocking_send(Done::RepublishRead(outcome));
+        });
+    }
+
+    fn dht_put(&mut self, values: Vec<crate::DhtValue>) {
+        for (key, value) in values {
+            let record = kad::Record::new(kad::RecordKey::new(&key), value);
+            if let Err(e) = self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .put_record(record, kad::Quorum::One)
+            {
+                debug!(error = %e, "DHT put failed");
+            }
+        }
+    }
+}
+
+/// Applies one verified record to the store (blocking).
+fn apply(store: &Store, record: SignedRecord) -> Result<Stored, Unapplied> {
+    let mut stored = store
+        .apply(vec![record])
+        .map_err(|e| Unapplied::Failed(e.into()))?;
+    Ok(stored
+        .pop()
+        .expect("the store answers one outcome per record"))
+}

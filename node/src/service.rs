@@ -1,0 +1,481 @@
+//! The node's own rules, sans-IO: a [`Service`] is fed events and the
+//! current time, and answers with [`Action`]s for the runtime to carry out
+//! against the swarm, the store and the blocking pool. It never touches a
+//! socket, a file or a clock, so every rule is unit-tested with a fake
+//! clock (`service/tests.rs`).
+//!
+//! ```text
+//!  swarm events ─┐                      ┌─▶ Report (gossip verdict), Gossip
+//!  commands ─────┼─▶ runtime ─▶ Service ┼─▶ Check (verify + apply off the loop)
+//!  off-loop work ┤   (IO)       (rules) ├─▶ Announce, DhtPut, ReadRepublish
+//!  wake-ups ─────┘      ▲               ├─▶ StartSync, Disconnect
+//!                       └── Action ─────┴─▶ Ban, Unban, LogHead
+//! ```
+//!
+//! The rules:
+//! * **Records** (gossip and local publish take one path): a gossiped
+//!   message is first rate-limited per peer, then checked (verified and
+//!   applied to the store) off the loop; [`Service::on_applied`] turns the
+//!   outcome into gossipsub's verdict: `Accept` forwards a record that is
+//!   news to this node, `Reject` penalises the sender of an invalid one,
+//!   `Ignore` drops a duplicate, stale or rate-limited one. A local publish
+//!   that is news is gossiped and announced in the DHT.
+//! * **Rate limits**: a token bucket per peer for inbound records (gossip
+//!   and DHT puts share it) and one for inbound sync requests; a peer's
+//!   buckets go when its last connection closes.
+//! * **Sync**: a node syncs with each peer when first connected (unless
+//!   configured off), and every `sync_interval` with the next connected
+//!   peer in turn; never twice at once with one peer. A peer that sent an
+//!   invalid record during sync is disconnected.
+//! * **Bans**: a banned peer is refused for [`BAN`], then let back; a new
+//!   ban of a banned peer extends it.
+//! * **Republish**: every `dht_republish_interval`, the next
+//!   [`REPUBLISH_BATCH`] releases (in key order, wrapping around) are put
+//!   into the DHT again, one read at a time, so records outlive their DHT
+//!   expiry and a restarted node's records are findable again.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
+use std::time::{Duration, Instant};
+
+use ipsr_proto::ReleaseKey;
+use libp2p::PeerId;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use tracing::{debug, warn};
+
+use crate::limiter::Limiter;
+use crate::metrics::Counters;
+use crate::store::DhtValue;
+use crate::sync::{SyncError, SyncReport};
+use crate::{Config, NodeError, StoreError, Stored};
+
+/// How long a banned peer is refused.
+pub(crate) const BAN: Duration = Duration::from_secs(60 * 60);
+/// Releases re-announced in the DHT per republish.
+pub(crate) const REPUBLISH_BATCH: usize = 64;
+/// Sync requests a peer may send per second (burst: twice that).
+pub(crate) const SYNC_REQUESTS_PER_SEC: u32 = 50;
+
+/// Where a record to check and apply came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Published through this node's client (already verified).
+    Local(ReleaseKey),
+    /// Gossiped by `source` as message `id`.
+    Gossip {
+        /// The peer that passed it on.
+        source: PeerId,
+        /// Gossipsub's id of the message, for the verdict.
+        id: MessageId,
+    },
+}
+
+impl Origin {
+    /// The `source` label of the records metrics.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "local",
+            Self::Gossip { .. } => "gossip",
+        }
+    }
+}
+
+/// Why a record was not applied.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unapplied {
+    /// It does not verify.
+    #[error(transparent)]
+    Invalid(#[from] ipsr_proto::VerifyError),
+    /// The store (or the task applying it) failed.
+    #[error(transparent)]
+    Failed(#[from] NodeError),
+}
+
+/// What the runtime is to do.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Action {
+    /// Tell gossipsub what to do with a message it holds back.
+    Report {
+        /// The message.
+        id: MessageId,
+        /// Who passed it on.
+        source: PeerId,
+        /// Forward it, penalise the sender, or drop it.
+        acceptance: MessageAcceptance,
+    },
+    /// Verify the gossiped `bytes` and apply them to the store off the
+    /// loop; the outcome goes to [`Service::on_applied`].
+    Check {
+        /// Where they came from.
+        origin: Origin,
+        /// The signed record as it arrived.
+        bytes: Vec<u8>,
+    },
+    /// Publish a signed record on the records topic.
+    Gossip(Vec<u8>),
+    /// Put what this node serves for a release into the DHT (the values
+    /// are read from the store).
+    Announce(ReleaseKey),
+    /// Put these values into the DHT.
+    DhtPut(Vec<DhtValue>),
+    /// Read the next releases to republish (up to `limit` after `after`)
+    /// and their DHT values; the outcome goes to
+    /// [`Service::on_republish_read`].
+    ReadRepublish {
+        /// Where the walk stands (`None`: from the start).
+        after: Option<ReleaseKey>,
+        /// How many releases.
+        limit: usize,
+    },
+    /// Start a sync session; its outcome goes to [`Service::on_synced`].
+    StartSync(PeerId),
+    /// Close every connection to a peer.
+    Disconnect(PeerId),
+    /// Close every connection to a peer and refuse new ones.
+    Ban(PeerId),
+    /// Accept a banned peer again.
+    Unban(PeerId),
+    /// The log grew to this position (at least).
+    LogHead(u64),
+}
+
+/// The settings of the rules, from the node's [`Config`].
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Inbound records (gossip, DHT puts) a peer may send per second.
+    pub(crate) records_per_peer_per_sec: u32,
+    /// How often to sync with the next connected peer.
+    pub(crate) sync_interval: Duration,
+    /// Whether to sync with each peer when first connected.
+    pub(crate) sync_on_connect: bool,
+    /// How often to republish the next batch of releases.
+    pub(crate) republish_interval: Duration,
+}
+
+impl From<&Config> for Settings {
+    fn from(config: &Config) -> Self {
+        Self {
+            records_per_peer_per_sec: config.max_records_per_peer_per_sec,
+            sync_interval: config.sync_interval,
+            sync_on_connect: config.sync_on_connect,
+            republish_interval: config.dht_republish_interval,
+        }
+    }
+}
+
+/// The rules' state. Everything that varies with time takes `now`.
+#[derive(Debug)]
+pub(crate) struct Service {
+    settings: Settings,
+    /// Inbound records (gossip and DHT puts), per peer.
+    records: Limiter,
+    /// Inbound sync requests, per peer.
+    sync_requests: Limiter,
+    /// Connected peers, in the order sync rotates through them.
+    connected: BTreeSet<PeerId>,
+    /// Sessions under way.
+    syncing: HashSet<PeerId>,
+    /// The peer the rotation synced with last.
+    last_rotated: Option<PeerId>,
+    /// When the rotation syncs next.
+    next_sync: Instant,
+    /// Banned peers and when their ban ends.
+    bans: HashMap<PeerId, Instant>,
+    republish: Republish,
+    counters: Counters,
+    outbox: VecDeque<Action>,
+}
+
+/// The republish walk over every release, a batch at a time.
+#[derive(Debug)]
+struct Republish {
+    /// The last release of the previous batch (`None`: start over).
+    cursor: Option<ReleaseKey>,
+    /// When the next batch is due.
+    next: Instant,
+    /// Whether a read is under way (its outcome not yet back).
+    reading: bool,
+}
+
+impl Service {
+    /// A service whose timers start at `now`: the first rotation and the
+    /// first republish are due at once.
+    pub(crate) fn new(settings: Settings, counters: Counters, now: Instant) -> Self {
+        let rate = settings.records_per_peer_per_sec;
+        Self {
+            records: Limiter::new(rate, rate),
+            sync_requests: Limiter::new(SYNC_REQUESTS_PER_SEC, SYNC_REQUESTS_PER_SEC * 2),
+            connected: BTreeSet::new(),
+            syncing: HashSet::new(),
+            last_rotated: None,
+            next_sync: now,
+            bans: HashMap::new(),
+            republish: Republish {
+                cursor: None,
+                next: now,
+                reading: false,
+            },
+            settings,
+            counters,
+            outbox: VecDeque::new(),
+        }
+    }
+
+    /// The next action to carry out, oldest first.
+    pub(crate) fn next_action(&mut self) -> Option<Action> {
+        self.outbox.pop_front()
+    }
+
+    /// When [`tick`](Self::tick) has something to do next.
+    pub(crate) fn next_wakeup(&self) -> Instant {
+        let republish = match self.republish.reading {
+            // The read's outcome re-arms the walk.
+            true => None,
+            false => Some(self.republish.next),
+        };
+        [
+            Some(self.next_sync),
+            republish,
+            self.bans.values().min().copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.next_sync)
+    }
+
+    /// Does what is due at `now`: lifts ended bans, syncs with the next
+    /// peer in turn, starts the next republish read.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        self.lift_bans(now);
+        if now >= self.next_sync {
+            self.next_sync = now + self.settings.sync_interval;
+            self.rotate_sync();
+        }
+        if now >= self.republish.next && !self.republish.reading {
+            self.republish.next = now + self.settings.republish_interval;
+            self.republish.reading = true;
+            self.outbox.push_back(Action::ReadRepublish {
+                after: self.republish.cursor.clone(),
+                limit: REPUBLISH_BATCH,
+            });
+        }
+    }
+
+    /// A connection to `peer` was established; `first` when it is the
+    /// only one.
+    pub(crate) fn on_connected(&mut self, peer: PeerId, first: bool) {
+        self.connected.insert(peer);
+        if first && self.settings.sync_on_connect {
+            self.start_sync(peer);
+        }
+    }
+
+    /// The last connection to `peer` closed.
+    pub(crate) fn on_disconnected(&mut self, peer: &PeerId) {
+        self.connected.remove(peer);
+        self.records.forget(peer);
+        self.sync_requests.forget(peer);
+    }
+
+    /// Gossipsub delivered message `id` from `source`, held back until the
+    /// verdict.
+    pub(crate) fn on_gossip(
+        &mut self,
+        source: PeerId,
+        id: MessageId,
+        bytes: Vec<u8>,
+        now: Instant,
+    ) {
+        if !self.records.allow(source, now) {
+            debug!(%source, "rate limited");
+            self.report(id, source, MessageAcceptance::Ignore);
+            return;
+        }
+        self.outbox.push_back(Action::Check {
+            origin: Origin::Gossip { source, id },
+            bytes,
+        });
+    }
+
+    /// A record from `origin` (its `bytes`) was checked and applied to the
+    /// store off the loop, with this outcome. For a local publish the
+    /// runtime also answers the caller with it.
+    pub(crate) fn on_applied(
+        &mut self,
+        origin: Origin,
+        bytes: Vec<u8>,
+        outcome: &Result<Stored, Unapplied>,
+    ) {
+        let label = origin.label();
+        let news = match outcome {
+            Ok(stored) => {
+                if let Some(position) = stored.position {
+                    self.outbox.push_back(Action::LogHead(position));
+                }
+                if stored.is_news() {
+                    debug!(record = %stored.id, source = label, "accepted record");
+                    self.counters.accepted(label, 1);
+                }
+                stored.is_news()
+            }
+            Err(Unapplied::Invalid(e)) => {
+                if let Origin::Gossip { source, .. } = &origin {
+                    warn!(%source, reason = e.reason(), error = %e, "rejected record");
+                }
+                self.counters.rejected(label, e.reason());
+                false
+            }
+            Err(Unapplied::Failed(e)) => {
+                warn!(error = %e, source = label, "store failed");
+                false
+            }
+        };
+        match origin {
+            Origin::Gossip { source, id } => {
+                let acceptance = match outcome {
+                    Err(Unapplied::Invalid(_)) => MessageAcceptance::Reject,
+                    _ if news => MessageAcceptance::Accept,
+                    _ => MessageAcceptance::Ignore,
+                };
+                self.report(id, source, acceptance);
+            }
+            Origin::Local(key) if news => {
+                self.outbox.push_back(Action::Gossip(bytes));
+                self.outbox.push_back(Action::Announce(key));
+            }
+            Origin::Local(_) => {}
+        }
+    }
+
+    /// Whether to answer a sync request from `peer` now (else: "rate
+    /// limited").
+    pub(crate) fn allow_sync_request(&mut self, peer: PeerId, now: Instant) -> bool {
+        self.sync_requests.allow(peer, now)
+    }
+
+    /// Whether to check a DHT value `source` put (it shares the peer's
+    /// records budget with gossip).
+    pub(crate) fn allow_dht_put(&mut self, source: PeerId, now: Instant) -> bool {
+        let allowed = self.records.allow(source, now);
+        if !allowed {
+            debug!(%source, "DHT put rate limited");
+        }
+        allowed
+    }
+
+    /// A sync session with `peer` ended: with what it brought and the
+    /// highest log position it wrote, or with an error.
+    pub(crate) fn on_synced(
+        &mut self,
+        peer: PeerId,
+        outcome: Result<(SyncReport, Option<u64>), SyncError>,
+    ) {
+        self.syncing.remove(&peer);
+        match outcome {
+            Ok((report, head)) => {
+                debug!(%peer, ?report, "synced");
+                self.counters.accepted("sync", report.kept as u64);
+                self.counters.sync_session("ok", report.rounds as u64);
+                if let Some(position) = head {
+                    self.outbox.push_back(Action::LogHead(position));
+                }
+            }
+            Err(SyncError::InvalidRecord(e)) => {
+                self.counters.rejected("sync", e.reason());
+                self.counters.sync_session("invalid_record", 0);
+                warn!(%peer, error = %e, "peer sent an invalid record during sync; disconnecting");
+                self.outbox.push_back(Action::Disconnect(peer));
+            }
+            Err(e) => {
+                debug!(%peer, error = %e, "sync failed");
+                self.counters.sync_session("failed", 0);
+            }
+        }
+    }
+
+    /// Bans `peer` (it sent blocks whose bytes do not match their CID)
+    /// until `now` + [`BAN`].
+    pub(crate) fn on_ban(&mut self, peer: PeerId, now: Instant) {
+        warn!(%peer, "banned for an hour");
+        self.bans.insert(peer, now + BAN);
+        self.outbox.push_back(Action::Ban(peer));
+    }
+
+    /// The republish read finished: the last release read (`None` when the
+    /// walk reached the end) and the values to put.
+    pub(crate) fn on_republish_read(
+        &mut self,
+        outcome: Result<(Option<ReleaseKey>, Vec<DhtValue>), StoreError>,
+    ) {
+        self.republish.reading = false;
+        match outcome {
+            Ok((next, values)) => {
+                self.republish.cursor = next;
+                if !values.is_empty() {
+                    self.outbox.push_back(Action::DhtPut(values));
+                }
+            }
+            // The walk tries the same batch again next time.
+            Err(e) => warn!(error = %e, "republish failed"),
+        }
+    }
+
+    /// A DHT get found records that were stored at up to `position`.
+    pub(crate) fn on_dht_stored(&mut self, position: u64) {
+        self.outbox.push_back(Action::LogHead(position));
+    }
+
+    fn report(&mut self, id: MessageId, source: PeerId, acceptance: MessageAcceptance) {
+        self.outbox.push_back(Action::Report {
+            id,
+            source,
+            acceptance,
+        });
+    }
+
+    /// Starts a session with `peer` unless one is running.
+    fn start_sync(&mut self, peer: PeerId) {
+        if self.syncing.insert(peer) {
+            self.outbox.push_back(Action::StartSync(peer));
+        }
+    }
+
+    /// Syncs with the connected peer after the one synced with last (in
+    /// peer id order, wrapping around), so that a record that missed this
+    /// node's gossip arrives anyway.
+    fn rotate_sync(&mut self) {
+        let after = match self.last_rotated {
+            Some(last) => (Bound::Excluded(last), Bound::Unbounded),
+            None => (Bound::Unbounded, Bound::Unbounded),
+        };
+        let Some(next) = self
+            .connected
+            .range(after)
+            .next()
+            .or_else(|| self.connected.first())
+            .copied()
+        else {
+            return;
+        };
+        self.last_rotated = Some(next);
+        self.start_sync(next);
+    }
+
+    fn lift_bans(&mut self, now: Instant) {
+        let ended: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in ended {
+            self.bans.remove(&peer);
+            debug!(%peer, "ban lifted");
+            self.outbox.push_back(Action::Unban(peer));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

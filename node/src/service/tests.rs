@@ -1,0 +1,504 @@
+//! The node's rules, through the [`Service`] alone: no sockets, no store,
+//! no sleeps. Time is a fake clock: `t0` plus whatever a test says.
+
+use ipsr_proto::{Applied, AuthorKey, Change, ContentId, RecordId, Release, SignedRecord};
+
+use super::*;
+use crate::sync::SyncError;
+
+/// Records a peer may send per second (a power of two: exact refills).
+const RATE: u32 = 4;
+const SYNC_EVERY: Duration = Duration::from_secs(30);
+const REPUBLISH_EVERY: Duration = Duration::from_secs(60);
+
+fn settings(sync_on_connect: bool) -> Settings {
+    Settings {
+        records_per_peer_per_sec: RATE,
+        sync_interval: SYNC_EVERY,
+        sync_on_connect,
+        republish_interval: REPUBLISH_EVERY,
+    }
+}
+
+/// A service started at `t0`, its counters, and `t0`.
+fn service(sync_on_connect: bool) -> (Service, Counters, Instant) {
+    let counters = Counters::default();
+    let t0 = Instant::now();
+    let s = Service::new(settings(sync_on_connect), counters.clone(), t0);
+    (s, counters, t0)
+}
+
+fn drain(s: &mut Service) -> Vec<Action> {
+    std::iter::from_fn(|| s.next_action()).collect()
+}
+
+/// `n` peers, in the order the sync rotation visits them.
+fn peers(n: usize) -> Vec<PeerId> {
+    let mut peers: Vec<PeerId> = (0..n).map(|_| PeerId::random()).collect();
+    peers.sort();
+    peers
+}
+
+fn record(version: &str) -> SignedRecord {
+    let key = AuthorKey::from_seed(&[7; 32]);
+    let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+        .parse()
+        .unwrap();
+    Release::new(
+        key.author_id(),
+        "com.example.app".parse().unwrap(),
+        version.parse().unwrap(),
+        1,
+        cid,
+    )
+    .sign(&key)
+    .unwrap()
+}
+
+/// What the store says of a record: kept at `position`, or not news.
+fn stored(position: Option<u64>) -> Stored {
+    let change = match position {
+        Some(_) => Change::New,
+        None => Change::Duplicate,
+    };
+    Stored {
+        id: RecordId::from_bytes([1; 32]),
+        applied: Applied {
+            change,
+            reports: Vec::new(),
+        },
+        position,
+    }
+}
+
+fn message(n: u8) -> MessageId {
+    MessageId::from(vec![n])
+}
+
+fn gossip(source: PeerId, n: u8) -> Origin {
+    Origin::Gossip {
+        source,
+        id: message(n),
+    }
+}
+
+fn report(source: PeerId, n: u8, acceptance: MessageAcceptance) -> Action {
+    Action::Report {
+        id: message(n),
+        source,
+        acceptance,
+    }
+}
+
+// Records: gossip and local publish.
+
+#[test]
+fn gossip_is_checked_off_the_loop_before_any_verdict() {
+    let (mut s, _, t0) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    s.on_gossip(p, message(1), b"record".to_vec(), t0);
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::Check {
+            origin: gossip(p, 1),
+            bytes: b"record".to_vec()
+        }]
+    );
+}
+
+#[test]
+fn gossip_that_is_news_is_accepted_and_moves_the_log_head() {
+    let (mut s, counters, _) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    s.on_applied(gossip(p, 1), b"r".to_vec(), &Ok(stored(Some(7))));
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::LogHead(7), report(p, 1, MessageAcceptance::Accept)]
+    );
+    assert_eq!(counters.accepted_from("gossip"), 1);
+}
+
+#[test]
+fn gossip_already_held_is_ignored_and_not_passed_on() {
+    let (mut s, counters, _) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    s.on_applied(gossip(p, 1), b"r".to_vec(), &Ok(stored(None)));
+    assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
+    assert_eq!(counters.accepted_from("gossip"), 0);
+}
+
+#[test]
+fn invalid_gossip_is_rejected_so_gossipsub_penalises_the_sender() {
+    let (mut s, counters, _) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    let invalid = Unapplied::Invalid(ipsr_proto::VerifyError::KeyMismatch);
+    s.on_applied(gossip(p, 1), b"forged".to_vec(), &Err(invalid));
+    assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Reject)]);
+    assert_eq!(counters.rejected_from("gossip", "key_mismatch"), 1);
+}
+
+#[test]
+fn gossip_the_store_failed_on_is_ignored_not_blamed_on_the_sender() {
+    let (mut s, counters, _) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    let failed = Unapplied::Failed(NodeError::Stopped);
+    s.on_applied(gossip(p, 1), b"r".to_vec(), &Err(failed));
+    assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
+    assert_eq!(counters.rejected_from("gossip", "key_mismatch"), 0);
+}
+
+#[test]
+fn a_local_publish_that_is_news_is_gossiped_and_announced() {
+    let (mut s, counters, _) = service(false);
+    let r = record("1.0.0");
+    let origin = Origin::Local(r.release_key());
+    s.on_applied(origin, r.to_bytes(), &Ok(stored(Some(3))));
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            Action::LogHead(3),
+            Action::Gossip(r.to_bytes()),
+            Action::Announce(r.release_key()),
+        ]
+    );
+    assert_eq!(counters.accepted_from("local"), 1);
+}
+
+#[test]
+fn a_local_publish_that_is_not_news_or_failed_goes_nowhere() {
+    let (mut s, counters, _) = service(false);
+    let r = record("1.0.0");
+    let origin = Origin::Local(r.release_key());
+    s.on_applied(origin.clone(), r.to_bytes(), &Ok(stored(None)));
+    let failed = Unapplied::Failed(NodeError::Stopped);
+    s.on_applied(origin, r.to_bytes(), &Err(failed));
+    assert_eq!(drain(&mut s), vec![]);
+    assert_eq!(counters.accepted_from("local"), 0);
+}
+
+// Rate limits.
+
+#[test]
+fn a_peer_gossiping_past_its_budget_is_ignored_until_it_refills() {
+    let (mut s, _, t0) = service(false);
+    let [a, b] = peers(2)[..] else { unreachable!() };
+    for n in 0..=RATE as u8 {
+        s.on_gossip(a, message(n), vec![n], t0);
+    }
+    let actions = drain(&mut s);
+    let checks = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Check { .. }))
+        .count();
+    assert_eq!(checks, RATE as usize, "the burst is checked");
+    assert_eq!(
+        actions.last(),
+        Some(&report(a, RATE as u8, MessageAcceptance::Ignore)),
+        "the one past the burst is dropped unchecked"
+    );
+    // Another peer has its own budget.
+    s.on_gossip(b, message(9), vec![9], t0);
+    assert!(matches!(drain(&mut s)[..], [Action::Check { .. }]));
+    // One token comes back every 1/RATE s.
+    let refill = Duration::from_secs(1) / RATE;
+    s.on_gossip(a, message(10), vec![10], t0 + refill / 2);
+    assert!(matches!(drain(&mut s)[..], [Action::Report { .. }]));
+    s.on_gossip(a, message(11), vec![11], t0 + refill);
+    assert!(matches!(drain(&mut s)[..], [Action::Check { .. }]));
+}
+
+#[test]
+fn dht_puts_share_the_gossip_budget() {
+    let (mut s, _, t0) = service(false);
+    let [a] = peers(1)[..] else { unreachable!() };
+    for n in 0..RATE as u8 - 1 {
+        s.on_gossip(a, message(n), vec![n], t0);
+    }
+    assert!(s.allow_dht_put(a, t0), "one token left");
+    assert!(!s.allow_dht_put(a, t0));
+    s.on_gossip(a, message(9), vec![9], t0);
+    assert_eq!(
+        drain(&mut s).last(),
+        Some(&report(a, 9, MessageAcceptance::Ignore))
+    );
+}
+
+#[test]
+fn a_disconnected_peer_starts_with_a_full_budget() {
+    let (mut s, _, t0) = service(false);
+    let [a] = peers(1)[..] else { unreachable!() };
+    s.on_connected(a, true);
+    while s.allow_dht_put(a, t0) {}
+    s.on_disconnected(&a);
+    assert!(s.allow_dht_put(a, t0), "its bucket went with it");
+}
+
+#[test]
+fn sync_requests_are_limited_per_peer() {
+    let (mut s, _, t0) = service(false);
+    let [a, b] = peers(2)[..] else { unreachable!() };
+    let burst = (SYNC_REQUESTS_PER_SEC * 2) as usize;
+    let allowed = (0..burst + 10)
+        .filter(|_| s.allow_sync_request(a, t0))
+        .count();
+    assert_eq!(allowed, burst);
+    assert!(s.allow_sync_request(b, t0), "per peer");
+    let one = Duration::from_secs(1) / SYNC_REQUESTS_PER_SEC;
+    assert!(s.allow_sync_request(a, t0 + one));
+    assert!(!s.allow_sync_request(a, t0 + one));
+    // Forgotten on disconnect, like the records budget.
+    s.on_disconnected(&a);
+    assert!(s.allow_sync_request(a, t0 + one));
+}
+
+// Sync.
+
+#[test]
+fn a_node_syncs_with_a_peer_once_when_first_connected() {
+    let (mut s, _, _) = service(true);
+    let [a, b] = peers(2)[..] else { unreachable!() };
+    s.on_connected(a, true);
+    s.on_connected(a, false);
+    s.on_connected(b, true);
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::StartSync(a), Action::StartSync(b)]
+    );
+    // A reconnect while its session runs starts no second one.
+    s.on_disconnected(&a);
+    s.on_connected(a, true);
+    assert_eq!(drain(&mut s), vec![]);
+    // Once it ended, the next first connection syncs again.
+    s.on_synced(a, Ok((SyncReport::default(), None)));
+    s.on_disconnected(&a);
+    s.on_connected(a, true);
+    assert_eq!(drain(&mut s), vec![Action::StartSync(a)]);
+}
+
+#[test]
+fn without_sync_on_connect_a_connection_starts_nothing() {
+    let (mut s, _, _) = service(false);
+    let [a] = peers(1)[..] else { unreachable!() };
+    s.on_connected(a, true);
+    assert_eq!(drain(&mut s), vec![]);
+}
+
+/// The sync actions of the rotation's ticks at `t0`, `t0 + 30 s`, ...
+/// (each session ends at once unless it is `busy`).
+fn rotation(s: &mut Service, t0: Instant, ticks: u32, busy: Option<PeerId>) -> Vec<PeerId> {
+    let mut synced = Vec::new();
+    for i in 0..ticks {
+        s.tick(t0 + SYNC_EVERY * i);
+        for action in drain(s) {
+            if let Action::StartSync(peer) = action {
+                synced.push(peer);
+                if Some(peer) != busy {
+                    s.on_synced(peer, Ok((SyncReport::default(), None)));
+                }
+            }
+        }
+    }
+    synced
+}
+
+#[test]
+fn the_rotation_syncs_with_each_connected_peer_in_turn() {
+    let (mut s, _, t0) = service(false);
+    let p = peers(3);
+    for peer in &p {
+        s.on_connected(*peer, true);
+    }
+    assert_eq!(
+        rotation(&mut s, t0, 7, None),
+        vec![p[0], p[1], p[2], p[0], p[1], p[2], p[0]]
+    );
+}
+
+#[test]
+fn the_rotation_waits_for_its_interval() {
+    let (mut s, _, t0) = service(false);
+    let [a] = peers(1)[..] else { unreachable!() };
+    s.on_connected(a, true);
+    s.tick(t0);
+    assert!(drain(&mut s).contains(&Action::StartSync(a)));
+    s.on_synced(a, Ok((SyncReport::default(), None)));
+    s.tick(t0 + SYNC_EVERY - Duration::from_millis(1));
+    assert!(!drain(&mut s).contains(&Action::StartSync(a)));
+    assert_eq!(s.next_wakeup(), t0 + SYNC_EVERY);
+    s.tick(t0 + SYNC_EVERY);
+    assert!(drain(&mut s).contains(&Action::StartSync(a)));
+}
+
+#[test]
+fn the_rotation_skips_gone_peers_and_never_doubles_a_session() {
+    let (mut s, _, t0) = service(false);
+    let p = peers(3);
+    for peer in &p {
+        s.on_connected(*peer, true);
+    }
+    s.on_disconnected(&p[1]);
+    // p[0]'s first session never ends: its next turn starts nothing.
+    assert_eq!(rotation(&mut s, t0, 4, Some(p[0])), vec![p[0], p[2], p[2]],);
+}
+
+#[test]
+fn a_peer_that_sent_an_invalid_record_during_sync_is_disconnected() {
+    let (mut s, counters, _) = service(true);
+    let [a, b] = peers(2)[..] else { unreachable!() };
+    s.on_connected(a, true);
+    s.on_connected(b, true);
+    drain(&mut s);
+    let invalid = SyncError::InvalidRecord(ipsr_proto::VerifyError::BadSignature);
+    s.on_synced(a, Err(invalid));
+    s.on_synced(b, Err(SyncError::Unexpected("records")));
+    assert_eq!(drain(&mut s), vec![Action::Disconnect(a)]);
+    assert_eq!(counters.rejected_from("sync", "bad_signature"), 1);
+    assert_eq!(counters.sync_sessions_with("invalid_record"), 1);
+    assert_eq!(counters.sync_sessions_with("failed"), 1);
+}
+
+#[test]
+fn a_session_that_kept_records_moves_the_log_head() {
+    let (mut s, counters, _) = service(true);
+    let [a] = peers(1)[..] else { unreachable!() };
+    s.on_connected(a, true);
+    drain(&mut s);
+    let report = SyncReport {
+        rounds: 2,
+        fetched: 5,
+        kept: 4,
+        peer_lacks: 0,
+    };
+    s.on_synced(a, Ok((report, Some(41))));
+    assert_eq!(drain(&mut s), vec![Action::LogHead(41)]);
+    assert_eq!(counters.accepted_from("sync"), 4);
+    assert_eq!(counters.sync_sessions_with("ok"), 1);
+}
+
+// Bans.
+
+#[test]
+fn a_ban_lasts_an_hour() {
+    let (mut s, _, t0) = service(false);
+    let [a] = peers(1)[..] else { unreachable!() };
+    s.on_ban(a, t0);
+    assert_eq!(drain(&mut s), vec![Action::Ban(a)]);
+    s.tick(t0 + BAN - Duration::from_secs(1));
+    assert!(!drain(&mut s).contains(&Action::Unban(a)));
+    assert!(s.next_wakeup() <= t0 + BAN);
+    s.tick(t0 + BAN);
+    assert!(drain(&mut s).contains(&Action::Unban(a)));
+    s.tick(t0 + BAN * 2);
+    assert!(!drain(&mut s).contains(&Action::Unban(a)), "lifted once");
+}
+
+#[test]
+fn a_new_ban_extends_the_old_one() {
+    let (mut s, _, t0) = service(false);
+    let [a, b] = peers(2)[..] else { unreachable!() };
+    let half = BAN / 2;
+    s.on_ban(a, t0);
+    s.on_ban(b, t0);
+    s.on_ban(a, t0 + half);
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::Ban(a), Action::Ban(b), Action::Ban(a)]
+    );
+    s.tick(t0 + BAN);
+    let lifted = drain(&mut s);
+    assert!(lifted.contains(&Action::Unban(b)));
+    assert!(!lifted.contains(&Action::Unban(a)), "a's second ban holds");
+    s.tick(t0 + half + BAN);
+    assert!(drain(&mut s).contains(&Action::Unban(a)));
+}
+
+// Republish.
+
+fn read(after: Option<ReleaseKey>) -> Action {
+    Action::ReadRepublish {
+        after,
+        limit: REPUBLISH_BATCH,
+    }
+}
+
+fn reads(actions: Vec<Action>) -> Vec<Action> {
+    actions
+        .into_iter()
+        .filter(|a| matches!(a, Action::ReadRepublish { .. } | Action::DhtPut(_)))
+        .collect()
+}
+
+#[test]
+fn republish_walks_the_store_a_batch_per_interval_and_wraps_around() {
+    let (mut s, _, t0) = service(false);
+    let (first, last) = (record("1.0.0"), record("2.0.0"));
+    let value = |r: &SignedRecord| (r.release_key().dht_key(), r.to_bytes());
+    s.tick(t0);
+    assert_eq!(reads(drain(&mut s)), vec![read(None)], "due at start");
+    s.on_republish_read(Ok((Some(first.release_key()), vec![value(&first)])));
+    assert_eq!(drain(&mut s), vec![Action::DhtPut(vec![value(&first)])]);
+    s.tick(t0 + REPUBLISH_EVERY - Duration::from_millis(1));
+    assert_eq!(reads(drain(&mut s)), vec![], "one batch per interval");
+    s.tick(t0 + REPUBLISH_EVERY);
+    assert_eq!(
+        reads(drain(&mut s)),
+        vec![read(Some(first.release_key()))],
+        "the next batch starts after the last release of this one"
+    );
+    s.on_republish_read(Ok((Some(last.release_key()), vec![value(&last)])));
+    drain(&mut s);
+    s.tick(t0 + REPUBLISH_EVERY * 2);
+    assert_eq!(reads(drain(&mut s)), vec![read(Some(last.release_key()))]);
+    // The end of the store: nothing to put, and the walk starts over.
+    s.on_republish_read(Ok((None, Vec::new())));
+    assert_eq!(drain(&mut s), vec![]);
+    s.tick(t0 + REPUBLISH_EVERY * 3);
+    assert_eq!(reads(drain(&mut s)), vec![read(None)]);
+}
+
+#[test]
+fn republish_reads_one_batch_at_a_time_and_retries_a_failed_one() {
+    let (mut s, _, t0) = service(false);
+    let r = record("1.0.0");
+    s.tick(t0);
+    drain(&mut s);
+    s.on_republish_read(Ok((Some(r.release_key()), Vec::new())));
+    s.tick(t0 + REPUBLISH_EVERY);
+    assert_eq!(reads(drain(&mut s)), vec![read(Some(r.release_key()))]);
+    // A slow read: the next interval passes without a second one.
+    s.tick(t0 + REPUBLISH_EVERY * 2);
+    assert_eq!(reads(drain(&mut s)), vec![]);
+    s.on_republish_read(Err(StoreError::Corrupt("disk".into())));
+    s.tick(t0 + REPUBLISH_EVERY * 2);
+    assert_eq!(
+        reads(drain(&mut s)),
+        vec![read(Some(r.release_key()))],
+        "a failed batch is read again"
+    );
+}
+
+#[test]
+fn the_next_wakeup_is_the_earliest_thing_due() {
+    let (mut s, _, t0) = service(false);
+    assert_eq!(s.next_wakeup(), t0, "the first rotation and republish");
+    s.tick(t0);
+    drain(&mut s);
+    // The republish read is under way: only the rotation is armed.
+    assert_eq!(s.next_wakeup(), t0 + SYNC_EVERY);
+    s.on_republish_read(Ok((None, Vec::new())));
+    assert_eq!(s.next_wakeup(), t0 + SYNC_EVERY);
+    // With timers longer than a ban, the ban's end comes first.
+    let slow = Settings {
+        sync_interval: BAN * 2,
+        republish_interval: BAN * 3,
+        ..settings(false)
+    };
+    let mut s = Service::new(slow, Counters::default(), t0);
+    s.tick(t0);
+    s.on_republish_read(Ok((None, Vec::new())));
+    let [a] = peers(1)[..] else { unreachable!() };
+    s.on_ban(a, t0 + Duration::from_secs(1));
+    assert_eq!(s.next_wakeup(), t0 + Duration::from_secs(1) + BAN);
+    s.tick(t0 + Duration::from_secs(1) + BAN);
+    assert_eq!(s.next_wakeup(), t0 + BAN * 2, "then the rotation");
+}

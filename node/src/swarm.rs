@@ -1,0 +1,231 @@
+//! The libp2p swarm a node runs: its protocol ids, the behaviours it
+//! combines, and their settings (connection limits, gossipsub with peer
+//! scoring and application validation, Kademlia with application-filtered
+//! inserts, the sync protocol, raw streams for Bitswap, opt-in mDNS).
+//! Nothing here decides what to do with an event: that is the
+//! [`Service`](crate::service::Service)'s job.
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{self, IdentTopic, MessageId};
+use libp2p::kad;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    StreamProtocol, Swarm, allow_block_list, connection_limits, identify, noise, ping, tcp, yamux,
+};
+
+use crate::{Config, NodeError, sync};
+
+/// The gossipsub topic that carries signed records.
+pub const RECORDS_TOPIC: &str = "/ipsr/records/1";
+/// The Kademlia protocol id.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipsr/kad/1.0.0");
+/// The identify protocol version string.
+pub const PROTOCOL_VERSION: &str = "/ipsr/1.0.0";
+
+/// Every behaviour of the node's swarm.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
+    /// Peers refused for a while (they sent blocks that do not match).
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) sync: request_response::Behaviour<sync::Codec>,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Raw streams, for Bitswap.
+    pub(crate) stream: libp2p_stream::Behaviour,
+    pub(crate) mdns: libp2p::swarm::behaviour::toggle::Toggle<libp2p::mdns::tokio::Behaviour>,
+}
+
+/// Builds the swarm for `config` with identity `key`: TCP (noise, yamux)
+/// and QUIC, every behaviour above. It neither listens nor dials yet.
+pub(crate) fn build(
+    key: libp2p::identity::Keypair,
+    config: &Config,
+) -> Result<Swarm<Behaviour>, NodeError> {
+    let swarm_error = |e: Box<dyn std::error::Error + Send + Sync>| NodeError::Swarm(e);
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(config.max_connections))
+        .with_max_established_per_peer(Some(config.max_connections_per_peer))
+        .with_max_pending_incoming(Some(config.max_connections / 2 + 1));
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux_config,
+        )
+        .map_err(|e| swarm_error(Box::new(e)))?
+        .with_quic()
+        .with_behaviour(|key| behaviour(key, config, limits))
+        .map_err(|e| swarm_error(Box::new(e)))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    Ok(swarm)
+}
+
+fn behaviour(
+    key: &libp2p::identity::Keypair,
+    config: &Config,
+    limits: connection_limits::ConnectionLimits,
+) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let peer = key.public().to_peer_id();
+    Ok(Behaviour {
+        limits: connection_limits::Behaviour::new(limits),
+        blocked: Default::default(),
+        identify: identify::Behaviour::new(identify::Config::new(
+            PROTOCOL_VERSION.into(),
+            key.public(),
+        )),
+        ping: ping::Behaviour::default(),
+        gossipsub: gossipsub(key, config.gossip_heartbeat)?,
+        kad: kad(peer, config),
+        stream: libp2p_stream::Behaviour::new(),
+        // LAN discovery sends multicast beyond this machine: opt-in only.
+        mdns: match config.mdns {
+            true => Some(libp2p::mdns::tokio::Behaviour::new(
+                libp2p::mdns::Config::default(),
+                peer,
+            )?),
+            false => None,
+        }
+        .into(),
+        sync: request_response::Behaviour::with_codec(
+            sync::Codec,
+            [(sync::PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(30))
+                .with_max_concurrent_streams(64),
+        ),
+    })
+}
+
+/// Gossipsub that waits for the application's verdict on every message
+/// before forwarding it, with peer scoring (see [`score_params`]).
+fn gossipsub(
+    key: &libp2p::identity::Keypair,
+    heartbeat: Duration,
+) -> Result<gossipsub::Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validate_messages()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .heartbeat_interval(heartbeat)
+        // Keep messages in the cache (where validation results must find
+        // them) for at least 5 s, whatever the heartbeat.
+        .history_length(history_length(heartbeat))
+        .max_transmit_size(ipsr_proto::limits::MAX_RECORD_BYTES + 1024)
+        .message_id_fn(|m: &gossipsub::Message| {
+            use sha2::Digest;
+            MessageId::from(sha2::Sha256::digest(&m.data).to_vec())
+        })
+        .build()?;
+    let mut gossipsub =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)?;
+    let topic = IdentTopic::new(RECORDS_TOPIC);
+    gossipsub.with_peer_score(
+        score_params(&topic),
+        gossipsub::PeerScoreThresholds::default(),
+    )?;
+    Ok(gossipsub)
+}
+
+/// Kademlia on [`KAD_PROTOCOL`]: inbound records and provider records go
+/// to the application before they are stored (`StoreInserts::FilterBoth`).
+fn kad(peer: libp2p::PeerId, config: &Config) -> kad::Behaviour<kad::store::MemoryStore> {
+    let mut cfg = kad::Config::new(KAD_PROTOCOL);
+    cfg.set_record_filtering(kad::StoreInserts::FilterBoth);
+    cfg.set_max_packet_size(64 * 1024);
+    cfg.set_provider_publication_interval(Some(config.provide_interval));
+    let store = kad::store::MemoryStore::with_config(
+        peer,
+        kad::store::MemoryStoreConfig {
+            max_records: 100_000,
+            max_value_bytes: ipsr_proto::limits::MAX_RECORD_BYTES,
+            max_provided_keys: 1_000_000,
+            ..Default::default()
+        },
+    );
+    let mut kad = kad::Behaviour::with_config(peer, store, cfg);
+    if config.dht_server {
+        kad.set_mode(Some(kad::Mode::Server));
+    }
+    kad
+}
+
+/// Yamux with each stream's receive window capped at 1 MiB. rust-yamux
+/// refuses frames over 1 MiB (and closes the connection), yet grows a busy
+/// stream's window up to the connection's 1 GiB budget; peers such as
+/// js-yamux send frames as large as the window, so a window over 1 MiB
+/// breaks Bitswap from Helia. libp2p-yamux only exposes the stream count:
+/// 4093 streams × 256 KiB guaranteed leaves 0.75 MiB of the 1 GiB budget
+/// for growth, so no stream's window passes 1 MiB.
+fn yamux_config() -> yamux::Config {
+    let mut config = yamux::Config::default();
+    config.set_max_num_streams(4093);
+    config
+}
+
+/// Heartbeats in gossipsub's message cache: at least 5, and at least 5 s.
+fn history_length(heartbeat: Duration) -> usize {
+    let beats = Duration::from_secs(5).as_millis() / heartbeat.as_millis().max(1);
+    usize::try_from(beats).unwrap_or(usize::MAX).max(5)
+}
+
+/// Gossipsub peer scoring for the records topic (see `docs/node.md`): an
+/// invalid record costs far more than any good behaviour can earn, so a
+/// single forgery drives the sender's score below zero.
+fn score_params(topic: &IdentTopic) -> gossipsub::PeerScoreParams {
+    let mut params = gossipsub::PeerScoreParams {
+        // Good behaviour earns at most this much.
+        topic_score_cap: 100.0,
+        // Many honest nodes share an address (NAT, phones, local testnets).
+        ip_colocation_factor_weight: 0.0,
+        ..Default::default()
+    };
+    params.topics.insert(
+        topic.hash(),
+        gossipsub::TopicScoreParams {
+            topic_weight: 1.0,
+            time_in_mesh_weight: 0.1,
+            time_in_mesh_quantum: Duration::from_secs(1),
+            time_in_mesh_cap: 300.0,
+            first_message_deliveries_weight: 1.0,
+            first_message_deliveries_cap: 50.0,
+            // Records are rare: staying quiet in the mesh is no fault.
+            mesh_message_deliveries_weight: 0.0,
+            mesh_failure_penalty_weight: 0.0,
+            invalid_message_deliveries_weight: -1000.0,
+            invalid_message_deliveries_decay: 0.3,
+            ..Default::default()
+        },
+    );
+    params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_cache_spans_five_seconds_and_five_beats() {
+        assert_eq!(history_length(Duration::from_secs(1)), 5);
+        assert_eq!(history_length(Duration::from_millis(100)), 50);
+        assert_eq!(history_length(Duration::from_secs(10)), 5);
+        assert_eq!(history_length(Duration::ZERO), 5000);
+    }
+
+    #[test]
+    fn one_forgery_outweighs_the_most_a_peer_can_earn() {
+        let topic = IdentTopic::new(RECORDS_TOPIC);
+        let params = score_params(&topic);
+        let t = &params.topics[&topic.hash()];
+        let most = t.time_in_mesh_weight * t.time_in_mesh_cap
+            + t.first_message_deliveries_weight * t.first_message_deliveries_cap;
+        let capped = most.min(params.topic_score_cap);
+        // P4 is squared: one invalid message costs its weight once.
+        assert!(capped + t.invalid_message_deliveries_weight * 1.0 < 0.0);
+    }
+}

@@ -30,13 +30,15 @@ mod index;
 mod indexer;
 mod redis_index;
 mod source;
+mod verifier;
 
 pub use embedded::StoreIndex;
 pub use error::{IndexError, SourceError};
 pub use index::{BoxFuture, Hit, Index, IndexStats};
-pub use indexer::{Indexer, IndexerConfig, Metrics, Verdict, Verifier, verify_all};
+pub use indexer::{Indexer, IndexerConfig, Metrics};
 /// The search rules both backends share (defined in `ipsr-node`, whose
 /// `GET /v1/search` ranks by them too).
 pub use ipsr_node::search;
 pub use redis_index::{BatchOutcome, RedisConfig, RedisIndex};
 pub use source::{Entry, HttpSource, LocalSource, Page, Source};
+pub use verifier::{Verdict, Verifier, verify_all};

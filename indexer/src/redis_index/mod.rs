@@ -100,105 +100,19 @@ struct Scripts {
     word: Script,
 }
 
-/// KEYS: pkg, rel, rec, ver, yanked. ARGV: expected hash, new hash, then
-/// nine sections, each a count and its items: rel HSET pairs, rel HDEL,
-/// rec HSET pairs, rec HDEL, ver ZADD (score, member) pairs, ver ZREM,
-/// yanked SADD, yanked SREM, pkg HSET pairs. Each section is one variadic
-/// command (or several of 256 items, within the bounds of Lua's stack).
-const APPLY_LUA: &str = r#"
-local cur = redis.call('HGET', KEYS[1], 'hash')
-if not cur then cur = '' end
-if cur ~= ARGV[1] then return 0 end
-local i = 3
-local function section(cmd, key, width)
-  local n = tonumber(ARGV[i]); i = i + 1
-  while n > 0 do
-    local k = math.min(n, 256)
-    redis.call(cmd, key, unpack(ARGV, i, i + k * width - 1))
-    i = i + k * width
-    n = n - k
-  end
-end
-section('HSET', KEYS[2], 2)
-section('HDEL', KEYS[2], 1)
-section('HSET', KEYS[3], 2)
-section('HDEL', KEYS[3], 1)
-section('ZADD', KEYS[4], 2)
-section('ZREM', KEYS[4], 1)
-section('SADD', KEYS[5], 1)
-section('SREM', KEYS[5], 1)
-section('HSET', KEYS[1], 2)
-redis.call('HSET', KEYS[1], 'hash', ARGV[2])
-return 1
-"#;
+// The scripts' sources, each in a file of its own under `lua/` whose
+// header says what it does and what its KEYS and ARGV are.
 
-/// KEYS: `s:{xy}W`, `words:{xy}`. ARGV: the word W, the count of
-/// (score, member) pairs to add, the pairs, then the members to remove.
-/// Keeps W in the word list exactly while `s:{xy}W` has members.
-const WORD_LUA: &str = r#"
-local n = tonumber(ARGV[2])
-local i = 3
-while n > 0 do
-  local k = math.min(n, 256)
-  redis.call('ZADD', KEYS[1], unpack(ARGV, i, i + 2 * k - 1))
-  i = i + 2 * k
-  n = n - k
-end
-while i <= #ARGV do
-  local j = math.min(#ARGV, i + 255)
-  redis.call('ZREM', KEYS[1], unpack(ARGV, i, j))
-  i = j + 1
-end
-if redis.call('ZCARD', KEYS[1]) == 0 then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-else
-  redis.call('ZADD', KEYS[2], 0, ARGV[1])
-end
-return 1
-"#;
-
-/// KEYS: pkg. ARGV: hash. Marks the global entries of state `hash` written.
-const FINISH_LUA: &str = r#"
-if redis.call('HGET', KEYS[1], 'hash') ~= ARGV[1] then return 0 end
-redis.call('HDEL', KEYS[1], 'stale')
-redis.call('HSET', KEYS[1], 'synced', ARGV[1])
-return 1
-"#;
-
-/// KEYS: stats, counted. ARGV: pairs of package (`author/package`) and its
-/// counts (JSON), for any number of packages: for each in turn, adds its
-/// counts minus those already counted for it into `stats` (summed over the
-/// call, one `HINCRBY` per total) and records them in `counted`.
-const COUNTERS_LUA: &str = r#"
-local totals = {}
-for i = 1, #ARGV, 2 do
-  local old = redis.call('HGET', KEYS[2], ARGV[i])
-  local new = cjson.decode(ARGV[i + 1])
-  local prev = {}
-  if old then prev = cjson.decode(old) else totals['packages'] = (totals['packages'] or 0) + 1 end
-  for k, v in pairs(new) do
-    totals[k] = (totals[k] or 0) + v - (prev[k] or 0)
-  end
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-end
-for k, d in pairs(totals) do
-  if d ~= 0 then redis.call('HINCRBY', KEYS[1], k, d) end
-end
-return 1
-"#;
-
-/// KEYS: cursor. ARGV: from, to, force. Unless `force` is `1`, refuses
-/// (returns -1 - cursor) when the cursor is below `from` (Redis lost data);
-/// else raises it to `to` (never lowers it) and returns 1.
-const CURSOR_LUA: &str = r#"
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local from = tonumber(ARGV[1])
-local to = tonumber(ARGV[2])
-if ARGV[3] == '1' then redis.call('SET', KEYS[1], ARGV[2]) return 1 end
-if cur < from then return -1 - cur end
-if to > cur then redis.call('SET', KEYS[1], ARGV[2]) end
-return 1
-"#;
+/// The `apply` script: the compare-and-set write of one package's keys.
+const APPLY_LUA: &str = include_str!("lua/apply.lua");
+/// The `word` script: one search word's packages and its bucket's word list.
+const WORD_LUA: &str = include_str!("lua/word.lua");
+/// The `finish` script: marks a package's global entries written.
+const FINISH_LUA: &str = include_str!("lua/finish.lua");
+/// The `counters` script: keeps the totals in `stats`.
+const COUNTERS_LUA: &str = include_str!("lua/counters.lua");
+/// The `cursor` script: moves the durable cursor of a node's log.
+const CURSOR_LUA: &str = include_str!("lua/cursor.lua");
 
 /// The saved form of one release, the value of a field of `rel:{…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

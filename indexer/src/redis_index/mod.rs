@@ -23,6 +23,8 @@
 //! package's `stale` list until removed. A writer that finds the package
 //! changed meanwhile does this phase again.
 
+mod keys;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -40,6 +42,11 @@ use tracing::{debug, warn};
 
 use crate::index::{BoxFuture, Counts, Hit, Index, IndexStats, recent_entries, title};
 use crate::{IndexError, search};
+
+use keys::{
+    AuthorTexts, Keys, Names, glob_escape, parse_package_member, parse_release_member, search_keys,
+    search_word,
+};
 
 /// How a [`RedisIndex`] connects and lays out its keys.
 #[derive(Debug, Clone)]
@@ -70,24 +77,9 @@ impl RedisConfig {
     }
 }
 
-/// The search keys of a word (suffixes under the prefix): its packages,
-/// `s:{xy}W`, and the word list of its bucket, `words:{xy}`, where `xy` is
-/// the word's first two characters (fewer for a shorter word). Both share
-/// the hash tag, so the `word` script touches one slot; a query word (two
-/// characters or more) finds the words it prefixes in its bucket.
-fn search_keys(word: &str) -> (String, String) {
-    let tag: String = word.chars().take(search::MIN_PREFIX).collect();
-    (format!("s:{{{tag}}}{word}"), format!("words:{{{tag}}}"))
-}
-
 /// What one batch does to a word's `s:` key: (score, member) pairs added,
 /// members removed.
 type WordChange<'a> = (Vec<(u64, &'a str)>, Vec<&'a str>);
-
-/// The word of a search key suffix (`s:{xy}W` → `W`).
-fn search_word(suffix: &str) -> Option<&str> {
-    suffix.strip_prefix("s:{")?.split_once('}').map(|(_, w)| w)
-}
 
 /// The Lua scripts, loaded with `SCRIPT LOAD` and run with `EVALSHA`
 /// (loaded again when Redis answers `NOSCRIPT`, e.g. after a restart).
@@ -280,80 +272,6 @@ struct Pending {
 /// whose entries outside their slots [`RedisIndex::sync_packages`] writes.
 #[derive(Debug, Default)]
 pub(crate) struct Unsynced(Vec<Pending>);
-
-/// The key names (`docs/redis.md`).
-#[derive(Debug, Clone)]
-struct Keys {
-    prefix: String,
-}
-
-/// The names of one package's keys, and its member text, formatted once per
-/// batch (the text form of an author id is costly to compute).
-#[derive(Debug, Clone)]
-struct Names {
-    /// The author's text form `A`.
-    author: String,
-    /// `A/N`.
-    member: String,
-    pkg: String,
-    rel: String,
-    rec: String,
-    ver: String,
-    yanked: String,
-}
-
-/// Author ids' text forms, each computed once.
-#[derive(Debug, Default)]
-struct AuthorTexts(HashMap<AuthorId, String>);
-
-impl AuthorTexts {
-    fn get(&mut self, author: &AuthorId) -> &str {
-        self.0.entry(*author).or_insert_with(|| author.to_string())
-    }
-}
-
-impl Keys {
-    /// The names of `pk`'s keys; `author` is the text form of its author.
-    fn names(&self, pk: &PackageKey, author: &str) -> Names {
-        let member = format!("{author}/{}", pk.package);
-        // `P kind:{A/N}`, as `Keys::tag`.
-        let key = |kind: &str| format!("{}{kind}:{{{member}}}", self.prefix);
-        Names {
-            author: author.to_owned(),
-            pkg: key("pkg"),
-            rel: key("rel"),
-            rec: key("rec"),
-            ver: key("ver"),
-            yanked: key("yanked"),
-            member,
-        }
-    }
-
-    fn tag(pk: &PackageKey) -> String {
-        format!("{{{}/{}}}", pk.author, pk.package)
-    }
-    fn pkg(&self, pk: &PackageKey) -> String {
-        format!("{}pkg:{}", self.prefix, Self::tag(pk))
-    }
-    fn rel(&self, pk: &PackageKey) -> String {
-        format!("{}rel:{}", self.prefix, Self::tag(pk))
-    }
-    fn rec(&self, pk: &PackageKey) -> String {
-        format!("{}rec:{}", self.prefix, Self::tag(pk))
-    }
-    fn global(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.prefix)
-    }
-    fn stats(&self) -> String {
-        format!("{}{{global}}:stats", self.prefix)
-    }
-    fn counted(&self) -> String {
-        format!("{}{{global}}:counted", self.prefix)
-    }
-    fn cursor(&self, node: &str) -> String {
-        format!("{}cursor:{node}", self.prefix)
-    }
-}
 
 /// The Redis backend: the indexer's writes and the gateway's queries.
 /// Cheap to clone (one multiplexed connection, reconnecting by itself).
@@ -1291,37 +1209,6 @@ fn evalsha<A: redis::ToRedisArgs>(
         .arg(args);
 }
 
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Parses `author/package`.
-fn parse_package_member(m: &str) -> Option<PackageKey> {
-    let (author, package) = m.split_once('/')?;
-    Some(PackageKey {
-        author: author.parse::<AuthorId>().ok()?,
-        package: package.parse::<PackageName>().ok()?,
-    })
-}
-
-/// Parses `author/package@version`.
-fn parse_release_member(m: &str) -> Option<ReleaseKey> {
-    let (package, version) = m.split_once('@')?;
-    let pk = parse_package_member(package)?;
-    Some(ReleaseKey {
-        author: pk.author,
-        package: pk.package,
-        version: version.parse().ok()?,
-    })
-}
-
 /// A value of the package hash as JSON.
 fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("sets, maps, strings and numbers serialize")
@@ -1395,32 +1282,5 @@ impl Index for RedisIndex {
 
     fn stats(&self) -> BoxFuture<'_, Result<IndexStats, IndexError>> {
         Box::pin(self.get_stats())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_the_documented_keys() {
-        let keys = Keys {
-            prefix: "ipsr:".into(),
-        };
-        let pk = PackageKey {
-            author: ipsr_proto::AuthorKey::from_seed(&[5; 32]).author_id(),
-            package: "com.example.app".parse().expect("name"),
-        };
-        let author = pk.author.to_string();
-        let n = keys.names(&pk, &author);
-        assert_eq!(n.member, pk.to_string());
-        assert_eq!(n.pkg, format!("ipsr:pkg:{{{author}/com.example.app}}"));
-        assert_eq!(n.pkg, keys.pkg(&pk));
-        assert_eq!(n.rel, keys.rel(&pk));
-        assert_eq!(n.rec, keys.rec(&pk));
-        assert_eq!(n.ver, format!("ipsr:ver:{}", Keys::tag(&pk)));
-        assert_eq!(n.yanked, format!("ipsr:yanked:{}", Keys::tag(&pk)));
-        let mut texts = AuthorTexts::default();
-        assert_eq!(texts.get(&pk.author), author);
     }
 }

@@ -23,6 +23,7 @@
 //! package's `stale` list until removed. A writer that finds the package
 //! changed meanwhile does this phase again.
 
+mod derive;
 mod keys;
 
 use std::borrow::Cow;
@@ -36,13 +37,13 @@ use ipsr_proto::{
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, RedisError, Script, Value};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use serde::Serialize;
 use tracing::{debug, warn};
 
-use crate::index::{BoxFuture, Counts, Hit, Index, IndexStats, recent_entries, title};
+use crate::index::{BoxFuture, Counts, Hit, Index, IndexStats};
 use crate::{IndexError, search};
 
+use derive::{Derived, Global, ReleaseRow};
 use keys::{
     AuthorTexts, Keys, Names, glob_escape, parse_package_member, parse_release_member, search_keys,
     search_word,
@@ -105,125 +106,6 @@ const FINISH_LUA: &str = include_str!("lua/finish.lua");
 const COUNTERS_LUA: &str = include_str!("lua/counters.lua");
 /// The `cursor` script: moves the durable cursor of a node's log.
 const CURSOR_LUA: &str = include_str!("lua/cursor.lua");
-
-/// The saved form of one release, the value of a field of `rel:{…}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct ReleaseRow {
-    release: Option<String>,
-    release_equivocated: bool,
-    yank: Option<String>,
-    yank_equivocated: bool,
-    evidence: Vec<(String, String)>,
-    yanked: bool,
-    conflict: bool,
-    version_code: Option<u64>,
-    created_at: Option<u64>,
-}
-
-impl ReleaseRow {
-    fn of(state: &ReleaseState) -> Self {
-        let id = |r: Option<&SignedRecord>| r.map(|r| r.id().to_string());
-        Self {
-            release: id(state.release()),
-            release_equivocated: state.is_release_equivocated(),
-            yank: id(state.yank()),
-            yank_equivocated: state.is_yank_equivocated(),
-            evidence: state
-                .evidence()
-                .iter()
-                .map(|(c, r)| (c.to_string(), r.id().to_string()))
-                .collect(),
-            yanked: state.is_yanked(),
-            conflict: state.conflicting_cids().is_some() || state.is_equivocated(),
-            version_code: state
-                .release()
-                .and_then(|r| r.record().as_release())
-                .map(|r| r.version_code),
-            created_at: state.current().map(|r| r.record().created_at()),
-        }
-    }
-
-    fn ids(&self) -> BTreeSet<&str> {
-        self.release
-            .iter()
-            .chain(self.yank.iter())
-            .chain(self.evidence.iter().map(|(_, id)| id))
-            .map(String::as_str)
-            .collect()
-    }
-}
-
-/// An entry of a key outside the package's slot: (key suffix, member, score).
-type Global = (String, String, u64);
-
-/// Everything the keyspace holds for one package, derived from its state.
-#[derive(Debug, Default)]
-struct Derived {
-    rels: BTreeMap<String, String>,
-    recs: BTreeMap<String, Vec<u8>>,
-    vers: BTreeMap<String, u64>,
-    yanked: BTreeSet<String>,
-    globals: BTreeSet<Global>,
-    counts: Counts,
-    title: String,
-    newest: String,
-    hash: String,
-}
-
-impl Derived {
-    fn of(state: &PackageState, names: &Names) -> Self {
-        let mut d = Self::default();
-        let pk = state.key();
-        let member = &names.member;
-        for r in state.releases() {
-            let version = r.key().version.to_string();
-            let row = ReleaseRow::of(r);
-            if let Some(code) = row.version_code {
-                d.vers.insert(version.clone(), code);
-            }
-            if row.yanked {
-                d.yanked.insert(version.clone());
-            }
-            d.rels.insert(
-                version,
-                serde_json::to_string(&row).expect("a row of strings, bools and numbers"),
-            );
-            for (id, rec) in r.records() {
-                d.recs.insert(id.to_string(), rec.to_bytes());
-            }
-        }
-        d.counts = Counts::of(state);
-        d.title = title(state);
-        d.newest = state
-            .newest()
-            .map(|r| r.record().version().to_string())
-            .unwrap_or_default();
-        d.globals.insert(("packages".into(), member.clone(), 0));
-        d.globals.insert((
-            format!("author:{}", names.author),
-            pk.package.to_string(),
-            0,
-        ));
-        for (word, weight) in search::whole_words(pk.package.as_str(), &d.title) {
-            d.globals
-                .insert((search_keys(&word).0, member.clone(), u64::from(weight)));
-        }
-        for (at, release, _) in recent_entries(state) {
-            // `author/package@version`, as `ReleaseKey`'s text form.
-            let entry = format!("{member}@{}", release.key().version);
-            d.globals.insert(("recent".into(), entry, at));
-        }
-        let mut hasher = Sha256::new();
-        for (version, row) in &d.rels {
-            hasher.update(version.as_bytes());
-            hasher.update([0]);
-            hasher.update(row.as_bytes());
-            hasher.update(b"\n");
-        }
-        d.hash = hex::encode(hasher.finalize());
-        d
-    }
-}
 
 /// What the package hash (`pkg:{…}`) says about the global phase.
 #[derive(Debug, Clone, Default)]

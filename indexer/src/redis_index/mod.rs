@@ -25,29 +25,25 @@
 
 mod derive;
 mod keys;
+mod read;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipsr_proto::{
-    AuthorId, ContentId, KeyCache, PackageKey, PackageName, PackageState, RecordId, ReleaseKey,
-    ReleaseParts, ReleaseState, SignedRecord,
-};
+use ipsr_proto::{KeyCache, PackageKey, SignedRecord};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, RedisError, Script, Value};
 use serde::Serialize;
 use tracing::{debug, warn};
 
-use crate::index::{BoxFuture, Counts, Hit, Index, IndexStats};
-use crate::{IndexError, search};
+use crate::IndexError;
+use crate::index::Counts;
 
-use derive::{Derived, Global, ReleaseRow};
-use keys::{
-    AuthorTexts, Keys, Names, glob_escape, parse_package_member, parse_release_member, search_keys,
-    search_word,
-};
+use derive::{Derived, Global};
+use keys::{AuthorTexts, Keys, Names, glob_escape, search_keys, search_word};
+use read::{push_read, take_exec};
 
 /// How a [`RedisIndex`] connects and lays out its keys.
 #[derive(Debug, Clone)]
@@ -617,283 +613,6 @@ impl RedisIndex {
         Ok(conflicts)
     }
 
-    /// Rebuilds a package's state from its `rel` and `rec` hashes (the
-    /// authors' keys checked with `keys`).
-    fn rebuild(
-        &self,
-        pk: &PackageKey,
-        rel: HashMap<String, String>,
-        rec: &HashMap<String, Vec<u8>>,
-        keys: &mut KeyCache,
-    ) -> Result<PackageState, IndexError> {
-        let mut state = PackageState::new(pk.clone());
-        for (version, row) in rel {
-            let key = ReleaseKey {
-                author: pk.author,
-                package: pk.package.clone(),
-                version: version
-                    .parse()
-                    .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?,
-            };
-            state
-                .insert(self.release_state(pk, key, &row, rec, keys)?)
-                .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
-        }
-        Ok(state)
-    }
-
-    fn release_state(
-        &self,
-        pk: &PackageKey,
-        key: ReleaseKey,
-        row: &str,
-        rec: &HashMap<String, Vec<u8>>,
-        keys: &mut KeyCache,
-    ) -> Result<ReleaseState, IndexError> {
-        // Only for errors: the text of an author id is costly.
-        let where_ = || format!("{} {}", self.keys.rel(pk), key.version);
-        let row: ReleaseRow =
-            serde_json::from_str(row).map_err(|e| IndexError::corrupt(where_(), e))?;
-        let mut load = |id: &str| -> Result<SignedRecord, IndexError> {
-            let bytes = rec.get(id).ok_or_else(|| {
-                IndexError::corrupt(self.keys.rec(pk), format!("missing record {id}"))
-            })?;
-            SignedRecord::from_trusted_storage_cached(bytes, keys)
-                .map_err(|e| IndexError::corrupt(format!("{} {id}", self.keys.rec(pk)), e))
-        };
-        let mut evidence = BTreeMap::new();
-        for (cid, id) in &row.evidence {
-            let cid: ContentId = cid.parse().map_err(|e| IndexError::corrupt(where_(), e))?;
-            evidence.insert(cid, load(id)?);
-        }
-        let parts = ReleaseParts {
-            release: row.release.as_deref().map(&mut load).transpose()?,
-            release_equivocated: row.release_equivocated,
-            yank: row.yank.as_deref().map(&mut load).transpose()?,
-            yank_equivocated: row.yank_equivocated,
-            evidence,
-        };
-        ReleaseState::from_parts(key.clone(), parts).map_err(|e| IndexError::corrupt(where_(), e))
-    }
-
-    async fn get_package(&self, pk: &PackageKey) -> Result<Option<PackageState>, IndexError> {
-        let mut pipe = redis::pipe();
-        push_read(&mut pipe, &self.keys.names(pk, &pk.author.to_string()));
-        let mut replies = take_exec(self.run(&pipe).await?).into_iter().skip(1);
-        let (Some(rel), Some(rec)) = (replies.next(), replies.next()) else {
-            return Err(IndexError::corrupt(
-                self.keys.rel(pk),
-                "short pipeline reply",
-            ));
-        };
-        let rel: HashMap<String, String> = redis::from_redis_value(rel)?;
-        if rel.is_empty() {
-            return Ok(None);
-        }
-        let rec: HashMap<String, Vec<u8>> = redis::from_redis_value(rec)?;
-        self.rebuild(pk, rel, &rec, &mut KeyCache::default())
-            .map(Some)
-    }
-
-    async fn get_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseState>, IndexError> {
-        let pk = key.package_key();
-        let mut conn = self.conn.clone();
-        let row: Option<String> = redis::cmd("HGET")
-            .arg(self.keys.rel(&pk))
-            .arg(key.version.to_string())
-            .query_async(&mut conn)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let parsed: ReleaseRow =
-            serde_json::from_str(&row).map_err(|e| IndexError::corrupt(self.keys.rel(&pk), e))?;
-        let ids: Vec<&str> = parsed.ids().into_iter().collect();
-        let rec = self.records(&pk, &ids).await?;
-        self.release_state(&pk, key.clone(), &row, &rec, &mut KeyCache::default())
-            .map(Some)
-    }
-
-    async fn records(
-        &self,
-        pk: &PackageKey,
-        ids: &[&str],
-    ) -> Result<HashMap<String, Vec<u8>>, IndexError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let mut conn = self.conn.clone();
-        let values: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-            .arg(self.keys.rec(pk))
-            .arg(ids)
-            .query_async(&mut conn)
-            .await?;
-        Ok(ids
-            .iter()
-            .zip(values)
-            .filter_map(|(id, v)| v.map(|v| ((*id).to_owned(), v)))
-            .collect())
-    }
-
-    async fn get_recent(&self, limit: usize) -> Result<Vec<SignedRecord>, IndexError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn.clone();
-        // Read a little more than asked: entries of a state being replaced
-        // may be skipped below.
-        let want = limit.min(self.recent_cap);
-        let end = isize::try_from(want * 2).unwrap_or(isize::MAX) - 1;
-        let members: Vec<String> = redis::cmd("ZRANGE")
-            .arg(self.keys.global("recent"))
-            .arg(0)
-            .arg(end)
-            .arg("REV")
-            .query_async(&mut conn)
-            .await?;
-        let mut out = Vec::new();
-        for m in members {
-            let Some(key) = parse_release_member(&m) else {
-                return Err(IndexError::corrupt(
-                    self.keys.global("recent"),
-                    format!("member {m}"),
-                ));
-            };
-            if let Some(state) = self.get_release(&key).await?
-                && !state.is_yanked()
-                && let Some(r) = state.release()
-            {
-                out.push(r.clone());
-                if out.len() == want {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    async fn get_search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
-        /// Candidates read per query word.
-        const CANDIDATES: usize = 1000;
-        /// Words read per query word from the word list.
-        const WORDS_PER_QUERY_WORD: usize = 64;
-        let words = search::query_words(query);
-        if words.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        // 1. Per query word, the indexed words it is a prefix of (itself
-        // included, when it is a word).
-        let mut pipe = redis::pipe();
-        for w in &words {
-            pipe.cmd("ZRANGEBYLEX")
-                .arg(self.keys.global(&search_keys(w).1))
-                .arg(format!("[{w}"))
-                .arg([b"(".as_slice(), w.as_bytes(), &[0xff]].concat())
-                .arg("LIMIT")
-                .arg(0)
-                .arg(WORDS_PER_QUERY_WORD);
-        }
-        let mut matched: Vec<Vec<String>> = Vec::with_capacity(words.len());
-        for (w, reply) in words.iter().zip(self.run(&pipe).await?) {
-            let mut found: Vec<String> = redis::from_redis_value(reply)?;
-            // The word itself first: its packages weigh the most.
-            if let Some(i) = found.iter().position(|f| f == w) {
-                let exact = found.remove(i);
-                found.insert(0, exact);
-            }
-            matched.push(found);
-        }
-        // 2. Their packages, highest weight first, up to CANDIDATES per
-        // query word; the candidates are in every query word's set.
-        if matched.iter().any(Vec::is_empty) {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for found in &matched {
-            for word in found {
-                pipe.cmd("ZRANGE")
-                    .arg(self.keys.global(&search_keys(word).0))
-                    .arg(0)
-                    .arg(CANDIDATES - 1)
-                    .arg("REV");
-            }
-        }
-        let mut replies = self.run(&pipe).await?.into_iter();
-        let mut candidates: Option<BTreeSet<String>> = None;
-        for found in &matched {
-            let mut members = BTreeSet::new();
-            for _ in found {
-                let Some(reply) = replies.next() else {
-                    return Err(IndexError::corrupt("s:", "short pipeline reply"));
-                };
-                let list: Vec<String> = redis::from_redis_value(reply)?;
-                for m in list {
-                    if members.len() == CANDIDATES {
-                        break;
-                    }
-                    members.insert(m);
-                }
-            }
-            candidates = Some(match candidates {
-                None => members,
-                Some(c) => c.intersection(&members).cloned().collect(),
-            });
-        }
-        let candidates: Vec<PackageKey> = candidates
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|m| parse_package_member(m))
-            .collect();
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for pk in &candidates {
-            pipe.cmd("HMGET")
-                .arg(self.keys.pkg(pk))
-                .arg("title")
-                .arg("newest");
-        }
-        let mut hits = Vec::new();
-        for (pk, reply) in candidates.into_iter().zip(self.run(&pipe).await?) {
-            let (title, newest): (Option<String>, Option<String>) = redis::from_redis_value(reply)?;
-            let title = title.unwrap_or_default();
-            // Scored again from the package's current title: an entry of a
-            // state being replaced never ranks wrongly.
-            let terms = search::terms(pk.package.as_str(), &title);
-            if let Some(score) = search::score(&terms, &words) {
-                let newest = newest
-                    .filter(|n| !n.is_empty())
-                    .map(|n| n.parse())
-                    .transpose()
-                    .map_err(|e| IndexError::corrupt(self.keys.pkg(&pk), e))?;
-                hits.push(Hit {
-                    package: pk,
-                    title,
-                    newest,
-                    score,
-                });
-            }
-        }
-        search::sort(&mut hits);
-        hits.truncate(limit);
-        Ok(hits)
-    }
-
-    async fn get_stats(&self) -> Result<IndexStats, IndexError> {
-        let mut conn = self.conn.clone();
-        let map: HashMap<String, u64> = redis::cmd("HGETALL")
-            .arg(self.keys.stats())
-            .query_async(&mut conn)
-            .await?;
-        let get = |k: &str| map.get(k).copied().unwrap_or(0);
-        Ok(IndexStats {
-            packages: get("packages"),
-            releases: get("releases"),
-            records: get("records"),
-            yanked: get("yanked"),
-            conflicts: get("conflicts"),
-        })
-    }
-
     /// Every key under the prefix with a canonical text form of its value,
     /// sorted: to compare two indexes (tests, debugging). Reads with `SCAN`.
     pub async fn dump(&self) -> Result<Vec<(String, String)>, IndexError> {
@@ -991,27 +710,6 @@ impl RedisIndex {
     }
 }
 
-/// The replies inside the `EXEC` replies of [`RedisIndex::push_read`], flattened.
-fn take_exec(replies: Vec<Value>) -> Vec<Value> {
-    replies
-        .into_iter()
-        .flat_map(|v| match v {
-            Value::Array(items) => items,
-            other => vec![other],
-        })
-        .collect()
-}
-
-/// Reads a package's `pkg`, `rel` and `rec` hashes atomically (one
-/// `MULTI`/`EXEC`: the keys share a slot), so no script runs in between.
-fn push_read(pipe: &mut Pipeline, names: &Names) {
-    pipe.cmd("MULTI").ignore();
-    pipe.hgetall(&names.pkg).ignore();
-    pipe.hgetall(&names.rel).ignore();
-    pipe.hgetall(&names.rec).ignore();
-    pipe.cmd("EXEC");
-}
-
 /// Adds the `apply` script call writing the differences from `old` to
 /// `new` if the package's hash is still `expected`.
 #[allow(clippy::too_many_arguments)]
@@ -1094,75 +792,4 @@ fn evalsha<A: redis::ToRedisArgs>(
 /// A value of the package hash as JSON.
 fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("sets, maps, strings and numbers serialize")
-}
-
-impl Index for RedisIndex {
-    fn package<'a>(
-        &'a self,
-        key: &'a PackageKey,
-    ) -> BoxFuture<'a, Result<Option<PackageState>, IndexError>> {
-        Box::pin(self.get_package(key))
-    }
-
-    fn release<'a>(
-        &'a self,
-        key: &'a ReleaseKey,
-    ) -> BoxFuture<'a, Result<Option<ReleaseState>, IndexError>> {
-        Box::pin(self.get_release(key))
-    }
-
-    fn author<'a>(
-        &'a self,
-        author: &'a AuthorId,
-    ) -> BoxFuture<'a, Result<Vec<PackageName>, IndexError>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let key = self.keys.global(&format!("author:{author}"));
-            let names: Vec<String> = redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await?;
-            let mut out = names
-                .iter()
-                .map(|n| n.parse().map_err(|e| IndexError::corrupt(&key, e)))
-                .collect::<Result<Vec<PackageName>, _>>()?;
-            out.sort();
-            Ok(out)
-        })
-    }
-
-    fn recent(&self, limit: usize) -> BoxFuture<'_, Result<Vec<SignedRecord>, IndexError>> {
-        Box::pin(self.get_recent(limit))
-    }
-
-    fn search<'a>(
-        &'a self,
-        query: &'a str,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, IndexError>> {
-        Box::pin(self.get_search(query, limit))
-    }
-
-    fn record_bytes<'a>(
-        &'a self,
-        key: &'a ReleaseKey,
-    ) -> BoxFuture<'a, Result<Vec<Vec<u8>>, IndexError>> {
-        Box::pin(async move {
-            let Some(state) = self.get_release(key).await? else {
-                return Ok(Vec::new());
-            };
-            let ids: BTreeSet<RecordId> = state.records().into_keys().collect();
-            let pk = key.package_key();
-            let hex: Vec<String> = ids.iter().map(ToString::to_string).collect();
-            let refs: Vec<&str> = hex.iter().map(String::as_str).collect();
-            let mut map = self.records(&pk, &refs).await?;
-            Ok(hex.iter().filter_map(|id| map.remove(id)).collect())
-        })
-    }
-
-    fn stats(&self) -> BoxFuture<'_, Result<IndexStats, IndexError>> {
-        Box::pin(self.get_stats())
-    }
 }

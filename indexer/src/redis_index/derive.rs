@@ -65,7 +65,7 @@ impl ReleaseRow {
 pub(super) type Global = (String, String, u64);
 
 /// Everything the keyspace holds for one package, derived from its state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Derived {
     pub(super) rels: BTreeMap<String, String>,
     pub(super) recs: BTreeMap<String, Vec<u8>>,
@@ -130,5 +130,403 @@ impl Derived {
         }
         d.hash = hex::encode(hasher.finalize());
         d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! `Derived::of` without Redis: each test folds signed records into a
+    //! `PackageState` and checks every key the state derives.
+
+    use ipsr_proto::{AuthorKey, ContentId, PackageKey, Release, Yank};
+
+    use super::super::keys::Keys;
+    use super::*;
+
+    /// The base of every `created_at` (ms): fixed, so records are too.
+    const T0: u64 = 1_700_000_000_000;
+
+    fn key(seed: u8) -> AuthorKey {
+        AuthorKey::from_seed(&[seed; 32])
+    }
+
+    /// A raw CIDv1 whose digest starts with `n`.
+    fn cid(n: u32) -> ContentId {
+        let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
+        let mut digest = [0u8; 32];
+        digest[..4].copy_from_slice(&n.to_be_bytes());
+        bytes.extend(digest);
+        ContentId::from_bytes(&bytes).expect("a raw sha2-256 CIDv1")
+    }
+
+    /// A signed release, created at `T0 + seq`.
+    fn release(
+        key: &AuthorKey,
+        package: &str,
+        version: &str,
+        code: u64,
+        seq: u64,
+        cid_n: u32,
+        title: &str,
+    ) -> SignedRecord {
+        let mut r = Release::new(
+            key.author_id(),
+            package.parse().expect("package name"),
+            version.parse().expect("version"),
+            code,
+            cid(cid_n),
+        );
+        r.seq = seq;
+        r.created_at = T0 + seq;
+        r.metadata.title = title.into();
+        r.sign(key).expect("a valid release")
+    }
+
+    /// A signed yank, created at `T0 + seq`.
+    fn yank(key: &AuthorKey, package: &str, version: &str, seq: u64) -> SignedRecord {
+        let mut y = Yank::new(
+            key.author_id(),
+            package.parse().expect("package name"),
+            version.parse().expect("version"),
+            "broken".into(),
+        );
+        y.seq = seq;
+        y.created_at = T0 + seq;
+        y.sign(key).expect("a valid yank")
+    }
+
+    fn names(pk: &PackageKey) -> Names {
+        let keys = Keys {
+            prefix: "ipsr:".into(),
+        };
+        keys.names(pk, &pk.author.to_string())
+    }
+
+    /// The keys of the package of `records[0]` after folding `records` in
+    /// this order.
+    fn derive(records: &[SignedRecord]) -> Derived {
+        let pk = records[0].record().package_key();
+        let mut state = PackageState::new(pk.clone());
+        for r in records {
+            state.apply(r.clone()).expect("a record of this package");
+        }
+        Derived::of(&state, &names(&pk))
+    }
+
+    fn global(key: &str, member: &str, score: u64) -> Global {
+        (key.to_owned(), member.to_owned(), score)
+    }
+
+    /// `docs/redis.md` section 1: SHA-256 over `V ‖ 0x00 ‖ row ‖ "\n"` for
+    /// each row, in the byte order of `V`.
+    fn hash_of(rows: &[(&str, &str)]) -> String {
+        let mut bytes = Vec::new();
+        for (version, row) in rows {
+            bytes.extend_from_slice(version.as_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(row.as_bytes());
+            bytes.push(b'\n');
+        }
+        hex::encode(Sha256::digest(&bytes))
+    }
+
+    #[test]
+    fn one_release_derives_its_row_record_version_words_and_recent_entry() {
+        let k = key(1);
+        let r = release(&k, "com.example.chat", "1.0.0", 3, 5, 1, "Chat Pro");
+        let d = derive(std::slice::from_ref(&r));
+        let (id, author) = (r.id().to_string(), k.author_id().to_string());
+        let member = format!("{author}/com.example.chat");
+
+        // The row is the documented JSON, field for field.
+        let row = format!(
+            "{{\"release\":\"{id}\",\"release_equivocated\":false,\"yank\":null,\
+             \"yank_equivocated\":false,\"evidence\":[[\"{}\",\"{id}\"]],\"yanked\":false,\
+             \"conflict\":false,\"version_code\":3,\"created_at\":{}}}",
+            cid(1),
+            T0 + 5
+        );
+        assert_eq!(d.rels, BTreeMap::from([("1.0.0".to_owned(), row.clone())]));
+        assert_eq!(d.recs, BTreeMap::from([(id.clone(), r.to_bytes())]));
+        assert_eq!(d.vers, BTreeMap::from([("1.0.0".to_owned(), 3)]));
+        assert!(d.yanked.is_empty());
+        assert_eq!(d.title, "Chat Pro");
+        assert_eq!(d.newest, "1.0.0");
+        assert_eq!(
+            d.counts,
+            Counts {
+                releases: 1,
+                records: 1,
+                yanked: 0,
+                conflicts: 0
+            }
+        );
+        // Whole words of the name and the title, each in its bucket, with
+        // the weight of its best use ("chat" is the name's last segment).
+        let expected: BTreeSet<Global> = [
+            global("packages", &member, 0),
+            global(&format!("author:{author}"), "com.example.chat", 0),
+            global("s:{co}com", &member, u64::from(search::W_NAME)),
+            global("s:{ex}example", &member, u64::from(search::W_NAME)),
+            global("s:{ch}chat", &member, u64::from(search::W_NAME_LAST)),
+            global("s:{pr}pro", &member, u64::from(search::W_TITLE)),
+            global("recent", &format!("{member}@1.0.0"), T0 + 5),
+        ]
+        .into();
+        assert_eq!(d.globals, expected);
+        assert_eq!(d.hash, hash_of(&[("1.0.0", &row)]));
+    }
+
+    #[test]
+    fn a_higher_seq_replaces_the_record_of_its_version() {
+        let k = key(1);
+        let old = release(&k, "com.example.notes", "1.0.0", 1, 1, 7, "Old Notes");
+        let fix = release(&k, "com.example.notes", "1.0.0", 1, 2, 7, "Notes Fixed");
+        let before = derive(std::slice::from_ref(&old));
+        let d = derive(&[old.clone(), fix.clone()]);
+        let member = format!("{}/com.example.notes", k.author_id());
+
+        let row: ReleaseRow = serde_json::from_str(&d.rels["1.0.0"]).expect("a row");
+        assert_eq!(row.release, Some(fix.id().to_string()));
+        // The old record is gone: same CID, so the fix is its evidence too.
+        assert_eq!(row.evidence, [(cid(7).to_string(), fix.id().to_string())]);
+        assert_eq!(d.recs.keys().collect::<Vec<_>>(), [&fix.id().to_string()]);
+        assert_eq!(d.title, "Notes Fixed");
+        let words: BTreeSet<&str> = d
+            .globals
+            .iter()
+            .filter_map(|(k, _, _)| k.strip_prefix("s:"))
+            .collect();
+        assert!(words.contains("{fi}fixed"), "{words:?}");
+        assert!(!words.contains("{ol}old"), "{words:?}");
+        let recent: Vec<&Global> = d.globals.iter().filter(|g| g.0 == "recent").collect();
+        assert_eq!(
+            recent,
+            [&global("recent", &format!("{member}@1.0.0"), T0 + 2)]
+        );
+        assert_ne!(d.hash, before.hash);
+    }
+
+    #[test]
+    fn a_newer_version_becomes_the_newest_and_gives_the_title() {
+        let k = key(2);
+        let v1 = release(&k, "org.demo.notes", "1.0.0", 10, 1, 1, "Old Notes");
+        let v2 = release(&k, "org.demo.notes", "1.1.0", 11, 2, 2, "Notes Plus");
+        let d = derive(&[v1.clone(), v2.clone()]);
+        let member = format!("{}/org.demo.notes", k.author_id());
+
+        assert_eq!(d.newest, "1.1.0");
+        assert_eq!(d.title, "Notes Plus");
+        assert_eq!(
+            d.vers,
+            BTreeMap::from([("1.0.0".to_owned(), 10), ("1.1.0".to_owned(), 11)])
+        );
+        assert_eq!(
+            d.rels.keys().collect::<Vec<_>>(),
+            [&"1.0.0".to_owned(), &"1.1.0".to_owned()]
+        );
+        assert_eq!(
+            d.recs.keys().cloned().collect::<BTreeSet<_>>(),
+            BTreeSet::from([v1.id().to_string(), v2.id().to_string()])
+        );
+        assert_eq!((d.counts.releases, d.counts.records), (2, 2));
+        // Search follows the newest title only; recent lists both.
+        assert!(
+            d.globals
+                .contains(&global("s:{pl}plus", &member, u64::from(search::W_TITLE)))
+        );
+        assert!(!d.globals.iter().any(|g| g.0 == "s:{ol}old"));
+        assert!(
+            d.globals
+                .contains(&global("recent", &format!("{member}@1.0.0"), T0 + 1))
+        );
+        assert!(
+            d.globals
+                .contains(&global("recent", &format!("{member}@1.1.0"), T0 + 2))
+        );
+        let rows: Vec<(&str, &str)> = d
+            .rels
+            .iter()
+            .map(|(v, r)| (v.as_str(), r.as_str()))
+            .collect();
+        assert_eq!(d.hash, hash_of(&rows));
+    }
+
+    #[test]
+    fn a_yanked_release_leaves_recent_search_title_and_newest() {
+        let k = key(3);
+        let r = release(&k, "com.example.chat", "1.0.0", 3, 1, 1, "Chat Pro");
+        let y = yank(&k, "com.example.chat", "1.0.0", 2);
+        let d = derive(&[r.clone(), y.clone()]);
+        let author = k.author_id().to_string();
+        let member = format!("{author}/com.example.chat");
+
+        assert_eq!(d.yanked, BTreeSet::from(["1.0.0".to_owned()]));
+        // The release slot still holds its record and version code.
+        assert_eq!(d.vers, BTreeMap::from([("1.0.0".to_owned(), 3)]));
+        let row: ReleaseRow = serde_json::from_str(&d.rels["1.0.0"]).expect("a row");
+        assert_eq!(row.release, Some(r.id().to_string()));
+        assert_eq!(row.yank, Some(y.id().to_string()));
+        assert!(row.yanked);
+        assert_eq!(row.created_at, Some(T0 + 2), "the yank decides the state");
+        assert_eq!(d.recs.len(), 2);
+        assert_eq!(
+            d.counts,
+            Counts {
+                releases: 1,
+                records: 2,
+                yanked: 1,
+                conflicts: 0
+            }
+        );
+        assert_eq!(d.title, "");
+        assert_eq!(d.newest, "");
+        // Still listed and found by name; no longer recent, nor by title.
+        let expected: BTreeSet<Global> = [
+            global("packages", &member, 0),
+            global(&format!("author:{author}"), "com.example.chat", 0),
+            global("s:{co}com", &member, u64::from(search::W_NAME)),
+            global("s:{ex}example", &member, u64::from(search::W_NAME)),
+            global("s:{ch}chat", &member, u64::from(search::W_NAME_LAST)),
+        ]
+        .into();
+        assert_eq!(d.globals, expected);
+        // A later release restores it.
+        let back = release(&k, "com.example.chat", "1.0.0", 3, 3, 1, "Chat Pro");
+        let d = derive(&[r, y, back]);
+        assert!(d.yanked.is_empty());
+        assert_eq!(d.newest, "1.0.0");
+        assert!(
+            d.globals
+                .contains(&global("recent", &format!("{member}@1.0.0"), T0 + 3))
+        );
+    }
+
+    #[test]
+    fn two_packages_of_one_author_share_the_author_key_not_members() {
+        let k = key(4);
+        let a = derive(&[release(&k, "com.example.chat", "1.0.0", 1, 1, 1, "Chat")]);
+        let b = derive(&[release(&k, "org.demo.notes", "2.0.0", 1, 1, 2, "Notes")]);
+        let author = k.author_id().to_string();
+        let key_of = |d: &Derived, suffix: &str| -> Vec<(String, u64)> {
+            d.globals
+                .iter()
+                .filter(|(k, _, _)| k == suffix)
+                .map(|(_, m, s)| (m.clone(), *s))
+                .collect()
+        };
+        let author_key = format!("author:{author}");
+        assert_eq!(
+            key_of(&a, &author_key),
+            [("com.example.chat".to_owned(), 0)]
+        );
+        assert_eq!(key_of(&b, &author_key), [("org.demo.notes".to_owned(), 0)]);
+        assert_eq!(
+            key_of(&a, "packages"),
+            [(format!("{author}/com.example.chat"), 0)]
+        );
+        assert_eq!(
+            key_of(&b, "packages"),
+            [(format!("{author}/org.demo.notes"), 0)]
+        );
+        // The writer batches the global entries of many packages into one
+        // ZADD per key: two packages never share a (key, member) pair.
+        let pairs = |d: &Derived| -> BTreeSet<(String, String)> {
+            d.globals
+                .iter()
+                .map(|(k, m, _)| (k.clone(), m.clone()))
+                .collect()
+        };
+        assert!(pairs(&a).is_disjoint(&pairs(&b)));
+        // Another author's package of the same name is another member.
+        let other = key(5);
+        let c = derive(&[release(
+            &other,
+            "com.example.chat",
+            "1.0.0",
+            1,
+            1,
+            1,
+            "Chat",
+        )]);
+        assert!(pairs(&a).is_disjoint(&pairs(&c)));
+        assert_eq!(
+            key_of(&c, &format!("author:{}", other.author_id())),
+            [("com.example.chat".to_owned(), 0)]
+        );
+    }
+
+    #[test]
+    fn a_cid_conflict_keeps_both_records_and_is_counted() {
+        let k = key(6);
+        let first = release(&k, "com.example.app", "1.0.0", 1, 1, 1, "App");
+        let other = release(&k, "com.example.app", "1.0.0", 1, 2, 2, "App");
+        let d = derive(&[first.clone(), other.clone()]);
+        let row: ReleaseRow = serde_json::from_str(&d.rels["1.0.0"]).expect("a row");
+        assert_eq!(row.release, Some(other.id().to_string()));
+        let mut evidence = vec![
+            (cid(1).to_string(), first.id().to_string()),
+            (cid(2).to_string(), other.id().to_string()),
+        ];
+        evidence.sort_by_key(|(c, _)| c.parse::<ContentId>().expect("cid"));
+        assert_eq!(row.evidence, evidence);
+        assert!(row.conflict);
+        assert_eq!(d.recs.len(), 2);
+        assert_eq!((d.counts.records, d.counts.conflicts), (2, 1));
+    }
+
+    /// Every order of `0..n`.
+    fn permutations(n: usize) -> Vec<Vec<usize>> {
+        let Some(last) = n.checked_sub(1) else {
+            return vec![Vec::new()];
+        };
+        let mut out = Vec::new();
+        for p in permutations(last) {
+            for at in 0..=p.len() {
+                let mut q = p.clone();
+                q.insert(at, last);
+                out.push(q);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_same_records_in_any_order_derive_the_same_keys() {
+        let k = key(7);
+        let p = "com.example.chat";
+        let records = [
+            release(&k, p, "1.0.0", 1, 1, 1, "Chat"),
+            // A metadata fix, then a CID conflict of the same version.
+            release(&k, p, "1.0.0", 1, 2, 1, "Chat Fixed"),
+            release(&k, p, "1.0.0", 1, 3, 9, "Chat Other"),
+            // A newer version, and an equivocation of it (same seq).
+            release(&k, p, "1.1.0", 2, 4, 2, "Chat Two"),
+            release(&k, p, "1.1.0", 2, 4, 2, "Chat Deux"),
+            yank(&k, p, "1.0.0", 5),
+        ];
+        let orders = permutations(records.len());
+        assert_eq!(orders.iter().collect::<BTreeSet<_>>().len(), 720);
+        let expected = derive(&records);
+        assert_eq!(expected.rels.len(), 2);
+        assert_eq!(expected.yanked, BTreeSet::from(["1.0.0".to_owned()]));
+        assert_eq!(expected.counts.conflicts, 2);
+        let equivocated: ReleaseRow = serde_json::from_str(&expected.rels["1.1.0"]).expect("a row");
+        assert!(equivocated.release_equivocated && equivocated.conflict);
+        for order in &orders {
+            let shuffled: Vec<SignedRecord> = order.iter().map(|&i| records[i].clone()).collect();
+            assert_eq!(
+                derive(&shuffled),
+                expected,
+                "records in the order {order:?}"
+            );
+        }
+        // Replays change nothing either.
+        let twice: Vec<SignedRecord> = records
+            .iter()
+            .chain(records.iter().rev())
+            .cloned()
+            .collect();
+        assert_eq!(derive(&twice), expected);
     }
 }

@@ -139,6 +139,7 @@ mod tests {
     //! `PackageState` and checks every key the state derives.
 
     use ipsr_proto::{AuthorKey, ContentId, PackageKey, Release, Yank};
+    use proptest::prelude::*;
 
     use super::super::keys::Keys;
     use super::*;
@@ -528,5 +529,51 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(derive(&twice), expected);
+    }
+
+    /// One record of `com.example.app` by one author: (version 1.0.0, 1.1.0
+    /// or 2.0.0, seq, CID, title, a yank or a release). A small universe, so
+    /// that replacements, conflicts, equivocations and yanks are common.
+    type Spec = (usize, u64, u32, usize, bool);
+
+    fn sign(k: &AuthorKey, (v, seq, cid_n, title, is_yank): Spec) -> SignedRecord {
+        let version = ["1.0.0", "1.1.0", "2.0.0"][v];
+        if is_yank {
+            yank(k, "com.example.app", version, seq)
+        } else {
+            let title = ["Chat", "Chat Pro", "Notes"][title];
+            release(
+                k,
+                "com.example.app",
+                version,
+                v as u64 + 1,
+                seq,
+                cid_n,
+                title,
+            )
+        }
+    }
+
+    /// Up to eight records and an order of them.
+    fn records_and_order() -> impl Strategy<Value = (Vec<Spec>, Vec<usize>)> {
+        let spec = (0..3usize, 1..5u64, 1..4u32, 0..3usize, any::<bool>());
+        proptest::collection::vec(spec, 1..=8).prop_flat_map(|specs| {
+            let order: Vec<usize> = (0..specs.len()).collect();
+            (Just(specs), Just(order).prop_shuffle())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn any_records_in_any_order_derive_the_same_keys(
+            (specs, order) in records_and_order()
+        ) {
+            let k = key(8);
+            let records: Vec<SignedRecord> = specs.iter().map(|s| sign(&k, *s)).collect();
+            let shuffled: Vec<SignedRecord> = order.iter().map(|&i| records[i].clone()).collect();
+            prop_assert_eq!(derive(&records), derive(&shuffled));
+        }
     }
 }

@@ -2,16 +2,30 @@
 //! many gateway processes can serve and search the swarm's records, and
 //! answers the gateway's queries from Redis or from the node's own store.
 //!
-//! * An [`Indexer`] tails a node's log from a [`Source`] ([`HttpSource`]:
-//!   the node's `GET /v1/log` long-poll; [`LocalSource`]: a node in this
-//!   process), verifies every record again and writes it into a
-//!   [`RedisIndex`]; the cursor, kept in Redis per node, advances only
-//!   after the writes succeeded.
-//! * Writes apply the ordering rules of `ipsr-proto` per package with a
+//! # Modules
+//!
+//! * `indexer`: the [`Indexer`] loop ([`IndexerConfig`], [`Metrics`]). It
+//!   tails a node's log from a [`Source`], verifies every record again and
+//!   writes it into a [`RedisIndex`]; the cursor, kept in Redis per node,
+//!   advances only after the writes succeeded.
+//! * `source`: where the log is read, a [`Page`] of [`Entry`]s at a time:
+//!   [`HttpSource`] (the node's `GET /v1/log` long-poll) or [`LocalSource`]
+//!   (a node in this process).
+//! * `verifier`: the [`Verifier`] pool, decoding and verifying log entries
+//!   on several threads in their order, one [`Verdict`] each
+//!   ([`verify_all`] for a one-off call).
+//! * `redis_index`: the Redis backend, [`RedisIndex`] ([`RedisConfig`],
+//!   [`BatchOutcome`]): key names, the pure mapping from a package's state
+//!   to its keys, the write path, the reads and the Lua scripts. Writes
+//!   apply the ordering rules of `ipsr-proto` per package with a
 //!   compare-and-set Lua script, so they are idempotent and independent of
 //!   order: indexers may replay, crash, or run several at once.
-//! * [`Index`] is the read interface of the gateway, with two backends:
-//!   [`StoreIndex`] (the node's embedded store) and [`RedisIndex`].
+//! * `index`: [`Index`], the read interface of the gateway, its answers
+//!   ([`Hit`], [`IndexStats`]) and what both backends derive alike.
+//! * `embedded`: [`StoreIndex`], the [`Index`] over the node's embedded
+//!   store.
+//! * `error`: [`IndexError`] and [`SourceError`].
+//! * [`search`]: the search rules both backends share (from `ipsr-node`).
 //!
 //! The Redis keyspace is specified in `docs/redis.md`.
 //!

@@ -538,6 +538,8 @@ impl Runtime {
                 reply,
             } => {
                 self.service.on_applied(origin, bytes, &outcome);
+                // Gossip and announce before the caller hears back.
+                self.carry_out();
                 if let Some(reply) = reply {
                     let _ = reply.send(outcome.map_err(|e| match e {
                         Unapplied::Invalid(e) => NodeError::InvalidRecord(e),

@@ -4,13 +4,20 @@
 //! `docs/cli.md` is the user's guide: commands, exit codes, the key file
 //! format.
 //!
-//! * [`Cli`]: the arguments (clap derive); one module per subcommand in
-//!   `commands/`, each with its `Args` and a `run`.
+//! * `cli`: [`Cli`], the arguments (clap derive), and [`run`], which
+//!   dispatches to `commands/`: one module per subcommand, each with its
+//!   `Args` and a `run`.
 //! * [`keys`]: author key files (XDG config dir, mode 0600, passphrase).
-//! * [`Client`]: a blocking client of the node's HTTP API or a gateway's
-//!   JSON API ([`Server`]); never trusted, everything is verified here.
-//! * [`Output`]: lines for people, or JSON with `--json`.
-//! * [`Error`]: every failure, each with its exit code ([`code`]).
+//! * `client`: [`Client`], a blocking client of the node's HTTP API or a
+//!   gateway's JSON API ([`Server`]); never trusted, everything is verified
+//!   here.
+//! * `check`: what the CLI checks itself: signed records, and content bytes
+//!   against their CID (with `ipsr-content`, which links no libp2p).
+//! * `apk`: what `publish` reads from an APK's manifest, and its checks.
+//! * `spec`: `AUTHOR/PACKAGE[@VERSION]` arguments ([`PackageSpec`],
+//!   [`ReleaseSpec`], [`VersionSel`]).
+//! * `output`: [`Output`], lines for people, or JSON with `--json`.
+//! * `error`: [`Error`], every failure, each with its exit code ([`code`]).
 //!
 //! ```no_run
 //! use clap::Parser;

@@ -62,6 +62,25 @@
 //!
 //! The wire format and these rules are specified for other implementations
 //! in `docs/records.md`.
+//!
+//! # Modules
+//!
+//! * `record`: [`SignedRecord`], the envelope, the signing bytes,
+//!   verification, record ids and the [`ReleaseKey`] / [`PackageKey`] a
+//!   record is about (with their DHT keys).
+//! * `release`: [`Release`], [`Yank`] and their [`Metadata`]; validation
+//!   and the conversion from and to the protobuf types.
+//! * `order`: the ordering and conflict rules above, as the pure state
+//!   machines [`ReleaseState`] and [`PackageState`].
+//! * `author`: [`AuthorKey`], [`AuthorId`] and its `k51...` text form,
+//!   [`KeyCache`].
+//! * `name`, `version`, `content`: [`PackageName`], [`Version`] and
+//!   [`ContentId`], each in its canonical text form.
+//! * [`limits`]: the size limits of the format.
+//! * [`sync`]: the messages of the `/ipsr/sync/1.0.0` catch-up protocol.
+//! * `error`: [`VerifyError`] and [`InvalidRecord`].
+//! * `pb`: the types prost generates from `ipsr.proto` (private).
+//! * `strategy`: proptest strategies for every type (feature `test`).
 
 mod author;
 mod content;

@@ -5,8 +5,6 @@
 //! answer is the signed content. A single `Range` is honoured (206), and
 //! `If-None-Match` with the CID answers 304.
 
-use std::ops::RangeInclusive;
-
 use bytes::Bytes;
 use cid::Cid;
 use futures::Stream;
@@ -19,20 +17,12 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::Gateway;
+use crate::conditional::{Conditions, IMMUTABLE, Wanted, matches_tag, wanted};
 use crate::error::Failure;
 
-/// `Cache-Control` of content named by its CID.
-pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of a download by package and version (a yank or a newer
 /// release changes what a name points at).
 const SHORT: &str = "public, max-age=60";
-
-/// The request headers a download looks at.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Conditions {
-    pub(crate) range: Option<String>,
-    pub(crate) if_none_match: Option<String>,
-}
 
 /// How the answer describes the file.
 #[derive(Debug)]
@@ -154,49 +144,12 @@ fn disposition(release: &Release) -> String {
     format!("attachment; filename=\"{name}\"")
 }
 
-/// What a `Range` header asks of a file of `size` bytes.
-#[derive(Debug, PartialEq, Eq)]
-enum Wanted {
-    Whole,
-    Part(RangeInclusive<u64>),
-}
-
-fn wanted(range: Option<&str>, size: u64) -> Result<Wanted, Failure> {
-    use http_range_header::RangeUnsatisfiableError as E;
-    let Some(range) = range else {
-        return Ok(Wanted::Whole);
-    };
-    let ranges = match http_range_header::parse_range_header(range) {
-        Ok(parsed) => parsed.validate(size),
-        // A malformed header may be ignored (RFC 9110, 14.2).
-        Err(_) => return Ok(Wanted::Whole),
-    };
-    match ranges {
-        Ok(ranges) if ranges.len() == 1 => Ok(Wanted::Part(ranges[0].clone())),
-        // Several ranges (multipart answers) are not served: the whole file is.
-        Ok(_) => Ok(Wanted::Whole),
-        Err(E::Unsatisfiable | E::Rejected(_)) => Err(Failure::RangeNotSatisfiable { size }),
-        Err(_) => Ok(Wanted::Whole),
-    }
-}
-
 fn etag(cid: &Cid) -> String {
     format!("\"{cid}\"")
 }
 
 fn matches_etag(if_none_match: Option<&str>, cid: &Cid) -> bool {
     matches_tag(if_none_match, &etag(cid))
-}
-
-/// Whether an `If-None-Match` value names `tag` (or is `*`).
-pub(crate) fn matches_tag(if_none_match: Option<&str>, tag: &str) -> bool {
-    let Some(value) = if_none_match else {
-        return false;
-    };
-    value
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t == tag || t.strip_prefix("W/") == Some(tag))
 }
 
 async fn serve_file(
@@ -446,7 +399,7 @@ pub(crate) fn ipfs_routes(
         .and(warp::get())
         .and(warp::query::<Vec<(String, String)>>())
         .and(warp::header::optional::<String>("accept"))
-        .and(crate::filters::conditions())
+        .and(crate::conditional::conditions())
         .and(crate::filters::with(g))
         .and_then(
             |cid: String,
@@ -482,24 +435,6 @@ pub(crate) fn ipfs_routes(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(wanted(None, 10).unwrap(), Wanted::Whole);
-        assert_eq!(wanted(Some("bytes=2-4"), 10).unwrap(), Wanted::Part(2..=4));
-        assert_eq!(wanted(Some("bytes=7-"), 10).unwrap(), Wanted::Part(7..=9));
-        assert_eq!(wanted(Some("bytes=-3"), 10).unwrap(), Wanted::Part(7..=9));
-        assert_eq!(
-            wanted(Some("bytes=5-100"), 10).unwrap(),
-            Wanted::Part(5..=9)
-        );
-        assert!(matches!(
-            wanted(Some("bytes=10-"), 10),
-            Err(Failure::RangeNotSatisfiable { size: 10 })
-        ));
-        assert_eq!(wanted(Some("pages=1-2"), 10).unwrap(), Wanted::Whole);
-        assert_eq!(wanted(Some("bytes=0-1,4-5"), 10).unwrap(), Wanted::Whole);
-    }
 
     #[test]
     fn etags() {

@@ -13,7 +13,8 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::download::{self, Conditions};
+use crate::conditional::conditions;
+use crate::download;
 use crate::error::{Failure, recover};
 use crate::publish::{self, Body, MAX_RECORD_BODY, read_limited};
 use crate::{Gateway, OPENAPI, api, pages};
@@ -363,16 +364,6 @@ fn packages(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and_then(|pairs: Vec<(String, String)>, g: Gateway| async move {
             let query = api::ListQuery::parse(&pairs).map_err(reject)?;
             view(&g, format!("packages/{query:?}"), api::list(&g, &query)).await
-        })
-}
-
-/// The `Range` and `If-None-Match` request headers.
-pub(crate) fn conditions() -> impl Filter<Extract = (Conditions,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("range")
-        .and(warp::header::optional::<String>("if-none-match"))
-        .map(|range, if_none_match| Conditions {
-            range,
-            if_none_match,
         })
 }
 

@@ -33,7 +33,8 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::Gateway;
-use crate::download::{Conditions, IMMUTABLE, IpfsFormat, matches_tag};
+use crate::conditional::{Conditions, IMMUTABLE, matches_tag};
+use crate::download::IpfsFormat;
 use crate::error::Failure;
 
 /// The media type of one raw block.

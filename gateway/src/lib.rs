@@ -42,6 +42,7 @@ use tracing::info;
 
 mod api;
 mod cache;
+mod conditional;
 mod download;
 mod error;
 mod filters;

@@ -13,11 +13,11 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::conditional::conditions;
+use crate::conditional::{Conditions, conditions};
 use crate::download;
 use crate::error::{Failure, recover};
 use crate::publish::{self, Body, MAX_RECORD_BODY, read_limited};
-use crate::{Gateway, OPENAPI, api, pages};
+use crate::{Gateway, OPENAPI, api, ipfs, pages};
 
 /// `Cache-Control` of JSON views of packages: short, they change with
 /// every release and yank.
@@ -64,7 +64,7 @@ pub fn routes(
         .unify()
         .or(package_page(g.clone()))
         .unify();
-    let ipfs = crate::download::ipfs_routes(g.clone());
+    let ipfs = ipfs_route(g.clone());
     let observed = g.clone();
     guard(g.clone())
         .and(api.or(ipfs).unify().or(pages).unify())
@@ -143,7 +143,7 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
-pub(crate) fn with(g: Gateway) -> impl Filter<Extract = (Gateway,), Error = Infallible> + Clone {
+fn with(g: Gateway) -> impl Filter<Extract = (Gateway,), Error = Infallible> + Clone {
     warp::any().map(move || g.clone())
 }
 
@@ -384,6 +384,28 @@ fn download_route(g: Gateway) -> impl Filter<Extract = (Response,), Error = Reje
                 let key = api::package_key(&a, &p).map_err(reject)?;
                 let version = v.as_deref().map(api::version).transpose().map_err(reject)?;
                 download::download(&g, key, version, conditions)
+                    .await
+                    .map_err(reject)
+            },
+        )
+}
+
+/// `GET /ipfs/{cid}[?format=raw|car]`: a subset of the IPFS trustless
+/// gateway (`docs/gateway-ipfs.md`).
+fn ipfs_route(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("ipfs" / String)
+        .and(warp::get())
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(warp::header::optional::<String>("accept"))
+        .and(conditions())
+        .and(with(g))
+        .and_then(
+            |cid: String,
+             query: Vec<(String, String)>,
+             accept: Option<String>,
+             conditions: Conditions,
+             g: Gateway| async move {
+                ipfs::ipfs(&g, &cid, &query, accept.as_deref(), conditions)
                     .await
                     .map_err(reject)
             },

@@ -1,5 +1,7 @@
-//! The verifiable forms of `GET /ipfs/{cid}` (a subset of the IPFS
-//! Trustless Gateway, specified in `docs/gateway-ipfs.md`):
+//! `GET /ipfs/{cid}` ([`ipfs`]): the form a request asks for, by
+//! `?format=` or `Accept`; the file's bytes come from `download`, the
+//! verifiable forms (a subset of the IPFS Trustless Gateway, specified in
+//! `docs/gateway-ipfs.md`) from here:
 //!
 //! * `?format=raw` / `Accept: application/vnd.ipld.raw`: the one block named
 //!   by the CID, from the blockstore or the swarm ([`raw_block`]);
@@ -34,11 +36,11 @@ use warp::reply::Response;
 
 use crate::Gateway;
 use crate::conditional::{Conditions, IMMUTABLE, matches_tag};
-use crate::download::IpfsFormat;
+use crate::download;
 use crate::error::Failure;
 
 /// The media type of one raw block.
-pub(crate) const RAW_TYPE: &str = "application/vnd.ipld.raw";
+const RAW_TYPE: &str = "application/vnd.ipld.raw";
 /// The media type of a CAR.
 pub(crate) const CAR_TYPE: &str = "application/vnd.ipld.car";
 
@@ -47,7 +49,7 @@ const PIPE_BUFFER: usize = 256 * 1024;
 
 /// Which blocks of the DAG a CAR holds (the `dag-scope` parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
+enum Scope {
     /// The root block alone (`dag-scope=block`).
     Block,
     /// Every block of the file (`dag-scope=all`, the default, and
@@ -59,12 +61,12 @@ pub(crate) enum Scope {
 /// Blocks are always in depth-first order (`order=dfs`); `order=unk` is
 /// accepted and answered with `dfs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CarParams {
+struct CarParams {
     /// Whether a block that occurs several times in the DAG is sent every
     /// time (`dups=y`) or once (`dups=n`, the default).
-    pub(crate) dups: bool,
+    dups: bool,
     /// Which blocks.
-    pub(crate) scope: Scope,
+    scope: Scope,
 }
 
 /// The `version`, `order` and `dups` of one request, as strings, before
@@ -122,7 +124,7 @@ impl CarParams {
     /// The query wins over `Accept`; among several CAR ranges the one of
     /// highest `q` that can be served is taken. Anything that cannot be
     /// served is a 400.
-    pub(crate) fn parse(query: &[(String, String)], accept: Option<&str>) -> Result<Self, Failure> {
+    fn parse(query: &[(String, String)], accept: Option<&str>) -> Result<Self, Failure> {
         let get = |name: &str| {
             query
                 .iter()
@@ -219,9 +221,72 @@ fn car_ranges(accept: &str) -> Vec<Wanted> {
     ranges.into_iter().map(|(_, w)| w).collect()
 }
 
+/// What `GET /ipfs/{cid}` answers with (`?format=` or the `Accept` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IpfsFormat {
+    /// The file's bytes.
+    File,
+    /// The root block alone (`application/vnd.ipld.raw`).
+    Raw,
+    /// Every block of the DAG as a CARv1 (`application/vnd.ipld.car`).
+    Car,
+}
+
+impl IpfsFormat {
+    fn pick(format: Option<&str>, accept: Option<&str>) -> Result<Self, Failure> {
+        match format {
+            Some("raw") => return Ok(Self::Raw),
+            Some("car") => return Ok(Self::Car),
+            Some(other) => {
+                return Err(Failure::bad(
+                    "format",
+                    format!("`{other}` is not one of raw, car"),
+                ));
+            }
+            None => {}
+        }
+        let accept = accept.unwrap_or_default();
+        Ok(if accept.contains("application/vnd.ipld.raw") {
+            Self::Raw
+        } else if accept.contains("application/vnd.ipld.car") {
+            Self::Car
+        } else {
+            Self::File
+        })
+    }
+}
+
+/// `GET /ipfs/{cid}[?format=raw|car]`: the file's bytes
+/// ([`download::ipfs_file`]), its root block ([`raw_block`]) or its DAG as
+/// a CAR ([`car`]), as `?format=` or `Accept` asks; the probe CID in the
+/// verifiable forms ([`probe`]).
+pub(crate) async fn ipfs(
+    g: &Gateway,
+    cid: &str,
+    query: &[(String, String)],
+    accept: Option<&str>,
+    conditions: Conditions,
+) -> Result<Response, Failure> {
+    let cid: Cid = cid.parse().map_err(|e| Failure::bad("cid", e))?;
+    let format = query
+        .iter()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str());
+    let format = IpfsFormat::pick(format, accept)?;
+    if format != IpfsFormat::File && is_probe(&cid) {
+        return probe(cid, format, query, accept).await;
+    }
+    ipsr_content::block::check_cid(&cid).map_err(|e| Failure::bad("cid", e))?;
+    match format {
+        IpfsFormat::File => download::ipfs_file(g, cid, conditions).await,
+        IpfsFormat::Raw => raw_block(g, cid, &conditions).await,
+        IpfsFormat::Car => car(g, cid, query, accept, &conditions).await,
+    }
+}
+
 /// Whether `cid` is the probe CID `bafkqaaa`: CIDv1, raw, the identity
 /// multihash of no bytes.
-pub(crate) fn is_probe(cid: &Cid) -> bool {
+fn is_probe(cid: &Cid) -> bool {
     cid.version() == cid::Version::V1
         && cid.codec() == ipsr_content::block::RAW
         && cid.hash().code() == 0
@@ -231,7 +296,7 @@ pub(crate) fn is_probe(cid: &Cid) -> bool {
 /// `GET /ipfs/bafkqaaa?format=raw|car`: tells a client this is a trustless
 /// gateway. Raw: an empty block; CAR: a CAR whose header names the probe
 /// CID and that holds no block.
-pub(crate) async fn probe(
+async fn probe(
     cid: Cid,
     format: IpfsFormat,
     query: &[(String, String)],
@@ -255,11 +320,7 @@ pub(crate) async fn probe(
 
 /// `GET /ipfs/{cid}?format=raw`: the block's bytes, from the blockstore or
 /// the swarm; 404 when no peer sent it within `ipfs_timeout`.
-pub(crate) async fn raw_block(
-    g: &Gateway,
-    cid: Cid,
-    conditions: &Conditions,
-) -> Result<Response, Failure> {
+async fn raw_block(g: &Gateway, cid: Cid, conditions: &Conditions) -> Result<Response, Failure> {
     if matches_tag(conditions.if_none_match.as_deref(), &raw_etag(&cid)) {
         return Ok(not_modified(|r| raw_headers(r, &cid, 0)));
     }
@@ -288,7 +349,7 @@ pub(crate) async fn raw_block(
 /// not found within `ipfs_timeout`. A failure after the first byte cuts
 /// the answer short (the client sees an incomplete CAR and a broken
 /// connection, never a clean end).
-pub(crate) async fn car(
+async fn car(
     g: &Gateway,
     cid: Cid,
     query: &[(String, String)],

@@ -9,13 +9,24 @@
 //! * [`routes`] and [`serve`]: the warp routes (specified in
 //!   `docs/gateway.md` and in [`OPENAPI`]) and a server for them.
 //!
-//! Inside, one module per group of routes:
-//! * `api`: the JSON API under `/api/v1/` (packages, authors, search);
+//! Inside, the routes in one module and the handlers they call in others
+//! (handlers never import the routes):
+//! * `filters`: every route as a warp filter, each documented with its
+//!   method and path, behind the rate limit and the request slots;
+//! * `api`: the JSON API's read handlers under `/api/v1/` (packages,
+//!   authors, search);
 //! * `publish`: `POST /api/v1/publish` (a signed record, and its content
 //!   when uploads are allowed);
-//! * `download`: app bytes by author/package@version and `/ipfs/{cid}`,
-//!   verified while streaming, with `Range` and `ETag`;
+//! * `download`: app bytes by author/package@version and the file form of
+//!   `/ipfs/{cid}`, verified while streaming, with `Range` and `ETag`;
+//! * `ipfs`: `/ipfs/{cid}`: which form a request asks for, and the
+//!   verifiable forms (raw blocks, CARs, the probe);
 //! * `pages`: the server-rendered web pages;
+//! * `conditional`: the `Range` and `If-None-Match` headers downloads and
+//!   `/ipfs/` honour, and the `Cache-Control` of content named by its CID;
+//! * `cache`: the micro-cache of rendered JSON views;
+//! * `limits`: the per-client rate limit;
+//! * `metrics`: the gateway's own metrics;
 //! * `error`: every failure as `{ "code", "message" }` with its status.
 //!
 //! ```no_run

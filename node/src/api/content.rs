@@ -1,6 +1,7 @@
-//! The content routes (`docs/node-api.md`, "Content"): add, cat, stat,
-//! pins and gc. Uploads and downloads stream: neither holds a whole file in
-//! memory.
+//! The content handlers (`docs/node-api.md`, "Content"): add, cat, stat,
+//! pins and gc, as plain async functions, and their JSON bodies; their
+//! routes are in `filters`. Uploads and downloads stream: neither holds a
+//! whole file in memory.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,31 +13,20 @@ use libp2p::PeerId;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use warp::Reply;
 use warp::http::header;
-use warp::{Filter, Rejection, Reply};
+use warp::reply::Response;
 
 use super::error::Failure;
-use super::filters::{get, json, octet_stream, with};
 use super::handlers::Ctx;
 use ipsr_content::blockstore::{GcReport, Pin as PinInfo};
 use ipsr_content::fetch::{FetchError, FetchReport};
 use ipsr_content::unixfs::Profile;
 use ipsr_content::{ContentError, ContentStat};
 
-/// Every content route.
-pub(crate) fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    add(ctx.clone())
-        .or(stat(ctx.clone()))
-        .or(cat(ctx.clone()))
-        .or(pins(ctx.clone()))
-        .or(pin(ctx.clone()))
-        .or(unpin(ctx.clone()))
-        .or(gc(ctx))
-}
-
 /// The body of `POST /v1/content`.
 #[derive(Debug, Serialize)]
-struct Added {
+pub(crate) struct Added {
     cid: String,
     size: u64,
     blocks: u64,
@@ -45,7 +35,7 @@ struct Added {
 
 /// The body of `PUT /v1/pins/{cid}`.
 #[derive(Debug, Serialize)]
-struct Pinned {
+pub(crate) struct Pinned {
     cid: String,
     fetched: u64,
     local: u64,
@@ -54,7 +44,7 @@ struct Pinned {
 
 /// One entry of `GET /v1/pins`.
 #[derive(Debug, Serialize)]
-struct PinView {
+pub(crate) struct PinView {
     cid: String,
     label: Option<String>,
     created_at: u64,
@@ -62,7 +52,7 @@ struct PinView {
 
 /// The body of `POST /v1/gc`.
 #[derive(Debug, Serialize)]
-struct Collected {
+pub(crate) struct Collected {
     removed: u64,
     freed: u64,
 }
@@ -70,7 +60,7 @@ struct Collected {
 /// The query of `POST /v1/content`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AddQuery {
+pub(crate) struct AddQuery {
     profile: Option<String>,
     label: Option<String>,
 }
@@ -78,7 +68,7 @@ struct AddQuery {
 /// The query of `PUT /v1/pins/{cid}`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PinQuery {
+pub(crate) struct PinQuery {
     label: Option<String>,
     providers: Option<String>,
 }
@@ -86,7 +76,7 @@ struct PinQuery {
 /// The query of `GET /v1/content/{cid}`.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CatQuery {
+pub(crate) struct CatQuery {
     providers: Option<String>,
 }
 
@@ -126,36 +116,30 @@ fn cid(text: &str) -> Result<Cid, Failure> {
 
 /// `POST /v1/content?profile=unixfs-v1-2025&label=...`: the body (any size,
 /// streamed) becomes a pinned UnixFS file.
-fn add(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path!("v1" / "content")
-        .and(warp::post())
-        .and(octet_stream())
-        .and(warp::query::<AddQuery>())
-        .and(warp::body::stream())
-        .and(with(ctx))
-        .and_then(|query: AddQuery, body, ctx: Ctx| {
-            json("add", async move {
-                let profile = match query.profile.as_deref() {
-                    None => Profile::default(),
-                    Some(text) => text.parse().map_err(|_| Failure::Query {
-                        param: "profile",
-                        reason: "must be unixfs-v1-2025 or unixfs-v0-2015",
-                    })?,
-                };
-                let (tx, rx) = mpsc::channel(8);
-                let adding = ctx.client.content().add(rx, profile, query.label);
-                let feeding = feed(body, tx);
-                let (added, fed) = futures::join!(adding, feeding);
-                fed?;
-                let added = added?;
-                Ok(Added {
-                    cid: added.root.to_string(),
-                    size: added.size,
-                    blocks: added.blocks,
-                    profile: profile.to_string(),
-                })
-            })
-        })
+pub(crate) async fn add<S, B>(ctx: Ctx, query: AddQuery, body: S) -> Result<Added, Failure>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let profile = match query.profile.as_deref() {
+        None => Profile::default(),
+        Some(text) => text.parse().map_err(|_| Failure::Query {
+            param: "profile",
+            reason: "must be unixfs-v1-2025 or unixfs-v0-2015",
+        })?,
+    };
+    let (tx, rx) = mpsc::channel(8);
+    let adding = ctx.client.content().add(rx, profile, query.label);
+    let feeding = feed(body, tx);
+    let (added, fed) = futures::join!(adding, feeding);
+    fed?;
+    let added = added?;
+    Ok(Added {
+        cid: added.root.to_string(),
+        size: added.size,
+        blocks: added.blocks,
+        profile: profile.to_string(),
+    })
 }
 
 /// Passes the request body on to the importer, chunk by chunk.
@@ -177,62 +161,49 @@ where
 }
 
 /// `GET /v1/content/{cid}/stat`.
-fn stat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path!("v1" / "content" / String / "stat")
-        .and(get())
-        .and(with(ctx))
-        .and_then(|text: String, ctx: Ctx| {
-            json("stat", async move {
-                let stat: ContentStat = ctx.client.content().stat(cid(&text)?).await?;
-                Ok(stat)
-            })
-        })
+pub(crate) async fn stat(ctx: Ctx, text: String) -> Result<ContentStat, Failure> {
+    let stat: ContentStat = ctx.client.content().stat(cid(&text)?).await?;
+    Ok(stat)
 }
 
 /// `GET /v1/content/{cid}`: the file's bytes, from here or from the swarm,
 /// every block checked.
-fn cat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path!("v1" / "content" / String)
-        .and(get())
-        .and(warp::query::<CatQuery>())
-        .and(with(ctx))
-        .and_then(|text: String, query: CatQuery, ctx: Ctx| async move {
-            let root = cid(&text).map_err(warp::reject::custom)?;
-            let hint = providers(query.providers.as_deref()).map_err(warp::reject::custom)?;
-            // The length comes from the root block alone (no DAG walk).
-            let size = ctx
-                .client
-                .content()
-                .file_size(root)
-                .await
-                .map_err(Failure::from)?;
-            let (rx, handle) = ctx.client.content().cat(root, hint);
-            let mut download = Download {
-                rx,
-                handle: Some(handle),
-            };
-            // Wait for the first bytes, so a file nobody has is an error
-            // status rather than an empty body.
-            let first = match download.next().await {
-                Some(Ok(bytes)) => Some(bytes),
-                Some(Err(e)) => return Err(warp::reject::custom(Failure::from(e))),
-                None => None,
-            };
-            let body = futures::stream::iter(first.map(Ok)).chain(download);
-            let mut response = warp::reply::stream(body).into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/octet-stream"),
-            );
-            if let Ok(etag) = header::HeaderValue::from_str(&format!("\"{root}\"")) {
-                headers.insert(header::ETAG, etag);
-            }
-            if let Some(size) = size {
-                headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(size));
-            }
-            Ok::<_, Rejection>(response)
-        })
+pub(crate) async fn cat(ctx: Ctx, text: String, query: CatQuery) -> Result<Response, Failure> {
+    let root = cid(&text)?;
+    let hint = providers(query.providers.as_deref())?;
+    // The length comes from the root block alone (no DAG walk).
+    let size = ctx
+        .client
+        .content()
+        .file_size(root)
+        .await
+        .map_err(Failure::from)?;
+    let (rx, handle) = ctx.client.content().cat(root, hint);
+    let mut download = Download {
+        rx,
+        handle: Some(handle),
+    };
+    // Wait for the first bytes, so a file nobody has is an error
+    // status rather than an empty body.
+    let first = match download.next().await {
+        Some(Ok(bytes)) => Some(bytes),
+        Some(Err(e)) => return Err(Failure::from(e)),
+        None => None,
+    };
+    let body = futures::stream::iter(first.map(Ok)).chain(download);
+    let mut response = warp::reply::stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(etag) = header::HeaderValue::from_str(&format!("\"{root}\"")) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Some(size) = size {
+        headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(size));
+    }
+    Ok(response)
 }
 
 /// The bytes of a download, then how it ended: an error ends the stream
@@ -274,74 +245,45 @@ impl Stream for Download {
 }
 
 /// `GET /v1/pins`.
-fn pins(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path!("v1" / "pins")
-        .and(get())
-        .and(with(ctx))
-        .and_then(|ctx: Ctx| {
-            json("pins", async move {
-                let pins: Vec<PinInfo> = ctx.client.content().pins().await?;
-                Ok(pins
-                    .into_iter()
-                    .map(|p| PinView {
-                        cid: p.root.to_string(),
-                        label: p.label,
-                        created_at: p.created,
-                    })
-                    .collect::<Vec<_>>())
-            })
+pub(crate) async fn pins(ctx: Ctx) -> Result<Vec<PinView>, Failure> {
+    let pins: Vec<PinInfo> = ctx.client.content().pins().await?;
+    Ok(pins
+        .into_iter()
+        .map(|p| PinView {
+            cid: p.root.to_string(),
+            label: p.label,
+            created_at: p.created,
         })
+        .collect::<Vec<_>>())
 }
 
 /// `PUT /v1/pins/{cid}?label=...`: fetches what is missing, then pins.
-fn pin(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path!("v1" / "pins" / String)
-        .and(warp::put())
-        .and(warp::query::<PinQuery>())
-        .and(with(ctx))
-        .and_then(|text: String, query: PinQuery, ctx: Ctx| {
-            json("pin", async move {
-                let root = cid(&text)?;
-                let hint = providers(query.providers.as_deref())?;
-                let report = ctx.client.content().pin(root, query.label, hint).await?;
-                Ok(Pinned {
-                    cid: root.to_string(),
-                    fetched: report.fetched,
-                    local: report.local,
-                    size: report.size,
-                })
-            })
-        })
+pub(crate) async fn pin(ctx: Ctx, text: String, query: PinQuery) -> Result<Pinned, Failure> {
+    let root = cid(&text)?;
+    let hint = providers(query.providers.as_deref())?;
+    let report = ctx.client.content().pin(root, query.label, hint).await?;
+    Ok(Pinned {
+        cid: root.to_string(),
+        fetched: report.fetched,
+        local: report.local,
+        size: report.size,
+    })
 }
 
 /// `DELETE /v1/pins/{cid}`.
-fn unpin(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path!("v1" / "pins" / String)
-        .and(warp::delete())
-        .and(with(ctx))
-        .and_then(|text: String, ctx: Ctx| {
-            json("unpin", async move {
-                let root = cid(&text)?;
-                if !ctx.client.content().unpin(root).await? {
-                    return Err(Failure::NotFound(format!("{root} is not pinned")));
-                }
-                Ok(serde_json::json!({ "cid": root.to_string(), "pinned": false }))
-            })
-        })
+pub(crate) async fn unpin(ctx: Ctx, text: String) -> Result<serde_json::Value, Failure> {
+    let root = cid(&text)?;
+    if !ctx.client.content().unpin(root).await? {
+        return Err(Failure::NotFound(format!("{root} is not pinned")));
+    }
+    Ok(serde_json::json!({ "cid": root.to_string(), "pinned": false }))
 }
 
 /// `POST /v1/gc`.
-fn gc(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    warp::path!("v1" / "gc")
-        .and(warp::post())
-        .and(with(ctx))
-        .and_then(|ctx: Ctx| {
-            json("gc", async move {
-                let report: GcReport = ctx.client.content().gc().await?;
-                Ok(Collected {
-                    removed: report.removed,
-                    freed: report.freed,
-                })
-            })
-        })
+pub(crate) async fn gc(ctx: Ctx) -> Result<Collected, Failure> {
+    let report: GcReport = ctx.client.content().gc().await?;
+    Ok(Collected {
+        removed: report.removed,
+        freed: report.freed,
+    })
 }

@@ -1,6 +1,8 @@
-//! The routes, as warp filters. Each matches its path first and its method
-//! second, so an unknown path is a 404 and a known path with another method
-//! a 405. Every route limits its request body.
+//! The routes, as warp filters, each documented with its method and path;
+//! each parses its request and calls a handler of `handlers` or `content`.
+//! Each matches its path first and its method second, so an unknown path is
+//! a 404 and a known path with another method a 405. Every route limits its
+//! request body.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,6 +14,7 @@ use tracing::{Instrument, debug};
 use warp::{Filter, Rejection, Reply};
 
 use super::MAX_POST_BODY;
+use super::content::{self, AddQuery, CatQuery, PinQuery};
 use super::error::{Failure, recover};
 use super::handlers::{self, Ctx, LogQuery, SearchQuery};
 use crate::Client;
@@ -32,7 +35,7 @@ pub(crate) fn routes(
         .or(peers(ctx.clone()))
         .or(status(ctx.clone()))
         .or(metrics(ctx.clone()))
-        .or(super::content::routes(ctx))
+        .or(content_routes(ctx))
         .recover(recover)
         .map(|reply| warp::reply::with_header(reply, "x-content-type-options", "nosniff"))
         .with(warp::log::custom(|info| {
@@ -142,13 +145,95 @@ fn metrics(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> 
         })
 }
 
-pub(super) fn with(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = Infallible> + Clone {
+/// Every content route (`docs/node-api.md`, "Content"); their handlers are
+/// in `content`.
+fn content_routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    add(ctx.clone())
+        .or(stat(ctx.clone()))
+        .or(cat(ctx.clone()))
+        .or(pins(ctx.clone()))
+        .or(pin(ctx.clone()))
+        .or(unpin(ctx.clone()))
+        .or(gc(ctx))
+}
+
+/// `POST /v1/content?profile=unixfs-v1-2025&label=...`: the body (any size,
+/// streamed) becomes a pinned UnixFS file.
+fn add(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "content")
+        .and(warp::post())
+        .and(octet_stream())
+        .and(warp::query::<AddQuery>())
+        .and(warp::body::stream())
+        .and(with(ctx))
+        .and_then(|query: AddQuery, body, ctx: Ctx| json("add", content::add(ctx, query, body)))
+}
+
+/// `GET /v1/content/{cid}/stat`.
+fn stat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "content" / String / "stat")
+        .and(get())
+        .and(with(ctx))
+        .and_then(|text: String, ctx: Ctx| json("stat", content::stat(ctx, text)))
+}
+
+/// `GET /v1/content/{cid}`: the file's bytes, streamed, from here or from
+/// the swarm, every block checked.
+fn cat(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "content" / String)
+        .and(get())
+        .and(warp::query::<CatQuery>())
+        .and(with(ctx))
+        .and_then(|text: String, query: CatQuery, ctx: Ctx| async move {
+            content::cat(ctx, text, query)
+                .await
+                .map_err(warp::reject::custom)
+        })
+}
+
+/// `GET /v1/pins`.
+fn pins(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "pins")
+        .and(get())
+        .and(with(ctx))
+        .and_then(|ctx: Ctx| json("pins", content::pins(ctx)))
+}
+
+/// `PUT /v1/pins/{cid}?label=...&providers=...`: fetches what is missing,
+/// then pins.
+fn pin(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "pins" / String)
+        .and(warp::put())
+        .and(warp::query::<PinQuery>())
+        .and(with(ctx))
+        .and_then(|text: String, query: PinQuery, ctx: Ctx| {
+            json("pin", content::pin(ctx, text, query))
+        })
+}
+
+/// `DELETE /v1/pins/{cid}`.
+fn unpin(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "pins" / String)
+        .and(warp::delete())
+        .and(with(ctx))
+        .and_then(|text: String, ctx: Ctx| json("unpin", content::unpin(ctx, text)))
+}
+
+/// `POST /v1/gc`.
+fn gc(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("v1" / "gc")
+        .and(warp::post())
+        .and(with(ctx))
+        .and_then(|ctx: Ctx| json("gc", content::gc(ctx)))
+}
+
+fn with(ctx: Ctx) -> impl Filter<Extract = (Ctx,), Error = Infallible> + Clone {
     warp::any().map(move || ctx.clone())
 }
 
 /// `GET` with no request body: a declared body is refused, an undeclared
 /// one is never read.
-pub(super) fn get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+fn get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::get()
         .and(warp::header::optional::<u64>("content-length"))
         .and_then(|length: Option<u64>| async move {
@@ -164,7 +249,7 @@ pub(super) fn get() -> impl Filter<Extract = (), Error = Rejection> + Clone {
 /// Besides naming the format, this keeps web pages from posting records
 /// through a visitor's browser: such a cross-origin request needs a CORS
 /// preflight, which the API never grants.
-pub(super) fn octet_stream() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+fn octet_stream() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
         .and_then(|value: Option<String>| async move {
             let essence = value
@@ -221,7 +306,7 @@ where
 
 /// Runs a handler in a span named after its route and turns its answer
 /// into JSON, or its failure into a rejection for [`recover`].
-pub(super) async fn json<T: Serialize>(
+async fn json<T: Serialize>(
     route: &'static str,
     handler: impl Future<Output = Result<T, Failure>>,
 ) -> Result<warp::reply::Json, Rejection> {

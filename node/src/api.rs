@@ -1,10 +1,13 @@
 //! The node's local control API: HTTP+JSON on warp, specified for clients in
 //! `docs/node-api.md`.
 //!
-//! * `filters`: the routes, each documented with its method and path;
+//! * `filters`: the routes, each documented with its method and path; they
+//!   call into the modules below, which never import it;
 //! * `handlers`: plain async functions from parsed requests to models;
+//! * `content`: the content handlers (add, cat, stat, pins, gc), which
+//!   stream, and their bodies;
 //! * `models`: the JSON bodies;
-//! * `content`: the content routes (add, cat, stat, pins, gc), which stream;
+//! * `limits`: the API's limits (body size, log and search pages, long-polls);
 //! * `error`: why a request failed, and the one rejection handler that turns
 //!   every failure into `{ "code": "...", "message": "..." }`. Internal
 //!   errors are logged and never shown.
@@ -14,7 +17,6 @@
 //! once.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use tracing::info;
 
@@ -24,30 +26,10 @@ mod content;
 mod error;
 mod filters;
 mod handlers;
+mod limits;
 mod models;
 
 pub use error::ApiError;
-
-/// The longest a `GET /v1/log` request may wait for new entries.
-pub(crate) const MAX_WAIT: Duration = Duration::from_secs(30);
-/// How many `GET /v1/log` requests may wait at once; past that a request
-/// is answered at once, as if it had asked not to wait.
-pub(crate) const MAX_WAITERS: usize = 256;
-/// The most log entries one `GET /v1/log` returns.
-pub(crate) const MAX_LOG_LIMIT: usize = 1000;
-/// The log entries a `GET /v1/log` returns when it does not say.
-pub(crate) const DEFAULT_LOG_LIMIT: usize = 100;
-/// The results a `GET /v1/search` returns when it does not say.
-pub(crate) const DEFAULT_SEARCH_LIMIT: usize = 20;
-/// The most results one `GET /v1/search` returns.
-pub(crate) const MAX_SEARCH_LIMIT: usize = 100;
-/// The longest query `GET /v1/search` takes, in bytes.
-pub(crate) const MAX_QUERY_BYTES: usize = 200;
-/// The largest request body of `POST /v1/records`: a signed record
-/// ([`MAX_RECORD_BYTES`](ipsr_proto::limits::MAX_RECORD_BYTES)) and 1 KiB
-/// to spare, so a record just over its limit is refused as `too_large` by
-/// the record rules rather than by the HTTP layer.
-pub(crate) const MAX_POST_BODY: usize = ipsr_proto::limits::MAX_RECORD_BYTES + 1024;
 
 /// Binds the API to `addr` and returns the address it is bound to (port 0
 /// picks a free port) and the future that serves it. The future runs until

@@ -13,10 +13,10 @@ use serde::Serialize;
 use tracing::{Instrument, debug};
 use warp::{Filter, Rejection, Reply};
 
-use super::MAX_POST_BODY;
 use super::content::{self, AddQuery, CatQuery, PinQuery};
 use super::error::{Failure, recover};
 use super::handlers::{self, Ctx, LogQuery, SearchQuery};
+use super::limits::MAX_POST_BODY;
 use crate::Client;
 
 /// Every route, with the rejection handler and a debug-level access log.

@@ -10,11 +10,11 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use super::error::Failure;
-use super::models::{Author, Log, Package, Peers, Published, ReleaseView, SearchResults, Status};
-use super::{
+use super::limits::{
     DEFAULT_LOG_LIMIT, DEFAULT_SEARCH_LIMIT, MAX_LOG_LIMIT, MAX_QUERY_BYTES, MAX_SEARCH_LIMIT,
     MAX_WAIT, MAX_WAITERS,
 };
+use super::models::{Author, Log, Package, Peers, Published, ReleaseView, SearchResults, Status};
 use crate::{Client, Store, StoreError};
 
 /// What every handler gets: the node and the API's shared limits.

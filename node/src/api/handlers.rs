@@ -275,12 +275,12 @@ pub(crate) async fn peers(ctx: Ctx) -> Result<Peers, Failure> {
     })
 }
 
-/// `GET /v1/status`.
 /// `GET /metrics`.
 pub(crate) async fn metrics(ctx: Ctx) -> Result<String, Failure> {
     Ok(ctx.client.metrics_text().await?)
 }
 
+/// `GET /v1/status`.
 pub(crate) async fn status(ctx: Ctx) -> Result<Status, Failure> {
     let stats = ctx.read(Store::stats).await?;
     let listen_addrs = ctx.client.listen_addrs().await?;

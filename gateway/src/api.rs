@@ -8,8 +8,8 @@ use ipsr_proto::{
 };
 use serde::Serialize;
 
-use crate::Gateway;
 use crate::error::Failure;
+use crate::state::Gateway;
 
 /// The most search hits or recent releases one listing looks through.
 pub(crate) const MAX_SCAN: usize = 1000;

@@ -16,9 +16,9 @@ use warp::Reply;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::Gateway;
 use crate::conditional::{Conditions, IMMUTABLE, Wanted, matches_tag, wanted};
 use crate::error::Failure;
+use crate::state::Gateway;
 
 /// `Cache-Control` of a download by package and version (a yank or a newer
 /// release changes what a name points at).

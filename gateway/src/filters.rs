@@ -17,7 +17,12 @@ use crate::conditional::{Conditions, conditions};
 use crate::download;
 use crate::error::{Failure, recover};
 use crate::publish::{self, Body, MAX_RECORD_BODY, read_limited};
-use crate::{Gateway, OPENAPI, api, ipfs, pages};
+use crate::state::Gateway;
+use crate::{api, ipfs, pages};
+
+/// The OpenAPI 3.1 document of the JSON API, served at
+/// `GET /api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// `Cache-Control` of JSON views of packages: short, they change with
 /// every release and yank.
@@ -108,12 +113,11 @@ fn guard(g: Gateway) -> impl Filter<Extract = (Guard,), Error = Rejection> + Clo
     warp::addr::remote().and_then(move |addr: Option<SocketAddr>| {
         let g = g.clone();
         async move {
-            if !g.inner.limiter.check(addr.map(|a| a.ip())) {
+            if !g.limiter().check(addr.map(|a| a.ip())) {
                 return Err(warp::reject::custom(Failure::RateLimited));
             }
             let permit = g
-                .inner
-                .slots
+                .slots()
                 .clone()
                 .try_acquire_owned()
                 .map_err(|_| warp::reject::custom(Failure::Busy))?;
@@ -169,14 +173,14 @@ async fn view<T: Serialize>(
     render: impl Future<Output = Result<T, Failure>>,
 ) -> Result<Response, Rejection> {
     let head = *g.node().log_head().borrow();
-    let body = match g.inner.views.get(&key, head) {
+    let body = match g.views().get(&key, head) {
         Some(body) => body,
         None => {
             let value = render.await.map_err(reject)?;
             let body = serde_json::to_vec(&value)
                 .map_err(|e| reject(Failure::Internal(format!("cannot render JSON: {e}"))))?;
             let body = bytes::Bytes::from(body);
-            g.inner.views.put(key, head, body.clone());
+            g.views().put(key, head, body.clone());
             body
         }
     };

@@ -34,10 +34,10 @@ use warp::Reply;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::Gateway;
 use crate::conditional::{Conditions, IMMUTABLE, matches_tag};
 use crate::download;
 use crate::error::Failure;
+use crate::state::Gateway;
 
 /// The media type of one raw block.
 const RAW_TYPE: &str = "application/vnd.ipld.raw";

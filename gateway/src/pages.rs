@@ -16,9 +16,9 @@ use warp::Reply;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::Gateway;
 use crate::api::{self, ListQuery, PackageSummary};
 use crate::error::Failure;
+use crate::state::Gateway;
 
 /// The pages' style sheet, inline so a page is one request.
 const STYLE: &str = "\

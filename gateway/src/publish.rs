@@ -29,8 +29,8 @@ use tokio_util::io::StreamReader;
 use tracing::{debug, info, warn};
 use warp::multipart::{FormData, Part};
 
-use crate::Gateway;
 use crate::error::Failure;
+use crate::state::Gateway;
 
 /// The largest `record` part (and `application/octet-stream` body): a signed
 /// record and 1 KiB to spare, so a record just over its limit is refused by

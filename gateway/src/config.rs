@@ -1,0 +1,80 @@
+//! How a gateway runs: [`GatewayConfig`], its limits and policies, and
+//! [`Uploads`], who may upload content with a publish.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ipsr_proto::AuthorId;
+
+use crate::cache::VIEW_TTL;
+
+/// Who may upload content through `POST /api/v1/publish`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Uploads {
+    /// Nobody: the gateway accepts signed records only; their content must
+    /// be in the swarm already.
+    #[default]
+    Off,
+    /// Records signed by these authors may bring their content.
+    Authors(HashSet<AuthorId>),
+    /// Any author.
+    Anyone,
+}
+
+impl Uploads {
+    /// Whether `author` may upload content.
+    pub fn allows(&self, author: &AuthorId) -> bool {
+        match self {
+            Self::Off => false,
+            Self::Authors(set) => set.contains(author),
+            Self::Anyone => true,
+        }
+    }
+}
+
+/// How a gateway runs: its limits and policies.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GatewayConfig {
+    /// Who may upload content with a publish.
+    pub uploads: Uploads,
+    /// The largest content upload, in bytes (413 past it).
+    pub max_upload_bytes: u64,
+    /// Requests served at once; past it requests are answered 503 at once.
+    pub max_concurrent: usize,
+    /// Requests per second one client address may make (0: no limit);
+    /// past it, 429.
+    pub rate_limit_per_sec: u32,
+    /// Requests one client may make in a burst above the rate.
+    pub rate_limit_burst: u32,
+    /// The longest a download waits for its first byte from the swarm
+    /// before answering 504 (fail fast rather than hang).
+    pub first_byte_timeout: Duration,
+    /// The longest `GET /ipfs/{cid}` looks for a root it does not hold
+    /// before answering 404.
+    pub ipfs_timeout: Duration,
+    /// The public base URL of the gateway (for QR codes and absolute links),
+    /// e.g. `https://ipsr.example.org`; `None`: taken from the request's
+    /// `Host` header.
+    pub public_url: Option<String>,
+    /// How long a rendered JSON view (package, release, author, listing)
+    /// may be served again; it is never served after the node's log has
+    /// changed. Zero turns the cache off.
+    pub view_ttl: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            uploads: Uploads::Off,
+            max_upload_bytes: 256 * 1024 * 1024,
+            max_concurrent: 1024,
+            rate_limit_per_sec: 0,
+            rate_limit_burst: 200,
+            first_byte_timeout: Duration::from_secs(20),
+            ipfs_timeout: Duration::from_secs(10),
+            public_url: None,
+            view_ttl: VIEW_TTL,
+        }
+    }
+}

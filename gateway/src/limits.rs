@@ -1,5 +1,6 @@
-//! Per-client rate limits (governor's GCRA, keyed by the client's address)
-//! and the cap on requests served at once.
+//! Per-client rate limits (governor's GCRA, keyed by the client's address).
+//! The cap on requests served at once is the gateway's semaphore of slots
+//! (`state.rs`).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

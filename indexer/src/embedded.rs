@@ -34,7 +34,7 @@ impl StoreIndex {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| IndexError::Task(e.to_string()))?
+            .map_err(IndexError::Task)?
     }
 }
 

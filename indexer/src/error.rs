@@ -33,7 +33,10 @@ pub enum IndexError {
     },
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
+    /// The task reading the log stopped without an error of its own.
+    #[error("the log reader stopped")]
+    ReaderStopped,
 }
 
 impl IndexError {
@@ -76,5 +79,5 @@ pub enum SourceError {
     Store(#[from] ipsr_node::StoreError),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
-    Task(String),
+    Task(#[from] tokio::task::JoinError),
 }

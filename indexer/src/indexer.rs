@@ -259,7 +259,7 @@ impl<S: Source> Indexer<S> {
                 end = reader => {
                     // The reader stops only on an error retrying cannot fix.
                     end?;
-                    return Err(IndexError::Task("the log reader stopped".into()));
+                    return Err(IndexError::ReaderStopped);
                 }
                 from = writer => from?,
             };
@@ -534,7 +534,7 @@ async fn verify_page(
         verifier.verify(&entries)
     })
     .await
-    .map_err(|e| IndexError::Task(e.to_string()))?;
+    .map_err(IndexError::Task)?;
     let mut records = Vec::with_capacity(results.len());
     for (position, result) in results {
         match result {

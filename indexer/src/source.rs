@@ -105,7 +105,7 @@ impl HttpSource {
             Ok((url, body))
         })
         .await
-        .map_err(|e| SourceError::Task(e.to_string()))?
+        .map_err(SourceError::Task)?
     }
 }
 
@@ -172,7 +172,7 @@ impl LocalSource {
         let store = self.client.store().clone();
         let entries = tokio::task::spawn_blocking(move || store.log_bytes_after(after, limit))
             .await
-            .map_err(|e| SourceError::Task(e.to_string()))??;
+            .map_err(SourceError::Task)??;
         Ok(entries
             .into_iter()
             .map(|(position, bytes)| Entry { position, bytes })

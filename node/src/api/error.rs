@@ -83,7 +83,7 @@ pub(crate) enum Failure {
     Node(#[source] NodeError),
     /// A blocking task failed (internal).
     #[error("blocking task: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
     /// The path holds no valid CID.
     #[error("cid: {0}")]
     Cid(String),

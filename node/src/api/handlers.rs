@@ -42,7 +42,7 @@ impl Ctx {
         let store = self.client.store().clone();
         tokio::task::spawn_blocking(move || read(&store))
             .await
-            .map_err(|e| Failure::Task(e.to_string()))?
+            .map_err(Failure::Task)?
             .map_err(Failure::from)
     }
 }

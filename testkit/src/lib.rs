@@ -1,0 +1,45 @@
+//! The IPSR test kit: what the tests, benchmarks and the testnet driver of
+//! every crate share, written once.
+//!
+//! | module | what |
+//! |---|---|
+//! | `proc` | [`Proc`]: a child process read line by line, killed on drop |
+//! | `redis` | [`RedisServer`], a private `redis-server`; [`redis_url`] of the shared one and [`unique_prefix`] for a test's keys in it |
+//! | `ports` | [`free_port`], [`free_base_port`] on loopback |
+//! | `wait` | bounded waits: [`wait_until`] (async), [`wait_for`] and [`poll`] (blocking), all within [`TIMEOUT`] unless told |
+//! | `data` | seeded test data: [`pattern`] bytes and the [`XorShift`] generator behind them |
+//! | `records` | one builder of signed records: [`release`], [`yank`], with [`key`], [`cid`] and the defaults [`PACKAGE`], [`CID`], [`T0`] |
+//! | `http` | [`agent`]: an HTTP client with a timeout that reports statuses as values |
+//!
+//! It depends on `ipsr-proto` only (never on the node, the indexer or the
+//! gateway: their tests depend on it). Setup failures panic with what
+//! failed; a test has nothing better to do with them.
+//!
+//! ```
+//! use ipsr_testkit::{CID, T0, cid, key, release, yank};
+//!
+//! let author = key(1);
+//! // com.example.app 1.1.0: version code 2, seq 20, created at T0 + 20.
+//! let v2 = release(&author, "1.1.0").code(2).seq(20).cid(cid(2)).sign();
+//! assert_eq!(v2.record().created_at(), T0 + 20);
+//! let retraction = yank(&author, "1.1.0").seq(30).reason("crashes on start").sign();
+//! assert_eq!(retraction.release_key(), v2.release_key());
+//! // The defaults: version code 1, content CID.
+//! assert_eq!(release(&author, "1.0.0").build().cid.to_string(), CID);
+//! ```
+
+mod data;
+mod http;
+mod ports;
+mod proc;
+mod records;
+mod redis;
+mod wait;
+
+pub use data::{XorShift, pattern};
+pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout};
+pub use ports::{free_base_port, free_port};
+pub use proc::Proc;
+pub use records::{CID, PACKAGE, ReleaseBuilder, T0, YankBuilder, cid, key, release, yank};
+pub use redis::{RedisServer, redis_url, unique_prefix};
+pub use wait::{TIMEOUT, poll, wait_for, wait_until};

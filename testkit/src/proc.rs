@@ -1,0 +1,96 @@
+//! A child process read line by line, killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::TIMEOUT;
+
+/// A child process whose standard output is read line by line (standard
+/// error is dropped, `RUST_LOG=warn`), killed on drop: a daemon started by
+/// a test or a benchmark, read for its start-up lines.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    /// Starts `command`; panics when it cannot be started.
+    pub fn spawn(command: &mut Command) -> Self {
+        let program = command.get_program().to_owned();
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program:?}: {e}"));
+        let stdout = child
+            .stdout
+            .take()
+            .expect("the child's standard output is piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line of standard output, if one comes before `deadline`.
+    pub fn next_line(&self, deadline: Instant) -> Option<String> {
+        self.lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    }
+
+    /// The rest of the first line starting with `prefix` that comes within
+    /// `limit` (earlier lines are skipped).
+    pub fn line(&self, prefix: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let line = self.next_line(deadline)?;
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Some(rest.to_owned());
+            }
+        }
+    }
+
+    /// [`line`](Self::line) within [`TIMEOUT`]; panics when none comes.
+    pub fn expect_line(&self, prefix: &str) -> String {
+        self.line(prefix, TIMEOUT)
+            .unwrap_or_else(|| panic!("no `{prefix}` line"))
+    }
+
+    /// The process, e.g. to signal it or wait for it.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_lines_and_kills_on_drop() {
+        let mut proc =
+            Proc::spawn(Command::new("sh").args(["-c", "echo one; echo 'two: 2'; sleep 600"]));
+        assert_eq!(proc.expect_line("two: "), "2");
+        let pid = proc.child().id();
+        drop(proc);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(stat.is_empty(), "{stat}");
+    }
+}

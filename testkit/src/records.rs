@@ -1,0 +1,337 @@
+//! One builder of signed records for every test: a release or a yank with
+//! defaults, changed field by field, then signed.
+//!
+//! Times: a record given a `seq` is created at [`T0`]` + seq` (unless it is
+//! given a `created_at` too), so its bytes are the same on every run; a
+//! record given neither has both set to now, as [`Release::new`] does.
+
+use ipsr_proto::{
+    AuthorKey, ContentId, Metadata, PackageName, Platform, Release, SignedRecord, Version, Yank,
+};
+
+/// The package of a record unless the test names another.
+pub const PACKAGE: &str = "com.example.app";
+
+/// The content of a release unless the test gives another: a raw CIDv1
+/// (sha2-256), the one of `ipsr-proto`'s example.
+pub const CID: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+
+/// The base of `created_at` (ms) of a record given a `seq`:
+/// 2023-11-14 22:13:20 UTC.
+pub const T0: u64 = 1_700_000_000_000;
+
+/// The author key of seed `[seed; 32]`.
+pub fn key(seed: u8) -> AuthorKey {
+    AuthorKey::from_seed(&[seed; 32])
+}
+
+/// A raw sha2-256 CIDv1 whose digest starts with `n` (big-endian), then
+/// zeros: distinct numbers, distinct CIDs, of content nobody holds.
+pub fn cid(n: u32) -> ContentId {
+    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
+    let mut digest = [0u8; 32];
+    digest[..4].copy_from_slice(&n.to_be_bytes());
+    bytes.extend(digest);
+    ContentId::from_bytes(&bytes).expect("a raw sha2-256 CIDv1")
+}
+
+fn package(name: &str) -> PackageName {
+    name.parse()
+        .unwrap_or_else(|e| panic!("package name {name:?}: {e}"))
+}
+
+fn version(v: &str) -> Version {
+    v.parse().unwrap_or_else(|e| panic!("version {v:?}: {e}"))
+}
+
+/// A release of [`PACKAGE`] at `version` by `key`: version code 1, content
+/// [`CID`] of size 0, file name `PACKAGE-VERSION`, platform `any`, empty
+/// metadata, created now with `seq` now (see the [module docs](self)).
+pub fn release<'k>(key: &'k AuthorKey, version: &str) -> ReleaseBuilder<'k> {
+    ReleaseBuilder {
+        key,
+        package: package(PACKAGE),
+        version: self::version(version),
+        version_code: 1,
+        cid: CID.parse().expect("CID is a CID"),
+        size: 0,
+        file_name: None,
+        platform: Platform::any(),
+        metadata: Metadata::default(),
+        seq: None,
+        created_at: None,
+    }
+}
+
+/// A yank of [`PACKAGE`] at `version` by `key`, reason `broken`, created now
+/// with `seq` now (see the [module docs](self)).
+pub fn yank<'k>(key: &'k AuthorKey, version: &str) -> YankBuilder<'k> {
+    YankBuilder {
+        key,
+        package: package(PACKAGE),
+        version: self::version(version),
+        reason: "broken".into(),
+        seq: None,
+        created_at: None,
+    }
+}
+
+/// A release being built: see [`release`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder makes nothing until it is signed or built"]
+pub struct ReleaseBuilder<'k> {
+    key: &'k AuthorKey,
+    package: PackageName,
+    version: Version,
+    version_code: u64,
+    cid: ContentId,
+    size: u64,
+    file_name: Option<String>,
+    platform: Platform,
+    metadata: Metadata,
+    seq: Option<u64>,
+    created_at: Option<u64>,
+}
+
+impl ReleaseBuilder<'_> {
+    /// Of another package.
+    pub fn package(mut self, name: &str) -> Self {
+        self.package = package(name);
+        self
+    }
+
+    /// The version code.
+    pub fn code(mut self, version_code: u64) -> Self {
+        self.version_code = version_code;
+        self
+    }
+
+    /// The sequence number; created at [`T0`]` + seq` unless
+    /// [`created_at`](Self::created_at) says otherwise.
+    pub fn seq(mut self, seq: u64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+
+    /// The creation time (Unix ms).
+    pub fn created_at(mut self, ms: u64) -> Self {
+        self.created_at = Some(ms);
+        self
+    }
+
+    /// The content.
+    pub fn cid(mut self, cid: ContentId) -> Self {
+        self.cid = cid;
+        self
+    }
+
+    /// The content's size in bytes.
+    pub fn size(mut self, size: u64) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// The file name offered on download.
+    pub fn file_name(mut self, name: impl Into<String>) -> Self {
+        self.file_name = Some(name.into());
+        self
+    }
+
+    /// The target platform.
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = platform;
+        self
+    }
+
+    /// The title.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.metadata.title = title.into();
+        self
+    }
+
+    /// The one-line summary.
+    pub fn summary(mut self, summary: impl Into<String>) -> Self {
+        self.metadata.summary = summary.into();
+        self
+    }
+
+    /// Any other metadata, changed in place.
+    pub fn metadata(mut self, edit: impl FnOnce(&mut Metadata)) -> Self {
+        edit(&mut self.metadata);
+        self
+    }
+
+    /// The unsigned release.
+    pub fn build(self) -> Release {
+        let mut r = Release::new(
+            self.key.author_id(),
+            self.package,
+            self.version,
+            self.version_code,
+            self.cid,
+        );
+        if let Some(name) = self.file_name {
+            r.file_name = name;
+        }
+        r.size = self.size;
+        r.platform = self.platform;
+        r.metadata = self.metadata;
+        if let Some(seq) = self.seq {
+            r.seq = seq;
+            r.created_at = T0 + seq;
+        }
+        if let Some(ms) = self.created_at {
+            r.created_at = ms;
+        }
+        r
+    }
+
+    /// The release, signed by its author.
+    pub fn sign(self) -> SignedRecord {
+        let key = self.key;
+        self.build()
+            .sign(key)
+            .unwrap_or_else(|e| panic!("the test's release is invalid: {e}"))
+    }
+}
+
+/// A yank being built: see [`yank`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder makes nothing until it is signed or built"]
+pub struct YankBuilder<'k> {
+    key: &'k AuthorKey,
+    package: PackageName,
+    version: Version,
+    reason: String,
+    seq: Option<u64>,
+    created_at: Option<u64>,
+}
+
+impl YankBuilder<'_> {
+    /// Of another package.
+    pub fn package(mut self, name: &str) -> Self {
+        self.package = package(name);
+        self
+    }
+
+    /// Why, for humans.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
+    }
+
+    /// The sequence number; created at [`T0`]` + seq` unless
+    /// [`created_at`](Self::created_at) says otherwise.
+    pub fn seq(mut self, seq: u64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+
+    /// The creation time (Unix ms).
+    pub fn created_at(mut self, ms: u64) -> Self {
+        self.created_at = Some(ms);
+        self
+    }
+
+    /// The unsigned yank.
+    pub fn build(self) -> Yank {
+        let mut y = Yank::new(
+            self.key.author_id(),
+            self.package,
+            self.version,
+            self.reason,
+        );
+        if let Some(seq) = self.seq {
+            y.seq = seq;
+            y.created_at = T0 + seq;
+        }
+        if let Some(ms) = self.created_at {
+            y.created_at = ms;
+        }
+        y
+    }
+
+    /// The yank, signed by its author.
+    pub fn sign(self) -> SignedRecord {
+        let key = self.key;
+        self.build()
+            .sign(key)
+            .unwrap_or_else(|e| panic!("the test's yank is invalid: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ipsr_proto::Record;
+
+    use super::*;
+
+    #[test]
+    fn defaults_are_those_of_release_new() {
+        let k = key(1);
+        let before = ipsr_proto::now_ms();
+        let r = release(&k, "1.0.0").build();
+        assert_eq!(r.author, k.author_id());
+        assert_eq!(r.package.as_str(), PACKAGE);
+        assert_eq!((r.version.to_string(), r.version_code), ("1.0.0".into(), 1));
+        assert_eq!(r.cid.to_string(), CID);
+        assert_eq!((r.size, r.file_name.as_str()), (0, "com.example.app-1.0.0"));
+        assert_eq!(r.platform, Platform::any());
+        assert_eq!(r.metadata, Metadata::default());
+        assert!(r.created_at >= before && r.seq == r.created_at);
+    }
+
+    #[test]
+    fn a_seq_fixes_the_time_and_every_field_can_change() {
+        let k = key(2);
+        let r = release(&k, "2.0.0")
+            .package("org.example.notes")
+            .code(7)
+            .seq(5)
+            .cid(cid(3))
+            .size(1536)
+            .title("Notes")
+            .summary("In one line")
+            .metadata(|m| m.categories = vec!["tools".into()])
+            .platform(Platform::android())
+            .sign();
+        let Record::Release(rel) = r.record() else {
+            panic!("a release")
+        };
+        assert_eq!((rel.seq, rel.created_at), (5, T0 + 5));
+        assert_eq!(rel.file_name, "org.example.notes-2.0.0");
+        assert_eq!((rel.version_code, rel.size), (7, 1536));
+        assert_eq!(rel.cid, cid(3));
+        assert_eq!(rel.metadata.title, "Notes");
+        assert_eq!(rel.metadata.categories, ["tools"]);
+        let fixed = release(&k, "1.0.0").seq(5).created_at(9).file_name("x.apk");
+        let fixed = fixed.build();
+        assert_eq!((fixed.seq, fixed.created_at), (5, 9));
+        assert_eq!(fixed.file_name, "x.apk");
+        assert_eq!(
+            release(&k, "1.0.0").seq(1).sign(),
+            release(&k, "1.0.0").seq(1).sign()
+        );
+    }
+
+    #[test]
+    fn yanks() {
+        let k = key(3);
+        let y = yank(&k, "1.0.0").seq(4).reason("crashes").build();
+        assert_eq!((y.seq, y.created_at), (4, T0 + 4));
+        assert_eq!(
+            (y.package.as_str(), y.reason.as_str()),
+            (PACKAGE, "crashes")
+        );
+        let y = yank(&k, "1.0.0").package("org.x.y").created_at(3).build();
+        assert_eq!(y.reason, "broken");
+        assert_eq!((y.package.as_str(), y.created_at), ("org.x.y", 3));
+        assert!(matches!(yank(&k, "1.0.0").sign().record(), Record::Yank(_)));
+    }
+
+    #[test]
+    fn cids_differ_by_number() {
+        assert_ne!(cid(1), cid(2));
+        assert_eq!(cid(0).to_bytes()[4..], [0; 32]);
+    }
+}

@@ -6,7 +6,8 @@
 //! record given neither has both set to now, as [`Release::new`] does.
 
 use ipsr_proto::{
-    AuthorKey, ContentId, Metadata, PackageName, Platform, Release, SignedRecord, Version, Yank,
+    AuthorKey, ContentId, Metadata, PackageName, Platform, Record, Release, SignedRecord, Version,
+    Yank,
 };
 
 /// The package of a record unless the test names another.
@@ -16,8 +17,9 @@ pub const PACKAGE: &str = "com.example.app";
 /// (sha2-256), the one of `ipsr-proto`'s example.
 pub const CID: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
 
-/// The base of `created_at` (ms) of a record given a `seq`:
-/// 2023-11-14 22:13:20 UTC.
+/// The base of `created_at` (ms) of a record given a `seq` and no
+/// `created_at`: it is created at `T0 + seq`, so its bytes are the same on
+/// every run. 2023-11-14 22:13:20 UTC.
 pub const T0: u64 = 1_700_000_000_000;
 
 /// The author key of seed `[seed; 32]`.
@@ -46,76 +48,117 @@ fn version(v: &str) -> Version {
 
 /// A release of [`PACKAGE`] at `version` by `key`: version code 1, content
 /// [`CID`] of size 0, file name `PACKAGE-VERSION`, platform `any`, empty
-/// metadata, created now with `seq` now (see the [module docs](self)).
+/// metadata, created now with `seq` now (as [`Release::new`] makes it);
+/// [`seq`](ReleaseBuilder::seq) fixes both.
 pub fn release<'k>(key: &'k AuthorKey, version: &str) -> ReleaseBuilder<'k> {
     ReleaseBuilder {
-        key,
-        package: package(PACKAGE),
-        version: self::version(version),
+        base: Base::new(key, version),
         version_code: 1,
         cid: CID.parse().expect("CID is a CID"),
         size: 0,
         file_name: None,
         platform: Platform::any(),
         metadata: Metadata::default(),
-        seq: None,
-        created_at: None,
     }
 }
 
 /// A yank of [`PACKAGE`] at `version` by `key`, reason `broken`, created now
-/// with `seq` now (see the [module docs](self)).
+/// with `seq` now; [`seq`](YankBuilder::seq) fixes both.
 pub fn yank<'k>(key: &'k AuthorKey, version: &str) -> YankBuilder<'k> {
     YankBuilder {
-        key,
-        package: package(PACKAGE),
-        version: self::version(version),
+        base: Base::new(key, version),
         reason: "broken".into(),
-        seq: None,
-        created_at: None,
     }
+}
+
+/// What releases and yanks have alike: who, what, when.
+#[derive(Debug, Clone)]
+struct Base<'k> {
+    key: &'k AuthorKey,
+    package: PackageName,
+    version: Version,
+    seq: Option<u64>,
+    created_at: Option<u64>,
+}
+
+impl<'k> Base<'k> {
+    fn new(key: &'k AuthorKey, version: &str) -> Self {
+        Self {
+            key,
+            package: package(PACKAGE),
+            version: self::version(version),
+            seq: None,
+            created_at: None,
+        }
+    }
+
+    /// Sets `seq` and `created_at` of a record made with both now.
+    fn stamp(&self, seq: &mut u64, created_at: &mut u64) {
+        if let Some(n) = self.seq {
+            *seq = n;
+            *created_at = T0 + n;
+        }
+        if let Some(ms) = self.created_at {
+            *created_at = ms;
+        }
+    }
+
+    fn sign(key: &AuthorKey, record: Record) -> SignedRecord {
+        record
+            .sign(key)
+            .unwrap_or_else(|e| panic!("the test's record is invalid: {e}"))
+    }
+}
+
+/// The setters of [`Base`]'s fields, for both builders.
+macro_rules! base_setters {
+    ($variant:ident) => {
+        /// Of another package.
+        pub fn package(mut self, name: &str) -> Self {
+            self.base.package = package(name);
+            self
+        }
+
+        /// The sequence number; created at [`T0`]` + seq` unless
+        /// [`created_at`](Self::created_at) says otherwise.
+        pub fn seq(mut self, seq: u64) -> Self {
+            self.base.seq = Some(seq);
+            self
+        }
+
+        /// The creation time (Unix ms).
+        pub fn created_at(mut self, ms: u64) -> Self {
+            self.base.created_at = Some(ms);
+            self
+        }
+
+        /// The record, signed by its author.
+        pub fn sign(self) -> SignedRecord {
+            let key = self.base.key;
+            Base::sign(key, Record::$variant(self.build()))
+        }
+    };
 }
 
 /// A release being built: see [`release`].
 #[derive(Debug, Clone)]
 #[must_use = "a builder makes nothing until it is signed or built"]
 pub struct ReleaseBuilder<'k> {
-    key: &'k AuthorKey,
-    package: PackageName,
-    version: Version,
+    base: Base<'k>,
     version_code: u64,
     cid: ContentId,
     size: u64,
     file_name: Option<String>,
     platform: Platform,
     metadata: Metadata,
-    seq: Option<u64>,
-    created_at: Option<u64>,
 }
 
 impl ReleaseBuilder<'_> {
-    /// Of another package.
-    pub fn package(mut self, name: &str) -> Self {
-        self.package = package(name);
-        self
-    }
+    base_setters!(Release);
 
     /// The version code.
     pub fn code(mut self, version_code: u64) -> Self {
         self.version_code = version_code;
-        self
-    }
-
-    /// The sequence number; created at [`T0`]` + seq` unless
-    /// [`created_at`](Self::created_at) says otherwise.
-    pub fn seq(mut self, seq: u64) -> Self {
-        self.seq = Some(seq);
-        self
-    }
-
-    /// The creation time (Unix ms).
-    pub fn created_at(mut self, ms: u64) -> Self {
-        self.created_at = Some(ms);
         self
     }
 
@@ -163,35 +206,22 @@ impl ReleaseBuilder<'_> {
 
     /// The unsigned release.
     pub fn build(self) -> Release {
+        let b = self.base;
         let mut r = Release::new(
-            self.key.author_id(),
-            self.package,
-            self.version,
+            b.key.author_id(),
+            b.package.clone(),
+            b.version.clone(),
             self.version_code,
             self.cid,
         );
+        b.stamp(&mut r.seq, &mut r.created_at);
         if let Some(name) = self.file_name {
             r.file_name = name;
         }
         r.size = self.size;
         r.platform = self.platform;
         r.metadata = self.metadata;
-        if let Some(seq) = self.seq {
-            r.seq = seq;
-            r.created_at = T0 + seq;
-        }
-        if let Some(ms) = self.created_at {
-            r.created_at = ms;
-        }
         r
-    }
-
-    /// The release, signed by its author.
-    pub fn sign(self) -> SignedRecord {
-        let key = self.key;
-        self.build()
-            .sign(key)
-            .unwrap_or_else(|e| panic!("the test's release is invalid: {e}"))
     }
 }
 
@@ -199,20 +229,12 @@ impl ReleaseBuilder<'_> {
 #[derive(Debug, Clone)]
 #[must_use = "a builder makes nothing until it is signed or built"]
 pub struct YankBuilder<'k> {
-    key: &'k AuthorKey,
-    package: PackageName,
-    version: Version,
+    base: Base<'k>,
     reason: String,
-    seq: Option<u64>,
-    created_at: Option<u64>,
 }
 
 impl YankBuilder<'_> {
-    /// Of another package.
-    pub fn package(mut self, name: &str) -> Self {
-        self.package = package(name);
-        self
-    }
+    base_setters!(Yank);
 
     /// Why, for humans.
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
@@ -220,50 +242,22 @@ impl YankBuilder<'_> {
         self
     }
 
-    /// The sequence number; created at [`T0`]` + seq` unless
-    /// [`created_at`](Self::created_at) says otherwise.
-    pub fn seq(mut self, seq: u64) -> Self {
-        self.seq = Some(seq);
-        self
-    }
-
-    /// The creation time (Unix ms).
-    pub fn created_at(mut self, ms: u64) -> Self {
-        self.created_at = Some(ms);
-        self
-    }
-
     /// The unsigned yank.
     pub fn build(self) -> Yank {
+        let b = self.base;
         let mut y = Yank::new(
-            self.key.author_id(),
-            self.package,
-            self.version,
+            b.key.author_id(),
+            b.package.clone(),
+            b.version.clone(),
             self.reason,
         );
-        if let Some(seq) = self.seq {
-            y.seq = seq;
-            y.created_at = T0 + seq;
-        }
-        if let Some(ms) = self.created_at {
-            y.created_at = ms;
-        }
+        b.stamp(&mut y.seq, &mut y.created_at);
         y
-    }
-
-    /// The yank, signed by its author.
-    pub fn sign(self) -> SignedRecord {
-        let key = self.key;
-        self.build()
-            .sign(key)
-            .unwrap_or_else(|e| panic!("the test's yank is invalid: {e}"))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use ipsr_proto::Record;
-
     use super::*;
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use ipsr_gateway::{Gateway, GatewayConfig, Uploads};
+use ipsr_testkit::pattern;
 use snapbox::cmd::Command;
 use snapbox::str;
 
@@ -139,11 +140,6 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Pseudo-random bytes, distinct per `seed`, with no two equal chunks.
-fn content(seed: u64, len: usize) -> Vec<u8> {
-    ipsr_testnet::pattern(seed, len)
-}
-
 #[test]
 fn key_generate_publish_info_download_yank() {
     let env = Env::new();
@@ -168,8 +164,8 @@ error: a key named "default" already exists; choose another --name
         .stdout_eq(format!("default          {author}\n"));
 
     // Publish 1.0.0 and 1.1.0 (with metadata and an icon).
-    let v1 = content(1, 2 * 1024 * 1024 + 17);
-    let v11 = content(2, 300_000);
+    let v1 = pattern(1, 2 * 1024 * 1024 + 17);
+    let v11 = pattern(2, 300_000);
     env.write("app-1.0.0.bin", &v1);
     env.write("app-1.1.0.bin", &v11);
     env.write("icon.png", b"\x89PNG not really");
@@ -669,7 +665,7 @@ ssh              k51qzi5uqu5d[..]
 #[test]
 fn add_matches_the_node_and_only_hash_needs_no_node() {
     let env = Env::new();
-    let data = content(7, 1_500_000);
+    let data = pattern(7, 1_500_000);
     env.write("blob.bin", &data);
     for v in ["0", "1"] {
         let stored = env.stdout(&["add", "blob.bin", "--cid-version", v]);
@@ -715,8 +711,8 @@ fn publish_and_read_through_a_gateway() {
     let env = Env::new();
     let gw = env.gateway(Uploads::Anyone);
     let author = env.stdout(&["key", "generate"]).trim().to_owned();
-    let v1 = content(11, 1_200_000);
-    let v11 = content(12, 70_000);
+    let v1 = pattern(11, 1_200_000);
+    let v11 = pattern(12, 70_000);
     env.write("app-1.0.0.bin", &v1);
     env.write("app-1.1.0.bin", &v11);
     env.write(
@@ -999,7 +995,7 @@ error: cannot reach the gateway at http://127.0.0.1:1 ([..]); check the URL give
 fn a_lying_gateway_is_caught() {
     let env = Env::new();
     let author = env.stdout(&["key", "generate"]).trim().to_owned();
-    let bytes = content(21, 100_000);
+    let bytes = pattern(21, 100_000);
     env.write("app.bin", &bytes);
     env.stdout(&[
         "publish",
@@ -1112,7 +1108,7 @@ error: example-1.2.0.apk: the manifest's minSdkVersion is 21, but the metadata's
 
 "#]]);
     // Not an APK at all, and a cut one.
-    env.write("fake.apk", &content(5, 4096));
+    env.write("fake.apk", &pattern(5, 4096));
     publish("fake.apk", "com.example.app", "1.2.0", &[])
         .assert()
         .code(2)

@@ -13,6 +13,7 @@ use std::io::{BufReader, Write};
 use std::time::Instant;
 
 use ipsr_content::unixfs::{self, Profile};
+use ipsr_testkit::XorShift;
 
 fn main() {
     let mib: u64 = std::env::var("IPSR_BENCH_MIB")
@@ -23,15 +24,10 @@ fn main() {
     let path = dir.path().join("input.bin");
     {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
         let mut buf = vec![0u8; 1 << 20];
         for _ in 0..mib {
-            for word in buf.chunks_exact_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                word.copy_from_slice(&x.to_le_bytes());
-            }
+            rng.fill(&mut buf);
             file.write_all(&buf).unwrap();
         }
         file.into_inner().unwrap().sync_all().unwrap();

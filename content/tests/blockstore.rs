@@ -16,7 +16,7 @@ fn raw(data: &[u8]) -> Block {
     Block::hash(cid::Version::V1, RAW, data.to_vec()).unwrap()
 }
 
-use ipsr_testnet::pattern;
+use ipsr_testkit::{XorShift, pattern};
 
 /// Imports `data` into `store` and returns the summary.
 fn import_into(store: &Blockstore, profile: Profile, data: &[u8]) -> Imported {
@@ -355,7 +355,8 @@ fn crash_child_writer() {
 fn sigkill_never_leaves_a_bad_block() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
-    let mut seed = Instant::now().elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
+    let mut jitter =
+        XorShift::new(Instant::now().elapsed().as_nanos() as u64 ^ u64::from(std::process::id()));
     let runs = 20;
     for run in 0..runs {
         let mut child = std::process::Command::new(&exe)
@@ -371,10 +372,7 @@ fn sigkill_never_leaves_a_bad_block() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(30 + seed % 200));
+        std::thread::sleep(Duration::from_millis(30 + jitter.below(200)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }

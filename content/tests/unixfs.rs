@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use cid::Cid;
 use ipsr_content::Block;
 use ipsr_content::unixfs::{self, FileReader, Imported, Importer, Profile};
+use ipsr_testkit::pattern;
 
 fn import(profile: Profile, data: &[u8]) -> (Imported, HashMap<Cid, Block>) {
     let mut blocks = HashMap::new();
@@ -39,11 +40,6 @@ fn depth(root: Cid, blocks: &HashMap<Cid, Block>) -> usize {
         depth += 1;
     }
     depth
-}
-
-/// Pseudo-random bytes seeded by their length.
-fn pattern(len: usize) -> Vec<u8> {
-    ipsr_testnet::pattern(len as u64, len)
 }
 
 /// The input of the multi-block vectors: sha256 of
@@ -101,7 +97,7 @@ fn boundary_sizes_round_trip_in_both_profiles() {
         for (len, want_blocks, want_depth) in
             [(0, 1, 0), (1, 1, 0), (chunk, 1, 0), (chunk + 1, 3, 1)]
         {
-            let data = pattern(len);
+            let data = pattern(len as u64, len);
             let (imported, blocks) = import(profile, &data);
             assert_eq!(imported.size, len as u64);
             assert_eq!(imported.blocks, want_blocks, "{profile} {len}");
@@ -124,7 +120,8 @@ fn boundary_sizes_round_trip_in_both_profiles() {
 fn v0_width_174_then_a_second_level() {
     let chunk = Profile::V0_2015.chunk_size();
     // 174 chunks fit under one node; one more byte needs a second level.
-    let data = pattern(174 * chunk + 1);
+    let len = 174 * chunk + 1;
+    let data = pattern(len as u64, len);
     let (full, blocks) = import(Profile::V0_2015, &data[..174 * chunk]);
     assert_eq!(depth(full.root, &blocks), 1);
     assert_eq!(unixfs::links(&blocks[&full.root]).unwrap().len(), 174);
@@ -139,7 +136,8 @@ fn v0_width_174_then_a_second_level() {
 
 #[test]
 fn pushing_in_odd_pieces_gives_the_same_root() {
-    let data = pattern(3 * Profile::V0_2015.chunk_size() + 12345);
+    let len = 3 * Profile::V0_2015.chunk_size() + 12345;
+    let data = pattern(len as u64, len);
     for profile in Profile::ALL {
         let (whole, _) = import(profile, &data);
         let mut importer = Importer::new(profile);
@@ -173,7 +171,8 @@ fn reader_refuses_a_directory_root() {
 #[ignore = "imports 1 GiB + 1 MiB"]
 fn v1_second_level_after_1024_chunks() {
     let chunk = Profile::V1_2025.chunk_size();
-    let data = pattern(1025 * chunk);
+    let len = 1025 * chunk;
+    let data = pattern(len as u64, len);
     let (imported, blocks) = import(Profile::V1_2025, &data);
     assert_eq!(depth(imported.root, &blocks), 2);
     assert_eq!(read_back(imported.root, &blocks), data);

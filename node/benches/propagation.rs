@@ -16,37 +16,23 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord};
+use ipsr_proto::SignedRecord;
+use ipsr_testkit::{XorShift, key, release};
 
 mod common;
 
 use common::{Node, agent, get_json, start};
 
 fn records(seed: u8, n: usize) -> Vec<SignedRecord> {
-    let key = AuthorKey::from_seed(&[seed; 32]);
-    let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        .parse()
-        .unwrap();
+    let key = key(seed);
     (0..n)
         .map(|i| {
-            let package = format!("com.bench.app{}", i % 100).parse().unwrap();
-            let version = format!("1.0.{i}").parse().unwrap();
-            Release::new(key.author_id(), package, version, i as u64, cid)
-                .sign(&key)
-                .unwrap()
+            release(&key, &format!("1.0.{i}"))
+                .package(&format!("com.bench.app{}", i % 100))
+                .code(i as u64)
+                .sign()
         })
         .collect()
-}
-
-/// A small deterministic generator, so runs are comparable.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -66,14 +52,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     let base = tempfile::tempdir().unwrap();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
     let agent = agent();
 
     // A random sparse topology: each node bootstraps from up to 3 earlier ones.
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..n {
         let bootstrap: Vec<String> = (0..3.min(i))
-            .map(|_| nodes[rng.below(i)].p2p.clone())
+            .map(|_| nodes[rng.below(i as u64) as usize].p2p.clone())
             .collect();
         nodes.push(start(&base.path().join(format!("n{i}")), &bootstrap));
     }
@@ -119,7 +105,7 @@ fn main() {
 
     let mut published = HashMap::new();
     for record in records(1, r) {
-        let node = &nodes[rng.below(n)];
+        let node = &nodes[rng.below(n as u64) as usize];
         let at = Instant::now();
         let mut resp = agent
             .post(format!("{}/v1/records", node.api))

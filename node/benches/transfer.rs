@@ -40,6 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ipsr_testkit::XorShift;
 use ring::aead::{AES_256_GCM, CHACHA20_POLY1305};
 use sha2::{Digest, Sha256};
 
@@ -51,15 +52,8 @@ const MIB: usize = 1024 * 1024;
 
 /// `len` bytes from a seeded xorshift generator.
 fn data(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
+    let mut out = vec![0; len];
+    XorShift::new(0x9e37_79b9_7f4a_7c15).fill(&mut out);
     out
 }
 

@@ -123,43 +123,15 @@ pub(crate) fn found(
 
 #[cfg(test)]
 mod tests {
-    use ipsr_proto::{AuthorKey, ContentId, Release, Yank};
+    use ipsr_proto::AuthorKey;
+    use ipsr_testkit::{release, yank};
 
     use super::*;
-
-    fn cid() -> ContentId {
-        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-            .parse()
-            .unwrap()
-    }
-
-    fn release(key: &AuthorKey, package: &str, version: &str) -> SignedRecord {
-        Release::new(
-            key.author_id(),
-            package.parse().unwrap(),
-            version.parse().unwrap(),
-            1,
-            cid(),
-        )
-        .sign(key)
-        .unwrap()
-    }
-
-    fn yank(key: &AuthorKey, version: &str) -> SignedRecord {
-        Yank::new(
-            key.author_id(),
-            "com.example.app".parse().unwrap(),
-            version.parse().unwrap(),
-            "broken".into(),
-        )
-        .sign(key)
-        .unwrap()
-    }
 
     #[test]
     fn a_release_is_accepted_under_its_release_and_its_package_key() {
         let key = AuthorKey::from_seed(&[1; 32]);
-        let r = release(&key, "com.example.app", "1.0.0");
+        let r = release(&key, "1.0.0").sign();
         let rk = r.release_key();
         let (got, at) = check_value(&rk.dht_key(), &r.to_bytes()).unwrap();
         assert_eq!((got.id(), at), (r.id(), Placement::Release));
@@ -170,7 +142,7 @@ mod tests {
     #[test]
     fn a_yank_is_accepted_only_under_its_release_key() {
         let key = AuthorKey::from_seed(&[1; 32]);
-        let y = yank(&key, "1.0.0");
+        let y = yank(&key, "1.0.0").sign();
         let rk = y.release_key();
         assert_eq!(
             check_value(&rk.dht_key(), &y.to_bytes()).unwrap().1,
@@ -185,15 +157,13 @@ mod tests {
     #[test]
     fn a_value_under_another_key_is_refused() {
         let key = AuthorKey::from_seed(&[1; 32]);
-        let r = release(&key, "com.example.app", "1.0.0");
-        let other = release(&key, "com.example.other", "1.0.0");
+        let r = release(&key, "1.0.0").sign();
+        let other = release(&key, "1.0.0").package("com.example.other").sign();
         // Another release's key, another package's key, another version's.
         for under in [
             other.release_key().dht_key(),
             other.release_key().package_key().dht_key(),
-            release(&key, "com.example.app", "2.0.0")
-                .release_key()
-                .dht_key(),
+            release(&key, "2.0.0").sign().release_key().dht_key(),
             b"/ipsr/release/1/".to_vec(),
         ] {
             assert!(
@@ -209,7 +179,7 @@ mod tests {
     #[test]
     fn a_value_that_does_not_verify_is_refused() {
         let key = AuthorKey::from_seed(&[1; 32]);
-        let r = release(&key, "com.example.app", "1.0.0");
+        let r = release(&key, "1.0.0").sign();
         let under = r.release_key().dht_key();
         let mut bytes = r.to_bytes();
         let last = bytes.len() - 1;
@@ -227,9 +197,9 @@ mod tests {
     #[test]
     fn a_get_keeps_only_valid_records_of_its_package() {
         let key = AuthorKey::from_seed(&[1; 32]);
-        let mine = release(&key, "com.example.app", "1.0.0");
-        let newer = release(&key, "com.example.app", "1.1.0");
-        let other = release(&key, "com.example.other", "1.0.0");
+        let mine = release(&key, "1.0.0").sign();
+        let newer = release(&key, "1.1.0").sign();
+        let other = release(&key, "1.0.0").package("com.example.other").sign();
         let package = mine.release_key().package_key();
         let kept = of_package(
             &package,
@@ -249,8 +219,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store.redb")).unwrap();
         let key = AuthorKey::from_seed(&[1; 32]);
-        let newer = release(&key, "com.example.app", "2.0.0");
-        let older = release(&key, "com.example.app", "1.0.0");
+        let newer = release(&key, "2.0.0").sign();
+        let older = release(&key, "1.0.0").sign();
         let package = newer.release_key().package_key().dht_key();
         let served = keep(&store, &package, &newer.to_bytes()).unwrap();
         assert_eq!(served, Some(newer.to_bytes()));

@@ -541,44 +541,9 @@ fn save_state(state: ReleaseState) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipsr_proto::{AuthorKey, Release, Report, Yank};
+    use ipsr_proto::{AuthorKey, Report};
+    use ipsr_testkit::{cid, release, yank};
     use proptest::prelude::*;
-
-    fn cid(n: u8) -> ContentId {
-        let mh = [0x12, 0x20]
-            .iter()
-            .copied()
-            .chain([n; 32])
-            .collect::<Vec<u8>>();
-        let mut bytes = vec![0x01, 0x55];
-        bytes.extend(mh);
-        ContentId::from_bytes(&bytes).unwrap()
-    }
-
-    fn release(key: &AuthorKey, package: &str, version: &str, seq: u64, c: u8) -> SignedRecord {
-        let mut r = Release::new(
-            key.author_id(),
-            package.parse().unwrap(),
-            version.parse().unwrap(),
-            seq,
-            cid(c),
-        );
-        r.seq = seq;
-        r.created_at = 1_000 + seq;
-        r.sign(key).unwrap()
-    }
-
-    fn yank(key: &AuthorKey, package: &str, version: &str, seq: u64) -> SignedRecord {
-        let mut y = Yank::new(
-            key.author_id(),
-            package.parse().unwrap(),
-            version.parse().unwrap(),
-            "broken".into(),
-        );
-        y.seq = seq;
-        y.created_at = 1_000 + seq;
-        y.sign(key).unwrap()
-    }
 
     fn open() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -590,7 +555,7 @@ mod tests {
     fn apply_is_idempotent_and_logged() {
         let (_dir, store) = open();
         let key = AuthorKey::from_seed(&[1; 32]);
-        let r = release(&key, "com.example.app", "1.0.0", 1, 1);
+        let r = release(&key, "1.0.0").code(1).seq(1).cid(cid(1)).sign();
         let first = store.apply(vec![r.clone()]).unwrap();
         assert_eq!(first[0].position, Some(1));
         assert_eq!(first[0].applied.change, Change::New);
@@ -619,8 +584,8 @@ mod tests {
     fn superseded_records_leave_the_set_but_stay_in_the_log() {
         let (_dir, store) = open();
         let key = AuthorKey::from_seed(&[1; 32]);
-        let old = release(&key, "com.example.app", "1.0.0", 1, 1);
-        let fix = release(&key, "com.example.app", "1.0.0", 2, 1);
+        let old = release(&key, "1.0.0").code(1).seq(1).cid(cid(1)).sign();
+        let fix = release(&key, "1.0.0").code(2).seq(2).cid(cid(1)).sign();
         store.apply(vec![old.clone(), fix.clone()]).unwrap();
         assert_eq!(store.record(&old.id()).unwrap(), None);
         let ids: Vec<_> = store
@@ -648,14 +613,19 @@ mod tests {
     fn packages_yanks_and_conflicts() {
         let (_dir, store) = open();
         let key = AuthorKey::from_seed(&[1; 32]);
-        let a = release(&key, "com.example.app", "1.0.0", 1, 1);
-        let b = release(&key, "com.example.app", "1.1.0", 2, 2);
-        let other = release(&key, "com.example.other", "0.1.0", 3, 3);
+        let a = release(&key, "1.0.0").code(1).seq(1).cid(cid(1)).sign();
+        let b = release(&key, "1.1.0").code(2).seq(2).cid(cid(2)).sign();
+        let other = release(&key, "0.1.0")
+            .package("com.example.other")
+            .code(3)
+            .seq(3)
+            .cid(cid(3))
+            .sign();
         store.apply(vec![a.clone(), b.clone(), other]).unwrap();
         let pkey = a.record().package_key();
         assert_eq!(store.package(&pkey).unwrap().unwrap().newest(), Some(&b));
         store
-            .apply(vec![yank(&key, "com.example.app", "1.1.0", 4)])
+            .apply(vec![yank(&key, "1.1.0").seq(4).sign()])
             .unwrap();
         let package = store.package(&pkey).unwrap().unwrap();
         assert_eq!(package.newest(), Some(&a));
@@ -680,7 +650,7 @@ mod tests {
         );
 
         // Re-pointing 1.0.0 at another CID with a higher seq: it wins, both are kept.
-        let repointed = release(&key, "com.example.app", "1.0.0", 5, 9);
+        let repointed = release(&key, "1.0.0").code(5).seq(5).cid(cid(9)).sign();
         let stored = store.apply(vec![repointed.clone()]).unwrap();
         assert!(matches!(
             stored[0].applied.reports[..],
@@ -702,7 +672,13 @@ mod tests {
         let (_dir, store) = open();
         let key = AuthorKey::from_seed(&[1; 32]);
         let records: Vec<_> = (0..5)
-            .map(|i| release(&key, "com.example.app", &format!("1.{i}.0"), i + 1, 1))
+            .map(|i| {
+                release(&key, &format!("1.{i}.0"))
+                    .code(i + 1)
+                    .seq(i + 1)
+                    .cid(cid(1))
+                    .sign()
+            })
             .collect();
         store.apply(records.clone()).unwrap();
         let mut seen = Vec::new();
@@ -734,7 +710,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.redb");
         let key = AuthorKey::from_seed(&[1; 32]);
-        let r = release(&key, "com.example.app", "1.0.0", 1, 1);
+        let r = release(&key, "1.0.0").code(1).seq(1).cid(cid(1)).sign();
         Store::open(&path).unwrap().apply(vec![r.clone()]).unwrap();
         let store = Store::open(&path).unwrap();
         assert_eq!(store.record(&r.id()).unwrap(), Some(r));
@@ -753,8 +729,8 @@ mod tests {
             let key = AuthorKey::from_seed(&[7; 32]);
             let make = |(v, seq, c, y): &(u8, u64, u8, bool)| {
                 let version = format!("1.{v}.0");
-                if *y { yank(&key, "com.example.app", &version, *seq) }
-                else { release(&key, "com.example.app", &version, *seq, *c) }
+                if *y { yank(&key, &version).seq(*seq).sign() }
+                else { release(&key, &version).code(*seq).seq(*seq).cid(cid(u32::from(*c))).sign() }
             };
             let (_d1, s1) = open();
             let (_d2, s2) = open();

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ipsr_node::{Client, Config};
-use ipsr_proto::{AuthorKey, ContentId, Record, Release, SignedRecord, Yank};
+use ipsr_proto::{AuthorKey, Record, SignedRecord};
+use ipsr_testkit::{ReleaseBuilder, TIMEOUT, agent_with_timeout, cid, pattern, release, yank};
 use serde_json::Value;
 
 /// A running node with its API.
@@ -44,11 +45,7 @@ impl Api {
             .unwrap();
         assert_ne!(addr.port(), 0, "the bound port is reported");
         tokio::spawn(server);
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
+        let agent = agent_with_timeout(Duration::from_secs(60));
         Self {
             _dir: dir,
             node,
@@ -157,39 +154,12 @@ impl Api {
     }
 }
 
-fn cid(n: u8) -> ContentId {
-    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
-    bytes.extend([n; 32]);
-    ContentId::from_bytes(&bytes).unwrap()
-}
-
-/// A release of `com.example.app` with fixed times, so its bytes are the
-/// same on every run.
-fn release(key: &AuthorKey, version: &str, version_code: u64, seq: u64, c: u8) -> SignedRecord {
-    let mut r = Release::new(
-        key.author_id(),
-        "com.example.app".parse().unwrap(),
-        version.parse().unwrap(),
-        version_code,
-        cid(c),
-    );
-    r.metadata.title = "<script>alert('x')</script> & \"Friends\"".into();
-    r.metadata.summary = "An app".into();
-    r.created_at = 1_700_000_000_000 + seq;
-    r.seq = seq;
-    r.sign(key).unwrap()
-}
-
-fn yank(key: &AuthorKey, version: &str, seq: u64) -> SignedRecord {
-    let mut y = Yank::new(
-        key.author_id(),
-        "com.example.app".parse().unwrap(),
-        version.parse().unwrap(),
-        "crashes on start".into(),
-    );
-    y.created_at = 1_700_000_000_000 + seq;
-    y.seq = seq;
-    y.sign(key).unwrap()
+/// A release of `com.example.app` with HTML in its title; given a `seq`,
+/// its bytes are the same on every run.
+fn app<'k>(key: &'k AuthorKey, version: &str) -> ReleaseBuilder<'k> {
+    release(key, version)
+        .title("<script>alert('x')</script> & \"Friends\"")
+        .summary("An app")
 }
 
 /// Decodes a base64 record from an answer and verifies it.
@@ -206,7 +176,7 @@ fn package_path(key: &AuthorKey) -> String {
 async fn publish_then_read_packages_releases_authors_and_status() {
     let api = Api::start().await;
     let key = AuthorKey::from_seed(&[1; 32]);
-    let v1 = release(&key, "1.0.0", 1, 10, 1);
+    let v1 = app(&key, "1.0.0").seq(10).cid(cid(1)).sign();
 
     // Publish: new, at log position 1; again: a duplicate, not logged.
     let first = api.publish(&v1).await;
@@ -252,7 +222,7 @@ async fn publish_then_read_packages_releases_authors_and_status() {
     assert_eq!(entry["record_id"], v1.id().to_string());
 
     // A second version with a higher version code becomes the newest.
-    let v2 = release(&key, "1.1.0", 2, 20, 2);
+    let v2 = app(&key, "1.1.0").code(2).seq(20).cid(cid(2)).sign();
     assert_eq!(api.publish(&v2).await.json["position"], 2);
     let package = api.get(&package_path(&key)).await;
     assert_eq!(package.json["newest"], "1.1.0");
@@ -275,7 +245,10 @@ async fn publish_then_read_packages_releases_authors_and_status() {
     assert_eq!(record.id().to_string(), one.json["record_id"]);
 
     // Yank 1.1.0 with a higher seq: it shows as yanked and 1.0.0 is newest.
-    let y = yank(&key, "1.1.0", 30);
+    let y = yank(&key, "1.1.0")
+        .reason("crashes on start")
+        .seq(30)
+        .sign();
     let yanked = api.publish(&y).await;
     assert_eq!(yanked.json["change"], "new");
     assert_eq!(yanked.json["position"], 3);
@@ -292,19 +265,25 @@ async fn publish_then_read_packages_releases_authors_and_status() {
     assert!(matches!(yank_record.record(), Record::Yank(_)));
 
     // Everything yanked: no newest, the metadata of the highest version.
-    api.publish(&yank(&key, "1.0.0", 40)).await;
+    api.publish(
+        &yank(&key, "1.0.0")
+            .reason("crashes on start")
+            .seq(40)
+            .sign(),
+    )
+    .await;
     let package = api.get(&package_path(&key)).await;
     assert_eq!(package.json["newest"], Value::Null);
     assert_eq!(package.json["versions"].as_array().unwrap().len(), 2);
     assert_eq!(package.json["metadata"]["summary"], "An app");
 
     // The author's packages; an author with none has an empty list.
-    let other = release(&key, "0.1.0", 1, 50, 3);
-    let Record::Release(mut r) = other.record().clone() else {
-        unreachable!()
-    };
-    r.package = "org.example.other".parse().unwrap();
-    api.publish(&r.sign(&key).unwrap()).await;
+    let other = app(&key, "0.1.0")
+        .package("org.example.other")
+        .seq(50)
+        .cid(cid(3))
+        .sign();
+    api.publish(&other).await;
     let author = api.get(&format!("/v1/authors/{}", key.author_id())).await;
     assert_eq!(author.status, 200);
     assert_eq!(author.json["author"], key.author_id().to_string());
@@ -338,14 +317,14 @@ async fn publish_then_read_packages_releases_authors_and_status() {
     assert_eq!(peers.json, serde_json::json!({ "peers": [] }));
 }
 
-/// `release` under another package name and title.
+/// `app` 1.0.0 under another package name and title.
 fn named(key: &AuthorKey, package: &str, title: &str, seq: u64) -> SignedRecord {
-    let Record::Release(mut r) = release(key, "1.0.0", 1, seq, 1).record().clone() else {
-        unreachable!()
-    };
-    r.package = package.parse().unwrap();
-    r.metadata.title = title.into();
-    r.sign(key).unwrap()
+    app(key, "1.0.0")
+        .package(package)
+        .title(title)
+        .seq(seq)
+        .cid(cid(1))
+        .sign()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,13 +374,11 @@ async fn the_log_pages_without_gaps_and_long_polls() {
     let key = AuthorKey::from_seed(&[2; 32]);
     let records: Vec<SignedRecord> = (0..5u8)
         .map(|i| {
-            release(
-                &key,
-                &format!("1.{i}.0"),
-                u64::from(i),
-                10 + u64::from(i),
-                i,
-            )
+            app(&key, &format!("1.{i}.0"))
+                .code(u64::from(i))
+                .seq(10 + u64::from(i))
+                .cid(cid(i.into()))
+                .sign()
         })
         .collect();
     for r in &records {
@@ -461,7 +438,7 @@ async fn the_log_pages_without_gaps_and_long_polls() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let late = release(&key, "2.0.0", 9, 99, 9);
+    let late = app(&key, "2.0.0").code(9).seq(99).cid(cid(9)).sign();
     let publisher = {
         let node = api.node.clone();
         let late = late.clone();
@@ -480,7 +457,7 @@ async fn the_log_pages_without_gaps_and_long_polls() {
 
 /// The author's payload under another key and that key's signature.
 fn forged(author: &AuthorKey, forger: &AuthorKey) -> Vec<u8> {
-    let genuine = release(author, "3.0.0", 3, 3, 3);
+    let genuine = app(author, "3.0.0").code(3).seq(3).cid(cid(3)).sign();
     let Record::Release(mut r) = genuine.record().clone() else {
         unreachable!()
     };
@@ -497,7 +474,7 @@ fn forged(author: &AuthorKey, forger: &AuthorKey) -> Vec<u8> {
 async fn bad_input_is_refused_with_a_stable_code_and_nothing_is_stored() {
     let api = Api::start().await;
     let key = AuthorKey::from_seed(&[3; 32]);
-    let good = release(&key, "1.0.0", 1, 1, 1);
+    let good = app(&key, "1.0.0").seq(1).cid(cid(1)).sign();
 
     let malformed = api.post(vec![0xff, 0xff, 0xff]).await;
     assert_eq!((malformed.status, malformed.code()), (422, "malformed"));
@@ -640,15 +617,19 @@ async fn metrics_count_what_the_node_did() {
     let api = Api::start().await;
     let key = AuthorKey::from_seed(&[3; 32]);
     assert_eq!(
-        api.publish(&release(&key, "1.0.0", 1, 10, 1)).await.status,
+        api.publish(&app(&key, "1.0.0").seq(10).cid(cid(1)).sign())
+            .await
+            .status,
         200
     );
     assert_eq!(
-        api.publish(&release(&key, "1.1.0", 2, 11, 2)).await.status,
+        api.publish(&app(&key, "1.1.0").code(2).seq(11).cid(cid(2)).sign())
+            .await
+            .status,
         200
     );
     let added = api
-        .send("POST", "/v1/content", Some(file_bytes(1024 * 1024 + 1)))
+        .send("POST", "/v1/content", Some(pattern(1, 1024 * 1024 + 1)))
         .await;
     assert_eq!(added.json["blocks"], 3);
     let base = api.base.clone();
@@ -686,13 +667,6 @@ async fn metrics_count_what_the_node_did() {
     );
 }
 
-/// `len` bytes that are not all alike (distinct 1 MiB chunks).
-fn file_bytes(len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i % 251) as u8 ^ (i >> 20) as u8)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_add_cat_stat_pin_unpin_gc() {
     let api = Api::start().await;
@@ -719,7 +693,7 @@ async fn content_add_cat_stat_pin_unpin_gc() {
     );
 
     // A multi-block file round-trips with its length and ETag.
-    let file = file_bytes(3 * 1024 * 1024 + 5);
+    let file = pattern(1, 3 * 1024 * 1024 + 5);
     let added = api.send("POST", "/v1/content", Some(file.clone())).await;
     assert_eq!(
         (added.json["size"].as_u64(), added.json["blocks"].as_u64()),
@@ -846,14 +820,10 @@ async fn a_full_blockstore_refuses_an_upload_with_507() {
         .unwrap();
     let server = tokio::spawn(server);
     let answer = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let mut response = agent
+        let mut response = agent_with_timeout(TIMEOUT)
             .post(format!("http://{addr}/v1/content"))
             .header("content-type", "application/octet-stream")
-            .send(&file_bytes(3 * 1024 * 1024)[..])
+            .send(&pattern(1, 3 * 1024 * 1024)[..])
             .unwrap();
         (
             response.status().as_u16(),
@@ -876,7 +846,7 @@ async fn a_full_blockstore_refuses_an_upload_with_507() {
 async fn publishing_a_release_pins_its_local_content() {
     let api = Api::start().await;
     let added = api
-        .send("POST", "/v1/content", Some(file_bytes(1500)))
+        .send("POST", "/v1/content", Some(pattern(1, 1500)))
         .await;
     let cid = added.json["cid"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -887,15 +857,10 @@ async fn publishing_a_release_pins_its_local_content() {
     );
 
     let key = AuthorKey::from_seed(&[9; 32]);
-    let release = Release::new(
-        key.author_id(),
-        "com.example.pinned".parse().unwrap(),
-        "1.0.0".parse().unwrap(),
-        1,
-        cid.parse().unwrap(),
-    )
-    .sign(&key)
-    .unwrap();
+    let release = release(&key, "1.0.0")
+        .package("com.example.pinned")
+        .cid(cid.parse().unwrap())
+        .sign();
     assert_eq!(api.publish(&release).await.status, 200);
     let pins = api.get("/v1/pins").await;
     assert_eq!(pins.json[0]["cid"], cid.as_str());

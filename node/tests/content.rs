@@ -13,18 +13,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use ipsr_content::unixfs::Profile;
 use ipsr_node::{Client, Config};
+use ipsr_testkit::{TIMEOUT, pattern, wait_until};
 use libp2p::Multiaddr;
 use sha2::{Digest, Sha256};
 
 mod common;
-
-use common::{TIMEOUT, wait_until};
-
-/// `len` bytes from a seeded xorshift generator: not compressible, not
-/// deduplicated into a few blocks, the same on every run.
-fn data(len: usize, seed: u64) -> Bytes {
-    common::pattern(seed, len).into()
-}
 
 async fn node() -> (tempfile::TempDir, Client, Multiaddr) {
     common::node(|_| {}).await
@@ -70,7 +63,7 @@ async fn a_node_finds_a_provider_through_the_dht_and_downloads_20_mib() {
     connect(&b, &a, &a_addr).await;
     connect(&c, &b, &b_addr).await;
 
-    let file = data(20 * 1024 * 1024, 1);
+    let file = Bytes::from(pattern(1, 20 * 1024 * 1024));
     let added = a
         .content()
         .add_bytes(file.clone(), Profile::V1_2025, Some("test".into()))
@@ -149,7 +142,7 @@ async fn a_provider_that_sends_bad_blocks_is_dropped_and_another_completes_the_d
     connect(&c, &a, &a_addr).await;
     connect(&c, &m, &m_addr).await;
 
-    let file = data(8 * 1024 * 1024 + 17, 2);
+    let file = Bytes::from(pattern(2, 8 * 1024 * 1024 + 17));
     let added = a
         .content()
         .add_bytes(file.clone(), Profile::V1_2025, None)
@@ -217,7 +210,7 @@ async fn a_download_resumes_after_the_provider_restarts() {
     let (_dc, c, _) = node().await;
     connect(&c, &a, &a_addr).await;
 
-    let file = data(12 * 1024 * 1024, 3);
+    let file = Bytes::from(pattern(3, 12 * 1024 * 1024));
     let added = a
         .content()
         .add_bytes(file.clone(), Profile::V1_2025, None)
@@ -280,7 +273,7 @@ async fn gc_keeps_pinned_content_and_removes_the_rest() {
     let kept = a
         .content()
         .add_bytes(
-            data(3 * 1024 * 1024, 4),
+            Bytes::from(pattern(4, 3 * 1024 * 1024)),
             Profile::V1_2025,
             Some("kept".into()),
         )
@@ -288,7 +281,11 @@ async fn gc_keeps_pinned_content_and_removes_the_rest() {
         .unwrap();
     let dropped = a
         .content()
-        .add_bytes(data(2 * 1024 * 1024, 5), Profile::V0_2015, None)
+        .add_bytes(
+            Bytes::from(pattern(5, 2 * 1024 * 1024)),
+            Profile::V0_2015,
+            None,
+        )
         .await
         .unwrap();
     assert!(a.content().unpin(dropped.root).await.unwrap());
@@ -313,7 +310,7 @@ async fn single_blocks_come_from_the_store_a_provider_or_a_connected_peer() {
     use ipsr_content::unixfs::links;
     let (_da, a, a_addr) = node().await;
     let (_db, b, _) = node().await;
-    let file = data(3 * 1024 * 1024, 7);
+    let file = Bytes::from(pattern(7, 3 * 1024 * 1024));
     let added = a
         .content()
         .add_bytes(file.clone(), Profile::V1_2025, None)
@@ -379,8 +376,8 @@ async fn blocks_of_a_file_come_in_depth_first_order_and_can_be_stored_one_by_one
     let (_db, b, _) = node().await;
     // 1 MiB of one pattern, 1 MiB of another, the first again: the first
     // leaf occurs twice.
-    let one = data(1024 * 1024, 11);
-    let two = data(1024 * 1024, 12);
+    let one = Bytes::from(pattern(11, 1024 * 1024));
+    let two = Bytes::from(pattern(12, 1024 * 1024));
     let file: Bytes = [one.clone(), two, one].concat().into();
     let added = a
         .content()

@@ -12,12 +12,11 @@
 use std::time::Duration;
 
 use ipsr_node::Client;
-use ipsr_proto::{AuthorKey, ContentId, Release, Yank};
+use ipsr_proto::AuthorKey;
+use ipsr_testkit::{TIMEOUT, agent_with_timeout, release, wait_until, yank};
 use libp2p::Multiaddr;
 
 mod common;
-
-use common::TIMEOUT;
 
 /// A node; `sync: false` turns catch-up off, so only the DHT can inform it.
 async fn node(sync: bool) -> (tempfile::TempDir, Client, Multiaddr) {
@@ -35,37 +34,31 @@ async fn a_dht_get_finds_a_package_on_a_node_that_never_saw_the_gossip() {
     let (_da, a, a_addr) = node(true).await;
     let (_db, b, b_addr) = node(true).await;
     b.dial(a_addr).await.unwrap();
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while b.peers().await.unwrap().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("b is connected", || async {
+        !b.peers().await.unwrap().is_empty()
+    })
+    .await;
     // Identify tells a about b's DHT support; give it a moment.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let key = AuthorKey::from_seed(&[4; 32]);
-    let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        .parse()
-        .unwrap();
-    let package = "com.example.dht".parse().unwrap();
-    let mut v1 = Release::new(key.author_id(), package, "1.0.0".parse().unwrap(), 1, cid);
-    v1.seq = 1;
-    let mut v2 = v1.clone();
-    v2.version = "2.0.0".parse().unwrap();
-    v2.version_code = 2;
-    v2.seq = 2;
-    let v1 = v1.sign(&key).unwrap();
-    let v2 = v2.sign(&key).unwrap();
+    let v1 = release(&key, "1.0.0")
+        .package("com.example.dht")
+        .seq(1)
+        .sign();
+    let v2 = release(&key, "2.0.0")
+        .package("com.example.dht")
+        .code(2)
+        .seq(2)
+        .sign();
     a.publish(v1.clone()).await.unwrap();
     a.publish(v2.clone()).await.unwrap();
-    let mut yank = Yank::new(
-        key.author_id(),
-        v2.record().package().clone(),
-        "2.0.0".parse().unwrap(),
-        "bad".into(),
-    );
-    yank.seq = 3;
-    a.publish(yank.sign(&key).unwrap()).await.unwrap();
+    let yank = yank(&key, "2.0.0")
+        .package("com.example.dht")
+        .reason("bad")
+        .seq(3)
+        .sign();
+    a.publish(yank).await.unwrap();
 
     let (_dc, c, _) = node(false).await;
     c.dial(b_addr.clone()).await.unwrap();
@@ -98,11 +91,7 @@ async fn a_dht_get_finds_a_package_on_a_node_that_never_saw_the_gossip() {
     let body = loop {
         let url = url.clone();
         let (status, body) = tokio::task::spawn_blocking(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into();
-            let mut response = agent.get(&url).call().unwrap();
+            let mut response = agent_with_timeout(TIMEOUT).get(&url).call().unwrap();
             (
                 response.status().as_u16(),
                 response.body_mut().read_to_string().unwrap(),

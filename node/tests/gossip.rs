@@ -16,38 +16,23 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use ipsr_node::{Client, Config, RECORDS_TOPIC};
-use ipsr_proto::{AuthorKey, ContentId, Record, Release, SignedRecord};
+use ipsr_node::{Client, RECORDS_TOPIC};
+use ipsr_proto::{AuthorKey, Record, SignedRecord};
+use ipsr_testkit::{release, wait_until};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
 mod common;
 
-use common::wait_until;
-
 async fn network(n: usize) -> (Vec<tempfile::TempDir>, Vec<Client>, Vec<Multiaddr>) {
     let mut dirs = Vec::new();
     let mut nodes = Vec::new();
-    for _ in 0..n {
-        let dir = tempfile::tempdir().unwrap();
-        nodes.push(
-            ipsr_node::spawn(Config::local(dir.path().to_owned()))
-                .await
-                .unwrap(),
-        );
-        dirs.push(dir);
-    }
     let mut addrs = Vec::new();
-    for node in &nodes {
-        wait_until("the node listens", || async {
-            !node.listen_addrs().await.unwrap().is_empty()
-        })
-        .await;
-        let listen = node.listen_addrs().await.unwrap();
-        let addr = listen[0]
-            .clone()
-            .with(libp2p::multiaddr::Protocol::P2p(node.peer_id()));
+    for _ in 0..n {
+        let (dir, node, addr) = common::node(|_| {}).await;
+        dirs.push(dir);
+        nodes.push(node);
         addrs.push(addr);
     }
     for (i, node) in nodes.iter().enumerate() {
@@ -133,21 +118,6 @@ impl Hostile {
     }
 }
 
-fn release(key: &AuthorKey, version: &str) -> SignedRecord {
-    let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        .parse()
-        .unwrap();
-    Release::new(
-        key.author_id(),
-        "com.example.app".parse().unwrap(),
-        version.parse().unwrap(),
-        1,
-        cid,
-    )
-    .sign(key)
-    .unwrap()
-}
-
 async fn holds(node: &Client, record: &SignedRecord) -> bool {
     node.store().record(&record.id()).unwrap().is_some()
 }
@@ -156,7 +126,7 @@ async fn holds(node: &Client, record: &SignedRecord) -> bool {
 async fn a_record_published_on_one_node_reaches_all_ten() {
     let (_dirs, nodes, _) = network(10).await;
     let key = AuthorKey::from_seed(&[1; 32]);
-    let record = release(&key, "1.0.0");
+    let record = release(&key, "1.0.0").sign();
     let stored = nodes[3].publish(record.clone()).await.unwrap();
     assert!(stored.is_news());
     for (i, node) in nodes.iter().enumerate() {
@@ -178,7 +148,7 @@ async fn a_forged_record_reaches_no_node_and_the_sender_is_penalised() {
     let author = AuthorKey::from_seed(&[1; 32]);
     let forger = AuthorKey::from_seed(&[2; 32]);
     // The author's release, re-signed by the forger: a key mismatch.
-    let genuine = release(&author, "2.0.0");
+    let genuine = release(&author, "2.0.0").sign();
     let Record::Release(r) = genuine.record().clone() else {
         unreachable!()
     };
@@ -227,7 +197,7 @@ async fn a_forged_record_reaches_no_node_and_the_sender_is_penalised() {
     .await;
     // A genuine record published afterwards still propagates, and nothing
     // of the forgery was stored anywhere.
-    let good = release(&author, "3.0.0");
+    let good = release(&author, "3.0.0").sign();
     nodes[5].publish(good.clone()).await.unwrap();
     for (i, node) in nodes.iter().enumerate() {
         wait_until(&format!("node {i} holds the good record"), || {

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ipsr_testnet::Proc;
+use ipsr_testkit::{CID, Proc, agent_with_timeout, pattern, poll, release};
 
 /// A started node and what it printed.
 struct Node {
@@ -38,8 +38,7 @@ fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> Node {
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra),
-    )
-    .unwrap();
+    );
     let (mut peer, mut addrs, mut api) = (None, Vec::new(), None);
     let deadline = Instant::now() + Duration::from_secs(20);
     while api.is_none() {
@@ -89,17 +88,8 @@ fn starts_prints_its_identity_keeps_it_and_stops_on_sigterm() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = node.child().try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = poll(Duration::from_secs(10), || node.child().try_wait().unwrap())
+        .expect("the node did not stop on SIGTERM");
     assert!(status.success(), "{status}");
 
     // Restarted, after a kill -9 too, it is the same node.
@@ -111,11 +101,7 @@ fn starts_prints_its_identity_keeps_it_and_stops_on_sigterm() {
 }
 
 fn http() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
+    agent_with_timeout(Duration::from_secs(20))
 }
 
 #[test]
@@ -124,18 +110,7 @@ fn a_record_posted_over_http_survives_kill_9() {
     let node = start(dir.path());
     assert!(node.api.starts_with("http://127.0.0.1:"), "{}", node.api);
     let key = ipsr_proto::AuthorKey::from_seed(&[5; 32]);
-    let cid: ipsr_proto::ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        .parse()
-        .unwrap();
-    let record = ipsr_proto::Release::new(
-        key.author_id(),
-        "com.example.app".parse().unwrap(),
-        "1.0.0".parse().unwrap(),
-        1,
-        cid,
-    )
-    .sign(&key)
-    .unwrap();
+    let record = release(&key, "1.0.0").sign();
     let mut posted = http()
         .post(format!("{}/v1/records", node.api))
         .header("content-type", "application/octet-stream")
@@ -159,7 +134,7 @@ fn a_record_posted_over_http_survives_kill_9() {
     let package: serde_json::Value =
         serde_json::from_str(&got.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(package["newest"], "1.0.0");
-    assert_eq!(package["versions"][0]["cid"], cid.to_string());
+    assert_eq!(package["versions"][0]["cid"], CID);
     assert_eq!(package["versions"][0]["record_id"], record.id().to_string());
     let mut log = http().get(format!("{}/v1/log", node.api)).call().unwrap();
     let log: serde_json::Value =
@@ -200,9 +175,7 @@ fn content_added_on_one_node_process_downloads_from_another() {
     let a = start(da.path());
     let b = start_with(db.path(), &["--bootstrap", &a.addrs[0]]);
     let agent = http();
-    let file: Vec<u8> = (0..3 * 1024 * 1024 + 7)
-        .map(|i: u32| (i % 253) as u8 ^ (i >> 20) as u8)
-        .collect();
+    let file = pattern(1, 3 * 1024 * 1024 + 7);
     let mut added = agent
         .post(format!("{}/v1/content", a.api))
         .header("content-type", "application/octet-stream")

@@ -5,35 +5,20 @@
 use std::collections::BTreeSet;
 
 use ipsr_node::Client;
-use ipsr_proto::{AuthorKey, ContentId, RecordId, Release, SignedRecord};
+use ipsr_proto::{RecordId, SignedRecord};
+use ipsr_testkit::{key, release, wait_until};
 use libp2p::Multiaddr;
 
 mod common;
-
-use common::wait_until;
 
 async fn node() -> (tempfile::TempDir, Client, Multiaddr) {
     common::node(|_| {}).await
 }
 
 fn releases(seed: u8, n: usize) -> Vec<SignedRecord> {
-    let key = AuthorKey::from_seed(&[seed; 32]);
-    let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        .parse()
-        .unwrap();
+    let key = key(seed);
     (0..n)
-        .map(|i| {
-            let version = format!("1.0.{i}").parse().unwrap();
-            Release::new(
-                key.author_id(),
-                "com.example.app".parse().unwrap(),
-                version,
-                i as u64,
-                cid,
-            )
-            .sign(&key)
-            .unwrap()
-        })
+        .map(|i| release(&key, &format!("1.0.{i}")).code(i as u64).sign())
         .collect()
 }
 

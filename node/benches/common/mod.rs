@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use ipsr_testnet::Proc;
+use ipsr_testkit::{Proc, agent_with_timeout};
 
 /// A running `ipsr-node` process, killed when dropped.
 pub(crate) struct Node {
@@ -33,10 +33,9 @@ pub(crate) fn start(dir: &std::path::Path, bootstrap: &[String]) -> Node {
     for b in bootstrap {
         cmd.args(["--bootstrap", b]);
     }
-    let mut proc = Proc::spawn(&mut cmd).expect("start ipsr-node");
-    let limit = Duration::from_secs(60);
-    let p2p = proc.line("listening on: ", limit).expect("node listens");
-    let api = proc.line("api: ", limit).expect("node serves its API");
+    let mut proc = Proc::spawn(&mut cmd);
+    let p2p = proc.expect_line("listening on: ");
+    let api = proc.expect_line("api: ");
     Node {
         pid: proc.child().id(),
         p2p,
@@ -45,12 +44,9 @@ pub(crate) fn start(dir: &std::path::Path, bootstrap: &[String]) -> Node {
     }
 }
 
+/// An HTTP client for the nodes' APIs, patient with loaded machines.
 pub(crate) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(40)))
-        .build()
-        .into()
+    agent_with_timeout(Duration::from_secs(40))
 }
 
 pub(crate) fn get_json(agent: &ureq::Agent, url: &str) -> serde_json::Value {

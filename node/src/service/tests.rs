@@ -1,7 +1,8 @@
 //! The node's rules, through the [`Service`] alone: no sockets, no store,
 //! no sleeps. Time is a fake clock: `t0` plus whatever a test says.
 
-use ipsr_proto::{Applied, AuthorKey, Change, ContentId, RecordId, Release, SignedRecord};
+use ipsr_proto::{Applied, Change, RecordId, SignedRecord};
+use ipsr_testkit::{key, release};
 
 use super::*;
 use crate::sync::SyncError;
@@ -37,22 +38,6 @@ fn peers(n: usize) -> Vec<PeerId> {
     let mut peers: Vec<PeerId> = (0..n).map(|_| PeerId::random()).collect();
     peers.sort();
     peers
-}
-
-fn record(version: &str) -> SignedRecord {
-    let key = AuthorKey::from_seed(&[7; 32]);
-    let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        .parse()
-        .unwrap();
-    Release::new(
-        key.author_id(),
-        "com.example.app".parse().unwrap(),
-        version.parse().unwrap(),
-        1,
-        cid,
-    )
-    .sign(&key)
-    .unwrap()
 }
 
 /// What the store says of a record: kept at `position`, or not news.
@@ -150,7 +135,7 @@ fn gossip_the_store_failed_on_is_ignored_not_blamed_on_the_sender() {
 #[test]
 fn a_local_publish_that_is_news_is_gossiped_and_announced() {
     let (mut s, counters, _) = service(false);
-    let r = record("1.0.0");
+    let r = release(&key(7), "1.0.0").sign();
     let origin = Origin::Local(r.release_key());
     s.on_applied(origin, r.to_bytes(), &Ok(stored(Some(3))));
     assert_eq!(
@@ -167,7 +152,7 @@ fn a_local_publish_that_is_news_is_gossiped_and_announced() {
 #[test]
 fn a_local_publish_that_is_not_news_or_failed_goes_nowhere() {
     let (mut s, counters, _) = service(false);
-    let r = record("1.0.0");
+    let r = release(&key(7), "1.0.0").sign();
     let origin = Origin::Local(r.release_key());
     s.on_applied(origin.clone(), r.to_bytes(), &Ok(stored(None)));
     let failed = Unapplied::Failed(NodeError::Stopped);
@@ -431,7 +416,10 @@ fn reads(actions: Vec<Action>) -> Vec<Action> {
 #[test]
 fn republish_walks_the_store_a_batch_per_interval_and_wraps_around() {
     let (mut s, _, t0) = service(false);
-    let (first, last) = (record("1.0.0"), record("2.0.0"));
+    let (first, last) = (
+        release(&key(7), "1.0.0").sign(),
+        release(&key(7), "2.0.0").sign(),
+    );
     let value = |r: &SignedRecord| (r.release_key().dht_key(), r.to_bytes());
     s.tick(t0);
     assert_eq!(reads(drain(&mut s)), vec![read(None)], "due at start");
@@ -459,7 +447,7 @@ fn republish_walks_the_store_a_batch_per_interval_and_wraps_around() {
 #[test]
 fn republish_reads_one_batch_at_a_time_and_retries_a_failed_one() {
     let (mut s, _, t0) = service(false);
-    let r = record("1.0.0");
+    let r = release(&key(7), "1.0.0").sign();
     s.tick(t0);
     drain(&mut s);
     s.on_republish_read(Ok((Some(r.release_key()), Vec::new())));

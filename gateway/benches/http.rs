@@ -18,8 +18,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ipsr_proto::{AuthorKey, ContentId, Release};
-use procs::{Proc, node_args, wait_for};
+use ipsr_proto::AuthorKey;
+use ipsr_testkit::{Proc, agent, cid, free_port, redis_url, release, wait_for};
+use procs::node_args;
 
 /// One wrk run's figures.
 #[derive(Debug, Clone, Copy)]
@@ -87,8 +88,8 @@ fn gateway(dir: &Path, extra: &[&str]) -> (Proc, String, String) {
     args.extend(["--http", "127.0.0.1:0", "--rate-limit", "0"].map(String::from));
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let proc = Proc::spawn(Command::new(env!("CARGO_BIN_EXE_ipsr-gateway")).args(&args));
-    let api = proc.line("api: ");
-    let http = proc.line("gateway: ");
+    let api = proc.expect_line("api: ");
+    let http = proc.expect_line("gateway: ");
     let http = http.split_whitespace().next().unwrap().to_owned();
     (proc, http, api)
 }
@@ -150,8 +151,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let redis_url =
-        std::env::var("IPSR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis_url = redis_url();
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("ipsr-bench:{}:", std::process::id());
 
@@ -159,29 +159,27 @@ fn main() {
     let key = AuthorKey::from_seed(&[42; 32]);
     let records: Vec<Vec<u8>> = (1..=5u64)
         .map(|n| {
-            let mut cid = vec![0x01, 0x55, 0x12, 0x20];
-            cid.extend([n as u8; 32]);
-            let mut r = Release::new(
-                key.author_id(),
-                "com.example.bench".parse().unwrap(),
-                format!("1.{n}.0").parse().unwrap(),
-                n,
-                ContentId::from_bytes(&cid).unwrap(),
-            );
-            r.size = 12_345_678;
-            r.file_name = format!("bench-1.{n}.0.apk");
-            r.metadata.title = "Bench App".into();
-            r.metadata.summary = "A package to measure the gateway with".into();
-            r.metadata.description = "Lorem ipsum dolor sit amet. ".repeat(20);
-            r.metadata.license = "MIT".into();
-            r.metadata.categories = vec!["tools".into(), "productivity".into()];
-            r.metadata.permissions = vec![
-                "android.permission.INTERNET".into(),
-                "android.permission.CAMERA".into(),
-            ];
-            r.seq = n;
-            r.created_at = ipsr_proto::now_ms() - 86_400_000 + n;
-            r.sign(&key).unwrap().to_bytes()
+            release(&key, &format!("1.{n}.0"))
+                .package("com.example.bench")
+                .code(n)
+                .seq(n)
+                .created_at(ipsr_proto::now_ms() - 86_400_000 + n)
+                .cid(cid(u32::try_from(n).unwrap()))
+                .size(12_345_678)
+                .file_name(format!("bench-1.{n}.0.apk"))
+                .title("Bench App")
+                .summary("A package to measure the gateway with")
+                .metadata(|m| {
+                    m.description = "Lorem ipsum dolor sit amet. ".repeat(20);
+                    m.license = "MIT".into();
+                    m.categories = vec!["tools".into(), "productivity".into()];
+                    m.permissions = vec![
+                        "android.permission.INTERNET".into(),
+                        "android.permission.CAMERA".into(),
+                    ];
+                })
+                .sign()
+                .to_bytes()
         })
         .collect();
 
@@ -204,11 +202,7 @@ fn main() {
             "0",
         ],
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = agent();
     for api in [&embedded_api, &redis_api, &embedded_raw_api, &redis_raw_api] {
         for record in &records {
             let response = agent
@@ -236,7 +230,7 @@ fn main() {
     let static_path = path.trim_start_matches('/');
     std::fs::create_dir_all(www.join(static_path).parent().unwrap()).unwrap();
     std::fs::write(www.join(static_path), &json).unwrap();
-    let port = ipsr_testnet::free_port().unwrap();
+    let port = free_port();
     let _nginx = nginx(dir.path(), port);
     let nginx_url = format!("http://127.0.0.1:{port}{path}");
     assert_eq!(

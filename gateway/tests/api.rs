@@ -12,12 +12,15 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
-use common::{Running, TestIndex, key, redis_url, yank};
+use common::{Running, TestIndex};
 use ipsr_content::unixfs::{Importer, Profile};
 use ipsr_gateway::{Gateway, GatewayConfig, Uploads};
 use ipsr_indexer::{Index, StoreIndex};
 use ipsr_node::Client;
-use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord};
+use ipsr_proto::{AuthorKey, ContentId, Platform, SignedRecord};
+use ipsr_testkit::{
+    RedisServer, ReleaseBuilder, cid, free_port, key, pattern, redis_url, release, yank,
+};
 use serde_json::Value;
 use warp::Filter;
 use warp::http::Response;
@@ -117,34 +120,17 @@ macro_rules! both {
     };
 }
 
-struct Rel<'a> {
-    key: &'a AuthorKey,
-    package: &'a str,
-    version: &'a str,
-    code: u64,
-    cid: ContentId,
-    size: u64,
-    title: &'a str,
-    seq: u64,
-}
-
-fn release(r: Rel<'_>) -> SignedRecord {
-    let mut rel = Release::new(
-        r.key.author_id(),
-        r.package.parse().unwrap(),
-        r.version.parse().unwrap(),
-        r.code,
-        r.cid,
-    );
-    rel.size = r.size;
-    rel.file_name = format!("{}-{}.apk", r.package, r.version);
-    rel.seq = r.seq;
-    rel.created_at = common::t0() + r.seq;
-    rel.metadata.title = r.title.into();
-    rel.metadata.summary = format!("{} in one line", r.title);
-    rel.metadata.categories = vec!["tools".into()];
-    rel.platform = ipsr_proto::Platform::android();
-    rel.sign(r.key).unwrap()
+/// An Android app's release, as the gateway shows them: `package` at
+/// `version`, titled `title`, its file `PACKAGE-VERSION.apk`, in the
+/// category `tools`.
+fn app<'k>(key: &'k AuthorKey, package: &str, version: &str, title: &str) -> ReleaseBuilder<'k> {
+    release(key, version)
+        .package(package)
+        .file_name(format!("{package}-{version}.apk"))
+        .platform(Platform::android())
+        .title(title)
+        .summary(format!("{title} in one line"))
+        .metadata(|m| m.categories = vec!["tools".into()])
 }
 
 fn path_of(record: &SignedRecord) -> String {
@@ -158,22 +144,19 @@ async fn package_views(backend: Backend) {
     let (cid1, size1) = env.content(b"version one").await;
     let (cid2, size2) = env.content(b"version two!").await;
     let rel = |version, code, cid, size, seq| {
-        release(Rel {
-            key: &k,
-            package: "com.example.chat",
-            version,
-            code,
-            cid,
-            size,
-            title: "Chat",
-            seq,
-        })
+        app(&k, "com.example.chat", version, "Chat")
+            .code(code)
+            .cid(cid)
+            .size(size)
+            .seq(seq)
+            .sign()
     };
     let v1 = rel("1.0.0", 1, cid1, size1, 1);
     let v2 = rel("1.1.0", 2, cid2, size2, 2);
     env.publish(&v1).await;
     env.publish(&v2).await;
-    env.publish(&yank(&k, "com.example.chat", "1.1.0", 3)).await;
+    env.publish(&yank(&k, "1.1.0").package("com.example.chat").seq(3).sign())
+        .await;
     let base = path_of(&v1);
 
     let (status, package) = env.json(&format!("/api/v1/package/{base}")).await;
@@ -254,16 +237,11 @@ async fn search_and_recent(backend: Backend) {
     let mut seq = 0;
     let mut rel = |key, package, title| {
         seq += 1;
-        release(Rel {
-            key,
-            package,
-            version: "1.0.0",
-            code: 1,
-            cid,
-            size,
-            title,
-            seq,
-        })
+        app(key, package, "1.0.0", title)
+            .cid(cid)
+            .size(size)
+            .seq(seq)
+            .sign()
     };
     let records = [
         rel(&k1, "com.example.chat", "Chat"),
@@ -321,16 +299,11 @@ async fn publish_records(backend: Backend) {
     let env = Env::new(backend, "publish_records", GatewayConfig::default()).await;
     let k = key(3);
     let (cid, size) = env.content(b"app bytes").await;
-    let record = release(Rel {
-        key: &k,
-        package: "com.example.pub",
-        version: "1.0.0",
-        code: 1,
-        cid,
-        size,
-        title: "Pub",
-        seq: 1,
-    });
+    let record = app(&k, "com.example.pub", "1.0.0", "Pub")
+        .cid(cid)
+        .size(size)
+        .seq(1)
+        .sign();
     let post = |path: &str, content_type: &str, body: Vec<u8>| {
         warp::test::request()
             .method("POST")
@@ -420,7 +393,7 @@ async fn uploads(backend: Backend) {
     let env = Env::new(backend, "uploads", config).await;
     // The content's CID is computed here, not stored: the gateway receives
     // the bytes in the form.
-    let content = ipsr_testnet::pattern(7, 3 * 1024 * 1024 + 17);
+    let content = pattern(7, 3 * 1024 * 1024 + 17);
     let cid = {
         let mut importer = Importer::new(Profile::V1_2025);
         let _ = importer.push(&content);
@@ -428,16 +401,12 @@ async fn uploads(backend: Backend) {
         ContentId::try_from(imported.root).unwrap()
     };
     let record_of = |key: &AuthorKey, size| {
-        release(Rel {
-            key,
-            package: "com.example.upload",
-            version: "2.0.0",
-            code: 2,
-            cid,
-            size,
-            title: "Upload",
-            seq: 1,
-        })
+        app(key, "com.example.upload", "2.0.0", "Upload")
+            .code(2)
+            .cid(cid)
+            .size(size)
+            .seq(1)
+            .sign()
     };
     let send_form = |record: &SignedRecord, content: Option<&[u8]>| {
         let (content_type, body) = form(&record.to_bytes(), content);
@@ -475,21 +444,17 @@ both!(uploads_both, uploads);
 async fn downloads(backend: Backend) {
     let env = Env::new(backend, "downloads", GatewayConfig::default()).await;
     let k = key(6);
-    let bytes_v1 = ipsr_testnet::pattern(7, 2 * 1024 * 1024 + 5);
-    let bytes_v2 = ipsr_testnet::pattern(7, 1000);
+    let bytes_v1 = pattern(7, 2 * 1024 * 1024 + 5);
+    let bytes_v2 = pattern(7, 1000);
     let (cid1, size1) = env.content(&bytes_v1).await;
     let (cid2, size2) = env.content(&bytes_v2).await;
     let rel = |version, code, cid, size, seq| {
-        release(Rel {
-            key: &k,
-            package: "com.example.dl",
-            version,
-            code,
-            cid,
-            size,
-            title: "Dl",
-            seq,
-        })
+        app(&k, "com.example.dl", version, "Dl")
+            .code(code)
+            .cid(cid)
+            .size(size)
+            .seq(seq)
+            .sign()
     };
     env.publish(&rel("1.0.0", 1, cid1, size1, 1)).await;
     env.publish(&rel("1.1.0", 2, cid2, size2, 2)).await;
@@ -555,7 +520,8 @@ async fn downloads(backend: Backend) {
 
     // Yank 1.1.0: the default falls back to 1.0.0; 1.1.0 by name still
     // downloads, flagged.
-    env.publish(&yank(&k, "com.example.dl", "1.1.0", 3)).await;
+    env.publish(&yank(&k, "1.1.0").package("com.example.dl").seq(3).sign())
+        .await;
     let fallback = env.get(&base).await;
     assert_eq!(fallback.status(), 200);
     assert_eq!(fallback.body().as_ref(), bytes_v1.as_slice());
@@ -583,16 +549,11 @@ async fn content_not_in_the_swarm_fails_fast() {
     let env = Env::new(Backend::Embedded, "fails_fast", config).await;
     // A release whose content nobody holds.
     let k = key(7);
-    let record = release(Rel {
-        key: &k,
-        package: "com.example.gone",
-        version: "1.0.0",
-        code: 1,
-        cid: common::cid(77),
-        size: 10,
-        title: "Gone",
-        seq: 1,
-    });
+    let record = app(&k, "com.example.gone", "1.0.0", "Gone")
+        .cid(cid(77))
+        .size(10)
+        .seq(1)
+        .sign();
     env.publish(&record).await;
     let started = std::time::Instant::now();
     let (status, body) = env
@@ -672,7 +633,7 @@ async fn rate_limits_cors_health_metrics_openapi() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_is_a_503_not_a_500() {
-    let mut server = common::RedisServer::start(common::free_port());
+    let mut server = RedisServer::start(free_port());
     let (dir, node) = common::node().await;
     let test = TestIndex::new(&server.url(), "redis_down");
     let gateway = Gateway::new(
@@ -737,7 +698,7 @@ async fn openapi_matches_the_routes() {
             .replace("{author}", &author)
             .replace("{package}", "com.example.none")
             .replace("{version}", "1.0.0")
-            .replace("{cid}", &common::cid(1).to_string());
+            .replace("{cid}", &cid(1).to_string());
         for method in item.as_object().unwrap().keys() {
             let response = env
                 .send(
@@ -771,16 +732,11 @@ async fn busy_when_every_slot_is_taken() {
     config.first_byte_timeout = std::time::Duration::from_secs(3);
     let env = Env::new(Backend::Embedded, "busy", config).await;
     let k = key(10);
-    let record = release(Rel {
-        key: &k,
-        package: "com.example.slow",
-        version: "1.0.0",
-        code: 1,
-        cid: common::cid(99),
-        size: 10,
-        title: "Slow",
-        seq: 1,
-    });
+    let record = app(&k, "com.example.slow", "1.0.0", "Slow")
+        .cid(cid(99))
+        .size(10)
+        .seq(1)
+        .sign();
     env.publish(&record).await;
     let routes = ipsr_gateway::routes(env.gateway.clone()).map(warp::Reply::into_response);
     let path = format!("/api/v1/download/{}/com.example.slow", k.author_id());

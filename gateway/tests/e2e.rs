@@ -13,14 +13,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use procs::{Proc, binary, node_args, wait_for};
+use ipsr_testkit::{Proc, agent_with_timeout, wait_for};
+use procs::{binary, node_args};
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
+    agent_with_timeout(Duration::from_secs(30))
 }
 
 fn json(body: &mut ureq::Body) -> serde_json::Value {
@@ -37,8 +34,8 @@ fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
     let mut args = node_args(&dir.path().join("gateway"));
     args.extend(["--http".into(), "127.0.0.1:0".into()]);
     let gateway = Proc::spawn(Command::new(&gateway_bin).args(&args));
-    let gateway_addr = gateway.line("listening on: ");
-    let http = gateway.line("gateway: ");
+    let gateway_addr = gateway.expect_line("listening on: ");
+    let http = gateway.expect_line("gateway: ");
     let http = http.split_whitespace().next().unwrap().to_owned();
 
     let start_node = |name: &str| {
@@ -46,7 +43,7 @@ fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
         args.extend(node_args(&dir.path().join(name)));
         args.extend(["--bootstrap".into(), gateway_addr.clone()]);
         let node = Proc::spawn(Command::new(&node_bin).args(&args));
-        let api = node.line("api: ");
+        let api = node.expect_line("api: ");
         (node, api)
     };
     let (_author_node, author_api) = start_node("author");

@@ -18,7 +18,8 @@ use ipsr_content::Block;
 use ipsr_content::unixfs::{FileReader, Importer, Profile, links};
 use ipsr_gateway::{Gateway, GatewayConfig, Uploads};
 use ipsr_node::Client;
-use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord, Verified};
+use ipsr_proto::{AuthorKey, ContentId, SignedRecord, Verified};
+use ipsr_testkit::{pattern, release, wait_until};
 use iroh_car::{CarHeader, CarReader, CarWriter};
 use serde_json::Value;
 use warp::http::Response;
@@ -29,11 +30,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const IPFS_TIMEOUT: Duration = Duration::from_secs(1);
 const MIB: usize = 1024 * 1024;
 
-/// `len` bytes from a seeded generator: no two chunks alike.
-fn data(seed: u64, len: usize) -> Bytes {
-    Bytes::from(ipsr_testnet::pattern(seed, len))
-}
-
 /// A node on loopback in a temp dir, once it listens, and its dialable
 /// address.
 async fn node() -> (tempfile::TempDir, Client, String) {
@@ -41,17 +37,15 @@ async fn node() -> (tempfile::TempDir, Client, String) {
     let node = ipsr_node::spawn(ipsr_node::Config::local(dir.path().to_owned()))
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    let addr = loop {
-        if let Some(addr) = node.listen_addrs().await.unwrap().first() {
-            break format!("{addr}/p2p/{}", node.peer_id());
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    wait_until("the node listens", || async {
+        !node.listen_addrs().await.unwrap().is_empty()
+    })
+    .await;
+    let addr = format!(
+        "{}/p2p/{}",
+        node.listen_addrs().await.unwrap()[0],
+        node.peer_id()
+    );
     (dir, node, addr)
 }
 
@@ -67,11 +61,10 @@ fn gateway(node: &Client, tweak: impl FnOnce(&mut GatewayConfig)) -> Gateway {
 /// `g` dials `a` and waits until both see the connection.
 async fn connect(g: &Client, a: &Client, a_addr: &str) {
     g.dial(a_addr.parse().unwrap()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !g.peers().await.unwrap().contains(&a.peer_id()) {
-        assert!(tokio::time::Instant::now() < deadline, "never connected");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("g is connected to a", || async {
+        g.peers().await.unwrap().contains(&a.peer_id())
+    })
+    .await;
     // Identify tells each side the other serves the DHT.
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
@@ -193,7 +186,7 @@ async fn check_car(response: &Response<Bytes>, root: Cid, expected: &[Cid]) -> V
 async fn raw_blocks_and_cars_of_a_local_file() {
     let (_dir, node, _) = node().await;
     let g = gateway(&node, |_| {});
-    let file = data(1, 3 * MIB);
+    let file = Bytes::from(pattern(1, 3 * MIB));
     let (root, order) = add(&node, &file).await;
     assert_eq!(order.len(), 4, "a root over three 1 MiB leaves");
 
@@ -284,8 +277,10 @@ async fn raw_blocks_and_cars_of_a_local_file() {
 async fn cars_send_repeated_blocks_once_unless_asked() {
     let (_dir, node, _) = node().await;
     let g = gateway(&node, |_| {});
-    let one = data(2, MIB);
-    let file: Bytes = [one.clone(), data(3, MIB), one].concat().into();
+    let one = Bytes::from(pattern(2, MIB));
+    let file: Bytes = [one.clone(), Bytes::from(pattern(3, MIB)), one]
+        .concat()
+        .into();
     let (root, order) = add(&node, &file).await;
     assert_eq!(order[1], order[3]);
 
@@ -314,7 +309,7 @@ async fn blocks_and_cars_come_from_the_swarm() {
     let (_dg, g_node, _) = node().await;
     let g = gateway(&g_node, |c| c.ipfs_timeout = TIMEOUT);
     connect(&g_node, &a, &a_addr).await;
-    let file = data(4, 3 * MIB + 5);
+    let file = Bytes::from(pattern(4, 3 * MIB + 5));
     let (root, order) = add(&a, &file).await;
 
     // A leaf no DHT record names, from the connected peer.
@@ -406,24 +401,21 @@ async fn unknown_cids_are_404_in_time_and_bad_requests_400() {
 
 // ---- CAR uploads through POST /api/v1/publish ----
 
-fn release(
+/// `com.example.app` at `version` with version code and seq `code` (created
+/// at `T0 + code`), content `root` of `size` bytes.
+fn car_release(
     key: &AuthorKey,
     version: &str,
     code: u64,
     root: Cid,
     size: u64,
 ) -> SignedRecord<Verified> {
-    let mut r = Release::new(
-        key.author_id(),
-        "com.example.app".parse().unwrap(),
-        version.parse().unwrap(),
-        code,
-        ContentId::new(root).unwrap(),
-    );
-    r.size = size;
-    r.created_at = 1_700_000_000_000 + code;
-    r.seq = code;
-    r.sign(key).unwrap()
+    release(key, version)
+        .code(code)
+        .seq(code)
+        .cid(ContentId::new(root).unwrap())
+        .size(size)
+        .sign()
 }
 
 const BOUNDARY: &str = "ipsr-test-boundary-7d1c";
@@ -485,16 +477,16 @@ async fn car_uploads_are_checked_against_the_record() {
         c.uploads = Uploads::Authors(HashSet::from([key.author_id()]));
         c.max_upload_bytes = 8 * MIB as u64;
     });
-    let file = data(5, 3 * MIB);
+    let file = Bytes::from(pattern(5, 3 * MIB));
     let (root, blocks) = import(&file);
     let size = file.len() as u64;
     let good_car = write_car(vec![root], &blocks).await;
 
     // The root differs: 422, nothing pinned, nothing published.
-    let other = data(6, MIB + 1);
+    let other = Bytes::from(pattern(6, MIB + 1));
     let (other_root, other_blocks) = import(&other);
     let other_car = write_car(vec![other_root], &other_blocks).await;
-    let refused = publish(&g, &release(&key, "0.9.0", 9, root, size), &other_car).await;
+    let refused = publish(&g, &car_release(&key, "0.9.0", 9, root, size), &other_car).await;
     assert_eq!(refused.status(), 422, "{:?}", refused.body());
     assert_eq!(code(&refused), "content_mismatch");
     // A CAR that names the record's root but lacks a leaf, or carries a
@@ -504,9 +496,9 @@ async fn car_uploads_are_checked_against_the_record() {
     let at = tampered.len() / 2;
     tampered[at] ^= 0xff;
     for (record, car) in [
-        (release(&key, "0.9.1", 10, root, size), &lacking),
-        (release(&key, "0.9.2", 11, root, size), &tampered),
-        (release(&key, "0.9.3", 12, root, size + 1), &good_car),
+        (car_release(&key, "0.9.1", 10, root, size), &lacking),
+        (car_release(&key, "0.9.2", 11, root, size), &tampered),
+        (car_release(&key, "0.9.3", 12, root, size + 1), &good_car),
     ] {
         let refused = publish(&g, &record, car).await;
         assert_eq!(refused.status(), 422, "{:?}", refused.body());
@@ -522,23 +514,33 @@ async fn car_uploads_are_checked_against_the_record() {
     assert_eq!(unknown.status(), 404, "the record was not published");
 
     // Not a CAR: 400; over the upload limit: 413.
-    let garbage = publish(&g, &release(&key, "0.9.4", 13, root, size), b"not a car").await;
+    let garbage = publish(
+        &g,
+        &car_release(&key, "0.9.4", 13, root, size),
+        b"not a car",
+    )
+    .await;
     assert_eq!(garbage.status(), 400, "{:?}", garbage.body());
     let mut padded = blocks.clone();
     padded.extend(blocks.iter().cloned());
     padded.extend(blocks.iter().cloned());
     let big = write_car(vec![root], &padded).await;
-    let too_large = publish(&g, &release(&key, "0.9.5", 14, root, size), &big).await;
+    let too_large = publish(&g, &car_release(&key, "0.9.5", 14, root, size), &big).await;
     assert_eq!(too_large.status(), 413, "{:?}", too_large.body());
 
     // Another author: uploads are off for it.
-    let forbidden = publish(&g, &release(&stranger, "1.0.0", 20, root, size), &good_car).await;
+    let forbidden = publish(
+        &g,
+        &car_release(&stranger, "1.0.0", 20, root, size),
+        &good_car,
+    )
+    .await;
     assert_eq!(forbidden.status(), 403, "{:?}", forbidden.body());
     assert_eq!(code(&forbidden), "uploads_forbidden");
     assert!(pinned(&node).await.is_empty());
 
     // The matching CAR: published, pinned, served.
-    let accepted = publish(&g, &release(&key, "1.0.0", 20, root, size), &good_car).await;
+    let accepted = publish(&g, &car_release(&key, "1.0.0", 20, root, size), &good_car).await;
     assert_eq!(accepted.status(), 201, "{:?}", accepted.body());
     let body: Value = serde_json::from_slice(accepted.body()).unwrap();
     assert_eq!(body["content_uploaded"], true);

@@ -11,7 +11,8 @@ use std::time::Duration;
 use ipsr_gateway::{Gateway, GatewayConfig};
 use ipsr_indexer::StoreIndex;
 use ipsr_node::{Client, Config};
-use ipsr_proto::{AuthorKey, ContentId, Release, Yank};
+use ipsr_proto::AuthorKey;
+use ipsr_testkit::{ReleaseBuilder, cid, release, yank};
 
 /// The longest one request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -129,50 +130,49 @@ impl Page {
     }
 }
 
-fn cid(n: u8) -> ContentId {
-    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
-    bytes.extend([n; 32]);
-    ContentId::from_bytes(&bytes).unwrap()
-}
-
-/// A release of `package` by `key` with fixed times and the given size.
-fn release(key: &AuthorKey, package: &str, version: &str, code: u64, size: u64) -> Release {
-    let mut r = Release::new(
-        key.author_id(),
-        package.parse().unwrap(),
-        version.parse().unwrap(),
-        code,
-        cid(u8::try_from(code).unwrap()),
-    );
-    r.size = size;
-    r.file_name = format!("notes-{version}.apk");
-    r.created_at = T0 + (code - 1) * 86_400_000;
-    r.seq = code;
-    r
+/// A release of `package` by `key` with version code and seq `code`,
+/// created on day `code` counted from `T0` (fixed times), content
+/// `cid(code)` of `size` bytes, file `notes-VERSION.apk`.
+fn app<'k>(
+    key: &'k AuthorKey,
+    package: &str,
+    version: &str,
+    code: u64,
+    size: u64,
+) -> ReleaseBuilder<'k> {
+    release(key, version)
+        .package(package)
+        .code(code)
+        .seq(code)
+        .created_at(T0 + (code - 1) * 86_400_000)
+        .cid(cid(u32::try_from(code).unwrap()))
+        .size(size)
+        .file_name(format!("notes-{version}.apk"))
 }
 
 /// `com.example.notes` 1.0.0 (2025-11-24, 1.5 KiB) and 1.1.0 (2025-11-25,
 /// 20 MiB) with full metadata.
 async fn publish_notes(env: &Env, key: &AuthorKey) {
     for (version, code, size) in [("1.0.0", 1, 1536), ("1.1.0", 2, 20 * 1024 * 1024)] {
-        let mut r = release(key, "com.example.notes", version, code, size);
-        let m = &mut r.metadata;
-        m.title = "Pocket Notes".into();
-        m.summary = "Notes that stay on your phone".into();
-        m.description = "Write notes.\nSync them with nobody.".into();
-        m.license = "MIT OR Apache-2.0".into();
-        m.homepage_url = Some("https://notes.example/".into());
-        m.source_url = Some("https://code.example/notes?tab=src&x=1".into());
-        m.categories = vec!["productivity".into()];
-        m.permissions = vec![
-            "android.permission.CAMERA".into(),
-            "android.permission.INTERNET".into(),
-        ];
-        m.min_sdk = 24;
-        m.target_sdk = 34;
-        m.signing_cert_sha256 = Some([0xab; 32]);
-        m.icon = Some(cid(9));
-        env.publish(r.sign(key).unwrap()).await;
+        let r = app(key, "com.example.notes", version, code, size)
+            .title("Pocket Notes")
+            .summary("Notes that stay on your phone")
+            .metadata(|m| {
+                m.description = "Write notes.\nSync them with nobody.".into();
+                m.license = "MIT OR Apache-2.0".into();
+                m.homepage_url = Some("https://notes.example/".into());
+                m.source_url = Some("https://code.example/notes?tab=src&x=1".into());
+                m.categories = vec!["productivity".into()];
+                m.permissions = vec![
+                    "android.permission.CAMERA".into(),
+                    "android.permission.INTERNET".into(),
+                ];
+                m.min_sdk = 24;
+                m.target_sdk = 34;
+                m.signing_cert_sha256 = Some([0xab; 32]);
+                m.icon = Some(cid(9));
+            });
+        env.publish(r.sign()).await;
     }
 }
 
@@ -184,9 +184,8 @@ async fn home_search_author_and_package_pages() {
     publish_notes(&env, &key).await;
     // Another author's package, which the searches below must tell apart.
     let other = AuthorKey::from_seed(&[2; 32]);
-    let mut r = release(&other, "org.example.weather", "2.0.0", 3, 4096);
-    r.metadata.title = "Weather Now".into();
-    env.publish(r.sign(&other).unwrap()).await;
+    let r = app(&other, "org.example.weather", "2.0.0", 3, 4096).title("Weather Now");
+    env.publish(r.sign()).await;
 
     let link = format!("href=\"/p/{author}/com.example.notes\"");
 
@@ -278,15 +277,16 @@ async fn metadata_is_escaped_on_every_page() {
     let env = Env::new().await;
     let key = AuthorKey::from_seed(&[3; 32]);
     let author = key.author_id();
-    let mut r = release(&key, "com.example.evil", "1.0.0", 1, 10);
-    r.file_name = "x'; rm -rf ~; echo '.apk".into();
-    let m = &mut r.metadata;
-    m.title = "<script>alert(1)</script>".into();
-    m.summary = "\"><img src=x onerror=alert(2)>".into();
-    m.description = "<b>bold</b> & <i>more</i>".into();
-    m.license = "<MIT>".into();
-    m.homepage_url = Some("https://e.example/\"><script>alert(3)</script>".into());
-    env.publish(r.sign(&key).unwrap()).await;
+    let r = app(&key, "com.example.evil", "1.0.0", 1, 10)
+        .file_name("x'; rm -rf ~; echo '.apk")
+        .title("<script>alert(1)</script>")
+        .summary("\"><img src=x onerror=alert(2)>")
+        .metadata(|m| {
+            m.description = "<b>bold</b> & <i>more</i>".into();
+            m.license = "<MIT>".into();
+            m.homepage_url = Some("https://e.example/\"><script>alert(3)</script>".into());
+        });
+    env.publish(r.sign()).await;
 
     let escaped = "&lt;script&gt;alert(1)&lt;/script&gt;";
     let pages = [
@@ -320,21 +320,14 @@ async fn yanked_versions_are_marked() {
     let env = Env::new().await;
     let key = AuthorKey::from_seed(&[4; 32]);
     let author = key.author_id();
-    env.publish(
-        release(&key, "com.example.gone", "1.0.0", 1, 100)
-            .sign(&key)
-            .unwrap(),
-    )
-    .await;
-    let mut y = Yank::new(
-        author,
-        "com.example.gone".parse().unwrap(),
-        "1.0.0".parse().unwrap(),
-        "crashes <on> start".into(),
-    );
-    y.created_at = T0 + 1000;
-    y.seq = 5;
-    env.publish(y.sign(&key).unwrap()).await;
+    env.publish(app(&key, "com.example.gone", "1.0.0", 1, 100).sign())
+        .await;
+    let y = yank(&key, "1.0.0")
+        .package("com.example.gone")
+        .reason("crashes <on> start")
+        .seq(5)
+        .created_at(T0 + 1000);
+    env.publish(y.sign()).await;
 
     env.get(&format!("/p/{author}/com.example.gone"))
         .await

@@ -15,12 +15,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{
-    RedisServer, Running, Spec, TestIndex, free_port, key, redis_url, release, wait_until, yank,
-};
+use common::{Running, TestIndex};
 use ipsr_indexer::{Index, RedisIndex, StoreIndex};
 use ipsr_node::Client;
 use ipsr_proto::{PackageKey, SignedRecord};
+use ipsr_testkit::{
+    RedisServer, TIMEOUT, XorShift, cid, free_port, key, redis_url, release, wait_until, yank,
+};
 
 /// A history of `authors` × `packages` × 5 versions, with metadata fixes,
 /// yanks, restores and CID conflicts; titles change with the versions.
@@ -36,16 +37,14 @@ fn history(authors: u8, packages: u8) -> Vec<SignedRecord> {
                 seq += 1;
                 let version = format!("1.{v}.0");
                 let title = format!("Pkg {p} {}", WORDS[usize::try_from(v).unwrap()]);
-                let r = |seq, cid, title: &str| {
-                    release(Spec {
-                        key: &k,
-                        package: &package,
-                        version: &version,
-                        code: v,
-                        seq,
-                        cid,
-                        title,
-                    })
+                let r = |seq, c, title: &str| {
+                    release(&k, &version)
+                        .package(&package)
+                        .code(v)
+                        .seq(seq)
+                        .cid(cid(c))
+                        .title(title)
+                        .sign()
                 };
                 out.push(r(seq, u32::try_from(v).unwrap(), &title));
                 if v % 2 == 0 {
@@ -54,7 +53,7 @@ fn history(authors: u8, packages: u8) -> Vec<SignedRecord> {
                 }
                 if v == 5 && p % 2 == 0 {
                     seq += 1;
-                    out.push(yank(&k, &package, &version, seq));
+                    out.push(yank(&k, &version).package(&package).seq(seq).sign());
                 }
                 if v == 3 {
                     seq += 1;
@@ -67,12 +66,10 @@ fn history(authors: u8, packages: u8) -> Vec<SignedRecord> {
 }
 
 /// A deterministic shuffle (xorshift).
-fn shuffled(mut records: Vec<SignedRecord>, mut seed: u64) -> Vec<SignedRecord> {
+fn shuffled(mut records: Vec<SignedRecord>, seed: u64) -> Vec<SignedRecord> {
+    let mut rng = XorShift::new(seed);
     for i in (1..records.len()).rev() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let j = usize::try_from(seed % (i as u64 + 1)).unwrap();
+        let j = usize::try_from(rng.below(i as u64 + 1)).unwrap();
         records.swap(i, j);
     }
     records
@@ -141,9 +138,9 @@ async fn redis_restart_while_records_arrive() {
     .await;
     server.stop();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let port = server.0.port;
+    let port = server.port;
     let server = RedisServer::start(port);
-    tokio::time::timeout(common::TIMEOUT, publisher)
+    tokio::time::timeout(TIMEOUT, publisher)
         .await
         .unwrap()
         .unwrap();
@@ -301,14 +298,14 @@ async fn recent_keeps_the_newest_whatever_the_batches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_word_leaves_the_word_list_with_its_last_package() {
     let k = key(9);
-    let spec = |package, version, seq, title| Spec {
-        key: &k,
-        package,
-        version,
-        code: seq,
-        seq,
-        cid: 1,
-        title,
+    let rel = |package, version, seq, title| {
+        release(&k, version)
+            .package(package)
+            .code(seq)
+            .seq(seq)
+            .cid(cid(1))
+            .title(title)
+            .sign()
     };
     let test = TestIndex::new(&redis_url(), "words");
     let words = |dump: Vec<(String, String)>| {
@@ -319,8 +316,8 @@ async fn a_word_leaves_the_word_list_with_its_last_package() {
     };
     test.index
         .apply(&[
-            release(spec("org.a.one", "1.0.0", 1, "Zebra notes")),
-            release(spec("org.a.two", "1.0.0", 2, "Zebra maps")),
+            rel("org.a.one", "1.0.0", 1, "Zebra notes"),
+            rel("org.a.two", "1.0.0", 2, "Zebra maps"),
         ])
         .await
         .unwrap();
@@ -328,14 +325,14 @@ async fn a_word_leaves_the_word_list_with_its_last_package() {
     assert_eq!(test.index.search("zeb", 10).await.unwrap().len(), 2);
     // One package drops the word: it stays listed for the other.
     test.index
-        .apply(&[release(spec("org.a.one", "1.1.0", 3, "Plain notes"))])
+        .apply(&[rel("org.a.one", "1.1.0", 3, "Plain notes")])
         .await
         .unwrap();
     assert!(words(state_dump(&test.index).await).contains("zebra"));
     assert_eq!(test.index.search("zeb", 10).await.unwrap().len(), 1);
     // The last one drops it: gone from the list and from search.
     test.index
-        .apply(&[release(spec("org.a.two", "1.1.0", 4, "Plain maps"))])
+        .apply(&[rel("org.a.two", "1.1.0", 4, "Plain maps")])
         .await
         .unwrap();
     assert!(!words(state_dump(&test.index).await).contains("zebra"));

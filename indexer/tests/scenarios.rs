@@ -15,9 +15,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Running, Spec, TestIndex, key, redis_url, release, simple, yank};
+use common::{Running, TestIndex};
 use ipsr_indexer::{Index, StoreIndex, search};
 use ipsr_proto::{PackageKey, SignedRecord};
+use ipsr_testkit::{cid, key, redis_url, release, yank};
 
 /// Publishes `records` to a fresh node in this order, indexes its log into
 /// Redis, then runs `$scenario` against both backends and compares them.
@@ -78,20 +79,26 @@ async fn same_answers(a: &dyn Index, b: &dyn Index, records: &[SignedRecord]) {
 fn releases_and_fixes() -> Vec<SignedRecord> {
     let (k1, k2) = (key(1), key(2));
     vec![
-        simple(&k1, "com.example.app", "1.0.0", 1, 1),
-        simple(&k1, "com.example.app", "1.1.0", 2, 2),
+        release(&k1, "1.0.0").code(1).seq(1).cid(cid(1)).sign(),
+        release(&k1, "1.1.0").code(2).seq(2).cid(cid(2)).sign(),
         // A metadata fix of 1.1.0 (higher seq): replaces it.
-        release(Spec {
-            key: &k1,
-            package: "com.example.app",
-            version: "1.1.0",
-            code: 2,
-            seq: 3,
-            cid: 2,
-            title: "App",
-        }),
-        simple(&k1, "com.example.notes", "0.1.0", 1, 4),
-        simple(&k2, "org.other.app", "2.0.0", 20, 5),
+        release(&k1, "1.1.0")
+            .code(2)
+            .seq(3)
+            .cid(cid(2))
+            .title("App")
+            .sign(),
+        release(&k1, "0.1.0")
+            .package("com.example.notes")
+            .seq(4)
+            .cid(cid(1))
+            .sign(),
+        release(&k2, "2.0.0")
+            .package("org.other.app")
+            .code(20)
+            .seq(5)
+            .cid(cid(20))
+            .sign(),
     ]
 }
 
@@ -169,18 +176,18 @@ async fn scenario_publish_and_newer_versions() {
 fn yanks() -> Vec<SignedRecord> {
     let k = key(1);
     vec![
-        simple(&k, "com.example.app", "1.0.0", 1, 1),
-        simple(&k, "com.example.app", "1.1.0", 2, 2),
-        simple(&k, "com.example.app", "1.2.0", 3, 3),
-        yank(&k, "com.example.app", "1.2.0", 4),
+        release(&k, "1.0.0").code(1).seq(1).cid(cid(1)).sign(),
+        release(&k, "1.1.0").code(2).seq(2).cid(cid(2)).sign(),
+        release(&k, "1.2.0").code(3).seq(3).cid(cid(3)).sign(),
+        yank(&k, "1.2.0").seq(4).sign(),
         // A yank before its release, with a lower seq: does not retract it.
-        yank(&k, "com.example.app", "2.0.0", 5),
-        simple(&k, "com.example.app", "2.0.0", 9, 6),
-        yank(&k, "com.example.app", "1.1.0", 7),
+        yank(&k, "2.0.0").seq(5).sign(),
+        release(&k, "2.0.0").code(9).seq(6).cid(cid(9)).sign(),
+        yank(&k, "1.1.0").seq(7).sign(),
         // 1.1.0 restored by a release with a higher seq.
-        simple(&k, "com.example.app", "1.1.0", 2, 8),
+        release(&k, "1.1.0").code(2).seq(8).cid(cid(2)).sign(),
         // A yank of a version never released.
-        yank(&k, "com.example.app", "3.0.0", 10),
+        yank(&k, "3.0.0").seq(10).sign(),
     ]
 }
 
@@ -236,24 +243,9 @@ async fn scenario_yanks() {
 
 fn conflicts() -> Vec<SignedRecord> {
     let k = key(1);
-    let a = release(Spec {
-        key: &k,
-        package: "com.example.app",
-        version: "1.0.0",
-        code: 1,
-        seq: 5,
-        cid: 1,
-        title: "A",
-    });
-    let b = release(Spec {
-        key: &k,
-        package: "com.example.app",
-        version: "1.0.0",
-        code: 1,
-        seq: 5,
-        cid: 1,
-        title: "B",
-    });
+    // Two records of 1.0.0 with the same seq, told apart by their titles.
+    let v1 = release(&k, "1.0.0").seq(5).cid(cid(1));
+    let (a, b) = (v1.clone().title("A").sign(), v1.title("B").sign());
     let (low, high) = if a.order(&b) == std::cmp::Ordering::Less {
         (a, b)
     } else {
@@ -264,25 +256,9 @@ fn conflicts() -> Vec<SignedRecord> {
         low,
         high,
         // CID conflict on 2.0.0: an older record pointing elsewhere, then a newer one.
-        simple(&k, "com.example.app", "2.0.0", 2, 10),
-        release(Spec {
-            key: &k,
-            package: "com.example.app",
-            version: "2.0.0",
-            code: 2,
-            seq: 9,
-            cid: 77,
-            title: "",
-        }),
-        release(Spec {
-            key: &k,
-            package: "com.example.app",
-            version: "2.0.0",
-            code: 2,
-            seq: 11,
-            cid: 78,
-            title: "",
-        }),
+        release(&k, "2.0.0").code(2).seq(10).cid(cid(2)).sign(),
+        release(&k, "2.0.0").code(2).seq(9).cid(cid(77)).sign(),
+        release(&k, "2.0.0").code(2).seq(11).cid(cid(78)).sign(),
     ]
 }
 
@@ -332,15 +308,12 @@ async fn scenario_conflicts_and_equivocation() {
 fn searchable() -> Vec<SignedRecord> {
     let (k1, k2) = (key(1), key(2));
     let r = |key, package, title, seq| {
-        release(Spec {
-            key,
-            package,
-            version: "1.0.0",
-            code: 1,
-            seq,
-            cid: 1,
-            title,
-        })
+        release(key, "1.0.0")
+            .package(package)
+            .seq(seq)
+            .cid(cid(1))
+            .title(title)
+            .sign()
     };
     vec![
         r(&k1, "com.example.chat", "Chat", 1),
@@ -348,24 +321,20 @@ fn searchable() -> Vec<SignedRecord> {
         r(&k2, "com.bar.notes", "Notes for chat", 3),
         r(&k2, "com.example.app", "Example App", 4),
         // The title changes with the newest release: the old title's words go.
-        release(Spec {
-            key: &k2,
-            package: "com.bar.notes",
-            version: "1.1.0",
-            code: 2,
-            seq: 5,
-            cid: 2,
-            title: "Notes for chat, renamed memo",
-        }),
-        release(Spec {
-            key: &k1,
-            package: "com.example.chat",
-            version: "2.0.0",
-            code: 2,
-            seq: 6,
-            cid: 3,
-            title: "Messenger",
-        }),
+        release(&k2, "1.1.0")
+            .package("com.bar.notes")
+            .code(2)
+            .seq(5)
+            .cid(cid(2))
+            .title("Notes for chat, renamed memo")
+            .sign(),
+        release(&k1, "2.0.0")
+            .package("com.example.chat")
+            .code(2)
+            .seq(6)
+            .cid(cid(3))
+            .title("Messenger")
+            .sign(),
     ]
 }
 
@@ -432,11 +401,18 @@ fn many_versions() -> Vec<SignedRecord> {
     let k = key(3);
     let package = "org.many.versions";
     let v = |i: u64| format!("1.{i}.0");
-    let mut out: Vec<SignedRecord> = (0..700)
-        .map(|i| simple(&k, package, &v(i), i + 1, i + 1))
-        .collect();
-    out.extend((0..300).map(|i| yank(&k, package, &v(i), 1000 + i)));
-    out.extend((0..290).map(|i| simple(&k, package, &v(i), i + 1, 2000 + i)));
+    // Version 1.i.0 has version code i + 1 and content cid(i + 1).
+    let rel = |i: u64, seq: u64| {
+        release(&k, &v(i))
+            .package(package)
+            .code(i + 1)
+            .seq(seq)
+            .cid(cid(u32::try_from(i + 1).unwrap()))
+            .sign()
+    };
+    let mut out: Vec<SignedRecord> = (0..700).map(|i| rel(i, i + 1)).collect();
+    out.extend((0..300).map(|i| yank(&k, &v(i)).package(package).seq(1000 + i).sign()));
+    out.extend((0..290).map(|i| rel(i, 2000 + i)));
     out
 }
 

@@ -138,63 +138,12 @@ mod tests {
     //! `Derived::of` without Redis: each test folds signed records into a
     //! `PackageState` and checks every key the state derives.
 
-    use ipsr_proto::{AuthorKey, ContentId, PackageKey, Release, Yank};
+    use ipsr_proto::{AuthorKey, ContentId, PackageKey};
+    use ipsr_testkit::{T0, cid, key, release, yank};
     use proptest::prelude::*;
 
     use super::super::keys::Keys;
     use super::*;
-
-    /// The base of every `created_at` (ms): fixed, so records are too.
-    const T0: u64 = 1_700_000_000_000;
-
-    fn key(seed: u8) -> AuthorKey {
-        AuthorKey::from_seed(&[seed; 32])
-    }
-
-    /// A raw CIDv1 whose digest starts with `n`.
-    fn cid(n: u32) -> ContentId {
-        let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
-        let mut digest = [0u8; 32];
-        digest[..4].copy_from_slice(&n.to_be_bytes());
-        bytes.extend(digest);
-        ContentId::from_bytes(&bytes).expect("a raw sha2-256 CIDv1")
-    }
-
-    /// A signed release, created at `T0 + seq`.
-    fn release(
-        key: &AuthorKey,
-        package: &str,
-        version: &str,
-        code: u64,
-        seq: u64,
-        cid_n: u32,
-        title: &str,
-    ) -> SignedRecord {
-        let mut r = Release::new(
-            key.author_id(),
-            package.parse().expect("package name"),
-            version.parse().expect("version"),
-            code,
-            cid(cid_n),
-        );
-        r.seq = seq;
-        r.created_at = T0 + seq;
-        r.metadata.title = title.into();
-        r.sign(key).expect("a valid release")
-    }
-
-    /// A signed yank, created at `T0 + seq`.
-    fn yank(key: &AuthorKey, package: &str, version: &str, seq: u64) -> SignedRecord {
-        let mut y = Yank::new(
-            key.author_id(),
-            package.parse().expect("package name"),
-            version.parse().expect("version"),
-            "broken".into(),
-        );
-        y.seq = seq;
-        y.created_at = T0 + seq;
-        y.sign(key).expect("a valid yank")
-    }
 
     fn names(pk: &PackageKey) -> Names {
         let keys = Keys {
@@ -234,7 +183,13 @@ mod tests {
     #[test]
     fn one_release_derives_its_row_record_version_words_and_recent_entry() {
         let k = key(1);
-        let r = release(&k, "com.example.chat", "1.0.0", 3, 5, 1, "Chat Pro");
+        let r = release(&k, "1.0.0")
+            .package("com.example.chat")
+            .code(3)
+            .seq(5)
+            .cid(cid(1))
+            .title("Chat Pro")
+            .sign();
         let d = derive(std::slice::from_ref(&r));
         let (id, author) = (r.id().to_string(), k.author_id().to_string());
         let member = format!("{author}/com.example.chat");
@@ -281,8 +236,11 @@ mod tests {
     #[test]
     fn a_higher_seq_replaces_the_record_of_its_version() {
         let k = key(1);
-        let old = release(&k, "com.example.notes", "1.0.0", 1, 1, 7, "Old Notes");
-        let fix = release(&k, "com.example.notes", "1.0.0", 1, 2, 7, "Notes Fixed");
+        let notes = release(&k, "1.0.0")
+            .package("com.example.notes")
+            .cid(cid(7));
+        let old = notes.clone().seq(1).title("Old Notes").sign();
+        let fix = notes.seq(2).title("Notes Fixed").sign();
         let before = derive(std::slice::from_ref(&old));
         let d = derive(&[old.clone(), fix.clone()]);
         let member = format!("{}/com.example.notes", k.author_id());
@@ -311,8 +269,20 @@ mod tests {
     #[test]
     fn a_newer_version_becomes_the_newest_and_gives_the_title() {
         let k = key(2);
-        let v1 = release(&k, "org.demo.notes", "1.0.0", 10, 1, 1, "Old Notes");
-        let v2 = release(&k, "org.demo.notes", "1.1.0", 11, 2, 2, "Notes Plus");
+        let v1 = release(&k, "1.0.0")
+            .package("org.demo.notes")
+            .code(10)
+            .seq(1)
+            .cid(cid(1))
+            .title("Old Notes")
+            .sign();
+        let v2 = release(&k, "1.1.0")
+            .package("org.demo.notes")
+            .code(11)
+            .seq(2)
+            .cid(cid(2))
+            .title("Notes Plus")
+            .sign();
         let d = derive(&[v1.clone(), v2.clone()]);
         let member = format!("{}/org.demo.notes", k.author_id());
 
@@ -356,8 +326,13 @@ mod tests {
     #[test]
     fn a_yanked_release_leaves_recent_search_title_and_newest() {
         let k = key(3);
-        let r = release(&k, "com.example.chat", "1.0.0", 3, 1, 1, "Chat Pro");
-        let y = yank(&k, "com.example.chat", "1.0.0", 2);
+        let chat = release(&k, "1.0.0")
+            .package("com.example.chat")
+            .code(3)
+            .cid(cid(1))
+            .title("Chat Pro");
+        let r = chat.clone().seq(1).sign();
+        let y = yank(&k, "1.0.0").package("com.example.chat").seq(2).sign();
         let d = derive(&[r.clone(), y.clone()]);
         let author = k.author_id().to_string();
         let member = format!("{author}/com.example.chat");
@@ -393,7 +368,7 @@ mod tests {
         .into();
         assert_eq!(d.globals, expected);
         // A later release restores it.
-        let back = release(&k, "com.example.chat", "1.0.0", 3, 3, 1, "Chat Pro");
+        let back = chat.seq(3).sign();
         let d = derive(&[r, y, back]);
         assert!(d.yanked.is_empty());
         assert_eq!(d.newest, "1.0.0");
@@ -406,8 +381,22 @@ mod tests {
     #[test]
     fn two_packages_of_one_author_share_the_author_key_not_members() {
         let k = key(4);
-        let a = derive(&[release(&k, "com.example.chat", "1.0.0", 1, 1, 1, "Chat")]);
-        let b = derive(&[release(&k, "org.demo.notes", "2.0.0", 1, 1, 2, "Notes")]);
+        let chat = |key: &AuthorKey| {
+            release(key, "1.0.0")
+                .package("com.example.chat")
+                .seq(1)
+                .cid(cid(1))
+                .title("Chat")
+                .sign()
+        };
+        let a = derive(&[chat(&k)]);
+        let notes = release(&k, "2.0.0")
+            .package("org.demo.notes")
+            .seq(1)
+            .cid(cid(2))
+            .title("Notes")
+            .sign();
+        let b = derive(&[notes]);
         let author = k.author_id().to_string();
         let key_of = |d: &Derived, suffix: &str| -> Vec<(String, u64)> {
             d.globals
@@ -441,15 +430,7 @@ mod tests {
         assert!(pairs(&a).is_disjoint(&pairs(&b)));
         // Another author's package of the same name is another member.
         let other = key(5);
-        let c = derive(&[release(
-            &other,
-            "com.example.chat",
-            "1.0.0",
-            1,
-            1,
-            1,
-            "Chat",
-        )]);
+        let c = derive(&[chat(&other)]);
         assert!(pairs(&a).is_disjoint(&pairs(&c)));
         assert_eq!(
             key_of(&c, &format!("author:{}", other.author_id())),
@@ -460,8 +441,9 @@ mod tests {
     #[test]
     fn a_cid_conflict_keeps_both_records_and_is_counted() {
         let k = key(6);
-        let first = release(&k, "com.example.app", "1.0.0", 1, 1, 1, "App");
-        let other = release(&k, "com.example.app", "1.0.0", 1, 2, 2, "App");
+        let app = release(&k, "1.0.0").title("App");
+        let first = app.clone().seq(1).cid(cid(1)).sign();
+        let other = app.seq(2).cid(cid(2)).sign();
         let d = derive(&[first.clone(), other.clone()]);
         let row: ReleaseRow = serde_json::from_str(&d.rels["1.0.0"]).expect("a row");
         assert_eq!(row.release, Some(other.id().to_string()));
@@ -496,15 +478,17 @@ mod tests {
     fn the_same_records_in_any_order_derive_the_same_keys() {
         let k = key(7);
         let p = "com.example.chat";
+        let v100 = release(&k, "1.0.0").package(p).cid(cid(1));
+        let v110 = release(&k, "1.1.0").package(p).code(2).seq(4).cid(cid(2));
         let records = [
-            release(&k, p, "1.0.0", 1, 1, 1, "Chat"),
+            v100.clone().seq(1).title("Chat").sign(),
             // A metadata fix, then a CID conflict of the same version.
-            release(&k, p, "1.0.0", 1, 2, 1, "Chat Fixed"),
-            release(&k, p, "1.0.0", 1, 3, 9, "Chat Other"),
+            v100.clone().seq(2).title("Chat Fixed").sign(),
+            v100.seq(3).cid(cid(9)).title("Chat Other").sign(),
             // A newer version, and an equivocation of it (same seq).
-            release(&k, p, "1.1.0", 2, 4, 2, "Chat Two"),
-            release(&k, p, "1.1.0", 2, 4, 2, "Chat Deux"),
-            yank(&k, p, "1.0.0", 5),
+            v110.clone().title("Chat Two").sign(),
+            v110.title("Chat Deux").sign(),
+            yank(&k, "1.0.0").package(p).seq(5).sign(),
         ];
         let orders = permutations(records.len());
         assert_eq!(orders.iter().collect::<BTreeSet<_>>().len(), 720);
@@ -539,18 +523,15 @@ mod tests {
     fn sign(k: &AuthorKey, (v, seq, cid_n, title, is_yank): Spec) -> SignedRecord {
         let version = ["1.0.0", "1.1.0", "2.0.0"][v];
         if is_yank {
-            yank(k, "com.example.app", version, seq)
+            yank(k, version).seq(seq).sign()
         } else {
             let title = ["Chat", "Chat Pro", "Notes"][title];
-            release(
-                k,
-                "com.example.app",
-                version,
-                v as u64 + 1,
-                seq,
-                cid_n,
-                title,
-            )
+            release(k, version)
+                .code(v as u64 + 1)
+                .seq(seq)
+                .cid(cid(cid_n))
+                .title(title)
+                .sign()
         }
     }
 

@@ -1,5 +1,6 @@
-//! Helpers of the indexer's integration tests: records, in-process nodes,
-//! Redis prefixes and private `redis-server`s. Every wait is bounded.
+//! Helpers of the indexer's integration tests (and the gateway's API
+//! tests): in-process nodes and indexers, indexes under a test prefix.
+//! Records, waits, Redis servers and ports come from `ipsr-testkit`.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
@@ -9,24 +10,7 @@ use std::time::Duration;
 
 use ipsr_indexer::{Indexer, IndexerConfig, LocalSource, Metrics, RedisConfig, RedisIndex};
 use ipsr_node::{Client, Config};
-use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord, Yank};
-
-/// The longest any test waits for one thing.
-pub const TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The shared test Redis.
-pub fn redis_url() -> String {
-    std::env::var("IPSR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A prefix no other test (or run) uses.
-pub fn unique_prefix(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("ipsr-test:{name}:{}:{nanos}:", std::process::id())
-}
+use ipsr_testkit::{unique_prefix, wait_until};
 
 /// A Redis index under a fresh prefix; its keys are deleted on drop
 /// (with a new connection, also when the test failed).
@@ -73,87 +57,6 @@ impl Drop for TestIndex {
         })
         .join();
     }
-}
-
-/// Polls `check` every 50 ms until it holds; fails the test after [`TIMEOUT`].
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-pub fn key(seed: u8) -> AuthorKey {
-    AuthorKey::from_seed(&[seed; 32])
-}
-
-pub fn cid(n: u32) -> ContentId {
-    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
-    let mut digest = [0u8; 32];
-    digest[..4].copy_from_slice(&n.to_be_bytes());
-    bytes.extend(digest);
-    ContentId::from_bytes(&bytes).unwrap()
-}
-
-/// A base time for `created_at`: now minus a day, so every record is in the past.
-pub fn t0() -> u64 {
-    ipsr_proto::now_ms() - 86_400_000
-}
-
-pub struct Spec<'a> {
-    pub key: &'a AuthorKey,
-    pub package: &'a str,
-    pub version: &'a str,
-    pub code: u64,
-    pub seq: u64,
-    pub cid: u32,
-    pub title: &'a str,
-}
-
-pub fn release(s: Spec<'_>) -> SignedRecord {
-    let mut r = Release::new(
-        s.key.author_id(),
-        s.package.parse().unwrap(),
-        s.version.parse().unwrap(),
-        s.code,
-        cid(s.cid),
-    );
-    r.seq = s.seq;
-    r.created_at = t0() + s.seq;
-    r.metadata.title = s.title.into();
-    r.sign(s.key).unwrap()
-}
-
-pub fn simple(key: &AuthorKey, package: &str, version: &str, code: u64, seq: u64) -> SignedRecord {
-    release(Spec {
-        key,
-        package,
-        version,
-        code,
-        seq,
-        cid: u32::try_from(code).unwrap_or(0),
-        title: "",
-    })
-}
-
-pub fn yank(key: &AuthorKey, package: &str, version: &str, seq: u64) -> SignedRecord {
-    let mut y = Yank::new(
-        key.author_id(),
-        package.parse().unwrap(),
-        version.parse().unwrap(),
-        "broken".into(),
-    );
-    y.seq = seq;
-    y.created_at = t0() + seq;
-    y.sign(key).unwrap()
 }
 
 /// An in-process node in a temp dir.
@@ -226,27 +129,5 @@ impl Drop for Running {
             let _ = stop.send(());
         }
         self.task.abort();
-    }
-}
-
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    ipsr_testnet::free_port().unwrap()
-}
-
-/// A private `redis-server` (no persistence), killed on drop.
-pub struct RedisServer(pub ipsr_testnet::RedisServer);
-
-impl RedisServer {
-    pub fn start(port: u16) -> Self {
-        Self(ipsr_testnet::RedisServer::start(port).expect("redis-server is installed"))
-    }
-
-    pub fn url(&self) -> String {
-        self.0.url()
-    }
-
-    pub fn stop(&mut self) {
-        self.0.stop();
     }
 }

@@ -4,13 +4,14 @@
 //! dropped, also when a test fails.
 //!
 //! The scripts are the interface (`testnet/README.md`); this crate only runs
-//! them with a private run folder and reads the files they write.
+//! them with a private run folder and reads the files they write. The
+//! helpers its test shares with every other (processes, Redis servers,
+//! ports, waits, records) are in `ipsr-testkit`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+use ipsr_testkit::agent;
 
 /// Where the scripts are.
 fn scripts() -> PathBuf {
@@ -139,141 +140,6 @@ impl Drop for Testnet {
     }
 }
 
-/// An HTTP client with short timeouts that reports statuses as values.
-pub fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// Polls `check` every 100 ms until it gives a value or `limit` passes.
-pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A child process whose standard output is read line by line (standard
-/// error is dropped, `RUST_LOG=warn`), killed on drop: a daemon started by
-/// a test or a benchmark, read for its start-up lines.
-#[derive(Debug)]
-pub struct Proc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Proc {
-    /// Starts `command`.
-    pub fn spawn(command: &mut Command) -> std::io::Result<Self> {
-        let mut child = command
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| std::io::Error::other("the child's standard output is not piped"))?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Self { child, lines })
-    }
-
-    /// The next line of standard output, if one comes before `deadline`.
-    pub fn next_line(&self, deadline: Instant) -> Option<String> {
-        self.lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok()
-    }
-
-    /// The rest of the first line starting with `prefix` that comes within
-    /// `limit` (earlier lines are skipped).
-    pub fn line(&self, prefix: &str, limit: Duration) -> Option<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let line = self.next_line(deadline)?;
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return Some(rest.to_owned());
-            }
-        }
-    }
-
-    /// The process, e.g. to signal it or wait for it.
-    pub fn child(&mut self) -> &mut Child {
-        &mut self.child
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A private `redis-server` on `port` (no persistence), killed on drop.
-#[derive(Debug)]
-pub struct RedisServer {
-    /// Its port on 127.0.0.1.
-    pub port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl RedisServer {
-    /// Starts it and waits until it accepts connections.
-    pub fn start(port: u16) -> std::io::Result<Self> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        let server = Self {
-            port,
-            child: Some(child),
-        };
-        wait_for(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        })
-        .ok_or_else(|| std::io::Error::other("redis-server did not start"))?;
-        Ok(server)
-    }
-
-    /// `redis://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops it (SIGKILL: it keeps nothing anyway) and waits for the exit.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// The folder with the workspace's binaries (`ipsr-node`, `ipsr-gateway`,
 /// `ipsr-cli`) of the build the calling test belongs to. `cargo test
 /// --workspace` (the README's test command) builds them there before any
@@ -317,37 +183,4 @@ pub fn binaries() -> Result<PathBuf, ScriptError> {
         Some(name) => Err(ScriptError(format!("no {name} in {}", dir.display()))),
         None => Ok(dir),
     }
-}
-
-/// A port that is free on loopback now.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// A base port `P` such that the testnet's ports (`P..=P+n`,
-/// `P+100..=P+100+n`, `P+200`) are free on loopback now.
-pub fn free_base_port(nodes: u16) -> Option<u16> {
-    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    // Spread the starting points by process id so parallel runs differ.
-    let start = 20_000 + (std::process::id() % 300) as u16 * 100;
-    (0..300u16)
-        .map(|i| 20_000 + (start - 20_000 + i * 100) % 30_000)
-        .find(|&p| (0..=nodes).all(|i| free(p + i) && free(p + 100 + i)) && free(p + 200))
-}
-
-/// `len` pseudo-random bytes from a seeded xorshift generator: not
-/// compressible, no two chunks alike, the same on every run. Test data for
-/// content (imports, transfers, downloads).
-pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }

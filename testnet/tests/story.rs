@@ -9,25 +9,20 @@
 
 use std::time::{Duration, Instant};
 
-use ipsr_proto::{AuthorKey, ContentId, Release};
-use ipsr_testnet::{RedisServer, Testnet, agent, binaries, free_base_port, free_port, wait_for};
+use ipsr_proto::AuthorKey;
+use ipsr_testkit::{RedisServer, TIMEOUT, agent, cid, free_base_port, free_port, poll, release};
+use ipsr_testnet::{Testnet, binaries};
 
 const NODES: usize = 5;
-const LIMIT: Duration = Duration::from_secs(60);
 
+/// `package` 1.0.0 titled `Package {n}`, with content `cid(n)`.
 fn record(key: &AuthorKey, package: &str, n: u64) -> Vec<u8> {
-    let mut cid = vec![0x01, 0x55, 0x12, 0x20];
-    cid.extend(n.to_be_bytes());
-    cid.extend([7u8; 24]);
-    let mut r = Release::new(
-        key.author_id(),
-        package.parse().unwrap(),
-        "1.0.0".parse().unwrap(),
-        1,
-        ContentId::from_bytes(&cid).unwrap(),
-    );
-    r.metadata.title = format!("Package {n}");
-    r.sign(key).unwrap().to_bytes()
+    release(key, "1.0.0")
+        .package(package)
+        .cid(cid(u32::try_from(n).unwrap()))
+        .title(format!("Package {n}"))
+        .sign()
+        .to_bytes()
 }
 
 fn post(api: &str, record: &[u8]) -> Option<u16> {
@@ -46,7 +41,7 @@ fn records(net: &Testnet, member: &str) -> Option<u64> {
 /// Waits until every running member holds `want` records.
 fn converge(net: &Testnet, members: &[String], want: u64, what: &str) {
     for m in members {
-        let got = wait_for(LIMIT, || (records(net, m)? >= want).then_some(()));
+        let got = poll(TIMEOUT, || (records(net, m)? >= want).then_some(()));
         assert!(
             got.is_some(),
             "{what}: member {m} holds {:?} of {want} records",
@@ -59,7 +54,7 @@ fn converge(net: &Testnet, members: &[String], want: u64, what: &str) {
 fn demo_then_faults() {
     let run = tempfile::tempdir().unwrap();
     let base = free_base_port(NODES as u16 + 1).expect("a free port range");
-    let mut redis = RedisServer::start(free_port().unwrap()).unwrap();
+    let mut redis = RedisServer::start(free_port());
     let bin = binaries().unwrap_or_else(|e| panic!("{e}"));
     let net = Testnet::up(run.path(), NODES, base, Some(&redis.url()), &bin)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -89,7 +84,7 @@ fn demo_then_faults() {
     assert_eq!(post(&net.api("1"), &while_down), Some(200));
     net.script("restart.sh", &["3"]).unwrap();
     // Whether or not the crashed publish was stored, every node agrees.
-    let crashed_kept = wait_for(Duration::from_secs(5), || {
+    let crashed_kept = poll(Duration::from_secs(5), || {
         let v = agent()
             .get(format!(
                 "{}/v1/packages/{}/com.example.crash",
@@ -144,8 +139,8 @@ fn demo_then_faults() {
         .call()
         .unwrap();
     assert_eq!(down.status(), 503, "Redis down: the gateway says so");
-    let _redis = RedisServer::start(port).unwrap();
-    let listed = wait_for(LIMIT, || {
+    let _redis = RedisServer::start(port);
+    let listed = poll(TIMEOUT, || {
         let mut r = agent()
             .get(format!(
                 "{}/api/v1/author/{}",

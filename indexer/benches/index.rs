@@ -26,18 +26,11 @@ use ipsr_indexer::{
     Entry, HttpSource, Indexer, IndexerConfig, LocalSource, Metrics, RedisConfig, RedisIndex,
     Source, Verifier,
 };
-use ipsr_proto::{AuthorKey, ContentId, Release, SignedRecord};
+use ipsr_proto::{AuthorKey, SignedRecord};
+use ipsr_testkit::{cid, redis_url, release};
 
 const PACKAGES_PER_AUTHOR: u64 = 20;
 const VERSIONS: u64 = 5;
-
-fn cid(n: u64) -> ContentId {
-    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
-    let mut digest = [0u8; 32];
-    digest[..8].copy_from_slice(&n.to_be_bytes());
-    bytes.extend(digest);
-    ContentId::from_bytes(&bytes).unwrap()
-}
 
 /// Record `i`: author i / 100, package (i / 5) % 20, version i % 5.
 fn record(i: u64, keys: &[AuthorKey], t0: u64) -> SignedRecord {
@@ -45,21 +38,16 @@ fn record(i: u64, keys: &[AuthorKey], t0: u64) -> SignedRecord {
     let key = &keys[usize::try_from(i / per_author).unwrap()];
     let package = (i / VERSIONS) % PACKAGES_PER_AUTHOR;
     let v = i % VERSIONS;
-    let mut r = Release::new(
-        key.author_id(),
-        format!("org.bench{}.app{package}", i / per_author)
-            .parse()
-            .unwrap(),
-        format!("1.{v}.0").parse().unwrap(),
-        v + 1,
-        cid(i),
-    );
-    r.seq = i;
-    r.created_at = t0 + i;
-    r.size = 1_000_000 + i;
-    r.metadata.title = format!("Benchmark app {package} version {v}");
-    r.metadata.summary = "A record of the indexing benchmark".into();
-    r.sign(key).unwrap()
+    release(key, &format!("1.{v}.0"))
+        .package(&format!("org.bench{}.app{package}", i / per_author))
+        .code(v + 1)
+        .seq(i)
+        .created_at(t0 + i)
+        .cid(cid(u32::try_from(i).unwrap()))
+        .size(1_000_000 + i)
+        .title(format!("Benchmark app {package} version {v}"))
+        .summary("A record of the indexing benchmark")
+        .sign()
 }
 
 fn main() {
@@ -183,8 +171,7 @@ fn main() {
             .await
             .unwrap();
         tokio::spawn(server);
-        let url = std::env::var("IPSR_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let url = redis_url();
         let mut config = RedisConfig::new(url.clone());
         config.prefix = format!("ipsr-bench:{}:", std::process::id());
         let index = RedisIndex::open(&config).unwrap();

@@ -108,19 +108,12 @@ mod tests {
     /// Log entry `i`: release 1.0.`i` of one author, its signature
     /// broken when `broken`.
     fn entry(i: u64, broken: bool) -> Entry {
-        let key = ipsr_proto::AuthorKey::from_seed(&[3; 32]);
-        let cid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-            .parse()
-            .expect("cid");
-        let mut r = ipsr_proto::Release::new(
-            key.author_id(),
-            "com.example.app".parse().expect("name"),
-            format!("1.0.{i}").parse().expect("version"),
-            i,
-            cid,
-        );
-        r.created_at = 1;
-        let mut bytes = r.sign(&key).expect("sign").to_bytes();
+        let key = ipsr_testkit::key(3);
+        let mut bytes = ipsr_testkit::release(&key, &format!("1.0.{i}"))
+            .code(i)
+            .created_at(1)
+            .sign()
+            .to_bytes();
         if broken {
             let last = bytes.len() - 1;
             bytes[last] ^= 1;

@@ -702,8 +702,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(12))]
         #[test]
         fn megabytes_round_trip(len in 0usize..(3 << 20), seed in any::<u64>()) {
-            let mut x = seed | 1;
-            let data: Vec<u8> = (0..len).map(|_| { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 }).collect();
+            let data = ipsr_testkit::pattern(seed, len);
             let params = Params { chunk_size: 4096, width: 16, version: Version::V1, raw_leaves: true };
             let (imported, blocks) = import_all(params, &data, 65536);
             prop_assert_eq!(read_back(imported.root, &blocks), data);

@@ -66,7 +66,10 @@ async fn connect(g: &Client, a: &Client, a_addr: &str) {
     })
     .await;
     // Identify tells each side the other serves the DHT.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("g and a are in each other's routing table", || async {
+        g.dht_peers().await.unwrap() >= 1 && a.dht_peers().await.unwrap() >= 1
+    })
+    .await;
 }
 
 async fn get(g: &Gateway, path: &str, headers: &[(&str, &str)]) -> Response<Bytes> {

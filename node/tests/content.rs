@@ -23,7 +23,8 @@ async fn node() -> (tempfile::TempDir, Client, Multiaddr) {
     common::node(|_| {}).await
 }
 
-/// Connects `from` to `to` and waits until both see it and identify ran.
+/// Connects `from` to `to` and waits until both see it and identify ran:
+/// each side has the other (or an earlier peer) in its DHT routing table.
 async fn connect(from: &Client, to: &Client, to_addr: &Multiaddr) {
     from.dial(to_addr.clone()).await.unwrap();
     let peer = to.peer_id();
@@ -31,8 +32,10 @@ async fn connect(from: &Client, to: &Client, to_addr: &Multiaddr) {
         from.peers().await.unwrap().contains(&peer)
     })
     .await;
-    // Identify tells each side the other serves the DHT.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("identify added both to the DHT", || async {
+        from.dht_peers().await.unwrap() >= 1 && to.dht_peers().await.unwrap() >= 1
+    })
+    .await;
 }
 
 /// Reads the whole file under `root` through `client.cat`.
@@ -216,7 +219,13 @@ async fn a_download_resumes_after_the_provider_restarts() {
         .add_bytes(file.clone(), Profile::V1_2025, None)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("c finds a as a provider", || async {
+        let mut found = c.find_providers(added.root);
+        tokio::time::timeout(Duration::from_secs(5), found.recv())
+            .await
+            .is_ok_and(|p| p == Some(a.peer_id()))
+    })
+    .await;
 
     // c reads the first few MiB, then stops reading.
     {

@@ -38,8 +38,11 @@ async fn a_dht_get_finds_a_package_on_a_node_that_never_saw_the_gossip() {
         !b.peers().await.unwrap().is_empty()
     })
     .await;
-    // Identify tells a about b's DHT support; give it a moment.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Identify tells each side the other serves the DHT.
+    wait_until("a and b are in each other's routing table", || async {
+        a.dht_peers().await.unwrap() >= 1 && b.dht_peers().await.unwrap() >= 1
+    })
+    .await;
 
     let key = AuthorKey::from_seed(&[4; 32]);
     let v1 = release(&key, "1.0.0")

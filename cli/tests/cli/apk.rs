@@ -1,0 +1,184 @@
+//! `publish` checks an APK against its manifest.
+
+use ipsr_testkit::pattern;
+use snapbox::str;
+
+use crate::common::{Env, fixture};
+
+#[test]
+fn publish_checks_an_apk_against_its_manifest() {
+    let env = Env::new();
+    let author = env.stdout(&["key", "generate"]).trim().to_owned();
+    let apk = |name: &str| {
+        let bytes = std::fs::read(fixture("apk").join(name)).unwrap();
+        env.write(name, &bytes);
+    };
+    apk("example-1.2.0.apk"); // com.example.app, versionName 1.2.0, versionCode 7, SDK 21..34
+    apk("example-1.3.apk"); // the same package, versionName "1.3", versionCode 8
+    let publish = |file: &str, package: &str, version: &str, extra: &[&str]| {
+        let mut args = vec!["publish", file, "--package", package, "--version", version];
+        args.extend_from_slice(extra);
+        env.cli(&args)
+    };
+
+    // Each flag that disagrees with the manifest: exit 2, naming the field.
+    publish("example-1.2.0.apk", "com.example.other", "1.2.0", &[])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+error: example-1.2.0.apk: the manifest's package is com.example.app, but --package is com.example.other; make them agree and publish again
+
+"#]]);
+    publish("example-1.2.0.apk", "com.example.app", "1.2.1", &[])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+error: example-1.2.0.apk: the manifest's versionName is 1.2.0, but --version is 1.2.1; make them agree and publish again
+
+"#]]);
+    publish(
+        "example-1.2.0.apk",
+        "com.example.app",
+        "1.2.0",
+        &["--version-code", "9"],
+    )
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: example-1.2.0.apk: the manifest's versionCode is 7, but --version-code is 9; make them agree and publish again
+
+"#]]);
+    env.write("meta.toml", b"title = \"Example\"\nmin_sdk = 26\n");
+    publish(
+        "example-1.2.0.apk",
+        "com.example.app",
+        "1.2.0",
+        &["--metadata", "meta.toml"],
+    )
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: example-1.2.0.apk: the manifest's minSdkVersion is 21, but the metadata's min_sdk is 26; make them agree and publish again
+
+"#]]);
+    // Not an APK at all, and a cut one.
+    env.write("fake.apk", &pattern(5, 4096));
+    publish("fake.apk", "com.example.app", "1.2.0", &[])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+error: fake.apk: not a readable APK ([..]); publish a valid APK, or a file not named *.apk
+
+"#]]);
+    let real = std::fs::read(env.path("example-1.2.0.apk")).unwrap();
+    env.write("cut.apk", &real[..real.len() / 2]);
+    publish("cut.apk", "com.example.app", "1.2.0", &[])
+        .assert()
+        .code(2)
+        .stderr_eq("error: cut.apk: not a readable APK ([..]); publish a valid APK, or a file not named *.apk\n");
+    // None of that reached the node.
+    env.cli(&["info", &format!("{author}/com.example.app")])
+        .assert()
+        .code(3);
+
+    // Agreeing flags: the version code and the SDKs come from the manifest.
+    let spec = format!("{author}/com.example.app@1.2.0");
+    publish("example-1.2.0.apk", "com.example.app", "1.2.0", &[])
+        .assert()
+        .success()
+        .stdout_eq(format!(
+            "{spec}
+cid:     bafkrei[..]
+size:    {size} bytes, sha256 [..]
+code:    7
+apk:     com.example.app, versionCode 7, versionName 1.2.0, SDK 21..34
+record:  [..]
+see:     ipsr-cli info {spec}
+         {api}/v1/packages/{author}/com.example.app/1.2.0
+",
+            size = real.len(),
+            api = env.api
+        ));
+    let info: serde_json::Value =
+        serde_json::from_str(&env.stdout(&["info", &spec, "--json"])).unwrap();
+    assert_eq!(info["version_code"], 7, "{info}");
+    assert_eq!(info["platform"], "android", "{info}");
+    assert_eq!(info["metadata"]["min_sdk"], 21, "{info}");
+    assert_eq!(info["metadata"]["target_sdk"], 34, "{info}");
+
+    // A versionName that is not SemVer is noted and not compared; the JSON
+    // output carries the manifest.
+    let out = publish("example-1.3.apk", "com.example.app", "1.3.0", &["--json"])
+        .assert()
+        .success()
+        .stderr_eq(str![[r#"
+note: example-1.3.apk: the manifest's versionName "1.3" is not a SemVer version, so it was not compared with --version 1.3.0
+
+"#]]);
+    let published: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(published["version_code"], 8);
+    assert_eq!(
+        published["apk"],
+        serde_json::json!({
+            "package": "com.example.app",
+            "version_code": 8,
+            "version_name": "1.3",
+            "min_sdk": 21,
+            "target_sdk": 34,
+            "signing_cert_sha256": null
+        })
+    );
+
+    // An APK whose versionCode is not above the published ones.
+    apk("example-1.4.0-code5.apk");
+    publish("example-1.4.0-code5.apk", "com.example.app", "1.4.0", &[])
+        .assert()
+        .code(6)
+        .stderr_eq(str![[r#"
+error: the APK's versionCode 5 is not higher than 8, the highest published for com.example.app; build the APK with 9 or more
+
+"#]]);
+
+    // A signed APK: its certificate's SHA-256 goes into the signed record.
+    apk("example-signed-1.5.0.apk"); // versionCode 10
+    let cert =
+        std::fs::read_to_string(fixture("apk/example-signed-1.5.0.apk.cert-sha256")).unwrap();
+    let cert = cert.trim();
+    env.write(
+        "wrong-cert.toml",
+        format!("signing_cert_sha256 = \"{}\"\n", "ab".repeat(32)).as_bytes(),
+    );
+    publish(
+        "example-signed-1.5.0.apk",
+        "com.example.app",
+        "1.5.0",
+        &["--metadata", "wrong-cert.toml"],
+    )
+    .assert()
+    .code(2)
+    .stderr_eq(format!(
+        "error: example-signed-1.5.0.apk: the manifest's signing certificate SHA-256 is {cert}, but the metadata's signing_cert_sha256 is {}; make them agree and publish again\n",
+        "ab".repeat(32)
+    ));
+    publish("example-signed-1.5.0.apk", "com.example.app", "1.5.0", &[])
+        .assert()
+        .success()
+        .stdout_eq(format!(
+            "{author}/com.example.app@1.5.0
+cid:     bafkrei[..]
+size:    [..] bytes, sha256 [..]
+code:    10
+apk:     com.example.app, versionCode 10, versionName 1.5.0, SDK 21..34, signed by certificate {cert}
+[..]
+[..]
+[..]
+"
+        ));
+    let info: serde_json::Value = serde_json::from_str(&env.stdout(&[
+        "info",
+        &format!("{author}/com.example.app@1.5.0"),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(info["metadata"]["signing_cert_sha256"], cert, "{info}");
+}

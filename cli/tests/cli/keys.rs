@@ -1,0 +1,107 @@
+//! Author keys: import and export, passphrases.
+
+use snapbox::str;
+
+use crate::common::{Env, fixture};
+
+#[test]
+fn keys_import_export_and_passphrases() {
+    let env = Env::new();
+
+    // An OpenSSH ed25519 key: its author id is its public key.
+    let pubkey = std::fs::read_to_string(fixture("id_ed25519.pub")).unwrap();
+    let author = env
+        .stdout(&[
+            "key",
+            "import",
+            fixture("id_ed25519").to_str().unwrap(),
+            "--name",
+            "ssh",
+        ])
+        .trim()
+        .to_owned();
+    let exported = env.stdout(&["key", "export", "ssh", "--public"]);
+    assert_eq!(
+        exported.split_whitespace().nth(1),
+        pubkey.split_whitespace().nth(1),
+        "the exported OpenSSH public key is the imported one"
+    );
+    env.cli(&["key", "export", "ssh", "--public", "--format", "author-id"])
+        .assert()
+        .success()
+        .stdout_eq(format!("{author}\n"));
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.stdout(&["key", "show", "ssh", "--json"])).unwrap();
+    assert_eq!(shown["author"], author.as_str());
+    assert_eq!(shown["protected"], false);
+
+    // An encrypted OpenSSH key needs its passphrase.
+    let sealed = fixture("id_ed25519_sealed");
+    env.cli(&["key", "import", sealed.to_str().unwrap(), "--name", "s"])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+error: a passphrase is needed but there is no terminal to ask on; set IPSR_PASSPHRASE
+
+"#]]);
+    env.cli(&["key", "import", sealed.to_str().unwrap(), "--name", "s"])
+        .env("IPSR_PASSPHRASE", "fixture pass")
+        .assert()
+        .success();
+    env.cli(&[
+        "key",
+        "import",
+        fixture("id_rsa").to_str().unwrap(),
+        "--name",
+        "rsa",
+    ])
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: [..]/id_rsa: a ssh-rsa key, but author keys are ed25519 (make one with ssh-keygen -t ed25519)
+
+"#]]);
+
+    // A passphrase-protected author key: publishing asks for it.
+    env.cli(&["key", "generate", "--name", "locked", "--passphrase"])
+        .env("IPSR_PASSPHRASE", "open sesame")
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(env.config.path().join("ipsr/keys/locked.toml")).unwrap();
+    assert!(
+        text.contains("[sealed]") && !text.contains("seed ="),
+        "{text}"
+    );
+    env.write("app.bin", b"app bytes");
+    let publish = [
+        "publish",
+        "app.bin",
+        "--package",
+        "com.example.locked",
+        "--version",
+        "1.0.0",
+        "--key",
+        "locked",
+    ];
+    env.cli(&publish)
+        .env("IPSR_PASSPHRASE", "wrong")
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: wrong passphrase
+
+"#]]);
+    env.cli(&publish)
+        .env("IPSR_PASSPHRASE", "open sesame")
+        .assert()
+        .success();
+    env.cli(&["key", "list"])
+        .assert()
+        .success()
+        .stdout_eq(str![[r#"
+locked           k51qzi5uqu5d[..] (passphrase)
+s                k51qzi5uqu5d[..]
+ssh              k51qzi5uqu5d[..]
+
+"#]]);
+}

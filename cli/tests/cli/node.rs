@@ -1,0 +1,464 @@
+//! Through a node: keys, publish, info, download, yank, add, completions,
+//! and bad input with its exit codes.
+
+use ipsr_testkit::pattern;
+use snapbox::str;
+
+use crate::common::Env;
+
+#[test]
+fn key_generate_publish_info_download_yank() {
+    let env = Env::new();
+
+    // A new author key: the author id on stdout, the file 0600.
+    let author = env.stdout(&["key", "generate"]).trim().to_owned();
+    assert!(author.starts_with("k51qzi5uqu5d"), "{author}");
+    let key_file = env.config.path().join("ipsr/keys/default.toml");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    env.cli(&["key", "generate"])
+        .assert()
+        .code(6)
+        .stderr_eq(str![[r#"
+error: a key named "default" already exists; choose another --name
+
+"#]]);
+    env.cli(&["key", "list"])
+        .assert()
+        .success()
+        .stdout_eq(format!("default          {author}\n"));
+
+    // Publish 1.0.0 and 1.1.0 (with metadata and an icon).
+    let v1 = pattern(1, 2 * 1024 * 1024 + 17);
+    let v11 = pattern(2, 300_000);
+    env.write("app-1.0.0.bin", &v1);
+    env.write("app-1.1.0.bin", &v11);
+    env.write("icon.png", b"\x89PNG not really");
+    env.write(
+        "meta.toml",
+        br#"title = "Example <b>App</b>"
+summary = "An example"
+description = "Line one.\nLine two."
+license = "MIT"
+homepage = "https://example.com"
+categories = ["tools"]
+min_sdk = 24
+target_sdk = 34
+permissions = ["android.permission.INTERNET"]
+icon = "icon.png"
+"#,
+    );
+    let spec1 = format!("{author}/com.example.app@1.0.0");
+    env.cli(&[
+        "publish",
+        "app-1.0.0.bin",
+        "--package",
+        "com.example.app",
+        "--version",
+        "1.0.0",
+    ])
+    .assert()
+    .success()
+    .stdout_eq(format!(
+        "{spec1}
+cid:     bafybei[..]
+size:    2097169 bytes, sha256 [..]
+code:    1
+record:  [..]
+see:     ipsr-cli info {spec1}
+         {api}/v1/packages/{author}/com.example.app/1.0.0
+",
+        api = env.api
+    ));
+    let published: serde_json::Value = serde_json::from_str(&env.stdout(&[
+        "publish",
+        "app-1.1.0.bin",
+        "--package",
+        "com.example.app",
+        "--version",
+        "1.1.0",
+        "--metadata",
+        "meta.toml",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(published["version_code"], 2);
+    assert_eq!(published["change"], "new");
+    let cid11 = published["cid"].as_str().unwrap().to_owned();
+
+    // Not newer, already there, version code too low: exit 6.
+    let publish = |file: &str, version: &str, extra: &[&str]| {
+        let mut args = vec![
+            "publish",
+            file,
+            "--package",
+            "com.example.app",
+            "--version",
+            version,
+        ];
+        args.extend_from_slice(extra);
+        env.cli(&args)
+    };
+    publish("app-1.0.0.bin", "1.1.0", &[])
+        .assert()
+        .code(6)
+        .stderr_eq(format!(
+            "error: {author}/com.example.app@1.1.0 is already published; publish a newer --version\n"
+        ));
+    publish("app-1.0.0.bin", "1.0.5", &[])
+        .assert()
+        .code(6)
+        .stderr_eq(str![[r#"
+error: --version 1.0.5 is not newer than 1.1.0, the last published version of com.example.app; use a higher version
+
+"#]]);
+    publish("app-1.0.0.bin", "1.2.0", &["--version-code", "2"])
+        .assert()
+        .code(6)
+        .stderr_eq(str![[r#"
+error: --version-code 2 is not higher than 2, the highest published for com.example.app; use 3 or more
+
+"#]]);
+
+    // info: the package, and one release with its record verified.
+    env.cli(&["info", &format!("{author}/com.example.app")])
+        .assert()
+        .success()
+        .stdout_eq(format!(
+            "{author}/com.example.app
+title:    Example <b>App</b>
+summary:  An example
+newest:   1.1.0
+versions:
+  1.1.0        code 2            300000 B  {cid11}
+  1.0.0        code 1           2097169 B  bafybei[..]
+"
+        ));
+    let info: serde_json::Value = serde_json::from_str(&env.stdout(&[
+        "info",
+        &format!("{author}/com.example.app@1.1.0"),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(info["verified"], true);
+    assert_eq!(info["metadata"]["min_sdk"], 24);
+    assert!(
+        info["metadata"]["icon"]
+            .as_str()
+            .unwrap()
+            .starts_with("bafk")
+    );
+
+    // download: the newest, verified, written atomically, pinned.
+    env.cli(&[
+        "download",
+        &format!("{author}/com.example.app"),
+        "-o",
+        "got.apk",
+    ])
+    .assert()
+    .success()
+    .stdout_eq(format!(
+        "{author}/com.example.app@1.1.0
+cid:     {cid11} (verified)
+size:    300000 bytes, sha256 [..]
+saved:   got.apk
+"
+    ));
+    assert_eq!(std::fs::read(env.path("got.apk")).unwrap(), v11);
+    let pins = ureq::get(format!("{}/v1/pins", env.api))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        pins.contains(&format!("{author}/com.example.app@1.1.0")),
+        "{pins}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(env.work.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // verify: the right file passes, another fails with 4.
+    env.cli(&[
+        "verify",
+        "got.apk",
+        &format!("{author}/com.example.app@1.1.0"),
+    ])
+    .assert()
+    .success();
+    env.cli(&[
+        "verify",
+        "app-1.0.0.bin",
+        &format!("{author}/com.example.app@1.1.0"),
+    ])
+    .assert()
+    .code(4);
+
+    // yank 1.1.0: download now picks 1.0.0, and so does @^1.
+    env.cli(&[
+        "yank",
+        &format!("{author}/com.example.app@1.1.0"),
+        "--reason",
+        "crashes on start",
+    ])
+    .assert()
+    .success()
+    .stdout_eq(format!(
+        "yanked {author}/com.example.app@1.1.0\nrecord: [..]\n"
+    ));
+    env.cli(&["download", &format!("{author}/com.example.app")])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(env.path("app-1.0.0.bin")).unwrap(), v1);
+    env.cli(&[
+        "download",
+        &format!("{author}/com.example.app@^1"),
+        "-o",
+        "caret.apk",
+    ])
+    .assert()
+    .success();
+    assert_eq!(std::fs::read(env.path("caret.apk")).unwrap(), v1);
+    // An exact yanked version still downloads, with a warning.
+    env.cli(&[
+        "download",
+        &format!("{author}/com.example.app@1.1.0"),
+        "-o",
+        "yanked.apk",
+    ])
+    .assert()
+    .success()
+    .stderr_eq(format!(
+        "warning: {author}/com.example.app@1.1.0 is yanked: crashes on start\n"
+    ));
+    env.cli(&["download", &format!("{author}/com.example.app@^2")])
+        .assert()
+        .code(3)
+        .stderr_eq(format!(
+            "error: {author}/com.example.app: no non-yanked version matches ^2 (the node has 1.1.0 (yanked), 1.0.0)\n"
+        ));
+    env.cli(&["download", &format!("{author}/com.example.app@3.0.0")])
+        .assert()
+        .code(3);
+    env.cli(&["download", &format!("{author}/org.example.none")])
+        .assert()
+        .code(3)
+        .stderr_eq(format!(
+            "error: {author}/org.example.none: not found on the node at {}\n",
+            env.api
+        ));
+    assert!(!env.path("org.example.none").exists());
+
+    // ls, status, peers.
+    env.cli(&["ls", &author])
+        .assert()
+        .success()
+        .stdout_eq(format!("{author}/com.example.app\n"));
+    let status: serde_json::Value =
+        serde_json::from_str(&env.stdout(&["status", "--json"])).unwrap();
+    assert_eq!(status["releases"], 2);
+    env.cli(&["peers"]).assert().success().stdout_eq(str![[r#"
+no connected peers
+
+"#]]);
+}
+
+#[test]
+fn bad_input_is_refused_with_its_exit_code() {
+    let env = Env::new();
+    env.stdout(&["key", "generate"]);
+    env.write("app.bin", b"app");
+
+    // Usage (2): a bad package name, version, a missing file, metadata over a limit.
+    env.cli(&[
+        "publish",
+        "app.bin",
+        "--package",
+        "nodots",
+        "--version",
+        "1.0.0",
+    ])
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: invalid value 'nodots' for '--package <PACKAGE>': [..]
+
+For more information, try '--help'.
+
+"#]]);
+    env.cli(&[
+        "publish",
+        "app.bin",
+        "--package",
+        "com.example.app",
+        "--version",
+        "v1",
+    ])
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: invalid value 'v1' for '--version <VERSION>': [..]
+
+For more information, try '--help'.
+
+"#]]);
+    env.cli(&[
+        "publish",
+        "missing.apk",
+        "--package",
+        "com.example.app",
+        "--version",
+        "1.0.0",
+    ])
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: FILE missing.apk: no such file
+
+"#]]);
+    env.write(
+        "long.toml",
+        format!("title = \"{}\"\n", "x".repeat(101)).as_bytes(),
+    );
+    env.cli(&[
+        "publish",
+        "app.bin",
+        "--package",
+        "com.example.app",
+        "--version",
+        "1.0.0",
+        "--metadata",
+        "long.toml",
+    ])
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: metadata.title is 101 bytes, over the 100-byte limit; fix it and publish again
+
+"#]]);
+    env.write("bad.json", br#"{"title": "x", "colour": "red"}"#);
+    env.cli(&[
+        "publish",
+        "app.bin",
+        "--package",
+        "com.example.app",
+        "--version",
+        "1.0.0",
+        "--metadata",
+        "bad.json",
+    ])
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: --metadata bad.json: not valid metadata JSON: unknown field `colour`, [..]
+
+"#]]);
+    env.write("url.toml", b"homepage = \"javascript:alert(1)\"\n");
+    env.cli(&[
+        "publish",
+        "app.bin",
+        "--package",
+        "com.example.app",
+        "--version",
+        "1.0.0",
+        "--metadata",
+        "url.toml",
+    ])
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: metadata.homepage_url: not an absolute http(s) URL; fix it and publish again
+
+"#]]);
+    env.cli(&["download", "not-an-author/com.example.app"])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+error: invalid value 'not-an-author/com.example.app' for '<SPEC>': author: not a valid author id (expected a base36 name starting with k51)
+
+For more information, try '--help'.
+
+"#]]);
+
+    // Not found (3): an unknown key.
+    env.cli(&["publish", "app.bin", "--package", "com.example.app", "--version", "1.0.0", "--key", "nope"])
+        .assert()
+        .code(3)
+        .stderr_eq(str![[r#"
+error: no key named "nope" in [..]/ipsr/keys/nope.toml; create one with `ipsr-cli key generate --name nope` or import one with `ipsr-cli key import`
+
+"#]]);
+
+    // Node unreachable (5).
+    env.cli(&["status", "--node", "http://127.0.0.1:1"])
+        .assert()
+        .code(5)
+        .stderr_eq(str![[r#"
+error: cannot reach the node at http://127.0.0.1:1 ([..]); start one with `ipsr-node run` or pass --node URL
+
+"#]]);
+
+    // Not supported (7): search on a node without the route (an older one:
+    // here a server with no /v1/search at all).
+    let old = env.liar(String::new(), String::new(), Vec::new());
+    env.cli(&["search", "camera", "--node", &old])
+        .assert()
+        .code(7)
+        .stderr_eq(format!(
+            "error: the node at {old} has no search (an older ipsr-node); upgrade it, or search a gateway with --gateway URL\n"
+        ));
+
+    // yank with another author's key: usage.
+    let other = ipsr_proto::AuthorKey::from_seed(&[3; 32]).author_id();
+    env.cli(&[
+        "yank",
+        &format!("{other}/com.example.app@1.0.0"),
+        "--reason",
+        "x",
+    ])
+    .assert()
+    .code(2);
+}
+
+#[test]
+fn add_matches_the_node_and_only_hash_needs_no_node() {
+    let env = Env::new();
+    let data = pattern(7, 1_500_000);
+    env.write("blob.bin", &data);
+    for v in ["0", "1"] {
+        let stored = env.stdout(&["add", "blob.bin", "--cid-version", v]);
+        let local = env
+            .cli(&[
+                "add",
+                "blob.bin",
+                "--only-hash",
+                "--cid-version",
+                v,
+                "--node",
+                "http://127.0.0.1:1",
+            ])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        assert_eq!(stored, String::from_utf8(local).unwrap());
+        assert!(
+            stored.starts_with(if v == "0" { "Qm" } else { "bafybei" }),
+            "{stored}"
+        );
+    }
+}
+
+#[test]
+fn completions_print_a_script() {
+    let env = Env::new();
+    let bash = env.stdout(&["completions", "bash"]);
+    assert!(bash.contains("ipsr-cli"), "{bash}");
+}

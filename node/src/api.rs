@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 
 use tracing::info;
 
-use crate::Client;
+use crate::client::Client;
 
 mod content;
 mod error;

@@ -14,8 +14,9 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
+use crate::error::NodeError;
 use crate::metrics::SharedMetrics;
-use crate::{NodeError, Store, Stored};
+use crate::store::{Store, Stored};
 
 /// What a client asks of the event loop.
 pub(crate) enum Command {

@@ -17,7 +17,7 @@
 
 use ipsr_proto::{PackageKey, Record, SignedRecord, VerifyError};
 
-use crate::{Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Why an inbound DHT value was refused.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,8 @@ use libp2p::gossipsub::SubscriptionError;
 use libp2p::swarm::DialError;
 use libp2p::{Multiaddr, TransportError};
 
-use crate::{StoreError, identity};
+use crate::identity;
+use crate::store::StoreError;
 
 /// An error starting or talking to a node.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::Stats;
+use crate::store::Stats;
 use ipsr_content::bitswap::BitswapStats;
 use ipsr_content::blockstore::BlockstoreStats;
 

@@ -13,7 +13,8 @@ use libp2p::multiaddr::Protocol;
 use serde::Deserialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::{Client, Config};
+use crate::client::Client;
+use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {

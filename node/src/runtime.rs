@@ -25,12 +25,16 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::client::{Command, DhtReply, Parts};
+use crate::client::{Client, Command, DhtReply, Parts};
+use crate::config::Config;
+use crate::dht;
+use crate::error::NodeError;
+use crate::identity;
 use crate::metrics::Metrics;
 use crate::service::{Action, Origin, Service, Settings, Unapplied};
+use crate::store::{DhtValue, Store, StoreError, Stored};
 use crate::swarm::{Behaviour, BehaviourEvent, KAD_PROTOCOL, RECORDS_TOPIC};
 use crate::sync::{self, Items, SyncError, SyncReport};
-use crate::{Client, Config, NodeError, Store, StoreError, Stored, dht, identity};
 
 /// Capacity of the command channel (and of the sync calls).
 const COMMANDS: usize = 256;
@@ -142,13 +146,13 @@ enum Done {
     /// A sync session with a peer ended.
     Synced(PeerId, Result<(SyncReport, Option<u64>), SyncError>),
     /// Values to put into the DHT (what a local publish announces).
-    DhtPut(Vec<crate::DhtValue>),
+    DhtPut(Vec<DhtValue>),
     /// A validated inbound DHT record to keep, with this node's best value.
     DhtKeep(kad::Record),
     /// A DHT get finished: what was found, verified and stored.
     DhtGot(DhtReply, Box<Result<dht::Found, StoreError>>),
     /// The next releases to republish.
-    RepublishRead(Result<(Option<ReleaseKey>, Vec<crate::DhtValue>), StoreError>),
+    RepublishRead(Result<(Option<ReleaseKey>, Vec<DhtValue>), StoreError>),
 }
 
 /// DHT gets under way: who waits, for which package, what was found so far.
@@ -648,7 +652,7 @@ impl Runtime {
         });
     }
 
-    fn dht_put(&mut self, values: Vec<crate::DhtValue>) {
+    fn dht_put(&mut self, values: Vec<DhtValue>) {
         for (key, value) in values {
             let record = kad::Record::new(kad::RecordKey::new(&key), value);
             if let Err(e) = self

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use ipsr_proto::{PackageKey, PackageState, ReleaseKey, Version};
 
-use crate::{Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Longest word indexed, in characters.
 pub const MAX_WORD: usize = 32;

@@ -43,11 +43,13 @@ use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, warn};
 
+use crate::config::Config;
+use crate::error::NodeError;
 use crate::limiter::Limiter;
 use crate::metrics::Counters;
 use crate::store::DhtValue;
+use crate::store::{StoreError, Stored};
 use crate::sync::{SyncError, SyncReport};
-use crate::{Config, NodeError, StoreError, Stored};
 
 /// How long a banned peer is refused.
 pub(crate) const BAN: Duration = Duration::from_secs(60 * 60);

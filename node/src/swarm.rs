@@ -15,7 +15,9 @@ use libp2p::{
     StreamProtocol, Swarm, allow_block_list, connection_limits, identify, noise, ping, tcp, yamux,
 };
 
-use crate::{Config, NodeError, sync};
+use crate::config::Config;
+use crate::error::NodeError;
+use crate::sync;
 
 /// The gossipsub topic that carries signed records.
 pub const RECORDS_TOPIC: &str = "/ipsr/records/1";

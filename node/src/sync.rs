@@ -19,7 +19,7 @@ use libp2p::{PeerId, StreamProtocol, request_response};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The protocol id.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/ipsr/sync/1.0.0");

@@ -14,7 +14,7 @@ use ipsr_proto::{
 };
 use serde::Serialize;
 
-use crate::Stored;
+use crate::store::Stored;
 
 /// The answer to `POST /v1/records`.
 #[derive(Debug, Clone, Serialize)]

@@ -26,7 +26,7 @@ use cid::Cid;
 use libp2p::PeerId;
 
 use super::message::{MAX_MESSAGE_SIZE, Message, Presence, WantType, Wantlist};
-use crate::Block;
+use crate::block::Block;
 
 /// One want of a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

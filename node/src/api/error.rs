@@ -10,7 +10,8 @@ use warp::reject::{InvalidHeader, InvalidQuery, MethodNotAllowed, MissingHeader}
 use warp::reply::Response;
 use warp::{Rejection, Reply};
 
-use crate::{NodeError, StoreError};
+use crate::error::NodeError;
+use crate::store::StoreError;
 use ipsr_content::ContentError;
 use ipsr_content::blockstore::BlockstoreError;
 use ipsr_content::fetch::FetchError;

@@ -17,7 +17,7 @@ use super::content::{self, AddQuery, CatQuery, PinQuery};
 use super::error::{Failure, recover};
 use super::handlers::{self, Ctx, LogQuery, SearchQuery};
 use super::limits::MAX_POST_BODY;
-use crate::Client;
+use crate::client::Client;
 
 /// Every route, with the rejection handler and a debug-level access log.
 /// (warp's own `trace` filter logs every request at info level, too loud

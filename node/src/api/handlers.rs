@@ -15,7 +15,8 @@ use super::limits::{
     MAX_WAIT, MAX_WAITERS,
 };
 use super::models::{Author, Log, Package, Peers, Published, ReleaseView, SearchResults, Status};
-use crate::{Client, Store, StoreError};
+use crate::client::Client;
+use crate::store::{Store, StoreError};
 
 /// What every handler gets: the node and the API's shared limits.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use ipsr_proto::{AuthorId, PackageName, RecordId, Version};
 use serde::Serialize;
 
-use crate::Stats;
 use crate::search::Hit;
+use crate::store::Stats;
 pub(crate) use crate::views::{Package, Published, ReleaseView};
 
 /// An error answer.

@@ -186,7 +186,8 @@ struct Runtime {
 
 impl Runtime {
     async fn run(mut self) {
-        let mut wakeup = Box::pin(tokio::time::sleep_until(self.next_wakeup()));
+        let mut armed = self.next_wakeup();
+        let mut wakeup = Box::pin(tokio::time::sleep_until(armed));
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -202,7 +203,12 @@ impl Runtime {
                 },
             }
             self.carry_out();
-            Pin::as_mut(&mut wakeup).reset(self.next_wakeup());
+            // Re-arm the timer only when the service's next deadline moved.
+            let next = self.next_wakeup();
+            if next != armed || wakeup.is_elapsed() {
+                armed = next;
+                Pin::as_mut(&mut wakeup).reset(armed);
+            }
         }
         info!(peer_id = %self.swarm.local_peer_id(), "node stopped");
     }

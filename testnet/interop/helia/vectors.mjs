@@ -1,6 +1,6 @@
 // Prints the root CIDs Helia's UnixFS importer (ipfs-unixfs-importer) gives
 // for deterministic inputs in both IPIP-499 profiles, as JSON lines; the
-// Rust test node/tests/content_unixfs.rs checks IPSR gives the same CIDs
+// Rust test content/tests/unixfs.rs checks IPSR gives the same CIDs
 // (content/tests/vectors/unixfs.json). Input: the sha256 stream of
 // `ipsr-interop:{seed}:{counter}` (counter from 0), truncated to `size`.
 //

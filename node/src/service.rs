@@ -181,8 +181,10 @@ pub(crate) struct Service {
     last_rotated: Option<PeerId>,
     /// When the rotation syncs next.
     next_sync: Instant,
-    /// Banned peers and when their ban ends.
+    /// Banned peers and when their ban ends, ...
     bans: HashMap<PeerId, Instant>,
+    /// ... and the same ends in time order (the next one first).
+    ban_ends: BTreeSet<(Instant, PeerId)>,
     republish: Republish,
     counters: Counters,
     outbox: VecDeque<Action>,
@@ -212,6 +214,7 @@ impl Service {
             last_rotated: None,
             next_sync: now,
             bans: HashMap::new(),
+            ban_ends: BTreeSet::new(),
             republish: Republish {
                 cursor: None,
                 next: now,
@@ -238,7 +241,7 @@ impl Service {
         [
             Some(self.next_sync),
             republish,
-            self.bans.values().min().copied(),
+            self.ban_ends.first().map(|(end, _)| *end),
         ]
         .into_iter()
         .flatten()
@@ -400,7 +403,10 @@ impl Service {
     /// until `now` + [`BAN`].
     pub(crate) fn on_ban(&mut self, peer: PeerId, now: Instant) {
         warn!(%peer, "banned for an hour");
-        self.bans.insert(peer, now + BAN);
+        if let Some(old) = self.bans.insert(peer, now + BAN) {
+            self.ban_ends.remove(&(old, peer));
+        }
+        self.ban_ends.insert((now + BAN, peer));
         self.outbox.push_back(Action::Ban(peer));
     }
 
@@ -465,13 +471,10 @@ impl Service {
     }
 
     fn lift_bans(&mut self, now: Instant) {
-        let ended: Vec<PeerId> = self
-            .bans
-            .iter()
-            .filter(|(_, until)| **until <= now)
-            .map(|(peer, _)| *peer)
-            .collect();
-        for peer in ended {
+        while let Some(&(end, peer)) = self.ban_ends.first()
+            && end <= now
+        {
+            self.ban_ends.pop_first();
             self.bans.remove(&peer);
             debug!(%peer, "ban lifted");
             self.outbox.push_back(Action::Unban(peer));

@@ -231,7 +231,7 @@ impl Runtime {
                         .gossipsub
                         .report_message_validation_result(&id, &source, acceptance);
                 }
-                Action::Check { origin, bytes } => self.check(origin, bytes),
+                Action::Check { origin, bytes } => self.apply_off_loop(origin, bytes, None, None),
                 Action::Gossip(bytes) => {
                     let topic = self.topic.clone();
                     match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
@@ -274,12 +274,23 @@ impl Runtime {
         }
     }
 
-    /// Verifies gossiped bytes and applies them to the store, off the loop.
-    fn check(&self, origin: Origin, bytes: Vec<u8>) {
+    /// Applies a record to the store off the loop (verifying it first when
+    /// it arrived as bytes) and hands the outcome back to the loop as
+    /// [`Done::Applied`]: the one path of gossiped and published records.
+    fn apply_off_loop(
+        &self,
+        origin: Origin,
+        bytes: Vec<u8>,
+        verified: Option<SignedRecord>,
+        reply: Option<oneshot::Sender<Result<Stored, NodeError>>>,
+    ) {
         let (store, done) = (self.store.clone(), self.done_tx.clone());
         tokio::task::spawn_blocking(move || {
-            let outcome = SignedRecord::from_bytes(&bytes)
-                .and_then(|r| r.verify())
+            let record = match verified {
+                Some(record) => Ok(record),
+                None => SignedRecord::from_bytes(&bytes).and_then(|r| r.verify()),
+            };
+            let outcome = record
                 .map_err(Unapplied::from)
                 .and_then(|record| apply(&store, record));
             // The loop may have stopped; then nothing is waiting for this.
@@ -287,23 +298,7 @@ impl Runtime {
                 origin,
                 bytes,
                 outcome,
-                reply: None,
-            });
-        });
-    }
-
-    /// Applies a record published through a client, off the loop; it
-    /// comes back the way a gossiped one does.
-    fn publish(&self, record: SignedRecord, reply: oneshot::Sender<Result<Stored, NodeError>>) {
-        let (store, done) = (self.store.clone(), self.done_tx.clone());
-        tokio::task::spawn_blocking(move || {
-            let (origin, bytes) = (Origin::Local(record.release_key()), record.to_bytes());
-            let outcome = apply(&store, record);
-            let _ = done.blocking_send(Done::Applied {
-                origin,
-                bytes,
-                outcome,
-                reply: Some(reply),
+                reply,
             });
         });
     }
@@ -587,7 +582,10 @@ impl Runtime {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Publish(record, reply) => self.publish(*record, reply),
+            Command::Publish(record, reply) => {
+                let (origin, bytes) = (Origin::Local(record.release_key()), record.to_bytes());
+                self.apply_off_loop(origin, bytes, Some(*record), Some(reply));
+            }
             Command::ListenAddrs(reply) => {
                 let _ = reply.send(self.listen_addrs.clone());
             }

@@ -119,10 +119,7 @@ fn gossipsub(
         // them) for at least 5 s, whatever the heartbeat.
         .history_length(history_length(heartbeat))
         .max_transmit_size(ipsr_proto::limits::MAX_RECORD_BYTES + 1024)
-        .message_id_fn(|m: &gossipsub::Message| {
-            use sha2::Digest;
-            MessageId::from(sha2::Sha256::digest(&m.data).to_vec())
-        })
+        .message_id_fn(message_id)
         .build()?;
     let mut gossipsub =
         gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)?;
@@ -132,6 +129,14 @@ fn gossipsub(
         gossipsub::PeerScoreThresholds::default(),
     )?;
     Ok(gossipsub)
+}
+
+/// A gossip message's id: the record id of the signed record it carries
+/// (`docs/records.md`), the SHA-256 of its bytes. Receivers accept only
+/// the canonical encoding of a record, so a record has one message id and
+/// cannot be made new gossip by writing it another way.
+fn message_id(message: &gossipsub::Message) -> MessageId {
+    MessageId::from(ipsr_proto::RecordId::of(&message.data).as_bytes().to_vec())
 }
 
 /// Kademlia on [`KAD_PROTOCOL`]: inbound records and provider records go
@@ -217,6 +222,18 @@ mod tests {
         assert_eq!(history_length(Duration::from_millis(100)), 50);
         assert_eq!(history_length(Duration::from_secs(10)), 5);
         assert_eq!(history_length(Duration::ZERO), 5000);
+    }
+
+    #[test]
+    fn a_message_id_is_the_record_id_of_its_data() {
+        let record = ipsr_testkit::release(&ipsr_testkit::key(1), "1.0.0").sign();
+        let message = gossipsub::Message {
+            source: None,
+            data: record.to_bytes(),
+            sequence_number: None,
+            topic: IdentTopic::new(RECORDS_TOPIC).hash(),
+        };
+        assert_eq!(message_id(&message).0, record.id().as_bytes().to_vec());
     }
 
     #[test]

@@ -99,6 +99,13 @@ pub enum VerifyError {
     /// Not decodable as the protobuf schema.
     #[error("malformed record: {0}")]
     Malformed(String),
+    /// The bytes decode, but are not the one canonical encoding of what
+    /// they hold (`docs/records.md`, section 1): fields out of order,
+    /// repeated or unknown, a default value written out, a varint longer
+    /// than needed. Names the message: `SignedRecord` (the envelope) or
+    /// `Record` (the payload, with everything nested in it).
+    #[error("{0} is not in its canonical encoding")]
+    NonCanonical(&'static str),
     /// The payload holds none of the known record kinds.
     #[error("unknown record kind")]
     UnknownKind,
@@ -126,12 +133,13 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// A short stable label, for metrics and logs (`too_large`, `malformed`,
-    /// `unknown_kind`, `bad_key`, `bad_signature`, `key_mismatch`,
-    /// `from_future`, `invalid`).
+    /// `non_canonical`, `unknown_kind`, `bad_key`, `bad_signature`,
+    /// `key_mismatch`, `from_future`, `invalid`).
     pub fn reason(&self) -> &'static str {
         match self {
             Self::TooLarge { .. } => "too_large",
             Self::Malformed(_) => "malformed",
+            Self::NonCanonical(_) => "non_canonical",
             Self::UnknownKind => "unknown_kind",
             Self::BadKey => "bad_key",
             Self::BadSignature => "bad_signature",

@@ -81,12 +81,16 @@
 //! * `error`: [`VerifyError`] and [`InvalidRecord`].
 //! * `pb`: the types prost generates from `ipsr.proto` (private).
 //! * `strategy`: proptest strategies for every type (feature `test`).
+//! * `noncanonical`: validly signed records in encodings the decoder must
+//!   refuse, for tests (feature `test`).
 
 mod author;
 mod content;
 mod error;
 pub mod limits;
 mod name;
+#[cfg(any(test, feature = "test"))]
+pub mod noncanonical;
 mod order;
 mod pb;
 mod record;

@@ -186,12 +186,23 @@ impl Record {
     }
 
     /// [`decode`](Self::decode), checking the author's key with `author`.
+    /// The payload must be the canonical encoding of the record it holds:
+    /// exactly what [`encode`](Self::encode) writes for it, so one record
+    /// has one payload (`docs/records.md`, section 1).
     fn decode_with(payload: &[u8], author: &mut AuthorCheck<'_>) -> Result<Self, VerifyError> {
         let pb = pb::Record::decode(payload).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-        Ok(match pb.kind.ok_or(VerifyError::UnknownKind)? {
+        let record = match pb.kind.ok_or(VerifyError::UnknownKind)? {
             pb::record::Kind::Release(r) => Self::Release(Release::from_pb(r, author)?),
             pb::record::Kind::Yank(y) => Self::Yank(Yank::from_pb(y, author)?),
-        })
+        };
+        // Every nested message (the kind, the release or yank, its
+        // metadata) is re-encoded here, so this one comparison covers all
+        // of them: field order, repeats, unknown fields, written-out
+        // defaults and long varints all change the bytes.
+        if record.encode() != payload {
+            return Err(VerifyError::NonCanonical("Record"));
+        }
+        Ok(record)
     }
 
     /// Validates the record and signs it. Fails if a field is invalid or the
@@ -250,7 +261,11 @@ pub(crate) fn signing_input(payload: &[u8]) -> Vec<u8> {
     input
 }
 
-fn envelope_bytes(payload: &Bytes, public_key: &[u8; 32], signature: &[u8; 64]) -> Vec<u8> {
+pub(crate) fn envelope_bytes(
+    payload: &Bytes,
+    public_key: &[u8; 32],
+    signature: &[u8; 64],
+) -> Vec<u8> {
     pb::SignedRecord {
         payload: payload.clone(),
         public_key: Bytes::copy_from_slice(public_key),
@@ -342,8 +357,10 @@ impl<S> SignedRecord<S> {
 }
 
 impl SignedRecord<Unverified> {
-    /// Parses an envelope. Checks the size before parsing and the lengths of
-    /// key and signature; nothing else is trusted until [`verify`](Self::verify).
+    /// Parses an envelope. Checks the size before parsing, the lengths of
+    /// key and signature, and that `bytes` are the canonical envelope
+    /// encoding ([`to_bytes`](Self::to_bytes) of what they hold); nothing
+    /// else is trusted until [`verify`](Self::verify).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, VerifyError> {
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(VerifyError::TooLarge {
@@ -359,6 +376,9 @@ impl SignedRecord<Unverified> {
         let signature = env.signature[..]
             .try_into()
             .map_err(|_| VerifyError::BadSignature)?;
+        if envelope_bytes(&env.payload, &public_key, &signature) != bytes {
+            return Err(VerifyError::NonCanonical("SignedRecord"));
+        }
         Ok(Self {
             payload: env.payload,
             public_key,
@@ -627,6 +647,111 @@ mod tests {
             }
         }
         assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn every_non_canonical_encoding_is_refused_at_every_level() {
+        use crate::noncanonical::{Edit, Level, expected_error, rewrite, signature_verifies};
+        let key = AuthorKey::from_seed(&[3; 32]);
+        let mut full = release(&key);
+        full.metadata = Metadata {
+            title: "Title".into(),
+            homepage_url: Some("https://example.com".into()),
+            categories: vec!["tools".into(), "games".into()],
+            min_sdk: 24,
+            permissions: vec!["android.permission.INTERNET".into()],
+            icon: Some(full.cid),
+            ..Metadata::default()
+        };
+        let yank = Yank {
+            author: key.author_id(),
+            package: "com.example.app".parse().unwrap(),
+            version: "1.0.0".parse().unwrap(),
+            reason: String::new(),
+            created_at: NOW,
+            seq: 2,
+        };
+        let records = [
+            Record::Release(full).sign(&key).unwrap(),
+            Record::Release(release(&key)).sign(&key).unwrap(),
+            Record::Yank(yank).sign(&key).unwrap(),
+        ];
+        let mut made = std::collections::HashSet::new();
+        for signed in &records {
+            for level in Level::ALL {
+                for edit in Edit::ALL {
+                    for pick in 0..40 {
+                        let Some(bytes) = rewrite(signed, &key, level, edit, pick) else {
+                            continue;
+                        };
+                        made.insert((level, edit));
+                        assert_ne!(bytes, signed.to_bytes());
+                        assert!(signature_verifies(&bytes));
+                        let what = format!("{level:?} {edit:?} {pick}");
+                        let verified =
+                            SignedRecord::from_bytes(&bytes).and_then(|r| r.verify_at(NOW));
+                        assert_eq!(verified.unwrap_err(), expected_error(level), "{what}");
+                        let stored = SignedRecord::from_trusted_storage(&bytes);
+                        assert_eq!(stored.unwrap_err(), expected_error(level), "{what}");
+                    }
+                }
+            }
+        }
+        // Every edit was made at every level where the schema allows it.
+        for level in Level::ALL {
+            for edit in Edit::ALL {
+                let possible = match (level, edit) {
+                    (Level::Envelope, Edit::ExplicitDefault | Edit::DropEmptyMetadata) => false,
+                    (Level::Record, e) => matches!(e, Edit::Unknown | Edit::LongVarint),
+                    (Level::Metadata, Edit::DropEmptyMetadata) => false,
+                    _ => true,
+                };
+                assert_eq!(
+                    made.contains(&(level, edit)),
+                    possible,
+                    "{level:?} {edit:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_payload_is_checked_after_its_fields_and_the_envelope_after_its_lengths() {
+        let key = AuthorKey::from_seed(&[3; 32]);
+        let verify = |bytes: &[u8]| SignedRecord::from_bytes(bytes).and_then(|r| r.verify_at(NOW));
+        // A payload with no known kind and an unknown field: unknown_kind.
+        assert_eq!(
+            verify(&resign(vec![0x4a, 0x01, 0x00], &key)),
+            Err(VerifyError::UnknownKind)
+        );
+        // An invalid field written out of order: invalid.
+        let mut pb_release = pb::Release::from(&release(&key));
+        pb_release.package = "com..app".into();
+        let mut payload = pb::Record {
+            kind: Some(pb::record::Kind::Release(pb_release)),
+        }
+        .encode_to_vec();
+        payload.extend_from_slice(&[0xa0, 0x01, 0x01]); // field 20, varint 1
+        assert!(matches!(
+            verify(&resign(payload, &key)),
+            Err(VerifyError::Invalid(InvalidRecord::Package(_)))
+        ));
+        // A second, short key after the signature (the last one counts): bad_key.
+        let mut bytes = release(&key).sign(&key).unwrap().to_bytes();
+        bytes.extend_from_slice(&[0x12, 0x01, 0x00]);
+        assert_eq!(verify(&bytes), Err(VerifyError::BadKey));
+        // An envelope without a payload field is canonical for an empty
+        // payload, which holds no kind; with an empty one written out, it is not.
+        let signature = key.signing_key().sign(SIGNING_PREFIX).to_bytes();
+        let empty = envelope_bytes(&Bytes::new(), key.author_id().as_bytes(), &signature);
+        assert_eq!(empty[0], 0x12);
+        assert_eq!(verify(&empty), Err(VerifyError::UnknownKind));
+        let mut written = vec![0x0a, 0x00];
+        written.extend_from_slice(&empty);
+        assert_eq!(
+            verify(&written),
+            Err(VerifyError::NonCanonical("SignedRecord"))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::cmp::Ordering;
 
+use ipsr_proto::noncanonical;
 use ipsr_proto::strategy::{self, signed_record};
 use ipsr_proto::{
     AuthorId, AuthorKey, ContentId, KeyCache, PackageName, PackageState, Record, Release,
@@ -79,6 +80,35 @@ proptest! {
             let plain = SignedRecord::from_bytes(&candidate).and_then(|r| r.verify_at(NOW));
             let cached = SignedRecord::from_bytes(&candidate).and_then(|r| r.verify_at_cached(NOW, &mut keys));
             prop_assert_eq!(plain.map(|r| r.id()), cached.map(|r| r.id()));
+        }
+    }
+
+    #[test]
+    fn non_canonical_encodings_are_refused((signed, level, edit, bytes) in noncanonical::non_canonical()) {
+        // The same record, validly signed, only written another way.
+        prop_assert_ne!(&bytes, &signed.to_bytes());
+        prop_assert!(noncanonical::signature_verifies(&bytes));
+        let expected = noncanonical::expected_error(level);
+        let verified = SignedRecord::from_bytes(&bytes).and_then(|r| r.verify_at(NOW));
+        prop_assert_eq!(verified.unwrap_err(), expected.clone(), "{:?} {:?}", level, edit);
+        let stored = SignedRecord::from_trusted_storage(&bytes);
+        prop_assert_eq!(stored.unwrap_err(), expected, "{:?} {:?}", level, edit);
+    }
+
+    #[test]
+    fn whatever_verifies_is_its_own_canonical_encoding(signed in signed_record(), bit in any::<Index>()) {
+        // Flipping a bit mostly breaks the record; when what is left still
+        // parses, re-encoding it gives back the very bytes parsed.
+        let mut bytes = signed.to_bytes();
+        let bit = bit.index(bytes.len() * 8);
+        bytes[bit / 8] ^= 1 << (bit % 8);
+        for candidate in [signed.to_bytes(), bytes] {
+            if let Ok(parsed) = SignedRecord::from_bytes(&candidate) {
+                prop_assert_eq!(parsed.to_bytes(), candidate.clone());
+                if let Ok(record) = ipsr_proto::Record::decode(parsed.payload()) {
+                    prop_assert_eq!(record.encode(), parsed.payload().to_vec());
+                }
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! Arbitrary bytes through the whole receive path: size check, envelope
 //! decode, payload decode, signature and field validation. Nothing may
-//! panic, and whatever verifies must round-trip to the same bytes.
+//! panic, and whatever parses must be its own canonical encoding: one
+//! record, one encoding.
 #![no_main]
 
 use ipsr_proto::SignedRecord;
@@ -10,8 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(unverified) = SignedRecord::from_bytes(data) else {
         return;
     };
+    assert_eq!(unverified.to_bytes(), data, "a non-canonical envelope parsed");
     if let Ok(verified) = unverified.verify_at(u64::MAX / 2) {
         let bytes = verified.to_bytes();
+        assert_eq!(bytes, data, "a non-canonical record verified");
         let again = SignedRecord::from_bytes(&bytes)
             .and_then(|r| r.verify_at(u64::MAX / 2))
             .expect("a verified record verifies again");

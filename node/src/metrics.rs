@@ -22,6 +22,9 @@ pub(crate) struct Counters {
     accepted: Family<Labels, Counter>,
     /// Records refused, by reason (the `VerifyError::reason` labels).
     rejected: Family<Labels, Counter>,
+    /// Records from the future (by this node's clock), by source and by
+    /// what became of them (`service/held.rs`).
+    future: Family<Labels, Counter>,
     /// Sync sessions, by outcome.
     sync_sessions: Family<Labels, Counter>,
     /// Negentropy rounds of finished sessions.
@@ -53,6 +56,14 @@ impl Counters {
         self.rejected.get_or_create(&labels).inc();
     }
 
+    pub(crate) fn future(&self, source: &str, outcome: &str, n: u64) {
+        let labels = vec![
+            ("source".into(), source.into()),
+            ("outcome".into(), outcome.into()),
+        ];
+        self.future.get_or_create(&labels).inc_by(n);
+    }
+
     pub(crate) fn sync_session(&self, outcome: &str, rounds: u64) {
         self.sync_sessions
             .get_or_create(&vec![("outcome".into(), outcome.into())])
@@ -76,6 +87,16 @@ impl Counters {
             ("reason".into(), reason.into()),
         ];
         self.rejected.get_or_create(&labels).get()
+    }
+
+    /// Records from the future from `source` that met `outcome` so far.
+    #[cfg(test)]
+    pub(crate) fn future_from(&self, source: &str, outcome: &str) -> u64 {
+        let labels = vec![
+            ("source".into(), source.into()),
+            ("outcome".into(), outcome.into()),
+        ];
+        self.future.get_or_create(&labels).get()
     }
 
     /// Sync sessions that ended with `outcome` so far.
@@ -110,6 +131,12 @@ impl Metrics {
             "records_rejected",
             "Records refused, by source and reason",
             counters.rejected.clone(),
+        );
+        ipsr.register(
+            "records_future",
+            "Records over an hour ahead of this node's clock, by source and outcome \
+             (held, duplicate, too_far, full, evicted, skipped)",
+            counters.future.clone(),
         );
         ipsr.register(
             "sync_sessions",

@@ -542,7 +542,8 @@ impl Runtime {
                 outcome,
                 reply,
             } => {
-                self.service.on_applied(origin, bytes, &outcome);
+                self.service
+                    .on_applied(origin, bytes, &outcome, Instant::now());
                 // Gossip and announce before the caller hears back.
                 self.carry_out();
                 if let Some(reply) = reply {

@@ -20,6 +20,10 @@
 //!   news to this node, `Reject` penalises the sender of an invalid one,
 //!   `Ignore` drops a duplicate, stale or rate-limited one. A local publish
 //!   that is news is gossiped and announced in the DHT.
+//! * **Clock skew**: a record from over an hour ahead of this node's clock
+//!   is `Ignore`d (this node's clock may be the one that is wrong: no
+//!   penalty) and held (`held.rs`) until it becomes acceptable, then
+//!   checked again; if it is news then, it is gossiped.
 //! * **Rate limits**: a token bucket per peer for inbound records (gossip
 //!   and DHT puts share it) and one for inbound sync requests; a peer's
 //!   buckets go when its last connection closes.
@@ -38,7 +42,8 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
-use ipsr_proto::ReleaseKey;
+use ipsr_proto::limits::MAX_CLOCK_SKEW_MS;
+use ipsr_proto::{ReleaseKey, VerifyError};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, warn};
@@ -50,6 +55,10 @@ use crate::metrics::Counters;
 use crate::store::DhtValue;
 use crate::store::{StoreError, Stored};
 use crate::sync::{SyncError, SyncReport};
+
+mod held;
+
+use held::{Held, Hold, SLACK};
 
 /// How long a banned peer is refused.
 pub(crate) const BAN: Duration = Duration::from_secs(60 * 60);
@@ -70,6 +79,8 @@ pub(crate) enum Origin {
         /// Gossipsub's id of the message, for the verdict.
         id: MessageId,
     },
+    /// Held for being from the future, and now due (`held.rs`).
+    Held,
 }
 
 impl Origin {
@@ -78,6 +89,7 @@ impl Origin {
         match self {
             Self::Local(_) => "local",
             Self::Gossip { .. } => "gossip",
+            Self::Held => "held",
         }
     }
 }
@@ -186,6 +198,8 @@ pub(crate) struct Service {
     /// ... and the same ends in time order (the next one first).
     ban_ends: BTreeSet<(Instant, PeerId)>,
     republish: Republish,
+    /// Records from the future, until they are due.
+    held: Held,
     counters: Counters,
     outbox: VecDeque<Action>,
 }
@@ -220,6 +234,7 @@ impl Service {
                 next: now,
                 reading: false,
             },
+            held: Held::default(),
             settings,
             counters,
             outbox: VecDeque::new(),
@@ -242,6 +257,7 @@ impl Service {
             Some(self.next_sync),
             republish,
             self.ban_ends.first().map(|(end, _)| *end),
+            self.held.next_due(),
         ]
         .into_iter()
         .flatten()
@@ -250,9 +266,16 @@ impl Service {
     }
 
     /// Does what is due at `now`: lifts ended bans, syncs with the next
-    /// peer in turn, starts the next republish read.
+    /// peer in turn, starts the next republish read, checks held records
+    /// that are due.
     pub(crate) fn tick(&mut self, now: Instant) {
         self.lift_bans(now);
+        for bytes in self.held.take_due(now) {
+            self.outbox.push_back(Action::Check {
+                origin: Origin::Held,
+                bytes,
+            });
+        }
         if now >= self.next_sync {
             self.next_sync = now + self.settings.sync_interval;
             self.rotate_sync();
@@ -304,16 +327,17 @@ impl Service {
     }
 
     /// A record from `origin` (its `bytes`) was checked and applied to the
-    /// store off the loop, with this outcome. For a local publish the
-    /// runtime also answers the caller with it.
+    /// store off the loop, with this outcome, at `now`. For a local publish
+    /// the runtime also answers the caller with it.
     pub(crate) fn on_applied(
         &mut self,
         origin: Origin,
-        bytes: Vec<u8>,
+        mut bytes: Vec<u8>,
         outcome: &Result<Stored, Unapplied>,
+        now: Instant,
     ) {
         let label = origin.label();
-        let news = match outcome {
+        let acceptance = match outcome {
             Ok(stored) => {
                 if let Some(position) = stored.position {
                     self.outbox.push_back(Action::LogHead(position));
@@ -321,35 +345,52 @@ impl Service {
                 if stored.is_news() {
                     debug!(record = %stored.id, source = label, "accepted record");
                     self.counters.accepted(label, 1);
+                    MessageAcceptance::Accept
+                } else {
+                    MessageAcceptance::Ignore
                 }
-                stored.is_news()
+            }
+            // Valid but for this node's clock, which may be the wrong one:
+            // no penalty, and checked again when its time comes.
+            Err(Unapplied::Invalid(VerifyError::FromFuture {
+                created_at,
+                now: clock,
+            })) => {
+                let early = created_at.saturating_sub(clock.saturating_add(MAX_CLOCK_SKEW_MS));
+                let due = now + Duration::from_millis(early) + SLACK;
+                let hold = self.held.hold(std::mem::take(&mut bytes), due, now);
+                debug!(source = label, created_at, ?hold, "record from the future");
+                self.counters.future(label, hold.label(), 1);
+                if let Hold::Held { evicted } = hold
+                    && evicted > 0
+                {
+                    self.counters.future(label, "evicted", evicted as u64);
+                }
+                MessageAcceptance::Ignore
             }
             Err(Unapplied::Invalid(e)) => {
                 if let Origin::Gossip { source, .. } = &origin {
                     warn!(%source, reason = e.reason(), error = %e, "rejected record");
                 }
                 self.counters.rejected(label, e.reason());
-                false
+                MessageAcceptance::Reject
             }
             Err(Unapplied::Failed(e)) => {
                 warn!(error = %e, source = label, "store failed");
-                false
+                MessageAcceptance::Ignore
             }
         };
+        let news = acceptance == MessageAcceptance::Accept;
         match origin {
-            Origin::Gossip { source, id } => {
-                let acceptance = match outcome {
-                    Err(Unapplied::Invalid(_)) => MessageAcceptance::Reject,
-                    _ if news => MessageAcceptance::Accept,
-                    _ => MessageAcceptance::Ignore,
-                };
-                self.report(id, source, acceptance);
-            }
+            Origin::Gossip { source, id } => self.report(id, source, acceptance),
             Origin::Local(key) if news => {
                 self.outbox.push_back(Action::Gossip(bytes));
                 self.outbox.push_back(Action::Announce(key));
             }
-            Origin::Local(_) => {}
+            // Peers whose clocks are as far behind held it too; the others
+            // have it already and ignore it.
+            Origin::Held if news => self.outbox.push_back(Action::Gossip(bytes)),
+            Origin::Local(_) | Origin::Held => {}
         }
     }
 
@@ -381,6 +422,9 @@ impl Service {
             Ok((report, head)) => {
                 debug!(%peer, ?report, "synced");
                 self.counters.accepted("sync", report.kept as u64);
+                if report.early > 0 {
+                    self.counters.future("sync", "skipped", report.early as u64);
+                }
                 self.counters.sync_session("ok", report.rounds as u64);
                 if let Some(position) = head {
                     self.outbox.push_back(Action::LogHead(position));

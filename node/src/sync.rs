@@ -14,7 +14,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ipsr_proto::sync::{
     MAX_FETCH_IDS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SyncRequest, SyncResponse,
 };
-use ipsr_proto::{RecordId, SignedRecord};
+use ipsr_proto::{RecordId, SignedRecord, VerifyError};
 use libp2p::{PeerId, StreamProtocol, request_response};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use tokio::sync::{mpsc, oneshot};
@@ -219,6 +219,10 @@ pub struct SyncReport {
     pub kept: usize,
     /// Records this node has that the peer lacks (the peer pulls them).
     pub peer_lacks: usize,
+    /// Records fetched that were from over an hour ahead of this node's
+    /// clock: not kept, and no fault of the peer (this node's clock may be
+    /// the one behind); a later session fetches them again.
+    pub early: usize,
 }
 
 /// Runs one sync session with `peer`: reconcile, then fetch and store what
@@ -281,10 +285,22 @@ pub(crate) async fn session(
         };
         report.fetched += records.len();
         let store = store.clone();
-        let (kept, last) = tokio::task::spawn_blocking(move || -> Result<_, SyncError> {
+        let (kept, early, last) = tokio::task::spawn_blocking(move || -> Result<_, SyncError> {
             let mut verified = Vec::with_capacity(records.len());
+            let mut early = 0;
             for bytes in records {
-                let record = SignedRecord::from_bytes(&bytes)?.verify()?;
+                let record = match SignedRecord::from_bytes(&bytes)?.verify() {
+                    Ok(record) => record,
+                    // Parsed, so canonical: its bytes name it.
+                    Err(VerifyError::FromFuture { .. }) => {
+                        if !ids.contains(&RecordId::of(&bytes)) {
+                            return Err(SyncError::NotAsked);
+                        }
+                        early += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if !ids.contains(&record.id()) {
                     return Err(SyncError::NotAsked);
                 }
@@ -292,11 +308,12 @@ pub(crate) async fn session(
             }
             let stored = store.apply(verified)?;
             let kept = stored.iter().filter(|s| s.is_news()).count();
-            Ok((kept, stored.iter().filter_map(|s| s.position).max()))
+            Ok((kept, early, stored.iter().filter_map(|s| s.position).max()))
         })
         .await
         .map_err(|_| SyncError::Poisoned)??;
         report.kept += kept;
+        report.early += early;
         head = head.max(last);
     }
     Ok((report, head))
@@ -305,6 +322,38 @@ pub(crate) async fn session(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipsr_proto::limits::MAX_CLOCK_SKEW_MS;
+    use ipsr_testkit::{key, release};
+
+    /// A peer that holds a record two hours ahead of this node's clock
+    /// (its own clock is ahead, or this node's behind) sends it when asked:
+    /// the session skips it, keeps the rest and ends well.
+    #[tokio::test]
+    async fn a_record_from_the_future_in_a_fetch_answer_is_skipped_not_blamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Store::open(&dir.path().join("server.redb")).unwrap();
+        let client = Arc::new(Store::open(&dir.path().join("client.redb")).unwrap());
+        let ahead = ipsr_proto::now_ms() + MAX_CLOCK_SKEW_MS + 60 * 60 * 1000;
+        let future = release(&key(1), "2.0.0").created_at(ahead).sign();
+        let present = release(&key(1), "1.0.0").sign();
+        server.apply(vec![future.clone(), present.clone()]).unwrap();
+        let (calls, mut requests) = mpsc::channel::<Call>(8);
+        let responder = tokio::spawn(async move {
+            let items = Items::default();
+            while let Some(call) = requests.recv().await {
+                let _ = call.reply.send(Ok(answer(&server, &items, call.request)));
+            }
+        });
+        let (report, head) = session(PeerId::random(), client.clone(), calls)
+            .await
+            .unwrap();
+        assert_eq!((report.fetched, report.kept, report.early), (2, 1, 1));
+        assert!(head.is_some());
+        assert!(client.record(&present.id()).unwrap().is_some());
+        assert!(client.record(&future.id()).unwrap().is_none());
+        // The session dropped its sender: the responder ends.
+        responder.await.unwrap();
+    }
 
     /// Two stores that share most records reconcile to the difference, in
     /// both directions, in few rounds.

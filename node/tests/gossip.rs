@@ -4,11 +4,13 @@
 //! node i+3, so each node has about four neighbours and most pairs are
 //! several hops apart. The forgery test adds X, a hostile peer made of
 //! stock libp2p gossipsub (no IPSR code), connected to nodes 1, 3, 7, 9.
+//! The clock skew test is one node N and such a peer R, a relay whose
+//! clock runs ahead.
 //!
 //! ```text
 //!   0 ─ 1 ─ 2 ─ 3 ─ 4 ─ 5 ─ 6 ─ 7 ─ 8 ─ 9 ─ (0)
 //!   └───────────┘   ...  i ─ i+3 (mod 10)
-//!       X ── 1, 3, 7, 9
+//!       X ── 1, 3, 7, 9                          N ── R
 //! ```
 
 #![allow(clippy::unwrap_used)]
@@ -17,8 +19,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use ipsr_node::{Client, RECORDS_TOPIC};
+use ipsr_proto::limits::MAX_CLOCK_SKEW_MS;
 use ipsr_proto::{AuthorKey, Record, SignedRecord};
-use ipsr_testkit::{release, wait_until};
+use ipsr_testkit::{key, release, wait_until};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
@@ -210,4 +213,39 @@ async fn a_forged_record_reaches_no_node_and_the_sender_is_penalised() {
             "node {i} stored the forgery"
         );
     }
+}
+
+/// Whether `node` has put a gossiped record from the future aside.
+async fn held_one(node: &Client) -> bool {
+    let metrics = node.metrics_text().await.unwrap();
+    metrics.contains("ipsr_records_future_total{source=\"gossip\",outcome=\"held\"} 1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_from_the_future_costs_its_relay_nothing_and_arrives_when_due() {
+    let (_dir, node, addr) = common::node(|_| {}).await;
+    let relay = Hostile::start(&[addr]);
+    wait_until("the relay is in the node's mesh", || async {
+        node.mesh_peers().await.unwrap().contains(&relay.peer_id)
+    })
+    .await;
+    // Valid, but ten seconds past the node's one-hour bound.
+    let ahead = ipsr_proto::now_ms() + MAX_CLOCK_SKEW_MS + 10_000;
+    let record = release(&key(1), "1.0.0").created_at(ahead).sign();
+    relay.publish(record.to_bytes()).await.unwrap();
+    // The verdict is given when the record is held (or, on a machine that
+    // stalled for ten seconds, when it is taken at once).
+    wait_until("the node checked the record", || async {
+        held_one(&node).await || holds(&node, &record).await
+    })
+    .await;
+    // No penalty: asked right after the verdict, before any decay.
+    let score = node.peer_score(relay.peer_id).await.unwrap();
+    assert!(score.is_some_and(|s| s >= 0.0), "score {score:?}");
+    assert!(node.peers().await.unwrap().contains(&relay.peer_id));
+    // The node takes it when its time comes, with nothing gossiped again.
+    wait_until("the node holds the record", || holds(&node, &record)).await;
+    assert!(node.peers().await.unwrap().contains(&relay.peer_id));
+    let score = node.peer_score(relay.peer_id).await.unwrap();
+    assert!(score.is_some_and(|s| s >= 0.0), "score {score:?}");
 }

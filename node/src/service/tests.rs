@@ -93,9 +93,9 @@ fn gossip_is_checked_off_the_loop_before_any_verdict() {
 
 #[test]
 fn gossip_that_is_news_is_accepted_and_moves_the_log_head() {
-    let (mut s, counters, _) = service(false);
+    let (mut s, counters, t0) = service(false);
     let [p] = peers(1)[..] else { unreachable!() };
-    s.on_applied(gossip(p, 1), b"r".to_vec(), &Ok(stored(Some(7))));
+    s.on_applied(gossip(p, 1), b"r".to_vec(), &Ok(stored(Some(7))), t0);
     assert_eq!(
         drain(&mut s),
         vec![Action::LogHead(7), report(p, 1, MessageAcceptance::Accept)]
@@ -105,39 +105,39 @@ fn gossip_that_is_news_is_accepted_and_moves_the_log_head() {
 
 #[test]
 fn gossip_already_held_is_ignored_and_not_passed_on() {
-    let (mut s, counters, _) = service(false);
+    let (mut s, counters, t0) = service(false);
     let [p] = peers(1)[..] else { unreachable!() };
-    s.on_applied(gossip(p, 1), b"r".to_vec(), &Ok(stored(None)));
+    s.on_applied(gossip(p, 1), b"r".to_vec(), &Ok(stored(None)), t0);
     assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
     assert_eq!(counters.accepted_from("gossip"), 0);
 }
 
 #[test]
 fn invalid_gossip_is_rejected_so_gossipsub_penalises_the_sender() {
-    let (mut s, counters, _) = service(false);
+    let (mut s, counters, t0) = service(false);
     let [p] = peers(1)[..] else { unreachable!() };
     let invalid = Unapplied::Invalid(ipsr_proto::VerifyError::KeyMismatch);
-    s.on_applied(gossip(p, 1), b"forged".to_vec(), &Err(invalid));
+    s.on_applied(gossip(p, 1), b"forged".to_vec(), &Err(invalid), t0);
     assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Reject)]);
     assert_eq!(counters.rejected_from("gossip", "key_mismatch"), 1);
 }
 
 #[test]
 fn gossip_the_store_failed_on_is_ignored_not_blamed_on_the_sender() {
-    let (mut s, counters, _) = service(false);
+    let (mut s, counters, t0) = service(false);
     let [p] = peers(1)[..] else { unreachable!() };
     let failed = Unapplied::Failed(NodeError::Stopped);
-    s.on_applied(gossip(p, 1), b"r".to_vec(), &Err(failed));
+    s.on_applied(gossip(p, 1), b"r".to_vec(), &Err(failed), t0);
     assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
     assert_eq!(counters.rejected_from("gossip", "key_mismatch"), 0);
 }
 
 #[test]
 fn a_local_publish_that_is_news_is_gossiped_and_announced() {
-    let (mut s, counters, _) = service(false);
+    let (mut s, counters, t0) = service(false);
     let r = release(&key(7), "1.0.0").sign();
     let origin = Origin::Local(r.release_key());
-    s.on_applied(origin, r.to_bytes(), &Ok(stored(Some(3))));
+    s.on_applied(origin, r.to_bytes(), &Ok(stored(Some(3))), t0);
     assert_eq!(
         drain(&mut s),
         vec![
@@ -151,14 +151,158 @@ fn a_local_publish_that_is_news_is_gossiped_and_announced() {
 
 #[test]
 fn a_local_publish_that_is_not_news_or_failed_goes_nowhere() {
-    let (mut s, counters, _) = service(false);
+    let (mut s, counters, t0) = service(false);
     let r = release(&key(7), "1.0.0").sign();
     let origin = Origin::Local(r.release_key());
-    s.on_applied(origin.clone(), r.to_bytes(), &Ok(stored(None)));
+    s.on_applied(origin.clone(), r.to_bytes(), &Ok(stored(None)), t0);
     let failed = Unapplied::Failed(NodeError::Stopped);
-    s.on_applied(origin, r.to_bytes(), &Err(failed));
+    s.on_applied(origin, r.to_bytes(), &Err(failed), t0);
     assert_eq!(drain(&mut s), vec![]);
     assert_eq!(counters.accepted_from("local"), 0);
+}
+
+// Clock skew.
+
+/// This node's wall clock in the tests (unix ms).
+const WALL: u64 = 1_800_000_000_000;
+
+/// The check's outcome for a record `ahead` ms past the one-hour bound.
+fn from_future(ahead: Duration) -> Result<Stored, Unapplied> {
+    let ahead = u64::try_from(ahead.as_millis()).unwrap();
+    Err(Unapplied::Invalid(ipsr_proto::VerifyError::FromFuture {
+        created_at: WALL + MAX_CLOCK_SKEW_MS + ahead,
+        now: WALL,
+    }))
+}
+
+/// A signed record's bytes (distinct for each `n`).
+fn record(n: u32) -> Vec<u8> {
+    release(&key(7), &format!("1.0.{n}")).sign().to_bytes()
+}
+
+/// A service whose own timers (sync, republish) stay quiet for a day.
+fn quiet() -> (Service, Counters, Instant) {
+    let counters = Counters::default();
+    let t0 = Instant::now();
+    let day = Duration::from_secs(24 * 60 * 60);
+    let settings = Settings {
+        sync_interval: day * 2,
+        republish_interval: day * 2,
+        ..settings(false)
+    };
+    let mut s = Service::new(settings, counters.clone(), t0);
+    s.tick(t0);
+    s.on_republish_read(Ok((None, Vec::new())));
+    drain(&mut s);
+    (s, counters, t0)
+}
+
+/// The records the service hands back for checking when ticked at `now`.
+fn rechecked(s: &mut Service, now: Instant) -> Vec<Vec<u8>> {
+    s.tick(now);
+    drain(s)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Check {
+                origin: Origin::Held,
+                bytes,
+            } => Some(bytes),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn gossip_from_the_future_is_ignored_not_rejected_and_checked_again_when_due() {
+    let (mut s, counters, t0) = quiet();
+    let [p] = peers(1)[..] else { unreachable!() };
+    let bytes = record(1);
+    let early = Duration::from_secs(10);
+    s.on_applied(gossip(p, 1), bytes.clone(), &from_future(early), t0);
+    // No penalty: this node's clock may be the one that is behind.
+    assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
+    assert_eq!(counters.rejected_from("gossip", "from_future"), 0);
+    assert_eq!(counters.future_from("gossip", "held"), 1);
+    // Checked again once it is acceptable by this node's clock.
+    let due = t0 + early + SLACK;
+    assert_eq!(s.next_wakeup(), due);
+    assert_eq!(
+        rechecked(&mut s, due - Duration::from_millis(1)),
+        Vec::<Vec<u8>>::new()
+    );
+    assert_eq!(rechecked(&mut s, due), vec![bytes.clone()]);
+    assert_eq!(
+        rechecked(&mut s, due + early),
+        Vec::<Vec<u8>>::new(),
+        "once"
+    );
+    // News then: kept and passed on, with no verdict to give.
+    s.on_applied(Origin::Held, bytes.clone(), &Ok(stored(Some(5))), due);
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::LogHead(5), Action::Gossip(bytes)]
+    );
+    assert_eq!(counters.accepted_from("held"), 1);
+}
+
+#[test]
+fn a_held_record_still_early_when_checked_again_is_held_again() {
+    let (mut s, counters, t0) = quiet();
+    let bytes = record(1);
+    // This node's clock went back meanwhile: still five seconds early.
+    let early = Duration::from_secs(5);
+    s.on_applied(Origin::Held, bytes.clone(), &from_future(early), t0);
+    assert_eq!(drain(&mut s), vec![]);
+    assert_eq!(counters.future_from("held", "held"), 1);
+    assert_eq!(rechecked(&mut s, t0 + early + SLACK), vec![bytes.clone()]);
+    // Known by then (another peer's sync brought it): nothing more to do.
+    s.on_applied(Origin::Held, bytes, &Ok(stored(None)), t0 + early + SLACK);
+    assert_eq!(drain(&mut s), vec![]);
+}
+
+#[test]
+fn a_record_due_over_a_day_ahead_is_ignored_and_not_held() {
+    let (mut s, counters, t0) = quiet();
+    let [p] = peers(1)[..] else { unreachable!() };
+    let day = Duration::from_secs(24 * 60 * 60);
+    s.on_applied(gossip(p, 1), record(1), &from_future(day), t0);
+    assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
+    assert_eq!(counters.future_from("gossip", "too_far"), 1);
+    assert_eq!(rechecked(&mut s, t0 + day * 2), Vec::<Vec<u8>>::new());
+}
+
+#[test]
+fn a_record_from_the_future_relayed_twice_is_held_once() {
+    let (mut s, counters, t0) = quiet();
+    let [a, b] = peers(2)[..] else { unreachable!() };
+    let early = Duration::from_secs(3);
+    s.on_applied(gossip(a, 1), record(1), &from_future(early), t0);
+    s.on_applied(gossip(b, 2), record(1), &from_future(early), t0);
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            report(a, 1, MessageAcceptance::Ignore),
+            report(b, 2, MessageAcceptance::Ignore)
+        ]
+    );
+    assert_eq!(counters.future_from("gossip", "duplicate"), 1);
+    assert_eq!(rechecked(&mut s, t0 + early + SLACK), vec![record(1)]);
+}
+
+#[test]
+fn records_from_the_future_in_a_sync_session_are_counted_not_blamed() {
+    let (mut s, counters, _) = service(true);
+    let [a] = peers(1)[..] else { unreachable!() };
+    s.on_connected(a, true);
+    drain(&mut s);
+    let report = SyncReport {
+        early: 2,
+        ..SyncReport::default()
+    };
+    s.on_synced(a, Ok((report, None)));
+    assert_eq!(drain(&mut s), vec![]);
+    assert_eq!(counters.future_from("sync", "skipped"), 2);
+    assert_eq!(counters.sync_sessions_with("ok"), 1);
 }
 
 // Rate limits.
@@ -353,6 +497,7 @@ fn a_session_that_kept_records_moves_the_log_head() {
         fetched: 5,
         kept: 4,
         peer_lacks: 0,
+        early: 0,
     };
     s.on_synced(a, Ok((report, Some(41))));
     assert_eq!(drain(&mut s), vec![Action::LogHead(41)]);

@@ -7,6 +7,7 @@
 //! not the whole set, then fetches the records it lacks in bounded batches,
 //! verifies each and stores them. Wire format: `docs/node.md`.
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::{Arc, Mutex};
 
@@ -183,21 +184,27 @@ pub(crate) fn answer(store: &Store, items: &Items, request: SyncRequest) -> Sync
             let mut neg = Negentropy::borrowed(items.as_ref(), FRAME_LIMIT)?;
             Ok(SyncResponse::Reconcile(neg.reconcile(&msg)?))
         }),
-        SyncRequest::Fetch(ids) => {
-            store
-                .record_bytes(&ids)
-                .map_err(SyncError::from)
-                .map(|mut rs| {
-                    let mut total = 0;
-                    rs.retain(|r| {
-                        total += r.len() + 8;
-                        total <= MAX_BATCH_BYTES
-                    });
-                    SyncResponse::Records(rs)
-                })
-        }
+        SyncRequest::Fetch(ids) => fetch(&ids, |ids| store.record_bytes(ids)),
     };
     result.unwrap_or_else(|e| SyncResponse::Error(e.to_string()))
+}
+
+/// Answers a fetch of `ids` with the records `read` finds: each distinct id
+/// once (a request that names one id many times reads it once and gets it
+/// once), in the order first asked, up to [`MAX_BATCH_BYTES`].
+fn fetch(
+    ids: &[RecordId],
+    read: impl FnOnce(&[RecordId]) -> Result<Vec<Vec<u8>>, StoreError>,
+) -> Result<SyncResponse, SyncError> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    let distinct: Vec<RecordId> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+    let mut records = read(&distinct)?;
+    let mut total = 0;
+    records.retain(|r| {
+        total += r.len() + 8;
+        total <= MAX_BATCH_BYTES
+    });
+    Ok(SyncResponse::Records(records))
 }
 
 /// A request to send to a peer, with where to put the answer.
@@ -324,6 +331,40 @@ mod tests {
     use super::*;
     use ipsr_proto::limits::MAX_CLOCK_SKEW_MS;
     use ipsr_testkit::{key, release};
+
+    #[test]
+    fn a_fetch_naming_one_id_many_times_reads_it_once_and_answers_it_once() {
+        let (id, other) = (RecordId::from_bytes([7; 32]), RecordId::from_bytes([8; 32]));
+        let mut reads = Vec::new();
+        let response = fetch(&[id; MAX_FETCH_IDS], |ids| {
+            reads.push(ids.to_vec());
+            Ok(vec![b"record".to_vec(); ids.len()])
+        })
+        .unwrap();
+        assert_eq!(reads, vec![vec![id]], "one read of one id");
+        assert_eq!(response, SyncResponse::Records(vec![b"record".to_vec()]));
+        // Distinct ids are read in the order first asked.
+        reads.clear();
+        fetch(&[other, id, other, id], |ids| {
+            reads.push(ids.to_vec());
+            Ok(Vec::new())
+        })
+        .unwrap();
+        assert_eq!(reads, vec![vec![other, id]]);
+    }
+
+    #[test]
+    fn a_store_answers_a_repeated_id_with_one_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let record = release(&key(1), "1.0.0").sign();
+        store.apply(vec![record.clone()]).unwrap();
+        let request = SyncRequest::Fetch(vec![record.id(); MAX_FETCH_IDS]);
+        assert_eq!(
+            answer(&store, &Items::default(), request),
+            SyncResponse::Records(vec![record.to_bytes()])
+        );
+    }
 
     /// A peer that holds a record two hours ahead of this node's clock
     /// (its own clock is ahead, or this node's behind) sends it when asked:

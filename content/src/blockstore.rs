@@ -458,6 +458,33 @@ impl Blockstore {
         Ok(out)
     }
 
+    /// Up to `limit` pinned roots after `after` (from the first when
+    /// `None`), ordered by CID bytes: a page of a walk over the pins that
+    /// never reads them all at once.
+    pub fn pins_after(
+        &self,
+        after: Option<&Cid>,
+        limit: usize,
+    ) -> Result<Vec<Cid>, BlockstoreError> {
+        let tx = self.pins.begin_read()?;
+        let table = tx.open_table(PINS)?;
+        let start = after.map(Cid::to_bytes).unwrap_or_default();
+        let mut out = Vec::new();
+        for entry in table.range(start.as_slice()..)? {
+            if out.len() == limit {
+                break;
+            }
+            let (key, _) = entry?;
+            if after.is_some() && key.value() == start.as_slice() {
+                continue;
+            }
+            out.push(
+                Cid::try_from(key.value()).map_err(|e| BlockstoreError::BadPin(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
     /// Removes every block not reachable from a pin through dag-pb links.
     /// A pinned DAG with missing blocks keeps the blocks it has. Writers
     /// wait while gc runs.

@@ -148,6 +148,35 @@ fn a_pinned_root_with_missing_blocks_keeps_what_exists() {
 }
 
 #[test]
+fn pins_are_read_a_page_at_a_time_in_cid_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Blockstore::open(dir.path(), None).unwrap();
+    let mut roots: Vec<Cid> = (0..7u8).map(|n| *raw(&[n; 3]).cid()).collect();
+    for root in &roots {
+        store.pin(root, None).unwrap();
+    }
+    roots.sort_by_key(Cid::to_bytes);
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.pins_after(after.as_ref(), 3).unwrap();
+        assert!(page.len() <= 3);
+        walked.extend_from_slice(&page);
+        match page.last() {
+            Some(last) if page.len() == 3 => after = Some(*last),
+            _ => break,
+        }
+    }
+    assert_eq!(walked, roots, "every pin once, in order");
+    assert_eq!(store.pins_after(None, 0).unwrap(), Vec::<Cid>::new());
+    let last = roots.last().unwrap();
+    assert!(store.pins_after(Some(last), 3).unwrap().is_empty());
+    // A cursor that is no longer pinned still places the walk.
+    store.unpin(&roots[2]).unwrap();
+    assert_eq!(store.pins_after(Some(&roots[2]), 2).unwrap(), roots[3..5]);
+}
+
+#[test]
 fn pins_survive_reopen_and_counts_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let a = raw(b"a");

@@ -34,16 +34,61 @@ pub struct Config {
     /// Serve the DHT (Kademlia server mode). On for daemons; a phone or
     /// another short-lived client may turn it off.
     pub dht_server: bool,
-    /// How often to re-announce the next batch of held releases in the DHT.
+    /// How often to re-announce the next batch of held releases in the
+    /// DHT. The batch follows the number of releases, so that every one is
+    /// put again at least every quarter of [`dht_record_ttl`](Self::dht_record_ttl).
     pub dht_republish_interval: Duration,
+    /// How long a DHT value record lives on the peers that keep it (48 h).
+    pub dht_record_ttl: Duration,
+    /// What the in-memory DHT store keeps at most.
+    pub dht_store: DhtStoreLimits,
     /// Find peers on the local network with mDNS (off by default: it sends
     /// multicast off the machine).
     pub mdns: bool,
     /// Most bytes of blocks the blockstore keeps (`None`: no limit).
     pub blockstore_limit: Option<u64>,
-    /// How often kad re-announces this node as a provider of the content
-    /// it holds.
+    /// How often to re-announce this node as a provider of the next batch
+    /// of pinned roots. The batch follows the number of pins, so that every
+    /// one is announced again at least every quarter of
+    /// [`provider_record_ttl`](Self::provider_record_ttl).
     pub provide_interval: Duration,
+    /// How long a provider record lives on the peers that keep it (48 h,
+    /// as in IPFS).
+    pub provider_record_ttl: Duration,
+}
+
+/// What a node's in-memory DHT store keeps at most (`docs/node.md`,
+/// "Kademlia DHT"). A record or provider record past a limit is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DhtStoreLimits {
+    /// Value records.
+    pub records: usize,
+    /// Bytes of value records (keys and values).
+    pub record_bytes: usize,
+    /// Provider records of other peers, in all.
+    pub providers: usize,
+    /// Bytes of those (keys, provider ids and addresses).
+    pub provider_bytes: usize,
+    /// Provider records of one peer.
+    pub providers_per_peer: usize,
+    /// Providers of one key (besides this node).
+    pub providers_per_key: usize,
+}
+
+impl Default for DhtStoreLimits {
+    /// 100 000 records in 128 MiB; 200 000 provider records in 64 MiB,
+    /// 20 000 of one peer, 20 (k) for one key.
+    fn default() -> Self {
+        Self {
+            records: 100_000,
+            record_bytes: 128 * 1024 * 1024,
+            providers: 200_000,
+            provider_bytes: 64 * 1024 * 1024,
+            providers_per_peer: 20_000,
+            providers_per_key: 20,
+        }
+    }
 }
 
 impl Config {
@@ -66,9 +111,12 @@ impl Config {
             sync_on_connect: true,
             dht_server: true,
             dht_republish_interval: Duration::from_secs(60),
+            dht_record_ttl: Duration::from_secs(48 * 60 * 60),
+            dht_store: DhtStoreLimits::default(),
             mdns: false,
             blockstore_limit: None,
-            provide_interval: Duration::from_secs(60 * 60),
+            provide_interval: Duration::from_secs(60),
+            provider_record_ttl: Duration::from_secs(48 * 60 * 60),
         }
     }
 

@@ -11,7 +11,10 @@
 //! * `swarm`: the libp2p behaviours and their settings (gossipsub peer
 //!   scoring, Kademlia, connection limits) and the protocol ids
 //!   ([`RECORDS_TOPIC`], [`KAD_PROTOCOL`], [`PROTOCOL_VERSION`]).
-//! * `config`: [`Config`], every setting with its default.
+//! * `config`: [`Config`], every setting with its default, and
+//!   [`DhtStoreLimits`].
+//! * `dht_store`: Kademlia's in-memory store, bounded in records, bytes and
+//!   provider records, that never returns an expired one.
 //! * `error`: [`NodeError`].
 //!
 //! The rules, sans-IO (events and the time in, actions out):
@@ -20,6 +23,10 @@
 //!   and their expiry, the DHT republish walk.
 //! * `dht`: which DHT values a node accepts under which key, and what it
 //!   keeps of them ([`DhtValueError`]).
+//! * `providers`: which inbound provider records a node keeps (the key,
+//!   caps per peer, per key and in all, expiry).
+//! * `pacing`: the paced walks (republish, re-provide) whose batches follow
+//!   the size of what they walk.
 //! * `limiter`: the per-peer token buckets the service limits with.
 //!
 //! Records and the protocols that move them:
@@ -52,10 +59,13 @@ mod api;
 mod client;
 mod config;
 mod dht;
+mod dht_store;
 mod error;
 mod identity;
 mod limiter;
 mod metrics;
+mod pacing;
+mod providers;
 pub mod run;
 mod runtime;
 pub mod search;
@@ -67,7 +77,7 @@ pub mod views;
 
 pub use api::{ApiError, serve_api};
 pub use client::Client;
-pub use config::Config;
+pub use config::{Config, DhtStoreLimits};
 pub use dht::DhtValueError;
 pub use error::NodeError;
 pub use identity::IdentityError;

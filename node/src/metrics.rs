@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::dht_store::DhtStoreStats;
 use crate::store::Stats;
 use ipsr_content::bitswap::BitswapStats;
 use ipsr_content::blockstore::BlockstoreStats;
@@ -39,6 +40,17 @@ pub(crate) struct Counters {
     bitswap_blocks: Family<Labels, Counter>,
     bitswap_bytes: Family<Labels, Counter>,
     bitswap_bad_blocks: Counter,
+    /// Inbound provider records, by `outcome` (kept, or why refused).
+    provider_records: Family<Labels, Counter>,
+    /// DHT values put again by the republish walk.
+    republished: Counter,
+    /// Pinned roots announced again by the re-provide walk.
+    reprovided: Counter,
+    /// What the in-memory DHT store holds.
+    dht_records: Gauge,
+    dht_record_bytes: Gauge,
+    dht_providers: Gauge,
+    dht_provider_bytes: Gauge,
 }
 
 impl Counters {
@@ -69,6 +81,49 @@ impl Counters {
             .get_or_create(&vec![("outcome".into(), outcome.into())])
             .inc();
         self.sync_rounds.inc_by(rounds);
+    }
+
+    pub(crate) fn provider_record(&self, outcome: &str) {
+        self.provider_records
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
+    }
+
+    pub(crate) fn republished(&self, values: u64) {
+        self.republished.inc_by(values);
+    }
+
+    pub(crate) fn reprovided(&self, roots: u64) {
+        self.reprovided.inc_by(roots);
+    }
+
+    /// Brings the DHT store gauges up to `stats`.
+    pub(crate) fn dht_store(&self, stats: DhtStoreStats) {
+        let gauge = |g: &Gauge, v: usize| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        gauge(&self.dht_records, stats.records);
+        gauge(&self.dht_record_bytes, stats.record_bytes);
+        gauge(&self.dht_providers, stats.providers);
+        gauge(&self.dht_provider_bytes, stats.provider_bytes);
+    }
+
+    /// Inbound provider records with `outcome` so far.
+    #[cfg(test)]
+    pub(crate) fn provider_records_with(&self, outcome: &str) -> u64 {
+        self.provider_records
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .get()
+    }
+
+    /// DHT values republished so far.
+    #[cfg(test)]
+    pub(crate) fn republished_total(&self) -> u64 {
+        self.republished.get()
+    }
+
+    /// Pinned roots re-announced so far.
+    #[cfg(test)]
+    pub(crate) fn reprovided_total(&self) -> u64 {
+        self.reprovided.get()
     }
 
     /// Records kept from `source` so far.
@@ -189,6 +244,45 @@ impl Metrics {
             "Blocks received that did not match a CID asked of the sender",
             counters.bitswap_bad_blocks.clone(),
         );
+        ipsr.register(
+            "dht_provider_records",
+            "Inbound provider records, by outcome (kept, or why refused)",
+            counters.provider_records.clone(),
+        );
+        ipsr.register(
+            "dht_republished",
+            "DHT values put again by the republish walk",
+            counters.republished.clone(),
+        );
+        ipsr.register(
+            "dht_reprovided",
+            "Pinned roots announced again by the re-provide walk",
+            counters.reprovided.clone(),
+        );
+        for (name, help, gauge) in [
+            (
+                "dht_store_records",
+                "Value records in the DHT store",
+                &counters.dht_records,
+            ),
+            (
+                "dht_store_record_bytes",
+                "Bytes of value records in the DHT store",
+                &counters.dht_record_bytes,
+            ),
+            (
+                "dht_store_providers",
+                "Provider records of other peers in the DHT store",
+                &counters.dht_providers,
+            ),
+            (
+                "dht_store_provider_bytes",
+                "Bytes of provider records of other peers in the DHT store",
+                &counters.dht_provider_bytes,
+            ),
+        ] {
+            ipsr.register(name, help, gauge.clone());
+        }
         (Self { registry, counters }, libp2p)
     }
 

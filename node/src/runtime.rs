@@ -14,11 +14,11 @@ use std::time::Instant;
 use futures::StreamExt;
 use ipsr_content::Source;
 use ipsr_content::bitswap::{self, Bitswap};
-use ipsr_content::blockstore::Blockstore;
+use ipsr_content::blockstore::{Blockstore, BlockstoreError};
 use ipsr_proto::sync::{SyncRequest, SyncResponse};
 use ipsr_proto::{PackageKey, ReleaseKey, SignedRecord};
 use libp2p::gossipsub::{self, IdentTopic};
-use libp2p::kad::{self, store::RecordStore};
+use libp2p::kad;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify};
@@ -30,7 +30,9 @@ use crate::config::Config;
 use crate::dht;
 use crate::error::NodeError;
 use crate::identity;
-use crate::metrics::Metrics;
+use crate::metrics::{Counters, Metrics};
+use crate::pacing::Page;
+use crate::providers::Refused;
 use crate::service::{Action, Origin, Service, Settings, Unapplied};
 use crate::store::{DhtValue, Store, StoreError, Stored};
 use crate::swarm::{Behaviour, BehaviourEvent, KAD_PROTOCOL, RECORDS_TOPIC};
@@ -99,7 +101,9 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     let runtime = Runtime {
         swarm,
         service,
+        counters: metrics.counters(),
         store: store.clone(),
+        blocks: blocks.clone(),
         topic,
         commands: commands_rx,
         log_tx,
@@ -118,7 +122,9 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     };
     info!(%peer_id, "node starting");
     tokio::spawn(runtime.run());
-    let client = Client::new(Parts {
+    // The pins are announced by the service's re-provide walk, which
+    // starts at once.
+    Ok(Client::new(Parts {
         commands,
         store,
         blocks,
@@ -126,9 +132,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         peer_id,
         log_head,
         metrics: Arc::new(metrics),
-    });
-    client.content().provide_pins().await;
-    Ok(client)
+    }))
 }
 
 /// Work finished off the event loop.
@@ -152,7 +156,9 @@ enum Done {
     /// A DHT get finished: what was found, verified and stored.
     DhtGot(DhtReply, Box<Result<dht::Found, StoreError>>),
     /// The next releases to republish.
-    RepublishRead(Result<(Option<ReleaseKey>, Vec<DhtValue>), StoreError>),
+    RepublishRead(Result<Page<ReleaseKey, DhtValue>, StoreError>),
+    /// The next pinned roots to re-provide.
+    ReprovideRead(Result<Page<cid::Cid, cid::Cid>, BlockstoreError>),
 }
 
 /// DHT gets under way: who waits, for which package, what was found so far.
@@ -164,7 +170,10 @@ type ProviderSearches = HashMap<kad::QueryId, (mpsc::Sender<PeerId>, HashSet<Pee
 struct Runtime {
     swarm: Swarm<Behaviour>,
     service: Service,
+    /// For the DHT store gauges.
+    counters: Counters,
     store: Arc<Store>,
+    blocks: Arc<Blockstore>,
     topic: IdentTopic,
     commands: mpsc::Receiver<Command>,
     log_tx: watch::Sender<u64>,
@@ -243,6 +252,13 @@ impl Runtime {
                 Action::Announce(key) => self.announce(key),
                 Action::DhtPut(values) => self.dht_put(values),
                 Action::ReadRepublish { after, limit } => self.read_republish(after, limit),
+                Action::ReadReprovide { after, limit } => self.read_reprovide(after, limit),
+                Action::Provide(roots) => {
+                    for root in roots {
+                        self.provide(root);
+                    }
+                    self.dht_store_gauges();
+                }
                 Action::StartSync(peer) => {
                     let (store, calls, done) = (
                         self.store.clone(),
@@ -448,6 +464,12 @@ impl Runtime {
                     }
                 });
             }
+            kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::AddProvider {
+                        record: Some(record),
+                    },
+            } => self.on_provider_record(record),
             kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetProviders(result),
@@ -462,6 +484,25 @@ impl Runtime {
             } => self.on_record_found(id, result, step.last),
             _ => {}
         }
+    }
+
+    /// A peer announced itself as a provider (kad checked it is the
+    /// sender): within its records budget, the store keeps it or refuses
+    /// it by the provider rules; the service counts the verdict.
+    fn on_provider_record(&mut self, record: kad::ProviderRecord) {
+        let (provider, key, now) = (record.provider, record.key.clone(), Instant::now());
+        let verdict = match self.service.allow_dht_put(provider, now) {
+            true => self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .store_mut()
+                .offer(record, now),
+            false => Err(Refused::RateLimited),
+        };
+        self.service
+            .on_provider_record(provider, key.as_ref(), verdict);
+        self.dht_store_gauges();
     }
 
     /// Collects the values a DHT get finds; when it ends, verifies and
@@ -564,9 +605,11 @@ impl Runtime {
             Done::Synced(peer, outcome) => self.service.on_synced(peer, outcome),
             Done::DhtPut(values) => self.dht_put(values),
             Done::DhtKeep(record) => {
-                if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
-                    debug!(error = %e, "DHT store full");
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                if let Err(e) = store.keep(record, Instant::now()) {
+                    debug!(error = %e, "DHT record not kept");
                 }
+                self.dht_store_gauges();
             }
             Done::DhtGot(reply, found) => {
                 let result = (*found).map(|(newest, head)| {
@@ -577,7 +620,8 @@ impl Runtime {
                 });
                 let _ = reply.send(result.map_err(NodeError::from));
             }
-            Done::RepublishRead(outcome) => self.service.on_republish_read(outcome),
+            Done::RepublishRead(outcome) => self.service.on_republish_read(outcome, Instant::now()),
+            Done::ReprovideRead(outcome) => self.service.on_reprovide_read(outcome, Instant::now()),
         }
     }
 
@@ -608,12 +652,7 @@ impl Runtime {
                 let gossipsub = &self.swarm.behaviour().gossipsub;
                 let _ = reply.send(gossipsub.mesh_peers(&hash).copied().collect());
             }
-            Command::Provide(cid) => {
-                let key = kad::RecordKey::new(&cid.hash().to_bytes());
-                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
-                    warn!(%cid, error = %e, "cannot provide");
-                }
-            }
+            Command::Provide(cid) => self.provide(cid),
             Command::FindProviders(cid, tx) => {
                 let key = kad::RecordKey::new(&cid.hash().to_bytes());
                 let query = self.swarm.behaviour_mut().kad.get_providers(key);
@@ -642,18 +681,57 @@ impl Runtime {
         });
     }
 
-    /// Reads up to `limit` releases after `after` and their DHT values.
+    /// Brings the metrics of the DHT store up to date.
+    fn dht_store_gauges(&mut self) {
+        let stats = self.swarm.behaviour_mut().kad.store_mut().stats();
+        self.counters.dht_store(stats);
+    }
+
+    /// Announces this node as a provider of `cid` in the DHT.
+    fn provide(&mut self, cid: cid::Cid) {
+        let key = kad::RecordKey::new(&cid.hash().to_bytes());
+        if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+            warn!(%cid, error = %e, "cannot provide");
+        }
+    }
+
+    /// Reads up to `limit` releases after `after`, their DHT values and
+    /// the number of releases; a short batch ends the walk's pass.
     fn read_republish(&self, after: Option<ReleaseKey>, limit: usize) {
         let (store, done) = (self.store.clone(), self.done_tx.clone());
         tokio::task::spawn_blocking(move || {
             let outcome = store.release_keys(after.as_ref(), limit).and_then(|keys| {
-                let mut values = Vec::new();
+                let mut items = Vec::new();
                 for key in &keys {
-                    values.extend(store.dht_values(key)?);
+                    items.extend(store.dht_values(key)?);
                 }
-                Ok((keys.last().cloned(), values))
+                let next = (keys.len() == limit)
+                    .then(|| keys.last().cloned())
+                    .flatten();
+                let total = store.stats()?.releases;
+                Ok(Page { items, next, total })
             });
             let _ = done.blocking_send(Done::RepublishRead(outcome));
+        });
+    }
+
+    /// Reads up to `limit` pinned roots after `after` and the number of
+    /// pins; a short batch ends the walk's pass.
+    fn read_reprovide(&self, after: Option<cid::Cid>, limit: usize) {
+        let (blocks, done) = (self.blocks.clone(), self.done_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            let outcome = blocks.pins_after(after.as_ref(), limit).and_then(|roots| {
+                let next = (roots.len() == limit)
+                    .then(|| roots.last().copied())
+                    .flatten();
+                let total = blocks.stats()?.pins;
+                Ok(Page {
+                    items: roots,
+                    next,
+                    total,
+                })
+            });
+            let _ = done.blocking_send(Done::ReprovideRead(outcome));
         });
     }
 

@@ -8,7 +8,8 @@
 //!  swarm events ─┐                      ┌─▶ Report (gossip verdict), Gossip
 //!  commands ─────┼─▶ runtime ─▶ Service ┼─▶ Check (verify + apply off the loop)
 //!  off-loop work ┤   (IO)       (rules) ├─▶ Announce, DhtPut, ReadRepublish
-//!  wake-ups ─────┘      ▲               ├─▶ StartSync, Disconnect
+//!  wake-ups ─────┘      ▲               ├─▶ ReadReprovide, Provide
+//!                       │               ├─▶ StartSync, Disconnect
 //!                       └── Action ─────┴─▶ Ban, Unban, LogHead
 //! ```
 //!
@@ -33,25 +34,37 @@
 //!   invalid record during sync is disconnected.
 //! * **Bans**: a banned peer is refused for [`BAN`], then let back; a new
 //!   ban of a banned peer extends it.
-//! * **Republish**: every `dht_republish_interval`, the next
-//!   [`REPUBLISH_BATCH`] releases (in key order, wrapping around) are put
-//!   into the DHT again, one read at a time, so records outlive their DHT
-//!   expiry and a restarted node's records are findable again.
+//! * **Republish**: every `dht_republish_interval`, the next batch of
+//!   releases (in key order, wrapping around) is put into the DHT again,
+//!   one read at a time, so records outlive their DHT expiry and a
+//!   restarted node's records are findable again. The batch follows the
+//!   number of releases (at least [`REPUBLISH_BATCH`]) so that a full pass
+//!   takes at most a quarter of the record TTL ([`pacing`](crate::pacing)).
+//! * **Re-provide**: the same walk over the pins, every `provide_interval`,
+//!   announces this node as a provider of the next batch of pinned roots
+//!   (at least [`REPROVIDE_BATCH`]), a full pass within a quarter of the
+//!   provider record TTL.
+//! * **Provider records** a peer sends share its inbound records budget;
+//!   the store's verdict on each (`providers`) is counted and logged here.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
+use cid::Cid;
+use ipsr_content::blockstore::BlockstoreError;
 use ipsr_proto::limits::MAX_CLOCK_SKEW_MS;
 use ipsr_proto::{ReleaseKey, VerifyError};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::error::NodeError;
 use crate::limiter::Limiter;
 use crate::metrics::Counters;
+use crate::pacing::{self, Page, Walk};
+use crate::providers::Refused;
 use crate::store::DhtValue;
 use crate::store::{StoreError, Stored};
 use crate::sync::{SyncError, SyncReport};
@@ -62,8 +75,10 @@ use held::{Held, Hold, SLACK};
 
 /// How long a banned peer is refused.
 pub(crate) const BAN: Duration = Duration::from_secs(60 * 60);
-/// Releases re-announced in the DHT per republish.
+/// The fewest releases re-announced in the DHT per republish.
 pub(crate) const REPUBLISH_BATCH: usize = 64;
+/// The fewest pinned roots re-announced as provided per re-provide.
+pub(crate) const REPROVIDE_BATCH: usize = 64;
 /// Sync requests a peer may send per second (burst: twice that).
 pub(crate) const SYNC_REQUESTS_PER_SEC: u32 = 50;
 
@@ -141,6 +156,16 @@ pub(crate) enum Action {
         /// How many releases.
         limit: usize,
     },
+    /// Read the next pinned roots to re-announce (up to `limit` after
+    /// `after`); the outcome goes to [`Service::on_reprovide_read`].
+    ReadReprovide {
+        /// Where the walk stands (`None`: from the start).
+        after: Option<Cid>,
+        /// How many roots.
+        limit: usize,
+    },
+    /// Announce this node as a provider of these roots in the DHT.
+    Provide(Vec<Cid>),
     /// Start a sync session; its outcome goes to [`Service::on_synced`].
     StartSync(PeerId),
     /// Close every connection to a peer.
@@ -164,6 +189,12 @@ pub(crate) struct Settings {
     pub(crate) sync_on_connect: bool,
     /// How often to republish the next batch of releases.
     pub(crate) republish_interval: Duration,
+    /// How long DHT records live (paces the republish walk).
+    pub(crate) record_ttl: Duration,
+    /// How often to re-announce the next batch of pins.
+    pub(crate) reprovide_interval: Duration,
+    /// How long provider records live (paces the re-provide walk).
+    pub(crate) provider_ttl: Duration,
 }
 
 impl From<&Config> for Settings {
@@ -173,6 +204,9 @@ impl From<&Config> for Settings {
             sync_interval: config.sync_interval,
             sync_on_connect: config.sync_on_connect,
             republish_interval: config.dht_republish_interval,
+            record_ttl: config.dht_record_ttl,
+            reprovide_interval: config.provide_interval,
+            provider_ttl: config.provider_record_ttl,
         }
     }
 }
@@ -197,27 +231,19 @@ pub(crate) struct Service {
     bans: HashMap<PeerId, Instant>,
     /// ... and the same ends in time order (the next one first).
     ban_ends: BTreeSet<(Instant, PeerId)>,
-    republish: Republish,
+    /// The republish walk over the releases.
+    republish: Walk<ReleaseKey>,
+    /// The re-provide walk over the pins.
+    reprovide: Walk<Cid>,
     /// Records from the future, until they are due.
     held: Held,
     counters: Counters,
     outbox: VecDeque<Action>,
 }
 
-/// The republish walk over every release, a batch at a time.
-#[derive(Debug)]
-struct Republish {
-    /// The last release of the previous batch (`None`: start over).
-    cursor: Option<ReleaseKey>,
-    /// When the next batch is due.
-    next: Instant,
-    /// Whether a read is under way (its outcome not yet back).
-    reading: bool,
-}
-
 impl Service {
-    /// A service whose timers start at `now`: the first rotation and the
-    /// first republish are due at once.
+    /// A service whose timers start at `now`: the first rotation, the
+    /// first republish and the first re-provide are due at once.
     pub(crate) fn new(settings: Settings, counters: Counters, now: Instant) -> Self {
         let rate = settings.records_per_peer_per_sec;
         Self {
@@ -229,11 +255,18 @@ impl Service {
             next_sync: now,
             bans: HashMap::new(),
             ban_ends: BTreeSet::new(),
-            republish: Republish {
-                cursor: None,
-                next: now,
-                reading: false,
-            },
+            republish: Walk::new(
+                settings.republish_interval,
+                pacing::pass(settings.record_ttl),
+                REPUBLISH_BATCH,
+                now,
+            ),
+            reprovide: Walk::new(
+                settings.reprovide_interval,
+                pacing::pass(settings.provider_ttl),
+                REPROVIDE_BATCH,
+                now,
+            ),
             held: Held::default(),
             settings,
             counters,
@@ -248,14 +281,11 @@ impl Service {
 
     /// When [`tick`](Self::tick) has something to do next.
     pub(crate) fn next_wakeup(&self) -> Instant {
-        let republish = match self.republish.reading {
-            // The read's outcome re-arms the walk.
-            true => None,
-            false => Some(self.republish.next),
-        };
+        // A walk whose read is under way is re-armed by its outcome.
         [
             Some(self.next_sync),
-            republish,
+            self.republish.due(),
+            self.reprovide.due(),
             self.ban_ends.first().map(|(end, _)| *end),
             self.held.next_due(),
         ]
@@ -266,8 +296,8 @@ impl Service {
     }
 
     /// Does what is due at `now`: lifts ended bans, syncs with the next
-    /// peer in turn, starts the next republish read, checks held records
-    /// that are due.
+    /// peer in turn, starts the next republish and re-provide reads,
+    /// checks held records that are due.
     pub(crate) fn tick(&mut self, now: Instant) {
         self.lift_bans(now);
         for bytes in self.held.take_due(now) {
@@ -280,13 +310,13 @@ impl Service {
             self.next_sync = now + self.settings.sync_interval;
             self.rotate_sync();
         }
-        if now >= self.republish.next && !self.republish.reading {
-            self.republish.next = now + self.settings.republish_interval;
-            self.republish.reading = true;
-            self.outbox.push_back(Action::ReadRepublish {
-                after: self.republish.cursor.clone(),
-                limit: REPUBLISH_BATCH,
-            });
+        if let Some((after, limit)) = self.republish.start(now) {
+            self.outbox
+                .push_back(Action::ReadRepublish { after, limit });
+        }
+        if let Some((after, limit)) = self.reprovide.start(now) {
+            self.outbox
+                .push_back(Action::ReadReprovide { after, limit });
         }
     }
 
@@ -400,8 +430,8 @@ impl Service {
         self.sync_requests.allow(peer, now)
     }
 
-    /// Whether to check a DHT value `source` put (it shares the peer's
-    /// records budget with gossip).
+    /// Whether to check a DHT value or a provider record `source` put (it
+    /// shares the peer's records budget with gossip).
     pub(crate) fn allow_dht_put(&mut self, source: PeerId, now: Instant) -> bool {
         let allowed = self.records.allow(source, now);
         if !allowed {
@@ -454,22 +484,75 @@ impl Service {
         self.outbox.push_back(Action::Ban(peer));
     }
 
-    /// The republish read finished: the last release read (`None` when the
-    /// walk reached the end) and the values to put.
+    /// The republish read finished at `now`: the values to put, the last
+    /// release read (`None` when the walk reached the end) and how many
+    /// releases the store holds.
     pub(crate) fn on_republish_read(
         &mut self,
-        outcome: Result<(Option<ReleaseKey>, Vec<DhtValue>), StoreError>,
+        outcome: Result<Page<ReleaseKey, DhtValue>, StoreError>,
+        now: Instant,
     ) {
-        self.republish.reading = false;
         match outcome {
-            Ok((next, values)) => {
-                self.republish.cursor = next;
-                if !values.is_empty() {
-                    self.outbox.push_back(Action::DhtPut(values));
+            Ok(Page { items, next, total }) => {
+                if let Some(took) = self.republish.read(next, total, now) {
+                    info!(releases = total, ?took, "republished every release");
+                }
+                self.counters.republished(items.len() as u64);
+                if !items.is_empty() {
+                    self.outbox.push_back(Action::DhtPut(items));
                 }
             }
-            // The walk tries the same batch again next time.
-            Err(e) => warn!(error = %e, "republish failed"),
+            Err(e) => {
+                // The walk tries the same batch again next time.
+                self.republish.failed();
+                warn!(error = %e, "republish failed");
+            }
+        }
+    }
+
+    /// The re-provide read finished at `now`: the pinned roots to announce,
+    /// the last one (`None` when the walk reached the end) and how many
+    /// pins there are.
+    pub(crate) fn on_reprovide_read(
+        &mut self,
+        outcome: Result<Page<Cid, Cid>, BlockstoreError>,
+        now: Instant,
+    ) {
+        match outcome {
+            Ok(Page { items, next, total }) => {
+                if let Some(took) = self.reprovide.read(next, total, now) {
+                    info!(pins = total, ?took, "re-provided every pin");
+                }
+                self.counters.reprovided(items.len() as u64);
+                if !items.is_empty() {
+                    debug!(roots = items.len(), "re-providing");
+                    self.outbox.push_back(Action::Provide(items));
+                }
+            }
+            Err(e) => {
+                self.reprovide.failed();
+                warn!(error = %e, "re-provide failed");
+            }
+        }
+    }
+
+    /// What became of a provider record for `key` that `provider` sent:
+    /// kept, or refused for a reason (counted, and logged at debug).
+    pub(crate) fn on_provider_record(
+        &mut self,
+        provider: PeerId,
+        key: &[u8],
+        verdict: Result<(), Refused>,
+    ) {
+        match verdict {
+            Ok(()) => {
+                debug!(%provider, key = %hex::encode(key), "kept a provider record");
+                self.counters.provider_record("kept");
+            }
+            Err(e) => {
+                debug!(%provider, key = %hex::encode(key), reason = e.label(), "refused a provider record");
+                self.counters.provider_record(e.label());
+            }
         }
     }
 

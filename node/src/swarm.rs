@@ -16,6 +16,7 @@ use libp2p::{
 };
 
 use crate::config::Config;
+use crate::dht_store::DhtStore;
 use crate::error::NodeError;
 use crate::sync;
 
@@ -36,7 +37,7 @@ pub(crate) struct Behaviour {
     pub(crate) ping: ping::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) sync: request_response::Behaviour<sync::Codec>,
-    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) kad: kad::Behaviour<DhtStore>,
     /// Raw streams, for Bitswap.
     pub(crate) stream: libp2p_stream::Behaviour,
     pub(crate) mdns: libp2p::swarm::behaviour::toggle::Toggle<libp2p::mdns::tokio::Behaviour>,
@@ -140,20 +141,24 @@ fn message_id(message: &gossipsub::Message) -> MessageId {
 }
 
 /// Kademlia on [`KAD_PROTOCOL`]: inbound records and provider records go
-/// to the application before they are stored (`StoreInserts::FilterBoth`).
-fn kad(peer: libp2p::PeerId, config: &Config) -> kad::Behaviour<kad::store::MemoryStore> {
+/// to the application before they are stored (`StoreInserts::FilterBoth`),
+/// into a bounded [`DhtStore`]. Kademlia's own periodic jobs (replicating
+/// every record hourly, re-announcing every provided key at once) are off:
+/// the service's paced walks republish releases and re-provide pins.
+fn kad(peer: libp2p::PeerId, config: &Config) -> kad::Behaviour<DhtStore> {
     let mut cfg = kad::Config::new(KAD_PROTOCOL);
     cfg.set_record_filtering(kad::StoreInserts::FilterBoth);
     cfg.set_max_packet_size(64 * 1024);
-    cfg.set_provider_publication_interval(Some(config.provide_interval));
-    let store = kad::store::MemoryStore::with_config(
+    cfg.set_record_ttl(Some(config.dht_record_ttl));
+    cfg.set_replication_interval(None);
+    cfg.set_publication_interval(None);
+    cfg.set_provider_record_ttl(Some(config.provider_record_ttl));
+    cfg.set_provider_publication_interval(None);
+    let store = DhtStore::new(
         peer,
-        kad::store::MemoryStoreConfig {
-            max_records: 100_000,
-            max_value_bytes: ipsr_proto::limits::MAX_RECORD_BYTES,
-            max_provided_keys: 1_000_000,
-            ..Default::default()
-        },
+        config.dht_store,
+        config.dht_record_ttl,
+        config.provider_record_ttl,
     );
     let mut kad = kad::Behaviour::with_config(peer, store, cfg);
     if config.dht_server {

@@ -11,6 +11,9 @@ use crate::sync::SyncError;
 const RATE: u32 = 4;
 const SYNC_EVERY: Duration = Duration::from_secs(30);
 const REPUBLISH_EVERY: Duration = Duration::from_secs(60);
+const REPROVIDE_EVERY: Duration = Duration::from_secs(30);
+/// Records and provider records live 48 h: a pass takes at most 12 h.
+const TTL: Duration = Duration::from_secs(48 * 3600);
 
 fn settings(sync_on_connect: bool) -> Settings {
     Settings {
@@ -18,6 +21,9 @@ fn settings(sync_on_connect: bool) -> Settings {
         sync_interval: SYNC_EVERY,
         sync_on_connect,
         republish_interval: REPUBLISH_EVERY,
+        record_ttl: TTL,
+        reprovide_interval: REPROVIDE_EVERY,
+        provider_ttl: TTL,
     }
 }
 
@@ -180,7 +186,8 @@ fn record(n: u32) -> Vec<u8> {
     release(&key(7), &format!("1.0.{n}")).sign().to_bytes()
 }
 
-/// A service whose own timers (sync, republish) stay quiet for a day.
+/// A service whose own timers (sync, republish, re-provide) stay quiet for
+/// a day.
 fn quiet() -> (Service, Counters, Instant) {
     let counters = Counters::default();
     let t0 = Instant::now();
@@ -188,11 +195,13 @@ fn quiet() -> (Service, Counters, Instant) {
     let settings = Settings {
         sync_interval: day * 2,
         republish_interval: day * 2,
+        reprovide_interval: day * 2,
         ..settings(false)
     };
     let mut s = Service::new(settings, counters.clone(), t0);
     s.tick(t0);
-    s.on_republish_read(Ok((None, Vec::new())));
+    s.on_republish_read(Ok(page(None, Vec::new())), t0);
+    s.on_reprovide_read(Ok(page(None, Vec::new())), t0);
     drain(&mut s);
     (s, counters, t0)
 }
@@ -544,6 +553,15 @@ fn a_new_ban_extends_the_old_one() {
 
 // Republish.
 
+/// A batch of a walk over a set of two keys.
+fn page<C, T>(next: Option<C>, items: Vec<T>) -> Page<C, T> {
+    Page {
+        items,
+        next,
+        total: 2,
+    }
+}
+
 fn read(after: Option<ReleaseKey>) -> Action {
     Action::ReadRepublish {
         after,
@@ -568,7 +586,7 @@ fn republish_walks_the_store_a_batch_per_interval_and_wraps_around() {
     let value = |r: &SignedRecord| (r.release_key().dht_key(), r.to_bytes());
     s.tick(t0);
     assert_eq!(reads(drain(&mut s)), vec![read(None)], "due at start");
-    s.on_republish_read(Ok((Some(first.release_key()), vec![value(&first)])));
+    s.on_republish_read(Ok(page(Some(first.release_key()), vec![value(&first)])), t0);
     assert_eq!(drain(&mut s), vec![Action::DhtPut(vec![value(&first)])]);
     s.tick(t0 + REPUBLISH_EVERY - Duration::from_millis(1));
     assert_eq!(reads(drain(&mut s)), vec![], "one batch per interval");
@@ -578,12 +596,12 @@ fn republish_walks_the_store_a_batch_per_interval_and_wraps_around() {
         vec![read(Some(first.release_key()))],
         "the next batch starts after the last release of this one"
     );
-    s.on_republish_read(Ok((Some(last.release_key()), vec![value(&last)])));
+    s.on_republish_read(Ok(page(Some(last.release_key()), vec![value(&last)])), t0);
     drain(&mut s);
     s.tick(t0 + REPUBLISH_EVERY * 2);
     assert_eq!(reads(drain(&mut s)), vec![read(Some(last.release_key()))]);
     // The end of the store: nothing to put, and the walk starts over.
-    s.on_republish_read(Ok((None, Vec::new())));
+    s.on_republish_read(Ok(page(None, Vec::new())), t0);
     assert_eq!(drain(&mut s), vec![]);
     s.tick(t0 + REPUBLISH_EVERY * 3);
     assert_eq!(reads(drain(&mut s)), vec![read(None)]);
@@ -595,13 +613,13 @@ fn republish_reads_one_batch_at_a_time_and_retries_a_failed_one() {
     let r = release(&key(7), "1.0.0").sign();
     s.tick(t0);
     drain(&mut s);
-    s.on_republish_read(Ok((Some(r.release_key()), Vec::new())));
+    s.on_republish_read(Ok(page(Some(r.release_key()), Vec::new())), t0);
     s.tick(t0 + REPUBLISH_EVERY);
     assert_eq!(reads(drain(&mut s)), vec![read(Some(r.release_key()))]);
     // A slow read: the next interval passes without a second one.
     s.tick(t0 + REPUBLISH_EVERY * 2);
     assert_eq!(reads(drain(&mut s)), vec![]);
-    s.on_republish_read(Err(StoreError::Corrupt("disk".into())));
+    s.on_republish_read(Err(StoreError::Corrupt("disk".into())), t0);
     s.tick(t0 + REPUBLISH_EVERY * 2);
     assert_eq!(
         reads(drain(&mut s)),
@@ -618,7 +636,7 @@ fn the_next_wakeup_is_the_earliest_thing_due() {
     drain(&mut s);
     // The republish read is under way: only the rotation is armed.
     assert_eq!(s.next_wakeup(), t0 + SYNC_EVERY);
-    s.on_republish_read(Ok((None, Vec::new())));
+    s.on_republish_read(Ok(page(None, Vec::new())), t0);
     assert_eq!(s.next_wakeup(), t0 + SYNC_EVERY);
     // With timers longer than a ban, the ban's end comes first.
     let slow = Settings {
@@ -628,10 +646,136 @@ fn the_next_wakeup_is_the_earliest_thing_due() {
     };
     let mut s = Service::new(slow, Counters::default(), t0);
     s.tick(t0);
-    s.on_republish_read(Ok((None, Vec::new())));
+    s.on_republish_read(Ok(page(None, Vec::new())), t0);
     let [a] = peers(1)[..] else { unreachable!() };
     s.on_ban(a, t0 + Duration::from_secs(1));
     assert_eq!(s.next_wakeup(), t0 + Duration::from_secs(1) + BAN);
     s.tick(t0 + Duration::from_secs(1) + BAN);
     assert_eq!(s.next_wakeup(), t0 + BAN * 2, "then the rotation");
+}
+
+#[test]
+fn republish_keeps_pace_with_a_million_releases() {
+    // 64 releases a minute took 10 days over a million; the batch now
+    // follows the store's size, and a pass ends within a quarter of the TTL.
+    const RELEASES: u64 = 1_000_000;
+    let (mut s, counters, t0) = service(false);
+    let cursor = release(&key(7), "1.0.0").sign().release_key();
+    let value = (b"key".to_vec(), b"value".to_vec());
+    let (mut now, mut began) = (t0, t0);
+    // Releases read in this pass, the passes' lengths, the largest batch.
+    let (mut at, mut passes, mut largest) = (0u64, Vec::new(), 0);
+    while passes.len() < 2 {
+        s.tick(now);
+        for action in drain(&mut s) {
+            let Action::ReadRepublish { after, limit } = action else {
+                continue;
+            };
+            assert_eq!(after.is_none(), at == 0, "a pass starts at the first key");
+            if at == 0 {
+                began = now;
+            }
+            let n = (RELEASES - at).min(limit as u64);
+            at += n;
+            largest = largest.max(limit);
+            let next = (n == limit as u64).then(|| cursor.clone());
+            if next.is_none() {
+                passes.push(now - began);
+                at = 0;
+            }
+            let page = Page {
+                items: vec![value.clone()],
+                next,
+                total: RELEASES,
+            };
+            s.on_republish_read(Ok(page), now);
+            assert_eq!(drain(&mut s), vec![Action::DhtPut(vec![value.clone()])]);
+        }
+        now = s.next_wakeup();
+    }
+    // The first pass learns the size at 64 a minute; the second keeps pace.
+    assert!(passes[1] <= pacing::pass(TTL), "{:?}", passes[1]);
+    assert!(
+        passes[1] >= pacing::pass(TTL) - REPUBLISH_EVERY * 3,
+        "{passes:?}"
+    );
+    assert_eq!(largest, 1_391, "a million over 719 minutes");
+    assert!(counters.republished_total() > 720);
+}
+
+#[test]
+fn reprovide_walks_the_pins_at_a_pace_that_follows_their_number() {
+    let (mut s, counters, t0) = service(false);
+    let roots: Vec<Cid> = (0..70).map(|n| *ipsr_testkit::cid(n).cid()).collect();
+    let reprovides = |actions: Vec<Action>| -> Vec<Action> {
+        actions
+            .into_iter()
+            .filter(|a| matches!(a, Action::ReadReprovide { .. } | Action::Provide(_)))
+            .collect()
+    };
+    s.tick(t0);
+    assert_eq!(
+        reprovides(drain(&mut s)),
+        vec![Action::ReadReprovide {
+            after: None,
+            limit: REPROVIDE_BATCH
+        }],
+        "due at start, the size not known yet"
+    );
+    let first = Page {
+        items: roots[..64].to_vec(),
+        next: Some(roots[63]),
+        total: 100_000,
+    };
+    s.on_reprovide_read(Ok(first), t0);
+    assert_eq!(drain(&mut s), vec![Action::Provide(roots[..64].to_vec())]);
+    s.tick(t0 + REPROVIDE_EVERY - Duration::from_millis(1));
+    assert_eq!(reprovides(drain(&mut s)), vec![], "one batch per interval");
+    s.tick(t0 + REPROVIDE_EVERY);
+    // 100 000 pins over 12 h at one batch every 30 s: 1 439 batches of 70.
+    let limit = pacing::batch(100_000, REPROVIDE_EVERY, pacing::pass(TTL), REPROVIDE_BATCH);
+    assert_eq!(limit, 70);
+    assert_eq!(
+        reprovides(drain(&mut s)),
+        vec![Action::ReadReprovide {
+            after: Some(roots[63]),
+            limit
+        }]
+    );
+    // A short batch is the end: the walk starts over.
+    let last = Page {
+        items: roots[64..].to_vec(),
+        next: None,
+        total: 100_000,
+    };
+    s.on_reprovide_read(Ok(last), t0 + REPROVIDE_EVERY);
+    assert_eq!(drain(&mut s), vec![Action::Provide(roots[64..].to_vec())]);
+    assert_eq!(counters.reprovided_total(), 70);
+    // A failed read is tried again.
+    s.tick(t0 + REPROVIDE_EVERY * 2);
+    drain(&mut s);
+    let broken = BlockstoreError::BadPin("disk".into());
+    s.on_reprovide_read(Err(broken), t0 + REPROVIDE_EVERY * 2);
+    assert_eq!(drain(&mut s), vec![]);
+    s.tick(t0 + REPROVIDE_EVERY * 3);
+    assert_eq!(
+        reprovides(drain(&mut s)),
+        vec![Action::ReadReprovide { after: None, limit }]
+    );
+}
+
+#[test]
+fn provider_record_verdicts_are_counted_by_outcome() {
+    let (mut s, counters, _) = service(false);
+    let [a] = peers(1)[..] else { unreachable!() };
+    let key = [0x12, 0x20];
+    s.on_provider_record(a, &key, Ok(()));
+    s.on_provider_record(a, &key, Ok(()));
+    s.on_provider_record(a, b"x", Err(Refused::Key));
+    s.on_provider_record(a, &key, Err(Refused::PeerFull));
+    assert_eq!(counters.provider_records_with("kept"), 2);
+    assert_eq!(counters.provider_records_with("bad_key"), 1);
+    assert_eq!(counters.provider_records_with("peer_full"), 1);
+    assert_eq!(counters.provider_records_with("store_full"), 0);
+    assert_eq!(drain(&mut s), vec![], "nothing to do but count");
 }

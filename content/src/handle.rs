@@ -444,21 +444,6 @@ impl Content {
         tokio::task::spawn_blocking(move || Ok(file_size(&store, &root)?.flatten())).await?
     }
 
-    /// Announces every pinned root in the DHT (at start; the router
-    /// repeats it).
-    pub async fn provide_pins(&self) {
-        match self.pins().await {
-            Ok(pins) => {
-                for pin in pins {
-                    if self.router.provide(pin.root).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Err(e) => warn!(error = %e, "cannot read pins"),
-        }
-    }
-
     /// Pins `root` (with `label`) and announces it when every block of its
     /// DAG is here already; fetches nothing. Returns whether it pinned. A
     /// node does this with a release's content after a local publish, so

@@ -22,7 +22,8 @@ pub trait Router: Send + Sync + 'static {
     /// Closes the connections to a peer that sent bad blocks and refuses
     /// it for a while.
     fn ban(&self, peer: PeerId);
-    /// Announces this node as a provider of `cid` (and keeps announcing it).
+    /// Announces this node as a provider of `cid` (the node announces
+    /// its pins again on a schedule; see `docs/node.md`).
     fn provide(&self, cid: Cid) -> BoxFuture<'_, Result<(), Stopped>>;
     /// The peers connected now.
     fn peers(&self) -> BoxFuture<'_, Result<Vec<PeerId>, Stopped>>;

@@ -199,8 +199,10 @@ impl Client {
         self.ask(|tx| Command::DhtGet(key, tx)).await?
     }
 
-    /// Announces this node as a provider of `cid` in the DHT (kad
-    /// re-announces it every [`Config::provide_interval`](crate::Config)).
+    /// Announces this node as a provider of `cid` in the DHT. Peers keep the
+    /// announcement for [`Config::provider_record_ttl`](crate::Config); a
+    /// pinned root is announced again before then by the re-provide walk,
+    /// anything else is not.
     pub async fn provide(&self, cid: cid::Cid) -> Result<(), NodeError> {
         Ok(self.routing.provide(cid).await?)
     }

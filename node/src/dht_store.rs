@@ -140,12 +140,8 @@ impl DhtStore {
         }
         record.expires = Some(providers::expiry(now, self.record_ttl, record.expires));
         while !self.fits(&record) {
-            let Some(victim) = self
-                .own
-                .iter()
-                .find(|k| **k != record.key.to_vec())
-                .cloned()
-            else {
+            let mine = record.key.as_ref();
+            let Some(victim) = self.own.iter().find(|k| k.as_slice() != mine).cloned() else {
                 return Err(store::Error::MaxRecords);
             };
             debug!("DHT store full: dropping an own record for a peer's");

@@ -696,14 +696,20 @@ impl Runtime {
     }
 
     /// Reads up to `limit` releases after `after`, their DHT values and
-    /// the number of releases; a short batch ends the walk's pass.
+    /// the number of releases; a short batch ends the walk's pass. A
+    /// package's releases are next to each other in key order, so its key
+    /// is put once per batch, not once per release.
     fn read_republish(&self, after: Option<ReleaseKey>, limit: usize) {
         let (store, done) = (self.store.clone(), self.done_tx.clone());
         tokio::task::spawn_blocking(move || {
             let outcome = store.release_keys(after.as_ref(), limit).and_then(|keys| {
-                let mut items = Vec::new();
+                let (mut items, mut seen) = (Vec::new(), HashSet::new());
                 for key in &keys {
-                    items.extend(store.dht_values(key)?);
+                    for (k, v) in store.dht_values(key)? {
+                        if seen.insert(k.clone()) {
+                            items.push((k, v));
+                        }
+                    }
                 }
                 let next = (keys.len() == limit)
                     .then(|| keys.last().cloned())

@@ -1,6 +1,7 @@
 //! The node's configuration: a plain struct with sane defaults. The binary
 //! turns its flags, `IPSR_*` variables and config file into one of these.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,12 +15,27 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
-    /// Peers to connect to at start (`/ip4/.../tcp/.../p2p/<peer id>`).
+    /// Peers to join through (`/ip4/.../tcp/.../p2p/<peer id>`, also
+    /// `/dns4/<name>/...`), dialled at start and again, with backoff, until
+    /// they answer.
     pub bootstrap: Vec<Multiaddr>,
-    /// Most established connections in all.
+    /// How long a node with no peer at all waits before it dials its
+    /// bootstrap peers again and re-runs a Kademlia bootstrap.
+    pub rebootstrap_after: Duration,
+    /// Most established connections in all (inbound connections in
+    /// handshake: half of it, plus one).
     pub max_connections: u32,
     /// Most established connections to one peer.
     pub max_connections_per_peer: u32,
+    /// Most inbound connections in handshake from one IP address (IPv6:
+    /// one /64).
+    pub max_pending_incoming_per_ip: u32,
+    /// Most established inbound connections from one IP address (IPv6:
+    /// one /64).
+    pub max_incoming_per_ip: u32,
+    /// Addresses the per-IP limits do not apply to (by default the
+    /// loopback addresses local nodes share, `127.0.0.1` and `::1`).
+    pub ip_limits_exempt: Vec<IpAddr>,
     /// The gossipsub heartbeat (mesh maintenance, gossip emission).
     pub gossip_heartbeat: Duration,
     /// Most inbound gossip records a peer may send per second before they
@@ -103,8 +119,12 @@ impl Config {
                     .expect("valid multiaddr"),
             ],
             bootstrap: Vec::new(),
+            rebootstrap_after: Duration::from_secs(30),
             max_connections: 256,
             max_connections_per_peer: 2,
+            max_pending_incoming_per_ip: 4,
+            max_incoming_per_ip: 8,
+            ip_limits_exempt: crate::ip_limits::default_exempt(),
             gossip_heartbeat: Duration::from_secs(1),
             max_records_per_peer_per_sec: 200,
             sync_interval: Duration::from_secs(30),

@@ -9,7 +9,7 @@
 //!   its event loop, which owns the swarm and carries out what the service
 //!   decides.
 //! * `swarm`: the libp2p behaviours and their settings (gossipsub peer
-//!   scoring, Kademlia, connection limits) and the protocol ids
+//!   scoring, Kademlia, connection limits, DNS) and the protocol ids
 //!   ([`RECORDS_TOPIC`], [`KAD_PROTOCOL`], [`PROTOCOL_VERSION`]).
 //! * `config`: [`Config`], every setting with its default, and
 //!   [`DhtStoreLimits`].
@@ -28,6 +28,10 @@
 //! * `pacing`: the paced walks (republish, re-provide) whose batches follow
 //!   the size of what they walk.
 //! * `limiter`: the per-peer token buckets the service limits with.
+//! * `bootstrap`: joining and staying joined: bootstrap dials retried with
+//!   backoff, and a new bootstrap when the node has been alone a while.
+//! * `ip_limits`: per-IP limits on inbound connections (a behaviour of
+//!   the swarm), so one address cannot take every connection slot.
 //!
 //! Records and the protocols that move them:
 //! * `store`: [`Store`], the embedded store (redb) of verified records,
@@ -56,12 +60,14 @@
 //! ```
 
 mod api;
+mod bootstrap;
 mod client;
 mod config;
 mod dht;
 mod dht_store;
 mod error;
 mod identity;
+mod ip_limits;
 mod limiter;
 mod metrics;
 mod pacing;

@@ -18,8 +18,11 @@ use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// A TOML file with any of: data_dir, listen, bootstrap, api, mdns,
-    /// dht_client, max_connections, max_connections_per_peer, max_storage_mib.
+    /// A TOML file with any of: data_dir, listen, bootstrap (a default list to
+    /// ship, e.g. bootstrap = ["/dns4/boot.example.org/tcp/4001/p2p/12D3KooW..."]),
+    /// api, mdns, dht_client, max_connections, max_connections_per_peer,
+    /// max_pending_incoming_per_ip [4], max_incoming_per_ip [8], ip_limits_exempt
+    /// [["127.0.0.1", "::1"]], rebootstrap_after_secs [30], max_storage_mib.
     #[arg(long, env = "IPSR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where the node keeps its identity and store [default: $XDG_DATA_HOME/ipsr].
@@ -34,7 +37,9 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub listen: Vec<Multiaddr>,
-    /// A peer to join through, as /ip4/ADDR/tcp/PORT/p2p/PEER_ID; repeat for several.
+    /// A peer to join through, as /ip4/ADDR/tcp/PORT/p2p/PEER_ID or
+    /// /dns4/NAME/tcp/PORT/p2p/PEER_ID; repeat for several (replaces the config
+    /// file's list). Dialled until it answers: 1 s, 2 s, 4 s ... up to 60 s apart.
     #[arg(
         long,
         env = "IPSR_BOOTSTRAP",
@@ -89,6 +94,10 @@ struct FileConfig {
     pub dht_client: bool,
     max_connections: Option<u32>,
     max_connections_per_peer: Option<u32>,
+    max_pending_incoming_per_ip: Option<u32>,
+    max_incoming_per_ip: Option<u32>,
+    ip_limits_exempt: Option<Vec<std::net::IpAddr>>,
+    rebootstrap_after_secs: Option<u64>,
     pub max_storage_mib: Option<u64>,
 }
 
@@ -126,6 +135,18 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     }
     if let Some(n) = file.max_connections_per_peer {
         config.max_connections_per_peer = n;
+    }
+    if let Some(n) = file.max_pending_incoming_per_ip {
+        config.max_pending_incoming_per_ip = n;
+    }
+    if let Some(n) = file.max_incoming_per_ip {
+        config.max_incoming_per_ip = n;
+    }
+    if let Some(exempt) = file.ip_limits_exempt {
+        config.ip_limits_exempt = exempt;
+    }
+    if let Some(secs) = file.rebootstrap_after_secs {
+        config.rebootstrap_after = Duration::from_secs(secs.max(1));
     }
     config.mdns = args.mdns || file.mdns;
     config.blockstore_limit = args
@@ -266,6 +287,8 @@ mod tests {
             vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]
         );
         assert_eq!(from_file.max_connections, 7);
+        assert_eq!(from_file.max_pending_incoming_per_ip, 4, "the default");
+        assert_eq!(from_file.ip_limits_exempt.len(), 2, "loopback, by default");
         assert!(!from_file.mdns, "mDNS is off unless asked for");
         assert!(from_file.dht_server, "daemons serve the DHT by default");
         let Settings { node: flagged, api } = args(&[
@@ -288,6 +311,35 @@ mod tests {
         );
         std::fs::write(&file, "data_dir = \"/d\"\n").unwrap();
         assert_eq!(args(&[]).api, DEFAULT_API);
+        // A shipped bootstrap list (DNS names too) and the join limits.
+        std::fs::write(
+            &file,
+            "data_dir = \"/d\"\nbootstrap = [\"/dns4/boot.example.org/tcp/4001/p2p/\
+             12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN\", \"/ip4/192.0.2.1/tcp/4001\"]\n\
+             max_pending_incoming_per_ip = 2\nmax_incoming_per_ip = 3\n\
+             ip_limits_exempt = [\"10.0.0.1\"]\nrebootstrap_after_secs = 5\n",
+        )
+        .unwrap();
+        let shipped = args(&[]).node;
+        assert_eq!(shipped.bootstrap.len(), 2);
+        assert!(
+            shipped.bootstrap[0]
+                .to_string()
+                .starts_with("/dns4/boot.example.org/")
+        );
+        assert_eq!(shipped.max_pending_incoming_per_ip, 2);
+        assert_eq!(shipped.max_incoming_per_ip, 3);
+        assert_eq!(
+            shipped.ip_limits_exempt,
+            vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(shipped.rebootstrap_after, Duration::from_secs(5));
+        // A flag replaces the file's list.
+        let flagged = args(&["--bootstrap", "/ip4/192.0.2.2/tcp/1"]).node;
+        assert_eq!(
+            flagged.bootstrap,
+            vec!["/ip4/192.0.2.2/tcp/1".parse().unwrap()]
+        );
         std::fs::write(&file, "api = \"not an address\"\n").unwrap();
         let a = Cli::try_parse_from(["ipsr-node", "--config", file.to_str().unwrap()])
             .unwrap()

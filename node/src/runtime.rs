@@ -4,7 +4,8 @@
 //! swarm events and client commands into calls on the service, runs store
 //! work and signature checks on the blocking pool, and performs each
 //! [`Action`] against the swarm. It holds no rule of its own; what it keeps
-//! is bookkeeping (queries and requests under way, by id).
+//! is bookkeeping (queries and requests under way, by id). The bootstrap
+//! [`Schedule`](bootstrap::Schedule) is the other rule-keeper it drives.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -25,6 +26,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use crate::bootstrap;
 use crate::client::{Client, Command, DhtReply, Parts};
 use crate::config::Config;
 use crate::dht;
@@ -83,15 +85,19 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         if let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() {
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
         }
-        if let Err(e) = swarm.dial(addr.clone()) {
-            warn!(%addr, error = %e, "cannot dial bootstrap peer");
-        }
     }
     if !config.bootstrap.is_empty() {
         // Bootstrap now; kad repeats it every five minutes.
         let _ = swarm.behaviour_mut().kad.bootstrap();
     }
     let peer_id = *swarm.local_peer_id();
+    // The loop dials them, and again until they answer (`bootstrap.rs`).
+    let joining = bootstrap::Schedule::new(
+        config.bootstrap.clone(),
+        config.rebootstrap_after,
+        Instant::now(),
+        bootstrap::seed(&peer_id),
+    );
     let (log_tx, log_head) = watch::channel(store.stats()?.log_head);
     let (commands, commands_rx) = mpsc::channel(COMMANDS);
     let (calls_tx, calls_rx) = mpsc::channel(COMMANDS);
@@ -117,6 +123,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         dht_gets: HashMap::new(),
         provider_searches: HashMap::new(),
         bitswap: bitswap.clone(),
+        joining,
         _stopped: stopped,
         libp2p_metrics,
     };
@@ -188,6 +195,8 @@ struct Runtime {
     dht_gets: DhtGets,
     provider_searches: ProviderSearches,
     bitswap: Bitswap,
+    /// When to dial the bootstrap peers (again).
+    joining: bootstrap::Schedule,
     /// Dropped with the event loop, which stops Bitswap.
     _stopped: oneshot::Sender<()>,
     libp2p_metrics: libp2p::metrics::Metrics,
@@ -195,6 +204,7 @@ struct Runtime {
 
 impl Runtime {
     async fn run(mut self) {
+        self.join();
         let mut armed = self.next_wakeup();
         let mut wakeup = Box::pin(tokio::time::sleep_until(armed));
         loop {
@@ -212,6 +222,7 @@ impl Runtime {
                 },
             }
             self.carry_out();
+            self.join();
             // Re-arm the timer only when the service's next deadline moved.
             let next = self.next_wakeup();
             if next != armed || wakeup.is_elapsed() {
@@ -223,7 +234,40 @@ impl Runtime {
     }
 
     fn next_wakeup(&self) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.service.next_wakeup())
+        let next = self.service.next_wakeup();
+        let next = self.joining.next_wakeup().map_or(next, |j| j.min(next));
+        tokio::time::Instant::from_std(next)
+    }
+
+    /// Dials the bootstrap addresses due now, or bootstraps Kademlia.
+    fn join(&mut self) {
+        use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+        let now = Instant::now();
+        while let Some(step) = self.joining.poll(now) {
+            let bootstrap::Step::Dial { index, addr } = step else {
+                if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
+                    debug!(error = %e, "no Kademlia bootstrap");
+                }
+                continue;
+            };
+            let opts = match addr.iter().last() {
+                Some(libp2p::multiaddr::Protocol::P2p(peer)) => {
+                    let kad = &mut self.swarm.behaviour_mut().kad;
+                    kad.add_address(&peer, addr.clone());
+                    DialOpts::peer_id(peer)
+                        .addresses(vec![addr.clone()])
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build()
+                }
+                _ => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+            };
+            let id = opts.connection_id();
+            self.joining.on_dialing(index, id);
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%addr, error = %e, "cannot dial bootstrap peer");
+                self.joining.on_dial_failed(id, now);
+            }
+        }
     }
 
     /// Performs every action the service has decided on.
@@ -339,10 +383,12 @@ impl Runtime {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 num_established,
                 ..
             } => {
                 debug!(%peer_id, "connected");
+                self.joining.on_connected(connection_id, peer_id);
                 self.service
                     .on_connected(peer_id, num_established.get() == 1);
             }
@@ -352,8 +398,13 @@ impl Runtime {
                 ..
             } => {
                 debug!(%peer_id, "disconnected");
+                let peers = self.swarm.network_info().num_peers();
+                self.joining.on_disconnected(peers, Instant::now());
                 self.service.on_disconnected(&peer_id);
                 self.bitswap.peer_disconnected(peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, .. } => {
+                self.joining.on_dial_failed(connection_id, Instant::now())
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,

@@ -1,7 +1,8 @@
 //! The libp2p swarm a node runs: its protocol ids, the behaviours it
-//! combines, and their settings (connection limits, gossipsub with peer
-//! scoring and application validation, Kademlia with application-filtered
-//! inserts, the sync protocol, raw streams for Bitswap, opt-in mDNS).
+//! combines, and their settings (connection limits per IP and in all, the
+//! handshake timeout, DNS, gossipsub with peer scoring and application
+//! validation, Kademlia with application-filtered inserts, the sync
+//! protocol, raw streams for Bitswap, opt-in mDNS).
 //! Nothing here decides what to do with an event: that is the
 //! [`Service`](crate::service::Service)'s job.
 
@@ -15,9 +16,12 @@ use libp2p::{
     StreamProtocol, Swarm, allow_block_list, connection_limits, identify, noise, ping, tcp, yamux,
 };
 
+use tracing::warn;
+
 use crate::config::Config;
 use crate::dht_store::DhtStore;
 use crate::error::NodeError;
+use crate::ip_limits::{self, IpLimits};
 use crate::sync;
 
 /// The gossipsub topic that carries signed records.
@@ -30,6 +34,9 @@ pub const PROTOCOL_VERSION: &str = "/ipsr/1.0.0";
 /// Every behaviour of the node's swarm.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Per-IP limits on inbound connections (before the global ones, so a
+    /// refused connection never holds a global slot).
+    pub(crate) ip_limits: ip_limits::Behaviour,
     pub(crate) limits: connection_limits::Behaviour,
     /// Peers refused for a while (they sent blocks that do not match).
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
@@ -43,8 +50,15 @@ pub(crate) struct Behaviour {
     pub(crate) mdns: libp2p::swarm::behaviour::toggle::Toggle<libp2p::mdns::tokio::Behaviour>,
 }
 
+/// How long a connection may take to finish its handshake (TCP:
+/// multistream-select, Noise and Yamux; QUIC: its own) before it is
+/// dropped, inbound or outbound: an idle socket holds a pending slot no
+/// longer than this.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds the swarm for `config` with identity `key`: TCP (noise, yamux)
-/// and QUIC, every behaviour above. It neither listens nor dials yet.
+/// and QUIC behind DNS resolution (`/dns`, `/dns4`, `/dns6`, `/dnsaddr`
+/// addresses), every behaviour above. It neither listens nor dials yet.
 pub(crate) fn build(
     key: libp2p::identity::Keypair,
     config: &Config,
@@ -54,19 +68,37 @@ pub(crate) fn build(
         .with_max_established(Some(config.max_connections))
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
         .with_max_pending_incoming(Some(config.max_connections / 2 + 1));
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux_config,
+    let transports = || {
+        Ok::<_, NodeError>(
+            libp2p::SwarmBuilder::with_existing_identity(key.clone())
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default().nodelay(true),
+                    noise::Config::new,
+                    yamux_config,
+                )
+                .map_err(|e| swarm_error(Box::new(e)))?
+                .with_quic(),
         )
-        .map_err(|e| swarm_error(Box::new(e)))?
-        .with_quic()
-        .with_behaviour(|key| behaviour(key, config, limits))
-        .map_err(|e| swarm_error(Box::new(e)))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    };
+    // The rest of the builder, the same with or without DNS.
+    macro_rules! finish {
+        ($builder:expr) => {
+            $builder
+                .with_behaviour(|key| behaviour(key, config, limits.clone()))
+                .map_err(|e| swarm_error(Box::new(e)))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+                .with_connection_timeout(HANDSHAKE_TIMEOUT)
+                .build()
+        };
+    }
+    let swarm = match transports()?.with_dns() {
+        Ok(builder) => finish!(builder),
+        Err(e) => {
+            warn!(error = %e, "no DNS configuration: /dns addresses cannot be dialled");
+            finish!(transports()?)
+        }
+    };
     Ok(swarm)
 }
 
@@ -77,6 +109,11 @@ fn behaviour(
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let peer = key.public().to_peer_id();
     Ok(Behaviour {
+        ip_limits: ip_limits::Behaviour::new(IpLimits {
+            pending: config.max_pending_incoming_per_ip,
+            established: config.max_incoming_per_ip,
+            exempt: config.ip_limits_exempt.clone(),
+        }),
         limits: connection_limits::Behaviour::new(limits),
         blocked: Default::default(),
         identify: identify::Behaviour::new(identify::Config::new(

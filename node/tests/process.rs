@@ -6,7 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ipsr_testkit::{CID, Proc, agent_with_timeout, pattern, poll, release};
+use ipsr_testkit::{
+    CID, IdleFlood, Proc, agent_with_timeout, free_port, pattern, poll, release, wait_for,
+};
 
 /// A started node and what it printed.
 struct Node {
@@ -209,4 +211,142 @@ fn content_added_on_one_node_process_downloads_from_another() {
         serde_json::from_str(&stat.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(stat["complete"], true);
     drop(b);
+}
+
+/// A JSON document from a node's API.
+fn get_json(node: &Node, path: &str) -> serde_json::Value {
+    let mut answer = http().get(format!("{}{path}", node.api)).call().unwrap();
+    assert_eq!(answer.status(), 200, "{path}");
+    serde_json::from_str(&answer.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+/// The peers a node is connected to.
+fn peers(node: &Node) -> Vec<String> {
+    let peers = get_json(node, "/v1/peers");
+    peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Whether `b` has joined through `a`, its only bootstrap peer: they are
+/// connected, and `b`'s DHT routing table holds a peer (`a`: it knows no
+/// other).
+fn joined(a: &Node, b: &Node) -> bool {
+    peers(a).contains(&b.peer) && get_json(b, "/v1/status")["dht_peers"].as_u64() >= Some(1)
+}
+
+/// The TCP port of a node's first listen address.
+fn tcp_port(node: &Node) -> u16 {
+    let addr: libp2p::Multiaddr = node.addrs[0].parse().unwrap();
+    addr.iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Idle TCP connections from one address must not keep a new peer out
+/// (issue 17: 200 of them filled the 129 handshake slots).
+///
+/// ```text
+///   127.0.0.2 ══ 200 idle TCP connections, reopened as a closes them ══▶ a
+///   127.0.0.1 ── b, bootstrapping from a ───────────────────────────────▶ a
+/// ```
+///
+/// The flood comes from another address than b's: per-IP limits tell
+/// sources apart, and 127.0.0.1 (which b dials from) is exempt by default
+/// for local testnets, while 127.0.0.2 (loopback too on Linux) is not.
+#[test]
+fn joins_under_a_flood_of_idle_connections_from_one_address() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start(da.path());
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], tcp_port(&a)));
+    let flood = IdleFlood::start("127.0.0.2".parse().unwrap(), target, 200);
+    wait_for(
+        "200 idle connections, those over a's limits refused",
+        || (flood.opened() >= 200 && flood.closed_by_target() >= 100).then_some(()),
+    );
+    let refused_before_b = flood.closed_by_target();
+
+    let b = start_with(db.path(), &["--bootstrap", &a.addrs[0]]);
+    wait_for("b joins a during the flood", || {
+        joined(&a, &b).then_some(())
+    });
+    assert!(
+        flood.closed_by_target() > refused_before_b,
+        "the flood went on while b joined"
+    );
+
+    // An idle connection holds its handshake slot for a while only: once
+    // the flood stops opening new ones, a closes every one left.
+    flood.stop_reopening();
+    wait_for("a closes every idle connection", || {
+        (flood.open_now() == 0).then_some(())
+    });
+}
+
+/// A bootstrap peer that is down at start is dialled again until it
+/// answers.
+#[test]
+fn a_node_started_before_its_bootstrap_peer_joins_it_when_it_comes_up() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    // a's identity; then a is down.
+    let a_peer = start(da.path()).peer;
+    let b = start_with(
+        db.path(),
+        &["--bootstrap", &format!("{listen}/p2p/{a_peer}")],
+    );
+    wait_for("b's dial of a fails", || {
+        let mut metrics = http().get(format!("{}/metrics", b.api)).call().unwrap();
+        let text = metrics.body_mut().read_to_string().unwrap();
+        text.contains("libp2p_swarm_outgoing_connection_error_total{")
+            .then_some(())
+    });
+
+    // a comes up on that address; it knows nothing of b, so only b's
+    // retries can bring them together.
+    let a = start_with(da.path(), &["--listen", &listen]);
+    assert_eq!(a.peer, a_peer);
+    wait_for("b joins a", || joined(&a, &b).then_some(()));
+}
+
+/// A bootstrap list shipped in the config file, with a DNS name; and a
+/// node that lost every peer dials its list again.
+#[test]
+fn a_dns_bootstrap_address_in_the_config_file_joins_and_is_dialled_again_when_alone() {
+    let (da, db, etc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let port = free_port();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let a = start_with(da.path(), &["--listen", &listen]);
+    let config = etc.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "bootstrap = [\"/dns4/localhost/tcp/{port}/p2p/{}\"]\nrebootstrap_after_secs = 1\n",
+            a.peer
+        ),
+    )
+    .unwrap();
+    let b = start_with(db.path(), &["--config", config.to_str().unwrap()]);
+    wait_for("b joins a through /dns4/localhost", || {
+        joined(&a, &b).then_some(())
+    });
+
+    // a goes down (kill -9) and comes back knowing nothing of b: b, alone,
+    // dials its list again.
+    drop(a);
+    wait_for("b sees a gone", || peers(&b).is_empty().then_some(()));
+    let a = start_with(da.path(), &["--listen", &listen]);
+    wait_for("b joins a again", || {
+        peers(&a).contains(&b.peer).then_some(())
+    });
 }

@@ -10,6 +10,7 @@
 //! | `data` | seeded test data: [`pattern`] bytes and the [`XorShift`] generator behind them |
 //! | `records` | one builder of signed records: [`release`], [`yank`], with [`key`], [`cid`] and the defaults [`PACKAGE`], [`CID`], [`T0`] |
 //! | `http` | [`agent`]: an HTTP client with a timeout that reports statuses as values |
+//! | `flood` | [`IdleFlood`]: idle TCP connections from a chosen source address, reopened when closed |
 //!
 //! It depends on `ipsr-proto` only (never on the node, the indexer or the
 //! gateway: their tests depend on it). Setup failures panic with what
@@ -29,6 +30,7 @@
 //! ```
 
 mod data;
+mod flood;
 mod http;
 mod ports;
 mod proc;
@@ -37,6 +39,7 @@ mod redis;
 mod wait;
 
 pub use data::{XorShift, pattern};
+pub use flood::IdleFlood;
 pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout};
 pub use ports::{free_base_port, free_port};
 pub use proc::Proc;

@@ -160,6 +160,8 @@ fn help_tells_a_newcomer_what_to_type() {
         "--api",
         "IPSR_DATA_DIR",
         "IPSR_API",
+        "/dns4/",
+        "max_incoming_per_ip",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }

@@ -126,12 +126,20 @@ impl Schedule {
         if let Some(since) = self.alone_since
             && now >= since + self.rebootstrap_after
         {
-            info!("no peer for a while: dialling the bootstrap peers again");
             self.alone_since = Some(now);
+            let mut again = 0;
             for entry in &mut self.entries {
                 if entry.state == State::Joined {
                     entry.state = State::Due(now);
+                    again += 1;
                 }
+            }
+            match again {
+                0 => debug!("no peer: Kademlia bootstrap"),
+                n => info!(
+                    addresses = n,
+                    "no peer for a while: dialling the bootstrap peers again"
+                ),
             }
             return Some(Step::Kademlia);
         }

@@ -21,8 +21,9 @@ pub struct RunArgs {
     /// A TOML file with any of: data_dir, listen, bootstrap (a default list to
     /// ship, e.g. bootstrap = ["/dns4/boot.example.org/tcp/4001/p2p/12D3KooW..."]),
     /// api, mdns, dht_client, max_connections, max_connections_per_peer,
-    /// max_pending_incoming_per_ip [4], max_incoming_per_ip [8], ip_limits_exempt
-    /// [["127.0.0.1", "::1"]], rebootstrap_after_secs [30], max_storage_mib.
+    /// max_pending_incoming_per_ip (default 4), max_incoming_per_ip (default 8),
+    /// ip_limits_exempt (default: 127.0.0.1 and ::1), rebootstrap_after_secs
+    /// (default 30), max_storage_mib.
     #[arg(long, env = "IPSR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where the node keeps its identity and store [default: $XDG_DATA_HOME/ipsr].

@@ -15,7 +15,6 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
     StreamProtocol, Swarm, allow_block_list, connection_limits, identify, noise, ping, tcp, yamux,
 };
-
 use tracing::warn;
 
 use crate::config::Config;

@@ -4,17 +4,23 @@
 #   scripts/interop-helia.sh
 #
 # 1. builds (debug) and starts one ipsr-node on 127.0.0.1;
-# 2. IPSR -> Helia: adds a ~5 MiB pseudo-random file to IPSR with both profiles
+# 2. IPSR -> Helia: adds a 64 MiB pseudo-random file to IPSR with both profiles
 #    (unixfs-v1-2025, unixfs-v0-2015); Helia dials IPSR, `cat`s each CID over
 #    Bitswap, checks the sha256, and checks its own import of the same bytes
 #    with the same settings gives the same root CID;
-# 3. Helia -> IPSR: Helia imports another file and stays connected; IPSR
-#    fetches it with GET /v1/content/{cid}?providers={helia peer id};
-# 4. prints a report; exits non-zero on any mismatch, error or timeout.
+# 3. Helia -> IPSR: Helia imports another 64 MiB file with both profiles and
+#    stays connected; IPSR fetches each root with
+#    GET /v1/content/{cid}?providers={helia peer id};
+# 4. prints a report (with IPSR's Bitswap counters); exits non-zero on any
+#    mismatch, error or timeout.
+#
+# 64 MiB is large enough that Helia's server sees new wantlists while it is
+# still sending, which is when it sends a block twice.
 #
 # Environment (all optional):
 #   IPSR_NODE      ipsr-node binary to use (skips the cargo build)
-#   STEP_TIMEOUT   seconds allowed for each fetch (default 60)
+#   INTEROP_SIZE   bytes of each test file (default 67121209: 64 MiB + 12345 B)
+#   STEP_TIMEOUT   seconds allowed for each fetch (default 120)
 #   KEEP_TMP=1     keep the temp dir (logs) even on success
 # See testnet/interop/helia/README.md.
 set -euo pipefail
@@ -22,7 +28,8 @@ set -euo pipefail
 T_START=$EPOCHREALTIME
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HELIA_DIR="$ROOT/testnet/interop/helia"
-STEP_TIMEOUT=${STEP_TIMEOUT:-60}
+STEP_TIMEOUT=${STEP_TIMEOUT:-120}
+SIZE=${INTEROP_SIZE:-67121209}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/ipsr-interop-helia.XXXXXX")
 PIDS=()
 OK=0
@@ -87,16 +94,16 @@ fi
 INTEROP=(node "$HELIA_DIR/interop.mjs")
 
 # --- test files ------------------------------------------------------------------
-# 5 MiB + 12345 B: 6 leaves of 1 MiB in v1 (the last one short), 21 of 256 KiB in v0
-"${INTEROP[@]}" gen --seed ipsr-to-helia --size 5255225 --out "$TMP/a.bin" >/dev/null
-# 3.5 MB: 4 leaves in v1
-"${INTEROP[@]}" gen --seed helia-to-ipsr --size 3500000 --out "$TMP/b.bin" >/dev/null
+# 64 MiB + 12345 B: 65 leaves of 1 MiB in v1 (the last one short), 257 of
+# 256 KiB in v0 (two levels: 174 links per node)
+"${INTEROP[@]}" gen --seed ipsr-to-helia --size "$SIZE" --out "$TMP/a.bin" >/dev/null
+"${INTEROP[@]}" gen --seed helia-to-ipsr --size "$SIZE" --out "$TMP/b.bin" >/dev/null
 SHA_A=$(sha256 "$TMP/a.bin")
 SHA_B=$(sha256 "$TMP/b.bin")
 
 # --- IPSR -> Helia ---------------------------------------------------------------
 add() { # add FILE PROFILE -> JSON answer in $TMP/add-PROFILE.json
-    curl -sS --fail-with-body -m 60 -X POST --data-binary @"$1" \
+    curl -sS --fail-with-body -m "$STEP_TIMEOUT" -X POST --data-binary @"$1" \
         -H 'Content-Type: application/octet-stream' \
         "$API/v1/content?profile=$2" >"$TMP/add-$2.json"
     echo >>"$TMP/add-$2.json"
@@ -132,51 +139,105 @@ RES_V1=FAIL RES_V0=FAIL
 [[ $FETCH_RC == 0 && $(fetch_field "$CID_V0" ok) == true ]] && RES_V0=PASS
 
 # --- Helia -> IPSR ---------------------------------------------------------------
-log "Helia -> IPSR: Helia imports a file and serves it; IPSR fetches it"
-T2=$EPOCHREALTIME
-"${INTEROP[@]}" run --ipsr "$IPSR_ADDR" --timeout "$STEP_TIMEOUT" --serve "$TMP/b.bin" \
-    --serve-timeout $((STEP_TIMEOUT + 60)) >"$TMP/serve.jsonl" 2>"$TMP/serve.log" </dev/null &
-SERVE_PID=$!
-PIDS+=("$SERVE_PID")
-RES_B=FAIL CID_B="" HTTP_B="" SHA_GOT_B="" WHY_B=""
-if wait_for "$TMP/serve.jsonl" '"event":"(serving|error)"' 60 && grep -q '"event":"serving"' "$TMP/serve.jsonl"; then
-    CID_B=$(json "$TMP/serve.jsonl" cid serving)
-    HELIA_PEER=$(json "$TMP/serve.jsonl" peerId serving)
+# helia_serves NAME FILE SHA PROFILE... [-- EXTRA ARGS]: starts a Helia node that
+# imports FILE with each PROFILE and serves it, then IPSR fetches each root with
+# GET /v1/content/{cid}?providers={helia peer id}. Sets RES_<NAME>_<profile>
+# (PASS|FAIL) and ROW_<NAME>_<profile> (a report line).
+helia_serves() {
+    local name=$1 file=$2 sha=$3 profiles=() extra=() serve=() p
+    shift 3
+    while (($#)) && [[ $1 != -- ]]; do profiles+=("$1"); shift; done
+    (($#)) && shift && extra=("$@")
+    for p in "${profiles[@]}"; do
+        serve+=(--serve "$file,$p")
+        printf -v "RES_${name}_$p" %s FAIL
+        printf -v "ROW_${name}_$p" %s "$p  FAIL  helia did not start serving"
+    done
+    local jsonl=$TMP/serve-$name.jsonl
+    "${INTEROP[@]}" run --ipsr "$IPSR_ADDR" --timeout "$STEP_TIMEOUT" "${serve[@]}" "${extra[@]}" \
+        --serve-timeout $((${#profiles[@]} * STEP_TIMEOUT + 120)) >"$jsonl" 2>"$TMP/serve-$name.log" </dev/null &
+    local serve_pid=$!
+    PIDS+=("$serve_pid")
+    if wait_for "$jsonl" '"event":"(ready|error)"' $((STEP_TIMEOUT + 60)) && grep -q '"event":"ready"' "$jsonl"; then
+        local peer
+        peer=$(json "$jsonl" peerId ready)
+        for p in "${profiles[@]}"; do
+            ipsr_fetch "$name" "$p" "$jsonl" "$peer" "$sha"
+        done
+    fi
+    kill -TERM "$serve_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
+}
+
+# ipsr_fetch NAME PROFILE JSONL PEER SHA: IPSR fetches the root Helia serves
+# for PROFILE (as JSONL says) from PEER and compares the body's sha256 with SHA.
+ipsr_fetch() {
+    local name=$1 p=$2 jsonl=$3 peer=$4 want=$5 cid code rc sha="" why="" dropped="" t seen
+    cid=$(node -e '
+        const [file, profile] = process.argv.slice(1)
+        for (const line of require("fs").readFileSync(file, "utf8").split("\n")) {
+            if (!line.startsWith("{")) continue
+            const o = JSON.parse(line)
+            if (o.event === "serving" && o.profile === profile) { process.stdout.write(o.cid); break }
+        }' "$jsonl" "$p")
+    log "IPSR fetches $cid ($name, $p) from Helia"
+    seen=$(grep -c '"event":"disconnected"' "$jsonl" || true)
+    t=$EPOCHREALTIME
+    local out=$TMP/got-$name-$p
     # curl runs in the background so that a dropped connection ends the wait early
-    curl -sS -m "$STEP_TIMEOUT" -o "$TMP/b.got" -w '%{http_code}' \
-        "$API/v1/content/$CID_B?providers=$HELIA_PEER" >"$TMP/curl-b.code" 2>"$TMP/curl-b.log" &
-    CURL_PID=$!
-    PIDS+=("$CURL_PID")
-    DROPPED=""
-    while kill -0 "$CURL_PID" 2>/dev/null; do
-        if [[ -z $DROPPED ]] && grep -q '"event":"disconnected"' "$TMP/serve.jsonl"; then
-            DROPPED=$SECONDS
+    curl -sS -m "$STEP_TIMEOUT" -o "$out" -w '%{http_code}' \
+        "$API/v1/content/$cid?providers=$peer" >"$out.code" 2>"$out.log" &
+    local curl_pid=$!
+    PIDS+=("$curl_pid")
+    while kill -0 "$curl_pid" 2>/dev/null; do
+        if [[ -z $dropped ]] && (($(grep -c '"event":"disconnected"' "$jsonl" || true) > seen)); then
+            dropped=$SECONDS
         fi
-        if [[ -n $DROPPED ]] && ((SECONDS - DROPPED >= 3)); then
-            kill -TERM "$CURL_PID" 2>/dev/null || true
+        if [[ -n $dropped ]] && ((SECONDS - dropped >= 3)); then
+            kill -TERM "$curl_pid" 2>/dev/null || true
             break
         fi
         sleep 0.1
     done
     set +e
-    wait "$CURL_PID"
-    CURL_RC=$?
+    wait "$curl_pid"
+    rc=$?
     set -e
-    HTTP_B=$(cat "$TMP/curl-b.code" 2>/dev/null || true)
-    [[ -f $TMP/b.got ]] && SHA_GOT_B=$(sha256 "$TMP/b.got")
-    if [[ $CURL_RC == 0 && $HTTP_B == 200 && $SHA_GOT_B == "$SHA_B" ]]; then
-        RES_B=PASS
+    code=$(cat "$out.code" 2>/dev/null || true)
+    [[ -f $out ]] && sha=$(sha256 "$out")
+    local res=FAIL
+    if [[ $rc == 0 && $code == 200 && $sha == "$want" ]]; then
+        res=PASS
     else
-        WHY_B="curl exit $CURL_RC, HTTP ${HTTP_B:-none}"
-        ((CURL_RC == 28)) && WHY_B="timeout after $STEP_TIMEOUT s, HTTP ${HTTP_B:-none}"
-        [[ -n $DROPPED ]] && WHY_B="the Helia-IPSR connection dropped during the fetch; curl stopped"
+        why="curl exit $rc, HTTP ${code:-none}"
+        ((rc == 28)) && why="timeout after $STEP_TIMEOUT s, HTTP ${code:-none}"
+        [[ -n $dropped ]] && why="the Helia-IPSR connection dropped during the fetch; curl stopped"
     fi
-else
-    WHY_B="helia did not start serving: $(json "$TMP/serve.jsonl" error error)"
-fi
-kill -TERM "$SERVE_PID" 2>/dev/null || true
-for _ in $(seq 50); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
+    printf -v "RES_${name}_$p" %s "$res"
+    printf -v "ROW_${name}_$p" %s "$p  $res  cid $cid  http ${code:-none}  sha256 ${sha:-none}  $(since "$t") s  $why"
+}
+
+log "Helia -> IPSR: Helia imports a file with both profiles and serves it; IPSR fetches both"
+T2=$EPOCHREALTIME
+helia_serves B "$TMP/b.bin" "$SHA_B" v1 v0
 T2=$(since "$T2")
+
+# The pinned Helia sends each block once. Older Helia and kubo servers sent a
+# block again when a new wantlist came in while they were still sending; the
+# copy must count as a duplicate, not get the server banned. --resend-blocks
+# makes this Helia do that for every message (a quarter of the size suffices).
+log "Helia -> IPSR with every block sent twice: IPSR must take the copies as duplicates"
+"${INTEROP[@]}" gen --seed helia-resends --size $((SIZE / 4)) --out "$TMP/c.bin" >/dev/null
+SHA_C=$(sha256 "$TMP/c.bin")
+T3=$EPOCHREALTIME
+helia_serves C "$TMP/c.bin" "$SHA_C" v0 -- --resend-blocks 1
+T3=$(since "$T3")
+METRICS=$(curl -sS -m 10 "$API/metrics" 2>/dev/null | grep -E '^ipsr_bitswap_' || true)
+metric() { awk -v m="$1" '$1 == m { print $2 }' <<<"$METRICS"; }
+DUPLICATES=$(metric ipsr_bitswap_duplicate_blocks_total)
+BAD=$(metric ipsr_bitswap_bad_blocks_total)
+RES_DUP=FAIL
+[[ $RES_C_v0 == PASS && ${DUPLICATES:-0} -gt 0 && ${BAD:-1} == 0 ]] && RES_DUP=PASS
 
 # --- report ------------------------------------------------------------------------
 ELAPSED=$(since "$T_START")
@@ -188,6 +249,7 @@ echo "  helia          $(node -p "require('$HELIA_DIR/node_modules/helia/package
     "libp2p $(node -p "require('$HELIA_DIR/node_modules/libp2p/package.json').version"), node $(node --version)"
 echo "  file A         $(stat -c %s "$TMP/a.bin") B sha256 $SHA_A"
 echo "  file B         $(stat -c %s "$TMP/b.bin") B sha256 $SHA_B"
+echo "  file C         $(stat -c %s "$TMP/c.bin" 2>/dev/null) B sha256 ${SHA_C:-}"
 echo "IPSR -> Helia ($T1 s)"
 for v in v1 v0; do
     cid=$CID_V1 res=$RES_V1
@@ -196,19 +258,26 @@ for v in v1 v0; do
         "sha-ok $(fetch_field "$cid" shaOk) cid-ok $(fetch_field "$cid" cidOk) $(fetch_field "$cid" ms) ms $(fetch_field "$cid" error)"
 done
 echo "Helia -> IPSR ($T2 s)"
-echo "  v1  $RES_B  cid ${CID_B:-?}  http ${HTTP_B:-none}  sha256 ${SHA_GOT_B:-none} ${WHY_B}"
-if [[ $RES_B != PASS ]]; then
-    grep -q '"event":"disconnected"' "$TMP/serve.jsonl" &&
+echo "  $ROW_B_v1"
+echo "  $ROW_B_v0"
+echo "Helia -> IPSR, every block sent twice ($T3 s)"
+echo "  $ROW_C_v0"
+echo "  duplicates $RES_DUP  ${DUPLICATES:-no} duplicate blocks counted, ${BAD:-no count of} bad blocks"
+if [[ $RES_B_v1 != PASS || $RES_B_v0 != PASS || $RES_DUP != PASS ]]; then
+    grep -q '"event":"disconnected"' "$TMP"/serve-*.jsonl &&
         echo "  helia saw the IPSR connection drop"
     if grep -q 'FrameTooLarge' "$TMP/ipsr.log"; then
         echo "  ipsr-node closed the connection: yamux Decode($(grep -m1 -o 'FrameTooLarge([0-9]*)' "$TMP/ipsr.log"))"
         echo "  (rust-yamux refuses data frames > 1 MiB; js-yamux sends frames as large as the"
-        echo "   send window, which rust-yamux auto-tuned above 1 MiB - see testnet/interop/helia/README.md)"
+        echo "   send window - see testnet/interop/helia/README.md)"
     fi
+    grep -m3 -E 'does not match|unsolicited|bad block' "$TMP/ipsr.log" | cut -c1-300 | sed 's/^/  ipsr log: /' || true
 fi
+echo "IPSR Bitswap counters"
+sed 's/^/  /' <<<"${METRICS:-(none)}"
 echo "elapsed $ELAPSED s"
 
-if [[ $RES_V1 == PASS && $RES_V0 == PASS && $RES_B == PASS ]]; then
+if [[ $RES_V1 == PASS && $RES_V0 == PASS && $RES_B_v1 == PASS && $RES_B_v0 == PASS && $RES_DUP == PASS ]]; then
     echo "RESULT: PASS"
     OK=1
     exit 0

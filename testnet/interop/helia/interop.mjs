@@ -5,7 +5,7 @@
 //   node interop.mjs gen --seed S --size N --out FILE
 //       Writes N deterministic pseudo-random bytes (sha256(seed ‖ counter) stream).
 //
-//   node interop.mjs run --ipsr MULTIADDR [--fetch CID,FILE,PROFILE]... [--serve FILE]
+//   node interop.mjs run --ipsr MULTIADDR [--fetch CID,FILE,PROFILE]... [--serve FILE,PROFILE]...
 //                        [--timeout SECONDS] [--serve-timeout SECONDS]
 //       Starts a Helia node (TCP on 127.0.0.1, noise, yamux, identify, ping,
 //       Bitswap; no routing, no discovery, no bootstrap), dials the IPSR node,
@@ -13,9 +13,15 @@
 //         --fetch: `cat`s CID over Bitswap, checks sha256 against FILE, imports
 //                  FILE with the PROFILE's settings (v1|v0) and checks the root
 //                  CID equals CID.  Prints {"event":"fetch",...}.
-//         --serve: imports FILE (v1 settings), prints {"event":"serving",...}
-//                  and stays up and connected (serving its blocks over Bitswap)
-//                  until it gets SIGTERM/SIGINT or --serve-timeout elapses.
+//         --serve: imports FILE with the PROFILE's settings (v1|v0; v1 if left
+//                  out), prints {"event":"serving",...} for each, then
+//                  {"event":"ready",...}, and stays up and connected (serving
+//                  the blocks over Bitswap) until it gets SIGTERM/SIGINT or
+//                  --serve-timeout elapses.
+//       --resend-blocks 1: every Bitswap message that carries blocks is sent
+//                  twice, the way older Helia and kubo servers did when a new
+//                  wantlist came in while they were still sending (the
+//                  receiver must take the copy as a harmless duplicate).
 //       Prints {"event":"disconnected",...} if the IPSR node's connection drops.
 //       Exits 1 if any check failed, 2 on a timeout or error.
 
@@ -54,14 +60,14 @@ const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex')
 
 function parseArgs (argv) {
-  const args = { fetch: [] }
+  const args = { fetch: [], serve: [] }
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i]
     const val = argv[i + 1]
     if (!key.startsWith('--') || val == null) throw new Error(`bad argument ${key}`)
     i++
     const name = key.slice(2)
-    if (name === 'fetch') args.fetch.push(val)
+    if (name === 'fetch' || name === 'serve') args[name].push(val)
     else args[name] = val
   }
   return args
@@ -108,9 +114,25 @@ async function createNode () {
   return helia
 }
 
+// Sends every message that carries blocks a second time (--resend-blocks).
+// Bitswap's Network class is not exported; bitswap.js imports it from this
+// same file, so patching its prototype here patches the running node.
+async function resendBlocks () {
+  const url = new URL('./node_modules/@helia/bitswap/dist/src/network.js', import.meta.url)
+  const { Network } = await import(url)
+  const send = Network.prototype.sendMessage
+  Network.prototype.sendMessage = async function (peerId, message, options) {
+    await send.call(this, peerId, message, options)
+    if (message.blocks.size > 0) {
+      await send.call(this, peerId, message, options)
+    }
+  }
+}
+
 async function run (args) {
   const timeoutMs = Number(args.timeout ?? 120) * 1000
   if (args.ipsr == null) throw new Error('run needs --ipsr MULTIADDR')
+  if (args['resend-blocks'] === '1') await resendBlocks()
   const helia = await createNode()
   const libp2p = helia.libp2p
   const fs = unixfs(helia)
@@ -182,10 +204,14 @@ async function run (args) {
     out({ event: 'fetch', cid: cidStr, profile, size, sha256: got, expectedSha256: want, shaOk, heliaCid: heliaCid.toString(), cidOk, ok: shaOk && cidOk, ms })
   }
 
-  if (args.serve != null) {
-    const bytes = await readFile(args.serve)
-    const cid = await fs.addBytes(bytes, importOptions('v1'))
-    out({ event: 'serving', cid: cid.toString(), size: bytes.length, sha256: sha256(bytes), peerId: libp2p.peerId.toString() })
+  if (args.serve.length > 0) {
+    for (const spec of args.serve) {
+      const [file, profile = 'v1'] = spec.split(',')
+      const bytes = await readFile(file)
+      const cid = await fs.addBytes(bytes, importOptions(profile))
+      out({ event: 'serving', cid: cid.toString(), profile, size: bytes.length, sha256: sha256(bytes), peerId: libp2p.peerId.toString() })
+    }
+    out({ event: 'ready', peerId: libp2p.peerId.toString() })
     const serveMs = Number(args['serve-timeout'] ?? 120) * 1000
     setTimeout(() => { log('serve timeout'); out({ event: 'serve-timeout' }); stop(2) }, serveMs)
     return

@@ -7,10 +7,12 @@
 //! a window of blocks in flight (the walker's look-ahead), spreads the wants
 //! over the providers with the fewest in flight, and moves on when a
 //! provider is slow (a want times out), does not have a block (`DONT_HAVE`)
-//! or is gone. A provider that sends bytes that do not match a CID is
-//! dropped for good, disconnected and banned by the node for an hour. Blocks already in the blockstore are
-//! read (and rehashed) instead of fetched, so a second call resumes an
-//! interrupted download.
+//! or is gone. A provider that sends a bad block (bytes for a CID nobody
+//! wanted, an oversized block, a refused prefix; see [`WantError::BadBlock`])
+//! is dropped for good, disconnected and banned by the node for an hour; a
+//! correct block sent twice is not a bad block. Blocks already in the
+//! blockstore are read (and rehashed) instead of fetched, so a second call
+//! resumes an interrupted download.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -358,7 +360,7 @@ async fn download(
                     Err(WantError::BadBlock) => {
                         // Every want in flight to it fails alike: act once.
                         if providers.ban(peer) {
-                            warn!(%peer, %cid, "provider sent a block that does not match its CID; dropping it");
+                            warn!(%peer, %cid, "provider sent a block that was never wanted, oversized or malformed; dropping it");
                             report.dropped.push(peer);
                             router.ban(peer);
                         }

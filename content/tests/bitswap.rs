@@ -346,6 +346,313 @@ async fn bad_blocks_from_a_malicious_peer() {
     }
 }
 
+/// Waits until `f` holds, polling; panics after `T`.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    timeout(T, async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+/// Reads from `stream` until it ends (EOF or reset); returns what it read.
+async fn read_to_end_or_reset(stream: &mut Stream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let _ = timeout(T, stream.read_to_end(&mut got)).await.unwrap();
+    got
+}
+
+/// A correct block that arrives again, after its want was answered or
+/// cancelled, or from a peer it was not asked of while another peer was, is
+/// a duplicate: counted, ignored, and the sender keeps its wants.
+///
+/// ```text
+///   B (real, holds W) ── A ── C (raw: sends X twice, a late Z, W unasked)
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicate_correct_blocks_are_not_bad_blocks() {
+    let a = node(false, BitswapConfig::default()).await;
+    let b = node(false, BitswapConfig::default()).await;
+    let mut c = node(true, BitswapConfig::default()).await;
+    a.connect(&b).await;
+    a.connect(&c).await;
+    let mut incoming = c.control.accept(PROTOCOL).unwrap();
+    let raw = [0x01, 0x55, 0x12, 0x20];
+    let bs = a.bitswap().clone();
+
+    // X: C sends it twice in one message, then once more in another.
+    let x = block(b"sent twice".to_vec());
+    let want = tokio::spawn({
+        let (bs, peer, cid) = (bs.clone(), c.peer, *x.cid());
+        async move { bs.want_block(peer, cid).await }
+    });
+    let (_, mut wants) = timeout(T, incoming.next()).await.unwrap().unwrap();
+    timeout(T, read_raw_frame(&mut wants)).await.unwrap();
+    let mut out = timeout(T, c.control.open_stream(a.peer, PROTOCOL))
+        .await
+        .unwrap()
+        .unwrap();
+    let twice = [
+        payload_message(&raw, x.data()),
+        payload_message(&raw, x.data()),
+    ]
+    .concat();
+    out.write_all(&frame(&twice)).await.unwrap();
+    out.write_all(&frame(&payload_message(&raw, x.data())))
+        .await
+        .unwrap();
+    out.flush().await.unwrap();
+    assert_eq!(timeout(T, want).await.unwrap().unwrap(), Ok(x.clone()));
+    eventually("two duplicates of X", || {
+        a.bitswap().stats().duplicate_blocks == 2
+    })
+    .await;
+
+    // Z: A gives up on it (the future is dropped, a cancel goes out), then
+    // C's answer arrives anyway.
+    let z = block(b"late after a cancel".to_vec());
+    let dropped = tokio::spawn({
+        let (bs, peer, cid) = (bs.clone(), c.peer, *z.cid());
+        async move { bs.want_block(peer, cid).await }
+    });
+    timeout(T, read_raw_frame(&mut wants)).await.unwrap();
+    dropped.abort();
+    // The cancel reaches C: A has forgotten the want.
+    timeout(T, read_raw_frame(&mut wants)).await.unwrap();
+    out.write_all(&frame(&payload_message(&raw, z.data())))
+        .await
+        .unwrap();
+    out.flush().await.unwrap();
+    eventually("the late Z counted as a duplicate", || {
+        a.bitswap().stats().duplicate_blocks == 3
+    })
+    .await;
+
+    // W: A asked B for it and got it; C sends it too, unasked.
+    let w = block(b"asked of B".to_vec());
+    b.source.insert(w.clone());
+    let got = timeout(T, bs.want_block(b.peer, *w.cid())).await.unwrap();
+    assert_eq!(got, Ok(w.clone()));
+    out.write_all(&frame(&payload_message(&raw, w.data())))
+        .await
+        .unwrap();
+    out.flush().await.unwrap();
+    eventually("W from C counted as a duplicate", || {
+        a.bitswap().stats().duplicate_blocks == 4
+    })
+    .await;
+
+    // None of it was held against C: a new want to it still completes.
+    let y = block(b"still trusted".to_vec());
+    let want = tokio::spawn({
+        let (bs, peer, cid) = (bs.clone(), c.peer, *y.cid());
+        async move { bs.want_block(peer, cid).await }
+    });
+    timeout(T, read_raw_frame(&mut wants)).await.unwrap();
+    out.write_all(&frame(&payload_message(&raw, y.data())))
+        .await
+        .unwrap();
+    out.flush().await.unwrap();
+    assert_eq!(timeout(T, want).await.unwrap().unwrap(), Ok(y));
+    let stats = a.bitswap().stats();
+    assert_eq!(stats.bad_blocks, 0);
+    assert_eq!(stats.duplicate_blocks, 4);
+    assert_eq!(stats.blocks_received, 7);
+}
+
+/// A block over 2 MiB (in a message under 4 MiB) is a bad block, whatever
+/// was wanted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_oversized_block_is_a_bad_block() {
+    let a = node(false, BitswapConfig::default()).await;
+    let mut c = node(true, BitswapConfig::default()).await;
+    a.connect(&c).await;
+    let mut incoming = c.control.accept(PROTOCOL).unwrap();
+    let data = vec![9u8; ipsr_content::MAX_BLOCK_SIZE + 1];
+    // The CID of those bytes, as C would claim it.
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&data)
+    };
+    let mh = multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+    let cid = Cid::new_v1(RAW, mh);
+    let bs = a.bitswap().clone();
+    let want = tokio::spawn({
+        let peer = c.peer;
+        async move { bs.want_block(peer, cid).await }
+    });
+    let (_, mut wants) = timeout(T, incoming.next()).await.unwrap().unwrap();
+    timeout(T, read_raw_frame(&mut wants)).await.unwrap();
+    let mut out = timeout(T, c.control.open_stream(a.peer, PROTOCOL))
+        .await
+        .unwrap()
+        .unwrap();
+    let body = payload_message(&[0x01, 0x55, 0x12, 0x20], &data);
+    assert!(body.len() < MAX_MESSAGE_SIZE);
+    out.write_all(&frame(&body)).await.unwrap();
+    out.flush().await.unwrap();
+    assert_eq!(
+        timeout(T, want).await.unwrap().unwrap(),
+        Err(WantError::BadBlock)
+    );
+    let stats = a.bitswap().stats();
+    assert_eq!(stats.bad_blocks, 1);
+    assert_eq!(stats.duplicate_blocks, 0);
+}
+
+/// A peer may read at most `max_inbound_streams_per_peer` streams at once:
+/// one more is reset at once and counted; the others keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inbound_streams_are_capped_per_peer() {
+    let config = BitswapConfig {
+        max_inbound_streams_per_peer: 2,
+        ..BitswapConfig::default()
+    };
+    let a = node(false, config).await;
+    let mut c = node(true, BitswapConfig::default()).await;
+    c.connect(&a).await;
+    let mut incoming = c.control.accept(PROTOCOL).unwrap();
+    let x = block(b"served on a kept stream".to_vec());
+    a.source.insert(x.clone());
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut s = timeout(T, c.control.open_stream(a.peer, PROTOCOL))
+            .await
+            .unwrap()
+            .unwrap();
+        // An empty message, so that A surely has the stream.
+        s.write_all(&frame(&[])).await.unwrap();
+        s.flush().await.unwrap();
+        open.push(s);
+    }
+    let mut third = timeout(T, c.control.open_stream(a.peer, PROTOCOL))
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = third.write_all(&frame(&[])).await;
+    let _ = third.flush().await;
+    eventually("one refused stream", || {
+        a.bitswap().stats().streams_refused == 1
+    })
+    .await;
+    // The third stream is reset: C's read ends instead of hanging.
+    assert!(read_to_end_or_reset(&mut third).await.is_empty());
+    // The first two are still read: a want on the second is answered.
+    open[1]
+        .write_all(&frame(&want_message(x.cid())))
+        .await
+        .unwrap();
+    open[1].flush().await.unwrap();
+    let (from, mut answers) = timeout(T, incoming.next()).await.unwrap().unwrap();
+    assert_eq!(from, a.peer);
+    let body = timeout(T, read_raw_frame(&mut answers)).await.unwrap();
+    assert_eq!(body, payload_message(&[0x01, 0x55, 0x12, 0x20], x.data()));
+    let stats = a.bitswap().stats();
+    assert_eq!(stats.streams_refused, 1);
+    assert_eq!(stats.protocol_errors, 0);
+}
+
+/// An inbound stream on which nothing arrives for the idle timeout is
+/// closed, whether it is silent from the start or stops inside a frame that
+/// announced 4 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_inbound_streams_are_closed() {
+    let config = BitswapConfig {
+        inbound_idle_timeout: Duration::from_secs(1),
+        ..BitswapConfig::default()
+    };
+    let a = node(false, config).await;
+    let c = node(true, BitswapConfig::default()).await;
+    c.connect(&a).await;
+    let mut silent = timeout(T, c.control.clone().open_stream(a.peer, PROTOCOL))
+        .await
+        .unwrap()
+        .unwrap();
+    // Negotiation is lazy on some versions: make sure A has the stream.
+    silent.write_all(&frame(&[])).await.unwrap();
+    silent.flush().await.unwrap();
+    let mut stalled = timeout(T, c.control.clone().open_stream(a.peer, PROTOCOL))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut bytes = varint(MAX_MESSAGE_SIZE);
+    bytes.push(0x0a);
+    stalled.write_all(&bytes).await.unwrap();
+    stalled.flush().await.unwrap();
+    // Both end on C's side (A dropped them) without C doing anything.
+    assert!(read_to_end_or_reset(&mut silent).await.is_empty());
+    assert!(read_to_end_or_reset(&mut stalled).await.is_empty());
+    eventually("two idle streams closed", || {
+        a.bitswap().stats().streams_idle_closed == 2
+    })
+    .await;
+    assert_eq!(a.bitswap().stats().protocol_errors, 0);
+}
+
+/// A closes its own outbound stream after `outbound_idle` with nothing to
+/// send (a clean close, not a reset), and opens a new one for the next want.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_outbound_stream_is_closed_and_reopened() {
+    let config = BitswapConfig {
+        outbound_idle: Duration::from_millis(500),
+        ..BitswapConfig::default()
+    };
+    let a = node(false, config).await;
+    let mut c = node(true, BitswapConfig::default()).await;
+    a.connect(&c).await;
+    let mut incoming = c.control.accept(PROTOCOL).unwrap();
+    let x = block(b"first".to_vec());
+    let y = block(b"second".to_vec());
+    let bs = a.bitswap().clone();
+    let first = tokio::spawn({
+        let (bs, peer, cid) = (bs.clone(), c.peer, *x.cid());
+        async move { bs.want_block(peer, cid).await }
+    });
+    let (_, mut s1) = timeout(T, incoming.next()).await.unwrap().unwrap();
+    timeout(T, read_raw_frame(&mut s1)).await.unwrap();
+    let mut out = timeout(T, c.control.open_stream(a.peer, PROTOCOL))
+        .await
+        .unwrap()
+        .unwrap();
+    out.write_all(&frame(&payload_message(
+        &[0x01, 0x55, 0x12, 0x20],
+        x.data(),
+    )))
+    .await
+    .unwrap();
+    out.flush().await.unwrap();
+    assert_eq!(timeout(T, first).await.unwrap().unwrap(), Ok(x));
+    // Nothing more to send: A closes the stream; C reads a clean end.
+    let mut rest = Vec::new();
+    timeout(T, s1.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.is_empty());
+    // The next want goes out on a new stream.
+    let second = tokio::spawn({
+        let (bs, peer, cid) = (bs.clone(), c.peer, *y.cid());
+        async move { bs.want_block(peer, cid).await }
+    });
+    let (_, mut s2) = timeout(T, incoming.next()).await.unwrap().unwrap();
+    assert!(
+        !timeout(T, read_raw_frame(&mut s2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    out.write_all(&frame(&payload_message(
+        &[0x01, 0x55, 0x12, 0x20],
+        y.data(),
+    )))
+    .await
+    .unwrap();
+    out.flush().await.unwrap();
+    assert_eq!(timeout(T, second).await.unwrap().unwrap(), Ok(y));
+}
+
 /// C sends a frame announcing 4 MiB + 1 bytes: A refuses it without
 /// reading it, and keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -51,6 +51,9 @@ pub(crate) struct Counters {
     dht_record_bytes: Gauge,
     dht_providers: Gauge,
     dht_provider_bytes: Gauge,
+    bitswap_duplicate_blocks: Counter,
+    /// Inbound Bitswap streams closed by us, by `reason` = refused / idle.
+    bitswap_streams_closed: Family<Labels, Counter>,
 }
 
 impl Counters {
@@ -241,7 +244,7 @@ impl Metrics {
         );
         ipsr.register(
             "bitswap_bad_blocks",
-            "Blocks received that did not match a CID asked of the sender",
+            "Blocks received that no want matched (now or lately), oversized or malformed",
             counters.bitswap_bad_blocks.clone(),
         );
         ipsr.register(
@@ -283,6 +286,16 @@ impl Metrics {
         ] {
             ipsr.register(name, help, gauge.clone());
         }
+        ipsr.register(
+            "bitswap_duplicate_blocks",
+            "Correct blocks received again, or after their want ended (not blamed on the sender)",
+            counters.bitswap_duplicate_blocks.clone(),
+        );
+        ipsr.register(
+            "bitswap_inbound_streams_closed",
+            "Inbound Bitswap streams we closed: refused (over the per-peer or total cap) or idle",
+            counters.bitswap_streams_closed.clone(),
+        );
         (Self { registry, counters }, libp2p)
     }
 
@@ -327,6 +340,16 @@ impl Metrics {
             bitswap.bytes_received,
         );
         total(&c.bitswap_bad_blocks, bitswap.bad_blocks);
+        total(&c.bitswap_duplicate_blocks, bitswap.duplicate_blocks);
+        let reason = |r: &str| vec![("reason".to_owned(), r.to_owned())];
+        total(
+            &c.bitswap_streams_closed.get_or_create(&reason("refused")),
+            bitswap.streams_refused,
+        );
+        total(
+            &c.bitswap_streams_closed.get_or_create(&reason("idle")),
+            bitswap.streams_idle_closed,
+        );
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

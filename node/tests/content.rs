@@ -96,6 +96,17 @@ async fn a_node_finds_a_provider_through_the_dht_and_downloads_20_mib() {
     let metrics = c.metrics_text().await.unwrap();
     let received = "ipsr_bitswap_blocks_total{direction=\"received\"} 21";
     assert!(metrics.lines().any(|l| l == received), "{metrics}");
+    for name in [
+        "ipsr_bitswap_bad_blocks_total ",
+        "ipsr_bitswap_duplicate_blocks_total ",
+        "ipsr_bitswap_inbound_streams_closed_total{reason=\"refused\"} ",
+        "ipsr_bitswap_inbound_streams_closed_total{reason=\"idle\"} ",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(name)),
+            "{name}: {metrics}"
+        );
+    }
     let sent = a.metrics_text().await.unwrap();
     assert!(
         sent.contains("ipsr_bitswap_bytes_total{direction=\"sent\"} 2097"),

@@ -6,7 +6,8 @@
 //! bytes turn into domain values:
 //!
 //! * a frame is `uvarint(len) ‖ protobuf`, `len <= MAX_MESSAGE_SIZE`; the
-//!   length is checked before the body is allocated ([`read_frame`]);
+//!   length is checked before the body is allocated, and the body's buffer
+//!   grows as its bytes arrive ([`FrameDecoder`]);
 //! * the protobuf types (`pb::*`) stay private to this file; they are
 //!   decoded zero-copy from a [`Bytes`] buffer;
 //! * every payload block is rebuilt as a [`Block`] by hashing its data
@@ -21,7 +22,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use cid::Cid;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+#[cfg(test)]
+use futures::{AsyncRead, AsyncReadExt as _};
+use futures::{AsyncWrite, AsyncWriteExt as _};
 use multihash_codetable::{Code, MultihashDigest};
 use prost::Message as _;
 
@@ -542,41 +545,154 @@ impl Message {
     }
 }
 
-/// Reads one frame body. `Ok(None)` on a clean end of stream before a
-/// frame starts. A length over [`MAX_MESSAGE_SIZE`] is refused before
-/// anything is allocated for the body.
+/// The first room given to a frame body: a body grows from this size,
+/// doubling as its bytes arrive, up to its announced length.
+pub(crate) const FIRST_BODY_CHUNK: usize = 64 * 1024;
+
+/// Splits a byte stream into frame bodies without trusting the length
+/// prefix with memory: sans-IO, the caller reads into [`buf`](Self::buf)
+/// and reports how much it read with [`consume`](Self::consume).
+///
+/// * The prefix is taken a byte at a time, so a read never goes past the
+///   current frame and nothing is left over between frames.
+/// * A length over [`MAX_MESSAGE_SIZE`] is refused when the prefix ends,
+///   before anything is allocated for the body.
+/// * The body starts with room for [`FIRST_BODY_CHUNK`] bytes (or its length,
+///   if less) and doubles only once that room is full, never beyond its
+///   length. A peer that announces 4 MiB and sends one byte costs 64 KiB;
+///   in general a body holds at most twice the bytes received plus 64 KiB,
+///   and never more than its length.
+#[derive(Debug, Default)]
+pub(crate) struct FrameDecoder {
+    state: DecodeState,
+    /// Where a prefix byte is read to.
+    byte: [u8; 1],
+}
+
+#[derive(Debug)]
+enum DecodeState {
+    /// Reading the length prefix: its value so far and bytes taken.
+    Prefix { len: u64, bytes: u32 },
+    /// Reading a body of `len` bytes; `filled` of `body` are received.
+    Body {
+        len: usize,
+        body: Vec<u8>,
+        filled: usize,
+    },
+}
+
+impl Default for DecodeState {
+    fn default() -> Self {
+        Self::Prefix { len: 0, bytes: 0 }
+    }
+}
+
+impl FrameDecoder {
+    /// Where the next bytes read from the stream go: at least one byte,
+    /// never past the end of the current frame.
+    pub(crate) fn buf(&mut self) -> &mut [u8] {
+        match &mut self.state {
+            DecodeState::Prefix { .. } => &mut self.byte,
+            DecodeState::Body { len, body, filled } => {
+                if *filled == body.len() {
+                    // Full: double the room, up to the frame's length.
+                    let room = (*filled).max(FIRST_BODY_CHUNK).min(*len - *filled);
+                    body.reserve_exact(room);
+                    body.resize(*filled + room, 0);
+                }
+                &mut body[*filled..]
+            }
+        }
+    }
+
+    /// Takes `n` bytes just read into [`buf`](Self::buf); returns a frame's
+    /// body once it is complete. `n` must be at most the length of the last
+    /// `buf()`.
+    pub(crate) fn consume(&mut self, n: usize) -> Result<Option<Bytes>, MessageError> {
+        match &mut self.state {
+            DecodeState::Prefix { .. } if n == 0 => Ok(None),
+            DecodeState::Prefix { len, bytes } => {
+                let byte = self.byte[0];
+                *len |= u64::from(byte & 0x7f) << (7 * *bytes);
+                *bytes += 1;
+                if byte & 0x80 != 0 {
+                    if *bytes >= 9 {
+                        return Err(MessageError::BadLength);
+                    }
+                    if *len > MAX_MESSAGE_SIZE as u64 {
+                        // Already too large, whatever follows.
+                        return Err(MessageError::TooLarge(*len));
+                    }
+                    return Ok(None);
+                }
+                if *bytes > 1 && byte == 0 {
+                    // Overlong encoding (trailing zero group).
+                    return Err(MessageError::BadLength);
+                }
+                let len = *len;
+                if len > MAX_MESSAGE_SIZE as u64 {
+                    return Err(MessageError::TooLarge(len));
+                }
+                if len == 0 {
+                    self.state = DecodeState::default();
+                    return Ok(Some(Bytes::new()));
+                }
+                self.state = DecodeState::Body {
+                    // At most MAX_MESSAGE_SIZE, checked just above.
+                    len: len as usize,
+                    body: Vec::new(),
+                    filled: 0,
+                };
+                Ok(None)
+            }
+            DecodeState::Body { len, body, filled } => {
+                *filled += n;
+                if *filled < *len {
+                    return Ok(None);
+                }
+                let body = std::mem::take(body);
+                self.state = DecodeState::default();
+                Ok(Some(Bytes::from(body)))
+            }
+        }
+    }
+
+    /// True between two frames, where an end of stream is a clean close.
+    pub(crate) fn between_frames(&self) -> bool {
+        matches!(self.state, DecodeState::Prefix { bytes: 0, .. })
+    }
+
+    /// Bytes allocated for the body being read.
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> usize {
+        match &self.state {
+            DecodeState::Prefix { .. } => 0,
+            DecodeState::Body { body, .. } => body.capacity(),
+        }
+    }
+}
+
+/// Reads one frame body with `decoder`. `Ok(None)` on a clean end of
+/// stream before a frame starts; an end inside a frame is an
+/// [`UnexpectedEof`](std::io::ErrorKind::UnexpectedEof) error. (The
+/// node's reader does the same with a timeout on each read: `inbound.rs`.)
+#[cfg(test)]
 pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
+    decoder: &mut FrameDecoder,
 ) -> Result<Option<Bytes>, MessageError> {
-    let mut len: u64 = 0;
-    let mut byte = [0u8; 1];
-    for i in 0..10 {
-        let n = reader.read(&mut byte).await?;
+    loop {
+        let n = reader.read(decoder.buf()).await?;
         if n == 0 {
-            if i == 0 {
+            if decoder.between_frames() {
                 return Ok(None);
             }
             return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
         }
-        len |= u64::from(byte[0] & 0x7f) << (7 * i);
-        if byte[0] & 0x80 == 0 {
-            if i > 0 && byte[0] == 0 {
-                // Overlong encoding (trailing zero group).
-                return Err(MessageError::BadLength);
-            }
-            if len > MAX_MESSAGE_SIZE as u64 {
-                return Err(MessageError::TooLarge(len));
-            }
-            let mut body = vec![0u8; len as usize];
-            reader.read_exact(&mut body).await?;
-            return Ok(Some(Bytes::from(body)));
-        }
-        if len > MAX_MESSAGE_SIZE as u64 {
-            // Already too large, whatever follows.
-            return Err(MessageError::TooLarge(len));
+        if let Some(body) = decoder.consume(n)? {
+            return Ok(Some(body));
         }
     }
-    Err(MessageError::BadLength)
 }
 
 /// Writes one frame (without flushing).
@@ -811,11 +927,124 @@ mod tests {
             .await
             .unwrap();
         let mut reader = futures::io::Cursor::new(wire);
-        let first = read_frame(&mut reader).await.unwrap().unwrap();
+        let mut decoder = FrameDecoder::default();
+        let first = read_frame(&mut reader, &mut decoder)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(Message::decode(first).unwrap(), msg);
-        let second = read_frame(&mut reader).await.unwrap().unwrap();
+        let second = read_frame(&mut reader, &mut decoder)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(second.is_empty());
-        assert!(read_frame(&mut reader).await.unwrap().is_none());
+        assert!(
+            read_frame(&mut reader, &mut decoder)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// Feeds `wire` to a decoder in pieces of the given sizes (cycled);
+    /// returns the bodies, or the first error.
+    fn decode_in_pieces(wire: &[u8], pieces: &[usize]) -> Result<Vec<Bytes>, MessageError> {
+        let mut decoder = FrameDecoder::default();
+        let mut bodies = Vec::new();
+        let mut at = 0;
+        let mut turn = 0;
+        while at < wire.len() {
+            let buf = decoder.buf();
+            let n = pieces[turn % pieces.len()]
+                .max(1)
+                .min(buf.len())
+                .min(wire.len() - at);
+            turn += 1;
+            buf[..n].copy_from_slice(&wire[at..at + n]);
+            at += n;
+            bodies.extend(decoder.consume(n)?);
+        }
+        assert!(decoder.between_frames(), "input ends inside a frame");
+        Ok(bodies)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// However the bytes are cut into reads, the same frames come out.
+        #[test]
+        fn frames_survive_any_cut(
+            sizes in proptest::collection::vec(0usize..300_000, 1..4),
+            seed in proptest::num::u8::ANY,
+            pieces in proptest::collection::vec(1usize..100_000, 1..8),
+        ) {
+            let bodies: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(k, &size)| {
+                    (0..size).map(|i| (i as u8).wrapping_mul(31) ^ seed ^ k as u8).collect()
+                })
+                .collect();
+            let mut wire = Vec::new();
+            for body in &bodies {
+                put_varint(&mut wire, body.len() as u64);
+                wire.extend_from_slice(body);
+            }
+            let got = decode_in_pieces(&wire, &pieces).unwrap();
+            proptest::prop_assert_eq!(got.len(), bodies.len());
+            for (got, body) in got.iter().zip(&bodies) {
+                proptest::prop_assert_eq!(&got[..], &body[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_grows_as_its_bytes_arrive() {
+        let mut decoder = FrameDecoder::default();
+        let mut prefix = Vec::new();
+        put_varint(&mut prefix, MAX_MESSAGE_SIZE as u64);
+        for byte in prefix {
+            decoder.buf()[0] = byte;
+            assert!(decoder.consume(1).unwrap().is_none());
+        }
+        assert_eq!(decoder.allocated(), 0, "nothing allocated for a length");
+        // The peer announced 4 MiB and sends one byte.
+        assert_eq!(decoder.buf().len(), FIRST_BODY_CHUNK);
+        assert!(decoder.consume(1).unwrap().is_none());
+        assert!(decoder.allocated() <= FIRST_BODY_CHUNK);
+        // Then the rest, a byte short: the buffer doubles as it fills and
+        // never holds more than twice what arrived plus the first chunk,
+        // nor more than the frame.
+        let mut received = 1;
+        while received < MAX_MESSAGE_SIZE - 1 {
+            let n = decoder.buf().len().min(MAX_MESSAGE_SIZE - 1 - received);
+            assert!(decoder.consume(n).unwrap().is_none());
+            received += n;
+            assert!(decoder.allocated() <= 2 * received + FIRST_BODY_CHUNK);
+            assert!(decoder.allocated() <= MAX_MESSAGE_SIZE);
+        }
+        assert_eq!(decoder.buf().len(), 1);
+        let body = decoder.consume(1).unwrap().unwrap();
+        assert_eq!(body.len(), MAX_MESSAGE_SIZE);
+        assert!(decoder.between_frames());
+        assert_eq!(decoder.allocated(), 0);
+    }
+
+    #[test]
+    fn bad_length_prefixes_are_refused() {
+        let refuse = |bytes: &[u8]| decode_in_pieces(bytes, &[1]).unwrap_err();
+        // 4 MiB + 1, refused when its prefix ends (nothing after it read).
+        let mut over = Vec::new();
+        put_varint(&mut over, MAX_MESSAGE_SIZE as u64 + 1);
+        assert!(
+            matches!(refuse(&over), MessageError::TooLarge(n) if n == MAX_MESSAGE_SIZE as u64 + 1)
+        );
+        // An absurd length is refused as soon as it is too large.
+        assert!(matches!(refuse(&[0xff; 12]), MessageError::TooLarge(_)));
+        // Overlong: a trailing zero group.
+        assert!(matches!(refuse(&[0x85, 0x00]), MessageError::BadLength));
+        // Nine bytes and still going.
+        assert!(matches!(refuse(&[0x80; 9]), MessageError::BadLength));
     }
 
     #[tokio::test]
@@ -826,21 +1055,15 @@ mod tests {
         put_varint(&mut header, MAX_MESSAGE_SIZE as u64 + 1);
         let mut reader = futures::io::Cursor::new(header);
         assert!(matches!(
-            read_frame(&mut reader).await,
+            read_frame(&mut reader, &mut FrameDecoder::default()).await,
             Err(MessageError::TooLarge(n)) if n == MAX_MESSAGE_SIZE as u64 + 1
-        ));
-        // An absurd 10-byte length is refused too.
-        let mut reader = futures::io::Cursor::new(vec![0xff; 12]);
-        assert!(matches!(
-            read_frame(&mut reader).await,
-            Err(MessageError::TooLarge(_))
         ));
         // Exactly 4 MiB is allowed (body truncated here, so EOF).
         let mut header = Vec::new();
         put_varint(&mut header, MAX_MESSAGE_SIZE as u64);
         let mut reader = futures::io::Cursor::new(header);
         assert!(matches!(
-            read_frame(&mut reader).await,
+            read_frame(&mut reader, &mut FrameDecoder::default()).await,
             Err(MessageError::Io(_))
         ));
     }

@@ -6,15 +6,21 @@
 //!   hashed; a message only carries blocks whose bytes match their CID).
 //! * `ledger`: the server's decisions without IO: per-peer wantlists, what
 //!   to answer for each want, remembered wants, batching into messages.
-//! * this file: the [`Bitswap`] handle, the actor, and the per-peer tasks.
+//! * `recent`: the CIDs this node wanted recently, so that a late or
+//!   repeated correct block is a harmless duplicate, not a bad block.
+//! * `inbound`: the caps on inbound streams (per peer, in all) and the task
+//!   that reads one, with its idle timeout.
+//! * this file: the [`Bitswap`] handle, the actor, and the writer and
+//!   server tasks.
 //!
 //! Stream model (spec, "Streams"): the side that sends wants opens its own
 //! stream; the answers come back on a *separate* stream that the responder
-//! opens. So, per peer, we keep one long-lived outbound stream (opened on
-//! first use, reopened once on error) written by a writer task; everything
-//! we send to that peer (wants, cancels, blocks, presences) goes through it.
-//! Every inbound stream gets a reader task that decodes frames and hands
-//! them to the actor.
+//! opens. So, per peer, we keep one outbound stream (opened on first use,
+//! reopened once on error, closed after `outbound_idle` with nothing to
+//! send) written by a writer task; everything we send to that peer (wants,
+//! cancels, blocks, presences) goes through it. Every inbound stream, up to
+//! the caps, gets a reader task that decodes frames and hands them to the
+//! actor.
 //!
 //! ```text
 //!  Bitswap handle ──events──▶ actor ──wants──▶ writer(peer) ──stream──▶ peer
@@ -26,31 +32,38 @@
 //!
 //! Memory is bounded per peer: a server worker looks up at most
 //! `lookup_concurrency` blocks at once, builds one message of at most 4 MiB,
-//! and waits on the writer's channel of `outbound_queue` frames.
+//! and waits on the writer's channel of `outbound_queue` frames; a peer has
+//! at most `max_inbound_streams_per_peer` streams read at once, each holding
+//! at most twice the bytes of its current frame received so far plus
+//! 64 KiB, never more than 4 MiB.
 //!
 //! The integrator must call [`Bitswap::peer_disconnected`] when the last
 //! connection to a peer closes (wants to it then fail with
 //! [`WantError::Disconnected`]), and [`Bitswap::block_added`] when the
 //! blockstore gains a block.
 
+mod inbound;
 mod ledger;
 mod message;
+mod recent;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cid::Cid;
 use futures::stream::BoxStream;
 use futures::{AsyncWriteExt as _, StreamExt as _};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::{Control, OpenStreamError};
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
-use tracing::{debug, error, trace, warn};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::{debug, error, trace};
 
+use self::inbound::{Refused, StreamSlots};
 use self::ledger::{Answer, Batcher, Found, Ledger, Lookup};
 use self::message::{Frame, Message, Presence, WantEntry, WantType, Wantlist};
+use self::recent::RecentWants;
 use crate::block::{self, Block};
 
 /// The protocol IPSR speaks and opens streams with.
@@ -75,11 +88,6 @@ const MAX_INBOUND_STREAMS: usize = 1024;
 const ENTRIES_PER_MESSAGE: usize = 8192;
 /// Lookups a server worker takes from the ledger at a time.
 const LOOKUP_BATCH: usize = 32;
-/// Cancelled wants remembered per peer, so that a block already on its way
-/// when we cancelled is not taken for an unsolicited one.
-const RECENTLY_CANCELLED: usize = 4096;
-/// Read buffer of an inbound stream.
-const READ_BUFFER: usize = 64 * 1024;
 
 /// Where the server side gets blocks. Implemented by the blockstore.
 pub trait BlockSource: Send + Sync + 'static {
@@ -109,6 +117,24 @@ pub struct BitswapConfig {
     /// Encoded messages (each at most 4 MiB) queued per peer before the
     /// server waits for the stream. Default 2.
     pub outbound_queue: usize,
+    /// Inbound streams one peer may have open at once; a stream beyond this
+    /// is reset at once. Default 32.
+    pub max_inbound_streams_per_peer: usize,
+    /// An inbound stream on which no byte arrives for this long is closed.
+    /// Default 30 s.
+    pub inbound_idle_timeout: Duration,
+    /// Our outbound stream to a peer is closed after this long with nothing
+    /// to send, and opened again when needed. Default 10 s: shorter than
+    /// the default `inbound_idle_timeout`, so that a peer with the same
+    /// rules closes our stream only when we have closed it already.
+    pub outbound_idle: Duration,
+    /// How long after one of our wants ended (block received, cancelled,
+    /// DontHave, peer gone) a correct block for its CID is still a harmless
+    /// duplicate rather than an unsolicited block. Default 120 s.
+    pub recent_window: Duration,
+    /// Ended wants remembered for [`recent_window`](Self::recent_window),
+    /// the oldest forgotten first. Default 16384 (about 6 MiB at most).
+    pub max_recent_wants: usize,
 }
 
 impl Default for BitswapConfig {
@@ -120,6 +146,11 @@ impl Default for BitswapConfig {
             max_outstanding_wants: 16384,
             lookup_concurrency: 4,
             outbound_queue: 2,
+            max_inbound_streams_per_peer: 32,
+            inbound_idle_timeout: Duration::from_secs(30),
+            outbound_idle: Duration::from_secs(10),
+            recent_window: Duration::from_secs(120),
+            max_recent_wants: 16384,
         }
     }
 }
@@ -141,8 +172,10 @@ pub enum WantError {
     /// twice).
     #[error("stream to peer failed: {0}")]
     Stream(String),
-    /// The peer sent a block we did not ask it for, or bytes that do not
-    /// hash to the CID they claim. Disconnect it and avoid it.
+    /// The peer sent a block for a CID this node did not want (now or
+    /// recently; bytes sent "for" a CID they do not hash to are such a
+    /// block), a block over 2 MiB, or a block prefix IPSR refuses.
+    /// Disconnect it and avoid it.
     #[error("peer sent a bad or unsolicited block")]
     BadBlock,
     /// The CID is not one IPSR exchanges (sha2-256; raw or dag-pb).
@@ -167,10 +200,18 @@ pub struct BitswapStats {
     pub blocks_received: u64,
     /// Their bytes.
     pub bytes_received: u64,
-    /// Blocks that were unsolicited or did not match their CID.
+    /// Correct blocks for a CID we no longer wanted but did recently
+    /// (already received, cancelled): ignored, the sender not blamed.
+    pub duplicate_blocks: u64,
+    /// Blocks never wanted, oversized, or with a refused prefix.
     pub bad_blocks: u64,
-    /// Frames refused (too large, malformed, bad protobuf).
+    /// Frames refused (too large, malformed, bad protobuf, cut short).
     pub protocol_errors: u64,
+    /// Inbound streams reset at once because the peer, or all peers
+    /// together, had as many open as allowed.
+    pub streams_refused: u64,
+    /// Inbound streams closed because no byte came for the idle timeout.
+    pub streams_idle_closed: u64,
     /// Our outstanding wants, distinct (peer, CID).
     pub wants_in_flight: u64,
     /// Wants peers have with us.
@@ -183,8 +224,11 @@ struct Counters {
     bytes_sent: AtomicU64,
     blocks_received: AtomicU64,
     bytes_received: AtomicU64,
+    duplicate_blocks: AtomicU64,
     bad_blocks: AtomicU64,
     protocol_errors: AtomicU64,
+    streams_refused: AtomicU64,
+    streams_idle_closed: AtomicU64,
     wants_in_flight: AtomicU64,
 }
 
@@ -339,16 +383,17 @@ impl Bitswap {
                 None
             }
         };
+        let config = &inner.config;
         let actor = Actor {
+            recent: RecentWants::new(config.recent_window, config.max_recent_wants),
+            slots: StreamSlots::new(config.max_inbound_streams_per_peer, MAX_INBOUND_STREAMS),
             inner: inner.clone(),
             control,
             source,
             rx,
             peers: HashMap::new(),
             wants: HashMap::new(),
-            cancelled: HashMap::new(),
             generation: 0,
-            readers: Arc::new(Semaphore::new(MAX_INBOUND_STREAMS)),
         };
         (Bitswap { inner }, actor.run(incoming))
     }
@@ -435,8 +480,11 @@ impl Bitswap {
             bytes_sent: get(&s.bytes_sent),
             blocks_received: get(&s.blocks_received),
             bytes_received: get(&s.bytes_received),
+            duplicate_blocks: get(&s.duplicate_blocks),
             bad_blocks: get(&s.bad_blocks),
             protocol_errors: get(&s.protocol_errors),
+            streams_refused: get(&s.streams_refused),
+            streams_idle_closed: get(&s.streams_idle_closed),
             wants_in_flight: get(&s.wants_in_flight),
             peer_wants: lock(&self.inner.server).ledger.total_wants() as u64,
         }
@@ -473,26 +521,6 @@ struct ClientWant {
     waiters: Vec<(u64, Reply)>,
 }
 
-/// CIDs recently cancelled with one peer (bounded FIFO).
-#[derive(Debug, Default)]
-struct Recent {
-    order: VecDeque<Cid>,
-    set: HashSet<Cid>,
-}
-
-impl Recent {
-    fn insert(&mut self, cid: Cid) {
-        if self.set.insert(cid) {
-            self.order.push_back(cid);
-            if self.order.len() > RECENTLY_CANCELLED
-                && let Some(old) = self.order.pop_front()
-            {
-                self.set.remove(&old);
-            }
-        }
-    }
-}
-
 struct Actor {
     inner: Arc<Inner>,
     control: Control,
@@ -500,9 +528,10 @@ struct Actor {
     rx: mpsc::Receiver<Event>,
     peers: HashMap<PeerId, PeerIo>,
     wants: HashMap<(PeerId, Cid), ClientWant>,
-    cancelled: HashMap<PeerId, Recent>,
+    /// Our wants that ended lately, node-wide.
+    recent: RecentWants,
     generation: u64,
-    readers: Arc<Semaphore>,
+    slots: StreamSlots,
 }
 
 impl Actor {
@@ -532,14 +561,26 @@ impl Actor {
     }
 
     fn spawn_reader(&self, peer: PeerId, stream: Stream) {
-        let Ok(permit) = self.readers.clone().try_acquire_owned() else {
-            warn!(%peer, "too many inbound bitswap streams; dropping one");
-            return;
+        let slot = match self.slots.try_acquire(peer) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                bump(&self.inner.stats.streams_refused, 1);
+                match refused {
+                    Refused::PeerFull => {
+                        debug!(%peer, "peer has too many inbound bitswap streams; resetting one")
+                    }
+                    Refused::AllFull => {
+                        debug!(%peer, "too many inbound bitswap streams in all; resetting one")
+                    }
+                }
+                return; // dropping the stream resets it
+            }
         };
         let inner = self.inner.clone();
+        let idle = inner.config.inbound_idle_timeout;
         tokio::spawn(async move {
-            read_loop(peer, stream, &inner).await;
-            drop(permit);
+            inbound::read_stream(peer, stream, &inner, idle).await;
+            drop(slot);
         });
     }
 
@@ -587,6 +628,7 @@ impl Actor {
                 entries.clone(),
                 inner.events.clone(),
                 *generation,
+                inner.config.outbound_idle,
             ));
             PeerIo {
                 frames,
@@ -641,31 +683,28 @@ impl Actor {
         if let Some(wantlist) = message.wantlist {
             self.on_wantlist(peer, &wantlist);
         }
+        let now = Instant::now();
         for block in message.blocks {
             let stats = &self.inner.stats;
             bump(&stats.blocks_received, 1);
             bump(&stats.bytes_received, block.data().len() as u64);
             let cid = *block.cid();
-            match self.wants.remove(&(peer, cid)) {
-                Some(want) => {
-                    for (_, reply) in want.waiters {
-                        match reply {
-                            Reply::Block(tx) => drop(tx.send(Ok(block.clone()))),
-                            Reply::Have(tx) => drop(tx.send(Ok(true))),
-                        }
+            if let Some(want) = self.wants.remove(&(peer, cid)) {
+                self.recent.ended(cid, now);
+                for (_, reply) in want.waiters {
+                    match reply {
+                        Reply::Block(tx) => drop(tx.send(Ok(block.clone()))),
+                        Reply::Have(tx) => drop(tx.send(Ok(true))),
                     }
                 }
-                None if self
-                    .cancelled
-                    .get(&peer)
-                    .is_some_and(|r| r.set.contains(&cid)) =>
-                {
-                    trace!(%peer, %cid, "block for a cancelled want");
-                }
-                None => {
-                    debug!(%peer, %cid, "unsolicited block");
-                    self.on_bad_block(peer);
-                }
+            } else if self.wanted_lately(&cid, now) {
+                // Already received, cancelled, or asked of another peer:
+                // the bytes are right (hashed on decoding), so no harm done.
+                bump(&stats.duplicate_blocks, 1);
+                trace!(%peer, %cid, "duplicate block");
+            } else {
+                debug!(%peer, %cid, "unsolicited block");
+                self.on_bad_block(peer);
             }
         }
         for (cid, presence) in message.presences {
@@ -685,8 +724,11 @@ impl Actor {
             if want.waiters.is_empty() {
                 self.wants.remove(&(peer, cid));
                 if presence == Presence::DontHave {
-                    // The server remembers a missing want; revoke it.
+                    // The server remembers a missing want; revoke it (which
+                    // notes the end of the want too).
                     self.cancel(peer, cid);
+                } else {
+                    self.recent.ended(cid, now);
                 }
             }
         }
@@ -718,8 +760,16 @@ impl Actor {
         ));
     }
 
+    /// Whether this node wants `cid` of any peer now, or did until lately
+    /// ([`BitswapConfig::recent_window`]). The scan of every want runs only
+    /// for a block that no want of its sender matches.
+    fn wanted_lately(&self, cid: &Cid, now: Instant) -> bool {
+        self.recent.contains(cid, now) || self.wants.keys().any(|(_, c)| c == cid)
+    }
+
+    /// Sends a cancel for a want that just ended (and was removed).
     fn cancel(&mut self, peer: PeerId, cid: Cid) {
-        self.cancelled.entry(peer).or_default().insert(cid);
+        self.recent.ended(cid, Instant::now());
         if self.peers.contains_key(&peer) {
             self.send_entry(peer, WantEntry::cancel(cid));
         }
@@ -738,8 +788,10 @@ impl Actor {
             .filter(|(p, _)| *p == peer)
             .copied()
             .collect();
+        let now = Instant::now();
         for key in keys {
             if let Some(want) = self.wants.remove(&key) {
+                self.recent.ended(key.1, now);
                 for (_, reply) in want.waiters {
                     reply.fail(error.clone());
                 }
@@ -765,7 +817,6 @@ impl Actor {
             debug!(%peer, "peer disconnected");
             self.fail_peer(peer, &WantError::Disconnected);
             self.peers.remove(&peer);
-            self.cancelled.remove(&peer);
             let mut server = lock(&self.inner.server);
             server.ledger.remove_peer(&peer);
             if let Some(worker) = server.workers.remove(&peer) {
@@ -774,8 +825,10 @@ impl Actor {
         }
     }
 
-    /// Drops waiters whose futures are gone without a cancel notice.
+    /// Drops waiters whose futures are gone without a cancel notice, and
+    /// forgets old ended wants.
     fn sweep(&mut self) {
+        self.recent.expire(Instant::now());
         let mut emptied = Vec::new();
         for (key, want) in &mut self.wants {
             want.waiters.retain(|(_, reply)| !reply.is_closed());
@@ -786,41 +839,6 @@ impl Actor {
         for (peer, cid) in emptied {
             self.wants.remove(&(peer, cid));
             self.cancel(peer, cid);
-        }
-    }
-}
-
-/// Reads frames from one inbound stream until it ends or misbehaves.
-async fn read_loop(peer: PeerId, stream: Stream, inner: &Inner) {
-    let mut reader = futures::io::BufReader::with_capacity(READ_BUFFER, stream);
-    loop {
-        let body = match message::read_frame(&mut reader).await {
-            Ok(Some(body)) => body,
-            Ok(None) => break,
-            Err(message::MessageError::Io(e)) => {
-                trace!(%peer, error = %e, "bitswap stream closed");
-                break;
-            }
-            Err(e) => {
-                bump(&inner.stats.protocol_errors, 1);
-                debug!(%peer, error = %e, "refused bitswap frame");
-                break;
-            }
-        };
-        let event = match Message::decode(body) {
-            Ok(message) => Event::Inbound { peer, message },
-            Err(e) => {
-                bump(&inner.stats.protocol_errors, 1);
-                debug!(%peer, error = %e, "refused bitswap message");
-                if e.is_bad_block() {
-                    // Best effort: the stream is dropped either way.
-                    let _ = inner.events.send(Event::BadBlock { peer }).await;
-                }
-                break;
-            }
-        };
-        if inner.events.send(event).await.is_err() {
-            break;
         }
     }
 }
@@ -856,6 +874,7 @@ async fn write_loop(
     queue: Arc<WantQueue>,
     events: mpsc::Sender<Event>,
     generation: u64,
+    idle: Duration,
 ) {
     let mut stream: Option<Stream> = None;
     loop {
@@ -867,6 +886,14 @@ async fn write_loop(
                 Some(frame) => frames.push(frame),
                 None => break,
             },
+            () = tokio::time::sleep(idle), if stream.is_some() => {
+                // Close it before the peer's idle timeout resets it.
+                if let Some(mut s) = stream.take() {
+                    trace!(%peer, "closing an idle bitswap stream");
+                    let _ = tokio::time::timeout(Duration::from_secs(1), s.close()).await;
+                }
+                continue;
+            }
         }
         let entries = std::mem::take(&mut *lock(&queue.entries));
         let mut batch: Vec<Frame> = entries

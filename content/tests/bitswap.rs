@@ -502,6 +502,37 @@ async fn an_oversized_block_is_a_bad_block() {
     assert_eq!(stats.duplicate_blocks, 0);
 }
 
+/// Opens a stream from raw `c` to `a`, asks for `x` on it and waits for
+/// the answer on `answers` (the stream `a` opened to `c`, taken from
+/// `incoming` the first time): proof that `a` reads the stream.
+/// libp2p-stream drops a stream that arrives while the one before still
+/// waits for Bitswap to take it, so a test opens the next stream only after
+/// this.
+async fn open_and_use(
+    c: &mut Node,
+    a: &Node,
+    incoming: &mut libp2p_stream::IncomingStreams,
+    answers: &mut Option<Stream>,
+    x: &Block,
+) -> Stream {
+    let mut s = timeout(T, c.control.open_stream(a.peer, PROTOCOL))
+        .await
+        .unwrap()
+        .unwrap();
+    s.write_all(&frame(&want_message(x.cid()))).await.unwrap();
+    s.flush().await.unwrap();
+    if answers.is_none() {
+        let (from, stream) = timeout(T, incoming.next()).await.unwrap().unwrap();
+        assert_eq!(from, a.peer);
+        *answers = Some(stream);
+    }
+    let body = timeout(T, read_raw_frame(answers.as_mut().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(body, payload_message(&[0x01, 0x55, 0x12, 0x20], x.data()));
+    s
+}
+
 /// A peer may read at most `max_inbound_streams_per_peer` streams at once:
 /// one more is reset at once and counted; the others keep working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -514,24 +545,20 @@ async fn inbound_streams_are_capped_per_peer() {
     let mut c = node(true, BitswapConfig::default()).await;
     c.connect(&a).await;
     let mut incoming = c.control.accept(PROTOCOL).unwrap();
-    let x = block(b"served on a kept stream".to_vec());
-    a.source.insert(x.clone());
-    let mut open = Vec::new();
-    for _ in 0..2 {
-        let mut s = timeout(T, c.control.open_stream(a.peer, PROTOCOL))
-            .await
-            .unwrap()
-            .unwrap();
-        // An empty message, so that A surely has the stream.
-        s.write_all(&frame(&[])).await.unwrap();
-        s.flush().await.unwrap();
-        open.push(s);
+    let blocks: Vec<Block> = (0..3u8).map(|i| block(vec![i; 1000])).collect();
+    for x in &blocks {
+        a.source.insert(x.clone());
     }
+    let mut answers = None;
+    let first = open_and_use(&mut c, &a, &mut incoming, &mut answers, &blocks[0]).await;
+    let mut second = open_and_use(&mut c, &a, &mut incoming, &mut answers, &blocks[1]).await;
     let mut third = timeout(T, c.control.open_stream(a.peer, PROTOCOL))
         .await
         .unwrap()
         .unwrap();
-    let _ = third.write_all(&frame(&[])).await;
+    let _ = third
+        .write_all(&frame(&want_message(blocks[2].cid())))
+        .await;
     let _ = third.flush().await;
     eventually("one refused stream", || {
         a.bitswap().stats().streams_refused == 1
@@ -539,24 +566,29 @@ async fn inbound_streams_are_capped_per_peer() {
     .await;
     // The third stream is reset: C's read ends instead of hanging.
     assert!(read_to_end_or_reset(&mut third).await.is_empty());
-    // The first two are still read: a want on the second is answered.
-    open[1]
-        .write_all(&frame(&want_message(x.cid())))
+    // The first two are still read: the want sent on the third is sent
+    // again on the second, and answered.
+    second
+        .write_all(&frame(&want_message(blocks[2].cid())))
         .await
         .unwrap();
-    open[1].flush().await.unwrap();
-    let (from, mut answers) = timeout(T, incoming.next()).await.unwrap().unwrap();
-    assert_eq!(from, a.peer);
-    let body = timeout(T, read_raw_frame(&mut answers)).await.unwrap();
-    assert_eq!(body, payload_message(&[0x01, 0x55, 0x12, 0x20], x.data()));
+    second.flush().await.unwrap();
+    let body = timeout(T, read_raw_frame(answers.as_mut().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        payload_message(&[0x01, 0x55, 0x12, 0x20], blocks[2].data())
+    );
+    drop(first);
     let stats = a.bitswap().stats();
     assert_eq!(stats.streams_refused, 1);
     assert_eq!(stats.protocol_errors, 0);
 }
 
 /// An inbound stream on which nothing arrives for the idle timeout is
-/// closed, whether it is silent from the start or stops inside a frame that
-/// announced 4 MiB.
+/// closed, whether it falls silent between messages or stops inside a
+/// frame that announced 4 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_inbound_streams_are_closed() {
     let config = BitswapConfig {
@@ -564,19 +596,16 @@ async fn idle_inbound_streams_are_closed() {
         ..BitswapConfig::default()
     };
     let a = node(false, config).await;
-    let c = node(true, BitswapConfig::default()).await;
+    let mut c = node(true, BitswapConfig::default()).await;
     c.connect(&a).await;
-    let mut silent = timeout(T, c.control.clone().open_stream(a.peer, PROTOCOL))
-        .await
-        .unwrap()
-        .unwrap();
-    // Negotiation is lazy on some versions: make sure A has the stream.
-    silent.write_all(&frame(&[])).await.unwrap();
-    silent.flush().await.unwrap();
-    let mut stalled = timeout(T, c.control.clone().open_stream(a.peer, PROTOCOL))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut incoming = c.control.accept(PROTOCOL).unwrap();
+    let blocks: Vec<Block> = (0..2u8).map(|i| block(vec![i; 1000])).collect();
+    for x in &blocks {
+        a.source.insert(x.clone());
+    }
+    let mut answers = None;
+    let mut silent = open_and_use(&mut c, &a, &mut incoming, &mut answers, &blocks[0]).await;
+    let mut stalled = open_and_use(&mut c, &a, &mut incoming, &mut answers, &blocks[1]).await;
     let mut bytes = varint(MAX_MESSAGE_SIZE);
     bytes.push(0x0a);
     stalled.write_all(&bytes).await.unwrap();

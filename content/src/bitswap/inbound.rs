@@ -1,9 +1,14 @@
-//! The inbound side: which streams a peer may have open at once, and the
-//! task that reads one.
+//! The inbound side: which streams a peer may have open at once, the task
+//! that takes them, and the task that reads one.
 //!
 //! * [`StreamSlots`]: at most `per_peer` inbound streams per peer and
 //!   `total` over all peers. A stream beyond either cap is dropped at once
 //!   (which resets it), with a debug log and a count in the stats.
+//! * [`accept_streams`]: a task that does nothing but take each new stream
+//!   from libp2p-stream, give it a slot and spawn its reader.
+//!   libp2p-stream hands streams over a channel that holds one: a stream
+//!   that arrives while the previous one still waits there is dropped. A
+//!   task of its own keeps that wait short.
 //! * [`read_stream`]: reads frames as their bytes arrive (the buffer of a
 //!   frame grows with them, see [`FrameDecoder`]), closes the stream when no
 //!   byte arrived for the idle timeout, and hands each decoded message to
@@ -18,7 +23,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::AsyncReadExt as _;
+use futures::stream::BoxStream;
+use futures::{AsyncReadExt as _, StreamExt as _};
 use libp2p::{PeerId, Stream};
 use tracing::{debug, trace};
 
@@ -104,6 +110,39 @@ impl Drop for Slot {
             }
         }
     }
+}
+
+/// Takes the inbound streams until the swarm is gone: each gets a slot and
+/// a reader task, or is dropped (reset) when `slots` has none for it.
+pub(crate) async fn accept_streams(
+    mut incoming: BoxStream<'static, (PeerId, Stream)>,
+    slots: StreamSlots,
+    inner: Arc<Inner>,
+) {
+    while let Some((peer, stream)) = incoming.next().await {
+        let slot = match slots.try_acquire(peer) {
+            Ok(slot) => slot,
+            Err(refused) => {
+                bump(&inner.stats.streams_refused, 1);
+                match refused {
+                    Refused::PeerFull => {
+                        debug!(%peer, "peer has too many inbound bitswap streams; resetting one");
+                    }
+                    Refused::AllFull => {
+                        debug!(%peer, "too many inbound bitswap streams in all; resetting one");
+                    }
+                }
+                continue; // dropping the stream resets it
+            }
+        };
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let idle = inner.config.inbound_idle_timeout;
+            read_stream(peer, stream, &inner, idle).await;
+            drop(slot);
+        });
+    }
+    debug!("bitswap stopped accepting streams");
 }
 
 /// Reads frames from one inbound stream until it ends, misbehaves, or stays

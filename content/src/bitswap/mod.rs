@@ -8,8 +8,9 @@
 //!   to answer for each want, remembered wants, batching into messages.
 //! * `recent`: the CIDs this node wanted recently, so that a late or
 //!   repeated correct block is a harmless duplicate, not a bad block.
-//! * `inbound`: the caps on inbound streams (per peer, in all) and the task
-//!   that reads one, with its idle timeout.
+//! * `inbound`: the caps on inbound streams (per peer, in all), the task
+//!   that takes new streams, and the task that reads one, with its idle
+//!   timeout.
 //! * this file: the [`Bitswap`] handle, the actor, and the writer and
 //!   server tasks.
 //!
@@ -18,14 +19,14 @@
 //! opens. So, per peer, we keep one outbound stream (opened on first use,
 //! reopened once on error, closed after `outbound_idle` with nothing to
 //! send) written by a writer task; everything we send to that peer (wants,
-//! cancels, blocks, presences) goes through it. Every inbound stream, up to
-//! the caps, gets a reader task that decodes frames and hands them to the
-//! actor.
+//! cancels, blocks, presences) goes through it. The accept task gives every
+//! inbound stream, up to the caps, a reader task that decodes frames and
+//! hands them to the actor.
 //!
 //! ```text
 //!  Bitswap handle ──events──▶ actor ──wants──▶ writer(peer) ──stream──▶ peer
 //!                               ▲                   ▲
-//!  reader(stream) ──messages────┘                   │ frames (bounded)
+//!  accept ─▶ reader(stream) ────┘ messages          │ frames (bounded)
 //!                               └─wantlists─▶ ledger ◀── server worker(peer)
 //!                                                         └ spawn_blocking(BlockSource)
 //! ```
@@ -60,7 +61,7 @@ use libp2p_stream::{Control, OpenStreamError};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, error, trace};
 
-use self::inbound::{Refused, StreamSlots};
+use self::inbound::StreamSlots;
 use self::ledger::{Answer, Batcher, Found, Ledger, Lookup};
 use self::message::{Frame, Message, Presence, WantEntry, WantType, Wantlist};
 use self::recent::RecentWants;
@@ -386,7 +387,6 @@ impl Bitswap {
         let config = &inner.config;
         let actor = Actor {
             recent: RecentWants::new(config.recent_window, config.max_recent_wants),
-            slots: StreamSlots::new(config.max_inbound_streams_per_peer, MAX_INBOUND_STREAMS),
             inner: inner.clone(),
             control,
             source,
@@ -531,12 +531,28 @@ struct Actor {
     /// Our wants that ended lately, node-wide.
     recent: RecentWants,
     generation: u64,
-    slots: StreamSlots,
 }
 
 impl Actor {
     async fn run(mut self, incoming: Option<BoxStream<'static, (PeerId, Stream)>>) {
-        let mut incoming = incoming.unwrap_or_else(|| futures::stream::pending().boxed());
+        // Inbound streams are taken by a task of their own, so that a busy
+        // actor never makes libp2p-stream drop one (see `inbound.rs`). The
+        // actor stops when that task does, that is when the swarm is gone.
+        let (accepting, mut accept_ended) = oneshot::channel::<()>();
+        let _never_ends = match incoming {
+            Some(incoming) => {
+                let config = &self.inner.config;
+                let slots =
+                    StreamSlots::new(config.max_inbound_streams_per_peer, MAX_INBOUND_STREAMS);
+                let inner = self.inner.clone();
+                tokio::spawn(async move {
+                    inbound::accept_streams(incoming, slots, inner).await;
+                    drop(accepting);
+                });
+                None
+            }
+            None => Some(accepting),
+        };
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -545,10 +561,7 @@ impl Actor {
                     Some(event) => self.on_event(event),
                     None => break,
                 },
-                stream = incoming.next() => match stream {
-                    Some((peer, stream)) => self.spawn_reader(peer, stream),
-                    None => break,
-                },
+                _ = &mut accept_ended => break,
                 () = self.inner.notice.notified() => self.on_notices(),
                 _ = sweep.tick() => self.sweep(),
             }
@@ -558,30 +571,6 @@ impl Actor {
                 .store(self.wants.len() as u64, Ordering::Relaxed);
         }
         debug!("bitswap actor stopped");
-    }
-
-    fn spawn_reader(&self, peer: PeerId, stream: Stream) {
-        let slot = match self.slots.try_acquire(peer) {
-            Ok(slot) => slot,
-            Err(refused) => {
-                bump(&self.inner.stats.streams_refused, 1);
-                match refused {
-                    Refused::PeerFull => {
-                        debug!(%peer, "peer has too many inbound bitswap streams; resetting one")
-                    }
-                    Refused::AllFull => {
-                        debug!(%peer, "too many inbound bitswap streams in all; resetting one")
-                    }
-                }
-                return; // dropping the stream resets it
-            }
-        };
-        let inner = self.inner.clone();
-        let idle = inner.config.inbound_idle_timeout;
-        tokio::spawn(async move {
-            inbound::read_stream(peer, stream, &inner, idle).await;
-            drop(slot);
-        });
     }
 
     fn on_event(&mut self, event: Event) {

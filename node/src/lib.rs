@@ -32,6 +32,9 @@
 //!   backoff, and a new bootstrap when the node has been alone a while.
 //! * `ip_limits`: per-IP limits on inbound connections (a behaviour of
 //!   the swarm), so one address cannot take every connection slot.
+//! * `sim` (hidden): a discrete-event simulation of thousands of nodes in
+//!   one process, each running the real `service` over a modelled network
+//!   (`docs/dev/simulation.md`).
 //!
 //! Records and the protocols that move them:
 //! * `store`: [`Store`], the embedded store (redb) of verified records,
@@ -76,6 +79,8 @@ pub mod run;
 mod runtime;
 pub mod search;
 mod service;
+#[doc(hidden)]
+pub mod sim;
 mod store;
 mod swarm;
 mod sync;

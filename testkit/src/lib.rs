@@ -8,7 +8,7 @@
 //! | `ports` | [`free_port`], [`free_base_port`] on loopback |
 //! | `wait` | bounded waits: [`wait_until`] (async), [`wait_for`] and [`poll`] (blocking), all within [`TIMEOUT`] unless told |
 //! | `data` | seeded test data: [`pattern`] bytes and the [`XorShift`] generator behind them |
-//! | `records` | one builder of signed records: [`release`], [`yank`], with [`key`], [`cid`] and the defaults [`PACKAGE`], [`CID`], [`T0`] |
+//! | `records` | one builder of signed records: [`release`], [`yank`], with [`key`], [`cid`] and the defaults [`PACKAGE`], [`CID`], [`T0`]; many at once: [`releases`]; bytes that never verify: [`tampered`] |
 //! | `http` | [`agent`]: an HTTP client with a timeout that reports statuses as values |
 //! | `flood` | [`IdleFlood`]: idle TCP connections from a chosen source address, reopened when closed |
 //!
@@ -43,6 +43,8 @@ pub use flood::IdleFlood;
 pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout};
 pub use ports::{free_base_port, free_port};
 pub use proc::Proc;
-pub use records::{CID, PACKAGE, ReleaseBuilder, T0, YankBuilder, cid, key, release, yank};
+pub use records::{
+    CID, PACKAGE, ReleaseBuilder, T0, YankBuilder, cid, key, release, releases, tampered, yank,
+};
 pub use redis::{RedisServer, redis_url, unique_prefix};
 pub use wait::{TIMEOUT, poll, wait_for, wait_until};

@@ -62,6 +62,33 @@ pub fn release<'k>(key: &'k AuthorKey, version: &str) -> ReleaseBuilder<'k> {
     }
 }
 
+/// `n` releases by 8 authors (keys 1 to 8), release `i` being version
+/// `1.0.i` of `com.example.app{i % 1000}` with content [`cid`]`(i)` and
+/// `seq` `i + 1`: distinct releases of distinct content, the same bytes on
+/// every run. For tests and benches that need many records.
+pub fn releases(n: usize) -> Vec<SignedRecord> {
+    let authors: Vec<AuthorKey> = (1..=8).map(key).collect();
+    (0..n)
+        .map(|i| {
+            release(&authors[i % 8], &format!("1.0.{i}"))
+                .package(&format!("com.example.app{}", i % 1000))
+                .code(i as u64 + 1)
+                .seq(i as u64 + 1)
+                .cid(cid(u32::try_from(i).expect("fewer than 2^32 records")))
+                .sign()
+        })
+        .collect()
+}
+
+/// The envelope of `record` with the last byte of its signature flipped:
+/// bytes that parse but never verify.
+pub fn tampered(record: &SignedRecord) -> Vec<u8> {
+    let mut bytes = record.to_bytes();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    bytes
+}
+
 /// A yank of [`PACKAGE`] at `version` by `key`, reason `broken`, created now
 /// with `seq` now; [`seq`](YankBuilder::seq) fixes both.
 pub fn yank<'k>(key: &'k AuthorKey, version: &str) -> YankBuilder<'k> {

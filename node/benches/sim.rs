@@ -58,6 +58,43 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// CPU seconds this process used (user + system), from `/proc/self/stat`
+/// in clock ticks of 1/100 s (Linux's `CLK_TCK`); 0 elsewhere. The
+/// machine may be shared: CPU time says more than wall time.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The fields after the command name (which may hold spaces).
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// A phase's start: wall and CPU clocks.
+struct Clock(Instant, f64);
+
+impl Clock {
+    fn start() -> Self {
+        Self(Instant::now(), cpu_secs())
+    }
+}
+
+impl std::fmt::Display for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} s wall, {:.2} s cpu",
+            self.0.elapsed().as_secs_f64(),
+            cpu_secs() - self.1
+        )
+    }
+}
+
 fn peak_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -66,13 +103,13 @@ fn peak_bytes() -> Option<u64> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let started = Instant::now();
+    let started = Clock::start();
     let mut config = Config::new(args.nodes, args.seed);
     config.bootstrap = args.bootstrap;
     config.lookups = args.lookups;
     config.verify_every_copy = args.verify_every_copy;
     config.lazy_gossip = !args.no_lazy_gossip;
-    config.deadline = Some(started + Duration::from_secs(args.max_secs));
+    config.deadline = Some(started.0 + Duration::from_secs(args.max_secs));
     let records = releases(args.records);
     // Releases of another author, their signatures broken.
     let forgeries: Vec<Vec<u8>> = (0..args.forgeries)
@@ -88,71 +125,53 @@ fn main() -> anyhow::Result<()> {
         !cfg!(debug_assertions)
     );
 
-    let t = Instant::now();
+    let t = Clock::start();
     let mut sim = Sim::new(config, records, forgeries)?;
-    println!("identities and connections: {:.2} s", t.elapsed().as_secs_f64());
+    println!("identities and connections: {t}");
 
-    let t = Instant::now();
+    let t = Clock::start();
     sim.join();
     let o = sim.outcome();
     println!(
-        "join: {:.2} s; routing tables {:.1} peers a node; {} DHT requests",
-        t.elapsed().as_secs_f64(),
+        "join: {}; routing tables {:.1} peers a node; {} DHT requests",
+        t,
         o.table_entries as f64 / args.nodes as f64,
         o.dht_requests
     );
 
-    let t = Instant::now();
+    let t = Clock::start();
     let mesh = sim.form_mesh();
     println!(
-        "mesh: {:.2} s; {} heartbeats, {} links, degree {}..{}, {} component(s)",
-        t.elapsed().as_secs_f64(),
-        mesh.rounds,
-        mesh.links,
-        mesh.min_degree,
-        mesh.max_degree,
-        mesh.components
+        "mesh: {}; {} heartbeats, {} links, degree {}..{}, {} component(s)",
+        t, mesh.rounds, mesh.links, mesh.min_degree, mesh.max_degree, mesh.components
     );
 
-    let t = Instant::now();
+    let t = Clock::start();
     sim.gossip();
     let o = sim.outcome();
     println!(
-        "gossip: {:.2} s wall, {} ms virtual; delivered {}/{} ({} by IWANT); hops {}; ms {}",
-        t.elapsed().as_secs_f64(),
-        o.gossip_span_ms,
-        o.delivered,
-        o.expected,
-        o.pulled,
-        o.gossip_hops,
-        o.gossip_ms
+        "gossip: {}, {} ms virtual; delivered {}/{} ({} by IWANT); hops {}; ms {}",
+        t, o.gossip_span_ms, o.delivered, o.expected, o.pulled, o.gossip_hops, o.gossip_ms
     );
     println!(
         "gossip: {} duplicates dropped, {} rate-limited, {} rejected, {} forgeries held, {} signature checks",
         o.duplicates, o.rate_limited, o.rejected, o.forgeries_held, o.signature_checks
     );
 
-    let t = Instant::now();
+    let t = Clock::start();
     sim.provide();
     let o = sim.outcome();
     println!(
-        "provide: {:.2} s; {} provider records kept, {} refused",
-        t.elapsed().as_secs_f64(),
-        o.provider_records,
-        o.provider_refused
+        "provide: {}; {} provider records kept, {} refused",
+        t, o.provider_records, o.provider_refused
     );
 
-    let t = Instant::now();
+    let t = Clock::start();
     sim.look_up();
     let o = sim.outcome();
     println!(
-        "lookups: {:.2} s; {}/{} found the provider; first provider at hop {}; ms {}; {} DHT requests in all",
-        t.elapsed().as_secs_f64(),
-        o.lookups_ok,
-        o.lookups,
-        o.lookup_hops,
-        o.lookup_ms,
-        o.dht_requests
+        "lookups: {}; {}/{} found the provider; first provider at hop {}; ms {}; {} DHT requests in all",
+        t, o.lookups_ok, o.lookups, o.lookup_hops, o.lookup_ms, o.dht_requests
     );
 
     let rss_after = resident_bytes().unwrap_or(0);
@@ -165,9 +184,12 @@ fn main() -> anyhow::Result<()> {
         per_node as f64 / 1024.0
     );
     if o.truncated {
-        println!("stopped at --max-secs {}: the figures are partial", args.max_secs);
+        println!(
+            "stopped at --max-secs {}: the figures are partial",
+            args.max_secs
+        );
     }
-    println!("wall: {:.2} s", started.elapsed().as_secs_f64());
+    println!("total: {started}");
     println!("{o}");
     Ok(())
 }

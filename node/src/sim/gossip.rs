@@ -83,9 +83,15 @@ impl Peer {
 #[derive(Debug)]
 enum Event {
     /// `node` publishes record `msg`.
-    Publish { node: Ix, msg: u32 },
+    Publish {
+        node: Ix,
+        msg: u32,
+    },
     /// `node` sends the forged `msg` to its peers unchecked.
-    Inject { node: Ix, msg: u32 },
+    Inject {
+        node: Ix,
+        msg: u32,
+    },
     /// `msg` arrives at `to` from `from`, `hops` from its publisher.
     Message {
         to: Ix,
@@ -104,9 +110,19 @@ enum Event {
         hops: u32,
         pulled: bool,
     },
-    Heartbeat { node: Ix },
-    IHave { to: Ix, from: Ix, ids: Vec<u32> },
-    IWant { to: Ix, from: Ix, ids: Vec<u32> },
+    Heartbeat {
+        node: Ix,
+    },
+    IHave {
+        to: Ix,
+        from: Ix,
+        ids: Vec<u32>,
+    },
+    IWant {
+        to: Ix,
+        from: Ix,
+        ids: Vec<u32>,
+    },
 }
 
 /// Runs the gossip phase of `sim` to the end.
@@ -115,17 +131,20 @@ pub(crate) fn run(sim: &mut Sim) {
     let n = sim.world.len();
     for (i, m) in sim.msgs.iter().enumerate() {
         let (node, msg) = (m.publisher, i as u32);
-        q.at(m.at, match m.key {
-            Some(_) => Event::Publish { node, msg },
-            None => Event::Inject { node, msg },
-        });
+        q.at(
+            m.at,
+            match m.key {
+                Some(_) => Event::Publish { node, msg },
+                None => Event::Inject { node, msg },
+            },
+        );
     }
     let beat = micros(sim.config.heartbeat).max(1);
     let last = sim.msgs.iter().map(|m| m.at).max().unwrap_or(0);
     let beats_end = last + HISTORY_LENGTH * beat;
     if sim.config.lazy_gossip {
         for node in 0..n as Ix {
-            let phase = sim.rng.below(beat);
+            let phase = sim.rng.gossip.below(beat);
             q.at(phase, Event::Heartbeat { node });
         }
     }
@@ -134,7 +153,7 @@ pub(crate) fn run(sim: &mut Sim) {
     let mut steps: u64 = 0;
     while let Some(event) = q.pop() {
         steps += 1;
-        if steps % 4096 == 0 && sim.past_deadline() {
+        if steps.is_multiple_of(4096) && sim.past_deadline() {
             break;
         }
         let now = q.now();
@@ -306,7 +325,10 @@ fn publish(sim: &mut Sim, q: &mut Queue<Event>, node: Ix, msg: u32) {
 
 fn send_to_connections(sim: &Sim, q: &mut Queue<Event>, node: Ix, msg: u32) {
     for &to in &sim.world.conns[node as usize] {
-        q.after(sim.world.one_way(node, to), message(to, node, msg, 1, false));
+        q.after(
+            sim.world.one_way(node, to),
+            message(to, node, msg, 1, false),
+        );
     }
 }
 
@@ -359,7 +381,7 @@ fn heartbeat(sim: &mut Sim, q: &mut Queue<Event>, node: Ix, beat: Micros) {
         .filter(|p| mesh.binary_search(p).is_err())
         .collect();
     let wanted = GOSSIP_LAZY.max((GOSSIP_FACTOR * others.len() as f64) as usize);
-    sim.rng.shuffle(&mut others);
+    sim.rng.gossip.shuffle(&mut others);
     for to in others.into_iter().take(wanted) {
         let delay = sim.world.one_way(node, to);
         q.after(

@@ -32,15 +32,17 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry as MapEntry;
 
 use libp2p::PeerId;
-use libp2p::kad::{KBucketDistance, KBucketKey};
+use libp2p::kad::{KBucketDistance, KBucketKey, U256};
 
 use super::events::{Micros, Queue};
 use super::net::{Ix, World};
 use super::rng::Rng;
 
-/// A lookup target: the SHA-256 of its bytes is its place in the keyspace
-/// (a peer id's bytes, or a provider key's).
-pub(crate) type Target = KBucketKey<Vec<u8>>;
+/// The place of `bytes` (a peer id's, a provider key's) in the keyspace:
+/// their SHA-256 as libp2p's [`KBucketKey`] hashes them, as an integer.
+pub(crate) fn point(bytes: &[u8]) -> U256 {
+    U256::from_big_endian(KBucketKey::new(bytes.to_vec()).hashed_bytes())
+}
 
 /// Provider records a node keeps from one peer.
 pub(crate) const MAX_PROVIDED_BY_PEER: usize = 1024;
@@ -96,10 +98,7 @@ impl Table {
     /// Adds `peer` (or marks it most recently seen); false when its bucket
     /// is full or it is `me`.
     fn insert(&mut self, keys: &[KBucketKey<PeerId>], me: Ix, peer: Ix, k: usize) -> bool {
-        let Some(log) = keys[me as usize]
-            .distance(&keys[peer as usize])
-            .ilog2()
-        else {
+        let Some(log) = keys[me as usize].distance(&keys[peer as usize]).ilog2() else {
             return false;
         };
         let j = (255 - log) as usize;
@@ -120,26 +119,51 @@ impl Table {
     }
 
     /// Up to `n` peers closest to `target`, nearest first, without `skip`.
+    /// Walks the buckets in order of their distance to the target (as
+    /// libp2p's `ClosestBucketsIter`): with `d` = local XOR target and `m`
+    /// its highest bit, bucket `m`, then the buckets of `d`'s other set
+    /// bits downwards, then those of its clear bits upwards, then the ones
+    /// above `m`; each bucket lies wholly nearer than the next.
     fn closest(
         &self,
-        keys: &[KBucketKey<PeerId>],
-        target: &Target,
+        world: &World,
+        me: Ix,
+        target: U256,
         n: usize,
         skip: Ix,
     ) -> Vec<(KBucketDistance, Ix)> {
-        let mut all: Vec<(KBucketDistance, Ix)> = self
-            .buckets
-            .iter()
-            .flatten()
-            .filter(|p| **p != skip)
-            .map(|p| (target.distance(&keys[*p as usize]), *p))
-            .collect();
-        if all.len() > n {
-            all.select_nth_unstable(n);
-            all.truncate(n);
+        let d = world.distance(me, target).0;
+        let m = KBucketDistance(d).ilog2().map_or(-1, |m| m as i32);
+        // Only the buckets this table has (the nearest ones are empty).
+        let lo = 256 - self.buckets.len() as i32;
+        let below = (lo..m).rev().filter(|i| d.bit(*i as usize));
+        let clear = (lo..m).filter(|i| !d.bit(*i as usize));
+        let order = (m >= 0)
+            .then_some(m)
+            .into_iter()
+            .chain(below)
+            .chain(clear)
+            .chain((m + 1).max(lo)..256);
+        let mut out = Vec::with_capacity(n + self.buckets.first().map_or(0, Vec::len));
+        for log in order {
+            let j = (255 - log) as usize;
+            let Some(bucket) = self.buckets.get(j) else {
+                continue;
+            };
+            let from = out.len();
+            out.extend(
+                bucket
+                    .iter()
+                    .filter(|p| **p != skip)
+                    .map(|p| (world.distance(*p, target), *p)),
+            );
+            out[from..].sort_unstable();
+            if out.len() >= n {
+                break;
+            }
         }
-        all.sort_unstable();
-        all
+        out.truncate(n);
+        out
     }
 
     /// Peers in the table.
@@ -179,6 +203,9 @@ pub(crate) struct Found {
     /// named it was learnt through `hops - 1` others (1: it was in the
     /// asker's own table; 0: the asker holds the record itself).
     pub(crate) first_provider: Option<(u32, Micros)>,
+    /// Whether a node other than a provider named one (a provider record
+    /// put there), not only a provider speaking for itself.
+    pub(crate) from_records: bool,
     /// Requests sent.
     pub(crate) requests: u64,
     /// When the query finished.
@@ -222,18 +249,17 @@ impl Dht {
             let peer = world.conns[me as usize][i];
             self.link(world, me, peer);
         }
-        let own = Target::new(world.peer(me).to_bytes());
-        self.query(world, me, &own, Ask::FindNode);
-        let local = &world.keys[me as usize];
+        self.query(world, me, world.ints[me as usize], Ask::FindNode);
         for log in self.tables[me as usize].to_refresh() {
-            let mut target = Target::new(rng.bytes32().to_vec());
+            // A random peer id's key is uniform in the keyspace.
+            let mut target = U256::from_big_endian(&rng.bytes32());
             for _ in 1..16 {
-                if local.distance(&target).ilog2() == Some(log) {
+                if world.distance(me, target).ilog2() == Some(log) {
                     break;
                 }
-                target = Target::new(rng.bytes32().to_vec());
+                target = U256::from_big_endian(&rng.bytes32());
             }
-            self.query(world, me, &target, Ask::FindNode);
+            self.query(world, me, target, Ask::FindNode);
         }
     }
 
@@ -246,7 +272,7 @@ impl Dht {
         me: Ix,
         rec: u32,
         key: &[u8],
-        target: &Target,
+        target: U256,
     ) -> (usize, usize) {
         self.providers[me as usize].push((rec, me));
         let found = self.query(world, me, target, Ask::FindNode);
@@ -278,7 +304,7 @@ impl Dht {
 
     /// An iterative query from `me` for `target`, in virtual time of its
     /// own (it starts at 0).
-    pub(crate) fn query(&mut self, world: &World, me: Ix, target: &Target, ask: Ask) -> Found {
+    pub(crate) fn query(&mut self, world: &World, me: Ix, t: U256, ask: Ask) -> Found {
         let mut found = Found::default();
         if let Ask::Providers(rec) = ask {
             // get_providers first reports what the local store holds.
@@ -289,7 +315,7 @@ impl Dht {
                 }
             }
         }
-        let start = self.tables[me as usize].closest(&world.keys, target, self.k, me);
+        let start = self.tables[me as usize].closest(world, me, t, self.k, me);
         let mut iter = ClosestPeers::new(self.k, self.alpha, start);
         let mut flight: Queue<Ix> = Queue::new();
         'query: loop {
@@ -307,22 +333,26 @@ impl Dht {
             let now = flight.now();
             // The peer learns of the asker, and the asker of the peer.
             self.link(world, me, peer);
-            let mut closer = self.tables[peer as usize].closest(&world.keys, target, self.k, me);
-            let hop = iter.hop(target.distance(&world.keys[peer as usize]));
+            let mut closer = self.tables[peer as usize].closest(world, peer, t, self.k, me);
+            let hop = iter.hop(world.distance(peer, t));
             if let Ask::Providers(rec) = ask {
                 for &(r, provider) in &self.providers[peer as usize] {
-                    if r != rec || found.providers.contains(&provider) {
+                    if r != rec {
+                        continue;
+                    }
+                    found.from_records |= provider != peer;
+                    if found.providers.contains(&provider) {
                         continue;
                     }
                     found.providers.push(provider);
                     found.first_provider.get_or_insert((hop, now));
                     // libp2p treats the providers as closer peers too.
                     if provider != me {
-                        closer.push((target.distance(&world.keys[provider as usize]), provider));
+                        closer.push((world.distance(provider, t), provider));
                     }
                 }
             }
-            iter.on_success(target.distance(&world.keys[peer as usize]), closer, hop + 1);
+            iter.on_success(world.distance(peer, t), closer, hop + 1);
             found.took = now;
         }
         self.requests += found.requests;
@@ -381,7 +411,14 @@ impl ClosestPeers {
             .take(k)
             .map(|(d, node)| {
                 let state = PeerState::NotContacted;
-                (d, Peer { node, state, hop: 1 })
+                (
+                    d,
+                    Peer {
+                        node,
+                        state,
+                        hop: 1,
+                    },
+                )
             })
             .collect();
         Self {
@@ -497,6 +534,13 @@ mod tests {
     use super::super::net::Latency;
     use super::*;
 
+    /// Targets as libp2p makes them, for the brute-force checks.
+    type Target = KBucketKey<Vec<u8>>;
+
+    fn int(target: &Target) -> U256 {
+        U256::from_big_endian(target.hashed_bytes())
+    }
+
     fn world(n: usize) -> World {
         World::new(n, 3, Latency::new(1, 1_000, 2_000), &mut Rng::new(5)).unwrap()
     }
@@ -532,9 +576,35 @@ mod tests {
             assert!(t.insert(&w.keys, 0, p, 4));
         }
         assert!(!t.insert(&w.keys, 0, far[4], 4), "a full bucket refuses");
-        assert!(t.insert(&w.keys, 0, far[0], 4), "a known peer moves to the tail");
+        assert!(
+            t.insert(&w.keys, 0, far[0], 4),
+            "a known peer moves to the tail"
+        );
         assert_eq!(t.buckets[0], vec![far[1], far[2], far[3], far[0]]);
         assert!(!t.insert(&w.keys, 0, 0, 4), "never itself");
+    }
+
+    #[test]
+    fn the_bucket_walk_gives_the_closest_peers_in_order() {
+        let w = world(400);
+        let mut t = Table::default();
+        for p in 1..400 {
+            t.insert(&w.keys, 0, p, 20);
+        }
+        let mut rng = Rng::new(3);
+        for _ in 0..50 {
+            let target = Target::new(rng.bytes32().to_vec());
+            let mut truth: Vec<(KBucketDistance, Ix)> = t
+                .buckets
+                .iter()
+                .flatten()
+                .filter(|p| **p != 7)
+                .map(|p| (target.distance(&w.keys[*p as usize]), *p))
+                .collect();
+            truth.sort_unstable();
+            truth.truncate(20);
+            assert_eq!(t.closest(&w, 0, int(&target), 20, 7), truth);
+        }
     }
 
     #[test]
@@ -545,7 +615,7 @@ mod tests {
         for _ in 0..10 {
             let target = Target::new(rng.bytes32().to_vec());
             let from = rng.index(300) as Ix;
-            let found = dht.query(&w, from, &target, Ask::FindNode);
+            let found = dht.query(&w, from, int(&target), Ask::FindNode);
             let mut truth = truly_closest(&w, &target, 21);
             truth.retain(|n| *n != from);
             truth.truncate(20);
@@ -562,7 +632,8 @@ mod tests {
             .unwrap()
             .to_bytes();
         let target = Target::new(key.clone());
-        let (kept, refused) = dht.provide(&w, 3, 0, &key, &target);
+        assert_eq!(int(&target), point(&key));
+        let (kept, refused) = dht.provide(&w, 3, 0, &key, int(&target));
         assert_eq!((kept, refused), (20, 0));
         let holders: Vec<Ix> = (0..300)
             .filter(|n| *n != 3 && dht.providers[*n as usize].contains(&(0, 3)))
@@ -572,12 +643,13 @@ mod tests {
         truth.truncate(20);
         truth.sort_unstable();
         assert_eq!(holders, truth);
-        let found = dht.query(&w, 250, &target, Ask::Providers(0));
+        let found = dht.query(&w, 250, int(&target), Ask::Providers(0));
         assert_eq!(found.providers, vec![3]);
+        assert!(found.from_records);
         let (hops, at) = found.first_provider.unwrap();
         assert!(hops >= 1 && at > 0);
         // Another record's providers were never put: none is found.
-        let none = dht.query(&w, 250, &target, Ask::Providers(1));
+        let none = dht.query(&w, 250, int(&target), Ask::Providers(1));
         assert!(none.providers.is_empty() && none.first_provider.is_none());
     }
 

@@ -55,7 +55,7 @@ pub use mesh::{Degrees, MeshStats};
 
 use events::Micros;
 use gossip::Peer;
-use kad::{Dht, Target};
+use kad::{Dht, point};
 use net::{Ix, Latency, World};
 use rng::Rng;
 
@@ -132,9 +132,10 @@ impl Config {
 pub enum ProvideNear {
     /// On the `k` nodes closest to the key (what libp2p does).
     Key,
-    /// On the `k` nodes closest to the provider's own id: a broken node,
-    /// for the test that lookups then fail.
-    OwnId,
+    /// On the `k` nodes closest to the point across the keyspace from the
+    /// key (its top bit flipped): a broken node, for the test that lookups
+    /// then fail.
+    Opposite,
 }
 
 /// Why a simulation cannot start.
@@ -227,6 +228,10 @@ pub struct Outcome {
     pub lookups_ok: usize,
     /// ... of those run.
     pub lookups: usize,
+    /// Lookups in which a node other than the provider named it (a
+    /// provider record did its job; a lookup may also pass by the provider
+    /// itself, which answers for itself).
+    pub lookups_from_records: usize,
     /// The hop in which the first provider came, per successful lookup.
     pub lookup_hops: Spread,
     /// Milliseconds until the first provider came, per successful lookup.
@@ -271,11 +276,21 @@ struct Msg {
     at: Micros,
 }
 
+/// The random draws of each phase.
+#[derive(Debug)]
+struct Streams {
+    join: Rng,
+    mesh: Rng,
+    gossip: Rng,
+    lookups: Rng,
+}
+
 /// A simulated network; run the phases in order (or call [`run`]).
 #[derive(Debug)]
 pub struct Sim {
     config: Config,
-    rng: Rng,
+    /// The draws of the joins, the mesh, the gossip and the lookups.
+    rng: Streams,
     world: World,
     dht: Dht,
     mesh: Vec<Vec<Ix>>,
@@ -305,15 +320,23 @@ impl Sim {
             return Err(SimError::Config("at least two nodes"));
         }
         if config.k == 0 || config.alpha == 0 || config.mesh.n == 0 {
-            return Err(SimError::Config("k, alpha and the mesh degree must be positive"));
+            return Err(SimError::Config(
+                "k, alpha and the mesh degree must be positive",
+            ));
         }
         if config.mesh.low > config.mesh.n || config.mesh.n > config.mesh.high {
             return Err(SimError::Config("mesh degrees must be low <= n <= high"));
         }
-        let mut rng = Rng::new(config.seed);
+        let seed = config.seed;
         let (min, max) = config.latency;
-        let latency = Latency::new(config.seed, micros(min), micros(max));
-        let world = World::new(config.nodes, config.bootstrap, latency, &mut rng)?;
+        let latency = Latency::new(seed, micros(min), micros(max));
+        let world = World::new(
+            config.nodes,
+            config.bootstrap,
+            latency,
+            &mut Rng::stream(seed, 0),
+        )?;
+        let (mut publishers, mut forgers) = (Rng::stream(seed, 1), Rng::stream(seed, 2));
         let n = config.nodes;
         let every = micros(config.publish_every);
         let mut msgs = Vec::new();
@@ -330,7 +353,7 @@ impl Sim {
                 bytes,
                 key: Some(record.release_key()),
                 content,
-                publisher: rng.index(n) as Ix,
+                publisher: publishers.index(n) as Ix,
                 at,
             });
             at += every;
@@ -341,7 +364,7 @@ impl Sim {
                 bytes,
                 key: None,
                 content: None,
-                publisher: rng.index(n) as Ix,
+                publisher: forgers.index(n) as Ix,
                 at: (i as u64 * 2 + 1) * every / 2,
             });
         }
@@ -353,7 +376,12 @@ impl Sim {
             ..Outcome::default()
         };
         Ok(Self {
-            rng,
+            rng: Streams {
+                join: Rng::stream(seed, 3),
+                mesh: Rng::stream(seed, 4),
+                gossip: Rng::stream(seed, 5),
+                lookups: Rng::stream(seed, 6),
+            },
             world,
             dht,
             mesh: Vec::new(),
@@ -377,10 +405,10 @@ impl Sim {
     /// nodes it dialled). Returns the nodes that joined.
     pub fn join(&mut self) -> usize {
         for me in 0..self.world.len() {
-            if me % 64 == 0 && self.past_deadline() {
+            if me.is_multiple_of(64) && self.past_deadline() {
                 return me;
             }
-            self.dht.join(&self.world, me as Ix, &mut self.rng);
+            self.dht.join(&self.world, me as Ix, &mut self.rng.join);
         }
         self.outcome.table_entries = self.dht.tables.iter().map(|t| t.len() as u64).sum();
         self.world.len()
@@ -389,7 +417,7 @@ impl Sim {
     /// Builds the gossipsub mesh and starts every node's service, connected
     /// to its peers.
     pub fn form_mesh(&mut self) -> MeshStats {
-        let (mesh, stats) = mesh::form(&self.world, self.config.mesh, &mut self.rng);
+        let (mesh, stats) = mesh::form(&self.world, self.config.mesh, &mut self.rng.mesh);
         self.mesh = mesh;
         self.outcome.mesh = stats;
         let mut settings = Settings::from(&NodeConfig::new(Default::default()));
@@ -410,15 +438,19 @@ impl Sim {
     }
 
     /// Publishes the records (and injects the forgeries) and runs the
-    /// network until no message is in flight.
+    /// network until no message is in flight (forming the mesh first if
+    /// [`form_mesh`](Self::form_mesh) has not run).
     pub fn gossip(&mut self) {
+        if self.peers.is_empty() {
+            self.form_mesh();
+        }
         gossip::run(self);
     }
 
     /// Each release's publisher provides its content in the DHT.
     pub fn provide(&mut self) {
         for rec in 0..self.msgs.len() {
-            if rec % 64 == 0 && self.past_deadline() {
+            if rec.is_multiple_of(64) && self.past_deadline() {
                 return;
             }
             let Some(key) = self.msgs[rec].content.clone() else {
@@ -426,10 +458,10 @@ impl Sim {
             };
             let me = self.msgs[rec].publisher;
             let target = match self.config.provide_near {
-                ProvideNear::Key => Target::new(key.clone()),
-                ProvideNear::OwnId => Target::new(self.world.peer(me).to_bytes()),
+                ProvideNear::Key => point(&key),
+                ProvideNear::Opposite => point(&key) ^ (libp2p::kad::U256::one() << 255),
             };
-            let (kept, refused) = self.dht.provide(&self.world, me, rec as u32, &key, &target);
+            let (kept, refused) = self.dht.provide(&self.world, me, rec as u32, &key, target);
             self.outcome.provider_records += kept as u64;
             self.outcome.provider_refused += refused as u64;
         }
@@ -446,20 +478,21 @@ impl Sim {
         }
         let m = self.config.lookups.unwrap_or(releases.len());
         for i in 0..m {
-            if i % 64 == 0 && self.past_deadline() {
+            if i.is_multiple_of(64) && self.past_deadline() {
                 return;
             }
             let rec = releases[i % releases.len()];
             let msg = &self.msgs[rec as usize];
             let (provider, target) = match &msg.content {
-                Some(key) => (msg.publisher, Target::new(key.clone())),
+                Some(key) => (msg.publisher, point(key)),
                 None => continue,
             };
             let from = self.far_from(provider);
             let found = self
                 .dht
-                .query(&self.world, from, &target, kad::Ask::Providers(rec));
+                .query(&self.world, from, target, kad::Ask::Providers(rec));
             self.outcome.lookups += 1;
+            self.outcome.lookups_from_records += usize::from(found.from_records);
             if found.providers.contains(&provider)
                 && let Some(first) = found.first_provider
             {
@@ -475,7 +508,7 @@ impl Sim {
         let n = self.world.len();
         let mut pick = (node as usize + 1) % n;
         for _ in 0..64 {
-            let c = self.rng.index(n);
+            let c = self.rng.lookups.index(n);
             if c == node as usize {
                 continue;
             }

@@ -14,11 +14,11 @@
 
 use libp2p::PeerId;
 use libp2p::identity::Keypair;
-use libp2p::kad::KBucketKey;
+use libp2p::kad::{KBucketDistance, KBucketKey, U256};
 
+use super::SimError;
 use super::events::Micros;
 use super::rng::{Rng, mix};
-use super::SimError;
 
 /// A node's index in the simulation.
 pub(crate) type Ix = u32;
@@ -28,6 +28,8 @@ pub(crate) type Ix = u32;
 pub(crate) struct World {
     /// Each node's peer id, as its Kademlia key (the preimage is the id).
     pub(crate) keys: Vec<KBucketKey<PeerId>>,
+    /// The same keys as integers (the XOR metric without re-parsing).
+    pub(crate) ints: Vec<U256>,
     /// Each node's connected peers, in index order.
     pub(crate) conns: Vec<Vec<Ix>>,
     latency: Latency,
@@ -65,8 +67,13 @@ impl World {
         for c in &mut conns {
             c.sort_unstable();
         }
+        let ints = keys
+            .iter()
+            .map(|k| U256::from_big_endian(k.hashed_bytes()))
+            .collect();
         Ok(Self {
             keys,
+            ints,
             conns,
             latency,
         })
@@ -78,6 +85,11 @@ impl World {
 
     pub(crate) fn peer(&self, node: Ix) -> PeerId {
         *self.keys[node as usize].preimage()
+    }
+
+    /// The XOR distance from node `a` to the key `to`.
+    pub(crate) fn distance(&self, a: Ix, to: U256) -> KBucketDistance {
+        KBucketDistance(self.ints[a as usize] ^ to)
     }
 
     pub(crate) fn connected(&self, a: Ix, b: Ix) -> bool {

@@ -11,6 +11,13 @@ impl Rng {
         Self(seed)
     }
 
+    /// Stream `n` of `seed`: phases draw from streams of their own, so
+    /// changing one phase (say, turning IHAVE off) leaves the others' draws
+    /// as they were.
+    pub(crate) fn stream(seed: u64, n: u64) -> Self {
+        Self::new(mix(seed ^ mix(n.wrapping_add(0x5eed))))
+    }
+
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         mix(self.0)
@@ -59,7 +66,10 @@ mod tests {
         let xs: Vec<u64> = (0..8).map(|_| a.next_u64()).collect();
         let ys: Vec<u64> = (0..8).map(|_| b.next_u64()).collect();
         assert_eq!(xs, ys);
-        assert_ne!(xs, (0..8).map(|_| Rng::new(8).next_u64()).collect::<Vec<_>>());
+        assert_ne!(
+            xs,
+            (0..8).map(|_| Rng::new(8).next_u64()).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -170,8 +170,14 @@ fn main() -> anyhow::Result<()> {
     sim.look_up();
     let o = sim.outcome();
     println!(
-        "lookups: {}; {}/{} found the provider; first provider at hop {}; ms {}; {} DHT requests in all",
-        t, o.lookups_ok, o.lookups, o.lookup_hops, o.lookup_ms, o.dht_requests
+        "lookups: {}; {}/{} found the provider ({} through a provider record); first provider at hop {}; ms {}; {} DHT requests in all",
+        t,
+        o.lookups_ok,
+        o.lookups,
+        o.lookups_from_records,
+        o.lookup_hops,
+        o.lookup_ms,
+        o.dht_requests
     );
 
     let rss_after = resident_bytes().unwrap_or(0);

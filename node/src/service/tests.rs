@@ -181,9 +181,13 @@ fn from_future(ahead: Duration) -> Result<Stored, Unapplied> {
     }))
 }
 
-/// A signed record's bytes (distinct for each `n`).
+/// A signed record's bytes (distinct for each `n`, the same on every call:
+/// `seq` fixes its `created_at`).
 fn record(n: u32) -> Vec<u8> {
-    release(&key(7), &format!("1.0.{n}")).sign().to_bytes()
+    release(&key(7), &format!("1.0.{n}"))
+        .seq(u64::from(n))
+        .sign()
+        .to_bytes()
 }
 
 /// A service whose own timers (sync, republish, re-provide) stay quiet for

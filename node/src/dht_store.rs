@@ -122,12 +122,7 @@ impl DhtStore {
     }
 
     fn caps(&self) -> Caps {
-        Caps {
-            total: self.limits.providers,
-            bytes: self.limits.provider_bytes,
-            per_peer: self.limits.providers_per_peer,
-            per_key: self.limits.providers_per_key,
-        }
+        Caps::of(&self.limits)
     }
 
     /// Keeps a value record a peer put (validated by the application) at

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use libp2p::kad::ProviderRecord;
 use libp2p::{Multiaddr, PeerId};
 
+use crate::config::DhtStoreLimits;
+
 /// The length of a provider key: `0x12 0x20` and a sha2-256 digest.
 pub(crate) const KEY_LEN: usize = 34;
 /// Multihash code of sha2-256 (the one hash IPSR content uses).
@@ -119,6 +121,18 @@ pub(crate) struct Caps {
     pub(crate) per_peer: usize,
     /// Per key.
     pub(crate) per_key: usize,
+}
+
+impl Caps {
+    /// The caps of `limits`, a node's configuration.
+    pub(crate) fn of(limits: &DhtStoreLimits) -> Self {
+        Self {
+            total: limits.providers,
+            bytes: limits.provider_bytes,
+            per_peer: limits.providers_per_peer,
+            per_key: limits.providers_per_key,
+        }
+    }
 }
 
 /// The provider records of other peers a node holds, counted: in all, in

@@ -222,7 +222,8 @@ pub(crate) fn run(sim: &mut Sim) {
                     }),
                     Err(e) => Err(Unapplied::Invalid(e)),
                 };
-                peer.service.on_applied(origin, bytes, &outcome);
+                let at = sim.t0 + Duration::from_micros(now);
+                peer.service.on_applied(origin, bytes, &outcome, at);
                 let mut accepted = false;
                 while let Some(action) = peer.service.next_action() {
                     if let Action::Report { acceptance, .. } = action {
@@ -305,6 +306,7 @@ fn message(to: Ix, from: Ix, msg: u32, hops: u32, pulled: bool) -> Event {
 /// The publisher's service takes its own record as a local publish (it is
 /// verified already) and says to gossip and announce it.
 fn publish(sim: &mut Sim, q: &mut Queue<Event>, node: Ix, msg: u32) {
+    let at = sim.t0 + Duration::from_micros(q.now());
     let m = &sim.msgs[msg as usize];
     let Some(key) = m.key.clone() else { return };
     let peer = &mut sim.peers[node as usize];
@@ -312,7 +314,7 @@ fn publish(sim: &mut Sim, q: &mut Queue<Event>, node: Ix, msg: u32) {
     peer.held.insert(msg);
     let stored = peer.apply(ipsr_proto::RecordId::of(&m.bytes));
     peer.service
-        .on_applied(Origin::Local(key), m.bytes.clone(), &Ok(stored));
+        .on_applied(Origin::Local(key), m.bytes.clone(), &Ok(stored), at);
     let mut gossip = false;
     while let Some(action) = peer.service.next_action() {
         gossip |= matches!(action, Action::Gossip(_));

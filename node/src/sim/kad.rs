@@ -20,8 +20,10 @@
 //!   `k` closest peers to the key (never the asker), plus, for a provider
 //!   request, the providers it holds.
 //! * **Providers**: `start_providing` looks up the `k` closest peers to
-//!   the key and sends each an `ADD_PROVIDER`, which it keeps if
-//!   [`accept_provider`] allows; `get_providers` runs the query with
+//!   the key and sends each an `ADD_PROVIDER`, which it keeps if the
+//!   node's own rules allow (`providers`: the key, the caps per peer, per
+//!   key and in all, at their defaults); the provider is the sender, as
+//!   libp2p-kad sets it; `get_providers` runs the query with
 //!   provider requests and reports providers as answers bring them.
 //!
 //! Time: a request costs the round trip to the peer, plus `dial_rtts`
@@ -32,59 +34,18 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry as MapEntry;
 
 use libp2p::PeerId;
-use libp2p::kad::{KBucketDistance, KBucketKey, U256};
+use libp2p::kad::{KBucketDistance, KBucketKey, ProviderRecord, U256};
 
 use super::events::{Micros, Queue};
 use super::net::{Ix, World};
 use super::rng::Rng;
+use crate::config::DhtStoreLimits;
+use crate::providers::{self, Caps, Tally};
 
 /// The place of `bytes` (a peer id's, a provider key's) in the keyspace:
 /// their SHA-256 as libp2p's [`KBucketKey`] hashes them, as an integer.
 pub(crate) fn point(bytes: &[u8]) -> U256 {
     U256::from_big_endian(KBucketKey::new(bytes.to_vec()).hashed_bytes())
-}
-
-/// Provider records a node keeps from one peer.
-pub(crate) const MAX_PROVIDED_BY_PEER: usize = 1024;
-/// Provider records a node keeps in all.
-pub(crate) const MAX_PROVIDER_RECORDS: usize = 64 * 1024;
-
-/// Why a node refused an `ADD_PROVIDER`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// The key is not a multihash (only content is provided in IPSR).
-    NotContent,
-    /// The provider named is not the sender.
-    NotSender,
-    /// The sender holds its share of this node's provider records already.
-    PeerFull,
-    /// This node holds all the provider records it keeps.
-    Full,
-}
-
-/// The rules for an inbound provider record: the key is a content
-/// multihash, the provider is the peer that sent it, and the per-peer and
-/// total caps hold (`from_sender`, `total`: what this node keeps now).
-pub(crate) fn accept_provider(
-    key: &[u8],
-    provider: &PeerId,
-    sender: &PeerId,
-    from_sender: usize,
-    total: usize,
-) -> Result<(), Refused> {
-    if cid::multihash::Multihash::<64>::from_bytes(key).is_err() {
-        return Err(Refused::NotContent);
-    }
-    if provider != sender {
-        return Err(Refused::NotSender);
-    }
-    if from_sender >= MAX_PROVIDED_BY_PEER {
-        return Err(Refused::PeerFull);
-    }
-    if total >= MAX_PROVIDER_RECORDS {
-        return Err(Refused::Full);
-    }
-    Ok(())
 }
 
 /// One node's routing table: `buckets[j]` holds the peers at log2
@@ -221,6 +182,9 @@ pub(crate) struct Dht {
     pub(crate) tables: Vec<Table>,
     /// Provider records each node keeps: (record, provider).
     pub(crate) providers: Vec<Vec<(u32, Ix)>>,
+    /// The same, counted as the node's store counts them.
+    tallies: Vec<Tally>,
+    caps: Caps,
     /// Requests sent, in all.
     pub(crate) requests: u64,
 }
@@ -233,6 +197,8 @@ impl Dht {
             dial_rtts,
             tables: (0..n).map(|_| Table::default()).collect(),
             providers: vec![Vec::new(); n],
+            tallies: (0..n).map(|_| Tally::default()).collect(),
+            caps: Caps::of(&DhtStoreLimits::default()),
             requests: 0,
         }
     }
@@ -278,12 +244,17 @@ impl Dht {
         let found = self.query(world, me, target, Ask::FindNode);
         let (mut kept, mut refused) = (0, 0);
         let sender = world.peer(me);
+        let size = providers::size(&ProviderRecord::new(key.to_vec(), sender, Vec::new()));
         for peer in found.closest {
             self.requests += 1;
             let held = &self.providers[peer as usize];
-            let from_sender = held.iter().filter(|(_, p)| *p == me).count();
-            match accept_provider(key, &sender, &sender, from_sender, held.len()) {
+            let of_key = held.iter().filter(|(r, _)| *r == rec).count();
+            let tally = &mut self.tallies[peer as usize];
+            let admitted = providers::check_key(key)
+                .and_then(|()| tally.admit(&self.caps, &sender, size, of_key, None));
+            match admitted {
                 Ok(()) => {
+                    tally.add(sender, size);
                     self.providers[peer as usize].push((rec, me));
                     kept += 1;
                 }
@@ -651,27 +622,5 @@ mod tests {
         // Another record's providers were never put: none is found.
         let none = dht.query(&w, 250, int(&target), Ask::Providers(1));
         assert!(none.providers.is_empty() && none.first_provider.is_none());
-    }
-
-    #[test]
-    fn provider_rules_refuse_other_keys_other_providers_and_excess() {
-        let (a, b) = (PeerId::random(), PeerId::random());
-        let key = cid::multihash::Multihash::<64>::wrap(0x12, &[1; 32])
-            .unwrap()
-            .to_bytes();
-        assert_eq!(accept_provider(&key, &a, &a, 0, 0), Ok(()));
-        assert_eq!(
-            accept_provider(b"/ipsr/release/x", &a, &a, 0, 0),
-            Err(Refused::NotContent)
-        );
-        assert_eq!(accept_provider(&key, &b, &a, 0, 0), Err(Refused::NotSender));
-        assert_eq!(
-            accept_provider(&key, &a, &a, MAX_PROVIDED_BY_PEER, 0),
-            Err(Refused::PeerFull)
-        );
-        assert_eq!(
-            accept_provider(&key, &a, &a, 0, MAX_PROVIDER_RECORDS),
-            Err(Refused::Full)
-        );
     }
 }

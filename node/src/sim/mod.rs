@@ -21,7 +21,7 @@
 //!  sim: nodes=N records=R delivered=D/T provider_lookups_ok=L/M p99_hops=H p99_ms=P
 //! ```
 //!
-//! What runs for real: every node's [`Service`] (the gossip verdicts and
+//! What runs for real: every node's `Service` (the gossip verdicts and
 //! the per-peer record budget, fed the virtual time), the signature and
 //! field checks of `ipsr-proto` on the record bytes, libp2p's peer ids,
 //! Kademlia keys and XOR distance (`KBucketKey`, `KBucketDistance`),

@@ -15,6 +15,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
+    /// Addresses other peers should dial this node at, told them in
+    /// provider records and identify. Empty (the default): the addresses
+    /// the node listens on, as they come up (every interface's for
+    /// `0.0.0.0`). Set it when peers reach the node elsewhere (a port
+    /// forward, a DNS name).
+    pub announce: Vec<Multiaddr>,
     /// Peers to join through (`/ip4/.../tcp/.../p2p/<peer id>`, also
     /// `/dns4/<name>/...`), dialled at start and again, with backoff, until
     /// they answer.
@@ -119,6 +125,7 @@ impl Config {
                     .expect("valid multiaddr"),
             ],
             bootstrap: Vec::new(),
+            announce: Vec::new(),
             rebootstrap_after: Duration::from_secs(30),
             max_connections: 256,
             max_connections_per_peer: 2,

@@ -18,7 +18,7 @@ use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// A TOML file with any of: data_dir, listen, bootstrap (a default list to
+    /// A TOML file with any of: data_dir, listen, announce, bootstrap (a default list to
     /// ship, e.g. bootstrap = ["/dns4/boot.example.org/tcp/4001/p2p/12D3KooW..."]),
     /// api, mdns, dht_client, max_connections, max_connections_per_peer,
     /// max_pending_incoming_per_ip (default 4), max_incoming_per_ip (default 8),
@@ -38,6 +38,16 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub listen: Vec<Multiaddr>,
+    /// An address peers should dial this node at (told them in provider
+    /// records and identify), e.g. /dns4/node.example.org/tcp/4001; repeat
+    /// for several [default: the addresses it listens on].
+    #[arg(
+        long,
+        env = "IPSR_ANNOUNCE",
+        value_name = "MULTIADDR",
+        value_delimiter = ','
+    )]
+    pub announce: Vec<Multiaddr>,
     /// A peer to join through, as /ip4/ADDR/tcp/PORT/p2p/PEER_ID or
     /// /dns4/NAME/tcp/PORT/p2p/PEER_ID; repeat for several (replaces the config
     /// file's list). Dialled until it answers: 1 s, 2 s, 4 s ... up to 60 s apart.
@@ -88,6 +98,8 @@ struct FileConfig {
     pub listen: Vec<Multiaddr>,
     #[serde(default)]
     pub bootstrap: Vec<Multiaddr>,
+    #[serde(default)]
+    pub announce: Vec<Multiaddr>,
     pub api: Option<SocketAddr>,
     #[serde(default)]
     pub mdns: bool,
@@ -126,6 +138,11 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     if !listen.is_empty() {
         config.listen = listen;
     }
+    config.announce = if args.announce.is_empty() {
+        file.announce
+    } else {
+        args.announce
+    };
     config.bootstrap = if args.bootstrap.is_empty() {
         file.bootstrap
     } else {
@@ -269,7 +286,7 @@ mod tests {
         std::fs::write(
             &file,
             "data_dir = \"/from/file\"\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\nmax_connections = 7\n\
-             api = \"127.0.0.1:6001\"\n",
+             api = \"127.0.0.1:6001\"\nannounce = [\"/dns4/node.example.org/tcp/4001\"]\n",
         )
         .unwrap();
         let args = |extra: &[&str]| {
@@ -288,6 +305,10 @@ mod tests {
             vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()]
         );
         assert_eq!(from_file.max_connections, 7);
+        assert_eq!(
+            from_file.announce,
+            vec!["/dns4/node.example.org/tcp/4001".parse().unwrap()]
+        );
         assert_eq!(from_file.max_pending_incoming_per_ip, 4, "the default");
         assert_eq!(from_file.ip_limits_exempt.len(), 2, "loopback, by default");
         assert!(!from_file.mdns, "mDNS is off unless asked for");
@@ -301,10 +322,17 @@ mod tests {
             "127.0.0.1:0",
             "--mdns",
             "--dht-client",
+            "--announce",
+            "/ip4/192.0.2.1/tcp/4001",
         ]);
         assert_eq!(api, "127.0.0.1:0".parse().unwrap());
         assert!(flagged.mdns);
         assert!(!flagged.dht_server);
+        assert_eq!(
+            flagged.announce,
+            vec!["/ip4/192.0.2.1/tcp/4001".parse().unwrap()],
+            "the flag replaces the file's list"
+        );
         assert_eq!(flagged.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(
             flagged.listen,

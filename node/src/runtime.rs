@@ -81,6 +81,11 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
                 source,
             })?;
     }
+    // What peers are told to dial (provider records carry these: a record
+    // without addresses is only usable where the provider is known).
+    for addr in &config.announce {
+        swarm.add_external_address(addr.clone());
+    }
     for addr in &config.bootstrap {
         if let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() {
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
@@ -114,6 +119,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         commands: commands_rx,
         log_tx,
         listen_addrs: Vec::new(),
+        announce_listen: config.announce.is_empty(),
         items: Arc::new(Items::default()),
         calls_tx,
         calls_rx,
@@ -185,6 +191,9 @@ struct Runtime {
     commands: mpsc::Receiver<Command>,
     log_tx: watch::Sender<u64>,
     listen_addrs: Vec<Multiaddr>,
+    /// Whether the listen addresses are the ones announced (no
+    /// `Config::announce`).
+    announce_listen: bool,
     items: Arc<Items>,
     calls_tx: mpsc::Sender<sync::Call>,
     calls_rx: mpsc::Receiver<sync::Call>,
@@ -376,9 +385,15 @@ impl Runtime {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
+                if self.announce_listen {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.listen_addrs.push(address);
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
+                if self.announce_listen {
+                    self.swarm.remove_external_address(&address);
+                }
                 self.listen_addrs.retain(|a| a != &address);
             }
             SwarmEvent::ConnectionEstablished {

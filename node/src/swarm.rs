@@ -197,9 +197,12 @@ fn kad(peer: libp2p::PeerId, config: &Config) -> kad::Behaviour<DhtStore> {
         config.provider_record_ttl,
     );
     let mut kad = kad::Behaviour::with_config(peer, store, cfg);
-    if config.dht_server {
-        kad.set_mode(Some(kad::Mode::Server));
-    }
+    // Fixed either way: in auto mode kad would serve as soon as the node
+    // has an external address, and every node announces its listen ones.
+    kad.set_mode(Some(match config.dht_server {
+        true => kad::Mode::Server,
+        false => kad::Mode::Client,
+    }));
     kad
 }
 

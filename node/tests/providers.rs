@@ -14,6 +14,10 @@
 //!   q ──┼── h ── a                 records for 3 s, q renews its own; a,
 //!   x ──┘                          which knows only h, finds q but not p.
 //!                                  x sends a bad key and more than its share
+//!
+//!   p (DHT client) ── h ── a       h keeps p's record but not p in its
+//!                                  routing table; a dials p at the
+//!                                  addresses the record carries
 //! ```
 
 #![allow(clippy::unwrap_used)]
@@ -187,6 +191,49 @@ async fn a_node_that_never_met_the_provider_finds_it_through_the_dht_among_40() 
         fetch_started.elapsed(),
         started.elapsed()
     );
+}
+
+/// A provider that serves no DHT (Kademlia client mode, as a phone runs)
+/// is in no routing table: a node that never met it can dial it only at
+/// the addresses its provider record carries, which are the addresses it
+/// listens on (`Config::announce` when set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_in_no_routing_table_is_dialled_at_the_addresses_of_its_record() {
+    let (_dh, h, h_addr) = node(|_| {}).await;
+    let (_dp, p, _) = node(|c| {
+        c.bootstrap = vec![h_addr.clone()];
+        c.dht_server = false;
+    })
+    .await;
+    wait_until("p knows h", || async { p.dht_peers().await.unwrap() >= 1 }).await;
+    let file = Bytes::from(pattern(3, 300_000));
+    let root = p
+        .content()
+        .add_bytes(file.clone(), Profile::V1_2025, None)
+        .await
+        .unwrap()
+        .root;
+    wait_until("h keeps p's record", || async {
+        provider_records(&h, "kept").await >= 1
+    })
+    .await;
+    let (_da, a, _) = node(|c| c.bootstrap = vec![h_addr.clone()]).await;
+    wait_until("a knows h", || async { a.dht_peers().await.unwrap() >= 1 }).await;
+    assert!(!a.peers().await.unwrap().contains(&p.peer_id()));
+
+    let (mut rx, handle) = a.content().cat(root, Vec::new());
+    let got = tokio::time::timeout(TIMEOUT, async {
+        let mut out = Vec::new();
+        while let Some(bytes) = rx.recv().await {
+            out.extend_from_slice(&bytes);
+        }
+        handle.await.unwrap().unwrap();
+        out
+    })
+    .await
+    .expect("a found p through h's record and downloaded");
+    assert_eq!(got, file.to_vec());
+    assert!(a.peers().await.unwrap().contains(&p.peer_id()), "dialled p");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

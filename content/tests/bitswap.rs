@@ -211,6 +211,14 @@ async fn read_raw_frame(stream: &mut Stream) -> Vec<u8> {
     body
 }
 
+/// Sends one block (`prefix`, `data`) in a message of its own on `out`.
+async fn send_block(out: &mut Stream, prefix: &[u8], data: &[u8]) {
+    out.write_all(&frame(&payload_message(prefix, data)))
+        .await
+        .unwrap();
+    out.flush().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fetches_a_verified_block() {
     let (a, b) = pair().await;
@@ -400,10 +408,7 @@ async fn duplicate_correct_blocks_are_not_bad_blocks() {
     ]
     .concat();
     out.write_all(&frame(&twice)).await.unwrap();
-    out.write_all(&frame(&payload_message(&raw, x.data())))
-        .await
-        .unwrap();
-    out.flush().await.unwrap();
+    send_block(&mut out, &raw, x.data()).await;
     assert_eq!(timeout(T, want).await.unwrap().unwrap(), Ok(x.clone()));
     eventually("two duplicates of X", || {
         a.bitswap().stats().duplicate_blocks == 2
@@ -421,10 +426,7 @@ async fn duplicate_correct_blocks_are_not_bad_blocks() {
     dropped.abort();
     // The cancel reaches C: A has forgotten the want.
     timeout(T, read_raw_frame(&mut wants)).await.unwrap();
-    out.write_all(&frame(&payload_message(&raw, z.data())))
-        .await
-        .unwrap();
-    out.flush().await.unwrap();
+    send_block(&mut out, &raw, z.data()).await;
     eventually("the late Z counted as a duplicate", || {
         a.bitswap().stats().duplicate_blocks == 3
     })
@@ -435,10 +437,7 @@ async fn duplicate_correct_blocks_are_not_bad_blocks() {
     b.source.insert(w.clone());
     let got = timeout(T, bs.want_block(b.peer, *w.cid())).await.unwrap();
     assert_eq!(got, Ok(w.clone()));
-    out.write_all(&frame(&payload_message(&raw, w.data())))
-        .await
-        .unwrap();
-    out.flush().await.unwrap();
+    send_block(&mut out, &raw, w.data()).await;
     eventually("W from C counted as a duplicate", || {
         a.bitswap().stats().duplicate_blocks == 4
     })
@@ -451,10 +450,7 @@ async fn duplicate_correct_blocks_are_not_bad_blocks() {
         async move { bs.want_block(peer, cid).await }
     });
     timeout(T, read_raw_frame(&mut wants)).await.unwrap();
-    out.write_all(&frame(&payload_message(&raw, y.data())))
-        .await
-        .unwrap();
-    out.flush().await.unwrap();
+    send_block(&mut out, &raw, y.data()).await;
     assert_eq!(timeout(T, want).await.unwrap().unwrap(), Ok(y));
     let stats = a.bitswap().stats();
     assert_eq!(stats.bad_blocks, 0);
@@ -645,13 +641,7 @@ async fn idle_outbound_stream_is_closed_and_reopened() {
         .await
         .unwrap()
         .unwrap();
-    out.write_all(&frame(&payload_message(
-        &[0x01, 0x55, 0x12, 0x20],
-        x.data(),
-    )))
-    .await
-    .unwrap();
-    out.flush().await.unwrap();
+    send_block(&mut out, &[0x01, 0x55, 0x12, 0x20], x.data()).await;
     assert_eq!(timeout(T, first).await.unwrap().unwrap(), Ok(x));
     // Nothing more to send: A closes the stream; C reads a clean end.
     let mut rest = Vec::new();
@@ -672,13 +662,7 @@ async fn idle_outbound_stream_is_closed_and_reopened() {
             .unwrap()
             .is_empty()
     );
-    out.write_all(&frame(&payload_message(
-        &[0x01, 0x55, 0x12, 0x20],
-        y.data(),
-    )))
-    .await
-    .unwrap();
-    out.flush().await.unwrap();
+    send_block(&mut out, &[0x01, 0x55, 0x12, 0x20], y.data()).await;
     assert_eq!(timeout(T, second).await.unwrap().unwrap(), Ok(y));
 }
 

@@ -166,11 +166,18 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    println!("nodes before the far fetches: {}", rss_spread(&nodes));
+    // The machine's load: 100 nodes on a small machine queue for the CPU,
+    // which shows in every delay above and below.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average (1 min): {}",
+        load.split_whitespace().next().unwrap_or("?")
+    );
     far_fetch(&agent, &nodes, fetches, &mut rng, base.path());
 
-    // Idle memory of one node.
-    let pid = nodes[n / 2].pid;
-    println!("a node after the run {}", rss(pid));
+    // The nodes' memory after the run.
+    println!("nodes after the run: {}", rss_spread(&nodes));
     drop(nodes);
 
     // Late joiner: a node holding 10 000 records, and a new node catching up.
@@ -310,10 +317,32 @@ fn far_fetch(
 }
 
 fn rss(pid: u32) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap_or("VmRSS: ?")
-        .to_owned()
+    match rss_kib(pid) {
+        Some(kib) => format!("VmRSS: {kib} kB"),
+        None => "VmRSS: ?".to_owned(),
+    }
+}
+
+/// The nodes' resident memory: median, 90th percentile and largest.
+fn rss_spread(nodes: &[Node]) -> String {
+    let mut kib: Vec<u64> = nodes.iter().filter_map(|node| rss_kib(node.pid)).collect();
+    kib.sort_unstable();
+    let at = |p: f64| {
+        let i = ((kib.len().max(1) - 1) as f64 * p).round() as usize;
+        kib.get(i).copied().unwrap_or(0)
+    };
+    format!(
+        "RSS p50 {} KiB, p90 {} KiB, max {} KiB ({} nodes)",
+        at(0.5),
+        at(0.9),
+        at(1.0),
+        kib.len()
+    )
+}
+
+/// A process's resident memory, in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -8,6 +8,8 @@
 //!   stream, and their bodies;
 //! * `models`: the JSON bodies;
 //! * `limits`: the API's limits (body size, log and search pages, long-polls);
+//! * `guard`: the `Host` and `Origin` rules that keep web pages (DNS
+//!   rebinding, cross-site forms) from using the API;
 //! * `error`: why a request failed, and the one rejection handler that turns
 //!   every failure into `{ "code": "...", "message": "..." }`. Internal
 //!   errors are logged and never shown.
@@ -18,13 +20,14 @@
 
 use std::net::SocketAddr;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::client::Client;
 
 mod content;
 mod error;
 mod filters;
+mod guard;
 mod handlers;
 mod limits;
 mod models;
@@ -49,7 +52,14 @@ pub async fn serve_api(
     let bind = |source| ApiError::Bind { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
     let bound = listener.local_addr().map_err(bind)?;
-    let server = warp::serve(filters::routes(client)).incoming(listener);
+    let server = warp::serve(filters::routes(client, guard::Guard::new(bound))).incoming(listener);
     info!(addr = %bound, "serving the API");
+    if !bound.ip().is_loopback() {
+        warn!(
+            addr = %bound,
+            "the API has no authentication and anyone who can reach {bound} controls this node \
+             (publish, pins, gc); keep it on 127.0.0.1 unless a firewall or proxy guards it"
+        );
+    }
     Ok((bound, server.run()))
 }

@@ -226,6 +226,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let (api, server) = crate::serve_api(node.clone(), api)
         .await
         .context("cannot serve the API (--api)")?;
+    if !api.ip().is_loopback() {
+        eprintln!(
+            "warning: the API at {api} has no authentication: anyone who can reach it \
+             controls this node (publish, pins, gc). Keep --api on 127.0.0.1 unless a \
+             firewall or an authenticating proxy guards it."
+        );
+    }
     println!("peer id: {}", node.peer_id());
     println!("data dir: {}", data_dir.display());
     // Listen addresses arrive as the transports come up.

@@ -870,3 +870,74 @@ async fn publishing_a_release_pins_its_local_content() {
     );
     assert_eq!(api.send("POST", "/v1/gc", None).await.json["removed"], 0);
 }
+
+impl Api {
+    /// A request with extra headers (`Host` among them, which replaces the
+    /// real one).
+    async fn send_with(
+        &self,
+        method: &'static str,
+        path: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Answer {
+        let path = path.to_owned();
+        let headers: Vec<(&'static str, String)> = headers
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned()))
+            .collect();
+        self.call(move |agent, base| {
+            let mut request = ureq::http::Request::builder()
+                .method(method)
+                .uri(format!("{base}{path}"));
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            agent.run(request.body(Vec::new()).unwrap())
+        })
+        .await
+    }
+}
+
+/// What a web page can make the user's browser send is refused: a request
+/// that names another host (DNS rebinding: the page's own name, resolved
+/// to 127.0.0.1) and a state change from another origin (a cross-site form
+/// or `fetch` with a simple content type, which needs no preflight). A
+/// tool's request (no `Origin`) and the node's own origin are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_pages_of_other_sites_cannot_drive_the_api() {
+    let api = Api::start().await;
+    let pin = format!("/v1/pins/{}", cid(7));
+    let rebind = [("host", "rebind.attacker.example")];
+    for (method, path) in [
+        ("POST", "/v1/gc"),
+        ("DELETE", pin.as_str()),
+        ("GET", "/v1/status"),
+    ] {
+        let refused = api.send_with(method, path, &rebind).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (403, "forbidden_host"),
+            "{method} {path}"
+        );
+    }
+    let cross_site = [
+        ("origin", "https://attacker.example"),
+        ("content-type", "text/plain"),
+    ];
+    let refused = api.send_with("POST", "/v1/gc", &cross_site).await;
+    assert_eq!((refused.status, refused.code()), (403, "cross_origin"));
+    let refused = api
+        .send_with("DELETE", &pin, &[("sec-fetch-site", "cross-site")])
+        .await;
+    assert_eq!((refused.status, refused.code()), (403, "cross_origin"));
+
+    // The same routes serve a tool, and a page of the node's own origin.
+    assert_eq!(api.send_with("POST", "/v1/gc", &[]).await.status, 200);
+    let served = api
+        .send_with("POST", "/v1/gc", &[("origin", api.base.as_str())])
+        .await;
+    assert_eq!(served.status, 200, "{:?}", served.json);
+    let localhost = [("host", "localhost")];
+    let unknown = api.send_with("DELETE", &pin, &localhost).await;
+    assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
+}

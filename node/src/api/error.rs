@@ -16,6 +16,7 @@ use ipsr_content::ContentError;
 use ipsr_content::blockstore::BlockstoreError;
 use ipsr_content::fetch::FetchError;
 
+use super::guard::Refusal;
 use super::models::ErrorBody;
 
 /// An error starting the API.
@@ -91,6 +92,9 @@ pub(crate) enum Failure {
     /// A content operation failed.
     #[error("{0}")]
     Content(#[source] ContentError),
+    /// A web page of another site, or a name that is not this node's.
+    #[error("{0}")]
+    Refused(#[source] Refusal),
 }
 
 impl warp::reject::Reject for Failure {}
@@ -134,6 +138,8 @@ impl Failure {
             Self::Verify(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.reason()),
             Self::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Cid(_) => (StatusCode::BAD_REQUEST, "bad_cid"),
+            Self::Refused(Refusal::Host(_)) => (StatusCode::FORBIDDEN, "forbidden_host"),
+            Self::Refused(Refusal::CrossOrigin(_)) => (StatusCode::FORBIDDEN, "cross_origin"),
             Self::Content(ContentError::Store(BlockstoreError::Full { .. })) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "blockstore_full")
             }

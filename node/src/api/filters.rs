@@ -15,6 +15,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::content::{self, AddQuery, CatQuery, PinQuery};
 use super::error::{Failure, recover};
+use super::guard::Guard;
 use super::handlers::{self, Ctx, LogQuery, SearchQuery};
 use super::limits::MAX_POST_BODY;
 use crate::client::Client;
@@ -24,9 +25,10 @@ use crate::client::Client;
 /// for operators; handlers run in a debug span per request instead.)
 pub(crate) fn routes(
     client: Client,
+    guard: Guard,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let ctx = Ctx::new(client);
-    publish(ctx.clone())
+    let routes = publish(ctx.clone())
         .or(package(ctx.clone()))
         .or(release(ctx.clone()))
         .or(author(ctx.clone()))
@@ -35,7 +37,9 @@ pub(crate) fn routes(
         .or(peers(ctx.clone()))
         .or(status(ctx.clone()))
         .or(metrics(ctx.clone()))
-        .or(content_routes(ctx))
+        .or(content_routes(ctx));
+    guarded(guard)
+        .and(routes)
         .recover(recover)
         .map(|reply| warp::reply::with_header(reply, "x-content-type-options", "nosniff"))
         .with(warp::log::custom(|info| {
@@ -47,6 +51,23 @@ pub(crate) fn routes(
                 "api request"
             );
         }))
+}
+
+/// Every request first: its `Host`, and for a state change its `Origin`
+/// and `Sec-Fetch-Site`, must be this node's (`guard`).
+fn guarded(guard: Guard) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::method()
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("sec-fetch-site"))
+        .and_then(
+            move |method, host: Option<String>, origin: Option<String>, site: Option<String>| async move {
+                guard
+                    .check(&method, host.as_deref(), origin.as_deref(), site.as_deref())
+                    .map_err(|refusal| warp::reject::custom(Failure::Refused(refusal)))
+            },
+        )
+        .untuple_one()
 }
 
 /// `POST /v1/records`: one signed record as `application/octet-stream`.

@@ -25,7 +25,7 @@ use ipsr_testkit::{XorShift, key, pattern, release};
 
 mod common;
 
-use common::{Node, agent, get_json, start};
+use common::{Node, agent, env_usize, get_json, start};
 
 fn records(seed: u8, n: usize) -> Vec<SignedRecord> {
     let key = key(seed);
@@ -47,14 +47,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let n: usize = std::env::var("IPSR_BENCH_NODES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    let r: usize = std::env::var("IPSR_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let n = env_usize("IPSR_BENCH_NODES", 100);
+    let r = env_usize("IPSR_BENCH_RECORDS", 200);
     let base = tempfile::tempdir().unwrap();
     let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
     let agent = agent();
@@ -162,10 +156,7 @@ fn main() {
         delays.last().copied().unwrap_or_default(),
     );
 
-    let fetches: usize = std::env::var("IPSR_BENCH_FETCHES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let fetches = env_usize("IPSR_BENCH_FETCHES", 10);
     println!("nodes before the far fetches: {}", rss_spread(&nodes));
     // The machine's load: 100 nodes on a small machine queue for the CPU,
     // which shows in every delay above and below.

@@ -46,7 +46,7 @@ use sha2::{Digest, Sha256};
 
 mod common;
 
-use common::{agent, get_json, start};
+use common::{agent, env_usize, get_json, start};
 
 const MIB: usize = 1024 * 1024;
 
@@ -231,10 +231,7 @@ fn spread(mut figures: Vec<f64>) -> [f64; 3] {
 }
 
 fn main() {
-    let mib: usize = std::env::var("IPSR_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256);
+    let mib = env_usize("IPSR_BENCH_MIB", 256);
     let len = mib * MIB;
     let base = tempfile::tempdir().unwrap();
     let agent = agent();

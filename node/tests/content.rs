@@ -38,22 +38,6 @@ async fn connect(from: &Client, to: &Client, to_addr: &Multiaddr) {
     .await;
 }
 
-/// Reads the whole file under `root` through `client.cat`.
-async fn cat(client: &Client, root: cid::Cid) -> (Bytes, ipsr_content::fetch::FetchReport) {
-    let (mut rx, handle) = client.content().cat(root, Vec::new());
-    let mut out = Vec::new();
-    let read = async {
-        while let Some(bytes) = rx.recv().await {
-            out.extend_from_slice(&bytes);
-        }
-        handle.await.unwrap().unwrap()
-    };
-    let report = tokio::time::timeout(TIMEOUT, read)
-        .await
-        .expect("download timed out");
-    (out.into(), report)
-}
-
 fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -81,7 +65,7 @@ async fn a_node_finds_a_provider_through_the_dht_and_downloads_20_mib() {
         .unwrap();
     assert_eq!(found, Some(a.peer_id()));
 
-    let (got, report) = cat(&c, added.root).await;
+    let (got, report) = common::cat(&c, added.root, Vec::new()).await;
     assert_eq!(digest(&got), digest(&file));
     assert_eq!(report.size, file.len() as u64);
     assert_eq!(report.fetched, 21);
@@ -114,7 +98,7 @@ async fn a_node_finds_a_provider_through_the_dht_and_downloads_20_mib() {
     );
 
     // A second read is served from c's own blockstore.
-    let (again, report) = cat(&c, added.root).await;
+    let (again, report) = common::cat(&c, added.root, Vec::new()).await;
     assert_eq!(again, got);
     assert_eq!((report.fetched, report.local), (0, 21));
 }
@@ -171,16 +155,7 @@ async fn a_provider_that_sends_bad_blocks_is_dropped_and_another_completes_the_d
     assert!(corrupt_blocks(&dm.path().join("blocks")) >= 8);
 
     // Ask the bad provider first; a comes from the DHT.
-    let (mut rx, handle) = c.content().cat(added.root, vec![m.peer_id()]);
-    let mut got = Vec::new();
-    let report = tokio::time::timeout(TIMEOUT, async {
-        while let Some(bytes) = rx.recv().await {
-            got.extend_from_slice(&bytes);
-        }
-        handle.await.unwrap().unwrap()
-    })
-    .await
-    .expect("download timed out");
+    let (got, report) = common::cat(&c, added.root, vec![m.peer_id()]).await;
     assert_eq!(digest(&got), digest(&file));
     assert_eq!(report.dropped, vec![m.peer_id()]);
     wait_until("c disconnected m", || async {
@@ -282,7 +257,7 @@ async fn a_download_resumes_after_the_provider_restarts() {
         .unwrap();
     assert!(report.local >= 3, "{report:?}");
     assert!(report.fetched >= 1, "{report:?}");
-    let (got, _) = cat(&c, added.root).await;
+    let (got, _) = common::cat(&c, added.root, Vec::new()).await;
     assert_eq!(digest(&got), digest(&file));
     assert!(c.content().stat(added.root).await.unwrap().pinned);
 }

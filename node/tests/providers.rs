@@ -166,17 +166,7 @@ async fn a_node_that_never_met_the_provider_finds_it_through_the_dht_among_40() 
     .await;
 
     let fetch_started = Instant::now();
-    let (mut rx, handle) = seeker.content().cat(root, Vec::new());
-    let got = tokio::time::timeout(TIMEOUT, async {
-        let mut out = Vec::with_capacity(FILE);
-        while let Some(bytes) = rx.recv().await {
-            out.extend_from_slice(&bytes);
-        }
-        handle.await.unwrap().unwrap();
-        out
-    })
-    .await
-    .expect("the download finished");
+    let (got, _) = common::cat(seeker, root, Vec::new()).await;
     assert_eq!(
         hex::encode(Sha256::digest(&got)),
         hex::encode(Sha256::digest(&file)),
@@ -221,18 +211,8 @@ async fn a_provider_in_no_routing_table_is_dialled_at_the_addresses_of_its_recor
     wait_until("a knows h", || async { a.dht_peers().await.unwrap() >= 1 }).await;
     assert!(!a.peers().await.unwrap().contains(&p.peer_id()));
 
-    let (mut rx, handle) = a.content().cat(root, Vec::new());
-    let got = tokio::time::timeout(TIMEOUT, async {
-        let mut out = Vec::new();
-        while let Some(bytes) = rx.recv().await {
-            out.extend_from_slice(&bytes);
-        }
-        handle.await.unwrap().unwrap();
-        out
-    })
-    .await
-    .expect("a found p through h's record and downloaded");
-    assert_eq!(got, file.to_vec());
+    let (got, _) = common::cat(&a, root, Vec::new()).await;
+    assert_eq!(got, file);
     assert!(a.peers().await.unwrap().contains(&p.peer_id()), "dialled p");
 }
 

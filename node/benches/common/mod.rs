@@ -53,3 +53,11 @@ pub(crate) fn get_json(agent: &ureq::Agent, url: &str) -> serde_json::Value {
     let mut r = agent.get(url).call().unwrap();
     serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
 }
+
+/// The number in the variable `name`, or `default`.
+pub(crate) fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

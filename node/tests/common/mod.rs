@@ -3,10 +3,12 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use bytes::Bytes;
+use ipsr_content::fetch::FetchReport;
 use ipsr_node::{Client, Config};
-use ipsr_testkit::wait_until;
-use libp2p::Multiaddr;
+use ipsr_testkit::{TIMEOUT, wait_until};
 use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
 
 /// A node on loopback in a temp dir (`Config::local`, then `tweak`), once
 /// it listens: its dir, its handle and its dialable address.
@@ -25,4 +27,25 @@ pub(crate) async fn node(
         .clone()
         .with(Protocol::P2p(node.peer_id()));
     (dir, node, addr)
+}
+
+/// Reads the whole file under `root` through `client.cat` (asking the
+/// `hint` peers first), within [`TIMEOUT`].
+pub(crate) async fn cat(
+    client: &Client,
+    root: cid::Cid,
+    hint: Vec<PeerId>,
+) -> (Bytes, FetchReport) {
+    let (mut rx, handle) = client.content().cat(root, hint);
+    let mut out = Vec::new();
+    let read = async {
+        while let Some(bytes) = rx.recv().await {
+            out.extend_from_slice(&bytes);
+        }
+        handle.await.unwrap().unwrap()
+    };
+    let report = tokio::time::timeout(TIMEOUT, read)
+        .await
+        .expect("download timed out");
+    (out.into(), report)
 }

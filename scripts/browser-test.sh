@@ -13,7 +13,10 @@
 #    package page, checks its text and the download link, fetches the
 #    download and compares it with the published file;
 # 4. saves screenshots (home.png, results.png, package.png) in the artefact
-#    folder and exits non-zero on any failure.
+#    folder;
+# 5. a page of another site (JavaScript on) attacks the node API: a
+#    cross-site POST and DNS rebinding must both get 403;
+# and exits non-zero on any failure.
 #
 # Environment (all optional):
 #   IPSR_GATEWAY, IPSR_CLI   binaries to use (skip the cargo build)
@@ -136,6 +139,20 @@ cat "$TMP/browser.jsonl" "$TMP/browser.log"
 if [[ $RC != 0 ]]; then
     log "FAIL (exit $RC); gateway log: $TMP/gateway.log"
     log "screenshots so far in $ARTEFACTS"
+    exit 1
+fi
+# A page of another site attacks the node API (cross-site POST, DNS rebinding).
+timeout -k 10 $((4 * STEP_TIMEOUT + 60)) "${BROWSER[@]}" attack --url "$URL" --api "$API" \
+    --chromium "$CHROMIUM" --timeout "$STEP_TIMEOUT" \
+    >"$TMP/attack.jsonl" 2>"$TMP/attack.log" </dev/null &
+PIDS+=($!)
+set +e
+wait "${PIDS[-1]}"
+RC=$?
+set -e
+cat "$TMP/attack.jsonl" "$TMP/attack.log"
+if [[ $RC != 0 ]]; then
+    log "FAIL: the node API under a browser attack (exit $RC); gateway log: $TMP/gateway.log"
     exit 1
 fi
 log "PASS; screenshots in $ARTEFACTS"

@@ -10,6 +10,14 @@
 //       download link, fetches the download and compares it with the
 //       published file, and saves screenshots (home.png, results.png,
 //       package.png) into DIR; exits 1 on any failure.
+//   node browser.mjs attack --url http://127.0.0.1:PORT --api http://127.0.0.1:PORT
+//       a page of another site (the gateway's home page loaded as
+//       http://attacker.test:PORT, JavaScript on) posts to the node API
+//       without a preflight (POST /v1/gc, text/plain), and
+//       the browser is sent to the API under the page's own name (DNS
+//       rebinding: attacker.test resolves to 127.0.0.1); the node must
+//       answer 403 cross_origin and 403 forbidden_host, and its own
+//       origin must still get 200; exits 1 on any failure.
 //
 // Headless Chromium from the system (Debian's `chromium` package) with
 // JavaScript off, on a phone-sized screen (390x844), in a fresh profile
@@ -199,6 +207,68 @@ async function run (o) {
   }
 }
 
+// --- attack ----------------------------------------------------------------
+
+async function attack (o) {
+  const api = new URL(o.api)
+  const timeout = Number(o.timeout) * 1000
+  // Another site whose name resolves to 127.0.0.1: its page is loaded
+  // from loopback, so Chromium's own guard against public pages reaching
+  // local addresses stays out of the way and the node's rules are tested.
+  const evil = `http://attacker.test:${new URL(o.url).port}`
+  const profile = mkdtempSync(join(tmpdir(), 'ipsr-chromium-'))
+  let context
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: o.chromium,
+      headless: true,
+      // attacker.test is 127.0.0.1: what a rebinding DNS server answers.
+      args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP attacker.test 127.0.0.1'],
+      // The attacker writes its own page; the gateway's CSP is not its.
+      bypassCSP: true,
+      timeout
+    })
+    context.setDefaultTimeout(timeout)
+    const page = context.pages()[0] ?? await context.newPage()
+
+    // 1. Cross-site: a no-preflight POST from the attacker's page.
+    await page.goto(`${evil}/`)
+    const gc = `${api.origin}/v1/gc`
+    const failed = []
+    page.on('requestfailed', (r) => failed.push(`${r.url()} ${r.failure()?.errorText}`))
+    const [posted] = await Promise.all([
+      page.waitForResponse((r) => r.url() === gc).catch((e) => { throw new Check(`no answer to the POST (${failed.join('; ')}): ${e.message}`) }),
+      page.evaluate((url) => fetch(url, {
+        method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: 'x'
+      }).catch(() => {}), gc)
+    ])
+    const sent = await posted.request().allHeaders()
+    // The answer is opaque to the page (and to this driver): its status
+    // is what the node decided.
+    check(posted.status() === 403, `a cross-site POST /v1/gc answered ${posted.status()}`)
+    log('cross-site', { ok: true, status: posted.status(), origin: sent.origin, site: sent['sec-fetch-site'] })
+
+    // 2. Rebinding: the API under the attacker's name.
+    const rebound = await page.goto(`http://attacker.test:${api.port}/v1/status`)
+    const code = JSON.parse(await rebound.text()).code
+    check(rebound.status() === 403 && code === 'forbidden_host',
+      `GET /v1/status as attacker.test answered ${rebound.status()} ${code}`)
+    log('rebinding', { ok: true, status: rebound.status(), code })
+
+    // 3. The node's own origin is served.
+    const own = await page.goto(`${api.origin}/v1/status`)
+    check(own.status() === 200, `GET /v1/status from its own origin answered ${own.status()}`)
+    log('own-origin', { ok: true, status: own.status() })
+    return 0
+  } catch (e) {
+    log('error', { ok: false, error: e instanceof Check ? e.message : String(e?.stack ?? e) })
+    return 1
+  } finally {
+    await context?.close().catch(() => {})
+    rmSync(profile, { recursive: true, force: true })
+  }
+}
+
 // --- main ------------------------------------------------------------------
 
 const [command, ...rest] = process.argv.slice(2)
@@ -207,6 +277,7 @@ const { values } = parseArgs({
   options: {
     out: { type: 'string' },
     url: { type: 'string' },
+    api: { type: 'string' },
     author: { type: 'string' },
     package: { type: 'string' },
     version: { type: 'string' },
@@ -222,6 +293,8 @@ const { values } = parseArgs({
 })
 if (command === 'icon' && values.out) {
   writeFileSync(values.out, pngIcon())
+} else if (command === 'attack' && values.api && values.url) {
+  process.exitCode = await attack(values)
 } else if (command === 'run') {
   const missing = ['url', 'author', 'package', 'version', 'title', 'query', 'file', 'file-name', 'cid', 'artefacts']
     .filter((k) => values[k] === undefined)

@@ -58,7 +58,13 @@ async fn a_node_finds_a_provider_through_the_dht_and_downloads_20_mib() {
         .unwrap();
     assert_eq!(added.size, file.len() as u64);
     assert_eq!(added.blocks, 21, "20 leaves of 1 MiB and the root");
-    // c never heard of the file: it learns that a provides it from the DHT.
+    // The announcement is sent in the background: once b (the only DHT
+    // server c knows) kept it, c, which never heard of the file, learns
+    // from the DHT that a provides it.
+    wait_until("b kept a's provider record", || async {
+        common::provider_records(&b, "kept").await >= 1
+    })
+    .await;
     let mut providers = c.find_providers(added.root);
     let found = tokio::time::timeout(TIMEOUT, providers.recv())
         .await

@@ -52,20 +52,6 @@ async fn node(tweak: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Client, Mu
     .await
 }
 
-/// The value of `metric` (a full name with labels) in `node`'s metrics.
-async fn metric(node: &Client, metric: &str) -> u64 {
-    let text = node.metrics_text().await.unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// Provider records `node` kept (`outcome="kept"`) or refused for a reason.
-async fn provider_records(node: &Client, outcome: &str) -> u64 {
-    let name = format!("ipsr_dht_provider_records_total{{outcome=\"{outcome}\"}}");
-    metric(node, &name).await
-}
-
 /// Every provider a DHT search for `cid` from `node` finds, until it ends.
 async fn providers_of(node: &Client, cid: cid::Cid) -> HashSet<PeerId> {
     let mut found = node.find_providers(cid);
@@ -159,7 +145,7 @@ async fn a_node_that_never_met_the_provider_finds_it_through_the_dht_among_40() 
     wait_until("the closest nodes keep the provider record", || async {
         let mut keeping = 0;
         for c in &clients {
-            keeping += provider_records(c, "kept").await.min(1);
+            keeping += common::provider_records(c, "kept").await.min(1);
         }
         keeping >= (K / 2) as u64
     })
@@ -204,7 +190,7 @@ async fn a_provider_in_no_routing_table_is_dialled_at_the_addresses_of_its_recor
         .unwrap()
         .root;
     wait_until("h keeps p's record", || async {
-        provider_records(&h, "kept").await >= 1
+        common::provider_records(&h, "kept").await >= 1
     })
     .await;
     let (_da, a, _) = node(|c| c.bootstrap = vec![h_addr.clone()]).await;
@@ -246,7 +232,7 @@ async fn a_provider_record_expires_on_the_node_that_held_it_unless_renewed() {
         .unwrap()
         .root;
     wait_until("h keeps both records", || async {
-        provider_records(&h, "kept").await >= 2
+        common::provider_records(&h, "kept").await >= 2
     })
     .await;
     // p stops: from now on only h's record names it.
@@ -263,7 +249,7 @@ async fn a_provider_record_expires_on_the_node_that_held_it_unless_renewed() {
     );
     let found = providers_of(&a, p_root).await;
     assert!(!found.contains(&p_id), "p's record expired on h: {found:?}");
-    let renewed = provider_records(&h, "kept").await;
+    let renewed = common::provider_records(&h, "kept").await;
     assert!(renewed > 2, "q's record was renewed ({renewed} kept)");
 }
 
@@ -283,9 +269,9 @@ async fn a_bad_key_and_records_beyond_a_peers_share_are_not_stored() {
         x.provide(*cid).await.unwrap();
     }
     wait_until("h judged all four", || async {
-        provider_records(&h, "bad_key").await == 1
-            && provider_records(&h, "kept").await == 2
-            && provider_records(&h, "peer_full").await == 1
+        common::provider_records(&h, "bad_key").await == 1
+            && common::provider_records(&h, "kept").await == 2
+            && common::provider_records(&h, "peer_full").await == 1
     })
     .await;
     let x_id = x.peer_id();

@@ -49,3 +49,17 @@ pub(crate) async fn cat(
         .expect("download timed out");
     (out.into(), report)
 }
+
+/// The value of `metric` (a full name with labels) in `node`'s metrics.
+pub(crate) async fn metric(node: &Client, metric: &str) -> u64 {
+    let text = node.metrics_text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Provider records `node` kept (`outcome="kept"`) or refused for a reason.
+pub(crate) async fn provider_records(node: &Client, outcome: &str) -> u64 {
+    let name = format!("ipsr_dht_provider_records_total{{outcome=\"{outcome}\"}}");
+    metric(node, &name).await
+}

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipsr_proto::SignedRecord;
-use ipsr_testkit::{XorShift, key, pattern, release};
+use ipsr_testkit::{XorShift, key, pattern, release, rss_kib};
 
 mod common;
 
@@ -308,7 +308,7 @@ fn far_fetch(
 }
 
 fn rss(pid: u32) -> String {
-    match rss_kib(pid) {
+    match rss_kib(Some(pid)) {
         Some(kib) => format!("VmRSS: {kib} kB"),
         None => "VmRSS: ?".to_owned(),
     }
@@ -316,7 +316,10 @@ fn rss(pid: u32) -> String {
 
 /// The nodes' resident memory: median, 90th percentile and largest.
 fn rss_spread(nodes: &[Node]) -> String {
-    let mut kib: Vec<u64> = nodes.iter().filter_map(|node| rss_kib(node.pid)).collect();
+    let mut kib: Vec<u64> = nodes
+        .iter()
+        .filter_map(|node| rss_kib(Some(node.pid)))
+        .collect();
     kib.sort_unstable();
     let at = |p: f64| {
         let i = ((kib.len().max(1) - 1) as f64 * p).round() as usize;
@@ -329,11 +332,4 @@ fn rss_spread(nodes: &[Node]) -> String {
         at(1.0),
         kib.len()
     )
-}
-
-/// A process's resident memory, in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use ipsr_node::sim::{Config, Sim, resident_bytes};
-use ipsr_testkit::{key, release, releases, tampered};
+use ipsr_testkit::{cpu_secs, key, release, releases, tampered};
 
 #[derive(Debug, Parser)]
 #[command(about = "A simulated IPSR network in one process")]
@@ -58,29 +58,12 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// CPU seconds this process used (user + system), from `/proc/self/stat`
-/// in clock ticks of 1/100 s (Linux's `CLK_TCK`); 0 elsewhere. The
-/// machine may be shared: CPU time says more than wall time.
-fn cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // The fields after the command name (which may hold spaces).
-    let Some((_, rest)) = stat.rsplit_once(") ") else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
-    (ticks(11) + ticks(12)) as f64 / 100.0
-}
-
 /// A phase's start: wall and CPU clocks.
 struct Clock(Instant, f64);
 
 impl Clock {
     fn start() -> Self {
-        Self(Instant::now(), cpu_secs())
+        Self(Instant::now(), cpu_secs(None))
     }
 }
 
@@ -90,7 +73,7 @@ impl std::fmt::Display for Clock {
             f,
             "{:.2} s wall, {:.2} s cpu",
             self.0.elapsed().as_secs_f64(),
-            cpu_secs() - self.1
+            cpu_secs(None) - self.1
         )
     }
 }

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ipsr_testkit::XorShift;
+use ipsr_testkit::{XorShift, cpu_secs, rss_kib};
 use ring::aead::{AES_256_GCM, CHACHA20_POLY1305};
 use sha2::{Digest, Sha256};
 
@@ -57,35 +57,6 @@ fn data(len: usize) -> Vec<u8> {
     out
 }
 
-/// The resident set size of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// The CPU time a process has used so far (user + system), in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let ticks: f64 = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // Fields after the `(comm)`; utime and stime are the 14th and
-            // 15th fields of the whole line.
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
-        })
-        .unwrap_or(0.0);
-    // USER_HZ is 100 on Linux.
-    ticks / 100.0
-}
-
 /// Samples the peak RSS of `pids` every 20 ms until `stop` is set.
 fn sample(
     pids: Vec<u32>,
@@ -96,7 +67,7 @@ fn sample(
     let handle = std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             for (pid, peak) in pids.iter().zip(&peaks) {
-                peak.fetch_max(rss_kib(*pid), Ordering::Relaxed);
+                peak.fetch_max(rss_kib(Some(*pid)).unwrap_or(0), Ordering::Relaxed);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -269,7 +240,7 @@ fn main() {
     let mut tcp = vec![raw_tcp(len)];
     let floors = || [floor(len, &CHACHA20_POLY1305), floor(len, &AES_256_GCM)];
     let mut bare = vec![floors()];
-    let cpu_before = [cpu_secs(a.pid), cpu_secs(b.pid)];
+    let cpu_before = [cpu_secs(Some(a.pid)), cpu_secs(Some(b.pid))];
     let started = Instant::now();
     let pinned = agent
         .put(&format!("{}/v1/pins/{cid}", b.api))
@@ -280,8 +251,8 @@ fn main() {
         .unwrap();
     let pin_secs = started.elapsed().as_secs_f64();
     let cpu_ms_per_mib = [
-        (cpu_secs(a.pid) - cpu_before[0]) * 1000.0 / mib as f64,
-        (cpu_secs(b.pid) - cpu_before[1]) * 1000.0 / mib as f64,
+        (cpu_secs(Some(a.pid)) - cpu_before[0]) * 1000.0 / mib as f64,
+        (cpu_secs(Some(b.pid)) - cpu_before[1]) * 1000.0 / mib as f64,
     ];
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();

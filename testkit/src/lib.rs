@@ -10,6 +10,7 @@
 //! | `data` | seeded test data: [`pattern`] bytes and the [`XorShift`] generator behind them |
 //! | `records` | one builder of signed records: [`release`], [`yank`], with [`key`], [`cid`] and the defaults [`PACKAGE`], [`CID`], [`T0`]; many at once: [`releases`]; bytes that never verify: [`tampered`] |
 //! | `http` | [`agent`]: an HTTP client with a timeout that reports statuses as values |
+//! | `procfs` | [`rss_kib`] and [`cpu_secs`] of a process, from `/proc` |
 //! | `flood` | [`IdleFlood`]: idle TCP connections from a chosen source address, reopened when closed |
 //!
 //! It depends on `ipsr-proto` only (never on the node, the indexer or the
@@ -34,6 +35,7 @@ mod flood;
 mod http;
 mod ports;
 mod proc;
+mod procfs;
 mod records;
 mod redis;
 mod wait;
@@ -43,6 +45,7 @@ pub use flood::IdleFlood;
 pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout};
 pub use ports::{free_base_port, free_port};
 pub use proc::Proc;
+pub use procfs::{cpu_secs, rss_kib};
 pub use records::{
     CID, PACKAGE, ReleaseBuilder, T0, YankBuilder, cid, key, release, releases, tampered, yank,
 };

@@ -1,0 +1,61 @@
+//! The abuse suite: each attack of a hostile client or peer, run against a
+//! real `ipsr-gateway` process (and `ipsr-node`s where a peer attacks) on
+//! loopback, bounded in count and time. Each test asserts the bound that
+//! holds (resident memory, request slots, disk, status codes) and that
+//! honest requests are still answered. Every process is killed when its
+//! test ends, also on failure.
+//!
+//! One module per surface; `docs/dev/abuse.md` lists the attacks and the
+//! bounds.
+
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
+
+#[path = "../procs/mod.rs"]
+mod procs;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ipsr_testkit::{Proc, rss_kib};
+
+/// A gateway process on loopback with its own data dir.
+pub(crate) struct Gateway {
+    /// Its HTTP base URL, `http://127.0.0.1:PORT`.
+    pub http: String,
+    /// Its libp2p address with `/p2p/…`, for nodes to bootstrap from.
+    pub p2p: String,
+    pub proc: Proc,
+    pub data: PathBuf,
+}
+
+impl Gateway {
+    /// Starts `ipsr-gateway` with its data dir under `dir` and `extra`
+    /// arguments, and waits until it serves HTTP.
+    pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        let data = dir.join("gateway");
+        let mut args = procs::node_args(&data);
+        args.extend(["--http".into(), "127.0.0.1:0".into()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_ipsr-gateway"));
+        let proc = Proc::spawn(Command::new(bin).args(&args));
+        let p2p = proc.expect_line("listening on: ");
+        let http = proc.expect_line("gateway: ");
+        let http = http.split_whitespace().next().unwrap().to_owned();
+        Self {
+            http,
+            p2p,
+            proc,
+            data,
+        }
+    }
+
+    /// Its resident memory now, in KiB.
+    pub fn rss_kib(&mut self) -> u64 {
+        rss_kib(Some(self.proc.child().id())).expect("the gateway runs")
+    }
+
+    /// Its `host:port`, for raw TCP clients.
+    pub fn authority(&self) -> &str {
+        self.http.trim_start_matches("http://")
+    }
+}

@@ -365,25 +365,10 @@ both!(publish_records_both, publish_records);
 
 /// A `multipart/form-data` body with `record` and, optionally, `content`.
 fn form(record: &[u8], content: Option<&[u8]>) -> (String, Vec<u8>) {
-    let boundary = "ipsr-test-boundary-7d1a";
-    let mut body = Vec::new();
-    let mut part = |name: &str, bytes: &[u8]| {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-                 filename=\"{name}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    };
-    part("record", record);
-    if let Some(content) = content {
-        part("content", content);
+    match content {
+        Some(content) => ipsr_testkit::form(&[("record", record), ("content", content)]),
+        None => ipsr_testkit::form(&[("record", record)]),
     }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 async fn uploads(backend: Backend) {
@@ -724,39 +709,82 @@ async fn openapi_matches_the_routes() {
 }
 
 /// With every request slot taken (here by a download waiting for content
-/// nobody has), the next request is answered `503 busy` at once.
+/// nobody has), the next request is answered `503 busy` at once; `/healthz`
+/// has slots of its own and is answered all along.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_when_every_slot_is_taken() {
     let mut config = GatewayConfig::default();
     config.max_concurrent = 1;
     config.first_byte_timeout = std::time::Duration::from_secs(3);
     let env = Env::new(Backend::Embedded, "busy", config).await;
-    let k = key(10);
-    let record = app(&k, "com.example.slow", "1.0.0", "Slow")
-        .cid(cid(99))
-        .size(10)
-        .seq(1)
-        .sign();
-    env.publish(&record).await;
-    let routes = ipsr_gateway::routes(env.gateway.clone()).map(warp::Reply::into_response);
-    let path = format!("/api/v1/download/{}/com.example.slow", k.author_id());
-    let slow = {
-        let routes = routes.clone();
-        tokio::spawn(async move { warp::test::request().path(&path).reply(&routes).await })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let slow = env.slow_download(key(10), None).await;
     let started = std::time::Instant::now();
-    let (status, body) = env.json("/healthz").await;
+    let (status, body) = env.json("/api/v1/packages").await;
     assert_eq!((status, body["code"].as_str()), (503, Some("busy")));
     assert!(
         started.elapsed() < std::time::Duration::from_secs(1),
         "at once"
     );
+    let (status, _) = env.json("/healthz").await;
+    assert_eq!(status, 200, "/healthz has slots of its own");
     assert_eq!(
         slow.await.unwrap().status(),
         504,
         "the slow one fails fast too"
     );
-    let (status, _) = env.json("/healthz").await;
+    let (status, _) = env.json("/api/v1/packages").await;
     assert_eq!(status, 200, "the slot is free again");
+}
+
+/// With its share of the slots taken, a client address is answered `429
+/// client_busy` at once; another address is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_busy_when_its_share_is_taken() {
+    let mut config = GatewayConfig::default();
+    config.max_per_client = 1;
+    config.first_byte_timeout = std::time::Duration::from_secs(3);
+    let env = Env::new(Backend::Embedded, "client-busy", config).await;
+    let slow = env
+        .slow_download(key(11), Some(SocketAddr::from(([127, 0, 0, 1], 40001))))
+        .await;
+    let response = env.get("/api/v1/packages").await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["code"], "client_busy");
+    let other = warp::test::request()
+        .path("/api/v1/packages")
+        .remote_addr(SocketAddr::from(([127, 0, 0, 2], 40000)));
+    let routes = ipsr_gateway::routes(env.gateway.clone()).map(warp::Reply::into_response);
+    assert_eq!(other.reply(&routes).await.status(), 200);
+    assert_eq!(slow.await.unwrap().status(), 504);
+}
+
+impl Env {
+    /// A download of a release whose content nobody has, from `from`, in
+    /// a task of its own: it holds a request slot until the first-byte
+    /// timeout. Returns once it runs.
+    async fn slow_download(
+        &self,
+        k: AuthorKey,
+        from: Option<SocketAddr>,
+    ) -> tokio::task::JoinHandle<Response<Bytes>> {
+        let record = app(&k, "com.example.slow", "1.0.0", "Slow")
+            .cid(cid(99))
+            .size(10)
+            .seq(1)
+            .sign();
+        self.publish(&record).await;
+        let routes = ipsr_gateway::routes(self.gateway.clone()).map(warp::Reply::into_response);
+        let mut request = warp::test::request().path(&format!(
+            "/api/v1/download/{}/com.example.slow",
+            k.author_id()
+        ));
+        if let Some(from) = from {
+            request = request.remote_addr(from);
+        }
+        let slow = tokio::spawn(async move { request.reply(&routes).await });
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        slow
+    }
 }

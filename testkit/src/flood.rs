@@ -107,7 +107,7 @@ impl Drop for IdleFlood {
 /// One flood connection: open, wait for the target to close it, again.
 async fn hold(from: IpAddr, to: SocketAddr, counts: Arc<Counts>, reopen: Arc<AtomicBool>) {
     while reopen.load(Ordering::Relaxed) {
-        let Some(mut stream) = connect(from, to).await else {
+        let Some(mut stream) = connect_from(from, to).await else {
             tokio::time::sleep(RETRY_AFTER).await;
             continue;
         };
@@ -122,7 +122,10 @@ async fn hold(from: IpAddr, to: SocketAddr, counts: Arc<Counts>, reopen: Arc<Ato
     }
 }
 
-async fn connect(from: IpAddr, to: SocketAddr) -> Option<tokio::net::TcpStream> {
+/// A TCP connection from `from` (a port the system picks) to `to`, or
+/// `None` when it cannot be made within 5 s. On Linux every `127.x.y.z`
+/// is loopback: `127.0.0.2` is a second client address on one machine.
+pub async fn connect_from(from: IpAddr, to: SocketAddr) -> Option<tokio::net::TcpStream> {
     let socket = match to {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),

@@ -1,4 +1,4 @@
-//! An HTTP client for tests.
+//! An HTTP client for tests, and the bodies they send.
 
 use std::time::Duration;
 
@@ -18,4 +18,25 @@ pub fn agent_with_timeout(limit: Duration) -> ureq::Agent {
         .timeout_global(Some(limit))
         .build()
         .into()
+}
+
+/// A `multipart/form-data` body of `parts` (name, bytes) in order, each
+/// with a file name and `application/octet-stream`: its `Content-Type`
+/// (with the boundary) and its bytes.
+pub fn form(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "ipsr-test-boundary-7d1a";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{name}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }

@@ -9,9 +9,9 @@
 //! | `wait` | bounded waits: [`wait_until`] (async), [`wait_for`] and [`poll`] (blocking), all within [`TIMEOUT`] unless told |
 //! | `data` | seeded test data: [`pattern`] bytes and the [`XorShift`] generator behind them |
 //! | `records` | one builder of signed records: [`release`], [`yank`], with [`key`], [`cid`] and the defaults [`PACKAGE`], [`CID`], [`T0`]; many at once: [`releases`]; bytes that never verify: [`tampered`] |
-//! | `http` | [`agent`]: an HTTP client with a timeout that reports statuses as values |
+//! | `http` | [`agent`]: an HTTP client with a timeout that reports statuses as values; [`form`]: a `multipart/form-data` body |
 //! | `procfs` | [`rss_kib`] and [`cpu_secs`] of a process, from `/proc` |
-//! | `flood` | [`IdleFlood`]: idle TCP connections from a chosen source address, reopened when closed |
+//! | `flood` | [`IdleFlood`]: idle TCP connections from a chosen source address, reopened when closed; [`connect_from`] one connection from a chosen address |
 //!
 //! It depends on `ipsr-proto` only (never on the node, the indexer or the
 //! gateway: their tests depend on it). Setup failures panic with what
@@ -41,8 +41,8 @@ mod redis;
 mod wait;
 
 pub use data::{XorShift, pattern};
-pub use flood::IdleFlood;
-pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout};
+pub use flood::{IdleFlood, connect_from};
+pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout, form};
 pub use ports::{free_base_port, free_port};
 pub use proc::Proc;
 pub use procfs::{cpu_secs, rss_kib};

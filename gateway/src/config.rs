@@ -41,7 +41,31 @@ pub struct GatewayConfig {
     /// The largest content upload, in bytes (413 past it).
     pub max_upload_bytes: u64,
     /// Requests served at once; past it requests are answered 503 at once.
+    /// `GET /healthz` and `GET /metrics` have 16 slots of their own (4 per
+    /// client), so they are answered when these are all taken.
     pub max_concurrent: usize,
+    /// Requests one client address (an IPv6 client: its /64) may have in
+    /// progress at once; past it, 429. Behind a proxy every request comes
+    /// from the proxy's address: raise it to `max_concurrent` there.
+    pub max_per_client: usize,
+    /// Connections open at once; past it a new connection is answered 503
+    /// and closed. Keep it below the process's limit of open files.
+    pub max_connections: usize,
+    /// Connections one client address (an IPv6 client: its /64) may hold
+    /// open; past it, 503 and closed.
+    pub max_connections_per_client: usize,
+    /// The longest a client may take to send a request's headers, and the
+    /// longest an idle connection stays open waiting for the next request.
+    pub header_timeout: Duration,
+    /// The longest a request body may pause (no byte) before the request
+    /// is answered 408.
+    pub body_idle_timeout: Duration,
+    /// The longest a body without content (a signed record alone, or a
+    /// form before its content part) may take in all; past it, 408.
+    pub body_timeout: Duration,
+    /// The longest a publish with content may take to send its content
+    /// (and have it imported); past it, 408.
+    pub upload_timeout: Duration,
     /// Requests per second one client address may make (0: no limit);
     /// past it, 429.
     pub rate_limit_per_sec: u32,
@@ -69,6 +93,13 @@ impl Default for GatewayConfig {
             uploads: Uploads::Off,
             max_upload_bytes: 256 * 1024 * 1024,
             max_concurrent: 1024,
+            max_per_client: 64,
+            max_connections: 4096,
+            max_connections_per_client: 256,
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            upload_timeout: Duration::from_secs(600),
             rate_limit_per_sec: 0,
             rate_limit_burst: 200,
             first_byte_timeout: Duration::from_secs(20),

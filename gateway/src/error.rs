@@ -77,9 +77,15 @@ pub(crate) enum Failure {
         /// The file's size.
         size: u64,
     },
+    /// The body did not come in time (idle or total timeout).
+    #[error("{0}")]
+    BodyTimeout(String),
     /// The client made too many requests.
     #[error("too many requests from this address; retry in a second")]
     RateLimited,
+    /// The client has too many requests in progress.
+    #[error("too many requests from this address in progress; retry shortly")]
+    ClientBusy,
     /// Too many requests are being served.
     #[error("the gateway is busy; retry shortly")]
     Busy,
@@ -158,13 +164,30 @@ impl Failure {
             Self::RangeNotSatisfiable { .. } => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
+            Self::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::ClientBusy => (StatusCode::TOO_MANY_REQUESTS, "client_busy"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Index(_) => (StatusCode::SERVICE_UNAVAILABLE, "index_unavailable"),
             Self::ContentUnavailable(_) => (StatusCode::GATEWAY_TIMEOUT, "content_unavailable"),
             Self::StoreFull => (StatusCode::INSUFFICIENT_STORAGE, "blockstore_full"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl Failure {
+    /// The reason label of a request refused to protect the gateway (for
+    /// the `refused` metric), or `None` for any other failure.
+    pub(crate) fn refusal(&self) -> Option<&'static str> {
+        match self {
+            Self::TooLarge { .. } => Some("too_large"),
+            Self::BodyTimeout(_) => Some("body_timeout"),
+            Self::RateLimited => Some("rate_limited"),
+            Self::ClientBusy => Some("client_busy"),
+            Self::Busy => Some("busy"),
+            _ => None,
         }
     }
 }
@@ -210,6 +233,17 @@ fn json_error(status: StatusCode, code: &'static str, message: String) -> Respon
         response
             .headers_mut()
             .insert("retry-after", warp::http::HeaderValue::from_static("1"));
+    }
+    // The rest of the body is not read: the connection cannot carry another
+    // request.
+    if matches!(
+        status,
+        StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+    ) {
+        response.headers_mut().insert(
+            warp::http::header::CONNECTION,
+            warp::http::HeaderValue::from_static("close"),
+        );
     }
     response
 }

@@ -1,24 +1,28 @@
 //! The routes, as warp filters, each documented with its method and path
 //! (specified in `docs/gateway.md` and `openapi.json`). Every request first
 //! passes the per-client rate limit and takes one of the gateway's request
-//! slots; every failure is answered by [`recover`].
+//! slots (`GET /healthz` and `GET /metrics` one of their own), within its
+//! client's share; every failure is answered by [`recover`].
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ipsr_proto::ReleaseKey;
 use serde::Serialize;
-use tokio::sync::OwnedSemaphorePermit;
-use warp::http::{HeaderValue, StatusCode, header};
+use tokio::time::Instant;
+use warp::http::{HeaderValue, Method, StatusCode, header};
+use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use crate::body::{BodyReader, Budget, Form};
 use crate::conditional::{Conditions, conditions};
-use crate::download;
 use crate::error::{Failure, recover};
-use crate::publish::{self, Body, MAX_RECORD_BODY, read_limited};
+use crate::occupancy::{Full, Held};
+use crate::publish::{self, Body, MAX_RECORD_BODY};
+use crate::server::Peer;
 use crate::state::Gateway;
-use crate::{api, ipfs, pages};
+use crate::{api, download, ipfs, multipart, pages};
 
 /// The OpenAPI 3.1 document of the JSON API, served at
 /// `GET /api/v1/openapi.json`.
@@ -104,26 +108,59 @@ pub fn routes(
 
 /// A request's admission: its slot, held until its answer is made.
 struct Guard {
-    permit: OwnedSemaphorePermit,
+    permit: Held,
 }
 
-/// The rate limit per client address, then a request slot (503 when every
-/// slot is taken: fail fast rather than queue).
+/// The rate limit per client address, then a request slot within the
+/// client's share (429 past the share, 503 when every slot is taken: fail
+/// fast rather than queue). `GET /healthz` and `GET /metrics` take a slot
+/// of their own, so they are answered when the others are all taken.
 fn guard(g: Gateway) -> impl Filter<Extract = (Guard,), Error = Rejection> + Clone {
-    warp::addr::remote().and_then(move |addr: Option<SocketAddr>| {
-        let g = g.clone();
-        async move {
-            if !g.limiter().check(addr.map(|a| a.ip())) {
-                return Err(warp::reject::custom(Failure::RateLimited));
-            }
-            let permit = g
-                .slots()
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| warp::reject::custom(Failure::Busy))?;
-            Ok(Guard { permit })
-        }
-    })
+    client()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and_then(
+            move |addr: Option<SocketAddr>, method: Method, path: FullPath| {
+                let g = g.clone();
+                async move { admit(&g, addr, &method, path.as_str()).map_err(|f| refuse(&g, f)) }
+            },
+        )
+}
+
+fn admit(
+    g: &Gateway,
+    addr: Option<SocketAddr>,
+    method: &Method,
+    path: &str,
+) -> Result<Guard, Failure> {
+    if !g.limiter().check(addr.map(|a| a.ip())) {
+        return Err(Failure::RateLimited);
+    }
+    let probe = method == Method::GET && matches!(path, "/healthz" | "/metrics");
+    let slots = if probe { g.probe_slots() } else { g.slots() };
+    let ip = addr.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let permit = slots.take(ip).map_err(|full| match full {
+        Full::Client => Failure::ClientBusy,
+        Full::Total => Failure::Busy,
+    })?;
+    Ok(Guard { permit })
+}
+
+/// The client's address: set by [`crate::server`], or by warp's own
+/// server and `warp::test`.
+fn client() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<Peer>()
+        .and(warp::addr::remote())
+        .map(|peer: Option<Peer>, remote: Option<SocketAddr>| peer.map(|p| p.0).or(remote))
+}
+
+/// A refusal to protect the gateway, counted in its metrics, or any other
+/// failure, as a rejection.
+fn refuse(g: &Gateway, failure: Failure) -> Rejection {
+    if let Some(reason) = failure.refusal() {
+        g.metrics().refused(reason);
+    }
+    reject(failure)
 }
 
 /// The metrics label of a path: its route, never its parameters.
@@ -282,10 +319,12 @@ fn publish_route(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejec
     any.or(named)
         .unify()
         .and(warp::post())
-        .and(publish_body())
+        .and(publish_body(g.clone()))
         .and(with(g))
         .and_then(|expected, body, g: Gateway| async move {
-            let reply = publish::publish(g, expected, body).await.map_err(reject)?;
+            let reply = publish::publish(g.clone(), expected, body)
+                .await
+                .map_err(|f| refuse(&g, f))?;
             let status = match reply.published.change {
                 "new" | "replaced" => StatusCode::CREATED,
                 _ => StatusCode::OK,
@@ -297,18 +336,39 @@ fn publish_route(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejec
 }
 
 /// A publish body: `multipart/form-data`, or the signed record alone as
-/// `application/octet-stream` (anything else: 415).
-fn publish_body() -> impl Filter<Extract = (Body,), Error = Rejection> + Clone {
+/// `application/octet-stream` (anything else: 415). Either is read under
+/// its bound (a `Content-Length` over it: 413 before reading) and the
+/// body timeouts.
+fn publish_body(g: Gateway) -> impl Filter<Extract = (Body,), Error = Rejection> + Clone {
     let form = media("multipart/form-data")
-        .and(warp::multipart::form().max_length(None))
-        .map(Body::Form);
-    let record = media("application/octet-stream")
+        .and(warp::header::<String>("content-type"))
+        .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
-        .and_then(|stream| async move {
-            read_limited(stream, MAX_RECORD_BODY as u64)
+        .and(with(g.clone()))
+        .and_then(
+            |content_type: String, length: Option<u64>, stream, g: Gateway| async move {
+                let boundary = multipart::boundary(&content_type).ok_or_else(|| {
+                    reject(Failure::BadRequest(
+                        "a multipart/form-data body needs a boundary".into(),
+                    ))
+                })?;
+                within(&g, length, publish::form_limit(g.config()))?;
+                let body = BodyReader::new(stream, publish::FORM_HEAD_LIMIT, budget(&g));
+                Ok::<_, Rejection>(Body::Form(Box::new(Form::new(body, &boundary))))
+            },
+        );
+    let record = media("application/octet-stream")
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .and(with(g))
+        .and_then(|length: Option<u64>, stream, g: Gateway| async move {
+            let limit = MAX_RECORD_BODY as u64;
+            within(&g, length, limit)?;
+            BodyReader::new(stream, limit, budget(&g))
+                .read_all()
                 .await
                 .map(Body::Record)
-                .map_err(reject)
+                .map_err(|e| refuse(&g, e.into()))
         });
     // Reached only when neither matched by media type (a failure of the
     // matching branch, such as a body over the limit, is kept).
@@ -327,6 +387,24 @@ fn publish_body() -> impl Filter<Extract = (Body,), Error = Rejection> + Clone {
         },
     );
     form.or(record).unify().or(other).unify()
+}
+
+/// Refuses a body whose `Content-Length` is over `limit` before reading it.
+fn within(g: &Gateway, length: Option<u64>, limit: u64) -> Result<(), Rejection> {
+    match length {
+        Some(length) if length > limit => Err(refuse(g, Failure::TooLarge { limit })),
+        _ => Ok(()),
+    }
+}
+
+/// The time rules of a body starting now.
+fn budget(g: &Gateway) -> Budget {
+    let config = g.config();
+    Budget::new(
+        Instant::now(),
+        config.body_idle_timeout,
+        config.body_timeout,
+    )
 }
 
 /// The media type of a `Content-Type` value, without its parameters.

@@ -8,7 +8,8 @@
 //!   reads packages from (the node's embedded store or Redis), the limits
 //!   and the metrics.
 //! * [`routes`] and [`serve`]: the warp routes (specified in
-//!   `docs/gateway.md` and in [`OPENAPI`]) and a server for them.
+//!   `docs/gateway.md` and in [`OPENAPI`]) and a server for them that
+//!   holds under hostile clients (`docs/dev/abuse.md`).
 //!
 //! Inside, the routes in one module and the handlers they call in others
 //! (handlers never import the routes; no module imports this file):
@@ -18,6 +19,10 @@
 //!   authors, search);
 //! * `publish`: `POST /api/v1/publish` (a signed record, and its content
 //!   when uploads are allowed);
+//! * `body`: request bodies read under a byte bound and timeouts, and the
+//!   publish form read part by part;
+//! * `multipart`: the bounded, linear `multipart/form-data` parser (sans
+//!   IO);
 //! * `download`: app bytes by author/package@version and the file form of
 //!   `/ipfs/{cid}`, verified while streaming, with `Range` and `ETag`;
 //! * `ipfs`: `/ipfs/{cid}`: which form a request asks for, and the
@@ -28,6 +33,10 @@
 //! * `state`: [`Gateway`], the state every handler shares;
 //! * `config`: [`GatewayConfig`] and [`Uploads`];
 //! * `cache`: the micro-cache of rendered JSON views;
+//! * `server`: the HTTP server: connection caps at accept, the header
+//!   timeout, each request marked with its client's address;
+//! * `occupancy`: connections and requests held per client address,
+//!   against a cap per client and in total (sans IO);
 //! * `limits`: the per-client rate limit;
 //! * `metrics`: the gateway's own metrics;
 //! * `error`: every failure as `{ "code", "message" }` with its status.
@@ -48,6 +57,7 @@ use std::net::SocketAddr;
 use tracing::info;
 
 mod api;
+mod body;
 mod cache;
 mod conditional;
 mod config;
@@ -57,8 +67,11 @@ mod filters;
 mod ipfs;
 mod limits;
 mod metrics;
+mod multipart;
+mod occupancy;
 mod pages;
 mod publish;
+mod server;
 mod state;
 
 pub use cache::VIEW_TTL;
@@ -68,7 +81,8 @@ pub use filters::{OPENAPI, routes};
 pub use state::Gateway;
 
 /// Binds the gateway to `addr` and returns the address it is bound to (port
-/// 0 picks a free port) and the future that serves it until dropped.
+/// 0 picks a free port) and the future that serves it until dropped (then
+/// open connections finish the request in progress and close).
 pub async fn serve(
     gateway: Gateway,
     addr: SocketAddr,
@@ -76,7 +90,7 @@ pub async fn serve(
     let bind = |source| GatewayError::Bind { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
     let bound = listener.local_addr().map_err(bind)?;
-    let server = warp::serve(routes(gateway)).incoming(listener);
+    let server = server::serve(listener, gateway.clone(), routes(gateway));
     info!(addr = %bound, "serving the gateway");
-    Ok((bound, server.run()))
+    Ok((bound, server))
 }

@@ -1,11 +1,13 @@
-//! Per-client rate limits (governor's GCRA, keyed by the client's address).
-//! The cap on requests served at once is the gateway's semaphore of slots
-//! (`state.rs`).
+//! Per-client rate limits (governor's GCRA, keyed by the client's address,
+//! an IPv6 client by its /64). The caps on requests served and connections
+//! open at once are the gateway's occupancy tables (`occupancy.rs`).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::occupancy::client_key;
 
 /// How many client addresses the limiter remembers before it forgets the
 /// idle ones (so a flood of addresses cannot grow it without bound).
@@ -36,7 +38,7 @@ impl RateLimiter {
         if limiter.len() > MAX_TRACKED {
             limiter.retain_recent();
         }
-        limiter.check_key(&addr).is_ok()
+        limiter.check_key(&client_key(addr)).is_ok()
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -60,9 +61,37 @@ struct Cli {
     /// Requests per second one client address may make (0: no limit).
     #[arg(long, env = "IPSR_RATE_LIMIT", default_value_t = 100)]
     rate_limit: u32,
-    /// Requests served at once; more are answered 503.
+    /// Requests served at once; more are answered 503 (GET /healthz and
+    /// GET /metrics have slots of their own).
     #[arg(long, env = "IPSR_MAX_CONCURRENT", default_value_t = 1024)]
     max_concurrent: usize,
+    /// Requests one client address (IPv6: its /64) may have in progress;
+    /// more are answered 429. Behind a proxy, raise it to --max-concurrent.
+    #[arg(long, env = "IPSR_MAX_PER_CLIENT", default_value_t = 64)]
+    max_per_client: usize,
+    /// Connections open at once; more are answered 503 and closed. Keep it
+    /// below the limit of open files (ulimit -n).
+    #[arg(long, env = "IPSR_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Connections one client address (IPv6: its /64) may hold open; more
+    /// are answered 429 and closed.
+    #[arg(long, env = "IPSR_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
+    max_connections_per_client: usize,
+    /// Seconds a client may take to send a request's headers; also how long
+    /// an idle connection waits for its next request.
+    #[arg(long, env = "IPSR_HEADER_TIMEOUT_SECS", value_name = "SECS", default_value = "10", value_parser = secs)]
+    header_timeout_secs: Duration,
+    /// Seconds a request body may pause (no byte) before the request is
+    /// answered 408.
+    #[arg(long, env = "IPSR_BODY_IDLE_TIMEOUT_SECS", value_name = "SECS", default_value = "10", value_parser = secs)]
+    body_idle_timeout_secs: Duration,
+    /// Seconds a body without content (a record, or a form before its
+    /// content part) may take in all; then 408.
+    #[arg(long, env = "IPSR_BODY_TIMEOUT_SECS", value_name = "SECS", default_value = "30", value_parser = secs)]
+    body_timeout_secs: Duration,
+    /// Seconds a publish may take to send (and import) its content; then 408.
+    #[arg(long, env = "IPSR_UPLOAD_TIMEOUT_SECS", value_name = "SECS", default_value = "600", value_parser = secs)]
+    upload_timeout_secs: Duration,
     /// How long, in ms, a rendered JSON view may be served again (never
     /// after the node's log changed); 0 turns the cache off.
     #[arg(long, env = "IPSR_VIEW_CACHE_MS", default_value_t = 1000)]
@@ -70,6 +99,14 @@ struct Cli {
     /// The public base URL (for QR codes), e.g. https://apps.example.org.
     #[arg(long, env = "IPSR_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
+}
+
+/// A whole number of seconds, at least 1.
+fn secs(value: &str) -> Result<Duration, String> {
+    match value.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(Duration::from_secs(n)),
+        _ => Err("a whole number of seconds, at least 1".into()),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -91,8 +128,15 @@ fn gateway_config(cli: &Cli) -> GatewayConfig {
     config.rate_limit_per_sec = cli.rate_limit;
     config.rate_limit_burst = cli.rate_limit.saturating_mul(2);
     config.max_concurrent = cli.max_concurrent;
+    config.max_per_client = cli.max_per_client;
+    config.max_connections = cli.max_connections;
+    config.max_connections_per_client = cli.max_connections_per_client;
+    config.header_timeout = cli.header_timeout_secs;
+    config.body_idle_timeout = cli.body_idle_timeout_secs;
+    config.body_timeout = cli.body_timeout_secs;
+    config.upload_timeout = cli.upload_timeout_secs;
     config.public_url = cli.public_url.clone();
-    config.view_ttl = std::time::Duration::from_millis(cli.view_cache_ms);
+    config.view_ttl = Duration::from_millis(cli.view_cache_ms);
     config
 }
 
@@ -169,5 +213,24 @@ mod tests {
         let cli = Cli::try_parse_from(["ipsr-gateway"]).unwrap();
         assert_eq!(gateway_config(&cli).uploads, Uploads::Off);
         assert_eq!(cli.http, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn flag_defaults_are_the_library_defaults() {
+        let cli = Cli::try_parse_from(["ipsr-gateway"]).unwrap();
+        let (flags, library) = (gateway_config(&cli), GatewayConfig::default());
+        assert_eq!(flags.max_upload_bytes, library.max_upload_bytes);
+        assert_eq!(flags.max_concurrent, library.max_concurrent);
+        assert_eq!(flags.max_per_client, library.max_per_client);
+        assert_eq!(flags.max_connections, library.max_connections);
+        assert_eq!(
+            flags.max_connections_per_client,
+            library.max_connections_per_client
+        );
+        assert_eq!(flags.header_timeout, library.header_timeout);
+        assert_eq!(flags.body_idle_timeout, library.body_idle_timeout);
+        assert_eq!(flags.body_timeout, library.body_timeout);
+        assert_eq!(flags.upload_timeout, library.upload_timeout);
+        assert!(Cli::try_parse_from(["ipsr-gateway", "--body-idle-timeout-secs", "0"]).is_err());
     }
 }

@@ -4,17 +4,21 @@
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
 
-/// Request counters and latencies, by route.
+/// Request counters and latencies, by route; refusals by reason; open
+/// connections.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram>,
     bytes_served: Counter,
+    refused: Family<Labels, Counter>,
+    connections: Gauge,
     registry: Registry,
 }
 
@@ -30,6 +34,8 @@ impl Default for Metrics {
             latency_histogram as fn() -> Histogram,
         );
         let bytes_served = Counter::default();
+        let refused = Family::<Labels, Counter>::default();
+        let connections = Gauge::default();
         let mut registry = Registry::with_prefix("ipsr_gateway");
         registry.register(
             "requests",
@@ -46,10 +52,22 @@ impl Default for Metrics {
             "Bytes of app content and blocks sent",
             bytes_served.clone(),
         );
+        registry.register(
+            "refused",
+            "Requests and connections refused to protect the gateway, by reason",
+            refused.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "HTTP connections open now",
+            connections.clone(),
+        );
         Self {
             requests,
             latency,
             bytes_served,
+            refused,
+            connections,
             registry,
         }
     }
@@ -71,6 +89,18 @@ impl Metrics {
     /// Counts content bytes sent.
     pub(crate) fn served(&self, bytes: u64) {
         self.bytes_served.inc_by(bytes);
+    }
+
+    /// Counts one refusal (`docs/gateway.md` lists the reasons).
+    pub(crate) fn refused(&self, reason: &'static str) {
+        self.refused
+            .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
+            .inc();
+    }
+
+    /// Counts a connection opened (`+1`) or closed (`-1`).
+    pub(crate) fn connection(&self, delta: i64) {
+        self.connections.inc_by(delta);
     }
 
     /// The node's metrics text followed by the gateway's.

@@ -10,32 +10,57 @@
 //!   `content` part with the file's bytes, or with the file's DAG as a
 //!   CARv1 when the part's `Content-Type` is `application/vnd.ipld.car`
 //!   (`docs/gateway-ipfs.md`).
+//!
+//! A form is read as it comes, part by part, under a bound that grows with
+//! what the gateway accepts: the record part and the form around it first
+//! ([`FORM_HEAD_LIMIT`], the body timeout); only once the record verified
+//! and its author may upload, the content ([`GatewayConfig::max_upload_bytes`],
+//! the upload timeout).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use cid::Cid;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use ipsr_content::unixfs::Profile;
 use ipsr_content::{Block, ContentError};
 use ipsr_node::views::Published;
 use ipsr_proto::{PackageKey, Record, Release, SignedRecord, Verified};
 use iroh_car::CarReader;
 use serde::Serialize;
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio_util::io::StreamReader;
 use tracing::{debug, info, warn};
-use warp::multipart::{FormData, Part};
 
+use crate::body::Form;
+use crate::config::GatewayConfig;
 use crate::error::Failure;
+use crate::multipart::MAX_HEAD;
 use crate::state::Gateway;
 
 /// The largest `record` part (and `application/octet-stream` body): a signed
 /// record and 1 KiB to spare, so a record just over its limit is refused by
 /// the record rules (`too_large`) rather than by the HTTP layer.
 pub(crate) const MAX_RECORD_BODY: usize = ipsr_proto::limits::MAX_RECORD_BYTES + 1024;
+
+/// The most a form may send before its content part begins: the record
+/// part, the headers of it and of the content part, and the delimiters.
+pub(crate) const FORM_HEAD_LIMIT: u64 = MAX_RECORD_BODY as u64 + 2 * MAX_HEAD as u64 + 1024;
+
+/// What a form may send after its content: the closing delimiter.
+const FORM_TAIL_LIMIT: u64 = 1024;
+
+/// The most a form may send in all with `config`: a larger
+/// `Content-Length` is refused before reading. Whatever the upload policy:
+/// a form with content the gateway does not take is read up to its content
+/// part and answered 403, which says more than 413.
+pub(crate) fn form_limit(config: &GatewayConfig) -> u64 {
+    FORM_HEAD_LIMIT
+        .saturating_add(config.max_upload_bytes)
+        .saturating_add(FORM_TAIL_LIMIT)
+}
 
 /// How long the background pin of a record-only publish may take.
 const BACKGROUND_PIN: Duration = Duration::from_secs(600);
@@ -64,8 +89,9 @@ pub(crate) struct Links {
 pub(crate) enum Body {
     /// The signed record alone.
     Record(Bytes),
-    /// `record` and `content` parts.
-    Form(FormData),
+    /// `record` and `content` parts, read as they come (boxed: the parser
+    /// is large).
+    Form(Box<Form>),
 }
 
 /// Handles a publish; `expected` is the package named by the path, if any.
@@ -76,7 +102,7 @@ pub(crate) async fn publish(
 ) -> Result<PublishReply, Failure> {
     let (record, uploaded) = match body {
         Body::Record(bytes) => (verify(&bytes, expected.as_ref())?, false),
-        Body::Form(form) => from_form(&g, expected.as_ref(), form).await?,
+        Body::Form(form) => from_form(&g, expected.as_ref(), *form).await?,
     };
     let payload = record.record().clone();
     let cid = payload.as_release().map(|r| *r.cid.cid());
@@ -136,27 +162,27 @@ fn verify(bytes: &[u8], expected: Option<&PackageKey>) -> Result<SignedRecord<Ve
 async fn from_form(
     g: &Gateway,
     expected: Option<&PackageKey>,
-    mut form: FormData,
+    mut form: Form,
 ) -> Result<(SignedRecord<Verified>, bool), Failure> {
-    let part = next_part(&mut form)
+    let part = form
+        .next_part()
         .await?
         .ok_or_else(|| Failure::BadRequest("the form has no `record` part".into()))?;
-    if part.name() != "record" {
+    if part.name != "record" {
         return Err(Failure::BadRequest(format!(
             "the first part must be `record`, not `{}`",
-            part.name()
+            part.name
         )));
     }
-    let limit = MAX_RECORD_BODY as u64;
-    let bytes = read_part(part, limit).await?;
+    let bytes = read_part(&mut form, MAX_RECORD_BODY as u64).await?;
     let record = verify(&bytes, expected)?;
-    let Some(part) = next_part(&mut form).await? else {
+    let Some(part) = form.next_part().await? else {
         return Ok((record, false));
     };
-    if part.name() != "content" {
+    if part.name != "content" {
         return Err(Failure::BadRequest(format!(
             "the part after `record` must be `content`, not `{}`",
-            part.name()
+            part.name
         )));
     }
     let Record::Release(release) = record.record() else {
@@ -175,12 +201,18 @@ async fn from_form(
     if release.size > max {
         return Err(Failure::TooLarge { limit: max });
     }
+    // Now, and only now, the content may come.
+    form.body().allow(
+        max.saturating_add(FORM_TAIL_LIMIT),
+        g.config().upload_timeout,
+    );
     let is_car = part
-        .content_type()
+        .content_type
+        .as_deref()
         .and_then(|t| t.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(crate::ipfs::CAR_TYPE));
     if is_car {
-        import_car(g, release, part, max).await?;
+        import_car(g, release, &mut form, max).await?;
         return end_of_form(form, record).await;
     }
     let profile = if release.cid.cid().version() == cid::Version::V0 {
@@ -190,16 +222,14 @@ async fn from_form(
     };
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let import = g.node().content().import(rx, profile);
-    let feed = async move {
-        let mut stream = std::pin::pin!(part.stream());
+    let feed = async {
+        let tx = tx;
         let mut total = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let mut chunk = chunk.map_err(|e| Failure::BadRequest(e.to_string()))?;
-            total += chunk.remaining() as u64;
+        while let Some(bytes) = form.data().await? {
+            total += bytes.len() as u64;
             if total > max {
                 return Err(Failure::TooLarge { limit: max });
             }
-            let bytes = chunk.copy_to_bytes(chunk.remaining());
             if tx.send(bytes).await.is_err() {
                 break;
             }
@@ -220,10 +250,10 @@ async fn from_form(
 
 /// Checks that the `content` part was the last.
 async fn end_of_form(
-    mut form: FormData,
+    mut form: Form,
     record: SignedRecord<Verified>,
 ) -> Result<(SignedRecord<Verified>, bool), Failure> {
-    if next_part(&mut form).await?.is_some() {
+    if form.next_part().await?.is_some() {
         return Err(Failure::BadRequest(
             "nothing may follow the `content` part".into(),
         ));
@@ -237,42 +267,76 @@ async fn end_of_form(
 /// the record's CID, and the blocks held afterwards must make the complete
 /// DAG of a UnixFS file of the record's size. Nothing is pinned here: on a
 /// refusal the stored blocks are left to the next `gc`.
-async fn import_car(g: &Gateway, release: &Release, part: Part, max: u64) -> Result<(), Failure> {
-    let over = Arc::new(AtomicBool::new(false));
-    let flag = over.clone();
-    let mut total = 0u64;
-    let bytes = part.stream().map(move |chunk| {
-        let mut chunk = chunk.map_err(std::io::Error::other)?;
-        total += chunk.remaining() as u64;
-        if total > max {
-            flag.store(true, Ordering::Relaxed);
-            return Err(std::io::Error::other("over the upload limit"));
-        }
-        Ok(chunk.copy_to_bytes(chunk.remaining()))
-    });
-    let reader = tokio::io::BufReader::new(StreamReader::new(bytes));
-    // A read error of the body surfaces inside the CAR reader's error.
-    let fail = |e: iroh_car::Error| {
-        if over.load(Ordering::Relaxed) {
-            Failure::TooLarge { limit: max }
-        } else {
-            Failure::BadRequest(format!("the content part is not a valid CARv1: {e}"))
-        }
+async fn import_car(
+    g: &Gateway,
+    release: &Release,
+    form: &mut Form,
+    max: u64,
+) -> Result<(), Failure> {
+    let over = AtomicBool::new(false);
+    let stored = {
+        let over = &over;
+        let mut total = 0u64;
+        let bytes = form.data_stream().map(move |chunk| {
+            let chunk = chunk?;
+            total += chunk.len() as u64;
+            if total > max {
+                over.store(true, Ordering::Relaxed);
+                return Err(std::io::Error::other("over the upload limit"));
+            }
+            Ok(chunk)
+        });
+        let reader = tokio::io::BufReader::new(StreamReader::new(Box::pin(bytes)));
+        store_car(g, release, reader).await
     };
-    let mut car = CarReader::new(reader).await.map_err(fail)?;
+    // A read error of the body surfaces inside the CAR reader's error.
+    stored.map_err(|e| match e {
+        CarFailure::Car(_) if over.load(Ordering::Relaxed) => Failure::TooLarge { limit: max },
+        CarFailure::Car(e) => match form.error() {
+            Some(body) => body.clone().into(),
+            None => Failure::BadRequest(format!("the content part is not a valid CARv1: {e}")),
+        },
+        CarFailure::Refused(failure) => failure,
+    })
+}
+
+/// Why a CAR was not stored.
+enum CarFailure {
+    /// It could not be read (a body failure shows here too).
+    Car(iroh_car::Error),
+    /// It was read and refused.
+    Refused(Failure),
+}
+
+impl From<Failure> for CarFailure {
+    fn from(failure: Failure) -> Self {
+        Self::Refused(failure)
+    }
+}
+
+async fn store_car<R>(g: &Gateway, release: &Release, reader: R) -> Result<(), CarFailure>
+where
+    R: AsyncRead + Send + Unpin,
+{
+    let mut car = CarReader::new(reader).await.map_err(CarFailure::Car)?;
     let root = *release.cid.cid();
     if car.header().roots() != [root] {
         let roots: Vec<String> = car.header().roots().iter().map(Cid::to_string).collect();
         return Err(Failure::ContentMismatch(format!(
             "the CAR's roots are [{}] but the record's CID is {root}",
             roots.join(", ")
-        )));
+        ))
+        .into());
     }
     let mut blocks = 0u64;
-    while let Some((cid, data)) = car.next_block().await.map_err(fail)? {
+    while let Some((cid, data)) = car.next_block().await.map_err(CarFailure::Car)? {
         let block = Block::new(cid, data)
             .map_err(|e| Failure::ContentMismatch(format!("CAR block {cid}: {e}")))?;
-        g.node().content().put_block(block).await?;
+        g.node()
+            .content()
+            .put_block(block)
+            .await
+            .map_err(Failure::from)?;
         blocks += 1;
     }
     let size = match g.node().content().check_local_file(root).await {
@@ -280,55 +344,36 @@ async fn import_car(g: &Gateway, release: &Release, part: Part, max: u64) -> Res
         Err(ContentError::Missing(cid)) => {
             return Err(Failure::ContentMismatch(format!(
                 "the CAR lacks block {cid} of the DAG under {root}"
-            )));
+            ))
+            .into());
         }
         Err(ContentError::Read(e)) => {
             return Err(Failure::ContentMismatch(format!(
                 "the CAR's DAG is not a valid UnixFS file: {e}"
-            )));
+            ))
+            .into());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(Failure::from(e).into()),
     };
     if size != release.size {
         return Err(Failure::ContentMismatch(format!(
             "the CAR holds a file of {size} bytes but the record says {} bytes",
             release.size
-        )));
+        ))
+        .into());
     }
     debug!(%root, blocks, size, "CAR upload stored");
     Ok(())
 }
 
-async fn next_part(form: &mut FormData) -> Result<Option<Part>, Failure> {
-    form.next()
-        .await
-        .transpose()
-        .map_err(|e| Failure::BadRequest(format!("bad multipart body: {e}")))
-}
-
-async fn read_part(part: Part, limit: u64) -> Result<Bytes, Failure> {
-    read_limited(part.stream(), limit).await
-}
-
-/// Reads a body stream whole, refusing it past `limit` bytes.
-pub(crate) async fn read_limited<S, B>(stream: S, limit: u64) -> Result<Bytes, Failure>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: Buf,
-{
+/// The current part of `form` whole, refused past `limit` bytes.
+async fn read_part(form: &mut Form, limit: u64) -> Result<Bytes, Failure> {
     let mut out = Vec::new();
-    let mut stream = std::pin::pin!(stream);
-    while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|e| Failure::BadRequest(e.to_string()))?;
-        if (out.len() + chunk.remaining()) as u64 > limit {
+    while let Some(chunk) = form.data().await? {
+        if (out.len() + chunk.len()) as u64 > limit {
             return Err(Failure::TooLarge { limit });
         }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            out.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
+        out.extend_from_slice(&chunk);
     }
     Ok(out.into())
 }

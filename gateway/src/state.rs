@@ -1,17 +1,23 @@
 //! [`Gateway`]: what every request handler shares: the node's client, the
 //! index package queries are answered from, the configuration, and the
-//! gateway's metrics, rate limit, request slots and view cache.
+//! gateway's metrics, rate limit, request slots, connection table and view
+//! cache.
 
 use std::sync::Arc;
 
 use ipsr_indexer::Index;
 use ipsr_node::Client;
-use tokio::sync::Semaphore;
 
 use crate::cache::ViewCache;
 use crate::config::GatewayConfig;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
+use crate::occupancy::Occupancy;
+
+/// Slots of `GET /healthz` and `GET /metrics`, apart from the others.
+const PROBE_SLOTS: usize = 16;
+/// Of those, what one client may hold.
+const PROBE_SLOTS_PER_CLIENT: usize = 4;
 
 /// What every request handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -26,7 +32,9 @@ struct Inner {
     config: GatewayConfig,
     metrics: Metrics,
     limiter: RateLimiter,
-    slots: Arc<Semaphore>,
+    slots: Occupancy,
+    probe_slots: Occupancy,
+    connections: Occupancy,
     views: ViewCache,
 }
 
@@ -35,7 +43,9 @@ impl Gateway {
     /// queries from `index`.
     pub fn new(node: Client, index: Arc<dyn Index>, config: GatewayConfig) -> Self {
         let limiter = RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst);
-        let slots = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+        let slots = Occupancy::new(config.max_per_client, config.max_concurrent);
+        let probe_slots = Occupancy::new(PROBE_SLOTS_PER_CLIENT, PROBE_SLOTS);
+        let connections = Occupancy::new(config.max_connections_per_client, config.max_connections);
         Self {
             inner: Arc::new(Inner {
                 node,
@@ -43,6 +53,8 @@ impl Gateway {
                 metrics: Metrics::default(),
                 limiter,
                 slots,
+                probe_slots,
+                connections,
                 views: ViewCache::new(config.view_ttl),
                 config,
             }),
@@ -74,9 +86,19 @@ impl Gateway {
         &self.inner.limiter
     }
 
-    /// The request slots: requests served at once.
-    pub(crate) fn slots(&self) -> &Arc<Semaphore> {
+    /// The request slots: requests served at once, in all and per client.
+    pub(crate) fn slots(&self) -> &Occupancy {
         &self.inner.slots
+    }
+
+    /// The slots of `GET /healthz` and `GET /metrics`.
+    pub(crate) fn probe_slots(&self) -> &Occupancy {
+        &self.inner.probe_slots
+    }
+
+    /// The open connections, in all and per client.
+    pub(crate) fn connections(&self) -> &Occupancy {
+        &self.inner.connections
     }
 
     /// The micro-cache of rendered JSON views.

@@ -1,0 +1,211 @@
+//! The HTTP server under the routes: it accepts connections within the
+//! connection table's caps (per client address and in total; past them a
+//! new connection is answered at once and closed), serves each with
+//! hyper's HTTP/1 with a header read timeout (which also closes idle
+//! keep-alive connections) and a cap on the header size, and marks each
+//! request with its client's address ([`Peer`]).
+//!
+//! ```text
+//! accept ─► connection table ─full─► 429/503, close
+//!               │ taken (given back when the connection ends)
+//!               ▼
+//!           hyper HTTP/1: headers within the timeout, at most 32 KiB
+//!               │ request + Peer
+//!               ▼
+//!           the routes (rate limit, request slots, bounded bodies)
+//! ```
+//!
+//! Dropping the server future closes the listener and asks every open
+//! connection to finish its request in progress and close (waiting at
+//! most [`GRACE`]).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+use warp::{Filter, Reply};
+
+use crate::occupancy::{Full, Held};
+use crate::state::Gateway;
+
+/// The largest request head (request line and headers); past it, 431.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// How long a connection may take to finish once the server is dropped.
+const GRACE: Duration = Duration::from_secs(10);
+/// How long to pause accepting after an error such as too many open files.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The address of the client a request came from, set on every request by
+/// this server (warp's own `remote` address is not set by it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) SocketAddr);
+
+/// Serves `routes` on `listener` until dropped.
+pub(crate) fn serve<F, R>(
+    listener: TcpListener,
+    gateway: Gateway,
+    routes: F,
+) -> impl Future<Output = ()> + Send + 'static
+where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(gateway.config().header_timeout)
+        .max_header_size(MAX_HEADER_BYTES);
+    async move {
+        // Dropped with this future: every connection then shuts down.
+        let (_stop, stopped) = watch::channel(());
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            };
+            let held = match gateway.connections().take(peer.ip()) {
+                Ok(held) => held,
+                Err(full) => {
+                    refuse(&stream, full);
+                    let reason = match full {
+                        Full::Client => "connections_per_client",
+                        Full::Total => "connections",
+                    };
+                    gateway.metrics().refused(reason);
+                    debug!(%peer, reason, "connection refused");
+                    continue;
+                }
+            };
+            let connection = Connection {
+                gateway: gateway.clone(),
+                peer,
+                _held: held,
+            };
+            let service = TowerToHyperService::new(warp::service(routes.clone()));
+            tokio::spawn(connection.run(stream, http.clone(), service, stopped.clone()));
+        }
+    }
+}
+
+/// One accepted connection, holding its place in the connection table.
+struct Connection {
+    gateway: Gateway,
+    peer: SocketAddr,
+    _held: Held,
+}
+
+impl Connection {
+    async fn run<S>(
+        self,
+        stream: TcpStream,
+        http: http1::Builder,
+        routes: S,
+        mut stopped: watch::Receiver<()>,
+    ) where
+        S: hyper::service::Service<
+                hyper::Request<Incoming>,
+                Response = warp::reply::Response,
+                Error = Infallible,
+            > + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let metrics = self.gateway.metrics();
+        metrics.connection(1);
+        let peer = self.peer;
+        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            routes.call(request)
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let mut connection = std::pin::pin!(connection);
+        let ended = tokio::select! {
+            ended = connection.as_mut() => ended,
+            _ = stopped.changed() => {
+                connection.as_mut().graceful_shutdown();
+                tokio::time::timeout(GRACE, connection).await.unwrap_or(Ok(()))
+            }
+        };
+        match ended {
+            Err(e) if e.is_timeout() => {
+                metrics.refused("header_timeout");
+                debug!(%peer, "headers not sent in time: connection closed");
+            }
+            Err(e) => debug!(%peer, error = %e, "connection failed"),
+            Ok(()) => {}
+        }
+        metrics.connection(-1);
+    }
+}
+
+/// Answers a connection past a cap and lets it close: 429 when its client
+/// holds its share, 503 when the gateway is full. The answer is written
+/// only if the socket takes it at once (it always does on a new
+/// connection); the request, if any, is never read.
+fn refuse(stream: &TcpStream, full: Full) {
+    let answer = match full {
+        Full::Client => refusal(
+            "429 Too Many Requests",
+            "client_busy",
+            "too many connections from this address; retry shortly",
+        ),
+        Full::Total => refusal(
+            "503 Service Unavailable",
+            "busy",
+            "the gateway is busy; retry shortly",
+        ),
+    };
+    let _ = stream.try_write(answer.as_bytes());
+}
+
+fn refusal(status: &str, code: &str, message: &str) -> String {
+    let body = format!("{{\"code\":\"{code}\",\"message\":\"{message}\"}}");
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         retry-after: 1\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Errors of one connection that `accept` reports; the next one is fine.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn refusals_are_complete_http_answers() {
+        let text = refusal("503 Service Unavailable", "busy", "retry");
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        assert!(head.contains("retry-after: 1"));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["code"], "busy");
+    }
+}

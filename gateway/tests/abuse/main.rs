@@ -13,6 +13,11 @@
 #[path = "../procs/mod.rs"]
 mod procs;
 
+mod body;
+mod slots;
+mod wire;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,5 +62,12 @@ impl Gateway {
     /// Its `host:port`, for raw TCP clients.
     pub fn authority(&self) -> &str {
         self.http.trim_start_matches("http://")
+    }
+
+    /// Its HTTP address, for raw TCP clients.
+    pub fn addr(&self) -> SocketAddr {
+        self.authority()
+            .parse()
+            .expect("the gateway prints host:port")
     }
 }

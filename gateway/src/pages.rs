@@ -1,6 +1,8 @@
 //! The web pages: server-rendered HTML (maud escapes every value, so a
 //! title of `<script>` shows as text), no JavaScript, one column that fits
-//! a phone screen.
+//! a phone screen. Text from records and queries is isolated for the
+//! bidirectional algorithm (`<bdi>`, `dir="auto"`), so right-to-left text
+//! never reorders what is around it.
 //!
 //! * `/`: a search box, and the search results or the recent releases;
 //! * `/p/{author}`: the author's packages;
@@ -110,11 +112,11 @@ fn summary_item(s: &PackageSummary) -> Markup {
     html! {
         li {
             a href={ "/p/" (s.author) "/" (s.package) } {
-                strong { @if s.title.is_empty() { (s.package) } @else { (s.title) } }
+                strong { @if s.title.is_empty() { (s.package) } @else { bdi { (s.title) } } }
             }
             @if let Some(v) = &s.newest { " " span.muted { (v) } }
             br;
-            @if !s.summary.is_empty() { (s.summary) br; }
+            @if !s.summary.is_empty() { bdi { (s.summary) } br; }
             span.muted { code { (s.package) } " · " (date(s.updated_at)) }
         }
     }
@@ -125,12 +127,14 @@ pub(crate) async fn home(g: &Gateway, pairs: &[(String, String)]) -> Result<Resp
     let query = ListQuery::parse(pairs)?;
     let listing = api::list(g, &query).await?;
     let q = query.q.as_deref();
-    let heading = match q {
-        Some(q) => format!("Results for “{q}”"),
-        None => "Recent releases".to_owned(),
-    };
     let body = html! {
-        h1 { (heading) }
+        h1 {
+            @match q {
+                // The query is the visitor's (or a link's) text: isolated.
+                Some(q) => { "Results for “" bdi { (q) } "”" }
+                None => { "Recent releases" }
+            }
+        }
         @if listing.packages.is_empty() {
             p { @if q.is_some() { "No package matches." } @else { "Nothing has been published yet." } }
         } @else {
@@ -194,9 +198,9 @@ pub(crate) async fn package(
     };
     let body = html! {
         @if let Some(icon) = &m.icon { img.icon src={ "/ipfs/" (icon) } alt=""; }
-        h1 { (title) }
+        h1 dir="auto" { (title) }
         p.muted { code { (view.package) } " by " a.cid href={ "/p/" (view.author) } { (view.author) } }
-        @if !m.summary.is_empty() { p { strong { (m.summary) } } }
+        @if !m.summary.is_empty() { p dir="auto" { strong { (m.summary) } } }
         @if let Some(release) = newest {
             @let path = download(release);
             p {
@@ -213,7 +217,7 @@ pub(crate) async fn package(
         } @else {
             p.yanked { "Every version of this package is yanked." }
         }
-        @if !m.description.is_empty() { h2 { "Description" } p.description { (m.description) } }
+        @if !m.description.is_empty() { h2 { "Description" } p.description dir="auto" { (m.description) } }
         h2 { "Details" }
         table {
             @if let Some(v) = shown { tr { th { "Platform" } td { (v.platform) } } }
@@ -246,7 +250,7 @@ pub(crate) async fn package(
                     td { (size(v.size)) }
                     td {
                         @if v.yanked {
-                            span.yanked { "yanked" @if let Some(r) = &v.yank_reason { ": " (r) } }
+                            span.yanked { "yanked" @if let Some(r) = &v.yank_reason { ": " bdi { (r) } } }
                         } @else {
                             a href=(download(v)) { "download" }
                         }

@@ -206,7 +206,7 @@ async fn home_search_author_and_package_pages() {
         .await
         .ok()
         .has("value=\"pocket\"")
-        .has("Results for “pocket”")
+        .has("Results for “<bdi>pocket</bdi>”")
         .has(&link)
         .lacks("Weather Now");
     env.get("/?q=notes+pocket").await.ok().has(&link);
@@ -232,7 +232,7 @@ async fn home_search_author_and_package_pages() {
         .ok();
     let download = format!("/api/v1/download/{author}/com.example.notes");
     page.has("<title>Pocket Notes · IPSR</title>")
-        .has("<h1>Pocket Notes</h1>")
+        .has("<h1 dir=\"auto\">Pocket Notes</h1>")
         .has("Notes that stay on your phone")
         .has(&format!("img class=\"icon\" src=\"/ipfs/{}\"", cid(9)))
         // The download button: the newest version, its size and file name.
@@ -306,13 +306,48 @@ async fn metadata_is_escaped_on_every_page() {
         .await
         .ok()
         .has(&format!("<title>{escaped} · IPSR</title>"))
-        .has(&format!("<h1>{escaped}</h1>"))
+        .has(&format!("<h1 dir=\"auto\">{escaped}</h1>"))
         .has("&lt;b&gt;bold&lt;/b&gt; &amp; &lt;i&gt;more&lt;/i&gt;")
         .has("&lt;MIT&gt;")
         .has("href=\"https://e.example/&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;\"")
         // A file name in a command to copy is one quoted shell word.
         .has("ipsr-cli verify 'x'\\''; rm -rf ~; echo '\\''.apk' ")
         .has("download=\"x'; rm -rf ~; echo '.apk\"");
+}
+
+/// Right-to-left text from a record or a query is isolated, so it cannot
+/// reorder the page around it; a query may hold any code point (records may
+/// not: `docs/records.md`, 5.1), and its bidi override stays inside its
+/// `<bdi>`.
+#[tokio::test]
+async fn record_and_query_text_is_isolated_for_bidi() {
+    let env = Env::new().await;
+    let key = AuthorKey::from_seed(&[6; 32]);
+    let author = key.author_id();
+    let hebrew = "\u{5E9}\u{5DC}\u{5D5}\u{5DD} 2.0";
+    let arabic = "\u{645}\u{631}\u{62D}\u{628}\u{627}";
+    let r = app(&key, "com.example.rtl", "1.0.0", 1, 10)
+        .title(hebrew)
+        .summary(arabic)
+        .metadata(|m| m.description = format!("{arabic}\n{hebrew}"));
+    env.publish(r.sign()).await;
+    env.get("/")
+        .await
+        .ok()
+        .has(&format!("<strong><bdi>{hebrew}</bdi></strong>"))
+        .has(&format!("<bdi>{arabic}</bdi><br>"));
+    env.get(&format!("/p/{author}/com.example.rtl"))
+        .await
+        .ok()
+        .has(&format!("<h1 dir=\"auto\">{hebrew}</h1>"))
+        .has(&format!("<p dir=\"auto\"><strong>{arabic}</strong></p>"))
+        .has(&format!(
+            "<p class=\"description\" dir=\"auto\">{arabic}\n{hebrew}</p>"
+        ));
+    env.get("/?q=%E2%80%AEkpa.exe")
+        .await
+        .ok()
+        .has("Results for “<bdi>\u{202E}kpa.exe</bdi>”");
 }
 
 #[tokio::test]
@@ -333,7 +368,7 @@ async fn yanked_versions_are_marked() {
         .await
         .ok()
         .has("Every version of this package is yanked.")
-        .has("yanked: crashes &lt;on&gt; start")
+        .has("yanked: <bdi>crashes &lt;on&gt; start</bdi>")
         .lacks("class=\"button\"")
         .lacks("/api/v1/download/");
 }

@@ -487,6 +487,23 @@ async fn bad_input_is_refused_with_a_stable_code_and_nothing_is_stored() {
         .await;
     assert_eq!((forgery.status, forgery.code()), (422, "key_mismatch"));
 
+    // Validly signed, but the title holds U+202E RIGHT-TO-LEFT OVERRIDE.
+    let Record::Release(mut spoof) = good.record().clone() else {
+        unreachable!()
+    };
+    spoof.metadata.title = "Notes\u{202E}kpa.exe".into();
+    let spoof = ipsr_proto::noncanonical::signed_anyway(&Record::Release(spoof), &key);
+    let spoof = api.post(spoof).await;
+    assert_eq!((spoof.status, spoof.code()), (422, "invalid"));
+    assert!(
+        spoof.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("metadata.title contains U+202E"),
+        "{:?}",
+        spoof.json
+    );
+
     let mut tampered = good.to_bytes();
     *tampered.last_mut().unwrap() ^= 1; // the last byte of the signature
     let tampered = api.post(tampered).await;

@@ -215,6 +215,68 @@ async fn a_forged_record_reaches_no_node_and_the_sender_is_penalised() {
     }
 }
 
+/// A record whose file name holds U+202E RIGHT-TO-LEFT OVERRIDE (shown as
+/// `Safeexe.apk`), validly signed by its author, gossiped by a hostile peer
+/// X to node N: N refuses it as `invalid` and penalises X, and neither N nor
+/// its neighbour M stores it. Topology: X ── N ── M.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_with_a_bidi_control_is_refused_and_never_propagates() {
+    let (_dn, n, n_addr) = common::node(|_| {}).await;
+    let (_dm, m, _) = common::node(|_| {}).await;
+    m.dial(n_addr.clone()).await.unwrap();
+    let x = Hostile::start(&[n_addr]);
+    wait_until("X and M are in N's mesh", || async {
+        let mesh = n.mesh_peers().await.unwrap();
+        mesh.contains(&x.peer_id) && mesh.contains(&m.peer_id())
+    })
+    .await;
+    let author = key(1);
+    let Record::Release(mut spoof) = release(&author, "1.0.0").sign().record().clone() else {
+        unreachable!()
+    };
+    spoof.file_name = "Safe\u{202E}kpa.exe".into();
+    let bytes = ipsr_proto::noncanonical::signed_anyway(&Record::Release(spoof), &author);
+    let refused = SignedRecord::from_bytes(&bytes)
+        .unwrap()
+        .verify()
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "invalid record: file_name contains U+202E, an invisible or bidirectional formatting character"
+    );
+    x.publish(bytes).await.unwrap();
+    wait_until("N refuses the record as invalid", || async {
+        common::metric(
+            &n,
+            "ipsr_records_rejected_total{source=\"gossip\",reason=\"invalid\"}",
+        )
+        .await
+            == 1
+    })
+    .await;
+    wait_until("N penalises X", || async {
+        n.peer_score(x.peer_id)
+            .await
+            .unwrap()
+            .is_some_and(|s| s < 0.0)
+    })
+    .await;
+    // A good record published on N afterwards reaches M; the spoof never
+    // did (M saw nothing to refuse), and neither node stored it.
+    let good = release(&author, "2.0.0").sign();
+    n.publish(good.clone()).await.unwrap();
+    wait_until("M holds the good record", || holds(&m, &good)).await;
+    let invalid_at_m = common::metric(
+        &m,
+        "ipsr_records_rejected_total{source=\"gossip\",reason=\"invalid\"}",
+    )
+    .await;
+    assert_eq!(invalid_at_m, 0, "N passed the spoof on");
+    for node in [&n, &m] {
+        assert_eq!(node.store().stats().unwrap().records, 1);
+    }
+}
+
 /// Whether `node` has put a gossiped record from the future aside.
 async fn held_one(node: &Client) -> bool {
     let metrics = node.metrics_text().await.unwrap();

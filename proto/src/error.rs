@@ -57,6 +57,20 @@ pub enum InvalidRecord {
         /// The field.
         field: &'static str,
     },
+    /// A text field with a code point the display rule refuses
+    /// (`docs/records.md`, section 5.1): a bidirectional control, an
+    /// invisible character, a line separator, or a joiner or selector where
+    /// it may not stand.
+    #[error(
+        "{field} contains U+{:04X}, an invisible or bidirectional formatting character",
+        u32::from(*.ch)
+    )]
+    FormatChar {
+        /// The field.
+        field: &'static str,
+        /// The refused code point.
+        ch: char,
+    },
     /// Any other rule.
     #[error("{field}: {reason}")]
     Invalid {
@@ -79,6 +93,7 @@ impl InvalidRecord {
             | Self::TooLong { field, .. }
             | Self::TooMany { field, .. }
             | Self::ControlChar { field }
+            | Self::FormatChar { field, .. }
             | Self::Invalid { field, .. } => field,
         }
     }

@@ -74,6 +74,8 @@
 //!   machines [`ReleaseState`] and [`PackageState`].
 //! * `author`: [`AuthorKey`], [`AuthorId`] and its `k51...` text form,
 //!   [`KeyCache`].
+//! * `text`: which characters text fields may hold (no bidirectional
+//!   controls or invisible characters; joiners only in prose).
 //! * `name`, `version`, `content`: [`PackageName`], [`Version`] and
 //!   [`ContentId`], each in its canonical text form.
 //! * [`limits`]: the size limits of the format.
@@ -98,6 +100,7 @@ mod release;
 #[cfg(any(test, feature = "test"))]
 pub mod strategy;
 pub mod sync;
+mod text;
 mod version;
 
 pub use author::{AuthorId, AuthorKey, KeyCache, ParseAuthorIdError};
@@ -111,6 +114,7 @@ pub use record::{
     PackageKey, Record, RecordId, ReleaseKey, SIGNING_PREFIX, SignedRecord, Unverified, Verified,
 };
 pub use release::{Metadata, Platform, Release, Yank};
+pub use text::is_hidden as is_hidden_char;
 pub use version::{InvalidVersion, Version};
 
 /// Milliseconds since the Unix epoch, as used in `created_at`.

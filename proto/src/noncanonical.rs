@@ -1,7 +1,9 @@
 //! Non-canonical encodings of signed records, for tests (feature `test`):
 //! the same record, validly signed, written in one of the ways
 //! `docs/records.md` (section 1) forbids, at any level of nesting. Every
-//! one of them must be refused as [`VerifyError::NonCanonical`].
+//! one of them must be refused as [`VerifyError::NonCanonical`]. And
+//! [`signed_anyway`]: a record with invalid fields, canonically encoded and
+//! validly signed.
 //!
 //! ```
 //! use ipsr_proto::noncanonical::{Edit, Level, rewrite};
@@ -127,6 +129,16 @@ pub fn rewrite<S>(
         signed.public_key(),
         &signature,
     ))
+}
+
+/// `record` in its canonical encoding, validly signed by `key`, whether or
+/// not its fields are valid ([`Record::sign`](crate::Record::sign) signs
+/// only valid records): for tests that a node refuses a record for its
+/// fields alone (`invalid`), wherever it comes from.
+pub fn signed_anyway(record: &crate::Record, key: &AuthorKey) -> Vec<u8> {
+    let payload = record.encode();
+    let signature = key.signing_key().sign(&signing_input(&payload)).to_bytes();
+    envelope_bytes(&payload.into(), key.author_id().as_bytes(), &signature)
 }
 
 /// Whether the signature of an envelope in any encoding verifies: its

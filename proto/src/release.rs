@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::*;
+use crate::text::{self, Text};
 use crate::{AuthorId, ContentId, InvalidRecord, PackageName, ParseAuthorIdError, Version, pb};
 
 /// The platform a release targets: `android`, `ios`, `any`, or another
@@ -198,7 +199,7 @@ impl Release {
     pub fn validate(&self) -> Result<(), InvalidRecord> {
         let f = &self.file_name;
         check_len("file_name", f, MAX_FILE_NAME)?;
-        check_single_line("file_name", f)?;
+        text::check("file_name", f, Text::Name)?;
         if f.is_empty() || f == "." || f == ".." || f.contains(['/', '\\']) {
             return Err(InvalidRecord::Invalid {
                 field: "file_name",
@@ -226,7 +227,7 @@ impl Yank {
     /// Checks every field against the limits of `docs/records.md`.
     pub fn validate(&self) -> Result<(), InvalidRecord> {
         check_len("reason", &self.reason, MAX_REASON)?;
-        check_multi_line("reason", &self.reason)
+        text::check("reason", &self.reason, Text::Lines)
     }
 }
 
@@ -234,13 +235,13 @@ impl Metadata {
     /// Checks every field against the limits of `docs/records.md`.
     pub fn validate(&self) -> Result<(), InvalidRecord> {
         check_len("metadata.title", &self.title, MAX_TITLE)?;
-        check_single_line("metadata.title", &self.title)?;
+        text::check("metadata.title", &self.title, Text::Line)?;
         check_len("metadata.summary", &self.summary, MAX_SUMMARY)?;
-        check_single_line("metadata.summary", &self.summary)?;
+        text::check("metadata.summary", &self.summary, Text::Line)?;
         check_len("metadata.description", &self.description, MAX_DESCRIPTION)?;
-        check_multi_line("metadata.description", &self.description)?;
+        text::check("metadata.description", &self.description, Text::Lines)?;
         check_len("metadata.license", &self.license, MAX_LICENSE)?;
-        check_single_line("metadata.license", &self.license)?;
+        text::check("metadata.license", &self.license, Text::Name)?;
         for (field, url) in [
             ("metadata.homepage_url", &self.homepage_url),
             ("metadata.source_url", &self.source_url),
@@ -305,23 +306,9 @@ fn check_count(field: &'static str, count: usize, max: usize) -> Result<(), Inva
     Ok(())
 }
 
-fn check_single_line(field: &'static str, s: &str) -> Result<(), InvalidRecord> {
-    if s.chars().any(char::is_control) {
-        return Err(InvalidRecord::ControlChar { field });
-    }
-    Ok(())
-}
-
-fn check_multi_line(field: &'static str, s: &str) -> Result<(), InvalidRecord> {
-    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(InvalidRecord::ControlChar { field });
-    }
-    Ok(())
-}
-
 fn check_url(field: &'static str, s: &str) -> Result<(), InvalidRecord> {
     check_len(field, s, MAX_URL)?;
-    check_single_line(field, s)?;
+    text::check(field, s, Text::Name)?;
     let url = url::Url::parse(s).map_err(|_| InvalidRecord::Url { field })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(InvalidRecord::Url { field });
@@ -586,5 +573,92 @@ mod tests {
         m.categories = vec!["games".into()];
         m.permissions = vec!["android.permission.CAMERA".into(), "bad perm".into()];
         assert_eq!(m.validate().unwrap_err().field(), "metadata.permissions");
+    }
+
+    /// Every text field a page or client shows applies the display rule,
+    /// and the error names the field and the code point.
+    #[test]
+    fn display_fields_refuse_bidi_and_invisible_characters() {
+        let key = crate::AuthorKey::from_seed(&[1; 32]);
+        let release = Release::new(
+            key.author_id(),
+            "com.example.app".parse().unwrap(),
+            "1.0.0".parse().unwrap(),
+            1,
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+                .parse()
+                .unwrap(),
+        );
+        let refused = |edit: &dyn Fn(&mut Release), field: &'static str, ch: char| {
+            let mut r = release.clone();
+            edit(&mut r);
+            assert_eq!(
+                r.validate(),
+                Err(InvalidRecord::FormatChar { field, ch }),
+                "{field}"
+            );
+        };
+        refused(
+            &|r| r.file_name = "Safe\u{202E}kpa.exe".into(),
+            "file_name",
+            '\u{202E}',
+        );
+        refused(
+            &|r| r.file_name = "app.apk\u{200B}".into(),
+            "file_name",
+            '\u{200B}',
+        );
+        // A joiner is prose, not part of a name.
+        refused(
+            &|r| r.file_name = "a\u{200D}b.apk".into(),
+            "file_name",
+            '\u{200D}',
+        );
+        refused(
+            &|r| r.metadata.title = "Notes\u{2067}".into(),
+            "metadata.title",
+            '\u{2067}',
+        );
+        refused(
+            &|r| r.metadata.summary = "\u{FEFF}Fast".into(),
+            "metadata.summary",
+            '\u{FEFF}',
+        );
+        refused(
+            &|r| r.metadata.description = "line\n\u{E0041}".into(),
+            "metadata.description",
+            '\u{E0041}',
+        );
+        refused(
+            &|r| r.metadata.license = "MIT\u{200C}".into(),
+            "metadata.license",
+            '\u{200C}',
+        );
+        refused(
+            &|r| r.metadata.homepage_url = Some("https://e.org/\u{202E}".into()),
+            "metadata.homepage_url",
+            '\u{202E}',
+        );
+        refused(
+            &|r| r.metadata.source_url = Some("https://e.org/\u{2028}".into()),
+            "metadata.source_url",
+            '\u{2028}',
+        );
+        let mut ok = release.clone();
+        ok.metadata.title = "\u{1F469}\u{200D}\u{1F4BB} \u{645}\u{6CC}\u{200C}\u{62E}".into();
+        assert_eq!(ok.validate(), Ok(()));
+
+        let mut yank = Yank::new(
+            key.author_id(),
+            release.package.clone(),
+            release.version.clone(),
+            "broken\u{202D}".into(),
+        );
+        assert_eq!(
+            yank.validate().unwrap_err().to_string(),
+            "reason contains U+202D, an invisible or bidirectional formatting character"
+        );
+        yank.reason = "broken on Android 14\n\u{5E9}\u{5DC}\u{5D5}\u{5DD}".into();
+        assert_eq!(yank.validate(), Ok(()));
     }
 }

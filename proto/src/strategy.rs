@@ -50,17 +50,26 @@ pub fn content_id() -> impl Strategy<Value = ContentId> {
     })
 }
 
+/// A character a text field may hold anywhere (`docs/records.md`, 5.1):
+/// not a control or format character (category C), nor one the display
+/// rule refuses among the rest (line separators, fillers, joiners and
+/// selectors), as a regex class.
+const TEXT_CHAR: &str = "[^\\p{C}\\x{2028}\\x{2029}\\x{115F}\\x{1160}\\x{17B4}\\x{17B5}\\x{3164}\\x{FFA0}\\x{034F}\\x{180B}-\\x{180F}\\x{FE00}-\\x{FE0F}\\x{E0100}-\\x{E01EF}]";
+
+/// A string of `TEXT_CHAR`s; `pattern` holds `T` where such a character goes.
+fn text_regex(pattern: &str) -> impl Strategy<Value = String> + use<> {
+    proptest::string::string_regex(&pattern.replace('T', TEXT_CHAR)).expect("valid regex")
+}
+
 /// Valid metadata, including non-ASCII text and HTML-looking strings.
 pub fn metadata() -> impl Strategy<Value = Metadata> {
-    let text = |n: usize| {
-        proptest::string::string_regex(&format!("[^\\p{{C}}]{{0,{n}}}")).expect("valid regex")
-    };
+    let text = |n: usize| text_regex(&format!("T{{0,{n}}}"));
     let url = prop::option::of("https?://[a-z]{1,10}\\.(com|org|dev)(/[a-z0-9]{0,10})?");
     (
         (
             text(20),
             text(40),
-            "[^\\p{C}]{0,100}(\n[^\\p{C}]{0,50}){0,3}",
+            text_regex("T{0,100}(\nT{0,50}){0,3}"),
             "(MIT|Apache-2\\.0|GPL-3\\.0-or-later)?",
         ),
         (url.clone(), url),
@@ -154,7 +163,7 @@ pub fn yank_by(key: &AuthorKey) -> impl Strategy<Value = Yank> + use<> {
     (
         package_name(),
         version(),
-        "[^\\p{C}]{0,60}",
+        text_regex("T{0,60}"),
         0u64..4_000_000_000_000,
         any::<u64>(),
     )

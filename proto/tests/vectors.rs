@@ -124,6 +124,11 @@ fn invalid_vectors(key: &AuthorKey) -> Vec<Invalid> {
     let forged = forge(&release(key), &other);
     let mut future = release(key);
     future.created_at = NOW + 3_600_001;
+    // Validly signed, but a field breaks the display rule (section 5.1).
+    let mut bidi = release(key);
+    bidi.file_name = "hello\u{202E}kpa.exe".into();
+    let mut zwsp = release(key);
+    zwsp.metadata.title = "Hello\u{200B}".into();
     let mut vectors = vec![
         Invalid {
             description: "one bit of the signature flipped".into(),
@@ -142,6 +147,18 @@ fn invalid_vectors(key: &AuthorKey) -> Vec<Invalid> {
             now: NOW,
             signed_record: hex::encode(future.sign(key).unwrap().to_bytes()),
             error: "from_future".into(),
+        },
+        Invalid {
+            description: "file_name holds U+202E RIGHT-TO-LEFT OVERRIDE".into(),
+            now: NOW,
+            signed_record: hex::encode(envelope(&Record::Release(bidi).encode(), key)),
+            error: "invalid".into(),
+        },
+        Invalid {
+            description: "metadata.title holds U+200B ZERO WIDTH SPACE".into(),
+            now: NOW,
+            signed_record: hex::encode(envelope(&Record::Release(zwsp).encode(), key)),
+            error: "invalid".into(),
         },
         Invalid {
             description: "10241 bytes: over the size limit".into(),

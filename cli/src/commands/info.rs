@@ -150,12 +150,29 @@ fn human_package(w: &mut dyn Write, pkg: &Package) -> std::io::Result<()> {
 }
 
 /// Text from records is data: control characters are shown escaped so a
-/// record cannot drive the terminal.
+/// record cannot drive the terminal, and so are bidirectional controls and
+/// invisible characters (valid records hold none, but a search answer is
+/// not a signed record).
 pub(crate) fn one_line(s: &str) -> String {
     s.chars()
-        .flat_map(|c| match c.is_control() {
+        .flat_map(|c| match c.is_control() || ipsr_proto::is_hidden_char(c) {
             true => c.escape_default().collect::<Vec<_>>(),
             false => vec![c],
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn text_is_shown_escaped() {
+        assert_eq!(one_line("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(one_line("Safe\u{202E}kpa.exe"), "Safe\\u{202e}kpa.exe");
+        assert_eq!(one_line("x\u{200B}y"), "x\\u{200b}y");
+        // Joiners are part of prose: kept.
+        let persian = "\u{645}\u{6CC}\u{200C}\u{62E}";
+        assert_eq!(one_line(persian), persian);
+    }
 }

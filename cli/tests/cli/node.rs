@@ -342,6 +342,41 @@ error: FILE missing.apk: no such file
 error: metadata.title is 101 bytes, over the 100-byte limit; fix it and publish again
 
 "#]]);
+    // Text that would show other than it reads: a bidi override in the
+    // title, a zero width space in the file name. Refused before the key is
+    // asked for or anything is uploaded.
+    env.write("bidi.toml", br#"title = "Notes\u202Ekpa.exe""#);
+    env.cli(&[
+        "publish",
+        "app.bin",
+        "--package",
+        "com.example.app",
+        "--version",
+        "1.0.0",
+        "--metadata",
+        "bidi.toml",
+    ])
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: metadata.title contains U+202E, an invisible or bidirectional formatting character; fix it and publish again
+
+"#]]);
+    env.write("app.apk\u{200B}", b"app bytes");
+    env.cli(&[
+        "publish",
+        "app.apk\u{200B}",
+        "--package",
+        "com.example.app",
+        "--version",
+        "1.0.0",
+    ])
+    .assert()
+    .code(2)
+    .stderr_eq(str![[r#"
+error: file_name contains U+200B, an invisible or bidirectional formatting character; fix it and publish again
+
+"#]]);
     env.write("bad.json", br#"{"title": "x", "colour": "red"}"#);
     env.cli(&[
         "publish",

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{IsTerminal, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::Aead;
@@ -101,10 +101,15 @@ fn path_of(name: &str) -> Result<PathBuf> {
     Ok(dir()?.join(format!("{name}.toml")))
 }
 
-/// Stores `key` under `name`, sealed with `passphrase` when given. Refuses
-/// to overwrite an existing key.
+/// Stores `key` under `name`, sealed with `passphrase` when given (never
+/// empty). Refuses to overwrite an existing key.
 pub fn store(name: &str, key: &AuthorKey, passphrase: Option<&str>) -> Result<PathBuf> {
     let path = path_of(name)?;
+    if passphrase == Some("") {
+        return Err(Error::Usage(
+            "an empty passphrase protects nothing; store the key without one instead".into(),
+        ));
+    }
     let author = key.author_id().to_string();
     let (seed, sealed) = match passphrase {
         None => (Some(hex::encode(key.to_seed())), None),
@@ -126,25 +131,29 @@ pub fn store(name: &str, key: &AuthorKey, passphrase: Option<&str>) -> Result<Pa
         .mode(0o700)
         .create(folder)
         .map_err(|e| Error::io(folder.display(), e))?;
-    let mut out = match fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::Conflict(format!(
-                "a key named {name:?} already exists ({}); choose another --name or remove that file first",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(Error::io(path.display(), e)),
-    };
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.sync_all())
-        .map_err(|e| Error::io(path.display(), e))?;
-    Ok(path)
+    match write_new(folder, &path, text.as_bytes()) {
+        Ok(()) => Ok(path),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Conflict(format!(
+            "a key named {name:?} already exists ({}); choose another --name or remove that file first",
+            path.display()
+        ))),
+        Err(e) => Err(Error::io(path.display(), e)),
+    }
+}
+
+/// Writes `bytes` to `path` in `folder` all at once or not at all: into a
+/// temp file of mode 0600 beside it, fsynced, then renamed to `path` (never
+/// over an existing file), then the folder fsynced. A crash leaves either
+/// no key file or a whole one, never an empty file that takes the name.
+fn write_new(folder: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".new-key")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(folder)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    fs::File::open(folder)?.sync_all()
 }
 
 fn read(name: &str) -> Result<(PathBuf, KeyFile)> {
@@ -221,7 +230,7 @@ pub fn load(name: &str) -> Result<AuthorKey> {
             Error::Other(format!("{}: the seed is not 64 hex digits", path.display()))
         })?,
         (None, Some(sealed)) => {
-            let pass = passphrase(&format!("Passphrase of key {name:?}: "), false)?;
+            let pass = passphrase(&format!("key {name:?}"))?;
             unseal(sealed, &pass, &file.author)?
         }
         _ => {
@@ -311,38 +320,69 @@ fn unseal(sealed: &Sealed, pass: &str, author: &str) -> Result<[u8; 32]> {
     seed.try_into().map_err(|_| bad())
 }
 
-/// A passphrase: from `IPSR_PASSPHRASE` when set, else asked on the
-/// terminal (twice when `confirm`).
-pub fn passphrase(prompt: &str, confirm: bool) -> Result<String> {
+/// The passphrase of a sealed key or an encrypted key file: from
+/// `IPSR_PASSPHRASE` when set, else asked on the terminal. `what` names
+/// what it opens, for the prompt and the errors.
+pub fn passphrase(what: &str) -> Result<String> {
     if let Ok(pass) = std::env::var(PASSPHRASE_ENV) {
         return Ok(pass);
     }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(format!(
-            "a passphrase is needed but there is no terminal to ask on; set {PASSPHRASE_ENV}"
-        )));
-    }
-    let pass = rpassword::prompt_password(prompt)
-        .map_err(|e| Error::Other(format!("reading the passphrase: {e}")))?;
-    if confirm {
-        let again = rpassword::prompt_password("Same passphrase again: ")
-            .map_err(|e| Error::Other(format!("reading the passphrase: {e}")))?;
-        if again != pass {
-            return Err(Error::Usage("the passphrases differ; try again".into()));
+    prompt(what, &format!("Passphrase of {what}: "))
+}
+
+/// A passphrase to seal a key with: from `IPSR_PASSPHRASE` when set, else
+/// asked twice on the terminal. Never empty: an empty passphrase would
+/// protect nothing while the key is shown as protected.
+pub fn new_passphrase() -> Result<String> {
+    let pass = match std::env::var(PASSPHRASE_ENV) {
+        Ok(pass) if pass.is_empty() => {
+            return Err(Error::Usage(format!(
+                "{PASSPHRASE_ENV} is set but empty, and an empty passphrase protects nothing; \
+                 set it to the passphrase, or unset it and leave out --passphrase to store the key without one"
+            )));
         }
-    }
+        Ok(pass) => pass,
+        Err(_) => {
+            let pass = prompt("the new key", "New passphrase: ")?;
+            let again = prompt("the new key", "Same passphrase again: ")?;
+            if again != pass {
+                return Err(Error::Usage("the passphrases differ; try again".into()));
+            }
+            pass
+        }
+    };
     if pass.is_empty() {
         return Err(Error::Usage(
-            "an empty passphrase protects nothing; leave out --passphrase instead".into(),
+            "an empty passphrase protects nothing; leave out --passphrase to store the key without one".into(),
         ));
     }
     Ok(pass)
 }
 
+/// Asks for a passphrase on the terminal.
+fn prompt(what: &str, prompt: &str) -> Result<String> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(format!(
+            "the passphrase of {what} is needed but there is no terminal to ask on; set {PASSPHRASE_ENV}"
+        )));
+    }
+    rpassword::prompt_password(prompt)
+        .map_err(|e| Error::Other(format!("reading the passphrase: {e}")))
+}
+
+/// A key read by [`read_foreign`].
+#[derive(Debug)]
+pub struct Foreign {
+    /// The key.
+    pub key: AuthorKey,
+    /// The passphrase that opened it, when the file was encrypted.
+    pub passphrase: Option<String>,
+}
+
 /// Reads an existing ed25519 secret key from `path`: an OpenSSH private key
 /// (`ssh-keygen -t ed25519`; asks for its passphrase when it has one), or
 /// a 32-byte seed as 64 hex digits.
-pub fn read_foreign(path: &Path) -> Result<AuthorKey> {
+pub fn read_foreign(path: &Path) -> Result<Foreign> {
     let text = fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
     if text.contains("BEGIN OPENSSH PRIVATE KEY") {
         let mut key = ssh_key::PrivateKey::from_openssh(text.trim()).map_err(|e| {
@@ -351,11 +391,13 @@ pub fn read_foreign(path: &Path) -> Result<AuthorKey> {
                 path.display()
             ))
         })?;
+        let mut passphrase = None;
         if key.is_encrypted() {
-            let pass = passphrase(&format!("Passphrase of {}: ", path.display()), false)?;
+            let pass = self::passphrase(&path.display().to_string())?;
             key = key
                 .decrypt(pass.as_bytes())
                 .map_err(|_| Error::Other(format!("{}: wrong passphrase", path.display())))?;
+            passphrase = Some(pass);
         }
         let pair = key.key_data().ed25519().ok_or_else(|| {
             Error::Usage(format!(
@@ -364,10 +406,16 @@ pub fn read_foreign(path: &Path) -> Result<AuthorKey> {
                 key.algorithm()
             ))
         })?;
-        return Ok(AuthorKey::from_seed(&pair.private.to_bytes()));
+        return Ok(Foreign {
+            key: AuthorKey::from_seed(&pair.private.to_bytes()),
+            passphrase,
+        });
     }
     if let Some(seed) = decode_seed(&text) {
-        return Ok(AuthorKey::from_seed(&seed));
+        return Ok(Foreign {
+            key: AuthorKey::from_seed(&seed),
+            passphrase: None,
+        });
     }
     Err(Error::Usage(format!(
         "{}: not an OpenSSH ed25519 private key nor a 64-hex-digit ed25519 seed",
@@ -396,6 +444,26 @@ mod tests {
         assert_eq!(unseal(&sealed, "correct horse", "k51author").unwrap(), seed);
         assert!(unseal(&sealed, "wrong", "k51author").is_err());
         assert!(unseal(&sealed, "correct horse", "k51other").is_err());
+    }
+
+    /// A key file appears whole or not at all, mode 0600, never over
+    /// another; no temp file stays behind.
+    #[test]
+    fn key_files_are_written_at_once_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        write_new(dir.path(), &path, b"first").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = write_new(dir.path(), &path, b"second").unwrap_err();
+        assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["k.toml"]);
     }
 
     #[test]

@@ -43,7 +43,8 @@ enum KeyCommand {
         /// The name to store it under.
         #[arg(long, default_value = DEFAULT_NAME)]
         name: String,
-        /// Seal the stored copy with a passphrase.
+        /// Seal the stored copy with a new passphrase. An encrypted OpenSSH key is
+        /// sealed with the passphrase that opens it unless this asks for another.
         #[arg(long)]
         passphrase: bool,
     },
@@ -83,7 +84,11 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             keys::check_name(&name)?;
             let key = AuthorKey::generate()
                 .map_err(|e| Error::Other(format!("the OS random source: {e}")))?;
-            create(ctx, &name, &key, passphrase)
+            let seal = match passphrase {
+                true => Seal::New,
+                false => Seal::None,
+            };
+            create(ctx, &name, &key, seal)
         }
         KeyCommand::Import {
             file,
@@ -91,8 +96,22 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             passphrase,
         } => {
             keys::check_name(&name)?;
-            let key = keys::read_foreign(&file)?;
-            create(ctx, &name, &key, passphrase)
+            let foreign = keys::read_foreign(&file)?;
+            // A key that was encrypted is never stored in the clear.
+            let seal = match (passphrase, foreign.passphrase) {
+                (true, _) => Seal::New,
+                (false, Some(same)) => {
+                    if !ctx.out.is_json() {
+                        ctx.out.note(format!(
+                            "{} is encrypted: the stored copy is sealed with the same passphrase",
+                            file.display()
+                        ));
+                    }
+                    Seal::With(same)
+                }
+                (false, None) => Seal::None,
+            };
+            create(ctx, &name, &foreign.key, seal)
         }
         KeyCommand::List => {
             let list = keys::list()?;
@@ -154,22 +173,33 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
 }
 
-fn create(ctx: &Ctx, name: &str, key: &AuthorKey, protect: bool) -> Result<()> {
+/// How a new key file is sealed.
+enum Seal {
+    /// Not at all.
+    None,
+    /// With a new passphrase (never empty).
+    New,
+    /// With this passphrase, the one that opened an encrypted key file.
+    With(String),
+}
+
+fn create(ctx: &Ctx, name: &str, key: &AuthorKey, seal: Seal) -> Result<()> {
     // Refuse early, before asking for a passphrase, when the name is taken.
     if keys::info(name).is_ok() {
         return Err(Error::Conflict(format!(
             "a key named {name:?} already exists; choose another --name"
         )));
     }
-    let pass = match protect {
-        true => Some(keys::passphrase("New passphrase: ", true)?),
-        false => None,
+    let pass = match seal {
+        Seal::None => None,
+        Seal::New => Some(keys::new_passphrase()?),
+        Seal::With(pass) => Some(pass),
     };
     let path = keys::store(name, key, pass.as_deref())?;
     let created = Created {
         name: name.to_owned(),
         author: key.author_id().to_string(),
-        protected: protect,
+        protected: pass.is_some(),
         path: path.clone(),
     };
     if !ctx.out.is_json() {

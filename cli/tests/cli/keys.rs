@@ -35,19 +35,59 @@ fn keys_import_export_and_passphrases() {
     assert_eq!(shown["author"], author.as_str());
     assert_eq!(shown["protected"], false);
 
-    // An encrypted OpenSSH key needs its passphrase.
+    // An encrypted OpenSSH key (made by ssh-keygen) needs its passphrase,
+    // and its stored copy is sealed with it: never kept in the clear.
     let sealed = fixture("id_ed25519_sealed");
     env.cli(&["key", "import", sealed.to_str().unwrap(), "--name", "s"])
         .assert()
         .code(2)
         .stderr_eq(str![[r#"
-error: a passphrase is needed but there is no terminal to ask on; set IPSR_PASSPHRASE
+error: the passphrase of [..]/id_ed25519_sealed is needed but there is no terminal to ask on; set IPSR_PASSPHRASE
+
+"#]]);
+    env.cli(&["key", "import", sealed.to_str().unwrap(), "--name", "s"])
+        .env("IPSR_PASSPHRASE", "wrong")
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: [..]/id_ed25519_sealed: wrong passphrase
 
 "#]]);
     env.cli(&["key", "import", sealed.to_str().unwrap(), "--name", "s"])
         .env("IPSR_PASSPHRASE", "fixture pass")
         .assert()
-        .success();
+        .success()
+        .stderr_eq(str![[r#"
+[..]/id_ed25519_sealed is encrypted: the stored copy is sealed with the same passphrase
+key "s" saved to [..]/ipsr/keys/s.toml
+
+"#]]);
+    let text = std::fs::read_to_string(env.config.path().join("ipsr/keys/s.toml")).unwrap();
+    assert!(
+        text.contains("[sealed]") && !text.contains("seed ="),
+        "{text}"
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&env.stdout(&["key", "show", "s", "--json"])).unwrap();
+    assert_eq!(shown["protected"], true);
+    let sealed_pub = std::fs::read_to_string(fixture("id_ed25519_sealed.pub")).unwrap();
+    let exported = env.stdout(&["key", "export", "s", "--public"]);
+    assert_eq!(
+        exported.split_whitespace().nth(1),
+        sealed_pub.split_whitespace().nth(1),
+        "the stored key is the one the file holds"
+    );
+
+    // An empty passphrase protects nothing: refused, and no key is stored.
+    env.cli(&["key", "generate", "--name", "empty", "--passphrase"])
+        .env("IPSR_PASSPHRASE", "")
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
+error: IPSR_PASSPHRASE is set but empty, and an empty passphrase protects nothing; set it to the passphrase, or unset it and leave out --passphrase to store the key without one
+
+"#]]);
+    assert!(!env.config.path().join("ipsr/keys/empty.toml").exists());
     env.cli(&[
         "key",
         "import",
@@ -95,12 +135,35 @@ error: wrong passphrase
         .env("IPSR_PASSPHRASE", "open sesame")
         .assert()
         .success();
+    // The imported copy opens with the OpenSSH key's passphrase.
+    let publish_s = [
+        "publish",
+        "app.bin",
+        "--package",
+        "com.example.imported",
+        "--version",
+        "1.0.0",
+        "--key",
+        "s",
+    ];
+    env.cli(&publish_s)
+        .env("IPSR_PASSPHRASE", "wrong")
+        .assert()
+        .code(1)
+        .stderr_eq(str![[r#"
+error: wrong passphrase
+
+"#]]);
+    env.cli(&publish_s)
+        .env("IPSR_PASSPHRASE", "fixture pass")
+        .assert()
+        .success();
     env.cli(&["key", "list"])
         .assert()
         .success()
         .stdout_eq(str![[r#"
 locked           k51qzi5uqu5d[..] (passphrase)
-s                k51qzi5uqu5d[..]
+s                k51qzi5uqu5d[..] (passphrase)
 ssh              k51qzi5uqu5d[..]
 
 "#]]);

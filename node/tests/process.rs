@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipsr_testkit::{
-    CID, IdleFlood, Proc, agent_with_timeout, free_port, pattern, poll, release, wait_for,
+    CID, IdleFlood, Proc, agent_with_timeout, free_port, output_within, pattern, poll, release,
+    wait_for,
 };
 
 /// A started node and what it printed.
@@ -100,6 +101,55 @@ fn starts_prints_its_identity_keeps_it_and_stops_on_sigterm() {
     drop(again); // SIGKILL
     let third = start(dir.path());
     assert_eq!(third.peer, peer);
+}
+
+/// `ipsr-node run` on loopback with `data_dir` and `extra` arguments, run
+/// to its end (killed after 20 s): for starts that must fail.
+fn run_to_end(data_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ipsr-node"));
+    command
+        .arg("run")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra);
+    for (flag, default) in [
+        ("--listen", "/ip4/127.0.0.1/tcp/0"),
+        ("--api", "127.0.0.1:0"),
+    ] {
+        if !extra.contains(&flag) {
+            command.args([flag, default]);
+        }
+    }
+    output_within(&mut command, Duration::from_secs(20)).expect("the node exits within 20 s")
+}
+
+/// An empty identity file, what a crash during the first start left, never
+/// held a key: the node starts with a new identity. A damaged one stops the
+/// start at once with a message naming the file, which is left as it was.
+#[test]
+fn an_empty_identity_file_is_replaced_and_a_damaged_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("identity.key");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::write(&file, b"").unwrap();
+    let node = start(dir.path());
+    let first = node.peer.clone();
+    drop(node);
+    assert!(!std::fs::read(&file).unwrap().is_empty());
+    assert_eq!(start(dir.path()).peer, first, "the new identity is kept");
+
+    std::fs::write(&file, b"junk").unwrap();
+    let out = run_to_end(dir.path(), &[]);
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "identity file {} (4 bytes) is not a libp2p private key",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"junk");
 }
 
 fn http() -> ureq::Agent {

@@ -3,7 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | `proc` | [`Proc`]: a child process read line by line, killed on drop |
+//! | `proc` | [`Proc`]: a child process read line by line, killed on drop; [`output_within`]: a process run to its end, or killed after a limit |
 //! | `redis` | [`RedisServer`], a private `redis-server`; [`redis_url`] of the shared one and [`unique_prefix`] for a test's keys in it |
 //! | `ports` | [`free_port`], [`free_base_port`] on loopback |
 //! | `wait` | bounded waits: [`wait_until`] (async), [`wait_for`] and [`poll`] (blocking), all within [`TIMEOUT`] unless told |
@@ -44,7 +44,7 @@ pub use data::{XorShift, pattern};
 pub use flood::{IdleFlood, connect_from};
 pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout, form};
 pub use ports::{free_base_port, free_port};
-pub use proc::Proc;
+pub use proc::{Proc, output_within};
 pub use procfs::{cpu_secs, rss_kib};
 pub use records::{
     CID, PACKAGE, ReleaseBuilder, T0, YankBuilder, cid, key, release, releases, tampered, yank,

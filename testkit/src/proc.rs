@@ -1,7 +1,7 @@
 //! A child process read line by line, killed on drop.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,54 @@ impl Proc {
     }
 }
 
+/// Runs `command` to its end with its output captured, as
+/// [`Command::output`] does, but for at most `limit`: a process still
+/// running then is killed and `None` returned (its own children must not
+/// hold its output open). For a process that is expected to exit (a start
+/// that must fail).
+pub fn output_within(command: &mut Command, limit: Duration) -> Option<Output> {
+    let program = command.get_program().to_owned();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program:?}: {e}"));
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => break None,
+        }
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (stdout, stderr) = (stdout.join(), stderr.join());
+    Some(Output {
+        status: status?,
+        stdout: stdout.unwrap_or_default(),
+        stderr: stderr.unwrap_or_default(),
+    })
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn read_all<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut out);
+        }
+        out
+    })
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -92,5 +140,26 @@ mod tests {
         drop(proc);
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         assert!(stat.is_empty(), "{stat}");
+    }
+
+    #[test]
+    fn output_within_a_limit() {
+        let done = output_within(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(done.status.code(), Some(3));
+        assert_eq!(
+            (&done.stdout[..], &done.stderr[..]),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+        let started = Instant::now();
+        let hung = output_within(
+            Command::new("sh").args(["-c", "exec sleep 600"]),
+            Duration::from_millis(200),
+        );
+        assert!(hung.is_none());
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }

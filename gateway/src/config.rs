@@ -77,9 +77,10 @@ pub struct GatewayConfig {
     /// The longest `GET /ipfs/{cid}` looks for a root it does not hold
     /// before answering 404.
     pub ipfs_timeout: Duration,
-    /// The public base URL of the gateway (for QR codes and absolute links),
-    /// e.g. `https://ipsr.example.org`; `None`: taken from the request's
-    /// `Host` header.
+    /// The public base URL of the gateway, for the QR codes of its pages
+    /// (every other link is relative), e.g. `https://ipsr.example.org`.
+    /// `None`: `http://` and the bound address, or no QR code when that is a
+    /// wildcard. Never taken from a request's `Host`.
     pub public_url: Option<String>,
     /// How long a rendered JSON view (package, release, author, listing)
     /// may be served again; it is never served after the node's log has

@@ -522,17 +522,14 @@ fn author_page(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejecti
 fn package_page(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("p" / String / String)
         .and(warp::get())
-        .and(warp::header::optional::<String>("host"))
         .and(with(g))
-        .and_then(
-            |a: String, p: String, host: Option<String>, g: Gateway| async move {
-                let result = match api::package_key(&a, &p) {
-                    Ok(key) => pages::package(&g, &key, host.as_deref()).await,
-                    Err(e) => Err(e),
-                };
-                html(result)
-            },
-        )
+        .and_then(|a: String, p: String, g: Gateway| async move {
+            let result = match api::package_key(&a, &p) {
+                Ok(key) => pages::package(&g, &key).await,
+                Err(e) => Err(e),
+            };
+            html(result)
+        })
 }
 
 #[cfg(test)]

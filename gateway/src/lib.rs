@@ -90,6 +90,7 @@ pub async fn serve(
     let bind = |source| GatewayError::Bind { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
     let bound = listener.local_addr().map_err(bind)?;
+    gateway.set_bound(bound);
     let server = server::serve(listener, gateway.clone(), routes(gateway));
     info!(addr = %bound, "serving the gateway");
     Ok((bound, server))

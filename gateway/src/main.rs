@@ -97,8 +97,25 @@ struct Cli {
     #[arg(long, env = "IPSR_VIEW_CACHE_MS", default_value_t = 1000)]
     view_cache_ms: u64,
     /// The public base URL (for QR codes), e.g. https://apps.example.org.
-    #[arg(long, env = "IPSR_PUBLIC_URL", value_name = "URL")]
+    /// Without it the QR code holds the --http address, and none when that
+    /// is 0.0.0.0 or [::]; it is never taken from a request's Host.
+    #[arg(long, env = "IPSR_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url)]
     public_url: Option<String>,
+}
+
+/// An absolute http(s) URL with a host and without query or fragment.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    match url::Url::parse(s) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.has_host()
+                && u.query().is_none()
+                && u.fragment().is_none() =>
+        {
+            Ok(s.to_owned())
+        }
+        _ => Err("expected an absolute http(s) URL such as https://apps.example.org".into()),
+    }
 }
 
 /// A whole number of seconds, at least 1.
@@ -213,6 +230,25 @@ mod tests {
         let cli = Cli::try_parse_from(["ipsr-gateway"]).unwrap();
         assert_eq!(gateway_config(&cli).uploads, Uploads::Off);
         assert_eq!(cli.http, "127.0.0.1:8080".parse().unwrap());
+    }
+
+    #[test]
+    fn the_public_url_is_an_absolute_web_url() {
+        for ok in [
+            "https://apps.example.org",
+            "http://192.0.2.1:8080/",
+            "https://e.org/ipsr",
+        ] {
+            assert_eq!(parse_public_url(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "apps.example.org",
+            "javascript:alert(1)",
+            "https://e.org/?q=1",
+            "file:///x",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

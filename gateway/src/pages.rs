@@ -9,6 +9,8 @@
 //! * `/p/{author}/{package}`: one package: metadata, versions, the CID, a
 //!   download button, a QR code of the download URL and how to verify it.
 
+use std::net::SocketAddr;
+
 use ipsr_node::views::{Package, VersionEntry};
 use ipsr_proto::PackageKey;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -172,11 +174,7 @@ pub(crate) async fn author(g: &Gateway, author_text: &str) -> Result<Response, F
 }
 
 /// `GET /p/{author}/{package}`.
-pub(crate) async fn package(
-    g: &Gateway,
-    key: &PackageKey,
-    host: Option<&str>,
-) -> Result<Response, Failure> {
+pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, Failure> {
     let view: Package = api::package(g, key).await?;
     let m = &view.metadata;
     let title = if m.title.is_empty() {
@@ -189,7 +187,7 @@ pub(crate) async fn package(
         .as_ref()
         .and_then(|n| view.versions.iter().find(|v| &v.version == n));
     let shown = newest.or(view.versions.first());
-    let base = base_url(g, host);
+    let base = base_url(g.config().public_url.as_deref(), g.bound());
     let download = |v: &VersionEntry| {
         format!(
             "/api/v1/download/{}/{}/{}",
@@ -210,9 +208,11 @@ pub(crate) async fn package(
                 }
             }
             p.muted { "CID " span.cid { (release.cid) } }
-            figure.qr {
-                (PreEscaped(qr_svg(&format!("{base}{path}"))))
-                figcaption.muted { "Scan to download on a phone" }
+            @if let Some(base) = &base {
+                figure.qr {
+                    (PreEscaped(qr_svg(&format!("{base}{path}"))))
+                    figcaption.muted { "Scan to download on a phone" }
+                }
             }
         } @else {
             p.yanked { "Every version of this package is yanked." }
@@ -314,20 +314,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The absolute base URL for links that leave the page (the QR code).
-fn base_url(g: &Gateway, host: Option<&str>) -> String {
-    if let Some(url) = &g.config().public_url {
-        return url.trim_end_matches('/').to_owned();
+/// The absolute base URL of the QR code, the one link that must be
+/// absolute (a phone scans it off the page): `public_url` when set, else
+/// `http://` and the address the gateway is bound to, unless that is a
+/// wildcard (`0.0.0.0`, `::`), which names no host: then `None`, and the
+/// page has no QR code. Never the request's `Host` (or `X-Forwarded-*`):
+/// a client, or a shared cache that keys pages without it, could make a
+/// page whose QR code sends phones to another server. Every other link of
+/// the pages is relative.
+fn base_url(public_url: Option<&str>, bound: Option<SocketAddr>) -> Option<String> {
+    if let Some(url) = public_url {
+        return Some(url.trim_end_matches('/').to_owned());
     }
-    // A Host header that is not a plain host[:port] is not echoed.
-    match host.filter(|h| {
-        !h.is_empty()
-            && h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-    }) {
-        Some(host) => format!("http://{host}"),
-        None => String::new(),
-    }
+    bound
+        .filter(|addr| !addr.ip().is_unspecified())
+        .map(|addr| format!("http://{addr}"))
 }
 
 /// A QR code of `text` as an inline `<svg>` element (without the XML
@@ -404,6 +405,29 @@ mod tests {
         let svg = qr_svg("http://127.0.0.1:8080/api/v1/download/a/b/1.0.0");
         assert!(svg.starts_with("<svg role=\"img\""), "{svg:.60}");
         assert!(svg.contains("viewBox") && svg.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn the_qr_code_never_names_the_requests_host() {
+        let bound = |a: &str| Some(a.parse::<SocketAddr>().unwrap());
+        // The configured public URL wins.
+        assert_eq!(
+            base_url(Some("https://apps.example.org/"), bound("0.0.0.0:8080")).as_deref(),
+            Some("https://apps.example.org")
+        );
+        // Else the bound address, when it names a host.
+        assert_eq!(
+            base_url(None, bound("192.0.2.7:8080")).as_deref(),
+            Some("http://192.0.2.7:8080")
+        );
+        assert_eq!(
+            base_url(None, bound("[2001:db8::7]:80")).as_deref(),
+            Some("http://[2001:db8::7]:80")
+        );
+        // A wildcard names none, nor does a gateway not served yet.
+        assert_eq!(base_url(None, bound("0.0.0.0:8080")), None);
+        assert_eq!(base_url(None, bound("[::]:8080")), None);
+        assert_eq!(base_url(None, None), None);
     }
 
     #[test]

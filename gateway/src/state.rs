@@ -3,7 +3,8 @@
 //! gateway's metrics, rate limit, request slots, connection table and view
 //! cache.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 use ipsr_indexer::Index;
 use ipsr_node::Client;
@@ -36,6 +37,8 @@ struct Inner {
     probe_slots: Occupancy,
     connections: Occupancy,
     views: ViewCache,
+    /// The address [`serve`](crate::serve) bound, once it has.
+    bound: OnceLock<SocketAddr>,
 }
 
 impl Gateway {
@@ -56,6 +59,7 @@ impl Gateway {
                 probe_slots,
                 connections,
                 views: ViewCache::new(config.view_ttl),
+                bound: OnceLock::new(),
                 config,
             }),
         }
@@ -104,5 +108,17 @@ impl Gateway {
     /// The micro-cache of rendered JSON views.
     pub(crate) fn views(&self) -> &ViewCache {
         &self.inner.views
+    }
+
+    /// Records the address the gateway serves on (the first one, when it
+    /// is served more than once).
+    pub(crate) fn set_bound(&self, addr: SocketAddr) {
+        let _ = self.inner.bound.set(addr);
+    }
+
+    /// The address the gateway serves on, once [`serve`](crate::serve)
+    /// bound it.
+    pub(crate) fn bound(&self) -> Option<SocketAddr> {
+        self.inner.bound.get().copied()
     }
 }

@@ -28,7 +28,13 @@ struct Env {
 }
 
 impl Env {
+    /// With the default configuration, whose pages have no QR code: this
+    /// gateway is not served, so it has no address (and no `public_url`).
     async fn new() -> Self {
+        Self::with(GatewayConfig::default()).await
+    }
+
+    async fn with(config: GatewayConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let node = tokio::time::timeout(
             TIMEOUT,
@@ -38,7 +44,7 @@ impl Env {
         .expect("the node starts in time")
         .unwrap();
         let index = Arc::new(StoreIndex::new(node.store().clone()));
-        let gateway = Gateway::new(node.clone(), index, GatewayConfig::default());
+        let gateway = Gateway::new(node.clone(), index, config);
         Self {
             _dir: dir,
             node,
@@ -55,13 +61,18 @@ impl Env {
 
     /// `GET path` with a `Host` header, as a browser sends it.
     async fn get(&self, path: &str) -> Page {
+        self.get_from(path, "gw.example:8080").await
+    }
+
+    /// `GET path` with `Host: host`.
+    async fn get_from(&self, path: &str, host: &str) -> Page {
         let routes = ipsr_gateway::routes(self.gateway.clone());
         let response = tokio::time::timeout(
             TIMEOUT,
             warp::test::request()
                 .method("GET")
                 .path(path)
-                .header("host", "gw.example:8080")
+                .header("host", host)
                 .reply(&routes),
         )
         .await
@@ -176,9 +187,18 @@ async fn publish_notes(env: &Env, key: &AuthorKey) {
     }
 }
 
+/// The public URL of the gateways of these tests, for their QR codes.
+const PUBLIC_URL: &str = "https://apps.example.org";
+
+fn public() -> GatewayConfig {
+    let mut config = GatewayConfig::default();
+    config.public_url = Some(PUBLIC_URL.into());
+    config
+}
+
 #[tokio::test]
 async fn home_search_author_and_package_pages() {
-    let env = Env::new().await;
+    let env = Env::with(public()).await;
     let key = AuthorKey::from_seed(&[1; 32]);
     let author = key.author_id();
     publish_notes(&env, &key).await;
@@ -270,6 +290,30 @@ async fn home_search_author_and_package_pages() {
         page.body.find("<td>1.1.0</td>").unwrap() < page.body.find("<td>1.0.0</td>").unwrap(),
         "newest version first"
     );
+}
+
+/// A request's `Host` is the client's to choose (and a shared cache may
+/// not key pages by it): no page depends on it. The QR code's URL comes from
+/// `--public-url`, else the bound address; a gateway with neither (not
+/// served here) shows no QR code at all rather than one built from `Host`.
+#[tokio::test]
+async fn no_page_depends_on_the_host_header() {
+    for (config, qr) in [(GatewayConfig::default(), false), (public(), true)] {
+        let env = Env::with(config).await;
+        let key = AuthorKey::from_seed(&[7; 32]);
+        publish_notes(&env, &key).await;
+        let path = format!("/p/{}/com.example.notes", key.author_id());
+        let honest = env.get_from(&path, "gw.example:8080").await.ok();
+        let hostile = env.get_from(&path, "evil.example").await.ok();
+        assert_eq!(honest.body, hostile.body);
+        hostile.lacks("evil.example").lacks("gw.example");
+        assert_eq!(
+            honest.body.contains("<svg role=\"img\""),
+            qr,
+            "{}",
+            honest.body
+        );
+    }
 }
 
 #[tokio::test]

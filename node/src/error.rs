@@ -33,6 +33,21 @@ pub enum NodeError {
         #[source]
         source: TransportError<std::io::Error>,
     },
+    /// A TCP listen address's port is taken: another process listens on it
+    /// (libp2p's TCP listeners would share it with that process silently).
+    #[error(
+        "cannot listen on {addr}: TCP port {port} is already in use (another node on this \
+         machine?); stop it or choose another port with --listen"
+    )]
+    PortInUse {
+        /// The address asked for.
+        addr: Multiaddr,
+        /// Its port.
+        port: u16,
+        /// What binding it answered.
+        #[source]
+        source: std::io::Error,
+    },
     /// The node could not join the records topic.
     #[error("cannot subscribe to the records topic: {0}")]
     Subscribe(#[from] SubscriptionError),

@@ -73,6 +73,11 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     });
     let topic = IdentTopic::new(RECORDS_TOPIC);
     swarm.behaviour_mut().gossipsub.subscribe(&topic)?;
+    // A TCP port another process listens on is refused, not shared
+    // (`check_tcp_port`); every one is checked before the node listens.
+    for addr in &config.listen {
+        crate::swarm::check_tcp_port(addr)?;
+    }
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())

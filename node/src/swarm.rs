@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use libp2p::gossipsub::{self, IdentTopic, MessageId};
 use libp2p::kad;
+use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    StreamProtocol, Swarm, allow_block_list, connection_limits, identify, noise, ping, tcp, yamux,
+    Multiaddr, StreamProtocol, Swarm, allow_block_list, connection_limits, identify, noise, ping,
+    tcp, yamux,
 };
+use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use tracing::warn;
 
 use crate::config::Config;
@@ -47,6 +50,57 @@ pub(crate) struct Behaviour {
     /// Raw streams, for Bitswap.
     pub(crate) stream: libp2p_stream::Behaviour,
     pub(crate) mdns: libp2p::swarm::behaviour::toggle::Toggle<libp2p::mdns::tokio::Behaviour>,
+}
+
+/// Fails when `addr` is a TCP address (`/ip4|ip6/IP/tcp/PORT`, port not 0)
+/// whose port another socket listens on.
+///
+/// libp2p's TCP transport sets `SO_REUSEPORT` on every listening socket (so
+/// that dials can leave from the listen port), and Linux then lets a second
+/// process of the same user listen on the same port: a second node would
+/// start without a word and the kernel would split inbound connections
+/// between the two. So before listening, the port is bound and listened on
+/// once with the options libp2p uses (`SO_REUSEADDR`, `IPV6_V6ONLY`) but
+/// without `SO_REUSEPORT`, which fails while any socket listens there, and
+/// let go at once. Two nodes started within the same instant could both
+/// pass; a node started after another is listening cannot.
+pub(crate) fn check_tcp_port(addr: &Multiaddr) -> Result<(), NodeError> {
+    let mut parts = addr.iter();
+    let ip: std::net::IpAddr = match parts.next() {
+        Some(Protocol::Ip4(ip)) => ip.into(),
+        Some(Protocol::Ip6(ip)) => ip.into(),
+        _ => return Ok(()),
+    };
+    let port = match parts.next() {
+        Some(Protocol::Tcp(port)) if port != 0 => port,
+        _ => return Ok(()),
+    };
+    let at = std::net::SocketAddr::new(ip, port);
+    let probe = || -> std::io::Result<()> {
+        let socket = Socket::new(
+            Domain::for_address(at),
+            Type::STREAM,
+            Some(SockProtocol::TCP),
+        )?;
+        if at.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.bind(&at.into())?;
+        socket.listen(1)
+    };
+    match probe() {
+        Err(source) if source.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(NodeError::PortInUse {
+                addr: addr.clone(),
+                port,
+                source,
+            })
+        }
+        // Anything else (an address not on this machine, a privileged port)
+        // is for the transport to report when it listens.
+        _ => Ok(()),
+    }
 }
 
 /// How long a connection may take to finish its handshake (TCP:
@@ -290,5 +344,44 @@ mod tests {
         let capped = most.min(params.topic_score_cap);
         // P4 is squared: one invalid message costs its weight once.
         assert!(capped + t.invalid_message_deliveries_weight * 1.0 < 0.0);
+    }
+
+    /// A listener as libp2p's TCP transport makes one: `SO_REUSEADDR` and
+    /// `SO_REUSEPORT`.
+    fn shared_listener(at: std::net::SocketAddr) -> Socket {
+        let socket = Socket::new(Domain::for_address(at), Type::STREAM, None).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket.set_reuse_port(true).unwrap();
+        socket.bind(&at.into()).unwrap();
+        socket.listen(8).unwrap();
+        socket
+    }
+
+    #[test]
+    fn a_tcp_port_in_use_is_refused_even_when_shareable() {
+        let taken = shared_listener("127.0.0.1:0".parse().unwrap());
+        let port = taken.local_addr().unwrap().as_socket().unwrap().port();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+        let e = check_tcp_port(&addr).unwrap_err();
+        assert!(matches!(e, NodeError::PortInUse { port: p, .. } if p == port));
+        assert!(
+            e.to_string()
+                .contains(&format!("TCP port {port} is already in use")),
+            "{e}"
+        );
+        // Every interface covers loopback.
+        let any: Multiaddr = format!("/ip4/0.0.0.0/tcp/{port}").parse().unwrap();
+        assert!(check_tcp_port(&any).is_err());
+        // Free again once it is closed; port 0, QUIC and other forms are
+        // not checked here.
+        drop(taken);
+        assert!(check_tcp_port(&addr).is_ok());
+        for other in [
+            "/ip4/127.0.0.1/tcp/0".to_owned(),
+            format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
+            format!("/dns4/localhost/tcp/{port}"),
+        ] {
+            assert!(check_tcp_port(&other.parse().unwrap()).is_ok(), "{other}");
+        }
     }
 }

@@ -152,6 +152,61 @@ fn an_empty_identity_file_is_replaced_and_a_damaged_one_refused() {
     assert_eq!(std::fs::read(&file).unwrap(), b"junk");
 }
 
+/// A second node on a port the first listens on refuses to start within a
+/// few seconds, naming the port, instead of sharing it: libp2p's TCP
+/// listeners set `SO_REUSEPORT`, so without the check it started and the
+/// kernel split inbound connections between the two. The QUIC (UDP) port
+/// and the API port are refused too.
+#[test]
+fn a_second_node_on_a_port_in_use_refuses_to_start() {
+    let (tcp, udp) = (free_port(), free_port());
+    let tcp_addr = format!("/ip4/127.0.0.1/tcp/{tcp}");
+    let quic_addr = format!("/ip4/127.0.0.1/udp/{udp}/quic-v1");
+    let first_dir = tempfile::tempdir().unwrap();
+    let first = start_with(
+        first_dir.path(),
+        &["--listen", &tcp_addr, "--listen", &quic_addr],
+    );
+    // (Its sockets are bound before it prints its API address.)
+    let api_port = first.api.rsplit(':').next().unwrap().to_owned();
+    let api_addr = format!("127.0.0.1:{api_port}");
+    for (flag, value, says) in [
+        (
+            "--listen",
+            tcp_addr.as_str(),
+            format!("cannot listen on {tcp_addr}: TCP port {tcp} is already in use"),
+        ),
+        (
+            "--listen",
+            quic_addr.as_str(),
+            format!("cannot listen on {quic_addr}"),
+        ),
+        (
+            "--api",
+            api_addr.as_str(),
+            format!("cannot listen on {api_addr}"),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let out = run_to_end(dir.path(), &[flag, value]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value}: {out:?}");
+        assert!(stderr.contains(&says), "{flag} {value}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{flag} {value}"
+        );
+    }
+    // The first node still serves.
+    assert!(
+        http()
+            .get(format!("{}/v1/status", first.api))
+            .call()
+            .is_ok()
+    );
+}
+
 fn http() -> ureq::Agent {
     agent_with_timeout(Duration::from_secs(20))
 }

@@ -589,61 +589,39 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        let refused = |edit: &dyn Fn(&mut Release), field: &'static str, ch: char| {
+        for (field, text, ch) in [
+            ("file_name", "Safe\u{202E}kpa.exe", '\u{202E}'),
+            ("file_name", "app.apk\u{200B}", '\u{200B}'),
+            // A joiner is prose, not part of a name.
+            ("file_name", "a\u{200D}b.apk", '\u{200D}'),
+            ("metadata.title", "Notes\u{2067}", '\u{2067}'),
+            ("metadata.summary", "\u{FEFF}Fast", '\u{FEFF}'),
+            ("metadata.description", "line\n\u{E0041}", '\u{E0041}'),
+            ("metadata.license", "MIT\u{200C}", '\u{200C}'),
+            (
+                "metadata.homepage_url",
+                "https://e.org/\u{202E}",
+                '\u{202E}',
+            ),
+            ("metadata.source_url", "https://e.org/\u{2028}", '\u{2028}'),
+        ] {
             let mut r = release.clone();
-            edit(&mut r);
+            let text = text.to_owned();
+            match field {
+                "file_name" => r.file_name = text,
+                "metadata.title" => r.metadata.title = text,
+                "metadata.summary" => r.metadata.summary = text,
+                "metadata.description" => r.metadata.description = text,
+                "metadata.license" => r.metadata.license = text,
+                "metadata.homepage_url" => r.metadata.homepage_url = Some(text),
+                _ => r.metadata.source_url = Some(text),
+            }
             assert_eq!(
                 r.validate(),
                 Err(InvalidRecord::FormatChar { field, ch }),
                 "{field}"
             );
-        };
-        refused(
-            &|r| r.file_name = "Safe\u{202E}kpa.exe".into(),
-            "file_name",
-            '\u{202E}',
-        );
-        refused(
-            &|r| r.file_name = "app.apk\u{200B}".into(),
-            "file_name",
-            '\u{200B}',
-        );
-        // A joiner is prose, not part of a name.
-        refused(
-            &|r| r.file_name = "a\u{200D}b.apk".into(),
-            "file_name",
-            '\u{200D}',
-        );
-        refused(
-            &|r| r.metadata.title = "Notes\u{2067}".into(),
-            "metadata.title",
-            '\u{2067}',
-        );
-        refused(
-            &|r| r.metadata.summary = "\u{FEFF}Fast".into(),
-            "metadata.summary",
-            '\u{FEFF}',
-        );
-        refused(
-            &|r| r.metadata.description = "line\n\u{E0041}".into(),
-            "metadata.description",
-            '\u{E0041}',
-        );
-        refused(
-            &|r| r.metadata.license = "MIT\u{200C}".into(),
-            "metadata.license",
-            '\u{200C}',
-        );
-        refused(
-            &|r| r.metadata.homepage_url = Some("https://e.org/\u{202E}".into()),
-            "metadata.homepage_url",
-            '\u{202E}',
-        );
-        refused(
-            &|r| r.metadata.source_url = Some("https://e.org/\u{2028}".into()),
-            "metadata.source_url",
-            '\u{2028}',
-        );
+        }
         let mut ok = release.clone();
         ok.metadata.title = "\u{1F469}\u{200D}\u{1F4BB} \u{645}\u{6CC}\u{200C}\u{62E}".into();
         assert_eq!(ok.validate(), Ok(()));

@@ -109,6 +109,20 @@ impl Env {
             .timeout(std::time::Duration::from_secs(60))
     }
 
+    /// `ipsr-cli publish FILE --package com.example.app --version VERSION EXTRA...`
+    pub(crate) fn publish_app(&self, file: &str, version: &str, extra: &[&str]) -> Command {
+        let mut args = vec![
+            "publish",
+            file,
+            "--package",
+            "com.example.app",
+            "--version",
+            version,
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args)
+    }
+
     pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.work.path().join(name)
     }

@@ -113,51 +113,35 @@ error: [..]/id_rsa: a ssh-rsa key, but author keys are ed25519 (make one with ss
         "{text}"
     );
     env.write("app.bin", b"app bytes");
-    let publish = [
-        "publish",
-        "app.bin",
-        "--package",
-        "com.example.locked",
-        "--version",
-        "1.0.0",
-        "--key",
-        "locked",
-    ];
-    env.cli(&publish)
-        .env("IPSR_PASSPHRASE", "wrong")
-        .assert()
-        .code(1)
-        .stderr_eq(str![[r#"
+    // Each sealed key opens with its passphrase only: the generated one, and
+    // the imported one with the OpenSSH key's.
+    for (key, package, pass) in [
+        ("locked", "com.example.locked", "open sesame"),
+        ("s", "com.example.imported", "fixture pass"),
+    ] {
+        let publish = [
+            "publish",
+            "app.bin",
+            "--package",
+            package,
+            "--version",
+            "1.0.0",
+            "--key",
+            key,
+        ];
+        env.cli(&publish)
+            .env("IPSR_PASSPHRASE", "wrong")
+            .assert()
+            .code(1)
+            .stderr_eq(str![[r#"
 error: wrong passphrase
 
 "#]]);
-    env.cli(&publish)
-        .env("IPSR_PASSPHRASE", "open sesame")
-        .assert()
-        .success();
-    // The imported copy opens with the OpenSSH key's passphrase.
-    let publish_s = [
-        "publish",
-        "app.bin",
-        "--package",
-        "com.example.imported",
-        "--version",
-        "1.0.0",
-        "--key",
-        "s",
-    ];
-    env.cli(&publish_s)
-        .env("IPSR_PASSPHRASE", "wrong")
-        .assert()
-        .code(1)
-        .stderr_eq(str![[r#"
-error: wrong passphrase
-
-"#]]);
-    env.cli(&publish_s)
-        .env("IPSR_PASSPHRASE", "fixture pass")
-        .assert()
-        .success();
+        env.cli(&publish)
+            .env("IPSR_PASSPHRASE", pass)
+            .assert()
+            .success();
+    }
     env.cli(&["key", "list"])
         .assert()
         .success()

@@ -88,18 +88,7 @@ see:     ipsr-cli info {spec1}
     let cid11 = published["cid"].as_str().unwrap().to_owned();
 
     // Not newer, already there, version code too low: exit 6.
-    let publish = |file: &str, version: &str, extra: &[&str]| {
-        let mut args = vec![
-            "publish",
-            file,
-            "--package",
-            "com.example.app",
-            "--version",
-            version,
-        ];
-        args.extend_from_slice(extra);
-        env.cli(&args)
-    };
+    let publish = |file: &str, version: &str, extra: &[&str]| env.publish_app(file, version, extra);
     publish("app-1.0.0.bin", "1.1.0", &[])
         .assert()
         .code(6)
@@ -308,17 +297,11 @@ error: invalid value 'v1' for '--version <VERSION>': [..]
 For more information, try '--help'.
 
 "#]]);
-    env.cli(&[
-        "publish",
-        "missing.apk",
-        "--package",
-        "com.example.app",
-        "--version",
-        "1.0.0",
-    ])
-    .assert()
-    .code(2)
-    .stderr_eq(str![[r#"
+    let publish_app = |file: &str, extra: &[&str]| env.publish_app(file, "1.0.0", extra);
+    publish_app("missing.apk", &[])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
 error: FILE missing.apk: no such file
 
 "#]]);
@@ -326,19 +309,10 @@ error: FILE missing.apk: no such file
         "long.toml",
         format!("title = \"{}\"\n", "x".repeat(101)).as_bytes(),
     );
-    env.cli(&[
-        "publish",
-        "app.bin",
-        "--package",
-        "com.example.app",
-        "--version",
-        "1.0.0",
-        "--metadata",
-        "long.toml",
-    ])
-    .assert()
-    .code(2)
-    .stderr_eq(str![[r#"
+    publish_app("app.bin", &["--metadata", "long.toml"])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
 error: metadata.title is 101 bytes, over the 100-byte limit; fix it and publish again
 
 "#]]);
@@ -346,16 +320,7 @@ error: metadata.title is 101 bytes, over the 100-byte limit; fix it and publish 
     // title, a zero width space in the file name. Refused before the key is
     // asked for or anything is uploaded.
     env.write("bidi.toml", br#"title = "Notes\u202Ekpa.exe""#);
-    env.cli(&[
-        "publish",
-        "app.bin",
-        "--package",
-        "com.example.app",
-        "--version",
-        "1.0.0",
-        "--metadata",
-        "bidi.toml",
-    ])
+    publish_app("app.bin", &["--metadata", "bidi.toml"])
     .assert()
     .code(2)
     .stderr_eq(str![[r#"
@@ -363,14 +328,7 @@ error: metadata.title contains U+202E, an invisible or bidirectional formatting 
 
 "#]]);
     env.write("app.apk\u{200B}", b"app bytes");
-    env.cli(&[
-        "publish",
-        "app.apk\u{200B}",
-        "--package",
-        "com.example.app",
-        "--version",
-        "1.0.0",
-    ])
+    publish_app("app.apk\u{200B}", &[])
     .assert()
     .code(2)
     .stderr_eq(str![[r#"
@@ -378,36 +336,18 @@ error: file_name contains U+200B, an invisible or bidirectional formatting chara
 
 "#]]);
     env.write("bad.json", br#"{"title": "x", "colour": "red"}"#);
-    env.cli(&[
-        "publish",
-        "app.bin",
-        "--package",
-        "com.example.app",
-        "--version",
-        "1.0.0",
-        "--metadata",
-        "bad.json",
-    ])
-    .assert()
-    .code(2)
-    .stderr_eq(str![[r#"
+    publish_app("app.bin", &["--metadata", "bad.json"])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
 error: --metadata bad.json: not valid metadata JSON: unknown field `colour`, [..]
 
 "#]]);
     env.write("url.toml", b"homepage = \"javascript:alert(1)\"\n");
-    env.cli(&[
-        "publish",
-        "app.bin",
-        "--package",
-        "com.example.app",
-        "--version",
-        "1.0.0",
-        "--metadata",
-        "url.toml",
-    ])
-    .assert()
-    .code(2)
-    .stderr_eq(str![[r#"
+    publish_app("app.bin", &["--metadata", "url.toml"])
+        .assert()
+        .code(2)
+        .stderr_eq(str![[r#"
 error: metadata.homepage_url: not an absolute http(s) URL; fix it and publish again
 
 "#]]);

@@ -1,7 +1,13 @@
 //! Blocks on disk: one file per block under the blocks dir, pins in a small
 //! redb database beside them, a garbage collector that keeps what pins
-//! reach, and an optional size limit (`docs/content.md`, "Blockstore on
-//! disk").
+//! reach, and an optional size limit with eviction of unpinned blocks,
+//! least recently used first, and per-owner pin quotas (`docs/content.md`,
+//! "Blockstore on disk" and "Caps, quotas and eviction").
+//!
+//! A pin that is fetched or imported runs under a [`Lease`]: the bytes it
+//! will take are reserved first (refused when pinned data would pass the
+//! limit, or its owner's quota), and the blocks it reads or writes are
+//! held against eviction until it is pinned or given up.
 //!
 //! Layout of `<dir>` (the node uses `<data-dir>/blocks`):
 //!
@@ -19,18 +25,21 @@
 //! `tokio::task::spawn_blocking`. A [`Blockstore`] is `Send + Sync` and is
 //! meant to be shared behind an `Arc`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime};
 
 use cid::Cid;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::block::{Block, BlockError, RAW};
+use super::evict::Recency;
+use super::quota::{Charge, Ledger, Refusal, dag_allowance};
 use super::unixfs::links_of;
 
 /// Pins: CID bytes -> JSON of [`PinValue`].
@@ -39,6 +48,9 @@ const PINS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("pins");
 const PINS_FILE: &str = "pins.redb";
 /// Prefix of temporary files (never a valid block name: base32 has no `.`).
 const TMP_PREFIX: &str = ".tmp-";
+/// How long a write that finds the store full waits for the writes under
+/// way (whose blocks may then be evicted) before it fails.
+const WAIT_FOR_WRITES: Duration = Duration::from_secs(5);
 
 /// Why a blockstore operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,14 +65,31 @@ pub enum BlockstoreError {
         #[source]
         source: io::Error,
     },
-    /// Storing the block would take the store over its size limit.
+    /// Storing the block would take the store over its size limit and no
+    /// unpinned block is left to evict; or a pin would take the pinned
+    /// (and reserved) bytes over it.
     #[error("blockstore full: limit {limit} bytes, {used} used, {needed} more needed")]
     Full {
         /// The limit in bytes.
         limit: u64,
-        /// Bytes in use.
+        /// Bytes in use (for a pin: pinned or reserved).
         used: u64,
-        /// Size of the block refused.
+        /// Size of the block or pin refused.
+        needed: u64,
+    },
+    /// A pin would take its owner's pinned (and reserved) bytes over the
+    /// owner's quota.
+    #[error(
+        "pin quota of {owner} exceeded: quota {quota} bytes, {used} pinned or reserved, {needed} more needed"
+    )]
+    QuotaExceeded {
+        /// The owner (an author id).
+        owner: String,
+        /// The quota in bytes.
+        quota: u64,
+        /// Bytes the owner has pinned or reserved.
+        used: u64,
+        /// Bytes the pin needs.
         needed: u64,
     },
     /// A stored file does not hash to the CID it is stored under.
@@ -101,8 +130,36 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlockstoreError + '_ {
     }
 }
 
+impl BlockstoreError {
+    fn refused(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Storage {
+                limit,
+                committed,
+                needed,
+            } => Self::Full {
+                limit,
+                used: committed,
+                needed,
+            },
+            Refusal::Quota {
+                owner,
+                quota,
+                used,
+                needed,
+            } => Self::QuotaExceeded {
+                owner,
+                quota,
+                used,
+                needed,
+            },
+        }
+    }
+}
+
 /// A pinned root: [`Blockstore::gc`] keeps every block reachable from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Pin {
     /// The root CID.
     pub root: Cid,
@@ -110,12 +167,35 @@ pub struct Pin {
     pub created: u64,
     /// Free-form label, e.g. `com.example.app@1.2.0`.
     pub label: Option<String>,
+    /// Who the pin is charged to (an author id), if anyone.
+    pub owner: Option<String>,
+    /// Bytes of its blocks when it was pinned (its charge).
+    pub bytes: u64,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PinValue {
     created: u64,
     label: Option<String>,
+    /// Absent in pins written before quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<String>,
+    /// Absent in pins written before quotas: counted at open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+}
+
+impl PinValue {
+    fn charge(&self) -> Charge<'_> {
+        Charge {
+            owner: self.owner.as_deref(),
+            bytes: self.bytes.unwrap_or(0),
+        }
+    }
+}
+
+fn decode_pin(root: &Cid, bytes: &[u8]) -> Result<PinValue, BlockstoreError> {
+    serde_json::from_slice(bytes).map_err(|e| BlockstoreError::BadPin(format!("{root}: {e}")))
 }
 
 /// What [`Blockstore::gc`] removed.
@@ -129,6 +209,7 @@ pub struct GcReport {
 
 /// Counters of a [`Blockstore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BlockstoreStats {
     /// Blocks stored.
     pub blocks: u64,
@@ -138,6 +219,57 @@ pub struct BlockstoreStats {
     pub limit: Option<u64>,
     /// Pinned roots.
     pub pins: u64,
+    /// Bytes charged to pins (a block shared by two pins counts twice).
+    pub pinned_bytes: u64,
+    /// Bytes reserved by pins being fetched or imported.
+    pub reserved_bytes: u64,
+    /// Unpinned blocks evicted to make room, since open.
+    pub evicted_blocks: u64,
+    /// Their bytes.
+    pub evicted_bytes: u64,
+    /// Pins refused since open, by reason.
+    pub refused: PinRefusals,
+}
+
+/// Pins refused since the store was opened, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PinRefusals {
+    /// Pinned data would have passed the limit.
+    pub storage: u64,
+    /// The owner's quota would have been passed.
+    pub quota: u64,
+    /// The DAG did not have the size the record states.
+    pub size: u64,
+}
+
+/// Why a pin was refused, for [`Blockstore::count_refusal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefusedFor {
+    Storage,
+    Quota,
+    Size,
+}
+
+/// What the store keeps in memory about its blocks and pins, under one
+/// lock: recency and holds (eviction), pinned and reserved bytes (quotas),
+/// the blocks each lease holds, and the blocks pins reach (computed when
+/// first needed after a pin was removed).
+#[derive(Debug, Default)]
+struct Space {
+    recency: Recency,
+    ledger: Ledger,
+    leases: HashMap<u64, HashSet<Box<str>>>,
+    kept: Option<HashSet<String>>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    evicted_blocks: AtomicU64,
+    evicted_bytes: AtomicU64,
+    refused_storage: AtomicU64,
+    refused_quota: AtomicU64,
+    refused_size: AtomicU64,
 }
 
 /// Blocks as files, with pins and garbage collection; see the module docs
@@ -160,6 +292,12 @@ pub struct Blockstore {
     tmp_seq: AtomicU64,
     /// The thread that creates the shard directories after `open`.
     shards: ShardMaker,
+    space: Mutex<Space>,
+    /// Writes between their room being made and their block being known
+    /// to eviction; `written` is notified as each ends.
+    writing: AtomicU64,
+    written: Condvar,
+    counters: Counters,
 }
 
 impl std::fmt::Debug for Blockstore {
@@ -175,8 +313,10 @@ impl std::fmt::Debug for Blockstore {
 
 impl Blockstore {
     /// Opens (creating if needed) the store in `dir`, removes temp files
-    /// left by a crash and counts the blocks. `limit_bytes` caps the sum of
-    /// block sizes; [`put`](Blockstore::put) refuses beyond it.
+    /// left by a crash and counts the blocks and pinned bytes. `limit_bytes`
+    /// caps the sum of block sizes: [`put`](Blockstore::put) evicts
+    /// unpinned blocks, least recently used first, to stay within it, and
+    /// refuses when only pinned or held blocks are left.
     pub fn open(dir: &Path, limit_bytes: Option<u64>) -> Result<Self, BlockstoreError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let db_path = dir.join(PINS_FILE);
@@ -194,14 +334,28 @@ impl Blockstore {
             gc_lock: RwLock::new(()),
             tmp_seq: AtomicU64::new(0),
             shards: ShardMaker::start(dir),
+            space: Mutex::new(Space {
+                ledger: Ledger::new(limit_bytes),
+                ..Space::default()
+            }),
+            writing: AtomicU64::new(0),
+            written: Condvar::new(),
+            counters: Counters::default(),
         };
         let mut blocks = 0;
         let mut bytes = 0;
         let mut tmp_removed = 0u64;
+        let mut found = Vec::new();
         store.scan(|entry| match entry {
-            Entry::Block { len, .. } => {
+            Entry::Block {
+                name,
+                len,
+                modified,
+                ..
+            } => {
                 blocks += 1;
                 bytes += len;
+                found.push((modified, name, len));
             }
             Entry::Temp(path) => match fs::remove_file(&path) {
                 Ok(()) => tmp_removed += 1,
@@ -210,8 +364,55 @@ impl Blockstore {
         })?;
         store.blocks.store(blocks, Ordering::Relaxed);
         store.bytes.store(bytes, Ordering::Relaxed);
-        debug!(dir = %dir.display(), blocks, bytes, tmp_removed, "blockstore opened");
+        // Oldest written first: the order eviction starts from.
+        found.sort_unstable();
+        {
+            let mut space = store.space();
+            for (_, name, len) in &found {
+                space.recency.insert(name, *len);
+            }
+        }
+        let pinned = store.load_pins()?;
+        debug!(dir = %dir.display(), blocks, bytes, pinned, tmp_removed, "blockstore opened");
         Ok(store)
+    }
+
+    /// Counts the pinned bytes per owner into the ledger; a pin written
+    /// before quotas has its bytes counted now and written back. Returns
+    /// the pinned bytes.
+    fn load_pins(&self) -> Result<u64, BlockstoreError> {
+        let mut legacy = Vec::new();
+        {
+            let tx = self.pins.begin_read()?;
+            let table = tx.open_table(PINS)?;
+            let mut space = self.space();
+            for entry in table.iter()? {
+                let (key, value) = entry?;
+                let root = Cid::try_from(key.value())
+                    .map_err(|e| BlockstoreError::BadPin(e.to_string()))?;
+                let value = decode_pin(&root, value.value())?;
+                match value.bytes {
+                    Some(_) => space.ledger.load(value.charge()),
+                    None => legacy.push((root, value)),
+                }
+            }
+        }
+        if !legacy.is_empty() {
+            let tx = self.pins.begin_write()?;
+            {
+                let mut table = tx.open_table(PINS)?;
+                for (root, mut value) in legacy {
+                    let (_, bytes) = self.dag_names(&root)?;
+                    value.bytes = Some(bytes);
+                    self.space().ledger.load(value.charge());
+                    let encoded = serde_json::to_vec(&value)
+                        .map_err(|e| BlockstoreError::BadPin(e.to_string()))?;
+                    table.insert(root.to_bytes().as_slice(), encoded.as_slice())?;
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(self.space().ledger.pinned())
     }
 
     /// The directory of the store.
@@ -220,30 +421,118 @@ impl Blockstore {
     }
 
     /// Stores `block`; returns `false` if it was already there. Safe to
-    /// call concurrently, also for the same block.
+    /// call concurrently, also for the same block. With a limit, evicts
+    /// unpinned blocks that no lease holds, least recently used first, to
+    /// make room; fails with [`BlockstoreError::Full`] when there are none
+    /// left.
     pub fn put(&self, block: &Block) -> Result<bool, BlockstoreError> {
+        self.put_in(block, None)
+    }
+
+    /// [`put`](Self::put), holding the block for lease `lease` (before it
+    /// is written, so it cannot be evicted in between).
+    fn put_in(&self, block: &Block, lease: Option<u64>) -> Result<bool, BlockstoreError> {
         let _guard = self.read_lock();
         let name = file_name(block.cid());
+        if let Some(id) = lease {
+            self.hold_name(id, &name);
+        }
         let shard = self.dir.join(shard_of(&name));
         let path = shard.join(&name);
         if path.exists() {
+            self.space().recency.touch(&name);
             return Ok(false);
         }
         let len = block.data().len() as u64;
-        self.reserve(len)?;
-        match self.write_new(&shard, &path, &name, block.data()) {
-            Ok(true) => {
-                self.blocks.fetch_add(1, Ordering::Relaxed);
-                Ok(true)
+        self.make_room(len)?;
+        self.writing.fetch_add(1, Ordering::AcqRel);
+        let written = self.write_new(&shard, &path, &name, block.data());
+        {
+            let mut space = self.space();
+            match written {
+                Ok(true) => {
+                    self.blocks.fetch_add(1, Ordering::Relaxed);
+                    space.recency.insert(&name, len);
+                }
+                Ok(false) | Err(_) => {
+                    self.bytes.fetch_sub(len, Ordering::Relaxed);
+                }
             }
-            Ok(false) => {
-                self.bytes.fetch_sub(len, Ordering::Relaxed);
-                Ok(false)
+            self.writing.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.written.notify_all();
+        written
+    }
+
+    /// Adds `len` to the bytes in use, evicting unpinned blocks (least
+    /// recently used first) when that would pass the limit.
+    fn make_room(&self, len: u64) -> Result<(), BlockstoreError> {
+        let Some(limit) = self.limit else {
+            return self.reserve(len);
+        };
+        // Writes under way hold bytes that cannot be evicted until they
+        // are done; wait for them this long at most.
+        let deadline = std::time::Instant::now() + WAIT_FOR_WRITES;
+        loop {
+            let refused = match self.reserve(len) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let mut space = self.space();
+            // Another writer may have made room meanwhile.
+            if self.reserve(len).is_ok() {
+                return Ok(());
             }
-            Err(e) => {
-                self.bytes.fetch_sub(len, Ordering::Relaxed);
-                Err(e)
+            let used = self.bytes.load(Ordering::Relaxed);
+            // Free a little more than needed, so the next writes do not
+            // each evict one block.
+            let need = used
+                .saturating_add(len)
+                .saturating_sub(limit)
+                .max(limit / 64)
+                .max(len);
+            if space.kept.is_none() {
+                space.kept = Some(self.pinned_names()?);
             }
+            let Space { recency, kept, .. } = &mut *space;
+            let (victims, _) = recency.victims(need, |name| {
+                kept.as_ref().is_some_and(|kept| kept.contains(name))
+            });
+            if victims.is_empty() {
+                let now = std::time::Instant::now();
+                if self.writing.load(Ordering::Acquire) > 0 && now < deadline {
+                    let wait = (deadline - now).min(Duration::from_millis(50));
+                    drop(
+                        self.written
+                            .wait_timeout(space, wait)
+                            .unwrap_or_else(|e| e.into_inner()),
+                    );
+                    continue;
+                }
+                debug!(
+                    limit,
+                    used,
+                    needed = len,
+                    "blockstore full of pinned and held blocks"
+                );
+                return Err(refused);
+            }
+            let (mut removed, mut freed) = (0u64, 0u64);
+            for (name, _) in victims {
+                let path = self.dir.join(shard_of(&name)).join(&*name);
+                if let Some(len) = self.remove(&path)? {
+                    removed += 1;
+                    freed += len;
+                }
+                recency.remove(&name);
+            }
+            self.counters
+                .evicted_blocks
+                .fetch_add(removed, Ordering::Relaxed);
+            self.counters
+                .evicted_bytes
+                .fetch_add(freed, Ordering::Relaxed);
+            debug!(removed, freed, limit, "evicted unpinned blocks");
         }
     }
 
@@ -328,9 +617,11 @@ impl Blockstore {
     /// atomically, so they are trusted (like kubo's `HashOnRead = false`).
     /// Use [`get_verified`](Blockstore::get_verified) to detect disk damage.
     pub fn get(&self, cid: &Cid) -> Result<Option<Block>, BlockstoreError> {
-        Ok(self
-            .read(cid)?
-            .map(|data| Block::trusted(*cid, data.into())))
+        let data = self.read(cid)?;
+        if data.is_some() {
+            self.touch(cid);
+        }
+        Ok(data.map(|data| Block::trusted(*cid, data.into())))
     }
 
     /// Like [`get`](Blockstore::get) but re-hashes the bytes; a mismatch is
@@ -339,6 +630,7 @@ impl Blockstore {
         let Some(data) = self.read(cid)? else {
             return Ok(None);
         };
+        self.touch(cid);
         match Block::new(*cid, data) {
             Ok(block) => Ok(Some(block)),
             Err(BlockError::Mismatch(_) | BlockError::TooLarge { .. }) => {
@@ -346,6 +638,11 @@ impl Blockstore {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Marks a block as used now (eviction takes the least recently used).
+    fn touch(&self, cid: &Cid) {
+        self.space().recency.touch(&file_name(cid));
     }
 
     fn read(&self, cid: &Cid) -> Result<Option<Vec<u8>>, BlockstoreError> {
@@ -375,58 +672,167 @@ impl Blockstore {
     /// Removes the block; returns whether it was there.
     pub fn delete(&self, cid: &Cid) -> Result<bool, BlockstoreError> {
         let _guard = self.read_lock();
-        self.remove(&self.path_of(cid))
+        let removed = self.remove(&self.path_of(cid))?;
+        self.space().recency.remove(&file_name(cid));
+        Ok(removed.is_some())
     }
 
-    fn remove(&self, path: &Path) -> Result<bool, BlockstoreError> {
+    /// Removes a block file and counts it out; returns its length if it
+    /// was there.
+    fn remove(&self, path: &Path) -> Result<Option<u64>, BlockstoreError> {
         let len = match fs::metadata(path) {
             Ok(meta) => meta.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(path)(e)),
         };
         match fs::remove_file(path) {
             Ok(()) => {
                 self.blocks.fetch_sub(1, Ordering::Relaxed);
                 self.bytes.fetch_sub(len, Ordering::Relaxed);
-                Ok(true)
+                Ok(Some(len))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(path)(e)),
         }
     }
 
     /// Pins `root` (replacing an existing pin's label and time), so that
-    /// [`gc`](Blockstore::gc) keeps it and every block it reaches. The
-    /// blocks need not be present yet: pin before downloading.
+    /// [`gc`](Blockstore::gc) and eviction keep it and every block it
+    /// reaches; the pin is charged the bytes of the blocks stored now and
+    /// to nobody. Refused with [`BlockstoreError::Full`] when pinned data
+    /// would pass the limit. The blocks need not be present yet, but a
+    /// download should rather run under a [`Lease`] and pin with
+    /// [`pin_leased`](Self::pin_leased).
     pub fn pin(&self, root: &Cid, label: Option<&str>) -> Result<(), BlockstoreError> {
-        let _guard = self.read_lock();
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let value = serde_json::to_vec(&PinValue {
-            created,
-            label: label.map(str::to_owned),
+        let id = self
+            .space()
+            .ledger
+            .reserve(None, None, None)
+            .map_err(BlockstoreError::refused)?;
+        let pinned = self.commit_pin(root, label, id, None);
+        self.space().ledger.release(id);
+        pinned
+    }
+
+    /// Starts a pin of `owner` (an author id, or nobody) of a file of
+    /// `size` bytes (when known, as a signed record states it): reserves
+    /// the bytes its DAG may take (`size + size/8 + 64 KiB`) within the limit and
+    /// within `quota` (the most bytes `owner` may have pinned). While the
+    /// [`Lease`] lives, the blocks it holds are not evicted; dropping it
+    /// without [`pin_leased`](Self::pin_leased) gives everything back.
+    pub fn lease(
+        self: &Arc<Self>,
+        owner: Option<&str>,
+        size: Option<u64>,
+        quota: Option<u64>,
+    ) -> Result<Lease, BlockstoreError> {
+        let reserved = size.map(dag_allowance);
+        let id = match self.space().ledger.reserve(owner, reserved, quota) {
+            Ok(id) => id,
+            Err(refusal) => {
+                self.count_refusal(match refusal {
+                    Refusal::Storage { .. } => RefusedFor::Storage,
+                    Refusal::Quota { .. } => RefusedFor::Quota,
+                });
+                info!(owner = owner.unwrap_or("-"), size, %refusal, "pin refused");
+                return Err(BlockstoreError::refused(refusal));
+            }
+        };
+        Ok(Lease {
+            store: self.clone(),
+            id,
+            owner: owner.map(str::to_owned),
+            size,
         })
-        .map_err(|e| BlockstoreError::BadPin(e.to_string()))?;
+    }
+
+    /// Pins `root` for `lease`'s owner (see [`pin`](Self::pin)), charged
+    /// the bytes of its blocks stored now; refused (and counted) when they
+    /// pass what the lease reserved and the limit or the owner's quota.
+    /// The lease may be dropped afterwards.
+    pub fn pin_leased(
+        &self,
+        root: &Cid,
+        label: Option<&str>,
+        lease: &Lease,
+    ) -> Result<(), BlockstoreError> {
+        let pinned = self.commit_pin(root, label, lease.id, lease.owner.as_deref());
+        match &pinned {
+            Err(BlockstoreError::Full { .. }) => self.count_refusal(RefusedFor::Storage),
+            Err(BlockstoreError::QuotaExceeded { .. }) => self.count_refusal(RefusedFor::Quota),
+            _ => {}
+        }
+        pinned
+    }
+
+    /// Writes the pin of `root` and turns reservation `id` into its charge.
+    fn commit_pin(
+        &self,
+        root: &Cid,
+        label: Option<&str>,
+        id: u64,
+        owner: Option<&str>,
+    ) -> Result<(), BlockstoreError> {
+        let _guard = self.read_lock();
+        let (names, bytes) = self.dag_names(root)?;
+        let value = PinValue {
+            created: unix_now(),
+            label: label.map(str::to_owned),
+            owner: owner.map(str::to_owned),
+            bytes: Some(bytes),
+        };
+        let encoded =
+            serde_json::to_vec(&value).map_err(|e| BlockstoreError::BadPin(e.to_string()))?;
+        let key = root.to_bytes();
         let tx = self.pins.begin_write()?;
-        tx.open_table(PINS)?
-            .insert(root.to_bytes().as_slice(), value.as_slice())?;
+        let mut space = self.space();
+        let replaced = {
+            let mut table = tx.open_table(PINS)?;
+            let replaced = match table.get(key.as_slice())? {
+                Some(old) => Some(decode_pin(root, old.value())?),
+                None => None,
+            };
+            if let Err(refusal) =
+                space
+                    .ledger
+                    .can_commit(id, bytes, replaced.as_ref().map(PinValue::charge))
+            {
+                info!(%root, owner = owner.unwrap_or("-"), bytes, %refusal, "pin refused");
+                return Err(BlockstoreError::refused(refusal));
+            }
+            table.insert(key.as_slice(), encoded.as_slice())?;
+            replaced
+        };
         tx.commit()?;
+        space
+            .ledger
+            .commit(id, bytes, replaced.as_ref().map(PinValue::charge));
+        if let Some(kept) = &mut space.kept {
+            kept.extend(names);
+        }
         Ok(())
     }
 
     /// Removes the pin of `root`; returns whether there was one. The blocks
-    /// stay until the next [`gc`](Blockstore::gc).
+    /// stay until the next [`gc`](Blockstore::gc) or until evicted.
     pub fn unpin(&self, root: &Cid) -> Result<bool, BlockstoreError> {
         let _guard = self.read_lock();
         let tx = self.pins.begin_write()?;
-        let removed = tx
-            .open_table(PINS)?
-            .remove(root.to_bytes().as_slice())?
-            .is_some();
+        let mut space = self.space();
+        let removed = {
+            let mut table = tx.open_table(PINS)?;
+            let removed = table.remove(root.to_bytes().as_slice())?;
+            match removed {
+                Some(old) => Some(decode_pin(root, old.value())?),
+                None => None,
+            }
+        };
         tx.commit()?;
-        Ok(removed)
+        if let Some(old) = &removed {
+            space.ledger.unpinned(old.charge());
+            space.kept = None;
+        }
+        Ok(removed.is_some())
     }
 
     /// Whether `root` is pinned.
@@ -447,12 +853,13 @@ impl Blockstore {
             let (key, value) = entry?;
             let root =
                 Cid::try_from(key.value()).map_err(|e| BlockstoreError::BadPin(e.to_string()))?;
-            let value: PinValue = serde_json::from_slice(value.value())
-                .map_err(|e| BlockstoreError::BadPin(format!("{root}: {e}")))?;
+            let value = decode_pin(&root, value.value())?;
             out.push(Pin {
                 root,
                 created: value.created,
                 label: value.label,
+                owner: value.owner,
+                bytes: value.bytes.unwrap_or(0),
             });
         }
         Ok(out)
@@ -485,40 +892,115 @@ impl Blockstore {
         Ok(out)
     }
 
-    /// Removes every block not reachable from a pin through dag-pb links.
-    /// A pinned DAG with missing blocks keeps the blocks it has. Writers
-    /// wait while gc runs.
+    /// Bytes pinned by `owner`.
+    pub fn pinned_by(&self, owner: &str) -> u64 {
+        self.space().ledger.pinned_by(owner)
+    }
+
+    /// Removes every block not reachable from a pin through dag-pb links
+    /// and not held by a [`Lease`]. A pinned DAG with missing blocks keeps
+    /// the blocks it has. Writers wait while gc runs.
     pub fn gc(&self) -> Result<GcReport, BlockstoreError> {
         let _guard = self.write_lock();
+        let pinned = self.pinned_names()?;
+        let mut report = GcReport::default();
+        let mut doomed = Vec::new();
+        {
+            let space = self.space();
+            self.scan(|entry| {
+                if let Entry::Block { name, path, .. } = entry
+                    && !pinned.contains(&name)
+                    && !space.recency.is_held(&name)
+                {
+                    doomed.push((name, path));
+                }
+            })?;
+        }
+        for (name, path) in doomed {
+            if let Some(len) = self.remove(&path)? {
+                report.removed += 1;
+                report.freed += len;
+            }
+            self.space().recency.remove(&name);
+        }
+        debug!(
+            removed = report.removed,
+            freed = report.freed,
+            kept = pinned.len(),
+            "gc done"
+        );
+        self.space().kept = Some(pinned);
+        Ok(report)
+    }
+
+    /// The file names of every block reachable from a pin (stored or not).
+    fn pinned_names(&self) -> Result<HashSet<String>, BlockstoreError> {
         let mut keep = HashSet::new();
         for pin in self.pins()? {
             self.walk(&pin.root, |name, _| {
                 keep.insert(name);
             })?;
         }
-        let mut report = GcReport::default();
-        let mut doomed = Vec::new();
-        self.scan(|entry| {
-            if let Entry::Block { name, path, .. } = entry
-                && !keep.contains(&name)
-            {
-                doomed.push(path);
+        Ok(keep)
+    }
+
+    /// The file names of the stored blocks of the DAG under `root`, and
+    /// the sum of their sizes.
+    fn dag_names(&self, root: &Cid) -> Result<(Vec<String>, u64), BlockstoreError> {
+        let mut names = Vec::new();
+        self.walk(root, |name, absent| {
+            if absent.is_none() {
+                names.push(name);
             }
         })?;
-        for path in doomed {
-            let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if self.remove(&path)? {
-                report.removed += 1;
-                report.freed += len;
+        let known: Vec<Option<u64>> = {
+            let space = self.space();
+            names.iter().map(|n| space.recency.len_of(n)).collect()
+        };
+        let mut bytes = 0u64;
+        for (name, len) in names.iter().zip(known) {
+            let len = match len {
+                Some(len) => len,
+                None => match fs::metadata(self.dir.join(shard_of(name)).join(name)) {
+                    Ok(meta) => meta.len(),
+                    Err(_) => 0,
+                },
+            };
+            bytes = bytes.saturating_add(len);
+        }
+        Ok((names, bytes))
+    }
+
+    /// Holds the block named `name` for lease `id`.
+    fn hold_name(&self, id: u64, name: &str) {
+        let mut space = self.space();
+        let Space {
+            recency, leases, ..
+        } = &mut *space;
+        if leases.entry(id).or_default().insert(name.into()) {
+            recency.hold(name);
+        }
+    }
+
+    /// Ends lease `id`: lets go of its blocks and its reservation.
+    fn end_lease(&self, id: u64) {
+        let mut space = self.space();
+        space.ledger.release(id);
+        if let Some(names) = space.leases.remove(&id) {
+            for name in names {
+                space.recency.unhold(&name);
             }
         }
-        debug!(
-            removed = report.removed,
-            freed = report.freed,
-            kept = keep.len(),
-            "gc done"
-        );
-        Ok(report)
+    }
+
+    /// Counts a refused pin (for metrics).
+    pub(crate) fn count_refusal(&self, reason: RefusedFor) {
+        let counter = match reason {
+            RefusedFor::Storage => &self.counters.refused_storage,
+            RefusedFor::Quota => &self.counters.refused_quota,
+            RefusedFor::Size => &self.counters.refused_size,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The blocks of the DAG under `root` that are not stored, as far as
@@ -589,11 +1071,25 @@ impl Blockstore {
     pub fn stats(&self) -> Result<BlockstoreStats, BlockstoreError> {
         let tx = self.pins.begin_read()?;
         let pins = tx.open_table(PINS)?.len()?;
+        let (pinned_bytes, reserved_bytes) = {
+            let space = self.space();
+            (space.ledger.pinned(), space.ledger.reserved())
+        };
+        let c = &self.counters;
         Ok(BlockstoreStats {
             blocks: self.blocks.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             limit: self.limit,
             pins,
+            pinned_bytes,
+            reserved_bytes,
+            evicted_blocks: c.evicted_blocks.load(Ordering::Relaxed),
+            evicted_bytes: c.evicted_bytes.load(Ordering::Relaxed),
+            refused: PinRefusals {
+                storage: c.refused_storage.load(Ordering::Relaxed),
+                quota: c.refused_quota.load(Ordering::Relaxed),
+                size: c.refused_size.load(Ordering::Relaxed),
+            },
         })
     }
 
@@ -648,6 +1144,7 @@ impl Blockstore {
                         name: file_name,
                         path: file,
                         len: meta.len(),
+                        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                     });
                 } else {
                     warn!(path = %file.display(), "ignoring odd entry in blockstore");
@@ -666,6 +1163,12 @@ impl Blockstore {
     fn write_lock(&self) -> RwLockWriteGuard<'_, ()> {
         self.gc_lock.write().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn space(&self) -> MutexGuard<'_, Space> {
+        // Every change under this lock is made whole before a call that
+        // can panic, so a poisoned lock holds consistent data.
+        self.space.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 enum Entry {
@@ -673,8 +1176,82 @@ enum Entry {
         name: String,
         path: PathBuf,
         len: u64,
+        modified: SystemTime,
     },
     Temp(PathBuf),
+}
+
+/// A pin under way: bytes reserved within the limit and its owner's quota,
+/// and the blocks it has read or written held against eviction (and gc),
+/// from [`Blockstore::lease`] until it is dropped. Hand it to
+/// [`Blockstore::pin_leased`] once the DAG is stored.
+pub struct Lease {
+    store: Arc<Blockstore>,
+    id: u64,
+    owner: Option<String>,
+    size: Option<u64>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("id", &self.id)
+            .field("owner", &self.owner)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl Lease {
+    /// Holds the block `cid` against eviction from now on (call it before
+    /// reading a block the pin needs).
+    pub fn hold(&self, cid: &Cid) {
+        self.store.hold_name(self.id, &file_name(cid));
+    }
+
+    /// Holds every stored block of the DAG under `root`, then tells
+    /// whether the DAG is complete (a block evicted before it was held
+    /// shows as missing).
+    pub fn hold_dag(&self, root: &Cid) -> Result<bool, BlockstoreError> {
+        let (names, _) = self.store.dag_names(root)?;
+        for name in names {
+            self.store.hold_name(self.id, &name);
+        }
+        self.store.is_complete(root)
+    }
+
+    /// Stores `block` like [`Blockstore::put`] and holds it.
+    pub fn put(&self, block: &Block) -> Result<bool, BlockstoreError> {
+        self.store.put_in(block, Some(self.id))
+    }
+
+    /// The owner the pin will be charged to.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// The file size the pin was started for (a record's `size`), if any.
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Blockstore> {
+        &self.store
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.store.end_lease(self.id);
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Creates all 1024 shard directories (`aa` … `77`) in a thread of its

@@ -13,6 +13,13 @@
 //! correct block sent twice is not a bad block. Blocks already in the
 //! blockstore are read (and rehashed) instead of fetched, so a second call
 //! resumes an interrupted download.
+//!
+//! When the file's size is known beforehand (a signed record states it,
+//! [`FetchConfig::expected_size`]), the download stops as soon as the DAG
+//! disagrees: the root declares another size, the leaves deliver more, or
+//! the blocks received pass what a DAG of that size may take; a file that
+//! ends short fails too. A pin fetches under a [`Lease`], which holds
+//! every block it reads or stores against eviction.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -28,7 +35,8 @@ use tracing::{debug, warn};
 
 use super::bitswap::{Bitswap, WantError};
 use super::block::Block;
-use super::blockstore::{Blockstore, BlockstoreError};
+use super::blockstore::{Blockstore, BlockstoreError, Lease};
+use super::quota::dag_allowance;
 use super::router::Router;
 use super::unixfs::{FileReader, ReadError};
 
@@ -46,6 +54,10 @@ pub struct FetchConfig {
     pub find_interval: Duration,
     /// Give up when no block arrived for this long.
     pub stall_timeout: Duration,
+    /// The file's size as a signed record states it: the download fails
+    /// with [`FetchError::WrongSize`] or [`FetchError::Oversized`] as soon
+    /// as the DAG disagrees (`None`: any size).
+    pub expected_size: Option<u64>,
 }
 
 impl Default for FetchConfig {
@@ -56,6 +68,7 @@ impl Default for FetchConfig {
             strikes: 3,
             find_interval: Duration::from_secs(2),
             stall_timeout: Duration::from_secs(60),
+            expected_size: None,
         }
     }
 }
@@ -83,6 +96,24 @@ pub enum FetchError {
     /// The receiver of the bytes went away.
     #[error("download cancelled")]
     Cancelled,
+    /// The file's size differs from the size expected (its root declares
+    /// another, or its leaves ended short).
+    #[error("the content is {declared} bytes but {stated} were stated")]
+    WrongSize {
+        /// The size expected (the record's).
+        stated: u64,
+        /// The size the DAG declares or delivered.
+        declared: u64,
+    },
+    /// The DAG delivered more file bytes, or more block bytes, than a file
+    /// of the size expected holds; the download stopped there.
+    #[error("the content passed its stated size of {stated} bytes: {received} bytes received")]
+    Oversized {
+        /// The size expected (the record's).
+        stated: u64,
+        /// File bytes delivered, or block bytes received, when it stopped.
+        received: u64,
+    },
 }
 
 /// What a finished download did.
@@ -94,6 +125,8 @@ pub struct FetchReport {
     pub fetched: u64,
     /// Blocks that were already local.
     pub local: u64,
+    /// Bytes of the distinct blocks of the DAG (fetched and local).
+    pub block_bytes: u64,
     /// Providers dropped for sending bad blocks.
     pub dropped: Vec<PeerId>,
 }
@@ -208,7 +241,26 @@ pub async fn fetch(
         Some(out) => Sink::Bytes(out),
         None => Sink::Nothing,
     };
-    download(root, store, bitswap, router, hint, out, config).await
+    download(root, store, bitswap, router, hint, out, config, None).await
+}
+
+/// Like [`fetch`] without output, holding every block read or stored for
+/// `lease` (a pin under way), and bounded by the lease's size when the
+/// config gives none.
+pub(crate) async fn fetch_leased(
+    root: Cid,
+    bitswap: Bitswap,
+    router: Arc<dyn Router>,
+    hint: Vec<PeerId>,
+    mut config: FetchConfig,
+    lease: Arc<Lease>,
+) -> Result<FetchReport, FetchError> {
+    if config.expected_size.is_none() {
+        config.expected_size = lease.size();
+    }
+    let store = lease.store().clone();
+    let out = Sink::Nothing;
+    download(root, store, bitswap, router, hint, out, config, Some(lease)).await
 }
 
 /// Like [`fetch`], but sends the file's *blocks* on `out` rather than its
@@ -228,7 +280,7 @@ pub async fn fetch_blocks(
     config: FetchConfig,
 ) -> Result<FetchReport, FetchError> {
     let out = Sink::Blocks(out);
-    download(root, store, bitswap, router, hint, out, config).await
+    download(root, store, bitswap, router, hint, out, config, None).await
 }
 
 /// Where a download hands on what it read.
@@ -239,6 +291,61 @@ enum Sink {
     Blocks(mpsc::Sender<Block>),
 }
 
+/// Checks a download against the size it is expected to have.
+#[derive(Debug, Clone, Copy)]
+struct SizeBound {
+    stated: u64,
+    /// Most block bytes the DAG may take.
+    allowance: u64,
+}
+
+impl SizeBound {
+    fn new(stated: Option<u64>) -> Option<Self> {
+        stated.map(|stated| Self {
+            stated,
+            allowance: dag_allowance(stated),
+        })
+    }
+
+    /// After `received` block bytes in all.
+    fn blocks(&self, received: u64) -> Result<(), FetchError> {
+        if received > self.allowance {
+            return Err(FetchError::Oversized {
+                stated: self.stated,
+                received,
+            });
+        }
+        Ok(())
+    }
+
+    /// After a block was read: the size its root declared, the file bytes
+    /// delivered so far, and whether the file is complete.
+    fn read(&self, declared: Option<u64>, delivered: u64, done: bool) -> Result<(), FetchError> {
+        if let Some(declared) = declared
+            && declared != self.stated
+        {
+            return Err(FetchError::WrongSize {
+                stated: self.stated,
+                declared,
+            });
+        }
+        if delivered > self.stated {
+            return Err(FetchError::Oversized {
+                stated: self.stated,
+                received: delivered,
+            });
+        }
+        if done && delivered != self.stated {
+            return Err(FetchError::WrongSize {
+                stated: self.stated,
+                declared: delivered,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn download(
     root: Cid,
     store: Arc<Blockstore>,
@@ -247,7 +354,9 @@ async fn download(
     hint: Vec<PeerId>,
     out: Sink,
     config: FetchConfig,
+    lease: Option<Arc<Lease>>,
 ) -> Result<FetchReport, FetchError> {
+    let bound = SizeBound::new(config.expected_size);
     let mut reader = FileReader::new(root);
     let mut providers = Providers::default();
     for peer in hint {
@@ -262,13 +371,18 @@ async fn download(
     let mut find_timer = tokio::time::interval(config.find_interval);
     find_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_progress = tokio::time::Instant::now();
-    let (writes, writer) = spawn_writer(store.clone(), bitswap.clone());
+    let (writes, writer) = spawn_writer(store.clone(), bitswap.clone(), lease.clone());
 
     let result = 'download: loop {
         // Hand on every block that is next in file order.
         let (next, ahead) = loop {
             let Some((next, ahead)) = reader.needed() else {
                 report.size = reader.total_size().unwrap_or(0);
+                if let Some(bound) = bound
+                    && let Err(e) = bound.read(reader.total_size(), reader.delivered(), true)
+                {
+                    break 'download Err(e);
+                }
                 break 'download Ok(report);
             };
             let Some(block) = ready.remove(&next) else {
@@ -282,6 +396,11 @@ async fn download(
                 Ok(segment) => segment,
                 Err(e) => break 'download Err(e.into()),
             };
+            if let Some(bound) = bound
+                && let Err(e) = bound.read(reader.total_size(), reader.delivered(), false)
+            {
+                break 'download Err(e);
+            }
             let sent = match &out {
                 Sink::Bytes(out) if !segment.is_empty() => {
                     out.send(share(block.data(), segment)).await.is_ok()
@@ -303,6 +422,9 @@ async fn download(
                 break;
             }
             if local_checked.insert(cid) {
+                if let Some(lease) = &lease {
+                    lease.hold(&cid);
+                }
                 let store = store.clone();
                 let local =
                     match tokio::task::spawn_blocking(move || store.get_verified(&cid)).await {
@@ -312,6 +434,12 @@ async fn download(
                 match local {
                     Ok(Some(block)) => {
                         report.local += 1;
+                        report.block_bytes += block.data().len() as u64;
+                        if let Some(bound) = bound
+                            && let Err(e) = bound.blocks(report.block_bytes)
+                        {
+                            break 'download Err(e);
+                        }
                         ready.insert(cid, block);
                         continue;
                     }
@@ -344,6 +472,13 @@ async fn download(
                 match result {
                     Ok(block) => {
                         last_progress = tokio::time::Instant::now();
+                        report.block_bytes += block.data().len() as u64;
+                        // Past the bound: not stored.
+                        if let Some(bound) = bound
+                            && let Err(e) = bound.blocks(report.block_bytes)
+                        {
+                            break 'download Err(e);
+                        }
                         // Stored by the writer while the download goes on.
                         if writes.send(block.clone()).await.is_err() {
                             break 'download Err(FetchError::WriterStopped);
@@ -413,6 +548,7 @@ const PARALLEL_WRITES: usize = 4;
 fn spawn_writer(
     store: Arc<Blockstore>,
     bitswap: Bitswap,
+    lease: Option<Arc<Lease>>,
 ) -> (
     mpsc::Sender<Block>,
     tokio::task::JoinHandle<Result<(), FetchError>>,
@@ -425,9 +561,13 @@ fn spawn_writer(
             tokio::select! {
                 block = rx.recv(), if open && writes.len() < PARALLEL_WRITES => match block {
                     Some(block) => {
-                        let store = store.clone();
+                        let (store, lease) = (store.clone(), lease.clone());
                         writes.push(tokio::task::spawn_blocking(move || {
-                            store.put(&block).map(|new| (new, *block.cid()))
+                            let new = match &lease {
+                                Some(lease) => lease.put(&block),
+                                None => store.put(&block),
+                            };
+                            new.map(|new| (new, *block.cid()))
                         }));
                     }
                     None => open = false,
@@ -506,6 +646,44 @@ mod tests {
         assert_eq!(p.pick(&cid(1), 3), None, "b is full, a lacks it");
         p.done(&b);
         assert_eq!(p.pick(&cid(1), 3), Some(b));
+    }
+
+    #[test]
+    fn a_size_bound_stops_at_the_first_disagreement() {
+        assert!(SizeBound::new(None).is_none());
+        let bound = SizeBound::new(Some(1000)).unwrap();
+        // The root declares another size: refused before any leaf.
+        assert!(matches!(
+            bound.read(Some(200_000_000), 0, false),
+            Err(FetchError::WrongSize {
+                stated: 1000,
+                declared: 200_000_000
+            })
+        ));
+        assert!(matches!(
+            bound.read(Some(999), 0, false),
+            Err(FetchError::WrongSize { .. })
+        ));
+        assert!(bound.read(Some(1000), 600, false).is_ok());
+        // Leaves delivering more than declared, or ending short.
+        assert!(matches!(
+            bound.read(Some(1000), 1001, false),
+            Err(FetchError::Oversized {
+                stated: 1000,
+                received: 1001
+            })
+        ));
+        assert!(matches!(
+            bound.read(Some(1000), 999, true),
+            Err(FetchError::WrongSize { declared: 999, .. })
+        ));
+        assert!(bound.read(Some(1000), 1000, true).is_ok());
+        // Block bytes: the file, an eighth and 64 KiB at most.
+        assert!(bound.blocks(1000 + 125 + 65_536).is_ok());
+        assert!(matches!(
+            bound.blocks(1000 + 125 + 65_537),
+            Err(FetchError::Oversized { .. })
+        ));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::bitswap::{Bitswap, WantError};
 use crate::block::Block;
-use crate::blockstore::{Blockstore, BlockstoreError, GcReport, Pin};
+use crate::blockstore::{Blockstore, BlockstoreError, GcReport, Lease, Pin, RefusedFor};
 use crate::fetch::{self, FetchConfig, FetchError, FetchReport};
 use crate::router::{Router, Stopped};
 use crate::unixfs::{FileReader, Imported, Importer, Profile, ReadError};
@@ -60,6 +60,33 @@ pub enum ContentError {
     /// The node has stopped.
     #[error(transparent)]
     Stopped(#[from] Stopped),
+}
+
+/// What a pin is for: its label, who it is charged to, the size the
+/// signed record states, and the owner's quota. The default is an
+/// unlabelled pin of any size charged to nobody (the node's own user).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PinSpec {
+    /// Free-form label, e.g. `author/package@1.0.0`.
+    pub label: Option<String>,
+    /// Who the pin is charged to (an author id).
+    pub owner: Option<String>,
+    /// The file's size as the record states it: the bytes reserved before
+    /// the download, and the size the DAG must have (the download stops as
+    /// soon as it does not).
+    pub size: Option<u64>,
+    /// The most bytes `owner` may have pinned, this pin included.
+    pub quota: Option<u64>,
+}
+
+impl PinSpec {
+    /// A pin labelled `label`, charged to nobody, of any size.
+    pub fn labelled(label: Option<String>) -> Self {
+        Self {
+            label,
+            ..Self::default()
+        }
+    }
 }
 
 /// What the node knows about a CID.
@@ -127,12 +154,28 @@ impl Content {
         profile: Profile,
         label: Option<String>,
     ) -> Result<Imported, ContentError> {
-        let imported = self.import(chunks, profile).await?;
+        let lease = self.reserve(&PinSpec::default())?;
+        let imported = self
+            .import_into(chunks, profile, Some(lease.clone()))
+            .await?;
         let (store, root) = (self.blocks.clone(), imported.root);
-        tokio::task::spawn_blocking(move || store.pin(&root, label.as_deref())).await??;
+        tokio::task::spawn_blocking(move || store.pin_leased(&root, label.as_deref(), &lease))
+            .await??;
         info!(root = %imported.root, size = imported.size, "added");
         self.router.provide(imported.root).await?;
         Ok(imported)
+    }
+
+    /// Starts a pin as `spec` says: reserves the bytes its DAG may take
+    /// within the blockstore's limit and the owner's quota, or refuses
+    /// ([`BlockstoreError::Full`], [`BlockstoreError::QuotaExceeded`]). The
+    /// lease holds the blocks read or stored under it against eviction
+    /// until it is dropped; [`pin_leased`](Self::pin_leased) pins with it.
+    pub fn reserve(&self, spec: &PinSpec) -> Result<Arc<Lease>, ContentError> {
+        let lease = self
+            .blocks
+            .lease(spec.owner.as_deref(), spec.size, spec.quota)?;
+        Ok(Arc::new(lease))
     }
 
     /// Imports and stores a file like [`add`](Self::add) but neither pins
@@ -142,14 +185,29 @@ impl Content {
     /// imports what was sent.
     pub async fn import(
         &self,
+        chunks: mpsc::Receiver<Bytes>,
+        profile: Profile,
+    ) -> Result<Imported, ContentError> {
+        self.import_into(chunks, profile, None).await
+    }
+
+    /// [`import`](Self::import), holding every block for `lease` (when
+    /// given) so that none is evicted before the pin.
+    pub async fn import_into(
+        &self,
         mut chunks: mpsc::Receiver<Bytes>,
         profile: Profile,
+        lease: Option<Arc<Lease>>,
     ) -> Result<Imported, ContentError> {
         let (store, bitswap) = (self.blocks.clone(), self.bitswap.clone());
         tokio::task::spawn_blocking(move || {
             let mut importer = Importer::new(profile);
             let put = |block: &Block| {
-                if store.put(block)? {
+                let new = match &lease {
+                    Some(lease) => lease.put(block)?,
+                    None => store.put(block)?,
+                };
+                if new {
                     bitswap.block_added(*block.cid());
                 }
                 Ok::<_, BlockstoreError>(())
@@ -330,9 +388,23 @@ impl Content {
     /// pinning it, and offers it to peers that want it. Returns whether it
     /// is new.
     pub async fn put_block(&self, block: Block) -> Result<bool, ContentError> {
+        self.put_block_into(block, None).await
+    }
+
+    /// [`put_block`](Self::put_block), holding the block for `lease` (when
+    /// given).
+    pub async fn put_block_into(
+        &self,
+        block: Block,
+        lease: Option<Arc<Lease>>,
+    ) -> Result<bool, ContentError> {
         let store = self.blocks.clone();
         let cid = *block.cid();
-        let new = tokio::task::spawn_blocking(move || store.put(&block)).await??;
+        let new = tokio::task::spawn_blocking(move || match &lease {
+            Some(lease) => lease.put(&block),
+            None => store.put(&block),
+        })
+        .await??;
         if new {
             self.bitswap.block_added(cid);
         }
@@ -371,19 +443,59 @@ impl Content {
         label: Option<String>,
         hint: Vec<PeerId>,
     ) -> Result<FetchReport, ContentError> {
-        let report = fetch::fetch(
+        self.pin_with(root, &PinSpec::labelled(label), hint).await
+    }
+
+    /// [`pin`](Self::pin) as `spec` says: refused at once past the limit
+    /// or the owner's quota ([`reserve`](Self::reserve)); with a size, the
+    /// download stops as soon as the DAG is not of that size
+    /// ([`FetchError::WrongSize`], [`FetchError::Oversized`]). Nothing is
+    /// pinned when it fails.
+    pub async fn pin_with(
+        &self,
+        root: Cid,
+        spec: &PinSpec,
+        hint: Vec<PeerId>,
+    ) -> Result<FetchReport, ContentError> {
+        let lease = self.reserve(spec)?;
+        self.pin_leased(root, spec.label.clone(), hint, lease).await
+    }
+
+    /// Fetches what is missing of `root` under `lease` (bounded by its
+    /// size), pins it charged to the lease's owner, and announces it.
+    pub async fn pin_leased(
+        &self,
+        root: Cid,
+        label: Option<String>,
+        hint: Vec<PeerId>,
+        lease: Arc<Lease>,
+    ) -> Result<FetchReport, ContentError> {
+        let fetched = fetch::fetch_leased(
             root,
-            self.blocks.clone(),
             self.bitswap.clone(),
             self.router.clone(),
             hint,
-            None,
             FetchConfig::default(),
+            lease.clone(),
         )
-        .await?;
+        .await;
+        let report = match fetched {
+            Ok(report) => report,
+            Err(e) => {
+                if matches!(
+                    e,
+                    FetchError::WrongSize { .. } | FetchError::Oversized { .. }
+                ) {
+                    self.blocks.count_refusal(RefusedFor::Size);
+                    warn!(%root, owner = lease.owner().unwrap_or("-"), error = %e, "pin refused: the content is not of its stated size");
+                }
+                return Err(e.into());
+            }
+        };
         let store = self.blocks.clone();
-        tokio::task::spawn_blocking(move || store.pin(&root, label.as_deref())).await??;
-        info!(%root, fetched = report.fetched, "pinned");
+        tokio::task::spawn_blocking(move || store.pin_leased(&root, label.as_deref(), &lease))
+            .await??;
+        info!(%root, fetched = report.fetched, bytes = report.block_bytes, "pinned");
         self.router.provide(root).await?;
         Ok(report)
     }
@@ -444,18 +556,31 @@ impl Content {
         tokio::task::spawn_blocking(move || Ok(file_size(&store, &root)?.flatten())).await?
     }
 
-    /// Pins `root` (with `label`) and announces it when every block of its
-    /// DAG is here already; fetches nothing. Returns whether it pinned. A
-    /// node does this with a release's content after a local publish, so
-    /// `gc` keeps it.
-    pub async fn pin_if_complete(&self, root: Cid, label: &str) -> Result<bool, ContentError> {
-        let (store, label) = (self.blocks.clone(), label.to_owned());
+    /// Pins `root` as `spec` says and announces it when every block of
+    /// its DAG is here already; fetches nothing. Returns whether it pinned.
+    /// With a size in `spec`, a file of another size is not pinned
+    /// ([`FetchError::WrongSize`]). A node does this with a release's
+    /// content after a local publish, so `gc` keeps it.
+    pub async fn pin_if_complete(&self, root: Cid, spec: &PinSpec) -> Result<bool, ContentError> {
+        let store = self.blocks.clone();
+        if !tokio::task::spawn_blocking(move || store.is_complete(&root)).await?? {
+            return Ok(false);
+        }
+        let lease = self.reserve(spec)?;
+        let (store, label, stated) = (self.blocks.clone(), spec.label.clone(), spec.size);
         let pinned = tokio::task::spawn_blocking(move || {
-            if store.is_complete(&root)? {
-                store.pin(&root, Some(&label))?;
-                return Ok::<_, BlockstoreError>(true);
+            if !lease.hold_dag(&root)? {
+                return Ok(false);
             }
-            Ok(false)
+            if let Some(stated) = stated
+                && let Some(Some(declared)) = file_size(&store, &root)?
+                && declared != stated
+            {
+                store.count_refusal(RefusedFor::Size);
+                return Err(FetchError::WrongSize { stated, declared }.into());
+            }
+            store.pin_leased(&root, label.as_deref(), &lease)?;
+            Ok::<_, ContentError>(true)
         })
         .await??;
         if pinned {

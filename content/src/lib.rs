@@ -8,7 +8,10 @@
 //!   the codecs and the one hash IPSR accepts.
 //! * [`unixfs`]: import of a file into a UnixFS DAG (the IPIP-499 profiles)
 //!   and reading a file back from its blocks. Sans-IO.
-//! * [`blockstore`]: blocks as files in a data dir, pins, `gc`, a size limit.
+//! * [`blockstore`]: blocks as files in a data dir, pins, `gc`, a size
+//!   limit with eviction of unpinned blocks (least recently used first) and
+//!   per-owner pin quotas (the accounting in `quota` and the eviction
+//!   choice in `evict` are sans-IO).
 //!
 //! With the `net` feature:
 //! * [`bitswap`]: Bitswap 1.2.0 on a libp2p swarm (through
@@ -38,6 +41,8 @@
 
 pub mod block;
 pub mod blockstore;
+mod evict;
+mod quota;
 pub mod unixfs;
 
 #[cfg(feature = "net")]
@@ -53,7 +58,7 @@ mod source;
 
 pub use block::{Block, BlockError, MAX_BLOCK_SIZE};
 #[cfg(feature = "net")]
-pub use handle::{Content, ContentError, ContentStat};
+pub use handle::{Content, ContentError, ContentStat, PinSpec};
 #[cfg(feature = "net")]
 pub use router::{Router, Stopped};
 #[cfg(feature = "net")]

@@ -1,8 +1,10 @@
-//! The on-disk blockstore: basic operations, the size limit, pins and gc,
-//! recovery on open, and crash safety under SIGKILL.
+//! The on-disk blockstore: basic operations, the size limit and eviction,
+//! leases and quotas, pins and gc, recovery on open, and crash safety under
+//! SIGKILL.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
@@ -50,10 +52,11 @@ fn put_get_has_delete() {
 }
 
 #[test]
-fn put_refuses_when_full_and_says_by_how_much() {
+fn put_refuses_when_only_pinned_blocks_are_left_and_says_by_how_much() {
     let dir = tempfile::tempdir().unwrap();
     let store = Blockstore::open(dir.path(), Some(100)).unwrap();
     assert!(store.put(&raw(&[1u8; 60])).unwrap());
+    store.pin(raw(&[1u8; 60]).cid(), None).unwrap();
     let err = store.put(&raw(&[2u8; 50])).unwrap_err();
     assert!(
         matches!(
@@ -75,6 +78,144 @@ fn put_refuses_when_full_and_says_by_how_much() {
     assert!(store.put(&raw(&[3u8; 40])).unwrap());
     assert!(!store.put(&raw(&[1u8; 60])).unwrap());
     assert_eq!(store.stats().unwrap().bytes, 100);
+}
+
+#[test]
+fn put_evicts_the_least_recently_used_unpinned_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Blockstore::open(dir.path(), Some(100)).unwrap();
+    let (a, b, c, d) = (
+        raw(&[1u8; 40]),
+        raw(&[2u8; 40]),
+        raw(&[3u8; 20]),
+        raw(&[4u8; 40]),
+    );
+    for block in [&a, &b, &c] {
+        store.put(block).unwrap();
+    }
+    store.pin(c.cid(), None).unwrap();
+    // a is read, so b is now the least recently used.
+    store.get(a.cid()).unwrap();
+    assert!(store.put(&d).unwrap());
+    assert!(!store.has(b.cid()).unwrap(), "b was evicted");
+    for kept in [&a, &c, &d] {
+        assert!(store.has(kept.cid()).unwrap());
+    }
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        (stats.bytes, stats.evicted_blocks, stats.evicted_bytes),
+        (100, 1, 40)
+    );
+    // Across a reopen, the oldest files go first.
+    drop(store);
+    let store = Blockstore::open(dir.path(), Some(100)).unwrap();
+    assert!(store.put(&raw(&[5u8; 30])).unwrap());
+    assert!(store.has(c.cid()).unwrap(), "pinned");
+    assert_eq!(store.stats().unwrap().bytes, 90);
+}
+
+#[test]
+fn a_lease_holds_its_blocks_and_reserves_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Blockstore::open(dir.path(), Some(300 * 1024)).unwrap());
+    // A 100 KiB file may take up to 100 KiB + 1/8 + 64 KiB of blocks.
+    let lease = store.lease(Some("alice"), Some(100 * 1024), None).unwrap();
+    assert_eq!(store.stats().unwrap().reserved_bytes, 180_736);
+    let err = store
+        .lease(Some("bob"), Some(100 * 1024), None)
+        .unwrap_err();
+    assert!(
+        matches!(err, BlockstoreError::Full { used: 180_736, .. }),
+        "{err:?}"
+    );
+    let held = raw(&[7u8; 100 * 1024]);
+    assert!(lease.put(&held).unwrap());
+    // Unpinned, unheld blocks make room; the held one stays.
+    for n in 0..4u8 {
+        store.put(&raw(&[n; 100 * 1024])).unwrap();
+    }
+    assert!(store.has(held.cid()).unwrap(), "held by the lease");
+    assert!(store.stats().unwrap().evicted_blocks >= 2);
+    assert_eq!(store.gc().unwrap().removed, 2, "gc keeps what leases hold");
+    assert!(store.has(held.cid()).unwrap());
+    store.pin_leased(held.cid(), Some("a@1"), &lease).unwrap();
+    drop(lease);
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.pinned_bytes, stats.reserved_bytes), (100 * 1024, 0));
+    assert_eq!(store.pinned_by("alice"), 100 * 1024);
+    // Dropping a lease without a pin gives its bytes back.
+    let lease = store.lease(None, Some(100 * 1024), None).unwrap();
+    drop(lease);
+    assert_eq!(store.stats().unwrap().reserved_bytes, 0);
+}
+
+#[test]
+fn a_quota_bounds_one_owner_and_is_kept_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let quota = Some(200 * 1024);
+    let file = raw(&[9u8; 150 * 1024]);
+    {
+        let store = Arc::new(Blockstore::open(dir.path(), None).unwrap());
+        let lease = store.lease(Some("alice"), Some(100), quota).unwrap();
+        lease.put(&file).unwrap();
+        store.pin_leased(file.cid(), None, &lease).unwrap();
+    }
+    let store = Arc::new(Blockstore::open(dir.path(), None).unwrap());
+    assert_eq!(store.pinned_by("alice"), 150 * 1024);
+    let err = store.lease(Some("alice"), Some(1), quota).unwrap_err();
+    assert!(
+        matches!(&err, BlockstoreError::QuotaExceeded { owner, used: 153_600, .. } if owner == "alice"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("quota of alice"), "{err}");
+    assert!(store.lease(Some("bob"), Some(100 * 1024), quota).is_ok());
+    // An unsized pin is checked when it is made: 150 KiB + 100 KiB > 200 KiB.
+    let lease = store.lease(Some("alice"), None, quota).unwrap();
+    let more = raw(&[8u8; 100 * 1024]);
+    lease.put(&more).unwrap();
+    let err = store.pin_leased(more.cid(), None, &lease).unwrap_err();
+    assert!(
+        matches!(err, BlockstoreError::QuotaExceeded { .. }),
+        "{err:?}"
+    );
+    assert!(!store.is_pinned(more.cid()).unwrap());
+    let refused = store.stats().unwrap().refused;
+    assert_eq!((refused.quota, refused.storage), (2, 0));
+    // Unpinning frees the quota.
+    assert!(store.unpin(file.cid()).unwrap());
+    assert_eq!(store.pinned_by("alice"), 0);
+    store.pin_leased(more.cid(), None, &lease).unwrap();
+}
+
+#[test]
+fn pins_written_before_quotas_are_counted_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let block = raw(&[5u8; 1000]);
+    {
+        let store = Blockstore::open(dir.path(), None).unwrap();
+        store.put(&block).unwrap();
+    }
+    {
+        // A pin as older versions wrote it: no owner, no bytes.
+        let table: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new("pins");
+        let db = redb::Database::create(dir.path().join("pins.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(table)
+            .unwrap()
+            .insert(
+                block.cid().to_bytes().as_slice(),
+                br#"{"created":1,"label":"old"}"#.as_slice(),
+            )
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = Blockstore::open(dir.path(), None).unwrap();
+    assert_eq!(store.stats().unwrap().pinned_bytes, 1000);
+    let pins = store.pins().unwrap();
+    assert_eq!(
+        (pins[0].bytes, pins[0].label.as_deref()),
+        (1000, Some("old"))
+    );
 }
 
 #[test]

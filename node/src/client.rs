@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use ipsr_content::{Content, Router, Stopped};
+use ipsr_content::{Content, PinSpec, Router, Stopped};
 use ipsr_proto::{PackageKey, SignedRecord};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -127,29 +127,52 @@ impl Client {
     /// Stores a verified record durably, then announces it on gossipsub.
     /// Returns what the store did with it.
     /// When the release's content is in the blockstore, it is pinned (so
-    /// `gc` keeps it) and announced in the DHT.
+    /// `gc` keeps it), charged to its author, and announced in the DHT.
     pub async fn publish(&self, record: SignedRecord) -> Result<Stored, NodeError> {
         let copy = record.clone();
-        let stored = self
-            .ask(|tx| Command::Publish(Box::new(record), tx))
-            .await??;
-        self.pin_published(&copy).await;
+        let stored = self.publish_record(record).await?;
+        self.pin_published(&copy, None).await;
         Ok(stored)
     }
 
+    /// Stores a verified record durably and announces it on gossipsub,
+    /// pinning nothing: for a caller with a pin policy of its own (the
+    /// gateway, which takes content only from some authors).
+    pub async fn publish_record(&self, record: SignedRecord) -> Result<Stored, NodeError> {
+        self.ask(|tx| Command::Publish(Box::new(record), tx))
+            .await?
+    }
+
     /// After a publish: pins the release's content (and icon, screenshots)
-    /// when its blocks are here, so `gc` keeps them, and provides it.
-    async fn pin_published(&self, record: &SignedRecord) {
+    /// when its blocks are here, so `gc` keeps them, and provides it. The
+    /// pins are charged to the release's author, within `quota` when given;
+    /// the content must have the size the record states.
+    pub async fn pin_published(&self, record: &SignedRecord, quota: Option<u64>) {
         let Some(release) = record.record().as_release() else {
             return;
         };
-        let label = format!("{}/{}@{}", release.author, release.package, release.version);
-        let cids = std::iter::once(&release.cid)
-            .chain(release.metadata.icon.iter())
+        let spec = PinSpec {
+            label: Some(format!(
+                "{}/{}@{}",
+                release.author, release.package, release.version
+            )),
+            owner: Some(release.author.to_string()),
+            size: None,
+            quota,
+        };
+        let content = std::iter::once((*release.cid.cid(), Some(release.size)));
+        let media = release
+            .metadata
+            .icon
+            .iter()
             .chain(release.metadata.screenshots.iter())
-            .map(|c| *c.cid());
-        for cid in cids {
-            match self.content.pin_if_complete(cid, &label).await {
+            .map(|c| (*c.cid(), None));
+        for (cid, size) in content.chain(media) {
+            let spec = PinSpec {
+                size,
+                ..spec.clone()
+            };
+            match self.content.pin_if_complete(cid, &spec).await {
                 Ok(true) => {}
                 Ok(false) => debug!(%cid, "published content is not local"),
                 Err(e) => warn!(%cid, error = %e, "cannot pin published content"),

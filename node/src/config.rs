@@ -67,7 +67,10 @@ pub struct Config {
     /// Find peers on the local network with mDNS (off by default: it sends
     /// multicast off the machine).
     pub mdns: bool,
-    /// Most bytes of blocks the blockstore keeps (`None`: no limit).
+    /// Most bytes of blocks the blockstore keeps (`None`: no limit;
+    /// default [`DEFAULT_BLOCKSTORE_LIMIT`]). Past it, unpinned blocks are
+    /// evicted, least recently used first; pins that would take the pinned
+    /// bytes past it are refused.
     pub blockstore_limit: Option<u64>,
     /// How often to re-announce this node as a provider of the next batch
     /// of pinned roots. The batch follows the number of pins, so that every
@@ -78,6 +81,9 @@ pub struct Config {
     /// as in IPFS).
     pub provider_record_ttl: Duration,
 }
+
+/// The blockstore's default limit: 10 GiB (`--max-storage-mib`).
+pub const DEFAULT_BLOCKSTORE_LIMIT: u64 = 10 * 1024 * 1024 * 1024;
 
 /// What a node's in-memory DHT store keeps at most (`docs/node.md`,
 /// "Kademlia DHT"). A record or provider record past a limit is refused.
@@ -141,7 +147,7 @@ impl Config {
             dht_record_ttl: Duration::from_secs(48 * 60 * 60),
             dht_store: DhtStoreLimits::default(),
             mdns: false,
-            blockstore_limit: None,
+            blockstore_limit: Some(DEFAULT_BLOCKSTORE_LIMIT),
             provide_interval: Duration::from_secs(60),
             provider_record_ttl: Duration::from_secs(48 * 60 * 60),
         }

@@ -88,7 +88,7 @@ pub mod views;
 
 pub use api::{ApiError, serve_api};
 pub use client::Client;
-pub use config::{Config, DhtStoreLimits};
+pub use config::{Config, DEFAULT_BLOCKSTORE_LIMIT, DhtStoreLimits};
 pub use dht::DhtValueError;
 pub use error::NodeError;
 pub use identity::IdentityError;

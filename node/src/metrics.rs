@@ -35,6 +35,13 @@ pub(crate) struct Counters {
     log_head: Gauge,
     blockstore_blocks: Gauge,
     blockstore_bytes: Gauge,
+    blockstore_limit: Gauge,
+    pinned_bytes: Gauge,
+    reserved_bytes: Gauge,
+    evicted_blocks: Counter,
+    evicted_bytes: Counter,
+    /// Pins refused, by `reason` = storage / quota / size.
+    pins_refused: Family<Labels, Counter>,
     pins: Gauge,
     /// Bitswap totals, by `direction` = sent / received.
     bitswap_blocks: Family<Labels, Counter>,
@@ -231,6 +238,37 @@ impl Metrics {
             "Bytes of blocks in the blockstore",
             counters.blockstore_bytes.clone(),
         );
+        ipsr.register(
+            "blockstore_limit_bytes",
+            "The blockstore's limit in bytes (0: none)",
+            counters.blockstore_limit.clone(),
+        );
+        ipsr.register(
+            "blockstore_pinned_bytes",
+            "Bytes charged to pins",
+            counters.pinned_bytes.clone(),
+        );
+        ipsr.register(
+            "blockstore_reserved_bytes",
+            "Bytes reserved by pins being fetched or imported",
+            counters.reserved_bytes.clone(),
+        );
+        ipsr.register(
+            "blockstore_evicted_blocks",
+            "Unpinned blocks evicted to stay within the limit",
+            counters.evicted_blocks.clone(),
+        );
+        ipsr.register(
+            "blockstore_evicted_bytes",
+            "Bytes of unpinned blocks evicted to stay within the limit",
+            counters.evicted_bytes.clone(),
+        );
+        ipsr.register(
+            "pins_refused",
+            "Pins refused, by reason: storage (pinned data would pass the limit), \
+             quota (the author's), size (the content is not of its stated size)",
+            counters.pins_refused.clone(),
+        );
         ipsr.register("pins", "Pinned content roots", counters.pins.clone());
         ipsr.register(
             "bitswap_blocks",
@@ -318,6 +356,9 @@ impl Metrics {
         gauge(&c.blockstore_blocks, blocks.blocks);
         gauge(&c.blockstore_bytes, blocks.bytes);
         gauge(&c.pins, blocks.pins);
+        gauge(&c.blockstore_limit, blocks.limit.unwrap_or(0));
+        gauge(&c.pinned_bytes, blocks.pinned_bytes);
+        gauge(&c.reserved_bytes, blocks.reserved_bytes);
         // Bitswap keeps totals; bring the counters up to them.
         let total = |counter: &Counter, v: u64| {
             counter.inc_by(v.saturating_sub(counter.get()));
@@ -340,6 +381,17 @@ impl Metrics {
             bitswap.bytes_received,
         );
         total(&c.bitswap_bad_blocks, bitswap.bad_blocks);
+        total(&c.evicted_blocks, blocks.evicted_blocks);
+        total(&c.evicted_bytes, blocks.evicted_bytes);
+        let refused = blocks.refused;
+        for (reason, n) in [
+            ("storage", refused.storage),
+            ("quota", refused.quota),
+            ("size", refused.size),
+        ] {
+            let labels = vec![("reason".to_owned(), reason.to_owned())];
+            total(&c.pins_refused.get_or_create(&labels), n);
+        }
         total(&c.bitswap_duplicate_blocks, bitswap.duplicate_blocks);
         let reason = |r: &str| vec![("reason".to_owned(), r.to_owned())];
         total(

@@ -70,8 +70,10 @@ pub struct RunArgs {
     /// others cannot reach or that do not stay up.
     #[arg(long, env = "IPSR_DHT_CLIENT")]
     pub dht_client: bool,
-    /// Most MiB of package content (blocks) to keep; adding or fetching past
-    /// it fails with `blockstore_full` [default: no limit].
+    /// Most MiB of package content (blocks) to keep. Past it, blocks no pin
+    /// keeps are evicted, least recently used first; a pin that would take
+    /// the pinned data past it, or a write when only pinned data is left,
+    /// fails with `blockstore_full`. 0: no limit [default: 10240 (10 GiB)].
     #[arg(long, env = "IPSR_MAX_STORAGE_MIB", value_name = "MIB")]
     pub max_storage_mib: Option<u64>,
 }
@@ -167,10 +169,9 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         config.rebootstrap_after = Duration::from_secs(secs.max(1));
     }
     config.mdns = args.mdns || file.mdns;
-    config.blockstore_limit = args
-        .max_storage_mib
-        .or(file.max_storage_mib)
-        .map(|mib| mib.saturating_mul(1024 * 1024));
+    if let Some(mib) = args.max_storage_mib.or(file.max_storage_mib) {
+        config.blockstore_limit = (mib > 0).then(|| mib.saturating_mul(1024 * 1024));
+    }
     config.dht_server = !(args.dht_client || file.dht_client);
     Ok(Settings {
         node: config,
@@ -320,6 +321,18 @@ mod tests {
         assert_eq!(from_file.ip_limits_exempt.len(), 2, "loopback, by default");
         assert!(!from_file.mdns, "mDNS is off unless asked for");
         assert!(from_file.dht_server, "daemons serve the DHT by default");
+        assert_eq!(
+            from_file.blockstore_limit,
+            Some(crate::config::DEFAULT_BLOCKSTORE_LIMIT)
+        );
+        assert_eq!(
+            args(&["--max-storage-mib", "0"]).node.blockstore_limit,
+            None
+        );
+        assert_eq!(
+            args(&["--max-storage-mib", "3"]).node.blockstore_limit,
+            Some(3 * 1024 * 1024)
+        );
         let Settings { node: flagged, api } = args(&[
             "--data-dir",
             "/from/flag",

@@ -874,9 +874,20 @@ async fn publishing_a_release_pins_its_local_content() {
     );
 
     let key = AuthorKey::from_seed(&[9; 32]);
+    // A record whose size is not the content's: published, not pinned.
+    let wrong = release(&key, "0.9.0")
+        .package("com.example.pinned")
+        .cid(cid.parse().unwrap())
+        .size(1499)
+        .sign();
+    assert_eq!(api.publish(&wrong).await.status, 200);
+    assert_eq!(api.get("/v1/pins").await.json, serde_json::json!([]));
     let release = release(&key, "1.0.0")
         .package("com.example.pinned")
         .cid(cid.parse().unwrap())
+        .size(1500)
+        .seq(2)
+        .code(2)
         .sign();
     assert_eq!(api.publish(&release).await.status, 200);
     let pins = api.get("/v1/pins").await;

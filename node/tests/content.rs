@@ -1,5 +1,6 @@
 //! In-process tests of package content across nodes: DHT providers,
-//! Bitswap, parallel download, bad providers, restarts.
+//! Bitswap, parallel download, bad providers, restarts, pins bounded by
+//! the stated size, the store's limit and eviction.
 //!
 //! ```text
 //!   a ─ b ─ c      a adds a file; c, which knows only b, finds a through
@@ -11,7 +12,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use ipsr_content::blockstore::BlockstoreError;
+use ipsr_content::fetch::FetchError;
 use ipsr_content::unixfs::Profile;
+use ipsr_content::{ContentError, PinSpec};
 use ipsr_node::{Client, Config};
 use ipsr_testkit::{TIMEOUT, pattern, wait_until};
 use libp2p::Multiaddr;
@@ -427,5 +431,152 @@ async fn blocks_of_a_file_come_in_depth_first_order_and_can_be_stored_one_by_one
     assert!(
         c.content().pins().await.unwrap().is_empty(),
         "nothing pinned"
+    );
+}
+
+/// The bytes of blocks `node` stores.
+fn stored(node: &Client) -> u64 {
+    node.content().blockstore().stats().unwrap().bytes
+}
+
+/// A pin as a gateway makes it for a record of `size` bytes by `owner`.
+fn release_pin(owner: &str, size: u64) -> PinSpec {
+    PinSpec {
+        label: Some(format!("{owner}/com.example.app@1.0.0")),
+        owner: Some(owner.to_owned()),
+        size: Some(size),
+        quota: None,
+    }
+}
+
+/// ```text
+///   a ─ b      a adds files; b pins them with sizes a record might state
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_stops_as_soon_as_the_content_is_not_of_its_stated_size() {
+    let (_da, a, a_addr) = node().await;
+    let (_db, b, _) = node().await;
+    connect(&b, &a, &a_addr).await;
+    let add = |seed, len| {
+        let a = a.clone();
+        async move {
+            a.content()
+                .add_bytes(Bytes::from(pattern(seed, len)), Profile::V1_2025, None)
+                .await
+                .unwrap()
+        }
+    };
+    let big = add(2, 3 * 1024 * 1024 + 5).await;
+    let leaf = add(3, 600 * 1024).await;
+    let pin = |root, spec: PinSpec| {
+        let b = b.clone();
+        let hint = vec![a.peer_id()];
+        async move {
+            tokio::time::timeout(TIMEOUT, b.content().pin_with(root, &spec, hint))
+                .await
+                .expect("the pin ends in time")
+        }
+    };
+
+    // A record stating 1 byte for 3 MiB: the root says otherwise, and
+    // nothing more is fetched.
+    let err = pin(big.root, release_pin("mallory", 1)).await.unwrap_err();
+    assert!(
+        matches!(err, ContentError::Fetch(FetchError::WrongSize { stated: 1, declared }) if declared == big.size),
+        "{err:?}"
+    );
+    assert!(stored(&b) < 64 * 1024, "only the root: {}", stored(&b));
+    let before = stored(&b);
+    // 1 byte stated, a 600 KiB file in one block: refused unstored.
+    let err = pin(leaf.root, release_pin("mallory", 1)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ContentError::Fetch(FetchError::Oversized { stated: 1, .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(stored(&b), before, "the oversized block was not stored");
+    // More stated than the DAG holds.
+    let err = pin(big.root, release_pin("mallory", big.size + 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ContentError::Fetch(FetchError::WrongSize { .. })),
+        "{err:?}"
+    );
+    assert!(
+        b.content().pins().await.unwrap().is_empty(),
+        "nothing pinned"
+    );
+    assert_eq!(
+        common::metric(&b, "ipsr_pins_refused_total{reason=\"size\"}").await,
+        3
+    );
+
+    // The stated size: pinned, charged to its owner.
+    pin(big.root, release_pin("alice", big.size)).await.unwrap();
+    let pins = b.content().pins().await.unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_eq!(pins[0].owner.as_deref(), Some("alice"));
+    assert!(b.content().blockstore().pinned_by("alice") > big.size);
+}
+
+/// ```text
+///   a ─ b      b keeps at most 4.5 MiB; a has 3 + 3 + 2 MiB of files
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_store_evicts_cached_blocks_and_refuses_pins_past_its_limit() {
+    const LIMIT: u64 = 4 * 1024 * 1024 + 512 * 1024;
+    let (_da, a, a_addr) = node().await;
+    let (_db, b, _) = common::node(|c| c.blockstore_limit = Some(LIMIT)).await;
+    connect(&b, &a, &a_addr).await;
+    let mut files = Vec::new();
+    for (seed, mib) in [(4, 3), (5, 3), (6, 2)] {
+        let bytes = Bytes::from(pattern(seed, mib * 1024 * 1024));
+        let added = a
+            .content()
+            .add_bytes(bytes.clone(), Profile::V1_2025, None)
+            .await
+            .unwrap();
+        files.push((added, bytes));
+    }
+    let hint = vec![a.peer_id()];
+
+    // x read through b: cached, unpinned.
+    let (x, _) = &files[0];
+    common::cat(&b, x.root, hint.clone()).await;
+    assert!(stored(&b) > 3 * 1024 * 1024);
+    // y pinned: x's blocks make room.
+    let (y, _) = &files[1];
+    let spec = release_pin("alice", y.size);
+    b.content()
+        .pin_with(y.root, &spec, hint.clone())
+        .await
+        .unwrap();
+    let stats = b.content().blockstore().stats().unwrap();
+    assert!(stats.bytes <= LIMIT, "{stats:?}");
+    assert!(stats.evicted_blocks >= 3, "{stats:?}");
+    // z does not fit beside y: refused before a block is fetched.
+    let (z, z_bytes) = &files[2];
+    let before = stored(&b);
+    let err = b
+        .content()
+        .pin_with(z.root, &release_pin("bob", z.size), hint.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ContentError::Store(BlockstoreError::Full { .. })),
+        "{err:?}"
+    );
+    assert_eq!(stored(&b), before);
+    // But z can still be read through b: its blocks pass through the cache,
+    // which stays within the limit.
+    let (got, _) = common::cat(&b, z.root, hint).await;
+    assert!(got == *z_bytes);
+    assert!(stored(&b) <= LIMIT, "{}", stored(&b));
+    assert!(
+        b.content().blockstore().is_complete(&y.root).unwrap(),
+        "y is kept"
     );
 }

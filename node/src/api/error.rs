@@ -143,6 +143,9 @@ impl Failure {
             Self::Content(ContentError::Store(BlockstoreError::Full { .. })) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "blockstore_full")
             }
+            Self::Content(ContentError::Store(BlockstoreError::QuotaExceeded { .. })) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded")
+            }
             Self::Content(ContentError::Fetch(FetchError::Stalled(..))) => {
                 (StatusCode::GATEWAY_TIMEOUT, "content_unavailable")
             }

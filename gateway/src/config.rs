@@ -38,8 +38,15 @@ impl Uploads {
 pub struct GatewayConfig {
     /// Who may upload content with a publish.
     pub uploads: Uploads,
-    /// The largest content upload, in bytes (413 past it).
+    /// The largest content upload, in bytes (413 past it); also the
+    /// largest content the gateway fetches for a record published alone.
     pub max_upload_bytes: u64,
+    /// The most bytes of content pinned for one author (`None`: no quota);
+    /// a pin past it is refused, 507 `quota_exceeded`.
+    pub max_pinned_per_author: Option<u64>,
+    /// Record-only publishes whose content is fetched in the background
+    /// at once; past it the content is not fetched (`busy`).
+    pub background_pins: usize,
     /// Requests served at once; past it requests are answered 503 at once.
     /// `GET /healthz` and `GET /metrics` have 16 slots of their own (4 per
     /// client), so they are answered when these are all taken.
@@ -93,6 +100,8 @@ impl Default for GatewayConfig {
         Self {
             uploads: Uploads::Off,
             max_upload_bytes: 256 * 1024 * 1024,
+            max_pinned_per_author: Some(1024 * 1024 * 1024),
+            background_pins: 16,
             max_concurrent: 1024,
             max_per_client: 64,
             max_connections: 4096,

@@ -98,9 +98,13 @@ pub(crate) enum Failure {
     /// The content could not be found or fetched in time.
     #[error("{0}")]
     ContentUnavailable(String),
-    /// The blockstore is full.
-    #[error("the gateway's blockstore is full")]
-    StoreFull,
+    /// The blockstore is full: of pinned data, or a pin would take the
+    /// pinned data past the limit.
+    #[error("the gateway's blockstore is full: {0}")]
+    StoreFull(String),
+    /// A pin would take its author past the per-author quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Anything else (internal; logged, never shown).
     #[error("{0}")]
     Internal(String),
@@ -126,7 +130,13 @@ impl From<IndexError> for Failure {
 impl From<ContentError> for Failure {
     fn from(e: ContentError) -> Self {
         match e {
-            ContentError::Store(BlockstoreError::Full { .. }) => Self::StoreFull,
+            ContentError::Store(e @ BlockstoreError::Full { .. }) => Self::StoreFull(e.to_string()),
+            ContentError::Store(e @ BlockstoreError::QuotaExceeded { .. }) => {
+                Self::QuotaExceeded(e.to_string())
+            }
+            ContentError::Fetch(
+                e @ (FetchError::WrongSize { .. } | FetchError::Oversized { .. }),
+            ) => Self::ContentMismatch(e.to_string()),
             ContentError::Fetch(FetchError::Stalled(..)) => {
                 Self::ContentUnavailable("no provider sent the content in time".into())
             }
@@ -171,7 +181,8 @@ impl Failure {
             Self::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Index(_) => (StatusCode::SERVICE_UNAVAILABLE, "index_unavailable"),
             Self::ContentUnavailable(_) => (StatusCode::GATEWAY_TIMEOUT, "content_unavailable"),
-            Self::StoreFull => (StatusCode::INSUFFICIENT_STORAGE, "blockstore_full"),
+            Self::StoreFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "blockstore_full"),
+            Self::QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

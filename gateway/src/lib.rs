@@ -23,6 +23,8 @@
 //!   publish form read part by part;
 //! * `multipart`: the bounded, linear `multipart/form-data` parser (sans
 //!   IO);
+//! * `policy`: which content a publish brings in (uploads, record-only
+//!   publishes), the per-author quota and the background pins;
 //! * `download`: app bytes by author/package@version and the file form of
 //!   `/ipfs/{cid}`, verified while streaming, with `Range` and `ETag`;
 //! * `ipfs`: `/ipfs/{cid}`: which form a request asks for, and the
@@ -70,6 +72,7 @@ mod metrics;
 mod multipart;
 mod occupancy;
 mod pages;
+mod policy;
 mod publish;
 mod server;
 mod state;

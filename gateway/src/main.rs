@@ -55,9 +55,15 @@ struct Cli {
     /// Accept content uploads from any author.
     #[arg(long, env = "IPSR_UPLOADS_FROM_ANYONE")]
     uploads_from_anyone: bool,
-    /// The largest content upload, in MiB.
+    /// The largest content upload, in MiB; also the largest content fetched
+    /// for a record published alone.
     #[arg(long, env = "IPSR_MAX_UPLOAD_MIB", default_value_t = 256)]
     max_upload_mib: u64,
+    /// The most MiB of content pinned for one author (uploads and records
+    /// published alone); past it a publish's content is refused with
+    /// `quota_exceeded`. 0: no quota.
+    #[arg(long, env = "IPSR_MAX_PINNED_PER_AUTHOR_MIB", default_value_t = 1024)]
+    max_pinned_per_author_mib: u64,
     /// Requests per second one client address may make (0: no limit).
     #[arg(long, env = "IPSR_RATE_LIMIT", default_value_t = 100)]
     rate_limit: u32,
@@ -142,6 +148,8 @@ fn gateway_config(cli: &Cli) -> GatewayConfig {
         Uploads::Authors(cli.upload_authors.iter().copied().collect::<HashSet<_>>())
     };
     config.max_upload_bytes = cli.max_upload_mib.saturating_mul(1024 * 1024);
+    config.max_pinned_per_author = (cli.max_pinned_per_author_mib > 0)
+        .then(|| cli.max_pinned_per_author_mib.saturating_mul(1024 * 1024));
     config.rate_limit_per_sec = cli.rate_limit;
     config.rate_limit_burst = cli.rate_limit.saturating_mul(2);
     config.max_concurrent = cli.max_concurrent;
@@ -229,6 +237,13 @@ mod tests {
         assert!(!config.uploads.allows(&other));
         let cli = Cli::try_parse_from(["ipsr-gateway"]).unwrap();
         assert_eq!(gateway_config(&cli).uploads, Uploads::Off);
+        assert_eq!(
+            gateway_config(&cli).max_pinned_per_author,
+            Some(1024 * 1024 * 1024)
+        );
+        let cli =
+            Cli::try_parse_from(["ipsr-gateway", "--max-pinned-per-author-mib", "0"]).unwrap();
+        assert_eq!(gateway_config(&cli).max_pinned_per_author, None);
         assert_eq!(cli.http, "127.0.0.1:8080".parse().unwrap());
     }
 

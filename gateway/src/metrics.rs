@@ -19,6 +19,7 @@ pub(crate) struct Metrics {
     bytes_served: Counter,
     refused: Family<Labels, Counter>,
     connections: Gauge,
+    pins_refused: Family<Labels, Counter>,
     registry: Registry,
 }
 
@@ -36,6 +37,7 @@ impl Default for Metrics {
         let bytes_served = Counter::default();
         let refused = Family::<Labels, Counter>::default();
         let connections = Gauge::default();
+        let pins_refused = Family::<Labels, Counter>::default();
         let mut registry = Registry::with_prefix("ipsr_gateway");
         registry.register(
             "requests",
@@ -62,12 +64,19 @@ impl Default for Metrics {
             "HTTP connections open now",
             connections.clone(),
         );
+        registry.register(
+            "pins_refused",
+            "Published content not pinned, by reason (uploads_forbidden, too_large, \
+             quota_exceeded, blockstore_full, busy, content_mismatch, unavailable)",
+            pins_refused.clone(),
+        );
         Self {
             requests,
             latency,
             bytes_served,
             refused,
             connections,
+            pins_refused,
             registry,
         }
     }
@@ -84,6 +93,13 @@ impl Metrics {
         self.latency
             .get_or_create(&vec![("route".to_owned(), route.to_owned())])
             .observe(seconds);
+    }
+
+    /// Counts published content not pinned, for `reason`.
+    pub(crate) fn pin_refused(&self, reason: &str) {
+        self.pins_refused
+            .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
+            .inc();
     }
 
     /// Counts content bytes sent.

@@ -5,7 +5,8 @@
 //!
 //! Two body forms (`docs/gateway.md`):
 //! * `application/octet-stream`: the signed record alone; its content must
-//!   be in the swarm (the gateway pins it in the background).
+//!   be in the swarm (the gateway pins it in the background when its policy
+//!   takes content from the author, `policy.rs`).
 //! * `multipart/form-data`: a `record` part first, then an optional
 //!   `content` part with the file's bytes, or with the file's DAG as a
 //!   CARv1 when the part's `Content-Type` is `application/vnd.ipld.car`
@@ -17,12 +18,13 @@
 //! and its author may upload, the content ([`GatewayConfig::max_upload_bytes`],
 //! the upload timeout).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use cid::Cid;
 use futures::StreamExt;
+use ipsr_content::blockstore::Lease;
 use ipsr_content::unixfs::Profile;
 use ipsr_content::{Block, ContentError};
 use ipsr_node::views::Published;
@@ -32,12 +34,13 @@ use serde::Serialize;
 use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio_util::io::StreamReader;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::body::Form;
 use crate::config::GatewayConfig;
 use crate::error::Failure;
 use crate::multipart::MAX_HEAD;
+use crate::policy::{self, PinState};
 use crate::state::Gateway;
 
 /// The largest `record` part (and `application/octet-stream` body): a signed
@@ -62,9 +65,6 @@ pub(crate) fn form_limit(config: &GatewayConfig) -> u64 {
         .saturating_add(FORM_TAIL_LIMIT)
 }
 
-/// How long the background pin of a record-only publish may take.
-const BACKGROUND_PIN: Duration = Duration::from_secs(600);
-
 /// The answer to a publish.
 #[derive(Debug, Serialize)]
 pub(crate) struct PublishReply {
@@ -72,6 +72,10 @@ pub(crate) struct PublishReply {
     pub(crate) published: Published,
     /// Whether content came with the record and was stored.
     pub(crate) content_uploaded: bool,
+    /// Whether the content is pinned on this gateway now.
+    pub(crate) pinned: bool,
+    /// What became of the content (`policy.rs`).
+    pub(crate) pin: PinState,
     /// Where to see and fetch it on this gateway.
     pub(crate) links: Links,
 }
@@ -100,41 +104,22 @@ pub(crate) async fn publish(
     expected: Option<PackageKey>,
     body: Body,
 ) -> Result<PublishReply, Failure> {
-    let (record, uploaded) = match body {
-        Body::Record(bytes) => (verify(&bytes, expected.as_ref())?, false),
+    let (record, upload) = match body {
+        Body::Record(bytes) => (verify(&bytes, expected.as_ref())?, None),
         Body::Form(form) => from_form(&g, expected.as_ref(), *form).await?,
     };
+    let uploaded = upload.is_some();
     let payload = record.record().clone();
-    let cid = payload.as_release().map(|r| *r.cid.cid());
-    let stored = g.node().publish(record).await?;
+    let stored = g.node().publish_record(record.clone()).await?;
     let key = payload.release_key();
     info!(%key, change = ?stored.applied.change, uploaded, "published through the gateway");
-    if let Some(cid) = cid {
-        let label = Some(key.to_string());
-        if uploaded {
-            g.node().content().pin(cid, label, Vec::new()).await?;
-        } else {
-            // Seed what is published here; a failure only costs a later
-            // download a fetch from the swarm.
-            let node = g.node().clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(
-                    BACKGROUND_PIN,
-                    node.content().pin(cid, label, Vec::new()),
-                )
-                .await
-                {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => warn!(%cid, error = %e, "cannot pin published content"),
-                    Err(_) => warn!(%cid, "pinning published content timed out"),
-                }
-            });
-        }
-    }
+    let pin = policy::pin_content(&g, &record, upload).await?;
     let (author, package, version) = (key.author, &key.package, &key.version);
     Ok(PublishReply {
         published: Published::new(&stored, &payload),
         content_uploaded: uploaded,
+        pinned: pin.is_pinned(),
+        pin,
         links: Links {
             package: format!("/api/v1/package/{author}/{package}/{version}"),
             page: format!("/p/{author}/{package}"),
@@ -159,11 +144,15 @@ fn verify(bytes: &[u8], expected: Option<&PackageKey>) -> Result<SignedRecord<Ve
     Ok(record)
 }
 
+/// The record of a form, and the lease of its content when it came with
+/// one (checked against the record, not yet pinned).
+type FromForm = (SignedRecord<Verified>, Option<Arc<Lease>>);
+
 async fn from_form(
     g: &Gateway,
     expected: Option<&PackageKey>,
     mut form: Form,
-) -> Result<(SignedRecord<Verified>, bool), Failure> {
+) -> Result<FromForm, Failure> {
     let part = form
         .next_part()
         .await?
@@ -177,7 +166,7 @@ async fn from_form(
     let bytes = read_part(&mut form, MAX_RECORD_BODY as u64).await?;
     let record = verify(&bytes, expected)?;
     let Some(part) = form.next_part().await? else {
-        return Ok((record, false));
+        return Ok((record, None));
     };
     if part.name != "content" {
         return Err(Failure::BadRequest(format!(
@@ -190,13 +179,7 @@ async fn from_form(
             "only a release record brings content".into(),
         ));
     };
-    if !g.config().uploads.allows(&release.author) {
-        return Err(Failure::UploadForbidden(format!(
-            "this gateway does not take uploads from author {}; publish the record alone \
-             with its content served by your node",
-            release.author
-        )));
-    }
+    let lease = policy::admit_upload(g, release)?;
     let max = g.config().max_upload_bytes;
     if release.size > max {
         return Err(Failure::TooLarge { limit: max });
@@ -212,8 +195,8 @@ async fn from_form(
         .and_then(|t| t.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(crate::ipfs::CAR_TYPE));
     if is_car {
-        import_car(g, release, &mut form, max).await?;
-        return end_of_form(form, record).await;
+        import_car(g, release, &mut form, max, &lease).await?;
+        return end_of_form(form, record, lease).await;
     }
     let profile = if release.cid.cid().version() == cid::Version::V0 {
         Profile::V0_2015
@@ -221,7 +204,10 @@ async fn from_form(
         Profile::V1_2025
     };
     let (tx, rx) = mpsc::channel::<Bytes>(8);
-    let import = g.node().content().import(rx, profile);
+    let import = g
+        .node()
+        .content()
+        .import_into(rx, profile, Some(lease.clone()));
     let feed = async {
         let tx = tx;
         let mut total = 0u64;
@@ -245,20 +231,21 @@ async fn from_form(
             imported.root, imported.size, release.cid, release.size
         )));
     }
-    end_of_form(form, record).await
+    end_of_form(form, record, lease).await
 }
 
 /// Checks that the `content` part was the last.
 async fn end_of_form(
     mut form: Form,
     record: SignedRecord<Verified>,
-) -> Result<(SignedRecord<Verified>, bool), Failure> {
+    lease: Arc<Lease>,
+) -> Result<FromForm, Failure> {
     if form.next_part().await?.is_some() {
         return Err(Failure::BadRequest(
             "nothing may follow the `content` part".into(),
         ));
     }
-    Ok((record, true))
+    Ok((record, Some(lease)))
 }
 
 /// Stores the blocks of a `content` part sent as a CARv1
@@ -272,6 +259,7 @@ async fn import_car(
     release: &Release,
     form: &mut Form,
     max: u64,
+    lease: &Arc<Lease>,
 ) -> Result<(), Failure> {
     let over = AtomicBool::new(false);
     let stored = {
@@ -287,7 +275,7 @@ async fn import_car(
             Ok(chunk)
         });
         let reader = tokio::io::BufReader::new(StreamReader::new(Box::pin(bytes)));
-        store_car(g, release, reader).await
+        store_car(g, release, reader, lease).await
     };
     // A read error of the body surfaces inside the CAR reader's error.
     stored.map_err(|e| match e {
@@ -314,7 +302,12 @@ impl From<Failure> for CarFailure {
     }
 }
 
-async fn store_car<R>(g: &Gateway, release: &Release, reader: R) -> Result<(), CarFailure>
+async fn store_car<R>(
+    g: &Gateway,
+    release: &Release,
+    reader: R,
+    lease: &Arc<Lease>,
+) -> Result<(), CarFailure>
 where
     R: AsyncRead + Send + Unpin,
 {
@@ -334,7 +327,7 @@ where
             .map_err(|e| Failure::ContentMismatch(format!("CAR block {cid}: {e}")))?;
         g.node()
             .content()
-            .put_block(block)
+            .put_block_into(block, Some(lease.clone()))
             .await
             .map_err(Failure::from)?;
         blocks += 1;

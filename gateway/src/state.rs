@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use ipsr_indexer::Index;
 use ipsr_node::Client;
+use tokio::sync::Semaphore;
 
 use crate::cache::ViewCache;
 use crate::config::GatewayConfig;
@@ -39,6 +40,7 @@ struct Inner {
     views: ViewCache,
     /// The address [`serve`](crate::serve) bound, once it has.
     bound: OnceLock<SocketAddr>,
+    background_pins: Arc<Semaphore>,
 }
 
 impl Gateway {
@@ -60,6 +62,7 @@ impl Gateway {
                 connections,
                 views: ViewCache::new(config.view_ttl),
                 bound: OnceLock::new(),
+                background_pins: Arc::new(Semaphore::new(config.background_pins.max(1))),
                 config,
             }),
         }
@@ -103,6 +106,11 @@ impl Gateway {
     /// The open connections, in all and per client.
     pub(crate) fn connections(&self) -> &Occupancy {
         &self.inner.connections
+    }
+
+    /// The background pins of record-only publishes under way.
+    pub(crate) fn background_pins(&self) -> &Arc<Semaphore> {
+        &self.inner.background_pins
     }
 
     /// The micro-cache of rendered JSON views.

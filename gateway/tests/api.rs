@@ -351,6 +351,9 @@ async fn publish_records(backend: Backend) {
     let reply: Value = serde_json::from_slice(response.body()).unwrap();
     assert_eq!(reply["change"], "new");
     assert_eq!(reply["content_uploaded"], false);
+    // Uploads are off: the record is published, its content not pinned.
+    assert_eq!(reply["pinned"], false);
+    assert_eq!(reply["pin"]["code"], "uploads_forbidden");
     env.settle().await;
     let (status, view) = env.json(reply["links"]["package"].as_str().unwrap()).await;
     assert_eq!(status, 200);
@@ -417,6 +420,10 @@ async fn uploads(backend: Backend) {
     assert_eq!(response.status(), 201, "{:?}", response.body());
     let reply: Value = serde_json::from_slice(response.body()).unwrap();
     assert_eq!(reply["content_uploaded"], true);
+    assert_eq!(
+        (&reply["pinned"], &reply["pin"]["status"]),
+        (&Value::from(true), &Value::from("pinned"))
+    );
     let pins = env.node.content().pins().await.unwrap();
     assert!(pins.iter().any(|p| p.root == *cid.cid()), "pinned");
     env.settle().await;
@@ -425,6 +432,125 @@ async fn uploads(backend: Backend) {
     assert_eq!(download.body().as_ref(), content.as_slice());
 }
 both!(uploads_both, uploads);
+
+/// The upload policy decides what a record published alone pins: nothing
+/// for an author the gateway takes no content from, even when the blocks
+/// are cached here (as a `GET /ipfs/` leaves them); within the author's
+/// quota otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upload_policy_decides_what_a_record_alone_pins() {
+    const MIB: usize = 1024 * 1024;
+    let allowed = key(8);
+    let mut config = GatewayConfig::default();
+    config.uploads = Uploads::Authors([allowed.author_id()].into_iter().collect());
+    config.max_pinned_per_author = Some(3 * MIB as u64);
+    let env = &Env::new(Backend::Embedded, "policy", config).await;
+    let cache = |bytes: Vec<u8>| {
+        let content = env.node.content().clone();
+        async move {
+            let mut importer = Importer::new(Profile::V1_2025);
+            let mut blocks = importer.push(&bytes);
+            let (imported, last) = importer.finish();
+            blocks.extend(last);
+            for block in blocks {
+                content.put_block(block).await.unwrap();
+            }
+            (ContentId::try_from(imported.root).unwrap(), imported.size)
+        }
+    };
+    let post = |record: &SignedRecord| {
+        let request = warp::test::request()
+            .method("POST")
+            .path("/api/v1/publish")
+            .header("content-type", "application/octet-stream")
+            .body(record.to_bytes());
+        async move {
+            let response = env.send(request).await;
+            let reply: Value = serde_json::from_slice(response.body()).unwrap();
+            (response.status().as_u16(), reply)
+        }
+    };
+    let pinned = || async {
+        let pins = env.node.content().pins().await.unwrap();
+        pins.into_iter()
+            .map(|p| (p.root, p.owner))
+            .collect::<Vec<_>>()
+    };
+    let (cid, size) = cache(pattern(9, 2 * MIB)).await;
+
+    // A stranger's record alone: stored, its content not pinned.
+    let stranger = app(&key(9), "com.example.fill", "1.0.0", "Fill")
+        .cid(cid)
+        .size(size)
+        .seq(1)
+        .sign();
+    let (status, reply) = post(&stranger).await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["pinned"], false);
+    assert_eq!(reply["pin"]["status"], "refused");
+    assert_eq!(reply["pin"]["code"], "uploads_forbidden");
+    assert!(pinned().await.is_empty(), "nothing pinned for a stranger");
+
+    // The allowed author's record alone: pinned in the background (its
+    // blocks are here), charged to the author.
+    let own = app(&allowed, "com.example.own", "1.0.0", "Own")
+        .cid(cid)
+        .size(size)
+        .seq(1)
+        .sign();
+    let (status, reply) = post(&own).await;
+    assert_eq!(
+        (status, &reply["pin"]["status"]),
+        (201, &Value::from("fetching"))
+    );
+    ipsr_testkit::wait_until("the content is pinned", || async {
+        !pinned().await.is_empty()
+    })
+    .await;
+    let owner = Some(allowed.author_id().to_string());
+    assert_eq!(pinned().await, vec![(*cid.cid(), owner.clone())]);
+
+    // Another 2 MiB would pass the author's 3 MiB quota: refused at once,
+    // as a record alone and as an upload.
+    let more_bytes = pattern(10, 2 * MIB);
+    let (cid2, size2) = cache(more_bytes.clone()).await;
+    let more = app(&allowed, "com.example.more", "1.0.0", "More")
+        .cid(cid2)
+        .size(size2)
+        .seq(1)
+        .sign();
+    let (status, reply) = post(&more).await;
+    assert_eq!(status, 201, "{reply}");
+    assert_eq!(reply["pin"]["code"], "quota_exceeded", "{reply}");
+    let (content_type, body) = form(&more.to_bytes(), Some(&more_bytes));
+    let response = env
+        .send(
+            warp::test::request()
+                .method("POST")
+                .path("/api/v1/publish")
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await;
+    assert_eq!(response.status(), 507, "{:?}", response.body());
+    let error: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(error["code"], "quota_exceeded");
+    assert!(
+        error["message"].as_str().unwrap().contains("quota"),
+        "{error}"
+    );
+    assert_eq!(pinned().await, vec![(*cid.cid(), owner)]);
+
+    let metrics = env.get("/metrics").await;
+    let text = String::from_utf8_lossy(metrics.body());
+    for line in [
+        "ipsr_gateway_pins_refused_total{reason=\"uploads_forbidden\"} 1",
+        "ipsr_gateway_pins_refused_total{reason=\"quota_exceeded\"} 2",
+        "ipsr_pins_refused_total{reason=\"quota\"} 2",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+}
 
 async fn downloads(backend: Backend) {
     let env = Env::new(backend, "downloads", GatewayConfig::default()).await;

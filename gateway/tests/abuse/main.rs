@@ -14,6 +14,7 @@
 mod procs;
 
 mod body;
+mod disk;
 mod slots;
 mod wire;
 

@@ -421,41 +421,23 @@ fn car_release(
         .sign()
 }
 
-const BOUNDARY: &str = "ipsr-test-boundary-7d1c";
-
-/// A `multipart/form-data` body with the record and the content as a CAR.
-fn form(record: &SignedRecord<Verified>, car: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"record\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(&record.to_bytes());
-    body.extend_from_slice(
-        format!(
-            "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"content\"; \
-             filename=\"app.car\"\r\nContent-Type: application/vnd.ipld.car\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(car);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    body
+/// A `multipart/form-data` body with the record and the content as a CAR,
+/// and its `Content-Type`.
+fn form(record: &SignedRecord<Verified>, car: &[u8]) -> (String, Vec<u8>) {
+    ipsr_testkit::multipart(&[
+        ("record", "application/octet-stream", &record.to_bytes()),
+        ("content", "application/vnd.ipld.car", car),
+    ])
 }
 
 async fn publish(g: &Gateway, record: &SignedRecord<Verified>, car: &[u8]) -> Response<Bytes> {
     let routes = ipsr_gateway::routes(g.clone());
+    let (content_type, body) = form(record, car);
     let request = warp::test::request()
         .method("POST")
         .path("/api/v1/publish")
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(form(record, car));
+        .header("content-type", content_type)
+        .body(body);
     tokio::time::timeout(TIMEOUT, request.reply(&routes))
         .await
         .expect("the gateway answered in time")

@@ -1,4 +1,4 @@
-//! An HTTP client for tests, and the bodies they send.
+//! An HTTP client for tests, and request bodies.
 
 use std::time::Duration;
 
@@ -20,23 +20,32 @@ pub fn agent_with_timeout(limit: Duration) -> ureq::Agent {
         .into()
 }
 
-/// A `multipart/form-data` body of `parts` (name, bytes) in order, each
-/// with a file name and `application/octet-stream`: its `Content-Type`
-/// (with the boundary) and its bytes.
-pub fn form(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "ipsr-test-boundary-7d1a";
+/// A `multipart/form-data` body of `parts` (name, media type, bytes), in
+/// order, and the `Content-Type` to send it with.
+pub fn multipart(parts: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    const BOUNDARY: &str = "ipsr-test-boundary-7d1a";
     let mut body = Vec::new();
-    for (name, bytes) in parts {
+    for (name, media_type, bytes) in parts {
         body.extend_from_slice(
             format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-                 filename=\"{name}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                 filename=\"{name}.bin\"\r\nContent-Type: {media_type}\r\n\r\n"
             )
             .as_bytes(),
         );
         body.extend_from_slice(bytes);
         body.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+/// A `multipart/form-data` body of `parts` (name, bytes) in order, each
+/// `application/octet-stream`, and the `Content-Type` to send it with.
+pub fn form(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let parts: Vec<(&str, &str, &[u8])> = parts
+        .iter()
+        .map(|(name, bytes)| (*name, "application/octet-stream", *bytes))
+        .collect();
+    multipart(&parts)
 }

@@ -42,7 +42,7 @@ mod wait;
 
 pub use data::{XorShift, pattern};
 pub use flood::{IdleFlood, connect_from};
-pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout, form};
+pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout, form, multipart};
 pub use ports::{free_base_port, free_port};
 pub use proc::{Proc, output_within};
 pub use procfs::{cpu_secs, rss_kib};

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ipsr_content::unixfs::{Importer, Profile};
 use ipsr_proto::{AuthorKey, ContentId, SignedRecord};
-use ipsr_testkit::{Proc, agent_with_timeout, key, pattern, release, wait_for};
+use ipsr_testkit::{Proc, agent_with_timeout, key, multipart, pattern, release, wait_for};
 use serde_json::Value;
 
 use crate::{Gateway, procs};
@@ -96,21 +96,11 @@ fn publish_record(gateway: &Gateway, record: &SignedRecord) -> (u16, Value) {
 
 /// Publishes `record` with `content` as a multipart upload.
 fn upload(gateway: &Gateway, record: &SignedRecord, content: &[u8]) -> (u16, Value) {
-    let boundary = "ipsr-abuse-boundary-3f9c";
-    let mut body = Vec::new();
-    for (name, bytes) in [("record", &record.to_bytes()[..]), ("content", content)] {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-                 filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let octet = "application/octet-stream";
+    let (content_type, body) = multipart(&[
+        ("record", octet, &record.to_bytes()),
+        ("content", octet, content),
+    ]);
     post_reading_early(gateway, "/api/v1/publish", &content_type, body)
 }
 

@@ -100,7 +100,7 @@ pub(crate) enum Failure {
     ContentUnavailable(String),
     /// The blockstore is full: of pinned data, or a pin would take the
     /// pinned data past the limit.
-    #[error("the gateway's blockstore is full: {0}")]
+    #[error("{0}")]
     StoreFull(String),
     /// A pin would take its author past the per-author quota.
     #[error("{0}")]

@@ -70,15 +70,15 @@ impl PinState {
     fn refused(g: &Gateway, release: &Release, failure: &Failure) -> Self {
         let (_, code) = failure.status_and_code();
         g.metrics().pin_refused(code);
-        info!(
-            author = %release.author,
-            package = %release.package,
-            version = %release.version,
-            size = release.size,
-            code,
-            reason = %failure,
-            "not pinning the content of a published record"
-        );
+        let (author, size) = (&release.author, release.size);
+        let key = release_key(release);
+        // Strangers' records are the everyday case of a gateway without
+        // uploads; limits reached are news for the operator.
+        if matches!(failure, Failure::UploadForbidden(_)) {
+            debug!(%author, key, size, code, "not pinning the content of a published record");
+        } else {
+            info!(%author, key, size, code, reason = %failure, "not pinning the content of a published record");
+        }
         Self {
             status: "refused",
             code: Some(code),

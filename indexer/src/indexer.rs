@@ -292,7 +292,7 @@ async fn read_pages<S: Source>(
             match source.page(after, config.batch, config.wait).await {
                 Ok(page) => {
                     backoff.reset();
-                    let next = page.entries.last().map_or(after, |e| e.position);
+                    let next = page.next.max(after);
                     if read_tx.send((after, page)).await.is_err() {
                         return;
                     }
@@ -351,8 +351,8 @@ async fn write_pages(
                 return Ok::<_, IndexError>(Next::Closed);
             };
             metrics.head.store(batch.head, Ordering::Relaxed);
-            match batch.last {
-                Some(last) if batch.after == taken && batch.head >= taken => {
+            match batch.to {
+                to if to > batch.after && batch.after == taken && batch.head >= taken => {
                     let records = &batch.records;
                     let (outcome, unsynced) = retry(index, metrics, config, |i| async move {
                         i.write_packages(records).await
@@ -360,7 +360,7 @@ async fn write_pages(
                     .await?;
                     Ok(Next::Stored(Stored {
                         from: taken,
-                        to: last,
+                        to,
                         head: batch.head,
                         count: batch.count,
                         outcome,
@@ -508,8 +508,9 @@ struct Batch {
     /// The position it was read after.
     after: u64,
     head: u64,
-    /// Its last position, `None` when empty.
-    last: Option<u64>,
+    /// Where it ends: every position up to here was read (compacted ones
+    /// included); `after` when nothing was.
+    to: u64,
     /// Entries in it (valid or not).
     count: u64,
     records: Vec<SignedRecord>,
@@ -523,7 +524,7 @@ async fn verify_page(
     after: u64,
     page: Page,
 ) -> Result<Batch, IndexError> {
-    let last = page.entries.last().map(|e| e.position);
+    let to = page.next.max(after);
     let count = page.entries.len() as u64;
     let entries = page.entries;
     let verifier = verifier.clone();
@@ -548,7 +549,7 @@ async fn verify_page(
     Ok(Batch {
         after,
         head: page.head,
-        last,
+        to,
         count,
         records,
     })

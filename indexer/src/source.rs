@@ -18,7 +18,8 @@ const MAX_BODY: u64 = 32 * 1024 * 1024;
 /// One log entry: its position and the signed record bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The position in the node's log (from 1, no gaps).
+    /// The position in the node's log (from 1; positions of compacted
+    /// entries are skipped).
     pub position: u64,
     /// The signed record, as the node holds it. Not verified yet.
     pub bytes: Vec<u8>,
@@ -29,6 +30,10 @@ pub struct Entry {
 pub struct Page {
     /// The last position in the log when the page was read.
     pub head: u64,
+    /// Where to read on from: every entry up to it has been read (the last
+    /// entry's position when the page is full, else the head). Never less
+    /// than the requested position.
+    pub next: u64,
     /// Entries after the requested position, in order.
     pub entries: Vec<Entry>,
 }
@@ -59,6 +64,9 @@ pub struct HttpSource {
 #[derive(Deserialize)]
 struct LogAnswer {
     head: u64,
+    /// Absent from nodes whose log was never compacted: the last entry's
+    /// position then.
+    next: Option<u64>,
     entries: Vec<LogEntry>,
 }
 
@@ -136,11 +144,16 @@ impl Source for HttpSource {
             reason,
         };
         let answer: LogAnswer = serde_json::from_str(&body).map_err(|e| bad(e.to_string()))?;
+        let last = answer.entries.last().map_or(after, |e| e.position);
+        let next = answer.next.unwrap_or(last);
         let mut entries = Vec::with_capacity(answer.entries.len());
-        for (expect, e) in (after + 1..).zip(answer.entries) {
-            if e.position != expect {
-                return Err(bad(format!("entry {} where {expect} was due", e.position)));
+        let mut previous = after;
+        for e in answer.entries {
+            // In order, after `after`, and within what `next` says was read.
+            if e.position <= previous || e.position > next {
+                return Err(bad(format!("entry {} out of order", e.position)));
             }
+            previous = e.position;
             let bytes = STANDARD
                 .decode(e.record.as_bytes())
                 .map_err(|err| bad(format!("entry {}: {err}", e.position)))?;
@@ -149,8 +162,12 @@ impl Source for HttpSource {
                 bytes,
             });
         }
+        if next < after {
+            return Err(bad(format!("next {next} is before after {after}")));
+        }
         Ok(Page {
             head: answer.head,
+            next,
             entries,
         })
     }
@@ -168,15 +185,20 @@ impl LocalSource {
         Self { client }
     }
 
-    async fn read(&self, after: u64, limit: usize) -> Result<Vec<Entry>, SourceError> {
+    async fn read(&self, after: u64, limit: usize) -> Result<Page, SourceError> {
         let store = self.client.store().clone();
-        let entries = tokio::task::spawn_blocking(move || store.log_bytes_after(after, limit))
+        let page = tokio::task::spawn_blocking(move || store.log_bytes_after(after, limit))
             .await
             .map_err(SourceError::Task)??;
-        Ok(entries
-            .into_iter()
-            .map(|(position, bytes)| Entry { position, bytes })
-            .collect())
+        Ok(Page {
+            head: page.head,
+            next: page.next,
+            entries: page
+                .entries
+                .into_iter()
+                .map(|(position, bytes)| Entry { position, bytes })
+                .collect(),
+        })
     }
 }
 
@@ -192,13 +214,15 @@ impl Source for LocalSource {
         wait: Duration,
     ) -> Result<Page, SourceError> {
         let mut head_rx = self.client.log_head();
-        let mut entries = self.read(after, limit).await?;
-        if entries.is_empty() && !wait.is_zero() {
-            // Timing out is an empty page, as with the HTTP long-poll.
-            let _ = tokio::time::timeout(wait, head_rx.wait_for(|h| *h > after)).await;
-            entries = self.read(after, limit).await?;
+        let mut page = self.read(after, limit).await?;
+        if page.entries.is_empty() && !wait.is_zero() {
+            // As the HTTP long-poll: wait for the head to pass what was
+            // read (compacted positions included); timing out is an empty
+            // page.
+            let next = page.next;
+            let _ = tokio::time::timeout(wait, head_rx.wait_for(|h| *h > next)).await;
+            page = self.read(after, limit).await?;
         }
-        let head = (*head_rx.borrow()).max(entries.last().map_or(0, |e| e.position));
-        Ok(Page { head, entries })
+        Ok(page)
     }
 }

@@ -1,7 +1,8 @@
 //! Fault tests: Redis stopped and restarted (empty) while records keep
 //! arriving; the indexer process killed with `kill -9` mid-batch and
-//! restarted; two indexers fed the same records in different orders. Each
-//! ends with Redis holding exactly what the node's store holds.
+//! restarted; two indexers fed the same records in different orders;
+//! indexers resuming from old cursors of a log that was compacted since.
+//! Each ends with Redis holding exactly what the node's store holds.
 //!
 //! Every test starts its own processes on free ports and stops them in a
 //! drop guard, also when it fails.
@@ -356,4 +357,92 @@ async fn a_word_leaves_the_word_list_with_its_last_package() {
     assert!(!words(state_dump(&test.index).await).contains("zebra"));
     assert!(test.index.search("zeb", 10).await.unwrap().is_empty());
     assert_eq!(test.index.search("pla", 10).await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn indexers_resuming_from_old_cursors_of_a_compacted_log_end_like_a_fresh_one() {
+    // Three stages of records; records of a later stage supersede many of
+    // an earlier one's, so their log entries are compacted (below the old
+    // cursors and above them).
+    let k = key(1);
+    let fix = |seq: u64| {
+        release(&k, "1.1.0")
+            .package("org.a1.pkg0")
+            .code(1)
+            .seq(seq)
+            .cid(cid(1))
+            .title(format!("Pkg 0 churn {seq}"))
+            .sign()
+    };
+    // Two records of one release with one seq, the lower first: the node
+    // logs both (an equivocation every consumer must see).
+    let twins = {
+        let v = |t: &str| release(&k, "9.0.0").seq(500).cid(cid(9)).title(t);
+        let (a, b) = (v("twin a").sign(), v("twin b").sign());
+        if a.order(&b).is_lt() { [a, b] } else { [b, a] }
+    };
+    let stages: Vec<Vec<SignedRecord>> = vec![
+        history(2, 3),
+        (100..130).map(fix).chain([twins[0].clone()]).collect(),
+        (200..230)
+            .map(fix)
+            .chain([
+                twins[1].clone(),
+                yank(&k, "1.1.0").package("org.a1.pkg0").seq(300).sign(),
+            ])
+            .collect(),
+    ];
+    let (_dir, node) = common::node().await;
+    let api = common::api(&node).await;
+    // After each stage (and before the first), an indexer reads the log
+    // to its head and stops there.
+    let mut tests = vec![TestIndex::new(&redis_url(), "compacted-0")];
+    let mut heads = vec![0];
+    for (i, stage) in stages.iter().enumerate() {
+        for r in stage {
+            node.publish(r.clone()).await.unwrap();
+        }
+        let test = TestIndex::new(&redis_url(), &format!("compacted-{}", i + 1));
+        let run = Running::start_http(&api, test.index.clone());
+        run.caught_up(&node).await;
+        drop(run);
+        heads.push(node.store().stats().unwrap().log_head);
+        tests.push(test);
+    }
+    let stats = node.store().stats().unwrap();
+    // Held records, plus the witness of the equivocation.
+    assert_eq!(stats.log_entries, stats.records + 1, "{stats:?}");
+    assert!(stats.log_head >= stats.log_entries + 60, "{stats:?}");
+
+    // Each resumes from its old cursor; one more starts from nothing.
+    let fresh = TestIndex::new(&redis_url(), "compacted-fresh");
+    let runs: Vec<Running> = tests
+        .iter()
+        .chain([&fresh])
+        .map(|t| Running::start_http(&api, t.index.clone()))
+        .collect();
+    for run in &runs {
+        run.caught_up(&node).await;
+    }
+    let records: Vec<SignedRecord> = stages.concat();
+    same_as_store(&node, &fresh.index, &records).await;
+    let state = StoreIndex::new(node.store().clone());
+    let twin = state
+        .release(&twins[0].release_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(twin.is_equivocated());
+    assert_eq!(
+        fresh.index.release(&twins[0].release_key()).await.unwrap(),
+        Some(twin)
+    );
+    let reference = state_dump(&fresh.index).await;
+    for (test, head) in tests.iter().zip(&heads) {
+        assert_eq!(
+            state_dump(&test.index).await,
+            reference,
+            "resumed from cursor {head}"
+        );
+    }
 }

@@ -38,7 +38,8 @@
 //!
 //! Records and the protocols that move them:
 //! * `store`: [`Store`], the embedded store (redb) of verified records,
-//!   with an append-only log that consumers tail from a position.
+//!   with a log that consumers tail from a position ([`LogPage`]),
+//!   compacted as records are superseded (`store/log.rs`).
 //! * `sync`: `/ipsr/sync/1.0.0` ([`SYNC_PROTOCOL`]), catch-up by set
 //!   reconciliation with each peer.
 //! * `identity`: the node's libp2p key in its data dir.
@@ -93,6 +94,6 @@ pub use dht::DhtValueError;
 pub use error::NodeError;
 pub use identity::IdentityError;
 pub use runtime::spawn;
-pub use store::{DhtValue, Stats, Store, StoreError, Stored};
+pub use store::{DhtValue, LogPage, Stats, Store, StoreError, Stored};
 pub use swarm::{KAD_PROTOCOL, PROTOCOL_VERSION, RECORDS_TOPIC};
 pub use sync::{PROTOCOL as SYNC_PROTOCOL, SyncError, SyncReport};

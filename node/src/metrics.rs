@@ -33,6 +33,7 @@ pub(crate) struct Counters {
     store_records: Gauge,
     store_releases: Gauge,
     log_head: Gauge,
+    log_entries: Gauge,
     blockstore_blocks: Gauge,
     blockstore_bytes: Gauge,
     blockstore_limit: Gauge,
@@ -229,6 +230,11 @@ impl Metrics {
             counters.log_head.clone(),
         );
         ipsr.register(
+            "log_entries",
+            "Entries in the record log (records held, plus equivocation witnesses)",
+            counters.log_entries.clone(),
+        );
+        ipsr.register(
             "blockstore_blocks",
             "Blocks in the blockstore",
             counters.blockstore_blocks.clone(),
@@ -353,6 +359,7 @@ impl Metrics {
         gauge(&c.store_records, stats.records);
         gauge(&c.store_releases, stats.releases);
         gauge(&c.log_head, stats.log_head);
+        gauge(&c.log_entries, stats.log_entries);
         gauge(&c.blockstore_blocks, blocks.blocks);
         gauge(&c.blockstore_bytes, blocks.bytes);
         gauge(&c.pins, blocks.pins);

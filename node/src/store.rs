@@ -7,8 +7,10 @@
 //! |---|---|---|
 //! | `records` | record id (32 bytes) | signed record bytes, for every record held |
 //! | `releases` | release key (`author ‖ package ‖ 0x00 ‖ version`) | the release state (JSON) |
-//! | `log` | position (u64, from 1) | signed record bytes of each accepted record |
 //! | `conflicts` | release key, for releases with a conflict or equivocation | empty |
+//!
+//! and the log's own tables (`log.rs`): the log of held records by
+//! position, compacted as records are superseded.
 //!
 //! Every write is one redb transaction, committed durably before the call
 //! returns, so a record reported as stored survives `kill -9`. Applying the
@@ -18,15 +20,18 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ipsr_proto::{
-    Applied, AuthorId, Change, ContentId, ForeignRecord, KeyCache, PackageKey, PackageName,
-    PackageState, RecordId, ReleaseKey, ReleaseParts, ReleaseState, SignedRecord, VerifyError,
+    Applied, AuthorId, Change, ContentId, ForeignRecord, PackageKey, PackageName, PackageState,
+    RecordId, ReleaseKey, ReleaseParts, ReleaseState, SignedRecord, VerifyError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+mod log;
+
+pub use log::LogPage;
+
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
 const RELEASES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("releases");
-const LOG: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("log");
 const CONFLICTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("conflicts");
 const CODES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("codes");
 
@@ -99,8 +104,12 @@ pub struct Stats {
     pub records: u64,
     /// Releases (author + package + version) known.
     pub releases: u64,
-    /// The last log position (0 when empty).
+    /// The last log position given (0 before the first record); it never
+    /// goes back, also when entries are compacted.
     pub log_head: u64,
+    /// Entries in the log: one per record held, plus witnesses of
+    /// equivocations (`docs/node.md`, "The record log").
+    pub log_entries: u64,
     /// Releases with a CID conflict or an equivocation.
     pub conflicts: u64,
 }
@@ -131,9 +140,11 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = Database::create(path)?;
         let tx = db.begin_write()?;
-        tx.open_table(RECORDS)?;
-        tx.open_table(RELEASES)?;
-        tx.open_table(LOG)?;
+        {
+            let recs = tx.open_table(RECORDS)?;
+            let rels = tx.open_table(RELEASES)?;
+            log::open(&tx, &recs, &rels)?;
+        }
         tx.open_table(CONFLICTS)?;
         tx.open_table(CODES)?;
         tx.commit()?;
@@ -147,10 +158,9 @@ impl Store {
         {
             let mut recs = tx.open_table(RECORDS)?;
             let mut rels = tx.open_table(RELEASES)?;
-            let mut log = tx.open_table(LOG)?;
+            let mut log = log::LogWriter::open(&tx)?;
             let mut conflicts = tx.open_table(CONFLICTS)?;
             let mut codes = tx.open_table(CODES)?;
-            let mut next = log.last()?.map_or(1, |(k, _)| k.value() + 1);
             for record in records {
                 let id = record.id();
                 if recs.get(&id.as_bytes()[..])?.is_some() {
@@ -172,7 +182,7 @@ impl Store {
                     None => ReleaseState::new(key.clone()),
                 };
                 let bytes = record.to_bytes();
-                let before: BTreeSet<RecordId> = state.records().into_keys().collect();
+                let before = log::Before::of(&state);
                 let code_before = state.release().map(|r| code_key(&key, r));
                 let applied = state.apply(record)?;
                 let code_after = state.release().map(|r| code_key(&key, r));
@@ -188,17 +198,16 @@ impl Store {
                 let mut position = None;
                 if applied.change.is_kept() {
                     recs.insert(&id.as_bytes()[..], &bytes[..])?;
-                    log.insert(next, &bytes[..])?;
-                    position = Some(next);
-                    next += 1;
+                    position = Some(log.append(&id, &bytes)?);
                 }
-                for gone in before.difference(&after) {
+                for gone in before.held().difference(&after) {
                     recs.remove(&gone.as_bytes()[..])?;
                 }
+                log.settle(&key_bytes, &before, &state, &after)?;
                 if state.conflicting_cids().is_some() || state.is_equivocated() {
                     conflicts.insert(&key_bytes[..], &[][..])?;
                 }
-                if before != after || !applied.reports.is_empty() {
+                if before.held() != &after || !applied.reports.is_empty() {
                     let row = save_state(state);
                     rels.insert(&key_bytes[..], &row[..])?;
                 }
@@ -208,6 +217,7 @@ impl Store {
                     position,
                 });
             }
+            log.finish()?;
         }
         tx.commit()?;
         Ok(out)
@@ -309,41 +319,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Up to `limit` log entries after position `after`, oldest first.
-    pub fn log_after(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, SignedRecord)>, StoreError> {
-        // A page holds many records of few authors: check each key once.
-        let mut keys = KeyCache::default();
-        self.log_bytes_after(after, limit)?
-            .into_iter()
-            .map(|(pos, bytes)| {
-                let record = SignedRecord::from_trusted_storage_cached(&bytes, &mut keys)?;
-                Ok((pos, record))
-            })
-            .collect()
-    }
-
-    /// [`log_after`](Self::log_after) as the stored envelope bytes, not
-    /// decoded again: for handing the log on (`GET /v1/log`, an indexer in
-    /// the same process), whose reader verifies every record anyway.
-    pub fn log_bytes_after(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let log = tx.open_table(LOG)?;
-        let mut out = Vec::new();
-        for entry in log.range(after.saturating_add(1)..)?.take(limit) {
-            let (pos, bytes) = entry?;
-            out.push((pos.value(), bytes.value().to_vec()));
-        }
-        Ok(out)
-    }
-
     /// Every held record's id with its `created_at`, for set reconciliation.
     pub fn record_ids(&self) -> Result<Vec<(u64, RecordId)>, StoreError> {
         let tx = self.db.begin_read()?;
@@ -415,10 +390,12 @@ impl Store {
     /// Counts of what is stored.
     pub fn stats(&self) -> Result<Stats, StoreError> {
         let tx = self.db.begin_read()?;
+        let (log_head, log_entries) = log::counts(&tx)?;
         Ok(Stats {
             records: tx.open_table(RECORDS)?.len()?,
             releases: tx.open_table(RELEASES)?.len()?,
-            log_head: tx.open_table(LOG)?.last()?.map_or(0, |(k, _)| k.value()),
+            log_head,
+            log_entries,
             conflicts: tx.open_table(CONFLICTS)?.len()?,
         })
     }
@@ -545,7 +522,8 @@ mod tests {
     use ipsr_testkit::{cid, release, yank};
     use proptest::prelude::*;
 
-    fn open() -> (tempfile::TempDir, Store) {
+    /// A store in a fresh temp dir (also for `log.rs`'s tests).
+    pub(super) fn open() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store.redb")).unwrap();
         (dir, store)
@@ -571,17 +549,19 @@ mod tests {
                 records: 1,
                 releases: 1,
                 log_head: 1,
+                log_entries: 1,
                 conflicts: 0
             }
         );
         assert_eq!(store.record(&r.id()).unwrap(), Some(r.clone()));
         let log = store.log_after(0, 10).unwrap();
-        assert_eq!(log, vec![(1, r)]);
-        assert!(store.log_after(1, 10).unwrap().is_empty());
+        assert_eq!(log.entries, vec![(1, r)]);
+        assert_eq!((log.next, log.head), (1, 1));
+        assert!(store.log_after(1, 10).unwrap().entries.is_empty());
     }
 
     #[test]
-    fn superseded_records_leave_the_set_but_stay_in_the_log() {
+    fn superseded_records_leave_the_set_and_the_log() {
         let (_dir, store) = open();
         let key = AuthorKey::from_seed(&[1; 32]);
         let old = release(&key, "1.0.0").code(1).seq(1).cid(cid(1)).sign();
@@ -595,18 +575,18 @@ mod tests {
             .map(|(_, id)| id)
             .collect();
         assert_eq!(ids, vec![fix.id()]);
-        assert_eq!(store.log_after(0, 10).unwrap().len(), 2);
+        // The old record's entry is compacted; its position is not reused.
         let raw = store.log_bytes_after(0, 10).unwrap();
+        assert_eq!(raw.entries, vec![(2, fix.to_bytes())]);
+        assert_eq!((raw.next, raw.head), (2, 2));
         let decoded = store.log_after(0, 10).unwrap();
-        assert_eq!(raw.len(), decoded.len());
-        for ((p, bytes), (q, record)) in raw.iter().zip(&decoded) {
-            assert_eq!((p, bytes), (q, &record.to_bytes()));
-        }
-        assert_eq!(store.log_bytes_after(1, 10).unwrap().len(), 1);
+        assert_eq!(decoded.entries, vec![(2, fix.clone())]);
+        assert_eq!(store.log_bytes_after(1, 10).unwrap().entries.len(), 1);
         // Replaying the old one changes nothing.
         let replay = store.apply(vec![old]).unwrap();
         assert_eq!(replay[0].applied.change, Change::Stale);
-        assert_eq!(store.stats().unwrap().log_head, 2);
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.log_head, stats.log_entries), (2, 1));
     }
 
     #[test]

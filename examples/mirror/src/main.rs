@@ -54,8 +54,8 @@ async fn mirror(node: Client, authors: HashSet<AuthorId>) {
     loop {
         let store = node.store().clone();
         let page = tokio::task::spawn_blocking(move || store.log_after(after, PAGE)).await;
-        let entries = match page {
-            Ok(Ok(entries)) => entries,
+        let page = match page {
+            Ok(Ok(page)) => page,
             Ok(Err(e)) => {
                 warn!(error = %e, "cannot read the log");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -67,10 +67,11 @@ async fn mirror(node: Client, authors: HashSet<AuthorId>) {
             }
         };
         let mut todo: Vec<(cid::Cid, String)> = std::mem::take(&mut failed);
-        for (position, record) in &entries {
-            after = *position;
+        for (_, record) in &page.entries {
             todo.extend(to_pin(record, &authors));
         }
+        // Past compacted entries too (records since superseded).
+        after = page.next;
         for (cid, label) in todo {
             let pin = node.content().pin(cid, Some(label.clone()), Vec::new());
             match tokio::time::timeout(PIN_TIMEOUT, pin).await {
@@ -85,7 +86,7 @@ async fn mirror(node: Client, authors: HashSet<AuthorId>) {
                 }
             }
         }
-        if entries.len() < PAGE {
+        if page.entries.len() < PAGE {
             // Caught up: wait for news (or retry failures after a while).
             let news = head.wait_for(|h| *h > after);
             let _ = tokio::time::timeout(Duration::from_secs(60), news).await;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ipsr_indexer::{Indexer, IndexerConfig, LocalSource, Metrics, RedisConfig, RedisIndex};
+use ipsr_indexer::{
+    HttpSource, Indexer, IndexerConfig, LocalSource, Metrics, RedisConfig, RedisIndex, Source,
+};
 use ipsr_node::{Client, Config};
 use ipsr_testkit::{unique_prefix, wait_until};
 
@@ -95,7 +97,16 @@ pub struct Running {
 
 impl Running {
     pub fn start(node: &Client, index: RedisIndex) -> Self {
-        let indexer = Indexer::new(LocalSource::new(node.clone()), index, fast_config());
+        Self::start_from(LocalSource::new(node.clone()), index)
+    }
+
+    /// Reading the log over the node API at `api` (`GET /v1/log`).
+    pub fn start_http(api: &str, index: RedisIndex) -> Self {
+        Self::start_from(HttpSource::new(api), index)
+    }
+
+    fn start_from(source: impl Source + 'static, index: RedisIndex) -> Self {
+        let indexer = Indexer::new(source, index, fast_config());
         let metrics = indexer.metrics();
         let (stop, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {

@@ -242,7 +242,10 @@ impl LogQuery {
 /// It never skips an entry: the store appends positions in commit order
 /// and the log head is announced only after the commit, so an entry is
 /// either in the first read or announced to the waiting receiver, which is
-/// taken before that read.
+/// taken before that read. A read that finds no entry (none new, or only
+/// compacted ones) waits for the head to pass the page's `next`, not the
+/// `after` asked for, so that a stretch of compacted positions does not
+/// answer at once, again and again.
 pub(crate) async fn log(ctx: Ctx, query: LogQuery) -> Result<Log, Failure> {
     let mut head = ctx.client.log_head();
     let log = read_log(&ctx, query).await?;
@@ -253,19 +256,15 @@ pub(crate) async fn log(ctx: Ctx, query: LogQuery) -> Result<Log, Failure> {
         debug!("too many waiting log requests; answering at once");
         return Ok(log);
     };
-    // Ends when the head passes `after`, the wait is over, or the node stops.
-    let _ = tokio::time::timeout(query.wait, head.wait_for(|h| *h > query.after)).await;
+    // Ends when the head passes `next`, the wait is over, or the node stops.
+    let next = log.next();
+    let _ = tokio::time::timeout(query.wait, head.wait_for(|h| *h > next)).await;
     read_log(&ctx, query).await
 }
 
 async fn read_log(ctx: &Ctx, query: LogQuery) -> Result<Log, Failure> {
-    ctx.read(move |store| {
-        let entries = store.log_bytes_after(query.after, query.limit)?;
-        // Read after the entries: the head is at least the last of them.
-        let head = store.stats()?.log_head;
-        Ok(Log::new(head, &entries))
-    })
-    .await
+    ctx.read(move |store| Ok(Log::new(&store.log_bytes_after(query.after, query.limit)?)))
+        .await
 }
 
 /// `GET /v1/peers`.

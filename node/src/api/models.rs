@@ -8,7 +8,7 @@ use ipsr_proto::{AuthorId, PackageName, RecordId, Version};
 use serde::Serialize;
 
 use crate::search::Hit;
-use crate::store::Stats;
+use crate::store::{LogPage, Stats};
 pub(crate) use crate::views::{Package, Published, ReleaseView};
 
 /// An error answer.
@@ -70,13 +70,15 @@ pub(crate) struct LogEntry {
 #[derive(Debug, Serialize)]
 pub(crate) struct Log {
     head: u64,
+    next: u64,
     entries: Vec<LogEntry>,
 }
 
 impl Log {
-    /// From stored envelope bytes (checked when they were stored).
-    pub(crate) fn new(head: u64, entries: &[(u64, Vec<u8>)]) -> Self {
-        let entries: Vec<LogEntry> = entries
+    /// From a page of stored envelope bytes (checked when they were stored).
+    pub(crate) fn new(page: &LogPage<Vec<u8>>) -> Self {
+        let entries: Vec<LogEntry> = page
+            .entries
             .iter()
             .map(|(position, bytes)| LogEntry {
                 position: *position,
@@ -84,16 +86,21 @@ impl Log {
                 record: STANDARD.encode(bytes),
             })
             .collect();
-        // The head is read after the entries, so it is at least the last one.
-        let last = entries.last().map_or(0, |e| e.position);
         Self {
-            head: head.max(last),
+            head: page.head,
+            next: page.next,
             entries,
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Where the next read starts: a long-poll that found nothing waits
+    /// for the head to pass it.
+    pub(crate) fn next(&self) -> u64 {
+        self.next
     }
 }
 
@@ -113,6 +120,7 @@ pub(crate) struct Status {
     pub(crate) records: u64,
     pub(crate) releases: u64,
     pub(crate) log_head: u64,
+    pub(crate) log_entries: u64,
     pub(crate) conflicts: u64,
 }
 
@@ -131,6 +139,7 @@ impl Status {
             records: stats.records,
             releases: stats.releases,
             log_head: stats.log_head,
+            log_entries: stats.log_entries,
             conflicts: stats.conflicts,
         }
     }

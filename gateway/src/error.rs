@@ -86,6 +86,10 @@ pub(crate) enum Failure {
     /// The client has too many requests in progress.
     #[error("too many requests from this address in progress; retry shortly")]
     ClientBusy,
+    /// The record's author is over its rate in the swarm: nothing was
+    /// published.
+    #[error("{0}")]
+    AuthorRateLimited(String),
     /// Too many requests are being served.
     #[error("the gateway is busy; retry shortly")]
     Busy,
@@ -116,6 +120,7 @@ impl From<NodeError> for Failure {
     fn from(e: NodeError) -> Self {
         match e {
             NodeError::Stopped => Self::Stopped,
+            e @ NodeError::AuthorRateLimited { .. } => Self::AuthorRateLimited(e.to_string()),
             e => Self::Internal(format!("node: {e}")),
         }
     }
@@ -177,6 +182,7 @@ impl Failure {
             Self::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             Self::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::ClientBusy => (StatusCode::TOO_MANY_REQUESTS, "client_busy"),
+            Self::AuthorRateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "author_rate_limited"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Index(_) => (StatusCode::SERVICE_UNAVAILABLE, "index_unavailable"),

@@ -47,6 +47,18 @@ pub struct Config {
     /// Most inbound gossip records a peer may send per second before they
     /// are ignored.
     pub max_records_per_peer_per_sec: u32,
+    /// Records of one author this node accepts and passes on per second,
+    /// from gossip and local publishes, after a burst of
+    /// [`author_records_burst`](Self::author_records_burst) (10). Over it,
+    /// a gossiped record is dropped (not stored, not forwarded, no penalty
+    /// for the relay) and a local publish is refused (HTTP 429). Sync and
+    /// DHT records are not counted. 0: no limit.
+    pub max_records_per_author_per_sec: u32,
+    /// How many records of one author may come at once (200).
+    pub author_records_burst: u32,
+    /// Most authors whose rate is tracked at once (16 384); past it, the
+    /// author closest to a full bucket is forgotten.
+    pub max_tracked_authors: usize,
     /// How often to sync with one more connected peer, in turn (a node also
     /// syncs with every peer when it connects).
     pub sync_interval: Duration,
@@ -140,6 +152,9 @@ impl Config {
             ip_limits_exempt: crate::ip_limits::default_exempt(),
             gossip_heartbeat: Duration::from_secs(1),
             max_records_per_peer_per_sec: 200,
+            max_records_per_author_per_sec: 10,
+            author_records_burst: 200,
+            max_tracked_authors: 16_384,
             sync_interval: Duration::from_secs(30),
             sync_on_connect: true,
             dht_server: true,

@@ -57,6 +57,21 @@ pub enum NodeError {
     /// A record handed to the node does not verify.
     #[error("invalid record: {0}")]
     InvalidRecord(#[from] ipsr_proto::VerifyError),
+    /// A record handed to the node was refused: its author is over its
+    /// rate ([`Config::max_records_per_author_per_sec`](crate::Config)).
+    /// Nothing was stored; try again later.
+    #[error(
+        "author {author} is over its rate of {per_sec} records a second \
+         (burst {burst}): nothing stored, try again later"
+    )]
+    AuthorRateLimited {
+        /// The author.
+        author: ipsr_proto::AuthorId,
+        /// Its records accepted per second.
+        per_sec: u32,
+        /// How many may come at once.
+        burst: u32,
+    },
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,

@@ -19,15 +19,16 @@
 //!
 //! The rules, sans-IO (events and the time in, actions out):
 //! * `service`: the gossip rules (verify before forwarding: accept, reject,
-//!   ignore), per-peer rate limits, sync on connect and in rotation, bans
-//!   and their expiry, the DHT republish walk.
+//!   ignore), per-peer and per-author rate limits, sync on connect and in
+//!   rotation, bans and their expiry, the DHT republish walk.
 //! * `dht`: which DHT values a node accepts under which key, and what it
 //!   keeps of them ([`DhtValueError`]).
 //! * `providers`: which inbound provider records a node keeps (the key,
 //!   caps per peer, per key and in all, expiry).
 //! * `pacing`: the paced walks (republish, re-provide) whose batches follow
 //!   the size of what they walk.
-//! * `limiter`: the per-peer token buckets the service limits with.
+//! * `limiter`: the token buckets the service limits with, per peer and
+//!   per author (a bounded table).
 //! * `bootstrap`: joining and staying joined: bootstrap dials retried with
 //!   backoff, and a new bootstrap when the node has been alone a while.
 //! * `ip_limits`: per-IP limits on inbound connections (a behaviour of

@@ -23,6 +23,9 @@ pub(crate) struct Counters {
     accepted: Family<Labels, Counter>,
     /// Records refused, by reason (the `VerifyError::reason` labels).
     rejected: Family<Labels, Counter>,
+    /// Records dropped (or publishes refused) because their author was
+    /// over its rate, by source.
+    throttled: Family<Labels, Counter>,
     /// Records from the future (by this node's clock), by source and by
     /// what became of them (`service/held.rs`).
     future: Family<Labels, Counter>,
@@ -77,6 +80,12 @@ impl Counters {
             ("reason".into(), reason.into()),
         ];
         self.rejected.get_or_create(&labels).inc();
+    }
+
+    pub(crate) fn throttled(&self, source: &str) {
+        self.throttled
+            .get_or_create(&vec![("source".into(), source.into())])
+            .inc();
     }
 
     pub(crate) fn future(&self, source: &str, outcome: &str, n: u64) {
@@ -155,6 +164,14 @@ impl Counters {
         self.rejected.get_or_create(&labels).get()
     }
 
+    /// Records from `source` dropped for their author's rate so far.
+    #[cfg(test)]
+    pub(crate) fn throttled_from(&self, source: &str) -> u64 {
+        self.throttled
+            .get_or_create(&vec![("source".into(), source.into())])
+            .get()
+    }
+
     /// Records from the future from `source` that met `outcome` so far.
     #[cfg(test)]
     pub(crate) fn future_from(&self, source: &str, outcome: &str) -> u64 {
@@ -197,6 +214,12 @@ impl Metrics {
             "records_rejected",
             "Records refused, by source and reason",
             counters.rejected.clone(),
+        );
+        ipsr.register(
+            "records_throttled",
+            "Records dropped, or publishes refused, because their author was over its rate, \
+             by source (gossip, held, local)",
+            counters.throttled.clone(),
         );
         ipsr.register(
             "records_future",

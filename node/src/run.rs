@@ -23,7 +23,9 @@ pub struct RunArgs {
     /// api, mdns, dht_client, max_connections, max_connections_per_peer,
     /// max_pending_incoming_per_ip (default 4), max_incoming_per_ip (default 8),
     /// ip_limits_exempt (default: 127.0.0.1 and ::1), rebootstrap_after_secs
-    /// (default 30), max_storage_mib.
+    /// (default 30), max_storage_mib, max_records_per_author_per_sec (default 10;
+    /// 0: no limit), author_records_burst (default 200), max_tracked_authors
+    /// (default 16384).
     #[arg(long, env = "IPSR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Where the node keeps its identity and store [default: $XDG_DATA_HOME/ipsr].
@@ -114,6 +116,9 @@ struct FileConfig {
     ip_limits_exempt: Option<Vec<std::net::IpAddr>>,
     rebootstrap_after_secs: Option<u64>,
     pub max_storage_mib: Option<u64>,
+    max_records_per_author_per_sec: Option<u32>,
+    author_records_burst: Option<u32>,
+    max_tracked_authors: Option<usize>,
 }
 
 /// Reads the config file `args` names, then applies variables and flags.
@@ -164,6 +169,15 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     }
     if let Some(exempt) = file.ip_limits_exempt {
         config.ip_limits_exempt = exempt;
+    }
+    if let Some(n) = file.max_records_per_author_per_sec {
+        config.max_records_per_author_per_sec = n;
+    }
+    if let Some(n) = file.author_records_burst {
+        config.author_records_burst = n.max(1);
+    }
+    if let Some(n) = file.max_tracked_authors {
+        config.max_tracked_authors = n.max(1);
     }
     if let Some(secs) = file.rebootstrap_after_secs {
         config.rebootstrap_after = Duration::from_secs(secs.max(1));
@@ -366,7 +380,9 @@ mod tests {
             "data_dir = \"/d\"\nbootstrap = [\"/dns4/boot.example.org/tcp/4001/p2p/\
              12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN\", \"/ip4/192.0.2.1/tcp/4001\"]\n\
              max_pending_incoming_per_ip = 2\nmax_incoming_per_ip = 3\n\
-             ip_limits_exempt = [\"10.0.0.1\"]\nrebootstrap_after_secs = 5\n",
+             ip_limits_exempt = [\"10.0.0.1\"]\nrebootstrap_after_secs = 5\n\
+             max_records_per_author_per_sec = 2\nauthor_records_burst = 20\n\
+             max_tracked_authors = 100\n",
         )
         .unwrap();
         let shipped = args(&[]).node;
@@ -383,6 +399,14 @@ mod tests {
             vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
         );
         assert_eq!(shipped.rebootstrap_after, Duration::from_secs(5));
+        assert_eq!(
+            (
+                shipped.max_records_per_author_per_sec,
+                shipped.author_records_burst,
+                shipped.max_tracked_authors
+            ),
+            (2, 20, 100)
+        );
         // A flag replaces the file's list.
         let flagged = args(&["--bootstrap", "/ip4/192.0.2.2/tcp/1"]).node;
         assert_eq!(

@@ -17,7 +17,7 @@ use ipsr_content::Source;
 use ipsr_content::bitswap::{self, Bitswap};
 use ipsr_content::blockstore::{Blockstore, BlockstoreError};
 use ipsr_proto::sync::{SyncRequest, SyncResponse};
-use ipsr_proto::{PackageKey, ReleaseKey, SignedRecord};
+use ipsr_proto::{PackageKey, ReleaseKey, SignedRecord, VerifyError};
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::kad;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
@@ -35,7 +35,7 @@ use crate::identity;
 use crate::metrics::{Counters, Metrics};
 use crate::pacing::Page;
 use crate::providers::Refused;
-use crate::service::{Action, Origin, Service, Settings, Unapplied};
+use crate::service::{Action, Origin, Service, Settings};
 use crate::store::{DhtValue, Store, StoreError, Stored};
 use crate::swarm::{Behaviour, BehaviourEvent, KAD_PROTOCOL, RECORDS_TOPIC};
 use crate::sync::{self, Items, SyncError, SyncReport};
@@ -155,12 +155,18 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
 
 /// Work finished off the event loop.
 enum Done {
-    /// A record was checked and applied; for a local publish, the caller
-    /// waits on `reply`.
-    Applied {
+    /// Record bytes were verified.
+    Checked {
         origin: Origin,
         bytes: Vec<u8>,
-        outcome: Result<Stored, Unapplied>,
+        verdict: Box<Result<SignedRecord, VerifyError>>,
+    },
+    /// A record was applied; for a local publish, the caller waits on
+    /// `reply`.
+    Applied {
+        origin: Origin,
+        record: Box<SignedRecord>,
+        outcome: Result<Stored, NodeError>,
         reply: Option<oneshot::Sender<Result<Stored, NodeError>>>,
     },
     /// An answer to a peer's sync request.
@@ -298,7 +304,8 @@ impl Runtime {
                         .gossipsub
                         .report_message_validation_result(&id, &source, acceptance);
                 }
-                Action::Check { origin, bytes } => self.apply_off_loop(origin, bytes, None, None),
+                Action::Check { origin, bytes } => self.check_off_loop(origin, bytes),
+                Action::Apply { origin, record } => self.apply_off_loop(origin, record, None),
                 Action::Gossip(bytes) => {
                     let topic = self.topic.clone();
                     match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
@@ -348,29 +355,36 @@ impl Runtime {
         }
     }
 
-    /// Applies a record to the store off the loop (verifying it first when
-    /// it arrived as bytes) and hands the outcome back to the loop as
-    /// [`Done::Applied`]: the one path of gossiped and published records.
+    /// Verifies record bytes off the loop and hands the verdict back to
+    /// the loop as [`Done::Checked`].
+    fn check_off_loop(&self, origin: Origin, bytes: Vec<u8>) {
+        let done = self.done_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let verdict = Box::new(SignedRecord::from_bytes(&bytes).and_then(|r| r.verify()));
+            // The loop may have stopped; then nothing is waiting for this.
+            let _ = done.blocking_send(Done::Checked {
+                origin,
+                bytes,
+                verdict,
+            });
+        });
+    }
+
+    /// Applies a verified record to the store off the loop and hands the
+    /// outcome back to the loop as [`Done::Applied`]: the one path of
+    /// gossiped and published records into the store.
     fn apply_off_loop(
         &self,
         origin: Origin,
-        bytes: Vec<u8>,
-        verified: Option<SignedRecord>,
+        record: Box<SignedRecord>,
         reply: Option<oneshot::Sender<Result<Stored, NodeError>>>,
     ) {
         let (store, done) = (self.store.clone(), self.done_tx.clone());
         tokio::task::spawn_blocking(move || {
-            let record = match verified {
-                Some(record) => Ok(record),
-                None => SignedRecord::from_bytes(&bytes).and_then(|r| r.verify()),
-            };
-            let outcome = record
-                .map_err(Unapplied::from)
-                .and_then(|record| apply(&store, record));
-            // The loop may have stopped; then nothing is waiting for this.
+            let outcome = apply(&store, (*record).clone());
             let _ = done.blocking_send(Done::Applied {
                 origin,
-                bytes,
+                record,
                 outcome,
                 reply,
             });
@@ -648,21 +662,25 @@ impl Runtime {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Applied {
+            Done::Checked {
                 origin,
                 bytes,
+                verdict,
+            } => self
+                .service
+                .on_checked(origin, bytes, *verdict, Instant::now()),
+            Done::Applied {
+                origin,
+                record,
                 outcome,
                 reply,
             } => {
                 self.service
-                    .on_applied(origin, bytes, &outcome, Instant::now());
+                    .on_applied(origin, &record, &outcome, Instant::now());
                 // Gossip and announce before the caller hears back.
                 self.carry_out();
                 if let Some(reply) = reply {
-                    let _ = reply.send(outcome.map_err(|e| match e {
-                        Unapplied::Invalid(e) => NodeError::InvalidRecord(e),
-                        Unapplied::Failed(e) => e,
-                    }));
+                    let _ = reply.send(outcome);
                 }
             }
             Done::Answer(channel, response) => {
@@ -699,8 +717,15 @@ impl Runtime {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Publish(record, reply) => {
-                let (origin, bytes) = (Origin::Local(record.release_key()), record.to_bytes());
-                self.apply_off_loop(origin, bytes, Some(*record), Some(reply));
+                match self.service.admit_publish(&record, Instant::now()) {
+                    Ok(()) => {
+                        let origin = Origin::Local(record.release_key());
+                        self.apply_off_loop(origin, record, Some(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
             Command::ListenAddrs(reply) => {
                 let _ = reply.send(self.listen_addrs.clone());
@@ -828,10 +853,8 @@ impl Runtime {
 }
 
 /// Applies one verified record to the store (blocking).
-fn apply(store: &Store, record: SignedRecord) -> Result<Stored, Unapplied> {
-    let mut stored = store
-        .apply(vec![record])
-        .map_err(|e| Unapplied::Failed(e.into()))?;
+fn apply(store: &Store, record: SignedRecord) -> Result<Stored, NodeError> {
+    let mut stored = store.apply(vec![record])?;
     Ok(stored
         .pop()
         .expect("the store answers one outcome per record"))

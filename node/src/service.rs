@@ -6,8 +6,9 @@
 //!
 //! ```text
 //!  swarm events ─┐                      ┌─▶ Report (gossip verdict), Gossip
-//!  commands ─────┼─▶ runtime ─▶ Service ┼─▶ Check (verify + apply off the loop)
-//!  off-loop work ┤   (IO)       (rules) ├─▶ Announce, DhtPut, ReadRepublish
+//!  commands ─────┼─▶ runtime ─▶ Service ┼─▶ Check (verify), Apply (store),
+//!  off-loop work ┤   (IO)       (rules) │   both off the loop
+//!                │                      ├─▶ Announce, DhtPut, ReadRepublish
 //!  wake-ups ─────┘      ▲               ├─▶ ReadReprovide, Provide
 //!                       │               ├─▶ StartSync, Disconnect
 //!                       └── Action ─────┴─▶ Ban, Unban, LogHead
@@ -15,12 +16,21 @@
 //!
 //! The rules:
 //! * **Records** (gossip and local publish take one path): a gossiped
-//!   message is first rate-limited per peer, then checked (verified and
-//!   applied to the store) off the loop; [`Service::on_applied`] turns the
-//!   outcome into gossipsub's verdict: `Accept` forwards a record that is
-//!   news to this node, `Reject` penalises the sender of an invalid one,
-//!   `Ignore` drops a duplicate, stale or rate-limited one. A local publish
-//!   that is news is gossiped and announced in the DHT.
+//!   message is first rate-limited per peer, then verified off the loop
+//!   ([`Service::on_checked`]: `Reject` penalises the sender of an invalid
+//!   one), let through only while its author has a token, then applied to
+//!   the store off the loop; [`Service::on_applied`] turns the outcome into
+//!   gossipsub's verdict: `Accept` forwards a record that is news to this
+//!   node (and takes a token from its author), `Ignore` drops a duplicate,
+//!   stale or rate-limited one. A local publish is let through by the same
+//!   author budget ([`Service::admit_publish`]); if it is news it is
+//!   gossiped and announced in the DHT.
+//! * **Author limits**: a token bucket per author (`limiter.rs`), for
+//!   records from gossip, from the holding area and local publishes (not
+//!   sync or the DHT, which bring only what peers hold). A record over its
+//!   author's rate is neither stored nor passed on; a relay that sent it is
+//!   not blamed (`Ignore`), since an honest peer relays what it accepted
+//!   under its own budget.
 //! * **Clock skew**: a record from over an hour ahead of this node's clock
 //!   is `Ignore`d (this node's clock may be the one that is wrong: no
 //!   penalty) and held (`held.rs`) until it becomes acceptable, then
@@ -54,14 +64,14 @@ use std::time::{Duration, Instant};
 use cid::Cid;
 use ipsr_content::blockstore::BlockstoreError;
 use ipsr_proto::limits::MAX_CLOCK_SKEW_MS;
-use ipsr_proto::{ReleaseKey, VerifyError};
+use ipsr_proto::{ReleaseKey, SignedRecord, VerifyError};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::error::NodeError;
-use crate::limiter::Limiter;
+use crate::limiter::{AuthorLimiter, Limiter};
 use crate::metrics::Counters;
 use crate::pacing::{self, Page, Walk};
 use crate::providers::Refused;
@@ -109,17 +119,6 @@ impl Origin {
     }
 }
 
-/// Why a record was not applied.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Unapplied {
-    /// It does not verify.
-    #[error(transparent)]
-    Invalid(#[from] ipsr_proto::VerifyError),
-    /// The store (or the task applying it) failed.
-    #[error(transparent)]
-    Failed(#[from] NodeError),
-}
-
 /// What the runtime is to do.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Action {
@@ -132,13 +131,21 @@ pub(crate) enum Action {
         /// Forward it, penalise the sender, or drop it.
         acceptance: MessageAcceptance,
     },
-    /// Verify the gossiped `bytes` and apply them to the store off the
-    /// loop; the outcome goes to [`Service::on_applied`].
+    /// Verify the gossiped `bytes` off the loop; the verdict goes to
+    /// [`Service::on_checked`].
     Check {
         /// Where they came from.
         origin: Origin,
         /// The signed record as it arrived.
         bytes: Vec<u8>,
+    },
+    /// Apply a verified record to the store off the loop; the outcome goes
+    /// to [`Service::on_applied`].
+    Apply {
+        /// Where it came from.
+        origin: Origin,
+        /// The record.
+        record: Box<SignedRecord>,
     },
     /// Publish a signed record on the records topic.
     Gossip(Vec<u8>),
@@ -183,6 +190,12 @@ pub(crate) enum Action {
 pub(crate) struct Settings {
     /// Inbound records (gossip, DHT puts) a peer may send per second.
     pub(crate) records_per_peer_per_sec: u32,
+    /// Records of one author let through per second (0: no limit) ...
+    pub(crate) records_per_author_per_sec: u32,
+    /// ... with at most this many saved up ...
+    pub(crate) author_records_burst: u32,
+    /// ... for at most this many authors at once.
+    pub(crate) max_tracked_authors: usize,
     /// How often to sync with the next connected peer.
     pub(crate) sync_interval: Duration,
     /// Whether to sync with each peer when first connected.
@@ -201,6 +214,9 @@ impl From<&Config> for Settings {
     fn from(config: &Config) -> Self {
         Self {
             records_per_peer_per_sec: config.max_records_per_peer_per_sec,
+            records_per_author_per_sec: config.max_records_per_author_per_sec,
+            author_records_burst: config.author_records_burst,
+            max_tracked_authors: config.max_tracked_authors,
             sync_interval: config.sync_interval,
             sync_on_connect: config.sync_on_connect,
             republish_interval: config.dht_republish_interval,
@@ -217,6 +233,8 @@ pub(crate) struct Service {
     settings: Settings,
     /// Inbound records (gossip and DHT puts), per peer.
     records: Limiter,
+    /// Records let through (gossip, held, local publishes), per author.
+    authors: AuthorLimiter,
     /// Inbound sync requests, per peer.
     sync_requests: Limiter,
     /// Connected peers, in the order sync rotates through them.
@@ -248,6 +266,11 @@ impl Service {
         let rate = settings.records_per_peer_per_sec;
         Self {
             records: Limiter::new(rate, rate),
+            authors: AuthorLimiter::new(
+                settings.records_per_author_per_sec,
+                settings.author_records_burst,
+                settings.max_tracked_authors,
+            ),
             sync_requests: Limiter::new(SYNC_REQUESTS_PER_SEC, SYNC_REQUESTS_PER_SEC * 2),
             connected: BTreeSet::new(),
             syncing: HashSet::new(),
@@ -356,39 +379,45 @@ impl Service {
         });
     }
 
-    /// A record from `origin` (its `bytes`) was checked and applied to the
-    /// store off the loop, with this outcome, at `now`. For a local publish
-    /// the runtime also answers the caller with it.
-    pub(crate) fn on_applied(
+    /// The gossiped or held `bytes` from `origin` were verified off the
+    /// loop, with this verdict, at `now`: a valid record is let through to
+    /// the store while its author has a token (else dropped: `Ignore`, no
+    /// penalty); an invalid one is rejected; one from the future is held.
+    pub(crate) fn on_checked(
         &mut self,
         origin: Origin,
-        mut bytes: Vec<u8>,
-        outcome: &Result<Stored, Unapplied>,
+        bytes: Vec<u8>,
+        verdict: Result<SignedRecord, VerifyError>,
         now: Instant,
     ) {
         let label = origin.label();
-        let acceptance = match outcome {
-            Ok(stored) => {
-                if let Some(position) = stored.position {
-                    self.outbox.push_back(Action::LogHead(position));
+        let acceptance = match verdict {
+            Ok(record) => {
+                if self.authors.try_take(*record.record().author(), now) {
+                    self.outbox.push_back(Action::Apply {
+                        origin,
+                        record: Box::new(record),
+                    });
+                    return;
                 }
-                if stored.is_news() {
-                    debug!(record = %stored.id, source = label, "accepted record");
-                    self.counters.accepted(label, 1);
-                    MessageAcceptance::Accept
-                } else {
-                    MessageAcceptance::Ignore
-                }
+                debug!(
+                    author = %record.record().author(),
+                    record = %record.id(),
+                    source = label,
+                    "author over its rate: record dropped"
+                );
+                self.counters.throttled(label);
+                MessageAcceptance::Ignore
             }
             // Valid but for this node's clock, which may be the wrong one:
             // no penalty, and checked again when its time comes.
-            Err(Unapplied::Invalid(VerifyError::FromFuture {
+            Err(VerifyError::FromFuture {
                 created_at,
                 now: clock,
-            })) => {
+            }) => {
                 let early = created_at.saturating_sub(clock.saturating_add(MAX_CLOCK_SKEW_MS));
                 let due = now + Duration::from_millis(early) + SLACK;
-                let hold = self.held.hold(std::mem::take(&mut bytes), due, now);
+                let hold = self.held.hold(bytes, due, now);
                 debug!(source = label, created_at, ?hold, "record from the future");
                 self.counters.future(label, hold.label(), 1);
                 if let Hold::Held { evicted } = hold
@@ -398,28 +427,89 @@ impl Service {
                 }
                 MessageAcceptance::Ignore
             }
-            Err(Unapplied::Invalid(e)) => {
+            Err(e) => {
                 if let Origin::Gossip { source, .. } = &origin {
                     warn!(%source, reason = e.reason(), error = %e, "rejected record");
                 }
                 self.counters.rejected(label, e.reason());
                 MessageAcceptance::Reject
             }
-            Err(Unapplied::Failed(e)) => {
+        };
+        if let Origin::Gossip { source, id } = origin {
+            self.report(id, source, acceptance);
+        }
+    }
+
+    /// Whether to apply a record published through this node's client at
+    /// `now`: when it can take a token from its author (given back in
+    /// [`on_applied`](Self::on_applied) if it is not news); else the caller
+    /// is told to try again later.
+    pub(crate) fn admit_publish(
+        &mut self,
+        record: &SignedRecord,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        let author = *record.record().author();
+        if self.authors.try_take(author, now) {
+            return Ok(());
+        }
+        debug!(%author, record = %record.id(), "author over its rate: publish refused");
+        self.counters.throttled("local");
+        Err(NodeError::AuthorRateLimited {
+            author,
+            per_sec: self.settings.records_per_author_per_sec,
+            burst: self.settings.author_records_burst,
+        })
+    }
+
+    /// `record` from `origin` was applied to the store off the loop, with
+    /// this outcome, at `now`: a record that is news is passed on (`Accept`
+    /// for gossip; a local publish is gossiped and announced, a held record
+    /// gossiped); anything else goes no further (`Ignore`) and gives its
+    /// author back the token it took. For a local publish the runtime also
+    /// answers the caller with the outcome.
+    pub(crate) fn on_applied(
+        &mut self,
+        origin: Origin,
+        record: &SignedRecord,
+        outcome: &Result<Stored, NodeError>,
+        now: Instant,
+    ) {
+        let label = origin.label();
+        let news = match outcome {
+            Ok(stored) => {
+                if let Some(position) = stored.position {
+                    self.outbox.push_back(Action::LogHead(position));
+                }
+                if stored.is_news() {
+                    debug!(record = %stored.id, source = label, "accepted record");
+                    self.counters.accepted(label, 1);
+                }
+                stored.is_news()
+            }
+            Err(e) => {
                 warn!(error = %e, source = label, "store failed");
-                MessageAcceptance::Ignore
+                false
             }
         };
-        let news = acceptance == MessageAcceptance::Accept;
+        if !news {
+            self.authors.give_back(*record.record().author(), now);
+        }
         match origin {
-            Origin::Gossip { source, id } => self.report(id, source, acceptance),
+            Origin::Gossip { source, id } => {
+                let acceptance = match news {
+                    true => MessageAcceptance::Accept,
+                    false => MessageAcceptance::Ignore,
+                };
+                self.report(id, source, acceptance);
+            }
             Origin::Local(key) if news => {
-                self.outbox.push_back(Action::Gossip(bytes));
+                self.outbox.push_back(Action::Gossip(record.to_bytes()));
                 self.outbox.push_back(Action::Announce(key));
             }
             // Peers whose clocks are as far behind held it too; the others
             // have it already and ignore it.
-            Origin::Held if news => self.outbox.push_back(Action::Gossip(bytes)),
+            Origin::Held if news => self.outbox.push_back(Action::Gossip(record.to_bytes())),
             Origin::Local(_) | Origin::Held => {}
         }
     }

@@ -36,10 +36,15 @@ impl Answer {
 
 impl Api {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// With `Config::local` changed by `tweak`.
+    async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let node = ipsr_node::spawn(Config::local(dir.path().to_owned()))
-            .await
-            .unwrap();
+        let mut config = Config::local(dir.path().to_owned());
+        tweak(&mut config);
+        let node = ipsr_node::spawn(config).await.unwrap();
         let (addr, server) = ipsr_node::serve_api(node.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -453,6 +458,62 @@ async fn the_log_pages_without_gaps_and_long_polls() {
     assert_eq!(answer["head"], 6);
     assert_eq!(answer["entries"][0]["position"], 6);
     assert_eq!(verified(&answer["entries"][0]["record"]), late);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn superseded_records_leave_the_log_and_a_churning_author_gets_429() {
+    let api = Api::start_with(|c| {
+        c.max_records_per_author_per_sec = 1;
+        c.author_records_burst = 4;
+    })
+    .await;
+    let key = AuthorKey::from_seed(&[2; 32]);
+    let fix = |seq: u64| app(&key, "1.0.0").code(1).seq(seq).cid(cid(1)).sign();
+    for seq in 1..=4 {
+        assert_eq!(api.publish(&fix(seq)).await.json["position"], seq);
+    }
+    // Positions 1 to 3 held records that were replaced: compacted.
+    let log = api.get("/v1/log?after=0").await;
+    assert_eq!(
+        (&log.json["head"], &log.json["next"]),
+        (&4.into(), &4.into())
+    );
+    let entries = log.json["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["position"], 4);
+    assert_eq!(verified(&entries[0]["record"]), fix(4));
+    let page = api.get("/v1/log?after=1&limit=1").await;
+    assert_eq!(page.json["entries"][0]["position"], 4);
+    assert_eq!(page.json["next"], 4);
+    let status = api.get("/v1/status").await.json;
+    assert_eq!(
+        (&status["log_head"], &status["log_entries"]),
+        (&4.into(), &1.into())
+    );
+
+    // The author used its burst: the next one is refused, nothing stored.
+    let refused = api.publish(&fix(5)).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (429, "author_rate_limited")
+    );
+    let message = refused.json["message"].as_str().unwrap();
+    assert!(message.contains(&key.author_id().to_string()), "{message}");
+    assert!(message.contains("try again later"), "{message}");
+    assert_eq!(api.get("/v1/status").await.json["log_head"], 4);
+    // Another author is not held back; this one gets a record a second.
+    let other = app(&AuthorKey::from_seed(&[3; 32]), "1.0.0")
+        .seq(1)
+        .cid(cid(2))
+        .sign();
+    assert_eq!(api.publish(&other).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(api.publish(&fix(5)).await.json["change"], "replaced");
+    let metrics = api.node.metrics_text().await.unwrap();
+    assert!(
+        metrics.contains("ipsr_records_throttled_total{source=\"local\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// The author's payload under another key and that key's signature.

@@ -5,17 +5,20 @@
 //! several hops apart. The forgery test adds X, a hostile peer made of
 //! stock libp2p gossipsub (no IPSR code), connected to nodes 1, 3, 7, 9.
 //! The clock skew test is one node N and such a peer R, a relay whose
-//! clock runs ahead.
+//! clock runs ahead. The churn test is a line of three nodes A, B, C and
+//! such a peer H that publishes one author's records as fast as it can.
 //!
 //! ```text
 //!   0 ─ 1 ─ 2 ─ 3 ─ 4 ─ 5 ─ 6 ─ 7 ─ 8 ─ 9 ─ (0)
 //!   └───────────┘   ...  i ─ i+3 (mod 10)
 //!       X ── 1, 3, 7, 9                          N ── R
+//!
+//!   H ── A ── B ── C
 //! ```
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use ipsr_node::{Client, RECORDS_TOPIC};
@@ -310,4 +313,87 @@ async fn a_record_from_the_future_costs_its_relay_nothing_and_arrives_when_due()
     assert!(node.peers().await.unwrap().contains(&relay.peer_id));
     let score = node.peer_score(relay.peer_id).await.unwrap();
     assert!(score.is_some_and(|s| s >= 0.0), "score {score:?}");
+}
+
+/// Records of the churning author a node kept: its log positions (one per
+/// record kept, never reused) less the `others` it also kept.
+fn kept(node: &Client, others: u64) -> u64 {
+    node.store().stats().unwrap().log_head - others
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_churning_author_is_throttled_network_wide_and_others_get_through() {
+    // One record a second per author, five at once; gossip alone (no sync).
+    const RATE: u64 = 1;
+    const BURST: u64 = 5;
+    let tweak = |c: &mut ipsr_node::Config| {
+        c.max_records_per_author_per_sec = RATE as u32;
+        c.author_records_burst = BURST as u32;
+        c.sync_on_connect = false;
+        c.sync_interval = Duration::from_secs(3600);
+    };
+    let (_da, a, a_addr) = common::node(tweak).await;
+    let (_db, b, b_addr) = common::node(tweak).await;
+    let (_dc, c, _) = common::node(tweak).await;
+    a.dial(b_addr).await.unwrap();
+    c.dial(b.listen_addrs().await.unwrap()[0].clone())
+        .await
+        .unwrap();
+    let hostile = Hostile::start(&[a_addr]);
+    for (node, peers) in [(&a, 2), (&b, 2), (&c, 1)] {
+        wait_until("the line's meshes formed", || async {
+            node.mesh_peers().await.unwrap().len() >= peers
+        })
+        .await;
+    }
+
+    // H sends 60 records replacing each other, 20 ms apart (so that they
+    // arrive in order, each news to a node without limits), then one of
+    // another author; C publishes a third author's.
+    let started = Instant::now();
+    let churner = key(1);
+    for seq in 1..=60 {
+        let r = release(&churner, "1.0.0").seq(seq).sign();
+        hostile.publish(r.to_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other = release(&key(2), "1.0.0").sign();
+    hostile.publish(other.to_bytes()).await.unwrap();
+    let honest = release(&key(3), "1.0.0").sign();
+    c.publish(honest.clone()).await.unwrap();
+    for node in [&a, &b, &c] {
+        wait_until("the other authors' records arrive", || async {
+            holds(node, &other).await && holds(node, &honest).await
+        })
+        .await;
+    }
+    // Stragglers, if any, arrive within this.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Nobody kept (nor so passed on) more of the churning author than its
+    // budget over the time it took; each kept at most what the one before
+    // it passed on.
+    let budget = BURST + RATE * started.elapsed().as_secs() + 1;
+    let (in_a, in_b, in_c) = (kept(&a, 2), kept(&b, 2), kept(&c, 2));
+    println!("of 60 records of one author: A kept {in_a}, B {in_b}, C {in_c}; budget {budget}");
+    assert!(
+        in_a >= 1 && in_a <= budget,
+        "A kept {in_a} of 60, budget {budget}"
+    );
+    assert!(in_b <= in_a && in_c <= in_b, "A {in_a}, B {in_b}, C {in_c}");
+    let dropped = common::metric(&a, "ipsr_records_throttled_total{source=\"gossip\"}").await;
+    assert!(dropped >= 60 - budget, "A dropped {dropped}");
+    // Each node still holds one record of each release, and its log one
+    // entry each: the churning author's earlier ones were compacted.
+    for node in [&a, &b, &c] {
+        let stats = node.store().stats().unwrap();
+        assert_eq!((stats.records, stats.log_entries), (3, 3));
+    }
+    // Dropping an author's records is no fault of the peer that sent them:
+    // H keeps its standing at A, and A at B.
+    for (node, peer) in [(&a, hostile.peer_id), (&b, a.peer_id())] {
+        let score = node.peer_score(peer).await.unwrap();
+        assert!(score.is_some_and(|s| s >= 0.0), "score {score:?}");
+        assert!(node.peers().await.unwrap().contains(&peer));
+    }
 }

@@ -11,6 +11,7 @@
 //! | `records` | one builder of signed records: [`release`], [`yank`], with [`key`], [`cid`] and the defaults [`PACKAGE`], [`CID`], [`T0`]; many at once: [`releases`]; bytes that never verify: [`tampered`] |
 //! | `http` | [`agent`]: an HTTP client with a timeout that reports statuses as values; [`form`]: a `multipart/form-data` body |
 //! | `procfs` | [`rss_kib`] and [`cpu_secs`] of a process, from `/proc` |
+//! | `files` | [`dir_bytes`]: the size of a directory's files (a data dir on disk) |
 //! | `flood` | [`IdleFlood`]: idle TCP connections from a chosen source address, reopened when closed; [`connect_from`] one connection from a chosen address |
 //!
 //! It depends on `ipsr-proto` only (never on the node, the indexer or the
@@ -31,6 +32,7 @@
 //! ```
 
 mod data;
+mod files;
 mod flood;
 mod http;
 mod ports;
@@ -41,6 +43,7 @@ mod redis;
 mod wait;
 
 pub use data::{XorShift, pattern};
+pub use files::dir_bytes;
 pub use flood::{IdleFlood, connect_from};
 pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout, form, multipart};
 pub use ports::{free_base_port, free_port};

@@ -14,6 +14,7 @@
 mod procs;
 
 mod body;
+mod churn;
 mod disk;
 mod slots;
 mod wire;
@@ -30,6 +31,8 @@ pub(crate) struct Gateway {
     pub http: String,
     /// Its libp2p address with `/p2p/…`, for nodes to bootstrap from.
     pub p2p: String,
+    /// The base URL of its node API (`docs/node-api.md`).
+    pub api: String,
     pub proc: Proc,
     pub data: PathBuf,
 }
@@ -45,11 +48,13 @@ impl Gateway {
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_ipsr-gateway"));
         let proc = Proc::spawn(Command::new(bin).args(&args));
         let p2p = proc.expect_line("listening on: ");
+        let api = proc.expect_line("api: ");
         let http = proc.expect_line("gateway: ");
         let http = http.split_whitespace().next().unwrap().to_owned();
         Self {
             http,
             p2p,
+            api,
             proc,
             data,
         }
@@ -70,5 +75,29 @@ impl Gateway {
         self.authority()
             .parse()
             .expect("the gateway prints host:port")
+    }
+}
+
+/// An `ipsr-node` process on loopback with its own data dir: a peer of the
+/// gateway.
+pub(crate) struct Node {
+    /// The base URL of its node API.
+    pub api: String,
+    pub proc: Proc,
+    pub data: PathBuf,
+}
+
+impl Node {
+    /// Starts `ipsr-node run` with its data dir `dir/name`, joining through
+    /// `bootstrap`, with `extra` arguments; waits until it serves its API.
+    pub fn start(dir: &Path, name: &str, bootstrap: &str, extra: &[&str]) -> Self {
+        let data = dir.join(name);
+        let mut args = vec!["run".to_owned()];
+        args.extend(procs::node_args(&data));
+        args.extend(["--bootstrap".into(), bootstrap.into()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let proc = Proc::spawn(Command::new(procs::binary("ipsr-node")).args(&args));
+        let api = proc.expect_line("api: ");
+        Self { api, proc, data }
     }
 }

@@ -61,12 +61,14 @@ impl Drop for TestIndex {
     }
 }
 
-/// An in-process node in a temp dir.
+/// An in-process node in a temp dir, without a per-author rate: the
+/// scenarios publish hundreds of one author's records at once (the limit
+/// itself is tested with the node).
 pub async fn node() -> (tempfile::TempDir, Client) {
     let dir = tempfile::tempdir().unwrap();
-    let node = ipsr_node::spawn(Config::local(dir.path().to_owned()))
-        .await
-        .unwrap();
+    let mut config = Config::local(dir.path().to_owned());
+    config.max_records_per_author_per_sec = 0;
+    let node = ipsr_node::spawn(config).await.unwrap();
     (dir, node)
 }
 

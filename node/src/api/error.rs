@@ -77,6 +77,9 @@ pub(crate) enum Failure {
     /// The node has stopped.
     #[error("the node is shutting down")]
     Stopped,
+    /// The record's author is over its rate: nothing was stored.
+    #[error("{0}")]
+    AuthorRateLimited(#[source] NodeError),
     /// The store failed (internal).
     #[error("store: {0}")]
     Store(#[source] StoreError),
@@ -103,6 +106,7 @@ impl From<NodeError> for Failure {
     fn from(e: NodeError) -> Self {
         match e {
             NodeError::Stopped => Self::Stopped,
+            e @ NodeError::AuthorRateLimited { .. } => Self::AuthorRateLimited(e),
             e => Self::Node(e),
         }
     }
@@ -137,6 +141,7 @@ impl Failure {
             }
             Self::Verify(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.reason()),
             Self::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::AuthorRateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "author_rate_limited"),
             Self::Cid(_) => (StatusCode::BAD_REQUEST, "bad_cid"),
             Self::Refused(Refusal::Host(_)) => (StatusCode::FORBIDDEN, "forbidden_host"),
             Self::Refused(Refusal::CrossOrigin(_)) => (StatusCode::FORBIDDEN, "cross_origin"),
@@ -170,7 +175,12 @@ const INTERNAL: &str = "internal error; see the node's log";
 pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     let (status, code, message) = classify(&rejection);
     let body = warp::reply::json(&ErrorBody { code, message });
-    Ok(warp::reply::with_status(body, status).into_response())
+    let mut response = warp::reply::with_status(body, status).into_response();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let retry = warp::http::HeaderValue::from_static("1");
+        response.headers_mut().insert("retry-after", retry);
+    }
+    Ok(response)
 }
 
 fn classify(rejection: &Rejection) -> (StatusCode, &'static str, String) {

@@ -9,6 +9,9 @@ use crate::sync::SyncError;
 
 /// Records a peer may send per second (a power of two: exact refills).
 const RATE: u32 = 4;
+/// Records of one author let through per second, and at once.
+const AUTHOR_RATE: u32 = 2;
+const AUTHOR_BURST: u32 = 4;
 const SYNC_EVERY: Duration = Duration::from_secs(30);
 const REPUBLISH_EVERY: Duration = Duration::from_secs(60);
 const REPROVIDE_EVERY: Duration = Duration::from_secs(30);
@@ -18,6 +21,9 @@ const TTL: Duration = Duration::from_secs(48 * 3600);
 fn settings(sync_on_connect: bool) -> Settings {
     Settings {
         records_per_peer_per_sec: RATE,
+        records_per_author_per_sec: AUTHOR_RATE,
+        author_records_burst: AUTHOR_BURST,
+        max_tracked_authors: 8,
         sync_interval: SYNC_EVERY,
         sync_on_connect,
         republish_interval: REPUBLISH_EVERY,
@@ -97,11 +103,43 @@ fn gossip_is_checked_off_the_loop_before_any_verdict() {
     );
 }
 
+/// A signed record (distinct for each `n`, the same on every call: `seq`
+/// fixes its `created_at`) of `key(7)`.
+fn signed(n: u32) -> SignedRecord {
+    release(&key(7), &format!("1.0.{n}"))
+        .seq(u64::from(n))
+        .sign()
+}
+
+/// Its bytes.
+fn record(n: u32) -> Vec<u8> {
+    signed(n).to_bytes()
+}
+
+#[test]
+fn verified_gossip_goes_to_the_store_off_the_loop() {
+    let (mut s, counters, t0) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    s.on_checked(gossip(p, 1), record(1), Ok(signed(1)), t0);
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::Apply {
+            origin: gossip(p, 1),
+            record: Box::new(signed(1))
+        }]
+    );
+    assert_eq!(
+        counters.accepted_from("gossip"),
+        0,
+        "not before it is stored"
+    );
+}
+
 #[test]
 fn gossip_that_is_news_is_accepted_and_moves_the_log_head() {
     let (mut s, counters, t0) = service(false);
     let [p] = peers(1)[..] else { unreachable!() };
-    s.on_applied(gossip(p, 1), b"r".to_vec(), &Ok(stored(Some(7))), t0);
+    s.on_applied(gossip(p, 1), &signed(1), &Ok(stored(Some(7))), t0);
     assert_eq!(
         drain(&mut s),
         vec![Action::LogHead(7), report(p, 1, MessageAcceptance::Accept)]
@@ -110,11 +148,25 @@ fn gossip_that_is_news_is_accepted_and_moves_the_log_head() {
 }
 
 #[test]
-fn gossip_already_held_is_ignored_and_not_passed_on() {
+fn gossip_already_held_or_superseded_is_ignored_and_not_passed_on() {
     let (mut s, counters, t0) = service(false);
     let [p] = peers(1)[..] else { unreachable!() };
-    s.on_applied(gossip(p, 1), b"r".to_vec(), &Ok(stored(None)), t0);
-    assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
+    s.on_applied(gossip(p, 1), &signed(1), &Ok(stored(None)), t0);
+    let stale = Stored {
+        applied: Applied {
+            change: Change::Stale,
+            reports: Vec::new(),
+        },
+        ..stored(None)
+    };
+    s.on_applied(gossip(p, 2), &signed(1), &Ok(stale), t0);
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            report(p, 1, MessageAcceptance::Ignore),
+            report(p, 2, MessageAcceptance::Ignore)
+        ]
+    );
     assert_eq!(counters.accepted_from("gossip"), 0);
 }
 
@@ -122,8 +174,8 @@ fn gossip_already_held_is_ignored_and_not_passed_on() {
 fn invalid_gossip_is_rejected_so_gossipsub_penalises_the_sender() {
     let (mut s, counters, t0) = service(false);
     let [p] = peers(1)[..] else { unreachable!() };
-    let invalid = Unapplied::Invalid(ipsr_proto::VerifyError::KeyMismatch);
-    s.on_applied(gossip(p, 1), b"forged".to_vec(), &Err(invalid), t0);
+    let invalid = Err(VerifyError::KeyMismatch);
+    s.on_checked(gossip(p, 1), b"forged".to_vec(), invalid, t0);
     assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Reject)]);
     assert_eq!(counters.rejected_from("gossip", "key_mismatch"), 1);
 }
@@ -132,8 +184,7 @@ fn invalid_gossip_is_rejected_so_gossipsub_penalises_the_sender() {
 fn gossip_the_store_failed_on_is_ignored_not_blamed_on_the_sender() {
     let (mut s, counters, t0) = service(false);
     let [p] = peers(1)[..] else { unreachable!() };
-    let failed = Unapplied::Failed(NodeError::Stopped);
-    s.on_applied(gossip(p, 1), b"r".to_vec(), &Err(failed), t0);
+    s.on_applied(gossip(p, 1), &signed(1), &Err(NodeError::Stopped), t0);
     assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
     assert_eq!(counters.rejected_from("gossip", "key_mismatch"), 0);
 }
@@ -143,7 +194,7 @@ fn a_local_publish_that_is_news_is_gossiped_and_announced() {
     let (mut s, counters, t0) = service(false);
     let r = release(&key(7), "1.0.0").sign();
     let origin = Origin::Local(r.release_key());
-    s.on_applied(origin, r.to_bytes(), &Ok(stored(Some(3))), t0);
+    s.on_applied(origin, &r, &Ok(stored(Some(3))), t0);
     assert_eq!(
         drain(&mut s),
         vec![
@@ -160,11 +211,132 @@ fn a_local_publish_that_is_not_news_or_failed_goes_nowhere() {
     let (mut s, counters, t0) = service(false);
     let r = release(&key(7), "1.0.0").sign();
     let origin = Origin::Local(r.release_key());
-    s.on_applied(origin.clone(), r.to_bytes(), &Ok(stored(None)), t0);
-    let failed = Unapplied::Failed(NodeError::Stopped);
-    s.on_applied(origin, r.to_bytes(), &Err(failed), t0);
+    s.on_applied(origin.clone(), &r, &Ok(stored(None)), t0);
+    s.on_applied(origin, &r, &Err(NodeError::Stopped), t0);
     assert_eq!(drain(&mut s), vec![]);
     assert_eq!(counters.accepted_from("local"), 0);
+}
+
+// Author limits.
+
+/// Checks `n`'s record from `p` as gossip at `now`; when it is let through,
+/// stores it as news (at position `n`). Whether it was accepted.
+fn gossip_news(s: &mut Service, p: PeerId, n: u32, now: Instant) -> bool {
+    let id = message(u8::try_from(n).unwrap());
+    let origin = Origin::Gossip { source: p, id };
+    s.on_checked(origin, record(n), Ok(signed(n)), now);
+    let mut accepted = false;
+    while let Some(action) = s.next_action() {
+        match action {
+            Action::Apply { origin, record } => {
+                let news = stored(Some(u64::from(n)));
+                s.on_applied(origin, &record, &Ok(news), now);
+            }
+            Action::Report { acceptance, .. } => {
+                accepted = acceptance == MessageAcceptance::Accept;
+            }
+            _ => {}
+        }
+    }
+    accepted
+}
+
+#[test]
+fn an_author_over_its_rate_is_dropped_without_blaming_the_relay() {
+    let (mut s, counters, t0) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    let accepted = (1..=10).filter(|n| gossip_news(&mut s, p, *n, t0)).count();
+    assert_eq!(accepted, AUTHOR_BURST as usize);
+    assert_eq!(counters.throttled_from("gossip"), 6);
+    assert_eq!(counters.rejected_from("gossip", "key_mismatch"), 0);
+    // The dropped ones were ignored: not stored, not passed on, no penalty.
+    s.on_checked(gossip(p, 11), record(11), Ok(signed(11)), t0);
+    assert_eq!(
+        drain(&mut s),
+        vec![report(p, 11, MessageAcceptance::Ignore)]
+    );
+    // Another author is not held back ...
+    let other = release(&key(8), "1.0.0").sign();
+    s.on_checked(gossip(p, 12), other.to_bytes(), Ok(other.clone()), t0);
+    assert!(matches!(drain(&mut s)[..], [Action::Apply { .. }]));
+    // ... and this one gets AUTHOR_RATE a second again.
+    let later = t0 + Duration::from_secs(1);
+    let accepted = (20..30)
+        .filter(|n| gossip_news(&mut s, p, *n, later))
+        .count();
+    assert_eq!(accepted, AUTHOR_RATE as usize);
+}
+
+#[test]
+fn records_checked_at_once_take_no_more_than_the_burst() {
+    let (mut s, counters, t0) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    // Ten verified before any is stored: each takes its token when let
+    // through, not when stored.
+    for n in 1..=10 {
+        s.on_checked(gossip(p, n), record(n.into()), Ok(signed(n.into())), t0);
+    }
+    let applies = drain(&mut s)
+        .into_iter()
+        .filter(|a| matches!(a, Action::Apply { .. }))
+        .count();
+    assert_eq!(applies, AUTHOR_BURST as usize);
+    assert_eq!(counters.throttled_from("gossip"), 6);
+}
+
+#[test]
+fn records_that_are_not_news_take_no_token() {
+    let (mut s, _, t0) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    // Replays of an author's records (anyone can send them) are checked
+    // and ignored as often as they come, without using up its budget.
+    for n in 0..50 {
+        let origin = gossip(p, n);
+        s.on_checked(origin, record(1), Ok(signed(1)), t0);
+        while let Some(action) = s.next_action() {
+            if let Action::Apply { origin, record } = action {
+                s.on_applied(origin, &record, &Ok(stored(None)), t0);
+            }
+        }
+    }
+    let accepted = (1..=10).filter(|n| gossip_news(&mut s, p, *n, t0)).count();
+    assert_eq!(accepted, AUTHOR_BURST as usize);
+}
+
+#[test]
+fn a_local_publish_over_the_rate_is_refused_with_a_clear_error() {
+    let (mut s, counters, t0) = service(false);
+    for n in 1..=AUTHOR_BURST {
+        let r = signed(n);
+        assert!(s.admit_publish(&r, t0).is_ok());
+        s.on_applied(Origin::Local(r.release_key()), &r, &Ok(stored(Some(1))), t0);
+    }
+    let err = s.admit_publish(&signed(99), t0).unwrap_err();
+    assert!(matches!(
+        err,
+        NodeError::AuthorRateLimited { author, per_sec: AUTHOR_RATE, burst: AUTHOR_BURST }
+            if author == key(7).author_id()
+    ));
+    assert!(err.to_string().contains("try again later"), "{err}");
+    assert_eq!(counters.throttled_from("local"), 1);
+    assert!(
+        s.admit_publish(&release(&key(8), "1.0.0").sign(), t0)
+            .is_ok()
+    );
+    let later = t0 + Duration::from_secs(1) / AUTHOR_RATE;
+    assert!(s.admit_publish(&signed(99), later).is_ok());
+}
+
+#[test]
+fn a_held_record_over_its_authors_rate_is_dropped() {
+    let (mut s, counters, t0) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    for n in 1..=AUTHOR_BURST {
+        assert!(gossip_news(&mut s, p, n, t0));
+    }
+    s.on_checked(Origin::Held, record(50), Ok(signed(50)), t0);
+    assert_eq!(drain(&mut s), vec![]);
+    assert_eq!(counters.throttled_from("held"), 1);
 }
 
 // Clock skew.
@@ -172,22 +344,13 @@ fn a_local_publish_that_is_not_news_or_failed_goes_nowhere() {
 /// This node's wall clock in the tests (unix ms).
 const WALL: u64 = 1_800_000_000_000;
 
-/// The check's outcome for a record `ahead` ms past the one-hour bound.
-fn from_future(ahead: Duration) -> Result<Stored, Unapplied> {
+/// The check's verdict on a record `ahead` ms past the one-hour bound.
+fn from_future(ahead: Duration) -> Result<SignedRecord, VerifyError> {
     let ahead = u64::try_from(ahead.as_millis()).unwrap();
-    Err(Unapplied::Invalid(ipsr_proto::VerifyError::FromFuture {
+    Err(VerifyError::FromFuture {
         created_at: WALL + MAX_CLOCK_SKEW_MS + ahead,
         now: WALL,
-    }))
-}
-
-/// A signed record's bytes (distinct for each `n`, the same on every call:
-/// `seq` fixes its `created_at`).
-fn record(n: u32) -> Vec<u8> {
-    release(&key(7), &format!("1.0.{n}"))
-        .seq(u64::from(n))
-        .sign()
-        .to_bytes()
+    })
 }
 
 /// A service whose own timers (sync, republish, re-provide) stay quiet for
@@ -231,7 +394,7 @@ fn gossip_from_the_future_is_ignored_not_rejected_and_checked_again_when_due() {
     let [p] = peers(1)[..] else { unreachable!() };
     let bytes = record(1);
     let early = Duration::from_secs(10);
-    s.on_applied(gossip(p, 1), bytes.clone(), &from_future(early), t0);
+    s.on_checked(gossip(p, 1), bytes.clone(), from_future(early), t0);
     // No penalty: this node's clock may be the one that is behind.
     assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
     assert_eq!(counters.rejected_from("gossip", "from_future"), 0);
@@ -250,7 +413,11 @@ fn gossip_from_the_future_is_ignored_not_rejected_and_checked_again_when_due() {
         "once"
     );
     // News then: kept and passed on, with no verdict to give.
-    s.on_applied(Origin::Held, bytes.clone(), &Ok(stored(Some(5))), due);
+    s.on_checked(Origin::Held, bytes.clone(), Ok(signed(1)), due);
+    let [Action::Apply { origin, record }] = &drain(&mut s)[..] else {
+        panic!("let through to the store")
+    };
+    s.on_applied(origin.clone(), record, &Ok(stored(Some(5))), due);
     assert_eq!(
         drain(&mut s),
         vec![Action::LogHead(5), Action::Gossip(bytes)]
@@ -264,12 +431,17 @@ fn a_held_record_still_early_when_checked_again_is_held_again() {
     let bytes = record(1);
     // This node's clock went back meanwhile: still five seconds early.
     let early = Duration::from_secs(5);
-    s.on_applied(Origin::Held, bytes.clone(), &from_future(early), t0);
+    s.on_checked(Origin::Held, bytes.clone(), from_future(early), t0);
     assert_eq!(drain(&mut s), vec![]);
     assert_eq!(counters.future_from("held", "held"), 1);
     assert_eq!(rechecked(&mut s, t0 + early + SLACK), vec![bytes.clone()]);
     // Known by then (another peer's sync brought it): nothing more to do.
-    s.on_applied(Origin::Held, bytes, &Ok(stored(None)), t0 + early + SLACK);
+    s.on_applied(
+        Origin::Held,
+        &signed(1),
+        &Ok(stored(None)),
+        t0 + early + SLACK,
+    );
     assert_eq!(drain(&mut s), vec![]);
 }
 
@@ -278,7 +450,7 @@ fn a_record_due_over_a_day_ahead_is_ignored_and_not_held() {
     let (mut s, counters, t0) = quiet();
     let [p] = peers(1)[..] else { unreachable!() };
     let day = Duration::from_secs(24 * 60 * 60);
-    s.on_applied(gossip(p, 1), record(1), &from_future(day), t0);
+    s.on_checked(gossip(p, 1), record(1), from_future(day), t0);
     assert_eq!(drain(&mut s), vec![report(p, 1, MessageAcceptance::Ignore)]);
     assert_eq!(counters.future_from("gossip", "too_far"), 1);
     assert_eq!(rechecked(&mut s, t0 + day * 2), Vec::<Vec<u8>>::new());
@@ -289,8 +461,8 @@ fn a_record_from_the_future_relayed_twice_is_held_once() {
     let (mut s, counters, t0) = quiet();
     let [a, b] = peers(2)[..] else { unreachable!() };
     let early = Duration::from_secs(3);
-    s.on_applied(gossip(a, 1), record(1), &from_future(early), t0);
-    s.on_applied(gossip(b, 2), record(1), &from_future(early), t0);
+    s.on_checked(gossip(a, 1), record(1), from_future(early), t0);
+    s.on_checked(gossip(b, 2), record(1), from_future(early), t0);
     assert_eq!(
         drain(&mut s),
         vec![

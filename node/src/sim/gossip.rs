@@ -28,7 +28,7 @@ use libp2p::gossipsub::MessageAcceptance;
 use super::events::{Micros, Queue};
 use super::net::{Bits, Ix};
 use super::{Sim, micros};
-use crate::service::{Action, Origin, Service, Unapplied};
+use crate::service::{Action, Origin, Service};
 use crate::store::Stored;
 
 /// Heartbeats a message stays in the cache (IWANT answered).
@@ -148,8 +148,7 @@ pub(crate) fn run(sim: &mut Sim) {
             q.at(phase, Event::Heartbeat { node });
         }
     }
-    let mut verdicts: Vec<Option<Result<ipsr_proto::RecordId, VerifyError>>> =
-        vec![None; sim.msgs.len()];
+    let mut verdicts: Vec<Option<Result<SignedRecord, VerifyError>>> = vec![None; sim.msgs.len()];
     let mut steps: u64 = 0;
     while let Some(event) = q.pop() {
         steps += 1;
@@ -210,28 +209,33 @@ pub(crate) fn run(sim: &mut Sim) {
             } => {
                 let verdict = check(sim, &mut verdicts, msg, &bytes, now);
                 let peer = &mut sim.peers[node as usize];
-                let outcome = match verdict {
-                    Ok(id) if peer.held.insert(msg) => Ok(peer.apply(id)),
-                    Ok(id) => Ok(Stored {
-                        id,
-                        applied: Applied {
-                            change: Change::Duplicate,
-                            reports: Vec::new(),
-                        },
-                        position: None,
-                    }),
-                    Err(e) => Err(Unapplied::Invalid(e)),
-                };
                 let at = sim.t0 + Duration::from_micros(now);
-                peer.service.on_applied(origin, bytes, &outcome, at);
+                peer.service.on_checked(origin, bytes, verdict, at);
                 let mut accepted = false;
+                // The store's part (`Apply`) is done at once: its outcome
+                // comes back through the same outbox.
                 while let Some(action) = peer.service.next_action() {
-                    if let Action::Report { acceptance, .. } = action {
-                        match acceptance {
+                    match action {
+                        Action::Apply { origin, record } => {
+                            let stored = match peer.held.insert(msg) {
+                                true => peer.apply(record.id()),
+                                false => Stored {
+                                    id: record.id(),
+                                    applied: Applied {
+                                        change: Change::Duplicate,
+                                        reports: Vec::new(),
+                                    },
+                                    position: None,
+                                },
+                            };
+                            peer.service.on_applied(origin, &record, &Ok(stored), at);
+                        }
+                        Action::Report { acceptance, .. } => match acceptance {
                             MessageAcceptance::Accept => accepted = true,
                             MessageAcceptance::Reject => sim.outcome.rejected += 1,
                             MessageAcceptance::Ignore => {}
-                        }
+                        },
+                        _ => {}
                     }
                 }
                 if accepted {
@@ -312,9 +316,12 @@ fn publish(sim: &mut Sim, q: &mut Queue<Event>, node: Ix, msg: u32) {
     let peer = &mut sim.peers[node as usize];
     peer.seen.insert(msg);
     peer.held.insert(msg);
-    let stored = peer.apply(ipsr_proto::RecordId::of(&m.bytes));
+    let Ok(record) = SignedRecord::from_trusted_storage(&m.bytes) else {
+        return;
+    };
+    let stored = peer.apply(record.id());
     peer.service
-        .on_applied(Origin::Local(key), m.bytes.clone(), &Ok(stored), at);
+        .on_applied(Origin::Local(key), &record, &Ok(stored), at);
     let mut gossip = false;
     while let Some(action) = peer.service.next_action() {
         gossip |= matches!(action, Action::Gossip(_));
@@ -338,11 +345,11 @@ fn send_to_connections(sim: &Sim, q: &mut Queue<Event>, node: Ix, msg: u32) {
 /// One check per distinct message unless every copy is to be checked.
 fn check(
     sim: &mut Sim,
-    verdicts: &mut [Option<Result<ipsr_proto::RecordId, VerifyError>>],
+    verdicts: &mut [Option<Result<SignedRecord, VerifyError>>],
     msg: u32,
     bytes: &[u8],
     now: Micros,
-) -> Result<ipsr_proto::RecordId, VerifyError> {
+) -> Result<SignedRecord, VerifyError> {
     if !sim.config.verify_every_copy
         && let Some(v) = &verdicts[msg as usize]
     {
@@ -350,9 +357,7 @@ fn check(
     }
     sim.outcome.signature_checks += 1;
     let unix = sim.config.unix_ms + now / 1000;
-    let v = SignedRecord::from_bytes(bytes)
-        .and_then(|r| r.verify_at(unix))
-        .map(|r| r.id());
+    let v = SignedRecord::from_bytes(bytes).and_then(|r| r.verify_at(unix));
     verdicts[msg as usize] = Some(v.clone());
     v
 }

@@ -11,7 +11,8 @@
 //!        │
 //!        ▼
 //!  gossip: publish ─▶ flood to connections ─▶ each node: Service::on_gossip
-//!          ─▶ Check (real signature check) ─▶ Service::on_applied ─▶ Report
+//!          ─▶ Check (real signature check) ─▶ Service::on_checked ─▶ Apply
+//!          ─▶ Service::on_applied ─▶ Report
 //!          Accept ─▶ forward on the mesh; heartbeats: IHAVE / IWANT
 //!        │
 //!        ▼

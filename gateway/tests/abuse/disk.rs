@@ -11,7 +11,6 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipsr_content::unixfs::{Importer, Profile};
@@ -19,7 +18,7 @@ use ipsr_proto::{AuthorKey, ContentId, SignedRecord};
 use ipsr_testkit::{Proc, agent_with_timeout, key, multipart, pattern, release, wait_for};
 use serde_json::Value;
 
-use crate::{Gateway, procs};
+use crate::{Gateway, Node};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -44,20 +43,6 @@ fn blocks_on_disk(gateway: &Gateway) -> u64 {
             .sum()
     }
     walk(&gateway.data.join("blocks"))
-}
-
-/// The value of `metric` (full name with labels) in the gateway's metrics.
-fn metric(gateway: &Gateway, metric: &str) -> u64 {
-    let text = agent()
-        .get(format!("{}/metrics", gateway.http))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The CID and size `bytes` import to (profile `unixfs-v1-2025`).
@@ -157,11 +142,7 @@ struct Stranger {
 
 impl Stranger {
     fn start(dir: &Path, gateway: &Gateway) -> Self {
-        let mut args = vec!["run".to_owned()];
-        args.extend(procs::node_args(&dir.join("stranger")));
-        args.extend(["--bootstrap".into(), gateway.p2p.clone()]);
-        let proc = Proc::spawn(Command::new(procs::binary("ipsr-node")).args(&args));
-        let api = proc.expect_line("api: ");
+        let Node { api, proc, .. } = Node::start(dir, "stranger", &gateway.p2p, &[]);
         Self { _proc: proc, api }
     }
 
@@ -220,12 +201,9 @@ fn a_record_alone_from_a_stranger_does_not_fill_the_gateway() {
     assert_eq!(reply["pinned"], false, "{reply}");
     assert_eq!(reply["pin"]["status"], "refused", "{reply}");
     assert_eq!(reply["pin"]["code"], "uploads_forbidden", "{reply}");
-    assert_eq!(metric(&gateway, "ipsr_pins"), 0);
+    assert_eq!(gateway.metric("ipsr_pins"), 0);
     assert_eq!(
-        metric(
-            &gateway,
-            "ipsr_gateway_pins_refused_total{reason=\"uploads_forbidden\"}"
-        ),
+        gateway.metric("ipsr_gateway_pins_refused_total{reason=\"uploads_forbidden\"}"),
         1
     );
     eprintln!(
@@ -254,17 +232,14 @@ fn a_record_understating_its_content_is_refused_while_fetching() {
     assert!(most < 64 * 1024, "the gateway stored {most} bytes");
     assert_eq!(reply["pin"]["status"], "fetching", "{reply}");
     wait_for("the pin refused for its size", || {
-        (metric(&gateway, "ipsr_pins_refused_total{reason=\"size\"}") == 1).then_some(())
+        (gateway.metric("ipsr_pins_refused_total{reason=\"size\"}") == 1).then_some(())
     });
     assert_eq!(
-        metric(
-            &gateway,
-            "ipsr_gateway_pins_refused_total{reason=\"content_mismatch\"}"
-        ),
+        gateway.metric("ipsr_gateway_pins_refused_total{reason=\"content_mismatch\"}"),
         1
     );
-    assert_eq!(metric(&gateway, "ipsr_pins"), 0, "nothing pinned");
-    assert_eq!(metric(&gateway, "ipsr_blockstore_reserved_bytes"), 0);
+    assert_eq!(gateway.metric("ipsr_pins"), 0, "nothing pinned");
+    assert_eq!(gateway.metric("ipsr_blockstore_reserved_bytes"), 0);
     eprintln!("record stating 1 MiB for 6 MiB: refused at the root, {most} bytes stored");
 }
 
@@ -304,7 +279,7 @@ fn foreign_content_read_through_ipfs_stays_within_the_cap() {
         assert!(now <= 4 * MIB, "{now} bytes on disk after file {seed}");
     }
     // Each read caches what its download stored before the answer ended.
-    let evicted = metric(&gateway, "ipsr_blockstore_evicted_blocks_total");
+    let evicted = gateway.metric("ipsr_blockstore_evicted_blocks_total");
     assert!(evicted >= 1, "the cache makes room by eviction");
     eprintln!(
         "18 MiB read through /ipfs with a 4 MiB cap: at most {most} bytes on disk, {evicted} blocks evicted"
@@ -353,13 +328,13 @@ fn an_author_over_quota_is_refused_while_another_publishes() {
         "{reply}"
     );
 
-    assert_eq!(metric(&gateway, "ipsr_pins"), 2);
+    assert_eq!(gateway.metric("ipsr_pins"), 2);
     assert_eq!(
-        metric(&gateway, "ipsr_pins_refused_total{reason=\"quota\"}"),
+        gateway.metric("ipsr_pins_refused_total{reason=\"quota\"}"),
         1
     );
     assert_eq!(
-        metric(&gateway, "ipsr_pins_refused_total{reason=\"storage\"}"),
+        gateway.metric("ipsr_pins_refused_total{reason=\"storage\"}"),
         1
     );
     let on_disk = blocks_on_disk(&gateway);

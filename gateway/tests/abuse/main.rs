@@ -70,6 +70,21 @@ impl Gateway {
         self.http.trim_start_matches("http://")
     }
 
+    /// The value of `metric` (a full name with labels) in its metrics
+    /// (the gateway's and its node's), 0 when absent.
+    pub fn metric(&self, metric: &str) -> u64 {
+        let text = ipsr_testkit::agent()
+            .get(format!("{}/metrics", self.http))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Its HTTP address, for raw TCP clients.
     pub fn addr(&self) -> SocketAddr {
         self.authority()

@@ -1,7 +1,8 @@
 //! Downloads a UnixFS file from the swarm: finds providers, asks several of
 //! them in parallel over Bitswap, checks every block, stores it and hands
-//! the file's bytes on in order ([`fetch`]) or its blocks in depth-first
-//! order ([`fetch_blocks`], for a CAR).
+//! the file's bytes on in order ([`fetch`]), a byte range of them
+//! ([`fetch_part`], which reads and fetches only the blocks of the range)
+//! or its blocks in depth-first order ([`fetch_blocks`], for a CAR).
 //!
 //! One download is one [`fetch`] call. It walks the DAG in file order with
 //! a window of blocks in flight (the walker's look-ahead), spreads the wants
@@ -241,7 +242,17 @@ pub async fn fetch(
         Some(out) => Sink::Bytes(out),
         None => Sink::Nothing,
     };
-    download(root, store, bitswap, router, hint, out, config, None).await
+    download(
+        FileReader::new(root),
+        store,
+        bitswap,
+        router,
+        hint,
+        out,
+        config,
+        None,
+    )
+    .await
 }
 
 /// Like [`fetch`] without output, holding every block read or stored for
@@ -260,7 +271,36 @@ pub(crate) async fn fetch_leased(
     }
     let store = lease.store().clone();
     let out = Sink::Nothing;
-    download(root, store, bitswap, router, hint, out, config, Some(lease)).await
+    let reader = FileReader::new(root);
+    download(
+        reader,
+        store,
+        bitswap,
+        router,
+        hint,
+        out,
+        config,
+        Some(lease),
+    )
+    .await
+}
+
+/// Like [`fetch`], for what `reader` reads: with a
+/// [`FileReader::range`], only the blocks that hold the range and the
+/// nodes above them are read or fetched (every one checked as in a whole
+/// download), and only the range's bytes are sent on `out`. The report's
+/// `size` is the file's.
+pub async fn fetch_part(
+    reader: FileReader,
+    store: Arc<Blockstore>,
+    bitswap: Bitswap,
+    router: Arc<dyn Router>,
+    hint: Vec<PeerId>,
+    out: mpsc::Sender<Bytes>,
+    config: FetchConfig,
+) -> Result<FetchReport, FetchError> {
+    let out = Sink::Bytes(out);
+    download(reader, store, bitswap, router, hint, out, config, None).await
 }
 
 /// Like [`fetch`], but sends the file's *blocks* on `out` rather than its
@@ -280,7 +320,8 @@ pub async fn fetch_blocks(
     config: FetchConfig,
 ) -> Result<FetchReport, FetchError> {
     let out = Sink::Blocks(out);
-    download(root, store, bitswap, router, hint, out, config, None).await
+    let reader = FileReader::new(root);
+    download(reader, store, bitswap, router, hint, out, config, None).await
 }
 
 /// Where a download hands on what it read.
@@ -347,7 +388,7 @@ impl SizeBound {
 
 #[allow(clippy::too_many_arguments)]
 async fn download(
-    root: Cid,
+    mut reader: FileReader,
     store: Arc<Blockstore>,
     bitswap: Bitswap,
     router: Arc<dyn Router>,
@@ -357,7 +398,7 @@ async fn download(
     lease: Option<Arc<Lease>>,
 ) -> Result<FetchReport, FetchError> {
     let bound = SizeBound::new(config.expected_size);
-    let mut reader = FileReader::new(root);
+    let root = *reader.root();
     let mut providers = Providers::default();
     for peer in hint {
         providers.add(peer);

@@ -3,6 +3,7 @@
 //! node's DHT and swarm) and [`fetch`].
 
 use std::collections::{HashSet, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -250,14 +251,45 @@ impl Content {
         mpsc::Receiver<Bytes>,
         JoinHandle<Result<FetchReport, FetchError>>,
     ) {
+        self.read(FileReader::new(root), hint)
+    }
+
+    /// Starts reading the bytes `range` of the file under `root` like
+    /// [`cat`](Self::cat), but reads (from the blockstore, or else from
+    /// providers) only the blocks that hold the range and the nodes above
+    /// them, each checked against its CID: the last byte of a file costs
+    /// its root, one node per level of the DAG and one leaf. A range past
+    /// the end of the file is cut to it.
+    pub fn cat_range(
+        &self,
+        root: Cid,
+        range: Range<u64>,
+        hint: Vec<PeerId>,
+    ) -> (
+        mpsc::Receiver<Bytes>,
+        JoinHandle<Result<FetchReport, FetchError>>,
+    ) {
+        self.read(FileReader::range(root, range), hint)
+    }
+
+    /// Starts the download of what `reader` reads, its bytes on the
+    /// receiver.
+    fn read(
+        &self,
+        reader: FileReader,
+        hint: Vec<PeerId>,
+    ) -> (
+        mpsc::Receiver<Bytes>,
+        JoinHandle<Result<FetchReport, FetchError>>,
+    ) {
         let (tx, rx) = mpsc::channel(DOWNLOAD_QUEUE);
-        let download = fetch::fetch(
-            root,
+        let download = fetch::fetch_part(
+            reader,
             self.blocks.clone(),
             self.bitswap.clone(),
             self.router.clone(),
             hint,
-            Some(tx),
+            tx,
             FetchConfig::default(),
         );
         (rx, tokio::spawn(download))

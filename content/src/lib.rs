@@ -20,9 +20,9 @@
 //! * `router`: the [`Router`] trait, what content needs of the DHT and the
 //!   swarm (the node implements it).
 //! * `handle`: [`Content`], the handle the node hands out
-//!   (`client.content()`): `add`, `cat`, `pin`, `unpin`, `pins`, `gc`,
-//!   `stat`, and, for the gateway's raw blocks and CARs, `block`,
-//!   `cat_blocks`, `put_block` and `check_local_file`.
+//!   (`client.content()`): `add`, `cat`, `cat_range`, `pin`, `unpin`,
+//!   `pins`, `gc`, `stat`, and, for the gateway's raw blocks and CARs,
+//!   `block`, `cat_blocks`, `put_block` and `check_local_file`.
 //! * `source`: [`Source`], the blockstore as what Bitswap serves from.
 //!
 //! ```

@@ -1,8 +1,10 @@
 //! UnixFS files, sans-IO: [`Importer`] turns bytes into the blocks of a
 //! UnixFS DAG under one of the IPIP-499 [`Profile`]s, and [`FileReader`]
-//! turns the blocks of a DAG back into bytes, block by block, asking for the
-//! next block it needs. Neither touches the disk or the network; callers
-//! move the blocks (`docs/content.md`).
+//! turns the blocks of a DAG back into bytes, the whole file or a byte
+//! range of it, block by block, asking for the next block it needs; a
+//! ranged read descends only into the subtrees that hold the range
+//! ([`seek`]). Neither touches the disk or the network; callers move the
+//! blocks (`docs/content.md`).
 //!
 //! ```
 //! use ipsr_content::unixfs::{FileReader, Importer, Profile};
@@ -30,10 +32,13 @@ use std::str::FromStr;
 
 use cid::{Cid, Version};
 use rust_unixfs::file::adder::{BalancedCollector, Chunker, FileAdder};
-use rust_unixfs::file::visit::Cache;
-use rust_unixfs::walk::{ContinuedWalk, Walker};
 
 use super::block::{Block, DAG_PB, RAW};
+
+mod node;
+mod read;
+
+pub use read::{FileReader, ReadError, seek};
 
 /// A UnixFS import profile of IPIP-499: the parameters that, together with
 /// the file's bytes, decide its root CID.
@@ -293,9 +298,9 @@ where
     Ok(imported)
 }
 
-/// Where `part` lies inside `whole` (the UnixFS decoder returns file bytes
-/// as a slice of the block it was given; this recovers the position so the
-/// bytes can be returned borrowed from the block rather than the walker).
+/// Where `part` lies inside `whole` (the DAG-PB decoder returns file bytes
+/// as a slice of its own handle on the block's memory; this recovers the
+/// position so the bytes can be returned borrowed from the block itself).
 fn subslice_range(whole: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
     if part.is_empty() {
         return Some(0..0);
@@ -317,184 +322,6 @@ fn fill(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(filled)
-}
-
-/// Why [`FileReader::feed`] refused a block, or a DAG could not be read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReadError {
-    /// The block fed is not the one [`FileReader::needed`] asked for.
-    #[error("expected block {expected}, got {got}")]
-    UnexpectedBlock {
-        /// The CID asked for.
-        expected: Box<Cid>,
-        /// The CID of the block fed.
-        got: Box<Cid>,
-    },
-    /// The reader has already finished or failed.
-    #[error("the file has been read completely or the read failed")]
-    Finished,
-    /// The DAG is not a UnixFS file (a directory, a symlink, ...).
-    #[error("{0} is not a unixfs file")]
-    NotAFile(Cid),
-    /// A node is not valid dag-pb/UnixFS or its links are inconsistent.
-    #[error("invalid unixfs node {cid}: {reason}")]
-    Invalid {
-        /// The block.
-        cid: Cid,
-        /// What was wrong with it, from the UnixFS decoder.
-        reason: String,
-    },
-    /// The leaves held a different number of bytes than the root declared.
-    #[error("file declared {declared} bytes but its blocks held {actual}")]
-    SizeMismatch {
-        /// Size the root declared.
-        declared: u64,
-        /// Bytes the leaves held.
-        actual: u64,
-    },
-}
-
-/// Reads a UnixFS file back from its blocks, sans-IO: ask
-/// [`needed`](FileReader::needed) for the next block, get it from wherever
-/// (store, network), [`feed`](FileReader::feed) it, write out the bytes it
-/// returns, repeat until `needed` gives `None`.
-///
-/// Blocks must be fed in the order asked for; the prefetch hints let a
-/// downloader fetch the following ones in parallel meanwhile. Each block fed
-/// is checked to be the one asked for, and [`Block`] guarantees its bytes
-/// match its CID, so a complete read proves the bytes are the root's.
-pub struct FileReader {
-    root: Cid,
-    walker: Walker,
-    cache: Option<Cache>,
-    total: Option<u64>,
-    delivered: u64,
-    state: ReaderState,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReaderState {
-    Reading,
-    Done,
-    Failed,
-}
-
-impl std::fmt::Debug for FileReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileReader")
-            .field("root", &self.root.to_string())
-            .field("total", &self.total)
-            .field("delivered", &self.delivered)
-            .field("state", &self.state)
-            .finish()
-    }
-}
-
-impl FileReader {
-    /// A reader of the file whose root block is `root`.
-    pub fn new(root: Cid) -> Self {
-        Self {
-            root,
-            walker: Walker::new(root, String::new()),
-            cache: None,
-            total: None,
-            delivered: 0,
-            state: ReaderState::Reading,
-        }
-    }
-
-    /// The root CID.
-    pub fn root(&self) -> &Cid {
-        &self.root
-    }
-
-    /// The next block to feed, and the blocks expected after it in order
-    /// (prefetch hints), or `None` once the file is complete or the read
-    /// failed.
-    pub fn needed(&self) -> Option<(Cid, Vec<Cid>)> {
-        if self.state != ReaderState::Reading || !self.walker.should_continue() {
-            return None;
-        }
-        let (next, rest) = self.walker.pending_links();
-        Some((*next, rest.copied().collect()))
-    }
-
-    /// The next block to feed, without the hints.
-    pub fn next_needed(&self) -> Option<Cid> {
-        if self.state != ReaderState::Reading || !self.walker.should_continue() {
-            return None;
-        }
-        Some(*self.walker.pending_links().0)
-    }
-
-    /// Feeds the block asked for and returns the file bytes it holds (often
-    /// empty for link nodes), which follow the bytes returned before.
-    pub fn feed<'b>(&mut self, block: &'b Block) -> Result<&'b [u8], ReadError> {
-        let Some(expected) = self.next_needed() else {
-            return Err(ReadError::Finished);
-        };
-        if *block.cid() != expected {
-            return Err(ReadError::UnexpectedBlock {
-                expected: Box::new(expected),
-                got: Box::new(*block.cid()),
-            });
-        }
-        let cid = *block.cid();
-        let data: &'b [u8] = block.data();
-        let (range, total) = match self.walker.next(data, &mut self.cache) {
-            Ok(ContinuedWalk::File(segment, _, _, _, total)) => {
-                (subslice_range(data, segment.as_bytes()), total)
-            }
-            Ok(_) => {
-                self.state = ReaderState::Failed;
-                return Err(ReadError::NotAFile(cid));
-            }
-            Err(e) => {
-                self.state = ReaderState::Failed;
-                return Err(ReadError::Invalid {
-                    cid,
-                    reason: e.to_string(),
-                });
-            }
-        };
-        let Some(bytes) = range.and_then(|r| data.get(r)) else {
-            self.state = ReaderState::Failed;
-            return Err(ReadError::Invalid {
-                cid,
-                reason: "file segment outside the block".to_owned(),
-            });
-        };
-        self.total.get_or_insert(total);
-        self.delivered += bytes.len() as u64;
-        if !self.walker.should_continue() {
-            let declared = self.total.unwrap_or(total);
-            if declared != self.delivered {
-                self.state = ReaderState::Failed;
-                return Err(ReadError::SizeMismatch {
-                    declared,
-                    actual: self.delivered,
-                });
-            }
-            self.state = ReaderState::Done;
-        }
-        Ok(bytes)
-    }
-
-    /// The file's size, known once the root block has been fed.
-    pub fn total_size(&self) -> Option<u64> {
-        self.total
-    }
-
-    /// File bytes returned so far.
-    pub fn delivered(&self) -> u64 {
-        self.delivered
-    }
-
-    /// Whether the whole file has been read successfully.
-    pub fn is_done(&self) -> bool {
-        self.state == ReaderState::Done
-    }
 }
 
 /// A dag-pb node that could not be decoded.
@@ -667,6 +494,129 @@ mod tests {
         assert_eq!(hints, expected);
     }
 
+    /// Reads `range` of the file, counting the blocks fed.
+    fn read_range(root: Cid, blocks: &[Block], range: std::ops::Range<u64>) -> (Vec<u8>, usize) {
+        let store: HashMap<Cid, &Block> = blocks.iter().map(|b| (*b.cid(), b)).collect();
+        let mut reader = FileReader::range(root, range);
+        let (mut out, mut fed) = (Vec::new(), 0);
+        while let Some((next, _)) = reader.needed() {
+            out.extend_from_slice(reader.feed(store[&next]).unwrap());
+            fed += 1;
+        }
+        assert!(reader.is_done());
+        assert_eq!(reader.delivered(), out.len() as u64);
+        (out, fed)
+    }
+
+    /// A ranged read returns the range's bytes and reads only the nodes on
+    /// the paths to the leaves that hold them: the last byte of a 4-level
+    /// DAG costs 5 blocks, not the 86 of the whole file.
+    #[test]
+    fn ranged_reads_read_only_the_blocks_of_the_range() {
+        let data: Vec<u8> = (0..(4 * 4 * 4 * 16 + 1) as u32)
+            .map(|i| (i * 13 % 256) as u8)
+            .collect();
+        let size = data.len() as u64;
+        for params in [TINY_V1, TINY_V0] {
+            let (imported, blocks) = import_all(params, &data, 64);
+            let (root, d) = (imported.root, depth(imported.root, &blocks));
+            assert_eq!(d, 4);
+            let cut = |r: std::ops::Range<u64>| data[r.start as usize..r.end as usize].to_vec();
+            // The last byte, the first byte: one path each.
+            assert_eq!(
+                read_range(root, &blocks, size - 1..size),
+                (cut(size - 1..size), d + 1)
+            );
+            assert_eq!(read_range(root, &blocks, 0..1), (cut(0..1), d + 1));
+            // Inside one leaf.
+            assert_eq!(read_range(root, &blocks, 17..20), (cut(17..20), d + 1));
+            // Across two leaves that share their parent: one more block.
+            assert_eq!(read_range(root, &blocks, 30..34), (cut(30..34), d + 2));
+            // Across the root's two subtrees: two full paths.
+            let (bytes, fed) = read_range(root, &blocks, 1020..size);
+            assert_eq!(bytes, cut(1020..size));
+            assert_eq!(fed, 2 * d + 1);
+            // The whole file: every block.
+            let (bytes, fed) = read_range(root, &blocks, 0..size);
+            assert_eq!(bytes, data);
+            assert_eq!(fed, blocks.len());
+            // Empty and past the end: the root alone (it tells the size).
+            assert_eq!(read_range(root, &blocks, 100..100), (Vec::new(), 1));
+            assert_eq!(read_range(root, &blocks, size..size + 10), (Vec::new(), 1));
+            #[allow(clippy::reversed_empty_ranges)]
+            let reversed = 5..3;
+            assert_eq!(read_range(root, &blocks, reversed), (Vec::new(), 1));
+            // Past the end is cut to the file.
+            assert_eq!(
+                read_range(root, &blocks, size - 2..u64::MAX).0,
+                cut(size - 2..size)
+            );
+        }
+    }
+
+    /// A DAG-PB file node over `links` declaring `blocksizes` and
+    /// `filesize`.
+    fn file_node(links: &[Cid], blocksizes: &[u64], filesize: u64) -> Block {
+        let mut unixfs = vec![0x08, 0x02, 0x18];
+        let varint = |out: &mut Vec<u8>, mut n: u64| {
+            while n >= 0x80 {
+                out.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+        };
+        varint(&mut unixfs, filesize);
+        for size in blocksizes {
+            unixfs.push(0x20);
+            varint(&mut unixfs, *size);
+        }
+        let node = ipld_dagpb::PbNode {
+            links: links
+                .iter()
+                .map(|cid| ipld_dagpb::PbLink {
+                    cid: *cid,
+                    name: Some(String::new()),
+                    size: Some(0),
+                })
+                .collect(),
+            data: Some(unixfs.into()),
+        };
+        Block::hash(Version::V1, DAG_PB, node.into_bytes()).unwrap()
+    }
+
+    /// A node that declares more bytes under a child than the child holds
+    /// is refused when the child is read, by whole and ranged reads alike.
+    #[test]
+    fn a_child_must_hold_what_its_parent_declares() {
+        let short = Block::hash(Version::V1, RAW, vec![7u8; 5]).unwrap();
+        let full = Block::hash(Version::V1, RAW, vec![8u8; 10]).unwrap();
+        let root = file_node(&[*short.cid(), *full.cid()], &[10, 10], 20);
+        let blocks = [root.clone(), short.clone(), full];
+        let store: HashMap<Cid, &Block> = blocks.iter().map(|b| (*b.cid(), b)).collect();
+        for range in [None, Some(0..20), Some(2..3), Some(9..12)] {
+            let mut reader = match range.clone() {
+                Some(r) => FileReader::range(*root.cid(), r),
+                None => FileReader::new(*root.cid()),
+            };
+            reader.feed(&root).unwrap();
+            let next = reader.next_needed().unwrap();
+            assert_eq!(next, *short.cid(), "{range:?}");
+            assert!(
+                matches!(reader.feed(store[&next]), Err(ReadError::Invalid { .. })),
+                "{range:?}"
+            );
+            assert!(reader.needed().is_none());
+        }
+        // The bytes of the other child alone are read without the lie.
+        let mut reader = FileReader::range(*root.cid(), 12..14);
+        reader.feed(&root).unwrap();
+        assert_eq!(reader.next_needed(), Some(*blocks[2].cid()));
+        // A root whose blocksizes do not add up to its filesize.
+        let root = file_node(&[*short.cid()], &[5], 6);
+        let mut reader = FileReader::range(*root.cid(), 0..1);
+        assert!(matches!(reader.feed(&root), Err(ReadError::Invalid { .. })));
+    }
+
     #[test]
     fn profile_names_parse_and_print() {
         for p in Profile::ALL {
@@ -695,6 +645,39 @@ mod tests {
             // Chunking of the input must not change the root.
             let (again, _) = import_all(params, &data, data.len().max(1));
             prop_assert_eq!(again.root, imported.root);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any range of any file reads back as the same bytes of it.
+        #[test]
+        fn any_range_reads_back(
+            data in proptest::collection::vec(any::<u8>(), 0..2048),
+            a in 0u64..2100,
+            b in 0u64..2100,
+            v0 in any::<bool>(),
+        ) {
+            let params = if v0 { TINY_V0 } else { TINY_V1 };
+            let (imported, blocks) = import_all(params, &data, 100);
+            let size = data.len() as u64;
+            let (from, to) = (a.min(b).min(size), a.max(b).min(size));
+            let (bytes, fed) = read_range(imported.root, &blocks, a.min(b)..a.max(b));
+            prop_assert_eq!(bytes, data[from as usize..to as usize].to_vec());
+            prop_assert!(fed <= blocks.len());
+        }
+
+        /// Arbitrary bytes as a root block never panic the reader.
+        #[test]
+        fn any_root_block_is_refused_or_read(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            a in 0u64..300,
+        ) {
+            let block = Block::hash(Version::V1, DAG_PB, bytes).unwrap();
+            let mut reader = FileReader::range(*block.cid(), a..a + 10);
+            let _ = reader.feed(&block);
+            let mut reader = FileReader::new(*block.cid());
+            let _ = reader.feed(&block);
         }
     }
 

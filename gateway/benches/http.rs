@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ipsr_proto::AuthorKey;
 use ipsr_testkit::{Proc, agent, cid, free_port, redis_url, release, wait_for};
-use procs::node_args;
+use procs::gateway;
 
 /// One wrk run's figures.
 #[derive(Debug, Clone, Copy)]
@@ -80,18 +80,6 @@ fn duration_ms(text: &str) -> f64 {
         "m" => n * 60_000.0,
         _ => panic!("unknown unit in {text}"),
     }
-}
-
-/// A gateway process; its HTTP base URL and its node's API URL.
-fn gateway(dir: &Path, extra: &[&str]) -> (Proc, String, String) {
-    let mut args = node_args(dir);
-    args.extend(["--http", "127.0.0.1:0", "--rate-limit", "0"].map(String::from));
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let proc = Proc::spawn(Command::new(env!("CARGO_BIN_EXE_ipsr-gateway")).args(&args));
-    let api = proc.expect_line("api: ");
-    let http = proc.expect_line("gateway: ");
-    let http = http.split_whitespace().next().unwrap().to_owned();
-    (proc, http, api)
 }
 
 /// nginx, stopped with `nginx -s stop` (which also ends its workers; a

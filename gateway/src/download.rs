@@ -2,7 +2,9 @@
 //! and the file form of `GET /ipfs/{cid}`. Bytes come from the node's
 //! blockstore or, block by block, from providers in the swarm; every block
 //! is checked against its CID before a byte of it is sent, so a complete
-//! answer is the signed content. A single `Range` is honoured (206), and
+//! answer is the signed content. A single `Range` is honoured (206) by
+//! reading only the blocks that hold it, found through the `blocksizes` of
+//! the DAG's nodes (so its cost is the range's, not the file's), and
 //! `If-None-Match` with the CID answers 304.
 
 use bytes::Bytes;
@@ -183,7 +185,24 @@ async fn serve_file(
         let (_, fetch) = g.node().content().cat(cid, Vec::new());
         return empty_file(cid, fetch, conditions, &presented).await;
     }
-    let (mut rx, fetch) = g.node().content().cat(cid, Vec::new());
+    let part = wanted(conditions.range.as_deref(), size)?;
+    let (status, start, len) = match &part {
+        Wanted::Whole => (StatusCode::OK, 0, size),
+        Wanted::Part(r) => (
+            StatusCode::PARTIAL_CONTENT,
+            *r.start(),
+            r.end() - r.start() + 1,
+        ),
+    };
+    // A range reads only the blocks that hold it (and the nodes above
+    // them): `bytes=-1` of a 1 GiB file costs two blocks, not 1025.
+    let (mut rx, fetch) = match &part {
+        Wanted::Whole => g.node().content().cat(cid, Vec::new()),
+        Wanted::Part(_) => g
+            .node()
+            .content()
+            .cat_range(cid, start..start + len, Vec::new()),
+    };
     let first = match tokio::time::timeout(timeout, rx.recv()).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
@@ -200,23 +219,8 @@ async fn serve_file(
             )));
         }
     };
-    let part = match wanted(conditions.range.as_deref(), size) {
-        Ok(part) => part,
-        Err(e) => {
-            fetch.abort();
-            return Err(e);
-        }
-    };
-    let (status, start, len) = match &part {
-        Wanted::Whole => (StatusCode::OK, 0, size),
-        Wanted::Part(r) => (
-            StatusCode::PARTIAL_CONTENT,
-            *r.start(),
-            r.end() - r.start() + 1,
-        ),
-    };
     g.metrics().served(len);
-    let mut response = warp::reply::stream(slice(first, rx, fetch, start, len)).into_response();
+    let mut response = warp::reply::stream(body(first, rx, fetch, len)).into_response();
     *response.status_mut() = status;
     set_common(&mut response, &cid, &presented);
     let headers = response.headers_mut();
@@ -286,22 +290,21 @@ async fn finished(fetch: JoinHandle<Result<FetchReport, FetchError>>) -> Result<
     }
 }
 
-/// The bytes `start .. start + len` of the file whose first chunk is
-/// `first` and whose other chunks arrive on `rx`. Ends with an error (so
-/// the server cuts the connection short of `Content-Length`) if the fetch
-/// fails; stops the fetch once the range is sent.
-fn slice(
+/// The `len` bytes of the answer, whose first chunk is `first` and whose
+/// other chunks arrive on `rx` (the fetch sends only the bytes asked for).
+/// Ends with an error (so the server cuts the connection short of
+/// `Content-Length`) if the fetch fails; stops the fetch once `len` bytes
+/// are sent.
+fn body(
     first: Bytes,
     rx: mpsc::Receiver<Bytes>,
     fetch: JoinHandle<Result<FetchReport, FetchError>>,
-    start: u64,
     len: u64,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
     struct State {
         pending: Option<Bytes>,
         rx: mpsc::Receiver<Bytes>,
         fetch: Option<JoinHandle<Result<FetchReport, FetchError>>>,
-        skip: u64,
         left: u64,
     }
     impl Drop for State {
@@ -315,42 +318,33 @@ fn slice(
         pending: Some(first),
         rx,
         fetch: Some(fetch),
-        skip: start,
         left: len,
     };
     futures::stream::unfold(state, |mut s| async move {
-        loop {
-            if s.left == 0 {
-                return None;
-            }
-            let chunk = match s.pending.take() {
-                Some(chunk) => chunk,
-                None => match s.rx.recv().await {
-                    Some(chunk) => chunk,
-                    None => {
-                        let why = match s.fetch.take() {
-                            Some(fetch) => match finished(fetch).await {
-                                Ok(()) => "the file ended early".to_owned(),
-                                Err(e) => e.to_string(),
-                            },
-                            None => "the download stopped".to_owned(),
-                        };
-                        tracing::warn!(error = %why, "download cut short");
-                        return Some((Err(std::io::Error::other(why)), s));
-                    }
-                },
-            };
-            let n = chunk.len() as u64;
-            if s.skip >= n {
-                s.skip -= n;
-                continue;
-            }
-            let from = s.skip as usize;
-            s.skip = 0;
-            let take = (n - from as u64).min(s.left) as usize;
-            s.left -= take as u64;
-            return Some((Ok(chunk.slice(from..from + take)), s));
+        if s.left == 0 {
+            return None;
         }
+        let chunk = match s.pending.take() {
+            Some(chunk) => chunk,
+            None => match s.rx.recv().await {
+                Some(chunk) => chunk,
+                None => {
+                    let why = match s.fetch.take() {
+                        Some(fetch) => match finished(fetch).await {
+                            Ok(()) => "the file ended early".to_owned(),
+                            Err(e) => e.to_string(),
+                        },
+                        None => "the download stopped".to_owned(),
+                    };
+                    tracing::warn!(error = %why, "download cut short");
+                    return Some((Err(std::io::Error::other(why)), s));
+                }
+            },
+        };
+        // Never more than promised, whatever the fetch sends.
+        let take = (chunk.len() as u64).min(s.left) as usize;
+        s.left -= take as u64;
+        Some((Ok(chunk.slice(..take)), s))
     })
 }
 

@@ -272,6 +272,61 @@ async fn a_download_resumes_after_the_provider_restarts() {
     assert!(c.content().stat(added.root).await.unwrap().pinned);
 }
 
+/// ```text
+///   a ─ c      a adds a 2-level file (unixfs-v0-2015: 175 leaves of
+///              256 KiB, two nodes under the root); a reads ranges of it
+///              from its store, c fetches ranges from a
+/// ```
+///
+/// A ranged read reads (or fetches) only the root, the nodes on the way
+/// down and the leaves that hold the range, never the rest of the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranged_reads_read_and_fetch_only_the_blocks_of_the_range() {
+    let (_da, a, a_addr) = node().await;
+    let (_dc, c, _) = node().await;
+    connect(&c, &a, &a_addr).await;
+    let chunk = Profile::V0_2015.chunk_size() as u64;
+    let file = Bytes::from(pattern(9, (174 * chunk + 1000) as usize));
+    let size = file.len() as u64;
+    let added = a
+        .content()
+        .add_bytes(file.clone(), Profile::V0_2015, None)
+        .await
+        .unwrap();
+    assert_eq!(added.blocks, 175 + 2 + 1, "leaves, two nodes, the root");
+    let cut = |r: &std::ops::Range<u64>| file.slice(r.start as usize..r.end as usize);
+    // (range, blocks read: the root, the nodes and leaves on the way)
+    let cases = [
+        (size - 1..size, 3),
+        (0..1, 3),
+        (100 * chunk - 10..100 * chunk + 10, 4),
+        (174 * chunk - 10..174 * chunk + 10, 5),
+        (10..10, 1),
+        (0..size, added.blocks),
+    ];
+    for (range, blocks) in cases {
+        let (got, report) = common::cat_range(&a, added.root, range.clone(), Vec::new()).await;
+        assert_eq!(got, cut(&range), "{range:?}");
+        assert_eq!((report.local, report.fetched), (blocks, 0), "{range:?}");
+        assert_eq!(report.size, size);
+    }
+
+    // c has nothing and fetches only what the range needs.
+    let hint = vec![a.peer_id()];
+    let (got, report) = common::cat_range(&c, added.root, size - 1..size, hint.clone()).await;
+    assert_eq!(got, cut(&(size - 1..size)));
+    assert_eq!((report.local, report.fetched), (0, 3));
+    let (got, report) = common::cat_range(&c, added.root, 0..1, hint).await;
+    assert_eq!(got, cut(&(0..1)));
+    assert_eq!(
+        (report.local, report.fetched),
+        (1, 2),
+        "the root is here now"
+    );
+    let stat = c.content().stat(added.root).await.unwrap();
+    assert_eq!((stat.blocks, stat.complete), (5, false));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_keeps_pinned_content_and_removes_the_rest() {
     let (_da, a, _) = node().await;

@@ -7,7 +7,7 @@
 //! | `redis` | [`RedisServer`], a private `redis-server`; [`redis_url`] of the shared one and [`unique_prefix`] for a test's keys in it |
 //! | `ports` | [`free_port`], [`free_base_port`] on loopback |
 //! | `wait` | bounded waits: [`wait_until`] (async), [`wait_for`] and [`poll`] (blocking), all within [`TIMEOUT`] unless told |
-//! | `data` | seeded test data: [`pattern`] bytes and the [`XorShift`] generator behind them |
+//! | `data` | seeded test data: [`pattern`] bytes and the [`XorShift`] generator behind them; [`PatternReader`] for files too large to hold |
 //! | `records` | one builder of signed records: [`release`], [`yank`], with [`key`], [`cid`] and the defaults [`PACKAGE`], [`CID`], [`T0`]; many at once: [`releases`]; bytes that never verify: [`tampered`] |
 //! | `http` | [`agent`]: an HTTP client with a timeout that reports statuses as values; [`form`]: a `multipart/form-data` body |
 //! | `procfs` | [`rss_kib`] and [`cpu_secs`] of a process, from `/proc` |
@@ -42,7 +42,7 @@ mod records;
 mod redis;
 mod wait;
 
-pub use data::{XorShift, pattern};
+pub use data::{PatternReader, XorShift, pattern};
 pub use files::dir_bytes;
 pub use flood::{IdleFlood, connect_from};
 pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout, form, multipart};

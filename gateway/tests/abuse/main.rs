@@ -16,6 +16,7 @@ mod procs;
 mod body;
 mod churn;
 mod disk;
+mod range;
 mod slots;
 mod wire;
 
@@ -23,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ipsr_testkit::{Proc, rss_kib};
+use ipsr_testkit::{Proc, cpu_secs, rss_kib};
 
 /// A gateway process on loopback with its own data dir.
 pub(crate) struct Gateway {
@@ -63,6 +64,17 @@ impl Gateway {
     /// Its resident memory now, in KiB.
     pub fn rss_kib(&mut self) -> u64 {
         rss_kib(Some(self.proc.child().id())).expect("the gateway runs")
+    }
+
+    /// The CPU time it used so far, in seconds.
+    pub fn cpu_secs(&mut self) -> f64 {
+        cpu_secs(Some(self.proc.child().id()))
+    }
+
+    /// Adds the file `body` yields to its node (`POST /v1/content` with
+    /// `profile`), streamed, and returns its CID.
+    pub fn add(&self, body: impl std::io::Read + 'static, profile: &str) -> String {
+        procs::add_content(&self.api, body, profile)
     }
 
     /// Its `host:port`, for raw TCP clients.

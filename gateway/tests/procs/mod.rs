@@ -12,6 +12,22 @@ pub fn binary(name: &str) -> PathBuf {
     ipsr_testnet::binaries().unwrap().join(name)
 }
 
+/// A gateway process (`--rate-limit 0` and `extra`) with its data dir in
+/// `dir`; its HTTP base URL and its node's API URL. For benchmarks, which
+/// measure it.
+pub fn gateway(dir: &Path, extra: &[&str]) -> (ipsr_testkit::Proc, String, String) {
+    let mut args = node_args(dir);
+    args.extend(["--http", "127.0.0.1:0", "--rate-limit", "0"].map(String::from));
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let proc = ipsr_testkit::Proc::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ipsr-gateway")).args(&args),
+    );
+    let api = proc.expect_line("api: ");
+    let http = proc.expect_line("gateway: ");
+    let http = http.split_whitespace().next().unwrap().to_owned();
+    (proc, http, api)
+}
+
 pub fn node_args(data: &Path) -> Vec<String> {
     vec![
         "--data-dir".into(),
@@ -21,4 +37,38 @@ pub fn node_args(data: &Path) -> Vec<String> {
         "--api".into(),
         "127.0.0.1:0".into(),
     ]
+}
+
+/// Adds the file `body` yields to the node whose API is at `api`
+/// (`POST /v1/content` with `profile`), streamed, and returns its CID.
+pub fn add_content(api: &str, body: impl std::io::Read + 'static, profile: &str) -> String {
+    let mut response = ipsr_testkit::agent_with_timeout(std::time::Duration::from_secs(1800))
+        .post(format!("{api}/v1/content?profile={profile}"))
+        .header("content-type", "application/octet-stream")
+        .send(ureq::SendBody::from_owned_reader(body))
+        .unwrap();
+    let text = response.body_mut().read_to_string().unwrap();
+    assert_eq!(response.status(), 200, "{text}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["cid"].as_str().unwrap().to_owned()
+}
+
+/// `GET url` with `Range: range`: the status, the `Content-Range` and the
+/// body (at most 2 MiB).
+pub fn get_range(agent: &ureq::Agent, url: &str, range: &str) -> (u16, String, Vec<u8>) {
+    let mut response = agent.get(url).header("range", range).call().unwrap();
+    let status = response.status().as_u16();
+    let content_range = response
+        .headers()
+        .get("content-range")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(2 << 20)
+        .read_to_vec()
+        .unwrap();
+    (status, content_range, body)
 }

@@ -36,7 +36,26 @@ pub(crate) async fn cat(
     root: cid::Cid,
     hint: Vec<PeerId>,
 ) -> (Bytes, FetchReport) {
-    let (mut rx, handle) = client.content().cat(root, hint);
+    let (rx, handle) = client.content().cat(root, hint);
+    collect(rx, handle).await
+}
+
+/// Reads the bytes `range` of the file under `root` through
+/// `client.cat_range`, within [`TIMEOUT`].
+pub(crate) async fn cat_range(
+    client: &Client,
+    root: cid::Cid,
+    range: std::ops::Range<u64>,
+    hint: Vec<PeerId>,
+) -> (Bytes, FetchReport) {
+    let (rx, handle) = client.content().cat_range(root, range, hint);
+    collect(rx, handle).await
+}
+
+async fn collect(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    handle: tokio::task::JoinHandle<Result<FetchReport, ipsr_content::fetch::FetchError>>,
+) -> (Bytes, FetchReport) {
     let mut out = Vec::new();
     let read = async {
         while let Some(bytes) = rx.recv().await {

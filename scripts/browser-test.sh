@@ -124,36 +124,36 @@ log "$("$CHROMIUM" --version 2>/dev/null), playwright-core" \
     "$(node -p "require('$BROWSER_DIR/node_modules/playwright-core/package.json').version")"
 mkdir -p "$ARTEFACTS"
 rm -f "$ARTEFACTS"/{home,results,package}.png
-# In the background, so that a signal to this script stops it at once (trap).
-timeout -k 10 $((6 * STEP_TIMEOUT + 60)) "${BROWSER[@]}" run --url "$URL" --author "$AUTHOR" \
-    --package "$PACKAGE" --version "$VERSION" --title "$TITLE" --query "pocket notes" \
-    --file "$TMP/pocket-notes.apk" --file-name pocket-notes.apk --cid "$CID" \
-    --artefacts "$ARTEFACTS" --chromium "$CHROMIUM" --timeout "$STEP_TIMEOUT" \
-    >"$TMP/browser.jsonl" 2>"$TMP/browser.log" </dev/null &
-PIDS+=($!)
-set +e
-wait "${PIDS[-1]}"
-RC=$?
-set -e
-cat "$TMP/browser.jsonl" "$TMP/browser.log"
-if [[ $RC != 0 ]]; then
-    log "FAIL (exit $RC); gateway log: $TMP/gateway.log"
-    log "screenshots so far in $ARTEFACTS"
-    exit 1
-fi
+# Runs the browser driver with the arguments after NAME, LIMIT and WHAT, in
+# the background (so that a signal to this script stops it at once: trap),
+# for at most LIMIT seconds, into $TMP/NAME.jsonl and .log; prints both and
+# fails with WHAT when the driver fails.
+browser_step() {
+    local name=$1 limit=$2 what=$3
+    shift 3
+    timeout -k 10 "$limit" "${BROWSER[@]}" "$@" \
+        >"$TMP/$name.jsonl" 2>"$TMP/$name.log" </dev/null &
+    PIDS+=($!)
+    local rc=0
+    wait "${PIDS[-1]}" || rc=$?
+    cat "$TMP/$name.jsonl" "$TMP/$name.log"
+    if [[ $rc != 0 ]]; then
+        log "FAIL: $what (exit $rc); gateway log: $TMP/gateway.log"
+        return 1
+    fi
+}
+
+browser_step browser $((6 * STEP_TIMEOUT + 60)) "the pages" run --url "$URL" \
+    --author "$AUTHOR" --package "$PACKAGE" --version "$VERSION" --title "$TITLE" \
+    --query "pocket notes" --file "$TMP/pocket-notes.apk" --file-name pocket-notes.apk \
+    --cid "$CID" --artefacts "$ARTEFACTS" --chromium "$CHROMIUM" --timeout "$STEP_TIMEOUT" ||
+    {
+        log "screenshots so far in $ARTEFACTS"
+        exit 1
+    }
 # A page of another site attacks the node API (cross-site POST, DNS rebinding).
-timeout -k 10 $((4 * STEP_TIMEOUT + 60)) "${BROWSER[@]}" attack --url "$URL" --api "$API" \
-    --chromium "$CHROMIUM" --timeout "$STEP_TIMEOUT" \
-    >"$TMP/attack.jsonl" 2>"$TMP/attack.log" </dev/null &
-PIDS+=($!)
-set +e
-wait "${PIDS[-1]}"
-RC=$?
-set -e
-cat "$TMP/attack.jsonl" "$TMP/attack.log"
-if [[ $RC != 0 ]]; then
-    log "FAIL: the node API under a browser attack (exit $RC); gateway log: $TMP/gateway.log"
+browser_step attack $((4 * STEP_TIMEOUT + 60)) "the node API under a browser attack" \
+    attack --url "$URL" --api "$API" --chromium "$CHROMIUM" --timeout "$STEP_TIMEOUT" ||
     exit 1
-fi
 log "PASS; screenshots in $ARTEFACTS"
 OK=1

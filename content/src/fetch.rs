@@ -242,17 +242,8 @@ pub async fn fetch(
         Some(out) => Sink::Bytes(out),
         None => Sink::Nothing,
     };
-    download(
-        FileReader::new(root),
-        store,
-        bitswap,
-        router,
-        hint,
-        out,
-        config,
-        None,
-    )
-    .await
+    let reader = FileReader::new(root);
+    download(reader, store, bitswap, router, hint, out, config, None).await
 }
 
 /// Like [`fetch`] without output, holding every block read or stored for
@@ -269,20 +260,9 @@ pub(crate) async fn fetch_leased(
     if config.expected_size.is_none() {
         config.expected_size = lease.size();
     }
-    let store = lease.store().clone();
-    let out = Sink::Nothing;
-    let reader = FileReader::new(root);
-    download(
-        reader,
-        store,
-        bitswap,
-        router,
-        hint,
-        out,
-        config,
-        Some(lease),
-    )
-    .await
+    let (reader, store) = (FileReader::new(root), lease.store().clone());
+    let (out, lease) = (Sink::Nothing, Some(lease));
+    download(reader, store, bitswap, router, hint, out, config, lease).await
 }
 
 /// Like [`fetch`], for what `reader` reads: with a

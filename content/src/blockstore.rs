@@ -248,6 +248,8 @@ pub struct PinRefusals {
 pub(crate) enum RefusedFor {
     Storage,
     Quota,
+    /// Counted by downloads, which only the `net` feature builds.
+    #[cfg_attr(not(feature = "net"), allow(dead_code))]
     Size,
 }
 

@@ -195,50 +195,71 @@ pub(crate) struct Listing {
 
 /// `GET /api/v1/packages`: search results (with `q`), else the packages
 /// with the most recent releases, filtered and paginated.
+///
+/// The cursor is a position in the candidates (hits or recent packages,
+/// at most [`MAX_SCAN`]), so a page reads the index and the packages it
+/// shows, not the pages before it. The index is asked for a little more
+/// than the page needs, and for [`MAX_SCAN`] only when filters leave the
+/// page short.
 pub(crate) async fn list(g: &Gateway, query: &ListQuery) -> Result<Listing, Failure> {
-    let candidates: Vec<PackageKey> = match &query.q {
-        Some(q) => g
-            .index()
-            .search(q, MAX_SCAN)
-            .await?
-            .into_iter()
-            .map(|hit| hit.package)
-            .collect(),
+    let mut ask = (query.offset + 2 * query.limit + 1).min(MAX_SCAN);
+    let mut packages = Vec::with_capacity(query.limit);
+    let mut position = query.offset;
+    loop {
+        let (candidates, exhausted) = candidates(g, query.q.as_deref(), ask).await?;
+        for key in candidates.iter().skip(position) {
+            let Some(summary) = summary(g, key).await? else {
+                position += 1;
+                continue;
+            };
+            if !query.matches(&summary) {
+                position += 1;
+                continue;
+            }
+            if packages.len() == query.limit {
+                // One more to show: the next page starts with it.
+                return Ok(Listing {
+                    packages,
+                    next_cursor: Some(position.to_string()),
+                });
+            }
+            packages.push(summary);
+            position += 1;
+        }
+        if exhausted || ask == MAX_SCAN {
+            return Ok(Listing {
+                packages,
+                next_cursor: None,
+            });
+        }
+        ask = MAX_SCAN;
+    }
+}
+
+/// The first packages of a listing, from `ask` hits or recent releases, and
+/// whether the index has no more than these.
+async fn candidates(
+    g: &Gateway,
+    q: Option<&str>,
+    ask: usize,
+) -> Result<(Vec<PackageKey>, bool), Failure> {
+    Ok(match q {
+        Some(q) => {
+            let hits = g.index().search(q, ask).await?;
+            let exhausted = hits.len() < ask;
+            (hits.into_iter().map(|hit| hit.package).collect(), exhausted)
+        }
         None => {
+            let records = g.index().recent(ask).await?;
+            let exhausted = records.len() < ask;
             let mut seen = std::collections::HashSet::new();
-            g.index()
-                .recent(MAX_SCAN)
-                .await?
+            let keys = records
                 .into_iter()
                 .map(|record| record.record().package_key())
                 .filter(|key| seen.insert(key.clone()))
-                .collect()
+                .collect();
+            (keys, exhausted)
         }
-    };
-    let wanted = query.offset + query.limit;
-    let mut matched = Vec::new();
-    let mut more = false;
-    for key in candidates {
-        let Some(summary) = summary(g, &key).await? else {
-            continue;
-        };
-        if !query.matches(&summary) {
-            continue;
-        }
-        if matched.len() == wanted {
-            more = true;
-            break;
-        }
-        matched.push(summary);
-    }
-    let packages: Vec<PackageSummary> = matched.into_iter().skip(query.offset).collect();
-    let next_cursor = more
-        .then_some(query.offset + query.limit)
-        .filter(|n| *n < MAX_SCAN)
-        .map(|n| n.to_string());
-    Ok(Listing {
-        packages,
-        next_cursor,
     })
 }
 

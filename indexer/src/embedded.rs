@@ -1,6 +1,6 @@
 //! The [`Index`] backend on the node's embedded store: point queries use the
-//! store's read API; `recent`, `search` and `stats` scan every package (fine
-//! for one machine's store; the Redis backend keeps indexes for them).
+//! store's read API; `recent`, `search` and `stats` read the store's
+//! catalog (its indexes, kept as records are written: `docs/node.md`).
 
 use std::sync::Arc;
 
@@ -8,11 +8,8 @@ use ipsr_node::Store;
 use ipsr_proto::SignedRecord;
 use ipsr_proto::{AuthorId, PackageKey, PackageName, PackageState, ReleaseKey, ReleaseState};
 
-use crate::index::{BoxFuture, Counts, Hit, Index, IndexStats, recent_entries};
-use crate::{IndexError, search};
-
-/// Release keys read from the store per page while scanning.
-const SCAN_PAGE: usize = 1000;
+use crate::IndexError;
+use crate::index::{BoxFuture, Hit, Index, IndexStats};
 
 /// An [`Index`] over a node's embedded [`Store`].
 #[derive(Debug, Clone)]
@@ -35,29 +32,6 @@ impl StoreIndex {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(IndexError::Task)?
-    }
-}
-
-/// Calls `f` with every package in the store, in key order.
-fn scan_packages(store: &Store, mut f: impl FnMut(PackageState)) -> Result<(), IndexError> {
-    let mut after: Option<ReleaseKey> = None;
-    let mut last: Option<PackageKey> = None;
-    loop {
-        let page = store.release_keys(after.as_ref(), SCAN_PAGE)?;
-        let Some(tail) = page.last().cloned() else {
-            return Ok(());
-        };
-        for key in page {
-            let package = key.package_key();
-            if last.as_ref() == Some(&package) {
-                continue;
-            }
-            if let Some(state) = store.package(&package)? {
-                f(state);
-            }
-            last = Some(package);
-        }
-        after = Some(tail);
     }
 }
 
@@ -87,16 +61,7 @@ impl Index for StoreIndex {
     }
 
     fn recent(&self, limit: usize) -> BoxFuture<'_, Result<Vec<SignedRecord>, IndexError>> {
-        Box::pin(self.blocking(move |s| {
-            let mut all: Vec<(u64, String, SignedRecord)> = Vec::new();
-            scan_packages(s, |state| {
-                for (at, release, record) in recent_entries(&state) {
-                    all.push((at, release.key().to_string(), record.clone()));
-                }
-            })?;
-            all.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
-            Ok(all.into_iter().take(limit).map(|(_, _, r)| r).collect())
-        }))
+        Box::pin(self.blocking(move |s| Ok(s.recent(limit)?)))
     }
 
     fn search<'a>(
@@ -105,7 +70,7 @@ impl Index for StoreIndex {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Hit>, IndexError>> {
         let query = query.to_owned();
-        Box::pin(self.blocking(move |s| Ok(search::in_store(s, &query, limit)?)))
+        Box::pin(self.blocking(move |s| Ok(s.search(&query, limit)?)))
     }
 
     fn record_bytes<'a>(
@@ -121,10 +86,6 @@ impl Index for StoreIndex {
     }
 
     fn stats(&self) -> BoxFuture<'_, Result<IndexStats, IndexError>> {
-        Box::pin(self.blocking(|s| {
-            let mut stats = IndexStats::default();
-            scan_packages(s, |state| Counts::of(&state).add_to(&mut stats))?;
-            Ok(stats)
-        }))
+        Box::pin(self.blocking(|s| Ok(s.totals()?)))
     }
 }

@@ -40,7 +40,9 @@
 //! Records and the protocols that move them:
 //! * `store`: [`Store`], the embedded store (redb) of verified records,
 //!   with a log that consumers tail from a position ([`LogPage`]),
-//!   compacted as records are superseded (`store/log.rs`).
+//!   compacted as records are superseded (`store/log.rs`), and a catalog
+//!   that indexes search words, recent releases and totals
+//!   (`store/catalog.rs`).
 //! * `sync`: `/ipsr/sync/1.0.0` ([`SYNC_PROTOCOL`]), catch-up by set
 //!   reconciliation with each peer.
 //! * `identity`: the node's libp2p key in its data dir.
@@ -52,7 +54,10 @@
 //! * [`views`]: the JSON views of packages and releases that the node's
 //!   API and the gateway share.
 //! * [`search`]: the search rules (terms, weights, scores) every search of
-//!   IPSR ranks by, and a search of the embedded store.
+//!   IPSR ranks by, and [`search::scan`], the reference that reads every
+//!   package (the store answers from its catalog: [`Store::search`]).
+//! * [`listing`]: what a package contributes to "recent" and the totals,
+//!   derived alike by the store's catalog and the Redis index.
 //! * [`run`]: the flags and config file of a running node (`ipsr-node run`,
 //!   `ipsr-gateway`) and its start-up and shutdown.
 //!
@@ -74,6 +79,7 @@ mod error;
 mod identity;
 mod ip_limits;
 mod limiter;
+pub mod listing;
 mod metrics;
 mod pacing;
 mod providers;

@@ -145,10 +145,11 @@ pub fn sort(hits: &mut [Hit]) {
 /// Release keys read from the store per page while scanning.
 const SCAN_PAGE: usize = 1000;
 
-/// Searches every package of `store` (a scan: fine for one machine's store;
-/// the Redis index of `ipsr-indexer` keeps term indexes instead). At most
+/// Searches every package of `store` by reading each one: the reference
+/// that [`Store::search`](crate::Store::search) (the catalog's word index)
+/// and the Redis index answer like, used by tests and benchmarks. At most
 /// `limit` hits, in [`sort`] order.
-pub fn in_store(store: &Store, query: &str, limit: usize) -> Result<Vec<Hit>, StoreError> {
+pub fn scan(store: &Store, query: &str, limit: usize) -> Result<Vec<Hit>, StoreError> {
     let words = query_words(query);
     let mut hits = Vec::new();
     if words.is_empty() || limit == 0 {

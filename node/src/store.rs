@@ -10,7 +10,9 @@
 //! | `conflicts` | release key, for releases with a conflict or equivocation | empty |
 //!
 //! and the log's own tables (`log.rs`): the log of held records by
-//! position, compacted as records are superseded.
+//! position, compacted as records are superseded; and the catalog's
+//! (`catalog.rs`): search words, recent releases and totals, so that
+//! listings never scan.
 //!
 //! Every write is one redb transaction, committed durably before the call
 //! returns, so a record reported as stored survives `kill -9`. Applying the
@@ -26,6 +28,7 @@ use ipsr_proto::{
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+mod catalog;
 mod log;
 
 pub use log::LogPage;
@@ -144,6 +147,7 @@ impl Store {
             let recs = tx.open_table(RECORDS)?;
             let rels = tx.open_table(RELEASES)?;
             log::open(&tx, &recs, &rels)?;
+            catalog::open(&tx, &recs, &rels)?;
         }
         tx.open_table(CONFLICTS)?;
         tx.open_table(CODES)?;
@@ -161,6 +165,7 @@ impl Store {
             let mut log = log::LogWriter::open(&tx)?;
             let mut conflicts = tx.open_table(CONFLICTS)?;
             let mut codes = tx.open_table(CODES)?;
+            let mut touched: BTreeSet<PackageKey> = BTreeSet::new();
             for record in records {
                 let id = record.id();
                 if recs.get(&id.as_bytes()[..])?.is_some() {
@@ -210,6 +215,7 @@ impl Store {
                 if before.held() != &after || !applied.reports.is_empty() {
                     let row = save_state(state);
                     rels.insert(&key_bytes[..], &row[..])?;
+                    touched.insert(key.package_key());
                 }
                 out.push(Stored {
                     id,
@@ -218,6 +224,12 @@ impl Store {
                 });
             }
             log.finish()?;
+            let mut catalog = catalog::CatalogWriter::open(&tx)?;
+            for key in touched {
+                let state = load_package(&recs, &rels, &key)?;
+                catalog.update(&key, state.as_ref())?;
+            }
+            catalog.finish()?;
         }
         tx.commit()?;
         Ok(out)
@@ -246,19 +258,30 @@ impl Store {
         let tx = self.db.begin_read()?;
         let recs = tx.open_table(RECORDS)?;
         let rels = tx.open_table(RELEASES)?;
-        let prefix = package_prefix(key);
-        let mut state = PackageState::new(key.clone());
-        let mut any = false;
-        for entry in rels.range(&prefix[..]..)? {
-            let (k, row) = entry?;
-            if !k.value().starts_with(&prefix) {
-                break;
-            }
-            let rkey = parse_release_key(k.value())?;
-            state.insert(load_state(&recs, rkey, row.value())?)?;
-            any = true;
-        }
-        Ok(any.then_some(state))
+        load_package(&recs, &rels, key)
+    }
+
+    /// Packages matching `query` by the rules of [`crate::search`], best
+    /// first, from the catalog's word index (no scan; `docs/node.md`, "The
+    /// catalog"). At most `limit`.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<crate::search::Hit>, StoreError> {
+        let tx = self.db.begin_read()?;
+        catalog::search(&tx, query, limit)
+    }
+
+    /// The most recent releases that are not yanked: their release records,
+    /// newest `created_at` first (ties: `author/package@version`, greatest
+    /// first). At most `limit`.
+    pub fn recent(&self, limit: usize) -> Result<Vec<SignedRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let recs = tx.open_table(RECORDS)?;
+        catalog::recent(&tx, &recs, limit)
+    }
+
+    /// Totals over every package (kept by the catalog as records come).
+    pub fn totals(&self) -> Result<crate::listing::Totals, StoreError> {
+        let tx = self.db.begin_read()?;
+        catalog::totals(&tx)
     }
 
     /// The newest release of a package (rule 7 of `docs/records.md`),
@@ -438,6 +461,27 @@ fn parse_release_key(bytes: &[u8]) -> Result<ReleaseKey, StoreError> {
         package,
         version,
     })
+}
+
+/// Every version of a package, read from the tables of a transaction.
+fn load_package(
+    recs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    rels: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &PackageKey,
+) -> Result<Option<PackageState>, StoreError> {
+    let prefix = package_prefix(key);
+    let mut state = PackageState::new(key.clone());
+    let mut any = false;
+    for entry in rels.range(&prefix[..]..)? {
+        let (k, row) = entry?;
+        if !k.value().starts_with(&prefix) {
+            break;
+        }
+        let rkey = parse_release_key(k.value())?;
+        state.insert(load_state(recs, rkey, row.value())?)?;
+        any = true;
+    }
+    Ok(any.then_some(state))
 }
 
 fn package_prefix(key: &PackageKey) -> Vec<u8> {

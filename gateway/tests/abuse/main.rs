@@ -17,6 +17,7 @@ mod body;
 mod churn;
 mod disk;
 mod range;
+mod search;
 mod slots;
 mod wire;
 

@@ -72,3 +72,40 @@ pub fn get_range(agent: &ureq::Agent, url: &str, range: &str) -> (u16, String, V
         .unwrap();
     (status, content_range, body)
 }
+
+/// The title of package `i` of [`fill_store`]: two words of a vocabulary
+/// of 1,000, then `camera` for one package in 100 and `notes` for one in
+/// 10 (searched for by the abuse test and the search benchmark).
+pub fn bench_title(i: usize) -> String {
+    let mut title = format!("w{} v{}", (i * 7919) % 1000, (i * 104_729) % 1000);
+    if i.is_multiple_of(100) {
+        title.push_str(" camera");
+    }
+    if i.is_multiple_of(10) {
+        title.push_str(" notes");
+    }
+    title
+}
+
+/// Writes `n` packages (one release each, by 8 authors; package `i` is
+/// `org.bench{i / 100}.app{i}` titled [`bench_title`]`(i)`) into the
+/// store of the data dir `data`, before a node or gateway starts on it.
+pub fn fill_store(data: &Path, n: usize) {
+    std::fs::create_dir_all(data).unwrap();
+    let store = ipsr_node::Store::open(&data.join("store.redb")).unwrap();
+    let authors: Vec<_> = (1..=8).map(ipsr_testkit::key).collect();
+    let indices: Vec<usize> = (0..n).collect();
+    for chunk in indices.chunks(5000) {
+        let records = chunk
+            .iter()
+            .map(|&i| {
+                ipsr_testkit::release(&authors[i % 8], "1.0.0")
+                    .package(&format!("org.bench{}.app{i}", i / 100))
+                    .title(bench_title(i))
+                    .cid(ipsr_testkit::cid(u32::try_from(i).unwrap()))
+                    .sign()
+            })
+            .collect();
+        store.apply(records).unwrap();
+    }
+}

@@ -181,7 +181,7 @@ impl SearchQuery {
 /// ranked by [`crate::search`].
 pub(crate) async fn search(ctx: Ctx, query: SearchQuery) -> Result<SearchResults, Failure> {
     let hits = ctx
-        .read(move |store| crate::search::in_store(store, &query.q, query.limit))
+        .read(move |store| store.search(&query.q, query.limit))
         .await?;
     Ok(SearchResults::new(hits))
 }

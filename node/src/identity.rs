@@ -1,18 +1,17 @@
 //! The node's libp2p identity, created on first start and kept in the data
 //! dir (file mode 0600).
 //!
-//! The file is written whole or not at all: into a temp file of mode 0600
-//! in the data dir, fsynced, renamed to its name, and the dir fsynced. An
-//! empty file (what a crash during the first start left before this was so)
-//! never held a key, so it is replaced, with a warning. Any other file that
-//! does not decode is an error naming it: a real key is never replaced.
+//! The file is written whole or not at all (`private_file`). An empty file
+//! (what a crash during the first start left before this was so) never held
+//! a key, so it is replaced, with a warning. Any other file that does not
+//! decode is an error naming it: a real key is never replaced.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use libp2p::identity::Keypair;
 use tracing::warn;
+
+use crate::private_file::{self, Existing};
 
 /// The identity file inside the data dir.
 pub(crate) const FILE: &str = "identity.key";
@@ -59,7 +58,7 @@ pub(crate) fn load_or_create(dir: &Path) -> Result<Keypair, IdentityError> {
                 "the identity file is empty (a crash during the first start?); it never held \
                  a key, so a new identity is created in its place"
             );
-            create(dir, &path, Existing::ReplaceEmpty).map_err(io)
+            create(dir, &path, Existing::Replace).map_err(io)
         }
         Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|_| IdentityError::Decode {
             path: path.display().to_string(),
@@ -73,35 +72,18 @@ pub(crate) fn load_or_create(dir: &Path) -> Result<Keypair, IdentityError> {
     }
 }
 
-/// What [`create`] does when the file exists by the time it is written.
-enum Existing {
-    /// Fail (`AlreadyExists`): it may hold a key written meanwhile.
-    Keep,
-    /// Replace it: it was found empty.
-    ReplaceEmpty,
-}
-
 /// Generates a key and writes it to `path` in `dir` atomically.
 fn create(dir: &Path, path: &Path, existing: Existing) -> std::io::Result<Keypair> {
     let key = Keypair::generate_ed25519();
     let bytes = key.to_protobuf_encoding().expect("ed25519 keys encode");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".identity")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)?;
-    tmp.write_all(&bytes)?;
-    tmp.as_file().sync_all()?;
-    match existing {
-        Existing::Keep => tmp.persist_noclobber(path),
-        Existing::ReplaceEmpty => tmp.persist(path),
-    }
-    .map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()?;
+    private_file::write(dir, path, ".identity", &bytes, existing)?;
     Ok(key)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn mode(path: &Path) -> u32 {

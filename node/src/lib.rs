@@ -46,6 +46,8 @@
 //! * `sync`: `/ipsr/sync/1.0.0` ([`SYNC_PROTOCOL`]), catch-up by set
 //!   reconciliation with each peer.
 //! * `identity`: the node's libp2p key in its data dir.
+//! * `private_file`: files of mode 0600 written whole or not at all (the
+//!   identity key, the API token).
 //! * `metrics`: Prometheus counters (IPSR's and libp2p's).
 //!
 //! Serving:
@@ -82,6 +84,7 @@ mod limiter;
 pub mod listing;
 mod metrics;
 mod pacing;
+mod private_file;
 mod providers;
 pub mod run;
 mod runtime;

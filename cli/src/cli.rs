@@ -1,11 +1,14 @@
 //! The command line's shape.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 use crate::client::{Client, DEFAULT_NODE};
 use crate::commands;
 use crate::error::{Error, Result};
 use crate::output::Output;
+use crate::token::NodeToken;
 
 /// Publish, download and browse apps on IPSR, the peer-to-peer app repository.
 ///
@@ -20,6 +23,13 @@ pub struct Cli {
     /// The node's API address [env: IPSR_NODE] [default: http://127.0.0.1:5050].
     #[arg(long, global = true, value_name = "URL", conflicts_with = "gateway")]
     pub node: Option<String>,
+
+    /// A file holding the node's API token, sent as `Authorization: Bearer`:
+    /// needed when the node's API is off loopback (its token is then in the
+    /// node's DATA_DIR/api-token) or was started with --api-token-file
+    /// [env: IPSR_NODE_TOKEN_FILE, or the token itself in IPSR_NODE_TOKEN].
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "gateway")]
+    pub node_token_file: Option<PathBuf>,
 
     /// Use this gateway instead of a node: read packages from its JSON API and
     /// publish through it, e.g. `https://gateway.example.org` [env: IPSR_GATEWAY].
@@ -108,15 +118,19 @@ impl Endpoint {
 #[derive(Debug)]
 pub(crate) struct Ctx {
     pub(crate) endpoint: Endpoint,
+    /// The node's API token, if one was given (never sent to a gateway).
+    pub(crate) node_token: Option<NodeToken>,
     pub(crate) out: Output,
 }
 
 impl Ctx {
-    /// A client of the node (`--node`) or the gateway (`--gateway`).
+    /// A client of the node (`--node`, with its token) or the gateway
+    /// (`--gateway`).
     pub(crate) fn client(&self) -> Result<Client> {
-        match &self.endpoint {
-            Endpoint::Node(url) => Client::new(url),
-            Endpoint::Gateway(url) => Client::gateway(url),
+        match (&self.endpoint, &self.node_token) {
+            (Endpoint::Node(url), Some(token)) => Client::new(url)?.with_token(token.secret()),
+            (Endpoint::Node(url), None) => Client::new(url),
+            (Endpoint::Gateway(url), _) => Client::gateway(url),
         }
     }
 
@@ -128,9 +142,15 @@ impl Ctx {
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let endpoint = Endpoint::resolve(cli.node, cli.gateway, |name| std::env::var(name).ok())?;
+    let env = |name: &str| std::env::var(name).ok();
+    let endpoint = Endpoint::resolve(cli.node, cli.gateway, env)?;
+    let node_token = match endpoint {
+        Endpoint::Node(_) => NodeToken::resolve(cli.node_token_file, env)?,
+        Endpoint::Gateway(_) => None,
+    };
     let ctx = Ctx {
         endpoint,
+        node_token,
         out: Output::new(cli.json),
     };
     match cli.command {

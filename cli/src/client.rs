@@ -40,6 +40,8 @@ pub struct Client {
     base: url::Url,
     agent: ureq::Agent,
     server: Server,
+    /// Whether every request carries an API token ([`Client::with_token`]).
+    token: bool,
 }
 
 /// `GET /v1/packages/{author}/{package}`.
@@ -226,19 +228,32 @@ struct ApiError {
 }
 
 impl Client {
-    /// A client of the node at `base` (`http://HOST:PORT`).
+    /// A client of the node at `base` (`http://HOST:PORT`, or `https://`
+    /// for a node behind a TLS proxy).
     pub fn new(base: &str) -> Result<Self> {
         let url = url::Url::parse(base).map_err(|e| {
             Error::Usage(format!(
                 "--node: {base:?} is not a URL ({e}); write it as http://127.0.0.1:5050"
             ))
         })?;
-        if url.scheme() != "http" {
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(Error::Usage(format!(
-                "--node: {base:?} must be an http:// URL (the node's API is plain HTTP on loopback)"
+                "--node: {base:?} must be an http:// URL (or https:// for a node behind a TLS proxy)"
             )));
         }
         Ok(Self::with(url, Server::Node))
+    }
+
+    /// This client, sending `token` with every request as
+    /// `Authorization: Bearer TOKEN` (a node whose API requires its token:
+    /// `docs/node-api.md`, "Authentication"). Redirects do not carry it on.
+    pub fn with_token(mut self, token: &str) -> Result<Self> {
+        let mut value = ureq::http::HeaderValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Error::Usage("the API token is not valid in an HTTP header".into()))?;
+        value.set_sensitive(true);
+        self.agent = agent(Some(value));
+        self.token = true;
+        Ok(self)
     }
 
     /// A client of the gateway at `base` (`https://HOST` or `http://HOST:PORT`,
@@ -264,15 +279,11 @@ impl Client {
         }
         url.set_query(None);
         url.set_fragment(None);
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .build()
-            .into();
         Self {
             base: url,
-            agent,
+            agent: agent(None),
             server,
+            token: false,
         }
     }
 
@@ -359,6 +370,12 @@ impl Client {
             )),
             413 if self.server == Server::Gateway => Error::Usage(format!(
                 "{what}: the gateway at {base} refused it as too large: {message}; publish through your own node (--node)"
+            )),
+            401 if self.server == Server::Node && self.token => Error::Other(format!(
+                "{what}: the node at {base} refused the API token ({message}); check the token file (the node's is DATA_DIR/api-token)"
+            )),
+            401 if self.server == Server::Node => Error::Usage(format!(
+                "{what}: the node at {base} requires its API token ({message}); pass --node-token-file FILE, or set IPSR_NODE_TOKEN_FILE or IPSR_NODE_TOKEN"
             )),
             400 | 413 | 415 => Error::Usage(format!("{what}: {the} refused it: {message}")),
             422 => Error::Verification(format!("{what}: {the} refused it: {message} ({code})")),
@@ -630,6 +647,27 @@ impl Client {
             packages: list.packages,
         })
     }
+}
+
+/// An HTTP client that reports statuses as values, sending `authorization`
+/// (an `Authorization` value) with every request when given. ureq drops it
+/// on a redirect (its default `RedirectAuthHeaders::Never`).
+fn agent(authorization: Option<ureq::http::HeaderValue>) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(5)));
+    if let Some(value) = authorization {
+        config = config.middleware(
+            move |mut request: ureq::http::Request<ureq::SendBody<'_>>,
+                  next: ureq::middleware::MiddlewareNext<'_>| {
+                request
+                    .headers_mut()
+                    .insert(ureq::http::header::AUTHORIZATION, value.clone());
+                next.handle(request)
+            },
+        );
+    }
+    config.build().into()
 }
 
 /// The status, `code` and `message` of an error answer (the status as the

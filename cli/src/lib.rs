@@ -11,6 +11,9 @@
 //! * `client`: [`Client`], a blocking client of the node's HTTP API or a
 //!   gateway's JSON API ([`Server`]); never trusted, everything is verified
 //!   here.
+//! * `token`: the node's API token (`--node-token-file`,
+//!   `IPSR_NODE_TOKEN_FILE`, `IPSR_NODE_TOKEN`), for a node that requires
+//!   one.
 //! * `check`: what the CLI checks itself: signed records, and content bytes
 //!   against their CID (with `ipsr-content`, which links no libp2p).
 //! * `apk`: what `publish` reads from an APK's manifest, and its checks.
@@ -35,6 +38,7 @@ mod error;
 pub mod keys;
 mod output;
 mod spec;
+mod token;
 
 pub use cli::{Cli, Command, run};
 pub use client::{Client, DEFAULT_NODE, Server};

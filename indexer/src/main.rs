@@ -4,11 +4,13 @@
 //! in Redis.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use ipsr_indexer::{HttpSource, Indexer, IndexerConfig, Metrics, RedisConfig, RedisIndex};
+use ipsr_node::ApiToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{info, warn};
 
@@ -19,6 +21,11 @@ struct Cli {
     /// The node's API.
     #[arg(long, env = "IPSR_NODE", default_value = "http://127.0.0.1:5050")]
     node: String,
+    /// A file holding the node's API token, sent as `Authorization: Bearer`:
+    /// needed when the node's API is off loopback (the token is then in the
+    /// node's DATA_DIR/api-token) or was started with --api-token-file.
+    #[arg(long, env = "IPSR_NODE_TOKEN_FILE", value_name = "FILE")]
+    node_token_file: Option<PathBuf>,
     /// Redis URL.
     #[arg(long, env = "IPSR_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,
@@ -53,7 +60,11 @@ async fn main() -> anyhow::Result<()> {
         batch: usize::from(cli.batch),
         ..IndexerConfig::default()
     };
-    let indexer = Indexer::new(HttpSource::new(&cli.node), index, config);
+    let mut source = HttpSource::new(&cli.node);
+    if let Some(path) = &cli.node_token_file {
+        source = source.with_token(ApiToken::read(path).context("--node-token-file")?);
+    }
+    let indexer = Indexer::new(source, index, config);
     if let Some(addr) = cli.metrics {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ipsr_node::ApiToken;
 use serde::Deserialize;
 
 use crate::SourceError;
@@ -54,11 +55,13 @@ pub trait Source: Send + Sync {
     ) -> impl Future<Output = Result<Page, SourceError>> + Send;
 }
 
-/// The log of a node over its HTTP API (`docs/node-api.md`).
+/// The log of a node over its HTTP API (`docs/node-api.md`), with the
+/// node's API token when it requires one ([`HttpSource::with_token`]).
 #[derive(Debug, Clone)]
 pub struct HttpSource {
     base: String,
     agent: ureq::Agent,
+    token: Option<ApiToken>,
 }
 
 #[derive(Deserialize)]
@@ -92,18 +95,39 @@ impl HttpSource {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             agent,
+            token: None,
         }
+    }
+
+    /// Sends `token` with every request (`Authorization: Bearer TOKEN`): a
+    /// node whose API is off loopback, or was given a token file, answers
+    /// nothing without it (`docs/node-api.md`, "Authentication").
+    pub fn with_token(mut self, token: ApiToken) -> Self {
+        self.token = Some(token);
+        self
     }
 
     async fn get(&self, path: String) -> Result<(String, String), SourceError> {
         let url = format!("{}{path}", self.base);
         let agent = self.agent.clone();
+        let authorization = self.token.as_ref().map(ApiToken::bearer);
         tokio::task::spawn_blocking(move || {
             let fail = |reason: String| SourceError::Http {
                 url: url.clone(),
                 reason,
             };
-            let mut response = agent.get(&url).call().map_err(|e| fail(e.to_string()))?;
+            let mut request = agent.get(&url);
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            let mut response = request.call().map_err(|e| match e {
+                ureq::Error::StatusCode(401) => fail(
+                    "401: the node's API requires its token, and this one was missing or \
+                     wrong (--node-token-file)"
+                        .into(),
+                ),
+                e => fail(e.to_string()),
+            })?;
             let body = response
                 .body_mut()
                 .with_config()
@@ -224,5 +248,38 @@ impl Source for LocalSource {
             page = self.read(after, limit).await?;
         }
         Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ipsr_testkit::{key, release};
+
+    use super::*;
+
+    /// A node whose API requires its token answers the source only when it
+    /// sends it; without it, the error names the flag to pass.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_that_requires_its_token_is_sent_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ipsr_node::Config::local(dir.path().to_owned());
+        let node = ipsr_node::spawn(config).await.unwrap();
+        node.publish(release(&key(1), "1.0.0").sign())
+            .await
+            .unwrap();
+        let token = ApiToken::new("indexer-test-token-7c2e9a40b1").unwrap();
+        let loopback = "127.0.0.1:0".parse().unwrap();
+        let (addr, server) = ipsr_node::serve_api_with_token(node.clone(), loopback, token.clone())
+            .await
+            .unwrap();
+        tokio::spawn(server);
+        let base = format!("http://{addr}");
+
+        let e = HttpSource::new(&base).node_id().await.unwrap_err();
+        assert!(e.to_string().contains("--node-token-file"), "{e}");
+        let mut source = HttpSource::new(&base).with_token(token);
+        assert_eq!(source.node_id().await.unwrap(), node.peer_id().to_string());
+        let page = source.page(0, 10, Duration::ZERO).await.unwrap();
+        assert_eq!((page.head, page.entries.len()), (1, 1));
     }
 }

@@ -1,7 +1,8 @@
 //! Fault tests: Redis stopped and restarted (empty) while records keep
 //! arriving; the indexer process killed with `kill -9` mid-batch and
 //! restarted; two indexers fed the same records in different orders;
-//! indexers resuming from old cursors of a log that was compacted since.
+//! indexers resuming from old cursors of a log that was compacted since;
+//! the indexer process reading a node that requires its API token.
 //! Each ends with Redis holding exactly what the node's store holds.
 //!
 //! Every test starts its own processes on free ports and stops them in a
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use common::{Running, TestIndex};
 use ipsr_indexer::{Index, RedisIndex, StoreIndex};
-use ipsr_node::Client;
+use ipsr_node::{ApiToken, Client};
 use ipsr_proto::{PackageKey, SignedRecord};
 use ipsr_testkit::{
     RedisServer, TIMEOUT, XorShift, cid, free_port, key, redis_url, release, wait_until, yank,
@@ -175,6 +176,11 @@ const PROCESS_BATCH: &str = "5";
 
 impl Process {
     fn start(api: &str, redis: &str, prefix: &str) -> Self {
+        Self::start_with(api, redis, prefix, &[])
+    }
+
+    /// [`Process::start`] with more arguments.
+    fn start_with(api: &str, redis: &str, prefix: &str, extra: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_ipsr-indexer"))
             .args([
                 "--node",
@@ -186,6 +192,8 @@ impl Process {
                 "--batch",
                 PROCESS_BATCH,
             ])
+            .args(extra)
+            .env_remove("IPSR_NODE_TOKEN_FILE")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -237,6 +245,34 @@ async fn kill_9_indexer_mid_batch_and_restart() {
     let test = killed.expect("one of 5 kills landed before the end");
     let process = Process::start(&api, &redis_url(), test.index.prefix());
     wait_until("the restarted indexer catches up", || async {
+        test.index.cursor(&peer).await.unwrap() >= head
+    })
+    .await;
+    drop(process);
+    same_as_store(&node, &test.index, &records).await;
+}
+
+/// The indexer process reads a node whose API requires its token (an API
+/// off loopback) with `--node-token-file`, the node's own token file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_indexer_process_reads_a_node_that_requires_its_token() {
+    let (dir, node) = common::node().await;
+    let records = history(1, 3);
+    for r in &records {
+        node.publish(r.clone()).await.unwrap();
+    }
+    let head = node.store().stats().unwrap().log_head;
+    let (token, file) = ApiToken::load_or_create(dir.path()).unwrap();
+    let api = common::api_with_token(&node, token).await;
+    let peer = node.peer_id().to_string();
+    let test = TestIndex::new(&redis_url(), "token");
+    let process = Process::start_with(
+        &api,
+        &redis_url(),
+        test.index.prefix(),
+        &["--node-token-file", file.to_str().unwrap()],
+    );
+    wait_until("the indexer catches up", || async {
         test.index.cursor(&peer).await.unwrap() >= head
     })
     .await;

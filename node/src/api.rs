@@ -8,8 +8,10 @@
 //!   stream, and their bodies;
 //! * `models`: the JSON bodies;
 //! * `limits`: the API's limits (body size, log and search pages, long-polls);
-//! * `guard`: the `Host` and `Origin` rules that keep web pages (DNS
-//!   rebinding, cross-site forms) from using the API;
+//! * `guard`: who may use the API: the token, and the `Host` and `Origin`
+//!   rules that keep web pages (DNS rebinding, cross-site forms) out;
+//! * `token`: [`ApiToken`], the secret requests carry when the API is off
+//!   loopback, its file and the node's own;
 //! * `error`: why a request failed, and the one rejection handler that turns
 //!   every failure into `{ "code": "...", "message": "..." }`. Internal
 //!   errors are logged and never shown.
@@ -31,12 +33,18 @@ mod guard;
 mod handlers;
 mod limits;
 mod models;
+mod token;
 
 pub use error::ApiError;
+pub use token::{ApiToken, BadToken, TOKEN_FILE, TokenError};
 
 /// Binds the API to `addr` and returns the address it is bound to (port 0
 /// picks a free port) and the future that serves it. The future runs until
 /// it is dropped; it holds a clone of `client`.
+///
+/// Without a token the API is for this machine only: an `addr` off
+/// loopback is refused ([`ApiError::TokenRequired`]); use
+/// [`serve_api_with_token`] there.
 ///
 /// ```no_run
 /// # async fn demo(client: ipsr_node::Client) -> Result<(), ipsr_node::ApiError> {
@@ -49,16 +57,52 @@ pub async fn serve_api(
     client: Client,
     addr: SocketAddr,
 ) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), ApiError> {
+    if !addr.ip().is_loopback() {
+        return Err(ApiError::TokenRequired { addr });
+    }
+    serve(client, addr, None).await
+}
+
+/// [`serve_api`] that answers only requests carrying `token`
+/// (`Authorization: Bearer TOKEN`; `401 unauthorized` otherwise), on any
+/// address. With the token, a request may name the node by any host name.
+///
+/// ```no_run
+/// # async fn demo(client: ipsr_node::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// let (token, path) = ipsr_node::ApiToken::load_or_create("/var/lib/ipsr".as_ref())?;
+/// let addr = "0.0.0.0:5050".parse()?;
+/// let (addr, server) = ipsr_node::serve_api_with_token(client, addr, token).await?;
+/// println!("api: http://{addr}, token in {}", path.display());
+/// tokio::spawn(server);
+/// # Ok(()) }
+/// ```
+pub async fn serve_api_with_token(
+    client: Client,
+    addr: SocketAddr,
+    token: ApiToken,
+) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), ApiError> {
+    serve(client, addr, Some(token)).await
+}
+
+async fn serve(
+    client: Client,
+    addr: SocketAddr,
+    token: Option<ApiToken>,
+) -> Result<(SocketAddr, impl Future<Output = ()> + Send + 'static), ApiError> {
     let bind = |source| ApiError::Bind { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
     let bound = listener.local_addr().map_err(bind)?;
-    let server = warp::serve(filters::routes(client, guard::Guard::new(bound))).incoming(listener);
-    info!(addr = %bound, "serving the API");
+    let with_token = token.is_some();
+    let guard = guard::Guard::new(bound, token);
+    let server = warp::serve(filters::routes(client, guard)).incoming(listener);
+    info!(addr = %bound, token = with_token, "serving the API");
     if !bound.ip().is_loopback() {
         warn!(
             addr = %bound,
-            "the API has no authentication and anyone who can reach {bound} controls this node \
-             (publish, pins, gc); keep it on 127.0.0.1 unless a firewall or proxy guards it"
+            "the API is reachable from other machines: every request must carry the API \
+             token, and anyone who has it controls this node (publish, pins, gc); it is \
+             plain HTTP, so the token crosses the network in clear unless a TLS proxy \
+             guards it"
         );
     }
     Ok((bound, server.run()))

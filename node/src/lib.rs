@@ -52,7 +52,8 @@
 //!
 //! Serving:
 //! * `api`: [`serve_api`], the node's local control API (HTTP+JSON,
-//!   `docs/node-api.md`).
+//!   `docs/node-api.md`), and [`serve_api_with_token`], which requires an
+//!   [`ApiToken`] of every request (an API off loopback needs one).
 //! * [`views`]: the JSON views of packages and releases that the node's
 //!   API and the gateway share.
 //! * [`search`]: the search rules (terms, weights, scores) every search of
@@ -97,7 +98,9 @@ mod swarm;
 mod sync;
 pub mod views;
 
-pub use api::{ApiError, serve_api};
+pub use api::{
+    ApiError, ApiToken, BadToken, TOKEN_FILE, TokenError, serve_api, serve_api_with_token,
+};
 pub use client::Client;
 pub use config::{Config, DEFAULT_BLOCKSTORE_LIMIT, DhtStoreLimits};
 pub use dht::DhtValueError;

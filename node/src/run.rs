@@ -13,6 +13,7 @@ use libp2p::multiaddr::Protocol;
 use serde::Deserialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::api::ApiToken;
 use crate::client::Client;
 use crate::config::Config;
 
@@ -20,7 +21,7 @@ use crate::config::Config;
 pub struct RunArgs {
     /// A TOML file with any of: data_dir, listen, announce, bootstrap (a default list to
     /// ship, e.g. bootstrap = ["/dns4/boot.example.org/tcp/4001/p2p/12D3KooW..."]),
-    /// api, mdns, dht_client, max_connections, max_connections_per_peer,
+    /// api, api_token_file, mdns, dht_client, max_connections, max_connections_per_peer,
     /// max_pending_incoming_per_ip (default 4), max_incoming_per_ip (default 8),
     /// ip_limits_exempt (default: 127.0.0.1 and ::1), rebootstrap_after_secs
     /// (default 30), max_storage_mib, max_records_per_author_per_sec (default 10;
@@ -60,10 +61,18 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub bootstrap: Vec<Multiaddr>,
-    /// Where to serve the local HTTP+JSON control API (docs/node-api.md); it
-    /// has no authentication, so keep it on loopback [default: 127.0.0.1:5050].
+    /// Where to serve the local HTTP+JSON control API (docs/node-api.md)
+    /// [default: 127.0.0.1:5050]. On loopback it asks no token. On any other
+    /// address (0.0.0.0 included) every request must carry the API token,
+    /// `Authorization: Bearer TOKEN`: from --api-token-file, else from
+    /// DATA_DIR/api-token, created (mode 0600) when missing.
     #[arg(long, env = "IPSR_API", value_name = "ADDR")]
     pub api: Option<SocketAddr>,
+    /// A file holding the API token (16 to 256 visible ASCII characters; the
+    /// white space around it is ignored). Given, every API request must carry
+    /// it, on loopback too. Keep it mode 0600.
+    #[arg(long, env = "IPSR_API_TOKEN_FILE", value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
     /// Find other nodes on the local network (mDNS), e.g. phones on one
     /// Wi-Fi. Off by default: it sends multicast off this machine.
     #[arg(long, env = "IPSR_MDNS")]
@@ -86,11 +95,15 @@ pub const DEFAULT_API: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     5050,
 ));
 
-/// What `run` needs: the node's config and the API address.
+/// What `run` needs: the node's config, the API address and its token
+/// file.
 #[derive(Debug)]
 pub struct Settings {
     node: Config,
     pub api: SocketAddr,
+    /// The API token file given (`--api-token-file`); `None`: the data
+    /// dir's, when the API is off loopback.
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// The config file.
@@ -105,6 +118,7 @@ struct FileConfig {
     #[serde(default)]
     pub announce: Vec<Multiaddr>,
     pub api: Option<SocketAddr>,
+    api_token_file: Option<PathBuf>,
     #[serde(default)]
     pub mdns: bool,
     #[serde(default)]
@@ -190,6 +204,7 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         node: config,
         api: args.api.or(file.api).unwrap_or(DEFAULT_API),
+        api_token_file: args.api_token_file.or(file.api_token_file),
     })
 }
 
@@ -227,25 +242,52 @@ pub struct Running {
 }
 
 /// Starts the node and its API from `settings` and prints the start-up
-/// lines (peer id, data dir, listen addresses, API URL) to stdout.
+/// lines (peer id, data dir, listen addresses, the API token file when the
+/// API needs a token, API URL) to stdout.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
-    let Settings { node: config, api } = settings;
+    let Settings {
+        node: config,
+        api,
+        api_token_file,
+    } = settings;
     // Take over SIGINT and SIGTERM before announcing anything: whoever reads
     // the start-up lines may signal at once.
     let interrupt = signal(SignalKind::interrupt())?;
     let term = signal(SignalKind::terminate())?;
     let data_dir = config.data_dir.clone();
+    // Before the node starts, so that a bad token file stops nothing.
+    let token = match api_token_file {
+        Some(path) => Some((ApiToken::read(&path).context("--api-token-file")?, path)),
+        None if !api.ip().is_loopback() => Some(ApiToken::load_or_create(&data_dir)?),
+        None => None,
+    };
     let node = crate::spawn(config)
         .await
         .with_context(|| format!("cannot start the node in {}", data_dir.display()))?;
-    let (api, server) = crate::serve_api(node.clone(), api)
-        .await
-        .context("cannot serve the API (--api)")?;
-    if !api.ip().is_loopback() {
+    let (api, server): (_, Pin<Box<dyn Future<Output = ()> + Send>>) = match &token {
+        Some((token, _)) => {
+            let (addr, server) = crate::serve_api_with_token(node.clone(), api, token.clone())
+                .await
+                .context("cannot serve the API (--api)")?;
+            (addr, Box::pin(server))
+        }
+        None => {
+            let (addr, server) = crate::serve_api(node.clone(), api)
+                .await
+                .context("cannot serve the API (--api)")?;
+            (addr, Box::pin(server))
+        }
+    };
+    if let Some((_, path)) = &token
+        && !api.ip().is_loopback()
+    {
         eprintln!(
-            "warning: the API at {api} has no authentication: anyone who can reach it \
-             controls this node (publish, pins, gc). Keep --api on 127.0.0.1 unless a \
-             firewall or an authenticating proxy guards it."
+            "WARNING: the API at {api} is reachable from other machines. Every request \
+             must carry `Authorization: Bearer TOKEN` with the token in {path}; anyone \
+             who has it controls this node (publish, pins, gc). The API is plain HTTP: \
+             on a network you do not trust, the token can be read on the way, so put a \
+             TLS proxy in front or keep --api on 127.0.0.1.",
+            path = path.display()
         );
     }
     println!("peer id: {}", node.peer_id());
@@ -262,11 +304,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     for addr in addrs {
         println!("listening on: {}", addr.with(Protocol::P2p(node.peer_id())));
     }
+    if let Some((_, path)) = &token {
+        println!("api token file: {}", path.display());
+    }
     println!("api: http://{api}");
     Ok(Running {
         node,
         api,
-        server: Box::pin(server),
+        server,
         interrupt,
         term,
     })
@@ -319,7 +364,9 @@ mod tests {
         let Settings {
             node: from_file,
             api,
+            api_token_file,
         } = args(&[]);
+        assert_eq!(api_token_file, None, "the data dir's, off loopback only");
         assert_eq!(api, "127.0.0.1:6001".parse().unwrap());
         assert_eq!(from_file.data_dir, PathBuf::from("/from/file"));
         assert_eq!(
@@ -347,7 +394,9 @@ mod tests {
             args(&["--max-storage-mib", "3"]).node.blockstore_limit,
             Some(3 * 1024 * 1024)
         );
-        let Settings { node: flagged, api } = args(&[
+        let Settings {
+            node: flagged, api, ..
+        } = args(&[
             "--data-dir",
             "/from/flag",
             "--listen",
@@ -374,6 +423,17 @@ mod tests {
         );
         std::fs::write(&file, "data_dir = \"/d\"\n").unwrap();
         assert_eq!(args(&[]).api, DEFAULT_API);
+        // The API token file: the file's key, replaced by the flag.
+        std::fs::write(&file, "api_token_file = \"/etc/ipsr/api-token\"\n").unwrap();
+        assert_eq!(
+            args(&[]).api_token_file,
+            Some(PathBuf::from("/etc/ipsr/api-token"))
+        );
+        assert_eq!(
+            args(&["--api-token-file", "/run/token"]).api_token_file,
+            Some(PathBuf::from("/run/token"))
+        );
+        std::fs::write(&file, "data_dir = \"/d\"\n").unwrap();
         // A shipped bootstrap list (DNS names too) and the join limits.
         std::fs::write(
             &file,

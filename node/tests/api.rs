@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ipsr_node::{Client, Config};
+use ipsr_node::{ApiError, ApiToken, Client, Config};
 use ipsr_proto::{AuthorKey, Record, SignedRecord};
 use ipsr_testkit::{ReleaseBuilder, TIMEOUT, agent_with_timeout, cid, pattern, release, yank};
 use serde_json::Value;
@@ -26,6 +26,8 @@ struct Api {
 struct Answer {
     status: u16,
     json: Value,
+    /// The `WWW-Authenticate` header, if any.
+    challenge: Option<String>,
 }
 
 impl Answer {
@@ -41,15 +43,35 @@ impl Api {
 
     /// With `Config::local` changed by `tweak`.
     async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::serve(tweak, None).await
+    }
+
+    /// Served with `serve_api_with_token`: every request must carry `token`.
+    async fn start_with_token(token: ApiToken) -> Self {
+        Self::serve(|_| {}, Some(token)).await
+    }
+
+    async fn serve(tweak: impl FnOnce(&mut Config), token: Option<ApiToken>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::local(dir.path().to_owned());
         tweak(&mut config);
         let node = ipsr_node::spawn(config).await.unwrap();
-        let (addr, server) = ipsr_node::serve_api(node.clone(), "127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let loopback = "127.0.0.1:0".parse().unwrap();
+        let addr = match token {
+            None => {
+                let (addr, server) = ipsr_node::serve_api(node.clone(), loopback).await.unwrap();
+                tokio::spawn(server);
+                addr
+            }
+            Some(token) => {
+                let (addr, server) = ipsr_node::serve_api_with_token(node.clone(), loopback, token)
+                    .await
+                    .unwrap();
+                tokio::spawn(server);
+                addr
+            }
+        };
         assert_ne!(addr.port(), 0, "the bound port is reported");
-        tokio::spawn(server);
         let agent = agent_with_timeout(Duration::from_secs(60));
         Self {
             _dir: dir,
@@ -74,10 +96,13 @@ impl Api {
         tokio::task::spawn_blocking(move || {
             let mut response = request(&agent, &base).unwrap();
             let status = response.status().as_u16();
-            let content_type = response
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_owned());
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            };
+            let (content_type, challenge) = (header("content-type"), header("www-authenticate"));
             let text = response.body_mut().read_to_string().unwrap();
             assert_eq!(
                 content_type.as_deref(),
@@ -85,7 +110,11 @@ impl Api {
                 "every answer is JSON: {status} {text}"
             );
             let json = serde_json::from_str(&text).unwrap();
-            Answer { status, json }
+            Answer {
+                status,
+                json,
+                challenge,
+            }
         })
         .await
         .unwrap()
@@ -1029,4 +1058,126 @@ async fn web_pages_of_other_sites_cannot_drive_the_api() {
     let localhost = [("host", "localhost")];
     let unknown = api.send_with("DELETE", &pin, &localhost).await;
     assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
+}
+
+/// An API with a token (what a node bound off loopback serves; here on
+/// 127.0.0.1, the one address a test can reach) answers no request without
+/// it: `401 unauthorized` with a `Bearer` challenge, on every route and
+/// method, unknown routes too, and nothing changes. With it, the node is
+/// served under any host name, but a page of another origin still cannot
+/// change state. Without a token, an API off loopback is not served at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_every_request_must_carry_it() {
+    const TOKEN: &str = "4a1f0c9e7b3d58a2c6e0f1b9d7a3c5e8";
+    let api = Api::start_with_token(ApiToken::new(TOKEN).unwrap()).await;
+    let record = release(&AuthorKey::from_seed(&[3; 32]), "1.0.0").sign();
+    let pin = format!("/v1/pins/{}", cid(7));
+    let requests = [
+        ("GET", "/v1/status"),
+        ("GET", "/v1/log"),
+        ("GET", "/metrics"),
+        ("GET", "/v1/pins"),
+        ("GET", "/no/such/route"),
+        ("OPTIONS", "/v1/status"),
+        ("POST", "/v1/records"),
+        ("POST", "/v1/gc"),
+        ("PUT", pin.as_str()),
+        ("DELETE", pin.as_str()),
+    ];
+    let right = format!("Bearer {TOKEN}");
+    let wrong = format!("Bearer {}", TOKEN.replace('4', "5"));
+    for (method, path) in requests {
+        for authorization in [None, Some(wrong.as_str()), Some("Basic dXNlcjpwYXNz")] {
+            let headers: Vec<(&'static str, &str)> = authorization
+                .map(|a| ("authorization", a))
+                .into_iter()
+                .collect();
+            let refused = api.send_with(method, path, &headers).await;
+            assert_eq!(
+                (refused.status, refused.code()),
+                (401, "unauthorized"),
+                "{method} {path} {authorization:?}"
+            );
+            assert_eq!(
+                refused.challenge.as_deref(),
+                Some("Bearer realm=\"ipsr-node\""),
+                "{method} {path}"
+            );
+        }
+    }
+    let missing = api.send_with("GET", "/v1/status", &[]).await;
+    assert!(
+        missing.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer"),
+        "{:?}",
+        missing.json
+    );
+    let posted = api
+        .call({
+            let bytes = record.to_bytes();
+            move |agent, base| {
+                agent
+                    .post(format!("{base}/v1/records"))
+                    .header("content-type", "application/octet-stream")
+                    .send(bytes)
+            }
+        })
+        .await;
+    assert_eq!((posted.status, posted.code()), (401, "unauthorized"));
+    assert_eq!(
+        api.node.store().stats().unwrap().records,
+        0,
+        "nothing stored"
+    );
+
+    // With the token: served, and the publish goes through.
+    let with = [("authorization", right.as_str())];
+    let status = api.send_with("GET", "/v1/status", &with).await;
+    assert_eq!(status.status, 200, "{:?}", status.json);
+    assert_eq!(status.challenge, None);
+    let posted = api
+        .call({
+            let (bytes, right) = (record.to_bytes(), right.clone());
+            move |agent, base| {
+                agent
+                    .post(format!("{base}/v1/records"))
+                    .header("content-type", "application/octet-stream")
+                    .header("authorization", right)
+                    .send(bytes)
+            }
+        })
+        .await;
+    assert_eq!(posted.status, 200, "{:?}", posted.json);
+    assert_eq!(api.node.store().stats().unwrap().records, 1);
+    assert_eq!(api.send_with("POST", "/v1/gc", &with).await.status, 200);
+    let unknown = api.send_with("GET", "/no/such/route", &with).await;
+    assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
+
+    // A remote operator's host name is served with the token ...
+    let remote = [
+        ("authorization", right.as_str()),
+        ("host", "node.example.org:5050"),
+    ];
+    assert_eq!(
+        api.send_with("GET", "/v1/status", &remote).await.status,
+        200
+    );
+    assert_eq!(api.send_with("POST", "/v1/gc", &remote).await.status, 200);
+    // ... but a state change from a page of another origin is not.
+    let cross_site = [
+        ("authorization", right.as_str()),
+        ("origin", "https://attacker.example"),
+    ];
+    let refused = api.send_with("POST", "/v1/gc", &cross_site).await;
+    assert_eq!((refused.status, refused.code()), (403, "cross_origin"));
+
+    // No token, no API off loopback.
+    let off_loopback = "0.0.0.0:0".parse().unwrap();
+    match ipsr_node::serve_api(api.node.clone(), off_loopback).await {
+        Err(ApiError::TokenRequired { addr }) => assert_eq!(addr, off_loopback),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("served off loopback without a token"),
+    }
 }

@@ -17,8 +17,11 @@ struct Node {
     guard: Proc,
     peer: String,
     addrs: Vec<String>,
-    /// The API's base URL, `http://127.0.0.1:PORT`.
+    /// The API's base URL, `http://127.0.0.1:PORT` (as printed: an API on
+    /// `0.0.0.0` prints that).
     api: String,
+    /// The API token file, when the node printed one.
+    token_file: Option<String>,
 }
 
 /// Starts a node and reads its start-up lines: peer id, listen addresses
@@ -27,22 +30,25 @@ fn start(data_dir: &std::path::Path) -> Node {
     start_with(data_dir, &[])
 }
 
-/// [`start`] with more arguments for `ipsr-node run`.
+/// [`start`] with more arguments for `ipsr-node run` (`--listen` and
+/// `--api` among them replace the loopback defaults).
 fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> Node {
-    let guard = Proc::spawn(
-        Command::new(env!("CARGO_BIN_EXE_ipsr-node"))
-            .args([
-                "run",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--api",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra),
-    );
-    let (mut peer, mut addrs, mut api) = (None, Vec::new(), None);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ipsr-node"));
+    command
+        .arg("run")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra);
+    for (flag, default) in [
+        ("--listen", "/ip4/127.0.0.1/tcp/0"),
+        ("--api", "127.0.0.1:0"),
+    ] {
+        if !extra.contains(&flag) {
+            command.args([flag, default]);
+        }
+    }
+    let guard = Proc::spawn(command.env_remove("IPSR_API_TOKEN_FILE"));
+    let (mut peer, mut addrs, mut api, mut token_file) = (None, Vec::new(), None, None);
     let deadline = Instant::now() + Duration::from_secs(20);
     while api.is_none() {
         let line = guard
@@ -52,6 +58,8 @@ fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> Node {
             peer = Some(p.to_owned());
         } else if let Some(a) = line.strip_prefix("listening on: ") {
             addrs.push(a.to_owned());
+        } else if let Some(a) = line.strip_prefix("api token file: ") {
+            token_file = Some(a.to_owned());
         } else if let Some(a) = line.strip_prefix("api: ") {
             assert!(!addrs.is_empty(), "the API line comes after the addresses");
             api = Some(a.to_owned());
@@ -62,6 +70,7 @@ fn start_with(data_dir: &std::path::Path, extra: &[&str]) -> Node {
         peer: peer.unwrap(),
         addrs,
         api: api.unwrap(),
+        token_file,
     }
 }
 
@@ -111,7 +120,8 @@ fn run_to_end(data_dir: &std::path::Path, extra: &[&str]) -> std::process::Outpu
         .arg("run")
         .arg("--data-dir")
         .arg(data_dir)
-        .args(extra);
+        .args(extra)
+        .env_remove("IPSR_API_TOKEN_FILE");
     for (flag, default) in [
         ("--listen", "/ip4/127.0.0.1/tcp/0"),
         ("--api", "127.0.0.1:0"),
@@ -263,8 +273,11 @@ fn help_tells_a_newcomer_what_to_type() {
         "--bootstrap",
         "--config",
         "--api",
+        "--api-token-file",
         "IPSR_DATA_DIR",
         "IPSR_API",
+        "IPSR_API_TOKEN_FILE",
+        "api_token_file",
         "/dns4/",
         "max_incoming_per_ip",
     ] {
@@ -488,4 +501,122 @@ fn a_dns_bootstrap_address_in_the_config_file_joins_and_is_dialled_again_when_al
     wait_for("b joins a again", || {
         peers(&a).contains(&b.peer).then_some(())
     });
+}
+
+/// Status, `WWW-Authenticate` and JSON body of a request to `url` with
+/// `token` as a bearer token, or none.
+fn call(method: &str, url: &str, token: Option<&str>) -> (u16, Option<String>, serde_json::Value) {
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let mut answer = http().run(request.body(Vec::new()).unwrap()).unwrap();
+    let challenge = answer
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = answer.body_mut().read_to_string().unwrap();
+    (
+        answer.status().as_u16(),
+        challenge,
+        serde_json::from_str(&text).unwrap(),
+    )
+}
+
+/// Asserts that the API at `base` refuses requests without `token` or with
+/// another one, and serves them with it.
+fn requires(base: &str, token: &str) {
+    let status = format!("{base}/v1/status");
+    let gc = format!("{base}/v1/gc");
+    for url in [&status, &gc] {
+        let method = if url == &gc { "POST" } else { "GET" };
+        for presented in [None, Some("0000000000000000000000000000000000")] {
+            let (code, challenge, body) = call(method, url, presented);
+            assert_eq!(
+                (code, body["code"].as_str()),
+                (401, Some("unauthorized")),
+                "{url}"
+            );
+            assert_eq!(challenge.as_deref(), Some("Bearer realm=\"ipsr-node\""));
+        }
+        let (code, _, body) = call(method, url, Some(token));
+        assert_eq!(code, 200, "{url}: {body}");
+    }
+}
+
+/// An API bound off loopback (`0.0.0.0`, reached here through 127.0.0.1)
+/// without a token file: the node creates `DATA_DIR/api-token` (mode 0600,
+/// 64 hex digits), prints where it is, requires it of every request, and
+/// keeps it across restarts.
+#[test]
+fn an_api_off_loopback_requires_the_token_the_node_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let any = format!("0.0.0.0:{port}");
+    let node = start_with(dir.path(), &["--api", &any]);
+    assert_eq!(node.api, format!("http://{any}"));
+    let file = dir.path().join("api-token");
+    assert_eq!(node.token_file.as_deref(), file.to_str());
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    let base = format!("http://127.0.0.1:{port}");
+    requires(&base, &token);
+
+    // Reached by another name than loopback's (an operator's host name;
+    // here the bound address itself): served with the token.
+    let (code, _, _) = call(
+        "GET",
+        &format!("http://0.0.0.0:{port}/v1/status"),
+        Some(&token),
+    );
+    assert_eq!(code, 200);
+
+    drop(node);
+    let again = start_with(dir.path(), &["--api", &any]);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().trim(),
+        token,
+        "the token is kept"
+    );
+    requires(&base, &token);
+    drop(again);
+}
+
+/// A token file given on loopback (`--api-token-file`) is required there
+/// too, and the data dir gets no
+/// token of its own. A file that holds no token stops the start, naming it.
+#[test]
+fn a_token_file_given_on_loopback_is_required_and_a_bad_one_refused() {
+    let (dir, etc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let file = etc.path().join("token");
+    let token = "a-token-of-the-operator-s-choosing";
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let node = start_with(dir.path(), &["--api-token-file", file.to_str().unwrap()]);
+    assert_eq!(node.token_file.as_deref(), file.to_str());
+    requires(&node.api, token);
+    assert!(!dir.path().join("api-token").exists());
+    drop(node);
+
+    // Without the file, loopback asks no token.
+    let open = start(dir.path());
+    assert_eq!(open.token_file, None);
+    let (code, _, _) = call("GET", &format!("{}/v1/status", open.api), None);
+    assert_eq!(code, 200);
+    drop(open);
+
+    std::fs::write(&file, "short\n").unwrap();
+    let out = run_to_end(dir.path(), &["--api-token-file", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "API token file {} does not hold a token: it has 5 characters",
+            file.display()
+        )),
+        "{stderr}"
+    );
 }

@@ -20,6 +20,16 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) fn new() -> Self {
+        Self::serve(None)
+    }
+
+    /// A node whose API requires `token` of every request (as one bound
+    /// off loopback does; here on 127.0.0.1).
+    pub(crate) fn with_token(token: &str) -> Self {
+        Self::serve(Some(ipsr_node::ApiToken::new(token).unwrap()))
+    }
+
+    fn serve(token: Option<ipsr_node::ApiToken>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -29,10 +39,23 @@ impl Env {
         let config = ipsr_node::Config::local(data.path().to_owned());
         let (node, api) = runtime.block_on(async {
             let node = ipsr_node::spawn(config).await.unwrap();
-            let (addr, server) = ipsr_node::serve_api(node.clone(), "127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            tokio::spawn(server);
+            let loopback = "127.0.0.1:0".parse().unwrap();
+            let addr = match token {
+                None => {
+                    let (addr, server) =
+                        ipsr_node::serve_api(node.clone(), loopback).await.unwrap();
+                    tokio::spawn(server);
+                    addr
+                }
+                Some(token) => {
+                    let (addr, server) =
+                        ipsr_node::serve_api_with_token(node.clone(), loopback, token)
+                            .await
+                            .unwrap();
+                    tokio::spawn(server);
+                    addr
+                }
+            };
             (node, format!("http://{addr}"))
         });
         Self {
@@ -104,6 +127,8 @@ impl Env {
             .args(args)
             .env("XDG_CONFIG_HOME", self.config.path())
             .env("IPSR_NODE", &self.api)
+            .env_remove("IPSR_NODE_TOKEN")
+            .env_remove("IPSR_NODE_TOKEN_FILE")
             .env_remove("IPSR_PASSPHRASE")
             .current_dir(self.work.path())
             .timeout(std::time::Duration::from_secs(60))

@@ -437,3 +437,76 @@ fn completions_print_a_script() {
     let bash = env.stdout(&["completions", "bash"]);
     assert!(bash.contains("ipsr-cli"), "{bash}");
 }
+
+/// A node whose API requires its token (as one bound off loopback does):
+/// the CLI sends it from `--node-token-file`, `IPSR_NODE_TOKEN_FILE` or
+/// `IPSR_NODE_TOKEN`, with reads and uploads alike. Without one, the node's
+/// refusal is a usage error that says what to pass; a wrong one is a
+/// failure.
+#[test]
+fn a_node_that_requires_its_token_is_sent_it() {
+    const TOKEN: &str = "cli-test-token-5e0b8f2a9d17c4e3";
+    let env = Env::with_token(TOKEN);
+    let file = env.write("api-token", format!("{TOKEN}\n").as_bytes());
+    let file = file.to_str().unwrap();
+    env.cli(&["status"]).assert().code(2).stderr_eq(
+        "error: status: the node at [..] requires its API token (this node's API requires \
+         its token: send Authorization: Bearer TOKEN, with the token from the node's API \
+         token file); pass --node-token-file FILE, or set IPSR_NODE_TOKEN_FILE or \
+         IPSR_NODE_TOKEN\n",
+    );
+    let peer = env.node.peer_id().to_string();
+    for status in [
+        env.cli(&["--json", "--node-token-file", "api-token", "status"]),
+        env.cli(&["--json", "status"])
+            .env("IPSR_NODE_TOKEN_FILE", file),
+        env.cli(&["--json", "status"]).env("IPSR_NODE_TOKEN", TOKEN),
+    ] {
+        let out = status.assert().success();
+        let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        assert_eq!(json["peer_id"], peer.as_str());
+    }
+    // An upload (a streamed POST) carries it too.
+    env.write("app.bin", &pattern(9, 100_000));
+    let added = env
+        .cli(&["--json", "add", "app.bin"])
+        .env("IPSR_NODE_TOKEN", TOKEN)
+        .assert()
+        .success();
+    let added: serde_json::Value = serde_json::from_slice(&added.get_output().stdout).unwrap();
+    assert!(
+        added["cid"].as_str().unwrap().starts_with("bafk"),
+        "{added}"
+    );
+
+    env.cli(&["status"])
+        .env("IPSR_NODE_TOKEN", "not-the-token-at-all")
+        .assert()
+        .code(1)
+        .stderr_eq(
+            "error: status: the node at [..] refused the API token (the Authorization header \
+             does not carry this node's API token); check the token file (the node's is \
+             DATA_DIR/api-token)\n",
+        );
+    env.cli(&["status"])
+        .env("IPSR_NODE_TOKEN", TOKEN)
+        .env("IPSR_NODE_TOKEN_FILE", file)
+        .assert()
+        .code(2)
+        .stderr_eq("error: IPSR_NODE_TOKEN_FILE and IPSR_NODE_TOKEN are both set; unset one\n");
+    env.cli(&["--node-token-file", "missing", "status"])
+        .assert()
+        .code(2)
+        .stderr_eq("error: --node-token-file missing: no such file\n");
+    // The node's token is for the node: never with a gateway.
+    let gateway = env.gateway(ipsr_gateway::Uploads::Off);
+    env.cli(&[
+        "--gateway",
+        &gateway,
+        "--node-token-file",
+        "api-token",
+        "status",
+    ])
+    .assert()
+    .code(2);
+}

@@ -81,6 +81,17 @@ pub async fn api(node: &Client) -> String {
     format!("http://{addr}")
 }
 
+/// Serves the node's API on a free port, requiring `token` of every
+/// request; returns its base URL.
+pub async fn api_with_token(node: &Client, token: ipsr_node::ApiToken) -> String {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let (addr, server) = ipsr_node::serve_api_with_token(node.clone(), loopback, token)
+        .await
+        .unwrap();
+    tokio::spawn(server);
+    format!("http://{addr}")
+}
+
 pub fn fast_config() -> IndexerConfig {
     IndexerConfig {
         wait: Duration::from_secs(1),

@@ -23,6 +23,16 @@ use super::models::ErrorBody;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
+    /// An address off loopback without a token: anyone who can reach it
+    /// would control the node.
+    #[error(
+        "the API at {addr} would be reachable from other machines without a token; \
+         serve it with one (serve_api_with_token) or bind a loopback address"
+    )]
+    TokenRequired {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -95,7 +105,8 @@ pub(crate) enum Failure {
     /// A content operation failed.
     #[error("{0}")]
     Content(#[source] ContentError),
-    /// A web page of another site, or a name that is not this node's.
+    /// No API token or a wrong one, a web page of another site, or a name
+    /// that is not this node's.
     #[error("{0}")]
     Refused(#[source] Refusal),
 }
@@ -143,6 +154,9 @@ impl Failure {
             Self::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::AuthorRateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "author_rate_limited"),
             Self::Cid(_) => (StatusCode::BAD_REQUEST, "bad_cid"),
+            Self::Refused(Refusal::NoToken | Refusal::WrongToken) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
             Self::Refused(Refusal::Host(_)) => (StatusCode::FORBIDDEN, "forbidden_host"),
             Self::Refused(Refusal::CrossOrigin(_)) => (StatusCode::FORBIDDEN, "cross_origin"),
             Self::Content(ContentError::Store(BlockstoreError::Full { .. })) => {
@@ -167,6 +181,9 @@ impl Failure {
     }
 }
 
+/// The `WWW-Authenticate` challenge of a `401` (RFC 6750).
+const CHALLENGE: &str = "Bearer realm=\"ipsr-node\"";
+
 /// The message shown for internal errors: their details go to the log only.
 const INTERNAL: &str = "internal error; see the node's log";
 
@@ -179,6 +196,10 @@ pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible
     if status == StatusCode::TOO_MANY_REQUESTS {
         let retry = warp::http::HeaderValue::from_static("1");
         response.headers_mut().insert("retry-after", retry);
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = warp::http::HeaderValue::from_static(CHALLENGE);
+        response.headers_mut().insert("www-authenticate", challenge);
     }
     Ok(response)
 }

@@ -11,11 +11,12 @@ use bytes::{Buf, Bytes};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use tracing::{Instrument, debug};
+use warp::http::Method;
 use warp::{Filter, Rejection, Reply};
 
 use super::content::{self, AddQuery, CatQuery, PinQuery};
 use super::error::{Failure, recover};
-use super::guard::Guard;
+use super::guard::{Guard, Head};
 use super::handlers::{self, Ctx, LogQuery, SearchQuery};
 use super::limits::MAX_POST_BODY;
 use crate::client::Client;
@@ -53,18 +54,32 @@ pub(crate) fn routes(
         }))
 }
 
-/// Every request first: its `Host`, and for a state change its `Origin`
-/// and `Sec-Fetch-Site`, must be this node's (`guard`).
+/// Every request first: the API's token when it has one, else a `Host`
+/// of this node's; for a state change an `Origin` and `Sec-Fetch-Site` of
+/// this node's (`guard`).
 fn guarded(guard: Guard) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    let optional = warp::header::optional::<String>;
     warp::method()
-        .and(warp::header::optional::<String>("host"))
-        .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>("sec-fetch-site"))
+        .and(optional("host"))
+        .and(optional("origin"))
+        .and(optional("sec-fetch-site"))
+        .and(optional("authorization"))
         .and_then(
-            move |method, host: Option<String>, origin: Option<String>, site: Option<String>| async move {
-                guard
-                    .check(&method, host.as_deref(), origin.as_deref(), site.as_deref())
-                    .map_err(|refusal| warp::reject::custom(Failure::Refused(refusal)))
+            move |method: Method,
+                  host: Option<String>,
+                  origin: Option<String>,
+                  fetch_site: Option<String>,
+                  authorization: Option<String>| {
+                let verdict = guard.check(&Head {
+                    method: &method,
+                    host: host.as_deref(),
+                    origin: origin.as_deref(),
+                    fetch_site: fetch_site.as_deref(),
+                    authorization: authorization.as_deref(),
+                });
+                async move {
+                    verdict.map_err(|refusal| warp::reject::custom(Failure::Refused(refusal)))
+                }
             },
         )
         .untuple_one()

@@ -519,23 +519,37 @@ impl Client {
                 // A gateway that refuses the upload (no uploads from this
                 // author, a file over its limit) answers once it has read
                 // the record and closes the connection; writing the rest,
-                // ureq sees only a broken pipe. Ask again with an empty
-                // content part: that is refused for the same reason, or,
-                // when the gateway would take the file, as not matching
-                // the record (422 content_mismatch), storing nothing.
-                let mut empty: &[u8] = &[];
-                match self.post_form(form(record, &mut empty, 0)?) {
-                    Ok(probe) if !probe.status().is_success() => {
-                        let (status, code, message) = error_answer(probe);
-                        if code != "content_mismatch" {
-                            return Err(self.refusal(what, status, &code, &message));
-                        }
-                        Err(self.transport(ureq::Error::Io(e)))
-                    }
-                    _ => Err(self.transport(ureq::Error::Io(e))),
+                // ureq sees only a broken pipe.
+                match self.why_refused(what, record)? {
+                    Some(refusal) => Err(refusal),
+                    None => Err(self.transport(ureq::Error::Io(e))),
                 }
             }
+            Ok(res) if size > 0 && res.status() == 413 => {
+                // Refused by its `Content-Length` alone, before the record
+                // was read: the gateway's bound on any form. Whether the
+                // file is over this author's limit says more.
+                let early = self.refused(what, res);
+                Err(self.why_refused(what, record)?.unwrap_or(early))
+            }
             res => self.json(what, res),
+        }
+    }
+
+    /// Why a gateway refuses a form with this record and content: asks
+    /// again with an empty content part, which is refused for the same
+    /// reason (403 no uploads from this author, 413 over its upload
+    /// limit), or, when the gateway would take the file, as not matching
+    /// the record (422 `content_mismatch`, storing nothing): `None` then.
+    fn why_refused(&self, what: &str, record: &[u8]) -> Result<Option<Error>> {
+        let mut empty: &[u8] = &[];
+        match self.post_form(form(record, &mut empty, 0)?) {
+            Ok(probe) if !probe.status().is_success() => {
+                let (status, code, message) = error_answer(probe);
+                Ok((code != "content_mismatch")
+                    .then(|| self.refusal(what, status, &code, &message)))
+            }
+            _ => Ok(None),
         }
     }
 

@@ -250,12 +250,12 @@ async fn candidates(
             (hits.into_iter().map(|hit| hit.package).collect(), exhausted)
         }
         None => {
-            let records = g.index().recent(ask).await?;
-            let exhausted = records.len() < ask;
+            let releases = g.index().recent_keys(ask).await?;
+            let exhausted = releases.len() < ask;
             let mut seen = std::collections::HashSet::new();
-            let keys = records
-                .into_iter()
-                .map(|record| record.record().package_key())
+            let keys = releases
+                .iter()
+                .map(ReleaseKey::package_key)
                 .filter(|key| seen.insert(key.clone()))
                 .collect();
             (keys, exhausted)

@@ -64,6 +64,10 @@ impl Index for StoreIndex {
         Box::pin(self.blocking(move |s| Ok(s.recent(limit)?)))
     }
 
+    fn recent_keys(&self, limit: usize) -> BoxFuture<'_, Result<Vec<ReleaseKey>, IndexError>> {
+        Box::pin(self.blocking(move |s| Ok(s.recent_keys(limit)?)))
+    }
+
     fn search<'a>(
         &'a self,
         query: &'a str,

@@ -56,6 +56,19 @@ pub trait Index: Send + Sync + std::fmt::Debug {
     /// greatest first). At most `limit`.
     fn recent(&self, limit: usize) -> BoxFuture<'_, Result<Vec<SignedRecord>, IndexError>>;
 
+    /// The releases of [`recent`](Self::recent), in its order, without
+    /// their records (what a listing needs to find its packages).
+    fn recent_keys(&self, limit: usize) -> BoxFuture<'_, Result<Vec<ReleaseKey>, IndexError>> {
+        Box::pin(async move {
+            Ok(self
+                .recent(limit)
+                .await?
+                .iter()
+                .map(SignedRecord::release_key)
+                .collect())
+        })
+    }
+
     /// Packages matching `query` by name and title, best first (see
     /// [`search`](crate::search)). At most `limit`.
     fn search<'a>(

@@ -278,6 +278,13 @@ impl Store {
         catalog::recent(&tx, &recs, limit)
     }
 
+    /// The releases of [`recent`](Self::recent), in its order, read from
+    /// the catalog's keys alone (no record is read).
+    pub fn recent_keys(&self, limit: usize) -> Result<Vec<ReleaseKey>, StoreError> {
+        let tx = self.db.begin_read()?;
+        catalog::recent_keys(&tx, limit)
+    }
+
     /// Totals over every package (kept by the catalog as records come).
     pub fn totals(&self) -> Result<crate::listing::Totals, StoreError> {
         let tx = self.db.begin_read()?;

@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 
-use ipsr_proto::{PackageKey, PackageState, SignedRecord, Version};
+use ipsr_proto::{PackageKey, PackageState, ReleaseKey, SignedRecord, Version};
 use redb::{
     ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
@@ -281,6 +281,31 @@ pub(super) fn recent(
     Ok(out)
 }
 
+/// The releases of [`recent`], in its order, from the keys alone.
+pub(super) fn recent_keys(
+    tx: &ReadTransaction,
+    limit: usize,
+) -> Result<Vec<ReleaseKey>, StoreError> {
+    let table = tx.open_table(RECENT)?;
+    let mut out = Vec::with_capacity(limit.min(1024));
+    for entry in table.iter()?.rev().take(limit) {
+        let (key, _) = entry?;
+        let text = key
+            .value()
+            .get(8..)
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .ok_or_else(|| corrupt("recent key"))?;
+        let (member, version) = text.split_once('@').ok_or_else(|| corrupt("recent key"))?;
+        let package = parse_member(member)?;
+        out.push(ReleaseKey {
+            author: package.author,
+            package: package.package,
+            version: version.parse().map_err(|_| corrupt("recent version"))?,
+        });
+    }
+    Ok(out)
+}
+
 /// Packages matching `query`, best first; at most `limit` (see the module's
 /// rules).
 pub(super) fn search(
@@ -465,7 +490,9 @@ mod tests {
             .collect();
         recent.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
         let recent: Vec<SignedRecord> = recent.into_iter().map(|(_, _, r)| r).take(7).collect();
+        let keys: Vec<ReleaseKey> = recent.iter().map(SignedRecord::release_key).collect();
         prop_assert_eq!(store.recent(7).unwrap(), recent);
+        prop_assert_eq!(store.recent_keys(7).unwrap(), keys);
         let mut totals = Totals::default();
         for p in &all {
             totals.add(&Counts::of(p));

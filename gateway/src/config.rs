@@ -7,6 +7,7 @@ use std::time::Duration;
 use ipsr_proto::AuthorId;
 
 use crate::cache::VIEW_TTL;
+use crate::client_addr::TrustedProxies;
 
 /// Who may upload content through `POST /api/v1/publish`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,15 +53,24 @@ pub struct GatewayConfig {
     /// client), so they are answered when these are all taken.
     pub max_concurrent: usize,
     /// Requests one client address (an IPv6 client: its /64) may have in
-    /// progress at once; past it, 429. Behind a proxy every request comes
-    /// from the proxy's address: raise it to `max_concurrent` there.
+    /// progress at once; past it, 429. Behind a proxy not in
+    /// `trusted_proxies` every request comes from the proxy's address:
+    /// trust the proxy, or raise this to `max_concurrent`.
     pub max_per_client: usize,
     /// Connections open at once; past it a new connection is answered 503
     /// and closed. Keep it below the process's limit of open files.
     pub max_connections: usize,
     /// Connections one client address (an IPv6 client: its /64) may hold
-    /// open; past it, 503 and closed.
+    /// open; past it, 429 and closed. A trusted proxy is not held to it
+    /// (it carries many clients), only to `max_connections`.
     pub max_connections_per_client: usize,
+    /// The reverse proxies trusted to name their clients in
+    /// `X-Forwarded-For` (empty, the default: the TCP peer is the client).
+    /// A request from one is attributed to the client the header names
+    /// (the rightmost address that is not a trusted proxy) for the rate
+    /// limit and the request slots; list only proxies you run, which
+    /// append to or overwrite the header.
+    pub trusted_proxies: TrustedProxies,
     /// The longest a client may take to send a request's headers, and the
     /// longest an idle connection stays open waiting for the next request.
     pub header_timeout: Duration,
@@ -106,6 +116,7 @@ impl Default for GatewayConfig {
             max_per_client: 64,
             max_connections: 4096,
             max_connections_per_client: 256,
+            trusted_proxies: TrustedProxies::default(),
             header_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),

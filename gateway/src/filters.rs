@@ -20,7 +20,7 @@ use crate::conditional::{Conditions, conditions};
 use crate::error::{Failure, recover};
 use crate::occupancy::{Full, Held};
 use crate::publish::{self, Body, MAX_RECORD_BODY};
-use crate::server::Peer;
+use crate::server::ClientAddr;
 use crate::state::Gateway;
 use crate::{api, download, ipfs, multipart, pages};
 
@@ -114,31 +114,33 @@ struct Guard {
 /// The rate limit per client address, then a request slot within the
 /// client's share (429 past the share, 503 when every slot is taken: fail
 /// fast rather than queue). `GET /healthz` and `GET /metrics` take a slot
-/// of their own, so they are answered when the others are all taken.
+/// of their own, so they are answered when the others are all taken. The
+/// client is the one the request is attributed to ([`ClientAddr`]: behind a
+/// trusted proxy, the client it names).
 fn guard(g: Gateway) -> impl Filter<Extract = (Guard,), Error = Rejection> + Clone {
     client()
         .and(warp::method())
         .and(warp::path::full())
         .and_then(
-            move |addr: Option<SocketAddr>, method: Method, path: FullPath| {
+            move |client: Option<IpAddr>, method: Method, path: FullPath| {
                 let g = g.clone();
-                async move { admit(&g, addr, &method, path.as_str()).map_err(|f| refuse(&g, f)) }
+                async move { admit(&g, client, &method, path.as_str()).map_err(|f| refuse(&g, f)) }
             },
         )
 }
 
 fn admit(
     g: &Gateway,
-    addr: Option<SocketAddr>,
+    client: Option<IpAddr>,
     method: &Method,
     path: &str,
 ) -> Result<Guard, Failure> {
-    if !g.limiter().check(addr.map(|a| a.ip())) {
+    if !g.limiter().check(client) {
         return Err(Failure::RateLimited);
     }
     let probe = method == Method::GET && matches!(path, "/healthz" | "/metrics");
     let slots = if probe { g.probe_slots() } else { g.slots() };
-    let ip = addr.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let ip = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let permit = slots.take(ip).map_err(|full| match full {
         Full::Client => Failure::ClientBusy,
         Full::Total => Failure::Busy,
@@ -146,12 +148,14 @@ fn admit(
     Ok(Guard { permit })
 }
 
-/// The client's address: set by [`crate::server`], or by warp's own
-/// server and `warp::test`.
-fn client() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
-    warp::ext::optional::<Peer>()
+/// The client a request is attributed to: set by [`crate::server`], or
+/// warp's remote address (its own server and `warp::test`).
+fn client() -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>()
         .and(warp::addr::remote())
-        .map(|peer: Option<Peer>, remote: Option<SocketAddr>| peer.map(|p| p.0).or(remote))
+        .map(|client: Option<ClientAddr>, remote: Option<SocketAddr>| {
+            client.map(|c| c.0).or(remote.map(|r| r.ip()))
+        })
 }
 
 /// A refusal to protect the gateway, counted in its metrics, or any other

@@ -2,7 +2,8 @@
 //! front ends and browsers can use IPSR without running a node. It trusts
 //! nothing it did not verify.
 //!
-//! * [`GatewayConfig`]: limits and policies (uploads, rate limits, timeouts).
+//! * [`GatewayConfig`]: limits and policies (uploads, rate limits, timeouts,
+//!   the [`TrustedProxies`] whose `X-Forwarded-For` names the client).
 //! * [`Gateway`]: what every request handler shares: the node's
 //!   [`Client`](ipsr_node::Client), the [`Index`](ipsr_indexer::Index) it
 //!   reads packages from (the node's embedded store or Redis), the limits
@@ -37,6 +38,8 @@
 //! * `cache`: the micro-cache of rendered JSON views;
 //! * `server`: the HTTP server: connection caps at accept, the header
 //!   timeout, each request marked with its client's address;
+//! * `client_addr`: which client a request is attributed to behind trusted
+//!   reverse proxies (`X-Forwarded-For`, sans IO);
 //! * `occupancy`: connections and requests held per client address,
 //!   against a cap per client and in total (sans IO);
 //! * `limits`: the per-client rate limit;
@@ -61,6 +64,7 @@ use tracing::info;
 mod api;
 mod body;
 mod cache;
+mod client_addr;
 mod conditional;
 mod config;
 mod download;
@@ -78,6 +82,7 @@ mod server;
 mod state;
 
 pub use cache::VIEW_TTL;
+pub use client_addr::{Cidr, CidrError, TrustedProxies};
 pub use config::{GatewayConfig, Uploads};
 pub use error::GatewayError;
 pub use filters::{OPENAPI, routes};

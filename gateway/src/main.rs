@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ipsr_gateway::{Gateway, GatewayConfig, Uploads};
+use ipsr_gateway::{Cidr, Gateway, GatewayConfig, TrustedProxies, Uploads};
 use ipsr_indexer::{
     Index, Indexer, IndexerConfig, LocalSource, RedisConfig, RedisIndex, StoreIndex,
 };
@@ -72,7 +72,8 @@ struct Cli {
     #[arg(long, env = "IPSR_MAX_CONCURRENT", default_value_t = 1024)]
     max_concurrent: usize,
     /// Requests one client address (IPv6: its /64) may have in progress;
-    /// more are answered 429. Behind a proxy, raise it to --max-concurrent.
+    /// more are answered 429. Behind a proxy not given as --trusted-proxy,
+    /// raise it to --max-concurrent.
     #[arg(long, env = "IPSR_MAX_PER_CLIENT", default_value_t = 64)]
     max_per_client: usize,
     /// Connections open at once; more are answered 503 and closed. Keep it
@@ -80,9 +81,26 @@ struct Cli {
     #[arg(long, env = "IPSR_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
     /// Connections one client address (IPv6: its /64) may hold open; more
-    /// are answered 429 and closed.
+    /// are answered 429 and closed. Trusted proxies are not held to it.
     #[arg(long, env = "IPSR_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256)]
     max_connections_per_client: usize,
+    /// A reverse proxy you run, by address or block (192.0.2.1,
+    /// 10.0.0.0/8, 2001:db8::/32); repeat for several. A request from one
+    /// is attributed to the client its X-Forwarded-For names: the rightmost
+    /// entry that is not a trusted proxy (a malformed entry stops the walk
+    /// at the last trusted hop). That client's address is what the rate
+    /// limit and --max-per-client count; a trusted proxy's connections are
+    /// held to --max-connections only. List only proxies that append to or
+    /// overwrite X-Forwarded-For: anyone who can reach the gateway from a
+    /// listed address can name any client. Without it, the TCP peer is the
+    /// client.
+    #[arg(
+        long = "trusted-proxy",
+        env = "IPSR_TRUSTED_PROXIES",
+        value_name = "ADDR_OR_CIDR",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<Cidr>,
     /// Seconds a client may take to send a request's headers; also how long
     /// an idle connection waits for its next request.
     #[arg(long, env = "IPSR_HEADER_TIMEOUT_SECS", value_name = "SECS", default_value = "10", value_parser = secs)]
@@ -156,6 +174,7 @@ fn gateway_config(cli: &Cli) -> GatewayConfig {
     config.max_per_client = cli.max_per_client;
     config.max_connections = cli.max_connections;
     config.max_connections_per_client = cli.max_connections_per_client;
+    config.trusted_proxies = TrustedProxies::new(cli.trusted_proxies.iter().copied());
     config.header_timeout = cli.header_timeout_secs;
     config.body_idle_timeout = cli.body_idle_timeout_secs;
     config.body_timeout = cli.body_timeout_secs;
@@ -248,6 +267,31 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_from_flags() {
+        let cli = Cli::try_parse_from([
+            "ipsr-gateway",
+            "--trusted-proxy",
+            "127.0.0.2",
+            "--trusted-proxy",
+            "10.0.0.0/8,2001:db8::/32",
+        ])
+        .unwrap();
+        let trusted = gateway_config(&cli).trusted_proxies;
+        let blocks: Vec<String> = trusted.blocks().iter().map(|b| b.to_string()).collect();
+        assert_eq!(blocks, ["127.0.0.2/32", "10.0.0.0/8", "2001:db8::/32"]);
+        assert!(trusted.contains("10.9.8.7".parse().unwrap()));
+        assert!(!trusted.contains("127.0.0.1".parse().unwrap()));
+        let cli = Cli::try_parse_from(["ipsr-gateway"]).unwrap();
+        assert!(gateway_config(&cli).trusted_proxies.is_empty());
+        for bad in ["nginx", "10.0.0.0/33", "10.0.0.1:80"] {
+            assert!(
+                Cli::try_parse_from(["ipsr-gateway", "--trusted-proxy", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn the_public_url_is_an_absolute_web_url() {
         for ok in [
             "https://apps.example.org",
@@ -282,6 +326,7 @@ mod tests {
         assert_eq!(flags.body_idle_timeout, library.body_idle_timeout);
         assert_eq!(flags.body_timeout, library.body_timeout);
         assert_eq!(flags.upload_timeout, library.upload_timeout);
+        assert_eq!(flags.trusted_proxies, library.trusted_proxies);
         assert!(Cli::try_parse_from(["ipsr-gateway", "--body-idle-timeout-secs", "0"]).is_err());
     }
 }

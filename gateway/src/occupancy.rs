@@ -8,6 +8,9 @@
 //! addresses than its total cap. [`Occupancy`] shares a table between
 //! tasks and gives each success back when its [`Held`] is dropped.
 //!
+//! A trusted proxy carries many clients: its connections are taken with
+//! [`Table::take_uncapped`], within the total alone.
+//!
 //! Clients are keyed by [`client_key`]: an IPv4 address, or the /64 an IPv6
 //! address lies in (one host usually has a whole /64 to pick from).
 
@@ -76,6 +79,17 @@ impl Table {
         Ok(())
     }
 
+    /// Takes one for `client` without its own cap (a trusted proxy, which
+    /// carries many clients), within the total alone.
+    pub(crate) fn take_uncapped(&mut self, client: IpAddr) -> Result<(), Full> {
+        if self.sum >= self.total {
+            return Err(Full::Total);
+        }
+        *self.held.entry(client).or_insert(0) += 1;
+        self.sum += 1;
+        Ok(())
+    }
+
     /// Gives back one that `client` took; forgets the client when it holds
     /// nothing more.
     pub(crate) fn give_back(&mut self, client: IpAddr) {
@@ -132,6 +146,17 @@ impl Occupancy {
     pub(crate) fn take(&self, ip: IpAddr) -> Result<Held, Full> {
         let client = client_key(ip);
         lock(&self.table).take(client)?;
+        Ok(Held {
+            table: self.table.clone(),
+            client,
+        })
+    }
+
+    /// Takes one for `ip` within the total alone (see
+    /// [`Table::take_uncapped`]) until the answer is dropped.
+    pub(crate) fn take_uncapped(&self, ip: IpAddr) -> Result<Held, Full> {
+        let client = client_key(ip);
+        lock(&self.table).take_uncapped(client)?;
         Ok(Held {
             table: self.table.clone(),
             client,
@@ -208,6 +233,25 @@ mod tests {
             }
         }
         assert_eq!((taken, t.clients()), (10, 10));
+    }
+
+    #[test]
+    fn an_uncapped_client_is_held_to_the_total_only() {
+        let mut t = Table::new(2, 5);
+        let (proxy, other) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        for _ in 0..4 {
+            assert_eq!(t.take_uncapped(proxy), Ok(()));
+        }
+        assert_eq!(t.held_by(proxy), 4, "past the per-client cap of 2");
+        assert_eq!(t.take(proxy), Err(Full::Client), "capped when asked to be");
+        assert_eq!(t.take(other), Ok(()));
+        assert_eq!(t.take_uncapped(proxy), Err(Full::Total));
+        t.give_back(proxy);
+        assert_eq!(t.take_uncapped(proxy), Ok(()));
+        for _ in 0..4 {
+            t.give_back(proxy);
+        }
+        assert_eq!((t.held(), t.clients()), (1, 1));
     }
 
     #[test]

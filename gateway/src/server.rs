@@ -3,17 +3,23 @@
 //! new connection is answered at once and closed), serves each with
 //! hyper's HTTP/1 with a header read timeout (which also closes idle
 //! keep-alive connections) and a cap on the header size, and marks each
-//! request with its client's address ([`Peer`]).
+//! request with the client it is attributed to ([`ClientAddr`]).
 //!
 //! ```text
 //! accept ─► connection table ─full─► 429/503, close
 //!               │ taken (given back when the connection ends)
 //!               ▼
 //!           hyper HTTP/1: headers within the timeout, at most 32 KiB
-//!               │ request + Peer
+//!               │ request + ClientAddr (`client_addr`)
 //!               ▼
 //!           the routes (rate limit, request slots, bounded bodies)
 //! ```
+//!
+//! The connection table sees no headers, so it keys a connection by its
+//! peer; a trusted proxy's connections count against the total cap only
+//! (it carries many clients). Each request is then attributed to a client:
+//! its peer, or, from a trusted proxy, the client `X-Forwarded-For` names
+//! (`client_addr`), and the routes key their limits by that client.
 //!
 //! Dropping the server future closes the listener and asks every open
 //! connection to finish its request in progress and close (waiting at
@@ -21,9 +27,10 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use hyper::HeaderMap;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -34,6 +41,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 use warp::{Filter, Reply};
 
+use crate::client_addr::{MAX_ENTRIES, TrustedProxies, client_address};
 use crate::occupancy::{Full, Held};
 use crate::state::Gateway;
 
@@ -44,10 +52,11 @@ const GRACE: Duration = Duration::from_secs(10);
 /// How long to pause accepting after an error such as too many open files.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
-/// The address of the client a request came from, set on every request by
-/// this server (warp's own `remote` address is not set by it).
+/// The client a request is attributed to: its TCP peer, or behind a
+/// trusted proxy the client its `X-Forwarded-For` names. Set on every
+/// request by this server (warp's own `remote` address is not set by it).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(pub(crate) SocketAddr);
+pub(crate) struct ClientAddr(pub(crate) IpAddr);
 
 /// Serves `routes` on `listener` until dropped.
 pub(crate) fn serve<F, R>(
@@ -76,7 +85,13 @@ where
                     continue;
                 }
             };
-            let held = match gateway.connections().take(peer.ip()) {
+            let connections = gateway.connections();
+            let taken = if gateway.config().trusted_proxies.contains(peer.ip()) {
+                connections.take_uncapped(peer.ip())
+            } else {
+                connections.take(peer.ip())
+            };
+            let held = match taken {
                 Ok(held) => held,
                 Err(full) => {
                     refuse(&stream, full);
@@ -127,8 +142,11 @@ impl Connection {
         let metrics = self.gateway.metrics();
         metrics.connection(1);
         let peer = self.peer;
+        let gateway = self.gateway.clone();
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(Peer(peer));
+            let trusted = &gateway.config().trusted_proxies;
+            let client = attribute(peer, request.headers(), trusted);
+            request.extensions_mut().insert(ClientAddr(client));
             routes.call(request)
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
@@ -150,6 +168,29 @@ impl Connection {
         }
         metrics.connection(-1);
     }
+}
+
+/// The client a request from `peer` with `headers` is attributed to
+/// ([`client_address`]). Only the last header values the walk can reach
+/// are read; a value that is not UTF-8 is read as an empty one, which
+/// stops the walk.
+fn attribute(peer: SocketAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
+    if !trusted.contains(peer.ip()) {
+        return peer.ip();
+    }
+    // Each value holds at least one entry, so the walk never reaches past
+    // the last `MAX_ENTRIES + 1`.
+    let mut values: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .take(MAX_ENTRIES + 1)
+        .map(|v| std::str::from_utf8(v.as_bytes()).unwrap_or(""))
+        .collect();
+    values.reverse();
+    let client = client_address(peer.ip(), &values, trusted);
+    debug!(%peer, %client, "request from a trusted proxy attributed");
+    client
 }
 
 /// Answers a connection past a cap and lets it close: 429 when its client
@@ -197,6 +238,39 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn requests_are_attributed_from_every_forwarded_for_header() {
+        let trusted = TrustedProxies::new(["127.0.0.2".parse().unwrap()]);
+        let proxy: SocketAddr = "127.0.0.2:4000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        assert_eq!(attribute(proxy, &headers, &trusted), proxy.ip());
+        headers.append("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        headers.append("X-Forwarded-For", "203.0.113.7".parse().unwrap());
+        assert_eq!(
+            attribute(proxy, &headers, &trusted),
+            "203.0.113.7".parse::<IpAddr>().unwrap(),
+            "the last header holds the entry the proxy appended"
+        );
+        let other: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(attribute(other, &headers, &trusted), other.ip());
+        headers.append(
+            "x-forwarded-for",
+            hyper::header::HeaderValue::from_bytes(b"\xff203.0.113.8").unwrap(),
+        );
+        assert_eq!(
+            attribute(proxy, &headers, &trusted),
+            proxy.ip(),
+            "a value that is not UTF-8 stops the walk"
+        );
+        // Many values: only the last ones are read.
+        let mut many = HeaderMap::new();
+        many.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        for _ in 0..1000 {
+            many.append("x-forwarded-for", "127.0.0.2".parse().unwrap());
+        }
+        assert_eq!(attribute(proxy, &many, &trusted), proxy.ip());
+    }
 
     #[test]
     fn refusals_are_complete_http_answers() {

@@ -16,6 +16,7 @@ mod procs;
 mod body;
 mod churn;
 mod disk;
+mod proxy;
 mod range;
 mod search;
 mod slots;

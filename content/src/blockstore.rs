@@ -313,6 +313,9 @@ impl std::fmt::Debug for Blockstore {
     }
 }
 
+/// The most memory redb may use to cache the pins database's pages.
+const PINS_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 impl Blockstore {
     /// Opens (creating if needed) the store in `dir`, removes temp files
     /// left by a crash and counts the blocks and pinned bytes. `limit_bytes`
@@ -322,7 +325,11 @@ impl Blockstore {
     pub fn open(dir: &Path, limit_bytes: Option<u64>) -> Result<Self, BlockstoreError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let db_path = dir.join(PINS_FILE);
-        let pins = Database::create(&db_path)?;
+        // A small page cache (redb's default is 1 GiB): the pins table is
+        // read by key, and its file stays small.
+        let pins = Database::builder()
+            .set_cache_size(PINS_CACHE_BYTES)
+            .create(&db_path)?;
         let tx = pins.begin_write()?;
         tx.open_table(PINS)?;
         tx.commit()?;

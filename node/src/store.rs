@@ -138,10 +138,17 @@ pub struct Store {
     db: Database,
 }
 
+/// The most memory redb may use to cache the store's pages (its default,
+/// 1 GiB, would let a daemon's resident memory follow the store's size up
+/// to that); reads beyond it come from the OS page cache.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl Store {
     /// Opens or creates the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)?;
         let tx = db.begin_write()?;
         {
             let recs = tx.open_table(RECORDS)?;

@@ -15,7 +15,9 @@
 //! nodes' APIs in turn, and every tenth to the gateway's `/api/v1/publish`.
 //!
 //! `IPSR_SOAK_MINUTES` (10), `IPSR_SOAK_PER_MINUTE` (1000) and
-//! `IPSR_SOAK_NODES` (10) change the size; Redis comes from
+//! `IPSR_SOAK_NODES` (10) change the size; `IPSR_SOAK_STEADY=1` makes every
+//! publish after the warm-up a re-signing, so that the records held stay as
+//! many (memory that still grows then does not follow the data); Redis comes from
 //! `IPSR_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`), under a key
 //! prefix of its own.
 
@@ -187,6 +189,9 @@ fn main() {
 
     let keys: Vec<AuthorKey> = (0..AUTHORS).map(|a| key(a as u8 + 1)).collect();
     let mut ledger = Ledger::default();
+    // `IPSR_SOAK_STEADY=1`: after the warm-up every publish re-signs a
+    // held release, so the held set stays the same size.
+    let steady = env_u64("IPSR_SOAK_STEADY", 0) == 1;
     let mut rng = XorShift::new(18);
     let mut refused = 0u64;
     let start = Instant::now();
@@ -199,7 +204,7 @@ fn main() {
         let via_gateway = t % 10 == 9;
         let target = &nodes[t as usize % nodes_n];
         let author = rng.below(AUTHORS as u64) as usize;
-        let churn = t % 4 == 3 && !ledger.releases.is_empty();
+        let churn = (t % 4 == 3 || (steady && t >= total / 10)) && !ledger.releases.is_empty();
         let record = if churn {
             // Re-sign a held release of this author (or any): a new summary.
             let pick = rng.below(ledger.releases.len() as u64) as usize;
@@ -474,8 +479,20 @@ fn read_all_along(
                 _ => format!("{http}/api/v1/packages?q={}", words[i % words.len()]),
             };
             counters.searches.fetch_add(1, Ordering::Relaxed);
-            if !agent.get(&url).call().is_ok_and(|r| r.status() == 200) {
-                counters.search_errors.fetch_add(1, Ordering::Relaxed);
+            let failure = match agent.get(&url).call() {
+                Ok(r) if r.status() == 200 => None,
+                Ok(mut r) => Some(format!(
+                    "{} {}",
+                    r.status(),
+                    r.body_mut().read_to_string().unwrap_or_default()
+                )),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(failure) = failure {
+                // The first few, to say what went wrong.
+                if counters.search_errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                    eprintln!("search failed: {url}: {failure}");
+                }
             }
             let now = Instant::now();
             let ready: Vec<Download> = {

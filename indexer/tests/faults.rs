@@ -482,3 +482,43 @@ async fn indexers_resuming_from_old_cursors_of_a_compacted_log_end_like_a_fresh_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_read_while_it_is_replaced_is_whole() {
+    // A writer re-signs one release again and again (each record replaces
+    // the last, which leaves the record hash); readers of the release, of
+    // recent and of the package never see a row without its records.
+    let k = key(11);
+    let test = TestIndex::new(&redis_url(), "read-while-replaced");
+    let index = std::sync::Arc::new(test.index.clone());
+    let first = release(&k, "1.0.0").code(1).seq(1).sign();
+    index.apply(std::slice::from_ref(&first)).await.unwrap();
+    let rkey = first.release_key();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (index, stop) = (index.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut seq = 2;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = release(&k, "1.0.0").code(1).seq(seq).sign();
+                index.apply(&[r]).await.unwrap();
+                seq += 1;
+                // 1,000 replacements a second of one release: a hundred
+                // times what an author may sustain (10/s, node.md).
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            seq
+        })
+    };
+    for _ in 0..2000 {
+        let state = index.release(&rkey).await.expect("a whole release");
+        assert!(state.is_some_and(|s| s.release().is_some()));
+        assert_eq!(index.recent(5).await.expect("whole recent").len(), 1);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(
+        written > 20,
+        "the writer replaced the release {written} times"
+    );
+}

@@ -97,20 +97,35 @@ impl RedisIndex {
     }
 
     async fn get_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseState>, IndexError> {
+        /// Reads of a row whose records a writer replaced in between.
+        const ATTEMPTS: usize = 16;
         let pk = key.package_key();
         let mut conn = self.conn.clone();
-        let row: Option<String> = redis::cmd("HGET")
-            .arg(self.keys.rel(&pk))
-            .arg(key.version.to_string())
-            .query_async(&mut conn)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let parsed: ReleaseRow =
-            serde_json::from_str(&row).map_err(|e| IndexError::corrupt(self.keys.rel(&pk), e))?;
-        let ids: Vec<&str> = parsed.ids().into_iter().collect();
-        let rec = self.records(&pk, &ids).await?;
-        self.release_state(&pk, key.clone(), &row, &rec, &mut KeyCache::default())
-            .map(Some)
+        for _ in 0..ATTEMPTS {
+            let row: Option<String> = redis::cmd("HGET")
+                .arg(self.keys.rel(&pk))
+                .arg(key.version.to_string())
+                .query_async(&mut conn)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let parsed: ReleaseRow = serde_json::from_str(&row)
+                .map_err(|e| IndexError::corrupt(self.keys.rel(&pk), e))?;
+            let ids: Vec<&str> = parsed.ids().into_iter().collect();
+            let rec = self.records(&pk, &ids).await?;
+            // The row and its records are two reads: a writer that replaced
+            // the release in between removed a record the row names. Read
+            // both again (the package's write is one script, so a later
+            // read sees a whole state).
+            if ids.iter().all(|id| rec.contains_key(*id)) {
+                return self
+                    .release_state(&pk, key.clone(), &row, &rec, &mut KeyCache::default())
+                    .map(Some);
+            }
+        }
+        Err(IndexError::corrupt(
+            self.keys.rec(&pk),
+            format!("records of {key} missing in {ATTEMPTS} reads"),
+        ))
     }
 
     async fn records(

@@ -61,7 +61,14 @@ async fn a_dht_get_finds_a_package_on_a_node_that_never_saw_the_gossip() {
         .reason("bad")
         .seq(3)
         .sign();
+    let yank_id = yank.id();
     a.publish(yank).await.unwrap();
+    // b answers the DHT too: until the yank has reached it, it would give
+    // 2.0.0 as the newest release.
+    wait_until("b holds the yank", || async {
+        b.store().record(&yank_id).unwrap().is_some()
+    })
+    .await;
 
     let (_dc, c, _) = node(false).await;
     c.dial(b_addr.clone()).await.unwrap();

@@ -163,7 +163,24 @@ impl Store {
     }
 
     /// Applies verified records in one durable transaction, in order.
+    ///
+    /// Records that are all held already (gossip duplicates, DHT re-puts,
+    /// sync) are answered `Duplicate` from a read transaction: they change
+    /// nothing, so they neither wait for the write lock nor sync the disk.
     pub fn apply(&self, records: Vec<SignedRecord>) -> Result<Vec<Stored>, StoreError> {
+        if self.all_held(&records)? {
+            return Ok(records
+                .iter()
+                .map(|record| Stored {
+                    id: record.id(),
+                    applied: Applied {
+                        change: Change::Duplicate,
+                        reports: vec![],
+                    },
+                    position: None,
+                })
+                .collect());
+        }
         let tx = self.db.begin_write()?;
         let mut out = Vec::with_capacity(records.len());
         {
@@ -240,6 +257,18 @@ impl Store {
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Whether every one of `records` is held.
+    fn all_held(&self, records: &[SignedRecord]) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read()?;
+        let recs = tx.open_table(RECORDS)?;
+        for record in records {
+            if recs.get(&record.id().as_bytes()[..])?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// A held record by id.
@@ -616,6 +645,28 @@ mod tests {
         assert_eq!(log.entries, vec![(1, r)]);
         assert_eq!((log.next, log.head), (1, 1));
         assert!(store.log_after(1, 10).unwrap().entries.is_empty());
+    }
+
+    #[test]
+    fn held_records_are_answered_without_a_write() {
+        let (dir, store) = open();
+        let key = AuthorKey::from_seed(&[1; 32]);
+        let r = release(&key, "1.0.0").code(1).seq(1).cid(cid(1)).sign();
+        store.apply(vec![r.clone()]).unwrap();
+        let path = dir.path().join("store.redb");
+        let before = std::fs::read(&path).unwrap();
+        for _ in 0..10 {
+            let again = store.apply(vec![r.clone(), r.clone()]).unwrap();
+            assert!(
+                again
+                    .iter()
+                    .all(|s| s.applied.change == Change::Duplicate && !s.is_news())
+            );
+        }
+        assert!(
+            std::fs::read(&path).unwrap() == before,
+            "a duplicate wrote to the store"
+        );
     }
 
     #[test]

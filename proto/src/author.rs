@@ -65,6 +65,11 @@ impl AuthorId {
         Ok((Self(raw), key))
     }
 
+    /// The id of a key already checked by [`from_bytes`](Self::from_bytes).
+    pub(crate) fn from_checked(raw: [u8; 32]) -> Self {
+        Self(raw)
+    }
+
     /// The raw 32-byte public key.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

@@ -144,12 +144,15 @@ pub enum VerifyError {
     /// A field breaks the format's rules.
     #[error("invalid record: {0}")]
     Invalid(#[from] InvalidRecord),
+    /// A valid identity document where only a package record is accepted.
+    #[error("an identity document, not a package record")]
+    IdentityDocument,
 }
 
 impl VerifyError {
     /// A short stable label, for metrics and logs (`too_large`, `malformed`,
     /// `non_canonical`, `unknown_kind`, `bad_key`, `bad_signature`,
-    /// `key_mismatch`, `from_future`, `invalid`).
+    /// `key_mismatch`, `from_future`, `invalid`, `identity_document`).
     pub fn reason(&self) -> &'static str {
         match self {
             Self::TooLarge { .. } => "too_large",
@@ -161,6 +164,7 @@ impl VerifyError {
             Self::KeyMismatch => "key_mismatch",
             Self::FromFuture { .. } => "from_future",
             Self::Invalid(_) => "invalid",
+            Self::IdentityDocument => "identity_document",
         }
     }
 }

@@ -60,6 +60,12 @@
 //! 6. The newest release of a package is the non-yanked one with the highest
 //!    `version_code` (ties: the higher semantic version, then rule 2).
 //!
+//! An author may publish an identity document ([`Identity`]): the keys
+//! that sign releases and yanks with a threshold, and the admin keys that
+//! may change the document. Records then count only through the signatures
+//! of the signers in force, so a stolen key is revoked by a new document
+//! ([`IdentityState`], [`AuthorizedRelease`]).
+//!
 //! The wire format and these rules are specified for other implementations
 //! in `docs/records.md`.
 //!
@@ -72,6 +78,14 @@
 //!   and the conversion from and to the protobuf types.
 //! * `order`: the ordering and conflict rules above, as the pure state
 //!   machines [`ReleaseState`] and [`PackageState`].
+//! * `envelope`: the two forms of the envelope (one signature by the author
+//!   key, or several by any keys) and their [`Approval`]s.
+//! * `identity`: [`Identity`] documents (signers, admins, thresholds, a
+//!   profile) and their [`SignedIdentity`] envelope; [`Authority`].
+//! * `lineage`: [`IdentityState`], the chain of an author's documents and the
+//!   one in force.
+//! * `authorized`: [`AuthorizedRelease`], the ordering rules per signer key
+//!   under an identity (what a revoked key signed stops counting).
 //! * `author`: [`AuthorKey`], [`AuthorId`] and its `k51...` text form,
 //!   [`KeyCache`].
 //! * `text`: which characters text fields may hold (no bidirectional
@@ -87,9 +101,13 @@
 //!   refuse, for tests (feature `test`).
 
 mod author;
+mod authorized;
 mod content;
+mod envelope;
 mod error;
+mod identity;
 pub mod limits;
+mod lineage;
 mod name;
 #[cfg(any(test, feature = "test"))]
 pub mod noncanonical;
@@ -104,14 +122,18 @@ mod text;
 mod version;
 
 pub use author::{AuthorId, AuthorKey, KeyCache, ParseAuthorIdError};
+pub use authorized::{AuthorizedRelease, Delta, newest_authorized};
 pub use content::{ContentId, InvalidContentId};
+pub use envelope::{Approval, SIGNING_PREFIX};
 pub use error::{InvalidRecord, VerifyError};
+pub use identity::{Authority, Identity, IdentityId, SignedIdentity};
+pub use lineage::{IdentityApplied, IdentityChange, IdentityState};
 pub use name::{InvalidPackageName, PackageName};
 pub use order::{
     Applied, Change, ForeignRecord, PackageState, ReleaseParts, ReleaseState, Report, newest,
 };
 pub use record::{
-    PackageKey, Record, RecordId, ReleaseKey, SIGNING_PREFIX, SignedRecord, Unverified, Verified,
+    PackageKey, Record, RecordId, ReleaseKey, Signed, SignedRecord, Unverified, Verified,
 };
 pub use release::{Metadata, Platform, Release, Yank};
 pub use text::is_hidden as is_hidden_char;

@@ -37,3 +37,15 @@ pub const MAX_REASON: usize = 500;
 pub const MAX_CLOCK_SKEW_MS: u64 = 60 * 60 * 1000;
 /// How many distinct CIDs a node remembers per release as conflict evidence.
 pub const MAX_TRACKED_CIDS: usize = 8;
+/// Most signatures on one signed record (the multi form of the envelope).
+pub const MAX_SIGNATURES: usize = 16;
+/// Most signer keys, and most admin keys, in an identity document.
+pub const MAX_IDENTITY_KEYS: usize = 16;
+/// Most URLs in an identity document.
+pub const MAX_IDENTITY_URLS: usize = 4;
+/// Largest display name in an identity document, in bytes (one line).
+pub const MAX_IDENTITY_NAME: usize = 100;
+/// Most APK signing certificates an identity document vouches for.
+pub const MAX_APK_CERTS: usize = 8;
+/// Most identity documents a node keeps per author.
+pub const MAX_IDENTITY_DOCS: usize = 64;

@@ -21,7 +21,8 @@
 use ed25519_dalek::Signer;
 use proptest::prelude::*;
 
-use crate::record::{envelope_bytes, signing_input};
+use crate::envelope::signing_input;
+use crate::record::envelope_bytes;
 use crate::strategy::{release_by, yank_by};
 use crate::{AuthorKey, SignedRecord, VerifyError};
 
@@ -126,7 +127,7 @@ pub fn rewrite<S>(
     let signature = key.signing_key().sign(&signing_input(&payload)).to_bytes();
     Some(envelope_bytes(
         &payload.into(),
-        signed.public_key(),
+        signed.approvals()[0].key(),
         &signature,
     ))
 }

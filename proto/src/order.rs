@@ -257,12 +257,18 @@ impl ReleaseState {
                     record: record.id(),
                 });
             }
-            new_cid = match self.evidence.get(&incoming.cid) {
-                Some(max) => record.order(max) == Ordering::Greater,
-                None => true,
+            // The same payload with other signatures merges into the
+            // evidence record; otherwise the greater record is kept.
+            let kept = match self.evidence.get(&incoming.cid) {
+                Some(max) => match max.merge(&record) {
+                    Some(merged) => (merged != *max).then_some(merged),
+                    None => (record.order(max) == Ordering::Greater).then(|| record.clone()),
+                },
+                None => Some(record.clone()),
             };
-            if new_cid {
-                self.evidence.insert(incoming.cid, record.clone());
+            new_cid = kept.is_some();
+            if let Some(kept) = kept {
+                self.evidence.insert(incoming.cid, kept);
                 if self.evidence.len() > MAX_TRACKED_CIDS {
                     let largest = self.evidence.pop_last().map(|(cid, _)| cid);
                     new_cid = largest != Some(incoming.cid);
@@ -311,6 +317,15 @@ fn fold(
         return Change::Duplicate;
     }
     let previous = held.id();
+    // The same payload with other signatures: one record, whose signatures
+    // are all those seen (`docs/records.md`, section 9).
+    if let Some(merged) = held.merge(&record) {
+        if merged == *held {
+            return Change::Duplicate;
+        }
+        *slot = Some(merged);
+        return Change::Replaced { previous };
+    }
     match held.record().seq().cmp(&record.record().seq()) {
         Ordering::Less => {
             *equivocated = false;
@@ -434,7 +449,7 @@ mod tests {
             cid(c),
         );
         r.seq = seq;
-        r.created_at = 1;
+        r.created_at = seq;
         r.sign(&k).unwrap()
     }
 
@@ -447,7 +462,7 @@ mod tests {
             "broken".into(),
         );
         y.seq = seq;
-        y.created_at = 1;
+        y.created_at = seq;
         y.sign(&k).unwrap()
     }
 
@@ -588,7 +603,8 @@ mod tests {
             1,
             cid(1),
         );
-        foreign.created_at = 1;
+        foreign.created_at = foreign.seq.min(1_700_000_000_000);
+        foreign.seq = foreign.created_at;
         let mut s = state();
         assert_eq!(s.apply(foreign.sign(&other).unwrap()), Err(ForeignRecord));
     }

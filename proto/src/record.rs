@@ -4,20 +4,17 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use bytes::Bytes;
-use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::limits::{MAX_CLOCK_SKEW_MS, MAX_RECORD_BYTES};
+use crate::envelope::{Approval, Envelope, KeyCheck};
+use crate::identity::{Identity, SignedIdentity};
+use crate::limits::{MAX_CLOCK_SKEW_MS, MAX_RECORD_BYTES, MAX_SIGNATURES};
 use crate::release::AuthorCheck;
 use crate::{
-    AuthorId, AuthorKey, InvalidRecord, KeyCache, PackageName, ParseAuthorIdError, Release,
-    VerifyError, Version, Yank, pb,
+    AuthorId, AuthorKey, InvalidRecord, KeyCache, PackageName, Release, VerifyError, Version, Yank,
+    pb,
 };
-
-/// The domain-separation prefix: the signature covers these bytes followed
-/// by the payload, so an IPSR signature cannot be replayed in another protocol.
-pub const SIGNING_PREFIX: &[u8] = b"ipsr-record:v1:";
 
 /// A record: what an author signs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -190,77 +187,138 @@ impl Record {
     /// exactly what [`encode`](Self::encode) writes for it, so one record
     /// has one payload (`docs/records.md`, section 1).
     fn decode_with(payload: &[u8], author: &mut AuthorCheck<'_>) -> Result<Self, VerifyError> {
+        match Payload::decode_with(payload, author)? {
+            Payload::Record(record) => Ok(record),
+            Payload::Identity(_) => Err(VerifyError::IdentityDocument),
+        }
+    }
+
+    /// Validates the record and signs it with `key`: the author's key (the
+    /// single form of the envelope) or a key the author's identity document
+    /// names (`docs/records.md`, section 8). Fails if a field is invalid.
+    pub fn sign(self, key: &AuthorKey) -> Result<SignedRecord<Verified>, InvalidRecord> {
+        self.sign_with(&[key])
+    }
+
+    /// [`sign`](Self::sign) with several keys at once (a record an
+    /// identity's threshold asks more than one signature for).
+    pub fn sign_with(self, keys: &[&AuthorKey]) -> Result<SignedRecord<Verified>, InvalidRecord> {
+        self.validate()?;
+        let payload = Bytes::from(self.encode());
+        let approvals: Vec<_> = keys.iter().map(|k| Approval::sign(k, &payload)).collect();
+        let envelope = Envelope::new(payload, self.author().as_bytes(), approvals);
+        check_size(&envelope)?;
+        Ok(SignedRecord::verified(envelope, self))
+    }
+}
+
+/// What a payload holds: a package record or an identity document.
+#[allow(clippy::large_enum_variant)] // decoded and taken apart at once
+pub(crate) enum Payload {
+    Record(Record),
+    Identity(Identity),
+}
+
+impl Payload {
+    /// Decodes and validates a payload, checking its author's key with
+    /// `author`. The payload must be the canonical encoding of what it
+    /// holds: exactly what the type's `encode` writes for it, so one
+    /// record has one payload (`docs/records.md`, section 1).
+    pub(crate) fn decode_with(
+        payload: &[u8],
+        author: &mut AuthorCheck<'_>,
+    ) -> Result<Self, VerifyError> {
         let pb = pb::Record::decode(payload).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-        let record = match pb.kind.ok_or(VerifyError::UnknownKind)? {
-            pb::record::Kind::Release(r) => Self::Release(Release::from_pb(r, author)?),
-            pb::record::Kind::Yank(y) => Self::Yank(Yank::from_pb(y, author)?),
+        let (decoded, encoded) = match pb.kind.ok_or(VerifyError::UnknownKind)? {
+            pb::record::Kind::Release(r) => {
+                let r = Record::Release(Release::from_pb(r, author)?);
+                let bytes = r.encode();
+                (Self::Record(r), bytes)
+            }
+            pb::record::Kind::Yank(y) => {
+                let y = Record::Yank(Yank::from_pb(y, author)?);
+                let bytes = y.encode();
+                (Self::Record(y), bytes)
+            }
+            pb::record::Kind::Identity(i) => {
+                let i = Identity::from_pb(i, author)?;
+                let bytes = i.encode();
+                (Self::Identity(i), bytes)
+            }
         };
         // Every nested message (the kind, the release or yank, its
         // metadata) is re-encoded here, so this one comparison covers all
         // of them: field order, repeats, unknown fields, written-out
         // defaults and long varints all change the bytes.
-        if record.encode() != payload {
+        if encoded != payload {
             return Err(VerifyError::NonCanonical("Record"));
         }
-        Ok(record)
+        Ok(decoded)
     }
 
-    /// Validates the record and signs it. Fails if a field is invalid or the
-    /// key is not the record's author.
-    pub fn sign(self, key: &AuthorKey) -> Result<SignedRecord<Verified>, InvalidRecord> {
-        self.validate()?;
-        if key.author_id() != *self.author() {
-            return Err(InvalidRecord::Invalid {
-                field: "author",
-                reason: "is not the public half of the signing key",
-            });
+    fn author(&self) -> &AuthorId {
+        match self {
+            Self::Record(r) => r.author(),
+            Self::Identity(i) => &i.author,
         }
-        let payload = Bytes::from(self.encode());
-        if payload.len() + 64 + 32 + 16 > MAX_RECORD_BYTES {
-            return Err(InvalidRecord::TooLong {
-                field: "record",
-                len: payload.len(),
-                max: MAX_RECORD_BYTES - 112,
-            });
+    }
+
+    fn created_at(&self) -> u64 {
+        match self {
+            Self::Record(r) => r.created_at(),
+            Self::Identity(i) => i.created_at,
         }
-        let signature = key.signing_key().sign(&signing_input(&payload)).to_bytes();
-        let public_key = *self.author().as_bytes();
-        let id = RecordId::of(&envelope_bytes(&payload, &public_key, &signature));
-        Ok(SignedRecord {
-            payload,
-            public_key,
-            signature,
-            state: Verified { record: self, id },
-        })
     }
 }
 
+/// Refuses an envelope over [`MAX_RECORD_BYTES`] or with more than
+/// [`MAX_SIGNATURES`] signatures.
+pub(crate) fn check_size(envelope: &Envelope) -> Result<(), InvalidRecord> {
+    if envelope.approvals.len() > MAX_SIGNATURES {
+        return Err(InvalidRecord::TooMany {
+            field: "signatures",
+            count: envelope.approvals.len(),
+            max: MAX_SIGNATURES,
+        });
+    }
+    let len = envelope.encode().len();
+    if len > MAX_RECORD_BYTES {
+        return Err(InvalidRecord::TooLong {
+            field: "record",
+            len,
+            max: MAX_RECORD_BYTES,
+        });
+    }
+    Ok(())
+}
+
 impl Release {
-    /// Validates and signs the release with the author's key.
+    /// Validates and signs the release (see [`Record::sign`]).
     pub fn sign(self, key: &AuthorKey) -> Result<SignedRecord<Verified>, InvalidRecord> {
         Record::Release(self).sign(key)
+    }
+
+    /// Validates and signs the release with several keys.
+    pub fn sign_with(self, keys: &[&AuthorKey]) -> Result<SignedRecord<Verified>, InvalidRecord> {
+        Record::Release(self).sign_with(keys)
     }
 }
 
 impl Yank {
-    /// Validates and signs the yank with the author's key.
+    /// Validates and signs the yank (see [`Record::sign`]).
     pub fn sign(self, key: &AuthorKey) -> Result<SignedRecord<Verified>, InvalidRecord> {
         Record::Yank(self).sign(key)
     }
+
+    /// Validates and signs the yank with several keys.
+    pub fn sign_with(self, keys: &[&AuthorKey]) -> Result<SignedRecord<Verified>, InvalidRecord> {
+        Record::Yank(self).sign_with(keys)
+    }
 }
 
-/// How verification checks the author field (as [`AuthorId::from_bytes`])
-/// and gets its decompressed key: directly, or from a [`KeyCache`].
-type KeyCheck<'a> = dyn FnMut(&[u8]) -> Result<(AuthorId, VerifyingKey), ParseAuthorIdError> + 'a;
-
-/// `SIGNING_PREFIX || payload`: what the signature covers.
-pub(crate) fn signing_input(payload: &[u8]) -> Vec<u8> {
-    let mut input = Vec::with_capacity(SIGNING_PREFIX.len() + payload.len());
-    input.extend_from_slice(SIGNING_PREFIX);
-    input.extend_from_slice(payload);
-    input
-}
-
+/// The single-form envelope of `payload` with one signature: version 1's
+/// envelope (for tests that build envelopes by hand).
+#[cfg(any(test, feature = "test"))]
 pub(crate) fn envelope_bytes(
     payload: &Bytes,
     public_key: &[u8; 32],
@@ -270,6 +328,7 @@ pub(crate) fn envelope_bytes(
         payload: payload.clone(),
         public_key: Bytes::copy_from_slice(public_key),
         signature: Bytes::copy_from_slice(signature),
+        signatures: Vec::new(),
     }
     .encode_to_vec()
 }
@@ -324,35 +383,32 @@ pub struct Verified {
     id: RecordId,
 }
 
-/// A record with its author's signature. `S` is [`Unverified`] for bytes
-/// from outside and [`Verified`] once [`verify`](SignedRecord::verify) passed.
+/// A record with the signatures that approve it. `S` is [`Unverified`] for
+/// bytes from outside and [`Verified`] once [`verify`](SignedRecord::verify)
+/// passed. Verification checks every signature; whether the keys that made
+/// them count for the author is the identity's business
+/// ([`IdentityState`](crate::IdentityState)).
 #[derive(Clone)]
 pub struct SignedRecord<S = Verified> {
-    payload: Bytes,
-    public_key: [u8; 32],
-    signature: [u8; 64],
+    envelope: Envelope,
     state: S,
 }
 
 impl<S> SignedRecord<S> {
     /// The exact signed payload bytes.
     pub fn payload(&self) -> &[u8] {
-        &self.payload
+        &self.envelope.payload
     }
 
-    /// The signer's raw public key, as carried in the envelope.
-    pub fn public_key(&self) -> &[u8; 32] {
-        &self.public_key
-    }
-
-    /// The 64-byte signature.
-    pub fn signature(&self) -> &[u8; 64] {
-        &self.signature
+    /// The signatures, by increasing key: one, by the author's key, for
+    /// records in version 1's single form.
+    pub fn approvals(&self) -> &[Approval] {
+        &self.envelope.approvals
     }
 
     /// The canonical envelope encoding: what goes on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
-        envelope_bytes(&self.payload, &self.public_key, &self.signature)
+        self.envelope.encode()
     }
 }
 
@@ -362,27 +418,8 @@ impl SignedRecord<Unverified> {
     /// encoding ([`to_bytes`](Self::to_bytes) of what they hold); nothing
     /// else is trusted until [`verify`](Self::verify).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, VerifyError> {
-        if bytes.len() > MAX_RECORD_BYTES {
-            return Err(VerifyError::TooLarge {
-                size: bytes.len(),
-                max: MAX_RECORD_BYTES,
-            });
-        }
-        let env =
-            pb::SignedRecord::decode(bytes).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-        let public_key = env.public_key[..]
-            .try_into()
-            .map_err(|_| VerifyError::BadKey)?;
-        let signature = env.signature[..]
-            .try_into()
-            .map_err(|_| VerifyError::BadSignature)?;
-        if envelope_bytes(&env.payload, &public_key, &signature) != bytes {
-            return Err(VerifyError::NonCanonical("SignedRecord"));
-        }
         Ok(Self {
-            payload: env.payload,
-            public_key,
-            signature,
+            envelope: Envelope::parse(bytes)?,
             state: Unverified,
         })
     }
@@ -411,24 +448,16 @@ impl SignedRecord<Unverified> {
     }
 
     /// Decodes the payload (checking the author's key with `author`) and
-    /// checks that the envelope's key is its author.
+    /// checks the envelope's form against its author.
     fn decode_for_author(&self, author: &mut AuthorCheck<'_>) -> Result<Record, VerifyError> {
-        let record = Record::decode_with(&self.payload, author)?;
-        if record.author().as_bytes() != &self.public_key {
-            return Err(VerifyError::KeyMismatch);
-        }
+        let record = Record::decode_with(&self.envelope.payload, author)?;
+        self.envelope.check_form(record.author().as_bytes())?;
         Ok(record)
     }
 
     /// The verified form, once every check has passed.
     fn into_verified(self, record: Record) -> SignedRecord<Verified> {
-        let id = RecordId::of(&self.to_bytes());
-        SignedRecord {
-            payload: self.payload,
-            public_key: self.public_key,
-            signature: self.signature,
-            state: Verified { record, id },
-        }
+        SignedRecord::verified(self.envelope, record)
     }
 
     /// Verifies against the local clock ([`crate::now_ms`]).
@@ -468,35 +497,107 @@ impl SignedRecord<Unverified> {
     fn verify_with(
         self,
         now: u64,
-        author: &mut KeyCheck<'_>,
+        keys: &mut KeyCheck<'_>,
     ) -> Result<SignedRecord<Verified>, VerifyError> {
-        // The key of the author field, decompressed while it was checked.
-        let mut author_key = None;
-        let record = Record::decode_with(&self.payload, &mut |bytes| {
-            let (id, key) = author(bytes)?;
-            author_key = Some(key);
-            Ok(id)
-        })?;
-        if record.author().as_bytes() != &self.public_key {
-            return Err(VerifyError::KeyMismatch);
+        match verify_payload(&self.envelope, now, keys)? {
+            Payload::Record(record) => Ok(self.into_verified(record)),
+            Payload::Identity(_) => Err(VerifyError::IdentityDocument),
         }
-        // The author field is the envelope's key (checked just above).
-        let key = match author_key {
-            Some(key) => key,
-            None => VerifyingKey::from_bytes(&self.public_key).map_err(|_| VerifyError::BadKey)?,
-        };
-        let signature = Signature::from_bytes(&self.signature);
-        key.verify_strict(&signing_input(&self.payload), &signature)
-            .map_err(|_| VerifyError::BadSignature)?;
-        let created_at = record.created_at();
-        if created_at > now.saturating_add(MAX_CLOCK_SKEW_MS) {
-            return Err(VerifyError::FromFuture { created_at, now });
-        }
-        Ok(self.into_verified(record))
+    }
+
+    /// Verifies bytes that hold a package record or an identity document
+    /// (what gossip, sync and the HTTP API carry), as of `now`, with the
+    /// same checks as [`verify_at_cached`](Self::verify_at_cached).
+    pub fn verify_any_at_cached(
+        self,
+        now: u64,
+        keys: &mut KeyCache,
+    ) -> Result<Signed, VerifyError> {
+        Ok(
+            match verify_payload(&self.envelope, now, &mut |b| keys.author(b))? {
+                Payload::Record(record) => Signed::Record(self.into_verified(record)),
+                Payload::Identity(identity) => {
+                    Signed::Identity(SignedIdentity::verified(self.envelope, identity))
+                }
+            },
+        )
+    }
+
+    /// [`verify_any_at_cached`](Self::verify_any_at_cached) against the
+    /// local clock, without a cache.
+    pub fn verify_any(self) -> Result<Signed, VerifyError> {
+        self.verify_any_at_cached(crate::now_ms(), &mut KeyCache::new(0))
     }
 }
 
+/// A verified package record or identity document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+// Handled one at a time as it arrives; boxing would only make matching clumsier.
+#[allow(clippy::large_enum_variant)]
+pub enum Signed {
+    /// A release or a yank.
+    Record(SignedRecord<Verified>),
+    /// An identity document.
+    Identity(SignedIdentity),
+}
+
+impl Signed {
+    /// The record's identity (SHA-256 of its envelope).
+    pub fn id(&self) -> RecordId {
+        match self {
+            Self::Record(r) => r.id(),
+            Self::Identity(i) => i.id(),
+        }
+    }
+
+    /// The author it is about.
+    pub fn author(&self) -> &AuthorId {
+        match self {
+            Self::Record(r) => r.record().author(),
+            Self::Identity(i) => &i.identity().author,
+        }
+    }
+}
+
+/// The checks of section 4 of `docs/records.md` on a parsed envelope:
+/// decodes the payload (checking its author's key with `keys`), checks the
+/// envelope's form, every signature, and `created_at` against `now`.
+fn verify_payload(
+    envelope: &Envelope,
+    now: u64,
+    keys: &mut KeyCheck<'_>,
+) -> Result<Payload, VerifyError> {
+    // The author's key, decompressed while the author field was checked:
+    // in the single form it is also the signing key.
+    let mut author_key = None;
+    let payload = Payload::decode_with(&envelope.payload, &mut |bytes| {
+        let (id, key) = keys(bytes)?;
+        author_key = Some((id, key));
+        Ok(id)
+    })?;
+    let author = *payload.author().as_bytes();
+    envelope.check_form(&author)?;
+    envelope.verify_signatures(&mut |bytes| match author_key {
+        Some(known) if bytes == author => Ok(known),
+        _ => keys(bytes),
+    })?;
+    let created_at = payload.created_at();
+    if created_at > now.saturating_add(MAX_CLOCK_SKEW_MS) {
+        return Err(VerifyError::FromFuture { created_at, now });
+    }
+    Ok(payload)
+}
+
 impl SignedRecord<Verified> {
+    /// The verified form of an envelope whose checks have passed.
+    fn verified(envelope: Envelope, record: Record) -> Self {
+        let id = RecordId::of(&envelope.encode());
+        Self {
+            envelope,
+            state: Verified { record, id },
+        }
+    }
+
     /// The verified record.
     pub fn record(&self) -> &Record {
         &self.state.record
@@ -518,8 +619,52 @@ impl SignedRecord<Verified> {
         self.record()
             .seq()
             .cmp(&other.record().seq())
-            .then_with(|| self.payload.cmp(&other.payload))
-            .then_with(|| self.signature.cmp(&other.signature))
+            .then_with(|| self.envelope.payload.cmp(&other.envelope.payload))
+            .then_with(|| self.envelope.approvals.cmp(&other.envelope.approvals))
+    }
+
+    /// The same record with the signatures of both `self` and `other` (one
+    /// per key), or `None` when their payloads differ.
+    pub fn merge(&self, other: &Self) -> Option<Self> {
+        (self.payload() == other.payload()).then(|| {
+            self.with_approvals(
+                self.approvals()
+                    .iter()
+                    .chain(other.approvals())
+                    .copied()
+                    .collect(),
+            )
+        })
+    }
+
+    /// The same record with only the signatures of keys `keep` accepts, or
+    /// `None` when none is left.
+    pub fn retain(&self, mut keep: impl FnMut(&[u8; 32]) -> bool) -> Option<Self> {
+        let approvals: Vec<_> = self
+            .approvals()
+            .iter()
+            .filter(|a| keep(a.key()))
+            .copied()
+            .collect();
+        (!approvals.is_empty()).then(|| self.with_approvals(approvals))
+    }
+
+    /// The same record with `key`'s signature added (a co-signature).
+    pub fn cosign(&self, key: &AuthorKey) -> Result<Self, InvalidRecord> {
+        let mut approvals = self.approvals().to_vec();
+        approvals.push(Approval::sign(key, self.payload()));
+        let signed = self.with_approvals(approvals);
+        check_size(&signed.envelope)?;
+        Ok(signed)
+    }
+
+    fn with_approvals(&self, approvals: Vec<Approval>) -> Self {
+        let envelope = Envelope::new(
+            self.envelope.payload.clone(),
+            self.record().author().as_bytes(),
+            approvals,
+        );
+        Self::verified(envelope, self.record().clone())
     }
 
     /// Whether `self` replaces `other`: both are about the same release and
@@ -531,9 +676,7 @@ impl SignedRecord<Verified> {
     /// Forgets the verification, e.g. to hand the bytes on.
     pub fn into_unverified(self) -> SignedRecord<Unverified> {
         SignedRecord {
-            payload: self.payload,
-            public_key: self.public_key,
-            signature: self.signature,
+            envelope: self.envelope,
             state: Unverified,
         }
     }
@@ -549,9 +692,7 @@ impl Eq for SignedRecord<Verified> {}
 
 impl PartialEq for SignedRecord<Unverified> {
     fn eq(&self, other: &Self) -> bool {
-        self.payload == other.payload
-            && self.public_key == other.public_key
-            && self.signature == other.signature
+        self.envelope == other.envelope
     }
 }
 
@@ -569,15 +710,19 @@ impl fmt::Debug for SignedRecord<Verified> {
 impl fmt::Debug for SignedRecord<Unverified> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SignedRecord")
-            .field("payload_len", &self.payload.len())
-            .field("public_key", &hex::encode(self.public_key))
+            .field("payload_len", &self.envelope.payload.len())
+            .field("approvals", &self.envelope.approvals)
             .finish_non_exhaustive()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use ed25519_dalek::Signer;
+
     use super::*;
+    use crate::SIGNING_PREFIX;
+    use crate::envelope::signing_input;
     use crate::limits::MAX_DESCRIPTION;
     use crate::{ContentId, Metadata};
 
@@ -755,13 +900,121 @@ mod tests {
     }
 
     #[test]
-    fn sign_refuses_other_key_and_invalid_fields() {
+    fn sign_refuses_invalid_fields_and_a_seq_above_created_at() {
         let key = AuthorKey::from_seed(&[3; 32]);
-        let other = AuthorKey::from_seed(&[4; 32]);
-        assert_eq!(release(&key).sign(&other).unwrap_err().field(), "author");
         let mut r = release(&key);
         r.file_name = "../etc/passwd".into();
         assert_eq!(r.sign(&key).unwrap_err().field(), "file_name");
+        let mut r = release(&key);
+        r.seq = r.created_at + 1;
+        assert_eq!(r.sign(&key).unwrap_err().field(), "seq");
+    }
+
+    #[test]
+    fn other_keys_and_several_keys_sign_in_the_multi_form() {
+        let author = AuthorKey::from_seed(&[3; 32]);
+        let a = AuthorKey::from_seed(&[4; 32]);
+        let b = AuthorKey::from_seed(&[5; 32]);
+        let verify = |bytes: &[u8]| SignedRecord::from_bytes(bytes).and_then(|r| r.verify_at(NOW));
+
+        let single = release(&author).sign(&author).unwrap();
+        let by_a = release(&author).sign(&a).unwrap();
+        let by_ab = release(&author).sign_with(&[&b, &a]).unwrap();
+        assert_eq!(single.to_bytes()[0..1], [0x0a]);
+        for signed in [&single, &by_a, &by_ab] {
+            assert_eq!(&verify(&signed.to_bytes()).unwrap(), signed);
+        }
+        // Multi form: no field 2 or 3, one field 4 per signature, by key.
+        let env = pb::SignedRecord::decode(&by_a.to_bytes()[..]).unwrap();
+        assert!(env.public_key.is_empty() && env.signature.is_empty());
+        assert_eq!(env.signatures.len(), 1);
+        let keys: Vec<_> = by_ab.approvals().iter().map(|x| *x.key()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys.len(), 2);
+
+        // Merging the same payload unites the signatures, once per key, and
+        // the author's own signature alone goes back to the single form.
+        let merged = by_a.merge(&single).unwrap();
+        assert_eq!(merged.approvals().len(), 2);
+        assert_eq!(merged.merge(&by_ab).unwrap().approvals().len(), 3);
+        assert_eq!(merged.merge(&merged).unwrap(), merged);
+        assert_eq!(
+            merged
+                .retain(|k| k == author.author_id().as_bytes())
+                .unwrap(),
+            single
+        );
+        assert!(merged.retain(|_| false).is_none());
+        let mut other_payload = release(&author);
+        other_payload.seq = 2;
+        assert!(
+            single
+                .merge(&other_payload.sign(&author).unwrap())
+                .is_none()
+        );
+        assert_eq!(single.cosign(&a).unwrap(), merged);
+
+        // The author's signature alone in the multi form is not canonical,
+        // nor are signatures out of key order, nor a key with both forms.
+        let only_author = pb::SignedRecord {
+            payload: single.payload().to_vec().into(),
+            signatures: vec![pb::Signature {
+                public_key: author.author_id().as_bytes().to_vec().into(),
+                signature: single.approvals()[0].signature().to_vec().into(),
+            }],
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert_eq!(
+            verify(&only_author),
+            Err(VerifyError::NonCanonical("SignedRecord"))
+        );
+        let mut env = pb::SignedRecord::decode(&by_ab.to_bytes()[..]).unwrap();
+        env.signatures.reverse();
+        assert_eq!(
+            verify(&env.encode_to_vec()),
+            Err(VerifyError::NonCanonical("SignedRecord"))
+        );
+        let mut both = pb::SignedRecord::decode(&by_a.to_bytes()[..]).unwrap();
+        both.public_key = author.author_id().as_bytes().to_vec().into();
+        both.signature = single.approvals()[0].signature().to_vec().into();
+        assert_eq!(
+            verify(&both.encode_to_vec()),
+            Err(VerifyError::NonCanonical("SignedRecord"))
+        );
+        // One bad signature among good ones fails the record.
+        let mut env = pb::SignedRecord::decode(&by_ab.to_bytes()[..]).unwrap();
+        let mut sig = env.signatures[1].signature.to_vec();
+        sig[0] ^= 1;
+        env.signatures[1].signature = sig.into();
+        assert_eq!(verify(&env.encode_to_vec()), Err(VerifyError::BadSignature));
+        // At most 16 signatures.
+        let keys: Vec<_> = (10..27).map(|n| AuthorKey::from_seed(&[n; 32])).collect();
+        let refs: Vec<_> = keys.iter().collect();
+        assert_eq!(
+            release(&author).sign_with(&refs).unwrap_err().field(),
+            "signatures"
+        );
+        let sixteen = release(&author).sign_with(&refs[..16]).unwrap();
+        assert!(verify(&sixteen.to_bytes()).is_ok());
+        assert!(sixteen.cosign(&author).is_err());
+        let mut env = pb::SignedRecord::decode(&sixteen.to_bytes()[..]).unwrap();
+        let extra = single.approvals()[0];
+        env.signatures.insert(
+            0,
+            pb::Signature {
+                public_key: extra.key().to_vec().into(),
+                signature: extra.signature().to_vec().into(),
+            },
+        );
+        env.signatures
+            .sort_by(|x, y| x.public_key.cmp(&y.public_key));
+        assert!(matches!(
+            verify(&env.encode_to_vec()),
+            Err(VerifyError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -789,9 +1042,15 @@ mod tests {
         );
 
         // Right key, wrong signature.
-        let mut tampered = release(&key).sign(&key).unwrap();
-        tampered.signature[0] ^= 1;
-        assert_eq!(verify(&tampered.to_bytes()), Err(VerifyError::BadSignature));
+        let signed = release(&key).sign(&key).unwrap();
+        let mut signature = *signed.approvals()[0].signature();
+        signature[0] ^= 1;
+        let tampered = envelope_bytes(
+            &signed.payload().to_vec().into(),
+            key.author_id().as_bytes(),
+            &signature,
+        );
+        assert_eq!(verify(&tampered), Err(VerifyError::BadSignature));
 
         // A signature without the domain prefix does not verify.
         let bare = key.signing_key().sign(&payload).to_bytes();

@@ -206,7 +206,8 @@ impl Release {
                 reason: "must be a plain file name without path separators",
             });
         }
-        self.metadata.validate()
+        self.metadata.validate()?;
+        check_seq(self.seq, self.created_at)
     }
 }
 
@@ -227,7 +228,8 @@ impl Yank {
     /// Checks every field against the limits of `docs/records.md`.
     pub fn validate(&self) -> Result<(), InvalidRecord> {
         check_len("reason", &self.reason, MAX_REASON)?;
-        text::check("reason", &self.reason, Text::Lines)
+        text::check("reason", &self.reason, Text::Lines)?;
+        check_seq(self.seq, self.created_at)
     }
 }
 
@@ -288,7 +290,20 @@ impl Metadata {
     }
 }
 
-fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidRecord> {
+/// `seq` may not exceed `created_at` (`docs/records.md`, section 5): with
+/// `created_at` at most an hour ahead of every verifier's clock, no record
+/// holds a seq its author cannot pass an hour later.
+pub(crate) fn check_seq(seq: u64, created_at: u64) -> Result<(), InvalidRecord> {
+    if seq > created_at {
+        return Err(InvalidRecord::Invalid {
+            field: "seq",
+            reason: "must not exceed created_at",
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidRecord> {
     if s.len() > max {
         return Err(InvalidRecord::TooLong {
             field,
@@ -299,14 +314,18 @@ fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), InvalidReco
     Ok(())
 }
 
-fn check_count(field: &'static str, count: usize, max: usize) -> Result<(), InvalidRecord> {
+pub(crate) fn check_count(
+    field: &'static str,
+    count: usize,
+    max: usize,
+) -> Result<(), InvalidRecord> {
     if count > max {
         return Err(InvalidRecord::TooMany { field, count, max });
     }
     Ok(())
 }
 
-fn check_url(field: &'static str, s: &str) -> Result<(), InvalidRecord> {
+pub(crate) fn check_url(field: &'static str, s: &str) -> Result<(), InvalidRecord> {
     check_len(field, s, MAX_URL)?;
     text::check(field, s, Text::Name)?;
     let url = url::Url::parse(s).map_err(|_| InvalidRecord::Url { field })?;
@@ -331,7 +350,7 @@ fn version_from(s: &str) -> Result<Version, InvalidRecord> {
     s.parse().map_err(InvalidRecord::Version)
 }
 
-fn cid_from(field: &'static str, bytes: &[u8]) -> Result<ContentId, InvalidRecord> {
+pub(crate) fn cid_from(field: &'static str, bytes: &[u8]) -> Result<ContentId, InvalidRecord> {
     ContentId::from_bytes(bytes).map_err(|source| InvalidRecord::Cid { field, source })
 }
 

@@ -151,7 +151,8 @@ pub fn release_by(key: &AuthorKey) -> impl Strategy<Value = Release> + use<> {
                     platform,
                     metadata,
                     created_at,
-                    seq,
+                    // seq never exceeds created_at (docs/records.md, section 5).
+                    seq: seq % (created_at + 1),
                 }
             },
         )
@@ -173,7 +174,7 @@ pub fn yank_by(key: &AuthorKey) -> impl Strategy<Value = Yank> + use<> {
             version,
             reason,
             created_at,
-            seq,
+            seq: seq % (created_at + 1),
         })
 }
 

@@ -214,14 +214,14 @@ impl Spec {
         if self.yank {
             let mut y = Yank::new(key.author_id(), package, version, "bad build".into());
             y.seq = self.seq;
-            y.created_at = 1;
+            y.created_at = self.seq;
             y.sign(key).unwrap()
         } else {
             let mh = multihash::Multihash::<64>::wrap(0x12, &[self.cid; 32]).unwrap();
             let cid = ContentId::new(cid::Cid::new_v1(0x55, mh)).unwrap();
             let mut r = Release::new(key.author_id(), package, version, self.version_code, cid);
             r.seq = self.seq;
-            r.created_at = 1;
+            r.created_at = self.seq;
             r.sign(key).unwrap()
         }
     }

@@ -108,7 +108,7 @@ fn valid(description: &str, key: &AuthorKey, record: Record) -> Valid {
         record,
         payload: hex::encode(signed.payload()),
         signing_input: hex::encode(signing_input),
-        signature: hex::encode(signed.signature()),
+        signature: hex::encode(signed.approvals()[0].signature()),
         signed_record: hex::encode(signed.to_bytes()),
         record_id: signed.id().to_string(),
     }
@@ -377,7 +377,10 @@ fn vectors() {
             .unwrap();
         assert_eq!(verified.record(), &v.record);
         assert_eq!(verified.id().to_string(), v.record_id);
-        assert_eq!(hex::encode(verified.signature()), v.signature);
+        assert_eq!(
+            hex::encode(verified.approvals()[0].signature()),
+            v.signature
+        );
     }
     for v in &committed_invalid {
         let bytes = hex::decode(&v.signed_record).unwrap();
@@ -443,4 +446,311 @@ fn author_id_matches_libp2p_peer_id() {
         key.author_id().to_string()
     );
     assert_eq!(kp.public().encode_protobuf(), key.author_id().to_protobuf());
+}
+
+/// One key of the identity vectors.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct KeyVector {
+    name: String,
+    seed: String,
+    public_key: String,
+    author_id: String,
+}
+
+/// A signed identity document or record of the identity vectors.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct SignedVector {
+    description: String,
+    /// The keys (by name) whose signatures the envelope carries.
+    signed_by: Vec<String>,
+    /// The document or record, as JSON.
+    content: serde_json::Value,
+    payload: String,
+    /// For identity documents: SHA-256 of the payload, which `prev` names.
+    identity_id: Option<String>,
+    signed_record: String,
+    record_id: String,
+}
+
+/// What a node holds after applying every document and record above.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct StateVector {
+    head: String,
+    signers: Vec<String>,
+    threshold: u32,
+    /// Per version: the record id of the release in force, if any, and
+    /// whether it is yanked.
+    releases: Vec<(String, Option<String>, bool)>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct IdentityVectors {
+    keys: Vec<KeyVector>,
+    signed: Vec<SignedVector>,
+    invalid: Vec<Invalid>,
+    state: StateVector,
+}
+
+fn identity_vectors() -> IdentityVectors {
+    use ipsr_proto::{AuthorizedRelease, Identity, IdentityState};
+
+    let named: Vec<(&str, AuthorKey)> = vec![
+        ("main", AuthorKey::from_seed(&seed())),
+        (
+            "recovery",
+            AuthorKey::from_seed(&std::array::from_fn(|i| 0x20 + i as u8)),
+        ),
+        (
+            "laptop",
+            AuthorKey::from_seed(&std::array::from_fn(|i| 0x40 + i as u8)),
+        ),
+        (
+            "phone",
+            AuthorKey::from_seed(&std::array::from_fn(|i| 0x60 + i as u8)),
+        ),
+    ];
+    let key = |name: &str| &named.iter().find(|(n, _)| *n == name).unwrap().1;
+    let sorted = |names: &[&str]| {
+        let mut ids: Vec<_> = names.iter().map(|n| key(n).author_id()).collect();
+        ids.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        ids
+    };
+    let main = key("main").author_id();
+    let genesis = Identity {
+        prev: None,
+        signers: sorted(&["laptop"]),
+        threshold: 1,
+        admins: sorted(&["main", "recovery"]),
+        admin_threshold: 1,
+        name: "Example Apps".into(),
+        urls: vec!["https://example.com".into()],
+        created_at: 1_763_900_000_000,
+        seq: 1_763_900_000_000,
+        ..Identity::implicit(main)
+    }
+    .sign(&[key("main")])
+    .unwrap();
+    let second = Identity {
+        prev: Some(genesis.identity_id()),
+        signers: sorted(&["laptop", "phone"]),
+        threshold: 2,
+        created_at: 1_763_950_000_000,
+        seq: 1_763_950_000_000,
+        ..genesis.identity().clone()
+    }
+    .sign(&[key("recovery")])
+    .unwrap();
+    let mut one = release(key("main"));
+    (one.seq, one.created_at) = (1_763_960_000_000, 1_763_960_000_000);
+    let by_laptop = one.clone().sign(key("laptop")).unwrap();
+    let by_both = by_laptop.cosign(key("phone")).unwrap();
+    let mut y = yank(key("main"));
+    (y.seq, y.created_at) = (1_763_970_000_000, 1_763_970_000_000);
+    let yank_by_laptop = y.sign(key("laptop")).unwrap();
+
+    let names_of = |approvals: &[ipsr_proto::Approval]| {
+        approvals
+            .iter()
+            .map(|a| {
+                named
+                    .iter()
+                    .find(|(_, k)| k.author_id().as_bytes() == a.key())
+                    .unwrap()
+                    .0
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let doc_vector = |description: &str, d: &ipsr_proto::SignedIdentity| SignedVector {
+        description: description.into(),
+        signed_by: names_of(d.approvals()),
+        content: serde_json::to_value(d.identity()).unwrap(),
+        payload: hex::encode(d.payload()),
+        identity_id: Some(d.identity_id().to_string()),
+        signed_record: hex::encode(d.to_bytes()),
+        record_id: d.id().to_string(),
+    };
+    let record_vector = |description: &str, r: &SignedRecord| SignedVector {
+        description: description.into(),
+        signed_by: names_of(r.approvals()),
+        content: serde_json::to_value(r.record()).unwrap(),
+        payload: hex::encode(r.payload()),
+        identity_id: None,
+        signed_record: hex::encode(r.to_bytes()),
+        record_id: r.id().to_string(),
+    };
+    let signed = vec![
+        doc_vector(
+            "the first identity document: laptop signs, main and recovery administer; signed by the author key (single form)",
+            &genesis,
+        ),
+        doc_vector(
+            "the next document: laptop and phone sign, two of them needed; signed by recovery (multi form)",
+            &second,
+        ),
+        record_vector(
+            "1.2.0 signed by laptop alone (multi form): one of the two signatures needed",
+            &by_laptop,
+        ),
+        record_vector("the same payload co-signed by phone: complete", &by_both),
+        record_vector(
+            "a yank of 1.2.0 by laptop alone: incomplete, so not in force",
+            &yank_by_laptop,
+        ),
+    ];
+
+    // The state after all of it, as every implementation must compute it.
+    let mut identity = IdentityState::new(main);
+    identity.apply(genesis.clone()).unwrap();
+    identity.apply(second.clone()).unwrap();
+    let authority = identity.authority();
+    let mut state = AuthorizedRelease::new(by_laptop.release_key());
+    for r in [&by_laptop, &by_both, &yank_by_laptop] {
+        state.apply(r.clone(), &authority).unwrap();
+    }
+    let state = StateVector {
+        head: identity.head().unwrap().identity_id().to_string(),
+        signers: names_of(
+            &identity
+                .head()
+                .unwrap()
+                .identity()
+                .signers
+                .iter()
+                .map(|s| {
+                    by_both
+                        .approvals()
+                        .iter()
+                        .find(|a| a.key() == s.as_bytes())
+                        .copied()
+                        .unwrap()
+                })
+                .collect::<Vec<_>>(),
+        ),
+        threshold: authority.threshold,
+        releases: vec![(
+            "1.2.0".into(),
+            state.release(&authority).map(|r| r.id().to_string()),
+            state.is_yanked(&authority),
+        )],
+    };
+
+    // Invalid records of this part of the format.
+    let only_author_multi = {
+        let single = release(key("main")).sign(key("main")).unwrap();
+        let mut out = field(1, single.payload());
+        let mut entry = field(1, key("main").author_id().as_bytes());
+        entry.extend(field(2, single.approvals()[0].signature()));
+        out.extend(field(4, &entry));
+        out
+    };
+    let reversed = {
+        let mut out = field(1, by_both.payload());
+        for a in by_both.approvals().iter().rev() {
+            let mut entry = field(1, a.key());
+            entry.extend(field(2, a.signature()));
+            out.extend(field(4, &entry));
+        }
+        out
+    };
+    let mut ahead = release(key("main"));
+    ahead.seq = ahead.created_at + 1;
+    let mut bad_threshold = genesis.identity().clone();
+    bad_threshold.threshold = 2;
+    let invalid = vec![
+        Invalid {
+            description:
+                "multi form holding only the author's own signature (must be the single form)"
+                    .into(),
+            now: NOW,
+            signed_record: hex::encode(only_author_multi),
+            error: "non_canonical".into(),
+        },
+        Invalid {
+            description: "multi form with its signatures in decreasing key order".into(),
+            now: NOW,
+            signed_record: hex::encode(reversed),
+            error: "non_canonical".into(),
+        },
+        Invalid {
+            description: "a release whose seq exceeds its created_at".into(),
+            now: NOW,
+            signed_record: hex::encode(envelope(&Record::Release(ahead).encode(), key("main"))),
+            error: "invalid".into(),
+        },
+        Invalid {
+            description: "an identity document with a threshold above its number of signers".into(),
+            now: NOW,
+            signed_record: hex::encode(envelope(&bad_threshold.encode(), key("main"))),
+            error: "invalid".into(),
+        },
+    ];
+    IdentityVectors {
+        keys: named
+            .iter()
+            .map(|(name, k)| KeyVector {
+                name: name.to_string(),
+                seed: hex::encode(k.to_seed()),
+                public_key: hex::encode(k.author_id().as_bytes()),
+                author_id: k.author_id().to_string(),
+            })
+            .collect(),
+        signed,
+        invalid,
+        state,
+    }
+}
+
+/// A length-delimited protobuf field: key, length, bytes.
+fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![(number << 3) | 2];
+    let mut len = bytes.len();
+    while len >= 0x80 {
+        out.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(bytes);
+    out
+}
+
+#[test]
+fn identity_vectors_are_committed_and_read_back() {
+    use ipsr_proto::Signed;
+
+    let vectors = identity_vectors();
+    let path = dir().join("identity.json");
+    if std::env::var_os("IPSR_BLESS_VECTORS").is_some() {
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&vectors).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let committed: IdentityVectors =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(committed, vectors, "see {}", path.display());
+    for v in &committed.signed {
+        let bytes = hex::decode(&v.signed_record).unwrap();
+        let signed = SignedRecord::from_bytes(&bytes)
+            .unwrap()
+            .verify_any_at_cached(NOW, &mut KeyCache::default())
+            .unwrap();
+        assert_eq!(signed.id().to_string(), v.record_id);
+        if let Signed::Identity(d) = &signed {
+            assert_eq!(Some(d.identity_id().to_string()), v.identity_id);
+        }
+    }
+    for v in &committed.invalid {
+        let bytes = hex::decode(&v.signed_record).unwrap();
+        let err = SignedRecord::from_bytes(&bytes)
+            .and_then(|r| r.verify_any_at_cached(v.now, &mut KeyCache::default()))
+            .unwrap_err();
+        assert_eq!(err.reason(), v.error, "{}", v.description);
+    }
+    assert!(committed.state.releases[0].1.is_some());
+    assert!(
+        !committed.state.releases[0].2,
+        "laptop's yank alone is not in force"
+    );
 }

@@ -127,6 +127,10 @@ impl<'k> Base<'k> {
         }
         if let Some(ms) = self.created_at {
             *created_at = ms;
+            // seq may not exceed created_at (docs/records.md, section 5).
+            if self.seq.is_none() {
+                *seq = ms;
+            }
         }
     }
 

@@ -1,0 +1,244 @@
+//! The ordering rules under an identity (`docs/records.md`, section 9):
+//! each signer key keeps its own [`ReleaseState`] of a release, and the
+//! identity in force decides which of their records count.
+//!
+//! A record is folded into the state of every signer that signed it (after
+//! dropping the signatures of keys that are not signers), so a thief holding
+//! one key moves only that key's state: what the other signers signed stays.
+//! A record counts when it is *complete*: signed by at least the threshold
+//! of signers. The release in force is the greatest complete release record
+//! among the signers' states, and the same for yanks. When the identity
+//! changes, the states of keys no longer signers are dropped, with every
+//! signature they made.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::identity::Authority;
+use crate::order::{ReleaseState, Report};
+use crate::{AuthorId, ContentId, ForeignRecord, Record, RecordId, ReleaseKey, SignedRecord};
+
+/// What applying a record, or a new identity, changed in what is held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// Records now held that were not (to store and pass on).
+    pub added: Vec<SignedRecord>,
+    /// Records no longer held (to delete).
+    pub removed: Vec<RecordId>,
+    /// What to report: conflicts and equivocations in a signer's state.
+    pub reports: Vec<Report>,
+    /// No signature of the record is by a signer of the identity in force:
+    /// nothing is kept.
+    pub unauthorized: bool,
+}
+
+impl Delta {
+    /// Whether anything held changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// Everything a node holds about one release of an author with an identity:
+/// one [`ReleaseState`] per signer key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedRelease {
+    key: ReleaseKey,
+    signers: BTreeMap<AuthorId, ReleaseState>,
+}
+
+impl AuthorizedRelease {
+    /// An empty state for one release.
+    pub fn new(key: ReleaseKey) -> Self {
+        Self {
+            key,
+            signers: BTreeMap::new(),
+        }
+    }
+
+    /// The release.
+    pub fn key(&self) -> &ReleaseKey {
+        &self.key
+    }
+
+    /// Folds one verified record into the state under `authority`.
+    pub fn apply(
+        &mut self,
+        record: SignedRecord,
+        authority: &Authority,
+    ) -> Result<Delta, ForeignRecord> {
+        if record.release_key() != self.key {
+            return Err(ForeignRecord);
+        }
+        let Some(record) = record.retain(|k| authority.is_signer(k)) else {
+            return Ok(Delta {
+                unauthorized: true,
+                ..Delta::default()
+            });
+        };
+        let before = self.held();
+        let mut reports = Vec::new();
+        for approval in record.approvals() {
+            let state = self
+                .signers
+                .entry(approval.key_id())
+                .or_insert_with(|| ReleaseState::new(self.key.clone()));
+            for report in state.apply(record.clone())?.reports {
+                if !reports.contains(&report) {
+                    reports.push(report);
+                }
+            }
+        }
+        Ok(self.delta(before, reports))
+    }
+
+    /// Looks at the state again under a new identity: the states of keys
+    /// that are no longer signers go, and the signatures of such keys are
+    /// dropped from every record kept.
+    pub fn restrict(&mut self, authority: &Authority) -> Delta {
+        let before = self.held();
+        let key = self.key.clone();
+        self.signers.retain(|k, _| authority.signers.contains(k));
+        for state in self.signers.values_mut() {
+            let strip =
+                |r: Option<SignedRecord>| r.and_then(|r| r.retain(|k| authority.is_signer(k)));
+            let mut parts = state.clone().into_parts();
+            parts.release = strip(parts.release);
+            parts.yank = strip(parts.yank);
+            parts.evidence = parts
+                .evidence
+                .into_iter()
+                .filter_map(|(cid, r)| strip(Some(r)).map(|r| (cid, r)))
+                .collect();
+            // Dropping signatures changes no payload, so every record stays
+            // in its slot.
+            if let Ok(stripped) = ReleaseState::from_parts(key.clone(), parts) {
+                *state = stripped;
+            }
+        }
+        self.delta(before, Vec::new())
+    }
+
+    fn held(&self) -> BTreeMap<RecordId, SignedRecord> {
+        self.signers
+            .values()
+            .flat_map(|s| s.records().into_values().cloned())
+            .map(|r| (r.id(), r))
+            .collect()
+    }
+
+    fn delta(&self, before: BTreeMap<RecordId, SignedRecord>, reports: Vec<Report>) -> Delta {
+        let after = self.held();
+        Delta {
+            added: after
+                .iter()
+                .filter(|(id, _)| !before.contains_key(id))
+                .map(|(_, r)| r.clone())
+                .collect(),
+            removed: before
+                .keys()
+                .filter(|id| !after.contains_key(id))
+                .copied()
+                .collect(),
+            reports,
+            unauthorized: false,
+        }
+    }
+
+    /// Every record held, in every signer's state, by id: what a node stores
+    /// and reconciles with its peers.
+    pub fn records(&self) -> BTreeMap<RecordId, SignedRecord> {
+        self.held()
+    }
+
+    /// The greatest complete release record: the release in force (also
+    /// when yanked).
+    pub fn release(&self, authority: &Authority) -> Option<&SignedRecord> {
+        self.greatest(authority, |s| s.release(), true)
+    }
+
+    /// The greatest complete yank.
+    pub fn yank(&self, authority: &Authority) -> Option<&SignedRecord> {
+        self.greatest(authority, |s| s.yank(), true)
+    }
+
+    /// The greatest release record still short of signatures, when it is
+    /// above the one in force: shown as "1 of 2 signed", served by no one.
+    pub fn pending(&self, authority: &Authority) -> Option<&SignedRecord> {
+        let pending = self.greatest(authority, |s| s.release(), false)?;
+        match self.release(authority) {
+            Some(held) if held.order(pending) != Ordering::Less => None,
+            _ => Some(pending),
+        }
+    }
+
+    /// The record in force: the greater of the release and the yank.
+    pub fn current(&self, authority: &Authority) -> Option<&SignedRecord> {
+        match (self.release(authority), self.yank(authority)) {
+            (Some(r), Some(y)) => Some(if y.order(r) == Ordering::Greater {
+                y
+            } else {
+                r
+            }),
+            (r, y) => r.or(y),
+        }
+    }
+
+    /// Whether the release is retracted: the record in force is a yank.
+    pub fn is_yanked(&self, authority: &Authority) -> bool {
+        matches!(
+            self.current(authority).map(SignedRecord::record),
+            Some(Record::Yank(_))
+        )
+    }
+
+    /// The CIDs of complete release records seen for the version, when
+    /// there is more than one (a conflict).
+    pub fn conflicting_cids(&self, authority: &Authority) -> Option<BTreeSet<ContentId>> {
+        let cids: BTreeSet<_> = self
+            .signers
+            .values()
+            .flat_map(|s| s.evidence().iter())
+            .filter(|(_, r)| authority.is_met(r.approvals()))
+            .map(|(cid, _)| *cid)
+            .collect();
+        (cids.len() > 1).then_some(cids)
+    }
+
+    /// The greatest record of one slot, among those that are complete
+    /// (`complete`) or short of signatures (`!complete`).
+    fn greatest<'a>(
+        &'a self,
+        authority: &Authority,
+        slot: impl Fn(&'a ReleaseState) -> Option<&'a SignedRecord>,
+        complete: bool,
+    ) -> Option<&'a SignedRecord> {
+        self.signers
+            .iter()
+            .filter(|(k, _)| authority.signers.contains(k))
+            .filter_map(|(_, s)| slot(s))
+            .filter(|r| authority.is_met(r.approvals()) == complete)
+            .max_by(|a, b| a.order(b))
+    }
+}
+
+/// Rule 7 (the newest release) over the releases of one package under an
+/// identity: among the non-yanked ones in force, the highest
+/// `version_code`, then the higher version, then the record order.
+pub fn newest_authorized<'a>(
+    releases: impl IntoIterator<Item = &'a AuthorizedRelease>,
+    authority: &Authority,
+) -> Option<&'a SignedRecord> {
+    releases
+        .into_iter()
+        .filter(|s| !s.is_yanked(authority))
+        .filter_map(|s| s.release(authority))
+        .max_by(|a, b| {
+            let (ra, rb) = (a.record(), b.record());
+            let code = |r: &Record| r.as_release().map_or(0, |r| r.version_code);
+            code(ra)
+                .cmp(&code(rb))
+                .then_with(|| ra.version().cmp(rb.version()))
+                .then_with(|| a.order(b))
+        })
+}

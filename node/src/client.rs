@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use ipsr_content::{Content, PinSpec, Router, Stopped};
-use ipsr_proto::{PackageKey, SignedRecord};
+use ipsr_proto::{PackageKey, Signed, SignedRecord};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
@@ -21,10 +21,7 @@ use crate::store::{Store, Stored};
 /// What a client asks of the event loop.
 pub(crate) enum Command {
     /// Store a record, then gossip and announce it if it is news.
-    Publish(
-        Box<SignedRecord>,
-        oneshot::Sender<Result<Stored, NodeError>>,
-    ),
+    Publish(Box<Signed>, oneshot::Sender<Result<Stored, NodeError>>),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerId>>),
     Dial(Multiaddr, oneshot::Sender<Result<(), NodeError>>),
@@ -139,7 +136,13 @@ impl Client {
     /// pinning nothing: for a caller with a pin policy of its own (the
     /// gateway, which takes content only from some authors).
     pub async fn publish_record(&self, record: SignedRecord) -> Result<Stored, NodeError> {
-        self.ask(|tx| Command::Publish(Box::new(record), tx))
+        self.publish_signed(Signed::Record(record)).await
+    }
+
+    /// Stores a verified record or identity document durably and announces
+    /// it on gossipsub (a release also in the DHT), pinning nothing.
+    pub async fn publish_signed(&self, signed: Signed) -> Result<Stored, NodeError> {
+        self.ask(|tx| Command::Publish(Box::new(signed), tx))
             .await?
     }
 

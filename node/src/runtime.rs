@@ -17,7 +17,7 @@ use ipsr_content::Source;
 use ipsr_content::bitswap::{self, Bitswap};
 use ipsr_content::blockstore::{Blockstore, BlockstoreError};
 use ipsr_proto::sync::{SyncRequest, SyncResponse};
-use ipsr_proto::{PackageKey, ReleaseKey, SignedRecord, VerifyError};
+use ipsr_proto::{PackageKey, ReleaseKey, Signed, SignedRecord, VerifyError};
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::kad;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
@@ -159,13 +159,13 @@ enum Done {
     Checked {
         origin: Origin,
         bytes: Vec<u8>,
-        verdict: Box<Result<SignedRecord, VerifyError>>,
+        verdict: Box<Result<Signed, VerifyError>>,
     },
     /// A record was applied; for a local publish, the caller waits on
     /// `reply`.
     Applied {
         origin: Origin,
-        record: Box<SignedRecord>,
+        record: Box<Signed>,
         outcome: Result<Stored, NodeError>,
         reply: Option<oneshot::Sender<Result<Stored, NodeError>>>,
     },
@@ -360,7 +360,7 @@ impl Runtime {
     fn check_off_loop(&self, origin: Origin, bytes: Vec<u8>) {
         let done = self.done_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let verdict = Box::new(SignedRecord::from_bytes(&bytes).and_then(|r| r.verify()));
+            let verdict = Box::new(SignedRecord::from_bytes(&bytes).and_then(|r| r.verify_any()));
             // The loop may have stopped; then nothing is waiting for this.
             let _ = done.blocking_send(Done::Checked {
                 origin,
@@ -376,7 +376,7 @@ impl Runtime {
     fn apply_off_loop(
         &self,
         origin: Origin,
-        record: Box<SignedRecord>,
+        record: Box<Signed>,
         reply: Option<oneshot::Sender<Result<Stored, NodeError>>>,
     ) {
         let (store, done) = (self.store.clone(), self.done_tx.clone());
@@ -719,7 +719,10 @@ impl Runtime {
             Command::Publish(record, reply) => {
                 match self.service.admit_publish(&record, Instant::now()) {
                     Ok(()) => {
-                        let origin = Origin::Local(record.release_key());
+                        let origin = Origin::Local(match &*record {
+                            Signed::Record(r) => Some(r.release_key()),
+                            Signed::Identity(_) => None,
+                        });
                         self.apply_off_loop(origin, record, Some(reply));
                     }
                     Err(e) => {
@@ -853,8 +856,8 @@ impl Runtime {
 }
 
 /// Applies one verified record to the store (blocking).
-fn apply(store: &Store, record: SignedRecord) -> Result<Stored, NodeError> {
-    let mut stored = store.apply(vec![record])?;
+fn apply(store: &Store, record: Signed) -> Result<Stored, NodeError> {
+    let mut stored = store.apply_signed(vec![record])?;
     Ok(stored
         .pop()
         .expect("the store answers one outcome per record"))

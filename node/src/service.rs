@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 use cid::Cid;
 use ipsr_content::blockstore::BlockstoreError;
 use ipsr_proto::limits::MAX_CLOCK_SKEW_MS;
-use ipsr_proto::{ReleaseKey, SignedRecord, VerifyError};
+use ipsr_proto::{ReleaseKey, Signed, VerifyError};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, info, warn};
@@ -95,8 +95,9 @@ pub(crate) const SYNC_REQUESTS_PER_SEC: u32 = 50;
 /// Where a record to check and apply came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Origin {
-    /// Published through this node's client (already verified).
-    Local(ReleaseKey),
+    /// Published through this node's client (already verified): the
+    /// release to announce in the DHT, `None` for an identity document.
+    Local(Option<ReleaseKey>),
     /// Gossiped by `source` as message `id`.
     Gossip {
         /// The peer that passed it on.
@@ -144,8 +145,8 @@ pub(crate) enum Action {
     Apply {
         /// Where it came from.
         origin: Origin,
-        /// The record.
-        record: Box<SignedRecord>,
+        /// The record or identity document.
+        record: Box<Signed>,
     },
     /// Publish a signed record on the records topic.
     Gossip(Vec<u8>),
@@ -387,13 +388,13 @@ impl Service {
         &mut self,
         origin: Origin,
         bytes: Vec<u8>,
-        verdict: Result<SignedRecord, VerifyError>,
+        verdict: Result<Signed, VerifyError>,
         now: Instant,
     ) {
         let label = origin.label();
         let acceptance = match verdict {
             Ok(record) => {
-                if self.authors.try_take(*record.record().author(), now) {
+                if self.authors.try_take(*record.author(), now) {
                     self.outbox.push_back(Action::Apply {
                         origin,
                         record: Box::new(record),
@@ -401,7 +402,7 @@ impl Service {
                     return;
                 }
                 debug!(
-                    author = %record.record().author(),
+                    author = %record.author(),
                     record = %record.id(),
                     source = label,
                     "author over its rate: record dropped"
@@ -444,12 +445,8 @@ impl Service {
     /// `now`: when it can take a token from its author (given back in
     /// [`on_applied`](Self::on_applied) if it is not news); else the caller
     /// is told to try again later.
-    pub(crate) fn admit_publish(
-        &mut self,
-        record: &SignedRecord,
-        now: Instant,
-    ) -> Result<(), NodeError> {
-        let author = *record.record().author();
+    pub(crate) fn admit_publish(&mut self, record: &Signed, now: Instant) -> Result<(), NodeError> {
+        let author = *record.author();
         if self.authors.try_take(author, now) {
             return Ok(());
         }
@@ -471,7 +468,7 @@ impl Service {
     pub(crate) fn on_applied(
         &mut self,
         origin: Origin,
-        record: &SignedRecord,
+        record: &Signed,
         outcome: &Result<Stored, NodeError>,
         now: Instant,
     ) {
@@ -493,7 +490,7 @@ impl Service {
             }
         };
         if !news {
-            self.authors.give_back(*record.record().author(), now);
+            self.authors.give_back(*record.author(), now);
         }
         match origin {
             Origin::Gossip { source, id } => {
@@ -505,7 +502,9 @@ impl Service {
             }
             Origin::Local(key) if news => {
                 self.outbox.push_back(Action::Gossip(record.to_bytes()));
-                self.outbox.push_back(Action::Announce(key));
+                if let Some(key) = key {
+                    self.outbox.push_back(Action::Announce(key));
+                }
             }
             // Peers whose clocks are as far behind held it too; the others
             // have it already and ignore it.

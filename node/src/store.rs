@@ -8,6 +8,7 @@
 //! | `records` | record id (32 bytes) | signed record bytes, for every record held |
 //! | `releases` | release key (`author ‖ package ‖ 0x00 ‖ version`) | the release state (JSON) |
 //! | `conflicts` | release key, for releases with a conflict or equivocation | empty |
+//! | `identities` | author (32 bytes) ‖ record id (32 bytes) | an authorized identity document of the author |
 //!
 //! and the log's own tables (`log.rs`): the log of held records by
 //! position, compacted as records are superseded; and the catalog's
@@ -18,12 +19,13 @@
 //! returns, so a record reported as stored survives `kill -9`. Applying the
 //! same record twice changes nothing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use ipsr_proto::{
-    Applied, AuthorId, Change, ContentId, ForeignRecord, PackageKey, PackageName, PackageState,
-    RecordId, ReleaseKey, ReleaseParts, ReleaseState, SignedRecord, VerifyError,
+    Applied, AuthorId, Authority, AuthorizedRelease, Change, ContentId, ForeignRecord,
+    IdentityChange, IdentityState, PackageKey, PackageName, PackageState, RecordId, ReleaseKey,
+    ReleaseParts, ReleaseState, Signed, SignedIdentity, SignedRecord, VerifyError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,7 @@ const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records
 const RELEASES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("releases");
 const CONFLICTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("conflicts");
 const CODES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("codes");
+const IDENTITIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("identities");
 
 /// An error of the store.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +94,17 @@ pub struct Stored {
 }
 
 impl Stored {
+    fn duplicate(id: RecordId) -> Self {
+        Self {
+            id,
+            applied: Applied {
+                change: Change::Duplicate,
+                reports: vec![],
+            },
+            position: None,
+        }
+    }
+
     /// Whether the record is new to this node and should be passed on.
     pub fn is_news(&self) -> bool {
         self.position.is_some()
@@ -117,18 +131,33 @@ pub struct Stats {
     pub conflicts: u64,
 }
 
-/// The saved form of a release state: record ids point into `records`.
+/// The saved form of one signer's state of a release: record ids point
+/// into `records`.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Row {
+struct SlotRow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     release: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     release_equivocated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     yank: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     yank_equivocated: bool,
     /// Per CID (text), the id of the greatest release record naming it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     evidence: Vec<(String, String)>,
+}
+
+/// The saved form of a release: each signer key's state (`docs/records.md`,
+/// section 9). Rows written before identities hold one state at the top
+/// level: the author key's.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Row {
+    #[serde(flatten)]
+    author: SlotRow,
+    /// Per signer key (text), its state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    signers: Vec<(String, SlotRow)>,
 }
 
 /// The embedded store. Cheap to share behind an `Arc`; every method is
@@ -158,21 +187,31 @@ impl Store {
         }
         tx.open_table(CONFLICTS)?;
         tx.open_table(CODES)?;
+        tx.open_table(IDENTITIES)?;
         tx.commit()?;
         Ok(Self { db })
     }
 
-    /// Applies verified records in one durable transaction, in order.
+    /// Applies verified package records in one durable transaction, in
+    /// order (see [`apply_signed`](Self::apply_signed)).
+    pub fn apply(&self, records: Vec<SignedRecord>) -> Result<Vec<Stored>, StoreError> {
+        self.apply_signed(records.into_iter().map(Signed::Record).collect())
+    }
+
+    /// Applies verified records and identity documents in one durable
+    /// transaction, in order. A package record counts under its author's
+    /// identity in force (`docs/records.md`, section 9); a document that
+    /// moves the head looks at every release of its author again.
     ///
     /// Records that are all held already (gossip duplicates, DHT re-puts,
     /// sync) are answered `Duplicate` from a read transaction: they change
     /// nothing, so they neither wait for the write lock nor sync the disk.
-    pub fn apply(&self, records: Vec<SignedRecord>) -> Result<Vec<Stored>, StoreError> {
-        if self.all_held(&records)? {
-            return Ok(records
+    pub fn apply_signed(&self, items: Vec<Signed>) -> Result<Vec<Stored>, StoreError> {
+        if self.all_held(&items)? {
+            return Ok(items
                 .iter()
-                .map(|record| Stored {
-                    id: record.id(),
+                .map(|item| Stored {
+                    id: item.id(),
                     applied: Applied {
                         change: Change::Duplicate,
                         reports: vec![],
@@ -182,75 +221,37 @@ impl Store {
                 .collect());
         }
         let tx = self.db.begin_write()?;
-        let mut out = Vec::with_capacity(records.len());
+        let mut out = Vec::with_capacity(items.len());
         {
-            let mut recs = tx.open_table(RECORDS)?;
-            let mut rels = tx.open_table(RELEASES)?;
-            let mut log = log::LogWriter::open(&tx)?;
-            let mut conflicts = tx.open_table(CONFLICTS)?;
-            let mut codes = tx.open_table(CODES)?;
-            let mut touched: BTreeSet<PackageKey> = BTreeSet::new();
-            for record in records {
-                let id = record.id();
-                if recs.get(&id.as_bytes()[..])?.is_some() {
-                    out.push(Stored {
-                        id,
-                        applied: Applied {
-                            change: Change::Duplicate,
-                            reports: vec![],
-                        },
-                        position: None,
-                    });
-                    continue;
-                }
-                let key = record.release_key();
-                let key_bytes = release_key_bytes(&key);
-                let row = rels.get(&key_bytes[..])?.map(|v| v.value().to_vec());
-                let mut state = match row {
-                    Some(row) => load_state(&recs, key.clone(), &row)?,
-                    None => ReleaseState::new(key.clone()),
-                };
-                let bytes = record.to_bytes();
-                let before = log::Before::of(&state);
-                let code_before = state.release().map(|r| code_key(&key, r));
-                let applied = state.apply(record)?;
-                let code_after = state.release().map(|r| code_key(&key, r));
-                if code_before != code_after {
-                    if let Some(old) = code_before {
-                        codes.remove(&old[..])?;
-                    }
-                    if let Some(new) = code_after {
-                        codes.insert(&new[..], &[][..])?;
-                    }
-                }
-                let after: BTreeSet<RecordId> = state.records().into_keys().collect();
-                let mut position = None;
-                if applied.change.is_kept() {
-                    recs.insert(&id.as_bytes()[..], &bytes[..])?;
-                    position = Some(log.append(&id, &bytes)?);
-                }
-                for gone in before.held().difference(&after) {
-                    recs.remove(&gone.as_bytes()[..])?;
-                }
-                log.settle(&key_bytes, &before, &state, &after)?;
-                if state.conflicting_cids().is_some() || state.is_equivocated() {
-                    conflicts.insert(&key_bytes[..], &[][..])?;
-                }
-                if before.held() != &after || !applied.reports.is_empty() {
-                    let row = save_state(state);
-                    rels.insert(&key_bytes[..], &row[..])?;
-                    touched.insert(key.package_key());
-                }
-                out.push(Stored {
-                    id,
-                    applied,
-                    position,
+            let mut w = Writer {
+                recs: tx.open_table(RECORDS)?,
+                rels: tx.open_table(RELEASES)?,
+                log: log::LogWriter::open(&tx)?,
+                conflicts: tx.open_table(CONFLICTS)?,
+                codes: tx.open_table(CODES)?,
+                idents: tx.open_table(IDENTITIES)?,
+                identities: HashMap::new(),
+                touched: BTreeSet::new(),
+            };
+            for item in items {
+                out.push(match item {
+                    Signed::Record(record) => w.apply_record(record)?,
+                    Signed::Identity(doc) => w.apply_identity(doc)?,
                 });
             }
+            let Writer {
+                recs,
+                rels,
+                log,
+                touched,
+                identities,
+                ..
+            } = w;
             log.finish()?;
             let mut catalog = catalog::CatalogWriter::open(&tx)?;
             for key in touched {
-                let state = load_package(&recs, &rels, &key)?;
+                let authority = identities.get(&key.author).map(IdentityState::authority);
+                let state = load_package_with(&recs, &rels, &key, authority)?;
                 catalog.update(&key, state.as_ref())?;
             }
             catalog.finish()?;
@@ -259,24 +260,65 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether every one of `records` is held.
-    fn all_held(&self, records: &[SignedRecord]) -> Result<bool, StoreError> {
+    /// Whether every one of `items` is held.
+    fn all_held(&self, items: &[Signed]) -> Result<bool, StoreError> {
         let tx = self.db.begin_read()?;
         let recs = tx.open_table(RECORDS)?;
-        for record in records {
-            if recs.get(&record.id().as_bytes()[..])?.is_none() {
+        let idents = tx.open_table(IDENTITIES)?;
+        for item in items {
+            let held = match item {
+                Signed::Record(r) => recs.get(&r.id().as_bytes()[..])?.is_some(),
+                Signed::Identity(d) => idents.get(&identity_key(d)[..])?.is_some(),
+            };
+            if !held {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
+    /// An author's identity documents and the one in force.
+    pub fn identity(&self, author: &AuthorId) -> Result<IdentityState, StoreError> {
+        let tx = self.db.begin_read()?;
+        load_identity(&tx.open_table(IDENTITIES)?, author)
+    }
+
+    /// The state of one release with each signer key's records (section 9
+    /// of `docs/records.md`), and the authority they count under.
+    pub fn release_signers(
+        &self,
+        key: &ReleaseKey,
+    ) -> Result<Option<(AuthorizedRelease, Authority)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let recs = tx.open_table(RECORDS)?;
+        let rels = tx.open_table(RELEASES)?;
+        let authority = load_identity(&tx.open_table(IDENTITIES)?, &key.author)?.authority();
+        let row = rels.get(&release_key_bytes(key)[..])?;
+        row.map(|row| load_signers(&recs, key.clone(), row.value()).map(|s| (s, authority)))
+            .transpose()
+    }
+
     /// A held record by id.
     pub fn record(&self, id: &RecordId) -> Result<Option<SignedRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let recs = tx.open_table(RECORDS)?;
+        let Some(bytes) = recs.get(&id.as_bytes()[..])? else {
+            return Ok(None);
+        };
+        match SignedRecord::from_trusted_storage_any(bytes.value())? {
+            Signed::Record(record) => Ok(Some(record)),
+            Signed::Identity(_) => Ok(None),
+        }
+    }
+
+    /// A held record or identity document by id.
+    pub fn record_any(&self, id: &RecordId) -> Result<Option<Signed>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let recs = tx.open_table(RECORDS)?;
         let bytes = recs.get(&id.as_bytes()[..])?;
-        bytes.map(|b| verify_stored(b.value())).transpose()
+        Ok(bytes
+            .map(|b| SignedRecord::from_trusted_storage_any(b.value()))
+            .transpose()?)
     }
 
     /// The state of one release.
@@ -284,8 +326,9 @@ impl Store {
         let tx = self.db.begin_read()?;
         let recs = tx.open_table(RECORDS)?;
         let rels = tx.open_table(RELEASES)?;
+        let authority = load_identity(&tx.open_table(IDENTITIES)?, &key.author)?.authority();
         let row = rels.get(&release_key_bytes(key)[..])?;
-        row.map(|row| load_state(&recs, key.clone(), row.value()))
+        row.map(|row| load_state(&recs, key.clone(), row.value(), &authority))
             .transpose()
     }
 
@@ -294,7 +337,8 @@ impl Store {
         let tx = self.db.begin_read()?;
         let recs = tx.open_table(RECORDS)?;
         let rels = tx.open_table(RELEASES)?;
-        load_package(&recs, &rels, key)
+        let authority = load_identity(&tx.open_table(IDENTITIES)?, &key.author)?.authority();
+        load_package_with(&recs, &rels, key, Some(authority))
     }
 
     /// Packages matching `query` by the rules of [`crate::search`], best
@@ -335,6 +379,7 @@ impl Store {
         let recs = tx.open_table(RECORDS)?;
         let rels = tx.open_table(RELEASES)?;
         let codes = tx.open_table(CODES)?;
+        let authority = load_identity(&tx.open_table(IDENTITIES)?, &key.author)?.authority();
         let prefix = package_prefix(key);
         let mut end = prefix.clone();
         end.extend_from_slice(&[0xff; 9]);
@@ -360,7 +405,7 @@ impl Store {
                 version,
             };
             if let Some(row) = rels.get(&release_key_bytes(&rkey)[..])? {
-                group.push(load_state(&recs, rkey, row.value())?);
+                group.push(load_state(&recs, rkey, row.value(), &authority)?);
             }
         }
         Ok(ipsr_proto::newest(&group).cloned())
@@ -467,6 +512,203 @@ impl Store {
     }
 }
 
+/// The tables of one write transaction, and what it learned on the way.
+struct Writer<'t> {
+    recs: redb::Table<'t, &'static [u8], &'static [u8]>,
+    rels: redb::Table<'t, &'static [u8], &'static [u8]>,
+    log: log::LogWriter<'t>,
+    conflicts: redb::Table<'t, &'static [u8], &'static [u8]>,
+    codes: redb::Table<'t, &'static [u8], &'static [u8]>,
+    idents: redb::Table<'t, &'static [u8], &'static [u8]>,
+    /// The identity of each author met in this transaction.
+    identities: HashMap<AuthorId, IdentityState>,
+    /// Packages whose catalog entry must be written again.
+    touched: BTreeSet<PackageKey>,
+}
+
+impl Writer<'_> {
+    fn identity(&mut self, author: &AuthorId) -> Result<&mut IdentityState, StoreError> {
+        if !self.identities.contains_key(author) {
+            let state = load_identity(&self.idents, author)?;
+            self.identities.insert(*author, state);
+        }
+        Ok(self
+            .identities
+            .get_mut(author)
+            .expect("inserted just above"))
+    }
+
+    fn apply_record(&mut self, record: SignedRecord) -> Result<Stored, StoreError> {
+        let id = record.id();
+        if self.recs.get(&id.as_bytes()[..])?.is_some() {
+            return Ok(Stored::duplicate(id));
+        }
+        let key = record.release_key();
+        let authority = self.identity(&key.author)?.authority();
+        let key_bytes = release_key_bytes(&key);
+        let row = self.rels.get(&key_bytes[..])?.map(|v| v.value().to_vec());
+        let mut state = match row {
+            Some(row) => load_signers(&self.recs, key.clone(), &row)?,
+            None => AuthorizedRelease::new(key.clone()),
+        };
+        let before = self.before(&state, &authority);
+        let delta = state.apply(record, &authority)?;
+        let position = self.settle(&key, before, &state, &authority, &delta)?;
+        Ok(Stored {
+            id,
+            applied: Applied {
+                change: delta.change,
+                reports: delta.reports,
+            },
+            position,
+        })
+    }
+
+    /// The slots and records of a release before a change.
+    fn before(&self, state: &AuthorizedRelease, authority: &Authority) -> log::Before {
+        log::Before::of(
+            &state.resolve(authority),
+            state.records().into_keys().collect(),
+        )
+    }
+
+    /// Writes what a change did to one release: the records it added
+    /// (stored and logged) and removed, the log's witnesses, the codes,
+    /// the conflicts and the row. Returns the log position of the last
+    /// record added.
+    fn settle(
+        &mut self,
+        key: &ReleaseKey,
+        before: log::Before,
+        state: &AuthorizedRelease,
+        authority: &Authority,
+        delta: &ipsr_proto::Delta,
+    ) -> Result<Option<u64>, StoreError> {
+        let key_bytes = release_key_bytes(key);
+        let resolved = state.resolve(authority);
+        let code_before = before.release().map(|r| code_key(key, r));
+        let code_after = resolved.release().map(|r| code_key(key, r));
+        if code_before != code_after {
+            if let Some(old) = code_before {
+                self.codes.remove(&old[..])?;
+            }
+            if let Some(new) = code_after {
+                self.codes.insert(&new[..], &[][..])?;
+            }
+        }
+        let mut position = None;
+        for added in &delta.added {
+            let bytes = added.to_bytes();
+            self.recs.insert(&added.id().as_bytes()[..], &bytes[..])?;
+            position = Some(self.log.append(&added.id(), &bytes)?);
+        }
+        for gone in &delta.removed {
+            self.recs.remove(&gone.as_bytes()[..])?;
+        }
+        let after: BTreeSet<RecordId> = state.records().into_keys().collect();
+        self.log.settle(&key_bytes, &before, &resolved, &after)?;
+        if resolved.conflicting_cids().is_some() || resolved.is_equivocated() {
+            self.conflicts.insert(&key_bytes[..], &[][..])?;
+        } else {
+            self.conflicts.remove(&key_bytes[..])?;
+        }
+        if before.held() != &after || !delta.reports.is_empty() || before.resolved() != &resolved {
+            if after.is_empty() {
+                self.rels.remove(&key_bytes[..])?;
+            } else {
+                let row = save_signers(state);
+                self.rels.insert(&key_bytes[..], &row[..])?;
+            }
+            self.touched.insert(key.package_key());
+        }
+        Ok(position)
+    }
+
+    fn apply_identity(&mut self, doc: SignedIdentity) -> Result<Stored, StoreError> {
+        let id = doc.id();
+        let author = doc.identity().author;
+        let state = self.identity(&author)?;
+        let old_authority = state.authority();
+        let applied = state.apply(doc)?;
+        let head_moved = applied.head_moved;
+        let change = match applied.change {
+            IdentityChange::New => Change::New,
+            IdentityChange::Merged { previous } => Change::Replaced { previous },
+            IdentityChange::Duplicate => Change::Duplicate,
+            IdentityChange::Orphan | IdentityChange::Unauthorized | IdentityChange::Full => {
+                Change::Stale
+            }
+        };
+        let mut position = None;
+        if applied.change.is_kept() {
+            // Rewrite the author's documents: a merge replaces an envelope.
+            let docs: Vec<SignedIdentity> = state.docs().cloned().collect();
+            let prefix = author.as_bytes().to_vec();
+            let mut end = prefix.clone();
+            end.extend_from_slice(&[0xff; 33]);
+            let old: Vec<Vec<u8>> = self
+                .idents
+                .range(&prefix[..]..&end[..])?
+                .map(|e| e.map(|(k, _)| k.value().to_vec()))
+                .collect::<Result<_, _>>()?;
+            let kept: BTreeSet<Vec<u8>> = docs.iter().map(identity_key).collect();
+            for k in old.iter().filter(|k| !kept.contains(*k)) {
+                self.idents.remove(&k[..])?;
+                // The envelope a merge replaced leaves the records and the log.
+                let gone = RecordId::from_bytes(
+                    k[32..]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("identity key".into()))?,
+                );
+                self.recs.remove(&gone.as_bytes()[..])?;
+                self.log.remove(&gone)?;
+            }
+            for d in docs.iter().filter(|d| !old.contains(&identity_key(d))) {
+                let bytes = d.to_bytes();
+                self.idents.insert(&identity_key(d)[..], &bytes[..])?;
+                self.recs.insert(&d.id().as_bytes()[..], &bytes[..])?;
+                position = Some(self.log.append(&d.id(), &bytes)?);
+            }
+        }
+        if head_moved {
+            self.restrict(&author, &old_authority)?;
+        }
+        Ok(Stored {
+            id,
+            applied: Applied {
+                change,
+                reports: vec![],
+            },
+            position,
+        })
+    }
+
+    /// Looks at every release of `author` again under its identity in
+    /// force, which was `old` before.
+    fn restrict(&mut self, author: &AuthorId, old: &Authority) -> Result<(), StoreError> {
+        let authority = self.identity(author)?.authority();
+        let prefix = author.as_bytes().to_vec();
+        let mut end = prefix.clone();
+        end.extend_from_slice(&[0xff; 256]);
+        let keys: Vec<Vec<u8>> = self
+            .rels
+            .range(&prefix[..]..&end[..])?
+            .map(|e| e.map(|(k, _)| k.value().to_vec()))
+            .collect::<Result<_, _>>()?;
+        for key_bytes in keys {
+            let key = parse_release_key(&key_bytes)?;
+            let Some(row) = self.rels.get(&key_bytes[..])?.map(|v| v.value().to_vec()) else {
+                continue;
+            };
+            let mut state = load_signers(&self.recs, key.clone(), &row)?;
+            let before = self.before(&state, old);
+            let delta = state.restrict(&authority);
+            self.settle(&key, before, &state, &authority, &delta)?;
+        }
+        Ok(())
+    }
+}
+
 /// `author ‖ package ‖ 0x00 ‖ version`: names and versions hold no NUL byte.
 fn release_key_bytes(key: &ReleaseKey) -> Vec<u8> {
     let mut out = package_prefix(&key.package_key());
@@ -507,11 +749,26 @@ fn parse_release_key(bytes: &[u8]) -> Result<ReleaseKey, StoreError> {
 }
 
 /// Every version of a package, read from the tables of a transaction.
+/// A package's state under its author's implicit identity: for stores
+/// written before identities.
 fn load_package(
     recs: &impl ReadableTable<&'static [u8], &'static [u8]>,
     rels: &impl ReadableTable<&'static [u8], &'static [u8]>,
     key: &PackageKey,
 ) -> Result<Option<PackageState>, StoreError> {
+    load_package_with(recs, rels, key, None)
+}
+
+/// A package's state in force under `authority` (`None`: the author's
+/// implicit identity).
+fn load_package_with(
+    recs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    rels: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &PackageKey,
+    authority: Option<Authority>,
+) -> Result<Option<PackageState>, StoreError> {
+    let authority =
+        authority.unwrap_or_else(|| ipsr_proto::Identity::implicit(key.author).authority());
     let prefix = package_prefix(key);
     let mut state = PackageState::new(key.clone());
     let mut any = false;
@@ -521,7 +778,7 @@ fn load_package(
             break;
         }
         let rkey = parse_release_key(k.value())?;
-        state.insert(load_state(recs, rkey, row.value())?)?;
+        state.insert(load_state(recs, rkey, row.value(), &authority)?)?;
         any = true;
     }
     Ok(any.then_some(state))
@@ -542,17 +799,73 @@ fn verify_stored(bytes: &[u8]) -> Result<SignedRecord, StoreError> {
 }
 
 fn created_at_of(bytes: &[u8]) -> Result<u64, StoreError> {
-    let unverified = SignedRecord::from_bytes(bytes)?;
-    Ok(ipsr_proto::Record::decode(unverified.payload())?.created_at())
+    Ok(match SignedRecord::from_trusted_storage_any(bytes)? {
+        Signed::Record(r) => r.record().created_at(),
+        Signed::Identity(d) => d.identity().created_at,
+    })
 }
 
+/// The key of an identity document in `identities`: author ‖ record id.
+fn identity_key(doc: &SignedIdentity) -> Vec<u8> {
+    let mut key = doc.identity().author.as_bytes().to_vec();
+    key.extend_from_slice(doc.id().as_bytes());
+    key
+}
+
+/// An author's identity: every document held, and the one in force.
+fn load_identity(
+    idents: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    author: &AuthorId,
+) -> Result<IdentityState, StoreError> {
+    let prefix = author.as_bytes().to_vec();
+    let mut end = prefix.clone();
+    end.extend_from_slice(&[0xff; 33]);
+    let mut docs = Vec::new();
+    for entry in idents.range(&prefix[..]..&end[..])? {
+        let (_, bytes) = entry?;
+        match SignedRecord::from_trusted_storage_any(bytes.value())? {
+            Signed::Identity(doc) => docs.push(doc),
+            Signed::Record(_) => return Err(StoreError::Corrupt("identity entry".into())),
+        }
+    }
+    Ok(IdentityState::from_docs(*author, docs)?)
+}
+
+/// A release's state: each signer key's records.
+fn load_signers(
+    recs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: ReleaseKey,
+    row: &[u8],
+) -> Result<AuthorizedRelease, StoreError> {
+    let row: Row = serde_json::from_slice(row)
+        .map_err(|e| StoreError::Corrupt(format!("release row: {e}")))?;
+    let mut signers = Vec::with_capacity(row.signers.len().max(1));
+    if row.signers.is_empty() {
+        signers.push((key.author, slot_state(recs, &key, &row.author)?));
+    }
+    for (signer, slots) in &row.signers {
+        let signer: AuthorId = parse_text(signer.as_bytes(), "signer key")?;
+        signers.push((signer, slot_state(recs, &key, slots)?));
+    }
+    Ok(AuthorizedRelease::from_signers(key, signers)?)
+}
+
+/// The release state in force under `authority`.
 fn load_state(
     recs: &impl ReadableTable<&'static [u8], &'static [u8]>,
     key: ReleaseKey,
     row: &[u8],
+    authority: &Authority,
 ) -> Result<ReleaseState, StoreError> {
-    let row: Row = serde_json::from_slice(row)
-        .map_err(|e| StoreError::Corrupt(format!("release row: {e}")))?;
+    Ok(load_signers(recs, key, row)?.resolve(authority))
+}
+
+/// One signer's state of a release, from its saved form.
+fn slot_state(
+    recs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &ReleaseKey,
+    row: &SlotRow,
+) -> Result<ReleaseState, StoreError> {
     let load = |id: &str| -> Result<SignedRecord, StoreError> {
         let mut raw = [0u8; 32];
         hex::decode_to_slice(id, &mut raw).map_err(|_| StoreError::Corrupt("record id".into()))?;
@@ -561,7 +874,7 @@ fn load_state(
             .ok_or_else(|| StoreError::Corrupt(format!("missing record {id}")))?;
         verify_stored(bytes.value())
     };
-    let mut evidence = std::collections::BTreeMap::new();
+    let mut evidence = BTreeMap::new();
     let mut release = None;
     for (cid, id) in &row.evidence {
         let cid = cid
@@ -583,20 +896,28 @@ fn load_state(
         yank_equivocated: row.yank_equivocated,
         evidence,
     };
-    Ok(ReleaseState::from_parts(key, parts)?)
+    Ok(ReleaseState::from_parts(key.clone(), parts)?)
 }
 
-fn save_state(state: ReleaseState) -> Vec<u8> {
-    let parts = state.into_parts();
-    let row = Row {
-        release: parts.release.map(|r| r.id().to_string()),
-        release_equivocated: parts.release_equivocated,
-        yank: parts.yank.map(|r| r.id().to_string()),
-        yank_equivocated: parts.yank_equivocated,
-        evidence: parts
-            .evidence
+fn save_signers(state: &AuthorizedRelease) -> Vec<u8> {
+    let slot_row = |state: &ReleaseState| SlotRow {
+        release: state.release().map(|r| r.id().to_string()),
+        release_equivocated: state.is_release_equivocated(),
+        yank: state.yank().map(|r| r.id().to_string()),
+        yank_equivocated: state.is_yank_equivocated(),
+        evidence: state
+            .evidence()
             .iter()
             .map(|(c, r)| (c.to_string(), r.id().to_string()))
+            .collect(),
+    };
+    let row = Row {
+        author: SlotRow::default(),
+        signers: state
+            .signers()
+            .iter()
+            .filter(|(_, s)| !s.records().is_empty() || s.is_equivocated())
+            .map(|(k, s)| (k.to_string(), slot_row(s)))
             .collect(),
     };
     serde_json::to_vec(&row).expect("a row of strings and bools serializes")
@@ -642,7 +963,7 @@ mod tests {
         );
         assert_eq!(store.record(&r.id()).unwrap(), Some(r.clone()));
         let log = store.log_after(0, 10).unwrap();
-        assert_eq!(log.entries, vec![(1, r)]);
+        assert_eq!(log.entries, vec![(1, Signed::Record(r))]);
         assert_eq!((log.next, log.head), (1, 1));
         assert!(store.log_after(1, 10).unwrap().entries.is_empty());
     }
@@ -689,7 +1010,7 @@ mod tests {
         assert_eq!(raw.entries, vec![(2, fix.to_bytes())]);
         assert_eq!((raw.next, raw.head), (2, 2));
         let decoded = store.log_after(0, 10).unwrap();
-        assert_eq!(decoded.entries, vec![(2, fix.clone())]);
+        assert_eq!(decoded.entries, vec![(2, Signed::Record(fix.clone()))]);
         assert_eq!(store.log_bytes_after(1, 10).unwrap().entries.len(), 1);
         // Replaying the old one changes nothing.
         let replay = store.apply(vec![old]).unwrap();
@@ -804,6 +1125,177 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.record(&r.id()).unwrap(), Some(r));
         assert_eq!(store.stats().unwrap().log_head, 1);
+    }
+
+    /// An identity document by `by` following `prev`: `signers` sign
+    /// releases, `admins` administer, thresholds 1 unless `threshold`.
+    fn doc(
+        author: &AuthorKey,
+        prev: Option<&SignedIdentity>,
+        signers: &[&AuthorKey],
+        threshold: u32,
+        admins: &[&AuthorKey],
+        seq: u64,
+        by: &[&AuthorKey],
+    ) -> SignedIdentity {
+        let ids = |keys: &[&AuthorKey]| {
+            let mut ids: Vec<_> = keys.iter().map(|k| k.author_id()).collect();
+            ids.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            ids
+        };
+        ipsr_proto::Identity {
+            prev: prev.map(|p| p.identity_id()),
+            signers: ids(signers),
+            threshold,
+            admins: ids(admins),
+            created_at: seq,
+            seq,
+            ..ipsr_proto::Identity::implicit(author.author_id())
+        }
+        .sign(by)
+        .unwrap()
+    }
+
+    #[test]
+    fn a_revoked_key_loses_everything_it_signed_and_a_resigned_release_returns() {
+        let (dir, store) = open();
+        let main = AuthorKey::from_seed(&[1; 32]);
+        let recovery = AuthorKey::from_seed(&[2; 32]);
+        let laptop = AuthorKey::from_seed(&[3; 32]);
+        let new = AuthorKey::from_seed(&[4; 32]);
+        let genesis = doc(
+            &main,
+            None,
+            &[&laptop],
+            1,
+            &[&main, &recovery],
+            10,
+            &[&main],
+        );
+        let applied = store
+            .apply_signed(vec![Signed::Identity(genesis.clone())])
+            .unwrap();
+        assert_eq!(applied[0].applied.change, Change::New);
+        let author = main.author_id();
+        assert_eq!(store.identity(&author).unwrap().head(), Some(&genesis));
+
+        let v1 = release(&main, "1.0.0")
+            .code(1)
+            .seq(20)
+            .build()
+            .sign(&laptop)
+            .unwrap();
+        // The author key is no longer a signer: what it signs counts for nothing.
+        let by_main = release(&main, "1.1.0").code(2).seq(21).sign();
+        let thief = release(&main, "9.9.9")
+            .code(u64::MAX)
+            .seq(30)
+            .build()
+            .sign(&laptop)
+            .unwrap();
+        let thief_yank = yank(&main, "1.0.0").seq(30).build().sign(&laptop).unwrap();
+        let out = store
+            .apply(vec![
+                v1.clone(),
+                by_main.clone(),
+                thief.clone(),
+                thief_yank.clone(),
+            ])
+            .unwrap();
+        assert_eq!(out[1].applied.change, Change::Stale);
+        assert_eq!(store.record(&by_main.id()).unwrap(), None);
+        let pkey = v1.record().package_key();
+        assert_eq!(store.newest(&pkey).unwrap(), Some(thief.clone()));
+        let key_v1 = v1.release_key();
+        assert!(store.release(&key_v1).unwrap().unwrap().is_yanked());
+
+        // recovery replaces laptop with a new signer.
+        let rotated = doc(
+            &main,
+            Some(&genesis),
+            &[&new],
+            1,
+            &[&main, &recovery],
+            40,
+            &[&recovery],
+        );
+        store
+            .apply_signed(vec![Signed::Identity(rotated.clone())])
+            .unwrap();
+        for gone in [&v1, &thief, &thief_yank] {
+            assert_eq!(store.record(&gone.id()).unwrap(), None);
+        }
+        assert_eq!(store.newest(&pkey).unwrap(), None);
+        assert_eq!(store.totals().unwrap().releases, 0);
+        assert!(store.recent(10).unwrap().is_empty());
+        let ids: Vec<_> = store
+            .record_ids()
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        assert!(ids.is_empty(), "{ids:?}");
+        let log = store.log_after(0, 100).unwrap();
+        assert!(log.entries.is_empty(), "{:?}", log.entries);
+
+        // laptop's records arriving again are refused; the re-signed 1.0.0 counts.
+        let again = store.apply(vec![thief.clone()]).unwrap();
+        assert_eq!(again[0].applied.change, Change::Stale);
+        let resigned = release(&main, "1.0.0")
+            .code(1)
+            .seq(50)
+            .build()
+            .sign(&new)
+            .unwrap();
+        store.apply(vec![resigned.clone()]).unwrap();
+        assert_eq!(store.newest(&pkey).unwrap(), Some(resigned.clone()));
+        assert!(!store.release(&key_v1).unwrap().unwrap().is_yanked());
+        assert_eq!(store.totals().unwrap().releases, 1);
+
+        // All of it survives reopening.
+        drop(store);
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        assert_eq!(store.identity(&author).unwrap().head(), Some(&rotated));
+        assert_eq!(store.newest(&pkey).unwrap(), Some(resigned));
+    }
+
+    #[test]
+    fn a_record_short_of_its_threshold_is_held_but_not_in_force() {
+        let (_dir, store) = open();
+        let main = AuthorKey::from_seed(&[1; 32]);
+        let (a, b, c) = (
+            AuthorKey::from_seed(&[5; 32]),
+            AuthorKey::from_seed(&[6; 32]),
+            AuthorKey::from_seed(&[7; 32]),
+        );
+        let genesis = doc(&main, None, &[&a, &b, &c], 2, &[&main], 10, &[&main]);
+        store.apply_signed(vec![Signed::Identity(genesis)]).unwrap();
+        let one = release(&main, "1.0.0")
+            .code(1)
+            .seq(20)
+            .build()
+            .sign(&a)
+            .unwrap();
+        let out = store.apply(vec![one.clone()]).unwrap();
+        assert_eq!(out[0].applied.change, Change::New);
+        assert!(out[0].is_news(), "pending records are stored and passed on");
+        assert_eq!(store.record(&one.id()).unwrap(), Some(one.clone()));
+        let pkey = one.record().package_key();
+        assert_eq!(store.newest(&pkey).unwrap(), None);
+        assert_eq!(
+            store
+                .release(&one.release_key())
+                .unwrap()
+                .unwrap()
+                .release(),
+            None
+        );
+        let (signers, authority) = store.release_signers(&one.release_key()).unwrap().unwrap();
+        assert_eq!(signers.pending(&authority), Some(&one));
+
+        let two = one.cosign(&b).unwrap();
+        store.apply(vec![two.clone()]).unwrap();
+        assert_eq!(store.newest(&pkey).unwrap(), Some(two));
     }
 
     proptest! {

@@ -15,7 +15,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ipsr_proto::sync::{
     MAX_FETCH_IDS, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SyncRequest, SyncResponse,
 };
-use ipsr_proto::{RecordId, SignedRecord, VerifyError};
+use ipsr_proto::{RecordId, Signed, SignedRecord, VerifyError};
 use libp2p::{PeerId, StreamProtocol, request_response};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use tokio::sync::{mpsc, oneshot};
@@ -296,7 +296,7 @@ pub(crate) async fn session(
             let mut verified = Vec::with_capacity(records.len());
             let mut early = 0;
             for bytes in records {
-                let record = match SignedRecord::from_bytes(&bytes)?.verify() {
+                let record = match SignedRecord::from_bytes(&bytes)?.verify_any() {
                     Ok(record) => record,
                     // Parsed, so canonical: its bytes name it.
                     Err(VerifyError::FromFuture { .. }) => {
@@ -313,7 +313,13 @@ pub(crate) async fn session(
                 }
                 verified.push(record);
             }
-            let stored = store.apply(verified)?;
+            // Identity documents first, along their chains: the records
+            // they authorize then count in the same batch.
+            verified.sort_by_key(|s| match s {
+                Signed::Identity(d) => (0, d.identity().seq),
+                Signed::Record(_) => (1, 0),
+            });
+            let stored = store.apply_signed(verified)?;
             let kept = stored.iter().filter(|s| s.is_news()).count();
             Ok((kept, early, stored.iter().filter_map(|s| s.position).max()))
         })

@@ -22,27 +22,94 @@ pub struct Published {
     pub id: String,
     pub change: &'static str,
     pub position: Option<u64>,
+    /// `release`, `yank` or `identity`.
+    pub kind: &'static str,
     pub author: AuthorId,
-    pub package: PackageName,
-    pub version: Version,
+    /// The package and version of a release or yank.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<PackageName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
 }
 
 impl Published {
+    /// The answer for a release or a yank.
     pub fn new(stored: &Stored, record: &Record) -> Self {
-        let change = match stored.applied.change {
-            Change::New => "new",
-            Change::Replaced { .. } => "replaced",
-            Change::Conflicting => "conflicting",
-            Change::Duplicate => "duplicate",
-            Change::Stale => "stale",
-        };
         Self {
             id: stored.id.to_string(),
-            change,
+            change: change_label(&stored.applied.change),
             position: stored.position,
+            kind: match record {
+                Record::Release(_) => "release",
+                Record::Yank(_) => "yank",
+            },
             author: *record.author(),
-            package: record.package().clone(),
-            version: record.version().clone(),
+            package: Some(record.package().clone()),
+            version: Some(record.version().clone()),
+        }
+    }
+
+    /// The answer for an identity document.
+    pub fn identity(stored: &Stored, author: AuthorId) -> Self {
+        Self {
+            id: stored.id.to_string(),
+            change: change_label(&stored.applied.change),
+            position: stored.position,
+            kind: "identity",
+            author,
+            package: None,
+            version: None,
+        }
+    }
+}
+
+fn change_label(change: &Change) -> &'static str {
+    match change {
+        Change::New => "new",
+        Change::Replaced { .. } => "replaced",
+        Change::Conflicting => "conflicting",
+        Change::Duplicate => "duplicate",
+        Change::Stale => "stale",
+    }
+}
+
+/// An author's identity in force, as `GET /v1/authors/{author}` shows it
+/// (`docs/node-api.md`).
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityView {
+    /// The document in force; the implicit one (`seq` 0) when the author
+    /// published none.
+    pub document: ipsr_proto::Identity,
+    /// Its identity id, `null` for the implicit one.
+    pub identity_id: Option<String>,
+    /// The keys that signed it.
+    pub signed_by: Vec<AuthorId>,
+    /// Its signed envelope, base64, `null` for the implicit one.
+    pub record: Option<String>,
+    /// Documents followed by more than one authorized successor (`null`
+    /// stands for the implicit one): someone signed two. Pages show the
+    /// identity as disputed.
+    pub forks: Vec<Option<String>>,
+    /// How many authorized documents the node holds.
+    pub documents: usize,
+}
+
+impl IdentityView {
+    pub fn new(state: &ipsr_proto::IdentityState) -> Self {
+        let head = state.head();
+        Self {
+            document: state.identity(),
+            identity_id: head.map(|d| d.identity_id().to_string()),
+            signed_by: head
+                .map(|d| d.approvals().iter().map(|a| a.key_id()).collect())
+                .unwrap_or_default(),
+            record: head.map(|d| STANDARD.encode(d.to_bytes())),
+            forks: state
+                .forks()
+                .into_iter()
+                .map(|f| f.map(|id| id.to_string()))
+                .collect(),
+            documents: state.docs().count(),
         }
     }
 }

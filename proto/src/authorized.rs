@@ -15,12 +15,17 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::identity::Authority;
-use crate::order::{ReleaseState, Report};
+use crate::order::{Change, ReleaseParts, ReleaseState, Report};
 use crate::{AuthorId, ContentId, ForeignRecord, Record, RecordId, ReleaseKey, SignedRecord};
 
 /// What applying a record, or a new identity, changed in what is held.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delta {
+    /// What the record did, as in one signer's state (section 6); over
+    /// several signers, the most it did in any: `New` or `Replaced`, then
+    /// `Conflicting`, `Duplicate`, `Stale`. `Stale` when unauthorized, and
+    /// after a change of identity.
+    pub change: Change,
     /// Records now held that were not (to store and pass on).
     pub added: Vec<SignedRecord>,
     /// Records no longer held (to delete).
@@ -56,9 +61,73 @@ impl AuthorizedRelease {
         }
     }
 
+    /// Rebuilds a state saved as its signers' states (see
+    /// [`signers`](Self::signers)), checking that each belongs to `key`.
+    pub fn from_signers(
+        key: ReleaseKey,
+        signers: impl IntoIterator<Item = (AuthorId, ReleaseState)>,
+    ) -> Result<Self, ForeignRecord> {
+        let signers: BTreeMap<_, _> = signers.into_iter().collect();
+        if signers.values().any(|s| *s.key() != key) {
+            return Err(ForeignRecord);
+        }
+        Ok(Self { key, signers })
+    }
+
+    /// Each signer key's state: what records carrying its signature made it.
+    pub fn signers(&self) -> &BTreeMap<AuthorId, ReleaseState> {
+        &self.signers
+    }
+
     /// The release.
     pub fn key(&self) -> &ReleaseKey {
         &self.key
+    }
+
+    /// The state in force under `authority`, as one [`ReleaseState`]: the
+    /// release and the yank in force in its slots, the complete records as
+    /// conflict evidence (the greatest per CID), and each slot flagged when
+    /// the signer state it comes from is. What readers of one release
+    /// (pages, the newest release, the DHT) look at.
+    pub fn resolve(&self, authority: &Authority) -> ReleaseState {
+        let flagged = |record: Option<&SignedRecord>, yank: bool| {
+            record.is_some_and(|r| {
+                self.signers.values().any(|s| {
+                    let (slot, flag) = match yank {
+                        false => (s.release(), s.is_release_equivocated()),
+                        true => (s.yank(), s.is_yank_equivocated()),
+                    };
+                    flag && slot.is_some_and(|held| held.record().seq() == r.record().seq())
+                })
+            })
+        };
+        let release = self.release(authority);
+        let yank = self.yank(authority);
+        let mut evidence: BTreeMap<ContentId, SignedRecord> = BTreeMap::new();
+        for (cid, r) in self
+            .signers
+            .iter()
+            .filter(|(k, _)| authority.signers.contains(k))
+            .flat_map(|(_, s)| s.evidence().iter())
+            .filter(|(_, r)| authority.is_met(r.approvals()))
+        {
+            match evidence.get(cid) {
+                Some(held) if held.order(r) != Ordering::Less => {}
+                _ => {
+                    evidence.insert(*cid, r.clone());
+                }
+            }
+        }
+        let parts = ReleaseParts {
+            release: release.cloned(),
+            release_equivocated: flagged(release, false),
+            yank: yank.cloned(),
+            yank_equivocated: flagged(yank, true),
+            evidence,
+        };
+        // Every record comes from a state of this release, in its slot.
+        ReleaseState::from_parts(self.key.clone(), parts)
+            .unwrap_or_else(|_| ReleaseState::new(self.key.clone()))
     }
 
     /// Folds one verified record into the state under `authority`.
@@ -72,24 +141,32 @@ impl AuthorizedRelease {
         }
         let Some(record) = record.retain(|k| authority.is_signer(k)) else {
             return Ok(Delta {
+                change: Change::Stale,
+                added: Vec::new(),
+                removed: Vec::new(),
+                reports: Vec::new(),
                 unauthorized: true,
-                ..Delta::default()
             });
         };
         let before = self.held();
         let mut reports = Vec::new();
+        let mut change = Change::Stale;
         for approval in record.approvals() {
             let state = self
                 .signers
                 .entry(approval.key_id())
                 .or_insert_with(|| ReleaseState::new(self.key.clone()));
-            for report in state.apply(record.clone())?.reports {
+            let applied = state.apply(record.clone())?;
+            if rank(&applied.change) > rank(&change) {
+                change = applied.change;
+            }
+            for report in applied.reports {
                 if !reports.contains(&report) {
                     reports.push(report);
                 }
             }
         }
-        Ok(self.delta(before, reports))
+        Ok(self.delta(before, change, reports))
     }
 
     /// Looks at the state again under a new identity: the states of keys
@@ -116,7 +193,7 @@ impl AuthorizedRelease {
                 *state = stripped;
             }
         }
-        self.delta(before, Vec::new())
+        self.delta(before, Change::Stale, Vec::new())
     }
 
     fn held(&self) -> BTreeMap<RecordId, SignedRecord> {
@@ -127,9 +204,15 @@ impl AuthorizedRelease {
             .collect()
     }
 
-    fn delta(&self, before: BTreeMap<RecordId, SignedRecord>, reports: Vec<Report>) -> Delta {
+    fn delta(
+        &self,
+        before: BTreeMap<RecordId, SignedRecord>,
+        change: Change,
+        reports: Vec<Report>,
+    ) -> Delta {
         let after = self.held();
         Delta {
+            change,
             added: after
                 .iter()
                 .filter(|(id, _)| !before.contains_key(id))
@@ -219,6 +302,16 @@ impl AuthorizedRelease {
             .filter_map(|(_, s)| slot(s))
             .filter(|r| authority.is_met(r.approvals()) == complete)
             .max_by(|a, b| a.order(b))
+    }
+}
+
+/// How much a change did, to combine the changes in several signer states.
+fn rank(change: &Change) -> u8 {
+    match change {
+        Change::Stale => 0,
+        Change::Duplicate => 1,
+        Change::Conflicting => 2,
+        Change::New | Change::Replaced { .. } => 3,
     }
 }
 

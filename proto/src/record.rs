@@ -434,6 +434,23 @@ impl SignedRecord<Unverified> {
         Ok(unverified.into_verified(record))
     }
 
+    /// [`from_trusted_storage`](Self::from_trusted_storage) for bytes that
+    /// hold a package record or an identity document.
+    pub fn from_trusted_storage_any(bytes: &[u8]) -> Result<Signed, VerifyError> {
+        let unverified = Self::from_bytes(bytes)?;
+        let payload =
+            Payload::decode_with(&unverified.envelope.payload, &mut AuthorId::from_bytes)?;
+        unverified
+            .envelope
+            .check_form(payload.author().as_bytes())?;
+        Ok(match payload {
+            Payload::Record(record) => Signed::Record(unverified.into_verified(record)),
+            Payload::Identity(identity) => {
+                Signed::Identity(SignedIdentity::verified(unverified.envelope, identity))
+            }
+        })
+    }
+
     /// [`from_trusted_storage`](Self::from_trusted_storage), checking the
     /// author's key with `keys` (see [`KeyCache`]): for reading many stored
     /// records of the same authors. The result is always the same as
@@ -555,6 +572,14 @@ impl Signed {
         match self {
             Self::Record(r) => r.record().author(),
             Self::Identity(i) => &i.identity().author,
+        }
+    }
+
+    /// The canonical envelope encoding.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Record(r) => r.to_bytes(),
+            Self::Identity(i) => i.to_bytes(),
         }
     }
 }

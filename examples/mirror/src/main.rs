@@ -67,7 +67,11 @@ async fn mirror(node: Client, authors: HashSet<AuthorId>) {
             }
         };
         let mut todo: Vec<(cid::Cid, String)> = std::mem::take(&mut failed);
-        for (_, record) in &page.entries {
+        for (_, entry) in &page.entries {
+            // Identity documents carry no content to fetch.
+            let ipsr_proto::Signed::Record(record) = entry else {
+                continue;
+            };
             todo.extend(to_pin(record, &authors));
         }
         // Past compacted entries too (records since superseded).

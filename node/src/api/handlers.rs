@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ipsr_proto::{AuthorId, PackageKey, PackageName, ReleaseKey, SignedRecord, Version};
+use ipsr_proto::{AuthorId, PackageKey, PackageName, ReleaseKey, Signed, SignedRecord, Version};
 use tokio::sync::Semaphore;
 use tracing::debug;
 
@@ -17,6 +17,7 @@ use super::limits::{
 use super::models::{Author, Log, Package, Peers, Published, ReleaseView, SearchResults, Status};
 use crate::client::Client;
 use crate::store::{Store, StoreError};
+use crate::views::IdentityView;
 
 /// What every handler gets: the node and the API's shared limits.
 #[derive(Debug, Clone)]
@@ -62,13 +63,23 @@ fn version(text: &str) -> Result<Version, Failure> {
 
 /// `POST /v1/records`: verifies the body, stores it durably and gossips it.
 pub(crate) async fn publish(ctx: Ctx, body: Bytes) -> Result<Published, Failure> {
-    let record = SignedRecord::from_bytes(&body)
-        .and_then(SignedRecord::verify)
+    let signed = SignedRecord::from_bytes(&body)
+        .and_then(SignedRecord::verify_any)
         .map_err(Failure::Verify)?;
-    let payload = record.record().clone();
-    let stored = ctx.client.publish(record).await?;
-    debug!(record = %stored.id, change = ?stored.applied.change, "published");
-    Ok(Published::new(&stored, &payload))
+    let published = match signed {
+        Signed::Record(record) => {
+            let payload = record.record().clone();
+            let stored = ctx.client.publish(record).await?;
+            Published::new(&stored, &payload)
+        }
+        Signed::Identity(doc) => {
+            let author = doc.identity().author;
+            let stored = ctx.client.publish_signed(Signed::Identity(doc)).await?;
+            Published::identity(&stored, author)
+        }
+    };
+    debug!(record = %published.id, change = published.change, "published");
+    Ok(published)
 }
 
 /// `GET /v1/packages/{author}/{package}`.
@@ -129,8 +140,14 @@ pub(crate) async fn release_info(
 /// `GET /v1/authors/{author}`.
 pub(crate) async fn author_info(ctx: Ctx, author_text: String) -> Result<Author, Failure> {
     let author = author(&author_text)?;
-    let packages = ctx.read(move |store| store.packages_of(&author)).await?;
-    Ok(Author { author, packages })
+    let (packages, identity) = ctx
+        .read(move |store| Ok((store.packages_of(&author)?, store.identity(&author)?)))
+        .await?;
+    Ok(Author {
+        author,
+        packages,
+        identity: IdentityView::new(&identity),
+    })
 }
 
 /// The parameters of `GET /v1/search`.

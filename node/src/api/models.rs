@@ -23,6 +23,7 @@ pub(crate) struct ErrorBody {
 pub(crate) struct Author {
     pub(crate) author: AuthorId,
     pub(crate) packages: Vec<PackageName>,
+    pub(crate) identity: crate::views::IdentityView,
 }
 
 /// One result of `GET /v1/search`.

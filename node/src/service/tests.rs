@@ -1,7 +1,7 @@
 //! The node's rules, through the [`Service`] alone: no sockets, no store,
 //! no sleeps. Time is a fake clock: `t0` plus whatever a test says.
 
-use ipsr_proto::{Applied, Change, RecordId, SignedRecord};
+use ipsr_proto::{Applied, Change, RecordId, Signed, SignedRecord};
 use ipsr_testkit::{key, release};
 
 use super::*;
@@ -105,10 +105,12 @@ fn gossip_is_checked_off_the_loop_before_any_verdict() {
 
 /// A signed record (distinct for each `n`, the same on every call: `seq`
 /// fixes its `created_at`) of `key(7)`.
-fn signed(n: u32) -> SignedRecord {
-    release(&key(7), &format!("1.0.{n}"))
-        .seq(u64::from(n))
-        .sign()
+fn signed(n: u32) -> Signed {
+    Signed::Record(
+        release(&key(7), &format!("1.0.{n}"))
+            .seq(u64::from(n))
+            .sign(),
+    )
 }
 
 /// Its bytes.
@@ -193,8 +195,8 @@ fn gossip_the_store_failed_on_is_ignored_not_blamed_on_the_sender() {
 fn a_local_publish_that_is_news_is_gossiped_and_announced() {
     let (mut s, counters, t0) = service(false);
     let r = release(&key(7), "1.0.0").sign();
-    let origin = Origin::Local(r.release_key());
-    s.on_applied(origin, &r, &Ok(stored(Some(3))), t0);
+    let origin = Origin::Local(Some(r.release_key()));
+    s.on_applied(origin, &Signed::Record(r.clone()), &Ok(stored(Some(3))), t0);
     assert_eq!(
         drain(&mut s),
         vec![
@@ -209,8 +211,8 @@ fn a_local_publish_that_is_news_is_gossiped_and_announced() {
 #[test]
 fn a_local_publish_that_is_not_news_or_failed_goes_nowhere() {
     let (mut s, counters, t0) = service(false);
-    let r = release(&key(7), "1.0.0").sign();
-    let origin = Origin::Local(r.release_key());
+    let r = Signed::Record(release(&key(7), "1.0.0").sign());
+    let origin = Origin::Local(None);
     s.on_applied(origin.clone(), &r, &Ok(stored(None)), t0);
     s.on_applied(origin, &r, &Err(NodeError::Stopped), t0);
     assert_eq!(drain(&mut s), vec![]);
@@ -257,7 +259,12 @@ fn an_author_over_its_rate_is_dropped_without_blaming_the_relay() {
     );
     // Another author is not held back ...
     let other = release(&key(8), "1.0.0").sign();
-    s.on_checked(gossip(p, 12), other.to_bytes(), Ok(other.clone()), t0);
+    s.on_checked(
+        gossip(p, 12),
+        other.to_bytes(),
+        Ok(Signed::Record(other)),
+        t0,
+    );
     assert!(matches!(drain(&mut s)[..], [Action::Apply { .. }]));
     // ... and this one gets AUTHOR_RATE a second again.
     let later = t0 + Duration::from_secs(1);
@@ -309,7 +316,7 @@ fn a_local_publish_over_the_rate_is_refused_with_a_clear_error() {
     for n in 1..=AUTHOR_BURST {
         let r = signed(n);
         assert!(s.admit_publish(&r, t0).is_ok());
-        s.on_applied(Origin::Local(r.release_key()), &r, &Ok(stored(Some(1))), t0);
+        s.on_applied(Origin::Local(None), &r, &Ok(stored(Some(1))), t0);
     }
     let err = s.admit_publish(&signed(99), t0).unwrap_err();
     assert!(matches!(
@@ -320,7 +327,7 @@ fn a_local_publish_over_the_rate_is_refused_with_a_clear_error() {
     assert!(err.to_string().contains("try again later"), "{err}");
     assert_eq!(counters.throttled_from("local"), 1);
     assert!(
-        s.admit_publish(&release(&key(8), "1.0.0").sign(), t0)
+        s.admit_publish(&Signed::Record(release(&key(8), "1.0.0").sign()), t0)
             .is_ok()
     );
     let later = t0 + Duration::from_secs(1) / AUTHOR_RATE;
@@ -345,7 +352,7 @@ fn a_held_record_over_its_authors_rate_is_dropped() {
 const WALL: u64 = 1_800_000_000_000;
 
 /// The check's verdict on a record `ahead` ms past the one-hour bound.
-fn from_future(ahead: Duration) -> Result<SignedRecord, VerifyError> {
+fn from_future(ahead: Duration) -> Result<Signed, VerifyError> {
     let ahead = u64::try_from(ahead.as_millis()).unwrap();
     Err(VerifyError::FromFuture {
         created_at: WALL + MAX_CLOCK_SKEW_MS + ahead,

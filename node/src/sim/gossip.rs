@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use ipsr_proto::{Applied, Change, SignedRecord, VerifyError};
+use ipsr_proto::{Applied, Change, KeyCache, Signed, SignedRecord, VerifyError};
 use libp2p::gossipsub::MessageAcceptance;
 
 use super::events::{Micros, Queue};
@@ -148,7 +148,7 @@ pub(crate) fn run(sim: &mut Sim) {
             q.at(phase, Event::Heartbeat { node });
         }
     }
-    let mut verdicts: Vec<Option<Result<SignedRecord, VerifyError>>> = vec![None; sim.msgs.len()];
+    let mut verdicts: Vec<Option<Result<Signed, VerifyError>>> = vec![None; sim.msgs.len()];
     let mut steps: u64 = 0;
     while let Some(event) = q.pop() {
         steps += 1;
@@ -320,8 +320,12 @@ fn publish(sim: &mut Sim, q: &mut Queue<Event>, node: Ix, msg: u32) {
         return;
     };
     let stored = peer.apply(record.id());
-    peer.service
-        .on_applied(Origin::Local(key), &record, &Ok(stored), at);
+    peer.service.on_applied(
+        Origin::Local(Some(key)),
+        &Signed::Record(record),
+        &Ok(stored),
+        at,
+    );
     let mut gossip = false;
     while let Some(action) = peer.service.next_action() {
         gossip |= matches!(action, Action::Gossip(_));
@@ -345,11 +349,11 @@ fn send_to_connections(sim: &Sim, q: &mut Queue<Event>, node: Ix, msg: u32) {
 /// One check per distinct message unless every copy is to be checked.
 fn check(
     sim: &mut Sim,
-    verdicts: &mut [Option<Result<SignedRecord, VerifyError>>],
+    verdicts: &mut [Option<Result<Signed, VerifyError>>],
     msg: u32,
     bytes: &[u8],
     now: Micros,
-) -> Result<SignedRecord, VerifyError> {
+) -> Result<Signed, VerifyError> {
     if !sim.config.verify_every_copy
         && let Some(v) = &verdicts[msg as usize]
     {
@@ -357,7 +361,8 @@ fn check(
     }
     sim.outcome.signature_checks += 1;
     let unix = sim.config.unix_ms + now / 1000;
-    let v = SignedRecord::from_bytes(bytes).and_then(|r| r.verify_at(unix));
+    let v = SignedRecord::from_bytes(bytes)
+        .and_then(|r| r.verify_any_at_cached(unix, &mut KeyCache::new(0)));
     verdicts[msg as usize] = Some(v.clone());
     v
 }

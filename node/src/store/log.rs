@@ -40,7 +40,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ipsr_proto::{KeyCache, Record, RecordId, ReleaseState, SignedRecord};
+use ipsr_proto::{Record, RecordId, ReleaseState, Signed, SignedRecord};
 use redb::{
     ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     WriteTransaction,
@@ -69,26 +69,38 @@ pub struct LogPage<T> {
     pub head: u64,
 }
 
-/// The slots of one release before a record is applied to it, and the
-/// records held then: what [`LogWriter::settle`] compares the new state
-/// with.
+/// The slots of one release in force before a change, and the records
+/// held then (in every signer's state): what [`LogWriter::settle`]
+/// compares the new state with.
 #[derive(Debug, Clone)]
 pub(super) struct Before {
+    resolved: ReleaseState,
     slots: [Option<(RecordId, u64)>; 2],
     held: BTreeSet<RecordId>,
 }
 
 impl Before {
-    pub(super) fn of(state: &ReleaseState) -> Self {
+    pub(super) fn of(resolved: &ReleaseState, held: BTreeSet<RecordId>) -> Self {
         Self {
-            slots: slots(state),
-            held: state.records().into_keys().collect(),
+            resolved: resolved.clone(),
+            slots: slots(resolved),
+            held,
         }
     }
 
     /// The records held before.
     pub(super) fn held(&self) -> &BTreeSet<RecordId> {
         &self.held
+    }
+
+    /// The state in force before.
+    pub(super) fn resolved(&self) -> &ReleaseState {
+        &self.resolved
+    }
+
+    /// The release in force before.
+    pub(super) fn release(&self) -> Option<&SignedRecord> {
+        self.resolved.release()
     }
 }
 
@@ -216,6 +228,12 @@ impl<'t> LogWriter<'t> {
         Ok(())
     }
 
+    /// Removes the entry of a record no longer held that is no witness
+    /// (an identity document's envelope replaced by a merge).
+    pub(super) fn remove(&mut self, id: &RecordId) -> Result<(), StoreError> {
+        self.forget(id)
+    }
+
     /// Removes the entry of a record, if it has one.
     fn forget(&mut self, id: &RecordId) -> Result<(), StoreError> {
         if let Some(position) = self.ids.remove(&id.as_bytes()[..])? {
@@ -280,7 +298,11 @@ pub(super) fn open(
                 gone.push(position);
                 continue;
             };
-            let state = load_state(recs, record.release_key(), row.value())?;
+            // Stores with entries but no index predate identity documents:
+            // every record counts under the author's implicit identity.
+            let authority =
+                ipsr_proto::Identity::implicit(record.record().author().to_owned()).authority();
+            let state = load_state(recs, record.release_key(), row.value(), &authority)?;
             states.insert(key.clone(), state);
         }
         let state = &states[&key];
@@ -308,18 +330,13 @@ pub(super) fn open(
 
 impl Store {
     /// Up to `limit` log entries after position `after`, oldest first,
-    /// decoded (`log_bytes_after` as records).
-    pub fn log_after(&self, after: u64, limit: usize) -> Result<LogPage<SignedRecord>, StoreError> {
+    /// decoded (`log_bytes_after` as package records and identity documents).
+    pub fn log_after(&self, after: u64, limit: usize) -> Result<LogPage<Signed>, StoreError> {
         let page = self.log_bytes_after(after, limit)?;
-        // A page holds many records of few authors: check each key once.
-        let mut keys = KeyCache::default();
         let entries = page
             .entries
             .into_iter()
-            .map(|(pos, bytes)| {
-                let record = SignedRecord::from_trusted_storage_cached(&bytes, &mut keys)?;
-                Ok((pos, record))
-            })
+            .map(|(pos, bytes)| Ok((pos, SignedRecord::from_trusted_storage_any(&bytes)?)))
             .collect::<Result<_, StoreError>>()?;
         Ok(LogPage {
             entries,
@@ -391,7 +408,10 @@ mod tests {
             }
             let done = page.next == cursor;
             cursor = page.next;
-            out.extend(page.entries);
+            out.extend(page.entries.into_iter().filter_map(|(p, s)| match s {
+                Signed::Record(r) => Some((p, r)),
+                Signed::Identity(_) => None,
+            }));
             if done {
                 return (out, cursor);
             }

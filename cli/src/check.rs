@@ -5,7 +5,9 @@ use std::io::{Read, Write};
 
 use base64::Engine as _;
 use ipsr_content::unixfs::{Importer, Profile};
-use ipsr_proto::{AuthorId, ContentId, PackageName, Record, Release, SignedRecord, Version};
+use ipsr_proto::{
+    AuthorId, Authority, ContentId, PackageName, Record, Release, SignedRecord, Version,
+};
 use sha2::{Digest, Sha256};
 
 use crate::client::ReleaseAnswer;
@@ -22,6 +24,9 @@ pub(crate) struct Checked {
     pub(crate) yank_reason: Option<String>,
     /// The release record's id.
     pub(crate) record_id: String,
+    /// How many signers of the author's identity signed it, and how many
+    /// it needs ("2 of 3 maintainers signed" counts 2, needs 2 of 3).
+    pub(crate) signed: usize,
 }
 
 fn decode(what: &str, from: &str, b64: &str) -> Result<SignedRecord<ipsr_proto::Verified>> {
@@ -38,17 +43,30 @@ fn decode(what: &str, from: &str, b64: &str) -> Result<SignedRecord<ipsr_proto::
 }
 
 /// Verifies the signed records of `answer`, which came `from` the node or
-/// the gateway (for messages), and that they are about
-/// `author/package@version`.
+/// the gateway (for messages): that they are about `author/package@version`
+/// and signed by enough signers of the author's identity (`authority`,
+/// `docs/records.md` section 9), whatever the server says.
 pub(crate) fn release(
     answer: &ReleaseAnswer,
     from: &str,
     author: &AuthorId,
     package: &PackageName,
     version: &Version,
+    authority: &Authority,
 ) -> Result<Checked> {
     let what = format!("{author}/{package}@{version}");
     let signed = decode(&what, from, &answer.record)?;
+    let enough = |record: &SignedRecord<ipsr_proto::Verified>, kind: &str| {
+        if authority.is_met(record.approvals()) {
+            return Ok(());
+        }
+        Err(Error::Verification(format!(
+            "{what}: the {kind} record {from} sent is signed by {} of the author's signers, and the author's identity needs {}",
+            authority.count(record.approvals()),
+            authority.threshold
+        )))
+    };
+    enough(&signed, "release")?;
     let Record::Release(release) = signed.record() else {
         return Err(Error::Verification(format!(
             "{what}: {from} sent a yank as the release record"
@@ -64,6 +82,7 @@ pub(crate) fn release(
     let mut yank_reason = None;
     if let Some(yank_b64) = &answer.yank_record {
         let yank = decode(&what, from, yank_b64)?;
+        enough(&yank, "yank")?;
         match yank.record() {
             Record::Yank(y) if yank.release_key() == signed.release_key() => {
                 if yank.supersedes(&signed) {
@@ -89,6 +108,7 @@ pub(crate) fn release(
         yanked,
         yank_reason,
         record_id,
+        signed: authority.count(signed.approvals()),
     })
 }
 

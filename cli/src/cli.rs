@@ -63,6 +63,17 @@ pub enum Command {
     Ls(commands::ls::Args),
     /// Retract a release with a signed yank record.
     Yank(commands::yank::Args),
+    /// Show or change an author's identity: signer and admin keys,
+    /// thresholds, profile (revoke a stolen key here).
+    Identity(commands::identity::Args),
+    /// Sign a release again with a current signer key, after its signer was
+    /// removed from the identity.
+    Resign(commands::resign::Args),
+    /// Add a signature to a signed record or identity document in a file
+    /// (for records that need several signers).
+    Sign(commands::sign::SignArgs),
+    /// Publish a signed record or identity document from a file.
+    Post(commands::sign::PostArgs),
     /// Check a local file against a published release.
     Verify(commands::verify::Args),
     /// Import a file into the node (or only compute its CID; no gateway).
@@ -160,6 +171,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => commands::info::run(&ctx, args),
         Command::Ls(args) => commands::ls::run(&ctx, args),
         Command::Yank(args) => commands::yank::run(&ctx, args),
+        Command::Identity(args) => commands::identity::run(&ctx, args),
+        Command::Resign(args) => commands::resign::run(&ctx, args),
+        Command::Sign(args) => commands::sign::sign(&ctx, args),
+        Command::Post(args) => commands::sign::post(&ctx, args),
         Command::Verify(args) => commands::verify::run(&ctx, args),
         Command::Add(args) => commands::add::run(&ctx, args),
         Command::Search(args) => commands::search::run(&ctx, args),

@@ -151,6 +151,20 @@ pub struct Author {
     pub author: String,
     /// The packages the server holds records of.
     pub packages: Vec<String>,
+    /// The author's identity in force (a node; gateways do not serve it yet).
+    #[serde(default)]
+    pub identity: Option<IdentityAnswer>,
+}
+
+/// The identity part of `GET /v1/authors/{author}` (`docs/node-api.md`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityAnswer {
+    /// The documents from the author's first to the one in force, base64.
+    #[serde(default)]
+    pub chain: Vec<String>,
+    /// Documents followed by more than one authorized document.
+    #[serde(default)]
+    pub forks: Vec<Option<String>>,
 }
 
 /// A gateway's `GET /api/v1/author/{author}`: package summaries.
@@ -480,10 +494,12 @@ impl Client {
                     Ok(a) => Ok(Author {
                         author: a.author,
                         packages: a.packages.into_iter().map(|p| p.package).collect(),
+                        identity: None,
                     }),
                     Err(Error::NotFound(_)) => Ok(Author {
                         author: author.to_owned(),
                         packages: Vec::new(),
+                        identity: None,
                     }),
                     Err(e) => Err(e),
                 }

@@ -16,6 +16,8 @@
 //!   one.
 //! * `check`: what the CLI checks itself: signed records, and content bytes
 //!   against their CID (with `ipsr-content`, which links no libp2p).
+//! * `identity`: authors' identities as served, checked from the author id;
+//!   key arguments; copies of releases kept for `resign`.
 //! * `apk`: what `publish` reads from an APK's manifest, and its checks.
 //! * `spec`: `AUTHOR/PACKAGE[@VERSION]` arguments ([`PackageSpec`],
 //!   [`ReleaseSpec`], [`VersionSel`]).
@@ -35,6 +37,7 @@ mod cli;
 mod client;
 mod commands;
 mod error;
+mod identity;
 pub mod keys;
 mod output;
 mod spec;

@@ -92,6 +92,9 @@ pub struct IdentityView {
     pub forks: Vec<Option<String>>,
     /// How many authorized documents the node holds.
     pub documents: usize,
+    /// The signed documents from the author's first to the one in force,
+    /// base64: what a client checks the document in force against.
+    pub chain: Vec<String>,
 }
 
 impl IdentityView {
@@ -110,6 +113,10 @@ impl IdentityView {
                 .map(|f| f.map(|id| id.to_string()))
                 .collect(),
             documents: state.docs().count(),
+            chain: state
+                .chain()
+                .map(|d| STANDARD.encode(d.to_bytes()))
+                .collect(),
         }
     }
 }

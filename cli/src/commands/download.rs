@@ -107,7 +107,8 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let version = choose(&pkg, sel, client.the())?;
     let spec = format!("{author}/{package}@{version}");
     let answer = client.release(&author.to_string(), package.as_str(), &version.to_string())?;
-    let checked = check::release(&answer, client.the(), author, package, &version)?;
+    let authority = crate::identity::fetch(&client, author)?.authority();
+    let checked = check::release(&answer, client.the(), author, package, &version, &authority)?;
     if checked.yanked {
         if !matches!(sel, VersionSel::Exact(_)) {
             return Err(Error::Verification(format!(

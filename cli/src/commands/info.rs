@@ -40,7 +40,8 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     }
     let version = choose(&pkg, sel, client.the())?;
     let answer = client.release(&author.to_string(), package.as_str(), &version.to_string())?;
-    let checked = check::release(&answer, client.the(), author, package, &version)?;
+    let authority = crate::identity::fetch(&client, author)?.authority();
+    let checked = check::release(&answer, client.the(), author, package, &version, &authority)?;
     let info = ReleaseInfo {
         answer: &answer,
         verified: true,
@@ -53,6 +54,15 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             "record:       {} (signature verified)",
             checked.record_id
         )?;
+        if authority.signers.len() > 1 || authority.threshold > 1 {
+            writeln!(
+                w,
+                "signed by:    {} of {} signers (needs {})",
+                checked.signed,
+                authority.signers.len(),
+                authority.threshold
+            )?;
+        }
         writeln!(w, "cid:          {}", r.cid)?;
         writeln!(w, "size:         {} bytes", r.size)?;
         writeln!(w, "file name:    {}", r.file_name)?;

@@ -19,7 +19,11 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum KeyCommand {
-    /// Create a new ed25519 author key and print its author id.
+    /// Create a new ed25519 author key and print its author id. Also makes a
+    /// recovery key (NAME-recovery) and the author's first identity
+    /// document naming it an admin, posted with the first `publish` or
+    /// `identity update`: keep the recovery key offline, it replaces a lost
+    /// or stolen key.
     Generate {
         /// The key's name.
         #[arg(long, default_value = DEFAULT_NAME)]
@@ -27,6 +31,13 @@ enum KeyCommand {
         /// Seal the key with a passphrase (asked on the terminal, or read from IPSR_PASSPHRASE).
         #[arg(long)]
         passphrase: bool,
+        /// The recovery key's name (made when it does not exist yet).
+        #[arg(long, value_name = "NAME")]
+        recovery: Option<String>,
+        /// Make no recovery key: the key alone will sign and administer
+        /// (a signer key for another author's identity, say).
+        #[arg(long, conflicts_with = "recovery")]
+        no_recovery: bool,
     },
     /// List the stored keys.
     List,
@@ -75,20 +86,54 @@ struct Created {
     author: String,
     protected: bool,
     path: PathBuf,
+    /// The recovery key made (or reused) with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery: Option<Box<Created>>,
+    /// The first identity document, waiting to be posted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<PathBuf>,
 }
 
 /// Runs `key`.
 pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     match args.command {
-        KeyCommand::Generate { name, passphrase } => {
+        KeyCommand::Generate {
+            name,
+            passphrase,
+            recovery,
+            no_recovery,
+        } => {
             keys::check_name(&name)?;
-            let key = AuthorKey::generate()
-                .map_err(|e| Error::Other(format!("the OS random source: {e}")))?;
-            let seal = match passphrase {
+            let recovery = (!no_recovery).then(|| recovery.unwrap_or(format!("{name}-recovery")));
+            if let Some(r) = &recovery {
+                keys::check_name(r)?;
+            }
+            let seal = || match passphrase {
                 true => Seal::New,
                 false => Seal::None,
             };
-            create(ctx, &name, &key, seal)
+            let key = new_key()?;
+            let mut created = store_new(ctx, &name, &key, seal())?;
+            if let Some(r) = recovery {
+                let (recovery_id, made) = match keys::info(&r) {
+                    Ok(info) => (crate::identity::key_id(&info.author)?, None),
+                    Err(_) => {
+                        let rkey = new_key()?;
+                        let made = store_new(ctx, &r, &rkey, seal())?;
+                        (rkey.author_id(), Some(made))
+                    }
+                };
+                let path = crate::identity::write_genesis(&name, &key, recovery_id)?;
+                if !ctx.out.is_json() {
+                    ctx.out.note(format!(
+                        "recovery key {r:?} ({recovery_id}) is an admin of your identity: move its file off this computer and keep it safe; it replaces this key if it is lost or stolen (docs/records.md, section 10)"
+                    ));
+                }
+                created.recovery = made.map(Box::new);
+                created.identity = Some(path);
+            }
+            ctx.out
+                .emit(&created, |w| writeln!(w, "{}", created.author))
         }
         KeyCommand::Import {
             file,
@@ -111,7 +156,9 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 }
                 (false, None) => Seal::None,
             };
-            create(ctx, &name, &foreign.key, seal)
+            let created = store_new(ctx, &name, &foreign.key, seal)?;
+            ctx.out
+                .emit(&created, |w| writeln!(w, "{}", created.author))
         }
         KeyCommand::List => {
             let list = keys::list()?;
@@ -183,7 +230,12 @@ enum Seal {
     With(String),
 }
 
-fn create(ctx: &Ctx, name: &str, key: &AuthorKey, seal: Seal) -> Result<()> {
+fn new_key() -> Result<AuthorKey> {
+    AuthorKey::generate().map_err(|e| Error::Other(format!("the OS random source: {e}")))
+}
+
+/// Stores a new key file (refusing a name that is taken).
+fn store_new(ctx: &Ctx, name: &str, key: &AuthorKey, seal: Seal) -> Result<Created> {
     // Refuse early, before asking for a passphrase, when the name is taken.
     if keys::info(name).is_ok() {
         return Err(Error::Conflict(format!(
@@ -201,11 +253,12 @@ fn create(ctx: &Ctx, name: &str, key: &AuthorKey, seal: Seal) -> Result<()> {
         author: key.author_id().to_string(),
         protected: pass.is_some(),
         path: path.clone(),
+        recovery: None,
+        identity: None,
     };
     if !ctx.out.is_json() {
         ctx.out
             .note(format!("key {name:?} saved to {}", path.display()));
     }
-    ctx.out
-        .emit(&created, |w| writeln!(w, "{}", created.author))
+    Ok(created)
 }

@@ -40,9 +40,18 @@ pub struct Args {
     /// The target platform (default: android for .apk files, else any).
     #[arg(long, value_parser = parse_platform)]
     platform: Option<Platform>,
-    /// The author key to sign with.
+    /// The key to sign with: the author's own key, or a signer key of the
+    /// author's identity (with --author).
     #[arg(long, default_value = DEFAULT_NAME, value_name = "NAME")]
     key: String,
+    /// The author to publish for (default: the author of --key).
+    #[arg(long)]
+    author: Option<ipsr_proto::AuthorId>,
+    /// Write the signed record to FILE instead of posting it (the content
+    /// is imported into the node already), for other signers to add
+    /// theirs with `ipsr-cli sign FILE` before `ipsr-cli post FILE`.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 pub(crate) fn parse_package(s: &str) -> std::result::Result<PackageName, String> {
@@ -154,10 +163,16 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
     }
     let key_info = keys::info(&args.key)?;
-    let author: ipsr_proto::AuthorId = key_info
+    let key_id: ipsr_proto::AuthorId = key_info
         .author
         .parse()
         .map_err(|e| Error::Other(format!("key {:?}: {e}", args.key)))?;
+    let author = args.author.unwrap_or(key_id);
+    if args.out.is_some() && ctx.is_gateway() {
+        return Err(Error::Usage(
+            "--out keeps the content on your node until the record is posted; publish through your node (--node URL)".into(),
+        ));
+    }
     let placeholder: ContentId = PLACEHOLDER_CID.parse().expect("a valid CID");
     metadata.icon = media.icon.as_ref().map(|_| placeholder);
     metadata.screenshots = vec![placeholder; media.screenshots.len()];
@@ -182,8 +197,19 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         )));
     }
 
-    // 2. What the node (gateway) holds of the package: the version must be newer.
+    // 2. What the node (gateway) holds of the package: the version must be
+    // newer, and the key must be a signer of the author's identity.
     let client = ctx.client()?;
+    if !ctx.is_gateway() {
+        crate::identity::post_waiting(&client, std::slice::from_ref(&args.key))?;
+    }
+    let authority = crate::identity::fetch(&client, &author)?.authority();
+    if !authority.is_signer(key_id.as_bytes()) {
+        return Err(Error::Usage(format!(
+            "key {:?} ({key_id}) is not a signer of {author}'s identity in force; see `ipsr-cli identity show {author}`",
+            args.key
+        )));
+    }
     let existing = match client.package(&author.to_string(), args.package.as_str()) {
         Ok(p) => Some(p),
         Err(Error::NotFound(_)) => None,
@@ -216,6 +242,18 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let signed = release
         .sign(&key)
         .map_err(|e| Error::Usage(format!("{e}; fix it and publish again")))?;
+    if let Some(path) = &args.out {
+        std::fs::write(path, signed.to_bytes()).map_err(|e| Error::io(path.display(), e))?;
+        let needs = authority.threshold;
+        return ctx.out.emit(
+            &serde_json::json!({ "release": spec, "record_id": signed.id().to_string(), "file": path, "signed": 1, "needs": needs }),
+            |w| {
+                writeln!(w, "signed {spec} into {} (1 of the {needs} signatures it needs)", path.display())?;
+                writeln!(w, "add signatures with `ipsr-cli sign {} --key NAME`, then `ipsr-cli post {}`", path.display(), path.display())
+            },
+        );
+    }
+    let pending = !authority.is_met(signed.approvals());
     let the = client.the();
     let (posted, page) = match client.server() {
         Server::Gateway => {
@@ -246,8 +284,14 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             signed.id()
         )));
     }
-    // A node is read back (a gateway may answer from an index that lags).
-    if client.server() == Server::Node {
+    // A node is read back (a gateway may answer from an index that lags);
+    // a record short of signatures is held but not in force.
+    if pending {
+        ctx.out.note(format!(
+            "{spec}: 1 of the {} signatures it needs; it is held but served by no one until the others sign (`ipsr-cli publish --out`, `ipsr-cli sign`, `ipsr-cli post`)",
+            authority.threshold
+        ));
+    } else if client.server() == Server::Node {
         let held = client.release(
             &author.to_string(),
             args.package.as_str(),

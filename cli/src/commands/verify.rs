@@ -41,12 +41,14 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         spec.package.as_str(),
         &spec.version.to_string(),
     )?;
+    let authority = crate::identity::fetch(&client, &spec.author)?.authority();
     let checked = check::release(
         &answer,
         client.the(),
         &spec.author,
         &spec.package,
         &spec.version,
+        &authority,
     )?;
     let release = &checked.release;
     let hashed = check::hash(&mut file, check::profile_of(&release.cid), None, None)

@@ -16,9 +16,14 @@ pub struct Args {
     /// Why, for users (up to 500 bytes).
     #[arg(long)]
     reason: String,
-    /// The author key to sign with.
+    /// The key to sign with: the author's own key, or a signer key of the
+    /// author's identity.
     #[arg(long, default_value = DEFAULT_NAME, value_name = "NAME")]
     key: String,
+    /// Write the signed yank to FILE instead of posting it, for other
+    /// signers (`ipsr-cli sign FILE`, then `ipsr-cli post FILE`).
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -33,13 +38,7 @@ struct Yanked {
 /// Runs `yank`.
 pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let spec = &args.spec;
-    let info = keys::info(&args.key)?;
-    if info.author != spec.author.to_string() {
-        return Err(Error::Usage(format!(
-            "key {:?} is author {}, not {}; pass --key with that author's key",
-            args.key, info.author, spec.author
-        )));
-    }
+    let key_id = crate::identity::key_id(&args.key)?;
     let yank = Yank::new(
         spec.author,
         spec.package.clone(),
@@ -49,6 +48,16 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     yank.validate()
         .map_err(|e| Error::Usage(format!("--reason: {e}")))?;
     let client = ctx.client()?;
+    if !ctx.is_gateway() {
+        crate::identity::post_waiting(&client, std::slice::from_ref(&args.key))?;
+    }
+    let authority = crate::identity::fetch(&client, &spec.author)?.authority();
+    if !authority.is_signer(key_id.as_bytes()) {
+        return Err(Error::Usage(format!(
+            "key {:?} ({key_id}) is not a signer of {}'s identity in force; pass --key with one of its signer keys",
+            args.key, spec.author
+        )));
+    }
     // The release must exist (a yank may precede its release on the
     // network, but from the CLI that is almost surely a typo).
     client.release(
@@ -58,6 +67,13 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     )?;
     let key = keys::load(&args.key)?;
     let signed = yank.sign(&key).map_err(|e| Error::Usage(format!("{e}")))?;
+    if let Some(path) = &args.out {
+        std::fs::write(path, signed.to_bytes()).map_err(|e| Error::io(path.display(), e))?;
+        return ctx.out.emit(
+            &serde_json::json!({ "release": spec.to_string(), "record_id": signed.id().to_string(), "file": path }),
+            |w| writeln!(w, "signed the yank of {spec} into {}; add signatures with `ipsr-cli sign`, then `ipsr-cli post`", path.display()),
+        );
+    }
     let posted = client.post_record(&spec.to_string(), &signed.to_bytes())?;
     if !matches!(posted.change.as_str(), "new" | "replaced" | "duplicate") {
         return Err(Error::Conflict(format!(

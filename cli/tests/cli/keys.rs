@@ -147,6 +147,7 @@ error: wrong passphrase
         .success()
         .stdout_eq(str![[r#"
 locked           k51qzi5uqu5d[..] (passphrase)
+locked-recovery  k51qzi5uqu5d[..] (passphrase)
 s                k51qzi5uqu5d[..] (passphrase)
 ssh              k51qzi5uqu5d[..]
 

@@ -14,11 +14,13 @@
 //! | `keys` | key import and export, passphrases |
 //! | `gateway` | the same through gateways, and a gateway that lies |
 //! | `apk` | `publish` checks an APK against its manifest |
+//! | `identity` | identities: a stolen signer key revoked, a release re-signed, two of three signers |
 
 #![allow(clippy::unwrap_used)]
 
 mod apk;
 mod common;
 mod gateway;
+mod identity;
 mod keys;
 mod node;

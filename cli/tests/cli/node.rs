@@ -27,7 +27,9 @@ error: a key named "default" already exists; choose another --name
     env.cli(&["key", "list"])
         .assert()
         .success()
-        .stdout_eq(format!("default          {author}\n"));
+        .stdout_eq(format!(
+            "default          {author}\ndefault-recovery k51qzi5uqu5d[..]\n"
+        ));
 
     // Publish 1.0.0 and 1.1.0 (with metadata and an icon).
     let v1 = pattern(1, 2 * 1024 * 1024 + 17);

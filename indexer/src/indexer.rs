@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ipsr_proto::SignedRecord;
+use ipsr_proto::Signed;
 use tracing::{debug, info, warn};
 
 use crate::redis_index::Unsynced;
@@ -355,7 +355,7 @@ async fn write_pages(
                 to if to > batch.after && batch.after == taken && batch.head >= taken => {
                     let records = &batch.records;
                     let (outcome, unsynced) = retry(index, metrics, config, |i| async move {
-                        i.write_packages(records).await
+                        i.write_signed(records).await
                     })
                     .await?;
                     Ok(Next::Stored(Stored {
@@ -513,7 +513,7 @@ struct Batch {
     to: u64,
     /// Entries in it (valid or not).
     count: u64,
-    records: Vec<SignedRecord>,
+    records: Vec<Signed>,
 }
 
 /// Verifies a page read after `after`; invalid records are logged,

@@ -4,12 +4,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ipsr_proto::{KeyCache, SignedRecord};
+use ipsr_proto::{KeyCache, Signed, SignedRecord};
 
 use crate::source::Entry;
 
 /// A log entry's position and its verification result.
-pub type Verdict = (u64, Result<SignedRecord, ipsr_proto::VerifyError>);
+pub type Verdict = (u64, Result<Signed, ipsr_proto::VerifyError>);
 
 /// Decodes and verifies log entries on several threads, keeping order. Each
 /// thread has its own [`KeyCache`] of the authors' decompressed keys, kept
@@ -50,8 +50,8 @@ impl Verifier {
             entries
                 .iter()
                 .map(|e| {
-                    let result =
-                        SignedRecord::from_bytes(&e.bytes).and_then(|r| r.verify_cached(keys));
+                    let result = SignedRecord::from_bytes(&e.bytes)
+                        .and_then(|r| r.verify_any_at_cached(ipsr_proto::now_ms(), keys));
                     (e.position, result)
                 })
                 .collect()
@@ -136,7 +136,7 @@ mod tests {
             assert_eq!(out.len(), 100);
             for ((position, result), e) in out.iter().zip(&entries) {
                 assert_eq!(*position, e.position);
-                let plain = SignedRecord::from_bytes(&e.bytes).and_then(SignedRecord::verify);
+                let plain = SignedRecord::from_bytes(&e.bytes).and_then(SignedRecord::verify_any);
                 assert_eq!(result.as_ref().ok(), plain.as_ref().ok());
                 assert_eq!(result.is_err(), e.position.is_multiple_of(10));
             }

@@ -440,3 +440,145 @@ async fn many_versions_in_one_package(index: &dyn Index, records: &[SignedRecord
 async fn scenario_many_versions_in_one_package() {
     both!(many_versions(), many_versions_in_one_package);
 }
+
+/// A signed identity document of `author` following `prev`.
+fn identity(
+    author: &ipsr_proto::AuthorKey,
+    prev: Option<&ipsr_proto::SignedIdentity>,
+    signers: &[&ipsr_proto::AuthorKey],
+    threshold: u32,
+    seq: u64,
+    by: &ipsr_proto::AuthorKey,
+) -> ipsr_proto::SignedIdentity {
+    let mut ids: Vec<_> = signers.iter().map(|k| k.author_id()).collect();
+    ids.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let mut admins = vec![author.author_id(), key(40).author_id()];
+    admins.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    ipsr_proto::Identity {
+        prev: prev.map(|p| p.identity_id()),
+        signers: ids,
+        threshold,
+        admins,
+        created_at: ipsr_testkit::T0 + seq,
+        seq: ipsr_testkit::T0 + seq,
+        ..ipsr_proto::Identity::implicit(author.author_id())
+    }
+    .sign(&[by])
+    .unwrap()
+}
+
+/// The story of `docs/records.md` section 10 through the node and the
+/// indexer: a stolen signer key's records, its revocation, a re-signed
+/// release, then a two-of-three threshold. Both backends answer alike, and
+/// as the node's store does.
+#[tokio::test]
+async fn scenario_identities_revoke_and_threshold() {
+    use ipsr_proto::Signed;
+    let (main, recovery) = (key(41), key(40));
+    let (laptop, phone, tablet, desk) = (key(42), key(43), key(44), key(45));
+    let p = "com.example.identity";
+    let genesis = identity(&main, None, &[&laptop], 1, 10, &main);
+    let v1 = release(&main, "1.0.0")
+        .package(p)
+        .code(1)
+        .seq(20)
+        .cid(cid(1))
+        .title("Example")
+        .build();
+    let v1_laptop = v1.clone().sign(&laptop).unwrap();
+    let thief = release(&main, "9.9.9")
+        .package(p)
+        .code(u64::MAX)
+        .seq(30)
+        .cid(cid(9))
+        .build()
+        .sign(&laptop)
+        .unwrap();
+    let thief_yank = yank(&main, "1.0.0")
+        .package(p)
+        .seq(30)
+        .build()
+        .sign(&laptop)
+        .unwrap();
+    let rotated = identity(&main, Some(&genesis), &[&phone], 1, 40, &recovery);
+    let v1_phone = v1_laptop.cosign(&phone).unwrap();
+    let three = identity(
+        &main,
+        Some(&rotated),
+        &[&phone, &tablet, &desk],
+        2,
+        50,
+        &main,
+    );
+    let v1_two = v1_phone.cosign(&tablet).unwrap();
+    let v2_one = release(&main, "2.0.0")
+        .package(p)
+        .code(2)
+        .seq(60)
+        .cid(cid(2))
+        .title("Example")
+        .build()
+        .sign(&phone)
+        .unwrap();
+    let items: Vec<Signed> = vec![
+        Signed::Identity(genesis),
+        Signed::Record(v1_laptop),
+        Signed::Record(thief.clone()),
+        Signed::Record(thief_yank),
+        Signed::Identity(rotated),
+        Signed::Record(v1_phone),
+        Signed::Identity(three.clone()),
+        Signed::Record(v1_two.clone()),
+        Signed::Record(v2_one.clone()),
+    ];
+    let (_dir, node) = common::node().await;
+    let test = TestIndex::new(&redis_url(), "identities");
+    let running = Running::start(&node, test.index.clone());
+    let store = StoreIndex::new(node.store().clone());
+    let pk = v2_one.record().package_key();
+    // First the thief's records, indexed; then the rest, in later batches:
+    // the new documents make the indexer derive the package again.
+    for item in &items[..4] {
+        node.publish_signed(item.clone()).await.unwrap();
+    }
+    running.caught_up(&node).await;
+    for index in [&store as &dyn Index, &test.index] {
+        let package = index.package(&pk).await.unwrap().unwrap();
+        assert_eq!(package.newest(), Some(&thief));
+    }
+    for item in &items[4..] {
+        node.publish_signed(item.clone()).await.unwrap();
+    }
+    running.caught_up(&node).await;
+    for index in [&store as &dyn Index, &test.index] {
+        let package = index.package(&pk).await.unwrap().unwrap();
+        // 2.0.0 has one of the two signatures it needs: not in force. 1.0.0
+        // is, with phone's and tablet's signatures (laptop's went with it).
+        let newest = package.newest().unwrap();
+        assert_eq!(newest.payload(), v1_two.payload());
+        let signers: Vec<_> = newest.approvals().iter().map(|a| a.key_id()).collect();
+        let mut expected = vec![phone.author_id(), tablet.author_id()];
+        expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(signers, expected);
+        assert!(
+            package
+                .release(&"9.9.9".parse().unwrap())
+                .is_none_or(|r| r.release().is_none())
+        );
+        let v1 = package.release(&"1.0.0".parse().unwrap()).unwrap();
+        assert!(!v1.is_yanked());
+    }
+    let records: Vec<SignedRecord> = vec![v1_two, v2_one.clone(), thief];
+    same_answers(&store, &test.index, &records).await;
+
+    // A document alone, with no record after it: one signature is enough
+    // now, and 2.0.0 comes into force in both backends.
+    let four = identity(&main, Some(&three), &[&phone, &tablet, &desk], 1, 70, &main);
+    node.publish_signed(Signed::Identity(four)).await.unwrap();
+    running.caught_up(&node).await;
+    for index in [&store as &dyn Index, &test.index] {
+        let package = index.package(&pk).await.unwrap().unwrap();
+        assert_eq!(package.newest(), Some(&v2_one));
+    }
+    same_answers(&store, &test.index, &records).await;
+}

@@ -335,3 +335,76 @@ pub fn newest_authorized<'a>(
                 .then_with(|| a.order(b))
         })
 }
+
+/// Everything held about one package of an author with an identity: an
+/// [`AuthorizedRelease`] per version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizedPackage {
+    key: crate::PackageKey,
+    releases: BTreeMap<crate::Version, AuthorizedRelease>,
+}
+
+impl AuthorizedPackage {
+    /// An empty state for one package.
+    pub fn new(key: crate::PackageKey) -> Self {
+        Self {
+            key,
+            releases: BTreeMap::new(),
+        }
+    }
+
+    /// The package.
+    pub fn key(&self) -> &crate::PackageKey {
+        &self.key
+    }
+
+    /// Adds the saved state of one of the package's releases.
+    pub fn insert(&mut self, state: AuthorizedRelease) -> Result<(), ForeignRecord> {
+        if state.key().package_key() != self.key {
+            return Err(ForeignRecord);
+        }
+        self.releases.insert(state.key().version.clone(), state);
+        Ok(())
+    }
+
+    /// Folds one verified record into the state under `authority`.
+    pub fn apply(
+        &mut self,
+        record: SignedRecord,
+        authority: &Authority,
+    ) -> Result<Delta, ForeignRecord> {
+        if record.record().package_key() != self.key {
+            return Err(ForeignRecord);
+        }
+        let key = record.release_key();
+        self.releases
+            .entry(key.version.clone())
+            .or_insert_with(|| AuthorizedRelease::new(key))
+            .apply(record, authority)
+    }
+
+    /// Every release looked at again under a new identity
+    /// ([`AuthorizedRelease::restrict`]); releases left with nothing go.
+    pub fn restrict(&mut self, authority: &Authority) {
+        for release in self.releases.values_mut() {
+            release.restrict(authority);
+        }
+        self.releases.retain(|_, r| !r.records().is_empty());
+    }
+
+    /// Every version's state.
+    pub fn releases(&self) -> impl Iterator<Item = &AuthorizedRelease> {
+        self.releases.values()
+    }
+
+    /// The package in force under `authority`, as a [`crate::PackageState`]
+    /// of each release's [`AuthorizedRelease::resolve`].
+    pub fn resolve(&self, authority: &Authority) -> crate::PackageState {
+        let mut state = crate::PackageState::new(self.key.clone());
+        for release in self.releases.values() {
+            // Each release belongs to this package (checked on insert).
+            let _ = state.insert(release.resolve(authority));
+        }
+        state
+    }
+}

@@ -122,7 +122,7 @@ mod text;
 mod version;
 
 pub use author::{AuthorId, AuthorKey, KeyCache, ParseAuthorIdError};
-pub use authorized::{AuthorizedRelease, Delta, newest_authorized};
+pub use authorized::{AuthorizedPackage, AuthorizedRelease, Delta, newest_authorized};
 pub use content::{ContentId, InvalidContentId};
 pub use envelope::{Approval, SIGNING_PREFIX};
 pub use error::{InvalidRecord, VerifyError};

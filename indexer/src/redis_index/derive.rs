@@ -1,12 +1,15 @@
 //! The pure mapping from a package's state to its keys: every value the
 //! keyspace holds for a package ([`Derived`]: release rows, records,
 //! versions, yanked set, package document, entries outside its slot and the
-//! content hash) follows from its [`PackageState`] alone, with no IO. This
-//! is what makes writes converge (see the parent module).
+//! content hash) follows from its signers' states ([`AuthorizedPackage`])
+//! and its author's [`Authority`] alone, with no IO. This is what makes
+//! writes converge (see the parent module).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ipsr_proto::{PackageState, ReleaseState, SignedRecord};
+use ipsr_proto::{
+    AuthorId, Authority, AuthorizedPackage, AuthorizedRelease, ReleaseState, SignedRecord,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -14,7 +17,9 @@ use super::keys::{Names, search_keys};
 use crate::index::{Counts, recent_entries, title};
 use crate::search;
 
-/// The saved form of one release, the value of a field of `rel:{…}`.
+/// The saved form of one release, the value of a field of `rel:{…}`: the
+/// state in force (what readers use), and, when the release's author has an
+/// identity, each signer key's state (what writers fold records into).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct ReleaseRow {
     pub(super) release: Option<String>,
@@ -26,9 +31,73 @@ pub(super) struct ReleaseRow {
     conflict: bool,
     version_code: Option<u64>,
     created_at: Option<u64>,
+    /// Per signer key (text), its state; absent when the only signer state
+    /// is the author key's and it is the state in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) signers: Option<Vec<(String, SlotRow)>>,
+}
+
+/// One signer key's state of a release: its slots and evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct SlotRow {
+    pub(super) release: Option<String>,
+    pub(super) release_equivocated: bool,
+    pub(super) yank: Option<String>,
+    pub(super) yank_equivocated: bool,
+    pub(super) evidence: Vec<(String, String)>,
+}
+
+impl SlotRow {
+    fn of(state: &ReleaseState) -> Self {
+        let id = |r: Option<&SignedRecord>| r.map(|r| r.id().to_string());
+        Self {
+            release: id(state.release()),
+            release_equivocated: state.is_release_equivocated(),
+            yank: id(state.yank()),
+            yank_equivocated: state.is_yank_equivocated(),
+            evidence: state
+                .evidence()
+                .iter()
+                .map(|(c, r)| (c.to_string(), r.id().to_string()))
+                .collect(),
+        }
+    }
 }
 
 impl ReleaseRow {
+    /// A row holding one signer's slots (to read them as a release state).
+    pub(super) fn from_slots(slots: &SlotRow) -> Self {
+        Self {
+            release: slots.release.clone(),
+            release_equivocated: slots.release_equivocated,
+            yank: slots.yank.clone(),
+            yank_equivocated: slots.yank_equivocated,
+            evidence: slots.evidence.clone(),
+            yanked: false,
+            conflict: false,
+            version_code: None,
+            created_at: None,
+            signers: None,
+        }
+    }
+
+    /// The row of `signers`' release, in force under `authority`.
+    fn of_signers(signers: &AuthorizedRelease, authority: &Authority, author: &AuthorId) -> Self {
+        let resolved = signers.resolve(authority);
+        let mut row = Self::of(&resolved);
+        let states = signers.signers();
+        let plain = matches!(states.iter().next(), Some((k, s)) if states.len() == 1 && k == author && *s == resolved);
+        if !plain && !states.is_empty() {
+            row.signers = Some(
+                states
+                    .iter()
+                    .map(|(k, s)| (k.to_string(), SlotRow::of(s)))
+                    .collect(),
+            );
+        }
+        row
+    }
+
     fn of(state: &ReleaseState) -> Self {
         let id = |r: Option<&SignedRecord>| r.map(|r| r.id().to_string());
         Self {
@@ -48,9 +117,11 @@ impl ReleaseRow {
                 .and_then(|r| r.record().as_release())
                 .map(|r| r.version_code),
             created_at: state.current().map(|r| r.record().created_at()),
+            signers: None,
         }
     }
 
+    /// The record ids the state in force names (what readers load).
     pub(super) fn ids(&self) -> BTreeSet<&str> {
         self.release
             .iter()
@@ -75,17 +146,48 @@ pub(super) struct Derived {
     pub(super) counts: Counts,
     pub(super) title: String,
     pub(super) newest: String,
+    /// The identity id of the author's document the state is in force
+    /// under, empty for the implicit one.
+    pub(super) identity: String,
     pub(super) hash: String,
 }
 
 impl Derived {
-    pub(super) fn of(state: &PackageState, names: &Names) -> Self {
-        let mut d = Self::default();
+    /// The keys of a package of an author without identity documents.
+    #[cfg(test)]
+    pub(super) fn of_plain(state: &ipsr_proto::PackageState, names: &Names) -> Self {
+        let mut signers = AuthorizedPackage::new(state.key().clone());
+        let authority = ipsr_proto::Identity::implicit(state.key().author).authority();
+        for release in state.releases() {
+            let one = AuthorizedRelease::from_signers(
+                release.key().clone(),
+                [(state.key().author, release.clone())],
+            )
+            .expect("a release of this package");
+            signers.insert(one).expect("a release of this package");
+        }
+        Self::of(&signers, &authority, "", names)
+    }
+
+    /// The keys of a package whose signers' states are `signers`, in force
+    /// under `authority`, the author's document `identity` (identity id,
+    /// empty for the implicit one).
+    pub(super) fn of(
+        signers: &AuthorizedPackage,
+        authority: &Authority,
+        identity: &str,
+        names: &Names,
+    ) -> Self {
+        let mut d = Self {
+            identity: identity.to_owned(),
+            ..Self::default()
+        };
+        let state = &signers.resolve(authority);
         let pk = state.key();
         let member = &names.member;
-        for r in state.releases() {
+        for r in signers.releases() {
             let version = r.key().version.to_string();
-            let row = ReleaseRow::of(r);
+            let row = ReleaseRow::of_signers(r, authority, &pk.author);
             if let Some(code) = row.version_code {
                 d.vers.insert(version.clone(), code);
             }
@@ -96,6 +198,7 @@ impl Derived {
                 version,
                 serde_json::to_string(&row).expect("a row of strings, bools and numbers"),
             );
+            // Every record of every signer's state: writers rebuild them.
             for (id, rec) in r.records() {
                 d.recs.insert(id.to_string(), rec.to_bytes());
             }
@@ -128,6 +231,11 @@ impl Derived {
             hasher.update(row.as_bytes());
             hasher.update(b"\n");
         }
+        if !d.identity.is_empty() {
+            hasher.update(b"identity\0");
+            hasher.update(d.identity.as_bytes());
+            hasher.update(b"\n");
+        }
         d.hash = hex::encode(hasher.finalize());
         d
     }
@@ -138,7 +246,7 @@ mod tests {
     //! `Derived::of` without Redis: each test folds signed records into a
     //! `PackageState` and checks every key the state derives.
 
-    use ipsr_proto::{AuthorKey, ContentId, PackageKey};
+    use ipsr_proto::{AuthorKey, ContentId, PackageKey, PackageState};
     use ipsr_testkit::{T0, cid, key, release, yank};
     use proptest::prelude::*;
 
@@ -160,7 +268,7 @@ mod tests {
         for r in records {
             state.apply(r.clone()).expect("a record of this package");
         }
-        Derived::of(&state, &names(&pk))
+        Derived::of_plain(&state, &names(&pk))
     }
 
     fn global(key: &str, member: &str, score: u64) -> Global {

@@ -68,6 +68,10 @@ impl Keys {
     pub(super) fn rec(&self, pk: &PackageKey) -> String {
         format!("{}rec:{}", self.prefix, Self::tag(pk))
     }
+    /// `P idn:{A}`: the author's identity documents.
+    pub(super) fn idn(&self, author: &AuthorId) -> String {
+        format!("{}idn:{{{author}}}", self.prefix)
+    }
     pub(super) fn global(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
     }

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipsr_proto::{
-    AuthorId, ContentId, KeyCache, PackageKey, PackageName, PackageState, RecordId, ReleaseKey,
-    ReleaseParts, ReleaseState, SignedRecord,
+    AuthorId, AuthorizedPackage, AuthorizedRelease, ContentId, IdentityState, KeyCache, PackageKey,
+    PackageName, PackageState, RecordId, ReleaseKey, ReleaseParts, ReleaseState, Signed,
+    SignedRecord,
 };
 use redis::{Pipeline, Value};
 
@@ -41,6 +42,93 @@ impl RedisIndex {
                 .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
         }
         Ok(state)
+    }
+
+    /// Rebuilds each signer key's state of a package's releases from its
+    /// `rel` and `rec` hashes, for a writer to fold records into. A row
+    /// without `signers` holds the author key's state.
+    pub(super) fn rebuild_signers(
+        &self,
+        pk: &PackageKey,
+        rel: HashMap<String, String>,
+        rec: &HashMap<String, Vec<u8>>,
+        keys: &mut KeyCache,
+    ) -> Result<AuthorizedPackage, IndexError> {
+        let mut state = AuthorizedPackage::new(pk.clone());
+        for (version, text) in rel {
+            let key = ReleaseKey {
+                author: pk.author,
+                package: pk.package.clone(),
+                version: version
+                    .parse()
+                    .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?,
+            };
+            let row: ReleaseRow = serde_json::from_str(&text)
+                .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
+            let signers = match &row.signers {
+                None => vec![(
+                    pk.author,
+                    self.release_state(pk, key.clone(), &text, rec, keys)?,
+                )],
+                Some(list) => list
+                    .iter()
+                    .map(|(signer, slots)| {
+                        let signer: AuthorId = signer
+                            .parse()
+                            .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
+                        let slot_text = serde_json::to_string(&ReleaseRow::from_slots(slots))
+                            .expect("a row of strings and bools");
+                        Ok((
+                            signer,
+                            self.release_state(pk, key.clone(), &slot_text, rec, keys)?,
+                        ))
+                    })
+                    .collect::<Result<_, IndexError>>()?,
+            };
+            let release = AuthorizedRelease::from_signers(key, signers)
+                .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
+            state
+                .insert(release)
+                .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
+        }
+        Ok(state)
+    }
+
+    /// The identity documents of `authors` (`idn:{A}`), each author's chain
+    /// and head.
+    pub(super) async fn identities(
+        &self,
+        authors: impl IntoIterator<Item = AuthorId>,
+    ) -> Result<HashMap<AuthorId, IdentityState>, IndexError> {
+        let authors: Vec<AuthorId> = authors.into_iter().collect();
+        if authors.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut pipe = redis::pipe();
+        for a in &authors {
+            pipe.cmd("HGETALL").arg(self.keys.idn(a));
+        }
+        let replies = self.run(&pipe).await?;
+        let mut out = HashMap::with_capacity(authors.len());
+        for (author, reply) in authors.into_iter().zip(replies) {
+            let docs: HashMap<String, Vec<u8>> = redis::from_redis_value(reply)?;
+            let mut list = Vec::with_capacity(docs.len());
+            for bytes in docs.values() {
+                match SignedRecord::from_trusted_storage_any(bytes) {
+                    Ok(Signed::Identity(doc)) => list.push(doc),
+                    _ => {
+                        return Err(IndexError::corrupt(
+                            self.keys.idn(&author),
+                            "not an identity document",
+                        ));
+                    }
+                }
+            }
+            let state = IdentityState::from_docs(author, list)
+                .map_err(|e| IndexError::corrupt(self.keys.idn(&author), e))?;
+            out.insert(author, state);
+        }
+        Ok(out)
     }
 
     fn release_state(

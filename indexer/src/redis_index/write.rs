@@ -7,7 +7,10 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use ipsr_proto::{KeyCache, PackageKey, SignedRecord};
+use ipsr_proto::{
+    AuthorId, Authority, Identity, IdentityState, KeyCache, PackageKey, Signed, SignedIdentity,
+    SignedRecord,
+};
 use redis::{Pipeline, Script};
 use serde::Serialize;
 use tracing::debug;
@@ -48,6 +51,7 @@ struct Pending {
 #[derive(Debug, Clone, Default)]
 struct SyncInfo {
     hash: String,
+    identity: String,
     synced: String,
     globals: BTreeSet<Global>,
     stale: BTreeSet<(String, String)>,
@@ -70,6 +74,7 @@ impl SyncInfo {
         }
         Ok(Self {
             hash: fields.remove("hash").unwrap_or_default(),
+            identity: fields.remove("identity").unwrap_or_default(),
             synced: fields.remove("synced").unwrap_or_default(),
             globals: field(key, &mut fields, "globals")?,
             stale: field(key, &mut fields, "stale")?,
@@ -88,9 +93,159 @@ impl RedisIndex {
     /// records again, or in another order, or from several writers at once,
     /// leaves the same keys. When this returns `Ok`, every record is in.
     pub async fn apply(&self, records: &[SignedRecord]) -> Result<BatchOutcome, IndexError> {
-        let (mut outcome, unsynced) = self.write_packages(records).await?;
+        let items: Vec<Signed> = records.iter().cloned().map(Signed::Record).collect();
+        self.apply_signed(&items).await
+    }
+
+    /// [`apply`](Self::apply) for records and identity documents: the
+    /// documents first (`idn:{A}`), then the packages, those of every author
+    /// whose document in force moved included.
+    pub async fn apply_signed(&self, items: &[Signed]) -> Result<BatchOutcome, IndexError> {
+        let (mut outcome, unsynced) = self.write_signed(items).await?;
         outcome.conflicts += self.sync_packages(&unsynced).await?;
         Ok(outcome)
+    }
+
+    /// Steps 0–3 for records and identity documents (see
+    /// [`write_packages`](Self::write_packages)).
+    pub(crate) async fn write_signed(
+        &self,
+        items: &[Signed],
+    ) -> Result<(BatchOutcome, Unsynced), IndexError> {
+        let docs: Vec<&SignedIdentity> = items
+            .iter()
+            .filter_map(|s| match s {
+                Signed::Identity(d) => Some(d),
+                Signed::Record(_) => None,
+            })
+            .collect();
+        let records: Vec<SignedRecord> = items
+            .iter()
+            .filter_map(|s| match s {
+                Signed::Record(r) => Some(r.clone()),
+                Signed::Identity(_) => None,
+            })
+            .collect();
+        let moved = self.write_identities(&docs).await?;
+        let mut extra = self.packages_of(&moved).await?;
+        let mut outcome = BatchOutcome::default();
+        let mut unsynced = Unsynced::default();
+        let mut records = &records[..];
+        for _ in 0..self.max_conflicts {
+            let (o, u, used) = self.write_packages(records, &extra).await?;
+            outcome.changed += o.changed;
+            outcome.unchanged += o.unchanged;
+            outcome.conflicts += o.conflicts;
+            unsynced.0.extend(u.0);
+            // A document written meanwhile by another writer: the packages
+            // derived under the head it replaced are derived again.
+            let now = self.identities(used.keys().copied()).await?;
+            let stale: BTreeSet<AuthorId> = used
+                .iter()
+                .filter(|(a, head)| now.get(*a).map(head_id) != Some((*head).clone()))
+                .map(|(a, _)| *a)
+                .collect();
+            if stale.is_empty() {
+                return Ok((outcome, unsynced));
+            }
+            outcome.conflicts += stale.len() as u64;
+            extra = self.packages_of(&stale).await?;
+            records = &[];
+        }
+        Err(IndexError::Contended {
+            package: "identity documents".into(),
+            attempts: self.max_conflicts,
+        })
+    }
+
+    /// Adds identity documents to their authors' `idn:{A}` hashes; returns
+    /// the authors whose document in force moved.
+    async fn write_identities(
+        &self,
+        docs: &[&SignedIdentity],
+    ) -> Result<BTreeSet<AuthorId>, IndexError> {
+        let authors: BTreeSet<AuthorId> = docs.iter().map(|d| d.identity().author).collect();
+        let mut states = self.identities(authors.iter().copied()).await?;
+        let mut pipe = redis::pipe();
+        let mut writes = 0;
+        let mut moved = BTreeSet::new();
+        for author in &authors {
+            let Some(state) = states.get_mut(author) else {
+                continue;
+            };
+            let before: BTreeMap<String, SignedIdentity> = state
+                .docs()
+                .map(|d| (d.id().to_string(), d.clone()))
+                .collect();
+            let head = head_id(state);
+            for d in docs.iter().filter(|d| d.identity().author == *author) {
+                state
+                    .apply((*d).clone())
+                    .map_err(|e| IndexError::corrupt(self.keys.idn(author), e))?;
+            }
+            if head_id(state) != head {
+                moved.insert(*author);
+            }
+            let after: BTreeMap<String, SignedIdentity> = state
+                .docs()
+                .map(|d| (d.id().to_string(), d.clone()))
+                .collect();
+            if before.keys().eq(after.keys()) {
+                continue;
+            }
+            // One key: the new envelopes and the removal of those a merge
+            // replaced go in together.
+            let key = self.keys.idn(author);
+            writes += 1;
+            pipe.cmd("MULTI").ignore();
+            for (id, d) in after.iter().filter(|(id, _)| !before.contains_key(*id)) {
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg(id)
+                    .arg(d.to_bytes())
+                    .ignore();
+            }
+            for id in before.keys().filter(|id| !after.contains_key(*id)) {
+                pipe.cmd("HDEL").arg(&key).arg(id).ignore();
+            }
+            pipe.cmd("EXEC").ignore();
+        }
+        if writes > 0 {
+            self.run(&pipe).await?;
+        }
+        Ok(moved)
+    }
+
+    /// The packages of `authors` (`author:A`).
+    async fn packages_of(
+        &self,
+        authors: &BTreeSet<AuthorId>,
+    ) -> Result<Vec<PackageKey>, IndexError> {
+        if authors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for a in authors {
+            pipe.cmd("ZRANGE")
+                .arg(self.keys.global(&format!("author:{a}")))
+                .arg(0)
+                .arg(-1);
+        }
+        let replies = self.run(&pipe).await?;
+        let mut out = Vec::new();
+        for (author, reply) in authors.iter().zip(replies) {
+            let names: Vec<String> = redis::from_redis_value(reply)?;
+            for name in names {
+                let package = name
+                    .parse()
+                    .map_err(|e| IndexError::corrupt(format!("author:{author}"), e))?;
+                out.push(PackageKey {
+                    author: *author,
+                    package,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The first part of [`apply`](Self::apply): stores the packages'
@@ -98,14 +253,26 @@ impl RedisIndex {
     /// outside their slots are written by [`sync_packages`](Self::sync_packages)
     /// with what this returns; until then the records are in the packages'
     /// keys but not necessarily in search, recent, author and the counters.
-    pub(crate) async fn write_packages(
+    ///
+    /// Also derives again the packages `extra` (under a new identity, say),
+    /// and returns the identity id each author's packages were derived under.
+    async fn write_packages(
         &self,
         records: &[SignedRecord],
-    ) -> Result<(BatchOutcome, Unsynced), IndexError> {
+        extra: &[PackageKey],
+    ) -> Result<(BatchOutcome, Unsynced, BTreeMap<AuthorId, String>), IndexError> {
         let mut groups: BTreeMap<PackageKey, Vec<&SignedRecord>> = BTreeMap::new();
         for r in records {
             groups.entry(r.record().package_key()).or_default().push(r);
         }
+        for pk in extra {
+            groups.entry(pk.clone()).or_default();
+        }
+        let identities = self
+            .identities(groups.keys().map(|pk| pk.author).collect::<BTreeSet<_>>())
+            .await?;
+        let used: BTreeMap<AuthorId, String> =
+            identities.iter().map(|(a, s)| (*a, head_id(s))).collect();
         let mut authors = AuthorTexts::default();
         // The records read back are checked, each author's key once.
         let mut author_keys = KeyCache::default();
@@ -149,20 +316,27 @@ impl RedisIndex {
                 let rel: HashMap<String, String> = redis::from_redis_value(rel)?;
                 let rec: HashMap<String, Vec<u8>> = redis::from_redis_value(rec)?;
                 let info = SyncInfo::parse(&n.pkg, pkg)?;
-                let mut state = self.rebuild(&pk, rel, &rec, &mut author_keys)?;
-                let old = Derived::of(&state, &n);
+                let identity = &identities[&pk.author];
+                let old_authority = authority_of(identity, &info.identity)
+                    .ok_or_else(|| IndexError::corrupt(&n.pkg, "identity document not held"))?;
+                let mut state = self.rebuild_signers(&pk, rel, &rec, &mut author_keys)?;
+                let old = Derived::of(&state, &old_authority, &info.identity, &n);
                 if old.hash != info.hash && !info.hash.is_empty() {
                     return Err(IndexError::corrupt(
                         &n.pkg,
                         "hash does not match the releases",
                     ));
                 }
+                let authority = identity.authority();
+                if authority != old_authority {
+                    state.restrict(&authority);
+                }
                 for r in groups.get(&pk).into_iter().flatten() {
                     state
-                        .apply((*r).clone())
+                        .apply((*r).clone(), &authority)
                         .map_err(|e| IndexError::corrupt(&n.pkg, e))?;
                 }
-                let new = Derived::of(&state, &n);
+                let new = Derived::of(&state, &authority, &used[&pk.author], &n);
                 if new.hash == info.hash {
                     outcome.unchanged += 1;
                     if info.synced != info.hash {
@@ -200,6 +374,7 @@ impl RedisIndex {
                     key: pk,
                     names: n,
                     info: SyncInfo {
+                        identity: new.identity.clone(),
                         hash: new.hash,
                         synced: String::new(),
                         globals: new.globals,
@@ -224,7 +399,7 @@ impl RedisIndex {
                 }
             }
         }
-        Ok((outcome, Unsynced(to_sync)))
+        Ok((outcome, Unsynced(to_sync), used))
     }
 
     /// The second part of [`apply`](Self::apply): the global phase for the
@@ -511,7 +686,7 @@ fn push_apply(
     let unyank: Vec<&String> = old.yanked.difference(&new.yanked).collect();
     pipe.arg(unyank.len()).arg(unyank);
     let (counts, globals, stale) = (to_json(&new.counts), to_json(&new.globals), to_json(stale));
-    let fields: [(&str, &str); 7] = [
+    let fields: [(&str, &str); 8] = [
         ("author", &names.author),
         ("package", pk.package.as_str()),
         ("title", &new.title),
@@ -519,8 +694,30 @@ fn push_apply(
         ("counts", &counts),
         ("globals", &globals),
         ("stale", &stale),
+        ("identity", &new.identity),
     ];
     pipe.arg(fields.len()).arg(&fields[..]);
+}
+
+/// The identity id of an author's document in force, empty for the
+/// implicit one.
+fn head_id(state: &IdentityState) -> String {
+    state
+        .head()
+        .map(|d| d.identity_id().to_string())
+        .unwrap_or_default()
+}
+
+/// The authority of the author's document `id` (empty: the implicit one),
+/// if the state holds it.
+fn authority_of(state: &IdentityState, id: &str) -> Option<Authority> {
+    if id.is_empty() {
+        return Some(Identity::implicit(*state.author()).authority());
+    }
+    state
+        .docs()
+        .find(|d| d.identity_id().to_string() == id)
+        .map(|d| d.identity().authority())
 }
 
 /// A value of the package hash as JSON.

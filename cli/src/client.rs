@@ -151,7 +151,7 @@ pub struct Author {
     pub author: String,
     /// The packages the server holds records of.
     pub packages: Vec<String>,
-    /// The author's identity in force (a node; gateways do not serve it yet).
+    /// The author's identity in force, with its chain.
     #[serde(default)]
     pub identity: Option<IdentityAnswer>,
 }
@@ -172,6 +172,8 @@ pub struct IdentityAnswer {
 struct GatewayAuthor {
     author: String,
     packages: Vec<Named>,
+    #[serde(default)]
+    identity: Option<IdentityAnswer>,
 }
 
 /// The name of a package in a gateway's listing.
@@ -494,7 +496,7 @@ impl Client {
                     Ok(a) => Ok(Author {
                         author: a.author,
                         packages: a.packages.into_iter().map(|p| p.package).collect(),
-                        identity: None,
+                        identity: a.identity,
                     }),
                     Err(Error::NotFound(_)) => Ok(Author {
                         author: author.to_owned(),

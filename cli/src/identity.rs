@@ -12,10 +12,10 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::keys;
 
-/// The identity of `author` that `client` serves, checked: every document
-/// of the chain must be authorized by the one before, starting from the
-/// author key. A gateway serves none yet: the implicit identity (the author
-/// key alone signs), which is also what an author without documents has.
+/// The identity of `author` that `client` (a node or a gateway) serves,
+/// checked: every document of the chain must be authorized by the one
+/// before, starting from the author key. A server that knows no document
+/// of the author gives the implicit identity (the author key alone signs).
 pub(crate) fn fetch(client: &Client, author: &AuthorId) -> Result<IdentityState> {
     let answer = client.author(&author.to_string())?;
     let mut state = IdentityState::new(*author);

@@ -1,10 +1,10 @@
 //! The JSON API's read handlers: plain async functions from parsed requests
 //! to bodies, every answer read from the [`Index`](ipsr_indexer::Index).
 
-use ipsr_node::views::{Package, ReleaseView};
+use ipsr_node::views::{IdentityView, Package, ReleaseView};
 use ipsr_proto::{
-    AuthorId, AuthorKey, ContentId, PackageKey, PackageName, PackageState, Platform, ReleaseKey,
-    Version,
+    AuthorId, AuthorKey, ContentId, IdentityState, PackageKey, PackageName, PackageState, Platform,
+    ReleaseKey, Version,
 };
 use serde::Serialize;
 
@@ -74,22 +74,112 @@ impl PackageSummary {
     }
 }
 
+/// Who an author is, as a package's pages and JSON show it
+/// (`docs/records.md`, section 8).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AuthorSummary {
+    /// The display name of the author's identity, empty when none.
+    pub(crate) name: String,
+    /// How many keys sign the author's releases.
+    pub(crate) signers: usize,
+    /// How many of them a release needs.
+    pub(crate) threshold: u32,
+    /// Whether two identity documents follow the same one (a fork).
+    pub(crate) disputed: bool,
+}
+
+impl AuthorSummary {
+    fn of(state: &IdentityState) -> Self {
+        let identity = state.identity();
+        Self {
+            name: identity.name,
+            signers: identity.signers.len(),
+            threshold: identity.threshold,
+            disputed: !state.forks().is_empty(),
+        }
+    }
+}
+
+/// The answer to `GET /api/v1/package/{author}/{package}`: the package and
+/// who its author is.
+#[derive(Debug, Serialize)]
+pub(crate) struct PackageAnswer {
+    #[serde(flatten)]
+    pub(crate) package: Package,
+    pub(crate) author_identity: AuthorSummary,
+    /// Of the newest release's record, when there is one.
+    pub(crate) newest_signatures: Option<Signatures>,
+}
+
 /// `GET /api/v1/package/{author}/{package}`.
-pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Package, Failure> {
+pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<PackageAnswer, Failure> {
     let state = g.index().package(key).await?;
-    state
+    let package = state
         .as_ref()
         .and_then(Package::new)
-        .ok_or_else(|| Failure::NotFound(format!("no release of {key} is known")))
+        .ok_or_else(|| Failure::NotFound(format!("no release of {key} is known")))?;
+    let identity = g.index().identity(&key.author).await?;
+    let authority = identity.authority();
+    let newest_signatures = state
+        .as_ref()
+        .and_then(PackageState::newest)
+        .map(|r| Signatures::of(&authority, r));
+    Ok(PackageAnswer {
+        package,
+        author_identity: AuthorSummary::of(&identity),
+        newest_signatures,
+    })
+}
+
+/// How many signers of the author's identity signed a release record.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Signatures {
+    /// Signatures by signers of the identity in force.
+    pub(crate) signed: usize,
+    /// How many the identity needs.
+    pub(crate) needed: u32,
+    /// How many signers it names.
+    pub(crate) signers: usize,
+}
+
+impl Signatures {
+    fn of(authority: &ipsr_proto::Authority, record: &ipsr_proto::SignedRecord) -> Self {
+        Self {
+            signed: authority.count(record.approvals()),
+            needed: authority.threshold,
+            signers: authority.signers.len(),
+        }
+    }
+}
+
+/// The answer to `GET /api/v1/package/{author}/{package}/{version}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReleaseAnswer {
+    #[serde(flatten)]
+    pub(crate) release: ReleaseView,
+    /// Of the release record in force.
+    pub(crate) signatures: Signatures,
 }
 
 /// `GET /api/v1/package/{author}/{package}/{version}`.
-pub(crate) async fn release(g: &Gateway, key: &ReleaseKey) -> Result<ReleaseView, Failure> {
+pub(crate) async fn release(g: &Gateway, key: &ReleaseKey) -> Result<ReleaseAnswer, Failure> {
     let state = g.index().release(key).await?;
-    state
-        .as_ref()
-        .and_then(ReleaseView::new)
-        .ok_or_else(|| Failure::NotFound(format!("{key} is not known")))
+    let not_found = || Failure::NotFound(format!("{key} is not known"));
+    let state = state.ok_or_else(not_found)?;
+    let view = ReleaseView::new(&state).ok_or_else(not_found)?;
+    let authority = g.index().identity(&key.author).await?.authority();
+    let signatures = match state.release() {
+        Some(r) => Signatures::of(&authority, r),
+        None => Signatures {
+            signed: 0,
+            needed: authority.threshold,
+            signers: authority.signers.len(),
+        },
+    };
+    Ok(ReleaseAnswer {
+        release: view,
+        signatures,
+    })
 }
 
 /// The answer to `GET /api/v1/author/{author}`.
@@ -97,12 +187,16 @@ pub(crate) async fn release(g: &Gateway, key: &ReleaseKey) -> Result<ReleaseView
 pub(crate) struct AuthorView {
     pub(crate) author: AuthorId,
     pub(crate) packages: Vec<PackageSummary>,
+    /// The identity in force, with the chain that proves it
+    /// (`docs/node-api.md`, `GET /v1/authors/{author}`).
+    pub(crate) identity: IdentityView,
 }
 
 /// `GET /api/v1/author/{author}`: every package of the author, in name
-/// order; 404 when none is known.
+/// order, and the author's identity; 404 when neither is known.
 pub(crate) async fn author_view(g: &Gateway, author: AuthorId) -> Result<AuthorView, Failure> {
     let names = g.index().author(&author).await?;
+    let identity = g.index().identity(&author).await?;
     let mut packages = Vec::with_capacity(names.len());
     for package in names {
         let key = PackageKey { author, package };
@@ -110,12 +204,16 @@ pub(crate) async fn author_view(g: &Gateway, author: AuthorId) -> Result<AuthorV
             packages.push(summary);
         }
     }
-    if packages.is_empty() {
+    if packages.is_empty() && identity.head().is_none() {
         return Err(Failure::NotFound(format!(
             "no package of author {author} is known"
         )));
     }
-    Ok(AuthorView { author, packages })
+    Ok(AuthorView {
+        author,
+        packages,
+        identity: IdentityView::new(&identity),
+    })
 }
 
 async fn summary(g: &Gateway, key: &PackageKey) -> Result<Option<PackageSummary>, Failure> {

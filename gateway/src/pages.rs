@@ -161,9 +161,24 @@ fn next_query(q: Option<&str>, cursor: &str) -> String {
 /// `GET /p/{author}`.
 pub(crate) async fn author(g: &Gateway, author_text: &str) -> Result<Response, Failure> {
     let view = api::author_view(g, api::author(author_text)?).await?;
+    let d = &view.identity.document;
     let body = html! {
-        h1 { "Author" }
+        h1 dir="auto" { @if d.name.is_empty() { "Author" } @else { (d.name) } }
         p.cid { (view.author) }
+        @if !view.identity.forks.is_empty() {
+            p.yanked { "Disputed identity: two documents follow the same one. \
+                        Someone holding the author's admin keys signed both; \
+                        see the author's announcements before you update." }
+        }
+        @for url in d.urls.iter().filter_map(|u| web_url(Some(u))) {
+            p { a href=(url) rel="nofollow noopener noreferrer" { (url) } }
+        }
+        table {
+            tr { th { "Releases signed by" }
+                 td { (d.threshold) " of " (d.signers.len()) " keys" } }
+            tr { th { "Identity changed by" }
+                 td { (d.admin_threshold) " of " (d.admins.len()) " keys" } }
+        }
         ul.list { @for s in &view.packages { (summary_item(s)) } }
     };
     Ok(page(
@@ -175,7 +190,10 @@ pub(crate) async fn author(g: &Gateway, author_text: &str) -> Result<Response, F
 
 /// `GET /p/{author}/{package}`.
 pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, Failure> {
-    let view: Package = api::package(g, key).await?;
+    let answer = api::package(g, key).await?;
+    let who = &answer.author_identity;
+    let answer_signatures = answer.newest_signatures;
+    let view: Package = answer.package;
     let m = &view.metadata;
     let title = if m.title.is_empty() {
         view.package.to_string()
@@ -197,7 +215,22 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
     let body = html! {
         @if let Some(icon) = &m.icon { img.icon src={ "/ipfs/" (icon) } alt=""; }
         h1 dir="auto" { (title) }
-        p.muted { code { (view.package) } " by " a.cid href={ "/p/" (view.author) } { (view.author) } }
+        p.muted {
+            code { (view.package) } " by "
+            @if who.name.is_empty() {
+                a.cid href={ "/p/" (view.author) } { (view.author) }
+            } @else {
+                a href={ "/p/" (view.author) } { bdi { (who.name) } } " " span.cid { (view.author) }
+            }
+        }
+        @if who.disputed {
+            p.yanked { "This author's identity is disputed: two identity documents follow the same one." }
+        }
+        @if who.signers > 1 || who.threshold > 1 {
+            @if let Some(s) = &answer_signatures {
+                p.muted { (s.signed) " of " (s.signers) " maintainers signed this release (" (s.needed) " needed)." }
+            }
+        }
         @if !m.summary.is_empty() { p dir="auto" { strong { (m.summary) } } }
         @if let Some(release) = newest {
             @let path = download(release);

@@ -52,6 +52,14 @@ impl Index for StoreIndex {
         Box::pin(self.blocking(move |s| Ok(s.release(&key)?)))
     }
 
+    fn identity<'a>(
+        &'a self,
+        author: &'a AuthorId,
+    ) -> BoxFuture<'a, Result<ipsr_proto::IdentityState, IndexError>> {
+        let author = *author;
+        Box::pin(self.blocking(move |s| Ok(s.identity(&author)?)))
+    }
+
     fn author<'a>(
         &'a self,
         author: &'a AuthorId,

@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 
-use ipsr_proto::AuthorId;
+use ipsr_proto::{AuthorId, IdentityState};
 use ipsr_proto::{PackageKey, PackageName, PackageState, ReleaseKey, ReleaseState, SignedRecord};
 
 use crate::IndexError;
@@ -44,6 +44,14 @@ pub trait Index: Send + Sync + std::fmt::Debug {
         &'a self,
         key: &'a ReleaseKey,
     ) -> BoxFuture<'a, Result<Option<ReleaseState>, IndexError>>;
+
+    /// An author's identity documents and the one in force
+    /// (`docs/records.md`, section 8); for an author without documents, an
+    /// empty state (the implicit document).
+    fn identity<'a>(
+        &'a self,
+        author: &'a AuthorId,
+    ) -> BoxFuture<'a, Result<IdentityState, IndexError>>;
 
     /// The packages an author has published, in name order.
     fn author<'a>(

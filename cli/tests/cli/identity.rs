@@ -211,5 +211,34 @@ fn a_stolen_signer_key_is_revoked_and_the_release_re_signed_then_two_of_three() 
         info.contains("signed by:    2 of 3 signers (needs 2)"),
         "{info}"
     );
+    // The gateway says the same, in JSON and on the page, and the CLI
+    // checks it through the gateway too (the identity chain comes with the
+    // author's JSON).
+    let get = |path: String| {
+        ureq::get(format!("{gateway}{path}"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    };
+    let release = json(&get(format!("/api/v1/package/{app}/2.0.0")));
+    assert_eq!(
+        release["signatures"],
+        serde_json::json!({"signed": 2, "needed": 2, "signers": 3})
+    );
+    let author = json(&get(format!("/api/v1/author/{main}")));
+    assert_eq!(author["identity"]["document"]["name"], "Example Apps");
+    let page = get(format!("/p/{app}"));
+    assert!(
+        page.contains("2 of 3 maintainers signed this release (2 needed)"),
+        "{page}"
+    );
+    assert!(page.contains("Example Apps"));
+    let info = env.stdout(&["--gateway", &gateway, "info", &format!("{app}@2.0.0")]);
+    assert!(
+        info.contains("signed by:    2 of 3 signers (needs 2)"),
+        "{info}"
+    );
     let _ = phone;
 }

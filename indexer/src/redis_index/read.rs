@@ -435,6 +435,18 @@ impl Index for RedisIndex {
         Box::pin(self.get_release(key))
     }
 
+    fn identity<'a>(
+        &'a self,
+        author: &'a AuthorId,
+    ) -> BoxFuture<'a, Result<IdentityState, IndexError>> {
+        Box::pin(async move {
+            let mut states = self.identities([*author]).await?;
+            Ok(states
+                .remove(author)
+                .unwrap_or_else(|| IdentityState::new(*author)))
+        })
+    }
+
     fn author<'a>(
         &'a self,
         author: &'a AuthorId,

@@ -15,7 +15,10 @@
 //! [`found`] apply them against the store and block (run them off the
 //! event loop).
 
-use ipsr_proto::{PackageKey, Record, SignedRecord, VerifyError};
+use ipsr_proto::{
+    AuthorId, PackageKey, Record, Signed, SignedIdentity, SignedRecord, VerifyError,
+    identity_dht_envelopes, identity_dht_key,
+};
 
 use crate::store::{Store, StoreError};
 
@@ -32,6 +35,10 @@ pub enum DhtValueError {
     /// A yank was put under a package key, which holds the newest release.
     #[error("a yank under a package key")]
     YankUnderPackageKey,
+    /// A value under an identity key that is not a batch of the author's
+    /// identity documents.
+    #[error("not the author's identity documents")]
+    NotIdentity,
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -68,6 +75,53 @@ pub(crate) fn check_value(
     Ok((signed, placement))
 }
 
+/// The identity documents of `author` in a value stored under its identity
+/// key ([`identity_dht_key`]), verified, in `seq` order (so each follows
+/// the one before it).
+pub(crate) fn identity_docs(
+    author: &AuthorId,
+    value: &[u8],
+) -> Result<Vec<SignedIdentity>, DhtValueError> {
+    let envelopes = identity_dht_envelopes(value).ok_or(DhtValueError::NotIdentity)?;
+    let mut docs = Vec::with_capacity(envelopes.len());
+    for bytes in envelopes {
+        match SignedRecord::from_bytes(&bytes)?.verify_any()? {
+            Signed::Identity(d) if d.identity().author == *author => docs.push(d),
+            _ => return Err(DhtValueError::NotIdentity),
+        }
+    }
+    docs.sort_by_key(|d| d.identity().seq);
+    Ok(docs)
+}
+
+/// The author whose identity key `under` is, if it is one.
+fn identity_key_author(under: &[u8]) -> Option<AuthorId> {
+    let rest = under.strip_prefix(b"/ipsr/identity/1/".as_slice())?;
+    let author = AuthorId::from_bytes(rest).ok()?;
+    (identity_dht_key(&author) == under).then_some(author)
+}
+
+/// Stores the identity documents found under `author`'s identity key
+/// (values that do not verify are dropped); returns the highest log
+/// position written. Blocks.
+pub(crate) fn found_identity(
+    store: &Store,
+    author: &AuthorId,
+    values: Vec<Vec<u8>>,
+) -> Result<Option<u64>, StoreError> {
+    let mut docs: Vec<SignedIdentity> = values
+        .iter()
+        .filter_map(|v| identity_docs(author, v).ok())
+        .flatten()
+        .collect();
+    docs.sort_by_key(|d| d.identity().seq);
+    Ok(store
+        .apply_signed(docs.into_iter().map(Signed::Identity).collect())?
+        .iter()
+        .filter_map(|s| s.position)
+        .max())
+}
+
 /// Of the values a DHT get for `key` found, the records that verify and
 /// belong to that package; the rest are dropped.
 pub(crate) fn of_package(key: &PackageKey, found: Vec<Vec<u8>>) -> Vec<SignedRecord> {
@@ -90,6 +144,11 @@ pub(crate) fn keep(
     under: &[u8],
     value: &[u8],
 ) -> Result<Option<Vec<u8>>, DhtValueError> {
+    if let Some(author) = identity_key_author(under) {
+        let docs = identity_docs(&author, value)?;
+        store.apply_signed(docs.into_iter().map(Signed::Identity).collect())?;
+        return Ok(store.identity(&author)?.dht_value());
+    }
     let (signed, _) = check_value(under, value)?;
     let key = signed.release_key();
     store.apply(vec![signed])?;
@@ -232,6 +291,72 @@ mod tests {
         assert!(matches!(
             keep(&store, b"elsewhere", &older.to_bytes()),
             Err(DhtValueError::OtherKey)
+        ));
+    }
+
+    #[test]
+    fn identity_values_hold_only_the_keys_authors_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let main = AuthorKey::from_seed(&[1; 32]);
+        let other = AuthorKey::from_seed(&[2; 32]);
+        let doc = |key: &AuthorKey| {
+            ipsr_proto::Identity {
+                created_at: 5,
+                seq: 5,
+                ..ipsr_proto::Identity::implicit(key.author_id())
+            }
+            .sign(&[key])
+            .unwrap()
+        };
+        let batch = |items: Vec<Vec<u8>>| {
+            // A RecordBatch by hand: field 1, length-delimited, per item.
+            let mut out = Vec::new();
+            for item in items {
+                out.push(0x0a);
+                let mut len = item.len();
+                while len >= 0x80 {
+                    out.push((len as u8 & 0x7f) | 0x80);
+                    len >>= 7;
+                }
+                out.push(len as u8);
+                out.extend_from_slice(&item);
+            }
+            out
+        };
+        let under = identity_dht_key(&main.author_id());
+        let good = doc(&main);
+        let served = keep(&store, &under, &batch(vec![good.to_bytes()])).unwrap();
+        assert_eq!(
+            served,
+            store.identity(&main.author_id()).unwrap().dht_value()
+        );
+        assert_eq!(
+            store.identity(&main.author_id()).unwrap().head(),
+            Some(&good)
+        );
+        // Another author's document, a package record, garbage, too many
+        // bytes: refused, nothing stored.
+        let refused = [
+            batch(vec![doc(&other).to_bytes()]),
+            batch(vec![release(&main, "1.0.0").sign().to_bytes()]),
+            vec![0xff, 0xff],
+            batch(vec![good.to_bytes(); 60]),
+        ];
+        for value in refused {
+            assert!(matches!(
+                keep(&store, &under, &value),
+                Err(DhtValueError::NotIdentity | DhtValueError::Invalid(_))
+            ));
+        }
+        assert_eq!(store.identity(&other.author_id()).unwrap().head(), None);
+        assert!(matches!(
+            keep(
+                &store,
+                b"/ipsr/identity/1/short",
+                &batch(vec![good.to_bytes()])
+            ),
+            Err(DhtValueError::Invalid(_) | DhtValueError::OtherKey)
         ));
     }
 }

@@ -132,6 +132,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         done_tx,
         done_rx,
         dht_gets: HashMap::new(),
+        dht_identity_gets: HashMap::new(),
         provider_searches: HashMap::new(),
         bitswap: bitswap.clone(),
         joining,
@@ -179,6 +180,9 @@ enum Done {
     DhtKeep(kad::Record),
     /// A DHT get finished: what was found, verified and stored.
     DhtGot(DhtReply, Box<Result<dht::Found, StoreError>>),
+    /// The identity documents found for a package lookup are stored (the
+    /// highest log position written); the package's own get comes next.
+    DhtIdentityGot(DhtReply, PackageKey, Box<Result<Option<u64>, StoreError>>),
     /// The next releases to republish.
     RepublishRead(Result<Page<ReleaseKey, DhtValue>, StoreError>),
     /// The next pinned roots to re-provide.
@@ -213,6 +217,8 @@ struct Runtime {
     done_tx: mpsc::Sender<Done>,
     done_rx: mpsc::Receiver<Done>,
     dht_gets: DhtGets,
+    /// Package lookups waiting for the author's identity first.
+    dht_identity_gets: DhtGets,
     provider_searches: ProviderSearches,
     bitswap: Bitswap,
     /// When to dial the bootstrap peers (again).
@@ -598,6 +604,9 @@ impl Runtime {
         result: Result<kad::GetRecordOk, kad::GetRecordError>,
         last: bool,
     ) {
+        if self.dht_identity_gets.contains_key(&id) {
+            return self.on_identity_found(id, result, last);
+        }
         let Some((_, _, found)) = self.dht_gets.get_mut(&id) else {
             return;
         };
@@ -613,6 +622,33 @@ impl Runtime {
             tokio::task::spawn_blocking(move || {
                 let result = dht::found(&store, &key, found);
                 let _ = done.blocking_send(Done::DhtGot(reply, Box::new(result)));
+            });
+        }
+    }
+
+    /// Collects the identity values a package lookup's first get finds;
+    /// when it ends, stores them off the loop.
+    fn on_identity_found(
+        &mut self,
+        id: kad::QueryId,
+        result: Result<kad::GetRecordOk, kad::GetRecordError>,
+        last: bool,
+    ) {
+        let Some((_, _, found)) = self.dht_identity_gets.get_mut(&id) else {
+            return;
+        };
+        let finished = match result {
+            Ok(kad::GetRecordOk::FoundRecord(peer_record)) => {
+                found.push(peer_record.record.value);
+                last
+            }
+            Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
+        };
+        if finished && let Some((reply, key, found)) = self.dht_identity_gets.remove(&id) {
+            let (store, done) = (self.store.clone(), self.done_tx.clone());
+            tokio::task::spawn_blocking(move || {
+                let result = dht::found_identity(&store, &key.author, found);
+                let _ = done.blocking_send(Done::DhtIdentityGot(reply, key, Box::new(result)));
             });
         }
     }
@@ -700,6 +736,22 @@ impl Runtime {
                 }
                 self.dht_store_gauges();
             }
+            Done::DhtIdentityGot(reply, key, stored) => match *stored {
+                Ok(head) => {
+                    if let Some(position) = head {
+                        self.service.on_dht_stored(position);
+                    }
+                    let query = self
+                        .swarm
+                        .behaviour_mut()
+                        .kad
+                        .get_record(kad::RecordKey::new(&key.dht_key()));
+                    self.dht_gets.insert(query, (reply, key, Vec::new()));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(NodeError::from(e)));
+                }
+            },
             Done::DhtGot(reply, found) => {
                 let result = (*found).map(|(newest, head)| {
                     if let Some(position) = head {
@@ -759,12 +811,17 @@ impl Runtime {
             }
             Command::Ban(peer) => self.service.on_ban(peer, Instant::now()),
             Command::DhtGet(key, reply) => {
+                // The author's identity first: what the package's records
+                // count for depends on it (docs/records.md, section 9).
                 let query = self
                     .swarm
                     .behaviour_mut()
                     .kad
-                    .get_record(kad::RecordKey::new(&key.dht_key()));
-                self.dht_gets.insert(query, (reply, key, Vec::new()));
+                    .get_record(kad::RecordKey::new(&ipsr_proto::identity_dht_key(
+                        &key.author,
+                    )));
+                self.dht_identity_gets
+                    .insert(query, (reply, key, Vec::new()));
             }
         }
     }

@@ -482,6 +482,11 @@ impl Store {
         if let Some(newest) = self.newest(&package)? {
             out.push((package.dht_key(), newest.to_bytes()));
         }
+        // The author's identity, so that a node that never synced can
+        // check what it finds under the two keys above.
+        if let Some(value) = self.identity(&key.author)?.dht_value() {
+            out.push((ipsr_proto::identity_dht_key(&key.author), value));
+        }
         Ok(out)
     }
 

@@ -122,3 +122,60 @@ async fn a_dht_get_finds_a_package_on_a_node_that_never_saw_the_gossip() {
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["newest"], "1.0.0", "{json}");
 }
+
+/// An author with an identity document: the DHT carries the document with
+/// the records, so a node that never synced counts what the signer key
+/// signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dht_get_brings_the_authors_identity_with_the_package() {
+    let (_da, a, a_addr) = node(true).await;
+    let (_db, b, b_addr) = node(true).await;
+    b.dial(a_addr).await.unwrap();
+    wait_until("a and b are in each other's routing table", || async {
+        a.dht_peers().await.unwrap() >= 1 && b.dht_peers().await.unwrap() >= 1
+    })
+    .await;
+
+    let main = AuthorKey::from_seed(&[31; 32]);
+    let laptop = AuthorKey::from_seed(&[32; 32]);
+    let genesis = ipsr_proto::Identity {
+        signers: vec![laptop.author_id()],
+        created_at: 10,
+        seq: 10,
+        ..ipsr_proto::Identity::implicit(main.author_id())
+    }
+    .sign(&[&main])
+    .unwrap();
+    a.publish_signed(ipsr_proto::Signed::Identity(genesis.clone()))
+        .await
+        .unwrap();
+    let v1 = release(&main, "1.0.0")
+        .package("com.example.dhtidentity")
+        .seq(20)
+        .build()
+        .sign(&laptop)
+        .unwrap();
+    a.publish(v1.clone()).await.unwrap();
+    wait_until("b holds the release", || async {
+        b.store().record(&v1.id()).unwrap().is_some()
+    })
+    .await;
+
+    let (_dc, c, _) = node(false).await;
+    c.dial(b_addr).await.unwrap();
+    let pkey = v1.record().package_key();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let found = loop {
+        if let Some(found) = c.dht_get_package(pkey.clone()).await.unwrap() {
+            break found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the DHT never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(found, v1);
+    let identity = c.store().identity(&main.author_id()).unwrap();
+    assert_eq!(identity.head(), Some(&genesis));
+}

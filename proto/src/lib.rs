@@ -127,7 +127,9 @@ pub use content::{ContentId, InvalidContentId};
 pub use envelope::{Approval, SIGNING_PREFIX};
 pub use error::{InvalidRecord, VerifyError};
 pub use identity::{Authority, Identity, IdentityId, SignedIdentity};
-pub use lineage::{IdentityApplied, IdentityChange, IdentityState};
+pub use lineage::{
+    IdentityApplied, IdentityChange, IdentityState, identity_dht_envelopes, identity_dht_key,
+};
 pub use name::{InvalidPackageName, PackageName};
 pub use order::{
     Applied, Change, ForeignRecord, PackageState, ReleaseParts, ReleaseState, Report, newest,

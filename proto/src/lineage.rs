@@ -212,3 +212,45 @@ impl IdentityState {
         chain
     }
 }
+
+/// The Kademlia key of an author's identity (`docs/records.md`, section 8.3):
+/// `"/ipsr/identity/1/" ‖ author (32 bytes)`.
+pub fn identity_dht_key(author: &AuthorId) -> Vec<u8> {
+    let mut key = b"/ipsr/identity/1/".to_vec();
+    key.extend_from_slice(author.as_bytes());
+    key
+}
+
+impl IdentityState {
+    /// The value a node stores in the DHT under [`identity_dht_key`]: the
+    /// chain's documents, first to head, as a `RecordBatch` of their signed
+    /// envelopes, dropping the first ones when the whole chain would exceed
+    /// [`MAX_RECORD_BYTES`](crate::limits::MAX_RECORD_BYTES). `None` for an
+    /// author without documents.
+    pub fn dht_value(&self) -> Option<Vec<u8>> {
+        use prost::Message;
+        let chain: Vec<bytes::Bytes> = self.chain().map(|d| d.to_bytes().into()).collect();
+        for start in 0..chain.len() {
+            let value = crate::pb::RecordBatch {
+                records: chain[start..].to_vec(),
+            }
+            .encode_to_vec();
+            if value.len() <= crate::limits::MAX_RECORD_BYTES {
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+/// The signed envelopes in a value stored under [`identity_dht_key`]
+/// (each still to be verified); `None` when the bytes are not a
+/// `RecordBatch` in its canonical encoding or are too large.
+pub fn identity_dht_envelopes(value: &[u8]) -> Option<Vec<Vec<u8>>> {
+    use prost::Message;
+    if value.len() > crate::limits::MAX_RECORD_BYTES {
+        return None;
+    }
+    let batch = crate::pb::RecordBatch::decode(value).ok()?;
+    (batch.encode_to_vec() == value).then(|| batch.records.iter().map(|r| r.to_vec()).collect())
+}

@@ -490,3 +490,24 @@ fn a_fork_goes_to_the_successor_signed_by_more_admins() {
     assert_eq!(fresh.apply(orphan).unwrap().change, IdentityChange::Orphan);
     assert!(fresh.head().is_none());
 }
+
+/// Someone holding an admin key can sign documents without end; a node
+/// keeps at most `MAX_IDENTITY_DOCS` per author and refuses the rest.
+#[test]
+fn documents_per_author_are_bounded() {
+    use ipsr_proto::limits::MAX_IDENTITY_DOCS;
+    let keys = keys();
+    let mut state = IdentityState::new(keys[0].author_id());
+    let mut prev: Option<SignedIdentity> = None;
+    for n in 0..=MAX_IDENTITY_DOCS as u64 {
+        let d = doc(&keys, prev.as_ref(), &[0], 1, &[0], 10 + n, &[0]);
+        let change = state.apply(d.clone()).unwrap().change;
+        if n < MAX_IDENTITY_DOCS as u64 {
+            assert_eq!(change, IdentityChange::New);
+        } else {
+            assert_eq!(change, IdentityChange::Full);
+        }
+        prev = Some(d);
+    }
+    assert_eq!(state.docs().count(), MAX_IDENTITY_DOCS);
+}

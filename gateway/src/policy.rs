@@ -54,7 +54,7 @@ pub(crate) struct PinState {
 }
 
 impl PinState {
-    fn status(status: &'static str) -> Self {
+    pub(crate) fn status(status: &'static str) -> Self {
         Self {
             status,
             code: None,

@@ -28,7 +28,7 @@ use ipsr_content::blockstore::Lease;
 use ipsr_content::unixfs::Profile;
 use ipsr_content::{Block, ContentError};
 use ipsr_node::views::Published;
-use ipsr_proto::{PackageKey, Record, Release, SignedRecord, Verified};
+use ipsr_proto::{PackageKey, Record, Release, Signed, SignedRecord, Verified};
 use iroh_car::CarReader;
 use serde::Serialize;
 use tokio::io::AsyncRead;
@@ -105,7 +105,27 @@ pub(crate) async fn publish(
     body: Body,
 ) -> Result<PublishReply, Failure> {
     let (record, upload) = match body {
-        Body::Record(bytes) => (verify(&bytes, expected.as_ref())?, None),
+        Body::Record(bytes) => match verify_any(&bytes, expected.as_ref())? {
+            Signed::Record(record) => (record, None),
+            Signed::Identity(doc) => {
+                // An identity document (docs/records.md, section 8): to the
+                // node, which gossips it; no content, no release.
+                let author = doc.identity().author;
+                let stored = g.node().publish_signed(Signed::Identity(doc)).await?;
+                info!(%author, change = ?stored.applied.change, "identity document published through the gateway");
+                return Ok(PublishReply {
+                    published: Published::identity(&stored, author),
+                    content_uploaded: false,
+                    pinned: false,
+                    pin: PinState::status("none"),
+                    links: Links {
+                        package: format!("/api/v1/author/{author}"),
+                        page: format!("/p/{author}"),
+                        download: String::new(),
+                    },
+                });
+            }
+        },
         Body::Form(form) => from_form(&g, expected.as_ref(), *form).await?,
     };
     let uploaded = upload.is_some();
@@ -129,10 +149,33 @@ pub(crate) async fn publish(
 }
 
 /// Decodes and verifies a signed record, and checks it is about `expected`.
+/// A record or identity document alone: verified; a record must be about
+/// the package the path names, if any, and a document comes without one.
+fn verify_any(bytes: &[u8], expected: Option<&PackageKey>) -> Result<Signed, Failure> {
+    let signed = SignedRecord::from_bytes(bytes)
+        .and_then(SignedRecord::verify_any)
+        .map_err(Failure::Verify)?;
+    match signed {
+        Signed::Record(record) => Ok(Signed::Record(check_package(record, expected)?)),
+        Signed::Identity(_) if expected.is_some() => Err(Failure::BadRequest(
+            "an identity document is posted to /api/v1/publish, not to a package's path".into(),
+        )),
+        identity => Ok(identity),
+    }
+}
+
 fn verify(bytes: &[u8], expected: Option<&PackageKey>) -> Result<SignedRecord<Verified>, Failure> {
     let record = SignedRecord::from_bytes(bytes)
         .and_then(SignedRecord::verify)
         .map_err(Failure::Verify)?;
+    check_package(record, expected)
+}
+
+/// `record` when it is about `expected` (or nothing is expected).
+fn check_package(
+    record: SignedRecord<Verified>,
+    expected: Option<&PackageKey>,
+) -> Result<SignedRecord<Verified>, Failure> {
     if let Some(expected) = expected {
         let got = record.record().package_key();
         if &got != expected {

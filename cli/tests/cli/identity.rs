@@ -240,5 +240,25 @@ fn a_stolen_signer_key_is_revoked_and_the_release_re_signed_then_two_of_three() 
         info.contains("signed by:    2 of 3 signers (needs 2)"),
         "{info}"
     );
+    // An identity document through a gateway, which passes it to its node.
+    env.cli(&[
+        "--gateway",
+        &gateway,
+        "identity",
+        "update",
+        "--author",
+        &main,
+        "--key",
+        "main",
+        "--name",
+        "Example Apps, Inc.",
+    ])
+    .assert()
+    .success();
+    let node_author = env.node_json(&format!("/v1/authors/{main}"));
+    assert_eq!(
+        node_author["identity"]["document"]["name"],
+        "Example Apps, Inc."
+    );
     let _ = phone;
 }

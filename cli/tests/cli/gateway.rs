@@ -358,3 +358,44 @@ error: content [..]: the bytes received (100000 bytes) hash to [..], not to the 
         .assert()
         .success();
 }
+
+/// A gateway that serves a validly signed record of the author by a key the
+/// author's identity does not name (a revoked signer, say) is caught: the
+/// CLI counts signatures against the identity it checked itself.
+#[test]
+fn a_record_signed_by_a_key_the_identity_does_not_count_is_refused() {
+    let env = Env::new();
+    let author = env.stdout(&["key", "generate"]).trim().to_owned();
+    let bytes = pattern(22, 10_000);
+    env.write("app.bin", &bytes);
+    env.stdout(&[
+        "publish",
+        "app.bin",
+        "--package",
+        "com.example.app",
+        "--version",
+        "1.0.0",
+    ]);
+    let package = env.node_json(&format!("/v1/packages/{author}/com.example.app"));
+    let release = env.node_json(&format!("/v1/packages/{author}/com.example.app/1.0.0"));
+    let spec = format!("{author}/com.example.app@1.0.0");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let genuine = ipsr_proto::SignedRecord::from_bytes(
+        &b64.decode(release["record"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap()
+    .verify()
+    .unwrap();
+    let stranger = ipsr_proto::AuthorKey::from_seed(&[99; 32]);
+    let resigned = genuine.record().clone().sign(&stranger).unwrap();
+    let mut forged = release.clone();
+    forged["record"] = b64.encode(resigned.to_bytes()).into();
+    forged["record_id"] = resigned.id().to_string().into();
+    let liar = env.liar(package.to_string(), forged.to_string(), bytes);
+    env.cli(&["--gateway", &liar, "info", &spec])
+        .assert()
+        .code(4)
+        .stderr_eq(format!(
+            "error: {spec}: the release record the gateway sent is signed by 0 of the author's signers, and the author's identity needs 1\n"
+        ));
+}

@@ -35,7 +35,7 @@ enum IdentityCommand {
     },
     /// Publish the next identity document, signed by admin keys. KEY is a
     /// stored key's name or an author id (k51...).
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +67,13 @@ struct UpdateArgs {
     /// A link for pages (repeat for more; replaces the list).
     #[arg(long, value_name = "URL")]
     url: Vec<String>,
+    /// Vouch for an APK signing certificate (its SHA-256, 64 hex digits),
+    /// e.g. after rotating the app's signing key.
+    #[arg(long, value_name = "SHA256")]
+    add_apk_cert: Vec<String>,
+    /// Stop vouching for an APK signing certificate.
+    #[arg(long, value_name = "SHA256")]
+    remove_apk_cert: Vec<String>,
     /// An admin key to sign with (repeat when the admin threshold asks for
     /// more than one).
     #[arg(long = "key", value_name = "NAME", required = true)]
@@ -138,6 +145,9 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 for k in &d.admins {
                     writeln!(w, "  {k}")?;
                 }
+                for c in &d.apk_certs {
+                    writeln!(w, "APK cert:  {}", hex::encode(c))?;
+                }
                 if let Some(id) = &shown.identity_id {
                     writeln!(w, "document:  {id} (seq {})", d.seq)?;
                 }
@@ -147,7 +157,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
                 Ok(())
             })
         }
-        IdentityCommand::Update(args) => update(ctx, args),
+        IdentityCommand::Update(args) => update(ctx, *args),
     }
 }
 
@@ -186,6 +196,18 @@ fn update(ctx: &Ctx, args: UpdateArgs) -> Result<()> {
     if !args.url.is_empty() {
         next.urls = args.url;
     }
+    let mut certs: BTreeSet<[u8; 32]> = next.apk_certs.iter().copied().collect();
+    for text in &args.add_apk_cert {
+        certs.insert(cert_hash(text)?);
+    }
+    for text in &args.remove_apk_cert {
+        if !certs.remove(&cert_hash(text)?) {
+            return Err(Error::Usage(format!(
+                "--remove-apk-cert {text}: not in the identity's list"
+            )));
+        }
+    }
+    next.apk_certs = certs.into_iter().collect();
     next.validate()
         .map_err(|e| Error::Usage(format!("the new identity: {e}")))?;
     let admins = current.admin_authority();
@@ -254,6 +276,17 @@ fn update(ctx: &Ctx, args: UpdateArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// A certificate's SHA-256 given as 64 hex digits.
+fn cert_hash(text: &str) -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).map_err(|_| {
+        Error::Usage(format!(
+            "{text}: an APK certificate's SHA-256 is 64 hex digits"
+        ))
+    })?;
+    Ok(out)
 }
 
 /// Adds and removes keys (each a key name or an author id), keeping the

@@ -260,5 +260,34 @@ fn a_stolen_signer_key_is_revoked_and_the_release_re_signed_then_two_of_three() 
         node_author["identity"]["document"]["name"],
         "Example Apps, Inc."
     );
+
+    // The APK certificates the author vouches for.
+    let cert = "ab".repeat(32);
+    env.cli(&[
+        "identity",
+        "update",
+        "--author",
+        &main,
+        "--key",
+        "main",
+        "--add-apk-cert",
+        &cert,
+    ])
+    .assert()
+    .success();
+    let shown = json(&env.stdout(&["identity", "show", &main, "--json"]));
+    assert_eq!(shown["document"]["apk_certs"], serde_json::json!([cert]));
+    env.cli(&[
+        "identity",
+        "update",
+        "--author",
+        &main,
+        "--key",
+        "main",
+        "--add-apk-cert",
+        "12",
+    ])
+    .assert()
+    .code(2);
     let _ = phone;
 }

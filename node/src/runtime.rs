@@ -610,14 +610,9 @@ impl Runtime {
         let Some((_, _, found)) = self.dht_gets.get_mut(&id) else {
             return;
         };
-        let finished = match result {
-            Ok(kad::GetRecordOk::FoundRecord(peer_record)) => {
-                found.push(peer_record.record.value);
-                last
-            }
-            Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
-        };
-        if finished && let Some((reply, key, found)) = self.dht_gets.remove(&id) {
+        if collect(found, result, last)
+            && let Some((reply, key, found)) = self.dht_gets.remove(&id)
+        {
             let (store, done) = (self.store.clone(), self.done_tx.clone());
             tokio::task::spawn_blocking(move || {
                 let result = dht::found(&store, &key, found);
@@ -637,14 +632,9 @@ impl Runtime {
         let Some((_, _, found)) = self.dht_identity_gets.get_mut(&id) else {
             return;
         };
-        let finished = match result {
-            Ok(kad::GetRecordOk::FoundRecord(peer_record)) => {
-                found.push(peer_record.record.value);
-                last
-            }
-            Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
-        };
-        if finished && let Some((reply, key, found)) = self.dht_identity_gets.remove(&id) {
+        if collect(found, result, last)
+            && let Some((reply, key, found)) = self.dht_identity_gets.remove(&id)
+        {
             let (store, done) = (self.store.clone(), self.done_tx.clone());
             tokio::task::spawn_blocking(move || {
                 let result = dht::found_identity(&store, &key.author, found);
@@ -909,6 +899,21 @@ impl Runtime {
                 debug!(error = %e, "DHT put failed");
             }
         }
+    }
+}
+
+/// Adds a value a DHT get found to `found`; whether the get is over.
+fn collect(
+    found: &mut Vec<Vec<u8>>,
+    result: Result<kad::GetRecordOk, kad::GetRecordError>,
+    last: bool,
+) -> bool {
+    match result {
+        Ok(kad::GetRecordOk::FoundRecord(peer_record)) => {
+            found.push(peer_record.record.value);
+            last
+        }
+        Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
     }
 }
 

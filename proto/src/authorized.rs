@@ -322,18 +322,12 @@ pub fn newest_authorized<'a>(
     releases: impl IntoIterator<Item = &'a AuthorizedRelease>,
     authority: &Authority,
 ) -> Option<&'a SignedRecord> {
-    releases
-        .into_iter()
-        .filter(|s| !s.is_yanked(authority))
-        .filter_map(|s| s.release(authority))
-        .max_by(|a, b| {
-            let (ra, rb) = (a.record(), b.record());
-            let code = |r: &Record| r.as_release().map_or(0, |r| r.version_code);
-            code(ra)
-                .cmp(&code(rb))
-                .then_with(|| ra.version().cmp(rb.version()))
-                .then_with(|| a.order(b))
-        })
+    crate::order::newest_of(
+        releases
+            .into_iter()
+            .filter(|s| !s.is_yanked(authority))
+            .filter_map(|s| s.release(authority)),
+    )
 }
 
 /// Everything held about one package of an author with an identity: an

@@ -411,18 +411,27 @@ impl PackageState {
 
 /// Rule 6 over any set of release states of one package.
 pub fn newest<'a>(states: impl IntoIterator<Item = &'a ReleaseState>) -> Option<&'a SignedRecord> {
-    states
-        .into_iter()
-        .filter(|s| !s.is_yanked())
-        .filter_map(|s| s.release())
-        .max_by(|a, b| {
-            let (ra, rb) = (a.record(), b.record());
-            let code = |r: &Record| r.as_release().map_or(0, |r| r.version_code);
-            code(ra)
-                .cmp(&code(rb))
-                .then_with(|| ra.version().cmp(rb.version()))
-                .then_with(|| a.order(b))
-        })
+    newest_of(
+        states
+            .into_iter()
+            .filter(|s| !s.is_yanked())
+            .filter_map(|s| s.release()),
+    )
+}
+
+/// The newest of release records of one package that are not yanked: the
+/// highest `version_code`, then the higher version, then the record order.
+pub(crate) fn newest_of<'a>(
+    releases: impl Iterator<Item = &'a SignedRecord>,
+) -> Option<&'a SignedRecord> {
+    releases.max_by(|a, b| {
+        let (ra, rb) = (a.record(), b.record());
+        let code = |r: &Record| r.as_release().map_or(0, |r| r.version_code);
+        code(ra)
+            .cmp(&code(rb))
+            .then_with(|| ra.version().cmp(rb.version()))
+            .then_with(|| a.order(b))
+    })
 }
 
 #[cfg(test)]

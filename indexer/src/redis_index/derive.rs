@@ -99,17 +99,13 @@ impl ReleaseRow {
     }
 
     fn of(state: &ReleaseState) -> Self {
-        let id = |r: Option<&SignedRecord>| r.map(|r| r.id().to_string());
+        let slots = SlotRow::of(state);
         Self {
-            release: id(state.release()),
-            release_equivocated: state.is_release_equivocated(),
-            yank: id(state.yank()),
-            yank_equivocated: state.is_yank_equivocated(),
-            evidence: state
-                .evidence()
-                .iter()
-                .map(|(c, r)| (c.to_string(), r.id().to_string()))
-                .collect(),
+            release: slots.release,
+            release_equivocated: slots.release_equivocated,
+            yank: slots.yank,
+            yank_equivocated: slots.yank_equivocated,
+            evidence: slots.evidence,
             yanked: state.is_yanked(),
             conflict: state.conflicting_cids().is_some() || state.is_equivocated(),
             version_code: state

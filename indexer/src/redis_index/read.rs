@@ -30,18 +30,23 @@ impl RedisIndex {
     ) -> Result<PackageState, IndexError> {
         let mut state = PackageState::new(pk.clone());
         for (version, row) in rel {
-            let key = ReleaseKey {
-                author: pk.author,
-                package: pk.package.clone(),
-                version: version
-                    .parse()
-                    .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?,
-            };
+            let key = self.release_key(pk, &version)?;
             state
                 .insert(self.release_state(pk, key, &row, rec, keys)?)
                 .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
         }
         Ok(state)
+    }
+
+    /// The release of `pk` a field of its `rel:` hash names.
+    fn release_key(&self, pk: &PackageKey, version: &str) -> Result<ReleaseKey, IndexError> {
+        Ok(ReleaseKey {
+            author: pk.author,
+            package: pk.package.clone(),
+            version: version
+                .parse()
+                .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?,
+        })
     }
 
     /// Rebuilds each signer key's state of a package's releases from its
@@ -56,13 +61,7 @@ impl RedisIndex {
     ) -> Result<AuthorizedPackage, IndexError> {
         let mut state = AuthorizedPackage::new(pk.clone());
         for (version, text) in rel {
-            let key = ReleaseKey {
-                author: pk.author,
-                package: pk.package.clone(),
-                version: version
-                    .parse()
-                    .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?,
-            };
+            let key = self.release_key(pk, &version)?;
             let row: ReleaseRow = serde_json::from_str(&text)
                 .map_err(|e| IndexError::corrupt(self.keys.rel(pk), e))?;
             let signers = match &row.signers {

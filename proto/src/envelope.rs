@@ -158,6 +158,41 @@ impl Envelope {
         }
     }
 
+    /// The same payload signed by the approvals of both envelopes (one per
+    /// key), or `None` when the payloads differ.
+    pub(crate) fn merged(&self, other: &Self, author: &[u8; 32]) -> Option<Self> {
+        (self.payload == other.payload).then(|| {
+            let approvals = self.approvals.iter().chain(&other.approvals).copied();
+            Self::new(self.payload.clone(), author, approvals)
+        })
+    }
+
+    /// The same payload with only the approvals of keys `keep` accepts, or
+    /// `None` when none is left.
+    pub(crate) fn retained(
+        &self,
+        author: &[u8; 32],
+        mut keep: impl FnMut(&[u8; 32]) -> bool,
+    ) -> Option<Self> {
+        let kept: Vec<_> = self
+            .approvals
+            .iter()
+            .filter(|a| keep(&a.key))
+            .copied()
+            .collect();
+        (!kept.is_empty()).then(|| Self::new(self.payload.clone(), author, kept))
+    }
+
+    /// The same payload with `key`'s approval added.
+    pub(crate) fn cosigned(&self, author: &[u8; 32], key: &AuthorKey) -> Self {
+        let added = Approval::sign(key, &self.payload);
+        Self::new(
+            self.payload.clone(),
+            author,
+            self.approvals.iter().copied().chain([added]),
+        )
+    }
+
     /// Whether this envelope takes the single form for a payload by `author`.
     fn is_single(&self, author: &[u8; 32]) -> bool {
         matches!(&self.approvals[..], [only] if &only.key == author)

@@ -390,37 +390,25 @@ impl SignedIdentity {
     /// The same document with the signatures of both (one per key), or
     /// `None` when their payloads differ.
     pub fn merge(&self, other: &Self) -> Option<Self> {
-        (self.payload() == other.payload())
-            .then(|| self.with_approvals(self.approvals().iter().chain(other.approvals()).copied()))
+        let author = self.identity.author.as_bytes();
+        let envelope = self.envelope.merged(&other.envelope, author)?;
+        Some(Self::verified(envelope, self.identity.clone()))
     }
 
     /// The same document with only the signatures `keep` accepts, or `None`
     /// when none is left.
-    pub fn retain(&self, mut keep: impl FnMut(&[u8; 32]) -> bool) -> Option<Self> {
-        let kept: Vec<_> = self
-            .approvals()
-            .iter()
-            .filter(|a| keep(a.key()))
-            .copied()
-            .collect();
-        (!kept.is_empty()).then(|| self.with_approvals(kept))
+    pub fn retain(&self, keep: impl FnMut(&[u8; 32]) -> bool) -> Option<Self> {
+        let envelope = self
+            .envelope
+            .retained(self.identity.author.as_bytes(), keep)?;
+        Some(Self::verified(envelope, self.identity.clone()))
     }
 
     /// The same document with `key`'s signature added.
     pub fn cosign(&self, key: &AuthorKey) -> Result<Self, InvalidRecord> {
-        let added = Approval::sign(key, self.payload());
-        let signed = self.with_approvals(self.approvals().iter().copied().chain([added]));
-        check_size(&signed.envelope)?;
-        Ok(signed)
-    }
-
-    fn with_approvals(&self, approvals: impl IntoIterator<Item = Approval>) -> Self {
-        let envelope = Envelope::new(
-            self.envelope.payload.clone(),
-            self.identity.author.as_bytes(),
-            approvals,
-        );
-        Self::verified(envelope, self.identity.clone())
+        let envelope = self.envelope.cosigned(self.identity.author.as_bytes(), key);
+        check_size(&envelope)?;
+        Ok(Self::verified(envelope, self.identity.clone()))
     }
 }
 

@@ -651,45 +651,27 @@ impl SignedRecord<Verified> {
     /// The same record with the signatures of both `self` and `other` (one
     /// per key), or `None` when their payloads differ.
     pub fn merge(&self, other: &Self) -> Option<Self> {
-        (self.payload() == other.payload()).then(|| {
-            self.with_approvals(
-                self.approvals()
-                    .iter()
-                    .chain(other.approvals())
-                    .copied()
-                    .collect(),
-            )
-        })
+        let author = self.record().author().as_bytes();
+        let envelope = self.envelope.merged(&other.envelope, author)?;
+        Some(Self::verified(envelope, self.record().clone()))
     }
 
     /// The same record with only the signatures of keys `keep` accepts, or
     /// `None` when none is left.
-    pub fn retain(&self, mut keep: impl FnMut(&[u8; 32]) -> bool) -> Option<Self> {
-        let approvals: Vec<_> = self
-            .approvals()
-            .iter()
-            .filter(|a| keep(a.key()))
-            .copied()
-            .collect();
-        (!approvals.is_empty()).then(|| self.with_approvals(approvals))
+    pub fn retain(&self, keep: impl FnMut(&[u8; 32]) -> bool) -> Option<Self> {
+        let envelope = self
+            .envelope
+            .retained(self.record().author().as_bytes(), keep)?;
+        Some(Self::verified(envelope, self.record().clone()))
     }
 
     /// The same record with `key`'s signature added (a co-signature).
     pub fn cosign(&self, key: &AuthorKey) -> Result<Self, InvalidRecord> {
-        let mut approvals = self.approvals().to_vec();
-        approvals.push(Approval::sign(key, self.payload()));
-        let signed = self.with_approvals(approvals);
-        check_size(&signed.envelope)?;
-        Ok(signed)
-    }
-
-    fn with_approvals(&self, approvals: Vec<Approval>) -> Self {
-        let envelope = Envelope::new(
-            self.envelope.payload.clone(),
-            self.record().author().as_bytes(),
-            approvals,
-        );
-        Self::verified(envelope, self.record().clone())
+        let envelope = self
+            .envelope
+            .cosigned(self.record().author().as_bytes(), key);
+        check_size(&envelope)?;
+        Ok(Self::verified(envelope, self.record().clone()))
     }
 
     /// Whether `self` replaces `other`: both are about the same release and

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use ipsr_proto::{AuthorId, AuthorKey, Identity, IdentityState, Signed, SignedRecord};
+use ipsr_proto::{AuthorId, AuthorKey, Authority, Identity, IdentityState, Signed, SignedRecord};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -165,4 +165,26 @@ pub(crate) fn post_waiting(client: &Client, names: &[String]) -> Result<bool> {
         posted = true;
     }
     Ok(posted)
+}
+
+/// The authority of `author`'s identity in force, when the key named
+/// `key_name` (author id `key`) is one of its signers; else a usage error.
+/// Through a node, first posts the first identity document waiting for that
+/// key (`key generate`), so a new author's first publish carries it.
+pub(crate) fn signer_authority(
+    client: &Client,
+    author: &AuthorId,
+    key_name: &str,
+    key: &AuthorId,
+) -> Result<Authority> {
+    if client.server() == crate::client::Server::Node {
+        post_waiting(client, &[key_name.to_owned()])?;
+    }
+    let authority = fetch(client, author)?.authority();
+    if !authority.is_signer(key.as_bytes()) {
+        return Err(Error::Usage(format!(
+            "key {key_name:?} ({key}) is not a signer of {author}'s identity in force; see `ipsr-cli identity show {author}`, and add it with `ipsr-cli identity update --add-signer {key_name}`"
+        )));
+    }
+    Ok(authority)
 }

@@ -200,16 +200,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     // 2. What the node (gateway) holds of the package: the version must be
     // newer, and the key must be a signer of the author's identity.
     let client = ctx.client()?;
-    if !ctx.is_gateway() {
-        crate::identity::post_waiting(&client, std::slice::from_ref(&args.key))?;
-    }
-    let authority = crate::identity::fetch(&client, &author)?.authority();
-    if !authority.is_signer(key_id.as_bytes()) {
-        return Err(Error::Usage(format!(
-            "key {:?} ({key_id}) is not a signer of {author}'s identity in force; see `ipsr-cli identity show {author}`",
-            args.key
-        )));
-    }
+    let authority = crate::identity::signer_authority(&client, &author, &args.key, &key_id)?;
     let existing = match client.package(&author.to_string(), args.package.as_str()) {
         Ok(p) => Some(p),
         Err(Error::NotFound(_)) => None,

@@ -42,15 +42,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     );
     let client = ctx.client()?;
     let key = keys::load(&args.key)?;
-    let authority = identity::fetch(&client, &author)?.authority();
-    if !authority.is_signer(key.author_id().as_bytes()) {
-        return Err(Error::Usage(format!(
-            "key {:?} ({}) is not a signer of {author}'s identity in force; add it with `ipsr-cli identity update --add-signer {}`",
-            args.key,
-            key.author_id(),
-            args.key
-        )));
-    }
+    identity::signer_authority(&client, &author, &args.key, &key.author_id())?;
     // The record: as the server holds it, else the copy `identity update`
     // kept when its signer was removed.
     let held = match client.release(&author.to_string(), &package, &version) {

@@ -48,16 +48,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     yank.validate()
         .map_err(|e| Error::Usage(format!("--reason: {e}")))?;
     let client = ctx.client()?;
-    if !ctx.is_gateway() {
-        crate::identity::post_waiting(&client, std::slice::from_ref(&args.key))?;
-    }
-    let authority = crate::identity::fetch(&client, &spec.author)?.authority();
-    if !authority.is_signer(key_id.as_bytes()) {
-        return Err(Error::Usage(format!(
-            "key {:?} ({key_id}) is not a signer of {}'s identity in force; pass --key with one of its signer keys",
-            args.key, spec.author
-        )));
-    }
+    crate::identity::signer_authority(&client, &spec.author, &args.key, &key_id)?;
     // The release must exist (a yank may precede its release on the
     // network, but from the CLI that is almost surely a typo).
     client.release(

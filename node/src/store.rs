@@ -1266,6 +1266,75 @@ mod tests {
         assert_eq!(store.newest(&pkey).unwrap(), Some(resigned));
     }
 
+    /// Anyone can sign documents naming any author: those not signed by
+    /// the admins of the document they follow, or following one the node
+    /// does not hold, are answered stale and leave nothing behind.
+    #[test]
+    fn unauthorized_and_orphan_documents_store_nothing() {
+        let (_dir, store) = open();
+        let main = AuthorKey::from_seed(&[1; 32]);
+        let genesis = doc(&main, None, &[&main], 1, &[&main], 10, &[&main]);
+        store
+            .apply_signed(vec![Signed::Identity(genesis.clone())])
+            .unwrap();
+        let before = store.stats().unwrap();
+        let mut junk = Vec::new();
+        for n in 0..200u8 {
+            let stranger = AuthorKey::from_seed(&[
+                n, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+                7, 7, 7, 7,
+            ]);
+            let seq = 20 + u64::from(n);
+            // Follows the held document, signed by a stranger.
+            junk.push(doc(
+                &main,
+                Some(&genesis),
+                &[&stranger],
+                1,
+                &[&stranger],
+                seq,
+                &[&stranger],
+            ));
+            // A first document signed by a stranger.
+            junk.push(doc(
+                &main,
+                None,
+                &[&stranger],
+                1,
+                &[&stranger],
+                seq,
+                &[&stranger],
+            ));
+            // Follows a document nobody has.
+            let unknown = doc(
+                &stranger,
+                None,
+                &[&stranger],
+                1,
+                &[&stranger],
+                seq,
+                &[&stranger],
+            );
+            let mut orphan = doc(&main, None, &[&main], 1, &[&main], seq, &[&main])
+                .identity()
+                .clone();
+            orphan.prev = Some(unknown.identity_id());
+            junk.push(orphan.sign(&[&main]).unwrap());
+        }
+        let out = store
+            .apply_signed(junk.into_iter().map(Signed::Identity).collect())
+            .unwrap();
+        assert_eq!(out.len(), 600);
+        assert!(
+            out.iter()
+                .all(|s| s.applied.change == Change::Stale && !s.is_news())
+        );
+        assert_eq!(store.stats().unwrap(), before);
+        let identity = store.identity(&main.author_id()).unwrap();
+        assert_eq!(identity.docs().count(), 1);
+        assert_eq!(identity.head(), Some(&genesis));
+    }
+
     #[test]
     fn a_record_short_of_its_threshold_is_held_but_not_in_force() {
         let (_dir, store) = open();

@@ -28,6 +28,10 @@ pub(crate) struct Manifest {
     /// the first signer of the newest scheme present (v3.x, v2, then v1).
     /// Read, not verified: Android checks the signature on install.
     pub signing_cert_sha256: Option<String>,
+    /// SHA-256 of each certificate of the APK's v3 proof of rotation (hex),
+    /// oldest first, ending with `signing_cert_sha256`; empty without one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signing_cert_lineage: Vec<String>,
 }
 
 /// One line for people: `com.example.app, versionCode 7, versionName 1.2.0, SDK 21..34`.
@@ -47,6 +51,9 @@ pub(crate) fn summary(m: &Manifest) -> String {
     }
     if let Some(cert) = &m.signing_cert_sha256 {
         out += &format!(", signed by certificate {cert}");
+    }
+    if let [from, .., _] = &m.signing_cert_lineage[..] {
+        out += &format!(" (rotated from {from})");
     }
     out
 }
@@ -81,8 +88,22 @@ pub(crate) fn read(path: &Path) -> Result<Manifest> {
     let number = |v: Option<String>| v.and_then(|s| s.trim().parse().ok());
     // An unsigned APK (or an unreadable signing block) has no certificate.
     let signatures = apk.get_signatures().unwrap_or_default();
+    let signing_cert_sha256 = signing_cert(&signatures);
+    let signing_cert_lineage: Vec<String> = crate::rotation::read(path)
+        .map_err(|e| bad(format!("its v3 proof of rotation: {e}")))?
+        .iter()
+        .map(hex::encode)
+        .collect();
+    if !signing_cert_lineage.is_empty()
+        && signing_cert_lineage.last() != signing_cert_sha256.as_ref()
+    {
+        return Err(bad(
+            "its v3 proof of rotation does not end with its signing certificate".into(),
+        ));
+    }
     Ok(Manifest {
-        signing_cert_sha256: signing_cert(&signatures),
+        signing_cert_sha256,
+        signing_cert_lineage,
         package,
         version_code,
         version_name: apk.get_version_name(),
@@ -109,6 +130,38 @@ fn signing_cert(signatures: &[apk_info::Signature]) -> Option<String> {
         .max_by_key(|(r, _)| *r)
         .and_then(|(_, certs)| certs.first())
         .map(|c| c.sha256_fingerprint.to_ascii_lowercase())
+}
+
+/// Checks that the APK at `path` is signed as its signed record says
+/// (`signing_cert_sha256`, `signing_cert_lineage`), for a release that names
+/// a certificate: the record's check under rule 9 of `docs/records.md`
+/// stands on that claim. The answer is why not, for an error message.
+pub(crate) fn check_signed(path: &Path, release: &ipsr_proto::Release) -> Result<(), String> {
+    let Some(claimed) = release.metadata.signing_cert_sha256 else {
+        return Ok(());
+    };
+    let m = read(path).map_err(|e| e.to_string())?;
+    let claimed_hex = hex::encode(claimed);
+    if m.signing_cert_sha256.as_deref() != Some(claimed_hex.as_str()) {
+        return Err(format!(
+            "the signed record says the APK is signed by certificate {claimed_hex}, but it is signed by {}",
+            m.signing_cert_sha256.as_deref().unwrap_or("none")
+        ));
+    }
+    let lineage: Vec<String> = release
+        .metadata
+        .signing_cert_lineage
+        .iter()
+        .map(hex::encode)
+        .collect();
+    if lineage != m.signing_cert_lineage {
+        return Err(format!(
+            "the signed record gives the APK's proof of rotation as [{}], but the APK holds [{}]",
+            lineage.join(", "),
+            m.signing_cert_lineage.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// What the manifest adds to the command line: the version code (when no
@@ -218,6 +271,16 @@ pub(crate) fn check(
             Some(_) => {}
         }
     }
+    if metadata.signing_cert_lineage.is_empty() {
+        metadata.signing_cert_lineage = manifest
+            .signing_cert_lineage
+            .iter()
+            .filter_map(|h| {
+                let mut digest = [0u8; 32];
+                hex::decode_to_slice(h, &mut digest).ok().map(|()| digest)
+            })
+            .collect();
+    }
     Ok(checked)
 }
 
@@ -239,6 +302,7 @@ mod tests {
             min_sdk: Some(21),
             target_sdk: Some(34),
             signing_cert_sha256: None,
+            signing_cert_lineage: Vec::new(),
         }
     }
 
@@ -280,6 +344,95 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    /// A fixture's `.cert-sha256` or `.lineage` file (what apksigner printed).
+    fn printed(name: &str) -> Vec<String> {
+        std::fs::read_to_string(fixture(name))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_v3_proof_of_rotation_as_apksigner_prints_it() {
+        let rotated = read(&fixture("example-rotated-1.6.0.apk")).unwrap();
+        let lineage = printed("example-rotated-1.6.0.apk.lineage");
+        assert_eq!(lineage.len(), 2, "make.sh rotates once");
+        assert_eq!(rotated.signing_cert_lineage, lineage);
+        assert_eq!(
+            rotated.signing_cert_sha256,
+            Some(printed("example-rotated-1.6.0.apk.cert-sha256")[0].clone())
+        );
+        // It rotates from the key that signed 1.5.0.
+        assert_eq!(
+            lineage[0],
+            printed("example-signed-1.5.0.apk.cert-sha256")[0]
+        );
+        assert!(summary(&rotated).ends_with(&format!(
+            "signed by certificate {} (rotated from {})",
+            lineage[1], lineage[0]
+        )));
+        let pkg: PackageName = "com.example.app".parse().unwrap();
+        let version: Version = "1.6.0".parse().unwrap();
+        let mut meta = Metadata::default();
+        check("r.apk", &rotated, &pkg, &version, None, &mut meta).unwrap();
+        assert_eq!(
+            meta.signing_cert_lineage
+                .iter()
+                .map(hex::encode)
+                .collect::<Vec<_>>(),
+            lineage
+        );
+        // A v2/v3 APK without a rotation, and an unsigned one, have none.
+        for plain in [
+            "example-stranger-1.6.0.apk",
+            "example-signed-1.5.0.apk",
+            "example-1.2.0.apk",
+        ] {
+            assert_eq!(
+                read(&fixture(plain)).unwrap().signing_cert_lineage,
+                Vec::<String>::new()
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_must_say_how_its_apk_is_signed() {
+        let rotated = fixture("example-rotated-1.6.0.apk");
+        let m = read(&rotated).unwrap();
+        let hash = |h: &str| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).unwrap();
+            out
+        };
+        let mut release = ipsr_proto::Release::new(
+            ipsr_proto::AuthorKey::from_seed(&[1; 32]).author_id(),
+            "com.example.app".parse().unwrap(),
+            "1.6.0".parse().unwrap(),
+            11,
+            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+                .parse()
+                .unwrap(),
+        );
+        // Naming no certificate claims nothing.
+        check_signed(&rotated, &release).unwrap();
+        release.metadata.signing_cert_sha256 = m.signing_cert_sha256.as_deref().map(hash);
+        release.metadata.signing_cert_lineage =
+            m.signing_cert_lineage.iter().map(|h| hash(h)).collect();
+        check_signed(&rotated, &release).unwrap();
+        // A record that claims a rotation the APK does not hold.
+        let stranger = fixture("example-stranger-1.6.0.apk");
+        release.metadata.signing_cert_sha256 =
+            Some(hash(&printed("example-stranger-1.6.0.apk.cert-sha256")[0]));
+        let err = check_signed(&stranger, &release).unwrap_err();
+        assert!(err.contains("proof of rotation"), "{err}");
+        // A record that names another certificate.
+        release.metadata.signing_cert_lineage.clear();
+        release.metadata.signing_cert_sha256 = Some([7; 32]);
+        let err = check_signed(&stranger, &release).unwrap_err();
+        assert!(err.contains(&"07".repeat(32)), "{err}");
     }
 
     #[test]

@@ -88,6 +88,19 @@ pub struct VersionEntry {
     pub equivocated: bool,
     /// The release record's id.
     pub record_id: String,
+    /// The APK signing certificate and its check (`docs/records.md`,
+    /// rule 9), when the release names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
+}
+
+/// A release's APK certificate as served: `{"sha256", "check", ...}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Certificate {
+    /// SHA-256 of the certificate, hex.
+    pub sha256: String,
+    /// `first`, `same`, `rotated`, `allowed` or `changed`.
+    pub check: String,
 }
 
 /// `GET /v1/packages/{author}/{package}/{version}`.

@@ -19,6 +19,8 @@
 //! * `identity`: authors' identities as served, checked from the author id;
 //!   key arguments; copies of releases kept for `resign`.
 //! * `apk`: what `publish` reads from an APK's manifest, and its checks.
+//! * `rotation`: an APK's v3 proof of rotation (its certificate lineage),
+//!   read from the APK Signing Block.
 //! * `spec`: `AUTHOR/PACKAGE[@VERSION]` arguments ([`PackageSpec`],
 //!   [`ReleaseSpec`], [`VersionSel`]).
 //! * `output`: [`Output`], lines for people, or JSON with `--json`.
@@ -40,6 +42,7 @@ mod error;
 mod identity;
 pub mod keys;
 mod output;
+mod rotation;
 mod spec;
 mod token;
 

@@ -1,7 +1,7 @@
 //! The JSON API's read handlers: plain async functions from parsed requests
 //! to bodies, every answer read from the [`Index`](ipsr_indexer::Index).
 
-use ipsr_node::views::{IdentityView, Package, ReleaseView};
+use ipsr_node::views::{IdentityView, Package, ReleaseView, cert_check, names_certificate};
 use ipsr_proto::{
     AuthorId, AuthorKey, ContentId, IdentityState, PackageKey, PackageName, PackageState, Platform,
     ReleaseKey, Version,
@@ -166,7 +166,15 @@ pub(crate) async fn release(g: &Gateway, key: &ReleaseKey) -> Result<ReleaseAnsw
     let state = g.index().release(key).await?;
     let not_found = || Failure::NotFound(format!("{key} is not known"));
     let state = state.ok_or_else(not_found)?;
-    let view = ReleaseView::new(&state).ok_or_else(not_found)?;
+    // Rule 9 looks at the package's other releases.
+    let check = match names_certificate(&state) {
+        true => cert_check(
+            g.index().package(&key.package_key()).await?.as_ref(),
+            &key.version,
+        ),
+        false => None,
+    };
+    let view = ReleaseView::new(&state, check).ok_or_else(not_found)?;
     let authority = g.index().identity(&key.author).await?.authority();
     let signatures = match state.release() {
         Some(r) => Signatures::of(&authority, r),

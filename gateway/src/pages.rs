@@ -11,8 +11,8 @@
 
 use std::net::SocketAddr;
 
-use ipsr_node::views::{Package, VersionEntry};
-use ipsr_proto::PackageKey;
+use ipsr_node::views::{CertificateView, Package, VersionEntry};
+use ipsr_proto::{CertCheck, PackageKey};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use qrcode::QrCode;
 use qrcode::render::svg;
@@ -282,6 +282,9 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
                     td { (date(v.created_at)) }
                     td { (size(v.size)) }
                     td {
+                        @if let Some(note) = v.certificate.as_ref().and_then(certificate_note) {
+                            (note) " "
+                        }
                         @if v.yanked {
                             span.yanked { "yanked" @if let Some(r) = &v.yank_reason { ": " bdi { (r) } } }
                         } @else {
@@ -312,6 +315,29 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
         }
     };
     Ok(page(StatusCode::OK, layout(&title, None, body), PAGE_CACHE))
+}
+
+/// What a version's APK certificate says to a reader (`docs/records.md`,
+/// rule 9), when it is more than "the same as before".
+fn certificate_note(c: &CertificateView) -> Option<Markup> {
+    let short = |h: &[u8; 32]| hex(&h[..4]);
+    match &c.check {
+        CertCheck::First | CertCheck::Same => None,
+        CertCheck::Rotated { from } => Some(html! {
+            span.muted title=(c.sha256) { "new signing certificate, rotated from " (short(from)) "…" }
+        }),
+        CertCheck::Allowed { from } => Some(html! {
+            span.muted title=(c.sha256) {
+                "new signing certificate (replacing " (short(from)) "…), named in the author's identity"
+            }
+        }),
+        CertCheck::Changed { expected } => Some(html! {
+            span.yanked title=(c.sha256) {
+                "signed by a different certificate than the earlier releases (" (short(expected))
+                "…): Android will not install it over them, so it is not offered as an update"
+            }
+        }),
+    }
 }
 
 /// `url` when it is an absolute http(s) URL: records are validated so

@@ -417,6 +417,59 @@ async fn yanked_versions_are_marked() {
         .lacks("/api/v1/download/");
 }
 
+/// Rule 9 of `docs/records.md`: a release signed by another APK
+/// certificate is listed with a warning and never offered as the download;
+/// one with a proof of rotation is. The JSON says the same.
+#[tokio::test]
+async fn apk_certificate_changes_are_marked() {
+    let env = Env::new().await;
+    let key = AuthorKey::from_seed(&[5; 32]);
+    let author = key.author_id();
+    let (a, t, b) = ([0xab; 32], [0x77; 32], [0xcd; 32]);
+    let signed = |version: &str, code: u64, cert: [u8; 32], lineage: Vec<[u8; 32]>| {
+        app(&key, "com.example.cert", version, code, 100)
+            .metadata(|m| {
+                m.signing_cert_sha256 = Some(cert);
+                m.signing_cert_lineage = lineage;
+            })
+            .sign()
+    };
+    env.publish(signed("1.0.0", 1, a, vec![])).await;
+    env.publish(signed("1.1.0", 2, t, vec![])).await;
+    let path = format!("/p/{author}/com.example.cert");
+    env.get(&path)
+        .await
+        .ok()
+        .has("Download 1.0.0")
+        .lacks("Download 1.1.0")
+        .has("signed by a different certificate than the earlier releases (abababab…): Android will not install it over them, so it is not offered as an update");
+    let json = env
+        .get(&format!("/api/v1/package/{author}/com.example.cert"))
+        .await;
+    let json: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(json["newest"], "1.0.0");
+    assert_eq!(
+        json["versions"][0]["certificate"],
+        serde_json::json!({"sha256": "77".repeat(32), "check": "changed", "expected": "ab".repeat(32)})
+    );
+    assert_eq!(json["versions"][1]["certificate"]["check"], "first");
+
+    env.publish(signed("1.2.0", 3, b, vec![a, b])).await;
+    env.get(&path)
+        .await
+        .ok()
+        .has("Download 1.2.0")
+        .has("new signing certificate, rotated from abababab…");
+    let one = env
+        .get(&format!("/api/v1/package/{author}/com.example.cert/1.2.0"))
+        .await;
+    let one: serde_json::Value = serde_json::from_str(&one.body).unwrap();
+    assert_eq!(
+        one["certificate"],
+        serde_json::json!({"sha256": "cd".repeat(32), "check": "rotated", "from": "ab".repeat(32)})
+    );
+}
+
 #[tokio::test]
 async fn failures_are_html_pages_never_cached() {
     let env = Env::new().await;

@@ -582,3 +582,103 @@ async fn scenario_identities_revoke_and_threshold() {
     }
     same_answers(&store, &test.index, &records).await;
 }
+
+/// Rule 9 (APK certificate continuity) through the node and the indexer: a
+/// release of a stranger's certificate is never the newest, a proof of
+/// rotation carries the package to a new one, and an identity document that
+/// names a certificate changes which releases follow. Both backends answer
+/// alike.
+#[tokio::test]
+async fn scenario_apk_certificates() {
+    use ipsr_proto::{CertCheck, Signed};
+    let (main, recovery) = (key(51), key(40));
+    let p = "com.example.certs";
+    let (a, b, t) = ([0xaa; 32], [0xbb; 32], [0x77; 32]);
+    let signed_by = |version: &str, code: u64, cert: [u8; 32], lineage: Vec<[u8; 32]>| {
+        release(&main, version)
+            .package(p)
+            .code(code)
+            .seq(code * 10)
+            .cid(cid(code as u32))
+            .title("Certs")
+            .metadata(|m| {
+                m.signing_cert_sha256 = Some(cert);
+                m.signing_cert_lineage = lineage;
+            })
+            .build()
+            .sign(&main)
+            .unwrap()
+    };
+    let v1 = signed_by("1.0.0", 1, a, vec![]);
+    let thief = signed_by("2.0.0", 2, t, vec![]);
+    let v3 = signed_by("3.0.0", 3, b, vec![a, b]);
+    let (_dir, node) = common::node().await;
+    let test = TestIndex::new(&redis_url(), "apk_certificates");
+    let running = Running::start(&node, test.index.clone());
+    let store = StoreIndex::new(node.store().clone());
+    let pk = v1.record().package_key();
+    let checks = |package: &ipsr_proto::PackageState| {
+        package
+            .cert_checks()
+            .into_iter()
+            .map(|(v, c)| (v.to_string(), c))
+            .collect::<Vec<_>>()
+    };
+
+    // 2.0.0 has the highest code but a stranger's certificate.
+    for r in [&v1, &thief] {
+        node.publish(r.clone()).await.unwrap();
+    }
+    running.caught_up(&node).await;
+    for index in [&store as &dyn Index, &test.index] {
+        let package = index.package(&pk).await.unwrap().unwrap();
+        assert_eq!(package.newest(), Some(&v1));
+        assert_eq!(checks(&package)[1].1, CertCheck::Changed { expected: a });
+    }
+
+    // 3.0.0 rotates from the package's certificate.
+    node.publish(v3.clone()).await.unwrap();
+    running.caught_up(&node).await;
+    for index in [&store as &dyn Index, &test.index] {
+        let package = index.package(&pk).await.unwrap().unwrap();
+        assert_eq!(package.newest(), Some(&v3));
+        assert_eq!(
+            checks(&package),
+            vec![
+                ("1.0.0".into(), CertCheck::First),
+                ("2.0.0".into(), CertCheck::Changed { expected: a }),
+                ("3.0.0".into(), CertCheck::Rotated { from: a }),
+            ]
+        );
+    }
+    let records = vec![v1.clone(), thief.clone(), v3.clone()];
+    same_answers(&store, &test.index, &records).await;
+
+    // An identity that names the stranger's certificate: 2.0.0 follows,
+    // and 3.0.0, rotated from the one before 2.0.0's, no longer does.
+    let mut admins = vec![main.author_id(), recovery.author_id()];
+    admins.sort_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+    let doc = ipsr_proto::Identity {
+        admins,
+        apk_certs: vec![t],
+        created_at: ipsr_testkit::T0 + 100,
+        seq: ipsr_testkit::T0 + 100,
+        ..ipsr_proto::Identity::implicit(main.author_id())
+    }
+    .sign(&[&main])
+    .unwrap();
+    node.publish_signed(Signed::Identity(doc)).await.unwrap();
+    running.caught_up(&node).await;
+    for index in [&store as &dyn Index, &test.index] {
+        let package = index.package(&pk).await.unwrap().unwrap();
+        assert_eq!(package.newest(), Some(&thief));
+        assert_eq!(
+            checks(&package)[1..],
+            [
+                ("2.0.0".into(), CertCheck::Allowed { from: a }),
+                ("3.0.0".into(), CertCheck::Changed { expected: t }),
+            ]
+        );
+    }
+    same_answers(&store, &test.index, &records).await;
+}

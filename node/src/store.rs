@@ -38,7 +38,6 @@ pub use log::LogPage;
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
 const RELEASES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("releases");
 const CONFLICTS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("conflicts");
-const CODES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("codes");
 const IDENTITIES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("identities");
 
 /// An error of the store.
@@ -186,7 +185,6 @@ impl Store {
             catalog::open(&tx, &recs, &rels)?;
         }
         tx.open_table(CONFLICTS)?;
-        tx.open_table(CODES)?;
         tx.open_table(IDENTITIES)?;
         tx.commit()?;
         Ok(Self { db })
@@ -228,7 +226,6 @@ impl Store {
                 rels: tx.open_table(RELEASES)?,
                 log: log::LogWriter::open(&tx)?,
                 conflicts: tx.open_table(CONFLICTS)?,
-                codes: tx.open_table(CODES)?,
                 idents: tx.open_table(IDENTITIES)?,
                 identities: HashMap::new(),
                 touched: BTreeSet::new(),
@@ -371,44 +368,11 @@ impl Store {
         catalog::totals(&tx)
     }
 
-    /// The newest release of a package (rule 7 of `docs/records.md`),
-    /// without loading every version: it walks the versions from the highest
-    /// `version_code` down until it finds one that is not yanked.
+    /// The newest release of a package (rule 7 of `docs/records.md`).
+    /// Rule 9 (APK certificate continuity) looks at every earlier release,
+    /// so the whole package is loaded.
     pub fn newest(&self, key: &PackageKey) -> Result<Option<SignedRecord>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let recs = tx.open_table(RECORDS)?;
-        let rels = tx.open_table(RELEASES)?;
-        let codes = tx.open_table(CODES)?;
-        let authority = load_identity(&tx.open_table(IDENTITIES)?, &key.author)?.authority();
-        let prefix = package_prefix(key);
-        let mut end = prefix.clone();
-        end.extend_from_slice(&[0xff; 9]);
-        let mut group: Vec<ReleaseState> = Vec::new();
-        let mut group_code = None;
-        for entry in codes.range(&prefix[..]..&end[..])?.rev() {
-            let (k, _) = entry?;
-            let rest = &k.value()[prefix.len()..];
-            let (code, version) = rest
-                .split_at_checked(8)
-                .ok_or_else(|| StoreError::Corrupt("code key".into()))?;
-            if group_code.as_deref().is_some_and(|c: &[u8]| c != code) {
-                if let Some(newest) = ipsr_proto::newest(&group) {
-                    return Ok(Some(newest.clone()));
-                }
-                group.clear();
-            }
-            group_code = Some(code.to_vec());
-            let version = parse_text(version, "code key")?;
-            let rkey = ReleaseKey {
-                author: key.author,
-                package: key.package.clone(),
-                version,
-            };
-            if let Some(row) = rels.get(&release_key_bytes(&rkey)[..])? {
-                group.push(load_state(&recs, rkey, row.value(), &authority)?);
-            }
-        }
-        Ok(ipsr_proto::newest(&group).cloned())
+        Ok(self.package(key)?.and_then(|p| p.newest().cloned()))
     }
 
     /// The packages an author has published, in name order.
@@ -523,7 +487,6 @@ struct Writer<'t> {
     rels: redb::Table<'t, &'static [u8], &'static [u8]>,
     log: log::LogWriter<'t>,
     conflicts: redb::Table<'t, &'static [u8], &'static [u8]>,
-    codes: redb::Table<'t, &'static [u8], &'static [u8]>,
     idents: redb::Table<'t, &'static [u8], &'static [u8]>,
     /// The identity of each author met in this transaction.
     identities: HashMap<AuthorId, IdentityState>,
@@ -578,8 +541,8 @@ impl Writer<'_> {
     }
 
     /// Writes what a change did to one release: the records it added
-    /// (stored and logged) and removed, the log's witnesses, the codes,
-    /// the conflicts and the row. Returns the log position of the last
+    /// (stored and logged) and removed, the log's witnesses, the
+    /// conflicts and the row. Returns the log position of the last
     /// record added.
     fn settle(
         &mut self,
@@ -591,16 +554,6 @@ impl Writer<'_> {
     ) -> Result<Option<u64>, StoreError> {
         let key_bytes = release_key_bytes(key);
         let resolved = state.resolve(authority);
-        let code_before = before.release().map(|r| code_key(key, r));
-        let code_after = resolved.release().map(|r| code_key(key, r));
-        if code_before != code_after {
-            if let Some(old) = code_before {
-                self.codes.remove(&old[..])?;
-            }
-            if let Some(new) = code_after {
-                self.codes.insert(&new[..], &[][..])?;
-            }
-        }
         let mut position = None;
         for added in &delta.added {
             let bytes = added.to_bytes();
@@ -709,6 +662,9 @@ impl Writer<'_> {
             let before = self.before(&state, old);
             let delta = state.restrict(&authority);
             self.settle(&key, before, &state, &authority, &delta)?;
+            // The catalog's newest release may change with the document's
+            // `apk_certs` alone (rule 9), with no release changed.
+            self.touched.insert(key.package_key());
         }
         Ok(())
     }
@@ -717,16 +673,6 @@ impl Writer<'_> {
 /// `author ‖ package ‖ 0x00 ‖ version`: names and versions hold no NUL byte.
 fn release_key_bytes(key: &ReleaseKey) -> Vec<u8> {
     let mut out = package_prefix(&key.package_key());
-    out.extend_from_slice(key.version.to_string().as_bytes());
-    out
-}
-
-/// `package prefix ‖ version_code (8 bytes, big-endian) ‖ version`: the
-/// `codes` index orders a package's versions by version code.
-fn code_key(key: &ReleaseKey, release: &SignedRecord) -> Vec<u8> {
-    let code = release.record().as_release().map_or(0, |r| r.version_code);
-    let mut out = package_prefix(&key.package_key());
-    out.extend_from_slice(&code.to_be_bytes());
     out.extend_from_slice(key.version.to_string().as_bytes());
     out
 }
@@ -775,7 +721,7 @@ fn load_package_with(
     let authority =
         authority.unwrap_or_else(|| ipsr_proto::Identity::implicit(key.author).authority());
     let prefix = package_prefix(key);
-    let mut state = PackageState::new(key.clone());
+    let mut state = PackageState::with_apk_certs(key.clone(), authority.apk_certs.clone());
     let mut any = false;
     for entry in rels.range(&prefix[..]..)? {
         let (k, row) = entry?;

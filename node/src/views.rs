@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ipsr_proto::{
-    AuthorId, Change, ContentId, Metadata, PackageName, PackageState, Platform, Record,
+    AuthorId, CertCheck, Change, ContentId, Metadata, PackageName, PackageState, Platform, Record,
     ReleaseState, SignedRecord, Version,
 };
 use serde::Serialize;
@@ -137,6 +137,19 @@ pub struct VersionEntry {
     pub conflicting_cids: Vec<ContentId>,
     pub equivocated: bool,
     pub record_id: String,
+    /// The APK signing certificate and how it follows the package's earlier
+    /// releases (`docs/records.md`, rule 9); `null` when the release names
+    /// none.
+    pub certificate: Option<CertificateView>,
+}
+
+/// A release's APK certificate: `{"sha256": HEX, "check": "same"}`, with
+/// `from` (`rotated`, `allowed`) or `expected` (`changed`) beside `check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateView {
+    pub sha256: String,
+    #[serde(flatten)]
+    pub check: CertCheck,
 }
 
 /// A release state with a release record in its release slot (a yank may
@@ -168,7 +181,9 @@ impl<'a> Listed<'a> {
             .then_with(|| self.record.order(other.record))
     }
 
-    fn entry(&self) -> VersionEntry {
+    /// The listed form; `check` is the release's under rule 9, when it
+    /// names a certificate.
+    fn entry(&self, check: Option<CertCheck>) -> VersionEntry {
         let r = self.release;
         let yanked = self.state.is_yanked();
         let yank_reason = match self.state.yank().map(SignedRecord::record) {
@@ -193,6 +208,14 @@ impl<'a> Listed<'a> {
                 .unwrap_or_default(),
             equivocated: self.state.is_equivocated(),
             record_id: self.record.id().to_string(),
+            certificate: r
+                .metadata
+                .signing_cert_sha256
+                .zip(check)
+                .map(|(cert, check)| CertificateView {
+                    sha256: hex::encode(cert),
+                    check,
+                }),
         }
     }
 }
@@ -213,6 +236,7 @@ impl Package {
         let mut listed: Vec<Listed<'_>> = state.releases().filter_map(Listed::of).collect();
         listed.sort_by(|a, b| b.cmp(a));
         let newest = state.newest();
+        let checks = state.cert_checks();
         let shown = newest
             .and_then(|n| listed.iter().find(|l| l.record.id() == n.id()))
             .or(listed.first())?;
@@ -221,7 +245,10 @@ impl Package {
             package: state.key().package.clone(),
             newest: newest.map(|n| n.record().version().clone()),
             metadata: shown.release.metadata.clone(),
-            versions: listed.iter().map(Listed::entry).collect(),
+            versions: listed
+                .iter()
+                .map(|l| l.entry(checks.get(&l.release.version).copied()))
+                .collect(),
         })
     }
 }
@@ -240,17 +267,32 @@ pub struct ReleaseView {
 
 impl ReleaseView {
     /// `None` when the release slot is empty (only a yank is held).
-    pub fn new(state: &ReleaseState) -> Option<Self> {
+    /// `check` is the release's under rule 9 ([`cert_check`]).
+    pub fn new(state: &ReleaseState, check: Option<CertCheck>) -> Option<Self> {
         let listed = Listed::of(state)?;
         Some(Self {
             author: state.key().author,
             package: state.key().package.clone(),
-            entry: listed.entry(),
+            entry: listed.entry(check),
             metadata: listed.release.metadata.clone(),
             record: base64(listed.record),
             yank_record: state.yank().map(base64),
         })
     }
+}
+
+/// Whether a release's record in force names an APK certificate, so that
+/// [`cert_check`] needs its package.
+pub fn names_certificate(state: &ReleaseState) -> bool {
+    state
+        .release()
+        .and_then(|r| r.record().as_release())
+        .is_some_and(|r| r.metadata.signing_cert_sha256.is_some())
+}
+
+/// The rule 9 check of `version` in its package's state.
+pub fn cert_check(package: Option<&PackageState>, version: &Version) -> Option<CertCheck> {
+    package?.cert_checks().get(version).copied()
 }
 
 fn base64(record: &SignedRecord) -> String {

@@ -316,17 +316,18 @@ fn rank(change: &Change) -> u8 {
 }
 
 /// Rule 7 (the newest release) over the releases of one package under an
-/// identity: among the non-yanked ones in force, the highest
-/// `version_code`, then the higher version, then the record order.
+/// identity: among the ones in force that are not yanked and not of a
+/// changed APK certificate (rule 9), the highest `version_code`, then the
+/// higher version, then the record order.
 pub fn newest_authorized<'a>(
     releases: impl IntoIterator<Item = &'a AuthorizedRelease>,
     authority: &Authority,
 ) -> Option<&'a SignedRecord> {
-    crate::order::newest_of(
+    crate::order::newest_in_force(
         releases
             .into_iter()
-            .filter(|s| !s.is_yanked(authority))
-            .filter_map(|s| s.release(authority)),
+            .filter_map(|s| Some((s.release(authority)?, s.is_yanked(authority)))),
+        &authority.apk_certs,
     )
 }
 
@@ -394,7 +395,8 @@ impl AuthorizedPackage {
     /// The package in force under `authority`, as a [`crate::PackageState`]
     /// of each release's [`AuthorizedRelease::resolve`].
     pub fn resolve(&self, authority: &Authority) -> crate::PackageState {
-        let mut state = crate::PackageState::new(self.key.clone());
+        let mut state =
+            crate::PackageState::with_apk_certs(self.key.clone(), authority.apk_certs.clone());
         for release in self.releases.values() {
             // Each release belongs to this package (checked on insert).
             let _ = state.insert(release.resolve(authority));

@@ -63,6 +63,9 @@ pub struct Authority {
     pub signers: BTreeSet<AuthorId>,
     /// How many of them a record needs.
     pub threshold: u32,
+    /// The APK signing certificates (SHA-256) a package may move to without
+    /// a proof of rotation (rule 9); empty for admins.
+    pub apk_certs: BTreeSet<[u8; 32]>,
 }
 
 impl Authority {
@@ -153,6 +156,7 @@ impl Identity {
         Authority {
             signers: self.signers.iter().copied().collect(),
             threshold: self.threshold,
+            apk_certs: self.apk_certs.iter().copied().collect(),
         }
     }
 
@@ -161,6 +165,7 @@ impl Identity {
         Authority {
             signers: self.admins.iter().copied().collect(),
             threshold: self.admin_threshold,
+            apk_certs: BTreeSet::new(),
         }
     }
 
@@ -459,14 +464,14 @@ mod opt_identity_id {
 }
 
 /// Serde helper: a list of 32-byte hashes as lower-case hex strings.
-mod hex32_list {
+pub(crate) mod hex32_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(hex::encode))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
         Vec::<String>::deserialize(d)?
             .iter()
             .map(|text| {

@@ -103,6 +103,7 @@
 mod author;
 mod authorized;
 mod content;
+mod continuity;
 mod envelope;
 mod error;
 mod identity;
@@ -124,6 +125,7 @@ mod version;
 pub use author::{AuthorId, AuthorKey, KeyCache, ParseAuthorIdError};
 pub use authorized::{AuthorizedPackage, AuthorizedRelease, Delta, newest_authorized};
 pub use content::{ContentId, InvalidContentId};
+pub use continuity::{CertCheck, cert_checks};
 pub use envelope::{Approval, SIGNING_PREFIX};
 pub use error::{InvalidRecord, VerifyError};
 pub use identity::{Authority, Identity, IdentityId, SignedIdentity};
@@ -131,9 +133,7 @@ pub use lineage::{
     IdentityApplied, IdentityChange, IdentityState, identity_dht_envelopes, identity_dht_key,
 };
 pub use name::{InvalidPackageName, PackageName};
-pub use order::{
-    Applied, Change, ForeignRecord, PackageState, ReleaseParts, ReleaseState, Report, newest,
-};
+pub use order::{Applied, Change, ForeignRecord, PackageState, ReleaseParts, ReleaseState, Report};
 pub use record::{
     PackageKey, Record, RecordId, ReleaseKey, Signed, SignedRecord, Unverified, Verified,
 };

@@ -45,6 +45,8 @@ pub const MAX_IDENTITY_KEYS: usize = 16;
 pub const MAX_IDENTITY_URLS: usize = 4;
 /// Largest display name in an identity document, in bytes (one line).
 pub const MAX_IDENTITY_NAME: usize = 100;
+/// Most certificates in a release's `signing_cert_lineage`.
+pub const MAX_CERT_LINEAGE: usize = 8;
 /// Most APK signing certificates an identity document vouches for.
 pub const MAX_APK_CERTS: usize = 8;
 /// Most identity documents a node keeps per author.

@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::continuity::{CertCheck, cert_checks};
 use crate::limits::MAX_TRACKED_CIDS;
 use crate::{ContentId, PackageKey, Record, RecordId, ReleaseKey, SignedRecord, Version};
 
@@ -355,15 +356,41 @@ fn fold(
 pub struct PackageState {
     key: PackageKey,
     releases: BTreeMap<Version, ReleaseState>,
+    /// The APK certificates the author's identity document names (rule 9).
+    apk_certs: BTreeSet<[u8; 32]>,
 }
 
 impl PackageState {
-    /// An empty state for one package.
+    /// An empty state for one package of an author whose identity names no
+    /// APK certificates (the implicit identity, say).
     pub fn new(key: PackageKey) -> Self {
+        Self::with_apk_certs(key, BTreeSet::new())
+    }
+
+    /// An empty state for one package of an author whose identity document
+    /// names `apk_certs` (rule 9).
+    pub fn with_apk_certs(key: PackageKey, apk_certs: BTreeSet<[u8; 32]>) -> Self {
         Self {
             key,
             releases: BTreeMap::new(),
+            apk_certs,
         }
+    }
+
+    /// The APK certificates the author's identity document names.
+    pub fn apk_certs(&self) -> &BTreeSet<[u8; 32]> {
+        &self.apk_certs
+    }
+
+    /// How each release that names an APK certificate follows the ones
+    /// before it (rule 9), yanked releases included.
+    pub fn cert_checks(&self) -> BTreeMap<Version, CertCheck> {
+        cert_checks(
+            self.releases
+                .values()
+                .filter_map(|s| s.release()?.record().as_release()),
+            &self.apk_certs,
+        )
     }
 
     /// The package.
@@ -402,28 +429,45 @@ impl PackageState {
         self.releases.values()
     }
 
-    /// The newest release (rule 6): the non-yanked one with the highest
-    /// `version_code`; ties go to the higher version, then to the record order.
+    /// The newest release (rule 7): among the releases not yanked and not
+    /// of a changed APK certificate (rule 9), the highest `version_code`;
+    /// ties go to the higher version, then to the record order.
     pub fn newest(&self) -> Option<&SignedRecord> {
-        newest(self.releases.values())
+        newest_in_force(
+            self.releases
+                .values()
+                .filter_map(|s| Some((s.release()?, s.is_yanked()))),
+            &self.apk_certs,
+        )
     }
 }
 
-/// Rule 6 over any set of release states of one package.
-pub fn newest<'a>(states: impl IntoIterator<Item = &'a ReleaseState>) -> Option<&'a SignedRecord> {
+/// Rule 7 over the release records of one package, each with whether it is
+/// yanked: rule 9 is applied to all of them, yanked ones included.
+pub(crate) fn newest_in_force<'a>(
+    held: impl IntoIterator<Item = (&'a SignedRecord, bool)>,
+    apk_certs: &BTreeSet<[u8; 32]>,
+) -> Option<&'a SignedRecord> {
+    let held: Vec<(&SignedRecord, bool)> = held.into_iter().collect();
+    let checks = cert_checks(
+        held.iter().filter_map(|(r, _)| r.record().as_release()),
+        apk_certs,
+    );
     newest_of(
-        states
-            .into_iter()
-            .filter(|s| !s.is_yanked())
-            .filter_map(|s| s.release()),
+        held.into_iter()
+            .filter(|(_, yanked)| !yanked)
+            .map(|(r, _)| r)
+            .filter(|r| {
+                checks
+                    .get(r.record().version())
+                    .is_none_or(CertCheck::is_continuous)
+            }),
     )
 }
 
-/// The newest of release records of one package that are not yanked: the
+/// The newest of release records of one package that are in force: the
 /// highest `version_code`, then the higher version, then the record order.
-pub(crate) fn newest_of<'a>(
-    releases: impl Iterator<Item = &'a SignedRecord>,
-) -> Option<&'a SignedRecord> {
+fn newest_of<'a>(releases: impl Iterator<Item = &'a SignedRecord>) -> Option<&'a SignedRecord> {
     releases.max_by(|a, b| {
         let (ra, rb) = (a.record(), b.record());
         let code = |r: &Record| r.as_release().map_or(0, |r| r.version_code);

@@ -116,6 +116,13 @@ pub struct Metadata {
     /// SHA-256 of the APK signing certificate.
     #[serde(with = "opt_hex32")]
     pub signing_cert_sha256: Option<[u8; 32]>,
+    /// SHA-256 of each certificate of the APK's v3 proof of rotation, oldest
+    /// first, ending with `signing_cert_sha256`; empty without one.
+    #[serde(
+        with = "crate::identity::hex32_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub signing_cert_lineage: Vec<[u8; 32]>,
     /// CID of the icon image.
     pub icon: Option<ContentId>,
     /// CIDs of screenshots.
@@ -286,7 +293,34 @@ impl Metadata {
             "metadata.screenshots",
             self.screenshots.len(),
             MAX_SCREENSHOTS,
-        )
+        )?;
+        self.check_lineage()
+    }
+
+    /// `signing_cert_lineage`: at most [`MAX_CERT_LINEAGE`] distinct
+    /// certificates, ending with `signing_cert_sha256`.
+    fn check_lineage(&self) -> Result<(), InvalidRecord> {
+        let lineage = &self.signing_cert_lineage;
+        if lineage.is_empty() {
+            return Ok(());
+        }
+        check_count(
+            "metadata.signing_cert_lineage",
+            lineage.len(),
+            MAX_CERT_LINEAGE,
+        )?;
+        let invalid = |reason| InvalidRecord::Invalid {
+            field: "metadata.signing_cert_lineage",
+            reason,
+        };
+        if lineage.last() != self.signing_cert_sha256.as_ref() {
+            return Err(invalid("must end with signing_cert_sha256"));
+        }
+        let distinct: std::collections::BTreeSet<_> = lineage.iter().collect();
+        if distinct.len() != lineage.len() {
+            return Err(invalid("must not name a certificate twice"));
+        }
+        Ok(())
     }
 }
 
@@ -376,6 +410,16 @@ impl TryFrom<pb::Metadata> for Metadata {
                 });
             }
         };
+        let signing_cert_lineage = m
+            .signing_cert_lineage
+            .iter()
+            .map(|c| {
+                <[u8; 32]>::try_from(&c[..]).map_err(|_| InvalidRecord::Invalid {
+                    field: "metadata.signing_cert_lineage",
+                    reason: "must hold 32-byte hashes",
+                })
+            })
+            .collect::<Result<_, _>>()?;
         let icon = match m.icon.is_empty() {
             true => None,
             false => Some(cid_from("metadata.icon", &m.icon)?),
@@ -398,6 +442,7 @@ impl TryFrom<pb::Metadata> for Metadata {
             target_sdk: m.target_sdk,
             permissions: m.permissions,
             signing_cert_sha256,
+            signing_cert_lineage,
             icon,
             screenshots,
         };
@@ -424,6 +469,11 @@ impl From<&Metadata> for pb::Metadata {
                 .map(|c| c.to_vec())
                 .unwrap_or_default()
                 .into(),
+            signing_cert_lineage: m
+                .signing_cert_lineage
+                .iter()
+                .map(|c| c.to_vec().into())
+                .collect(),
             icon: m.icon.map(|c| c.to_bytes()).unwrap_or_default().into(),
             screenshots: m.screenshots.iter().map(|c| c.to_bytes().into()).collect(),
         }

@@ -76,7 +76,10 @@ pub fn metadata() -> impl Strategy<Value = Metadata> {
         vec("[a-z0-9-]{1,12}", 0..4),
         (any::<u32>(), any::<u32>()),
         vec("android\\.permission\\.[A-Z_]{1,20}", 0..4),
-        prop::option::of(any::<[u8; 32]>()),
+        (
+            prop::option::of(any::<[u8; 32]>()),
+            vec(any::<[u8; 32]>(), 0..3),
+        ),
         prop::option::of(content_id()),
         vec(content_id(), 0..3),
     )
@@ -87,7 +90,7 @@ pub fn metadata() -> impl Strategy<Value = Metadata> {
                 categories,
                 (min_sdk, target_sdk),
                 permissions,
-                signing_cert_sha256,
+                (signing_cert_sha256, earlier),
                 icon,
                 screenshots,
             )| Metadata {
@@ -102,6 +105,17 @@ pub fn metadata() -> impl Strategy<Value = Metadata> {
                 target_sdk,
                 permissions,
                 signing_cert_sha256,
+                // A proof of rotation from `earlier` to the certificate.
+                signing_cert_lineage: match signing_cert_sha256 {
+                    Some(cert) if !earlier.is_empty() => {
+                        let mut seen = std::collections::BTreeSet::from([cert]);
+                        let mut lineage: Vec<[u8; 32]> =
+                            earlier.into_iter().filter(|c| seen.insert(*c)).collect();
+                        lineage.push(cert);
+                        lineage
+                    }
+                    _ => Vec::new(),
+                },
                 icon,
                 screenshots,
             },

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipsr_proto::{
     AuthorKey, AuthorizedRelease, ContentId, Identity, IdentityChange, IdentityState, PackageName,
-    Release, Signed, SignedIdentity, SignedRecord, Version, Yank, newest_authorized,
+    Release, Signed, SignedIdentity, SignedRecord, Version, Yank, cert_checks, newest_authorized,
 };
 use proptest::prelude::*;
 use proptest::sample::subsequence;
@@ -112,8 +112,13 @@ impl Node {
                 r.conflicting_cids(&authority),
             );
         }
+        let in_force = self
+            .releases
+            .values()
+            .filter_map(|r| r.release(&authority)?.record().as_release());
+        let certs = cert_checks(in_force, &authority.apk_certs);
         let newest = newest_authorized(self.releases.values(), &authority).map(|r| r.id());
-        out + &format!("newest {newest:?}")
+        out + &format!("certificates {certs:?}\nnewest {newest:?}")
     }
 }
 
@@ -128,6 +133,8 @@ struct DocSpec {
     admin_threshold: u32,
     signed_by: Vec<usize>,
     later: u64,
+    /// APK certificates (numbers 0..3) the document allows (rule 9).
+    apk_certs: Vec<u8>,
 }
 
 fn key_set() -> impl Strategy<Value = Vec<usize>> {
@@ -143,9 +150,10 @@ fn doc_spec() -> impl Strategy<Value = DocSpec> {
         1u32..3,
         key_set(),
         0u64..3,
+        subsequence(vec![0u8, 1, 2], 0..=2),
     )
         .prop_map(
-            |(parent, signers, t, admins, at, signed_by, later)| DocSpec {
+            |(parent, signers, t, admins, at, signed_by, later, apk_certs)| DocSpec {
                 threshold: t.min(signers.len() as u32),
                 admin_threshold: at.min(admins.len() as u32),
                 parent,
@@ -153,6 +161,7 @@ fn doc_spec() -> impl Strategy<Value = DocSpec> {
                 admins,
                 signed_by,
                 later,
+                apk_certs,
             },
         )
 }
@@ -176,6 +185,7 @@ fn build_docs(keys: &[AuthorKey], specs: &[DocSpec]) -> Vec<SignedIdentity> {
             threshold: spec.threshold,
             admins: ids(&spec.admins),
             admin_threshold: spec.admin_threshold,
+            apk_certs: spec.apk_certs.iter().map(|&c| [c; 32]).collect(),
             created_at: seq,
             seq,
             ..Identity::implicit(keys[0].author_id())
@@ -193,18 +203,27 @@ struct RecordSpec {
     seq: u64,
     cid: u8,
     signed_by: Vec<usize>,
+    /// The APK certificate (0..3) and the one it rotates from, if any.
+    cert: Option<(u8, Option<u8>)>,
 }
 
 fn record_spec() -> impl Strategy<Value = RecordSpec> {
-    (any::<bool>(), 0u8..2, 1u64..5, 0u8..2, key_set()).prop_map(
-        |(yank, version, seq, cid, signed_by)| RecordSpec {
+    (
+        any::<bool>(),
+        0u8..3,
+        1u64..5,
+        0u8..2,
+        key_set(),
+        proptest::option::of((0u8..3, proptest::option::of(0u8..3))),
+    )
+        .prop_map(|(yank, version, seq, cid, signed_by, cert)| RecordSpec {
             yank,
             version,
             seq,
             cid,
             signed_by,
-        },
-    )
+            cert,
+        })
 }
 
 fn build_record(keys: &[AuthorKey], spec: &RecordSpec) -> SignedRecord {
@@ -215,7 +234,9 @@ fn build_record(keys: &[AuthorKey], spec: &RecordSpec) -> SignedRecord {
         (y.seq, y.created_at) = (spec.seq, spec.seq);
         y.sign_with(&signers).unwrap()
     } else {
-        let code = u64::from(spec.version) + 1;
+        // Version codes out of the versions' order, as rule 9 must follow
+        // the codes.
+        let code = [3, 1, 2][usize::from(spec.version)];
         let mut r = Release::new(
             author,
             package(),
@@ -224,6 +245,12 @@ fn build_record(keys: &[AuthorKey], spec: &RecordSpec) -> SignedRecord {
             cid(spec.cid),
         );
         (r.seq, r.created_at) = (spec.seq, spec.seq);
+        if let Some((cert, from)) = spec.cert {
+            r.metadata.signing_cert_sha256 = Some([cert; 32]);
+            if let Some(from) = from.filter(|f| *f != cert) {
+                r.metadata.signing_cert_lineage = vec![[from; 32], [cert; 32]];
+            }
+        }
         r.sign_with(&signers).unwrap()
     }
 }

@@ -73,6 +73,7 @@ fn release(key: &AuthorKey) -> Release {
             target_sdk: 35,
             permissions: vec!["android.permission.INTERNET".into()],
             signing_cert_sha256: Some([0xab; 32]),
+            signing_cert_lineage: vec![],
             icon: Some(
                 "QmWATWQ7fVPP2EFGu71UkfnqhYXDYH566qy47CnJDgvs8u"
                     .parse::<ContentId>()
@@ -83,6 +84,18 @@ fn release(key: &AuthorKey) -> Release {
         created_at: 1_763_990_000_000,
         seq: 7,
     }
+}
+
+/// The next release, its APK signed by a new certificate with a proof of
+/// rotation from the old one.
+fn rotated(key: &AuthorKey) -> Release {
+    let mut r = release(key);
+    r.version = "1.3.0".parse().unwrap();
+    r.version_code = 130;
+    r.metadata.signing_cert_sha256 = Some([0xcd; 32]);
+    r.metadata.signing_cert_lineage = vec![[0xab; 32], [0xcd; 32]];
+    r.seq = 9;
+    r
 }
 
 fn yank(key: &AuthorKey) -> Yank {
@@ -127,6 +140,9 @@ fn invalid_vectors(key: &AuthorKey) -> Vec<Invalid> {
     // Validly signed, but a field breaks the display rule (section 5.1).
     let mut bidi = release(key);
     bidi.file_name = "hello\u{202E}kpa.exe".into();
+    // A proof of rotation that does not end with the signing certificate.
+    let mut lineage = rotated(key);
+    lineage.metadata.signing_cert_lineage = vec![[0xcd; 32], [0xab; 32]];
     let mut zwsp = release(key);
     zwsp.metadata.title = "Hello\u{200B}".into();
     let mut vectors = vec![
@@ -158,6 +174,13 @@ fn invalid_vectors(key: &AuthorKey) -> Vec<Invalid> {
             description: "metadata.title holds U+200B ZERO WIDTH SPACE".into(),
             now: NOW,
             signed_record: hex::encode(envelope(&Record::Release(zwsp).encode(), key)),
+            error: "invalid".into(),
+        },
+        Invalid {
+            description: "metadata.signing_cert_lineage does not end with signing_cert_sha256"
+                .into(),
+            now: NOW,
+            signed_record: hex::encode(envelope(&Record::Release(lineage).encode(), key)),
             error: "invalid".into(),
         },
         Invalid {
@@ -336,6 +359,11 @@ fn vectors() {
             Record::Release(release(&key)),
         ),
         valid("a yank of that release", &key, Record::Yank(yank(&key))),
+        valid(
+            "a release whose APK carries a v3 proof of rotation (field 14)",
+            &key,
+            Record::Release(rotated(&key)),
+        ),
     ];
     let invalid = invalid_vectors(&key);
     let (valid_path, invalid_path) = (dir().join("valid.json"), dir().join("invalid.json"));

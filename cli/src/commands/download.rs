@@ -209,6 +209,12 @@ fn fetch_to(
     tmp.as_file()
         .sync_all()
         .map_err(|e| Error::io(tmp.path().display(), e))?;
+    crate::apk::check_signed(tmp.path(), release).map_err(|why| {
+        Error::Verification(format!(
+            "content {cid}: {why}; nothing was written to {}",
+            path.display()
+        ))
+    })?;
     tmp.persist(path)
         .map_err(|e| Error::io(path.display(), e.error))?;
     Ok(hashed)

@@ -207,6 +207,9 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         Err(e) => return Err(e),
     };
     release.version_code = check_newer(existing.as_ref(), &args.version, version_code)?;
+    if let Some(note) = check_certificate(existing.as_ref(), &release, &authority)? {
+        ctx.out.note(note);
+    }
     let spec = format!("{author}/{}@{}", args.package, args.version);
 
     // 3. The key (may ask for its passphrase).
@@ -418,6 +421,8 @@ fn read_metadata(path: &Path) -> Result<(Metadata, Media)> {
         target_sdk: file.target_sdk,
         permissions: file.permissions,
         signing_cert_sha256,
+        // Only the APK's signing block gives it (`apk::check`).
+        signing_cert_lineage: Vec::new(),
         icon: None,
         screenshots: Vec::new(),
     };
@@ -488,6 +493,59 @@ fn check_newer(
             )))
         }
     }
+}
+
+/// Rule 9 of `docs/records.md` for the release about to be published (the
+/// newest, by [`check_newer`]): its APK certificate must be the one of the
+/// latest earlier release that names one (leaving out those of a changed
+/// certificate), or the APK's proof of rotation must list that one, or the
+/// author's identity must name the new one. Nodes apply the rule to the
+/// signed records whatever this says; this only spares the author a
+/// release that would never be offered. A note for the user when the
+/// certificate is new.
+fn check_certificate(
+    existing: Option<&Package>,
+    release: &Release,
+    authority: &ipsr_proto::Authority,
+) -> Result<Option<String>> {
+    let Some(cert) = release.metadata.signing_cert_sha256 else {
+        return Ok(None);
+    };
+    let earlier = existing
+        .into_iter()
+        .flat_map(|p| &p.versions)
+        .filter(|v| v.version_code < release.version_code)
+        .filter_map(|v| Some((v, v.certificate.as_ref()?)))
+        .filter(|(_, c)| c.check != "changed")
+        .max_by_key(|(v, _)| v.version_code);
+    let Some((before, expected)) = earlier else {
+        return Ok(None);
+    };
+    let new = hex::encode(cert);
+    if expected.sha256 == new {
+        return Ok(None);
+    }
+    let rotated = release
+        .metadata
+        .signing_cert_lineage
+        .iter()
+        .any(|c| hex::encode(c) == expected.sha256);
+    if rotated {
+        return Ok(Some(format!(
+            "note: the APK's proof of rotation moves {} from certificate {} ({}) to {new}",
+            release.package, expected.sha256, before.version
+        )));
+    }
+    if authority.apk_certs.contains(&cert) {
+        return Ok(Some(format!(
+            "note: certificate {new} replaces {} ({}); your identity names it",
+            expected.sha256, before.version
+        )));
+    }
+    Err(Error::Conflict(format!(
+        "the APK is signed by certificate {new}, but {} {} is signed by {}: Android will not install it over the app, and no node would offer it as an update. Sign it with that certificate, rotate to the new one with a v3 proof of rotation (apksigner rotate, then apksigner sign --lineage), or name it in your identity: ipsr-cli identity update --add-apk-cert {new} --key ADMIN",
+        release.package, before.version, expected.sha256
+    )))
 }
 
 /// Hashes a file as the node would import it (`unixfs-v1-2025`); returns

@@ -65,6 +65,12 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             release.cid
         )));
     }
+    crate::apk::check_signed(&args.file, release).map_err(|why| {
+        Error::Verification(format!(
+            "{} does not match {spec}: {why}",
+            args.file.display()
+        ))
+    })?;
     let out = Verified {
         file: args.file.clone(),
         release: spec.to_string(),

@@ -182,3 +182,166 @@ apk:     com.example.app, versionCode 10, versionName 1.5.0, SDK 21..34, signed 
     .unwrap();
     assert_eq!(info["metadata"]["signing_cert_sha256"], cert, "{info}");
 }
+
+/// The SHA-256 apksigner printed for a fixture (`fixtures/apk/make.sh`).
+fn printed(name: &str) -> Vec<String> {
+    std::fs::read_to_string(fixture(&format!("apk/{name}")))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Rule 9 of `docs/records.md`, as an author meets it: an APK signed by
+/// another certificate is refused, unless the author's identity names the
+/// certificate; one with a v3 proof of rotation from the package's
+/// certificate goes through; downloads check the APK against its record.
+#[test]
+fn an_apks_certificate_must_follow_the_package() {
+    let old = printed("example-signed-1.5.0.apk.cert-sha256")[0].clone();
+    let stranger = printed("example-stranger-1.6.0.apk.cert-sha256")[0].clone();
+    let rotated = printed("example-rotated-1.6.0.apk.cert-sha256")[0].clone();
+    let start = || {
+        let env = Env::new();
+        let author = env.stdout(&["key", "generate"]).trim().to_owned();
+        for name in [
+            "example-signed-1.5.0.apk",
+            "example-stranger-1.6.0.apk",
+            "example-rotated-1.6.0.apk",
+        ] {
+            env.write(name, &std::fs::read(fixture("apk").join(name)).unwrap());
+        }
+        env.publish_app("example-signed-1.5.0.apk", "1.5.0", &[])
+            .assert()
+            .success();
+        (env, author)
+    };
+
+    // A stranger's certificate: refused, with the three ways out.
+    let (env, author) = start();
+    env.publish_app("example-stranger-1.6.0.apk", "1.6.0", &[])
+        .assert()
+        .code(6)
+        .stderr_eq(format!(
+            "error: the APK is signed by certificate {stranger}, but com.example.app 1.5.0 is signed by {old}: Android will not install it over the app, and no node would offer it as an update. Sign it with that certificate, rotate to the new one with a v3 proof of rotation (apksigner rotate, then apksigner sign --lineage), or name it in your identity: ipsr-cli identity update --add-apk-cert {stranger} --key ADMIN\n"
+        ));
+    // The author names it in the identity: now it goes through, and is the
+    // newest everywhere.
+    env.cli(&[
+        "identity",
+        "update",
+        "--key",
+        "default",
+        "--add-apk-cert",
+        &stranger,
+    ])
+    .assert()
+    .success();
+    env.publish_app("example-stranger-1.6.0.apk", "1.6.0", &[])
+        .assert()
+        .success()
+        .stderr_eq(format!(
+            "note: certificate {stranger} replaces {old} (1.5.0); your identity names it\n"
+        ));
+    let package = env.node_json(&format!("/v1/packages/{author}/com.example.app"));
+    assert_eq!(package["newest"], "1.6.0");
+    assert_eq!(package["versions"][0]["certificate"]["check"], "allowed");
+    env.cli(&["download", &format!("{author}/com.example.app")])
+        .assert()
+        .success();
+
+    // A v3 proof of rotation from the package's certificate goes through.
+    let (env, author) = start();
+    env.publish_app("example-rotated-1.6.0.apk", "1.6.0", &[])
+        .assert()
+        .success()
+        .stderr_eq(format!(
+            "note: the APK's proof of rotation moves com.example.app from certificate {old} (1.5.0) to {rotated}\n"
+        ));
+    let package = env.node_json(&format!("/v1/packages/{author}/com.example.app"));
+    assert_eq!(package["newest"], "1.6.0");
+    assert_eq!(
+        package["versions"][0]["certificate"],
+        serde_json::json!({"sha256": rotated, "check": "rotated", "from": old})
+    );
+    let info = env.stdout(&[
+        "download",
+        &format!("{author}/com.example.app"),
+        "-o",
+        "got.apk",
+    ]);
+    assert!(
+        info.starts_with(&format!("{author}/com.example.app@1.6.0\n")),
+        "{info}"
+    );
+    env.cli(&[
+        "verify",
+        "got.apk",
+        &format!("{author}/com.example.app@1.6.0"),
+    ])
+    .assert()
+    .success();
+}
+
+/// A gateway that serves an APK with a record that claims another signing
+/// certificate (so that rule 9 would take it for the package's own) is
+/// caught on download: the CLI reads the certificate from the bytes.
+#[test]
+fn an_apk_not_signed_as_its_record_says_is_refused() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let env = Env::new();
+    let author = env.stdout(&["key", "generate"]).trim().to_owned();
+    let name = "example-stranger-1.6.0.apk";
+    let bytes = std::fs::read(fixture("apk").join(name)).unwrap();
+    env.write(name, &bytes);
+    env.publish_app(name, "1.6.0", &[]).assert().success();
+    let package = env.node_json(&format!("/v1/packages/{author}/com.example.app"));
+    let release = env.node_json(&format!("/v1/packages/{author}/com.example.app/1.6.0"));
+    let spec = format!("{author}/com.example.app@1.6.0");
+
+    // The author's own signature on a record of the same bytes that claims
+    // the certificate of 1.5.0 (drafted with a helper key, signed with
+    // `ipsr-cli sign`, as a thief holding the author's key could).
+    let genuine = ipsr_proto::SignedRecord::from_bytes(
+        &b64.decode(release["record"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap()
+    .verify()
+    .unwrap();
+    let mut claim = genuine.record().as_release().unwrap().clone();
+    let old = printed("example-signed-1.5.0.apk.cert-sha256")[0].clone();
+    let mut cert = [0u8; 32];
+    hex::decode_to_slice(&old, &mut cert).unwrap();
+    claim.metadata.signing_cert_sha256 = Some(cert);
+    let helper = ipsr_proto::AuthorKey::from_seed(&[98; 32]);
+    let draft = claim.sign_with(&[&helper]).unwrap();
+    env.write("claim.rec", &draft.to_bytes());
+    env.cli(&["sign", "claim.rec", "--key", "default"])
+        .assert()
+        .success();
+    let forged =
+        ipsr_proto::SignedRecord::from_bytes(&std::fs::read(env.path("claim.rec")).unwrap())
+            .unwrap()
+            .verify_any()
+            .unwrap();
+    let ipsr_proto::Signed::Record(forged) = forged else {
+        panic!("a record")
+    };
+    let mut served = release.clone();
+    served["record"] = b64.encode(forged.to_bytes()).into();
+    served["record_id"] = forged.id().to_string().into();
+    served["metadata"]["signing_cert_sha256"] = old.clone().into();
+    let liar = env.liar(package.to_string(), served.to_string(), bytes);
+    env.cli(&["--gateway", &liar, "download", &spec, "-o", "got.apk"])
+        .assert()
+        .code(4)
+        .stderr_eq(format!(
+            "error: content [..]: the signed record says the APK is signed by certificate {old}, but it is signed by {}; nothing was written to got.apk\n",
+            printed("example-stranger-1.6.0.apk.cert-sha256")[0]
+        ));
+    assert!(!env.path("got.apk").exists());
+    env.cli(&["--gateway", &liar, "verify", name, &spec])
+        .assert()
+        .code(4);
+}

@@ -145,6 +145,9 @@ pub(super) struct Derived {
     /// The identity id of the author's document the state is in force
     /// under, empty for the implicit one.
     pub(super) identity: String,
+    /// The APK certificates that document names (rule 9), as a JSON list
+    /// of hex strings; empty when it names none.
+    pub(super) apk_certs: String,
     pub(super) hash: String,
 }
 
@@ -176,6 +179,7 @@ impl Derived {
     ) -> Self {
         let mut d = Self {
             identity: identity.to_owned(),
+            apk_certs: apk_certs_field(&authority.apk_certs),
             ..Self::default()
         };
         let state = &signers.resolve(authority);
@@ -235,6 +239,31 @@ impl Derived {
         d.hash = hex::encode(hasher.finalize());
         d
     }
+}
+
+/// The `apk_certs` field of a package hash: a JSON list of hex strings, or
+/// empty for none.
+fn apk_certs_field(certs: &BTreeSet<[u8; 32]>) -> String {
+    if certs.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = certs.iter().map(hex::encode).collect();
+    serde_json::to_string(&list).expect("a list of strings")
+}
+
+/// Reads the `apk_certs` field of a package hash back.
+pub(super) fn parse_apk_certs(field: &str) -> Result<BTreeSet<[u8; 32]>, String> {
+    if field.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let list: Vec<String> = serde_json::from_str(field).map_err(|e| e.to_string())?;
+    list.iter()
+        .map(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).map_err(|e| e.to_string())?;
+            Ok(out)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use ipsr_proto::{
 use redis::{Pipeline, Value};
 
 use super::RedisIndex;
-use super::derive::ReleaseRow;
+use super::derive::{ReleaseRow, parse_apk_certs};
 use super::keys::{Names, parse_package_member, parse_release_member, search_keys};
 use crate::index::{BoxFuture, Hit, Index, IndexStats};
 use crate::{IndexError, search};
@@ -26,9 +26,10 @@ impl RedisIndex {
         pk: &PackageKey,
         rel: HashMap<String, String>,
         rec: &HashMap<String, Vec<u8>>,
+        apk_certs: BTreeSet<[u8; 32]>,
         keys: &mut KeyCache,
     ) -> Result<PackageState, IndexError> {
-        let mut state = PackageState::new(pk.clone());
+        let mut state = PackageState::with_apk_certs(pk.clone(), apk_certs);
         for (version, row) in rel {
             let key = self.release_key(pk, &version)?;
             state
@@ -167,8 +168,9 @@ impl RedisIndex {
     async fn get_package(&self, pk: &PackageKey) -> Result<Option<PackageState>, IndexError> {
         let mut pipe = redis::pipe();
         push_read(&mut pipe, &self.keys.names(pk, &pk.author.to_string()));
-        let mut replies = take_exec(self.run(&pipe).await?).into_iter().skip(1);
-        let (Some(rel), Some(rec)) = (replies.next(), replies.next()) else {
+        let mut replies = take_exec(self.run(&pipe).await?).into_iter();
+        let (Some(pkg), Some(rel), Some(rec)) = (replies.next(), replies.next(), replies.next())
+        else {
             return Err(IndexError::corrupt(
                 self.keys.rel(pk),
                 "short pipeline reply",
@@ -178,8 +180,11 @@ impl RedisIndex {
         if rel.is_empty() {
             return Ok(None);
         }
+        let mut pkg: HashMap<String, String> = redis::from_redis_value(pkg)?;
+        let apk_certs = parse_apk_certs(&pkg.remove("apk_certs").unwrap_or_default())
+            .map_err(|e| IndexError::corrupt(self.keys.pkg(pk), e))?;
         let rec: HashMap<String, Vec<u8>> = redis::from_redis_value(rec)?;
-        self.rebuild(pk, rel, &rec, &mut KeyCache::default())
+        self.rebuild(pk, rel, &rec, apk_certs, &mut KeyCache::default())
             .map(Some)
     }
 

@@ -686,7 +686,7 @@ fn push_apply(
     let unyank: Vec<&String> = old.yanked.difference(&new.yanked).collect();
     pipe.arg(unyank.len()).arg(unyank);
     let (counts, globals, stale) = (to_json(&new.counts), to_json(&new.globals), to_json(stale));
-    let fields: [(&str, &str); 8] = [
+    let fields: [(&str, &str); 9] = [
         ("author", &names.author),
         ("package", pk.package.as_str()),
         ("title", &new.title),
@@ -695,6 +695,7 @@ fn push_apply(
         ("globals", &globals),
         ("stale", &stale),
         ("identity", &new.identity),
+        ("apk_certs", &new.apk_certs),
     ];
     pipe.arg(fields.len()).arg(&fields[..]);
 }

@@ -127,14 +127,26 @@ pub(crate) async fn release_info(
         version: version(&version_text)?,
     };
     let not_found = || Failure::NotFound(format!("release {key} is not known"));
-    let state = ctx
+    let (state, check) = ctx
         .read({
             let key = key.clone();
-            move |store| store.release(&key)
+            move |store| {
+                let Some(state) = store.release(&key)? else {
+                    return Ok((None, None));
+                };
+                // Rule 9 looks at the package's other releases.
+                let check = match crate::views::names_certificate(&state) {
+                    true => {
+                        let package = store.package(&key.package_key())?;
+                        crate::views::cert_check(package.as_ref(), &key.version)
+                    }
+                    false => None,
+                };
+                Ok((Some(state), check))
+            }
         })
-        .await?
-        .ok_or_else(not_found)?;
-    ReleaseView::new(&state).ok_or_else(not_found)
+        .await?;
+    ReleaseView::new(&state.ok_or_else(not_found)?, check).ok_or_else(not_found)
 }
 
 /// `GET /v1/authors/{author}`.

@@ -97,11 +97,6 @@ impl Before {
     pub(super) fn resolved(&self) -> &ReleaseState {
         &self.resolved
     }
-
-    /// The release in force before.
-    pub(super) fn release(&self) -> Option<&SignedRecord> {
-        self.resolved.release()
-    }
 }
 
 /// The (id, seq) of the release slot and of the yank slot.

@@ -83,6 +83,18 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             )?;
         }
         let m = &r.metadata;
+        if let Some(cert) = m.signing_cert_sha256 {
+            let cert = hex::encode(cert);
+            // The certificate is the signed record's; how it follows the
+            // earlier releases (rule 9) is what the server says.
+            let check = answer
+                .entry
+                .certificate
+                .as_ref()
+                .filter(|c| c.sha256 == cert)
+                .map_or("", |c| c.check.as_str());
+            writeln!(w, "certificate:  {cert}{}", certificate_note(check))?;
+        }
         for (label, value) in [
             ("title", &m.title),
             ("summary", &m.summary),
@@ -150,6 +162,9 @@ fn human_package(w: &mut dyn Write, pkg: &Package) -> std::io::Result<()> {
         if !v.conflicting_cids.is_empty() {
             flags.push_str(" CID-CONFLICT");
         }
+        if v.certificate.as_ref().is_some_and(|c| c.check == "changed") {
+            flags.push_str(" CERTIFICATE-CHANGED");
+        }
         writeln!(
             w,
             "  {:<12} code {:<6} {:>12} B  {}{flags}",
@@ -157,6 +172,22 @@ fn human_package(w: &mut dyn Write, pkg: &Package) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// What the server's rule 9 check of a release's APK certificate means
+/// (`docs/records.md`, section 6), as a suffix of the `certificate:` line.
+fn certificate_note(check: &str) -> String {
+    match check {
+        "first" => " (the package's first)".into(),
+        "same" => " (as the releases before it)".into(),
+        "rotated" => " (new: the APK's v3 proof of rotation leads to it)".into(),
+        "allowed" => " (new: the author's identity names it)".into(),
+        "changed" => {
+            " (CHANGED: not the earlier releases' certificate; never offered as an update)".into()
+        }
+        "" => String::new(),
+        other => format!(" ({})", one_line(other)),
+    }
 }
 
 /// Text from records is data: control characters are shown escaped so a

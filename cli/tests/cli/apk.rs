@@ -246,6 +246,13 @@ fn an_apks_certificate_must_follow_the_package() {
     let package = env.node_json(&format!("/v1/packages/{author}/com.example.app"));
     assert_eq!(package["newest"], "1.6.0");
     assert_eq!(package["versions"][0]["certificate"]["check"], "allowed");
+    let info = env.stdout(&["info", &format!("{author}/com.example.app@1.6.0")]);
+    assert!(
+        info.contains(&format!(
+            "\ncertificate:  {stranger} (new: the author's identity names it)\n"
+        )),
+        "{info}"
+    );
     env.cli(&["download", &format!("{author}/com.example.app")])
         .assert()
         .success();

@@ -70,6 +70,9 @@ pub struct VersionEntry {
     pub cid: String,
     /// The content's size in bytes.
     pub size: u64,
+    /// SHA-256 of the content (hex), when the record states it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// The file name offered on download.
     pub file_name: String,
     /// The platform.

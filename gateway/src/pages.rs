@@ -240,7 +240,10 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
                     @if release.size > 0 { " (" (size(release.size)) ")" }
                 }
             }
-            p.muted { "CID " span.cid { (release.cid) } }
+            p.muted {
+                "CID " span.cid { (release.cid) }
+                @if let Some(sha) = &release.sha256 { br; "SHA-256 " span.cid { (sha) } }
+            }
             @if let Some(base) = &base {
                 figure.qr {
                     (PreEscaped(qr_svg(&format!("{base}{path}"))))

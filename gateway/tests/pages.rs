@@ -454,11 +454,22 @@ async fn apk_certificate_changes_are_marked() {
     );
     assert_eq!(json["versions"][1]["certificate"]["check"], "first");
 
-    env.publish(signed("1.2.0", 3, b, vec![a, b])).await;
+    let rotated = app(&key, "com.example.cert", "1.2.0", 3, 100)
+        .sha256([0x5a; 32])
+        .metadata(|m| {
+            m.signing_cert_sha256 = Some(b);
+            m.signing_cert_lineage = vec![a, b];
+        })
+        .sign();
+    env.publish(rotated).await;
     env.get(&path)
         .await
         .ok()
         .has("Download 1.2.0")
+        .has(&format!(
+            "SHA-256 <span class=\"cid\">{}</span>",
+            "5a".repeat(32)
+        ))
         .has("new signing certificate, rotated from abababab…");
     let one = env
         .get(&format!("/api/v1/package/{author}/com.example.cert/1.2.0"))
@@ -468,6 +479,7 @@ async fn apk_certificate_changes_are_marked() {
         one["certificate"],
         serde_json::json!({"sha256": "cd".repeat(32), "check": "rotated", "from": "ab".repeat(32)})
     );
+    assert_eq!(one["sha256"], "5a".repeat(32));
 }
 
 #[tokio::test]

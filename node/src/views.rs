@@ -128,6 +128,8 @@ pub struct VersionEntry {
     pub version_code: u64,
     pub cid: ContentId,
     pub size: u64,
+    /// SHA-256 of the file's bytes (hex), when the record states it.
+    pub sha256: Option<String>,
     pub file_name: String,
     pub platform: Platform,
     pub created_at: u64,
@@ -195,6 +197,7 @@ impl<'a> Listed<'a> {
             version_code: r.version_code,
             cid: r.cid,
             size: r.size,
+            sha256: r.sha256.map(hex::encode),
             file_name: r.file_name.clone(),
             platform: r.platform.clone(),
             created_at: r.created_at,

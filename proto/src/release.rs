@@ -155,6 +155,10 @@ pub struct Release {
     pub created_at: u64,
     /// Per author+package sequence number (see the crate docs).
     pub seq: u64,
+    /// SHA-256 of the artifact's bytes, when stated (F-Droid indexes and
+    /// download checks use it beside the CID).
+    #[serde(default, with = "opt_hex32", skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// A signed retraction of one release.
@@ -199,6 +203,7 @@ impl Release {
             metadata: Metadata::default(),
             created_at: now,
             seq: now,
+            sha256: None,
         }
     }
 
@@ -507,6 +512,16 @@ impl Release {
             metadata: r.metadata.unwrap_or_default().try_into()?,
             created_at: r.created_at,
             seq: r.seq,
+            sha256: match r.sha256.len() {
+                0 => None,
+                32 => Some(r.sha256[..].try_into().expect("length checked")),
+                _ => {
+                    return Err(InvalidRecord::Invalid {
+                        field: "sha256",
+                        reason: "must be empty or 32 bytes",
+                    });
+                }
+            },
         };
         release.validate()?;
         Ok(release)
@@ -527,6 +542,7 @@ impl From<&Release> for pb::Release {
             metadata: Some((&r.metadata).into()),
             created_at: r.created_at,
             seq: r.seq,
+            sha256: r.sha256.map(|h| h.to_vec()).unwrap_or_default().into(),
         }
     }
 }

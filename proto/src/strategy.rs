@@ -140,6 +140,7 @@ pub fn release_by(key: &AuthorKey) -> impl Strategy<Value = Release> + use<> {
         metadata(),
         0u64..4_000_000_000_000,
         any::<u64>(),
+        prop::option::of(any::<[u8; 32]>()),
     )
         .prop_map(
             move |(
@@ -153,6 +154,7 @@ pub fn release_by(key: &AuthorKey) -> impl Strategy<Value = Release> + use<> {
                 metadata,
                 created_at,
                 seq,
+                sha256,
             )| {
                 Release {
                     author,
@@ -167,6 +169,7 @@ pub fn release_by(key: &AuthorKey) -> impl Strategy<Value = Release> + use<> {
                     created_at,
                     // seq never exceeds created_at (docs/records.md, section 5).
                     seq: seq % (created_at + 1),
+                    sha256,
                 }
             },
         )

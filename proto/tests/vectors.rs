@@ -83,6 +83,7 @@ fn release(key: &AuthorKey) -> Release {
         },
         created_at: 1_763_990_000_000,
         seq: 7,
+        sha256: None,
     }
 }
 
@@ -95,6 +96,13 @@ fn rotated(key: &AuthorKey) -> Release {
     r.metadata.signing_cert_sha256 = Some([0xcd; 32]);
     r.metadata.signing_cert_lineage = vec![[0xab; 32], [0xcd; 32]];
     r.seq = 9;
+    // SHA-256 of the 11 bytes "hello world".
+    r.sha256 = Some(
+        hex::decode("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9")
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
     r
 }
 
@@ -360,7 +368,7 @@ fn vectors() {
         ),
         valid("a yank of that release", &key, Record::Yank(yank(&key))),
         valid(
-            "a release whose APK carries a v3 proof of rotation (field 14)",
+            "a release whose APK carries a v3 proof of rotation (metadata field 14) and states its SHA-256 (field 12)",
             &key,
             Record::Release(rotated(&key)),
         ),

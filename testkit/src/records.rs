@@ -59,6 +59,7 @@ pub fn release<'k>(key: &'k AuthorKey, version: &str) -> ReleaseBuilder<'k> {
         file_name: None,
         platform: Platform::any(),
         metadata: Metadata::default(),
+        sha256: None,
     }
 }
 
@@ -182,6 +183,7 @@ pub struct ReleaseBuilder<'k> {
     file_name: Option<String>,
     platform: Platform,
     metadata: Metadata,
+    sha256: Option<[u8; 32]>,
 }
 
 impl ReleaseBuilder<'_> {
@@ -202,6 +204,12 @@ impl ReleaseBuilder<'_> {
     /// The content's size in bytes.
     pub fn size(mut self, size: u64) -> Self {
         self.size = size;
+        self
+    }
+
+    /// The SHA-256 the record states for the content.
+    pub fn sha256(mut self, sha256: [u8; 32]) -> Self {
+        self.sha256 = Some(sha256);
         self
     }
 
@@ -252,6 +260,7 @@ impl ReleaseBuilder<'_> {
         r.size = self.size;
         r.platform = self.platform;
         r.metadata = self.metadata;
+        r.sha256 = self.sha256;
         r
     }
 }

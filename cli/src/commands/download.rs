@@ -206,6 +206,14 @@ fn fetch_to(
             path.display()
         )));
     }
+    if let Some(signed) = release.sha256.filter(|h| *h != hashed.sha256) {
+        return Err(Error::Verification(format!(
+            "content {cid}: the bytes received have SHA-256 {}, not the signed {}; nothing was written to {}",
+            hex::encode(hashed.sha256),
+            hex::encode(signed),
+            path.display()
+        )));
+    }
     tmp.as_file()
         .sync_all()
         .map_err(|e| Error::io(tmp.path().display(), e))?;

@@ -222,6 +222,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         _ => upload(&client, &args.file, size, &spec, "")?,
     };
     release.cid = cid;
+    release.sha256 = Some(sha256);
     if let Some(icon) = &media.icon {
         let size = regular_file(icon, "metadata.icon")?;
         release.metadata.icon = Some(upload(&client, icon, size, &spec, " icon")?.0);

@@ -53,8 +53,9 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let release = &checked.release;
     let hashed = check::hash(&mut file, check::profile_of(&release.cid), None, None)
         .map_err(|e| Error::io(args.file.display(), e))?;
-    let ok =
-        hashed.root == *release.cid.cid() && (release.size == 0 || hashed.size == release.size);
+    let ok = hashed.root == *release.cid.cid()
+        && (release.size == 0 || hashed.size == release.size)
+        && release.sha256.is_none_or(|h| h == hashed.sha256);
     if !ok {
         return Err(Error::Verification(format!(
             "{} does not match {spec}: it is {} bytes with CID {}, the release is {} bytes with CID {}",

@@ -339,7 +339,7 @@ fn an_apk_not_signed_as_its_record_says_is_refused() {
     served["record"] = b64.encode(forged.to_bytes()).into();
     served["record_id"] = forged.id().to_string().into();
     served["metadata"]["signing_cert_sha256"] = old.clone().into();
-    let liar = env.liar(package.to_string(), served.to_string(), bytes);
+    let liar = env.liar(package.to_string(), served.to_string(), bytes.clone());
     env.cli(&["--gateway", &liar, "download", &spec, "-o", "got.apk"])
         .assert()
         .code(4)
@@ -351,4 +351,40 @@ fn an_apk_not_signed_as_its_record_says_is_refused() {
     env.cli(&["--gateway", &liar, "verify", name, &spec])
         .assert()
         .code(4);
+
+    // The author's signature on the right bytes with a wrong SHA-256.
+    let mut claim = genuine.record().as_release().unwrap().clone();
+    assert_eq!(
+        claim.sha256.map(hex::encode),
+        Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
+    );
+    claim.sha256 = Some([5; 32]);
+    env.write(
+        "claim.rec",
+        &claim.sign_with(&[&helper]).unwrap().to_bytes(),
+    );
+    env.cli(&["sign", "claim.rec", "--key", "default"])
+        .assert()
+        .success();
+    let forged =
+        ipsr_proto::SignedRecord::from_bytes(&std::fs::read(env.path("claim.rec")).unwrap())
+            .unwrap()
+            .verify_any()
+            .unwrap();
+    let ipsr_proto::Signed::Record(forged) = forged else {
+        panic!("a record")
+    };
+    let mut served = release.clone();
+    served["record"] = b64.encode(forged.to_bytes()).into();
+    served["record_id"] = forged.id().to_string().into();
+    served["sha256"] = "05".repeat(32).into();
+    let liar = env.liar(package.to_string(), served.to_string(), bytes);
+    env.cli(&["--gateway", &liar, "download", &spec, "-o", "got.apk"])
+        .assert()
+        .code(4)
+        .stderr_eq(format!(
+            "error: content [..]: the bytes received have SHA-256 [..], not the signed {}; nothing was written to got.apk\n",
+            "05".repeat(32)
+        ));
+    assert!(!env.path("got.apk").exists());
 }

@@ -87,6 +87,15 @@ see:     ipsr-cli info {spec1}
     .unwrap();
     assert_eq!(published["version_code"], 2);
     assert_eq!(published["change"], "new");
+    // The file's SHA-256 is signed into the record: the node lists it.
+    let listed = env.node_json(&format!("/v1/packages/{author}/com.example.app/1.1.0"));
+    assert_eq!(listed["sha256"], published["sha256"]);
+    assert_eq!(
+        published["sha256"].as_str().unwrap(),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(env.path("app-1.1.0.bin")).unwrap()
+        ))
+    );
     let cid11 = published["cid"].as_str().unwrap().to_owned();
 
     // Not newer, already there, version code too low: exit 6.

@@ -221,9 +221,21 @@ pub fn init_logging() {
         .init();
 }
 
+/// Most threads of the runtime's blocking pool (tokio's default is 512).
+/// Store transactions run there, and writes queue for redb's one writer
+/// anyway: under a flood of records a node kept ~170 threads busy waiting,
+/// and each spread its allocations over glibc's per-thread arenas, so
+/// resident memory kept growing with constant data (`docs/node.md`,
+/// "Memory"). With a small pool the waiting is a queue of tasks instead.
+pub const MAX_BLOCKING_THREADS: usize = 16;
+
 /// A runtime, then `f`'s future on it: the daemons' `main`.
 pub fn block_on<F: Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(f)
 }
 
@@ -344,6 +356,40 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         run: RunArgs,
+    }
+
+    /// The daemons' runtime runs at most [`MAX_BLOCKING_THREADS`] blocking
+    /// tasks at once; the others wait their turn, and all finish.
+    #[test]
+    fn the_blocking_pool_is_capped() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (n, m) = (now.clone(), most.clone());
+        block_on(async move {
+            let tasks: Vec<_> = (0..4 * MAX_BLOCKING_THREADS)
+                .map(|_| {
+                    let (n, m) = (n.clone(), m.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let running = n.fetch_add(1, Ordering::SeqCst) + 1;
+                        m.fetch_max(running, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        n.fetch_sub(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(now.load(Ordering::SeqCst), 0);
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (2..=MAX_BLOCKING_THREADS).contains(&most),
+            "{most} blocking tasks ran at once"
+        );
     }
 
     #[test]

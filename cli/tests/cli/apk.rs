@@ -290,6 +290,35 @@ fn an_apks_certificate_must_follow_the_package() {
     .success();
 }
 
+/// `release` (a node's release view) with its record replaced by `claim`,
+/// signed by the author's `default` key: drafted with a helper key, then
+/// signed with `ipsr-cli sign`, as a thief holding the author's key could.
+fn serve(env: &Env, release: &serde_json::Value, claim: ipsr_proto::Release) -> serde_json::Value {
+    use base64::Engine;
+    let helper = ipsr_proto::AuthorKey::from_seed(&[98; 32]);
+    env.write(
+        "claim.rec",
+        &claim.sign_with(&[&helper]).unwrap().to_bytes(),
+    );
+    env.cli(&["sign", "claim.rec", "--key", "default"])
+        .assert()
+        .success();
+    let signed =
+        ipsr_proto::SignedRecord::from_bytes(&std::fs::read(env.path("claim.rec")).unwrap())
+            .unwrap()
+            .verify_any()
+            .unwrap();
+    let ipsr_proto::Signed::Record(forged) = signed else {
+        panic!("a record")
+    };
+    let mut served = release.clone();
+    served["record"] = base64::engine::general_purpose::STANDARD
+        .encode(forged.to_bytes())
+        .into();
+    served["record_id"] = forged.id().to_string().into();
+    served
+}
+
 /// A gateway that serves an APK with a record that claims another signing
 /// certificate (so that rule 9 would take it for the package's own) is
 /// caught on download: the CLI reads the certificate from the bytes.
@@ -308,8 +337,7 @@ fn an_apk_not_signed_as_its_record_says_is_refused() {
     let spec = format!("{author}/com.example.app@1.6.0");
 
     // The author's own signature on a record of the same bytes that claims
-    // the certificate of 1.5.0 (drafted with a helper key, signed with
-    // `ipsr-cli sign`, as a thief holding the author's key could).
+    // the certificate of 1.5.0.
     let genuine = ipsr_proto::SignedRecord::from_bytes(
         &b64.decode(release["record"].as_str().unwrap()).unwrap(),
     )
@@ -321,23 +349,7 @@ fn an_apk_not_signed_as_its_record_says_is_refused() {
     let mut cert = [0u8; 32];
     hex::decode_to_slice(&old, &mut cert).unwrap();
     claim.metadata.signing_cert_sha256 = Some(cert);
-    let helper = ipsr_proto::AuthorKey::from_seed(&[98; 32]);
-    let draft = claim.sign_with(&[&helper]).unwrap();
-    env.write("claim.rec", &draft.to_bytes());
-    env.cli(&["sign", "claim.rec", "--key", "default"])
-        .assert()
-        .success();
-    let forged =
-        ipsr_proto::SignedRecord::from_bytes(&std::fs::read(env.path("claim.rec")).unwrap())
-            .unwrap()
-            .verify_any()
-            .unwrap();
-    let ipsr_proto::Signed::Record(forged) = forged else {
-        panic!("a record")
-    };
-    let mut served = release.clone();
-    served["record"] = b64.encode(forged.to_bytes()).into();
-    served["record_id"] = forged.id().to_string().into();
+    let mut served = serve(&env, &release, claim);
     served["metadata"]["signing_cert_sha256"] = old.clone().into();
     let liar = env.liar(package.to_string(), served.to_string(), bytes.clone());
     env.cli(&["--gateway", &liar, "download", &spec, "-o", "got.apk"])
@@ -359,24 +371,7 @@ fn an_apk_not_signed_as_its_record_says_is_refused() {
         Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
     );
     claim.sha256 = Some([5; 32]);
-    env.write(
-        "claim.rec",
-        &claim.sign_with(&[&helper]).unwrap().to_bytes(),
-    );
-    env.cli(&["sign", "claim.rec", "--key", "default"])
-        .assert()
-        .success();
-    let forged =
-        ipsr_proto::SignedRecord::from_bytes(&std::fs::read(env.path("claim.rec")).unwrap())
-            .unwrap()
-            .verify_any()
-            .unwrap();
-    let ipsr_proto::Signed::Record(forged) = forged else {
-        panic!("a record")
-    };
-    let mut served = release.clone();
-    served["record"] = b64.encode(forged.to_bytes()).into();
-    served["record_id"] = forged.id().to_string().into();
+    let mut served = serve(&env, &release, claim);
     served["sha256"] = "05".repeat(32).into();
     let liar = env.liar(package.to_string(), served.to_string(), bytes);
     env.cli(&["--gateway", &liar, "download", &spec, "-o", "got.apk"])

@@ -360,10 +360,17 @@ fn joined(a: &Node, b: &Node) -> bool {
 
 /// Whether a node has seen a dial fail (libp2p's counter of outgoing
 /// connection errors has a series).
+/// Whether a dial of `node` failed in the transport: refused, reset or cut
+/// short by the peer (`TransportOther`). A dial the node drops itself
+/// (`Aborted` when another connection to the peer won, `Denied` by its own
+/// limits) is no refusal.
 fn a_dial_failed(node: &Node) -> bool {
     let mut metrics = http().get(format!("{}/metrics", node.api)).call().unwrap();
     let text = metrics.body_mut().read_to_string().unwrap();
-    text.contains("libp2p_swarm_outgoing_connection_error_total{")
+    text.lines().any(|l| {
+        l.starts_with("libp2p_swarm_outgoing_connection_error_total{")
+            && l.contains("error=\"TransportOther\"")
+    })
 }
 
 /// The TCP port of a node's first listen address.

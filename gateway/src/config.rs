@@ -103,6 +103,9 @@ pub struct GatewayConfig {
     /// may be served again; it is never served after the node's log has
     /// changed. Zero turns the cache off.
     pub view_ttl: Duration,
+    /// The F-Droid repository at `/fdroid/repo` (`docs/fdroid.md`); `None`:
+    /// none (its routes answer 404).
+    pub fdroid: Option<crate::fdroid::FdroidConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -127,6 +130,7 @@ impl Default for GatewayConfig {
             ipfs_timeout: Duration::from_secs(10),
             public_url: None,
             view_ttl: VIEW_TTL,
+            fdroid: None,
         }
     }
 }

@@ -33,6 +33,9 @@ struct Presented {
     disposition: Option<String>,
     cache_control: &'static str,
     yanked: bool,
+    /// The SHA-256 a whole answer must have: its last bytes are withheld
+    /// (the connection is cut) when the file's differs.
+    sha256: Option<[u8; 32]>,
 }
 
 /// `GET /api/v1/download/{author}/{package}[/{version}]`: the newest
@@ -49,6 +52,7 @@ pub(crate) async fn download(
         disposition: Some(disposition(&release)),
         cache_control: SHORT,
         yanked,
+        sha256: None,
     };
     let timeout = g.config().first_byte_timeout;
     serve_file(g, *release.cid.cid(), &conditions, presented, timeout).await
@@ -65,6 +69,7 @@ pub(crate) async fn ipfs_file(
         disposition: None,
         cache_control: IMMUTABLE,
         yanked: false,
+        sha256: None,
     };
     let timeout = g.config().ipfs_timeout;
     let mut response = serve_file(g, cid, &conditions, presented, timeout)
@@ -80,6 +85,52 @@ pub(crate) async fn ipfs_file(
         .headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept"));
     Ok(response)
+}
+
+/// An APK of the F-Droid repository (`/fdroid/repo/{package}_{code}.apk`)
+/// or a package's latest APK: named `{package}_{code}.apk`, and checked
+/// against `sha256` (the index's) as well as the CID while streaming.
+pub(crate) async fn apk(
+    g: &Gateway,
+    release: &Release,
+    sha256: Option<[u8; 32]>,
+    cache_control: &'static str,
+    conditions: Conditions,
+) -> Result<Response, Failure> {
+    let presented = Presented {
+        content_type: "application/vnd.android.package-archive",
+        disposition: Some(format!(
+            "attachment; filename=\"{}_{}.apk\"",
+            release.package, release.version_code
+        )),
+        cache_control,
+        yanked: false,
+        sha256,
+    };
+    let timeout = g.config().first_byte_timeout;
+    serve_file(g, *release.cid.cid(), &conditions, presented, timeout).await
+}
+
+/// The SHA-256 of a file's bytes, read (and checked against its CID) from
+/// the blockstore or the swarm within `timeout`.
+pub(crate) async fn sha256_of(
+    g: &Gateway,
+    cid: Cid,
+    timeout: std::time::Duration,
+) -> Result<[u8; 32], Failure> {
+    use sha2::Digest;
+    let (mut rx, fetch) = g.node().content().cat(cid, Vec::new());
+    let read = async {
+        let mut hasher = sha2::Sha256::new();
+        while let Some(chunk) = rx.recv().await {
+            hasher.update(&chunk);
+        }
+        finished(fetch).await?;
+        Ok::<_, Failure>(hasher.finalize().into())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| Failure::ContentUnavailable(format!("{cid} was not read in time")))?
 }
 
 /// The release a download names, and whether it is yanked.
@@ -220,7 +271,11 @@ async fn serve_file(
         }
     };
     g.metrics().served(len);
-    let mut response = warp::reply::stream(body(first, rx, fetch, len)).into_response();
+    let check = match part {
+        Wanted::Whole => presented.sha256,
+        Wanted::Part(_) => None,
+    };
+    let mut response = warp::reply::stream(body(first, rx, fetch, len, check)).into_response();
     *response.status_mut() = status;
     set_common(&mut response, &cid, &presented);
     let headers = response.headers_mut();
@@ -293,19 +348,23 @@ async fn finished(fetch: JoinHandle<Result<FetchReport, FetchError>>) -> Result<
 /// The `len` bytes of the answer, whose first chunk is `first` and whose
 /// other chunks arrive on `rx` (the fetch sends only the bytes asked for).
 /// Ends with an error (so the server cuts the connection short of
-/// `Content-Length`) if the fetch fails; stops the fetch once `len` bytes
-/// are sent.
+/// `Content-Length`) if the fetch fails, or if the bytes' SHA-256 is not
+/// `sha256` (then the last chunk is withheld); stops the fetch once `len`
+/// bytes are sent.
 fn body(
     first: Bytes,
     rx: mpsc::Receiver<Bytes>,
     fetch: JoinHandle<Result<FetchReport, FetchError>>,
     len: u64,
+    sha256: Option<[u8; 32]>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
+    use sha2::Digest;
     struct State {
         pending: Option<Bytes>,
         rx: mpsc::Receiver<Bytes>,
         fetch: Option<JoinHandle<Result<FetchReport, FetchError>>>,
         left: u64,
+        check: Option<([u8; 32], sha2::Sha256)>,
     }
     impl Drop for State {
         fn drop(&mut self) {
@@ -319,6 +378,7 @@ fn body(
         rx,
         fetch: Some(fetch),
         left: len,
+        check: sha256.map(|want| (want, sha2::Sha256::new())),
     };
     futures::stream::unfold(state, |mut s| async move {
         if s.left == 0 {
@@ -344,7 +404,16 @@ fn body(
         // Never more than promised, whatever the fetch sends.
         let take = (chunk.len() as u64).min(s.left) as usize;
         s.left -= take as u64;
-        Some((Ok(chunk.slice(..take)), s))
+        let chunk = chunk.slice(..take);
+        if let Some((want, hasher)) = s.check.as_mut() {
+            hasher.update(&chunk);
+            if s.left == 0 && <[u8; 32]>::from(hasher.clone().finalize()) != *want {
+                tracing::warn!("download cut short: the file's SHA-256 is not the index's");
+                let why = "the file's SHA-256 is not the one its record states";
+                return Some((Err(std::io::Error::other(why)), s));
+            }
+        }
+        Some((Ok(chunk), s))
     })
 }
 

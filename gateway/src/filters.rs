@@ -22,7 +22,7 @@ use crate::occupancy::{Full, Held};
 use crate::publish::{self, Body, MAX_RECORD_BODY};
 use crate::server::ClientAddr;
 use crate::state::Gateway;
-use crate::{api, download, ipfs, multipart, pages};
+use crate::{api, download, fdroid, ipfs, multipart, pages};
 
 /// The OpenAPI 3.1 document of the JSON API, served at
 /// `GET /api/v1/openapi.json`.
@@ -66,12 +66,18 @@ pub fn routes(
         .unify()
         .or(download_route(g.clone()))
         .unify()
+        .or(fdroid_repo(g.clone()))
+        .unify()
+        .or(latest_apk(g.clone()))
+        .unify()
         .with(cors)
         .map(Reply::into_response);
     let pages = home_page(g.clone())
         .or(author_page(g.clone()))
         .unify()
         .or(package_page(g.clone()))
+        .unify()
+        .or(fdroid_page(g.clone()))
         .unify();
     let ipfs = ipfs_route(g.clone());
     let observed = g.clone();
@@ -181,6 +187,15 @@ fn route_label(path: &str) -> &'static str {
         ["api", "v1", "packages"] => "packages",
         ["api", "v1", "download", ..] => "download",
         ["ipfs", ..] => "ipfs",
+        [
+            "fdroid",
+            "repo",
+            "entry.jar" | "entry.json" | "index-v2.json",
+        ] => "fdroid_index",
+        ["fdroid", "repo", "index-v1.jar" | "index-v1.json"] => "fdroid_index_v1",
+        ["fdroid", "repo", ..] => "fdroid_file",
+        ["fdroid"] => "page_fdroid",
+        ["latest", ..] => "latest_apk",
         [""] => "page_home",
         ["p", _] => "page_author",
         ["p", _, _] => "page_package",
@@ -514,6 +529,51 @@ fn home_page(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection
         })
 }
 
+/// `GET /fdroid/repo/{path}`: the F-Droid repository (`docs/fdroid.md`):
+/// its index files, APKs, icons and screenshots.
+fn fdroid_repo(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("fdroid" / "repo" / ..)
+        .and(warp::path::tail())
+        .and(warp::get().or(warp::head()).unify())
+        .and(conditions())
+        .and(with(g))
+        .and_then(
+            |tail: warp::path::Tail, conditions: Conditions, g: Gateway| async move {
+                fdroid::repo_file(&g, tail.as_str(), conditions)
+                    .await
+                    .map_err(reject)
+            },
+        )
+}
+
+/// `GET /latest/{author}/{package}.apk`: a package's newest release, at a
+/// URL that never changes (for Obtainium and links).
+fn latest_apk(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("latest" / String / String)
+        .and(warp::get().or(warp::head()).unify())
+        .and(conditions())
+        .and(with(g))
+        .and_then(
+            |a: String, file: String, conditions: Conditions, g: Gateway| async move {
+                let Some(p) = file.strip_suffix(".apk") else {
+                    return Err(reject(Failure::NotFound(
+                        "a latest APK ends in .apk".into(),
+                    )));
+                };
+                let key = api::package_key(&a, p).map_err(reject)?;
+                fdroid::latest(&g, &key, conditions).await.map_err(reject)
+            },
+        )
+}
+
+/// `GET /fdroid`: how to add the repository to an F-Droid client.
+fn fdroid_page(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("fdroid")
+        .and(warp::get())
+        .and(with(g))
+        .and_then(|g: Gateway| async move { html(pages::fdroid(&g).await) })
+}
+
 /// `GET /p/{author}`.
 fn author_page(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("p" / String)
@@ -549,5 +609,8 @@ mod tests {
         assert_eq!(route_label("/"), "page_home");
         assert_eq!(route_label("/p/a/b"), "page_package");
         assert_eq!(route_label("/whatever/else"), "other");
+        assert_eq!(route_label("/fdroid/repo/entry.jar"), "fdroid_index");
+        assert_eq!(route_label("/fdroid/repo/com.x_1.apk"), "fdroid_file");
+        assert_eq!(route_label("/latest/a/b.apk"), "latest_apk");
     }
 }

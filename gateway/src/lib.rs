@@ -31,6 +31,8 @@
 //! * `ipfs`: `/ipfs/{cid}`: which form a request asks for, and the
 //!   verifiable forms (raw blocks, CARs, the probe);
 //! * `pages`: the server-rendered web pages;
+//! * `fdroid`: the F-Droid repository at `/fdroid/repo` (its key, signed
+//!   JARs and index files) and the pages' feeds;
 //! * `conditional`: the `Range` and `If-None-Match` headers downloads and
 //!   `/ipfs/` honour, and the `Cache-Control` of content named by its CID;
 //! * `state`: [`Gateway`], the state every handler shares;
@@ -69,6 +71,7 @@ mod conditional;
 mod config;
 mod download;
 mod error;
+mod fdroid;
 mod filters;
 mod ipfs;
 mod limits;
@@ -85,6 +88,7 @@ pub use cache::VIEW_TTL;
 pub use client_addr::{Cidr, CidrError, TrustedProxies};
 pub use config::{GatewayConfig, Uploads};
 pub use error::GatewayError;
+pub use fdroid::{FdroidConfig, KeyError, RepoKey};
 pub use filters::{OPENAPI, routes};
 pub use state::Gateway;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ipsr_gateway::{Cidr, Gateway, GatewayConfig, TrustedProxies, Uploads};
+use ipsr_gateway::{Cidr, FdroidConfig, Gateway, GatewayConfig, RepoKey, TrustedProxies, Uploads};
 use ipsr_indexer::{
     Index, Indexer, IndexerConfig, LocalSource, RedisConfig, RedisIndex, StoreIndex,
 };
@@ -125,6 +125,17 @@ struct Cli {
     /// is 0.0.0.0 or [::]; it is never taken from a request's Host.
     #[arg(long, env = "IPSR_PUBLIC_URL", value_name = "URL", value_parser = parse_public_url)]
     public_url: Option<String>,
+    /// The F-Droid repository's signing key: a PEM file with an ECDSA P-256
+    /// PRIVATE KEY and its CERTIFICATE. Without it the gateway makes one in
+    /// its data dir on first start (fdroid/repo-key.pem) and keeps it.
+    #[arg(long, env = "IPSR_FDROID_KEY", value_name = "FILE")]
+    fdroid_key: Option<std::path::PathBuf>,
+    /// The F-Droid repository's name, as phones show it.
+    #[arg(long, env = "IPSR_FDROID_NAME", default_value = "IPSR")]
+    fdroid_name: String,
+    /// Serve no F-Droid repository at /fdroid/repo.
+    #[arg(long, env = "IPSR_NO_FDROID")]
+    no_fdroid: bool,
 }
 
 /// An absolute http(s) URL with a host and without query or fragment.
@@ -185,8 +196,30 @@ fn gateway_config(cli: &Cli) -> GatewayConfig {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    let config = gateway_config(&cli);
+    let mut config = gateway_config(&cli);
     let settings = run::settings(cli.node)?;
+    if !cli.no_fdroid {
+        let dir = settings.data_dir().join("fdroid");
+        let key = match &cli.fdroid_key {
+            Some(path) => RepoKey::load(path).context("bad --fdroid-key")?,
+            None => {
+                let (key, made) = RepoKey::load_or_create(&dir.join("repo-key.pem"))
+                    .context("cannot make or read the F-Droid repository key")?;
+                if made {
+                    tracing::info!(path = %dir.join("repo-key.pem").display(), "made the F-Droid repository key");
+                }
+                key
+            }
+        };
+        config.fdroid = Some(FdroidConfig {
+            key: Arc::new(key),
+            state_dir: dir,
+            name: cli.fdroid_name.clone(),
+            description:
+                "Apps published on IPSR, each signed by its author and checked by this gateway."
+                    .into(),
+        });
+    }
     let running = run::start(settings).await?;
     let node = running.node.clone();
     let (index, indexer): (Arc<dyn Index>, _) = match &cli.redis {
@@ -209,10 +242,20 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         "embedded"
     };
     let gateway = Gateway::new(node, index, config);
-    let (addr, server) = ipsr_gateway::serve(gateway, cli.http)
+    let (addr, server) = ipsr_gateway::serve(gateway.clone(), cli.http)
         .await
         .context("cannot serve HTTP (--http)")?;
     println!("gateway: http://{addr} (index: {backend})");
+    if let Some(fdroid) = &gateway.config().fdroid {
+        let base = cli.public_url.as_deref().map_or_else(
+            || format!("http://{addr}"),
+            |u| u.trim_end_matches('/').to_owned(),
+        );
+        println!(
+            "fdroid repo: {base}/fdroid/repo?fingerprint={}",
+            fdroid.key.fingerprint()
+        );
+    }
     let indexing = async move {
         match indexer {
             Some(indexer) => {

@@ -145,8 +145,65 @@ pub(crate) async fn home(g: &Gateway, pairs: &[(String, String)]) -> Result<Resp
         @if let Some(next) = &listing.next_cursor {
             a href={ "/?" (next_query(q, next)) } { "More" }
         }
+        @if q.is_none() { (fdroid_box(g)) }
     };
     Ok(page(StatusCode::OK, layout("Apps", q, body), PAGE_CACHE))
+}
+
+/// The home page's box about the F-Droid repository.
+fn fdroid_box(g: &Gateway) -> Markup {
+    html! {
+        @if let Some((url, add)) = crate::fdroid::links(g) {
+            section.fdroid {
+                h2 { "On your phone" }
+                p { "This gateway is an F-Droid repository: add it to F-Droid, Droid-ify or Neo Store "
+                    "and your apps update themselves. " a href="/fdroid" { "How to add it" } }
+                p { a href=(add) { "Add to F-Droid" } }
+                p.cid { (url) }
+            }
+        }
+    }
+}
+
+/// `GET /fdroid`: how to add the repository to an F-Droid client.
+pub(crate) async fn fdroid(g: &Gateway) -> Result<Response, Failure> {
+    let Some(repo) = g.fdroid() else {
+        return Err(Failure::NotFound(
+            "this gateway serves no F-Droid repository".into(),
+        ));
+    };
+    let fingerprint = repo.config().key.fingerprint();
+    let body = html! {
+        h1 { "Add this gateway to F-Droid" }
+        p { "Every app here is also in an F-Droid repository, so F-Droid, Droid-ify and Neo Store "
+            "show them, tell you of updates and install them in one tap." }
+        @match crate::fdroid::links(g) {
+            Some((url, add)) => {
+                ol {
+                    li { "On your phone, tap " a href=(add) { "Add to F-Droid" }
+                         ", or scan this code with the phone's camera:" }
+                    li { "Or, in the app: Settings → Repositories → +, and enter "
+                         span.cid { (url) } }
+                    li { "Check that the app shows this fingerprint before you accept:" }
+                }
+                div.qr { (PreEscaped(qr_svg(&add))) }
+            }
+            None => {
+                p { "This gateway does not know its public address (it is run without --public-url), "
+                    "so it cannot show the link; ask its operator." }
+            }
+        }
+        p { "Fingerprint (SHA-256 of the repository certificate):" }
+        p.cid { (fingerprint) }
+        p.muted { "The repository key vouches that this gateway checked each author's signature, "
+            "every block against its CID and the signing-certificate rules. Your phone still checks "
+            "each APK's SHA-256 and, on updates, that the app's signing certificate stays the same." }
+    };
+    Ok(page(
+        StatusCode::OK,
+        layout("F-Droid", None, body),
+        PAGE_CACHE,
+    ))
 }
 
 fn next_query(q: Option<&str>, cursor: &str) -> String {
@@ -205,7 +262,7 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
         .as_ref()
         .and_then(|n| view.versions.iter().find(|v| &v.version == n));
     let shown = newest.or(view.versions.first());
-    let base = base_url(g.config().public_url.as_deref(), g.bound());
+    let base = g.base_url();
     let download = |v: &VersionEntry| {
         format!(
             "/api/v1/download/{}/{}/{}",
@@ -267,7 +324,7 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
             @if !m.categories.is_empty() { tr { th { "Categories" } td { (m.categories.join(", ")) } } }
             @if m.min_sdk > 0 { tr { th { "Android SDK" } td { "min " (m.min_sdk) @if m.target_sdk > 0 { ", target " (m.target_sdk) } } } }
             @if let Some(sha) = &m.signing_cert_sha256 {
-                tr { th { "Signing certificate SHA-256" } td.cid { (hex(sha)) } }
+                tr { th { "Signing certificate SHA-256" } td.cid { (hex::encode(sha)) } }
             }
         }
         h2 { "Permissions" }
@@ -323,7 +380,7 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
 /// What a version's APK certificate says to a reader (`docs/records.md`,
 /// rule 9), when it is more than "the same as before".
 fn certificate_note(c: &CertificateView) -> Option<Markup> {
-    let short = |h: &[u8; 32]| hex(&h[..4]);
+    let short = |h: &[u8; 32]| hex::encode(&h[..4]);
     match &c.check {
         CertCheck::First | CertCheck::Same => None,
         CertCheck::Rotated { from } => Some(html! {
@@ -372,10 +429,6 @@ fn shell_word(name: &str) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The absolute base URL of the QR code, the one link that must be
 /// absolute (a phone scans it off the page): `public_url` when set, else
 /// `http://` and the address the gateway is bound to, unless that is a
@@ -384,7 +437,7 @@ fn hex(bytes: &[u8]) -> String {
 /// a client, or a shared cache that keys pages without it, could make a
 /// page whose QR code sends phones to another server. Every other link of
 /// the pages is relative.
-fn base_url(public_url: Option<&str>, bound: Option<SocketAddr>) -> Option<String> {
+pub(crate) fn base_url(public_url: Option<&str>, bound: Option<SocketAddr>) -> Option<String> {
     if let Some(url) = public_url {
         return Some(url.trim_end_matches('/').to_owned());
     }

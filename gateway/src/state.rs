@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::cache::ViewCache;
 use crate::config::GatewayConfig;
+use crate::fdroid::Repository;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::occupancy::Occupancy;
@@ -41,6 +42,7 @@ struct Inner {
     /// The address [`serve`](crate::serve) bound, once it has.
     bound: OnceLock<SocketAddr>,
     background_pins: Arc<Semaphore>,
+    fdroid: Option<Repository>,
 }
 
 impl Gateway {
@@ -63,6 +65,7 @@ impl Gateway {
                 views: ViewCache::new(config.view_ttl),
                 bound: OnceLock::new(),
                 background_pins: Arc::new(Semaphore::new(config.background_pins.max(1))),
+                fdroid: config.fdroid.clone().map(Repository::new),
                 config,
             }),
         }
@@ -116,6 +119,16 @@ impl Gateway {
     /// The micro-cache of rendered JSON views.
     pub(crate) fn views(&self) -> &ViewCache {
         &self.inner.views
+    }
+
+    /// The F-Droid repository, when the gateway serves one.
+    pub(crate) fn fdroid(&self) -> Option<&Repository> {
+        self.inner.fdroid.as_ref()
+    }
+
+    /// The gateway's absolute base URL (see [`crate::pages::base_url`]).
+    pub(crate) fn base_url(&self) -> Option<String> {
+        crate::pages::base_url(self.config().public_url.as_deref(), self.bound())
     }
 
     /// Records the address the gateway serves on (the first one, when it

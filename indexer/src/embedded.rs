@@ -68,6 +68,15 @@ impl Index for StoreIndex {
         Box::pin(self.blocking(move |s| Ok(s.packages_of(&author)?)))
     }
 
+    fn packages<'a>(
+        &'a self,
+        after: Option<&'a PackageKey>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<PackageKey>, IndexError>> {
+        let after = after.cloned();
+        Box::pin(self.blocking(move |s| Ok(s.package_keys(after.as_ref(), limit)?)))
+    }
+
     fn recent(&self, limit: usize) -> BoxFuture<'_, Result<Vec<SignedRecord>, IndexError>> {
         Box::pin(self.blocking(move |s| Ok(s.recent(limit)?)))
     }

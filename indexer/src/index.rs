@@ -59,6 +59,16 @@ pub trait Index: Send + Sync + std::fmt::Debug {
         author: &'a AuthorId,
     ) -> BoxFuture<'a, Result<Vec<PackageName>, IndexError>>;
 
+    /// Up to `limit` packages after `after`, for walking every package a
+    /// piece at a time (pass the last key back as `after`); each backend
+    /// walks in an order of its own (the embedded store by key bytes, Redis
+    /// by the text `A/N`).
+    fn packages<'a>(
+        &'a self,
+        after: Option<&'a PackageKey>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<PackageKey>, IndexError>>;
+
     /// The most recent non-yanked releases across the network: their release
     /// records, by `created_at` (newest first; ties by `author/package@version`,
     /// greatest first). At most `limit`.

@@ -106,6 +106,13 @@ pub struct Settings {
     pub api_token_file: Option<PathBuf>,
 }
 
+impl Settings {
+    /// The node's data dir.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.node.data_dir
+    }
+}
+
 /// The config file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

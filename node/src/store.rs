@@ -362,6 +362,17 @@ impl Store {
         catalog::recent_keys(&tx, limit)
     }
 
+    /// Up to `limit` packages after `after` (in key order), for walking
+    /// every package a piece at a time; pass the last key back as `after`.
+    pub fn package_keys(
+        &self,
+        after: Option<&PackageKey>,
+        limit: usize,
+    ) -> Result<Vec<PackageKey>, StoreError> {
+        let tx = self.db.begin_read()?;
+        catalog::package_keys(&tx, after, limit)
+    }
+
     /// Totals over every package (kept by the catalog as records come).
     pub fn totals(&self) -> Result<crate::listing::Totals, StoreError> {
         let tx = self.db.begin_read()?;

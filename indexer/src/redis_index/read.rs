@@ -473,6 +473,37 @@ impl Index for RedisIndex {
         })
     }
 
+    fn packages<'a>(
+        &'a self,
+        after: Option<&'a PackageKey>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<PackageKey>, IndexError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let key = self.keys.global("packages");
+            let start = match after {
+                Some(pk) => format!("({}/{}", pk.author, pk.package),
+                None => "-".to_owned(),
+            };
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(start)
+                .arg("+")
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit)
+                .query_async(&mut conn)
+                .await?;
+            members
+                .iter()
+                .map(|m| {
+                    parse_package_member(m).ok_or_else(|| IndexError::corrupt(&key, "not A/N"))
+                })
+                .collect()
+        })
+    }
+
     fn recent(&self, limit: usize) -> BoxFuture<'_, Result<Vec<SignedRecord>, IndexError>> {
         Box::pin(self.get_recent(limit))
     }

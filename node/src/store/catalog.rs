@@ -251,6 +251,42 @@ pub(super) fn open(
     writer.finish()
 }
 
+/// Up to `limit` package keys after `after`, in key order (author bytes,
+/// then name): every package the store has a release of.
+pub(super) fn package_keys(
+    tx: &ReadTransaction,
+    after: Option<&PackageKey>,
+    limit: usize,
+) -> Result<Vec<PackageKey>, StoreError> {
+    let catalog = tx.open_table(CATALOG)?;
+    let start = after.map(package_prefix).unwrap_or_default();
+    let mut out = Vec::new();
+    for entry in catalog.range(&start[..]..)? {
+        let (k, _) = entry?;
+        let k = k.value();
+        if after.is_some() && k == &start[..] {
+            continue;
+        }
+        if out.len() == limit {
+            break;
+        }
+        let (author, rest) = k
+            .split_at_checked(32)
+            .ok_or_else(|| corrupt("catalog key"))?;
+        let name = rest
+            .strip_suffix(&[0])
+            .ok_or_else(|| corrupt("catalog key"))?;
+        out.push(PackageKey {
+            author: ipsr_proto::AuthorId::from_bytes(author).map_err(|_| corrupt("catalog key"))?,
+            package: std::str::from_utf8(name)
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| corrupt("catalog key"))?,
+        });
+    }
+    Ok(out)
+}
+
 /// The totals over every package.
 pub(super) fn totals(tx: &ReadTransaction) -> Result<Totals, StoreError> {
     let meta = tx.open_table(META)?;

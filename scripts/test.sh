@@ -2,12 +2,38 @@
 # Runs the whole IPSR test suite: the README's test command, and what .ci/run runs.
 # Safe to run on a fresh Debian machine with Rust: it checks what the tests need first.
 #
-#   scripts/test.sh              every Rust test, then the Helia (JS IPFS) interop
-#                                check and the gateway's real-browser test
+#   scripts/test.sh              every Rust test (fdroidserver reading the gateway's
+#                                F-Droid repository among them), then the Helia
+#                                (JS IPFS) interop check and the real-browser test
 #   IPSR_SKIP_INTEROP=1 scripts/test.sh    without the Helia interop
 #   IPSR_SKIP_BROWSER=1 scripts/test.sh    without the browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# F-Droid's own tools (fdroidserver, from PyPI, pinned in
+# gateway/tests/fdroid/requirements.txt) read the gateway's F-Droid
+# repository in gateway/tests/fdroid.rs: they go in a virtual environment
+# made here once (python3 -m venv; jarsigner comes from the JDK).
+if [[ -z "${IPSR_FDROID_PYTHON:-}" ]]; then
+    venv=${IPSR_VENV:-${CARGO_TARGET_DIR:-target}/fdroid-venv}
+    wanted=gateway/tests/fdroid/requirements.txt
+    if command -v python3 >/dev/null && command -v jarsigner >/dev/null &&
+        python3 -m venv --help >/dev/null 2>&1; then
+        if ! cmp -s "$wanted" "$venv/requirements.txt"; then
+            echo "fdroid: preparing fdroidserver in $venv"
+            rm -rf "$venv"
+            python3 -m venv "$venv"
+            "$venv/bin/pip" install -q --disable-pip-version-check -r "$wanted"
+            cp "$wanted" "$venv/requirements.txt"
+        fi
+        export IPSR_FDROID_PYTHON=$venv/bin/python
+    elif [[ "${CI:-}" == true ]]; then
+        echo "fdroid: python3 with venv and a JDK's jarsigner are needed" >&2
+        exit 1
+    else
+        echo "fdroid: the fdroidserver test is skipped (needs python3 with venv and jarsigner)"
+    fi
+fi
 
 cargo test --workspace --locked "$@"
 

@@ -914,3 +914,240 @@ impl Env {
         slow
     }
 }
+
+/// A gateway config with an F-Droid repository (a new key, its state in
+/// `dir`) at a public URL.
+fn with_fdroid(dir: &std::path::Path) -> GatewayConfig {
+    let mut config = GatewayConfig::default();
+    config.public_url = Some("https://apps.example.org".into());
+    config.fdroid = Some(ipsr_gateway::FdroidConfig {
+        key: Arc::new(ipsr_gateway::RepoKey::generate().unwrap()),
+        state_dir: dir.to_owned(),
+        name: "Test".into(),
+        description: "A test repository".into(),
+    });
+    config
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// The F-Droid repository lists what is in force and hashed, by one author
+/// per name; its index files answer 304 to their `ETag`; a yank drops a
+/// version and moves the timestamp on; APKs are served at their paths.
+async fn fdroid_repository(backend: Backend) {
+    let state = tempfile::tempdir().unwrap();
+    let env = Env::new(backend, "fdroid", with_fdroid(state.path())).await;
+    let (a, b) = (key(21), key(22));
+    let bytes1 = pattern(21, 300_000);
+    let bytes2 = pattern(22, 2_000);
+    let (cid1, size1) = env.content(&bytes1).await;
+    let (cid2, size2) = env.content(&bytes2).await;
+    let rel = |k, package, version, code, cid, size, sha| {
+        app(k, package, version, "Fd")
+            .code(code)
+            .seq(code)
+            .cid(cid)
+            .size(size)
+            .sha256(sha)
+            .metadata(|m| {
+                m.signing_cert_sha256 = Some([5; 32]);
+                m.min_sdk = 24;
+                m.permissions = vec!["android.permission.INTERNET".into()];
+            })
+    };
+    env.publish(
+        &rel(
+            &a,
+            "com.example.fd",
+            "1.0.0",
+            1,
+            cid1,
+            size1,
+            sha256(&bytes1),
+        )
+        .sign(),
+    )
+    .await;
+    env.publish(
+        &rel(
+            &a,
+            "com.example.fd",
+            "1.1.0",
+            2,
+            cid2,
+            size2,
+            sha256(&bytes2),
+        )
+        .sign(),
+    )
+    .await;
+    // Not Android; and a name two authors publish.
+    env.publish(
+        &rel(
+            &a,
+            "com.example.fd",
+            "1.2.0",
+            3,
+            cid2,
+            size2,
+            sha256(&bytes2),
+        )
+        .platform(Platform::ios())
+        .sign(),
+    )
+    .await;
+    for k in [&a, &b] {
+        env.publish(
+            &rel(
+                k,
+                "com.example.both",
+                "1.0.0",
+                1,
+                cid2,
+                size2,
+                sha256(&bytes2),
+            )
+            .sign(),
+        )
+        .await;
+    }
+
+    let (status, v2) = env.json("/fdroid/repo/index-v2.json").await;
+    assert_eq!(status, 200);
+    let names: Vec<&String> = v2["packages"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        ["com.example.fd"],
+        "iOS and a contested name left out"
+    );
+    let versions = v2["packages"]["com.example.fd"]["versions"]
+        .as_object()
+        .unwrap();
+    let mut codes: Vec<i64> = versions
+        .values()
+        .map(|v| v["manifest"]["versionCode"].as_i64().unwrap())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, [1, 2]);
+    let v1 = &versions[&hex::encode(sha256(&bytes1))];
+    assert_eq!(v1["file"]["name"], "/com.example.fd_1.apk");
+    assert_eq!(v1["file"]["size"], size1);
+    assert_eq!(
+        v1["manifest"]["signer"]["sha256"][0],
+        hex::encode([5u8; 32])
+    );
+    assert_eq!(
+        v2["repo"]["address"],
+        "https://apps.example.org/fdroid/repo"
+    );
+    let t1 = v2["repo"]["timestamp"].as_u64().unwrap();
+
+    // entry.json names index-v2.json by its SHA-256; both answer 304.
+    let index = env.get("/fdroid/repo/index-v2.json").await;
+    let (_, entry) = env.json("/fdroid/repo/entry.json").await;
+    assert_eq!(entry["timestamp"], t1);
+    assert_eq!(entry["index"]["sha256"], hex::encode(sha256(index.body())));
+    for file in ["entry.jar", "index-v2.json", "index-v1.jar"] {
+        let path = format!("/fdroid/repo/{file}");
+        let first = env.get(&path).await;
+        assert_eq!(first.status(), 200, "{file}");
+        let tag = first.headers()["etag"].to_str().unwrap().to_owned();
+        let again = env
+            .send(
+                warp::test::request()
+                    .path(&path)
+                    .header("if-none-match", &tag),
+            )
+            .await;
+        assert_eq!(again.status(), 304, "{file}");
+        assert!(again.body().is_empty());
+    }
+
+    // The APKs, by path; the latest by author and package.
+    let apk = env.get("/fdroid/repo/com.example.fd_1.apk").await;
+    assert_eq!(apk.status(), 200);
+    assert_eq!(apk.body().as_ref(), bytes1.as_slice());
+    assert_eq!(
+        apk.headers()["content-type"],
+        "application/vnd.android.package-archive"
+    );
+    let latest = env
+        .get(&format!("/latest/{}/com.example.fd.apk", a.author_id()))
+        .await;
+    assert_eq!(latest.status(), 200);
+    assert_eq!(latest.body().as_ref(), bytes2.as_slice());
+    assert_eq!(
+        env.get("/fdroid/repo/com.example.both_1.apk")
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(env.get("/fdroid/repo/icons/icon.png").await.status(), 200);
+
+    // A yank drops the version; the timestamp grows.
+    env.publish(&yank(&a, "1.1.0").package("com.example.fd").seq(10).sign())
+        .await;
+    let (_, v2) = env.json("/fdroid/repo/index-v2.json").await;
+    let versions = v2["packages"]["com.example.fd"]["versions"]
+        .as_object()
+        .unwrap();
+    assert_eq!(versions.len(), 1);
+    assert!(v2["repo"]["timestamp"].as_u64().unwrap() > t1);
+    assert_eq!(
+        env.get("/fdroid/repo/com.example.fd_2.apk").await.status(),
+        404
+    );
+}
+
+both!(fdroid_repository_both, fdroid_repository);
+
+/// A record whose stated SHA-256 is not its file's: the APK's answer is
+/// cut short of its `Content-Length` (the last bytes withheld), so no
+/// client takes it for whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apk_whose_record_lies_about_its_sha256_is_cut_short() {
+    let state = tempfile::tempdir().unwrap();
+    let env = Env::new(Backend::Embedded, "fdroid-liar", with_fdroid(state.path())).await;
+    let k = key(23);
+    let bytes = pattern(23, 1_500_000);
+    let (cid, size) = env.content(&bytes).await;
+    let mut lie = sha256(&bytes);
+    lie[0] ^= 1;
+    let record = app(&k, "com.example.liar", "1.0.0", "Liar")
+        .cid(cid)
+        .size(size)
+        .sha256(lie)
+        .sign();
+    env.publish(&record).await;
+    let (addr, server) = ipsr_gateway::serve(env.gateway.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let serving = tokio::spawn(server);
+    let read = tokio::task::spawn_blocking(move || {
+        let agent = ipsr_testkit::agent_with_timeout(std::time::Duration::from_secs(30));
+        let mut response = agent
+            .get(format!("http://{addr}/fdroid/repo/com.example.liar_1.apk"))
+            .call()
+            .unwrap();
+        let length: usize = response.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut body = Vec::new();
+        let result = std::io::Read::read_to_end(&mut response.body_mut().as_reader(), &mut body);
+        (length, body.len(), result.is_err())
+    })
+    .await
+    .unwrap();
+    serving.abort();
+    let (length, got, failed) = read;
+    assert_eq!(length, bytes.len());
+    assert!(
+        failed && got < length,
+        "read {got} of {length} bytes without an error"
+    );
+}

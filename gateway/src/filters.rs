@@ -22,7 +22,7 @@ use crate::occupancy::{Full, Held};
 use crate::publish::{self, Body, MAX_RECORD_BODY};
 use crate::server::ClientAddr;
 use crate::state::Gateway;
-use crate::{api, download, fdroid, ipfs, multipart, pages};
+use crate::{api, download, fdroid, feeds, ipfs, multipart, pages};
 
 /// The OpenAPI 3.1 document of the JSON API, served at
 /// `GET /api/v1/openapi.json`.
@@ -69,6 +69,8 @@ pub fn routes(
         .or(fdroid_repo(g.clone()))
         .unify()
         .or(latest_apk(g.clone()))
+        .unify()
+        .or(feeds(g.clone()))
         .unify()
         .with(cors)
         .map(Reply::into_response);
@@ -196,6 +198,7 @@ fn route_label(path: &str) -> &'static str {
         ["fdroid", "repo", ..] => "fdroid_file",
         ["fdroid"] => "page_fdroid",
         ["latest", ..] => "latest_apk",
+        ["feeds", ..] => "feed",
         [""] => "page_home",
         ["p", _] => "page_author",
         ["p", _, _] => "page_package",
@@ -564,6 +567,38 @@ fn latest_apk(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejectio
                 fdroid::latest(&g, &key, conditions).await.map_err(reject)
             },
         )
+}
+
+/// `GET /feeds/recent.atom`, `GET /feeds/{author}.atom` and
+/// `GET /feeds/{author}/{package}.atom`: Atom feeds of releases.
+fn feeds(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    fn atom(name: &str) -> Result<&str, Rejection> {
+        name.strip_suffix(".atom")
+            .ok_or_else(|| reject(Failure::NotFound("a feed ends in .atom".into())))
+    }
+    let one = warp::path!("feeds" / String)
+        .and(warp::get())
+        .and(with(g.clone()))
+        .and_then(|name: String, g: Gateway| async move {
+            match atom(&name)? {
+                "recent" => feeds::feed(&g, feeds::Of::Recent).await,
+                author => {
+                    let author = api::author(author).map_err(reject)?;
+                    feeds::feed(&g, feeds::Of::Author(&author)).await
+                }
+            }
+            .map_err(reject)
+        });
+    let package = warp::path!("feeds" / String / String)
+        .and(warp::get())
+        .and(with(g))
+        .and_then(|a: String, p: String, g: Gateway| async move {
+            let key = api::package_key(&a, atom(&p)?).map_err(reject)?;
+            feeds::feed(&g, feeds::Of::Package(&key))
+                .await
+                .map_err(reject)
+        });
+    one.or(package).unify()
 }
 
 /// `GET /fdroid`: how to add the repository to an F-Droid client.

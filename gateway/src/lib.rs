@@ -32,7 +32,8 @@
 //!   verifiable forms (raw blocks, CARs, the probe);
 //! * `pages`: the server-rendered web pages;
 //! * `fdroid`: the F-Droid repository at `/fdroid/repo` (its key, signed
-//!   JARs and index files) and the pages' feeds;
+//!   JARs and index files);
+//! * `feeds`: Atom feeds of releases (recent, per author, per package);
 //! * `conditional`: the `Range` and `If-None-Match` headers downloads and
 //!   `/ipfs/` honour, and the `Cache-Control` of content named by its CID;
 //! * `state`: [`Gateway`], the state every handler shares;
@@ -72,6 +73,7 @@ mod config;
 mod download;
 mod error;
 mod fdroid;
+mod feeds;
 mod filters;
 mod ipfs;
 mod limits;

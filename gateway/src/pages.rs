@@ -51,7 +51,9 @@ const CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-i
 /// every release and yank.
 const PAGE_CACHE: &str = "public, max-age=10";
 
-fn layout(title: &str, query: Option<&str>, body: Markup) -> Markup {
+/// The page around `body`; `feed`: the path of the Atom feed of what the
+/// page lists, announced for feed readers.
+fn layout(title: &str, query: Option<&str>, feed: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -61,6 +63,9 @@ fn layout(title: &str, query: Option<&str>, body: Markup) -> Markup {
                 // No icon: saves browsers a request for /favicon.ico.
                 link rel="icon" href="data:,";
                 title { (title) " · IPSR" }
+                @if let Some(feed) = feed {
+                    link rel="alternate" type="application/atom+xml" title={ (title) " releases" } href=(feed);
+                }
                 style { (PreEscaped(STYLE)) }
             }
             body {
@@ -107,7 +112,7 @@ pub(crate) fn error_page(failure: &Failure) -> Response {
         p { (message) }
         p { a href="/" { "Search all apps" } }
     };
-    page(status, layout(title, None, body), "no-store")
+    page(status, layout(title, None, None, body), "no-store")
 }
 
 fn summary_item(s: &PackageSummary) -> Markup {
@@ -147,7 +152,12 @@ pub(crate) async fn home(g: &Gateway, pairs: &[(String, String)]) -> Result<Resp
         }
         @if q.is_none() { (fdroid_box(g)) }
     };
-    Ok(page(StatusCode::OK, layout("Apps", q, body), PAGE_CACHE))
+    let feed = q.is_none().then_some("/feeds/recent.atom");
+    Ok(page(
+        StatusCode::OK,
+        layout("Apps", q, feed, body),
+        PAGE_CACHE,
+    ))
 }
 
 /// The home page's box about the F-Droid repository.
@@ -201,7 +211,7 @@ pub(crate) async fn fdroid(g: &Gateway) -> Result<Response, Failure> {
     };
     Ok(page(
         StatusCode::OK,
-        layout("F-Droid", None, body),
+        layout("F-Droid", None, None, body),
         PAGE_CACHE,
     ))
 }
@@ -240,7 +250,12 @@ pub(crate) async fn author(g: &Gateway, author_text: &str) -> Result<Response, F
     };
     Ok(page(
         StatusCode::OK,
-        layout("Author", None, body),
+        layout(
+            "Author",
+            None,
+            Some(&format!("/feeds/{}.atom", view.author)),
+            body,
+        ),
         PAGE_CACHE,
     ))
 }
@@ -374,7 +389,12 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
             }
         }
     };
-    Ok(page(StatusCode::OK, layout(&title, None, body), PAGE_CACHE))
+    let feed = format!("/feeds/{}/{}.atom", key.author, key.package);
+    Ok(page(
+        StatusCode::OK,
+        layout(&title, None, Some(&feed), body),
+        PAGE_CACHE,
+    ))
 }
 
 /// What a version's APK certificate says to a reader (`docs/records.md`,

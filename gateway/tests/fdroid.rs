@@ -5,8 +5,9 @@
 //! `entry.jar` with `jarsigner` and the fingerprint, reads index-v2 and
 //! index-v1, checks them against the client's required fields and
 //! downloads every APK against its SHA-256; it refuses a wrong fingerprint
-//! and a tampered `entry.jar`. A yank then drops the version, the
-//! timestamp grows, and a restart keeps the key and the timestamp.
+//! and a tampered `entry.jar`; feedparser reads the Atom feeds. A yank
+//! then drops the version, the timestamp grows, and a restart keeps the
+//! key and the timestamp.
 
 #![allow(clippy::unwrap_used)]
 
@@ -127,6 +128,27 @@ fn fdroidserver_verifies_and_reads_the_repository() {
             .then_some(())
     });
     let t1 = check(&python, &repo, "com.example.app:11,10");
+
+    // The Atom feeds, read by feedparser.
+    for (path, entries) in [
+        ("/feeds/recent.atom".to_owned(), "2"),
+        (format!("/feeds/{author}.atom"), "2"),
+        (format!("/feeds/{author}/com.example.app.atom"), "2"),
+    ] {
+        let out = Command::new(&python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fdroid/check_feed.py"
+            ))
+            .args([&format!("{http}{path}"), entries])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     cli(&[
         "yank",

@@ -169,6 +169,7 @@ fn fdroid_box(g: &Gateway) -> Markup {
                 p { "This gateway is an F-Droid repository: add it to F-Droid, Droid-ify or Neo Store "
                     "and your apps update themselves. " a href="/fdroid" { "How to add it" } }
                 p { a href=(add) { "Add to F-Droid" } }
+                div.qr { (PreEscaped(qr_svg(&add))) }
                 p.cid { (url) }
             }
         }
@@ -191,12 +192,12 @@ pub(crate) async fn fdroid(g: &Gateway) -> Result<Response, Failure> {
             Some((url, add)) => {
                 ol {
                     li { "On your phone, tap " a href=(add) { "Add to F-Droid" }
-                         ", or scan this code with the phone's camera:" }
+                         ", or scan this code with the phone's camera:"
+                         div.qr { (PreEscaped(qr_svg(&add))) } }
                     li { "Or, in the app: Settings → Repositories → +, and enter "
                          span.cid { (url) } }
-                    li { "Check that the app shows this fingerprint before you accept:" }
+                    li { "Before you accept, check that the app shows the fingerprint below." }
                 }
-                div.qr { (PreEscaped(qr_svg(&add))) }
             }
             None => {
                 p { "This gateway does not know its public address (it is run without --public-url), "

@@ -25,6 +25,11 @@ pub(crate) async fn repo_file(
     path: &str,
     conditions: Conditions,
 ) -> Result<Response, Failure> {
+    if g.fdroid().is_none() {
+        return Err(Failure::NotFound(
+            "this gateway serves no F-Droid repository".into(),
+        ));
+    }
     if path == super::index::REPO_ICON {
         return Ok(bytes(
             Bytes::from_static(ICON),

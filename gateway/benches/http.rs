@@ -13,115 +13,12 @@
 
 #[path = "../tests/procs/mod.rs"]
 mod procs;
-
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+mod wrk;
 
 use ipsr_proto::AuthorKey;
-use ipsr_testkit::{Proc, agent, cid, free_port, redis_url, release, wait_for};
+use ipsr_testkit::{agent, cid, free_port, redis_url, release, wait_for};
 use procs::gateway;
-
-/// One wrk run's figures.
-#[derive(Debug, Clone, Copy)]
-struct Figures {
-    requests_per_sec: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// `wrk -t1 -c50 -d{secs}s --latency URL`, parsed.
-fn wrk(url: &str, secs: u64) -> Figures {
-    let out = Command::new("wrk")
-        .args(["-t1", "-c50", &format!("-d{secs}s"), "--latency", url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "wrk failed: {text}");
-    let value = |prefix: &str| {
-        text.lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(prefix))
-            .map(|rest| rest.trim().to_owned())
-            .unwrap_or_else(|| panic!("no `{prefix}` in wrk's output:\n{text}"))
-    };
-    let requests_per_sec = value("Requests/sec:").parse().unwrap();
-    let p99_ms = duration_ms(&value("99%"));
-    let errors = text
-        .lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix("Non-2xx or 3xx responses:"))
-        .map_or(0, |n| n.trim().parse().unwrap());
-    Figures {
-        requests_per_sec,
-        p99_ms,
-        errors,
-    }
-}
-
-/// wrk's durations: `812.00us`, `1.20ms`, `1.02s`.
-fn duration_ms(text: &str) -> f64 {
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: f64 = number.parse().unwrap();
-    match unit {
-        "us" => n / 1000.0,
-        "ms" => n,
-        "s" => n * 1000.0,
-        "m" => n * 60_000.0,
-        _ => panic!("unknown unit in {text}"),
-    }
-}
-
-/// nginx, stopped with `nginx -s stop` (which also ends its workers; a
-/// SIGKILL of the master alone would leave them running), then killed.
-struct Nginx {
-    conf: std::path::PathBuf,
-    _proc: Proc,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let conf = self.conf.to_string_lossy().into_owned();
-        let _ = Command::new("nginx")
-            .args(["-c", &conf, "-e", "stderr", "-s", "stop"])
-            .status();
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-fn nginx(root: &Path, port: u16) -> Nginx {
-    let conf = root.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off; master_process on; worker_processes auto; pid {dir}/nginx.pid;\n\
-             error_log {dir}/error.log warn;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{ access_log off; default_type application/json;\n\
-               client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};\n\
-               uwsgi_temp_path {dir}; scgi_temp_path {dir};\n\
-               server {{ listen 127.0.0.1:{port}; root {dir}/www; }} }}\n",
-            dir = root.display()
-        ),
-    )
-    .unwrap();
-    let proc =
-        Proc::spawn(Command::new("nginx").args(["-c", conf.to_str().unwrap(), "-e", "stderr"]));
-    wait_for("nginx to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    Nginx { conf, _proc: proc }
-}
+use wrk::{have, nginx, wrk};
 
 fn main() {
     // `cargo test --benches` runs this with `--bench`-less arguments; only

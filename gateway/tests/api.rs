@@ -1151,3 +1151,66 @@ async fn an_apk_whose_record_lies_about_its_sha256_is_cut_short() {
         "read {got} of {length} bytes without an error"
     );
 }
+
+/// `ipfsCIDv1` of a file imported as kubo's legacy `ipfs add` does
+/// (`unixfs-v0-2015`) is what fdroidserver computes for it with the
+/// `ipfs_cid` tool (Debian's `ipfs-cid`); a record without `sha256` is
+/// listed once the gateway has hashed its file, with the file's SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fdroid_ipfs_cid_and_computed_sha256() {
+    let state = tempfile::tempdir().unwrap();
+    let env = Env::new(Backend::Embedded, "fdroid-cid", with_fdroid(state.path())).await;
+    let k = key(24);
+    let bytes = pattern(24, 700_000);
+    let imported = env
+        .node
+        .content()
+        .add_bytes(Bytes::copy_from_slice(&bytes), Profile::V0_2015, None)
+        .await
+        .unwrap();
+    let cid = ContentId::try_from(imported.root).unwrap();
+    let record = app(&k, "com.example.cid", "1.0.0", "Cid")
+        .cid(cid)
+        .size(imported.size)
+        .sign();
+    env.publish(&record).await;
+    let (_, first) = env.json("/fdroid/repo/index-v2.json").await;
+    assert!(
+        first["packages"].get("com.example.cid").is_none(),
+        "not listed before its SHA-256 is known"
+    );
+    ipsr_testkit::wait_until("the computed SHA-256 in the index", || async {
+        let (_, v2) = env.json("/fdroid/repo/index-v2.json").await;
+        v2["packages"].get("com.example.cid").is_some()
+    })
+    .await;
+    let (_, v2) = env.json("/fdroid/repo/index-v2.json").await;
+    let versions = v2["packages"]["com.example.cid"]["versions"]
+        .as_object()
+        .unwrap();
+    let listed = versions.iter().next().unwrap();
+    assert_eq!(
+        listed.0,
+        &hex::encode(sha256(&bytes)),
+        "keyed by the file's SHA-256"
+    );
+    assert_eq!(listed.1["file"]["sha256"], hex::encode(sha256(&bytes)));
+    let kept = std::fs::read_to_string(state.path().join("sha256.txt")).unwrap();
+    assert!(kept.contains(&cid.to_string()), "{kept}");
+
+    let ours = listed.1["file"]["ipfsCIDv1"].as_str().unwrap().to_owned();
+    let file = state.path().join("app.apk");
+    std::fs::write(&file, &bytes).unwrap();
+    match std::process::Command::new("ipfs_cid").arg(&file).output() {
+        Ok(out) => {
+            let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(ours, theirs["CIDv1"], "what fdroidserver computes");
+        }
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("ipfs_cid is needed (apt-get install ipfs-cid)")
+        }
+        Err(_) => {
+            eprintln!("skipped the ipfs_cid comparison: no ipfs_cid (apt-get install ipfs-cid)")
+        }
+    }
+}

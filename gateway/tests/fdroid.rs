@@ -5,7 +5,8 @@
 //! `entry.jar` with `jarsigner` and the fingerprint, reads index-v2 and
 //! index-v1, checks them against the client's required fields and
 //! downloads every APK against its SHA-256; it refuses a wrong fingerprint
-//! and a tampered `entry.jar`; feedparser reads the Atom feeds. A yank
+//! and a tampered `entry.jar`; Java's `JarFile` verifies both JARs under
+//! the F-Droid client's rules; feedparser reads the Atom feeds. A yank
 //! then drops the version, the timestamp grows, and a restart keeps the
 //! key and the timestamp.
 
@@ -128,6 +129,36 @@ fn fdroidserver_verifies_and_reads_the_repository() {
             .then_some(())
     });
     let t1 = check(&python, &repo, "com.example.app:11,10");
+
+    // Java's JarFile, which the F-Droid client's index library verifies
+    // with, under the library's rules (tests/fdroid/VerifyJar.java).
+    let fingerprint = repo.split("fingerprint=").nth(1).unwrap();
+    for (jar, entry) in [
+        ("entry.jar", "entry.json"),
+        ("index-v1.jar", "index-v1.json"),
+    ] {
+        let path = dir.path().join(jar);
+        let mut response = agent
+            .get(format!("{http}/fdroid/repo/{jar}"))
+            .call()
+            .unwrap();
+        std::fs::write(&path, response.body_mut().read_to_vec().unwrap()).unwrap();
+        let out = Command::new("java")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fdroid/VerifyJar.java"
+            ))
+            .arg(&path)
+            .args([entry, fingerprint])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{jar}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // The Atom feeds, read by feedparser.
     for (path, entries) in [

@@ -91,6 +91,16 @@ pub fn bench_title(i: usize) -> String {
 /// `org.bench{i / 100}.app{i}` titled [`bench_title`]`(i)`) into the
 /// store of the data dir `data`, before a node or gateway starts on it.
 pub fn fill_store(data: &Path, n: usize) {
+    fill_store_with(data, n, |_, r| r);
+}
+
+/// [`fill_store`], each release builder first passed through `edit` with
+/// its index.
+pub fn fill_store_with(
+    data: &Path,
+    n: usize,
+    edit: impl Fn(usize, ipsr_testkit::ReleaseBuilder<'_>) -> ipsr_testkit::ReleaseBuilder<'_>,
+) {
     std::fs::create_dir_all(data).unwrap();
     let store = ipsr_node::Store::open(&data.join("store.redb")).unwrap();
     let authors: Vec<_> = (1..=8).map(ipsr_testkit::key).collect();
@@ -99,11 +109,11 @@ pub fn fill_store(data: &Path, n: usize) {
         let records = chunk
             .iter()
             .map(|&i| {
-                ipsr_testkit::release(&authors[i % 8], "1.0.0")
+                let r = ipsr_testkit::release(&authors[i % 8], "1.0.0")
                     .package(&format!("org.bench{}.app{i}", i / 100))
                     .title(bench_title(i))
-                    .cid(ipsr_testkit::cid(u32::try_from(i).unwrap()))
-                    .sign()
+                    .cid(ipsr_testkit::cid(u32::try_from(i).unwrap()));
+                edit(i, r).sign()
             })
             .collect();
         store.apply(records).unwrap();

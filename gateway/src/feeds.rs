@@ -41,9 +41,38 @@ pub(crate) struct Feed {
     pub(crate) releases: Vec<Release>,
 }
 
-/// `GET /feeds/...`.
+/// `GET /feeds/...`, from the view cache when it was rendered at the
+/// same log head within its TTL (an author's feed reads up to
+/// [`AUTHOR_PACKAGES`] packages).
 pub(crate) async fn feed(g: &Gateway, of: Of<'_>) -> Result<Response, Failure> {
-    let feed = match of {
+    let key = match of {
+        Of::Recent => "feed:recent".to_owned(),
+        Of::Author(a) => format!("feed:{a}"),
+        Of::Package(k) => format!("feed:{}/{}", k.author, k.package),
+    };
+    let head = *g.node().log_head().borrow();
+    let xml = match g.views().get(&key, head) {
+        Some(xml) => xml,
+        None => {
+            let xml = bytes::Bytes::from(atom(&read(g, of).await?, g.base_url().as_deref()));
+            g.views().put(key, head, xml.clone());
+            xml
+        }
+    };
+    let mut response = Response::new(xml.into());
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/atom+xml; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(FEED_CACHE));
+    Ok(response)
+}
+
+/// The releases of a feed, from the index.
+async fn read(g: &Gateway, of: Of<'_>) -> Result<Feed, Failure> {
+    Ok(match of {
         Of::Recent => Feed {
             title: "Recent releases".into(),
             id: "urn:ipsr:feed:recent".into(),
@@ -84,17 +113,7 @@ pub(crate) async fn feed(g: &Gateway, of: Of<'_>) -> Result<Response, Failure> {
                 releases: all,
             }
         }
-    };
-    let xml = atom(&feed, g.base_url().as_deref());
-    let mut response = Response::new(xml.into());
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/atom+xml; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(FEED_CACHE));
-    Ok(response)
+    })
 }
 
 fn releases(records: Vec<SignedRecord>) -> Vec<Release> {

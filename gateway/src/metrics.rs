@@ -20,6 +20,8 @@ pub(crate) struct Metrics {
     refused: Family<Labels, Counter>,
     connections: Gauge,
     pins_refused: Family<Labels, Counter>,
+    fdroid_builds: Counter,
+    fdroid_build_seconds: Histogram,
     registry: Registry,
 }
 
@@ -38,6 +40,8 @@ impl Default for Metrics {
         let refused = Family::<Labels, Counter>::default();
         let connections = Gauge::default();
         let pins_refused = Family::<Labels, Counter>::default();
+        let fdroid_builds = Counter::default();
+        let fdroid_build_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let mut registry = Registry::with_prefix("ipsr_gateway");
         registry.register(
             "requests",
@@ -70,6 +74,16 @@ impl Default for Metrics {
              quota_exceeded, blockstore_full, busy, content_mismatch, unavailable)",
             pins_refused.clone(),
         );
+        registry.register(
+            "fdroid_builds",
+            "Builds of the F-Droid index files",
+            fdroid_builds.clone(),
+        );
+        registry.register(
+            "fdroid_build_seconds",
+            "Time to build the F-Droid index files",
+            fdroid_build_seconds.clone(),
+        );
         Self {
             requests,
             latency,
@@ -77,6 +91,8 @@ impl Default for Metrics {
             refused,
             connections,
             pins_refused,
+            fdroid_builds,
+            fdroid_build_seconds,
             registry,
         }
     }
@@ -100,6 +116,12 @@ impl Metrics {
         self.pins_refused
             .get_or_create(&vec![("reason".to_owned(), reason.to_owned())])
             .inc();
+    }
+
+    /// Counts one build of the F-Droid index files, that took `seconds`.
+    pub(crate) fn fdroid_build(&self, seconds: f64) {
+        self.fdroid_builds.inc();
+        self.fdroid_build_seconds.observe(seconds);
     }
 
     /// Counts content bytes sent.

@@ -19,7 +19,7 @@ use ipsr_indexer::{Index, StoreIndex};
 use ipsr_node::Client;
 use ipsr_proto::{AuthorKey, ContentId, Platform, SignedRecord};
 use ipsr_testkit::{
-    RedisServer, ReleaseBuilder, cid, free_port, key, pattern, redis_url, release, yank,
+    RedisServer, ReleaseBuilder, cid, free_port, key, pattern, redis_url, release, wait_until, yank,
 };
 use serde_json::Value;
 use warp::Filter;
@@ -1090,6 +1090,13 @@ async fn fdroid_repository(backend: Backend) {
     // A yank drops the version; the timestamp grows.
     env.publish(&yank(&a, "1.1.0").package("com.example.fd").seq(10).sign())
         .await;
+    wait_until("the yank in the index", || async {
+        let (_, v2) = env.json("/fdroid/repo/index-v2.json").await;
+        v2["packages"]["com.example.fd"]["versions"]
+            .as_object()
+            .is_some_and(|v| v.len() == 1)
+    })
+    .await;
     let (_, v2) = env.json("/fdroid/repo/index-v2.json").await;
     let versions = v2["packages"]["com.example.fd"]["versions"]
         .as_object()
@@ -1179,7 +1186,7 @@ async fn fdroid_ipfs_cid_and_computed_sha256() {
         first["packages"].get("com.example.cid").is_none(),
         "not listed before its SHA-256 is known"
     );
-    ipsr_testkit::wait_until("the computed SHA-256 in the index", || async {
+    wait_until("the computed SHA-256 in the index", || async {
         let (_, v2) = env.json("/fdroid/repo/index-v2.json").await;
         v2["packages"].get("com.example.cid").is_some()
     })
@@ -1213,4 +1220,53 @@ async fn fdroid_ipfs_cid_and_computed_sha256() {
             eprintln!("skipped the ipfs_cid comparison: no ipfs_cid (apt-get install ipfs-cid)")
         }
     }
+}
+
+/// An author re-signing a release in a loop while polling the index cannot
+/// make the gateway build without pause: builds are spaced by five times
+/// their duration (far fewer builds than polls), the index never answers
+/// an error meanwhile, and the last record shows once the spacing passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fdroid_builds_are_spaced_under_churn() {
+    let state = tempfile::tempdir().unwrap();
+    let env = Env::new(Backend::Embedded, "fdroid-churn", with_fdroid(state.path())).await;
+    let k = key(25);
+    let pkg = |i: u32| format!("com.example.churn{i}");
+    for i in 0..300u32 {
+        env.publish(
+            &app(&k, &pkg(i), "1.0.0", "Churn")
+                .cid(cid(i))
+                .size(1000)
+                .sha256([1; 32])
+                .seq(1)
+                .sign(),
+        )
+        .await;
+    }
+    assert_eq!(env.get("/fdroid/repo/entry.jar").await.status(), 200);
+    let polls = 60u64;
+    for n in 0..polls {
+        let record = app(&k, &pkg(0), "1.0.0", &format!("Churn {n}"))
+            .cid(cid(0))
+            .size(1000)
+            .sha256([1; 32])
+            .seq(2 + n)
+            .sign();
+        env.publish(&record).await;
+        assert_eq!(env.get("/fdroid/repo/entry.jar").await.status(), 200);
+    }
+    let metrics = String::from_utf8(env.get("/metrics").await.body().to_vec()).unwrap();
+    let builds: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ipsr_gateway_fdroid_builds_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(builds < polls / 2, "{builds} builds for {polls} polls");
+    let last = format!("Churn {}", polls - 1);
+    wait_until("the last record in the index", || async {
+        let (_, v2) = env.json("/fdroid/repo/index-v2.json").await;
+        v2["packages"][pkg(0)]["metadata"]["name"]["en-US"] == last.as_str()
+    })
+    .await;
 }

@@ -38,6 +38,11 @@ const READS_AT_ONCE: usize = 16;
 /// this much later (a shared Redis may index the last records a moment
 /// after this node's log names them).
 const SETTLE: Duration = Duration::from_secs(2);
+/// A new build begins at least this many times its last build's time after
+/// the last began, so builds take at most a fifth of the time however fast
+/// the log moves (an author publishing in a loop while polling the index
+/// cannot make the gateway build without pause).
+const BUILD_SPACING: u32 = 5;
 /// Files whose SHA-256 the gateway computes per round (records that do not
 /// state one), and how long one may take.
 const HASHES_PER_ROUND: usize = 8;
@@ -67,6 +72,8 @@ pub(crate) struct Built {
     /// The log head it was built at, and when the build began.
     head: u64,
     began: Instant,
+    /// How long it took.
+    took: Duration,
     /// Also built again when the gateway has hashed more files.
     hashed: u64,
     /// `entry.json`'s timestamp (ms).
@@ -159,7 +166,7 @@ pub(crate) async fn current(g: &Gateway) -> Result<Arc<Built>, Failure> {
     let head = *g.node().log_head().borrow();
     let last = repo.built.lock().ok().and_then(|b| b.clone());
     if let Some(last) = &last
-        && repo.fresh(last, head)
+        && (repo.fresh(last, head) || last.began.elapsed() < last.took * BUILD_SPACING)
     {
         return Ok(last.clone());
     }
@@ -176,6 +183,7 @@ pub(crate) async fn current(g: &Gateway) -> Result<Arc<Built>, Failure> {
     }
     let began = Instant::now();
     let built = Arc::new(build(g, repo, head, began).await?);
+    g.metrics().fdroid_build(built.took.as_secs_f64());
     if let Ok(mut slot) = repo.built.lock() {
         *slot = Some(built.clone());
     }
@@ -321,6 +329,7 @@ async fn build(
     Ok(Built {
         head,
         began,
+        took: began.elapsed(),
         hashed,
         timestamp,
         files,

@@ -981,6 +981,10 @@ async fn fdroid_repository(backend: Backend) {
             size2,
             sha256(&bytes2),
         )
+        .metadata(|m| {
+            m.icon = Some(cid2);
+            m.screenshots = vec![cid1];
+        })
         .sign(),
     )
     .await;
@@ -1086,6 +1090,18 @@ async fn fdroid_repository(backend: Backend) {
         404
     );
     assert_eq!(env.get("/fdroid/repo/icons/icon.png").await.status(), 200);
+    // The newest version's icon and screenshots, at the paths the index names.
+    let meta = &v2["packages"]["com.example.fd"]["metadata"];
+    let icon = meta["icon"]["en-US"]["name"].as_str().unwrap();
+    assert_eq!(icon, "/com.example.fd/en-US/icon.png");
+    let shot = meta["screenshots"]["phone"]["en-US"][0]["name"]
+        .as_str()
+        .unwrap();
+    for (path, bytes) in [(icon, &bytes2), (shot, &bytes1)] {
+        let got = env.get(&format!("/fdroid/repo{path}")).await;
+        assert_eq!(got.status(), 200, "{path}");
+        assert_eq!(got.body().as_ref(), bytes.as_slice(), "{path}");
+    }
 
     // A yank drops the version; the timestamp grows.
     env.publish(&yank(&a, "1.1.0").package("com.example.fd").seq(10).sign())

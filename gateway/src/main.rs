@@ -247,14 +247,17 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         .context("cannot serve HTTP (--http)")?;
     println!("gateway: http://{addr} (index: {backend})");
     if let Some(fdroid) = &gateway.config().fdroid {
-        let base = cli.public_url.as_deref().map_or_else(
-            || format!("http://{addr}"),
-            |u| u.trim_end_matches('/').to_owned(),
-        );
-        println!(
-            "fdroid repo: {base}/fdroid/repo?fingerprint={}",
-            fdroid.key.fingerprint()
-        );
+        let fingerprint = fdroid.key.fingerprint();
+        let base = match cli.public_url.as_deref() {
+            Some(url) => Some(url.trim_end_matches('/').to_owned()),
+            None => (!addr.ip().is_unspecified()).then(|| format!("http://{addr}")),
+        };
+        match base {
+            Some(base) => println!("fdroid repo: {base}/fdroid/repo?fingerprint={fingerprint}"),
+            None => println!(
+                "fdroid repo: fingerprint {fingerprint} (give --public-url so phones can add it)"
+            ),
+        }
     }
     let indexing = async move {
         match indexer {

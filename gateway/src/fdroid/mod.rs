@@ -323,8 +323,10 @@ async fn build(
         ("index-v1.json", v1),
     ]
     .into_iter()
-    .map(|(name, b)| (name, (etag(&b), Bytes::from(b))))
-    .map(|(name, (tag, b))| (name, (b, tag)))
+    .map(|(name, bytes)| {
+        let tag = etag(&bytes);
+        (name, (Bytes::from(bytes), tag))
+    })
     .collect();
     Ok(Built {
         head,

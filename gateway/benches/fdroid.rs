@@ -20,28 +20,14 @@ use std::time::{Duration, Instant};
 
 use ipsr_proto::Platform;
 use ipsr_testkit::{agent_with_timeout, free_port};
-use wrk::{have, nginx, wrk_with};
+use wrk::{nginx, wrk_with};
 
 fn main() {
-    // `cargo test --benches` runs this without `--bench`; only measure
-    // under `cargo bench`.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    for program in ["wrk", "nginx"] {
-        assert!(
-            have(program),
-            "{program} is needed: apt-get install wrk nginx-light"
-        );
-    }
+    let Some(secs) = wrk::setup() else { return };
     let packages = std::env::var("IPSR_BENCH_PACKAGES")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(10_000);
-    let secs: u64 = std::env::var("IPSR_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("gateway");
     procs::fill_store_with(&data, packages, |i, r| {

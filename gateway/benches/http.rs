@@ -18,24 +18,10 @@ mod wrk;
 use ipsr_proto::AuthorKey;
 use ipsr_testkit::{agent, cid, free_port, redis_url, release, wait_for};
 use procs::gateway;
-use wrk::{have, nginx, wrk};
+use wrk::{nginx, wrk};
 
 fn main() {
-    // `cargo test --benches` runs this with `--bench`-less arguments; only
-    // measure under `cargo bench`.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    for program in ["wrk", "nginx"] {
-        assert!(
-            have(program),
-            "{program} is needed: apt-get install wrk nginx-light"
-        );
-    }
-    let secs: u64 = std::env::var("IPSR_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let Some(secs) = wrk::setup() else { return };
     let redis_url = redis_url();
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("ipsr-bench:{}:", std::process::id());

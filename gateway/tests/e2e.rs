@@ -10,7 +10,7 @@ mod procs;
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ipsr_testkit::{Proc, agent_with_timeout, wait_for};
@@ -29,7 +29,6 @@ fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let gateway_bin = PathBuf::from(env!("CARGO_BIN_EXE_ipsr-gateway"));
     let node_bin = binary("ipsr-node");
-    let cli_bin = binary("ipsr-cli");
 
     let mut args = node_args(&dir.path().join("gateway"));
     args.extend(["--http".into(), "127.0.0.1:0".into()]);
@@ -51,22 +50,7 @@ fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
 
     // The author: a key, and a release published from their node.
     let config = dir.path().join("config");
-    let cli = |args: &[&str]| {
-        let out = Command::new(&cli_bin)
-            .args(["--node", &author_api])
-            .args(args)
-            .env("XDG_CONFIG_HOME", &config)
-            .env_remove("IPSR_PASSPHRASE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ipsr-cli {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| procs::cli(&author_api, &config, args);
     let author = cli(&["key", "generate"]).trim().to_owned();
     assert!(author.starts_with("k51"), "{author}");
     let app: Vec<u8> = (0..3 * 1024 * 1024 + 333u32)

@@ -15,10 +15,10 @@
 mod procs;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ipsr_testkit::{Proc, agent_with_timeout, wait_for};
-use procs::{binary, node_args};
+use procs::{node_args, run_ok};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../cli/tests/fixtures/apk");
 
@@ -37,25 +37,23 @@ fn python() -> Option<PathBuf> {
     }
 }
 
+/// A file of `tests/fdroid/`.
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fdroid")
+        .join(name)
+}
+
 /// Runs `check.py` on the repository at `url`, expecting `expect`
 /// (`PACKAGE:CODE,CODE`); returns the timestamp it read.
 fn check(python: &Path, url: &str, expect: &str) -> u64 {
-    let out = Command::new(python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fdroid/check.py"
-        ))
-        .args([url, expect])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "check.py {expect}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        &format!("check.py {expect}"),
+        Command::new(python)
+            .arg(script("check.py"))
+            .args([url, expect]),
     );
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line: serde_json::Value = serde_json::from_str(&out).unwrap();
     line["timestamp"].as_u64().unwrap()
 }
 
@@ -80,24 +78,8 @@ fn fdroidserver_verifies_and_reads_the_repository() {
         repo.starts_with(&format!("{http}/fdroid/repo?fingerprint=")),
         "{repo}"
     );
-
     let config = dir.path().join("config");
-    let cli = |args: &[&str]| {
-        let out = Command::new(binary("ipsr-cli"))
-            .args(["--node", &api])
-            .args(args)
-            .env("XDG_CONFIG_HOME", &config)
-            .env_remove("IPSR_PASSPHRASE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ipsr-cli {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| procs::cli(&api, &config, args);
     let author = cli(&["key", "generate"]).trim().to_owned();
     // Two signed APKs of com.example.app: 1.5.0 (code 10), then 1.6.0
     // (code 11) signed with a rotated certificate.
@@ -116,15 +98,12 @@ fn fdroidserver_verifies_and_reads_the_repository() {
         ]);
     }
     let agent = agent_with_timeout(std::time::Duration::from_secs(30));
-    let index_url = format!("{http}/fdroid/repo/index-v2.json");
+    let index = || {
+        let url = format!("{http}/fdroid/repo/index-v2.json");
+        agent.get(url).call().ok()?.body_mut().read_to_string().ok()
+    };
     wait_for("both versions in the index", || {
-        let text = agent
-            .get(&index_url)
-            .call()
-            .ok()?
-            .body_mut()
-            .read_to_string()
-            .ok()?;
+        let text = index()?;
         (text.contains("com.example.app_10.apk") && text.contains("com.example.app_11.apk"))
             .then_some(())
     });
@@ -143,20 +122,12 @@ fn fdroidserver_verifies_and_reads_the_repository() {
             .call()
             .unwrap();
         std::fs::write(&path, response.body_mut().read_to_vec().unwrap()).unwrap();
-        let out = Command::new("java")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fdroid/VerifyJar.java"
-            ))
-            .arg(&path)
-            .args([entry, fingerprint])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{jar}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            jar,
+            Command::new("java")
+                .arg(script("VerifyJar.java"))
+                .arg(&path)
+                .args([entry, fingerprint]),
         );
     }
 
@@ -166,36 +137,18 @@ fn fdroidserver_verifies_and_reads_the_repository() {
         (format!("/feeds/{author}.atom"), "2"),
         (format!("/feeds/{author}/com.example.app.atom"), "2"),
     ] {
-        let out = Command::new(&python)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fdroid/check_feed.py"
-            ))
-            .args([&format!("{http}{path}"), entries])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{path}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            &path,
+            Command::new(&python)
+                .arg(script("check_feed.py"))
+                .args([&format!("{http}{path}"), entries]),
         );
     }
 
-    cli(&[
-        "yank",
-        &format!("{author}/com.example.app@1.6.0"),
-        "--reason",
-        "broken",
-    ]);
+    let spec = format!("{author}/com.example.app@1.6.0");
+    cli(&["yank", &spec, "--reason", "broken"]);
     wait_for("the yank in the index", || {
-        let text = agent
-            .get(&index_url)
-            .call()
-            .ok()?
-            .body_mut()
-            .read_to_string()
-            .ok()?;
-        (!text.contains("com.example.app_11.apk")).then_some(())
+        (!index()?.contains("com.example.app_11.apk")).then_some(())
     });
     let t2 = check(&python, &repo, "com.example.app:10");
     assert!(t2 > t1, "the timestamp only grows: {t1} then {t2}");
@@ -204,7 +157,6 @@ fn fdroidserver_verifies_and_reads_the_repository() {
     // fingerprint, and, what is listed being the same, the same timestamp.
     drop(gateway);
     let (_gateway, _, _, again) = start(&data, http.trim_start_matches("http://"));
-    let fingerprint = |url: &str| url.split("fingerprint=").nth(1).unwrap().to_owned();
-    assert_eq!(fingerprint(&again), fingerprint(&repo));
+    assert_eq!(again, repo);
     assert_eq!(check(&python, &again, "com.example.app:10"), t2);
 }

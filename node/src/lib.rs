@@ -85,7 +85,7 @@ mod limiter;
 pub mod listing;
 mod metrics;
 mod pacing;
-mod private_file;
+pub mod private_file;
 mod providers;
 pub mod run;
 mod runtime;

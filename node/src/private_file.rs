@@ -7,9 +7,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// What [`write`] does when the file exists by the time it is written.
+/// What [`write()`] does when the file exists by the time it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Existing {
+pub enum Existing {
     /// Fail (`AlreadyExists`): it may hold a secret written meanwhile.
     Keep,
     /// Replace it (the caller found it empty: it never held one).
@@ -18,7 +18,7 @@ pub(crate) enum Existing {
 
 /// Writes `bytes` to `path`, a file in `dir`, with mode 0600, atomically.
 /// `prefix` names the temp file (`.identity`, `.api-token`).
-pub(crate) fn write(
+pub fn write(
     dir: &Path,
     path: &Path,
     prefix: &str,

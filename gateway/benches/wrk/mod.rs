@@ -9,6 +9,28 @@ use std::time::Duration;
 
 use ipsr_testkit::{Proc, wait_for};
 
+/// Under `cargo bench` (`cargo test --benches` runs benches without
+/// `--bench`, and then they measure nothing: `None`), after checking that
+/// wrk and nginx are installed: how long each wrk run lasts, in seconds
+/// (`IPSR_BENCH_SECONDS`, 10).
+pub fn setup() -> Option<u64> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return None;
+    }
+    for program in ["wrk", "nginx"] {
+        assert!(
+            have(program),
+            "{program} is needed: apt-get install wrk nginx-light"
+        );
+    }
+    Some(
+        std::env::var("IPSR_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10),
+    )
+}
+
 /// One wrk run's figures.
 #[derive(Debug, Clone, Copy)]
 pub struct Figures {

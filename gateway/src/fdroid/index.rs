@@ -45,6 +45,22 @@ impl App {
         &self.versions[0]
     }
 
+    /// Its name: the newest version's title, or the package name.
+    pub(crate) fn title(&self) -> &str {
+        let title = &self.newest().release.metadata.title;
+        if title.is_empty() {
+            self.package.as_str()
+        } else {
+            title
+        }
+    }
+
+    /// When its first and its last listed versions were signed (ms).
+    pub(crate) fn dates(&self) -> (u64, u64) {
+        let at = self.versions.iter().map(|l| l.release.created_at);
+        (at.clone().min().unwrap_or(0), at.max().unwrap_or(0))
+    }
+
     /// The path of the APK of a version under the repository.
     pub(crate) fn apk_name(&self, release: &Release) -> String {
         apk_name(&self.package, release.version_code)
@@ -200,15 +216,10 @@ pub(crate) fn index_v2(repo: &RepoInfo, apps: &[App], timestamp: u64) -> Value {
         let meta = &newest.metadata;
         let (icon, shots, _) = graphics(app);
         let mut m = serde_json::Map::new();
-        let added = app.versions.iter().map(|l| l.release.created_at).min();
-        let updated = app.versions.iter().map(|l| l.release.created_at).max();
-        m.insert("added".into(), json!(added.unwrap_or(0)));
-        m.insert("lastUpdated".into(), json!(updated.unwrap_or(0)));
-        let title = if meta.title.is_empty() {
-            app.package.as_str()
-        } else {
-            &meta.title
-        };
+        let (added, updated) = app.dates();
+        m.insert("added".into(), json!(added));
+        m.insert("lastUpdated".into(), json!(updated));
+        let title = app.title();
         put(&mut m, "name", text(title));
         put(&mut m, "summary", text(&meta.summary));
         put(&mut m, "description", text(&meta.description));
@@ -331,11 +342,7 @@ pub(crate) fn index_v1(repo: &RepoInfo, apps: &[App], timestamp: u64) -> Value {
         let newest = &app.newest().release;
         let meta = &newest.metadata;
         let (icon, shots, _) = graphics(app);
-        let title = if meta.title.is_empty() {
-            app.package.as_str()
-        } else {
-            &meta.title
-        };
+        let title = app.title();
         let mut localized = serde_json::Map::new();
         localized.insert("name".into(), json!(title));
         put(
@@ -396,10 +403,9 @@ pub(crate) fn index_v1(repo: &RepoInfo, apps: &[App], timestamp: u64) -> Value {
             "suggestedVersionName".into(),
             json!(newest.version.to_string()),
         );
-        let added = app.versions.iter().map(|l| l.release.created_at).min();
-        let updated = app.versions.iter().map(|l| l.release.created_at).max();
-        a.insert("added".into(), json!(added.unwrap_or(0)));
-        a.insert("lastUpdated".into(), json!(updated.unwrap_or(0)));
+        let (added, updated) = app.dates();
+        a.insert("added".into(), json!(added));
+        a.insert("lastUpdated".into(), json!(updated));
         a.insert("localized".into(), json!({ LOCALE: localized }));
         list.push(Value::Object(a));
         let versions: Vec<Value> = app

@@ -9,7 +9,6 @@
 //! start ([`RepoKey::load_or_create`]) or reads the one `--fdroid-key`
 //! names ([`RepoKey::load`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use der::{Decode, Encode};
@@ -121,8 +120,8 @@ impl RepoKey {
     }
 
     /// The key kept in `path`, or a new one written there (mode 0600,
-    /// through a temporary file, so a crash never leaves half a key) when
-    /// there is no file. Also says whether it was made now.
+    /// whole or not at all: `ipsr_node::private_file`) when there is no
+    /// file. Also says whether it was made now.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyError> {
         if path.exists() {
             return Ok((Self::load(path)?, false));
@@ -132,18 +131,16 @@ impl RepoKey {
             path: path.to_owned(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("pem.tmp");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp).map_err(io)?;
-        file.write_all(key.to_pem().as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        ipsr_node::private_file::write(
+            dir,
+            path,
+            ".repo-key",
+            key.to_pem().as_bytes(),
+            ipsr_node::private_file::Existing::Keep,
+        )
+        .map_err(io)?;
         Ok((key, true))
     }
 

@@ -119,3 +119,30 @@ pub fn fill_store_with(
         store.apply(records).unwrap();
     }
 }
+
+/// Runs `command` (stdin closed) and returns its standard output; panics
+/// with its output when it fails, naming it `what`.
+pub fn run_ok(what: &str, command: &mut std::process::Command) -> String {
+    let out = command.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `ipsr-cli --node API ARGS`, with its keys in `config` (as
+/// `XDG_CONFIG_HOME`) and no passphrase: its standard output, or a panic
+/// with its error.
+pub fn cli(api: &str, config: &Path, args: &[&str]) -> String {
+    run_ok(
+        &format!("ipsr-cli {args:?}"),
+        std::process::Command::new(binary("ipsr-cli"))
+            .args(["--node", api])
+            .args(args)
+            .env("XDG_CONFIG_HOME", config)
+            .env_remove("IPSR_PASSPHRASE"),
+    )
+}

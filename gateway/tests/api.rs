@@ -1069,6 +1069,33 @@ async fn fdroid_repository(backend: Backend) {
         assert_eq!(again.status(), 304, "{file}");
         assert!(again.body().is_empty());
     }
+    // A record that changes nothing listed: the index is built again, and
+    // its files keep their bytes (the JARs are not signed anew).
+    let jar_tag = env.get("/fdroid/repo/entry.jar").await.headers()["etag"].clone();
+    let builds = fdroid_builds(&env).await;
+    env.publish(
+        &rel(
+            &b,
+            "com.example.ios",
+            "1.0.0",
+            1,
+            cid2,
+            size2,
+            sha256(&bytes2),
+        )
+        .platform(Platform::ios())
+        .sign(),
+    )
+    .await;
+    wait_until("a new build", || async {
+        env.get("/fdroid/repo/entry.jar").await;
+        fdroid_builds(&env).await > builds
+    })
+    .await;
+    assert_eq!(
+        env.get("/fdroid/repo/entry.jar").await.headers()["etag"],
+        jar_tag
+    );
 
     // The APKs, by path; the latest by author and package.
     let apk = env.get("/fdroid/repo/com.example.fd_1.apk").await;
@@ -1238,6 +1265,17 @@ async fn fdroid_ipfs_cid_and_computed_sha256() {
     }
 }
 
+/// How many times the gateway built its F-Droid index, from `/metrics`.
+async fn fdroid_builds(env: &Env) -> u64 {
+    let metrics = String::from_utf8(env.get("/metrics").await.body().to_vec()).unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ipsr_gateway_fdroid_builds_total "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// An author re-signing a release in a loop while polling the index cannot
 /// make the gateway build without pause: builds are spaced by five times
 /// their duration (far fewer builds than polls), the index never answers
@@ -1271,13 +1309,7 @@ async fn fdroid_builds_are_spaced_under_churn() {
         env.publish(&record).await;
         assert_eq!(env.get("/fdroid/repo/entry.jar").await.status(), 200);
     }
-    let metrics = String::from_utf8(env.get("/metrics").await.body().to_vec()).unwrap();
-    let builds: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("ipsr_gateway_fdroid_builds_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let builds = fdroid_builds(&env).await;
     assert!(builds < polls / 2, "{builds} builds for {polls} polls");
     let last = format!("Churn {}", polls - 1);
     wait_until("the last record in the index", || async {

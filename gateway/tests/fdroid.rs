@@ -7,8 +7,9 @@
 //! downloads every APK against its SHA-256; it refuses a wrong fingerprint
 //! and a tampered `entry.jar`; Java's `JarFile` verifies both JARs under
 //! the F-Droid client's rules; feedparser reads the Atom feeds. A yank
-//! then drops the version, the timestamp grows, and a restart keeps the
-//! key and the timestamp.
+//! then drops the version, the timestamp grows, the diff from the earlier
+//! index turns it into the new one (json-merge-patch), and a restart keeps
+//! the key and the timestamp.
 
 #![allow(clippy::unwrap_used)]
 
@@ -145,6 +146,9 @@ fn fdroidserver_verifies_and_reads_the_repository() {
         );
     }
 
+    // A phone holding this index later follows the diff.
+    let old = dir.path().join("old-index-v2.json");
+    std::fs::write(&old, index().unwrap()).unwrap();
     let spec = format!("{author}/com.example.app@1.6.0");
     cli(&["yank", &spec, "--reason", "broken"]);
     wait_for("the yank in the index", || {
@@ -152,6 +156,14 @@ fn fdroidserver_verifies_and_reads_the_repository() {
     });
     let t2 = check(&python, &repo, "com.example.app:10");
     assert!(t2 > t1, "the timestamp only grows: {t1} then {t2}");
+    let named = run_ok(
+        "check_diff.py",
+        Command::new(&python)
+            .arg(script("check_diff.py"))
+            .arg(&old)
+            .arg(&repo),
+    );
+    assert_eq!(named.trim(), "1", "the diff names the one package changed");
 
     // A restart (on the same address) keeps the key, so the same
     // fingerprint, and, what is listed being the same, the same timestamp.

@@ -463,18 +463,38 @@ pub(crate) fn index_v1(repo: &RepoInfo, apps: &[App], timestamp: u64) -> Value {
 }
 
 /// `entry.json`: the timestamp and where `index-v2.json` is, with its
-/// SHA-256 and size.
-pub(crate) fn entry(timestamp: u64, index_v2: &[u8], packages: usize) -> Value {
+/// SHA-256 and size; and `diffs`: for each earlier timestamp, the patch
+/// from that build's index (its bytes and how many packages it names).
+pub(crate) fn entry(
+    timestamp: u64,
+    index_v2: &[u8],
+    packages: usize,
+    diffs: &[(u64, &[u8], usize)],
+) -> Value {
+    let file = |name: String, bytes: &[u8], packages: usize| {
+        json!({
+            "name": name,
+            "sha256": hex::encode(Sha256::digest(bytes)),
+            "size": bytes.len(),
+            "numPackages": packages,
+        })
+    };
+    let diffs: serde_json::Map<String, Value> = diffs
+        .iter()
+        .map(|(at, bytes, n)| (at.to_string(), file(diff_name(*at), bytes, *n)))
+        .collect();
     json!({
         "timestamp": timestamp,
         "version": FORMAT_VERSION,
-        "index": {
-            "name": "/index-v2.json",
-            "sha256": hex::encode(Sha256::digest(index_v2)),
-            "size": index_v2.len(),
-            "numPackages": packages,
-        },
+        "index": file("/index-v2.json".into(), index_v2, packages),
+        "diffs": diffs,
     })
+}
+
+/// `/diff/{timestamp}.json`: the path of the patch from the build of
+/// `timestamp`.
+pub(crate) fn diff_name(timestamp: u64) -> String {
+    format!("/diff/{timestamp}.json")
 }
 
 #[cfg(test)]
@@ -629,7 +649,8 @@ mod tests {
             "android.permission.INTERNET"
         );
         let bytes = serde_json::to_vec(&v2).unwrap();
-        let e = entry(5, &bytes, 1);
+        let e = entry(5, &bytes, 1, &[(4, b"{}", 0)]);
+        assert_eq!(e["diffs"]["4"]["name"], "/diff/4.json");
         assert_eq!(e["index"]["sha256"], hex::encode(Sha256::digest(&bytes)));
         assert_eq!(e["index"]["size"], bytes.len());
     }

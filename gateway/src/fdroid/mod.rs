@@ -6,8 +6,10 @@
 //! * `key`: the repository key and certificate ([`RepoKey`]);
 //! * `jar`: signed JARs (`entry.jar`, `index-v1.jar`), sans IO;
 //! * `index`: what is listed, and the JSON of the index files, sans IO;
+//! * `diff`: merge patches from earlier builds' indexes, sans IO;
 //! * `serve`: the answers of the repository's paths.
 
+mod diff;
 mod index;
 mod jar;
 mod key;
@@ -43,6 +45,8 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// the log moves (an author publishing in a loop while polling the index
 /// cannot make the gateway build without pause).
 const BUILD_SPACING: u32 = 5;
+/// Earlier builds whose index a phone may hold and get a diff from.
+const DIFFS: usize = 8;
 /// Files whose SHA-256 the gateway computes per round (records that do not
 /// state one), and how long one may take.
 const HASHES_PER_ROUND: usize = 8;
@@ -80,6 +84,9 @@ pub(crate) struct Built {
     pub(crate) timestamp: u64,
     /// The index files, each with its `ETag`.
     pub(crate) files: HashMap<&'static str, (Bytes, String)>,
+    /// Diffs by path under the repository (`diff/{timestamp}.json`), each
+    /// with its `ETag`.
+    pub(crate) diffs: HashMap<String, (Bytes, String)>,
     /// `{package}_{code}.apk` → the release and its SHA-256.
     pub(crate) apks: HashMap<String, (Release, [u8; 32])>,
     /// Icon and screenshot paths → CIDs.
@@ -108,6 +115,9 @@ pub(crate) struct Repository {
     hashing: tokio::sync::Mutex<()>,
     /// When the log head last changed (as this gateway saw it).
     head_seen: Mutex<(u64, Instant)>,
+    /// The listings of the last builds of distinct timestamps, oldest
+    /// first, at most [`DIFFS`] of them.
+    history: Mutex<std::collections::VecDeque<(u64, diff::Listing)>>,
 }
 
 impl Repository {
@@ -127,6 +137,7 @@ impl Repository {
             hashes: Mutex::new(hashes),
             hashing: tokio::sync::Mutex::new(()),
             head_seen: Mutex::new((u64::MAX, Instant::now())),
+            history: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -288,19 +299,39 @@ async fn build(
         }
         kept.timestamp
     };
-    let v2 = serde_json::to_vec(&index::index_v2(&info, &apps, timestamp))
-        .map_err(|e| Failure::Internal(e.to_string()))?;
-    let entry = serde_json::to_vec(&index::entry(timestamp, &v2, apps.len()))
+    let v2_value = index::index_v2(&info, &apps, timestamp);
+    let v2 = serde_json::to_vec(&v2_value).map_err(|e| Failure::Internal(e.to_string()))?;
+    let patches = diffs(repo, timestamp, &v2_value);
+    let listed: Vec<(u64, &[u8], usize)> = patches
+        .iter()
+        .map(|(at, bytes, n)| (*at, &bytes[..], *n))
+        .collect();
+    let entry = serde_json::to_vec(&index::entry(timestamp, &v2, apps.len(), &listed))
         .map_err(|e| Failure::Internal(e.to_string()))?;
     let v1 = serde_json::to_vec(&index::index_v1(&info, &apps, timestamp))
         .map_err(|e| Failure::Internal(e.to_string()))?;
+    // A JAR whose JSON is the last build's is kept as it was (a signature
+    // is new bytes each time: unchanged files keep their ETags).
+    let last = repo.built.lock().ok().and_then(|b| b.clone());
+    let kept = |jar: &'static str, json: &'static str, now: &[u8]| {
+        let last = last.as_ref()?;
+        (last.files.get(json)?.0 == now).then(|| last.files.get(jar).map(|f| f.0.to_vec()))?
+    };
+    let (kept_entry, kept_v1) = (
+        kept("entry.jar", "entry.json", &entry),
+        kept("index-v1.jar", "index-v1.json", &v1),
+    );
     let key = repo.config.key.clone();
     let (entry_jar, v1_jar) = {
         let (entry, v1) = (entry.clone(), v1.clone());
         tokio::task::spawn_blocking(move || {
+            let sign = |kept: Option<Vec<u8>>, name, json: &[u8]| match kept {
+                Some(jar) => Ok(jar),
+                None => jar::signed_jar(name, json, &key),
+            };
             Ok::<_, JarError>((
-                jar::signed_jar("entry.json", &entry, &key)?,
-                jar::signed_jar("index-v1.json", &v1, &key)?,
+                sign(kept_entry, "entry.json", &entry)?,
+                sign(kept_v1, "index-v1.json", &v1)?,
             ))
         })
         .await
@@ -328,7 +359,19 @@ async fn build(
         (name, (Bytes::from(bytes), tag))
     })
     .collect();
+    let diffs = patches
+        .into_iter()
+        .map(|(at, bytes, _)| {
+            let tag = etag(&bytes);
+            let name = index::diff_name(at);
+            (
+                name.trim_start_matches('/').to_owned(),
+                (Bytes::from(bytes), tag),
+            )
+        })
+        .collect();
     Ok(Built {
+        diffs,
         head,
         began,
         took: began.elapsed(),
@@ -359,6 +402,40 @@ pub(crate) fn links(g: &Gateway) -> Option<(String, String)> {
         format!("fdroidrepo://{}", url.trim_start_matches("http://"))
     };
     Some((url, add))
+}
+
+/// The patches to the index at `timestamp` (`index`) from each earlier
+/// build kept (its timestamp, the patch's bytes, how many packages it
+/// names); then this build joins the history.
+fn diffs(
+    repo: &Repository,
+    timestamp: u64,
+    index: &serde_json::Value,
+) -> Vec<(u64, Vec<u8>, usize)> {
+    let mut history = repo
+        .history
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out = history
+        .iter()
+        .filter(|(at, _)| *at < timestamp)
+        .map(|(at, listing)| {
+            let patch = diff::diff(listing, index);
+            let packages = patch["packages"].as_object().map_or(0, |p| p.len());
+            (
+                *at,
+                serde_json::to_vec(&patch).unwrap_or_default(),
+                packages,
+            )
+        })
+        .collect();
+    if history.back().is_none_or(|(at, _)| *at != timestamp) {
+        history.push_back((timestamp, diff::Listing::of(index)));
+        while history.len() > DIFFS {
+            history.pop_front();
+        }
+    }
+    out
 }
 
 /// A strong `ETag` of bytes: the first half of their SHA-256.

@@ -48,6 +48,15 @@ pub(crate) async fn repo_file(
         };
         return Ok(bytes(file.clone(), tag, kind, INDEX_CACHE, &conditions));
     }
+    if let Some((file, tag)) = built.diffs.get(path) {
+        return Ok(bytes(
+            file.clone(),
+            tag,
+            "application/json",
+            INDEX_CACHE,
+            &conditions,
+        ));
+    }
     if let Some((release, sha256)) = built.apks.get(path) {
         return download::apk(g, release, Some(*sha256), APK_CACHE, conditions).await;
     }

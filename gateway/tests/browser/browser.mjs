@@ -8,7 +8,8 @@
 //       --file PUBLISHED_FILE --cid CID --artefacts DIR
 //       loads /, searches, opens the package page, checks its text and the
 //       download link, fetches the download and compares it with the
-//       published file, and saves screenshots (home.png, results.png,
+//       published file, follows the F-Droid link to /fdroid, and saves
+//       screenshots (home.png, results.png, fdroid.png,
 //       package.png) into DIR; exits 1 on any failure.
 //   node browser.mjs attack --url http://127.0.0.1:PORT --api http://127.0.0.1:PORT
 //       a page of another site (the gateway's home page loaded as
@@ -194,6 +195,25 @@ async function run (o) {
     const sha = (b) => createHash('sha256').update(b).digest('hex')
     check(body.equals(published), `the download is the published file (${body.length} B, sha256 ${sha(body)})`)
     log('download', { ok: true, bytes: body.length, sha256: sha(body) })
+
+    // 5. The F-Droid repository: the home page links the page that says
+    // how to add it, with the link an F-Droid client opens and its QR code.
+    await page.goto(base + '/')
+    const add = await page.getByRole('link', { name: 'Add to F-Droid' }).getAttribute('href')
+    check(/^fdroidrepo:\/\/.+\/fdroid\/repo\?fingerprint=[0-9a-f]{64}$/.test(add ?? ''), `add link: ${add}`)
+    await Promise.all([page.waitForURL(`${base}/fdroid`), page.getByRole('link', { name: 'How to add it' }).click()])
+    check(await page.locator('h1').innerText() === 'Add this gateway to F-Droid', 'the F-Droid page')
+    const fingerprint = add.split('fingerprint=')[1]
+    check((await page.locator('main').innerText()).includes(fingerprint), 'the F-Droid page shows the fingerprint')
+    const code = await page.locator('div.qr svg').boundingBox()
+    check(code !== null && code.width >= 120, `the F-Droid QR code is shown: ${JSON.stringify(code)}`)
+    const feed = await page.goto(base + '/')
+    check(feed?.status() === 200, 'home again')
+    check(await page.locator('link[rel=alternate][type="application/atom+xml"]').count() === 1, 'the home page names its feed')
+    await page.goto(base + '/fdroid')
+    await fitsTheScreen('the F-Droid page')
+    await page.screenshot({ path: join(o.artefacts, 'fdroid.png'), fullPage: true })
+    log('fdroid', { ok: true })
 
     check(problems.length === 0, `the browser reported: ${problems.join('; ')}`)
     log('done', { ok: true })

@@ -450,12 +450,16 @@ impl Store {
     /// the package's newest release record, when there is one.
     pub fn dht_values(&self, key: &ReleaseKey) -> Result<Vec<DhtValue>, StoreError> {
         let mut out = Vec::new();
-        if let Some(current) = self.release(key)?.as_ref().and_then(ReleaseState::current) {
-            out.push((key.dht_key(), current.to_bytes()));
-        }
+        // One read of the package gives both: the release's state and the
+        // newest release (rule 9 needs every release anyway).
         let package = key.package_key();
-        if let Some(newest) = self.newest(&package)? {
-            out.push((package.dht_key(), newest.to_bytes()));
+        if let Some(state) = self.package(&package)? {
+            if let Some(current) = state.release(&key.version).and_then(ReleaseState::current) {
+                out.push((key.dht_key(), current.to_bytes()));
+            }
+            if let Some(newest) = state.newest() {
+                out.push((package.dht_key(), newest.to_bytes()));
+            }
         }
         // The author's identity, so that a node that never synced can
         // check what it finds under the two keys above.

@@ -80,6 +80,8 @@ pub fn routes(
         .or(package_page(g.clone()))
         .unify()
         .or(fdroid_page(g.clone()))
+        .unify()
+        .or(favicon())
         .unify();
     let ipfs = ipfs_route(g.clone());
     let observed = g.clone();
@@ -599,6 +601,21 @@ fn feeds(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + 
                 .map_err(reject)
         });
     one.or(package).unify()
+}
+
+/// `GET /favicon.ico`: the gateway's icon (a PNG, which browsers take
+/// under that name), for clients that ask for it.
+fn favicon() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("favicon.ico").and(warp::get()).map(|| {
+        let mut response = Response::new(fdroid::ICON.into());
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=86400"),
+        );
+        response
+    })
 }
 
 /// `GET /fdroid`: how to add the repository to an F-Droid client.

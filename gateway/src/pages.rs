@@ -39,7 +39,7 @@ a.button{display:inline-block;background:#0b57d0;color:#fff;padding:.6rem 1rem;b
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.3rem;border-bottom:1px solid #eee}\
 .yanked{color:#a50e0e}img.icon{width:64px;height:64px;float:right;margin-left:.5rem}\
 figure.qr{margin:1rem 0}.qr svg{display:block;width:10rem;height:10rem}\
-.description{white-space:pre-line}\
+.description{white-space:pre-line}.message{overflow-wrap:anywhere}\
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:.6rem;border-radius:.3rem}";
 
 /// Content-Security-Policy of the pages: nothing but this origin's images
@@ -109,7 +109,7 @@ pub(crate) fn error_page(failure: &Failure) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
     let body = html! {
         h1 { (title) }
-        p { (message) }
+        p.message { (message) }
         p { a href="/" { "Search all apps" } }
     };
     page(status, layout(title, None, None, body), "no-store")

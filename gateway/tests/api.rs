@@ -1318,3 +1318,13 @@ async fn fdroid_builds_are_spaced_under_churn() {
     })
     .await;
 }
+
+/// `/favicon.ico` is the gateway's icon, not a JSON 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_favicon_is_an_image() {
+    let env = Env::new(Backend::Embedded, "favicon", GatewayConfig::default()).await;
+    let icon = env.get("/favicon.ico").await;
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/png");
+    assert!(icon.body().starts_with(b"\x89PNG\r\n\x1a\n"));
+}

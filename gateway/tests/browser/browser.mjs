@@ -210,6 +210,17 @@ async function run (o) {
     const feed = await page.goto(base + '/')
     check(feed?.status() === 200, 'home again')
     check(await page.locator('link[rel=alternate][type="application/atom+xml"]').count() === 1, 'the home page names its feed')
+    // 6. A 404 page naming a long id still fits the phone's screen.
+    const missing = `/p/${o.author}/org.example.${'x'.repeat(60)}`
+    const before = problems.length
+    const gone = await page.goto(base + missing)
+    check(gone?.status() === 404, `GET ${missing} answered ${gone?.status()}`)
+    await fitsTheScreen('the 404 page')
+    // That 404 was asked for: what the browser reported of it (the answer
+    // and its console line) is not a problem.
+    const expected = [`HTTP 404: ${base}${missing}`, 'console: Failed to load resource: the server responded with a status of 404 (Not Found)']
+    const after = problems.splice(before)
+    problems.push(...after.filter((p) => !expected.includes(p)))
     await page.goto(base + '/fdroid')
     await fitsTheScreen('the F-Droid page')
     await page.screenshot({ path: join(o.artefacts, 'fdroid.png'), fullPage: true })

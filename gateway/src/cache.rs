@@ -47,6 +47,22 @@ impl ViewCache {
             .map(|e| e.body)
     }
 
+    /// The view for `key` at log head `head`: the fresh one kept, or what
+    /// `render` makes (then kept).
+    pub(crate) async fn get_or_render<E>(
+        &self,
+        key: String,
+        head: u64,
+        render: impl Future<Output = Result<Bytes, E>>,
+    ) -> Result<Bytes, E> {
+        if let Some(body) = self.get(&key, head) {
+            return Ok(body);
+        }
+        let body = render.await?;
+        self.put(key, head, body.clone());
+        Ok(body)
+    }
+
     /// Keeps `body`, rendered for `key` at log head `head`.
     pub(crate) fn put(&self, key: String, head: u64, body: Bytes) {
         if self.ttl.is_zero() {

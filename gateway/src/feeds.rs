@@ -51,14 +51,12 @@ pub(crate) async fn feed(g: &Gateway, of: Of<'_>) -> Result<Response, Failure> {
         Of::Package(k) => format!("feed:{}/{}", k.author, k.package),
     };
     let head = *g.node().log_head().borrow();
-    let xml = match g.views().get(&key, head) {
-        Some(xml) => xml,
-        None => {
-            let xml = bytes::Bytes::from(atom(&read(g, of).await?, g.base_url().as_deref()));
-            g.views().put(key, head, xml.clone());
-            xml
-        }
-    };
+    let xml = g
+        .views()
+        .get_or_render(key, head, async {
+            Ok::<_, Failure>(atom(&read(g, of).await?, g.base_url().as_deref()).into())
+        })
+        .await?;
     let mut response = Response::new(xml.into());
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();

@@ -234,17 +234,16 @@ async fn view<T: Serialize>(
     render: impl Future<Output = Result<T, Failure>>,
 ) -> Result<Response, Rejection> {
     let head = *g.node().log_head().borrow();
-    let body = match g.views().get(&key, head) {
-        Some(body) => body,
-        None => {
-            let value = render.await.map_err(reject)?;
-            let body = serde_json::to_vec(&value)
-                .map_err(|e| reject(Failure::Internal(format!("cannot render JSON: {e}"))))?;
-            let body = bytes::Bytes::from(body);
-            g.views().put(key, head, body.clone());
-            body
-        }
-    };
+    let body = g
+        .views()
+        .get_or_render(key, head, async {
+            let value = render.await?;
+            serde_json::to_vec(&value)
+                .map(bytes::Bytes::from)
+                .map_err(|e| Failure::Internal(format!("cannot render JSON: {e}")))
+        })
+        .await
+        .map_err(reject)?;
     let mut response = Response::new(body.into());
     let headers = response.headers_mut();
     headers.insert(
@@ -606,16 +605,10 @@ fn feeds(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> + 
 /// `GET /favicon.ico`: the gateway's icon (a PNG, which browsers take
 /// under that name), for clients that ask for it.
 fn favicon() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("favicon.ico").and(warp::get()).map(|| {
-        let mut response = Response::new(fdroid::ICON.into());
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=86400"),
-        );
-        response
-    })
+    warp::path!("favicon.ico")
+        .and(warp::get())
+        .and(conditions())
+        .map(|conditions: Conditions| fdroid::icon(&conditions))
 }
 
 /// `GET /fdroid`: how to add the repository to an F-Droid client.

@@ -77,8 +77,8 @@ pub(crate) fn apk_name(package: &PackageName, version_code: u64) -> String {
 pub(crate) struct LeftOut {
     /// Package names published by more than one author.
     pub(crate) contested: Vec<PackageName>,
-    /// Versions waiting for their file's SHA-256.
-    pub(crate) no_sha256: usize,
+    /// Versions waiting for their file's SHA-256 (the gateway computes it).
+    pub(crate) no_sha256: Vec<Release>,
 }
 
 /// The apps of the repository from package states (rules in
@@ -113,7 +113,7 @@ pub(crate) fn select(
                 continue;
             }
             let Some(sha256) = release.sha256.or_else(|| sha256_of(release)) else {
-                left_out.no_sha256 += 1;
+                left_out.no_sha256.push(release.clone());
                 continue;
             };
             versions.push(Listed {
@@ -565,7 +565,7 @@ mod tests {
             [2, 1],
             "newest first; changed, iOS and unhashed left out"
         );
-        assert_eq!(left.no_sha256, 1);
+        assert_eq!(left.no_sha256.len(), 1);
         // The SHA-256 computed by the gateway lists the unhashed one.
         let (apps, left) = select(
             &states,
@@ -573,7 +573,7 @@ mod tests {
             |r| (r.version_code == 5).then_some([5; 32]),
         );
         assert_eq!(apps[0].versions[0].release.version_code, 5);
-        assert_eq!(left.no_sha256, 0);
+        assert_eq!(left.no_sha256.len(), 0);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 pub(crate) use jar::JarError;
 pub use key::{KeyError, RepoKey};
-pub(crate) use serve::{latest, repo_file};
+pub(crate) use serve::{icon, latest, repo_file};
 
 use crate::error::Failure;
 use crate::state::Gateway;
@@ -53,7 +53,7 @@ const HASHES_PER_ROUND: usize = 8;
 const HASH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The repository icon (a PNG), served at `/fdroid/repo/icons/icon.png`.
-pub(crate) const ICON: &[u8] = include_bytes!("icon.png");
+const ICON: &[u8] = include_bytes!("icon.png");
 
 /// The repository's settings: its key, where its state is kept, and its
 /// name and description.
@@ -249,24 +249,18 @@ async fn build(
         }
     }
     let hashes = repo.hashes.lock().map(|h| h.clone()).unwrap_or_default();
-    let mut missing: Vec<Release> = Vec::new();
     let (apps, left_out) = index::select(
         &states,
         |a| names.get(a).cloned(),
         |r| hashes.get(&r.cid).copied(),
     );
-    if left_out.no_sha256 > 0 {
-        for s in &states {
-            for r in s.releases() {
-                if let Some(rel) = r.release().and_then(|x| x.record().as_release())
-                    && rel.sha256.is_none()
-                    && !hashes.contains_key(&rel.cid)
-                    && rel.size <= g.config().max_upload_bytes
-                {
-                    missing.push(rel.clone());
-                }
-            }
-        }
+    let limit = g.config().max_upload_bytes;
+    let missing: Vec<Release> = left_out
+        .no_sha256
+        .into_iter()
+        .filter(|r| r.size <= limit)
+        .collect();
+    if !missing.is_empty() {
         spawn_hashing(g.clone(), missing);
     }
     if !left_out.contested.is_empty() {
@@ -276,9 +270,11 @@ async fn build(
         );
     }
     let info = repo_info(g, &repo.config);
-    // The timestamp moves only when what is listed changes.
+    // The timestamp moves only when what is listed changes: the listing is
+    // the index written with timestamp 0.
+    let mut v2_value = index::index_v2(&info, &apps, 0);
     let content = hex::encode(Sha256::digest(
-        serde_json::to_vec(&index::index_v2(&info, &apps, 0)).unwrap_or_default(),
+        serde_json::to_vec(&v2_value).unwrap_or_default(),
     ));
     let timestamp = {
         let mut kept = repo
@@ -299,7 +295,7 @@ async fn build(
         }
         kept.timestamp
     };
-    let v2_value = index::index_v2(&info, &apps, timestamp);
+    v2_value["repo"]["timestamp"] = timestamp.into();
     let v2 = serde_json::to_vec(&v2_value).map_err(|e| Failure::Internal(e.to_string()))?;
     let patches = diffs(repo, timestamp, &v2_value);
     let listed: Vec<(u64, &[u8], usize)> = patches
@@ -315,7 +311,7 @@ async fn build(
     let last = repo.built.lock().ok().and_then(|b| b.clone());
     let kept = |jar: &'static str, json: &'static str, now: &[u8]| {
         let last = last.as_ref()?;
-        (last.files.get(json)?.0 == now).then(|| last.files.get(jar).map(|f| f.0.to_vec()))?
+        (last.files.get(json)?.0 == now).then(|| last.files.get(jar).cloned())?
     };
     let (kept_entry, kept_v1) = (
         kept("entry.jar", "entry.json", &entry),
@@ -325,9 +321,9 @@ async fn build(
     let (entry_jar, v1_jar) = {
         let (entry, v1) = (entry.clone(), v1.clone());
         tokio::task::spawn_blocking(move || {
-            let sign = |kept: Option<Vec<u8>>, name, json: &[u8]| match kept {
+            let sign = |kept: Option<(Bytes, String)>, name, json: &[u8]| match kept {
                 Some(jar) => Ok(jar),
-                None => jar::signed_jar(name, json, &key),
+                None => jar::signed_jar(name, json, &key).map(file),
             };
             Ok::<_, JarError>((
                 sign(kept_entry, "entry.json", &entry)?,
@@ -346,28 +342,18 @@ async fn build(
         }
         graphics.extend(index::graphics(app).2);
     }
-    let files = [
+    let files = HashMap::from([
         ("entry.jar", entry_jar),
-        ("entry.json", entry),
-        ("index-v2.json", v2),
+        ("entry.json", file(entry)),
+        ("index-v2.json", file(v2)),
         ("index-v1.jar", v1_jar),
-        ("index-v1.json", v1),
-    ]
-    .into_iter()
-    .map(|(name, bytes)| {
-        let tag = etag(&bytes);
-        (name, (Bytes::from(bytes), tag))
-    })
-    .collect();
+        ("index-v1.json", file(v1)),
+    ]);
     let diffs = patches
         .into_iter()
         .map(|(at, bytes, _)| {
-            let tag = etag(&bytes);
             let name = index::diff_name(at);
-            (
-                name.trim_start_matches('/').to_owned(),
-                (Bytes::from(bytes), tag),
-            )
+            (name.trim_start_matches('/').to_owned(), file(bytes))
         })
         .collect();
     Ok(Built {
@@ -441,6 +427,12 @@ fn diffs(
 /// A strong `ETag` of bytes: the first half of their SHA-256.
 fn etag(bytes: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&Sha256::digest(bytes)[..16]))
+}
+
+/// A file of a build: its bytes and their `ETag`.
+fn file(bytes: Vec<u8>) -> (Bytes, String) {
+    let tag = etag(&bytes);
+    (Bytes::from(bytes), tag)
 }
 
 /// The repository's description, with its address under the gateway's

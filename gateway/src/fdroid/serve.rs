@@ -31,13 +31,7 @@ pub(crate) async fn repo_file(
         ));
     }
     if path == super::index::REPO_ICON {
-        return Ok(bytes(
-            Bytes::from_static(ICON),
-            &super::etag(ICON),
-            "image/png",
-            "public, max-age=86400",
-            &conditions,
-        ));
+        return Ok(icon(&conditions));
     }
     let built = current(g).await?;
     if let Some((file, tag)) = built.files.get(path) {
@@ -66,6 +60,17 @@ pub(crate) async fn repo_file(
     Err(Failure::NotFound(format!(
         "the F-Droid repository has no {path}"
     )))
+}
+
+/// The gateway's icon (a PNG): the repository's, and `GET /favicon.ico`.
+pub(crate) fn icon(conditions: &Conditions) -> Response {
+    bytes(
+        Bytes::from_static(ICON),
+        &super::etag(ICON),
+        "image/png",
+        "public, max-age=86400",
+        conditions,
+    )
 }
 
 /// `GET /latest/{author}/{package}.apk`: the package's newest release.

@@ -25,25 +25,15 @@ import shutil
 import sys
 import tempfile
 import threading
-import urllib.parse
-import urllib.request
 import zipfile
 
 import jsonschema
-from fdroidserver import common, index
+from fdroidserver import index
 from fdroidserver.exception import VerificationException
 
+from repo import fail, get, open_repo
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def fail(message):
-    print(f"check.py: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def get(url):
-    with urllib.request.urlopen(url, timeout=60) as r:
-        return r.read()
 
 
 def expect_refused(what, call):
@@ -91,13 +81,7 @@ def main():
     for arg in sys.argv[2:]:
         name, codes = arg.split(":")
         expected[name] = [int(c) for c in codes.split(",")] if codes else []
-    jarsigner = shutil.which("jarsigner")
-    if not jarsigner:
-        fail("no jarsigner on PATH (a JDK is needed)")
-    common.config = {"jarsigner": jarsigner}
-    parts = urllib.parse.urlsplit(url)
-    fingerprint = urllib.parse.parse_qs(parts.query)["fingerprint"][0]
-    repo = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    repo, fingerprint = open_repo(url)
 
     data, _ = index.download_repo_index_v2(url)
     with open(os.path.join(HERE, "index-v2.schema.json")) as f:

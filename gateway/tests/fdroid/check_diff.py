@@ -14,37 +14,20 @@ with a message when one fails; prints the number of packages the diff names.
 import hashlib
 import json
 import os
-import shutil
 import sys
 import tempfile
-import urllib.parse
-import urllib.request
 
 import json_merge_patch
-from fdroidserver import common, index
+from fdroidserver import index
 
-
-def fail(message):
-    print(f"check_diff.py: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def get(url):
-    with urllib.request.urlopen(url, timeout=60) as r:
-        return r.read()
+from repo import fail, get, open_repo
 
 
 def main():
     with open(sys.argv[1], "rb") as f:
         old = json.load(f)
     url = sys.argv[2]
-    jarsigner = shutil.which("jarsigner")
-    if not jarsigner:
-        fail("no jarsigner on PATH (a JDK is needed)")
-    common.config = {"jarsigner": jarsigner}
-    parts = urllib.parse.urlsplit(url)
-    fingerprint = urllib.parse.parse_qs(parts.query)["fingerprint"][0]
-    repo = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    repo, fingerprint = open_repo(url)
 
     with tempfile.TemporaryDirectory() as folder:
         jar = os.path.join(folder, "entry.jar")

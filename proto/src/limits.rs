@@ -29,6 +29,12 @@ pub const MAX_CATEGORY: usize = 32;
 pub const MAX_PERMISSIONS: usize = 100;
 /// Largest permission name, in bytes.
 pub const MAX_PERMISSION: usize = 128;
+/// Longest `metadata.changelog`, in bytes.
+pub const MAX_CHANGELOG: usize = 2000;
+/// Most entries in `metadata.native_code`.
+pub const MAX_NATIVE_CODE: usize = 8;
+/// Longest ABI name in `metadata.native_code`, in bytes.
+pub const MAX_ABI: usize = 32;
 /// Most screenshots per release.
 pub const MAX_SCREENSHOTS: usize = 10;
 /// Largest yank reason, in bytes.

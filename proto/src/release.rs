@@ -127,6 +127,13 @@ pub struct Metadata {
     pub icon: Option<ContentId>,
     /// CIDs of screenshots.
     pub screenshots: Vec<ContentId>,
+    /// What changed in this version, for people; newlines allowed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub changelog: String,
+    /// Native ABIs the APK has code for (`arm64-v8a`, `x86_64`, ...);
+    /// empty when it has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub native_code: Vec<String>,
 }
 
 /// One published version of one package.
@@ -299,6 +306,26 @@ impl Metadata {
             self.screenshots.len(),
             MAX_SCREENSHOTS,
         )?;
+        check_len("metadata.changelog", &self.changelog, MAX_CHANGELOG)?;
+        text::check("metadata.changelog", &self.changelog, Text::Lines)?;
+        check_count(
+            "metadata.native_code",
+            self.native_code.len(),
+            MAX_NATIVE_CODE,
+        )?;
+        for abi in &self.native_code {
+            check_len("metadata.native_code", abi, MAX_ABI)?;
+            let ok = !abi.is_empty()
+                && abi
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !ok {
+                return Err(InvalidRecord::Invalid {
+                    field: "metadata.native_code",
+                    reason: "an ABI is 1 or more of a-z, 0-9, - and _",
+                });
+            }
+        }
         self.check_lineage()
     }
 
@@ -450,6 +477,8 @@ impl TryFrom<pb::Metadata> for Metadata {
             signing_cert_lineage,
             icon,
             screenshots,
+            changelog: m.changelog,
+            native_code: m.native_code,
         };
         meta.validate()?;
         Ok(meta)
@@ -481,6 +510,8 @@ impl From<&Metadata> for pb::Metadata {
                 .collect(),
             icon: m.icon.map(|c| c.to_bytes()).unwrap_or_default().into(),
             screenshots: m.screenshots.iter().map(|c| c.to_bytes().into()).collect(),
+            changelog: m.changelog.clone(),
+            native_code: m.native_code.clone(),
         }
     }
 }

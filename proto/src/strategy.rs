@@ -82,6 +82,10 @@ pub fn metadata() -> impl Strategy<Value = Metadata> {
         ),
         prop::option::of(content_id()),
         vec(content_id(), 0..3),
+        (
+            text_regex("(T{0,40}(\nT{0,40}){0,2})?"),
+            vec("(arm64-v8a|armeabi-v7a|x86|x86_64)", 0..3),
+        ),
     )
         .prop_map(
             |(
@@ -93,6 +97,7 @@ pub fn metadata() -> impl Strategy<Value = Metadata> {
                 (signing_cert_sha256, earlier),
                 icon,
                 screenshots,
+                (changelog, native_code),
             )| Metadata {
                 title,
                 summary,
@@ -118,6 +123,8 @@ pub fn metadata() -> impl Strategy<Value = Metadata> {
                 },
                 icon,
                 screenshots,
+                changelog,
+                native_code,
             },
         )
 }

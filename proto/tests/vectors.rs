@@ -80,6 +80,8 @@ fn release(key: &AuthorKey) -> Release {
                     .unwrap(),
             ),
             screenshots: vec![],
+            changelog: String::new(),
+            native_code: vec![],
         },
         created_at: 1_763_990_000_000,
         seq: 7,
@@ -103,6 +105,18 @@ fn rotated(key: &AuthorKey) -> Release {
             .try_into()
             .unwrap(),
     );
+    r
+}
+
+/// The version after `rotated`, saying what changed and which native ABIs
+/// its APK has code for.
+fn with_changes(key: &AuthorKey) -> Release {
+    let mut r = rotated(key);
+    r.version = "1.4.0".parse().unwrap();
+    r.version_code = 140;
+    r.metadata.changelog = "Says hello faster.\n- new: greets in French".into();
+    r.metadata.native_code = vec!["arm64-v8a".into(), "x86_64".into()];
+    r.seq = 11;
     r
 }
 
@@ -153,6 +167,8 @@ fn invalid_vectors(key: &AuthorKey) -> Vec<Invalid> {
     lineage.metadata.signing_cert_lineage = vec![[0xcd; 32], [0xab; 32]];
     let mut zwsp = release(key);
     zwsp.metadata.title = "Hello\u{200B}".into();
+    let mut abi = with_changes(key);
+    abi.metadata.native_code = vec!["ARM64-v8a".into()];
     let mut vectors = vec![
         Invalid {
             description: "one bit of the signature flipped".into(),
@@ -189,6 +205,12 @@ fn invalid_vectors(key: &AuthorKey) -> Vec<Invalid> {
                 .into(),
             now: NOW,
             signed_record: hex::encode(envelope(&Record::Release(lineage).encode(), key)),
+            error: "invalid".into(),
+        },
+        Invalid {
+            description: "metadata.native_code holds an upper-case ABI name".into(),
+            now: NOW,
+            signed_record: hex::encode(envelope(&Record::Release(abi).encode(), key)),
             error: "invalid".into(),
         },
         Invalid {
@@ -371,6 +393,11 @@ fn vectors() {
             "a release whose APK carries a v3 proof of rotation (metadata field 14) and states its SHA-256 (field 12)",
             &key,
             Record::Release(rotated(&key)),
+        ),
+        valid(
+            "a release with a changelog (metadata field 15) and native code (field 16)",
+            &key,
+            Record::Release(with_changes(&key)),
         ),
     ];
     let invalid = invalid_vectors(&key);

@@ -426,6 +426,8 @@ fn read_metadata(path: &Path) -> Result<(Metadata, Media)> {
         signing_cert_lineage: Vec::new(),
         icon: None,
         screenshots: Vec::new(),
+        changelog: String::new(),
+        native_code: Vec::new(),
     };
     Ok((metadata, media))
 }

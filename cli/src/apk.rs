@@ -32,6 +32,12 @@ pub(crate) struct Manifest {
     /// oldest first, ending with `signing_cert_sha256`; empty without one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signing_cert_lineage: Vec<String>,
+    /// `<uses-permission android:name>` then `<uses-permission-sdk-23
+    /// android:name>`, in manifest order, each once.
+    pub permissions: Vec<String>,
+    /// The ABIs whose native code the APK carries: the folders `ABI` of its
+    /// `lib/ABI/*.so` entries, in the order the zip lists them, each once.
+    pub native_code: Vec<String>,
 }
 
 /// One line for people: `com.example.app, versionCode 7, versionName 1.2.0, SDK 21..34`.
@@ -54,6 +60,20 @@ pub(crate) fn summary(m: &Manifest) -> String {
     }
     if let [from, .., _] = &m.signing_cert_lineage[..] {
         out += &format!(" (rotated from {from})");
+    }
+    out
+}
+
+/// The lines `publish` prints after [`summary`] for what the manifest
+/// requests: `permissions: A, B` and `native code: arm64-v8a, x86_64`
+/// (each only when not empty).
+pub(crate) fn requests(m: &Manifest) -> Vec<String> {
+    let mut out = Vec::new();
+    if !m.permissions.is_empty() {
+        out.push(format!("permissions: {}", m.permissions.join(", ")));
+    }
+    if !m.native_code.is_empty() {
+        out.push(format!("native code: {}", m.native_code.join(", ")));
     }
     out
 }
@@ -101,15 +121,45 @@ pub(crate) fn read(path: &Path) -> Result<Manifest> {
             "its v3 proof of rotation does not end with its signing certificate".into(),
         ));
     }
+    let mut permissions: Vec<String> = Vec::new();
+    for p in apk.get_permissions().chain(apk.get_permissions_sdk23()) {
+        if !permissions.iter().any(|q| q == p) {
+            permissions.push(p.to_owned());
+        }
+    }
     Ok(Manifest {
         signing_cert_sha256,
         signing_cert_lineage,
+        permissions,
+        native_code: native_code(apk.namelist()),
         package,
         version_code,
         version_name: apk.get_version_name(),
         min_sdk: number(apk.get_min_sdk_version()),
         target_sdk: number(apk.get_attribute_value("uses-sdk", "targetSdkVersion")),
     })
+}
+
+/// The ABIs of `lib/ABI/NAME.so` entries among `names`, in order, each
+/// once (what Android's package manager extracts native code from).
+fn native_code<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        let Some((abi, lib)) = name
+            .strip_prefix("lib/")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        if !abi.is_empty()
+            && !lib.contains('/')
+            && lib.ends_with(".so")
+            && !out.iter().any(|a| a == abi)
+        {
+            out.push(abi.to_owned());
+        }
+    }
+    out
 }
 
 /// The SHA-256 of the signing certificate of the newest scheme present.
@@ -164,10 +214,16 @@ pub(crate) fn check_signed(path: &Path, release: &ipsr_proto::Release) -> Result
     Ok(())
 }
 
-/// What the manifest adds to the command line: the version code (when no
-/// `--version-code` was given) and a note for the user, if any.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// What the manifest adds to the command line: the package and version
+/// (from the flags, or the manifest when a flag is left out), the version
+/// code (when no `--version-code` was given) and a note for the user, if
+/// any.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Checked {
+    /// The package to publish.
+    pub package: PackageName,
+    /// The version to publish.
+    pub version: Version,
     /// The version code to publish with, if the flags gave none.
     pub version_code: Option<u64>,
     /// A line for stderr (a versionName that is not SemVer).
@@ -175,12 +231,15 @@ pub(crate) struct Checked {
 }
 
 /// Compares the manifest with the flags and the metadata: a mismatch is a
-/// usage error naming the field. Fills the metadata's SDKs when it has none.
+/// usage error naming the field. `package` and `version` left out (`None`)
+/// are the manifest's. Fills the metadata's SDKs and permissions when it
+/// has none, and its native code always (the metadata file cannot give
+/// it).
 pub(crate) fn check(
     file: &str,
     manifest: &Manifest,
-    package: &PackageName,
-    version: &Version,
+    package: Option<&PackageName>,
+    version: Option<&Version>,
     version_code: Option<u64>,
     metadata: &mut Metadata,
 ) -> Result<Checked> {
@@ -189,31 +248,64 @@ pub(crate) fn check(
             "{file}: the manifest's {what} is {theirs}, but {ours}; make them agree and publish again"
         ))
     };
-    if manifest.package != package.as_str() {
-        return Err(mismatch(
-            "package",
-            &manifest.package,
-            format!("--package is {package}"),
-        ));
-    }
-    let mut checked = Checked::default();
-    if let Some(name) = &manifest.version_name {
-        match name.parse::<Version>() {
-            Ok(v) if v == *version => {}
-            Ok(_) => {
-                return Err(mismatch(
-                    "versionName",
-                    &name,
-                    format!("--version is {version}"),
-                ));
-            }
-            Err(_) => {
-                checked.note = Some(format!(
-                    "note: {file}: the manifest's versionName {name:?} is not a SemVer version, so it was not compared with --version {version}"
-                ));
-            }
+    let package = match package {
+        Some(package) if manifest.package != package.as_str() => {
+            return Err(mismatch(
+                "package",
+                &manifest.package,
+                format!("--package is {package}"),
+            ));
         }
-    }
+        Some(package) => package.clone(),
+        None => manifest.package.parse().map_err(|e| {
+            Error::Usage(format!(
+                "{file}: the manifest's package {:?} is not a package name IPSR records hold ({e}); pass --package NAME",
+                manifest.package
+            ))
+        })?,
+    };
+    let mut note = None;
+    let version = match (version, &manifest.version_name) {
+        (Some(version), Some(name)) => {
+            match name.parse::<Version>() {
+                Ok(v) if v == *version => {}
+                Ok(_) => {
+                    return Err(mismatch(
+                        "versionName",
+                        &name,
+                        format!("--version is {version}"),
+                    ));
+                }
+                Err(_) => {
+                    note = Some(format!(
+                        "note: {file}: the manifest's versionName {name:?} is not a SemVer version, so it was not compared with --version {version}"
+                    ));
+                }
+            }
+            version.clone()
+        }
+        (Some(version), None) => version.clone(),
+        (None, None) => {
+            return Err(Error::Usage(format!(
+                "{file}: the manifest has no versionName; pass --version VERSION (SemVer, e.g. 1.0.0)"
+            )));
+        }
+        (None, Some(name)) => name.parse::<Version>().map_err(|_| {
+            let fix = match suggest_semver(name) {
+                Some(v) => format!("pass --version {v} (or another SemVer version)"),
+                None => "pass --version with a SemVer version (MAJOR.MINOR.PATCH, e.g. 1.0.0)".into(),
+            };
+            Error::Usage(format!(
+                "{file}: the manifest's versionName {name:?} is not a SemVer version, which IPSR versions are; {fix}"
+            ))
+        })?,
+    };
+    let mut checked = Checked {
+        package,
+        version,
+        version_code: None,
+        note,
+    };
     match (manifest.version_code, version_code) {
         (Some(theirs), Some(ours)) if theirs != ours => {
             return Err(mismatch(
@@ -281,7 +373,68 @@ pub(crate) fn check(
             })
             .collect();
     }
+    if metadata.permissions.is_empty() {
+        metadata.permissions.clone_from(&manifest.permissions);
+    } else {
+        let set = |list: &Vec<String>| {
+            list.iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<String>>()
+        };
+        if set(&metadata.permissions) != set(&manifest.permissions) {
+            let list = |l: &[String]| match l {
+                [] => "none".to_owned(),
+                l => l.join(", "),
+            };
+            return Err(Error::Usage(format!(
+                "{file}: the manifest requests the permissions {}, but the metadata's permissions are {}; leave permissions out of the metadata (publish reads them from the APK), or make them agree",
+                list(&manifest.permissions),
+                list(&metadata.permissions)
+            )));
+        }
+        metadata.permissions.clone_from(&manifest.permissions);
+    }
+    metadata.native_code.clone_from(&manifest.native_code);
     Ok(checked)
+}
+
+/// A SemVer version for an Android `versionName` that is not one, when one
+/// reads naturally: up to three numbers (missing ones are 0, leading zeros
+/// dropped), then what follows as a pre-release (`1.3` is `1.3.0`,
+/// `2024.05 beta` is `2024.5.0-beta`, `1.4-rc1` is `1.4.0-rc1`). `None`
+/// when the name does not start with a number or has more than three.
+pub(crate) fn suggest_semver(name: &str) -> Option<Version> {
+    let name = name.trim().trim_start_matches(['v', 'V']);
+    let end = name
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(name.len());
+    let (numbers, rest) = name.split_at(end);
+    let numbers: Vec<u64> = numbers
+        .trim_end_matches('.')
+        .split('.')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    if numbers.len() > 3 {
+        return None;
+    }
+    let mut text = format!(
+        "{}.{}.{}",
+        numbers[0],
+        numbers.get(1).copied().unwrap_or(0),
+        numbers.get(2).copied().unwrap_or(0)
+    );
+    let pre: Vec<String> = rest
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| match w.parse::<u64>() {
+            Ok(n) => n.to_string(),
+            Err(_) => w.to_owned(),
+        })
+        .collect();
+    if !pre.is_empty() {
+        text = format!("{text}-{}", pre.join("."));
+    }
+    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -303,6 +456,8 @@ mod tests {
             target_sdk: Some(34),
             signing_cert_sha256: None,
             signing_cert_lineage: Vec::new(),
+            permissions: Vec::new(),
+            native_code: Vec::new(),
         }
     }
 
@@ -326,7 +481,15 @@ mod tests {
         let pkg: PackageName = "com.example.app".parse().unwrap();
         let version: Version = "1.5.0".parse().unwrap();
         let mut meta = Metadata::default();
-        check("s.apk", &signed, &pkg, &version, None, &mut meta).unwrap();
+        check(
+            "s.apk",
+            &signed,
+            Some(&pkg),
+            Some(&version),
+            None,
+            &mut meta,
+        )
+        .unwrap();
         assert_eq!(
             meta.signing_cert_sha256.map(hex::encode),
             Some(expected.trim().to_owned())
@@ -335,7 +498,15 @@ mod tests {
             signing_cert_sha256: Some([7; 32]),
             ..Metadata::default()
         };
-        let err = check("s.apk", &signed, &pkg, &version, None, &mut meta).unwrap_err();
+        let err = check(
+            "s.apk",
+            &signed,
+            Some(&pkg),
+            Some(&version),
+            None,
+            &mut meta,
+        )
+        .unwrap_err();
         assert!(
             err.to_string().contains(&format!(
                 "the manifest's signing certificate SHA-256 is {}, but the metadata's signing_cert_sha256 is {}",
@@ -377,7 +548,15 @@ mod tests {
         let pkg: PackageName = "com.example.app".parse().unwrap();
         let version: Version = "1.6.0".parse().unwrap();
         let mut meta = Metadata::default();
-        check("r.apk", &rotated, &pkg, &version, None, &mut meta).unwrap();
+        check(
+            "r.apk",
+            &rotated,
+            Some(&pkg),
+            Some(&version),
+            None,
+            &mut meta,
+        )
+        .unwrap();
         assert_eq!(
             meta.signing_cert_lineage
                 .iter()
@@ -436,6 +615,96 @@ mod tests {
     }
 
     #[test]
+    fn reads_permissions_and_native_code_in_manifest_and_zip_order() {
+        let m = read(&fixture("example-native-1.7.0.apk")).unwrap();
+        assert_eq!(
+            m.permissions,
+            [
+                "android.permission.INTERNET",
+                "android.permission.CAMERA",
+                "android.permission.READ_CONTACTS"
+            ]
+        );
+        // The zip lists lib/x86_64/ first (make.sh).
+        assert_eq!(m.native_code, ["x86_64", "arm64-v8a"]);
+        assert!(
+            read(&fixture("example-1.2.0.apk"))
+                .unwrap()
+                .permissions
+                .is_empty()
+        );
+        let names = [
+            "lib/armeabi-v7a/liba.so",
+            "lib/armeabi-v7a/libb.so",
+            "lib/x86/sub/libc.so",
+            "lib/mips/readme.txt",
+            "lib/libtop.so",
+            "assets/lib/x86/libd.so",
+            "lib/x86/libd.so",
+        ];
+        assert_eq!(native_code(names.into_iter()), ["armeabi-v7a", "x86"]);
+    }
+
+    #[test]
+    fn the_manifest_gives_package_version_and_permissions_left_out() {
+        let m = Manifest {
+            permissions: vec![
+                "android.permission.INTERNET".into(),
+                "android.permission.CAMERA".into(),
+            ],
+            native_code: vec!["arm64-v8a".into()],
+            ..manifest()
+        };
+        let mut meta = Metadata::default();
+        let c = check("a.apk", &m, None, None, None, &mut meta).unwrap();
+        assert_eq!(
+            (c.package.as_str(), c.version.to_string().as_str()),
+            ("com.example.app", "1.2.0")
+        );
+        assert_eq!(meta.permissions, m.permissions);
+        assert_eq!(meta.native_code, ["arm64-v8a"]);
+        // The same set in another order is the manifest's order.
+        let mut meta = Metadata {
+            permissions: vec![
+                "android.permission.CAMERA".into(),
+                "android.permission.INTERNET".into(),
+            ],
+            ..Metadata::default()
+        };
+        check("a.apk", &m, None, None, None, &mut meta).unwrap();
+        assert_eq!(meta.permissions, m.permissions);
+        // Another set contradicts the APK.
+        let mut meta = Metadata {
+            permissions: vec!["android.permission.INTERNET".into()],
+            ..Metadata::default()
+        };
+        let err = check("a.apk", &m, None, None, None, &mut meta).unwrap_err();
+        assert_eq!(err.exit_code(), crate::code::USAGE);
+        assert!(err.to_string().contains("the manifest requests the permissions android.permission.INTERNET, android.permission.CAMERA, but the metadata's permissions are android.permission.INTERNET;"), "{err}");
+        // A versionName that is not SemVer needs --version, with a suggestion.
+        let loose = Manifest {
+            version_name: Some("2024.05 beta".into()),
+            ..manifest()
+        };
+        let err = check("a.apk", &loose, None, None, None, &mut Metadata::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("pass --version 2024.5.0-beta"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn suggests_semver_for_common_version_names() {
+        let s = |n: &str| suggest_semver(n).map(|v| v.to_string());
+        assert_eq!(s("1.3").as_deref(), Some("1.3.0"));
+        assert_eq!(s("v2").as_deref(), Some("2.0.0"));
+        assert_eq!(s("1.04-rc1").as_deref(), Some("1.4.0-rc1"));
+        assert_eq!(s("2024.05 beta 2").as_deref(), Some("2024.5.0-beta.2"));
+        assert_eq!(s("1.2.3.4"), None);
+        assert_eq!(s("beta"), None);
+    }
+
+    #[test]
     fn garbage_is_a_usage_error() {
         let dir = tempfile::tempdir().unwrap();
         for (name, bytes) in [
@@ -463,7 +732,15 @@ mod tests {
         let pkg: PackageName = "com.example.app".parse().unwrap();
         let v = |s: &str| s.parse::<Version>().unwrap();
         let mut meta = Metadata::default();
-        let ok = check("a.apk", &manifest(), &pkg, &v("1.2.0"), None, &mut meta).unwrap();
+        let ok = check(
+            "a.apk",
+            &manifest(),
+            Some(&pkg),
+            Some(&v("1.2.0")),
+            None,
+            &mut meta,
+        )
+        .unwrap();
         assert_eq!(ok.version_code, Some(7));
         assert_eq!((meta.min_sdk, meta.target_sdk), (21, 34));
 
@@ -474,9 +751,16 @@ mod tests {
                 ..Metadata::default()
             };
             let package: PackageName = package.parse().unwrap();
-            check("a.apk", &manifest(), &package, &v(version), code, &mut meta)
-                .unwrap_err()
-                .to_string()
+            check(
+                "a.apk",
+                &manifest(),
+                Some(&package),
+                Some(&v(version)),
+                code,
+                &mut meta,
+            )
+            .unwrap_err()
+            .to_string()
         };
         assert_eq!(
             refused("com.example.other", "1.2.0", None, 0),
@@ -501,7 +785,15 @@ mod tests {
             ..manifest()
         };
         let mut meta = Metadata::default();
-        let c = check("a.apk", &loose, &pkg, &v("1.3.0"), Some(7), &mut meta).unwrap();
+        let c = check(
+            "a.apk",
+            &loose,
+            Some(&pkg),
+            Some(&v("1.3.0")),
+            Some(7),
+            &mut meta,
+        )
+        .unwrap();
         assert_eq!(c.version_code, None);
         assert!(c.note.unwrap().contains("\"1.3\" is not a SemVer version"));
     }

@@ -68,7 +68,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         writeln!(w, "file name:    {}", r.file_name)?;
         writeln!(w, "platform:     {}", r.platform)?;
         writeln!(w, "version code: {}", r.version_code)?;
-        writeln!(w, "signed at:    {} (unix ms)", r.created_at)?;
+        writeln!(w, "signed at:    {}", crate::output::utc(r.created_at))?;
         if checked.yanked {
             let reason = checked.yank_reason.as_deref().unwrap_or("");
             writeln!(w, "yanked:       yes: {}", one_line(reason))?;
@@ -122,6 +122,9 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         if !m.permissions.is_empty() {
             writeln!(w, "permissions:  {}", m.permissions.join(", "))?;
         }
+        if !m.native_code.is_empty() {
+            writeln!(w, "native code:  {}", m.native_code.join(", "))?;
+        }
         if let Some(icon) = &m.icon {
             writeln!(w, "icon:         {icon}")?;
         }
@@ -131,6 +134,13 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         if !m.description.is_empty() {
             writeln!(w)?;
             for line in m.description.lines() {
+                writeln!(w, "    {}", one_line(line))?;
+            }
+        }
+        if !m.changelog.is_empty() {
+            writeln!(w)?;
+            writeln!(w, "changes:")?;
+            for line in m.changelog.lines() {
                 writeln!(w, "    {}", one_line(line))?;
             }
         }

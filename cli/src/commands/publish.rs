@@ -17,24 +17,26 @@ use crate::error::{Error, Result};
 use crate::keys::{self, DEFAULT_NAME};
 use crate::output;
 
-/// `ipsr-cli publish FILE --package NAME --version VERSION`
+/// `ipsr-cli publish FILE [--package NAME] [--version VERSION]`
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The file to publish. An *.apk must be a readable APK whose manifest agrees with
-    /// --package, --version, --version-code and the metadata's SDKs.
+    /// --package, --version, --version-code and the metadata's SDKs and permissions.
     file: PathBuf,
-    /// The package name, reverse-DNS style: com.example.app.
+    /// The package name, reverse-DNS style: com.example.app (default for an APK: its
+    /// manifest's package; required for other files).
     #[arg(long, value_parser = parse_package)]
-    package: PackageName,
-    /// The SemVer version, newer than every published one: 1.2.0.
+    package: Option<PackageName>,
+    /// The SemVer version, newer than every published one: 1.2.0 (default for an APK: its
+    /// manifest's versionName; required for other files).
     #[arg(long, value_parser = parse_version)]
-    version: Version,
+    version: Option<Version>,
     /// The version code that orders releases (default: an APK's versionCode, else one more
     /// than the highest published).
     #[arg(long, value_name = "N")]
     version_code: Option<u64>,
-    /// Metadata in TOML or JSON (.json): title, summary, description, license, URLs,
-    /// categories, SDKs, permissions, icon and screenshots (files, imported too).
+    /// Metadata in TOML or JSON (.json): title, summary, description, changelog, license,
+    /// URLs, categories, SDKs, permissions, icon and screenshots (files, imported too).
     #[arg(long, value_name = "FILE")]
     metadata: Option<PathBuf>,
     /// The target platform (default: android for .apk files, else any).
@@ -85,6 +87,9 @@ struct MetadataFile {
     signing_cert_sha256: Option<String>,
     icon: Option<PathBuf>,
     screenshots: Vec<PathBuf>,
+    changelog: String,
+    /// Refused with its own message: only the APK says it.
+    native_code: Option<serde::de::IgnoredAny>,
 }
 
 /// What `publish` prints with `--json`.
@@ -140,28 +145,45 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             Platform::any()
         }
     });
-    // An APK's manifest must agree with the flags and the metadata.
+    // An APK's manifest must agree with the flags and the metadata, and
+    // gives what they leave out.
     let mut version_code = args.version_code.map(|c| (c, CodeFrom::Flag));
     let manifest = match apk::is_apk(&file_name) {
         true => Some(apk::read(&args.file)?),
         false => None,
     };
-    if let Some(manifest) = &manifest {
-        let checked = apk::check(
-            &file_name,
-            manifest,
-            &args.package,
-            &args.version,
-            args.version_code,
-            &mut metadata,
-        )?;
-        if let Some(code) = checked.version_code {
-            version_code = Some((code, CodeFrom::Apk));
+    let (package, version) = match &manifest {
+        Some(manifest) => {
+            let checked = apk::check(
+                &file_name,
+                manifest,
+                args.package.as_ref(),
+                args.version.as_ref(),
+                args.version_code,
+                &mut metadata,
+            )?;
+            if let Some(code) = checked.version_code {
+                version_code = Some((code, CodeFrom::Apk));
+            }
+            if let Some(note) = checked.note {
+                ctx.out.note(note);
+            }
+            (checked.package, checked.version)
         }
-        if let Some(note) = checked.note {
-            ctx.out.note(note);
-        }
-    }
+        None => match (args.package.clone(), args.version.clone()) {
+            (Some(package), Some(version)) => (package, version),
+            (package, _) => {
+                let missing = match package {
+                    None => "--package NAME",
+                    Some(_) => "--version VERSION",
+                };
+                return Err(Error::Usage(format!(
+                    "{}: {missing} is needed for a file that is not an APK (only an APK's manifest names its package and version)",
+                    args.file.display()
+                )));
+            }
+        },
+    };
     let key_info = keys::info(&args.key)?;
     let key_id: ipsr_proto::AuthorId = key_info
         .author
@@ -178,8 +200,8 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     metadata.screenshots = vec![placeholder; media.screenshots.len()];
     let mut release = Release::new(
         author,
-        args.package.clone(),
-        args.version.clone(),
+        package.clone(),
+        version.clone(),
         version_code.map_or(0, |(c, _)| c),
         placeholder,
     );
@@ -201,16 +223,16 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     // newer, and the key must be a signer of the author's identity.
     let client = ctx.client()?;
     let authority = crate::identity::signer_authority(&client, &author, &args.key, &key_id)?;
-    let existing = match client.package(&author.to_string(), args.package.as_str()) {
+    let existing = match client.package(&author.to_string(), package.as_str()) {
         Ok(p) => Some(p),
         Err(Error::NotFound(_)) => None,
         Err(e) => return Err(e),
     };
-    release.version_code = check_newer(existing.as_ref(), &args.version, version_code)?;
+    release.version_code = check_newer(existing.as_ref(), &version, version_code)?;
     if let Some(note) = check_certificate(existing.as_ref(), &release, &authority)? {
         ctx.out.note(note);
     }
-    let spec = format!("{author}/{}@{}", args.package, args.version);
+    let spec = format!("{author}/{package}@{version}");
 
     // 3. The key (may ask for its passphrase).
     let key = keys::load(&args.key)?;
@@ -287,11 +309,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             authority.threshold
         ));
     } else if client.server() == Server::Node {
-        let held = client.release(
-            &author.to_string(),
-            args.package.as_str(),
-            &args.version.to_string(),
-        )?;
+        let held = client.release(&author.to_string(), package.as_str(), &version.to_string())?;
         if held.entry.record_id != signed.id().to_string() {
             return Err(Error::Conflict(format!(
                 "{spec}: the node holds record {} rather than this one ({}); publish a new version",
@@ -304,16 +322,13 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let url = match page {
         Some(page) => client.url(page.trim_start_matches('/'), &[]).to_string(),
         None => client
-            .url(
-                &format!("v1/packages/{author}/{}/{}", args.package, args.version),
-                &[],
-            )
+            .url(&format!("v1/packages/{author}/{package}/{version}"), &[])
             .to_string(),
     };
     let out = Published {
         author: author.to_string(),
-        package: args.package.to_string(),
-        version: args.version.to_string(),
+        package: package.to_string(),
+        version: version.to_string(),
         version_code,
         cid: cid.to_string(),
         size,
@@ -330,6 +345,9 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         writeln!(w, "code:    {}", out.version_code)?;
         if let Some(m) = &out.apk {
             writeln!(w, "apk:     {}", apk::summary(m))?;
+            for line in apk::requests(m) {
+                writeln!(w, "         {line}")?;
+            }
         }
         writeln!(w, "record:  {}", out.record_id)?;
         writeln!(w, "see:     ipsr-cli info {spec}")?;
@@ -379,13 +397,23 @@ fn read_metadata(path: &Path) -> Result<(Metadata, Media)> {
         })?
     } else {
         toml::from_str(&text).map_err(|e| {
-            let msg = e.message().to_owned();
+            let msg = e.message().trim_end().replace('\n', "; ");
+            let at = e.span().map_or(String::new(), |span| {
+                let (line, column) = line_column(&text, span.start);
+                format!(" at line {line}, column {column}")
+            });
             Error::Usage(format!(
-                "--metadata {}: not valid metadata TOML: {msg}",
+                "--metadata {}: not valid metadata TOML{at}: {msg}",
                 path.display()
             ))
         })?
     };
+    if file.native_code.is_some() {
+        return Err(Error::Usage(format!(
+            "--metadata {}: native_code is read from the APK (its lib/ABI/ folders), not the metadata; leave it out",
+            path.display()
+        )));
+    }
     let signing_cert_sha256 = match &file.signing_cert_sha256 {
         None => None,
         Some(text) => {
@@ -426,10 +454,20 @@ fn read_metadata(path: &Path) -> Result<(Metadata, Media)> {
         signing_cert_lineage: Vec::new(),
         icon: None,
         screenshots: Vec::new(),
-        changelog: String::new(),
+        changelog: file.changelog,
+        // Only the APK's `lib/` folders give it (`apk::check`).
         native_code: Vec::new(),
     };
     Ok((metadata, media))
+}
+
+/// The line and column (both from 1, the column in characters) of byte
+/// `offset` of `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 /// Where a version code asked for comes from.

@@ -125,7 +125,9 @@ note: example-1.3.apk: the manifest's versionName "1.3" is not a SemVer version,
             "version_name": "1.3",
             "min_sdk": 21,
             "target_sdk": 34,
-            "signing_cert_sha256": null
+            "signing_cert_sha256": null,
+            "permissions": [],
+            "native_code": []
         })
     );
 

@@ -14,6 +14,7 @@
 //! | `keys` | key import and export, passphrases |
 //! | `gateway` | the same through gateways, and a gateway that lies |
 //! | `apk` | `publish` checks an APK against its manifest |
+//! | `manifest` | `publish` takes package, version, permissions and ABIs from an APK; metadata errors |
 //! | `identity` | identities: a stolen signer key revoked, a release re-signed, two of three signers |
 
 #![allow(clippy::unwrap_used)]
@@ -23,4 +24,5 @@ mod common;
 mod gateway;
 mod identity;
 mod keys;
+mod manifest;
 mod node;

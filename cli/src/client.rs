@@ -263,9 +263,15 @@ impl Client {
     /// A client of the node at `base` (`http://HOST:PORT`, or `https://`
     /// for a node behind a TLS proxy).
     pub fn new(base: &str) -> Result<Self> {
+        if !base.contains("://") {
+            return Err(Error::Usage(format!(
+                "--node: {base:?} is not a URL; write it with its scheme: http://{}",
+                base.trim_start_matches('/')
+            )));
+        }
         let url = url::Url::parse(base).map_err(|e| {
             Error::Usage(format!(
-                "--node: {base:?} is not a URL ({e}); write it as http://127.0.0.1:5050"
+                "--node: {base:?} is not a URL ({e}); write it as http://HOST:PORT, e.g. http://127.0.0.1:5050"
             ))
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -291,6 +297,16 @@ impl Client {
     /// A client of the gateway at `base` (`https://HOST` or `http://HOST:PORT`,
     /// possibly with a path prefix).
     pub fn gateway(base: &str) -> Result<Self> {
+        if !base.contains("://") {
+            let rest = base.trim_start_matches('/');
+            let local = rest.starts_with("localhost")
+                || rest.starts_with('[')
+                || rest.starts_with(|c: char| c.is_ascii_digit());
+            let scheme = if local { "http" } else { "https" };
+            return Err(Error::Usage(format!(
+                "--gateway: {base:?} is not a URL; write it with its scheme: {scheme}://{rest}"
+            )));
+        }
         let url = url::Url::parse(base).map_err(|e| {
             Error::Usage(format!(
                 "--gateway: {base:?} is not a URL ({e}); write it as https://gateway.example.org"
@@ -362,11 +378,76 @@ impl Client {
             ureq::Error::ConnectionFailed | ureq::Error::HostNotFound | ureq::Error::Timeout(_) => {
                 self.unreachable(e.to_string())
             }
-            other => Error::Other(format!(
-                "talking to {} at {}: {other}",
-                self.the(),
-                self.base()
-            )),
+            // Something answered and then failed: it may be the other kind
+            // of server (a gateway closes an upload to a node's route).
+            other => self.misdirected().unwrap_or_else(|| {
+                Error::Other(format!(
+                    "talking to {} at {}: {other}",
+                    self.the(),
+                    self.base()
+                ))
+            }),
+        }
+    }
+
+    /// When what answers at the base URL is the other kind of IPSR server
+    /// (a gateway given as `--node`, a node's API given as `--gateway`),
+    /// the usage error that says so. Asked after a route was not found or
+    /// the exchange broke off: a node answers `GET /v1/status` with its
+    /// `log_head` (or a `401` challenging for realm `ipsr-node`), a gateway
+    /// answers `GET /healthz` with its `status` and no `log_head`.
+    fn misdirected(&self) -> Option<Error> {
+        let base = self.base();
+        let probe = |path: &str| {
+            let mut res = self
+                .agent
+                .get(self.url(path, &[]).as_str())
+                .config()
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .call()
+                .ok()?;
+            let status = res.status().as_u16();
+            let challenge = res
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = res
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()
+                .unwrap_or_default();
+            let json = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
+            Some((status, challenge, json))
+        };
+        match self.server {
+            Server::Node => {
+                let (status, _, json) = probe("healthz")?;
+                let gateway = status == 200
+                    && json.get("status").is_some()
+                    && json.get("peer_id").is_some()
+                    && json.get("log_head").is_none();
+                gateway.then(|| {
+                    Error::Usage(format!(
+                        "{base} is an IPSR gateway, not a node's API; use --gateway {base} (or IPSR_GATEWAY), or give --node the node's API address (`ipsr-node run` prints it as `api: http://...`)"
+                    ))
+                })
+            }
+            Server::Gateway => {
+                let (status, challenge, json) = probe("v1/status")?;
+                let node = (status == 200
+                    && json.get("peer_id").is_some()
+                    && json.get("log_head").is_some())
+                    || (status == 401 && challenge.contains("realm=\"ipsr-node\""));
+                node.then(|| {
+                    Error::Usage(format!(
+                        "{base} is an IPSR node's API, not a gateway; use --node {base} (or IPSR_NODE), or give --gateway the gateway's URL (`ipsr-gateway` prints it as `gateway: http://...`)"
+                    ))
+                })
+            }
         }
     }
 
@@ -392,6 +473,13 @@ impl Client {
     /// The error for a non-2xx answer `status` with its `{code, message}`.
     fn refusal(&self, what: &str, status: u16, code: &str, message: &str) -> Error {
         let (the, base) = (self.the(), self.base());
+        // A route the server lacks, or (a node that wants its token) a
+        // gateway route a node's API challenges.
+        let lacking =
+            matches!(status, 404 | 405) || (status == 401 && self.server == Server::Gateway);
+        if lacking && let Some(misdirected) = self.misdirected() {
+            return misdirected;
+        }
         match status {
             404 => Error::NotFound(format!("{what}: not found on {the} at {base}")),
             504 => Error::NotFound(format!(
@@ -678,6 +766,9 @@ impl Client {
             .map_err(|e| self.transport(e))?;
         let status = res.status().as_u16();
         if self.server == Server::Node && (status == 404 || status == 405) {
+            if let Some(misdirected) = self.misdirected() {
+                return Err(misdirected);
+            }
             return Err(Error::Unsupported(format!(
                 "the node at {} has no search (an older ipsr-node); upgrade it, or search a gateway with --gateway URL",
                 self.base()

@@ -14,6 +14,7 @@
 //! | `keys` | key import and export, passphrases |
 //! | `gateway` | the same through gateways, and a gateway that lies |
 //! | `apk` | `publish` checks an APK against its manifest |
+//! | `mixup` | a gateway given as the node and the reverse; addresses without a scheme |
 //! | `manifest` | `publish` takes package, version, permissions and ABIs from an APK; metadata errors |
 //! | `identity` | identities: a stolen signer key revoked, a release re-signed, two of three signers |
 
@@ -25,4 +26,5 @@ mod gateway;
 mod identity;
 mod keys;
 mod manifest;
+mod mixup;
 mod node;

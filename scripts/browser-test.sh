@@ -6,14 +6,19 @@
 # 1. builds (debug) ipsr-gateway and ipsr-cli, and starts one ipsr-gateway on
 #    127.0.0.1 (HTTP, node API and libp2p on ports the OS picks), which takes
 #    uploads from anyone;
-# 2. publishes a package into it with ipsr-cli (a new key, a 300 kB file,
-#    metadata with a title, permissions and an icon);
+# 2. publishes a package into it with ipsr-cli (a new key, a tiny real APK
+#    whose manifest asks for two permissions, metadata with a title, a
+#    Markdown description with HTML injected, a changelog, a category, an
+#    icon and two screenshots);
 # 3. headless Chromium (Debian's `chromium`, driven by playwright-core, with
-#    JavaScript off, on a 390x844 phone screen) loads /, searches, opens the
-#    package page, checks its text and the download link, fetches the
-#    download and compares it with the published file;
-# 4. saves screenshots (home.png, results.png, package.png) in the artefact
-#    folder;
+#    JavaScript off, on a 390x844 phone screen) loads /, follows a category
+#    link, searches, opens the package page, checks its text, images, links
+#    and QR code (decoded: the latest APK's URL), fetches the download and
+#    the QR code's URL and compares them with the published file, opens the
+#    author's page and /fdroid, checks that every page fits the screen's
+#    width, and loads the package page with JavaScript on at desktop size
+#    (its one script runs under the CSP);
+# 4. saves screenshots of each page in the artefact folder;
 # 5. a page of another site (JavaScript on) attacks the node API: a
 #    cross-site POST and DNS rebinding must both get 403;
 # and exits non-zero on any failure.
@@ -98,19 +103,29 @@ PACKAGE=org.example.pocketnotes VERSION=1.2.3 TITLE="Pocket Notes"
 # A real (tiny) APK: publish checks its manifest against the flags and metadata.
 cp "$ROOT/cli/tests/fixtures/apk/pocket-notes.apk" "$TMP/pocket-notes.apk"
 "${BROWSER[@]}" icon --out "$TMP/icon.png"
-cat >"$TMP/app.toml" <<'EOF'
+"${BROWSER[@]}" shot --out "$TMP/shot-1.png"
+"${BROWSER[@]}" shot --out "$TMP/shot-2.png"
+CATEGORY=productivity CHANGELOG="Notes open twice as fast."
+# The description is Markdown, with HTML and a javascript: link injected:
+# the page must show both as text. SDKs and permissions come from the APK's
+# manifest (INTERNET and CAMERA).
+cat >"$TMP/app.toml" <<EOF
 title = "Pocket Notes"
 summary = "Notes that stay on your phone"
-description = """Write notes on your phone.
-They go nowhere else."""
+description = """Write notes on your phone. They **never** leave it.
+
+### Features
+
+- plain-text notes, see [the help](https://notes.example/help)
+- <img src=x onerror=alert(1)> and [a trap](javascript:alert(1))
+"""
+changelog = "$CHANGELOG"
 license = "MIT OR Apache-2.0"
 homepage_url = "https://notes.example/"
 source_url = "https://code.example/pocket-notes"
-categories = ["productivity"]
-min_sdk = 24
-target_sdk = 34
-permissions = ["android.permission.INTERNET", "android.permission.CAMERA"]
+categories = ["$CATEGORY"]
 icon = "icon.png"
+screenshots = ["shot-1.png", "shot-2.png"]
 EOF
 timeout 60 "$CLI" --node "$API" --json key generate >"$TMP/key.json" </dev/null
 timeout 120 "$CLI" --node "$API" --json publish "$TMP/pocket-notes.apk" --package "$PACKAGE" \
@@ -123,7 +138,7 @@ log "published $AUTHOR/$PACKAGE@$VERSION ($CID)"
 log "$("$CHROMIUM" --version 2>/dev/null), playwright-core" \
     "$(node -p "require('$BROWSER_DIR/node_modules/playwright-core/package.json').version")"
 mkdir -p "$ARTEFACTS"
-rm -f "$ARTEFACTS"/{home,results,package}.png
+rm -f "$ARTEFACTS"/{home,results,category,package,author,fdroid,package-desktop}.png
 # Runs the browser driver with the arguments after NAME, LIMIT and WHAT, in
 # the background (so that a signal to this script stops it at once: trap),
 # for at most LIMIT seconds, into $TMP/NAME.jsonl and .log; prints both and
@@ -146,7 +161,8 @@ browser_step() {
 browser_step browser $((6 * STEP_TIMEOUT + 60)) "the pages" run --url "$URL" \
     --author "$AUTHOR" --package "$PACKAGE" --version "$VERSION" --title "$TITLE" \
     --query "pocket notes" --file "$TMP/pocket-notes.apk" --file-name pocket-notes.apk \
-    --cid "$CID" --artefacts "$ARTEFACTS" --chromium "$CHROMIUM" --timeout "$STEP_TIMEOUT" ||
+    --cid "$CID" --category "$CATEGORY" --changelog "$CHANGELOG" --screenshots 2 \
+    --artefacts "$ARTEFACTS" --chromium "$CHROMIUM" --timeout "$STEP_TIMEOUT" ||
     {
         log "screenshots so far in $ARTEFACTS"
         exit 1

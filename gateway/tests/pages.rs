@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipsr_gateway::{Gateway, GatewayConfig};
 use ipsr_indexer::StoreIndex;
 use ipsr_node::{Client, Config};
-use ipsr_proto::AuthorKey;
+use ipsr_proto::{AuthorKey, Platform};
 use ipsr_testkit::{ReleaseBuilder, cid, release, yank};
 
 /// The longest one request may take.
@@ -114,12 +114,33 @@ impl Page {
         self
     }
 
-    /// No page runs script: no `<script` element, and a CSP without any
-    /// script source.
+    /// No page runs script but its own: one `<script>` element, the last
+    /// of the body, and a CSP whose only script source is that script's
+    /// SHA-256 (so an injected script would not run).
     fn no_script(&self) {
-        assert!(!self.body.contains("<script"), "{}", self.body);
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        assert_eq!(self.body.matches("<script").count(), 1, "{}", self.body);
+        let script = self
+            .body
+            .split_once("<script>")
+            .and_then(|(_, rest)| rest.split_once("</script></body>"))
+            .map(|(script, _)| script)
+            .unwrap_or_else(|| panic!("the script ends the body: {}", self.body));
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
         assert!(self.csp.contains("default-src 'none'"), "{}", self.csp);
-        assert!(!self.csp.contains("script-src"), "{}", self.csp);
+        let sources: Vec<&str> = self
+            .csp
+            .split(';')
+            .map(str::trim)
+            .filter(|d| d.starts_with("script-src"))
+            .collect();
+        assert_eq!(
+            sources,
+            [format!("script-src 'sha256-{hash}'")],
+            "{}",
+            self.csp
+        );
     }
 
     fn has(&self, text: &str) -> &Self {
@@ -162,14 +183,22 @@ fn app<'k>(
 }
 
 /// `com.example.notes` 1.0.0 (2025-11-24, 1.5 KiB) and 1.1.0 (2025-11-25,
-/// 20 MiB) with full metadata.
+/// 20 MiB), Android apps with full metadata: a Markdown description, a
+/// changelog, native code and two screenshots.
 async fn publish_notes(env: &Env, key: &AuthorKey) {
     for (version, code, size) in [("1.0.0", 1, 1536), ("1.1.0", 2, 20 * 1024 * 1024)] {
         let r = app(key, "com.example.notes", version, code, size)
             .title("Pocket Notes")
             .summary("Notes that stay on your phone")
+            .platform(Platform::android())
             .metadata(|m| {
-                m.description = "Write notes.\nSync them with nobody.".into();
+                m.description =
+                    "Write *notes*.\nSync them with [nobody](https://notes.example/why).\n\n\
+                                 ## Features\n\n- offline\n- <img src=x onerror=alert(9)>\n"
+                        .into();
+                m.changelog = format!("What {version} changed.\nSecond line.");
+                m.native_code = vec!["arm64-v8a".into(), "x86_64".into()];
+                m.screenshots = vec![cid(10), cid(11)];
                 m.license = "MIT OR Apache-2.0".into();
                 m.homepage_url = Some("https://notes.example/".into());
                 m.source_url = Some("https://code.example/notes?tab=src&x=1".into());
@@ -235,6 +264,26 @@ async fn home_search_author_and_package_pages() {
         .ok()
         .has("No package matches.")
         .lacks("Pocket Notes");
+    // Lists show each package's icon and link its categories; a category
+    // lists its packages under its name.
+    env.get("/")
+        .await
+        .ok()
+        .has(&format!("<img class=\"thumb\" src=\"/ipfs/{}\"", cid(9)))
+        .has("<a class=\"tag\" href=\"/?category=productivity\">productivity</a>");
+    env.get("/?category=productivity")
+        .await
+        .ok()
+        .has("<h1>Apps in <bdi>productivity</bdi></h1>")
+        .has("<title>Apps in productivity · IPSR</title>")
+        .has(&link)
+        .lacks("Weather Now")
+        .lacks("Add to F-Droid");
+    env.get("/?category=games")
+        .await
+        .ok()
+        .has("No package matches.")
+        .lacks("Pocket Notes");
 
     // The author page lists the author's packages, no one else's.
     env.get(&format!("/p/{author}"))
@@ -259,31 +308,55 @@ async fn home_search_author_and_package_pages() {
         .has(&format!(
             "<a class=\"button\" href=\"{download}/1.1.0\" download=\"notes-1.1.0.apk\">Download 1.1.0 (20.0 MiB)</a>"
         ))
-        // The CID of the newest release, and a QR code of the download URL.
+        // The CID of the newest release, and a QR code of the latest APK.
         .has(&cid(2).to_string())
         .has("<svg role=\"img\"")
+        .has("Scan to download the latest version on a phone")
         .lacks("<?xml")
-        // The description keeps its lines, as text.
-        .has("Write notes.\nSync them with nobody.")
+        // The author, by the short form of its id.
+        .has(&format!(
+            ">{}…{}</a>",
+            &author.to_string()[..12],
+            &author.to_string()[56..]
+        ))
+        .has(&format!("data-copy=\"{author}\""))
+        // The screenshots.
+        .has(&format!("<img src=\"/ipfs/{}\" alt=\"Screenshot 1\"", cid(10)))
+        .has(&format!("<img src=\"/ipfs/{}\" alt=\"Screenshot 2\"", cid(11)))
+        // The description, as Markdown: emphasis, a link with rel=ugc, a
+        // heading two levels down, a list, and HTML shown as text.
+        .has("<p>Write <em>notes</em>.\nSync them with <a href=\"https://notes.example/why\" rel=\"nofollow ugc noopener noreferrer\">nobody</a>.</p>")
+        .has("<h4>Features</h4>")
+        .has("<li>offline</li>")
+        .has("<li>&lt;img src=x onerror=alert(9)&gt;")
+        .lacks("<img src=x")
+        // What's new, for the newest version and for each.
+        .has("<h2>What's new in 1.1.0</h2><p class=\"changes\" dir=\"auto\">What 1.1.0 changed.\nSecond line.</p>")
+        .has("<div class=\"changes\" dir=\"auto\">What 1.0.0 changed.\nSecond line.</div>")
         // Details.
         .has("MIT OR Apache-2.0")
         .has("<a href=\"https://notes.example/\" rel=\"nofollow noopener noreferrer\">")
         .has("<a href=\"https://code.example/notes?tab=src&amp;x=1\"")
-        .has("productivity")
-        .has("min 24, target 34")
-        .has(&"ab".repeat(32))
-        // Permissions.
+        .has("<a class=\"tag\" href=\"/?category=productivity\">productivity</a>")
+        .has("Needs Android 7.0 (API 24) or newer.")
+        .has("<td>Android 14 (API 34)</td>")
+        .has("<td>arm64-v8a, x86_64</td>")
+        .has(&format!("<th>Signing certificate SHA-256</th><td class=\"cid\">{}</td>", "ab".repeat(32)))
+        // Permissions, in words, with their names.
+        .has("<span class=\"warn\">Take pictures and videos</span> (Android asks you first)")
+        .has("<span>Have full network access</span>")
         .has("<code>android.permission.CAMERA</code>")
         .has("<code>android.permission.INTERNET</code>")
         // Versions with dates, sizes and their download links.
         .has("<td>1.1.0</td><td>2025-11-25</td><td>20.0 MiB</td>")
         .has("<td>1.0.0</td><td>2025-11-24</td><td>1.5 KiB</td>")
         .has(&format!("href=\"{download}/1.0.0\""))
-        // How to verify with ipsr-cli.
+        // How to verify: apksigner, and ipsr-cli through this gateway.
+        .has("apksigner verify --print-certs notes-1.1.0.apk")
         .has(&format!(
-            "ipsr-cli download {author}/com.example.notes@1.1.0\n\
+            "ipsr-cli --gateway {PUBLIC_URL} download {author}/com.example.notes@1.1.0\n\
              # or check the file you downloaded here\n\
-             ipsr-cli verify notes-1.1.0.apk {author}/com.example.notes@1.1.0"
+             ipsr-cli --gateway {PUBLIC_URL} verify notes-1.1.0.apk {author}/com.example.notes@1.1.0"
         ))
         .has("ipsr-cli add --only-hash notes-1.1.0.apk");
     assert!(
@@ -355,7 +428,7 @@ async fn metadata_is_escaped_on_every_page() {
         .has("&lt;MIT&gt;")
         .has("href=\"https://e.example/&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;\"")
         // A file name in a command to copy is one quoted shell word.
-        .has("ipsr-cli verify 'x'\\''; rm -rf ~; echo '\\''.apk' ")
+        .has("verify 'x'\\''; rm -rf ~; echo '\\''.apk' ")
         .has("download=\"x'; rm -rf ~; echo '.apk\"");
 }
 
@@ -386,7 +459,7 @@ async fn record_and_query_text_is_isolated_for_bidi() {
         .has(&format!("<h1 dir=\"auto\">{hebrew}</h1>"))
         .has(&format!("<p dir=\"auto\"><strong>{arabic}</strong></p>"))
         .has(&format!(
-            "<p class=\"description\" dir=\"auto\">{arabic}\n{hebrew}</p>"
+            "<div class=\"description\" dir=\"auto\"><p>{arabic}\n{hebrew}</p>"
         ));
     env.get("/?q=%E2%80%AEkpa.exe")
         .await
@@ -467,7 +540,7 @@ async fn apk_certificate_changes_are_marked() {
         .ok()
         .has("Download 1.2.0")
         .has(&format!(
-            "SHA-256 <span class=\"cid\">{}</span>",
+            "<th>SHA-256</th><td class=\"cid\">{}</td>",
             "5a".repeat(32)
         ))
         .has("new signing certificate, rotated from abababab…");

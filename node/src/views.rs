@@ -143,6 +143,9 @@ pub struct VersionEntry {
     /// releases (`docs/records.md`, rule 9); `null` when the release names
     /// none.
     pub certificate: Option<CertificateView>,
+    /// What changed in this version (the record's `metadata.changelog`),
+    /// `""` when it says nothing.
+    pub changelog: String,
 }
 
 /// A release's APK certificate: `{"sha256": HEX, "check": "same"}`, with
@@ -219,6 +222,7 @@ impl<'a> Listed<'a> {
                     sha256: hex::encode(cert),
                     check,
                 }),
+            changelog: r.metadata.changelog.clone(),
         }
     }
 }

@@ -39,7 +39,11 @@ const MANIFEST_FIELDS: &[&str] = &[
     "usesSdk",
     "signer",
     "usesPermission",
+    "nativecode",
 ];
+/// Every field of a version it may write or leave out (`added`, `file`
+/// and `manifest` are always written).
+const VERSION_FIELDS: &[&str] = &["whatsNew"];
 
 type Hash = [u8; 16];
 
@@ -103,7 +107,10 @@ pub(crate) fn diff(old: &Listing, new: &Value) -> Value {
         }
         for (key, version) in new_versions.into_iter().flatten() {
             if versions.get(key) != Some(&hash(version)) {
-                version_patch.insert(key.clone(), whole(version, &[], Some(MANIFEST_FIELDS)));
+                version_patch.insert(
+                    key.clone(),
+                    whole(version, VERSION_FIELDS, Some(MANIFEST_FIELDS)),
+                );
             }
         }
         if !version_patch.is_empty() {
@@ -170,7 +177,9 @@ mod tests {
                          "versions": {"aa": {"added": 1, "manifest": {"versionCode": 1}}}},
                 "moved": {"metadata": {"added": 1, "summary": {"en-US": "old"}, "license": "MIT"},
                           "versions": {
-                              "bb": {"added": 1, "manifest": {"versionCode": 1, "signer": {"sha256": ["x"]}}},
+                              "bb": {"added": 1, "whatsNew": {"en-US": "w"},
+                                     "manifest": {"versionCode": 1, "signer": {"sha256": ["x"]},
+                                                  "nativecode": ["x86"]}},
                               "cc": {"added": 2, "manifest": {"versionCode": 2}}}}
             }
         });

@@ -297,19 +297,23 @@ pub(crate) fn index_v2(repo: &RepoInfo, apps: &[App], timestamp: u64) -> Value {
                     .collect();
                 manifest.insert("usesPermission".into(), json!(perms));
             }
-            versions.insert(
-                hex::encode(l.sha256),
-                json!({
-                    "added": r.created_at,
-                    "file": {
-                        "name": format!("/{}", app.apk_name(r)),
-                        "sha256": hex::encode(l.sha256),
-                        "size": r.size,
-                        "ipfsCIDv1": cid_v1(r),
-                    },
-                    "manifest": manifest,
-                }),
-            );
+            if !r.metadata.native_code.is_empty() {
+                manifest.insert("nativecode".into(), json!(r.metadata.native_code));
+            }
+            let mut version = json!({
+                "added": r.created_at,
+                "file": {
+                    "name": format!("/{}", app.apk_name(r)),
+                    "sha256": hex::encode(l.sha256),
+                    "size": r.size,
+                    "ipfsCIDv1": cid_v1(r),
+                },
+                "manifest": manifest,
+            });
+            if !r.metadata.changelog.is_empty() {
+                version["whatsNew"] = json!({ LOCALE: r.metadata.changelog });
+            }
+            versions.insert(hex::encode(l.sha256), version);
         }
         packages.insert(
             app.package.to_string(),
@@ -354,6 +358,11 @@ pub(crate) fn index_v1(repo: &RepoInfo, apps: &[App], timestamp: u64) -> Value {
             &mut localized,
             "description",
             (!meta.description.is_empty()).then(|| json!(meta.description)),
+        );
+        put(
+            &mut localized,
+            "whatsNew",
+            (!meta.changelog.is_empty()).then(|| json!(meta.changelog)),
         );
         put(&mut localized, "icon", icon.map(|_| json!("icon.png")));
         if !shots.is_empty() {
@@ -442,6 +451,9 @@ pub(crate) fn index_v1(repo: &RepoInfo, apps: &[App], timestamp: u64) -> Value {
                     .map(|n| json!([n, null]))
                     .collect();
                 p.insert("uses-permission".into(), json!(perms));
+                if !r.metadata.native_code.is_empty() {
+                    p.insert("nativecode".into(), json!(r.metadata.native_code));
+                }
                 Value::Object(p)
             })
             .collect();
@@ -608,6 +620,8 @@ mod tests {
         r.metadata.title = "Example".into();
         r.metadata.permissions = vec!["android.permission.INTERNET".into()];
         r.metadata.min_sdk = 21;
+        r.metadata.native_code = vec!["arm64-v8a".into()];
+        r.metadata.changelog = "Faster.".into();
         let states = [state(&a, "com.example.app", vec![r])];
         let (apps, _) = select(&states, |_| Some("Ann".into()), |_| None);
         let repo = RepoInfo {
@@ -632,6 +646,8 @@ mod tests {
             version["manifest"]["usesPermission"][0]["name"],
             "android.permission.INTERNET"
         );
+        assert_eq!(version["manifest"]["nativecode"][0], "arm64-v8a");
+        assert_eq!(version["whatsNew"][LOCALE], "Faster.");
         assert_eq!(
             v2["packages"]["com.example.app"]["metadata"]["name"][LOCALE],
             "Example"
@@ -648,6 +664,11 @@ mod tests {
             v1["packages"]["com.example.app"][0]["uses-permission"][0][0],
             "android.permission.INTERNET"
         );
+        assert_eq!(
+            v1["packages"]["com.example.app"][0]["nativecode"][0],
+            "arm64-v8a"
+        );
+        assert_eq!(v1["apps"][0]["localized"][LOCALE]["whatsNew"], "Faster.");
         let bytes = serde_json::to_vec(&v2).unwrap();
         let e = entry(5, &bytes, 1, &[(4, b"{}", 0)]);
         assert_eq!(e["diffs"]["4"]["name"], "/diff/4.json");

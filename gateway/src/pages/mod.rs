@@ -1,15 +1,24 @@
 //! The web pages: server-rendered HTML (maud escapes every value, so a
-//! title of `<script>` shows as text), no JavaScript, one column that fits
-//! a phone screen. Text from records and queries is isolated for the
-//! bidirectional algorithm (`<bdi>`, `dir="auto"`), so right-to-left text
-//! never reorders what is around it.
+//! title of `<script>` shows as text), one column that fits a phone screen,
+//! and no JavaScript but one line that copies an author's id (allowed by
+//! its hash in the CSP; the pages work without it). Text from records and
+//! queries is isolated for the bidirectional algorithm (`<bdi>`,
+//! `dir="auto"`), so right-to-left text never reorders what is around it.
 //!
-//! * `/`: a search box, and the search results or the recent releases;
+//! * `/`: a search box, and the search results, a category's packages or
+//!   the recent releases;
 //! * `/p/{author}`: the author's packages;
-//! * `/p/{author}/{package}`: one package: metadata, versions, the CID, a
-//!   download button, a QR code of the download URL and how to verify it.
+//! * `/p/{author}/{package}`: one package: screenshots, the description
+//!   (a safe Markdown subset, [`markdown`]), permissions in words and
+//!   Android versions ([`android`]), versions with their changes, the CID
+//!   and SHA-256, a download button, a QR code of the latest release and
+//!   how to verify it.
+
+mod android;
+mod markdown;
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 
 use ipsr_node::views::{CertificateView, Package, VersionEntry};
 use ipsr_proto::{CertCheck, PackageKey};
@@ -39,13 +48,33 @@ a.button{display:inline-block;background:#0b57d0;color:#fff;padding:.6rem 1rem;b
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{text-align:left;padding:.3rem;border-bottom:1px solid #eee}\
 .yanked{color:#a50e0e}img.icon{width:64px;height:64px;float:right;margin-left:.5rem}\
 figure.qr{margin:1rem 0}.qr svg{display:block;width:10rem;height:10rem}\
-.description{white-space:pre-line}.message{overflow-wrap:anywhere}\
+.description{overflow-wrap:anywhere}.changes{white-space:pre-line;overflow-wrap:anywhere}\
+.message{overflow-wrap:anywhere}\
+ul.list li{display:flow-root}img.thumb{width:48px;height:48px;float:left;margin:0 .6rem .2rem 0;border-radius:.5rem}\
+.shots{display:flex;gap:.5rem;overflow-x:auto;padding:.25rem 0}.shots img{height:16rem;max-width:80vw;object-fit:contain;border:1px solid #ddd;border-radius:.4rem}\
+ul.permissions{padding-left:1.2rem}.warn{color:#a50e0e}a.tag{font-size:.85rem}\
+.versions td{vertical-align:top}.versions .changes{font-size:.85rem;color:#333}\
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:.6rem;border-radius:.3rem}";
 
-/// Content-Security-Policy of the pages: nothing but this origin's images
-/// and the inline style; no script at all.
-const CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; \
-                   form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// The pages' one script: it shows the buttons that copy an author's id
+/// (hidden without it) and copies on a tap, or, where the clipboard API is
+/// not offered (a page over plain HTTP), shows the id in a prompt to copy.
+const COPY_SCRIPT: &str = "for(const b of document.querySelectorAll('button[data-copy]')){\
+b.hidden=false;b.onclick=()=>{const t=b.dataset.copy;const c=navigator.clipboard;\
+if(c){c.writeText(t).then(()=>{b.textContent='Copied'})}else{prompt('Author id',t)}}}";
+
+/// Content-Security-Policy of the pages: nothing but this origin's images,
+/// the inline style and [`COPY_SCRIPT`] (by its SHA-256).
+static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(COPY_SCRIPT));
+    let csp = format!(
+        "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; \
+         script-src 'sha256-{hash}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'"))
+});
 
 /// `Cache-Control` of pages that show packages: short, they change with
 /// every release and yank.
@@ -82,6 +111,7 @@ fn layout(title: &str, query: Option<&str>, feed: Option<&str>, body: Markup) ->
                     p { "Every release is signed by its author and checked against its CID. "
                         a href="/api/v1/openapi.json" { "API" } }
                 }
+                script { (PreEscaped(COPY_SCRIPT)) }
             }
         }
     }
@@ -91,7 +121,7 @@ fn page(status: StatusCode, markup: Markup, cache: &'static str) -> Response {
     let mut response =
         warp::reply::with_status(warp::reply::html(markup.into_string()), status).into_response();
     let headers = response.headers_mut();
-    headers.insert("content-security-policy", HeaderValue::from_static(CSP));
+    headers.insert("content-security-policy", CSP.clone());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     response
 }
@@ -118,13 +148,17 @@ pub(crate) fn error_page(failure: &Failure) -> Response {
 fn summary_item(s: &PackageSummary) -> Markup {
     html! {
         li {
+            @if let Some(icon) = &s.icon { img.thumb src={ "/ipfs/" (icon) } alt="" loading="lazy"; }
             a href={ "/p/" (s.author) "/" (s.package) } {
                 strong { @if s.title.is_empty() { (s.package) } @else { bdi { (s.title) } } }
             }
             @if let Some(v) = &s.newest { " " span.muted { (v) } }
             br;
             @if !s.summary.is_empty() { bdi { (s.summary) } br; }
-            span.muted { code { (s.package) } " · " (date(s.updated_at)) }
+            span.muted {
+                code { (s.package) } " · " (date(s.updated_at))
+                @if !s.categories.is_empty() { " · " (category_links(&s.categories)) }
+            }
         }
     }
 }
@@ -134,28 +168,37 @@ pub(crate) async fn home(g: &Gateway, pairs: &[(String, String)]) -> Result<Resp
     let query = ListQuery::parse(pairs)?;
     let listing = api::list(g, &query).await?;
     let q = query.q.as_deref();
+    let category = query.category.as_deref();
+    let filtered = q.is_some() || category.is_some() || query.platform.is_some();
     let body = html! {
         h1 {
-            @match q {
-                // The query is the visitor's (or a link's) text: isolated.
-                Some(q) => { "Results for “" bdi { (q) } "”" }
-                None => { "Recent releases" }
+            // The query and category are the visitor's (or a link's) text: isolated.
+            @match (q, category) {
+                (Some(q), None) => { "Results for “" bdi { (q) } "”" }
+                (Some(q), Some(c)) => { "Results for “" bdi { (q) } "” in " bdi { (c) } }
+                (None, Some(c)) => { "Apps in " bdi { (c) } }
+                (None, None) => { "Recent releases" }
             }
         }
+        @if category.is_some() { p { a href="/" { "All apps" } } }
         @if listing.packages.is_empty() {
-            p { @if q.is_some() { "No package matches." } @else { "Nothing has been published yet." } }
+            p { @if filtered { "No package matches." } @else { "Nothing has been published yet." } }
         } @else {
             ul.list { @for s in &listing.packages { (summary_item(s)) } }
         }
         @if let Some(next) = &listing.next_cursor {
-            a href={ "/?" (next_query(q, next)) } { "More" }
+            a href={ "/?" (next_query(&query, next)) } { "More" }
         }
-        @if q.is_none() { (fdroid_box(g)) }
+        @if !filtered { (fdroid_box(g)) }
     };
-    let feed = q.is_none().then_some("/feeds/recent.atom");
+    let feed = (!filtered).then_some("/feeds/recent.atom");
+    let title = match category {
+        Some(c) if q.is_none() => format!("Apps in {c}"),
+        _ => "Apps".to_owned(),
+    };
     Ok(page(
         StatusCode::OK,
-        layout("Apps", q, feed, body),
+        layout(&title, q, feed, body),
         PAGE_CACHE,
     ))
 }
@@ -217,10 +260,17 @@ pub(crate) async fn fdroid(g: &Gateway) -> Result<Response, Failure> {
     ))
 }
 
-fn next_query(q: Option<&str>, cursor: &str) -> String {
+/// The query of the next page: the same filters, the next cursor.
+fn next_query(query: &ListQuery, cursor: &str) -> String {
     let mut url = url::form_urlencoded::Serializer::new(String::new());
-    if let Some(q) = q {
-        url.append_pair("q", q);
+    for (name, value) in [
+        ("q", &query.q),
+        ("category", &query.category),
+        ("platform", &query.platform),
+    ] {
+        if let Some(value) = value {
+            url.append_pair(name, value);
+        }
     }
     url.append_pair("cursor", cursor);
     url.finish()
@@ -232,7 +282,7 @@ pub(crate) async fn author(g: &Gateway, author_text: &str) -> Result<Response, F
     let d = &view.identity.document;
     let body = html! {
         h1 dir="auto" { @if d.name.is_empty() { "Author" } @else { (d.name) } }
-        p.cid { (view.author) }
+        p.cid { (view.author) " " (copy_button(&view.author.to_string())) }
         @if !view.identity.forks.is_empty() {
             p.yanked { "Disputed identity: two documents follow the same one. \
                         Someone holding the author's admin keys signed both; \
@@ -278,23 +328,29 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
         .as_ref()
         .and_then(|n| view.versions.iter().find(|v| &v.version == n));
     let shown = newest.or(view.versions.first());
-    let base = g.base_url();
+    let android = shown.is_some_and(|v| v.platform.as_str() == "android");
     let download = |v: &VersionEntry| {
         format!(
             "/api/v1/download/{}/{}/{}",
             view.author, view.package, v.version
         )
     };
+    // The QR code names the package's latest release, so a printed code
+    // never goes stale: the APK at its fixed URL, else this page.
+    let qr_target = g.base_url().map(|base| match android {
+        true => format!("{base}/latest/{}/{}.apk", view.author, view.package),
+        false => format!("{base}/p/{}/{}", view.author, view.package),
+    });
     let body = html! {
         @if let Some(icon) = &m.icon { img.icon src={ "/ipfs/" (icon) } alt=""; }
         h1 dir="auto" { (title) }
         p.muted {
             code { (view.package) } " by "
-            @if who.name.is_empty() {
-                a.cid href={ "/p/" (view.author) } { (view.author) }
-            } @else {
-                a href={ "/p/" (view.author) } { bdi { (who.name) } } " " span.cid { (view.author) }
+            a href={ "/p/" (view.author) } {
+                @if who.name.is_empty() { (short_id(&view.author.to_string())) }
+                @else { bdi { (who.name) } }
             }
+            " " (copy_button(&view.author.to_string()))
         }
         @if who.disputed {
             p.yanked { "This author's identity is disputed: two identity documents follow the same one." }
@@ -313,20 +369,39 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
                     @if release.size > 0 { " (" (size(release.size)) ")" }
                 }
             }
-            p.muted {
-                "CID " span.cid { (release.cid) }
-                @if let Some(sha) = &release.sha256 { br; "SHA-256 " span.cid { (sha) } }
+            @if android && m.min_sdk > 0 {
+                p.muted { "Needs " (android::sdk(m.min_sdk)) " or newer." }
             }
-            @if let Some(base) = &base {
+            @if let Some(target) = &qr_target {
                 figure.qr {
-                    (PreEscaped(qr_svg(&format!("{base}{path}"))))
-                    figcaption.muted { "Scan to download on a phone" }
+                    (PreEscaped(qr_svg(target)))
+                    figcaption.muted {
+                        @if android { "Scan to download the latest version on a phone" }
+                        @else { "Scan to open this page on a phone" }
+                    }
                 }
             }
         } @else {
             p.yanked { "Every version of this package is yanked." }
         }
-        @if !m.description.is_empty() { h2 { "Description" } p.description dir="auto" { (m.description) } }
+        @if !m.screenshots.is_empty() {
+            h2 { "Screenshots" }
+            div.shots {
+                @for (i, shot) in m.screenshots.iter().enumerate() {
+                    a href={ "/ipfs/" (shot) } {
+                        img src={ "/ipfs/" (shot) } alt={ "Screenshot " (i + 1) } loading="lazy";
+                    }
+                }
+            }
+        }
+        @if !m.description.is_empty() {
+            h2 { "Description" }
+            div.description dir="auto" { (PreEscaped(markdown::render(&m.description))) }
+        }
+        @if let Some(release) = newest.filter(|r| !r.changelog.is_empty()) {
+            h2 { "What's new in " (release.version) }
+            p.changes dir="auto" { (release.changelog) }
+        }
         h2 { "Details" }
         table {
             @if let Some(v) = shown { tr { th { "Platform" } td { (v.platform) } } }
@@ -337,17 +412,35 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
             @if let Some(url) = web_url(m.source_url.as_deref()) {
                 tr { th { "Source" } td { a href=(url) rel="nofollow noopener noreferrer" { (url) } } }
             }
-            @if !m.categories.is_empty() { tr { th { "Categories" } td { (m.categories.join(", ")) } } }
-            @if m.min_sdk > 0 { tr { th { "Android SDK" } td { "min " (m.min_sdk) @if m.target_sdk > 0 { ", target " (m.target_sdk) } } } }
-            @if let Some(sha) = &m.signing_cert_sha256 {
-                tr { th { "Signing certificate SHA-256" } td.cid { (hex::encode(sha)) } }
+            @if !m.categories.is_empty() {
+                tr { th { "Categories" } td { (category_links(&m.categories)) } }
+            }
+            @if m.min_sdk > 0 { tr { th { "Requires" } td { (android::sdk(m.min_sdk)) " or newer" } } }
+            @if m.target_sdk > 0 { tr { th { "Built for" } td { (android::sdk(m.target_sdk)) } } }
+            @if !m.native_code.is_empty() {
+                tr { th { "Native code" } td { (m.native_code.join(", ")) } }
             }
         }
-        h2 { "Permissions" }
-        @if m.permissions.is_empty() {
-            p.muted { "None requested." }
-        } @else {
-            ul.permissions { @for p in &m.permissions { li { code { (p) } } } }
+        @if android {
+            h2 { "Permissions" }
+            @if m.permissions.is_empty() {
+                p.muted { "The signed release lists no permissions." }
+            } @else {
+                ul.permissions {
+                    @for p in &m.permissions {
+                        li {
+                            @match android::permission(p) {
+                                Some((words, dangerous)) => {
+                                    span class=[dangerous.then_some("warn")] { (words) }
+                                    @if dangerous { " (Android asks you first)" }
+                                    br; span.muted { code { (p) } }
+                                }
+                                None => { code { (p) } }
+                            }
+                        }
+                    }
+                }
+            }
         }
         h2 { "Versions" }
         table.versions {
@@ -366,28 +459,15 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
                         } @else {
                             a href=(download(v)) { "download" }
                         }
+                        @if !v.changelog.is_empty() {
+                            div.changes dir="auto" { (v.changelog) }
+                        }
                     }
                 }
             }
         }
         @if let Some(release) = newest {
-            @let spec = format!("{}/{}@{}", view.author, view.package, release.version);
-            h2 { "Verify" }
-            p { "This gateway checks every release against its author's signature and its CID, \
-                 but you need not trust it. With your own node (" code { "ipsr-node run" } ") \
-                 and " code { "ipsr-cli" } ", which check the signed record themselves:" }
-            pre.verify {
-                "# download and check the release\n"
-                "ipsr-cli download " (spec) "\n"
-                "# or check the file you downloaded here\n"
-                "ipsr-cli verify " (shell_word(&release.file_name)) " " (spec)
-            }
-            p { "Without a node, compute the file's CID and compare it with the CID above:" }
-            pre.verify {
-                "ipsr-cli add --only-hash "
-                @if release.cid.cid().version() == cid::Version::V0 { "--cid-version 0 " }
-                (shell_word(&release.file_name))
-            }
+            (verify_section(g, &view, release))
         }
     };
     let feed = format!("/feeds/{}/{}.atom", key.author, key.package);
@@ -396,6 +476,82 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<Response, F
         layout(&title, None, Some(&feed), body),
         PAGE_CACHE,
     ))
+}
+
+/// "Verify": the release's CID, SHA-256 and signing certificate, and how to
+/// check a downloaded file against them, on a phone and with `ipsr-cli`,
+/// with or without a node.
+fn verify_section(g: &Gateway, view: &Package, release: &VersionEntry) -> Markup {
+    let spec = format!("{}/{}@{}", view.author, view.package, release.version);
+    let file = shell_word(&release.file_name);
+    let gateway = g
+        .base_url()
+        .map(|base| format!("--gateway {} ", shell_word(&base)))
+        .unwrap_or_else(|| "--gateway URL ".to_owned());
+    html! {
+        h2 { "Verify" }
+        p { "This gateway checks every release against its author's signature and its CID, \
+             but you need not trust it. What the author signed for " (release.version) ":" }
+        table {
+            tr { th { "CID" } td.cid { (release.cid) } }
+            @if let Some(sha) = &release.sha256 { tr { th { "SHA-256" } td.cid { (sha) } } }
+            @if let Some(cert) = &release.certificate {
+                tr { th { "Signing certificate SHA-256" } td.cid { (cert.sha256) } }
+            }
+        }
+        @if release.sha256.is_some() || release.certificate.is_some() {
+            h3 { "On a phone or a computer" }
+            ul {
+                @if release.sha256.is_some() {
+                    li { "A file checksum app (or " code { "sha256sum " (file) } ") must show the SHA-256 above." }
+                }
+                @if release.certificate.is_some() {
+                    li { "An app that shows APK signatures (such as App Manager), or "
+                         code { "apksigner verify --print-certs " (file) } ", must show the signing "
+                         "certificate above (\"Signer #1 certificate SHA-256 digest\"). Android itself "
+                         "refuses an update signed by another certificate." }
+                }
+            }
+        }
+        h3 { "With ipsr-cli" }
+        p { code { "ipsr-cli" } " checks the author's signature and every byte itself, through this \
+             gateway or through your own node (" code { "ipsr-node run" } "):" }
+        pre.verify {
+            "# download and check the release\n"
+            "ipsr-cli " (gateway) "download " (spec) "\n"
+            "# or check the file you downloaded here\n"
+            "ipsr-cli " (gateway) "verify " (file) " " (spec) "\n"
+            "# the same with your own node: leave out --gateway\n"
+            "# offline: the file's CID, to compare with the CID above\n"
+            "ipsr-cli add --only-hash "
+            @if release.cid.cid().version() == cid::Version::V0 { "--cid-version 0 " }
+            (file)
+        }
+    }
+}
+
+/// An author id cut to its start and end (`k51qzi5u…x3lq9w`): the whole
+/// id wraps over three lines on a phone.
+fn short_id(id: &str) -> String {
+    match (id.get(..12), id.get(id.len().saturating_sub(6)..)) {
+        (Some(head), Some(tail)) if id.len() > 20 => format!("{head}…{tail}"),
+        _ => id.to_owned(),
+    }
+}
+
+/// A button that copies `id`; hidden until [`COPY_SCRIPT`] runs.
+fn copy_button(id: &str) -> Markup {
+    html! { button type="button" data-copy=(id) hidden title=(id) { "Copy author id" } }
+}
+
+/// Categories as links to their listing.
+fn category_links(categories: &[String]) -> Markup {
+    html! {
+        @for (i, c) in categories.iter().enumerate() {
+            @if i > 0 { ", " }
+            a.tag href={ "/?category=" (c) } { (c) }
+        }
+    }
 }
 
 /// What a version's APK certificate says to a reader (`docs/records.md`,
@@ -435,9 +591,9 @@ fn web_url(url: Option<&str>) -> Option<&str> {
 /// name holds: `app.apk` as is, anything else single-quoted.
 fn shell_word(name: &str) -> String {
     let plain = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@' | ','));
+        && name.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@' | ',' | ':' | '/')
+        });
     let name = if name.starts_with('-') {
         format!("./{name}")
     } else {

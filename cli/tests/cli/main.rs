@@ -14,6 +14,7 @@
 //! | `keys` | key import and export, passphrases |
 //! | `gateway` | the same through gateways, and a gateway that lies |
 //! | `apk` | `publish` checks an APK against its manifest |
+//! | `completions` | the completion scripts, run by bash, zsh and fish |
 //! | `mixup` | a gateway given as the node and the reverse; addresses without a scheme |
 //! | `manifest` | `publish` takes package, version, permissions and ABIs from an APK; metadata errors |
 //! | `identity` | identities: a stolen signer key revoked, a release re-signed, two of three signers |
@@ -22,6 +23,7 @@
 
 mod apk;
 mod common;
+mod completions;
 mod gateway;
 mod identity;
 mod keys;

@@ -90,6 +90,28 @@ impl Error {
         }
     }
 
+    /// A stable name for the kind of error, for `--json` output: `usage`,
+    /// `not_found`, `verification`, `unreachable`, `conflict`,
+    /// `unsupported`, `broken_pipe` or `failure`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "usage",
+            Error::NotFound(_) => "not_found",
+            Error::Verification(_) => "verification",
+            Error::Unreachable { .. } | Error::GatewayUnreachable { .. } => "unreachable",
+            Error::Conflict(_) => "conflict",
+            Error::Unsupported(_) => "unsupported",
+            Error::BrokenPipe => "broken_pipe",
+            Error::Other(_) => "failure",
+        }
+    }
+
+    /// The JSON object printed on standard output for a failed command
+    /// with `--json`: `{"error": {"kind", "exit_code", "message"}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        json_error(self.kind(), self.exit_code(), &self.to_string())
+    }
+
     /// The [`ExitCode`] for this error.
     pub fn to_exit_code(&self) -> ExitCode {
         ExitCode::from(self.exit_code())
@@ -113,6 +135,14 @@ impl From<std::io::Error> for Error {
             _ => Error::Other(format!("writing the output: {e}")),
         }
     }
+}
+
+/// `{"error": {"kind", "exit_code", "message"}}`, the `--json` form of a
+/// failure (the message as on standard error, without `error: `).
+pub fn json_error(kind: &str, exit_code: u8, message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "error": { "kind": kind, "exit_code": exit_code, "message": message }
+    })
 }
 
 /// The result of a command.

@@ -48,6 +48,6 @@ mod token;
 
 pub use cli::{Cli, Command, run};
 pub use client::{Client, DEFAULT_NODE, Server};
-pub use error::{Error, Result, code};
+pub use error::{Error, Result, code, json_error};
 pub use output::Output;
 pub use spec::{PackageSpec, ReleaseSpec, VersionSel};

@@ -64,8 +64,9 @@ enum KeyCommand {
         /// The key's name.
         #[arg(default_value = DEFAULT_NAME)]
         name: String,
-        /// Export the public key (the only export offered: the secret stays in its file).
-        #[arg(long, required = true)]
+        /// Export the public key (the only export offered: the secret stays in its file;
+        /// without this flag the command says so).
+        #[arg(long)]
         public: bool,
         /// The form: an OpenSSH public key line, the raw key in hex, or the author id.
         #[arg(long, value_enum, default_value_t = Format::Ssh)]
@@ -189,10 +190,16 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         }
         KeyCommand::Export {
             name,
-            public: _,
+            public,
             format,
         } => {
             let info = keys::info(&name)?;
+            if !public {
+                return Err(Error::Usage(format!(
+                    "key export prints only the public half of a key: add --public (ipsr-cli key export {name} --public); secret keys are not exported, copy the key file instead: {}",
+                    info.path.display()
+                )));
+            }
             let author: AuthorId = info
                 .author
                 .parse()

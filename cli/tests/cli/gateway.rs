@@ -333,10 +333,18 @@ fn a_lying_gateway_is_caught() {
     let mut retitled = release.clone();
     retitled["metadata"]["title"] = "Totally Legit Bank".into();
     let liar = env.liar(package.to_string(), retitled.to_string(), bytes.clone());
+    // With --json, stdout holds the error alone, none of the view.
     env.cli(&["--gateway", &liar, "info", &spec, "--json"])
         .assert()
         .code(4)
-        .stdout_eq("")
+        .stdout_eq(format!(
+            "{}\n",
+            serde_json::json!({"error": {
+                "kind": "verification",
+                "exit_code": 4,
+                "message": format!("{spec}: the metadata the gateway shows is not what the signed record says"),
+            }})
+        ))
         .stderr_eq(format!(
             "error: {spec}: the metadata the gateway shows is not what the signed record says\n"
         ));

@@ -153,3 +153,13 @@ ssh              k51qzi5uqu5d[..]
 
 "#]]);
 }
+
+#[test]
+fn key_export_without_public_says_what_it_exports() {
+    let env = Env::new();
+    env.stdout(&["key", "generate", "--no-recovery"]);
+    env.cli(&["key", "export"])
+        .assert()
+        .code(2)
+        .stderr_eq("error: key export prints only the public half of a key: add --public (ipsr-cli key export default --public); secret keys are not exported, copy the key file instead: [..]/ipsr/keys/default.toml\n");
+}

@@ -15,6 +15,7 @@
 //! | `gateway` | the same through gateways, and a gateway that lies |
 //! | `apk` | `publish` checks an APK against its manifest |
 //! | `completions` | the completion scripts, run by bash, zsh and fish |
+//! | `json_errors` | `--json` failures as a JSON object on standard output |
 //! | `mixup` | a gateway given as the node and the reverse; addresses without a scheme |
 //! | `manifest` | `publish` takes package, version, permissions and ABIs from an APK; metadata errors |
 //! | `identity` | identities: a stolen signer key revoked, a release re-signed, two of three signers |
@@ -26,6 +27,7 @@ mod common;
 mod completions;
 mod gateway;
 mod identity;
+mod json_errors;
 mod keys;
 mod manifest;
 mod mixup;

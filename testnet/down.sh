@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops exactly the processes the testnet started (by their saved pids:
-# SIGTERM, then SIGKILL after 10 s). Keeps their data unless --clean, which
+# SIGTERM to all at once, then SIGKILL to any still running 10 s later). Keeps their data unless --clean, which
 # also deletes the run folder.
 #
 #   testnet/down.sh [--clean]
@@ -13,13 +13,15 @@ case "${1:-}" in
 esac
 if [[ -f "$RUN_DIR/env" ]]; then
     load_env
+    dirs=()
     for m in $(members); do
         dir="$(member_dir "$m")"
         if is_running "$dir"; then
             say "stopping $m (pid $(cat "$dir/pid"))"
         fi
-        stop_member "$dir"
+        dirs+=("$dir")
     done
+    stop_members "${dirs[@]}"
 fi
 if ((clean)); then
     say "deleting $RUN_DIR"

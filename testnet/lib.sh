@@ -1,7 +1,9 @@
 # Shared by the testnet scripts: where things live and small helpers.
 # Sourced, not run.
 #
-# Layout of the run folder ($IPSR_TESTNET_RUN, default testnet/run):
+# Layout of the run folder ($IPSR_TESTNET_RUN, default
+# ${XDG_STATE_HOME:-~/.local/state}/ipsr/testnet: outside the checkout, so a
+# read-only one works):
 #   env                  N, BASE, REDIS, BIN (written by up.sh)
 #   node<I>/             I = 1..N, and gateway/ for the gateway
 #     data/              the node's data dir (identity, store, blocks)
@@ -14,7 +16,7 @@ set -euo pipefail
 
 TESTNET_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$TESTNET_DIR/.." && pwd)"
-RUN_DIR="${IPSR_TESTNET_RUN:-$TESTNET_DIR/run}"
+RUN_DIR="${IPSR_TESTNET_RUN:-${XDG_STATE_HOME:-${HOME:?set HOME or IPSR_TESTNET_RUN}/.local/state}/ipsr/testnet}"
 # How long to wait for any one thing, in seconds.
 WAIT="${IPSR_TESTNET_WAIT:-60}"
 
@@ -85,14 +87,27 @@ json_field() {
 
 # Stops member folder $1: SIGTERM, then SIGKILL after 10 s.
 stop_member() {
-    local dir="$1" pid i
-    is_running "$dir" || { rm -f "$dir/pid"; return 0; }
-    pid="$(cat "$dir/pid")"
-    kill -TERM "$pid" 2>/dev/null || true
+    stop_members "$1"
+}
+
+# Stops the members whose folders are given, all at once: SIGTERM to each,
+# then SIGKILL to those still running 10 s later.
+stop_members() {
+    local dir i pids=() dirs=()
+    for dir in "$@"; do
+        if is_running "$dir"; then
+            pids+=("$(cat "$dir/pid")")
+            dirs+=("$dir")
+        else
+            rm -f "$dir/pid"
+        fi
+    done
+    ((${#pids[@]})) || return 0
+    kill -TERM "${pids[@]}" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        kill -0 "${pids[@]}" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$dir/pid"
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    for dir in "${dirs[@]}"; do rm -f "$dir/pid"; done
 }

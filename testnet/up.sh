@@ -9,7 +9,8 @@
 # gateway listens on P, serves its node API on P+100 and HTTP on P+200.
 # Default: 5 nodes, P = 4100, the embedded store (no Redis).
 # Running it again while the network is up only prints the table.
-# Variables: IPSR_TESTNET_RUN (run folder, default testnet/run),
+# Variables: IPSR_TESTNET_RUN (run folder, default
+#   ${XDG_STATE_HOME:-~/.local/state}/ipsr/testnet),
 # IPSR_TESTNET_PROFILE (cargo profile, default release), IPSR_TESTNET_BIN
 # (a folder with the three binaries already built: no build).
 source "$(dirname "$0")/lib.sh"

@@ -106,6 +106,10 @@ pub struct GatewayConfig {
     /// The F-Droid repository at `/fdroid/repo` (`docs/fdroid.md`); `None`:
     /// none (its routes answer 404).
     pub fdroid: Option<crate::fdroid::FdroidConfig>,
+    /// Whether every answered request is logged at `info` (target
+    /// `ipsr_gateway::access`): method, path (never the query), status,
+    /// time taken and the client's address.
+    pub access_log: bool,
 }
 
 impl Default for GatewayConfig {
@@ -131,6 +135,7 @@ impl Default for GatewayConfig {
             public_url: None,
             view_ttl: VIEW_TTL,
             fdroid: None,
+            access_log: true,
         }
     }
 }

@@ -136,6 +136,10 @@ struct Cli {
     /// Serve no F-Droid repository at /fdroid/repo.
     #[arg(long, env = "IPSR_NO_FDROID")]
     no_fdroid: bool,
+    /// Log no line per request (the access log, at info, target
+    /// ipsr_gateway::access).
+    #[arg(long, env = "IPSR_NO_ACCESS_LOG")]
+    no_access_log: bool,
 }
 
 /// An absolute http(s) URL with a host and without query or fragment.
@@ -179,6 +183,7 @@ fn gateway_config(cli: &Cli) -> GatewayConfig {
     config.max_upload_bytes = cli.max_upload_mib.saturating_mul(1024 * 1024);
     config.max_pinned_per_author = (cli.max_pinned_per_author_mib > 0)
         .then(|| cli.max_pinned_per_author_mib.saturating_mul(1024 * 1024));
+    config.access_log = !cli.no_access_log;
     config.rate_limit_per_sec = cli.rate_limit;
     config.rate_limit_burst = cli.rate_limit.saturating_mul(2);
     config.max_concurrent = cli.max_concurrent;

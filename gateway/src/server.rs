@@ -144,10 +144,33 @@ impl Connection {
         let peer = self.peer;
         let gateway = self.gateway.clone();
         let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-            let trusted = &gateway.config().trusted_proxies;
-            let client = attribute(peer, request.headers(), trusted);
+            let config = gateway.config();
+            let client = attribute(peer, request.headers(), &config.trusted_proxies);
             request.extensions_mut().insert(ClientAddr(client));
-            routes.call(request)
+            // The access log: one line per answer, never the query.
+            let logged = config.access_log.then(|| {
+                (
+                    request.method().clone(),
+                    request.uri().path().to_owned(),
+                    std::time::Instant::now(),
+                )
+            });
+            let answer = routes.call(request);
+            async move {
+                let response = answer.await;
+                if let (Some((method, path, started)), Ok(r)) = (logged, &response) {
+                    tracing::info!(
+                        target: "ipsr_gateway::access",
+                        %client,
+                        %method,
+                        path = %path.escape_debug(),
+                        status = r.status().as_u16(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "request"
+                    );
+                }
+                response
+            }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let mut connection = std::pin::pin!(connection);

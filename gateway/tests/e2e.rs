@@ -24,6 +24,67 @@ fn json(body: &mut ureq::Body) -> serde_json::Value {
     serde_json::from_reader(body.as_reader()).unwrap()
 }
 
+/// Each answered request is one `info` line of the access log (never the
+/// query); `--no-access-log` turns it off.
+#[test]
+fn the_access_log_has_a_line_per_request_and_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway_bin = PathBuf::from(env!("CARGO_BIN_EXE_ipsr-gateway"));
+    for (name, flags, logged) in [
+        ("on", &[][..], true),
+        ("off", &["--no-access-log"][..], false),
+    ] {
+        let mut args = node_args(&dir.path().join(name));
+        args.extend(["--http".into(), "127.0.0.1:0".into()]);
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let log = dir.path().join(format!("{name}.log"));
+        let mut gateway = Proc::spawn_logging(Command::new(&gateway_bin).args(&args), &log);
+        let http = gateway.expect_line("gateway: ");
+        let http = http.split_whitespace().next().unwrap().to_owned();
+        let agent = agent();
+        agent.get(format!("{http}/?q=secret+words")).call().unwrap();
+        let missing = agent.get(format!("{http}/p/nobody/x.y")).call().unwrap();
+        assert_eq!(missing.status().as_u16(), 400);
+        // The line is written once the answer is made: wait for it.
+        let access = |text: &str| {
+            text.lines()
+                .filter(|l| l.contains("ipsr_gateway::access"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let lines = if logged {
+            wait_for("the access log lines", || {
+                let lines = access(&std::fs::read_to_string(&log).unwrap_or_default());
+                (lines.len() >= 2).then_some(lines)
+            })
+        } else {
+            std::thread::sleep(Duration::from_millis(500));
+            access(&std::fs::read_to_string(&log).unwrap())
+        };
+        gateway.child().kill().unwrap();
+        if !logged {
+            assert!(lines.is_empty(), "{lines:?}");
+            continue;
+        }
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains(" INFO ")
+                && lines[0].contains("client=127.0.0.1")
+                && lines[0].contains("method=GET")
+                && lines[0].contains("path=/ ")
+                && lines[0].contains("status=200"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains("path=/p/nobody/x.y") && lines[1].contains("status=400"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines.iter().all(|l| !l.contains("secret")), "{lines:?}");
+    }
+}
+
 #[test]
 fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
     let dir = tempfile::tempdir().unwrap();

@@ -94,13 +94,14 @@ impl Client {
     /// Prometheus metrics in the text exposition format: libp2p's and IPSR's
     /// (records accepted and rejected, sync sessions, store size).
     pub async fn metrics_text(&self) -> Result<String, NodeError> {
+        let peers = self.peers().await?.len();
         let (store, metrics) = (self.store.clone(), self.metrics.clone());
         let (blocks, bitswap) = (
             self.content.blockstore().clone(),
             self.content.bitswap().stats(),
         );
         tokio::task::spawn_blocking(move || {
-            Ok(metrics.encode(store.stats()?, blocks.stats()?, bitswap))
+            Ok(metrics.encode(store.stats()?, blocks.stats()?, bitswap, peers))
         })
         .await?
     }

@@ -12,6 +12,9 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
+    /// Another process uses the data dir, or it cannot be locked.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// The identity could not be loaded or created.
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),

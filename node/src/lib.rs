@@ -46,9 +46,14 @@
 //! * `sync`: `/ipsr/sync/1.0.0` ([`SYNC_PROTOCOL`]), catch-up by set
 //!   reconciliation with each peer.
 //! * `identity`: the node's libp2p key in its data dir.
+//! * `data_dir`: the lock that keeps a second daemon off a data dir, naming
+//!   the process that holds it.
 //! * `private_file`: files of mode 0600 written whole or not at all (the
 //!   identity key, the API token).
-//! * `metrics`: Prometheus counters (IPSR's and libp2p's).
+//! * `metrics`: Prometheus counters (IPSR's and libp2p's), peers and the
+//!   build;
+//! * `process`: the process's memory, CPU time and open files from `/proc`
+//!   (sans IO parsing), for `/metrics`.
 //!
 //! Serving:
 //! * `api`: [`serve_api`], the node's local control API (HTTP+JSON,
@@ -76,6 +81,7 @@ mod api;
 mod bootstrap;
 mod client;
 mod config;
+mod data_dir;
 mod dht;
 mod dht_store;
 mod error;
@@ -86,6 +92,7 @@ pub mod listing;
 mod metrics;
 mod pacing;
 pub mod private_file;
+mod process;
 mod providers;
 pub mod run;
 mod runtime;
@@ -103,6 +110,7 @@ pub use api::{
 };
 pub use client::Client;
 pub use config::{Config, DEFAULT_BLOCKSTORE_LIMIT, DhtStoreLimits};
+pub use data_dir::DataDirError;
 pub use dht::DhtValueError;
 pub use error::NodeError;
 pub use identity::IdentityError;

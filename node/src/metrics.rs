@@ -2,11 +2,13 @@
 //! identify, ping) and IPSR counters, encoded for `GET /metrics`.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::dht_store::DhtStoreStats;
@@ -65,6 +67,69 @@ pub(crate) struct Counters {
     bitswap_duplicate_blocks: Counter,
     /// Inbound Bitswap streams closed by us, by `reason` = refused / idle.
     bitswap_streams_closed: Family<Labels, Counter>,
+    /// Peers with an open connection.
+    peers_connected: Gauge,
+}
+
+/// The process's figures (`crate::process`), under Prometheus' standard
+/// names.
+#[derive(Debug, Default)]
+struct ProcessGauges {
+    resident_memory_bytes: Gauge,
+    virtual_memory_bytes: Gauge,
+    cpu_seconds: Counter<f64, AtomicU64>,
+    open_fds: Gauge,
+    max_fds: Gauge,
+    threads: Gauge,
+    start_time_seconds: Gauge<f64, AtomicU64>,
+}
+
+impl ProcessGauges {
+    fn register(&self, registry: &mut Registry) {
+        let p = registry.sub_registry_with_prefix("process");
+        p.register(
+            "resident_memory_bytes",
+            "Resident memory size in bytes",
+            self.resident_memory_bytes.clone(),
+        );
+        p.register(
+            "virtual_memory_bytes",
+            "Virtual memory size in bytes",
+            self.virtual_memory_bytes.clone(),
+        );
+        p.register(
+            "cpu_seconds",
+            "User and system CPU time spent, in seconds",
+            self.cpu_seconds.clone(),
+        );
+        p.register("open_fds", "Open file descriptors", self.open_fds.clone());
+        p.register(
+            "max_fds",
+            "The soft limit on open file descriptors",
+            self.max_fds.clone(),
+        );
+        p.register("threads", "Threads of the process", self.threads.clone());
+        p.register(
+            "start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds",
+            self.start_time_seconds.clone(),
+        );
+    }
+
+    /// Brings the figures up to a new reading.
+    fn update(&self, s: &crate::process::Sample) {
+        let set = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        set(&self.resident_memory_bytes, s.resident_bytes);
+        set(&self.virtual_memory_bytes, s.virtual_bytes);
+        set(&self.open_fds, s.open_fds);
+        set(&self.max_fds, s.max_fds.unwrap_or(u64::MAX));
+        set(&self.threads, s.threads);
+        self.start_time_seconds.set(s.start_time_seconds);
+        let grew = s.cpu_seconds - self.cpu_seconds.get();
+        if grew > 0.0 {
+            self.cpu_seconds.inc_by(grew);
+        }
+    }
 }
 
 impl Counters {
@@ -196,6 +261,7 @@ impl Counters {
 pub(crate) struct Metrics {
     registry: Registry,
     counters: Counters,
+    process: ProcessGauges,
 }
 
 impl Metrics {
@@ -204,7 +270,21 @@ impl Metrics {
         let mut registry = Registry::default();
         let libp2p = libp2p::metrics::Metrics::new(&mut registry);
         let counters = Counters::default();
+        let process = ProcessGauges::default();
+        if crate::process::sample().is_some() {
+            process.register(&mut registry);
+        }
         let ipsr = registry.sub_registry_with_prefix("ipsr");
+        ipsr.register(
+            "build",
+            "The build of this daemon: its version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        ipsr.register(
+            "peers_connected",
+            "Peers with an open connection",
+            counters.peers_connected.clone(),
+        );
         ipsr.register(
             "records_accepted",
             "Records kept, by source",
@@ -363,22 +443,35 @@ impl Metrics {
             "Inbound Bitswap streams we closed: refused (over the per-peer or total cap) or idle",
             counters.bitswap_streams_closed.clone(),
         );
-        (Self { registry, counters }, libp2p)
+        (
+            Self {
+                registry,
+                counters,
+                process,
+            },
+            libp2p,
+        )
     }
 
     pub(crate) fn counters(&self) -> Counters {
         self.counters.clone()
     }
 
-    /// The text exposition format, with the store gauges brought up to date.
+    /// The text exposition format, with the store, peer and process gauges
+    /// brought up to date.
     pub(crate) fn encode(
         &self,
         stats: Stats,
         blocks: BlockstoreStats,
         bitswap: BitswapStats,
+        peers: usize,
     ) -> String {
         let c = &self.counters;
         let gauge = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        gauge(&c.peers_connected, peers as u64);
+        if let Some(sample) = crate::process::sample() {
+            self.process.update(&sample);
+        }
         gauge(&c.store_records, stats.records);
         gauge(&c.store_releases, stats.releases);
         gauge(&c.log_head, stats.log_head);

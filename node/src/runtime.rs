@@ -48,6 +48,7 @@ const DONE: usize = 1024;
 /// Starts a node on the current tokio runtime: loads or creates its
 /// identity, opens its store, listens and dials the bootstrap peers.
 pub async fn spawn(config: Config) -> Result<Client, NodeError> {
+    let dir_lock = crate::data_dir::lock(&config.data_dir)?;
     let key = identity::load_or_create(&config.data_dir)?;
     let store = {
         let path = config.data_dir.join("store.redb");
@@ -115,6 +116,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
     let (metrics, libp2p_metrics) = Metrics::new();
     let service = Service::new(Settings::from(&config), metrics.counters(), Instant::now());
     let runtime = Runtime {
+        _dir_lock: dir_lock,
         swarm,
         service,
         counters: metrics.counters(),
@@ -196,6 +198,8 @@ type DhtGets = HashMap<kad::QueryId, (DhtReply, PackageKey, Vec<Vec<u8>>)>;
 type ProviderSearches = HashMap<kad::QueryId, (mpsc::Sender<PeerId>, HashSet<PeerId>)>;
 
 struct Runtime {
+    /// This process's hold on the data dir, for as long as the loop runs.
+    _dir_lock: crate::data_dir::DirLock,
     swarm: Swarm<Behaviour>,
     service: Service,
     /// For the DHT store gauges.

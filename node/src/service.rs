@@ -479,7 +479,12 @@ impl Service {
                     self.outbox.push_back(Action::LogHead(position));
                 }
                 if stored.is_news() {
-                    debug!(record = %stored.id, source = label, "accepted record");
+                    info!(
+                        record = %stored.id,
+                        author = %record.author(),
+                        source = label,
+                        "record accepted"
+                    );
                     self.counters.accepted(label, 1);
                 }
                 stored.is_news()

@@ -762,12 +762,30 @@ async fn metrics_count_what_the_node_did() {
         "ipsr_log_head 2",
         "ipsr_blockstore_blocks 3",
         "ipsr_pins 1",
+        // No peer in this test.
+        "ipsr_peers_connected 0",
+        &format!(
+            "ipsr_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
     ] {
         assert!(
             text.lines().any(|l| l == line),
             "{line:?} missing from:\n{text}"
         );
     }
+    // The process's own figures, under Prometheus' standard names.
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    };
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_threads") >= 1.0);
+    assert!(value("process_cpu_seconds_total") > 0.0);
+    assert!(value("process_start_time_seconds") > 1.7e9);
     assert!(
         text.contains("libp2p_"),
         "libp2p's metrics are exported too"

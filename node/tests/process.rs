@@ -112,6 +112,32 @@ fn starts_prints_its_identity_keeps_it_and_stops_on_sigterm() {
     assert_eq!(third.peer, peer);
 }
 
+/// A second node on a data dir in use refuses to start, and says once which
+/// process uses it (it said "Database already open. Cannot acquire lock."
+/// three times); the first one serves on.
+#[test]
+fn a_second_node_on_a_data_dir_in_use_names_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start(dir.path());
+    let pid = first.guard.child().id();
+    let out = run_to_end(dir.path(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    let says = format!(
+        "another IPSR process (pid {pid}, ipsr-node) uses the data dir {}",
+        dir.path().display()
+    );
+    assert_eq!(stderr.matches(&says).count(), 1, "{stderr}");
+    assert!(!stderr.contains("Database already open"), "{stderr}");
+    assert!(
+        http()
+            .get(format!("{}/v1/status", first.api))
+            .call()
+            .is_ok(),
+        "the first node still serves"
+    );
+}
+
 /// `ipsr-node run` on loopback with `data_dir` and `extra` arguments, run
 /// to its end (killed after 20 s): for starts that must fail.
 fn run_to_end(data_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {

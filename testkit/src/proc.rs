@@ -19,11 +19,28 @@ pub struct Proc {
 impl Proc {
     /// Starts `command`; panics when it cannot be started.
     pub fn spawn(command: &mut Command) -> Self {
+        Self::spawn_to(command.env("RUST_LOG", "warn"), Stdio::null())
+    }
+
+    /// Starts `command` with its standard error (its log, at `RUST_LOG`,
+    /// `info` unless the command sets it) appended to the file `log`.
+    pub fn spawn_logging(command: &mut Command, log: &std::path::Path) -> Self {
+        if !command.get_envs().any(|(k, _)| k == "RUST_LOG") {
+            command.env("RUST_LOG", "info");
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        Self::spawn_to(command, file.into())
+    }
+
+    fn spawn_to(command: &mut Command, stderr: Stdio) -> Self {
         let program = command.get_program().to_owned();
         let mut child = command
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {program:?}: {e}"));
         let stdout = child

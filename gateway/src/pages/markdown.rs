@@ -91,11 +91,12 @@ fn end(out: &mut String, tag: TagEnd, links: &mut Vec<bool>) {
         TagEnd::Emphasis => out.push_str("</em>"),
         TagEnd::Strong => out.push_str("</strong>"),
         TagEnd::Strikethrough => out.push_str("</del>"),
-        TagEnd::Link => {
-            if links.pop() == Some(true) {
-                out.push_str("</a>");
-            }
-        }
+        // A link written as `<a>` ends with `</a>`; one that was not, with
+        // nothing.
+        TagEnd::Link => out.push_str(match links.pop() {
+            Some(true) => "</a>",
+            _ => "",
+        }),
         _ => {}
     }
 }

@@ -229,6 +229,7 @@ async function run (o) {
       'Take pictures and videos',
       'android.permission.CAMERA',
       'Android 7.0 (API 24)',
+      'arm64-v8a',
       `What's new in ${o.version}`,
       o.changelog,
       // The injected HTML is shown as text.

@@ -81,20 +81,11 @@ pub(crate) fn release(
     let mut yanked = false;
     let mut yank_reason = None;
     if let Some(yank_b64) = &answer.yank_record {
-        let yank = decode(&what, from, yank_b64)?;
+        let (yank, reason) = yank_of(&what, from, yank_b64, &signed)?;
         enough(&yank, "yank")?;
-        match yank.record() {
-            Record::Yank(y) if yank.release_key() == signed.release_key() => {
-                if yank.supersedes(&signed) {
-                    yanked = true;
-                    yank_reason = Some(y.reason.clone());
-                }
-            }
-            _ => {
-                return Err(Error::Verification(format!(
-                    "{what}: the yank record {from} sent is not a yank of this release"
-                )));
-            }
+        if let Some(reason) = reason {
+            yanked = true;
+            yank_reason = Some(reason);
         }
     }
     let record_id = signed.id().to_string();
@@ -110,6 +101,78 @@ pub(crate) fn release(
         record_id,
         signed: authority.count(signed.approvals()),
     })
+}
+
+/// The yank record `b64` that `from` sent with the release `release`,
+/// verified, and its reason when it is ordered above the release (a yank
+/// of an earlier record of the version does not yank this one).
+fn yank_of(
+    what: &str,
+    from: &str,
+    b64: &str,
+    release: &SignedRecord<ipsr_proto::Verified>,
+) -> Result<(SignedRecord<ipsr_proto::Verified>, Option<String>)> {
+    let yank = decode(what, from, b64)?;
+    let reason = match yank.record() {
+        Record::Yank(y) if yank.release_key() == release.release_key() => {
+            yank.supersedes(release).then(|| y.reason.clone())
+        }
+        _ => {
+            return Err(Error::Verification(format!(
+                "{what}: the yank record {from} sent is not a yank of this release"
+            )));
+        }
+    };
+    Ok((yank, reason))
+}
+
+/// A yank in force on a release, as [`yank_in_force`] found it.
+#[derive(Debug)]
+pub(crate) struct InForce {
+    /// The yank record's id.
+    pub(crate) record_id: String,
+    /// Its reason.
+    pub(crate) reason: String,
+}
+
+/// The yank in force on `author/package@version` in `answer` (the release
+/// view that came `from` the node or the gateway), checked here: the
+/// release record and the yank record verify, are about this version, the
+/// yank is ordered above the release, and enough signers of the author's
+/// identity (`authority`) signed the yank. A yank the identity does not
+/// count (signed by a removed key) is not in force: `None`, as for none.
+/// The release record's own signers are not counted here: a release may
+/// be yanked whoever signed it.
+pub(crate) fn yank_in_force(
+    answer: &ReleaseAnswer,
+    from: &str,
+    author: &AuthorId,
+    package: &PackageName,
+    version: &Version,
+    authority: &Authority,
+) -> Result<Option<InForce>> {
+    let what = format!("{author}/{package}@{version}");
+    let Some(yank_b64) = &answer.yank_record else {
+        return Ok(None);
+    };
+    let signed = decode(&what, from, &answer.record)?;
+    let record = signed.record();
+    if record.as_release().is_none()
+        || record.author() != author
+        || record.package() != package
+        || record.version() != version
+    {
+        return Err(Error::Verification(format!(
+            "{what}: {from} sent another record as the release record"
+        )));
+    }
+    let (yank, reason) = yank_of(&what, from, yank_b64, &signed)?;
+    Ok(reason
+        .filter(|_| authority.is_met(yank.approvals()))
+        .map(|reason| InForce {
+            record_id: yank.id().to_string(),
+            reason,
+        }))
 }
 
 /// The first field of the view (the JSON around the signed records) that

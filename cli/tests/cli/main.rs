@@ -19,6 +19,7 @@
 //! | `mixup` | a gateway given as the node and the reverse; addresses without a scheme |
 //! | `manifest` | `publish` takes package, version, permissions and ABIs from an APK; metadata errors |
 //! | `identity` | identities: a stolen signer key revoked, a release re-signed, two of three signers |
+//! | `yank` | yanking a version that is already yanked |
 
 #![allow(clippy::unwrap_used)]
 
@@ -32,3 +33,4 @@ mod keys;
 mod manifest;
 mod mixup;
 mod node;
+mod yank;

@@ -163,6 +163,20 @@ fn human_package(w: &mut dyn Write, pkg: &Package) -> std::io::Result<()> {
         "newest:   {}",
         pkg.newest.as_deref().unwrap_or("(every version is yanked)")
     )?;
+    // The newest release's APK certificate and its rule 9 check, as the
+    // server lists them (`info @VERSION` checks them against the record).
+    let newest = pkg
+        .newest
+        .as_deref()
+        .and_then(|n| pkg.versions.iter().find(|v| v.version == n));
+    if let Some(cert) = newest.and_then(|v| v.certificate.as_ref()) {
+        writeln!(
+            w,
+            "certificate: {}{}",
+            one_line(&cert.sha256),
+            certificate_note(&cert.check)
+        )?;
+    }
     writeln!(w, "versions:")?;
     for v in &pkg.versions {
         let mut flags = String::new();

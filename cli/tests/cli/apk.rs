@@ -385,3 +385,72 @@ fn an_apk_not_signed_as_its_record_says_is_refused() {
         ));
     assert!(!env.path("got.apk").exists());
 }
+
+/// `info AUTHOR/PACKAGE` names the newest release's APK certificate and
+/// its rule 9 check, through a node and through a gateway; a package whose
+/// newest release names none shows no such line.
+#[test]
+fn info_shows_the_newest_releases_certificate() {
+    let old = printed("example-signed-1.5.0.apk.cert-sha256")[0].clone();
+    let rotated = printed("example-rotated-1.6.0.apk.cert-sha256")[0].clone();
+    let env = Env::new();
+    let gw = env.gateway(ipsr_gateway::Uploads::Anyone);
+    let author = env.stdout(&["key", "generate"]).trim().to_owned();
+    for name in ["example-signed-1.5.0.apk", "example-rotated-1.6.0.apk"] {
+        env.write(name, &std::fs::read(fixture("apk").join(name)).unwrap());
+    }
+    let app = format!("{author}/com.example.app");
+    let info = |server: &[&str]| {
+        let mut args = server.to_vec();
+        args.extend_from_slice(&["info", &app]);
+        env.cli(&args)
+    };
+    let servers: [&[&str]; 2] = [&["--node", &env.api], &["--gateway", &gw]];
+
+    env.publish_app("example-signed-1.5.0.apk", "1.5.0", &[])
+        .assert()
+        .success();
+    for server in servers {
+        info(server).assert().success().stdout_eq(format!(
+            "{app}
+newest:   1.5.0
+certificate: {old} (the package's first)
+versions:
+  1.5.0        code 10 [..]
+"
+        ));
+    }
+    env.publish_app("example-rotated-1.6.0.apk", "1.6.0", &[])
+        .assert()
+        .success();
+    for server in servers {
+        info(server).assert().success().stdout_eq(format!(
+            "{app}
+newest:   1.6.0
+certificate: {rotated} (new: the APK's v3 proof of rotation leads to it)
+versions:
+  1.6.0        code 11 [..]
+  1.5.0        code 10 [..]
+"
+        ));
+    }
+
+    // Not an APK: no certificate line.
+    env.write("other.bin", &pattern(5, 100));
+    env.cli(&[
+        "publish",
+        "other.bin",
+        "--package",
+        "org.example.other",
+        "--version",
+        "1.0.0",
+    ])
+    .assert()
+    .success();
+    env.cli(&["info", &format!("{author}/org.example.other")])
+        .assert()
+        .success()
+        .stdout_eq(format!(
+            "{author}/org.example.other\nnewest:   1.0.0\nversions:\n  1.0.0 [..]\n"
+        ));
+}

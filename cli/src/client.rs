@@ -489,7 +489,8 @@ impl Client {
                 "{what}: the gateway at {base} takes no uploads from this author; publish through your own node (--node) or ask the gateway's operator to allow your author id"
             )),
             413 if self.server == Server::Gateway => Error::Usage(format!(
-                "{what}: the gateway at {base} refused it as too large: {message}; publish through your own node (--node)"
+                "{what}: the gateway at {base} refused it as too large: {}; publish through your own node (--node)",
+                crate::output::limits_for_people(message)
             )),
             401 if self.server == Server::Node && self.token => Error::Other(format!(
                 "{what}: the node at {base} refused the API token ({message}); check the token file (the node's is DATA_DIR/api-token)"
@@ -497,7 +498,11 @@ impl Client {
             401 if self.server == Server::Node => Error::Usage(format!(
                 "{what}: the node at {base} requires its API token ({message}); pass --node-token-file FILE, or set IPSR_NODE_TOKEN_FILE or IPSR_NODE_TOKEN"
             )),
-            400 | 413 | 415 => Error::Usage(format!("{what}: {the} refused it: {message}")),
+            413 => Error::Usage(format!(
+                "{what}: {the} refused it: {}",
+                crate::output::limits_for_people(message)
+            )),
+            400 | 415 => Error::Usage(format!("{what}: {the} refused it: {message}")),
             422 => Error::Verification(format!("{what}: {the} refused it: {message} ({code})")),
             429 | 503 => Error::Other(format!(
                 "{what}: {the} at {base} is busy ({message}); try again in a moment"

@@ -71,6 +71,72 @@ pub(crate) fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     bar
 }
 
+/// A byte count as people read it: `150.0 MiB (157286400 bytes)`, or
+/// `512 bytes` (`1 byte`) under 1 KiB. Units are binary (KiB = 1024 bytes),
+/// with one decimal.
+pub(crate) fn bytes(n: u64) -> String {
+    match scaled(n) {
+        None if n == 1 => "1 byte".into(),
+        None => format!("{n} bytes"),
+        Some(short) => format!("{short} ({n} bytes)"),
+    }
+}
+
+/// A byte count in few characters, for columns: `150.0 MiB`, `512 B`.
+pub(crate) fn bytes_short(n: u64) -> String {
+    scaled(n).unwrap_or_else(|| format!("{n} B"))
+}
+
+/// `n` in the largest binary unit that keeps it at 1.0 or more, with one
+/// decimal (`None` under 1 KiB): a value that would round to 1024.0 moves
+/// up a unit.
+fn scaled(n: u64) -> Option<String> {
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return None;
+    }
+    // Display only: an f64 is exact enough for one decimal.
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    Some(format!("{value:.1} {}", UNITS[unit]))
+}
+
+/// Rewrites the byte limits in a message a server sent (`over the
+/// 157286400-byte limit`, as older gateways and the node word a `413`) as
+/// people read them: `over the limit of 150.0 MiB (157286400 bytes)`.
+pub(crate) fn limits_for_people(message: &str) -> String {
+    const TAIL: &str = "-byte limit";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(TAIL) {
+        let head = &rest[..at];
+        let digits = head.len() - head.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let number = &head[head.len() - digits..];
+        match (
+            head[..head.len() - digits].strip_suffix("the "),
+            number.parse::<u64>(),
+        ) {
+            (Some(before), Ok(n)) if digits > 0 => {
+                out.push_str(before);
+                out.push_str("the limit of ");
+                out.push_str(&bytes(n));
+            }
+            _ => {
+                out.push_str(head);
+                out.push_str(TAIL);
+            }
+        }
+        rest = &rest[at + TAIL.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A time in unix milliseconds as people read it, in UTC:
 /// `2026-12-04 12:18:20 UTC` (proleptic Gregorian calendar).
 pub(crate) fn utc(unix_ms: u64) -> String {
@@ -97,7 +163,44 @@ pub(crate) fn utc(unix_ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{bytes, bytes_short, limits_for_people, utc};
+
+    #[test]
+    fn sizes_read_as_people_read_them() {
+        assert_eq!(bytes(0), "0 bytes");
+        assert_eq!(bytes(1), "1 byte");
+        assert_eq!(bytes(1023), "1023 bytes");
+        assert_eq!(bytes(1024), "1.0 KiB (1024 bytes)");
+        assert_eq!(bytes(10_240), "10.0 KiB (10240 bytes)");
+        assert_eq!(bytes(157_286_400), "150.0 MiB (157286400 bytes)");
+        // Just under 1 MiB would round to 1024.0 KiB: one unit up.
+        assert_eq!(bytes(1_048_575), "1.0 MiB (1048575 bytes)");
+        assert_eq!(bytes(3 << 30), "3.0 GiB (3221225472 bytes)");
+        assert_eq!(bytes_short(300_000), "293.0 KiB");
+        assert_eq!(bytes_short(512), "512 B");
+        assert_eq!(bytes_short(u64::MAX), "16384.0 PiB");
+    }
+
+    #[test]
+    fn byte_limits_in_messages_are_rewritten() {
+        assert_eq!(
+            limits_for_people("the request body is over the 157286400-byte limit"),
+            "the request body is over the limit of 150.0 MiB (157286400 bytes)"
+        );
+        assert_eq!(
+            limits_for_people("over the 1000-byte limit; and the 2048-byte limit too"),
+            "over the limit of 1000 bytes; and the limit of 2.0 KiB (2048 bytes) too"
+        );
+        // Nothing to rewrite: as it was.
+        for same in [
+            "no limit here",
+            "a 12-byte limit",
+            "the x-byte limit",
+            "-byte limit",
+        ] {
+            assert_eq!(limits_for_people(same), same);
+        }
+    }
 
     #[test]
     fn times_read_as_utc_dates() {

@@ -54,7 +54,8 @@ impl NodeToken {
             .map_err(|e| Error::io(&what, e))?;
         if bytes.len() as u64 > MAX_FILE {
             return Err(Error::Usage(format!(
-                "{what}: over {MAX_FILE} bytes; it is not a token file"
+                "{what}: over {}; it is not a token file",
+                crate::output::bytes(MAX_FILE)
             )));
         }
         let text = String::from_utf8(bytes)

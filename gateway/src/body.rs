@@ -21,7 +21,10 @@ use crate::multipart::{Event, MultipartError, Parser, PartHead};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum BodyError {
     /// More bytes than the bound.
-    #[error("the request body is over the {limit}-byte limit")]
+    #[error(
+        "the request body is over the limit of {}",
+        crate::error::bytes_for_people(*limit)
+    )]
     TooLarge {
         /// The bound, in bytes.
         limit: u64,

@@ -54,7 +54,7 @@ pub(crate) enum Failure {
     #[error("{0}")]
     NotFound(String),
     /// The request body is over the route's limit.
-    #[error("the request body is over the {limit}-byte limit")]
+    #[error("the request body is over the limit of {}", bytes_for_people(*limit))]
     TooLarge {
         /// The limit, in bytes.
         limit: u64,
@@ -329,4 +329,22 @@ fn classify(rejection: &Rejection) -> (StatusCode, &'static str, String) {
         "internal",
         INTERNAL.into(),
     )
+}
+
+/// A byte count as people read it, in `413` messages: `150.0 MiB
+/// (157286400 bytes)`, or `512 bytes` under 1 KiB (binary units, one
+/// decimal; a value that would round to 1024.0 moves up a unit).
+pub(crate) fn bytes_for_people(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    // Display only: an f64 is exact enough for one decimal.
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {} ({n} bytes)", UNITS[unit])
 }

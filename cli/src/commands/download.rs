@@ -152,7 +152,12 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     ctx.out.emit(&out, |w| {
         writeln!(w, "{spec}")?;
         writeln!(w, "cid:     {} (verified)", out.cid)?;
-        writeln!(w, "size:    {} bytes, sha256 {}", out.size, out.sha256)?;
+        writeln!(
+            w,
+            "size:    {}, sha256 {}",
+            output::bytes(out.size),
+            out.sha256
+        )?;
         writeln!(w, "saved:   {}", out.path.display())
     })
 }
@@ -200,8 +205,8 @@ fn fetch_to(
     drop(writer);
     if hashed.root != *release.cid.cid() || stated.is_some_and(|s| s != hashed.size) {
         return Err(Error::Verification(format!(
-            "content {cid}: the bytes received ({} bytes) hash to {}, not to the signed CID; nothing was written to {}",
-            hashed.size,
+            "content {cid}: the bytes received, {}, hash to {}, not to the signed CID; nothing was written to {}",
+            output::bytes(hashed.size),
             hashed.root,
             path.display()
         )));

@@ -64,7 +64,7 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
             )?;
         }
         writeln!(w, "cid:          {}", r.cid)?;
-        writeln!(w, "size:         {} bytes", r.size)?;
+        writeln!(w, "size:         {}", crate::output::bytes(r.size))?;
         writeln!(w, "file name:    {}", r.file_name)?;
         writeln!(w, "platform:     {}", r.platform)?;
         writeln!(w, "version code: {}", r.version_code)?;
@@ -191,8 +191,11 @@ fn human_package(w: &mut dyn Write, pkg: &Package) -> std::io::Result<()> {
         }
         writeln!(
             w,
-            "  {:<12} code {:<6} {:>12} B  {}{flags}",
-            v.version, v.version_code, v.size, v.cid
+            "  {:<12} code {:<6} {:>10}  {}{flags}",
+            v.version,
+            v.version_code,
+            crate::output::bytes_short(v.size),
+            v.cid
         )?;
     }
     Ok(())

@@ -215,7 +215,9 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     let encoded = Record::Release(release.clone()).encode().len() + 112;
     if encoded > MAX_RECORD_BYTES {
         return Err(Error::Usage(format!(
-            "the record would be {encoded} bytes, over the {MAX_RECORD_BYTES}-byte limit; shorten the metadata (description, permissions)"
+            "the record would be {}, over the limit of {}; shorten the metadata (description, permissions)",
+            output::bytes(encoded as u64),
+            output::bytes(MAX_RECORD_BYTES as u64)
         )));
     }
 
@@ -341,7 +343,12 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
     ctx.out.emit(&out, |w| {
         writeln!(w, "{spec}")?;
         writeln!(w, "cid:     {}", out.cid)?;
-        writeln!(w, "size:    {} bytes, sha256 {}", out.size, out.sha256)?;
+        writeln!(
+            w,
+            "size:    {}, sha256 {}",
+            output::bytes(out.size),
+            out.sha256
+        )?;
         writeln!(w, "code:    {}", out.version_code)?;
         if let Some(m) = &out.apk {
             writeln!(w, "apk:     {}", apk::summary(m))?;
@@ -601,9 +608,10 @@ fn hash_file(path: &Path, size: u64) -> Result<(ContentId, [u8; 32])> {
     let hashed = hashed.map_err(|e| Error::io(path.display(), e))?;
     if hashed.size != size {
         return Err(Error::Other(format!(
-            "{}: read {} bytes but the file has {size}; was it changed while hashing?",
+            "{}: read {} but the file has {}; was it changed while hashing?",
             path.display(),
-            hashed.size
+            output::bytes(hashed.size),
+            output::bytes(size)
         )));
     }
     let cid = ContentId::try_from(hashed.root)
@@ -639,9 +647,10 @@ fn upload(
     let added = added?;
     if added.size != size {
         return Err(Error::Other(format!(
-            "{}: the node imported {} bytes but the file has {size}; was it changed while uploading?",
+            "{}: the node imported {} but the file has {}; was it changed while uploading?",
             path.display(),
-            added.size
+            output::bytes(added.size),
+            output::bytes(size)
         )));
     }
     let cid: ContentId = added

@@ -58,11 +58,11 @@ pub(crate) fn run(ctx: &Ctx, args: Args) -> Result<()> {
         && release.sha256.is_none_or(|h| h == hashed.sha256);
     if !ok {
         return Err(Error::Verification(format!(
-            "{} does not match {spec}: it is {} bytes with CID {}, the release is {} bytes with CID {}",
+            "{} does not match {spec}: it is {} with CID {}, the release is {} with CID {}",
             args.file.display(),
-            hashed.size,
+            crate::output::bytes(hashed.size),
             hashed.root,
-            release.size,
+            crate::output::bytes(release.size),
             release.cid
         )));
     }

@@ -168,7 +168,7 @@ error: the APK's versionCode 5 is not higher than 8, the highest published for c
         .stdout_eq(format!(
             "{author}/com.example.app@1.5.0
 cid:     bafkrei[..]
-size:    [..] bytes, sha256 [..]
+size:    [..] bytes[..], sha256 [..]
 code:    10
 apk:     com.example.app, versionCode 10, versionName 1.5.0, SDK 21..34, signed by certificate {cert}
 [..]

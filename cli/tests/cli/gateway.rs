@@ -46,7 +46,7 @@ fn publish_and_read_through_a_gateway() {
     .stdout_eq(format!(
         "{spec1}
 cid:     bafybei[..]
-size:    1200000 bytes, sha256 [..]
+size:    1.1 MiB (1200000 bytes), sha256 [..]
 code:    1
 record:  [..]
 see:     ipsr-cli info {spec1}
@@ -124,8 +124,8 @@ title:    Example Camera
 summary:  Takes pictures
 newest:   1.1.0
 versions:
-  1.1.0        code 2             70000 B  {cid11}
-  1.0.0        code 1           1200000 B  bafybei[..]
+  1.1.0        code 2        68.4 KiB  {cid11}
+  1.0.0        code 1         1.1 MiB  bafybei[..]
 "
     ));
     let info: serde_json::Value = serde_json::from_str(&env.stdout(&[
@@ -221,7 +221,7 @@ nothing matches "zebra"
     .stdout_eq(format!(
         "{spec1}
 cid:     bafybei[..] (verified)
-size:    1200000 bytes, sha256 [..]
+size:    1.1 MiB (1200000 bytes), sha256 [..]
 saved:   app-1.0.0.bin
 "
     ));
@@ -275,7 +275,7 @@ error: cannot reach the gateway at http://127.0.0.1:1 ([..]); check the URL give
     // A file over the gateway's upload limit: a usage error (2).
     let mut small = GatewayConfig::default();
     small.uploads = Uploads::Anyone;
-    small.max_upload_bytes = 1000;
+    small.max_upload_bytes = 100_000;
     let small = env.gateway_with(small);
     env.cli(&[
         "--gateway",
@@ -290,7 +290,7 @@ error: cannot reach the gateway at http://127.0.0.1:1 ([..]); check the URL give
     .assert()
     .code(2)
     .stderr_eq(format!(
-        "error: {author}/com.example.camera@2.0.0: the gateway at {small} refused it as too large: the request body is over the 1000-byte limit; publish through your own node (--node)\n"
+        "error: {author}/com.example.camera@2.0.0: the gateway at {small} refused it as too large: the request body is over the limit of 97.7 KiB (100000 bytes); publish through your own node (--node)\n"
     ));
     let versions = env.node_json(&format!("/v1/packages/{author}/com.example.camera"));
     assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
@@ -357,7 +357,7 @@ fn a_lying_gateway_is_caught() {
         .assert()
         .code(4)
         .stderr_eq(str![[r#"
-error: content [..]: the bytes received (100000 bytes) hash to [..], not to the signed CID; nothing was written to evil.apk
+error: content [..]: the bytes received, 97.7 KiB (100000 bytes), hash to [..], not to the signed CID; nothing was written to evil.apk
 
 "#]]);
     assert!(!env.path("evil.apk").exists());

@@ -70,7 +70,7 @@ error: metadata.changelog is 2001 bytes, over the 2000-byte limit; fix it and pu
         .stdout_eq(format!(
             "{spec}
 cid:     bafkrei[..]
-size:    [..] bytes, sha256 [..]
+size:    [..] bytes[..], sha256 [..]
 code:    12
 apk:     com.example.app, versionCode 12, versionName 1.7.0, SDK 21..34
          permissions: android.permission.INTERNET, android.permission.CAMERA, android.permission.READ_CONTACTS

@@ -65,7 +65,7 @@ icon = "icon.png"
     .stdout_eq(format!(
         "{spec1}
 cid:     bafybei[..]
-size:    2097169 bytes, sha256 [..]
+size:    2.0 MiB (2097169 bytes), sha256 [..]
 code:    1
 record:  [..]
 see:     ipsr-cli info {spec1}
@@ -131,8 +131,8 @@ title:    Example <b>App</b>
 summary:  An example
 newest:   1.1.0
 versions:
-  1.1.0        code 2            300000 B  {cid11}
-  1.0.0        code 1           2097169 B  bafybei[..]
+  1.1.0        code 2       293.0 KiB  {cid11}
+  1.0.0        code 1         2.0 MiB  bafybei[..]
 "
         ));
     let info: serde_json::Value = serde_json::from_str(&env.stdout(&[
@@ -162,7 +162,7 @@ versions:
     .stdout_eq(format!(
         "{author}/com.example.app@1.1.0
 cid:     {cid11} (verified)
-size:    300000 bytes, sha256 [..]
+size:    293.0 KiB (300000 bytes), sha256 [..]
 saved:   got.apk
 "
     ));

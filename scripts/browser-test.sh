@@ -114,7 +114,7 @@ title = "Pocket Notes"
 summary = "Notes that stay on your phone"
 description = """Write notes on your phone. They **never** leave it.
 
-### Features
+## Features
 
 - plain-text notes, see [the help](https://notes.example/help)
 - <img src=x onerror=alert(1)> and [a trap](javascript:alert(1))

@@ -162,11 +162,15 @@ async function run (o) {
 
     // Every image a locator matches has loaded (from the gateway: the
     // route above refuses anything else).
+    // (Images are lazy: they load after the page's load event, so this
+    // waits for them, within the step's timeout.)
     const loaded = async (locator, what, count) => {
       const n = await locator.count()
       check(n === count, `${what}: ${n} shown, ${count} expected`)
-      const ok = await locator.evaluateAll((imgs) => imgs.every((i) => i.complete && i.naturalWidth > 0))
-      check(ok, `${what}: every image loaded`)
+      const until = Date.now() + timeout
+      const done = () => locator.evaluateAll((imgs) => imgs.every((i) => i.complete && i.naturalWidth > 0))
+      while (!(await done()) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100))
+      check(await done(), `${what}: every image loaded`)
     }
 
     // 1. The home page: a search box and the recent releases, each with
@@ -210,6 +214,8 @@ async function run (o) {
     await page.screenshot({ path: join(o.artefacts, 'results.png'), fullPage: true })
     log('search', { ok: true, url: page.url() })
 
+    const sha = (b) => createHash('sha256').update(b).digest('hex')
+
     // 4. The package page.
     const pageUrl = `${base}/p/${o.author}/${o.package}`
     await Promise.all([page.waitForURL(pageUrl), hit.click()])
@@ -236,7 +242,10 @@ async function run (o) {
       '<img src=x onerror=alert(1)>',
       `ipsr-cli --gateway ${base} verify ${o.fileName} ${o.author}/${o.package}@${o.version}`,
       `ipsr-cli --gateway ${base} download ${o.author}/${o.package}@${o.version}`,
-      `apksigner verify --print-certs ${o.fileName}`
+      // The file's SHA-256, signed by publish, and how to check it (the
+      // test APK is unsigned: no certificate, so no apksigner step).
+      `sha256sum ${o.fileName}`,
+      sha(published)
     ]) {
       check(text.includes(want), `the package page shows ${JSON.stringify(want)}`)
     }
@@ -247,7 +256,7 @@ async function run (o) {
     // with rel="nofollow ugc"; the injected HTML never became elements,
     // and the javascript: link is not a link.
     const description = page.locator('div.description')
-    check(await description.locator('h3').innerText() === 'Features', 'a Markdown heading')
+    check(await description.locator('h4').innerText() === 'Features', 'a Markdown heading (## is h4)')
     check(await description.locator('li').count() === 2, 'a Markdown list')
     check(await description.locator('strong').innerText() === 'never', 'Markdown emphasis')
     const link = description.locator('a')
@@ -256,6 +265,7 @@ async function run (o) {
     check((await link.getAttribute('rel') ?? '').split(' ').includes('ugc'), 'the link is rel=ugc')
     check(await description.locator('script, img, iframe').count() === 0, 'no element from the injected HTML')
     check(await page.locator('a[href^="javascript:"]').count() === 0, 'no javascript: link')
+    check(!text.includes('apksigner'), 'no apksigner step for an unsigned APK')
     await loaded(page.locator('div.shots img'), 'screenshots', Number(o.screenshots))
     const versions = await page.locator('table.versions tr').nth(1).locator('td').allInnerTexts()
     check(versions[0] === o.version, `versions table: ${versions}`)
@@ -279,7 +289,6 @@ async function run (o) {
     log('package', { ok: true, qr: decoded?.data })
 
     // 5. The download link, and the QR code's URL, give the published bytes.
-    const sha = (b) => createHash('sha256').update(b).digest('hex')
     for (const url of [base + download, latest]) {
       const answer = await context.request.get(url, { timeout })
       check(answer.status() === 200, `GET ${url} answered ${answer.status()}`)
@@ -339,6 +348,8 @@ async function run (o) {
       const copy = jsPage.getByRole('button', { name: 'Copy author id' })
       await copy.waitFor({ state: 'visible' })
       check(await copy.getAttribute('data-copy') === o.author, 'the copy button holds the whole author id')
+      // The screenshots are lazy images: wait for them before the picture.
+      await jsPage.waitForFunction(() => [...document.querySelectorAll('div.shots img')].every((i) => i.complete && i.naturalWidth > 0), null, { timeout })
       const wide = await jsPage.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth)
       check(wide, 'the package page fits a desktop screen')
       await jsPage.screenshot({ path: join(o.artefacts, 'package-desktop.png'), fullPage: true })

@@ -51,6 +51,14 @@ impl Output {
     }
 }
 
+/// The widest a progress bar's line may be, in columns: it fits an
+/// 80-column terminal without wrapping, however wide the terminal is.
+pub(crate) const PROGRESS_COLUMNS: usize = 80;
+
+/// The widest a message of [`progress`] may be (`uploading screenshot`);
+/// a longer one is cut.
+const MESSAGE_COLUMNS: usize = 20;
+
 /// A progress bar of bytes and rate on standard error, shown only when it
 /// is a terminal (hidden otherwise, so logs and tests stay clean).
 pub(crate) fn progress(total: Option<u64>, what: &str) -> ProgressBar {
@@ -61,14 +69,45 @@ pub(crate) fn progress(total: Option<u64>, what: &str) -> ProgressBar {
         Some(total) => ProgressBar::new(total),
         None => ProgressBar::no_length(),
     };
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message(what.to_owned());
+    bar.set_style(progress_style(total, what));
+    bar.set_message(progress_message(what));
     bar
+}
+
+/// `what`, cut to [`MESSAGE_COLUMNS`] characters.
+fn progress_message(what: &str) -> String {
+    what.chars().take(MESSAGE_COLUMNS).collect()
+}
+
+/// The style of [`progress`]: `MSG [=====>    ] POS/TOTAL RATE ETA` in at
+/// most [`PROGRESS_COLUMNS`] columns. The bar takes what the other fields
+/// leave at their widest: a position or rate of indicatif's binary units
+/// (`1023.99 MiB`, `1023.99 MiB/s`), the total as it prints, an ETA of at
+/// most 3 columns (`59m`, `14w`; none past 99 days).
+fn progress_style(total: Option<u64>, what: &str) -> ProgressStyle {
+    const POS: usize = "1023.99 MiB".len();
+    const RATE: usize = "1023.99 MiB/s".len();
+    const ETA: usize = 3;
+    let msg = what.chars().count().min(MESSAGE_COLUMNS);
+    let total = total.map_or(POS, |t| indicatif::HumanBytes(t).to_string().len());
+    // "MSG [" + bar + "] " + POS + "/" + TOTAL + " " + RATE + " " + ETA
+    let rest = msg + 2 + 2 + POS + 1 + total + 1 + RATE + 1 + ETA;
+    let bar = PROGRESS_COLUMNS.saturating_sub(rest).max(1);
+    let template = format!(
+        "{{msg}} [{{bar:{bar}}}] {{bytes}}/{{total_bytes}} {{binary_bytes_per_sec}} {{eta3}}"
+    );
+    ProgressStyle::with_template(&template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "eta3",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let eta = state.eta();
+                if eta < std::time::Duration::from_secs(100 * 86_400) {
+                    let _ = write!(w, "{:#}", indicatif::HumanDuration(eta));
+                }
+            },
+        )
+        .progress_chars("=> ")
 }
 
 /// A byte count as people read it: `150.0 MiB (157286400 bytes)`, or
@@ -163,7 +202,117 @@ pub(crate) fn utc(unix_ms: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{bytes, bytes_short, limits_for_people, utc};
+    #![allow(clippy::unwrap_used)]
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::{ProgressBar, ProgressDrawTarget, TermLike};
+
+    use super::{PROGRESS_COLUMNS, bytes, bytes_short, limits_for_people, utc};
+
+    /// A terminal `width` columns wide that keeps what is written to it.
+    #[derive(Debug)]
+    struct Screen {
+        width: u16,
+        written: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            self.width
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.written.lock().unwrap().push(s.to_owned());
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The line a progress bar of `what` draws at `pos` of `total`, on a
+    /// terminal `width` columns wide.
+    fn drawn(what: &str, total: Option<u64>, pos: u64, width: u16) -> String {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let screen = Screen {
+            width,
+            written: written.clone(),
+        };
+        let bar =
+            ProgressBar::with_draw_target(total, ProgressDrawTarget::term_like(Box::new(screen)));
+        bar.set_style(super::progress_style(total, what));
+        bar.set_message(super::progress_message(what));
+        bar.set_position(pos);
+        bar.abandon();
+        // The last draw; indicatif pads a line with spaces to the
+        // terminal's width to clear what was there, which never wraps.
+        let written = written.lock().unwrap();
+        let last = written
+            .iter()
+            .rev()
+            .map(|s| s.trim_end())
+            .find(|s| !s.is_empty());
+        last.unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn progress_bars_fit_in_80_columns() {
+        const MIB: u64 = 1 << 20;
+        let totals = [
+            None,
+            Some(0),
+            Some(1023),
+            Some(157_286_400),
+            Some(1024 * MIB - 1),
+            Some(1023 * 1024 * MIB + 1000 * MIB),
+            Some(u64::MAX),
+        ];
+        let whats = [
+            "hashing",
+            "uploading",
+            "uploading icon",
+            "uploading screenshot",
+            "downloading",
+            "a message longer than any the commands use",
+        ];
+        for width in [80, 200] {
+            for what in whats {
+                for total in totals {
+                    let t = total.unwrap_or(1024 * 1024 * MIB - 1);
+                    for pos in [0, 1, t / 3, t - t / 1000, t] {
+                        let line = drawn(what, total, pos, width);
+                        assert!(line.contains('['), "{line:?}");
+                        assert!(
+                            line.chars().count() <= PROGRESS_COLUMNS,
+                            "{} columns: {line:?}",
+                            line.chars().count()
+                        );
+                    }
+                }
+            }
+        }
+        // The bar itself keeps room to move.
+        let line = drawn("uploading screenshot", Some(157_286_400), 1, 80);
+        let bar = line.split('[').nth(1).unwrap().split(']').next().unwrap();
+        assert!(bar.len() >= 10, "{line:?}");
+    }
 
     #[test]
     fn sizes_read_as_people_read_them() {

@@ -783,10 +783,16 @@ fn republish_walks_the_store_a_batch_per_interval_and_wraps_around() {
     drain(&mut s);
     s.tick(t0 + REPUBLISH_EVERY * 2);
     assert_eq!(reads(drain(&mut s)), vec![read(Some(last.release_key()))]);
-    // The end of the store: nothing to put, and the walk starts over.
+    // The end of the store: nothing to put, and the walk starts over, a
+    // pass's length after this pass began (not a tick later: a small store
+    // is renewed once a pass, not as often as the ticks allow).
     s.on_republish_read(Ok(page(None, Vec::new())), t0);
     assert_eq!(drain(&mut s), vec![]);
     s.tick(t0 + REPUBLISH_EVERY * 3);
+    assert_eq!(reads(drain(&mut s)), vec![]);
+    s.tick(t0 + pacing::pass(TTL) - Duration::from_millis(1));
+    assert_eq!(reads(drain(&mut s)), vec![]);
+    s.tick(t0 + pacing::pass(TTL));
     assert_eq!(reads(drain(&mut s)), vec![read(None)]);
 }
 
@@ -934,13 +940,20 @@ fn reprovide_walks_the_pins_at_a_pace_that_follows_their_number() {
     s.on_reprovide_read(Ok(last), t0 + REPROVIDE_EVERY);
     assert_eq!(drain(&mut s), vec![Action::Provide(roots[64..].to_vec())]);
     assert_eq!(counters.reprovided_total(), 70);
-    // A failed read is tried again.
+    // The next pass starts a pass's length after this one began.
     s.tick(t0 + REPROVIDE_EVERY * 2);
-    drain(&mut s);
+    assert_eq!(reprovides(drain(&mut s)), vec![]);
+    let again = t0 + pacing::pass(TTL);
+    s.tick(again);
+    assert_eq!(
+        reprovides(drain(&mut s)),
+        vec![Action::ReadReprovide { after: None, limit }]
+    );
+    // A failed read is tried again.
     let broken = BlockstoreError::BadPin("disk".into());
-    s.on_reprovide_read(Err(broken), t0 + REPROVIDE_EVERY * 2);
+    s.on_reprovide_read(Err(broken), again);
     assert_eq!(drain(&mut s), vec![]);
-    s.tick(t0 + REPROVIDE_EVERY * 3);
+    s.tick(again + REPROVIDE_EVERY);
     assert_eq!(
         reprovides(drain(&mut s)),
         vec![Action::ReadReprovide { after: None, limit }]

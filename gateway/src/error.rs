@@ -332,12 +332,21 @@ fn classify(rejection: &Rejection) -> (StatusCode, &'static str, String) {
 }
 
 /// A byte count as people read it, in `413` messages: `150.0 MiB
-/// (157286400 bytes)`, or `512 bytes` under 1 KiB (binary units, one
-/// decimal; a value that would round to 1024.0 moves up a unit).
+/// (157286400 bytes)`, or `512 bytes` under 1 KiB.
 pub(crate) fn bytes_for_people(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} bytes");
+    }
+    format!("{} ({n} bytes)", binary_units(n))
+}
+
+/// `n` bytes in binary units with one decimal (`1.5 KiB`, `150.0 MiB`), or
+/// `512 B` under 1 KiB; a value that would round to 1024.0 moves up a unit.
+/// (Pages and errors print sizes alike.)
+pub(crate) fn binary_units(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
     }
     // Display only: an f64 is exact enough for one decimal.
     let mut value = n as f64 / 1024.0;
@@ -346,5 +355,5 @@ pub(crate) fn bytes_for_people(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    format!("{value:.1} {} ({n} bytes)", UNITS[unit])
+    format!("{value:.1} {}", UNITS[unit])
 }

@@ -660,20 +660,10 @@ fn date(unix_ms: u64) -> String {
 
 /// A file size for people; 0 is a size the record does not state.
 fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes == 0 {
-        return "—".to_owned();
+    match bytes {
+        0 => "—".to_owned(),
+        n => crate::error::binary_units(n),
     }
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
@@ -686,6 +676,8 @@ mod tests {
         assert_eq!(size(1023), "1023 B");
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(size(20 * 1024 * 1024), "20.0 MiB");
+        // Not "1024.0 KiB": a value that rounds to 1024 moves up a unit.
+        assert_eq!(size(1024 * 1024 - 1), "1.0 MiB");
         assert_eq!(date(0), "1970-01-01");
         // created_at is in milliseconds.
         assert_eq!(date(1_795_651_200_000), "2026-11-26");

@@ -20,6 +20,14 @@ enum Command {
     Run(RunArgs),
 }
 
+/// jemalloc, with background threads that return freed memory within
+/// seconds (`.cargo/config.toml`): under glibc's malloc a busy daemon's
+/// resident memory kept creeping up at constant data (`docs/node.md`,
+/// "Memory").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     run::init_logging();

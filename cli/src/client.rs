@@ -414,13 +414,8 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned();
-            let body = res
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_string()
+            let json = serde_json::from_str::<serde_json::Value>(&small_body(&mut res))
                 .unwrap_or_default();
-            let json = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default();
             Some((status, challenge, json))
         };
         match self.server {
@@ -814,16 +809,21 @@ fn agent(authorization: Option<ureq::http::HeaderValue>) -> ureq::Agent {
     config.build().into()
 }
 
+/// The body of a short answer (an error, a probe), at most 64 KiB; empty
+/// when it cannot be read.
+fn small_body(res: &mut ureq::http::Response<ureq::Body>) -> String {
+    res.body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default()
+}
+
 /// The status, `code` and `message` of an error answer (the status as the
 /// code and the body as the message when it is not the API's JSON).
 fn error_answer(mut res: ureq::http::Response<ureq::Body>) -> (u16, String, String) {
     let status = res.status().as_u16();
-    let body = res
-        .body_mut()
-        .with_config()
-        .limit(64 * 1024)
-        .read_to_string()
-        .unwrap_or_default();
+    let body = small_body(&mut res);
     match serde_json::from_str::<ApiError>(&body) {
         Ok(e) => (status, e.code, e.message),
         Err(_) => (status, status.to_string(), body.trim().to_owned()),

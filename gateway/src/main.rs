@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ use ipsr_proto::AuthorId;
 ///
 /// Without --redis it answers from the node's embedded store. With --redis
 /// it mirrors every record into Redis (the indexer runs in this process)
-/// and answers from there; several gateways may share one Redis.
+/// and answers from there; several gateways may share one Redis, or one
+/// Redis Cluster (--redis redis+cluster://host:port,host:port,...).
 ///
 /// Example: ipsr-gateway --data-dir ./gw --http 127.0.0.1:8080
 #[derive(Debug, Parser)]
@@ -36,9 +38,17 @@ struct Cli {
         default_value = "127.0.0.1:8080"
     )]
     http: SocketAddr,
-    /// Mirror records into Redis and serve from there, e.g. redis://127.0.0.1:6379.
+    /// Mirror records into Redis and serve from there: one server,
+    /// redis://[:PASSWORD@]HOST:PORT[/DB] (rediss:// for TLS), or a Redis
+    /// Cluster, redis+cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT...] naming
+    /// some of its nodes (rediss+cluster:// for TLS).
     #[arg(long, env = "IPSR_REDIS_URL", value_name = "URL")]
     redis: Option<String>,
+    /// A PEM file of the CA certificates that signed the Redis servers'
+    /// TLS certificates (with rediss:// or rediss+cluster://; default: the
+    /// system's).
+    #[arg(long, env = "IPSR_REDIS_CA_CERT", value_name = "FILE")]
+    redis_ca_cert: Option<PathBuf>,
     /// Prefix of every Redis key, so deployments can share one Redis.
     #[arg(long, env = "IPSR_REDIS_PREFIX", default_value = "ipsr:")]
     redis_prefix: String,
@@ -235,21 +245,26 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     let running = run::start(settings).await?;
     let node = running.node.clone();
+    let mut cluster = false;
     let (index, indexer): (Arc<dyn Index>, _) = match &cli.redis {
         None => (Arc::new(StoreIndex::new(node.store().clone())), None),
         Some(url) => {
             let mut redis = RedisConfig::new(url.clone());
             redis.prefix = cli.redis_prefix.clone();
+            redis.ca_cert = cli.redis_ca_cert.clone();
             let index = RedisIndex::open(&redis).context("bad --redis URL or prefix")?;
             let indexer = Indexer::new(
                 LocalSource::new(node.clone()),
                 index.clone(),
                 IndexerConfig::default(),
             );
+            cluster = index.is_cluster();
             (Arc::new(index), Some(indexer))
         }
     };
-    let backend = if indexer.is_some() {
+    let backend = if cluster {
+        "redis cluster"
+    } else if indexer.is_some() {
         "redis"
     } else {
         "embedded"

@@ -19,7 +19,8 @@ use ipsr_indexer::{Index, StoreIndex};
 use ipsr_node::Client;
 use ipsr_proto::{AuthorKey, ContentId, Platform, SignedRecord};
 use ipsr_testkit::{
-    RedisServer, ReleaseBuilder, cid, free_port, key, pattern, redis_url, release, wait_until, yank,
+    RedisServer, ReleaseBuilder, cid, free_port, key, pattern, redis_url, release, shared_cluster,
+    wait_until, yank,
 };
 use serde_json::Value;
 use warp::Filter;
@@ -29,6 +30,8 @@ use warp::http::Response;
 enum Backend {
     Embedded,
     Redis,
+    /// A Redis Cluster of 3 masters (one per test process).
+    Cluster,
 }
 
 /// A node, a gateway over it, and for Redis the index and its indexer.
@@ -44,8 +47,12 @@ impl Env {
         let (dir, node) = common::node().await;
         let (index, redis): (Arc<dyn Index>, _) = match backend {
             Backend::Embedded => (Arc::new(StoreIndex::new(node.store().clone())), None),
-            Backend::Redis => {
-                let test = TestIndex::new(&redis_url(), name);
+            Backend::Redis | Backend::Cluster => {
+                let url = match backend {
+                    Backend::Cluster => shared_cluster().url(),
+                    _ => redis_url(),
+                };
+                let test = TestIndex::new(&url, name);
                 let running = Running::start(&node, test.index.clone());
                 (Arc::new(test.index.clone()), Some((test, running)))
             }
@@ -103,7 +110,8 @@ impl Env {
     }
 }
 
-/// Runs `$test(backend)` against both backends.
+/// Runs `$test(backend)` against each backend: the embedded store, one
+/// Redis, a Redis Cluster.
 macro_rules! both {
     ($name:ident, $test:ident) => {
         mod $name {
@@ -115,6 +123,10 @@ macro_rules! both {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
                 $test(Backend::Redis).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis_cluster() {
+                $test(Backend::Cluster).await;
             }
         }
     };

@@ -34,6 +34,18 @@ pub enum IndexError {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Writes to a cluster master did not reach any of its replicas in
+    /// time: they could be lost if it failed now, so they are done again.
+    #[error("writes on the redis master {master} reached no replica in time")]
+    NotReplicated {
+        /// The master (`host:port`).
+        master: String,
+    },
+    /// The cluster's masters changed while writing (a failover): writes
+    /// acknowledged by a master that is gone may be lost, so they are done
+    /// again.
+    #[error("the redis cluster failed over while writing")]
+    Failover,
     /// The task reading the log stopped without an error of its own.
     #[error("the log reader stopped")]
     ReaderStopped,

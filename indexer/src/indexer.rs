@@ -354,8 +354,13 @@ async fn write_pages(
             match batch.to {
                 to if to > batch.after && batch.after == taken && batch.head >= taken => {
                     let records = &batch.records;
+                    // On a cluster, confirmed on a replica of every master
+                    // with no failover in between, else written again.
                     let (outcome, unsynced) = retry(index, metrics, config, |i| async move {
-                        i.write_signed(records).await
+                        let topology = i.topology().await?;
+                        let written = i.write_signed(records).await?;
+                        i.confirm(topology.as_ref()).await?;
+                        Ok(written)
                     })
                     .await?;
                     Ok(Next::Stored(Stored {
@@ -469,7 +474,10 @@ async fn finish(
     };
     let unsynced = &page.unsynced;
     let conflicts = retry(index, metrics, config, |i| async move {
-        i.sync_packages(unsynced).await
+        let topology = i.topology().await?;
+        let conflicts = i.sync_packages(unsynced).await?;
+        i.confirm(topology.as_ref()).await?;
+        Ok(conflicts)
     })
     .await?;
     let (from, to) = (page.from, page.to);

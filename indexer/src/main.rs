@@ -26,9 +26,15 @@ struct Cli {
     /// node's DATA_DIR/api-token) or was started with --api-token-file.
     #[arg(long, env = "IPSR_NODE_TOKEN_FILE", value_name = "FILE")]
     node_token_file: Option<PathBuf>,
-    /// Redis URL.
+    /// Redis: one server, redis://[:PASSWORD@]HOST:PORT[/DB] (rediss:// for
+    /// TLS), or a Redis Cluster, redis+cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT...]
+    /// naming some of its nodes (rediss+cluster:// for TLS).
     #[arg(long, env = "IPSR_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis: String,
+    /// A PEM file of the CA certificates that signed the Redis servers'
+    /// TLS certificates (default: the system's).
+    #[arg(long, env = "IPSR_REDIS_CA_CERT", value_name = "FILE")]
+    redis_ca_cert: Option<PathBuf>,
     /// Prefix of every key (no `{` or `}`).
     #[arg(long, env = "IPSR_REDIS_PREFIX", default_value = "ipsr:")]
     prefix: String,
@@ -55,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let mut redis = RedisConfig::new(cli.redis.clone());
     redis.prefix = cli.prefix.clone();
     redis.recent_cap = cli.recent_cap;
+    redis.ca_cert = cli.redis_ca_cert.clone();
     let index = RedisIndex::open(&redis).context("redis configuration")?;
     let config = IndexerConfig {
         batch: usize::from(cli.batch),
@@ -72,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
         info!(addr = %listener.local_addr()?, "serving metrics");
         tokio::spawn(serve_metrics(listener, indexer.metrics()));
     }
-    info!(node = %cli.node, redis = %cli.redis, prefix = %cli.prefix, "starting");
+    info!(node = %cli.node, redis = %redis.redacted_url(), prefix = %cli.prefix, "starting");
     indexer
         .run(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -18,10 +18,11 @@ use std::collections::BTreeSet;
 use common::{Running, TestIndex};
 use ipsr_indexer::{Index, StoreIndex, search};
 use ipsr_proto::{PackageKey, SignedRecord};
-use ipsr_testkit::{cid, key, redis_url, release, yank};
+use ipsr_testkit::{cid, key, redis_url, release, shared_cluster, yank};
 
 /// Publishes `records` to a fresh node in this order, indexes its log into
-/// Redis, then runs `$scenario` against both backends and compares them.
+/// one Redis and into a Redis Cluster, then runs `$scenario` against the
+/// three backends and compares them with the embedded store.
 macro_rules! both {
     ($records:expr, $scenario:ident) => {{
         let records: Vec<SignedRecord> = $records;
@@ -29,13 +30,15 @@ macro_rules! both {
         for r in &records {
             node.publish(r.clone()).await.unwrap();
         }
-        let test = TestIndex::new(&redis_url(), stringify!($scenario));
-        let running = Running::start(&node, test.index.clone());
-        running.caught_up(&node).await;
         let store = StoreIndex::new(node.store().clone());
         $scenario(&store, &records).await;
-        $scenario(&test.index, &records).await;
-        same_answers(&store, &test.index, &records).await;
+        for url in [redis_url(), shared_cluster().url()] {
+            let test = TestIndex::new(&url, stringify!($scenario));
+            let running = Running::start(&node, test.index.clone());
+            running.caught_up(&node).await;
+            $scenario(&test.index, &records).await;
+            same_answers(&store, &test.index, &records).await;
+        }
     }};
 }
 
@@ -473,6 +476,12 @@ fn identity(
 /// as the node's store does.
 #[tokio::test]
 async fn scenario_identities_revoke_and_threshold() {
+    for url in [redis_url(), shared_cluster().url()] {
+        identities_revoke_and_threshold(&url).await;
+    }
+}
+
+async fn identities_revoke_and_threshold(url: &str) {
     use ipsr_proto::Signed;
     let (main, recovery) = (key(41), key(40));
     let (laptop, phone, tablet, desk) = (key(42), key(43), key(44), key(45));
@@ -532,7 +541,7 @@ async fn scenario_identities_revoke_and_threshold() {
         Signed::Record(v2_one.clone()),
     ];
     let (_dir, node) = common::node().await;
-    let test = TestIndex::new(&redis_url(), "identities");
+    let test = TestIndex::new(url, "identities");
     let running = Running::start(&node, test.index.clone());
     let store = StoreIndex::new(node.store().clone());
     let pk = v2_one.record().package_key();
@@ -590,6 +599,12 @@ async fn scenario_identities_revoke_and_threshold() {
 /// alike.
 #[tokio::test]
 async fn scenario_apk_certificates() {
+    for url in [redis_url(), shared_cluster().url()] {
+        apk_certificates(&url).await;
+    }
+}
+
+async fn apk_certificates(url: &str) {
     use ipsr_proto::{CertCheck, Signed};
     let (main, recovery) = (key(51), key(40));
     let p = "com.example.certs";
@@ -613,7 +628,7 @@ async fn scenario_apk_certificates() {
     let thief = signed_by("2.0.0", 2, t, vec![]);
     let v3 = signed_by("3.0.0", 3, b, vec![a, b]);
     let (_dir, node) = common::node().await;
-    let test = TestIndex::new(&redis_url(), "apk_certificates");
+    let test = TestIndex::new(url, "apk_certificates");
     let running = Running::start(&node, test.index.clone());
     let store = StoreIndex::new(node.store().clone());
     let pk = v1.record().package_key();

@@ -9,6 +9,8 @@
 //!   keys hold (no IO; unit-tested without Redis);
 //! * `write`: the compare-and-set write path and the nodes' cursors;
 //! * `read`: a package's state rebuilt from its keys, and the queries;
+//! * `conn`: the connection to one server or to a cluster, and the
+//!   batches of commands split by hash slot for a cluster;
 //! * `lua/`: the Lua scripts, one file each, loaded with `include_str!`.
 //!
 //! The steps of a write (`docs/redis.md`, section 3), and where they are:
@@ -45,21 +47,23 @@
 //!
 //! [`PackageState`]: ipsr_proto::PackageState
 
+mod conn;
 mod derive;
 mod keys;
 mod read;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Pipeline, RedisError, Script, Value};
+use redis::{RedisError, Script, Value};
 use tracing::{debug, warn};
 
 use crate::IndexError;
 
+use conn::{Batch, Conn, ConnOptions, Target, Topology};
 use keys::{Keys, glob_escape};
 pub use write::BatchOutcome;
 pub(crate) use write::Unsynced;
@@ -67,8 +71,14 @@ pub(crate) use write::Unsynced;
 /// How a [`RedisIndex`] connects and lays out its keys.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (or `rediss://`, `redis+unix://`).
+    /// One server, `redis://[user:password@]host:port/db` (or `rediss://`
+    /// for TLS, `redis+unix://`), or a cluster,
+    /// `redis+cluster://[user:password@]host:port[,host:port…]` (or
+    /// `rediss+cluster://`) naming some of its nodes.
     pub url: String,
+    /// A PEM file of the CA certificates that sign the servers'
+    /// certificates, for `rediss://` (default: the system's).
+    pub ca_cert: Option<PathBuf>,
     /// Prefix of every key, e.g. `ipsr:`; must not contain `{` or `}`.
     pub prefix: String,
     /// How many entries `recent` keeps (default 10 000).
@@ -85,10 +95,25 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            ca_cert: None,
             prefix: "ipsr:".into(),
             recent_cap: 10_000,
             max_conflicts: 64,
             response_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The URL with its password replaced by `***`, for logs.
+    pub fn redacted_url(&self) -> String {
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return self.url.clone();
+        };
+        match rest.rsplit_once('@') {
+            Some((auth, hosts)) => {
+                let user = auth.split_once(':').map_or("", |(u, _)| u);
+                format!("{scheme}://{user}:***@{hosts}")
+            }
+            None => self.url.clone(),
         }
     }
 }
@@ -119,10 +144,12 @@ const COUNTERS_LUA: &str = include_str!("lua/counters.lua");
 const CURSOR_LUA: &str = include_str!("lua/cursor.lua");
 
 /// The Redis backend: the indexer's writes and the gateway's queries.
-/// Cheap to clone (one multiplexed connection, reconnecting by itself).
+/// Cheap to clone (one multiplexed connection per server, reconnecting by
+/// itself).
 #[derive(Clone)]
 pub struct RedisIndex {
-    conn: ConnectionManager,
+    conn: Conn,
+    response_timeout: Duration,
     keys: Keys,
     scripts: Arc<Scripts>,
     recent_cap: usize,
@@ -147,15 +174,16 @@ impl RedisIndex {
                 "must not contain '{' or '}' (they would break the hash tags)",
             ));
         }
-        let client = redis::Client::open(config.url.as_str())?;
-        let manager = ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1))
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(config.response_timeout));
-        let conn = ConnectionManager::new_lazy_with_config(client, manager)?;
+        let conn = Conn::open(
+            &Target::parse(&config.url)?,
+            &ConnOptions {
+                response_timeout: config.response_timeout,
+                ca_cert: config.ca_cert.clone(),
+            },
+        )?;
         Ok(Self {
             conn,
+            response_timeout: config.response_timeout,
             keys: Keys {
                 prefix: config.prefix.clone(),
             },
@@ -176,27 +204,51 @@ impl RedisIndex {
         &self.keys.prefix
     }
 
+    /// Whether the index is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
+    }
+
     async fn load_scripts(&self) -> Result<(), RedisError> {
-        let mut pipe = redis::pipe();
-        for code in [APPLY_LUA, FINISH_LUA, COUNTERS_LUA, CURSOR_LUA, WORD_LUA] {
-            pipe.cmd("SCRIPT").arg("LOAD").arg(code);
-        }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<Vec<String>>(&mut conn).await?;
+        self.conn
+            .load_scripts(&[APPLY_LUA, FINISH_LUA, COUNTERS_LUA, CURSOR_LUA, WORD_LUA])
+            .await?;
         debug!("scripts loaded");
         Ok(())
     }
 
-    /// Runs a pipeline; on `NOSCRIPT` loads the scripts and runs it again.
-    async fn run(&self, pipe: &Pipeline) -> Result<Vec<Value>, RedisError> {
-        let mut conn = self.conn.clone();
-        match pipe.query_async::<Vec<Value>>(&mut conn).await {
+    /// Runs a batch; on `NOSCRIPT` (a restarted server, a promoted replica)
+    /// loads the scripts and runs it again. Running again is harmless:
+    /// every write of a batch is idempotent.
+    async fn run(&self, batch: &Batch) -> Result<Vec<Value>, RedisError> {
+        match self.conn.run(batch).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                warn!("redis lost its scripts (restarted?): loading them again");
+                warn!(
+                    "redis lost its scripts (restarted, or a replica promoted): loading them again"
+                );
                 self.load_scripts().await?;
-                pipe.query_async(&mut conn).await
+                self.conn.run(batch).await
             }
             other => other,
+        }
+    }
+
+    /// On a cluster, the masters as they are now: what
+    /// [`confirm`](Self::confirm) checks writes made after this against.
+    /// `None` on one server.
+    pub(crate) async fn topology(&self) -> Result<Option<Topology>, IndexError> {
+        Ok(self.conn.topology().await?)
+    }
+
+    /// On a cluster, waits until the writes made since `topology` was read
+    /// reached a replica of their master, and checks that no failover
+    /// happened meanwhile ([`IndexError::NotReplicated`],
+    /// [`IndexError::Failover`]: the writes must be done again). Nothing to
+    /// check on one server.
+    pub(crate) async fn confirm(&self, topology: Option<&Topology>) -> Result<(), IndexError> {
+        match topology {
+            Some(t) => self.conn.confirm(t, self.response_timeout / 2).await,
+            None => Ok(()),
         }
     }
 
@@ -255,56 +307,61 @@ impl RedisIndex {
 
     /// Deletes every key under the prefix (tests, re-indexing from scratch).
     pub async fn clear(&self) -> Result<u64, IndexError> {
-        let mut conn = self.conn.clone();
         let mut deleted = 0;
         for batch in self.keys_under_prefix().await?.chunks(1000) {
-            let n: u64 = redis::cmd("DEL").arg(batch).query_async(&mut conn).await?;
-            deleted += n;
+            // One DEL per key: the keys of a batch may be in many slots.
+            let mut del = Batch::new();
+            for key in batch {
+                del.key_cmd("DEL", key);
+            }
+            for n in self.run(&del).await? {
+                deleted += redis::from_redis_value::<u64>(n)?;
+            }
         }
         Ok(deleted)
     }
 
-    /// Every key under the prefix, sorted, each once (`SCAN` may repeat one).
+    /// Every key under the prefix, sorted, each once (`SCAN` may repeat
+    /// one), from every master of a cluster.
     async fn keys_under_prefix(&self) -> Result<Vec<String>, IndexError> {
-        let mut conn = self.conn.clone();
         let pattern = format!("{}*", glob_escape(&self.keys.prefix));
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
+        let scan = |cursor: u64| {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            keys.extend(batch);
-            cursor = next;
-            if cursor == 0 {
-                keys.sort();
-                keys.dedup();
-                return Ok(keys);
+                .arg(1000);
+            cmd
+        };
+        let mut keys: Vec<String> = Vec::new();
+        for (addr, first) in self.conn.on_masters(scan(0)).await? {
+            let mut reply = first;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::from_redis_value(reply)?;
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                reply = self.conn.on_node(&addr, scan(next)).await?;
             }
         }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
     }
 
     /// Checks that Redis answers.
     pub async fn ping(&self) -> Result<(), IndexError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING").query_async::<String>(&mut conn).await?;
-        Ok(())
+        Ok(self.conn.ping().await?)
     }
 }
 
-/// Adds to `pipe` a call of `script` (by its SHA1) with `keys` and `args`.
-fn evalsha<A: redis::ToRedisArgs>(
-    pipe: &mut Pipeline,
-    script: &Script,
-    keys: &[String],
-    args: &[A],
-) {
-    pipe.cmd("EVALSHA")
+/// Adds to `batch` a call of `script` (by its SHA1) with `keys` (at least
+/// one, all in one slot) and `args`.
+fn evalsha<A: redis::ToRedisArgs>(batch: &mut Batch, script: &Script, keys: &[String], args: &[A]) {
+    batch
+        .cmd_in("EVALSHA", keys.first().map_or("", String::as_str))
         .arg(script.get_hash())
         .arg(keys.len())
         .arg(keys)

@@ -10,11 +10,11 @@ use ipsr_proto::{
     PackageName, PackageState, RecordId, ReleaseKey, ReleaseParts, ReleaseState, Signed,
     SignedRecord,
 };
-use redis::{Pipeline, Value};
+use redis::Value;
 
-use super::RedisIndex;
 use super::derive::{ReleaseRow, parse_apk_certs};
 use super::keys::{Names, parse_package_member, parse_release_member, search_keys};
+use super::{Batch, RedisIndex};
 use crate::index::{BoxFuture, Hit, Index, IndexStats};
 use crate::{IndexError, search};
 
@@ -104,9 +104,9 @@ impl RedisIndex {
         if authors.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for a in &authors {
-            pipe.cmd("HGETALL").arg(self.keys.idn(a));
+            pipe.key_cmd("HGETALL", &self.keys.idn(a));
         }
         let replies = self.run(&pipe).await?;
         let mut out = HashMap::with_capacity(authors.len());
@@ -166,7 +166,7 @@ impl RedisIndex {
     }
 
     async fn get_package(&self, pk: &PackageKey) -> Result<Option<PackageState>, IndexError> {
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         push_read(&mut pipe, &self.keys.names(pk, &pk.author.to_string()));
         let mut replies = take_exec(self.run(&pipe).await?).into_iter();
         let (Some(pkg), Some(rel), Some(rec)) = (replies.next(), replies.next(), replies.next())
@@ -289,10 +289,9 @@ impl RedisIndex {
         }
         // 1. Per query word, the indexed words it is a prefix of (itself
         // included, when it is a word).
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for w in &words {
-            pipe.cmd("ZRANGEBYLEX")
-                .arg(self.keys.global(&search_keys(w).1))
+            pipe.key_cmd("ZRANGEBYLEX", &self.keys.global(&search_keys(w).1))
                 .arg(format!("[{w}"))
                 .arg([b"(".as_slice(), w.as_bytes(), &[0xff]].concat())
                 .arg("LIMIT")
@@ -314,11 +313,10 @@ impl RedisIndex {
         if matched.iter().any(Vec::is_empty) {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for found in &matched {
             for word in found {
-                pipe.cmd("ZRANGE")
-                    .arg(self.keys.global(&search_keys(word).0))
+                pipe.key_cmd("ZRANGE", &self.keys.global(&search_keys(word).0))
                     .arg(0)
                     .arg(CANDIDATES - 1)
                     .arg("REV");
@@ -353,10 +351,9 @@ impl RedisIndex {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for pk in &candidates {
-            pipe.cmd("HMGET")
-                .arg(self.keys.pkg(pk))
+            pipe.key_cmd("HMGET", &self.keys.pkg(pk))
                 .arg("title")
                 .arg("newest");
         }
@@ -416,12 +413,12 @@ pub(super) fn take_exec(replies: Vec<Value>) -> Vec<Value> {
 
 /// Reads a package's `pkg`, `rel` and `rec` hashes atomically (one
 /// `MULTI`/`EXEC`: the keys share a slot), so no script runs in between.
-pub(super) fn push_read(pipe: &mut Pipeline, names: &Names) {
-    pipe.cmd("MULTI").ignore();
-    pipe.hgetall(&names.pkg).ignore();
-    pipe.hgetall(&names.rel).ignore();
-    pipe.hgetall(&names.rec).ignore();
-    pipe.cmd("EXEC");
+pub(super) fn push_read(pipe: &mut Batch, names: &Names) {
+    pipe.multi().ignore();
+    pipe.key_cmd("HGETALL", &names.pkg).ignore();
+    pipe.key_cmd("HGETALL", &names.rel).ignore();
+    pipe.key_cmd("HGETALL", &names.rec).ignore();
+    pipe.exec();
 }
 
 impl Index for RedisIndex {

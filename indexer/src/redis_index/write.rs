@@ -11,14 +11,14 @@ use ipsr_proto::{
     AuthorId, Authority, Identity, IdentityState, KeyCache, PackageKey, Signed, SignedIdentity,
     SignedRecord,
 };
-use redis::{Pipeline, Script};
+use redis::Script;
 use serde::Serialize;
 use tracing::debug;
 
 use super::derive::{Derived, Global};
 use super::keys::{AuthorTexts, Names, search_keys, search_word};
 use super::read::{push_read, take_exec};
-use super::{RedisIndex, evalsha};
+use super::{Batch, RedisIndex, evalsha};
 use crate::IndexError;
 use crate::index::Counts;
 
@@ -166,7 +166,7 @@ impl RedisIndex {
     ) -> Result<BTreeSet<AuthorId>, IndexError> {
         let authors: BTreeSet<AuthorId> = docs.iter().map(|d| d.identity().author).collect();
         let mut states = self.identities(authors.iter().copied()).await?;
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         let mut writes = 0;
         let mut moved = BTreeSet::new();
         for author in &authors {
@@ -197,18 +197,17 @@ impl RedisIndex {
             // replaced go in together.
             let key = self.keys.idn(author);
             writes += 1;
-            pipe.cmd("MULTI").ignore();
+            pipe.multi().ignore();
             for (id, d) in after.iter().filter(|(id, _)| !before.contains_key(*id)) {
-                pipe.cmd("HSET")
-                    .arg(&key)
+                pipe.key_cmd("HSET", &key)
                     .arg(id)
                     .arg(d.to_bytes())
                     .ignore();
             }
             for id in before.keys().filter(|id| !after.contains_key(*id)) {
-                pipe.cmd("HDEL").arg(&key).arg(id).ignore();
+                pipe.key_cmd("HDEL", &key).arg(id).ignore();
             }
-            pipe.cmd("EXEC").ignore();
+            pipe.exec().ignore();
         }
         if writes > 0 {
             self.run(&pipe).await?;
@@ -224,10 +223,9 @@ impl RedisIndex {
         if authors.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         for a in authors {
-            pipe.cmd("ZRANGE")
-                .arg(self.keys.global(&format!("author:{a}")))
+            pipe.key_cmd("ZRANGE", &self.keys.global(&format!("author:{a}")))
                 .arg(0)
                 .arg(-1);
         }
@@ -295,12 +293,12 @@ impl RedisIndex {
                     attempts: rounds - 1,
                 });
             }
-            let mut read = redis::pipe();
+            let mut read = Batch::new();
             for pk in &pending {
                 push_read(&mut read, &names[pk]);
             }
             let replies = take_exec(self.run(&read).await?);
-            let mut write = redis::pipe();
+            let mut write = Batch::new();
             let mut written: Vec<Pending> = Vec::new();
             let mut replies = replies.into_iter();
             for pk in pending.drain(..) {
@@ -463,7 +461,10 @@ impl RedisIndex {
                 entries.sort_unstable_by(|a, b| b.cmp(a));
                 entries.truncate(self.recent_cap);
             }
-            let mut pipe = redis::pipe();
+            // The global entries go first, then (once every one is written)
+            // the `finish` marks: two batches, as a cluster orders only the
+            // commands of one slot.
+            let mut pipe = Batch::new();
             // The search keys through the `word` script (which keeps the
             // word lists), the others with one ZADD / ZREM each.
             let mut words: BTreeMap<&str, WordChange<'_>> = BTreeMap::new();
@@ -475,7 +476,9 @@ impl RedisIndex {
                         .0
                         .extend(members.iter().copied()),
                     None => {
-                        pipe.zadd_multiple(self.keys.global(k), members).ignore();
+                        pipe.key_cmd("ZADD", &self.keys.global(k))
+                            .arg(members)
+                            .ignore();
                     }
                 }
             }
@@ -487,7 +490,9 @@ impl RedisIndex {
                         .1
                         .extend(members.iter().map(String::as_str)),
                     None => {
-                        pipe.zrem(self.keys.global(k), members).ignore();
+                        pipe.key_cmd("ZREM", &self.keys.global(k))
+                            .arg(members)
+                            .ignore();
                     }
                 }
             }
@@ -517,23 +522,24 @@ impl RedisIndex {
                 &counts,
             );
             pipe.ignore();
+            if recent {
+                let cap = i64::try_from(self.recent_cap).unwrap_or(i64::MAX);
+                pipe.key_cmd("ZREMRANGEBYRANK", &self.keys.global("recent"))
+                    .arg(0)
+                    .arg(-(cap + 1))
+                    .ignore();
+            }
+            self.run(&pipe).await?;
+            let mut finish = Batch::new();
             for p in todo.iter() {
                 evalsha(
-                    &mut pipe,
+                    &mut finish,
                     &self.scripts.finish,
                     std::slice::from_ref(&p.names.pkg),
                     std::slice::from_ref(&p.info.hash),
                 );
             }
-            if recent {
-                let cap = i64::try_from(self.recent_cap).unwrap_or(i64::MAX);
-                pipe.cmd("ZREMRANGEBYRANK")
-                    .arg(self.keys.global("recent"))
-                    .arg(0)
-                    .arg(-(cap + 1))
-                    .ignore();
-            }
-            let results = self.run(&pipe).await?;
+            let results = self.run(&finish).await?;
             let mut again = Vec::new();
             for (p, ok) in todo.iter().zip(results) {
                 if redis::from_redis_value::<i64>(ok)? != 1 {
@@ -551,9 +557,9 @@ impl RedisIndex {
                 break;
             }
             let mut next = Vec::with_capacity(again.len());
-            let mut read = redis::pipe();
+            let mut read = Batch::new();
             for (_, n) in &again {
-                read.hgetall(&n.pkg);
+                read.key_cmd("HGETALL", &n.pkg);
             }
             for ((key, names), fields) in again.into_iter().zip(self.run(&read).await?) {
                 let fields: HashMap<String, String> = redis::from_redis_value(fields)?;
@@ -613,7 +619,7 @@ impl RedisIndex {
         to: u64,
         force: bool,
     ) -> Result<i64, IndexError> {
-        let mut pipe = redis::pipe();
+        let mut pipe = Batch::new();
         evalsha(
             &mut pipe,
             &self.scripts.cursor,
@@ -636,7 +642,7 @@ impl RedisIndex {
 /// `new` if the package's hash is still `expected`.
 #[allow(clippy::too_many_arguments)]
 fn push_apply(
-    pipe: &mut Pipeline,
+    pipe: &mut Batch,
     script: &Script,
     pk: &PackageKey,
     names: &Names,
@@ -663,7 +669,7 @@ fn push_apply(
         &names.yanked,
     ];
     // The arguments go straight into the pipeline's buffer.
-    pipe.cmd("EVALSHA")
+    pipe.cmd_in("EVALSHA", &names.pkg)
         .arg(script.get_hash())
         .arg(keys.len())
         .arg(&keys[..])

@@ -1,0 +1,730 @@
+//! Where the commands go: one Redis server, or a Redis Cluster
+//! (`docs/redis.md`, section 6).
+//!
+//! * [`Target`]: the `--redis` URL parsed: `redis://…` (one server) or
+//!   `redis+cluster://h1:p1,h2:p2,…` (seed nodes of a cluster);
+//! * [`Conn`]: the connection, a reconnecting multiplexed one or the
+//!   cluster client, with the same calls for both;
+//! * [`Batch`]: commands sent together. To one server they go as one
+//!   pipeline; to a cluster each hash slot's commands go as one pipeline to
+//!   the slot's master (a pipeline may not cross slots), all at once.
+//!   Commands of different slots are ordered only by running them in
+//!   separate batches.
+//! * [`Topology`]: a cluster's masters and how many replicas of each are
+//!   online, to check after writes that they reached a replica (`WAIT`) and
+//!   that no failover happened meanwhile.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, Slot,
+    SlotAddr,
+};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, ToRedisArgs, Value};
+
+use crate::IndexError;
+
+/// The URL schemes of a cluster: plain and TLS.
+const CLUSTER_SCHEMES: [(&str, &str); 2] = [
+    ("redis+cluster://", "redis://"),
+    ("rediss+cluster://", "rediss://"),
+];
+
+/// What a `--redis` URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// One server: the URL as given.
+    Single(String),
+    /// A cluster: one `redis://` (or `rediss://`) URL per seed node, each
+    /// with the user and password of the cluster URL.
+    Cluster(Vec<String>),
+}
+
+impl Target {
+    /// Parses `redis://…`, `rediss://…`, `redis+unix://…`, or
+    /// `redis+cluster://[user:password@]host:port[,host:port…][/]` (and
+    /// `rediss+cluster://` for TLS).
+    pub(crate) fn parse(url: &str) -> Result<Self, IndexError> {
+        let Some((scheme, node_scheme)) = CLUSTER_SCHEMES
+            .iter()
+            .find(|(s, _)| url.starts_with(s))
+            .copied()
+        else {
+            return Ok(Self::Single(url.to_owned()));
+        };
+        let bad = |reason: &str| IndexError::corrupt("--redis", format!("{reason}: {url}"));
+        let rest = url[scheme.len()..].trim_end_matches('/');
+        let (auth, hosts) = match rest.rsplit_once('@') {
+            Some((auth, hosts)) => (format!("{auth}@"), hosts),
+            None => (String::new(), rest),
+        };
+        if hosts.contains(['/', '?', '#']) {
+            return Err(bad("a cluster URL has no database, path or query"));
+        }
+        let nodes: Vec<String> = hosts
+            .split(',')
+            .map(|h| h.trim())
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("{node_scheme}{auth}{h}"))
+            .collect();
+        if nodes.is_empty() {
+            return Err(bad("a cluster URL names at least one host:port"));
+        }
+        Ok(Self::Cluster(nodes))
+    }
+}
+
+/// How [`Conn::open`] connects.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnOptions {
+    pub(crate) response_timeout: Duration,
+    /// A PEM file of the CA certificates to trust for `rediss://`
+    /// (instead of the system's).
+    pub(crate) ca_cert: Option<PathBuf>,
+}
+
+/// A connection to one server or to a cluster. Cheap to clone (one
+/// multiplexed connection per server, reconnecting by itself).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    /// One server.
+    Single(ConnectionManager),
+    /// A cluster: the client keeps a connection per node and the slot map.
+    Cluster(ClusterConnection, Arc<Seeds>),
+}
+
+/// A cluster's seed nodes, to say why none could be reached.
+#[derive(Debug)]
+pub(crate) struct Seeds {
+    urls: Vec<String>,
+    certs: Option<redis::TlsCertificates>,
+}
+
+impl Conn {
+    /// Connects lazily: this does not fail when Redis is down; commands do,
+    /// until it is back.
+    pub(crate) fn open(target: &Target, options: &ConnOptions) -> Result<Self, IndexError> {
+        let certs = match &options.ca_cert {
+            Some(path) => Some(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(path).map_err(|e| {
+                    IndexError::corrupt(path.display().to_string(), format!("CA certificate: {e}"))
+                })?),
+            }),
+            None => None,
+        };
+        match target {
+            Target::Single(url) => {
+                let client = match certs {
+                    Some(certs) => redis::Client::build_with_tls(url.as_str(), certs)?,
+                    None => redis::Client::open(url.as_str())?,
+                };
+                let manager = ConnectionManagerConfig::new()
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(1))
+                    .set_connection_timeout(Some(Duration::from_secs(2)))
+                    .set_response_timeout(Some(options.response_timeout));
+                Ok(Self::Single(ConnectionManager::new_lazy_with_config(
+                    client, manager,
+                )?))
+            }
+            Target::Cluster(nodes) => {
+                let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                    // A redirection (MOVED, ASK) or a lost node is retried a
+                    // few times after reading the slot map again; longer
+                    // outages are the caller's to retry.
+                    .retries(3)
+                    .min_retry_wait(50)
+                    .max_retry_wait(500)
+                    .connection_timeout(Duration::from_secs(2))
+                    .response_timeout(options.response_timeout)
+                    .overall_response_timeout(Some(options.response_timeout));
+                if let Some(certs) = certs.clone() {
+                    builder = builder.certs(certs);
+                }
+                let client = builder.build()?;
+                Ok(Self::Cluster(
+                    client.get_pending_async_connection_with_config(
+                        redis::cluster::ClusterConfig::new(),
+                    ),
+                    Arc::new(Seeds {
+                        urls: nodes.clone(),
+                        certs,
+                    }),
+                ))
+            }
+        }
+    }
+
+    /// Whether this is a cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(..))
+    }
+
+    /// Runs `batch`; the replies of the commands not ignored, in order.
+    /// A command Redis refused fails the whole call (after every command
+    /// ran: pipelines are not transactions).
+    pub(crate) async fn run(&self, batch: &Batch) -> Result<Vec<Value>, RedisError> {
+        if batch.cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Self::Single(conn) => {
+                let mut pipe = Pipeline::with_capacity(batch.cmds.len());
+                for (cmd, ignored) in batch.cmds.iter().zip(&batch.ignored) {
+                    pipe.add_command(cmd.clone());
+                    if *ignored {
+                        pipe.ignore();
+                    }
+                }
+                pipe.query_async(&mut conn.clone()).await
+            }
+            Self::Cluster(conn, _) => {
+                let mut replies: Vec<Option<Value>> = vec![None; batch.cmds.len()];
+                let groups = batch.by_slot()?;
+                let sent = groups.into_iter().map(|(slot, indices)| {
+                    let mut conn = conn.clone();
+                    let mut pipe = Pipeline::with_capacity(indices.len());
+                    for &i in &indices {
+                        pipe.add_command(batch.cmds[i].clone());
+                    }
+                    async move {
+                        let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
+                            slot,
+                            SlotAddr::Master,
+                        ));
+                        let n = indices.len();
+                        conn.route_pipeline(pipe, 0, n, route)
+                            .await
+                            .map(|values| (indices, values))
+                    }
+                });
+                for result in futures::future::join_all(sent).await {
+                    let (indices, values) = result?;
+                    for (i, v) in indices.into_iter().zip(values) {
+                        replies[i] = Some(v);
+                    }
+                }
+                let mut out = Vec::with_capacity(replies.len());
+                for (reply, ignored) in replies.into_iter().zip(&batch.ignored) {
+                    let reply = reply.unwrap_or(Value::Nil);
+                    if let Value::ServerError(e) = reply {
+                        return Err(e.into());
+                    }
+                    if !*ignored {
+                        out.push(reply);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Loads `sources` into the script cache of the server, or of every
+    /// node of the cluster (replicas included: a promoted one then has
+    /// them).
+    pub(crate) async fn load_scripts(&self, sources: &[&str]) -> Result<(), RedisError> {
+        match self {
+            Self::Single(conn) => {
+                let mut pipe = redis::pipe();
+                for code in sources {
+                    pipe.cmd("SCRIPT").arg("LOAD").arg(*code);
+                }
+                pipe.query_async::<Vec<String>>(&mut conn.clone()).await?;
+            }
+            Self::Cluster(conn, _) => {
+                for code in sources {
+                    let mut load = redis::cmd("SCRIPT");
+                    load.arg("LOAD").arg(*code);
+                    conn.clone()
+                        .route_command(
+                            load,
+                            RoutingInfo::MultiNode((
+                                MultipleNodeRoutingInfo::AllNodes,
+                                Some(ResponsePolicy::AllSucceeded),
+                            )),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that Redis answers `PING` (every node of a cluster). When no
+    /// node of a cluster can be reached, the error says why for each seed
+    /// (refused, wrong password, TLS), not only that none answered.
+    pub(crate) async fn ping(&self) -> Result<(), RedisError> {
+        let result = redis::cmd("PING")
+            .query_async::<String>(&mut self.clone())
+            .await
+            .map(drop);
+        let (Err(e), Self::Cluster(_, seeds)) = (&result, self) else {
+            return result;
+        };
+        let mut why = Vec::new();
+        for url in &seeds.urls {
+            let client = match &seeds.certs {
+                Some(certs) => redis::Client::build_with_tls(url.as_str(), certs.clone()),
+                None => redis::Client::open(url.as_str()),
+            };
+            let answer = async {
+                let mut conn = client?.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            };
+            match tokio::time::timeout(Duration::from_secs(2), answer).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => why.push(format!("{}: {err}", host_of(url))),
+                Err(_) => why.push(format!("{}: no answer in 2 s", host_of(url))),
+            }
+        }
+        if why.is_empty() {
+            return result;
+        }
+        Err(RedisError::from((
+            e.kind(),
+            "the cluster's seed nodes",
+            why.join("; "),
+        )))
+    }
+
+    /// Runs `cmd` on every master of the cluster (on the server, for one
+    /// server); each one's reply, by address.
+    pub(crate) async fn on_masters(&self, cmd: Cmd) -> Result<Vec<(String, Value)>, RedisError> {
+        match self {
+            Self::Single(conn) => Ok(vec![(
+                String::new(),
+                cmd.query_async(&mut conn.clone()).await?,
+            )]),
+            Self::Cluster(conn, _) => {
+                let reply = conn
+                    .clone()
+                    .route_command(
+                        cmd,
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                    )
+                    .await?;
+                match reply {
+                    Value::Map(pairs) => pairs
+                        .into_iter()
+                        .map(|(addr, v)| Ok((redis::from_redis_value::<String>(addr)?, v)))
+                        .collect(),
+                    other => Err(RedisError::from((
+                        redis::ErrorKind::Client,
+                        "a reply per master expected",
+                        format!("{other:?}"),
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Runs `cmd` on the node at `addr` (`host:port`, as
+    /// [`on_masters`](Self::on_masters) names it; any for one server).
+    pub(crate) async fn on_node(&self, addr: &str, cmd: Cmd) -> Result<Value, RedisError> {
+        match self {
+            Self::Single(conn) => cmd.query_async(&mut conn.clone()).await,
+            Self::Cluster(conn, _) => {
+                let (host, port) = split_addr(addr)?;
+                conn.clone()
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port }),
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// The cluster's masters and their online replicas (`CLUSTER SHARDS`);
+    /// `None` for one server.
+    pub(crate) async fn topology(&self) -> Result<Option<Topology>, RedisError> {
+        let Self::Cluster(conn, _) = self else {
+            return Ok(None);
+        };
+        let mut shards = redis::cmd("CLUSTER");
+        shards.arg("SHARDS");
+        let reply = conn
+            .clone()
+            .route_command(
+                shards,
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+            )
+            .await?;
+        Ok(Some(Topology::parse(reply)?))
+    }
+
+    /// Waits until the writes this client made on each master of `topology`
+    /// reached one of its online replicas (`WAIT`), within `limit`; then
+    /// checks that the masters are still those of `topology`. An error
+    /// means writes since `topology` was read may be lost: do them again.
+    pub(crate) async fn confirm(
+        &self,
+        topology: &Topology,
+        limit: Duration,
+    ) -> Result<(), IndexError> {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+        let waits = topology
+            .masters
+            .iter()
+            .filter(|(_, replicas)| *replicas > 0)
+            .map(|(addr, _)| async move {
+                let mut wait = redis::cmd("WAIT");
+                wait.arg(1).arg(ms);
+                let acked: i64 = redis::from_redis_value(self.on_node(addr, wait).await?)?;
+                Ok::<_, IndexError>((addr, acked))
+            });
+        for result in futures::future::join_all(waits).await {
+            let (addr, acked) = result?;
+            if acked < 1 {
+                return Err(IndexError::NotReplicated {
+                    master: addr.clone(),
+                });
+            }
+        }
+        let now = self.topology().await?;
+        if now.as_ref().map(Topology::master_addrs) != Some(topology.master_addrs()) {
+            return Err(IndexError::Failover);
+        }
+        Ok(())
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c, _) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c, _) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c, _) => c.get_db(),
+        }
+    }
+}
+
+/// The `host:port` of a node URL (without its password).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.rsplit_once('@').map_or(rest, |(_, h)| h)
+}
+
+/// `host:port` split (an IPv6 host in brackets or not).
+fn split_addr(addr: &str) -> Result<(String, u16), RedisError> {
+    let bad = || {
+        RedisError::from((
+            redis::ErrorKind::Client,
+            "bad node address",
+            addr.to_owned(),
+        ))
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port = port.parse().map_err(|_| bad())?;
+    Ok((host.trim_matches(['[', ']']).to_owned(), port))
+}
+
+/// A cluster's masters, by address (`host:port`), with how many replicas
+/// of each were online.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Topology {
+    pub(crate) masters: Vec<(String, usize)>,
+}
+
+impl Topology {
+    /// From a `CLUSTER SHARDS` reply: per shard, its `nodes`, each with
+    /// `ip` (or `endpoint`), `port` (or `tls-port`), `role` and `health`.
+    fn parse(reply: Value) -> Result<Self, RedisError> {
+        let bad = |what: &str| {
+            RedisError::from((
+                redis::ErrorKind::Client,
+                "unexpected CLUSTER SHARDS reply",
+                what.to_owned(),
+            ))
+        };
+        let shards: Vec<Value> = redis::from_redis_value(reply)?;
+        let mut masters = Vec::new();
+        for shard in shards {
+            let fields = map_of(shard).ok_or_else(|| bad("a shard is not a map"))?;
+            let Some(nodes) = fields.get("nodes").cloned() else {
+                return Err(bad("a shard without nodes"));
+            };
+            let nodes: Vec<Value> = redis::from_redis_value(nodes)?;
+            let mut master = None;
+            let mut replicas = 0;
+            for node in nodes {
+                let node = map_of(node).ok_or_else(|| bad("a node is not a map"))?;
+                let text = |k: &str| {
+                    node.get(k)
+                        .cloned()
+                        .and_then(|v| redis::from_redis_value::<String>(v).ok())
+                };
+                let online = text("health").as_deref() == Some("online");
+                match text("role").as_deref() {
+                    Some("master") if online => {
+                        let host = text("ip")
+                            .or_else(|| text("endpoint"))
+                            .ok_or_else(|| bad("a node without ip"))?;
+                        let port = text("port")
+                            .or_else(|| text("tls-port"))
+                            .ok_or_else(|| bad("a node without port"))?;
+                        master = Some(format!("{host}:{port}"));
+                    }
+                    Some("replica") if online => replicas += 1,
+                    _ => {}
+                }
+            }
+            // A shard with no slots and no online master serves nothing.
+            if let Some(m) = master {
+                masters.push((m, replicas));
+            }
+        }
+        masters.sort();
+        Ok(Self { masters })
+    }
+
+    fn master_addrs(&self) -> Vec<&str> {
+        self.masters.iter().map(|(m, _)| m.as_str()).collect()
+    }
+}
+
+/// A RESP map (RESP3) or flat array of pairs (RESP2), by text key.
+fn map_of(v: Value) -> Option<HashMap<String, Value>> {
+    let pairs: Vec<(Value, Value)> = match v {
+        Value::Map(pairs) => pairs,
+        Value::Array(items) => {
+            let mut it = items.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            pairs
+        }
+        _ => return None,
+    };
+    pairs
+        .into_iter()
+        .map(|(k, v)| redis::from_redis_value::<String>(k).ok().map(|k| (k, v)))
+        .collect()
+}
+
+/// Where a command of a [`Batch`] goes in a cluster.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// The slot of this key.
+    Slot(Slot),
+    /// With the command after it (`MULTI`).
+    Next,
+    /// With the command before it (`EXEC`).
+    Previous,
+}
+
+/// Commands sent together, built like a [`redis::Pipeline`] but knowing
+/// each command's hash slot (see the module's doc).
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    cmds: Vec<Cmd>,
+    places: Vec<Place>,
+    ignored: Vec<bool>,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, name: &str, place: Place) -> &mut Self {
+        self.cmds.push(redis::cmd(name));
+        self.places.push(place);
+        self.ignored.push(false);
+        self
+    }
+
+    /// A command in `key`'s slot; its arguments follow with
+    /// [`arg`](Self::arg) (the key among them where the command wants it).
+    pub(crate) fn cmd_in(&mut self, name: &str, key: &str) -> &mut Self {
+        self.push(name, Place::Slot(Slot::for_key(key)))
+    }
+
+    /// `name key`, in `key`'s slot.
+    pub(crate) fn key_cmd(&mut self, name: &str, key: &str) -> &mut Self {
+        self.cmd_in(name, key).arg(key)
+    }
+
+    /// `MULTI`: a transaction of the commands up to [`exec`](Self::exec),
+    /// which must share a slot.
+    pub(crate) fn multi(&mut self) -> &mut Self {
+        self.push("MULTI", Place::Next)
+    }
+
+    /// `EXEC`, ending a [`multi`](Self::multi); its reply is an array of
+    /// the transaction's replies.
+    pub(crate) fn exec(&mut self) -> &mut Self {
+        self.push("EXEC", Place::Previous)
+    }
+
+    /// Appends an argument to the last command.
+    pub(crate) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        if let Some(cmd) = self.cmds.last_mut() {
+            cmd.arg(arg);
+        }
+        self
+    }
+
+    /// Leaves the last command's reply out of [`Conn::run`]'s.
+    pub(crate) fn ignore(&mut self) -> &mut Self {
+        if let Some(i) = self.ignored.last_mut() {
+            *i = true;
+        }
+        self
+    }
+
+    /// The commands' indices grouped by slot, each group in order.
+    fn by_slot(&self) -> Result<Vec<(Slot, Vec<usize>)>, RedisError> {
+        let n = self.cmds.len();
+        let mut slots: Vec<Option<Slot>> = self
+            .places
+            .iter()
+            .map(|p| match p {
+                Place::Slot(s) => Some(*s),
+                _ => None,
+            })
+            .collect();
+        for i in 0..n {
+            if let Place::Previous = self.places[i] {
+                slots[i] = i.checked_sub(1).and_then(|j| slots[j]);
+            }
+        }
+        for i in (0..n).rev() {
+            if let Place::Next = self.places[i] {
+                slots[i] = slots.get(i + 1).copied().flatten();
+            }
+        }
+        let mut groups: Vec<(Slot, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<Slot, usize> = HashMap::new();
+        for (i, slot) in slots.into_iter().enumerate() {
+            let slot = slot.ok_or_else(|| {
+                RedisError::from((
+                    redis::ErrorKind::Client,
+                    "a command of a cluster batch has no slot",
+                ))
+            })?;
+            let g = *index.entry(slot).or_insert_with(|| {
+                groups.push((slot, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(i);
+        }
+        Ok(groups)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_of_one_server_and_of_a_cluster() {
+        assert_eq!(
+            Target::parse("redis://127.0.0.1:6379/2").unwrap(),
+            Target::Single("redis://127.0.0.1:6379/2".into())
+        );
+        assert_eq!(
+            Target::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001/").unwrap(),
+            Target::Cluster(vec![
+                "redis://:pw@10.0.0.1:7000".into(),
+                "redis://:pw@10.0.0.2:7001".into()
+            ])
+        );
+        assert_eq!(
+            Target::parse("rediss+cluster://user:pw@h:7000").unwrap(),
+            Target::Cluster(vec!["rediss://user:pw@h:7000".into()])
+        );
+        assert!(Target::parse("redis+cluster://").is_err());
+        assert!(Target::parse("redis+cluster://h:1/0").is_err());
+    }
+
+    #[test]
+    fn a_batch_is_grouped_by_slot_keeping_order_and_transactions_together() {
+        let mut b = Batch::new();
+        b.key_cmd("GET", "a{x}");
+        b.multi().ignore();
+        b.key_cmd("HGETALL", "p{y}").ignore();
+        b.key_cmd("HGETALL", "q{y}").ignore();
+        b.exec();
+        b.key_cmd("GET", "b{x}");
+        b.cmd_in("EVALSHA", "z{y}").arg("sha").arg(1).arg("z{y}");
+        let groups = b.by_slot().unwrap();
+        assert_eq!(
+            groups,
+            vec![
+                (Slot::for_key("x"), vec![0, 5]),
+                (Slot::for_key("y"), vec![1, 2, 3, 4, 6]),
+            ]
+        );
+        let mut keyless = Batch::new();
+        keyless.push("PING", Place::Previous);
+        assert!(keyless.by_slot().is_err());
+    }
+
+    #[test]
+    fn cluster_shards_replies_give_masters_and_online_replicas() {
+        let node = |ip: &str, port: i64, role: &str, health: &str| {
+            Value::Array(vec![
+                Value::BulkString(b"ip".to_vec()),
+                Value::BulkString(ip.as_bytes().to_vec()),
+                Value::BulkString(b"port".to_vec()),
+                Value::Int(port),
+                Value::BulkString(b"role".to_vec()),
+                Value::BulkString(role.as_bytes().to_vec()),
+                Value::BulkString(b"health".to_vec()),
+                Value::BulkString(health.as_bytes().to_vec()),
+            ])
+        };
+        let shard = |nodes: Vec<Value>| {
+            Value::Array(vec![
+                Value::BulkString(b"slots".to_vec()),
+                Value::Array(vec![]),
+                Value::BulkString(b"nodes".to_vec()),
+                Value::Array(nodes),
+            ])
+        };
+        let reply = Value::Array(vec![
+            shard(vec![
+                node("127.0.0.1", 7001, "master", "online"),
+                node("127.0.0.1", 7004, "replica", "online"),
+            ]),
+            shard(vec![
+                node("127.0.0.1", 7000, "master", "online"),
+                node("127.0.0.1", 7003, "replica", "loading"),
+            ]),
+            shard(vec![node("127.0.0.1", 7002, "master", "failed")]),
+        ]);
+        assert_eq!(
+            Topology::parse(reply).unwrap(),
+            Topology {
+                masters: vec![("127.0.0.1:7000".into(), 0), ("127.0.0.1:7001".into(), 1)]
+            }
+        );
+    }
+}

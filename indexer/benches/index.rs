@@ -9,13 +9,22 @@
 //! * verify only, no key cache: each record verified with
 //!   `SignedRecord::verify` on the same threads, for comparison.
 //! * index into redis: from the start of the indexer to its cursor at the
-//!   last record (reading the log, verifying, writing Redis), records/s.
-//! * the ratio of the indexing rate to the first verify-only rate.
+//!   last record (reading the log, verifying, writing Redis), records/s,
+//!   into each of: one private `redis-server`, a Redis Cluster of 3 masters,
+//!   and one of 3 masters with a replica each (writes confirmed on a
+//!   replica, `docs/redis.md` section 6). The servers are started by the
+//!   bench on free ports, with the same binary and settings.
+//! * per backend, the CPU time of this process and of each server, and for
+//!   a cluster which master holds the keys every batch writes (`packages`,
+//!   `recent`, `{global}:stats`): a hot spot shows as one master's CPU
+//!   well above the others'.
+//! * the ratio of each indexing rate to the first verify-only rate, and of
+//!   the clusters' rates to one server's.
 //!
-//! `cargo bench -p ipsr-indexer --bench index` (Redis from
-//! `IPSR_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`; the bench's keys
-//! are deleted afterwards). `IPSR_BENCH_RECORDS` changes the count;
-//! `IPSR_BENCH_SOURCE=local` reads the log in-process instead of over HTTP.
+//! `cargo bench -p ipsr-indexer --bench index` (the bench's keys are
+//! deleted afterwards). `IPSR_BENCH_RECORDS` changes the count;
+//! `IPSR_BENCH_SOURCE=local` reads the log in-process instead of over HTTP;
+//! `IPSR_BENCH_REDIS=URL` indexes into that Redis (or cluster) only.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,7 +36,7 @@ use ipsr_indexer::{
     Source, Verifier,
 };
 use ipsr_proto::{AuthorKey, SignedRecord};
-use ipsr_testkit::{cid, redis_url, release};
+use ipsr_testkit::{ClusterOptions, RedisCluster, RedisServer, cid, free_port, release};
 
 const PACKAGES_PER_AUTHOR: u64 = 20;
 const VERSIONS: u64 = 5;
@@ -171,53 +180,114 @@ fn main() {
             .await
             .unwrap();
         tokio::spawn(server);
-        let url = redis_url();
-        let mut config = RedisConfig::new(url.clone());
-        config.prefix = format!("ipsr-bench:{}:", std::process::id());
-        let index = RedisIndex::open(&config).unwrap();
-        index.clear().await.unwrap();
         let local = std::env::var("IPSR_BENCH_SOURCE").is_ok_and(|s| s == "local");
-        let redis_cpu_before = redis_cpu(&url).await;
-        let cpu_before = process_cpu();
-        let (index_time, label) = if local {
-            let source = LocalSource::new(node.clone());
-            (
-                run_indexer(source, index.clone(), n, threads).await,
-                "in-process log",
-            )
-        } else {
-            let source = HttpSource::new(&format!("http://{addr}"));
-            (
-                run_indexer(source, index.clone(), n, threads).await,
-                "HTTP log",
-            )
-        };
-
-        let redis_cpu_after = redis_cpu(&url).await;
-        let cpu_after = process_cpu();
-        let stats = ipsr_indexer::Index::stats(&index).await.unwrap();
-        assert_eq!(stats.records, n, "every record indexed once");
-        index.clear().await.unwrap();
-        let index_rate = n as f64 / index_time.as_secs_f64();
-        println!("index into redis ({label}): {index_rate:>7.0} records/s ({index_time:.2?})");
-        // CPU time used while indexing, whatever the other load on the
-        // machine (Redis's figure includes any other client of that server).
-        if let (Some(a), Some(b)) = (cpu_before, cpu_after) {
-            print!(
-                "  cpu while indexing: this process (node + indexer) {:.2}s",
-                b - a
-            );
-            if let (Some(a), Some(b)) = (redis_cpu_before, redis_cpu_after) {
-                print!(", redis-server {:.2}s", b - a);
+        let label = if local { "in-process log" } else { "HTTP log" };
+        let api = format!("http://{addr}");
+        let run = |index: RedisIndex| {
+            let node = node.clone();
+            let api = api.clone();
+            async move {
+                if local {
+                    run_indexer(LocalSource::new(node), index, n, threads).await
+                } else {
+                    run_indexer(HttpSource::new(&api), index, n, threads).await
+                }
             }
-            println!();
+        };
+        let mut rates: Vec<(String, f64)> = Vec::new();
+        if let Ok(url) = std::env::var("IPSR_BENCH_REDIS") {
+            let rate = index_into(&run, &url, &[url.clone()], n, label).await;
+            rates.push((url, rate));
+        } else {
+            let single = RedisServer::start(free_port());
+            let rate = index_into(&run, &single.url(), &[single.url()], n, label).await;
+            rates.push(("one redis-server".into(), rate));
+            drop(single);
+            for replicas in [0, 1] {
+                let cluster = RedisCluster::start(ClusterOptions {
+                    masters: 3,
+                    replicas_per_master: replicas,
+                    ..ClusterOptions::default()
+                });
+                let masters: Vec<String> = cluster
+                    .masters()
+                    .iter()
+                    .map(|p| format!("redis://127.0.0.1:{p}"))
+                    .collect();
+                let rate = index_into(&run, &cluster.url(), &masters, n, label).await;
+                for key in ["packages", "recent", "{global}:stats"] {
+                    let port = cluster.master_of_key(&format!("ipsr-bench:{key}"));
+                    println!("  {key} is on the master at port {port}");
+                }
+                rates.push((
+                    format!("cluster of 3 masters, {replicas} replica(s) each"),
+                    rate,
+                ));
+            }
         }
-        println!(
-            "ratio {:.2}: indexing rate / verify-only rate with the key cache \
-             (targets: >= 20000 records/s, >= 0.50)",
-            index_rate / verify_rate
-        );
+        for (what, rate) in &rates {
+            println!(
+                "ratio {:.2}: indexing rate into {what} / verify-only rate with the key cache \
+                 (targets: >= 20000 records/s, >= 0.50)",
+                rate / verify_rate
+            );
+        }
+        if let Some((_, base)) = rates.first() {
+            for (what, rate) in &rates[1..] {
+                println!(
+                    "ratio {:.2}: {what} / one redis-server (target >= 1.0)",
+                    rate / base
+                );
+            }
+        }
     });
+}
+
+/// Indexes the `n` records into the Redis or cluster at `url` (keys under
+/// `ipsr-bench:`, deleted after) with `run`; prints the rate and the CPU
+/// used by this process and by each of `servers` (the masters of a
+/// cluster). Returns the rate.
+async fn index_into<F, Fut>(run: &F, url: &str, servers: &[String], n: u64, label: &str) -> f64
+where
+    F: Fn(RedisIndex) -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let mut config = RedisConfig::new(url);
+    config.prefix = "ipsr-bench:".into();
+    let index = RedisIndex::open(&config).unwrap();
+    index.clear().await.unwrap();
+    let mut servers_before = Vec::new();
+    for s in servers {
+        servers_before.push(redis_cpu(s).await);
+    }
+    let cpu_before = process_cpu();
+    let index_time = run(index.clone()).await;
+    let cpu_after = process_cpu();
+    let stats = ipsr_indexer::Index::stats(&index).await.unwrap();
+    assert_eq!(stats.records, n, "every record indexed once");
+    let what = if index.is_cluster() {
+        format!("redis cluster, {} masters", servers.len())
+    } else {
+        "one redis-server".to_owned()
+    };
+    let index_rate = n as f64 / index_time.as_secs_f64();
+    println!("index into {what} ({label}): {index_rate:>7.0} records/s ({index_time:.2?})");
+    // CPU time used while indexing, whatever the other load on the machine.
+    if let (Some(a), Some(b)) = (cpu_before, cpu_after) {
+        print!(
+            "  cpu while indexing: this process (node + indexer) {:.2}s",
+            b - a
+        );
+        for (s, before) in servers.iter().zip(servers_before) {
+            if let (Some(a), Some(b)) = (before, redis_cpu(s).await) {
+                let port = s.rsplit(':').next().unwrap_or(s);
+                print!(", redis-server :{port} {:.2}s", b - a);
+            }
+        }
+        println!();
+    }
+    index.clear().await.unwrap();
+    index_rate
 }
 
 /// Runs an indexer (verifying on `threads` threads) until its cursor

@@ -23,10 +23,11 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
-    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, Slot,
-    SlotAddr,
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
 };
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, ToRedisArgs, Value};
+
+use tracing::debug;
 
 use crate::IndexError;
 
@@ -99,11 +100,134 @@ pub(crate) enum Conn {
     Cluster(ClusterConnection, Arc<Seeds>),
 }
 
-/// A cluster's seed nodes, to say why none could be reached.
+/// A cluster's seed nodes, to say why none could be reached, and the
+/// masters owning the slots as last read.
 #[derive(Debug)]
 pub(crate) struct Seeds {
     urls: Vec<String>,
     certs: Option<redis::TlsCertificates>,
+    owners: std::sync::RwLock<Option<Arc<Owners>>>,
+}
+
+/// Which master (`host:port`) serves each slot: ranges sorted by start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Owners(Vec<(u16, u16, Arc<str>)>);
+
+impl Owners {
+    fn of(&self, slot: u16) -> Option<&Arc<str>> {
+        let i = self.0.partition_point(|(start, _, _)| *start <= slot);
+        let (start, end, addr) = self.0.get(i.checked_sub(1)?)?;
+        (*start <= slot && slot <= *end).then_some(addr)
+    }
+}
+
+/// Runs each slot's commands as one pipeline routed by slot (the client
+/// follows redirections); the replies by command index.
+async fn run_by_slot(
+    conn: &ClusterConnection,
+    batch: &Batch,
+    groups: Vec<(u16, Vec<usize>)>,
+) -> Result<Vec<Value>, RedisError> {
+    let mut replies: Vec<Value> = vec![Value::Nil; batch.cmds.len()];
+    let sent = groups.into_iter().map(|(slot, indices)| {
+        let mut conn = conn.clone();
+        let mut pipe = Pipeline::with_capacity(indices.len());
+        for &i in &indices {
+            pipe.add_command(batch.cmds[i].clone());
+        }
+        async move {
+            let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+            let n = indices.len();
+            conn.route_pipeline(pipe, 0, n, route)
+                .await
+                .map(|values| (indices, values))
+        }
+    });
+    for result in futures::future::join_all(sent).await {
+        let (indices, values) = result?;
+        for (i, v) in indices.into_iter().zip(values) {
+            replies[i] = v;
+        }
+    }
+    Ok(replies)
+}
+
+/// Runs the commands of the slots each master owns (by `owners`) as one
+/// pipeline to it; the replies by command index. Fails on any
+/// redirection or cluster error in a reply: `owners` is stale.
+async fn run_by_master(
+    conn: &ClusterConnection,
+    batch: &Batch,
+    groups: &[(u16, Vec<usize>)],
+    owners: &Owners,
+) -> Result<Vec<Value>, RedisError> {
+    let stale = || RedisError::from((redis::ErrorKind::Client, "slot map is stale"));
+    let mut by_master: HashMap<&Arc<str>, Vec<usize>> = HashMap::new();
+    for (slot, indices) in groups {
+        let owner = owners.of(*slot).ok_or_else(stale)?;
+        by_master.entry(owner).or_default().extend(indices);
+    }
+    let mut replies: Vec<Value> = vec![Value::Nil; batch.cmds.len()];
+    let sent = by_master.into_iter().map(|(addr, mut indices)| {
+        // Each slot's commands stay in their order (transactions whole).
+        indices.sort_unstable();
+        let mut conn = conn.clone();
+        let mut pipe = Pipeline::with_capacity(indices.len());
+        for &i in &indices {
+            pipe.add_command(batch.cmds[i].clone());
+        }
+        async move {
+            let (host, port) = split_addr(addr)?;
+            let n = indices.len();
+            conn.route_pipeline(pipe, 0, n, SingleNodeRoutingInfo::ByAddress { host, port })
+                .await
+                .map(|values| (indices, values))
+        }
+    });
+    for result in futures::future::join_all(sent).await {
+        let (indices, values) = result?;
+        for (i, v) in indices.into_iter().zip(values) {
+            if let Value::ServerError(e) = &v
+                && matches!(
+                    e.kind(),
+                    Some(
+                        redis::ServerErrorKind::Moved
+                            | redis::ServerErrorKind::Ask
+                            | redis::ServerErrorKind::TryAgain
+                            | redis::ServerErrorKind::ClusterDown
+                            | redis::ServerErrorKind::CrossSlot
+                    )
+                )
+            {
+                return Err(stale());
+            }
+            replies[i] = v;
+        }
+    }
+    Ok(replies)
+}
+
+/// The hash slot of `key` (Redis Cluster: CRC16/XMODEM of the key, or of
+/// its hash tag — the text between the first `{` and the next `}` when
+/// not empty — modulo 16384).
+pub(crate) fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|b| *b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|b| *b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    let mut crc: u16 = 0;
+    for byte in tagged.unwrap_or(key) {
+        crc ^= u16::from(*byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
 }
 
 impl Conn {
@@ -156,6 +280,7 @@ impl Conn {
                     Arc::new(Seeds {
                         urls: nodes.clone(),
                         certs,
+                        owners: std::sync::RwLock::new(None),
                     }),
                 ))
             }
@@ -185,43 +310,31 @@ impl Conn {
                 }
                 pipe.query_async(&mut conn.clone()).await
             }
-            Self::Cluster(conn, _) => {
-                let mut replies: Vec<Option<Value>> = vec![None; batch.cmds.len()];
+            Self::Cluster(conn, seeds) => {
                 let groups = batch.by_slot()?;
-                let sent = groups.into_iter().map(|(slot, indices)| {
-                    let mut conn = conn.clone();
-                    let mut pipe = Pipeline::with_capacity(indices.len());
-                    for &i in &indices {
-                        pipe.add_command(batch.cmds[i].clone());
-                    }
-                    async move {
-                        let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
-                            slot,
-                            SlotAddr::Master,
-                        ));
-                        let n = indices.len();
-                        conn.route_pipeline(pipe, 0, n, route)
-                            .await
-                            .map(|values| (indices, values))
-                    }
-                });
-                for result in futures::future::join_all(sent).await {
-                    let (indices, values) = result?;
-                    for (i, v) in indices.into_iter().zip(values) {
-                        replies[i] = Some(v);
+                // Known owners: one pipeline per master. A stale map shows
+                // as a redirection (or a lost node): then per slot, which
+                // the client routes and redirects itself. Running a batch
+                // again is harmless (its writes are idempotent).
+                let owners = seeds.owners.read().map(|o| o.clone()).unwrap_or(None);
+                if let Some(owners) = owners {
+                    match run_by_master(conn, batch, &groups, &owners).await {
+                        Ok(replies) => return batch.replies(replies),
+                        Err(e) => {
+                            debug!(error = %e, "by master failed: slot map dropped, by slot");
+                            if let Ok(mut o) = seeds.owners.write() {
+                                *o = None;
+                            }
+                        }
                     }
                 }
-                let mut out = Vec::with_capacity(replies.len());
-                for (reply, ignored) in replies.into_iter().zip(&batch.ignored) {
-                    let reply = reply.unwrap_or(Value::Nil);
-                    if let Value::ServerError(e) = reply {
-                        return Err(e.into());
-                    }
-                    if !*ignored {
-                        out.push(reply);
-                    }
+                let replies = run_by_slot(conn, batch, groups).await?;
+                if let Ok(Some(topology)) = self.topology().await
+                    && let Ok(mut o) = seeds.owners.write()
+                {
+                    *o = Some(Arc::new(topology.owners));
                 }
-                Ok(out)
+                batch.replies(replies)
             }
         }
     }
@@ -449,6 +562,8 @@ fn split_addr(addr: &str) -> Result<(String, u16), RedisError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Topology {
     pub(crate) masters: Vec<(String, usize)>,
+    /// The slots each master serves.
+    pub(crate) owners: Owners,
 }
 
 impl Topology {
@@ -464,12 +579,17 @@ impl Topology {
         };
         let shards: Vec<Value> = redis::from_redis_value(reply)?;
         let mut masters = Vec::new();
+        let mut owners = Vec::new();
         for shard in shards {
             let fields = map_of(shard).ok_or_else(|| bad("a shard is not a map"))?;
             let Some(nodes) = fields.get("nodes").cloned() else {
                 return Err(bad("a shard without nodes"));
             };
             let nodes: Vec<Value> = redis::from_redis_value(nodes)?;
+            let slots: Vec<i64> = match fields.get("slots").cloned() {
+                Some(v) => redis::from_redis_value(v)?,
+                None => Vec::new(),
+            };
             let mut master = None;
             let mut replicas = 0;
             for node in nodes {
@@ -496,11 +616,21 @@ impl Topology {
             }
             // A shard with no slots and no online master serves nothing.
             if let Some(m) = master {
+                let addr: Arc<str> = Arc::from(m.as_str());
+                for pair in slots.chunks_exact(2) {
+                    if let (Ok(start), Ok(end)) = (u16::try_from(pair[0]), u16::try_from(pair[1])) {
+                        owners.push((start, end, addr.clone()));
+                    }
+                }
                 masters.push((m, replicas));
             }
         }
         masters.sort();
-        Ok(Self { masters })
+        owners.sort();
+        Ok(Self {
+            masters,
+            owners: Owners(owners),
+        })
     }
 
     fn master_addrs(&self) -> Vec<&str> {
@@ -532,7 +662,7 @@ fn map_of(v: Value) -> Option<HashMap<String, Value>> {
 #[derive(Debug, Clone, Copy)]
 enum Place {
     /// The slot of this key.
-    Slot(Slot),
+    Slot(u16),
     /// With the command after it (`MULTI`).
     Next,
     /// With the command before it (`EXEC`).
@@ -563,7 +693,7 @@ impl Batch {
     /// A command in `key`'s slot; its arguments follow with
     /// [`arg`](Self::arg) (the key among them where the command wants it).
     pub(crate) fn cmd_in(&mut self, name: &str, key: &str) -> &mut Self {
-        self.push(name, Place::Slot(Slot::for_key(key)))
+        self.push(name, Place::Slot(key_slot(key.as_bytes())))
     }
 
     /// `name key`, in `key`'s slot.
@@ -599,10 +729,25 @@ impl Batch {
         self
     }
 
+    /// The replies of the commands not ignored, from the replies of all;
+    /// the first error of any command.
+    fn replies(&self, all: Vec<Value>) -> Result<Vec<Value>, RedisError> {
+        let mut out = Vec::with_capacity(all.len());
+        for (reply, ignored) in all.into_iter().zip(&self.ignored) {
+            if let Value::ServerError(e) = reply {
+                return Err(e.into());
+            }
+            if !*ignored {
+                out.push(reply);
+            }
+        }
+        Ok(out)
+    }
+
     /// The commands' indices grouped by slot, each group in order.
-    fn by_slot(&self) -> Result<Vec<(Slot, Vec<usize>)>, RedisError> {
+    fn by_slot(&self) -> Result<Vec<(u16, Vec<usize>)>, RedisError> {
         let n = self.cmds.len();
-        let mut slots: Vec<Option<Slot>> = self
+        let mut slots: Vec<Option<u16>> = self
             .places
             .iter()
             .map(|p| match p {
@@ -620,8 +765,8 @@ impl Batch {
                 slots[i] = slots.get(i + 1).copied().flatten();
             }
         }
-        let mut groups: Vec<(Slot, Vec<usize>)> = Vec::new();
-        let mut index: HashMap<Slot, usize> = HashMap::new();
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<u16, usize> = HashMap::new();
         for (i, slot) in slots.into_iter().enumerate() {
             let slot = slot.ok_or_else(|| {
                 RedisError::from((
@@ -642,6 +787,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redis::cluster_routing::Slot;
 
     #[test]
     fn urls_of_one_server_and_of_a_cluster() {
@@ -678,13 +824,30 @@ mod tests {
         assert_eq!(
             groups,
             vec![
-                (Slot::for_key("x"), vec![0, 5]),
-                (Slot::for_key("y"), vec![1, 2, 3, 4, 6]),
+                (key_slot(b"x"), vec![0, 5]),
+                (key_slot(b"y"), vec![1, 2, 3, 4, 6]),
             ]
         );
         let mut keyless = Batch::new();
         keyless.push("PING", Place::Previous);
         assert!(keyless.by_slot().is_err());
+    }
+
+    #[test]
+    fn key_slots_are_those_of_redis_cluster() {
+        // From the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(key_slot(b"123456789"), 0x31c3 % 16_384);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}".as_slice()));
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        for key in ["ipsr:pkg:{k51/com.x}", "a{b}c", "{}", "{", "x}{y}", "plain"] {
+            assert_eq!(
+                Slot::new(key_slot(key.as_bytes())),
+                Some(Slot::for_key(key)),
+                "{key}"
+            );
+        }
     }
 
     #[test]
@@ -701,30 +864,47 @@ mod tests {
                 Value::BulkString(health.as_bytes().to_vec()),
             ])
         };
-        let shard = |nodes: Vec<Value>| {
+        let shard = |slots: &[i64], nodes: Vec<Value>| {
             Value::Array(vec![
                 Value::BulkString(b"slots".to_vec()),
-                Value::Array(vec![]),
+                Value::Array(slots.iter().map(|s| Value::Int(*s)).collect()),
                 Value::BulkString(b"nodes".to_vec()),
                 Value::Array(nodes),
             ])
         };
         let reply = Value::Array(vec![
-            shard(vec![
-                node("127.0.0.1", 7001, "master", "online"),
-                node("127.0.0.1", 7004, "replica", "online"),
-            ]),
-            shard(vec![
-                node("127.0.0.1", 7000, "master", "online"),
-                node("127.0.0.1", 7003, "replica", "loading"),
-            ]),
-            shard(vec![node("127.0.0.1", 7002, "master", "failed")]),
+            shard(
+                &[5461, 10922],
+                vec![
+                    node("127.0.0.1", 7001, "master", "online"),
+                    node("127.0.0.1", 7004, "replica", "online"),
+                ],
+            ),
+            shard(
+                &[0, 5460, 10923, 12000],
+                vec![
+                    node("127.0.0.1", 7000, "master", "online"),
+                    node("127.0.0.1", 7003, "replica", "loading"),
+                ],
+            ),
+            shard(
+                &[12001, 16383],
+                vec![node("127.0.0.1", 7002, "master", "failed")],
+            ),
         ]);
+        let topology = Topology::parse(reply).unwrap();
         assert_eq!(
-            Topology::parse(reply).unwrap(),
-            Topology {
-                masters: vec![("127.0.0.1:7000".into(), 0), ("127.0.0.1:7001".into(), 1)]
-            }
+            topology.masters,
+            vec![("127.0.0.1:7000".into(), 0), ("127.0.0.1:7001".into(), 1)]
         );
+        let owner = |slot| topology.owners.of(slot).map(|a| a.to_string());
+        assert_eq!(owner(0).as_deref(), Some("127.0.0.1:7000"));
+        assert_eq!(owner(5460).as_deref(), Some("127.0.0.1:7000"));
+        assert_eq!(owner(5461).as_deref(), Some("127.0.0.1:7001"));
+        assert_eq!(owner(10922).as_deref(), Some("127.0.0.1:7001"));
+        assert_eq!(owner(11000).as_deref(), Some("127.0.0.1:7000"));
+        // The failed master's slots have no owner: sent by slot instead.
+        assert_eq!(owner(12001), None);
+        assert_eq!(owner(16383), None);
     }
 }

@@ -196,7 +196,7 @@ fn main() {
         };
         let mut rates: Vec<(String, f64)> = Vec::new();
         if let Ok(url) = std::env::var("IPSR_BENCH_REDIS") {
-            let rate = index_into(&run, &url, &[url.clone()], n, label).await;
+            let rate = index_into(&run, &url, std::slice::from_ref(&url), n, label).await;
             rates.push((url, rate));
         } else {
             let single = RedisServer::start(free_port());

@@ -19,8 +19,8 @@ use ipsr_indexer::{Index, StoreIndex};
 use ipsr_node::Client;
 use ipsr_proto::{AuthorKey, ContentId, Platform, SignedRecord};
 use ipsr_testkit::{
-    RedisServer, ReleaseBuilder, cid, free_port, key, pattern, redis_url, release, shared_cluster,
-    wait_until, yank,
+    ClusterOptions, RedisCluster, RedisServer, ReleaseBuilder, cid, free_port, key, pattern,
+    redis_url, release, shared_cluster, wait_until, yank,
 };
 use serde_json::Value;
 use warp::Filter;
@@ -785,6 +785,83 @@ async fn redis_down_is_a_503_not_a_500() {
     );
     let (status, _) = env.json("/healthz").await;
     assert_eq!(status, 503);
+}
+
+/// A gateway on a Redis Cluster of 3 masters with a replica each, one
+/// master killed: reads of a package in its slots answer 503
+/// `index_unavailable` (never 500) while no node serves the slot, then 200
+/// by themselves once its replica took over; a package on another master
+/// reads 200 throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_failover_reads_are_503_only_until_a_replica_takes_over() {
+    let mut cluster = RedisCluster::start(ClusterOptions {
+        masters: 3,
+        replicas_per_master: 1,
+        ..ClusterOptions::default()
+    });
+    let (dir, node) = common::node().await;
+    let test = TestIndex::new(&cluster.url(), "failover_reads");
+    let running = Running::start(&node, test.index.clone());
+    let k = key(9);
+    let author = k.author_id().to_string();
+    let pkg_key = |name: &str| format!("{}pkg:{{{author}/{name}}}", test.index.prefix());
+    // Two packages: one whose keys the killed master holds, one elsewhere.
+    let victim_name = "com.example.failover0";
+    let victim = cluster.master_of_key(&pkg_key(victim_name));
+    let other_name = (1..100)
+        .map(|i| format!("com.example.failover{i}"))
+        .find(|n| cluster.master_of_key(&pkg_key(n)) != victim)
+        .unwrap();
+    for name in [victim_name, other_name.as_str()] {
+        node.publish(app(&k, name, "1.0.0", "Failover").sign())
+            .await
+            .unwrap();
+    }
+    running.caught_up(&node).await;
+    let gateway = Gateway::new(
+        node.clone(),
+        Arc::new(test.index.clone()),
+        GatewayConfig::default(),
+    );
+    let env = Env {
+        _dir: dir,
+        node,
+        gateway,
+        redis: None,
+    };
+    let victim_path = format!("/api/v1/package/{author}/{victim_name}");
+    let other_path = format!("/api/v1/package/{author}/{other_name}");
+    assert_eq!(env.json(&victim_path).await.0, 200);
+    assert_eq!(env.json(&other_path).await.0, 200);
+
+    cluster.kill(victim);
+    let killed = std::time::Instant::now();
+    let mut unavailable = 0;
+    loop {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(60),
+            "reads did not recover within 60 s"
+        );
+        let (status, body) = env.json(&victim_path).await;
+        match status {
+            200 if unavailable > 0 => break,
+            200 => {}
+            503 => {
+                assert_eq!(body["code"], "index_unavailable");
+                unavailable += 1;
+            }
+            other => panic!("{victim_path}: {other} {body}"),
+        }
+        assert_eq!(env.json(&other_path).await.0, 200, "{other_path}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "failover: {unavailable} reads answered 503; 200 again {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
+    assert!(cluster.wait_until_healthy(std::time::Duration::from_secs(30)));
+    assert!(!cluster.masters().contains(&victim));
+    assert_eq!(env.json("/healthz").await.0, 200);
 }
 
 /// Every path and method of the OpenAPI document is a route of the gateway

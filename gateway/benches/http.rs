@@ -1,8 +1,8 @@
 //! `cargo bench -p ipsr-gateway --bench http`: requests per second and
 //! latency of `GET /api/v1/package/{author}/{package}` with `wrk` on
-//! loopback (1 thread, 50 connections, 10 s), on the embedded backend and
-//! on the Redis backend, next to nginx serving the same JSON as a static
-//! file, all in one run. Targets (issue 7): each backend at least half of
+//! loopback (1 thread, 50 connections, 10 s), on the embedded backend, on
+//! one Redis and on a Redis Cluster of 3 masters (started by the bench),
+//! next to nginx serving the same JSON as a static file, all in one run. Targets (issue 7): each backend at least half of
 //! nginx's requests per second, p99 latency under 10 ms.
 //!
 //! Needs `wrk` and `nginx` (`apt-get install wrk nginx-light`) and Redis
@@ -16,7 +16,9 @@ mod procs;
 mod wrk;
 
 use ipsr_proto::AuthorKey;
-use ipsr_testkit::{agent, cid, free_port, redis_url, release, wait_for};
+use ipsr_testkit::{
+    ClusterOptions, RedisCluster, agent, cid, free_port, redis_url, release, wait_for,
+};
 use procs::gateway;
 use wrk::{nginx, wrk};
 
@@ -59,6 +61,23 @@ fn main() {
         &dir.path().join("redis"),
         &["--redis", &redis_url, "--redis-prefix", &prefix],
     );
+    let cluster = RedisCluster::start(ClusterOptions::default());
+    let cluster_url = cluster.url();
+    let (_cluster_gw, cluster_http, cluster_api) = gateway(
+        &dir.path().join("cluster"),
+        &["--redis", &cluster_url, "--redis-prefix", &prefix],
+    );
+    let (_cluster_raw, cluster_raw_http, cluster_raw_api) = gateway(
+        &dir.path().join("cluster-raw"),
+        &[
+            "--redis",
+            &cluster_url,
+            "--redis-prefix",
+            &format!("{prefix}raw:"),
+            "--view-cache-ms",
+            "0",
+        ],
+    );
     // The same two without the view cache, to show what it is worth.
     let (_embedded_raw, embedded_raw_http, embedded_raw_api) =
         gateway(&dir.path().join("embedded-raw"), &["--view-cache-ms", "0"]);
@@ -74,7 +93,14 @@ fn main() {
         ],
     );
     let agent = agent();
-    for api in [&embedded_api, &redis_api, &embedded_raw_api, &redis_raw_api] {
+    for api in [
+        &embedded_api,
+        &redis_api,
+        &embedded_raw_api,
+        &redis_raw_api,
+        &cluster_api,
+        &cluster_raw_api,
+    ] {
         for record in &records {
             let response = agent
                 .post(format!("{api}/v1/records"))
@@ -92,7 +118,12 @@ fn main() {
     let json = wait_for("the embedded gateway to serve the package", || {
         body(&embedded_http)
     });
-    for http in [&redis_http, &redis_raw_http] {
+    for http in [
+        &redis_http,
+        &redis_raw_http,
+        &cluster_http,
+        &cluster_raw_http,
+    ] {
         wait_for("the indexer to fill Redis", || {
             body(http).filter(|b| b.contains("1.5.0"))
         });
@@ -117,8 +148,10 @@ fn main() {
         ("nginx (static file)", nginx_url),
         ("gateway, embedded", format!("{embedded_http}{path}")),
         ("gateway, redis", format!("{redis_http}{path}")),
+        ("gateway, redis cluster", format!("{cluster_http}{path}")),
         ("embedded, no cache", format!("{embedded_raw_http}{path}")),
         ("redis, no cache", format!("{redis_raw_http}{path}")),
+        ("cluster, no cache", format!("{cluster_raw_http}{path}")),
     ];
     let mut results = Vec::new();
     for (name, url) in &runs {

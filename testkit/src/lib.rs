@@ -4,8 +4,8 @@
 //! | module | what |
 //! |---|---|
 //! | `proc` | [`Proc`]: a child process read line by line, killed on drop; [`output_within`]: a process run to its end, or killed after a limit |
-//! | `redis` | [`RedisServer`], a private `redis-server`; [`redis_url`] of the shared one and [`unique_prefix`] for a test's keys in it |
-//! | `redis_cluster` | [`RedisCluster`], a Redis Cluster of private `redis-server`s a test may kill and restart ([`ClusterOptions`]); [`shared_cluster`], one per test process |
+//! | `redis` | [`RedisServer`], a private `redis-server`, plain or TLS; [`TestCerts`], a CA and a loopback server certificate made by `openssl`; [`redis_url`] of the shared one and [`unique_prefix`] for a test's keys in it |
+//! | `redis_cluster` | [`RedisCluster`], a Redis Cluster of private `redis-server`s a test may kill and restart ([`ClusterOptions`], TLS among them); [`shared_cluster`], one per test process |
 //! | `ports` | [`free_port`], [`free_base_port`] on loopback |
 //! | `wait` | bounded waits: [`wait_until`] (async), [`wait_for`] and [`poll`] (blocking), all within [`TIMEOUT`] unless told |
 //! | `data` | seeded test data: [`pattern`] bytes and the [`XorShift`] generator behind them; [`PatternReader`] for files too large to hold |
@@ -54,6 +54,6 @@ pub use procfs::{cpu_secs, rss_kib};
 pub use records::{
     CID, PACKAGE, ReleaseBuilder, T0, YankBuilder, cid, key, release, releases, tampered, yank,
 };
-pub use redis::{RedisServer, redis_url, unique_prefix};
+pub use redis::{RedisServer, TestCerts, redis_url, unique_prefix};
 pub use redis_cluster::{ClusterOptions, RedisCluster, shared_cluster};
 pub use wait::{TIMEOUT, poll, wait_for, wait_until};

@@ -8,6 +8,10 @@
 //! then removes the cluster's directory. A cluster kept in a static
 //! ([`shared_cluster`]) never drops but goes with its process all the
 //! same.
+//!
+//! With [`ClusterOptions::tls`] every node serves TLS only, talks TLS to
+//! the others on the cluster bus and to its master, and this harness's own
+//! `redis-cli` calls trust the test CA.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -17,7 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::{free_port, output_within, poll};
+use crate::redis::tls_args;
+use crate::{TestCerts, free_port, output_within, poll};
 
 /// The slots of a Redis Cluster.
 const SLOTS: u32 = 16_384;
@@ -49,7 +54,7 @@ kill "$w" 2>/dev/null
 /// Removes the directory `$1` when standard input reaches its end (a
 /// little after the keepers have killed their servers: a server writes
 /// nothing into a removed directory).
-const JANITOR: &str = r#"read _; sleep 0.2; rm -rf "$1""#;
+pub(crate) const JANITOR: &str = r#"read _; sleep 0.2; rm -rf "$1""#;
 
 /// How [`RedisCluster::start`] builds a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,16 +69,25 @@ pub struct ClusterOptions {
     /// `cluster-node-timeout`: how long a node may be unreachable before
     /// it is failed over, in milliseconds.
     pub node_timeout_ms: u64,
+    /// TLS with these certificates: every node serves TLS only
+    /// (`--port 0 --tls-port P`), with TLS on the cluster bus
+    /// (`tls-cluster`) and between replica and master (`tls-replication`),
+    /// not asking clients for a certificate. The URLs are then
+    /// `rediss+cluster://` and `rediss://`; a client must trust
+    /// [`TestCerts::ca`]. The cluster keeps a clone: the files stay while
+    /// it runs.
+    pub tls: Option<TestCerts>,
 }
 
 impl Default for ClusterOptions {
-    /// 3 masters, no replicas, no password, a node timeout of 1 s.
+    /// 3 masters, no replicas, no password, a node timeout of 1 s, no TLS.
     fn default() -> Self {
         Self {
             masters: 3,
             replicas_per_master: 0,
             password: None,
             node_timeout_ms: 1000,
+            tls: None,
         }
     }
 }
@@ -156,20 +170,34 @@ impl RedisCluster {
     /// nodes started as masters (seeds: a client learns the rest from
     /// them), with `:PASSWORD@` after the scheme when a password is set
     /// (percent-encoded where it is not a URL's unreserved character).
+    /// `rediss+cluster://…` with TLS.
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self.nodes[..self.options.masters]
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        format!("redis+cluster://{}{}", self.userinfo(), hosts.join(","))
+        format!(
+            "{}+cluster://{}{}",
+            self.scheme(),
+            self.userinfo(),
+            hosts.join(",")
+        )
     }
 
     /// `redis://127.0.0.1:P` (`redis://:PASSWORD@127.0.0.1:P` with a
-    /// password) of every node, those started as masters first.
+    /// password; `rediss://…` with TLS) of every node, those started as
+    /// masters first.
     pub fn node_urls(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .map(|n| format!("redis://{}127.0.0.1:{}", self.userinfo(), n.port))
+            .map(|n| {
+                format!(
+                    "{}://{}127.0.0.1:{}",
+                    self.scheme(),
+                    self.userinfo(),
+                    n.port
+                )
+            })
             .collect()
     }
 
@@ -279,9 +307,10 @@ impl RedisCluster {
         poll(limit, || self.health().ok()).is_some()
     }
 
-    /// Runs `redis-cli -h 127.0.0.1 -p PORT [-a PASSWORD --no-auth-warning]
-    /// ARGS…` and returns its standard output, trimmed (empty when the
-    /// node does not run; Redis errors come as text, e.g. `MOVED …`).
+    /// Runs `redis-cli -h 127.0.0.1 -p PORT [--tls --cacert CA]
+    /// [-a PASSWORD --no-auth-warning] ARGS…` and returns its standard
+    /// output, trimmed (empty when the node does not run; Redis errors come
+    /// as text, e.g. `MOVED …`).
     /// `ARGS` may start with options (`-c` follows redirections). Panics
     /// when `redis-cli` is missing or takes more than 10 s.
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
@@ -293,11 +322,23 @@ impl RedisCluster {
     fn try_cli(&self, port: u16, args: &[&str]) -> Option<String> {
         let mut command = Command::new("redis-cli");
         command.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some(certs) = &self.options.tls {
+            command.arg("--tls").arg("--cacert").arg(&certs.ca);
+        }
         if let Some(password) = &self.options.password {
             command.args(["-a", password, "--no-auth-warning"]);
         }
         let output = output_within(command.args(args), CLI_LIMIT)?;
         Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// `rediss` with TLS, else `redis`.
+    fn scheme(&self) -> &'static str {
+        if self.options.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        }
     }
 
     /// `:PASSWORD@` (percent-encoded) or nothing.
@@ -442,8 +483,16 @@ impl RedisCluster {
         command
             .args(["-c", KEEPER, "sh"])
             .arg(&node.dir)
-            .arg("redis-server")
-            .args(["--port", &node.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("redis-server");
+        match &self.options.tls {
+            None => command.args(["--port", &node.port.to_string()]),
+            Some(certs) => command
+                .args(["--port", "0", "--tls-port", &node.port.to_string()])
+                .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+                .args(tls_args(certs)),
+        };
+        command
+            .args(["--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", "nodes.conf"])
             .args([
@@ -781,7 +830,7 @@ fn is_ok(answer: &str) -> bool {
 }
 
 /// `text` with every byte but a URL's unreserved characters as `%XX`.
-fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -805,8 +854,9 @@ fn log_tail(path: &Path, lines: usize) -> String {
     }
 }
 
-/// A suffix no other cluster of this process (or an earlier run) uses.
-fn unique_suffix() -> String {
+/// A suffix no other cluster (or set of test certificates) of this
+/// process (or an earlier run) uses.
+pub(crate) fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -1041,6 +1091,81 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
         let key = "secret";
         assert_eq!(cluster.cli(port, &["-c", "SET", key, "v"]), "OK");
         assert_eq!(cluster.cli(cluster.master_of_key(key), &["GET", key]), "v");
+    }
+
+    #[test]
+    fn a_tls_cluster_speaks_tls_to_clients_on_the_bus_and_to_replicas() {
+        let certs = TestCerts::generate();
+        let started = Instant::now();
+        let cluster = RedisCluster::start(ClusterOptions {
+            masters: 2,
+            replicas_per_master: 1,
+            password: Some("pw".into()),
+            tls: Some(certs.clone()),
+            ..ClusterOptions::default()
+        });
+        eprintln!(
+            "TLS: 2 masters + 2 replicas healthy in {:?}",
+            started.elapsed()
+        );
+        let ports = cluster.ports();
+        assert_eq!(
+            cluster.url(),
+            format!(
+                "rediss+cluster://:pw@127.0.0.1:{},127.0.0.1:{}",
+                ports[0], ports[1]
+            )
+        );
+        assert_eq!(
+            cluster.node_urls()[3],
+            format!("rediss://:pw@127.0.0.1:{}", ports[3])
+        );
+        for (option, value) in [
+            ("port", "0"),
+            ("tls-cluster", "yes"),
+            ("tls-replication", "yes"),
+        ] {
+            assert_eq!(
+                cluster.cli(ports[0], &["CONFIG", "GET", option]),
+                format!("{option}\n{value}")
+            );
+        }
+        // Without TLS a node does not answer.
+        let plain = output_within(
+            Command::new("redis-cli").args(["-p", &ports[0].to_string(), "-a", "pw", "PING"]),
+            CLI_LIMIT,
+        )
+        .unwrap();
+        assert!(!String::from_utf8_lossy(&plain.stdout).contains("PONG"));
+        // The cluster bus is TLS, with the test CA's certificate.
+        let bus = output_within(
+            Command::new("openssl")
+                .args(["s_client", "-connect"])
+                .arg(format!("127.0.0.1:{}", cluster.nodes[1].bus_port))
+                .arg("-CAfile")
+                .arg(&certs.ca),
+            CLI_LIMIT,
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&bus.stdout);
+        assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+        // Redirections are followed over TLS; the replica has the write.
+        let key = "tls";
+        assert_eq!(cluster.cli(ports[0], &["-c", "SET", key, "v"]), "OK");
+        let owner = cluster.master_of_key(key);
+        assert_eq!(cluster.cli(owner, &["GET", key]), "v");
+        assert_eq!(cluster.cli(owner, &["WAIT", "1", "5000"]), "1");
+        let replica = ports[2 + ports.iter().position(|&p| p == owner).unwrap()];
+        assert_eq!(cluster.cli(replica, &["DBSIZE"]), "1");
+
+        let dir = certs.dir.clone();
+        drop(certs);
+        assert!(dir.exists(), "the cluster keeps the certificates");
+        drop(cluster);
+        for port in ports {
+            assert!(refuses(port), "node {port} still serves");
+        }
+        assert!(!dir.exists(), "{} is left", dir.display());
     }
 
     #[test]

@@ -218,3 +218,88 @@ fn publish_with_the_cli_then_browse_and_download_through_the_gateway() {
         .unwrap();
     assert_eq!(response.status(), 422, "forged records are refused");
 }
+
+/// Two gateway processes, each with its own node, share one Redis Cluster
+/// (3 masters): each indexes its node's log with its own cursor, records
+/// published on either node reach both (gossip), and both gateways serve
+/// the same answers.
+#[test]
+fn two_gateways_share_one_redis_cluster_and_converge() {
+    use ipsr_testkit::{ClusterOptions, RedisCluster, key, release, unique_prefix};
+    let cluster = RedisCluster::start(ClusterOptions::default());
+    let url = cluster.url();
+    let prefix = unique_prefix("two_gateways");
+    let dir = tempfile::tempdir().unwrap();
+    let gateway_bin = PathBuf::from(env!("CARGO_BIN_EXE_ipsr-gateway"));
+    let start = |name: &str, bootstrap: Option<&str>| {
+        let mut args = node_args(&dir.path().join(name));
+        args.extend(["--http", "127.0.0.1:0", "--rate-limit", "0"].map(String::from));
+        args.extend([
+            "--redis".into(),
+            url.clone(),
+            "--redis-prefix".into(),
+            prefix.clone(),
+        ]);
+        if let Some(b) = bootstrap {
+            args.extend(["--bootstrap".into(), b.to_owned()]);
+        }
+        let proc = Proc::spawn(Command::new(&gateway_bin).args(&args));
+        let addr = proc.expect_line("listening on: ");
+        let api = proc.expect_line("api: ");
+        let http = proc.expect_line("gateway: ");
+        assert!(http.contains("(index: redis cluster)"), "{http}");
+        let http = http.split_whitespace().next().unwrap().to_owned();
+        (proc, addr, api, http)
+    };
+    let (_a, a_addr, a_api, a_http) = start("a", None);
+    let (_b, _, b_api, b_http) = start("b", Some(&a_addr));
+    let agent = agent();
+    let (k1, k2) = (key(61), key(62));
+    let one = release(&k1, "1.0.0").package("com.example.one").sign();
+    let two = release(&k2, "2.0.0").package("com.example.two").sign();
+    // Once both nodes are connected (gossip carries the records), each
+    // record is published on one node.
+    wait_for("the nodes to connect", || {
+        let mut r = agent.get(format!("{b_api}/v1/status")).call().ok()?;
+        let status = json(r.body_mut());
+        (status["peers"].as_u64()? > 0).then_some(())
+    });
+    for (api, record) in [(&a_api, &one), (&b_api, &two)] {
+        let response = agent
+            .post(format!("{api}/v1/records"))
+            .header("content-type", "application/octet-stream")
+            .send(&record.to_bytes()[..])
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+    let paths = [
+        format!("/api/v1/package/{}/com.example.one", k1.author_id()),
+        format!("/api/v1/package/{}/com.example.two", k2.author_id()),
+        "/api/v1/packages".to_owned(),
+    ];
+    let body = |http: &str, path: &str| -> Option<serde_json::Value> {
+        let mut r = agent.get(format!("{http}{path}")).call().ok()?;
+        (r.status() == 200).then(|| json(r.body_mut()))
+    };
+    for path in &paths {
+        wait_for(&format!("both gateways to serve {path} alike"), || {
+            let (a, b) = (body(&a_http, path)?, body(&b_http, path)?);
+            let text = a.to_string();
+            let whole = text.contains("com.example.one") && text.contains("com.example.two");
+            (a == b && (whole || !path.ends_with("packages"))).then_some(())
+        });
+    }
+    // Each gateway's indexer keeps its own cursor in the cluster.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cursors = runtime.block_on(async {
+        let mut config = ipsr_indexer::RedisConfig::new(url.clone());
+        config.prefix = prefix.clone();
+        let index = ipsr_indexer::RedisIndex::open(&config).unwrap();
+        let keys = index.dump().await.unwrap();
+        index.clear().await.unwrap();
+        keys.into_iter()
+            .filter(|(k, _)| k.starts_with("cursor:"))
+            .count()
+    });
+    assert_eq!(cursors, 2);
+}

@@ -66,6 +66,17 @@ impl Env {
         }
     }
 
+    /// A gateway over `index` (filled by a caller's indexer, or none).
+    fn over(dir: tempfile::TempDir, node: Client, index: Arc<dyn Index>) -> Self {
+        let gateway = Gateway::new(node.clone(), index, GatewayConfig::default());
+        Self {
+            _dir: dir,
+            node,
+            gateway,
+            redis: None,
+        }
+    }
+
     /// Waits until the index holds everything the node holds.
     async fn settle(&self) {
         if let Some((_, running)) = &self.redis {
@@ -759,17 +770,7 @@ async fn redis_down_is_a_503_not_a_500() {
     let mut server = RedisServer::start(free_port());
     let (dir, node) = common::node().await;
     let test = TestIndex::new(&server.url(), "redis_down");
-    let gateway = Gateway::new(
-        node.clone(),
-        Arc::new(test.index.clone()),
-        GatewayConfig::default(),
-    );
-    let env = Env {
-        _dir: dir,
-        node,
-        gateway,
-        redis: None,
-    };
+    let env = Env::over(dir, node, Arc::new(test.index.clone()));
     let k = key(8);
     let (status, _) = env
         .json(&format!("/api/v1/package/{}/com.example.x", k.author_id()))
@@ -818,17 +819,7 @@ async fn cluster_failover_reads_are_503_only_until_a_replica_takes_over() {
             .unwrap();
     }
     running.caught_up(&node).await;
-    let gateway = Gateway::new(
-        node.clone(),
-        Arc::new(test.index.clone()),
-        GatewayConfig::default(),
-    );
-    let env = Env {
-        _dir: dir,
-        node,
-        gateway,
-        redis: None,
-    };
+    let env = Env::over(dir, node, Arc::new(test.index.clone()));
     let victim_path = format!("/api/v1/package/{author}/{victim_name}");
     let other_path = format!("/api/v1/package/{author}/{other_name}");
     assert_eq!(env.json(&victim_path).await.0, 200);

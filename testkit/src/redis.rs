@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::redis_cluster::{JANITOR, percent_encode, unique_suffix};
+use crate::redis_cluster::{janitored_dir, percent_encode};
 use crate::{output_within, poll};
 
 /// The longest one `openssl` call may take.
@@ -86,18 +86,12 @@ impl TestCerts {
     /// Makes a new CA and a server certificate signed by it. Panics with
     /// `openssl`'s error when it is missing or fails.
     pub fn generate() -> Self {
-        let suffix = format!("{}-{}", std::process::id(), unique_suffix());
-        let dir = std::env::temp_dir().join(format!("ipsr-test-certs-{suffix}"));
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let janitor = Command::new("sh")
-            .args(["-c", JANITOR, "sh"])
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start sh: {e}"));
+        let (dir, janitor) = janitored_dir("ipsr-test-certs");
+        // The directory's name is unique: so is the CA's.
+        let suffix = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let _dir_guard = Arc::new(DirGuard {
             dir: dir.clone(),
             janitor,

@@ -54,7 +54,26 @@ kill "$w" 2>/dev/null
 /// Removes the directory `$1` when standard input reaches its end (a
 /// little after the keepers have killed their servers: a server writes
 /// nothing into a removed directory).
-pub(crate) const JANITOR: &str = r#"read _; sleep 0.2; rm -rf "$1""#;
+const JANITOR: &str = r#"read _; sleep 0.2; rm -rf "$1""#;
+
+/// A new directory `NAME-PID-N` under the system's temp dir, and its
+/// janitor (the `JANITOR` script): it is removed when the janitor's
+/// standard input closes, whatever way this process ends.
+pub(crate) fn janitored_dir(name: &str) -> (PathBuf, Child) {
+    let dir =
+        std::env::temp_dir().join(format!("{name}-{}-{}", std::process::id(), unique_suffix()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let janitor = Command::new("sh")
+        .args(["-c", JANITOR, "sh"])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start sh: {e}"));
+    (dir, janitor)
+}
 
 /// How [`RedisCluster::start`] builds a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,21 +159,7 @@ impl RedisCluster {
         assert!(options.masters >= 1, "a cluster needs a master");
         let started = Instant::now();
         let count = options.masters * (1 + options.replicas_per_master);
-        let dir = std::env::temp_dir().join(format!(
-            "ipsr-redis-cluster-{}-{}",
-            std::process::id(),
-            unique_suffix()
-        ));
-        std::fs::create_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-        let janitor = Command::new("sh")
-            .args(["-c", JANITOR, "sh"])
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start sh: {e}"));
+        let (dir, janitor) = janitored_dir("ipsr-redis-cluster");
         let mut cluster = Self {
             options,
             dir,

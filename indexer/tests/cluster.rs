@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -25,14 +26,28 @@ async fn same_as_single_redis_and_store(cluster: &TestIndex, node: &ipsr_node::C
         cluster.index.dump().await.unwrap(),
         single.index.dump().await.unwrap(),
     );
-    assert_eq!(
-        a.len(),
-        b.len(),
-        "as many keys on the cluster as on one Redis"
-    );
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(x, y);
+    let (ka, kb): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        (a.iter().cloned().collect(), b.iter().cloned().collect());
+    let mut differences = Vec::new();
+    for (k, v) in &ka {
+        match kb.get(k) {
+            None => differences.push(format!("only on the cluster: {k} = {v:.300}")),
+            Some(w) if w != v => {
+                differences.push(format!("{k}\n  cluster: {v:.300}\n  one Redis: {w:.300}"));
+            }
+            _ => {}
+        }
     }
+    for (k, v) in &kb {
+        if !ka.contains_key(k) {
+            differences.push(format!("only on one Redis: {k} = {v:.300}"));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "the cluster's keys differ from one Redis's:\n{}",
+        differences.join("\n")
+    );
     let store = StoreIndex::new(node.store().clone());
     assert_eq!(
         cluster.index.stats().await.unwrap(),
@@ -83,9 +98,36 @@ async fn a_master_killed_while_indexing_loses_nothing() {
     let masters_before = cluster.masters();
     cluster.kill(victim);
     let killed_at = Instant::now();
+    // When Redis failed first after the kill, and when it answered again
+    // last: the pause of indexing.
+    let watch = {
+        let metrics = running.metrics.clone();
+        tokio::spawn(async move {
+            let (mut down, mut up) = (None, None);
+            while killed_at.elapsed() < Duration::from_secs(60) {
+                match (metrics.redis_up.load(Ordering::Relaxed), down) {
+                    (0, None) => down = Some(killed_at.elapsed()),
+                    (0, Some(_)) => up = None,
+                    (_, Some(_)) if up.is_none() => up = Some(killed_at.elapsed()),
+                    _ => {}
+                }
+                if up.is_some_and(|u: Duration| killed_at.elapsed() > u + Duration::from_secs(5)) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (down, up)
+        })
+    };
     publisher.await.unwrap();
     running.caught_up(&node).await;
     let resumed_after = killed_at.elapsed();
+    let (down, up) = watch.await.unwrap();
+    eprintln!("failover: indexing paused from {down:?} to {up:?} after the kill");
+    assert!(
+        down.is_some() && up.is_some(),
+        "indexing paused and resumed"
+    );
     assert!(
         cluster.wait_until_healthy(Duration::from_secs(30)),
         "the replica took over"
@@ -107,6 +149,68 @@ async fn a_master_killed_while_indexing_loses_nothing() {
         records.len()
     );
     same_as_single_redis_and_store(&test, &node, "failover_single").await;
+}
+
+/// Writes must reach a replica before the cursor moves: with every replica
+/// stopped (SIGSTOP: still "online" for the cluster, whose node timeout is
+/// long here), a new record's page is not confirmed (`WAIT` times out), so
+/// the cursor stays behind and the indexer retries; once the replicas run
+/// again, it catches up by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_waits_for_the_replicas() {
+    let cluster = RedisCluster::start(ClusterOptions {
+        masters: 3,
+        replicas_per_master: 1,
+        node_timeout_ms: 20_000,
+        ..ClusterOptions::default()
+    });
+    let (_dir, node) = common::node().await;
+    let records = releases(20);
+    let test = TestIndex::new(&cluster.url(), "confirm");
+    let running = Running::start(&node, test.index.clone());
+    for r in &records[..10] {
+        node.publish(r.clone()).await.unwrap();
+    }
+    running.caught_up(&node).await;
+    let masters = cluster.masters();
+    let replicas: Vec<u32> = cluster
+        .ports()
+        .into_iter()
+        .filter(|p| !masters.contains(p))
+        .map(|p| {
+            let info = cluster.cli(p, &["INFO", "server"]);
+            info.lines()
+                .find_map(|l| l.strip_prefix("process_id:"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(replicas.len(), 3);
+    let signal = |sig: &str| {
+        for pid in &replicas {
+            let status = std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    };
+    let errors_before = running.metrics.redis_errors.load(Ordering::Relaxed);
+    signal("-STOP");
+    for r in &records[10..] {
+        node.publish(r.clone()).await.unwrap();
+    }
+    let head = node.store().stats().unwrap().log_head;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let held = running.metrics.cursor.load(Ordering::Relaxed);
+    let errors = running.metrics.redis_errors.load(Ordering::Relaxed) - errors_before;
+    signal("-CONT");
+    assert!(held < head, "the cursor moved to {held} without a replica");
+    assert!(errors > 0, "the unconfirmed writes were retried");
+    running.caught_up(&node).await;
+    same_as_single_redis_and_store(&test, &node, "confirm_single").await;
 }
 
 /// Nodes that lost their scripts (a restart, a replica promoted without

@@ -407,35 +407,21 @@ impl Conn {
         )))
     }
 
-    /// Runs `cmd` on every master of the cluster (on the server, for one
-    /// server); each one's reply, by address.
+    /// Runs `cmd` on every master that serves slots, as the cluster says
+    /// now (`CLUSTER NODES`; on the server, for one server); each one's
+    /// reply, by address.
     pub(crate) async fn on_masters(&self, cmd: Cmd) -> Result<Vec<(String, Value)>, RedisError> {
-        match self {
-            Self::Single(conn) => Ok(vec![(
-                String::new(),
-                cmd.query_async(&mut conn.clone()).await?,
-            )]),
-            Self::Cluster(conn, _) => {
-                let reply = conn
-                    .clone()
-                    .route_command(
-                        cmd,
-                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
-                    )
-                    .await?;
-                match reply {
-                    Value::Map(pairs) => pairs
-                        .into_iter()
-                        .map(|(addr, v)| Ok((redis::from_redis_value::<String>(addr)?, v)))
-                        .collect(),
-                    other => Err(RedisError::from((
-                        redis::ErrorKind::Client,
-                        "a reply per master expected",
-                        format!("{other:?}"),
-                    ))),
-                }
-            }
-        }
+        let Some(topology) = self.topology().await? else {
+            return Ok(vec![(String::new(), self.on_node("", cmd).await?)]);
+        };
+        let replies = topology.masters.iter().map(|(addr, _)| {
+            let cmd = cmd.clone();
+            async move { Ok::<_, RedisError>((addr.clone(), self.on_node(addr, cmd).await?)) }
+        });
+        futures::future::join_all(replies)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Runs `cmd` on the node at `addr` (`host:port`, as
@@ -455,22 +441,36 @@ impl Conn {
         }
     }
 
-    /// The cluster's masters and their online replicas (`CLUSTER SHARDS`);
+    /// The cluster's masters that serve slots (`CLUSTER NODES`) and how
+    /// many replicas each one says are online (its `INFO replication`);
     /// `None` for one server.
     pub(crate) async fn topology(&self) -> Result<Option<Topology>, RedisError> {
         let Self::Cluster(conn, _) = self else {
             return Ok(None);
         };
-        let mut shards = redis::cmd("CLUSTER");
-        shards.arg("SHARDS");
+        let mut nodes = redis::cmd("CLUSTER");
+        nodes.arg("NODES");
         let reply = conn
             .clone()
             .route_command(
-                shards,
+                nodes,
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
             )
             .await?;
-        Ok(Some(Topology::parse(reply)?))
+        let mut topology = Topology::parse(reply)?;
+        // Other nodes learn of replicas by gossip, late: each master's own
+        // word counts.
+        let counts = topology.masters.iter().map(|(addr, _)| async move {
+            let mut info = redis::cmd("INFO");
+            info.arg("replication");
+            let text: String = redis::from_redis_value(self.on_node(addr, info).await?)?;
+            Ok::<_, RedisError>(online_replicas(&text))
+        });
+        let counts = futures::future::join_all(counts).await;
+        for ((_, replicas), count) in topology.masters.iter_mut().zip(counts) {
+            *replicas = count?;
+        }
+        Ok(Some(topology))
     }
 
     /// Waits until the writes this client made on each master of `topology`
@@ -537,6 +537,13 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// The replicas an `INFO replication` text lists as `state=online`.
+fn online_replicas(info: &str) -> usize {
+    info.lines()
+        .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+        .count()
+}
+
 /// The `host:port` of a node URL (without its password).
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -567,66 +574,69 @@ pub(crate) struct Topology {
 }
 
 impl Topology {
-    /// From a `CLUSTER SHARDS` reply: per shard, its `nodes`, each with
-    /// `ip` (or `endpoint`), `port` (or `tls-port`), `role` and `health`.
+    /// From a `CLUSTER NODES` reply: a line per node, `id ip:port@bus[,host]
+    /// flags master-id ping pong epoch link slot…`. Masters are the nodes
+    /// flagged `master`, not `fail`/`fail?`, that serve slots; a master's
+    /// replicas here are the nodes flagged `slave` of its id, not failing,
+    /// whose link is `connected` (a first guess: [`Conn::topology`] asks
+    /// the masters); its slots are the `start-end` (or single) entries (the
+    /// `[…]` entries of slots on the move are skipped).
     fn parse(reply: Value) -> Result<Self, RedisError> {
-        let bad = |what: &str| {
-            RedisError::from((
-                redis::ErrorKind::Client,
-                "unexpected CLUSTER SHARDS reply",
-                what.to_owned(),
-            ))
-        };
-        let shards: Vec<Value> = redis::from_redis_value(reply)?;
-        let mut masters = Vec::new();
-        let mut owners = Vec::new();
-        for shard in shards {
-            let fields = map_of(shard).ok_or_else(|| bad("a shard is not a map"))?;
-            let Some(nodes) = fields.get("nodes").cloned() else {
-                return Err(bad("a shard without nodes"));
+        let text: String = redis::from_redis_value(reply)?;
+        let mut masters: Vec<(String, String)> = Vec::new();
+        let mut replicas_of: HashMap<String, usize> = HashMap::new();
+        let mut ranges: Vec<(u16, u16, String)> = Vec::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [
+                id,
+                addr,
+                flags,
+                master_id,
+                _ping,
+                _pong,
+                _epoch,
+                link,
+                slots @ ..,
+            ] = fields.as_slice()
+            else {
+                continue;
             };
-            let nodes: Vec<Value> = redis::from_redis_value(nodes)?;
-            let slots: Vec<i64> = match fields.get("slots").cloned() {
-                Some(v) => redis::from_redis_value(v)?,
-                None => Vec::new(),
-            };
-            let mut master = None;
-            let mut replicas = 0;
-            for node in nodes {
-                let node = map_of(node).ok_or_else(|| bad("a node is not a map"))?;
-                let text = |k: &str| {
-                    node.get(k)
-                        .cloned()
-                        .and_then(|v| redis::from_redis_value::<String>(v).ok())
-                };
-                let online = text("health").as_deref() == Some("online");
-                match text("role").as_deref() {
-                    Some("master") if online => {
-                        let host = text("ip")
-                            .or_else(|| text("endpoint"))
-                            .ok_or_else(|| bad("a node without ip"))?;
-                        let port = text("port")
-                            .or_else(|| text("tls-port"))
-                            .ok_or_else(|| bad("a node without port"))?;
-                        master = Some(format!("{host}:{port}"));
-                    }
-                    Some("replica") if online => replicas += 1,
-                    _ => {}
-                }
+            let flags: Vec<&str> = flags.split(',').collect();
+            if flags
+                .iter()
+                .any(|f| matches!(*f, "fail" | "fail?" | "handshake" | "noaddr"))
+            {
+                continue;
             }
-            // A shard with no slots and no online master serves nothing.
-            if let Some(m) = master {
-                let addr: Arc<str> = Arc::from(m.as_str());
-                for pair in slots.chunks_exact(2) {
-                    if let (Ok(start), Ok(end)) = (u16::try_from(pair[0]), u16::try_from(pair[1])) {
-                        owners.push((start, end, addr.clone()));
+            // `ip:port@bus` (then `,hostname` since Redis 7).
+            let endpoint = addr.split(['@', ',']).next().unwrap_or_default();
+            if flags.contains(&"master") && !slots.is_empty() {
+                masters.push(((*id).to_owned(), endpoint.to_owned()));
+                for slot in slots {
+                    let (start, end) = slot.split_once('-').unwrap_or((slot, slot));
+                    if let (Ok(start), Ok(end)) = (start.parse(), end.parse()) {
+                        ranges.push((start, end, (*id).to_owned()));
                     }
                 }
-                masters.push((m, replicas));
+            } else if flags.contains(&"slave") && *link == "connected" {
+                *replicas_of.entry((*master_id).to_owned()).or_default() += 1;
             }
         }
-        masters.sort();
+        let addr_of: HashMap<&str, Arc<str>> = masters
+            .iter()
+            .map(|(id, addr)| (id.as_str(), Arc::from(addr.as_str())))
+            .collect();
+        let mut owners: Vec<(u16, u16, Arc<str>)> = ranges
+            .iter()
+            .filter_map(|(start, end, id)| Some((*start, *end, addr_of.get(id.as_str())?.clone())))
+            .collect();
         owners.sort();
+        let mut masters: Vec<(String, usize)> = masters
+            .iter()
+            .map(|(id, addr)| (addr.clone(), replicas_of.get(id).copied().unwrap_or(0)))
+            .collect();
+        masters.sort();
         Ok(Self {
             masters,
             owners: Owners(owners),
@@ -636,26 +646,6 @@ impl Topology {
     fn master_addrs(&self) -> Vec<&str> {
         self.masters.iter().map(|(m, _)| m.as_str()).collect()
     }
-}
-
-/// A RESP map (RESP3) or flat array of pairs (RESP2), by text key.
-fn map_of(v: Value) -> Option<HashMap<String, Value>> {
-    let pairs: Vec<(Value, Value)> = match v {
-        Value::Map(pairs) => pairs,
-        Value::Array(items) => {
-            let mut it = items.into_iter();
-            let mut pairs = Vec::new();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                pairs.push((k, v));
-            }
-            pairs
-        }
-        _ => return None,
-    };
-    pairs
-        .into_iter()
-        .map(|(k, v)| redis::from_redis_value::<String>(k).ok().map(|k| (k, v)))
-        .collect()
 }
 
 /// Where a command of a [`Batch`] goes in a cluster.
@@ -834,6 +824,16 @@ mod tests {
     }
 
     #[test]
+    fn online_replicas_are_counted_from_info_replication() {
+        let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+            slave0:ip=127.0.0.1,port=7004,state=online,offset=1234,lag=0\r\n\
+            slave1:ip=127.0.0.1,port=7005,state=wait_bgsave,offset=0,lag=0\r\n\
+            master_replid:abc\r\n";
+        assert_eq!(online_replicas(info), 1);
+        assert_eq!(online_replicas("role:master\r\nconnected_slaves:0\r\n"), 0);
+    }
+
+    #[test]
     fn key_slots_are_those_of_redis_cluster() {
         // From the Redis Cluster specification and `CLUSTER KEYSLOT`.
         // CRC16/XMODEM of "123456789" is 0x31c3 (below 16384).
@@ -852,51 +852,26 @@ mod tests {
     }
 
     #[test]
-    fn cluster_shards_replies_give_masters_and_online_replicas() {
-        let node = |ip: &str, port: i64, role: &str, health: &str| {
-            Value::Array(vec![
-                Value::BulkString(b"ip".to_vec()),
-                Value::BulkString(ip.as_bytes().to_vec()),
-                Value::BulkString(b"port".to_vec()),
-                Value::Int(port),
-                Value::BulkString(b"role".to_vec()),
-                Value::BulkString(role.as_bytes().to_vec()),
-                Value::BulkString(b"health".to_vec()),
-                Value::BulkString(health.as_bytes().to_vec()),
-            ])
-        };
-        let shard = |slots: &[i64], nodes: Vec<Value>| {
-            Value::Array(vec![
-                Value::BulkString(b"slots".to_vec()),
-                Value::Array(slots.iter().map(|s| Value::Int(*s)).collect()),
-                Value::BulkString(b"nodes".to_vec()),
-                Value::Array(nodes),
-            ])
-        };
-        let reply = Value::Array(vec![
-            shard(
-                &[5461, 10922],
-                vec![
-                    node("127.0.0.1", 7001, "master", "online"),
-                    node("127.0.0.1", 7004, "replica", "online"),
-                ],
-            ),
-            shard(
-                &[0, 5460, 10923, 12000],
-                vec![
-                    node("127.0.0.1", 7000, "master", "online"),
-                    node("127.0.0.1", 7003, "replica", "loading"),
-                ],
-            ),
-            shard(
-                &[12001, 16383],
-                vec![node("127.0.0.1", 7002, "master", "failed")],
-            ),
-        ]);
+    fn cluster_nodes_replies_give_masters_online_replicas_and_slots() {
+        // As Redis 7 prints it: the replica of b is failing, c is failed,
+        // d is a replica whose link is down, e a master without slots.
+        let reply = Value::BulkString(
+            "\
+a1 127.0.0.1:7000@17000,host-a master - 0 0 1 connected 0-5460 10923-12000
+b2 127.0.0.1:7001@17001 myself,master - 0 0 2 connected 5461-10922 [5461->-a1]
+r1 127.0.0.1:7004@17004 slave a1 0 0 2 connected
+r2 127.0.0.1:7005@17005 slave,fail? b2 0 0 2 connected
+c3 127.0.0.1:7002@17002 master,fail - 0 0 3 disconnected 12001-16383
+d4 127.0.0.1:7006@17006 slave b2 0 0 2 disconnected
+e5 127.0.0.1:7003@17003 master - 0 0 0 connected
+"
+            .as_bytes()
+            .to_vec(),
+        );
         let topology = Topology::parse(reply).unwrap();
         assert_eq!(
             topology.masters,
-            vec![("127.0.0.1:7000".into(), 0), ("127.0.0.1:7001".into(), 1)]
+            vec![("127.0.0.1:7000".into(), 1), ("127.0.0.1:7001".into(), 0)]
         );
         let owner = |slot| topology.owners.of(slot).map(|a| a.to_string());
         assert_eq!(owner(0).as_deref(), Some("127.0.0.1:7000"));

@@ -48,6 +48,14 @@ pub(crate) enum Target {
 }
 
 impl Target {
+    /// Whether the URL asks for TLS (`rediss://`, `rediss+cluster://`).
+    fn is_tls(&self) -> bool {
+        match self {
+            Self::Single(url) => url.starts_with("rediss://"),
+            Self::Cluster(nodes) => nodes.iter().any(|n| n.starts_with("rediss://")),
+        }
+    }
+
     /// Parses `redis://…`, `rediss://…`, `redis+unix://…`, or
     /// `redis+cluster://[user:password@]host:port[,host:port…][/]` (and
     /// `rediss+cluster://` for TLS).
@@ -234,6 +242,12 @@ impl Conn {
     /// Connects lazily: this does not fail when Redis is down; commands do,
     /// until it is back.
     pub(crate) fn open(target: &Target, options: &ConnOptions) -> Result<Self, IndexError> {
+        if target.is_tls() {
+            // rustls picks no crypto by itself when its build has two
+            // (ring and aws-lc-rs, both in this workspace): give it ring's.
+            // An error means one is installed already, which is as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let certs = match &options.ca_cert {
             Some(path) => Some(redis::TlsCertificates {
                 client_tls: None,

@@ -38,6 +38,12 @@ use ipsr_indexer::{
 use ipsr_proto::{AuthorKey, SignedRecord};
 use ipsr_testkit::{ClusterOptions, RedisCluster, RedisServer, cid, free_port, release};
 
+/// The allocator of the `ipsr-indexer` binary, so the bench measures what
+/// it runs.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const PACKAGES_PER_AUTHOR: u64 = 20;
 const VERSIONS: u64 = 5;
 

@@ -49,6 +49,14 @@ struct Cli {
     recent_cap: usize,
 }
 
+/// jemalloc, as `ipsr-node` and `ipsr-gateway` (`docs/node.md`, "Memory"):
+/// the indexer allocates and frees a batch's records, rows and commands
+/// every second; with glibc's malloc that was about an eighth of its CPU
+/// (`docs/dev/perf-indexer.md`).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -83,9 +83,7 @@ async fn a_master_killed_while_indexing_loses_nothing() {
         let node = node.clone();
         let records = records.clone();
         tokio::spawn(async move {
-            for r in records {
-                node.publish(r).await.unwrap();
-            }
+            common::publish(&node, records).await;
         })
     };
     // Every batch updates the totals: kill the master that holds them once
@@ -168,9 +166,7 @@ async fn the_cursor_waits_for_the_replicas() {
     let records = releases(20);
     let test = TestIndex::new(&cluster.url(), "confirm");
     let running = Running::start(&node, test.index.clone());
-    for r in &records[..10] {
-        node.publish(r.clone()).await.unwrap();
-    }
+    common::publish(&node, records[..10].to_vec()).await;
     running.caught_up(&node).await;
     let masters = cluster.masters();
     let replicas: Vec<u32> = cluster
@@ -199,9 +195,7 @@ async fn the_cursor_waits_for_the_replicas() {
     };
     let errors_before = running.metrics.redis_errors.load(Ordering::Relaxed);
     signal("-STOP");
-    for r in &records[10..] {
-        node.publish(r.clone()).await.unwrap();
-    }
+    common::publish(&node, records[10..].to_vec()).await;
     let head = node.store().stats().unwrap().log_head;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let held = running.metrics.cursor.load(Ordering::Relaxed);
@@ -223,16 +217,12 @@ async fn scripts_lost_by_the_nodes_are_loaded_again() {
     let records = releases(200);
     let test = TestIndex::new(&cluster.url(), "noscript");
     let running = Running::start(&node, test.index.clone());
-    for r in &records[..100] {
-        node.publish(r.clone()).await.unwrap();
-    }
+    common::publish(&node, records[..100].to_vec()).await;
     running.caught_up(&node).await;
     for port in cluster.masters() {
         assert_eq!(cluster.cli(port, &["SCRIPT", "FLUSH"]), "OK");
     }
-    for r in &records[100..] {
-        node.publish(r.clone()).await.unwrap();
-    }
+    common::publish(&node, records[100..].to_vec()).await;
     running.caught_up(&node).await;
     assert_eq!(running.metrics.records_indexed.load(Ordering::Relaxed), 200);
     same_as_single_redis_and_store(&test, &node, "noscript_single").await;
@@ -252,14 +242,10 @@ async fn two_indexers_of_two_nodes_converge_on_one_cluster() {
     let (ra, rb) = (records.clone(), records.clone());
     let (na, nb) = (a.clone(), b.clone());
     let pa = tokio::spawn(async move {
-        for r in ra {
-            na.publish(r).await.unwrap();
-        }
+        common::publish(&na, ra).await;
     });
     let pb = tokio::spawn(async move {
-        for r in rb.into_iter().rev() {
-            nb.publish(r).await.unwrap();
-        }
+        common::publish(&nb, rb.into_iter().rev()).await;
     });
     pa.await.unwrap();
     pb.await.unwrap();
@@ -301,9 +287,7 @@ async fn a_password_protected_cluster() {
     let (_dir, node) = common::node().await;
     let test = TestIndex::new(&url, "password");
     let running = Running::start(&node, test.index.clone());
-    for r in releases(50) {
-        node.publish(r).await.unwrap();
-    }
+    common::publish(&node, releases(50)).await;
     running.caught_up(&node).await;
     let store = StoreIndex::new(node.store().clone());
     assert_eq!(

@@ -129,28 +129,27 @@ impl Owners {
     }
 }
 
-/// Runs each slot's commands as one pipeline routed by slot (the client
-/// follows redirections); the replies by command index.
-async fn run_by_slot(
+/// Sends each group of `batch`'s commands (by index, in order) as one
+/// pipeline along its route, all at once; the replies by command index.
+async fn send(
     conn: &ClusterConnection,
     batch: &Batch,
-    groups: Vec<(u16, Vec<usize>)>,
+    routed: Vec<(SingleNodeRoutingInfo, Vec<usize>)>,
 ) -> Result<Vec<Value>, RedisError> {
-    let mut replies: Vec<Value> = vec![Value::Nil; batch.cmds.len()];
-    let sent = groups.into_iter().map(|(slot, indices)| {
+    let sent = routed.into_iter().map(|(route, indices)| {
         let mut conn = conn.clone();
         let mut pipe = Pipeline::with_capacity(indices.len());
         for &i in &indices {
             pipe.add_command(batch.cmds[i].clone());
         }
         async move {
-            let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
             let n = indices.len();
             conn.route_pipeline(pipe, 0, n, route)
                 .await
                 .map(|values| (indices, values))
         }
     });
+    let mut replies: Vec<Value> = vec![Value::Nil; batch.cmds.len()];
     for result in futures::future::join_all(sent).await {
         let (indices, values) = result?;
         for (i, v) in indices.into_iter().zip(values) {
@@ -160,9 +159,26 @@ async fn run_by_slot(
     Ok(replies)
 }
 
-/// Runs the commands of the slots each master owns (by `owners`) as one
-/// pipeline to it; the replies by command index. Fails on any
-/// redirection or cluster error in a reply: `owners` is stale.
+/// Each slot's commands as one pipeline routed by slot (the client follows
+/// redirections).
+async fn run_by_slot(
+    conn: &ClusterConnection,
+    batch: &Batch,
+    groups: Vec<(u16, Vec<usize>)>,
+) -> Result<Vec<Value>, RedisError> {
+    let routed = groups
+        .into_iter()
+        .map(|(slot, indices)| {
+            let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+            (route, indices)
+        })
+        .collect();
+    send(conn, batch, routed).await
+}
+
+/// The commands of the slots each master owns (by `owners`) as one
+/// pipeline to it. Fails on any redirection or cluster error in a reply:
+/// `owners` is stale.
 async fn run_by_master(
     conn: &ClusterConnection,
     batch: &Batch,
@@ -175,42 +191,28 @@ async fn run_by_master(
         let owner = owners.of(*slot).ok_or_else(stale)?;
         by_master.entry(owner).or_default().extend(indices);
     }
-    let mut replies: Vec<Value> = vec![Value::Nil; batch.cmds.len()];
-    let sent = by_master.into_iter().map(|(addr, mut indices)| {
+    let mut routed = Vec::with_capacity(by_master.len());
+    for (addr, mut indices) in by_master {
         // Each slot's commands stay in their order (transactions whole).
         indices.sort_unstable();
-        let mut conn = conn.clone();
-        let mut pipe = Pipeline::with_capacity(indices.len());
-        for &i in &indices {
-            pipe.add_command(batch.cmds[i].clone());
-        }
-        async move {
-            let (host, port) = split_addr(addr)?;
-            let n = indices.len();
-            conn.route_pipeline(pipe, 0, n, SingleNodeRoutingInfo::ByAddress { host, port })
-                .await
-                .map(|values| (indices, values))
-        }
+        let (host, port) = split_addr(addr)?;
+        routed.push((SingleNodeRoutingInfo::ByAddress { host, port }, indices));
+    }
+    let replies = send(conn, batch, routed).await?;
+    let redirected = replies.iter().any(|v| {
+        matches!(v, Value::ServerError(e) if matches!(
+            e.kind(),
+            Some(
+                redis::ServerErrorKind::Moved
+                    | redis::ServerErrorKind::Ask
+                    | redis::ServerErrorKind::TryAgain
+                    | redis::ServerErrorKind::ClusterDown
+                    | redis::ServerErrorKind::CrossSlot
+            )
+        ))
     });
-    for result in futures::future::join_all(sent).await {
-        let (indices, values) = result?;
-        for (i, v) in indices.into_iter().zip(values) {
-            if let Value::ServerError(e) = &v
-                && matches!(
-                    e.kind(),
-                    Some(
-                        redis::ServerErrorKind::Moved
-                            | redis::ServerErrorKind::Ask
-                            | redis::ServerErrorKind::TryAgain
-                            | redis::ServerErrorKind::ClusterDown
-                            | redis::ServerErrorKind::CrossSlot
-                    )
-                )
-            {
-                return Err(stale());
-            }
-            replies[i] = v;
-        }
+    if redirected {
+        return Err(stale());
     }
     Ok(replies)
 }
@@ -343,11 +345,8 @@ impl Conn {
                     }
                 }
                 let replies = run_by_slot(conn, batch, groups).await?;
-                if let Ok(Some(topology)) = self.topology().await
-                    && let Ok(mut o) = seeds.owners.write()
-                {
-                    *o = Some(Arc::new(topology.owners));
-                }
+                // Reading the topology stores the slot map for next time.
+                let _ = self.topology().await;
                 batch.replies(replies)
             }
         }
@@ -457,9 +456,9 @@ impl Conn {
 
     /// The cluster's masters that serve slots (`CLUSTER NODES`) and how
     /// many replicas each one says are online (its `INFO replication`);
-    /// `None` for one server.
+    /// `None` for one server. Also keeps the slot map for [`run`](Self::run).
     pub(crate) async fn topology(&self) -> Result<Option<Topology>, RedisError> {
-        let Self::Cluster(conn, _) = self else {
+        let Self::Cluster(conn, seeds) = self else {
             return Ok(None);
         };
         let mut nodes = redis::cmd("CLUSTER");
@@ -472,6 +471,10 @@ impl Conn {
             )
             .await?;
         let mut topology = Topology::parse(reply)?;
+        // The slot map `run` sends batches by, as the cluster says now.
+        if let Ok(mut owners) = seeds.owners.write() {
+            *owners = Some(Arc::new(topology.owners.clone()));
+        }
         // Other nodes learn of replicas by gossip, late: each master's own
         // word counts.
         let counts = topology.masters.iter().map(|(addr, _)| async move {

@@ -61,6 +61,13 @@ impl Drop for TestIndex {
     }
 }
 
+/// Publishes `records` to `node`, in order.
+pub async fn publish(node: &Client, records: impl IntoIterator<Item = ipsr_proto::SignedRecord>) {
+    for r in records {
+        node.publish(r).await.unwrap();
+    }
+}
+
 /// An in-process node in a temp dir, without a per-author rate: the
 /// scenarios publish hundreds of one author's records at once (the limit
 /// itself is tested with the node).

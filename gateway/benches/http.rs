@@ -2,8 +2,10 @@
 //! latency of `GET /api/v1/package/{author}/{package}` with `wrk` on
 //! loopback (1 thread, 50 connections, 10 s), on the embedded backend, on
 //! one Redis and on a Redis Cluster of 3 masters (started by the bench),
-//! next to nginx serving the same JSON as a static file, all in one run. Targets (issue 7): each backend at least half of
-//! nginx's requests per second, p99 latency under 10 ms.
+//! next to nginx serving the same JSON as a static file (with one worker
+//! and with `worker_processes auto`), all in one run. Targets: with the
+//! default 1 s view cache, at least 0.8 of the faster nginx's requests per
+//! second; without it (`--view-cache-ms 0`), 0.4; p99 latency under 10 ms.
 //!
 //! Needs `wrk` and `nginx` (`apt-get install wrk nginx-light`) and Redis
 //! (`IPSR_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`). Set
@@ -20,7 +22,7 @@ use ipsr_testkit::{
     ClusterOptions, RedisCluster, agent, cid, free_port, redis_url, release, wait_for,
 };
 use procs::gateway;
-use wrk::{nginx, wrk};
+use wrk::{nginx_with, wrk};
 
 fn main() {
     let Some(secs) = wrk::setup() else { return };
@@ -132,29 +134,45 @@ fn main() {
     let static_path = path.trim_start_matches('/');
     std::fs::create_dir_all(www.join(static_path).parent().unwrap()).unwrap();
     std::fs::write(www.join(static_path), &json).unwrap();
-    let port = free_port();
-    let _nginx = nginx(dir.path(), port);
-    let nginx_url = format!("http://127.0.0.1:{port}{path}");
-    assert_eq!(
-        body(&format!("http://127.0.0.1:{port}")).as_deref(),
-        Some(json.as_str())
-    );
+    // nginx in both configurations: which is faster depends on the machine
+    // (on 2 cores, one worker beats `auto`, whose workers fight wrk).
+    let nginxes: Vec<(String, _, String)> = ["1", "auto"]
+        .into_iter()
+        .map(|workers| {
+            let port = free_port();
+            let server = nginx_with(dir.path(), port, workers);
+            let base = format!("http://127.0.0.1:{port}");
+            assert_eq!(body(&base).as_deref(), Some(json.as_str()));
+            (
+                format!("nginx, {workers} worker(s)"),
+                server,
+                format!("{base}{path}"),
+            )
+        })
+        .collect();
 
     println!(
         "GET {path} ({} bytes), wrk -t1 -c50 -d{secs}s, one after another",
         json.len()
     );
-    let runs = [
-        ("nginx (static file)", nginx_url),
-        ("gateway, embedded", format!("{embedded_http}{path}")),
-        ("gateway, redis", format!("{redis_http}{path}")),
-        ("gateway, redis cluster", format!("{cluster_http}{path}")),
-        ("embedded, no cache", format!("{embedded_raw_http}{path}")),
-        ("redis, no cache", format!("{redis_raw_http}{path}")),
-        ("cluster, no cache", format!("{cluster_raw_http}{path}")),
-    ];
+    let mut runs: Vec<(String, String, Option<f64>)> = nginxes
+        .iter()
+        .map(|(name, _, url)| (name.clone(), url.clone(), None))
+        .collect();
+    // The targets of the performance issue: with the view cache (the
+    // default) at least 0.8 of nginx's faster configuration, without it 0.4.
+    for (name, http, target) in [
+        ("gateway, embedded", &embedded_http, 0.8),
+        ("gateway, redis", &redis_http, 0.8),
+        ("gateway, redis cluster", &cluster_http, 0.8),
+        ("embedded, no cache", &embedded_raw_http, 0.4),
+        ("redis, no cache", &redis_raw_http, 0.4),
+        ("cluster, no cache", &cluster_raw_http, 0.4),
+    ] {
+        runs.push((name.to_owned(), format!("{http}{path}"), Some(target)));
+    }
     let mut results = Vec::new();
-    for (name, url) in &runs {
+    for (name, url, _) in &runs {
         // A short warm-up, then the measured run.
         let _ = wrk(url, 1);
         let f = wrk(url, secs);
@@ -164,22 +182,35 @@ fn main() {
         );
         results.push(f);
     }
-    let ceiling = results[0].requests_per_sec;
-    println!("targets apply to the gateway as configured by default (1 s view cache):");
-    for ((name, _), f) in runs.iter().zip(&results).skip(1) {
+    let (best, ceiling) = runs
+        .iter()
+        .zip(&results)
+        .filter(|((_, _, target), _)| target.is_none())
+        .map(|((name, _, _), f)| (name, f.requests_per_sec))
+        .fold(
+            None,
+            |best: Option<(&String, f64)>, (name, rps)| match best {
+                Some((_, b)) if b >= rps => best,
+                _ => Some((name, rps)),
+            },
+        )
+        .unwrap();
+    println!("against the faster nginx ({best}, {ceiling:.0} req/s):");
+    for ((name, _, target), f) in runs.iter().zip(&results) {
+        let Some(target) = target else { continue };
         let ratio = f.requests_per_sec / ceiling;
-        let meets = ratio >= 0.5 && f.p99_ms < 10.0 && f.errors == 0;
+        let meets = ratio >= *target && f.p99_ms < 10.0 && f.errors == 0;
         println!(
-            "{name:<22} {:.2} of nginx, p99 {:.2} ms: {}",
-            ratio,
+            "{name:<22} {ratio:.2} of nginx, p99 {:.2} ms: {} (>= {target}, < 10 ms)",
             f.p99_ms,
             if meets {
-                "meets the target (>= 0.5, < 10 ms)"
+                "meets the target"
             } else {
-                "MISSES the target (>= 0.5, < 10 ms)"
+                "MISSES the target"
             }
         );
     }
+    drop(nginxes);
     // Leave nothing in the shared Redis.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for prefix in [prefix.clone(), format!("{prefix}raw:")] {

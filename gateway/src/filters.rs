@@ -311,8 +311,13 @@ fn package(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
         .and(warp::get())
         .and(with(g))
         .and_then(|a: String, p: String, g: Gateway| async move {
-            let key = api::package_key(&a, &p).map_err(reject)?;
-            view(&g, format!("package/{key}"), api::package(&g, &key)).await
+            // Keyed by the path as sent: only a valid, canonical one is
+            // ever rendered and kept, so a hit needs no parsing.
+            let render = async {
+                let key = api::package_key(&a, &p)?;
+                api::package(&g, &key).await
+            };
+            view(&g, format!("package/{a}/{p}"), render).await
         })
 }
 
@@ -322,14 +327,17 @@ fn release(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
         .and(warp::get())
         .and(with(g))
         .and_then(|a: String, p: String, v: String, g: Gateway| async move {
-            let key = api::package_key(&a, &p).map_err(reject)?;
-            let version = api::version(&v).map_err(reject)?;
-            let key = ReleaseKey {
-                author: key.author,
-                package: key.package,
-                version,
+            // Keyed by the path as sent, as the package view.
+            let render = async {
+                let key = api::package_key(&a, &p)?;
+                let key = ReleaseKey {
+                    author: key.author,
+                    package: key.package,
+                    version: api::version(&v)?,
+                };
+                api::release(&g, &key).await
             };
-            view(&g, format!("release/{key}"), api::release(&g, &key)).await
+            view(&g, format!("release/{a}/{p}/{v}"), render).await
         })
 }
 

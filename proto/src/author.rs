@@ -56,12 +56,20 @@ impl AuthorId {
 
     /// [`from_bytes`](Self::from_bytes), also returning the decompressed key
     /// it checked (decompressing is the costly part).
+    ///
+    /// Keys that passed are remembered per thread ([`checked`]): reading a
+    /// package decodes the same few authors' ids over and over, and each
+    /// decompression costs microseconds.
     pub(crate) fn with_key(bytes: &[u8]) -> Result<(Self, VerifyingKey), ParseAuthorIdError> {
         let raw: [u8; 32] = bytes.try_into().map_err(|_| ParseAuthorIdError::BadKey)?;
+        if let Some(key) = checked::get(&raw) {
+            return Ok((Self(raw), key));
+        }
         let key = VerifyingKey::from_bytes(&raw).map_err(|_| ParseAuthorIdError::BadKey)?;
         if key.is_weak() {
             return Err(ParseAuthorIdError::BadKey);
         }
+        checked::put(raw, key);
         Ok((Self(raw), key))
     }
 
@@ -88,6 +96,43 @@ impl AuthorId {
         let mh = Multihash::<64>::wrap(IDENTITY_HASH, &self.to_protobuf())
             .expect("36 bytes fit in a 64-byte multihash");
         Cid::new_v1(LIBP2P_KEY_CODEC, mh)
+    }
+}
+
+/// The keys a thread has lately checked: 32 bytes that decompressed to a
+/// point that is not weak, with that point. A small direct-mapped table per
+/// thread, so no lock is taken; a key is found only under the very bytes
+/// that passed the check, so nothing is accepted that the full check would
+/// refuse (bytes that collide in a slot only push each other out).
+mod checked {
+    use std::cell::RefCell;
+
+    use ed25519_dalek::VerifyingKey;
+
+    /// Slots per thread (about 14 KiB).
+    const SLOTS: usize = 64;
+
+    type Slot = Option<([u8; 32], VerifyingKey)>;
+
+    thread_local! {
+        static CHECKED: RefCell<[Slot; SLOTS]> = const { RefCell::new([None; SLOTS]) };
+    }
+
+    fn slot(raw: &[u8; 32]) -> usize {
+        (usize::from(raw[0]) | usize::from(raw[1]) << 8) % SLOTS
+    }
+
+    /// The point of `raw`, if this thread checked these bytes lately.
+    pub(super) fn get(raw: &[u8; 32]) -> Option<VerifyingKey> {
+        CHECKED.with_borrow(|slots| match &slots[slot(raw)] {
+            Some((held, key)) if held == raw => Some(*key),
+            _ => None,
+        })
+    }
+
+    /// Remembers that `raw` passed the check, as `key`.
+    pub(super) fn put(raw: [u8; 32], key: VerifyingKey) {
+        CHECKED.with_borrow_mut(|slots| slots[slot(&raw)] = Some((raw, key)));
     }
 }
 
@@ -359,6 +404,26 @@ mod tests {
         let mut none = KeyCache::new(0);
         assert_eq!(none.author(ids[0].as_bytes()).unwrap().0, ids[0]);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn checked_keys_are_remembered_only_under_their_own_bytes() {
+        let good = *AuthorKey::from_seed(&[9; 32]).author_id().as_bytes();
+        assert!(AuthorId::from_bytes(&good).is_ok());
+        assert!(checked::get(&good).is_some(), "remembered");
+        // Bytes in the same slot (same first two bytes) that are no point.
+        let mut bad = good;
+        bad[5] = (0..=255u8)
+            .find(|&b| {
+                bad[5] = b;
+                VerifyingKey::from_bytes(&bad).is_err()
+            })
+            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(AuthorId::from_bytes(&bad), Err(ParseAuthorIdError::BadKey));
+        }
+        assert!(checked::get(&bad).is_none(), "a refused key is not kept");
+        assert_eq!(AuthorId::from_bytes(&good).unwrap().as_bytes(), &good);
     }
 
     #[test]

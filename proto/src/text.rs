@@ -94,6 +94,21 @@ fn is_variation_selector(c: char) -> bool {
 
 /// Checks `s`, the value of `field`, against the display rule for `kind`.
 pub(crate) fn check(field: &'static str, s: &str, kind: Text) -> Result<(), InvalidRecord> {
+    // Most text is ASCII, where only the control characters are refused:
+    // every listed code point is above U+007F.
+    if s.is_ascii() {
+        let allowed =
+            |b: u8| !b.is_ascii_control() || (kind == Text::Lines && matches!(b, b'\n' | b'\t'));
+        return match s.bytes().all(allowed) {
+            true => Ok(()),
+            false => Err(InvalidRecord::ControlChar { field }),
+        };
+    }
+    check_chars(field, s, kind)
+}
+
+/// [`check`], a character at a time.
+fn check_chars(field: &'static str, s: &str, kind: Text) -> Result<(), InvalidRecord> {
     let mut previous: Option<char> = None;
     for c in s.chars() {
         if c.is_control() && !(kind == Text::Lines && matches!(c, '\n' | '\t')) {
@@ -136,6 +151,21 @@ mod tests {
     /// Every code point of a list, first, in the middle and last of the text.
     fn each(ranges: &[(char, char)]) -> impl Iterator<Item = char> + '_ {
         ranges.iter().flat_map(|&(lo, hi)| lo..=hi)
+    }
+
+    #[test]
+    fn the_ascii_shortcut_agrees_with_the_full_check() {
+        for b in 0..=0x7fu8 {
+            for kind in [Text::Line, Text::Lines, Text::Name] {
+                for s in [format!("{}", b as char), format!("a{}b", b as char)] {
+                    assert_eq!(
+                        check("f", &s, kind),
+                        check_chars("f", &s, kind),
+                        "{b:#x} in {kind:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -115,19 +115,30 @@ impl Drop for Nginx {
     }
 }
 
+/// nginx with `worker_processes auto` serving `root/www` on `port`.
 pub fn nginx(root: &Path, port: u16) -> Nginx {
-    let conf = root.join("nginx.conf");
+    nginx_with(root, port, "auto")
+}
+
+/// nginx serving `root/www` on `port` with `worker_processes workers`
+/// (`1` or `auto`: which is faster depends on the machine). Its files go
+/// in `root/nginx-{workers}`.
+pub fn nginx_with(root: &Path, port: u16, workers: &str) -> Nginx {
+    let own = root.join(format!("nginx-{workers}"));
+    std::fs::create_dir_all(&own).unwrap();
+    let conf = own.join("nginx.conf");
     std::fs::write(
         &conf,
         format!(
-            "daemon off; master_process on; worker_processes auto; pid {dir}/nginx.pid;\n\
-             error_log {dir}/error.log warn;\n\
+            "daemon off; master_process on; worker_processes {workers}; pid {own}/nginx.pid;\n\
+             error_log {own}/error.log warn;\n\
              events {{ worker_connections 1024; }}\n\
              http {{ access_log off; default_type application/json;\n\
-               client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir};\n\
-               uwsgi_temp_path {dir}; scgi_temp_path {dir};\n\
+               client_body_temp_path {own}; proxy_temp_path {own}; fastcgi_temp_path {own};\n\
+               uwsgi_temp_path {own}; scgi_temp_path {own};\n\
                server {{ listen 127.0.0.1:{port}; root {dir}/www; }} }}\n",
-            dir = root.display()
+            dir = root.display(),
+            own = own.display()
         ),
     )
     .unwrap();

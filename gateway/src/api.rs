@@ -113,12 +113,11 @@ pub(crate) struct PackageAnswer {
 
 /// `GET /api/v1/package/{author}/{package}`.
 pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<PackageAnswer, Failure> {
-    let state = g.index().package(key).await?;
+    let (state, identity) = g.index().package_with_identity(key).await?;
     let package = state
         .as_ref()
         .and_then(Package::new)
         .ok_or_else(|| Failure::NotFound(format!("no release of {key} is known")))?;
-    let identity = g.index().identity(&key.author).await?;
     let authority = identity.authority();
     let newest_signatures = state
         .as_ref()

@@ -60,6 +60,14 @@ impl Index for StoreIndex {
         Box::pin(self.blocking(move |s| Ok(s.identity(&author)?)))
     }
 
+    fn package_with_identity<'a>(
+        &'a self,
+        key: &'a PackageKey,
+    ) -> BoxFuture<'a, Result<(Option<PackageState>, ipsr_proto::IdentityState), IndexError>> {
+        let key = key.clone();
+        Box::pin(self.blocking(move |s| Ok(s.package_with_identity(&key)?)))
+    }
+
     fn author<'a>(
         &'a self,
         author: &'a AuthorId,

@@ -53,6 +53,16 @@ pub trait Index: Send + Sync + std::fmt::Debug {
         author: &'a AuthorId,
     ) -> BoxFuture<'a, Result<IdentityState, IndexError>>;
 
+    /// [`package`](Self::package) and [`identity`](Self::identity) of its
+    /// author, together (a package's view needs both): by default both
+    /// queries at once.
+    fn package_with_identity<'a>(
+        &'a self,
+        key: &'a PackageKey,
+    ) -> BoxFuture<'a, Result<(Option<PackageState>, IdentityState), IndexError>> {
+        Box::pin(async move { tokio::try_join!(self.package(key), self.identity(&key.author)) })
+    }
+
     /// The packages an author has published, in name order.
     fn author<'a>(
         &'a self,

@@ -331,11 +331,21 @@ impl Store {
 
     /// The state of one package (every version), or `None` if unknown.
     pub fn package(&self, key: &PackageKey) -> Result<Option<PackageState>, StoreError> {
+        Ok(self.package_with_identity(key)?.0)
+    }
+
+    /// [`package`](Self::package) and its author's
+    /// [`identity`](Self::identity), read in one transaction.
+    pub fn package_with_identity(
+        &self,
+        key: &PackageKey,
+    ) -> Result<(Option<PackageState>, IdentityState), StoreError> {
         let tx = self.db.begin_read()?;
         let recs = tx.open_table(RECORDS)?;
         let rels = tx.open_table(RELEASES)?;
-        let authority = load_identity(&tx.open_table(IDENTITIES)?, &key.author)?.authority();
-        load_package_with(&recs, &rels, key, Some(authority))
+        let identity = load_identity(&tx.open_table(IDENTITIES)?, &key.author)?;
+        let state = load_package_with(&recs, &rels, key, Some(identity.authority()))?;
+        Ok((state, identity))
     }
 
     /// Packages matching `query` by the rules of [`crate::search`], best

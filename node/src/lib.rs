@@ -43,6 +43,8 @@
 //!   compacted as records are superseded (`store/log.rs`), and a catalog
 //!   that indexes search words, recent releases and totals
 //!   (`store/catalog.rs`).
+//! * `writes`: group commit: verified records go into the store one write
+//!   at a time, those that arrive meanwhile together in the next (sans IO).
 //! * `sync`: `/ipsr/sync/1.0.0` ([`SYNC_PROTOCOL`]), catch-up by set
 //!   reconciliation with each peer.
 //! * `identity`: the node's libp2p key in its data dir.
@@ -104,6 +106,7 @@ mod store;
 mod swarm;
 mod sync;
 pub mod views;
+mod writes;
 
 pub use api::{
     ApiError, ApiToken, BadToken, TOKEN_FILE, TokenError, serve_api, serve_api_with_token,

@@ -39,6 +39,7 @@ use crate::service::{Action, Origin, Service, Settings};
 use crate::store::{DhtValue, Store, StoreError, Stored};
 use crate::swarm::{Behaviour, BehaviourEvent, KAD_PROTOCOL, RECORDS_TOPIC};
 use crate::sync::{self, Items, SyncError, SyncReport};
+use crate::writes::Writes;
 
 /// Capacity of the command channel (and of the sync calls).
 const COMMANDS: usize = 256;
@@ -133,6 +134,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         pending: HashMap::new(),
         done_tx,
         done_rx,
+        writes: Writes::default(),
         dht_gets: HashMap::new(),
         dht_identity_gets: HashMap::new(),
         provider_searches: HashMap::new(),
@@ -164,14 +166,8 @@ enum Done {
         bytes: Vec<u8>,
         verdict: Box<Result<Signed, VerifyError>>,
     },
-    /// A record was applied; for a local publish, the caller waits on
-    /// `reply`.
-    Applied {
-        origin: Origin,
-        record: Box<Signed>,
-        outcome: Result<Stored, NodeError>,
-        reply: Option<oneshot::Sender<Result<Stored, NodeError>>>,
-    },
+    /// A write of records is done: each record's outcome, in order.
+    Written(Vec<Write>, Vec<Result<Stored, NodeError>>),
     /// An answer to a peer's sync request.
     Answer(ResponseChannel<SyncResponse>, Box<SyncResponse>),
     /// A sync session with a peer ended.
@@ -189,6 +185,14 @@ enum Done {
     RepublishRead(Result<Page<ReleaseKey, DhtValue>, StoreError>),
     /// The next pinned roots to re-provide.
     ReprovideRead(Result<Page<cid::Cid, cid::Cid>, BlockstoreError>),
+}
+
+/// A verified record on its way into the store; for a local publish, the
+/// caller waits on `reply`.
+struct Write {
+    origin: Origin,
+    record: Box<Signed>,
+    reply: Option<oneshot::Sender<Result<Stored, NodeError>>>,
 }
 
 /// DHT gets under way: who waits, for which package, what was found so far.
@@ -220,6 +224,8 @@ struct Runtime {
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, OutboundFailure>>>,
     done_tx: mpsc::Sender<Done>,
     done_rx: mpsc::Receiver<Done>,
+    /// Records waiting for the store, written a batch at a time.
+    writes: Writes<Write>,
     dht_gets: DhtGets,
     /// Package lookups waiting for the author's identity first.
     dht_identity_gets: DhtGets,
@@ -380,24 +386,34 @@ impl Runtime {
         });
     }
 
-    /// Applies a verified record to the store off the loop and hands the
-    /// outcome back to the loop as [`Done::Applied`]: the one path of
-    /// gossiped and published records into the store.
+    /// Applies a verified record to the store off the loop, in the next
+    /// write (`writes`: one at a time, the records that came meanwhile
+    /// together), and hands the outcome back to the loop as
+    /// [`Done::Written`]: the one path of gossiped and published records
+    /// into the store.
     fn apply_off_loop(
-        &self,
+        &mut self,
         origin: Origin,
         record: Box<Signed>,
         reply: Option<oneshot::Sender<Result<Stored, NodeError>>>,
     ) {
+        let write = Write {
+            origin,
+            record,
+            reply,
+        };
+        if let Some(batch) = self.writes.push(write) {
+            self.write(batch);
+        }
+    }
+
+    /// Writes `batch` to the store in one transaction off the loop.
+    fn write(&self, batch: Vec<Write>) {
         let (store, done) = (self.store.clone(), self.done_tx.clone());
         tokio::task::spawn_blocking(move || {
-            let outcome = apply(&store, (*record).clone());
-            let _ = done.blocking_send(Done::Applied {
-                origin,
-                record,
-                outcome,
-                reply,
-            });
+            let outcomes = apply_all(&store, &batch);
+            // The loop may have stopped; then nothing is waiting for this.
+            let _ = done.blocking_send(Done::Written(batch, outcomes));
         });
     }
 
@@ -699,18 +715,18 @@ impl Runtime {
             } => self
                 .service
                 .on_checked(origin, bytes, *verdict, Instant::now()),
-            Done::Applied {
-                origin,
-                record,
-                outcome,
-                reply,
-            } => {
-                self.service
-                    .on_applied(origin, &record, &outcome, Instant::now());
-                // Gossip and announce before the caller hears back.
-                self.carry_out();
-                if let Some(reply) = reply {
-                    let _ = reply.send(outcome);
+            Done::Written(batch, outcomes) => {
+                for (write, outcome) in batch.into_iter().zip(outcomes) {
+                    self.service
+                        .on_applied(write.origin, &write.record, &outcome, Instant::now());
+                    // Gossip and announce before the caller hears back.
+                    self.carry_out();
+                    if let Some(reply) = write.reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                if let Some(next) = self.writes.finished() {
+                    self.write(next);
                 }
             }
             Done::Answer(channel, response) => {
@@ -927,4 +943,19 @@ fn apply(store: &Store, record: Signed) -> Result<Stored, NodeError> {
     Ok(stored
         .pop()
         .expect("the store answers one outcome per record"))
+}
+
+/// Applies a batch of verified records in one transaction (blocking): each
+/// one's outcome, in order. Should the transaction fail, each record is
+/// tried alone, so one record's failure is not every record's.
+fn apply_all(store: &Store, batch: &[Write]) -> Vec<Result<Stored, NodeError>> {
+    let records = batch.iter().map(|w| (*w.record).clone()).collect();
+    match store.apply_signed(records) {
+        Ok(stored) if stored.len() == batch.len() => stored.into_iter().map(Ok).collect(),
+        Err(e) if batch.len() == 1 => vec![Err(e.into())],
+        _ => batch
+            .iter()
+            .map(|w| apply(store, (*w.record).clone()))
+            .collect(),
+    }
 }

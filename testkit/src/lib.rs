@@ -11,7 +11,7 @@
 //! | `data` | seeded test data: [`pattern`] bytes and the [`XorShift`] generator behind them; [`PatternReader`] for files too large to hold |
 //! | `records` | one builder of signed records: [`release`], [`yank`], with [`key`], [`cid`] and the defaults [`PACKAGE`], [`CID`], [`T0`]; many at once: [`releases`]; bytes that never verify: [`tampered`] |
 //! | `http` | [`agent`]: an HTTP client with a timeout that reports statuses as values; [`form`]: a `multipart/form-data` body |
-//! | `procfs` | [`rss_kib`] and [`cpu_secs`] of a process, from `/proc` |
+//! | `procfs` | [`rss_kib`], [`status_kib`] and [`cpu_secs`] of a process, from `/proc` |
 //! | `files` | [`dir_bytes`]: the size of a directory's files (a data dir on disk) |
 //! | `flood` | [`IdleFlood`]: idle TCP connections from a chosen source address, reopened when closed; [`connect_from`] one connection from a chosen address |
 //!
@@ -50,7 +50,7 @@ pub use flood::{IdleFlood, connect_from};
 pub use http::{AGENT_TIMEOUT, agent, agent_with_timeout, form, multipart};
 pub use ports::{free_base_port, free_port};
 pub use proc::{Proc, output_within};
-pub use procfs::{cpu_secs, rss_kib};
+pub use procfs::{cpu_secs, rss_kib, status_kib};
 pub use records::{
     CID, PACKAGE, ReleaseBuilder, T0, YankBuilder, cid, key, release, releases, tampered, yank,
 };

@@ -4,8 +4,18 @@
 /// The resident memory (`VmRSS`) of process `pid` (`None`: this process),
 /// in KiB; `None` when there is no such process or no `/proc`.
 pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A size in KiB from `/proc/{pid}/status` (`None`: this process):
+/// `VmRSS`, `RssAnon` (heap, stacks), `RssFile` (pages of mapped files,
+/// the executable's code among them)...
+pub fn status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(proc_file(pid, "status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

@@ -407,13 +407,25 @@ impl Runtime {
         }
     }
 
-    /// Writes `batch` to the store in one transaction off the loop.
+    /// Writes `batch` to the store in one transaction off the loop. The
+    /// loop hears back even if the write panicked (then with no outcomes:
+    /// its callers see their reply dropped), so the next write starts.
     fn write(&self, batch: Vec<Write>) {
         let (store, done) = (self.store.clone(), self.done_tx.clone());
-        tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let outcomes = apply_all(&store, &batch);
+            (batch, outcomes)
+        });
+        tokio::spawn(async move {
+            let written = match task.await {
+                Ok((batch, outcomes)) => Done::Written(batch, outcomes),
+                Err(e) => {
+                    warn!(error = %e, "a store write failed");
+                    Done::Written(Vec::new(), Vec::new())
+                }
+            };
             // The loop may have stopped; then nothing is waiting for this.
-            let _ = done.blocking_send(Done::Written(batch, outcomes));
+            let _ = done.send(written).await;
         });
     }
 

@@ -187,13 +187,7 @@ fn main() {
         .zip(&results)
         .filter(|((_, _, target), _)| target.is_none())
         .map(|((name, _, _), f)| (name, f.requests_per_sec))
-        .fold(
-            None,
-            |best: Option<(&String, f64)>, (name, rps)| match best {
-                Some((_, b)) if b >= rps => best,
-                _ => Some((name, rps)),
-            },
-        )
+        .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
     println!("against the faster nginx ({best}, {ceiling:.0} req/s):");
     for ((name, _, target), f) in runs.iter().zip(&results) {

@@ -93,6 +93,10 @@ pub(crate) enum Failure {
     /// Too many requests are being served.
     #[error("the gateway is busy; retry shortly")]
     Busy,
+    /// The node's store is behind (its write queue is full): nothing was
+    /// published.
+    #[error("{0}")]
+    StoreBehind(String),
     /// The node has stopped.
     #[error("the swarm is unavailable")]
     Stopped,
@@ -121,6 +125,7 @@ impl From<NodeError> for Failure {
         match e {
             NodeError::Stopped => Self::Stopped,
             e @ NodeError::AuthorRateLimited { .. } => Self::AuthorRateLimited(e.to_string()),
+            e @ NodeError::StoreBehind { .. } => Self::StoreBehind(e.to_string()),
             e => Self::Internal(format!("node: {e}")),
         }
     }
@@ -184,6 +189,7 @@ impl Failure {
             Self::ClientBusy => (StatusCode::TOO_MANY_REQUESTS, "client_busy"),
             Self::AuthorRateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "author_rate_limited"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::StoreBehind(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_behind"),
             Self::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Index(_) => (StatusCode::SERVICE_UNAVAILABLE, "index_unavailable"),
             Self::ContentUnavailable(_) => (StatusCode::GATEWAY_TIMEOUT, "content_unavailable"),

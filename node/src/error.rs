@@ -75,6 +75,17 @@ pub enum NodeError {
         /// How many may come at once.
         burst: u32,
     },
+    /// A record handed to the node was refused: the store is behind
+    /// (its write queue is full while the disk catches up). Nothing was
+    /// stored; try again later.
+    #[error(
+        "the node's store is behind ({queued} records wait to be written): nothing stored, \
+         try again later"
+    )]
+    StoreBehind {
+        /// Records waiting for the disk.
+        queued: usize,
+    },
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,

@@ -118,6 +118,6 @@ pub use dht::DhtValueError;
 pub use error::NodeError;
 pub use identity::IdentityError;
 pub use runtime::spawn;
-pub use store::{DhtValue, LogPage, Stats, Store, StoreError, Stored};
+pub use store::{DhtValue, LogPage, Stats, Store, StoreError, Stored, WriteHold};
 pub use swarm::{KAD_PROTOCOL, PROTOCOL_VERSION, RECORDS_TOPIC};
 pub use sync::{PROTOCOL as SYNC_PROTOCOL, SyncError, SyncReport};

@@ -28,6 +28,9 @@ pub(crate) struct Counters {
     /// Records dropped (or publishes refused) because their author was
     /// over its rate, by source.
     throttled: Family<Labels, Counter>,
+    /// Records dropped (or publishes refused) because the store's write
+    /// queue was full, by source.
+    shed: Family<Labels, Counter>,
     /// Records from the future (by this node's clock), by source and by
     /// what became of them (`service/held.rs`).
     future: Family<Labels, Counter>,
@@ -153,6 +156,12 @@ impl Counters {
             .inc();
     }
 
+    pub(crate) fn shed(&self, source: &str) {
+        self.shed
+            .get_or_create(&vec![("source".into(), source.into())])
+            .inc();
+    }
+
     pub(crate) fn future(&self, source: &str, outcome: &str, n: u64) {
         let labels = vec![
             ("source".into(), source.into()),
@@ -237,6 +246,14 @@ impl Counters {
             .get()
     }
 
+    /// Records from `source` shed because the store was behind, so far.
+    #[cfg(test)]
+    pub(crate) fn shed_from(&self, source: &str) -> u64 {
+        self.shed
+            .get_or_create(&vec![("source".into(), source.into())])
+            .get()
+    }
+
     /// Records from the future from `source` that met `outcome` so far.
     #[cfg(test)]
     pub(crate) fn future_from(&self, source: &str, outcome: &str) -> u64 {
@@ -300,6 +317,12 @@ impl Metrics {
             "Records dropped, or publishes refused, because their author was over its rate, \
              by source (gossip, held, local)",
             counters.throttled.clone(),
+        );
+        ipsr.register(
+            "records_shed",
+            "Records dropped, or publishes refused, because the store's write queue was full \
+             (the disk is behind), by source (gossip, held, local)",
+            counters.shed.clone(),
         );
         ipsr.register(
             "records_future",

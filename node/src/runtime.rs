@@ -39,7 +39,7 @@ use crate::service::{Action, Origin, Service, Settings};
 use crate::store::{DhtValue, Store, StoreError, Stored};
 use crate::swarm::{Behaviour, BehaviourEvent, KAD_PROTOCOL, RECORDS_TOPIC};
 use crate::sync::{self, Items, SyncError, SyncReport};
-use crate::writes::Writes;
+use crate::writes::{Push, Writes};
 
 /// Capacity of the command channel (and of the sync calls).
 const COMMANDS: usize = 256;
@@ -402,8 +402,19 @@ impl Runtime {
             record,
             reply,
         };
-        if let Some(batch) = self.writes.push(write) {
-            self.write(batch);
+        match self.writes.push(write) {
+            Push::Write(batch) => self.write(batch),
+            Push::Queued => {}
+            // The disk is behind: shed the record rather than hold more.
+            Push::Full(write) => {
+                self.service
+                    .on_shed(write.origin, &write.record, Instant::now());
+                if let Some(reply) = write.reply {
+                    let queued = self.writes.queued();
+                    let _ = reply.send(Err(NodeError::StoreBehind { queued }));
+                }
+                self.carry_out();
+            }
         }
     }
 

@@ -518,6 +518,22 @@ impl Service {
         }
     }
 
+    /// The verified `record` from `origin` was not written: the store's
+    /// write queue was full (a slow disk; `writes.rs`). Its author gets
+    /// its token back, a gossiped one is `Ignore`d (not passed on, no
+    /// penalty: the sender did nothing wrong, and sync brings the record
+    /// back later), and it is counted (the runtime refuses a local
+    /// publish itself).
+    pub(crate) fn on_shed(&mut self, origin: Origin, record: &Signed, now: Instant) {
+        let label = origin.label();
+        debug!(record = %record.id(), source = label, "store behind: record shed");
+        self.counters.shed(label);
+        self.authors.give_back(*record.author(), now);
+        if let Origin::Gossip { source, id } = origin {
+            self.report(id, source, MessageAcceptance::Ignore);
+        }
+    }
+
     /// Whether to answer a sync request from `peer` now (else: "rate
     /// limited").
     pub(crate) fn allow_sync_request(&mut self, peer: PeerId, now: Instant) -> bool {

@@ -166,6 +166,18 @@ pub struct Store {
     db: Database,
 }
 
+/// The store's write lock, held ([`Store::hold_writes`]); let go (with
+/// nothing written) when dropped.
+#[doc(hidden)]
+#[must_use = "the lock is let go when the guard is dropped"]
+pub struct WriteHold(#[allow(dead_code)] redb::WriteTransaction);
+
+impl std::fmt::Debug for WriteHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteHold")
+    }
+}
+
 /// The most memory redb may use to cache the store's pages (its default,
 /// 1 GiB, would let a daemon's resident memory follow the store's size up
 /// to that); reads beyond it come from the OS page cache.
@@ -188,6 +200,15 @@ impl Store {
         tx.open_table(IDENTITIES)?;
         tx.commit()?;
         Ok(Self { db })
+    }
+
+    /// Holds the store's write lock until the returned guard is dropped:
+    /// every write waits meanwhile, as behind a stalled disk (reads go on).
+    /// For tests of what a node does when its disk falls behind; nothing
+    /// is written under it.
+    #[doc(hidden)]
+    pub fn hold_writes(&self) -> Result<WriteHold, StoreError> {
+        Ok(WriteHold(self.db.begin_write()?))
     }
 
     /// Applies verified package records in one durable transaction, in

@@ -90,6 +90,9 @@ pub(crate) enum Failure {
     /// The record's author is over its rate: nothing was stored.
     #[error("{0}")]
     AuthorRateLimited(#[source] NodeError),
+    /// The store is behind (its write queue is full): nothing was stored.
+    #[error("{0}")]
+    StoreBehind(#[source] NodeError),
     /// The store failed (internal).
     #[error("store: {0}")]
     Store(#[source] StoreError),
@@ -118,6 +121,7 @@ impl From<NodeError> for Failure {
         match e {
             NodeError::Stopped => Self::Stopped,
             e @ NodeError::AuthorRateLimited { .. } => Self::AuthorRateLimited(e),
+            e @ NodeError::StoreBehind { .. } => Self::StoreBehind(e),
             e => Self::Node(e),
         }
     }
@@ -153,6 +157,7 @@ impl Failure {
             Self::Verify(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.reason()),
             Self::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::AuthorRateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "author_rate_limited"),
+            Self::StoreBehind(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_behind"),
             Self::Cid(_) => (StatusCode::BAD_REQUEST, "bad_cid"),
             Self::Refused(Refusal::NoToken | Refusal::WrongToken) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized")
@@ -193,7 +198,7 @@ pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible
     let (status, code, message) = classify(&rejection);
     let body = warp::reply::json(&ErrorBody { code, message });
     let mut response = warp::reply::with_status(body, status).into_response();
-    if status == StatusCode::TOO_MANY_REQUESTS {
+    if status == StatusCode::TOO_MANY_REQUESTS || code == "store_behind" {
         let retry = warp::http::HeaderValue::from_static("1");
         response.headers_mut().insert("retry-after", retry);
     }

@@ -219,6 +219,41 @@ fn a_local_publish_that_is_not_news_or_failed_goes_nowhere() {
     assert_eq!(counters.accepted_from("local"), 0);
 }
 
+#[test]
+fn a_record_shed_for_a_full_write_queue_is_ignored_counted_and_costs_no_token() {
+    let (mut s, counters, t0) = service(false);
+    let [p] = peers(1)[..] else { unreachable!() };
+    // The author's whole burst is verified and let through while the disk
+    // is behind: each takes a token, and each is shed.
+    for n in 1..=AUTHOR_BURST {
+        let m = u8::try_from(n).unwrap();
+        s.on_checked(gossip(p, m), record(n), Ok(signed(n)), t0);
+        let Some(Action::Apply { origin, record }) = s.next_action() else {
+            panic!("a verified record goes to the store");
+        };
+        s.on_shed(origin, &record, t0);
+        assert_eq!(
+            drain(&mut s),
+            vec![report(p, m, MessageAcceptance::Ignore)],
+            "not passed on, not blamed on the sender"
+        );
+    }
+    assert_eq!(counters.shed_from("gossip"), u64::from(AUTHOR_BURST));
+    assert_eq!(counters.accepted_from("gossip"), 0);
+    assert_eq!(counters.rejected_from("gossip", "key_mismatch"), 0);
+    // The tokens came back: the author's records get through once the
+    // disk caught up, at the same instant.
+    let accepted = (100..100 + AUTHOR_BURST)
+        .filter(|n| gossip_news(&mut s, p, *n, t0))
+        .count();
+    assert_eq!(accepted, AUTHOR_BURST as usize);
+    // A shed publish is counted; the runtime answers its caller.
+    let r = Signed::Record(release(&key(9), "1.0.0").sign());
+    s.on_shed(Origin::Local(None), &r, t0);
+    assert_eq!(drain(&mut s), vec![]);
+    assert_eq!(counters.shed_from("local"), 1);
+}
+
 // Author limits.
 
 /// Checks `n`'s record from `p` as gossip at `now`; when it is let through,

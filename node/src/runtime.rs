@@ -405,7 +405,8 @@ impl Runtime {
         match self.writes.push(write) {
             Push::Write(batch) => self.write(batch),
             Push::Queued => {}
-            // The disk is behind: shed the record rather than hold more.
+            // The disk is behind: shed the record rather than hold more
+            // (its verdict goes out with the loop's next `carry_out`).
             Push::Full(write) => {
                 self.service
                     .on_shed(write.origin, &write.record, Instant::now());
@@ -413,7 +414,6 @@ impl Runtime {
                     let queued = self.writes.queued();
                     let _ = reply.send(Err(NodeError::StoreBehind { queued }));
                 }
-                self.carry_out();
             }
         }
     }

@@ -170,7 +170,9 @@ pub struct Store {
 /// nothing written) when dropped.
 #[doc(hidden)]
 #[must_use = "the lock is let go when the guard is dropped"]
-pub struct WriteHold(#[allow(dead_code)] redb::WriteTransaction);
+pub struct WriteHold {
+    _lock: redb::WriteTransaction,
+}
 
 impl std::fmt::Debug for WriteHold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -208,7 +210,9 @@ impl Store {
     /// is written under it.
     #[doc(hidden)]
     pub fn hold_writes(&self) -> Result<WriteHold, StoreError> {
-        Ok(WriteHold(self.db.begin_write()?))
+        Ok(WriteHold {
+            _lock: self.db.begin_write()?,
+        })
     }
 
     /// Applies verified package records in one durable transaction, in

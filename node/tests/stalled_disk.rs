@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use ipsr_node::NodeError;
-use ipsr_testkit::{TIMEOUT, key, release};
+use ipsr_testkit::{TIMEOUT, agent_with_timeout, key, release};
 
 mod common;
 
@@ -68,6 +68,33 @@ async fn a_stalled_disk_sheds_records_past_the_queue_and_loses_none_it_took() {
         common::metric(&node, "ipsr_records_shed_total{source=\"local\"}").await,
         SHED as u64
     );
+
+    // Over HTTP, a publish is refused the same way, with a clear code and
+    // a hint to come back.
+    let (addr, server) = ipsr_node::serve_api(node.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let server = tokio::spawn(server);
+    let refused = records[shed[0]].to_bytes();
+    let (status, retry, body) = tokio::task::spawn_blocking(move || {
+        let mut response = agent_with_timeout(TIMEOUT)
+            .post(format!("http://{addr}/v1/records"))
+            .header("content-type", "application/octet-stream")
+            .send(&refused[..])
+            .unwrap();
+        let retry = response.headers().get("retry-after").cloned();
+        (
+            response.status().as_u16(),
+            retry,
+            response.body_mut().read_to_string().unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    server.abort();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"store_behind\""), "{body}");
+    assert_eq!(retry.as_ref().and_then(|v| v.to_str().ok()), Some("1"));
 
     // The disk catches up: every record that was taken is stored.
     drop(hold);

@@ -140,6 +140,12 @@ impl From<StoreError> for Failure {
 }
 
 impl Failure {
+    /// Whether the same request may succeed shortly (answered with
+    /// `Retry-After`): nothing is wrong with it, the node is only busy.
+    fn retry_later(&self) -> bool {
+        matches!(self, Self::AuthorRateLimited(_) | Self::StoreBehind(_))
+    }
+
     /// The status and the stable code of the answer.
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
@@ -198,7 +204,10 @@ pub(crate) async fn recover(rejection: Rejection) -> Result<Response, Infallible
     let (status, code, message) = classify(&rejection);
     let body = warp::reply::json(&ErrorBody { code, message });
     let mut response = warp::reply::with_status(body, status).into_response();
-    if status == StatusCode::TOO_MANY_REQUESTS || code == "store_behind" {
+    let later = rejection
+        .find::<Failure>()
+        .is_some_and(Failure::retry_later);
+    if status == StatusCode::TOO_MANY_REQUESTS || later {
         let retry = warp::http::HeaderValue::from_static("1");
         response.headers_mut().insert("retry-after", retry);
     }

@@ -18,6 +18,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -26,6 +27,7 @@ use ipsr_proto::limits::MAX_CLOCK_SKEW_MS;
 use ipsr_proto::{AuthorKey, Record, SignedRecord};
 use ipsr_testkit::{key, release, wait_until};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
+use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,6 +61,11 @@ async fn network(n: usize) -> (Vec<tempfile::TempDir>, Vec<Client>, Vec<Multiadd
 /// A hostile peer: a bare gossipsub swarm that dials `addrs`, joins the
 /// records topic and publishes whatever bytes it is handed, bypassing
 /// every check an IPSR node makes. Its task stops when the handle drops.
+///
+/// It publishes only once it has seen as many peers join the topic as it
+/// dialled: a node lists the peer in its mesh as soon as it reads the
+/// peer's subscription, which can be before the peer has read the node's
+/// (and gossipsub refuses to publish to a topic with no known peers).
 struct Hostile {
     peer_id: PeerId,
     publish: mpsc::Sender<Publish>,
@@ -98,11 +105,21 @@ impl Hostile {
         }
         let peer_id = *swarm.local_peer_id();
         let (publish, mut rx) = mpsc::channel::<Publish>(1);
+        let dialled = addrs.len();
         tokio::spawn(async move {
+            let mut joined = HashSet::new();
             loop {
                 tokio::select! {
-                    _ = swarm.select_next_some() => {}
-                    next = rx.recv() => {
+                    event = swarm.select_next_some() => match event {
+                        SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) => {
+                            joined.insert(peer_id);
+                        }
+                        SwarmEvent::Behaviour(gossipsub::Event::Unsubscribed { peer_id, .. }) => {
+                            joined.remove(&peer_id);
+                        }
+                        _ => {}
+                    },
+                    next = rx.recv(), if joined.len() >= dialled => {
                         let Some((bytes, reply)) = next else { break };
                         let result = swarm
                             .behaviour_mut()
@@ -120,7 +137,10 @@ impl Hostile {
     async fn publish(&self, bytes: Vec<u8>) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.publish.send((bytes, tx)).await.unwrap();
-        rx.await.unwrap()
+        tokio::time::timeout(Duration::from_secs(60), rx)
+            .await
+            .map_err(|_| "the peers it dialled never joined the topic".to_string())?
+            .unwrap()
     }
 }
 

@@ -1,26 +1,49 @@
 //! The [`Index`] backend on the node's embedded store: point queries use the
 //! store's read API; `recent`, `search` and `stats` read the store's
 //! catalog (its indexes, kept as records are written: `docs/node.md`).
+//!
+//! Store calls block, so they run in tokio's blocking pool, except one: a
+//! package read again whose last read found at most [`INLINE_RELEASES`]
+//! releases runs on the runtime's own thread. Handing such a read to the
+//! pool (a thread woken, then the task woken back) cost more than the read
+//! itself, a third of the requests an uncached package view could serve
+//! (`docs/dev/performance.md`). A package read for the first time, one
+//! with more releases, and every scan still go to the pool, so what runs
+//! inline is bounded by the size last seen (a package grows by at most its
+//! author's record budget between two reads).
 
 use std::sync::Arc;
 
 use ipsr_node::Store;
 use ipsr_proto::SignedRecord;
 use ipsr_proto::{AuthorId, PackageKey, PackageName, PackageState, ReleaseKey, ReleaseState};
+use quick_cache::sync::Cache;
 
 use crate::IndexError;
 use crate::index::{BoxFuture, Hit, Index, IndexStats};
+
+/// The most releases a package may have had at its last read to be read
+/// again on the runtime's thread.
+pub(crate) const INLINE_RELEASES: usize = 16;
+/// How many packages known to be small are remembered (the least used go
+/// first; about 100 bytes each).
+const KNOWN_SMALL: usize = 16_384;
 
 /// An [`Index`] over a node's embedded [`Store`].
 #[derive(Debug, Clone)]
 pub struct StoreIndex {
     store: Arc<Store>,
+    /// Packages whose last read found at most [`INLINE_RELEASES`] releases.
+    small: Arc<Cache<PackageKey, ()>>,
 }
 
 impl StoreIndex {
     /// Queries `store` (e.g. `client.store().clone()` of an in-process node).
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            small: Arc::new(Cache::new(KNOWN_SMALL)),
+        }
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, IndexError>
@@ -33,6 +56,44 @@ impl StoreIndex {
             .await
             .map_err(IndexError::Task)?
     }
+
+    /// `read` of package `key` (the package, with whatever else it reads):
+    /// on the runtime's thread when the package is known to be small, else
+    /// in the blocking pool; then remembers whether it is small by what
+    /// `read` found.
+    async fn package_read<T, F>(
+        &self,
+        key: &PackageKey,
+        read: F,
+    ) -> Result<(Option<PackageState>, T), IndexError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store, &PackageKey) -> Result<(Option<PackageState>, T), IndexError>
+            + Send
+            + 'static,
+    {
+        let found = if self.is_known_small(key) {
+            read(&self.store, key)?
+        } else {
+            let owned = key.clone();
+            self.blocking(move |s| read(s, &owned)).await?
+        };
+        match &found.0 {
+            Some(state) if state.releases().count() <= INLINE_RELEASES => {
+                self.small.insert(key.clone(), ());
+            }
+            _ => {
+                self.small.remove(key);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Whether the last read of `key` found at most [`INLINE_RELEASES`]
+    /// releases (so the next one runs on the runtime's thread).
+    fn is_known_small(&self, key: &PackageKey) -> bool {
+        self.small.get(key).is_some()
+    }
 }
 
 impl Index for StoreIndex {
@@ -40,8 +101,12 @@ impl Index for StoreIndex {
         &'a self,
         key: &'a PackageKey,
     ) -> BoxFuture<'a, Result<Option<PackageState>, IndexError>> {
-        let key = key.clone();
-        Box::pin(self.blocking(move |s| Ok(s.package(&key)?)))
+        Box::pin(async move {
+            let (state, ()) = self
+                .package_read(key, |s, key| Ok((s.package(key)?, ())))
+                .await?;
+            Ok(state)
+        })
     }
 
     fn release<'a>(
@@ -64,8 +129,10 @@ impl Index for StoreIndex {
         &'a self,
         key: &'a PackageKey,
     ) -> BoxFuture<'a, Result<(Option<PackageState>, ipsr_proto::IdentityState), IndexError>> {
-        let key = key.clone();
-        Box::pin(self.blocking(move |s| Ok(s.package_with_identity(&key)?)))
+        Box::pin(async move {
+            self.package_read(key, |s, key| Ok(s.package_with_identity(key)?))
+                .await
+        })
     }
 
     fn author<'a>(
@@ -116,5 +183,61 @@ impl Index for StoreIndex {
 
     fn stats(&self) -> BoxFuture<'_, Result<IndexStats, IndexError>> {
         Box::pin(self.blocking(|s| Ok(s.totals()?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use ipsr_testkit::{key, release};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_package_last_seen_small_is_read_on_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
+        let index = StoreIndex::new(store.clone());
+        let author = key(7);
+        let first = release(&author, "1.0.0").sign();
+        let package = first.record().release_key().package_key();
+        store.apply(vec![first]).unwrap();
+
+        // A package never read, or not there, goes to the blocking pool,
+        // and one that is not there is never remembered.
+        let absent = release(&author, "1.0.0")
+            .package("org.example.absent")
+            .sign();
+        let absent = absent.record().release_key().package_key();
+        let (state, _) = index.package_with_identity(&absent).await.unwrap();
+        assert!(state.is_none());
+        assert!(!index.is_known_small(&absent));
+        assert!(!index.is_known_small(&package));
+
+        // Read once: small, so the next read runs inline, and finds the
+        // same as the store.
+        let (state, _) = index.package_with_identity(&package).await.unwrap();
+        assert_eq!(state.unwrap().releases().count(), 1);
+        assert!(index.is_known_small(&package));
+        let inline = index.package(&package).await.unwrap().unwrap();
+        let versions = |state: &PackageState| -> Vec<String> {
+            state.releases().map(|r| r.key().to_string()).collect()
+        };
+        let stored = store.package(&package).unwrap().unwrap();
+        assert_eq!(versions(&inline), versions(&stored));
+
+        // Grown past the bound: the read that sees it forgets the package,
+        // so the next read goes to the pool again.
+        let more: Vec<_> = (1..=INLINE_RELEASES)
+            .map(|n| release(&author, &format!("1.{n}.0")).sign())
+            .collect();
+        store.apply(more).unwrap();
+        let grown = index.package(&package).await.unwrap().unwrap();
+        assert_eq!(grown.releases().count(), INLINE_RELEASES + 1);
+        assert!(!index.is_known_small(&package));
+        let (state, _) = index.package_with_identity(&package).await.unwrap();
+        assert_eq!(state.unwrap().releases().count(), INLINE_RELEASES + 1);
+        assert!(!index.is_known_small(&package));
     }
 }

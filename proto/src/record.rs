@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use prost::Message;
@@ -379,7 +380,9 @@ pub struct Unverified;
 /// State of a [`SignedRecord`] whose signature, author and fields were checked.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    record: Record,
+    /// Shared: a verified record is read far more than it is made, and
+    /// stores and views hand copies of it around.
+    record: Arc<Record>,
     id: RecordId,
 }
 
@@ -615,11 +618,14 @@ fn verify_payload(
 
 impl SignedRecord<Verified> {
     /// The verified form of an envelope whose checks have passed.
-    fn verified(envelope: Envelope, record: Record) -> Self {
+    fn verified(envelope: Envelope, record: impl Into<Arc<Record>>) -> Self {
         let id = RecordId::of(&envelope.encode());
         Self {
             envelope,
-            state: Verified { record, id },
+            state: Verified {
+                record: record.into(),
+                id,
+            },
         }
     }
 
@@ -653,7 +659,7 @@ impl SignedRecord<Verified> {
     pub fn merge(&self, other: &Self) -> Option<Self> {
         let author = self.record().author().as_bytes();
         let envelope = self.envelope.merged(&other.envelope, author)?;
-        Some(Self::verified(envelope, self.record().clone()))
+        Some(Self::verified(envelope, self.state.record.clone()))
     }
 
     /// The same record with only the signatures of keys `keep` accepts, or
@@ -662,7 +668,7 @@ impl SignedRecord<Verified> {
         let envelope = self
             .envelope
             .retained(self.record().author().as_bytes(), keep)?;
-        Some(Self::verified(envelope, self.record().clone()))
+        Some(Self::verified(envelope, self.state.record.clone()))
     }
 
     /// The same record with `key`'s signature added (a co-signature).
@@ -671,7 +677,7 @@ impl SignedRecord<Verified> {
             .envelope
             .cosigned(self.record().author().as_bytes(), key);
         check_size(&envelope)?;
-        Ok(Self::verified(envelope, self.record().clone()))
+        Ok(Self::verified(envelope, self.state.record.clone()))
     }
 
     /// Whether `self` replaces `other`: both are about the same release and

@@ -43,6 +43,8 @@
 //!   compacted as records are superseded (`store/log.rs`), and a catalog
 //!   that indexes search words, recent releases and totals
 //!   (`store/catalog.rs`).
+//! * [`decoded`]: records decoded from storage, kept by id for the whole
+//!   process (the store's reads and the indexer's Redis reads share them).
 //! * `writes`: group commit: verified records go into the store one write
 //!   at a time, those that arrive meanwhile together in the next (sans IO).
 //! * `sync`: `/ipsr/sync/1.0.0` ([`SYNC_PROTOCOL`]), catch-up by set
@@ -84,6 +86,7 @@ mod bootstrap;
 mod client;
 mod config;
 mod data_dir;
+pub mod decoded;
 mod dht;
 mod dht_store;
 mod error;

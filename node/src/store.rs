@@ -799,80 +799,6 @@ fn verify_stored(bytes: &[u8]) -> Result<SignedRecord, StoreError> {
     Ok(SignedRecord::from_trusted_storage(bytes)?)
 }
 
-/// Records decoded from the store, by id, for every store of the process.
-///
-/// A record's id is the hash of its bytes, so what is decoded under an id
-/// never changes: a package read again (every uncached page or API view,
-/// every new release checked against the earlier ones) reuses its decoded
-/// records instead of decoding each again. Whether the record is still in
-/// the store is looked up each time all the same.
-mod decoded {
-    use std::sync::LazyLock;
-
-    use ipsr_proto::SignedRecord;
-    use quick_cache::Weighter;
-    use quick_cache::sync::Cache;
-
-    use super::{StoreError, verify_stored};
-
-    /// The most memory (by [`Size`]'s estimate) decoded records may take.
-    const CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
-
-    /// An estimate of a decoded record's memory: its bytes, held twice
-    /// (the signed payload, and the fields decoded from it), and the
-    /// allocations of its fields.
-    #[derive(Debug, Clone, Copy)]
-    struct Size;
-
-    impl Weighter<[u8; 32], SignedRecord> for Size {
-        fn weight(&self, _: &[u8; 32], record: &SignedRecord) -> u64 {
-            2 * record.payload().len() as u64 + 512
-        }
-    }
-
-    static DECODED: LazyLock<Cache<[u8; 32], SignedRecord, Size>> =
-        LazyLock::new(|| Cache::with_weighter(8192, CAPACITY_BYTES, Size));
-
-    /// The record stored under `id` as `bytes`, decoded once.
-    pub(super) fn get_or_decode(id: [u8; 32], bytes: &[u8]) -> Result<SignedRecord, StoreError> {
-        if let Some(record) = DECODED.get(&id) {
-            return Ok(record);
-        }
-        let record = verify_stored(bytes)?;
-        // Kept only under its own id (a damaged store could hold other
-        // bytes under an id: those are decoded every time).
-        if record.id().as_bytes() == &id {
-            DECODED.insert(id, record.clone());
-        }
-        Ok(record)
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use ipsr_testkit::{key, release};
-
-        use super::*;
-
-        #[test]
-        fn a_record_is_decoded_once_and_kept_only_under_its_own_id() {
-            let record = release(&key(41), "4.1.0").sign();
-            let (id, bytes) = (*record.id().as_bytes(), record.to_bytes());
-            assert_eq!(get_or_decode(id, &bytes).unwrap().id(), record.id());
-            // Kept: the same id no longer needs its bytes decoded.
-            let again = get_or_decode(id, b"not a record").unwrap();
-            assert_eq!(again.to_bytes(), bytes);
-            // Bytes under another id (a damaged store) are decoded, never
-            // kept under that id.
-            let other = [0xee; 32];
-            assert_eq!(get_or_decode(other, &bytes).unwrap().id(), record.id());
-            assert!(matches!(
-                get_or_decode(other, b"not a record"),
-                Err(StoreError::Corrupt(_))
-            ));
-        }
-    }
-}
-
 fn created_at_of(bytes: &[u8]) -> Result<u64, StoreError> {
     Ok(match SignedRecord::from_trusted_storage_any(bytes)? {
         Signed::Record(r) => r.record().created_at(),
@@ -947,7 +873,7 @@ fn slot_state(
         let bytes = recs
             .get(&raw[..])?
             .ok_or_else(|| StoreError::Corrupt(format!("missing record {id}")))?;
-        decoded::get_or_decode(raw, bytes.value())
+        crate::decoded::get_or_decode(raw, bytes.value(), verify_stored)
     };
     let mut evidence = BTreeMap::new();
     let mut release = None;

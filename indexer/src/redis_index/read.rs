@@ -147,8 +147,13 @@ impl RedisIndex {
             let bytes = rec.get(id).ok_or_else(|| {
                 IndexError::corrupt(self.keys.rec(pk), format!("missing record {id}"))
             })?;
-            SignedRecord::from_trusted_storage_cached(bytes, keys)
-                .map_err(|e| IndexError::corrupt(format!("{} {id}", self.keys.rec(pk)), e))
+            let corrupt = |e| IndexError::corrupt(format!("{} {id}", self.keys.rec(pk)), e);
+            let mut raw = [0u8; 32];
+            hex::decode_to_slice(id, &mut raw).map_err(|e| corrupt(e.to_string()))?;
+            ipsr_node::decoded::get_or_decode(raw, bytes, |b| {
+                SignedRecord::from_trusted_storage_cached(b, keys)
+            })
+            .map_err(|e| corrupt(e.to_string()))
         };
         let mut evidence = BTreeMap::new();
         for (cid, id) in &row.evidence {

@@ -3,7 +3,8 @@
 //! restarted; two indexers fed the same records in different orders;
 //! indexers resuming from old cursors of a log that was compacted since;
 //! the indexer process reading a node that requires its API token.
-//! Each ends with Redis holding exactly what the node's store holds.
+//! Each ends with Redis holding exactly what the node's store holds. One
+//! more files a record in Redis under an id its bytes do not hash to.
 //!
 //! Every test starts its own processes on free ports and stops them in a
 //! drop guard, also when it fails.
@@ -521,4 +522,64 @@ async fn a_release_read_while_it_is_replaced_is_whole() {
         written > 20,
         "the writer replaced the release {written} times"
     );
+}
+
+/// Records read back from Redis are decoded once and kept by record id
+/// (`ipsr_node::decoded`), shared with the node's store. Redis is shared
+/// storage, so a record whose bytes do not hash to the id they are filed
+/// under (here: a release row pointed at a made-up id, whose `rec:` field
+/// holds another record's bytes) must be read as those bytes say, and
+/// never kept under the made-up id.
+#[tokio::test]
+async fn a_record_filed_in_redis_under_another_id_is_never_kept_under_it() {
+    let url = redis_url();
+    let test = TestIndex::new(&url, "tamper");
+    let genuine = release(&key(90), "1.0.0").package("org.tamper.app").sign();
+    let pk = genuine.record().release_key().package_key();
+    test.index
+        .apply(std::slice::from_ref(&genuine))
+        .await
+        .unwrap();
+
+    // File the genuine bytes under a made-up id, and point the row at it.
+    let made_up = [0x5a_u8; 32];
+    let tag = format!("{{{}/{}}}", pk.author, pk.package);
+    let prefix = test.index.prefix();
+    let (rel, rec) = (format!("{prefix}rel:{tag}"), format!("{prefix}rec:{tag}"));
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let row: String = redis::cmd("HGET")
+        .arg(&rel)
+        .arg("1.0.0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let genuine_hex = genuine.id().to_string();
+    assert!(row.contains(&genuine_hex), "row {row}");
+    let _: i64 = redis::cmd("HSET")
+        .arg(&rel)
+        .arg("1.0.0")
+        .arg(row.replace(&genuine_hex, &hex::encode(made_up)))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg(&rec)
+        .arg(hex::encode(made_up))
+        .arg(genuine.to_bytes())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // Read twice: the bytes are what they are, and the made-up id never
+    // names them in the process's decoded records.
+    for _ in 0..2 {
+        let state = test.index.package(&pk).await.unwrap().unwrap();
+        let read = state.releases().next().unwrap().release().unwrap().id();
+        assert_eq!(read, genuine.id());
+        let kept = ipsr_node::decoded::get_or_decode(made_up, b"not a record", |b| {
+            SignedRecord::from_trusted_storage(b)
+        });
+        assert!(kept.is_err(), "a record was kept under the made-up id");
+    }
 }

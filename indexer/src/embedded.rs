@@ -72,19 +72,22 @@ impl StoreIndex {
             + Send
             + 'static,
     {
-        let found = if self.is_known_small(key) {
+        let known = self.is_known_small(key);
+        let found = if known {
             read(&self.store, key)?
         } else {
             let owned = key.clone();
             self.blocking(move |s| read(s, &owned)).await?
         };
-        match &found.0 {
-            Some(state) if state.releases().count() <= INLINE_RELEASES => {
-                self.small.insert(key.clone(), ());
-            }
-            _ => {
+        let small = matches!(&found.0, Some(state) if state.releases().count() <= INLINE_RELEASES);
+        // Only a change is written: a hot package is not inserted again on
+        // every read.
+        match (known, small) {
+            (false, true) => self.small.insert(key.clone(), ()),
+            (true, false) => {
                 self.small.remove(key);
             }
+            _ => {}
         }
         Ok(found)
     }

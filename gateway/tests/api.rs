@@ -843,7 +843,8 @@ async fn cluster_failover_reads_are_503_only_until_a_replica_takes_over() {
             }
             other => panic!("{victim_path}: {other} {body}"),
         }
-        assert_eq!(env.json(&other_path).await.0, 200, "{other_path}");
+        let (status, body) = env.json(&other_path).await;
+        assert_eq!(status, 200, "{other_path}: {body}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     eprintln!(

@@ -542,7 +542,7 @@ async fn a_record_filed_in_redis_under_another_id_is_never_kept_under_it() {
         .unwrap();
 
     // File the genuine bytes under a made-up id, and point the row at it.
-    let made_up = [0x5a_u8; 32];
+    let made_up = ipsr_proto::RecordId::from_bytes([0x5a_u8; 32]);
     let tag = format!("{{{}/{}}}", pk.author, pk.package);
     let prefix = test.index.prefix();
     let (rel, rec) = (format!("{prefix}rel:{tag}"), format!("{prefix}rec:{tag}"));
@@ -559,13 +559,13 @@ async fn a_record_filed_in_redis_under_another_id_is_never_kept_under_it() {
     let _: i64 = redis::cmd("HSET")
         .arg(&rel)
         .arg("1.0.0")
-        .arg(row.replace(&genuine_hex, &hex::encode(made_up)))
+        .arg(row.replace(&genuine_hex, &made_up.to_string()))
         .query_async(&mut conn)
         .await
         .unwrap();
     let _: i64 = redis::cmd("HSET")
         .arg(&rec)
-        .arg(hex::encode(made_up))
+        .arg(made_up.to_string())
         .arg(genuine.to_bytes())
         .query_async(&mut conn)
         .await
@@ -582,4 +582,81 @@ async fn a_record_filed_in_redis_under_another_id_is_never_kept_under_it() {
         });
         assert!(kept.is_err(), "a record was kept under the made-up id");
     }
+}
+
+/// A package read again is answered from the state read before only while
+/// its `hash` in Redis is the one that state was read under: what another
+/// writer (another gateway's indexer) adds or yanks is seen on the next
+/// read, and keys changed under an unchanged hash are not read at all.
+#[tokio::test]
+async fn a_package_read_again_is_the_state_its_hash_in_redis_names() {
+    use ipsr_indexer::RedisConfig;
+
+    let url = redis_url();
+    let test = TestIndex::new(&url, "kept");
+    let mut config = RedisConfig::new(&url);
+    config.prefix = test.index.prefix().to_owned();
+    let other_writer = RedisIndex::open(&config).unwrap();
+    let k = key(91);
+    let first = release(&k, "1.0.0").package("org.kept.app").seq(1).sign();
+    let pk = first.record().release_key().package_key();
+    test.index
+        .apply(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    let versions = |state: &ipsr_proto::PackageState| -> Vec<(String, bool)> {
+        state
+            .releases()
+            .map(|r| (r.key().version.to_string(), r.yank().is_some()))
+            .collect()
+    };
+    let read = test.index.package(&pk).await.unwrap().unwrap();
+    assert_eq!(versions(&read), [("1.0.0".to_owned(), false)]);
+
+    // Another writer adds a release, then yanks the first: each shows.
+    let second = release(&k, "1.1.0").package("org.kept.app").seq(2).sign();
+    other_writer
+        .apply(std::slice::from_ref(&second))
+        .await
+        .unwrap();
+    let read = test.index.package(&pk).await.unwrap().unwrap();
+    assert_eq!(
+        versions(&read),
+        [("1.0.0".to_owned(), false), ("1.1.0".to_owned(), false)]
+    );
+    let yanked = yank(&k, "1.0.0").package("org.kept.app").seq(3).sign();
+    other_writer
+        .apply(std::slice::from_ref(&yanked))
+        .await
+        .unwrap();
+    let read = test.index.package(&pk).await.unwrap().unwrap();
+    assert_eq!(
+        versions(&read),
+        [("1.0.0".to_owned(), true), ("1.1.0".to_owned(), false)]
+    );
+
+    // The records removed under the same hash: the kept state answers.
+    let tag = format!("{{{}/{}}}", pk.author, pk.package);
+    let prefix = test.index.prefix();
+    let (pkg, rec) = (format!("{prefix}pkg:{tag}"), format!("{prefix}rec:{tag}"));
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(&rec)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let again = test.index.package(&pk).await.unwrap().unwrap();
+    assert_eq!(versions(&again), versions(&read));
+    // A reader that never read it rebuilds from the keys, and finds them
+    // broken; so does this one once the hash moves.
+    assert!(other_writer.package(&pk).await.is_err());
+    let _: i64 = redis::cmd("HSET")
+        .arg(&pkg)
+        .arg("hash")
+        .arg("0".repeat(64))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(test.index.package(&pk).await.is_err());
 }

@@ -13,7 +13,7 @@
 
 use std::sync::LazyLock;
 
-use ipsr_proto::SignedRecord;
+use ipsr_proto::{RecordId, SignedRecord};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
@@ -26,20 +26,20 @@ const CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 struct Size;
 
-impl Weighter<[u8; 32], SignedRecord> for Size {
-    fn weight(&self, _: &[u8; 32], record: &SignedRecord) -> u64 {
+impl Weighter<RecordId, SignedRecord> for Size {
+    fn weight(&self, _: &RecordId, record: &SignedRecord) -> u64 {
         2 * record.payload().len() as u64 + 512
     }
 }
 
-static DECODED: LazyLock<Cache<[u8; 32], SignedRecord, Size>> =
+static DECODED: LazyLock<Cache<RecordId, SignedRecord, Size>> =
     LazyLock::new(|| Cache::with_weighter(8192, CAPACITY_BYTES, Size));
 
 /// The record stored under `id` as `bytes`: the one decoded before under
 /// that id, or what `decode` makes of `bytes` (then kept, if its id is
 /// `id`).
 pub fn get_or_decode<E>(
-    id: [u8; 32],
+    id: RecordId,
     bytes: &[u8],
     decode: impl FnOnce(&[u8]) -> Result<SignedRecord, E>,
 ) -> Result<SignedRecord, E> {
@@ -47,7 +47,7 @@ pub fn get_or_decode<E>(
         return Ok(record);
     }
     let record = decode(bytes)?;
-    if record.id().as_bytes() == &id {
+    if record.id() == id {
         DECODED.insert(id, record.clone());
     }
     Ok(record)
@@ -69,14 +69,14 @@ mod tests {
     #[test]
     fn a_record_is_decoded_once_and_kept_only_under_its_own_id() {
         let record = release(&key(41), "4.1.0").sign();
-        let (id, bytes) = (*record.id().as_bytes(), record.to_bytes());
+        let (id, bytes) = (record.id(), record.to_bytes());
         assert_eq!(get_or_decode(id, &bytes, decode).unwrap().id(), record.id());
         // Kept: the same id no longer needs its bytes decoded.
         let again = get_or_decode(id, b"not a record", decode).unwrap();
         assert_eq!(again.to_bytes(), bytes);
         // Bytes under another id (damaged storage) are decoded, never kept
         // under that id.
-        let other = [0xee; 32];
+        let other = RecordId::from_bytes([0xee; 32]);
         assert_eq!(
             get_or_decode(other, &bytes, decode).unwrap().id(),
             record.id()

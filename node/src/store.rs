@@ -868,12 +868,13 @@ fn slot_state(
     row: &SlotRow,
 ) -> Result<ReleaseState, StoreError> {
     let load = |id: &str| -> Result<SignedRecord, StoreError> {
-        let mut raw = [0u8; 32];
-        hex::decode_to_slice(id, &mut raw).map_err(|_| StoreError::Corrupt("record id".into()))?;
+        let id: RecordId = id
+            .parse()
+            .map_err(|_| StoreError::Corrupt("record id".into()))?;
         let bytes = recs
-            .get(&raw[..])?
+            .get(&id.as_bytes()[..])?
             .ok_or_else(|| StoreError::Corrupt(format!("missing record {id}")))?;
-        crate::decoded::get_or_decode(raw, bytes.value(), verify_stored)
+        crate::decoded::get_or_decode(id, bytes.value(), verify_stored)
     };
     let mut evidence = BTreeMap::new();
     let mut release = None;

@@ -135,7 +135,8 @@ pub use lineage::{
 pub use name::{InvalidPackageName, PackageName};
 pub use order::{Applied, Change, ForeignRecord, PackageState, ReleaseParts, ReleaseState, Report};
 pub use record::{
-    PackageKey, Record, RecordId, ReleaseKey, Signed, SignedRecord, Unverified, Verified,
+    PackageKey, ParseRecordIdError, Record, RecordId, ReleaseKey, Signed, SignedRecord, Unverified,
+    Verified,
 };
 pub use release::{Metadata, Platform, Release, Yank};
 pub use text::is_hidden as is_hidden_char;

@@ -367,6 +367,25 @@ impl fmt::Display for RecordId {
     }
 }
 
+/// A string that is not a [`RecordId`]'s text: 64 lower-case hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a record id (64 lower-case hex digits)")]
+pub struct ParseRecordIdError;
+
+impl std::str::FromStr for RecordId {
+    type Err = ParseRecordIdError;
+
+    /// Accepts only the text [`Display`](fmt::Display) writes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(ParseRecordIdError);
+        }
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(s, &mut raw).map_err(|_| ParseRecordIdError)?;
+        Ok(Self(raw))
+    }
+}
+
 impl fmt::Debug for RecordId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RecordId({})", hex::encode(&self.0[..8]))
@@ -738,6 +757,22 @@ mod tests {
     use crate::envelope::signing_input;
     use crate::limits::MAX_DESCRIPTION;
     use crate::{ContentId, Metadata};
+
+    #[test]
+    fn record_ids_read_back_only_from_their_own_text() {
+        let id = RecordId::of(b"some envelope");
+        let text = id.to_string();
+        assert_eq!(text.parse::<RecordId>(), Ok(id));
+        for bad in [
+            text.to_uppercase(),
+            text[..63].to_owned(),
+            format!("{text}0"),
+            format!("{}g", &text[..63]),
+            String::new(),
+        ] {
+            assert_eq!(bad.parse::<RecordId>(), Err(ParseRecordIdError), "{bad}");
+        }
+    }
 
     fn release(key: &AuthorKey) -> Release {
         let cid: ContentId = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipsr_proto::{
     AuthorId, AuthorizedPackage, AuthorizedRelease, ContentId, IdentityState, KeyCache, PackageKey,
-    PackageName, PackageState, RecordId, ReleaseKey, ReleaseParts, ReleaseState, Signed,
-    SignedRecord,
+    PackageName, PackageState, ParseRecordIdError, RecordId, ReleaseKey, ReleaseParts,
+    ReleaseState, Signed, SignedRecord,
 };
 use redis::Value;
 
@@ -148,9 +148,10 @@ impl RedisIndex {
                 IndexError::corrupt(self.keys.rec(pk), format!("missing record {id}"))
             })?;
             let corrupt = |e| IndexError::corrupt(format!("{} {id}", self.keys.rec(pk)), e);
-            let mut raw = [0u8; 32];
-            hex::decode_to_slice(id, &mut raw).map_err(|e| corrupt(e.to_string()))?;
-            ipsr_node::decoded::get_or_decode(raw, bytes, |b| {
+            let id: RecordId = id
+                .parse()
+                .map_err(|e: ParseRecordIdError| corrupt(e.to_string()))?;
+            ipsr_node::decoded::get_or_decode(id, bytes, |b| {
                 SignedRecord::from_trusted_storage_cached(b, keys)
             })
             .map_err(|e| corrupt(e.to_string()))
@@ -171,6 +172,19 @@ impl RedisIndex {
     }
 
     async fn get_package(&self, pk: &PackageKey) -> Result<Option<PackageState>, IndexError> {
+        // A state read before is answered again while the package's hash
+        // is the one it was read under (`states`): one short reply instead
+        // of every row and record.
+        if let Some(kept) = self.states.get(pk) {
+            let hash: Option<String> = redis::cmd("HGET")
+                .arg(self.keys.pkg(pk))
+                .arg("hash")
+                .query_async(&mut self.conn.clone())
+                .await?;
+            if hash.as_deref() == Some(kept.hash.as_str()) {
+                return Ok(Some(kept.state.clone()));
+            }
+        }
         let mut pipe = Batch::new();
         push_read(&mut pipe, &self.keys.names(pk, &pk.author.to_string()));
         let mut replies = take_exec(self.run(&pipe).await?).into_iter();
@@ -189,8 +203,12 @@ impl RedisIndex {
         let apk_certs = parse_apk_certs(&pkg.remove("apk_certs").unwrap_or_default())
             .map_err(|e| IndexError::corrupt(self.keys.pkg(pk), e))?;
         let rec: HashMap<String, Vec<u8>> = redis::from_redis_value(rec)?;
-        self.rebuild(pk, rel, &rec, apk_certs, &mut KeyCache::default())
-            .map(Some)
+        let state = self.rebuild(pk, rel, &rec, apk_certs, &mut KeyCache::default())?;
+        if let Some(hash) = pkg.remove("hash") {
+            let bytes = rec.values().map(Vec::len).sum();
+            self.states.keep(hash, &state, rec.len(), bytes);
+        }
+        Ok(Some(state))
     }
 
     async fn get_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseState>, IndexError> {

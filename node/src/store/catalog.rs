@@ -31,7 +31,7 @@
 
 use std::collections::HashMap;
 
-use ipsr_proto::{PackageKey, PackageState, ReleaseKey, SignedRecord, Version};
+use ipsr_proto::{PackageKey, PackageState, RecordId, ReleaseKey, SignedRecord, Version};
 use redb::{
     ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
@@ -307,10 +307,12 @@ pub(super) fn recent(
     let mut out = Vec::with_capacity(limit.min(1024));
     for entry in table.iter()?.rev().take(limit) {
         let (_, id) = entry?;
-        let mut raw = [0u8; 32];
-        hex::decode_to_slice(id.value(), &mut raw).map_err(|_| corrupt("recent id"))?;
+        let id: RecordId = std::str::from_utf8(id.value())
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| corrupt("recent id"))?;
         let bytes = recs
-            .get(&raw[..])?
+            .get(&id.as_bytes()[..])?
             .ok_or_else(|| corrupt("recent record missing"))?;
         out.push(verify_stored(bytes.value())?);
     }

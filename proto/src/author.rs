@@ -8,6 +8,8 @@ use cid::Cid;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use multihash::Multihash;
 
+mod base36;
+
 /// Multicodec `libp2p-key`.
 const LIBP2P_KEY_CODEC: u64 = 0x72;
 /// Multihash `identity`.
@@ -15,6 +17,9 @@ const IDENTITY_HASH: u64 = 0x00;
 /// The libp2p protobuf encoding of an ed25519 public key is these four bytes
 /// (`Type = Ed25519`, `Data` of length 32) followed by the raw key.
 const ED25519_PROTOBUF_PREFIX: [u8; 4] = [0x08, 0x01, 0x12, 0x20];
+/// The bytes of an author id's CID before the raw key: CIDv1, `libp2p-key`,
+/// an identity multihash of 36 bytes, [`ED25519_PROTOBUF_PREFIX`].
+const CID_PREFIX: [u8; 8] = [0x01, 0x72, 0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
 
 /// An author: an ed25519 public key.
 ///
@@ -138,11 +143,13 @@ mod checked {
 
 impl fmt::Display for AuthorId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self
-            .to_cid()
-            .to_string_of_base(cid::multibase::Base::Base36Lower)
-            .map_err(|_| fmt::Error)?;
-        f.write_str(&text)
+        let mut cid = [0u8; base36::CID_LEN];
+        cid[..CID_PREFIX.len()].copy_from_slice(&CID_PREFIX);
+        cid[CID_PREFIX.len()..].copy_from_slice(&self.0);
+        let mut buf = base36::buffer();
+        // `k`: the multibase prefix of lower-case base36.
+        f.write_str("k")?;
+        f.write_str(base36::encode(&cid, &mut buf))
     }
 }
 
@@ -156,26 +163,42 @@ impl FromStr for AuthorId {
     type Err = ParseAuthorIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let cid = Cid::try_from(s).map_err(|_| ParseAuthorIdError::NotCid)?;
-        let mh = cid.hash();
-        if cid.version() != cid::Version::V1
-            || cid.codec() != LIBP2P_KEY_CODEC
-            || mh.code() != IDENTITY_HASH
+        // The canonical form, read directly: `k`, then the base36 digits
+        // (no leading zero) of the CID's 40 bytes. A number has one such
+        // spelling, so what is read here is canonical.
+        if let Some(cid) = s
+            .strip_prefix('k')
+            .and_then(|digits| base36::decode(digits.as_bytes()))
+            .filter(|cid| cid.starts_with(&CID_PREFIX))
         {
-            return Err(ParseAuthorIdError::WrongKind);
+            return Self::from_bytes(&cid[CID_PREFIX.len()..]);
         }
-        let digest = mh.digest();
-        let raw = digest
-            .strip_prefix(&ED25519_PROTOBUF_PREFIX)
-            .filter(|raw| raw.len() == 32)
-            .ok_or(ParseAuthorIdError::WrongKind)?;
-        let id = Self::from_bytes(raw)?;
-        let canonical = id.to_string();
-        if canonical != s {
-            return Err(ParseAuthorIdError::NotCanonical { canonical });
-        }
-        Ok(id)
+        parse_any_form(s)
     }
+}
+
+/// [`AuthorId::from_str`] by the general CID code: any multibase, any CID,
+/// and the canonical text compared at the end.
+fn parse_any_form(s: &str) -> Result<AuthorId, ParseAuthorIdError> {
+    let cid = Cid::try_from(s).map_err(|_| ParseAuthorIdError::NotCid)?;
+    let mh = cid.hash();
+    if cid.version() != cid::Version::V1
+        || cid.codec() != LIBP2P_KEY_CODEC
+        || mh.code() != IDENTITY_HASH
+    {
+        return Err(ParseAuthorIdError::WrongKind);
+    }
+    let digest = mh.digest();
+    let raw = digest
+        .strip_prefix(&ED25519_PROTOBUF_PREFIX)
+        .filter(|raw| raw.len() == 32)
+        .ok_or(ParseAuthorIdError::WrongKind)?;
+    let id = AuthorId::from_bytes(raw)?;
+    let canonical = id.to_string();
+    if canonical != s {
+        return Err(ParseAuthorIdError::NotCanonical { canonical });
+    }
+    Ok(id)
 }
 
 impl serde::Serialize for AuthorId {
@@ -352,6 +375,43 @@ mod tests {
         let text = id.to_string();
         assert!(text.starts_with("k51"), "{text}");
         assert_eq!(text.parse::<AuthorId>(), Ok(id));
+    }
+
+    /// The text written and read directly is the multibase code's, and
+    /// reading it directly gives what the general code gives, for ids and
+    /// for every small change to them (a leading zero, a digit changed,
+    /// dropped or added, upper case, too large a value).
+    #[test]
+    fn base36_directly_agrees_with_the_general_code() {
+        for i in 0..1000u32 {
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            let id = AuthorKey::from_seed(&seed).author_id();
+            let text = id.to_string();
+            let general = id
+                .to_cid()
+                .to_string_of_base(cid::multibase::Base::Base36Lower)
+                .unwrap();
+            assert_eq!(text, general);
+            assert_eq!(text.parse::<AuthorId>(), Ok(id));
+            let n = text.len();
+            let digit = |c: u8| if c == b'z' { 'a' } else { char::from(c + 1) };
+            let mut changed = vec![
+                format!("k0{}", &text[1..]),
+                format!("{}{}", &text[..n - 1], digit(text.as_bytes()[n - 1])),
+                format!("{}{}{}", &text[..9], digit(text.as_bytes()[9]), &text[10..]),
+                text[..n - 1].to_owned(),
+                format!("{text}0"),
+                format!("{text}z"),
+                format!("{}{}", &text[..n - 1], text[n - 1..].to_uppercase()),
+                format!("k{}", "z".repeat(n - 1)),
+                format!("k{}", "z".repeat(70)),
+            ];
+            changed.retain(|c| c != &text);
+            for c in changed {
+                assert_eq!(c.parse::<AuthorId>(), parse_any_form(&c), "{c}");
+            }
+        }
     }
 
     #[test]

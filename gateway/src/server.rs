@@ -155,7 +155,10 @@ impl Connection {
                     std::time::Instant::now(),
                 )
             });
-            let answer = routes.call(request);
+            // Boxed: the routes' future is large (a state per filter), and
+            // hyper moves the request's future into place; a pointer is
+            // cheaper to move than kilobytes.
+            let answer = Box::pin(routes.call(request));
             async move {
                 let response = answer.await;
                 if let (Some((method, path, started)), Ok(r)) = (logged, &response) {

@@ -111,24 +111,28 @@ impl RedisIndex {
         let replies = self.run(&pipe).await?;
         let mut out = HashMap::with_capacity(authors.len());
         for (author, reply) in authors.into_iter().zip(replies) {
-            let docs: HashMap<String, Vec<u8>> = redis::from_redis_value(reply)?;
-            let mut list = Vec::with_capacity(docs.len());
-            for bytes in docs.values() {
-                match SignedRecord::from_trusted_storage_any(bytes) {
-                    Ok(Signed::Identity(doc)) => list.push(doc),
-                    _ => {
-                        return Err(IndexError::corrupt(
-                            self.keys.idn(&author),
-                            "not an identity document",
-                        ));
-                    }
-                }
-            }
-            let state = IdentityState::from_docs(author, list)
-                .map_err(|e| IndexError::corrupt(self.keys.idn(&author), e))?;
-            out.insert(author, state);
+            out.insert(author, self.identity_state(author, reply)?);
         }
         Ok(out)
+    }
+
+    /// An author's identity from the reply to `HGETALL idn:{A}`.
+    fn identity_state(&self, author: AuthorId, reply: Value) -> Result<IdentityState, IndexError> {
+        let docs: HashMap<String, Vec<u8>> = redis::from_redis_value(reply)?;
+        let mut list = Vec::with_capacity(docs.len());
+        for bytes in docs.values() {
+            match SignedRecord::from_trusted_storage_any(bytes) {
+                Ok(Signed::Identity(doc)) => list.push(doc),
+                _ => {
+                    return Err(IndexError::corrupt(
+                        self.keys.idn(&author),
+                        "not an identity document",
+                    ));
+                }
+            }
+        }
+        IdentityState::from_docs(author, list)
+            .map_err(|e| IndexError::corrupt(self.keys.idn(&author), e))
     }
 
     fn release_state(
@@ -185,6 +189,39 @@ impl RedisIndex {
                 return Ok(Some(kept.state.clone()));
             }
         }
+        self.read_package(pk).await
+    }
+
+    /// A package and its author's identity. With a kept state, its hash
+    /// and the identity are asked in one batch (one round trip to one
+    /// server), and the package's keys are read only if the hash moved.
+    async fn get_package_with_identity(
+        &self,
+        pk: &PackageKey,
+    ) -> Result<(Option<PackageState>, IdentityState), IndexError> {
+        let Some(kept) = self.states.get(pk) else {
+            return tokio::try_join!(self.read_package(pk), self.identity(&pk.author));
+        };
+        let mut pipe = Batch::new();
+        pipe.key_cmd("HGET", &self.keys.pkg(pk)).arg("hash");
+        pipe.key_cmd("HGETALL", &self.keys.idn(&pk.author));
+        let mut replies = self.run(&pipe).await?.into_iter();
+        let (Some(hash), Some(identity)) = (replies.next(), replies.next()) else {
+            return Err(IndexError::corrupt(
+                self.keys.pkg(pk),
+                "short pipeline reply",
+            ));
+        };
+        let identity = self.identity_state(pk.author, identity)?;
+        let hash: Option<String> = redis::from_redis_value(hash)?;
+        if hash.as_deref() == Some(kept.hash.as_str()) {
+            return Ok((Some(kept.state.clone()), identity));
+        }
+        Ok((self.read_package(pk).await?, identity))
+    }
+
+    /// A package's state rebuilt from all its keys (then kept, `states`).
+    async fn read_package(&self, pk: &PackageKey) -> Result<Option<PackageState>, IndexError> {
         let mut pipe = Batch::new();
         push_read(&mut pipe, &self.keys.names(pk, &pk.author.to_string()));
         let mut replies = take_exec(self.run(&pipe).await?).into_iter();
@@ -457,6 +494,13 @@ impl Index for RedisIndex {
         key: &'a ReleaseKey,
     ) -> BoxFuture<'a, Result<Option<ReleaseState>, IndexError>> {
         Box::pin(self.get_release(key))
+    }
+
+    fn package_with_identity<'a>(
+        &'a self,
+        key: &'a PackageKey,
+    ) -> BoxFuture<'a, Result<(Option<PackageState>, IdentityState), IndexError>> {
+        Box::pin(self.get_package_with_identity(key))
     }
 
     fn identity<'a>(

@@ -1,4 +1,9 @@
 //! Author identities: ed25519 keys and their canonical text form.
+//!
+//! * this module: [`AuthorId`], [`AuthorKey`], the per-thread cache of
+//!   checked keys and [`KeyCache`];
+//! * `base36`: the canonical text read and written without the general
+//!   multibase code (every other form goes through it).
 
 use std::collections::HashMap;
 use std::fmt;

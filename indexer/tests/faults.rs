@@ -524,6 +524,19 @@ async fn a_release_read_while_it_is_replaced_is_whole() {
     );
 }
 
+/// The name of `pk`'s key `kind` (`pkg`, `rel`, `rec`; `docs/redis.md`,
+/// section 1) under `index`'s prefix, for tests that write Redis directly.
+fn key_of(index: &RedisIndex, kind: &str, pk: &PackageKey) -> String {
+    format!("{}{kind}:{{{}/{}}}", index.prefix(), pk.author, pk.package)
+}
+
+/// A connection of its own to the Redis at `url`, to write behind the
+/// index's back.
+async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(url).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
 /// Records read back from Redis are decoded once and kept by record id
 /// (`ipsr_node::decoded`), shared with the node's store. Redis is shared
 /// storage, so a record whose bytes do not hash to the id they are filed
@@ -543,11 +556,11 @@ async fn a_record_filed_in_redis_under_another_id_is_never_kept_under_it() {
 
     // File the genuine bytes under a made-up id, and point the row at it.
     let made_up = ipsr_proto::RecordId::from_bytes([0x5a_u8; 32]);
-    let tag = format!("{{{}/{}}}", pk.author, pk.package);
-    let prefix = test.index.prefix();
-    let (rel, rec) = (format!("{prefix}rel:{tag}"), format!("{prefix}rec:{tag}"));
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (rel, rec) = (
+        key_of(&test.index, "rel", &pk),
+        key_of(&test.index, "rec", &pk),
+    );
+    let mut conn = raw_connection(&url).await;
     let row: String = redis::cmd("HGET")
         .arg(&rel)
         .arg("1.0.0")
@@ -631,33 +644,32 @@ async fn a_package_read_again_is_the_state_its_hash_in_redis_names() {
     assert_eq!(versions(&read), [("1.0.0".to_owned(), false)]);
 
     // Another writer adds a release, then yanks the first: each shows.
-    let second = release(&k, "1.1.0").package("org.kept.app").seq(2).sign();
-    other_writer
-        .apply(std::slice::from_ref(&second))
-        .await
-        .unwrap();
-    let read = read_both(&test.index).await.unwrap();
-    assert_eq!(
-        versions(&read),
-        [("1.0.0".to_owned(), false), ("1.1.0".to_owned(), false)]
-    );
-    let yanked = yank(&k, "1.0.0").package("org.kept.app").seq(3).sign();
-    other_writer
-        .apply(std::slice::from_ref(&yanked))
-        .await
-        .unwrap();
-    let read = read_both(&test.index).await.unwrap();
-    assert_eq!(
-        versions(&read),
-        [("1.0.0".to_owned(), true), ("1.1.0".to_owned(), false)]
-    );
+    let changes = [
+        (
+            release(&k, "1.1.0").package("org.kept.app").seq(2).sign(),
+            [("1.0.0".to_owned(), false), ("1.1.0".to_owned(), false)],
+        ),
+        (
+            yank(&k, "1.0.0").package("org.kept.app").seq(3).sign(),
+            [("1.0.0".to_owned(), true), ("1.1.0".to_owned(), false)],
+        ),
+    ];
+    let mut read = read;
+    for (record, expected) in changes {
+        other_writer
+            .apply(std::slice::from_ref(&record))
+            .await
+            .unwrap();
+        read = read_both(&test.index).await.unwrap();
+        assert_eq!(versions(&read), expected);
+    }
 
     // The records removed under the same hash: the kept state answers.
-    let tag = format!("{{{}/{}}}", pk.author, pk.package);
-    let prefix = test.index.prefix();
-    let (pkg, rec) = (format!("{prefix}pkg:{tag}"), format!("{prefix}rec:{tag}"));
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (pkg, rec) = (
+        key_of(&test.index, "pkg", &pk),
+        key_of(&test.index, "rec", &pk),
+    );
+    let mut conn = raw_connection(&url).await;
     let _: i64 = redis::cmd("DEL")
         .arg(&rec)
         .query_async(&mut conn)

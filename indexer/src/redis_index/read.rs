@@ -185,7 +185,7 @@ impl RedisIndex {
                 .arg("hash")
                 .query_async(&mut self.conn.clone())
                 .await?;
-            if hash.as_deref() == Some(kept.hash.as_str()) {
+            if kept.is_current(hash.as_deref()) {
                 return Ok(Some(kept.state.clone()));
             }
         }
@@ -214,7 +214,7 @@ impl RedisIndex {
         };
         let identity = self.identity_state(pk.author, identity)?;
         let hash: Option<String> = redis::from_redis_value(hash)?;
-        if hash.as_deref() == Some(kept.hash.as_str()) {
+        if kept.is_current(hash.as_deref()) {
             return Ok((Some(kept.state.clone()), identity));
         }
         Ok((self.read_package(pk).await?, identity))

@@ -22,10 +22,18 @@ pub(super) const CAPACITY_BYTES: u64 = 16 * 1024 * 1024;
 /// A state and the hash of the keys it was rebuilt from.
 #[derive(Debug)]
 pub(super) struct Kept {
-    pub(super) hash: String,
+    hash: String,
     pub(super) state: PackageState,
     /// [`Size`]'s estimate, made once from the bytes read.
     weight: u64,
+}
+
+impl Kept {
+    /// Whether `hash`, what Redis holds now (`None`: no package), is the
+    /// one this state was read under.
+    pub(super) fn is_current(&self, hash: Option<&str>) -> bool {
+        hash == Some(self.hash.as_str())
+    }
 }
 
 /// An estimate of a kept state's memory: its records' bytes, twice (the
@@ -43,15 +51,6 @@ impl Weighter<PackageKey, Arc<Kept>> for Size {
 /// The kept states of one keyspace (one [`RedisIndex`](super::RedisIndex)
 /// and its clones).
 pub(super) struct States(Cache<PackageKey, Arc<Kept>, Size>);
-
-impl std::fmt::Debug for States {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("States")
-            .field("len", &self.0.len())
-            .field("weight", &self.0.weight())
-            .finish()
-    }
-}
 
 impl States {
     /// At most `capacity_bytes` of states, by [`Size`]'s estimate.

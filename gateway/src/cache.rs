@@ -17,9 +17,9 @@ use quick_cache::sync::Cache;
 
 /// How long a rendered view may be served, by default.
 pub const VIEW_TTL: Duration = Duration::from_secs(1);
-/// The most bytes of rendered views (with their keys) kept; the least used
-/// go first.
-const CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+/// The most bytes of rendered views (with their keys) kept by default; the
+/// least used go first.
+pub const VIEW_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Views expected, to size the cache's table (a package view is about
 /// 3 KiB).
 const ESTIMATED_VIEWS: usize = 10_000;
@@ -51,13 +51,9 @@ pub(crate) struct ViewCache {
 }
 
 impl ViewCache {
-    /// A cache whose views live `ttl` (zero: nothing is kept).
-    pub(crate) fn new(ttl: Duration) -> Self {
-        Self::with_capacity(ttl, CAPACITY_BYTES)
-    }
-
-    /// A cache of at most `bytes` of views living `ttl`.
-    fn with_capacity(ttl: Duration, bytes: u64) -> Self {
+    /// A cache of at most `bytes` of views living `ttl` (zero: nothing is
+    /// kept).
+    pub(crate) fn new(ttl: Duration, bytes: u64) -> Self {
         Self {
             entries: Cache::with_weighter(ESTIMATED_VIEWS, bytes, Size),
             ttl,
@@ -89,6 +85,16 @@ impl ViewCache {
         Ok(body)
     }
 
+    /// The bytes its views and keys weigh now, by the bound's measure.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.entries.weight()
+    }
+
+    /// How many views it keeps now.
+    pub(crate) fn count(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Keeps `body`, rendered for `key` at log head `head`.
     pub(crate) fn put(&self, key: String, head: u64, body: Bytes) {
         if self.ttl.is_zero() {
@@ -111,7 +117,7 @@ mod tests {
 
     #[test]
     fn fresh_only_at_the_same_head_and_within_the_ttl() {
-        let cache = ViewCache::new(VIEW_TTL);
+        let cache = ViewCache::new(VIEW_TTL, VIEW_CACHE_BYTES);
         cache.put("a".into(), 7, Bytes::from_static(b"{}"));
         assert_eq!(cache.get("a", 7).as_deref(), Some(&b"{}"[..]));
         assert_eq!(cache.get("a", 8), None, "the log moved on");
@@ -123,7 +129,7 @@ mod tests {
         };
         cache.entries.insert("c".into(), old);
         assert_eq!(cache.get("c", 7), None, "too old");
-        let off = ViewCache::new(Duration::ZERO);
+        let off = ViewCache::new(Duration::ZERO, VIEW_CACHE_BYTES);
         off.put("a".into(), 7, Bytes::from_static(b"{}"));
         assert_eq!(off.get("a", 7), None);
     }
@@ -131,7 +137,7 @@ mod tests {
     #[test]
     fn many_spellings_of_large_views_stay_within_the_bytes_bound() {
         const BOUND: u64 = 4 * 1024 * 1024;
-        let cache = ViewCache::with_capacity(VIEW_TTL, BOUND);
+        let cache = ViewCache::new(VIEW_TTL, BOUND);
         // A view of a package with many versions, under 2,000 spellings of
         // its path (each percent-encoding is another key): 500 MiB if all
         // were kept.
@@ -154,7 +160,7 @@ mod tests {
         );
         assert!(kept_last > 1_000, "views are still kept: {kept_last}");
         // Small views are kept by the thousand all the same.
-        let small = ViewCache::with_capacity(VIEW_TTL, BOUND);
+        let small = ViewCache::new(VIEW_TTL, BOUND);
         for i in 0..1_000 {
             small.put(format!("package/{i}"), 7, Bytes::from(vec![b'x'; 3 * 1024]));
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipsr_proto::AuthorId;
 
-use crate::cache::VIEW_TTL;
+use crate::cache::{VIEW_CACHE_BYTES, VIEW_TTL};
 use crate::client_addr::TrustedProxies;
 
 /// Who may upload content through `POST /api/v1/publish`.
@@ -103,6 +103,9 @@ pub struct GatewayConfig {
     /// may be served again; it is never served after the node's log has
     /// changed. Zero turns the cache off.
     pub view_ttl: Duration,
+    /// The most bytes of rendered views (bodies and keys) the cache keeps;
+    /// the least used go first.
+    pub view_cache_bytes: u64,
     /// The F-Droid repository at `/fdroid/repo` (`docs/fdroid.md`); `None`:
     /// none (its routes answer 404).
     pub fdroid: Option<crate::fdroid::FdroidConfig>,
@@ -134,6 +137,7 @@ impl Default for GatewayConfig {
             ipfs_timeout: Duration::from_secs(10),
             public_url: None,
             view_ttl: VIEW_TTL,
+            view_cache_bytes: VIEW_CACHE_BYTES,
             fdroid: None,
             access_log: true,
         }

@@ -277,6 +277,7 @@ fn metrics(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
                 .metrics_text()
                 .await
                 .map_err(|e| reject(e.into()))?;
+            g.metrics().view_cache(g.views().bytes(), g.views().count());
             let text = g.metrics().encode(&node);
             Ok::<_, Rejection>(
                 warp::reply::with_header(

@@ -86,7 +86,7 @@ mod publish;
 mod server;
 mod state;
 
-pub use cache::VIEW_TTL;
+pub use cache::{VIEW_CACHE_BYTES, VIEW_TTL};
 pub use client_addr::{Cidr, CidrError, TrustedProxies};
 pub use config::{GatewayConfig, Uploads};
 pub use error::GatewayError;

@@ -130,6 +130,15 @@ struct Cli {
     /// after the node's log changed); 0 turns the cache off.
     #[arg(long, env = "IPSR_VIEW_CACHE_MS", default_value_t = 1000)]
     view_cache_ms: u64,
+    /// The most MiB of rendered JSON views (bodies and keys) kept for
+    /// --view-cache-ms; the least used go first.
+    #[arg(
+        long,
+        env = "IPSR_VIEW_CACHE_MIB",
+        default_value_t = 64,
+        value_name = "MIB"
+    )]
+    view_cache_mib: u64,
     /// The public base URL (for QR codes), e.g. https://apps.example.org.
     /// Without it the QR code holds the --http address, and none when that
     /// is 0.0.0.0 or [::]; it is never taken from a request's Host.
@@ -215,6 +224,7 @@ fn gateway_config(cli: &Cli) -> GatewayConfig {
     config.upload_timeout = cli.upload_timeout_secs;
     config.public_url = cli.public_url.clone();
     config.view_ttl = Duration::from_millis(cli.view_cache_ms);
+    config.view_cache_bytes = cli.view_cache_mib.saturating_mul(1024 * 1024);
     config
 }
 

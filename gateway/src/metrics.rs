@@ -19,6 +19,8 @@ pub(crate) struct Metrics {
     bytes_served: Counter,
     refused: Family<Labels, Counter>,
     connections: Gauge,
+    view_cache_bytes: Gauge,
+    view_cache_views: Gauge,
     pins_refused: Family<Labels, Counter>,
     fdroid_builds: Counter,
     fdroid_build_seconds: Histogram,
@@ -39,6 +41,8 @@ impl Default for Metrics {
         let bytes_served = Counter::default();
         let refused = Family::<Labels, Counter>::default();
         let connections = Gauge::default();
+        let view_cache_bytes = Gauge::default();
+        let view_cache_views = Gauge::default();
         let pins_refused = Family::<Labels, Counter>::default();
         let fdroid_builds = Counter::default();
         let fdroid_build_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
@@ -69,6 +73,16 @@ impl Default for Metrics {
             connections.clone(),
         );
         registry.register(
+            "view_cache_bytes",
+            "Bytes of rendered JSON views (bodies and keys) kept in the micro-cache",
+            view_cache_bytes.clone(),
+        );
+        registry.register(
+            "view_cache_views",
+            "Rendered JSON views kept in the micro-cache",
+            view_cache_views.clone(),
+        );
+        registry.register(
             "pins_refused",
             "Published content not pinned, by reason (uploads_forbidden, too_large, \
              quota_exceeded, blockstore_full, busy, content_mismatch, unavailable)",
@@ -90,6 +104,8 @@ impl Default for Metrics {
             bytes_served,
             refused,
             connections,
+            view_cache_bytes,
+            view_cache_views,
             pins_refused,
             fdroid_builds,
             fdroid_build_seconds,
@@ -139,6 +155,15 @@ impl Metrics {
     /// Counts a connection opened (`+1`) or closed (`-1`).
     pub(crate) fn connection(&self, delta: i64) {
         self.connections.inc_by(delta);
+    }
+
+    /// Sets what the view micro-cache holds now: `bytes` by its bound's
+    /// measure, in `views` views.
+    pub(crate) fn view_cache(&self, bytes: u64, views: usize) {
+        self.view_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.view_cache_views
+            .set(i64::try_from(views).unwrap_or(i64::MAX));
     }
 
     /// The node's metrics text followed by the gateway's.

@@ -62,7 +62,7 @@ impl Gateway {
                 slots,
                 probe_slots,
                 connections,
-                views: ViewCache::new(config.view_ttl),
+                views: ViewCache::new(config.view_ttl, config.view_cache_bytes),
                 bound: OnceLock::new(),
                 background_pins: Arc::new(Semaphore::new(config.background_pins.max(1))),
                 fdroid: config.fdroid.clone().map(Repository::new),

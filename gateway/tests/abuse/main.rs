@@ -20,6 +20,7 @@ mod proxy;
 mod range;
 mod search;
 mod slots;
+mod views;
 mod wire;
 
 use std::net::SocketAddr;

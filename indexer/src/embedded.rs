@@ -2,6 +2,10 @@
 //! store's read API; `recent`, `search` and `stats` read the store's
 //! catalog (its indexes, kept as records are written: `docs/node.md`).
 //!
+//! A package read (with its author's identity) is kept ([`crate::states`])
+//! under the store's write generation, and answered again without a store
+//! read until the next write is done.
+//!
 //! Store calls block, so they run in tokio's blocking pool, except one: a
 //! package read again whose last read found at most [`INLINE_RELEASES`]
 //! releases runs on the runtime's own thread. Handing such a read to the
@@ -15,12 +19,15 @@
 use std::sync::Arc;
 
 use ipsr_node::Store;
-use ipsr_proto::SignedRecord;
-use ipsr_proto::{AuthorId, PackageKey, PackageName, PackageState, ReleaseKey, ReleaseState};
+use ipsr_proto::{
+    AuthorId, IdentityState, PackageKey, PackageName, PackageState, ReleaseKey, ReleaseState,
+    SignedRecord,
+};
 use quick_cache::sync::Cache;
 
 use crate::IndexError;
 use crate::index::{BoxFuture, Hit, Index, IndexStats};
+use crate::states::{self, States};
 
 /// The most releases a package may have had at its last read to be read
 /// again on the runtime's thread.
@@ -35,6 +42,9 @@ pub struct StoreIndex {
     store: Arc<Store>,
     /// Packages whose last read found at most [`INLINE_RELEASES`] releases.
     small: Arc<Cache<PackageKey, ()>>,
+    /// Packages and their authors' identities read before, by the store's
+    /// write generation they were read under.
+    kept: Arc<States<u64, (PackageState, IdentityState)>>,
 }
 
 impl StoreIndex {
@@ -43,7 +53,42 @@ impl StoreIndex {
         Self {
             store,
             small: Arc::new(Cache::new(KNOWN_SMALL)),
+            kept: Arc::new(States::new(states::CAPACITY_BYTES)),
         }
+    }
+
+    /// Package `key` and its author's identity: kept, while no write has
+    /// been done since they were read, or read (then kept under the
+    /// generation read before: a write that finishes during the read moves
+    /// it, so what was read is then never answered again).
+    async fn read_package(
+        &self,
+        key: &PackageKey,
+    ) -> Result<(Option<PackageState>, IdentityState), IndexError> {
+        let generation = self.store.generation();
+        if let Some(kept) = self.kept.get(key)
+            && kept.is_current(&generation)
+        {
+            let (state, identity) = &kept.value;
+            return Ok((Some(state.clone()), identity.clone()));
+        }
+        let (state, identity) = self
+            .package_read(key, |s, key| Ok(s.package_with_identity(key)?))
+            .await?;
+        if let Some(state) = &state {
+            let (records, bytes) = state
+                .releases()
+                .flat_map(|r| r.records().into_values())
+                .fold((0, 0), |(n, bytes), r| (n + 1, bytes + r.payload().len()));
+            let weight = states::estimate(state, records, bytes);
+            self.kept.keep(
+                key.clone(),
+                generation,
+                (state.clone(), identity.clone()),
+                weight,
+            );
+        }
+        Ok((state, identity))
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, IndexError>
@@ -104,12 +149,7 @@ impl Index for StoreIndex {
         &'a self,
         key: &'a PackageKey,
     ) -> BoxFuture<'a, Result<Option<PackageState>, IndexError>> {
-        Box::pin(async move {
-            let (state, ()) = self
-                .package_read(key, |s, key| Ok((s.package(key)?, ())))
-                .await?;
-            Ok(state)
-        })
+        Box::pin(async move { Ok(self.read_package(key).await?.0) })
     }
 
     fn release<'a>(
@@ -132,10 +172,7 @@ impl Index for StoreIndex {
         &'a self,
         key: &'a PackageKey,
     ) -> BoxFuture<'a, Result<(Option<PackageState>, ipsr_proto::IdentityState), IndexError>> {
-        Box::pin(async move {
-            self.package_read(key, |s, key| Ok(s.package_with_identity(key)?))
-                .await
-        })
+        Box::pin(self.read_package(key))
     }
 
     fn author<'a>(
@@ -242,5 +279,116 @@ mod tests {
         let (state, _) = index.package_with_identity(&package).await.unwrap();
         assert_eq!(state.unwrap().releases().count(), INLINE_RELEASES + 1);
         assert!(!index.is_known_small(&package));
+    }
+
+    /// A kept package is answered until the next write is done, and only
+    /// then: a new release, a new identity show on the next read; a
+    /// duplicate (no write) leaves it kept.
+    #[tokio::test]
+    async fn a_kept_package_is_answered_only_until_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
+        let index = StoreIndex::new(store.clone());
+        let author = key(7);
+        let first = release(&author, "1.0.0").sign();
+        let package = first.record().release_key().package_key();
+        store.apply(vec![first.clone()]).unwrap();
+        let versions = |state: Option<PackageState>| -> usize { state.unwrap().releases().count() };
+
+        let (state, identity) = index.package_with_identity(&package).await.unwrap();
+        assert_eq!(versions(state), 1);
+        assert_eq!(identity.identity().seq, 0);
+        let kept = index.kept.get(&package).expect("kept after a read");
+        assert!(kept.is_current(&store.generation()));
+        // A duplicate writes nothing: still kept, still answered.
+        store.apply(vec![first]).unwrap();
+        assert!(kept.is_current(&store.generation()));
+        assert_eq!(versions(index.package(&package).await.unwrap()), 1);
+
+        store.apply(vec![release(&author, "1.1.0").sign()]).unwrap();
+        assert!(!kept.is_current(&store.generation()));
+        assert_eq!(versions(index.package(&package).await.unwrap()), 2);
+        let (state, _) = index.package_with_identity(&package).await.unwrap();
+        assert_eq!(versions(state), 2);
+
+        let doc = ipsr_proto::Identity {
+            name: "Seven".into(),
+            created_at: 5,
+            seq: 5,
+            ..ipsr_proto::Identity::implicit(author.author_id())
+        }
+        .sign(&[&author])
+        .unwrap();
+        store
+            .apply_signed(vec![ipsr_proto::Signed::Identity(doc)])
+            .unwrap();
+        let (state, identity) = index.package_with_identity(&package).await.unwrap();
+        assert_eq!(versions(state), 2);
+        assert_eq!(identity.identity().name, "Seven");
+        // A package not there is not kept.
+        let absent = release(&author, "1.0.0")
+            .package("org.example.absent")
+            .sign();
+        let absent = absent.record().release_key().package_key();
+        assert!(index.package(&absent).await.unwrap().is_none());
+        assert!(index.kept.get(&absent).is_none());
+    }
+
+    /// Reads racing writes: what a reader sees never goes back (an answer
+    /// kept from before a write is never served after it), and once the
+    /// writes are done, every read finds all of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_racing_writes_never_go_back() {
+        const RELEASES: usize = 200;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
+        let index = StoreIndex::new(store.clone());
+        let author = key(9);
+        let first = release(&author, "1.0.0").sign();
+        let package = first.record().release_key().package_key();
+        store.apply(vec![first]).unwrap();
+        let writer = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                let author = key(9);
+                for n in 1..RELEASES {
+                    let record = release(&author, &format!("1.{n}.0")).sign();
+                    store.apply(vec![record]).unwrap();
+                }
+            })
+        };
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (index, package) = (index.clone(), package.clone());
+                tokio::spawn(async move {
+                    let mut seen = 0;
+                    let mut reads = 0;
+                    while seen < RELEASES {
+                        let count = index
+                            .package(&package)
+                            .await
+                            .unwrap()
+                            .unwrap()
+                            .releases()
+                            .count();
+                        assert!(count >= seen, "read {count} releases after {seen}");
+                        seen = count;
+                        reads += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            writer.await.unwrap();
+            for reader in readers {
+                assert!(reader.await.unwrap() > 0);
+            }
+        })
+        .await
+        .expect("the writes and reads end within 60 s");
+        let (state, _) = index.package_with_identity(&package).await.unwrap();
+        assert_eq!(state.unwrap().releases().count(), RELEASES);
     }
 }

@@ -24,6 +24,9 @@
 //!   ([`Hit`], [`IndexStats`]) and what both backends derive alike.
 //! * `embedded`: [`StoreIndex`], the [`Index`] over the node's embedded
 //!   store.
+//! * `states`: the package states both backends keep, each answered again
+//!   while a cheap check (a Redis hash, the store's write generation)
+//!   finds it current.
 //! * `error`: [`IndexError`] and [`SourceError`].
 //! * [`search`]: the search rules both backends share (from `ipsr-node`).
 //!
@@ -44,6 +47,7 @@ mod index;
 mod indexer;
 mod redis_index;
 mod source;
+mod states;
 mod verifier;
 
 pub use embedded::StoreIndex;

@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipsr_proto::{
     Applied, AuthorId, Authority, AuthorizedRelease, Change, ContentId, ForeignRecord,
@@ -164,6 +165,8 @@ struct Row {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    /// [`Store::generation`].
+    generation: AtomicU64,
 }
 
 /// The store's write lock, held ([`Store::hold_writes`]); let go (with
@@ -201,7 +204,20 @@ impl Store {
         tx.open_table(CONFLICTS)?;
         tx.open_table(IDENTITIES)?;
         tx.commit()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// How many writes have committed since the store was opened (a
+    /// failed commit counts too). It moves after each write is visible to
+    /// reads and before its caller hears back, so a read begun after
+    /// reading generation `g` sees every write done before, and what it
+    /// found may be answered again while the generation is still `g`: the
+    /// next write to be done moves it.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Holds the store's write lock until the returned guard is dropped:
@@ -278,7 +294,9 @@ impl Store {
             }
             catalog.finish()?;
         }
-        tx.commit()?;
+        let committed = tx.commit();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        committed?;
         Ok(out)
     }
 

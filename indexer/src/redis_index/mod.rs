@@ -9,8 +9,9 @@
 //!   keys hold (no IO; unit-tested without Redis);
 //! * `write`: the compare-and-set write path and the nodes' cursors;
 //! * `read`: a package's state rebuilt from its keys, and the queries;
-//! * `states`: the states read before, answered again while the package's
-//!   `hash` in Redis is the one they were read under;
+//! * [`crate::states`] (shared with the embedded backend): the states read
+//!   before, answered again while the package's `hash` in Redis is the
+//!   one they were read under;
 //! * `conn`: the connection to one server or to a cluster, and the
 //!   batches of commands split by hash slot for a cluster;
 //! * `lua/`: the Lua scripts, one file each, loaded with `include_str!`.
@@ -53,7 +54,6 @@ mod conn;
 mod derive;
 mod keys;
 mod read;
-mod states;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,6 +65,8 @@ use redis::{RedisError, Script, Value};
 use tracing::{debug, warn};
 
 use crate::IndexError;
+use crate::states::States;
+use ipsr_proto::PackageState;
 
 use conn::{Batch, Conn, ConnOptions, Target, Topology};
 use keys::{Keys, glob_escape};
@@ -157,7 +159,7 @@ pub struct RedisIndex {
     scripts: Arc<Scripts>,
     recent_cap: usize,
     max_conflicts: u32,
-    states: Arc<states::States>,
+    states: Arc<States<Option<String>, PackageState>>,
 }
 
 impl std::fmt::Debug for RedisIndex {
@@ -200,7 +202,7 @@ impl RedisIndex {
             }),
             recent_cap: config.recent_cap.max(1),
             max_conflicts: config.max_conflicts.max(1),
-            states: Arc::new(states::States::new(states::CAPACITY_BYTES)),
+            states: Arc::new(States::new(crate::states::CAPACITY_BYTES)),
         })
     }
 

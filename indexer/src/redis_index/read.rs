@@ -185,8 +185,8 @@ impl RedisIndex {
                 .arg("hash")
                 .query_async(&mut self.conn.clone())
                 .await?;
-            if kept.is_current(hash.as_deref()) {
-                return Ok(Some(kept.state.clone()));
+            if kept.is_current(&hash) {
+                return Ok(Some(kept.value.clone()));
             }
         }
         self.read_package(pk).await
@@ -214,8 +214,8 @@ impl RedisIndex {
         };
         let identity = self.identity_state(pk.author, identity)?;
         let hash: Option<String> = redis::from_redis_value(hash)?;
-        if kept.is_current(hash.as_deref()) {
-            return Ok((Some(kept.state.clone()), identity));
+        if kept.is_current(&hash) {
+            return Ok((Some(kept.value.clone()), identity));
         }
         Ok((self.read_package(pk).await?, identity))
     }
@@ -243,7 +243,9 @@ impl RedisIndex {
         let state = self.rebuild(pk, rel, &rec, apk_certs, &mut KeyCache::default())?;
         if let Some(hash) = pkg.remove("hash") {
             let bytes = rec.values().map(Vec::len).sum();
-            self.states.keep(hash, &state, rec.len(), bytes);
+            let weight = crate::states::estimate(&state, rec.len(), bytes);
+            self.states
+                .keep(pk.clone(), Some(hash), state.clone(), weight);
         }
         Ok(Some(state))
     }

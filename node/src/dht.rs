@@ -136,27 +136,40 @@ pub(crate) fn of_package(key: &PackageKey, found: Vec<Vec<u8>>) -> Vec<SignedRec
     valid
 }
 
+/// What storing a DHT put left: the value to keep in the DHT store
+/// (`None`: none), how many of its records were new to the store, and the
+/// highest log position they were written at.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) news: usize,
+    pub(crate) head: Option<u64>,
+}
+
 /// Checks an inbound value put under `under` ([`check_value`]), stores the
-/// record, and returns what this node serves under that key (its best
-/// value), or `None` when it holds nothing for it. Blocks.
-pub(crate) fn keep(
-    store: &Store,
-    under: &[u8],
-    value: &[u8],
-) -> Result<Option<Vec<u8>>, DhtValueError> {
+/// record (or identity documents), and returns what this node serves under
+/// that key (its best value, `None` when it holds nothing for it) and what
+/// the store took. Blocks.
+pub(crate) fn keep(store: &Store, under: &[u8], value: &[u8]) -> Result<Kept, DhtValueError> {
+    let kept = |stored: &[crate::store::Stored], value| Kept {
+        value,
+        news: stored.iter().filter(|s| s.is_news()).count(),
+        head: stored.iter().filter_map(|s| s.position).max(),
+    };
     if let Some(author) = identity_key_author(under) {
         let docs = identity_docs(&author, value)?;
-        store.apply_signed(docs.into_iter().map(Signed::Identity).collect())?;
-        return Ok(store.identity(&author)?.dht_value());
+        let stored = store.apply_signed(docs.into_iter().map(Signed::Identity).collect())?;
+        return Ok(kept(&stored, store.identity(&author)?.dht_value()));
     }
     let (signed, _) = check_value(under, value)?;
     let key = signed.release_key();
-    store.apply(vec![signed])?;
-    Ok(store
+    let stored = store.apply(vec![signed])?;
+    let value = store
         .dht_values(&key)?
         .into_iter()
         .find(|(k, _)| k.as_slice() == under)
-        .map(|(_, v)| v))
+        .map(|(_, v)| v);
+    Ok(kept(&stored, value))
 }
 
 /// What a DHT get found, once stored: the package's newest release, and the
@@ -281,12 +294,18 @@ mod tests {
         let newer = release(&key, "2.0.0").sign();
         let older = release(&key, "1.0.0").sign();
         let package = newer.release_key().package_key().dht_key();
-        let served = keep(&store, &package, &newer.to_bytes()).unwrap();
-        assert_eq!(served, Some(newer.to_bytes()));
+        let kept = keep(&store, &package, &newer.to_bytes()).unwrap();
+        assert_eq!(kept.value, Some(newer.to_bytes()));
+        assert_eq!(kept.news, 1);
+        assert!(kept.head.is_some());
         // An older release put under the package key is stored, but the
         // DHT keeps serving this node's best value there.
-        let served = keep(&store, &package, &older.to_bytes()).unwrap();
-        assert_eq!(served, Some(newer.to_bytes()));
+        let kept = keep(&store, &package, &older.to_bytes()).unwrap();
+        assert_eq!(kept.value, Some(newer.to_bytes()));
+        assert_eq!(kept.news, 1);
+        // The same put again: nothing new.
+        let again = keep(&store, &package, &older.to_bytes()).unwrap();
+        assert_eq!((again.news, again.head), (0, None));
         assert!(store.record(&older.id()).unwrap().is_some());
         assert!(matches!(
             keep(&store, b"elsewhere", &older.to_bytes()),
@@ -328,7 +347,7 @@ mod tests {
         let good = doc(&main);
         let served = keep(&store, &under, &batch(vec![good.to_bytes()])).unwrap();
         assert_eq!(
-            served,
+            served.value,
             store.identity(&main.author_id()).unwrap().dht_value()
         );
         assert_eq!(

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use crate::bootstrap;
 use crate::client::{Client, Command, DhtReply, Parts};
 use crate::config::Config;
-use crate::dht;
+use crate::dht::{self, DhtValueError};
 use crate::error::NodeError;
 use crate::identity;
 use crate::metrics::{Counters, Metrics};
@@ -38,13 +38,16 @@ use crate::providers::Refused;
 use crate::service::{Action, Origin, Service, Settings};
 use crate::store::{DhtValue, Store, StoreError, Stored};
 use crate::swarm::{Behaviour, BehaviourEvent, KAD_PROTOCOL, RECORDS_TOPIC};
-use crate::sync::{self, Items, SyncError, SyncReport};
-use crate::writes::{Push, Writes};
+use crate::sync::{self, Items};
+use crate::writes::{MAX_QUEUED, Push, Writes};
 
 /// Capacity of the command channel (and of the sync calls).
 const COMMANDS: usize = 256;
 /// Capacity of the channel of work finished off the loop.
 const DONE: usize = 1024;
+/// Inbound DHT puts stored at once (each waits for the disk on a thread of
+/// the blocking pool); past it a put is shed.
+const MAX_DHT_APPLYING: usize = 16;
 
 /// Starts a node on the current tokio runtime: loads or creates its
 /// identity, opens its store, listens and dials the bootstrap peers.
@@ -135,6 +138,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         done_tx,
         done_rx,
         writes: Writes::default(),
+        dht_applying: 0,
         dht_gets: HashMap::new(),
         dht_identity_gets: HashMap::new(),
         provider_searches: HashMap::new(),
@@ -171,11 +175,12 @@ enum Done {
     /// An answer to a peer's sync request.
     Answer(ResponseChannel<SyncResponse>, Box<SyncResponse>),
     /// A sync session with a peer ended.
-    Synced(PeerId, Result<(SyncReport, Option<u64>), SyncError>),
+    Synced(PeerId, sync::Outcome),
     /// Values to put into the DHT (what a local publish announces).
     DhtPut(Vec<DhtValue>),
-    /// A validated inbound DHT record to keep, with this node's best value.
-    DhtKeep(kad::Record),
+    /// An inbound DHT put was checked and stored (or refused): the record
+    /// as put, and what the store took and this node's best value for it.
+    DhtApplied(PeerId, Box<kad::Record>, Result<dht::Kept, DhtValueError>),
     /// A DHT get finished: what was found, verified and stored.
     DhtGot(DhtReply, Box<Result<dht::Found, StoreError>>),
     /// The identity documents found for a package lookup are stored (the
@@ -226,6 +231,8 @@ struct Runtime {
     done_rx: mpsc::Receiver<Done>,
     /// Records waiting for the store, written a batch at a time.
     writes: Writes<Write>,
+    /// Inbound DHT puts being stored ([`MAX_DHT_APPLYING`] at most).
+    dht_applying: usize,
     dht_gets: DhtGets,
     /// Package lookups waiting for the author's identity first.
     dht_identity_gets: DhtGets,
@@ -586,16 +593,19 @@ impl Runtime {
                 if !self.service.allow_dht_put(source, Instant::now()) {
                     return;
                 }
+                // A put is stored outside the write queue: while the disk is
+                // behind (the queue full) or enough puts wait for it
+                // already, it is shed as a gossiped record is, and comes
+                // back by sync.
+                if self.dht_applying >= MAX_DHT_APPLYING || self.writes.queued() >= MAX_QUEUED {
+                    self.service.on_dht_shed(source);
+                    return;
+                }
+                self.dht_applying += 1;
                 let (store, done) = (self.store.clone(), self.done_tx.clone());
                 tokio::task::spawn_blocking(move || {
-                    match dht::keep(&store, record.key.as_ref(), &record.value) {
-                        Ok(Some(value)) => {
-                            let keep = kad::Record { value, ..record };
-                            let _ = done.blocking_send(Done::DhtKeep(keep));
-                        }
-                        Ok(None) => {}
-                        Err(e) => warn!(%source, error = %e, "refused a DHT record"),
-                    }
+                    let kept = dht::keep(&store, record.key.as_ref(), &record.value);
+                    let _ = done.blocking_send(Done::DhtApplied(source, Box::new(record), kept));
                 });
             }
             kad::Event::InboundRequest {
@@ -762,12 +772,22 @@ impl Runtime {
             }
             Done::Synced(peer, outcome) => self.service.on_synced(peer, outcome),
             Done::DhtPut(values) => self.dht_put(values),
-            Done::DhtKeep(record) => {
-                let store = self.swarm.behaviour_mut().kad.store_mut();
-                if let Err(e) = store.keep(record, Instant::now()) {
-                    debug!(error = %e, "DHT record not kept");
+            Done::DhtApplied(source, record, kept) => {
+                self.dht_applying -= 1;
+                match kept {
+                    Ok(kept) => {
+                        self.service.on_dht_applied(kept.news, kept.head);
+                        if let Some(value) = kept.value {
+                            let keep = kad::Record { value, ..*record };
+                            let store = self.swarm.behaviour_mut().kad.store_mut();
+                            if let Err(e) = store.keep(keep, Instant::now()) {
+                                debug!(error = %e, "DHT record not kept");
+                            }
+                            self.dht_store_gauges();
+                        }
+                    }
+                    Err(e) => warn!(%source, error = %e, "refused a DHT record"),
                 }
-                self.dht_store_gauges();
             }
             Done::DhtIdentityGot(reply, key, stored) => match *stored {
                 Ok(head) => {

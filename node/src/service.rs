@@ -77,7 +77,7 @@ use crate::pacing::{self, Page, Walk};
 use crate::providers::Refused;
 use crate::store::DhtValue;
 use crate::store::{StoreError, Stored};
-use crate::sync::{SyncError, SyncReport};
+use crate::sync::{Outcome, SyncError};
 
 mod held;
 
@@ -550,25 +550,26 @@ impl Service {
         allowed
     }
 
-    /// A sync session with `peer` ended: with what it brought and the
-    /// highest log position it wrote, or with an error.
-    pub(crate) fn on_synced(
-        &mut self,
-        peer: PeerId,
-        outcome: Result<(SyncReport, Option<u64>), SyncError>,
-    ) {
+    /// A sync session with `peer` ended: what it stored counts, and moves
+    /// the log head, also when it failed part way; then its error, if any.
+    pub(crate) fn on_synced(&mut self, peer: PeerId, outcome: Outcome) {
         self.syncing.remove(&peer);
-        match outcome {
-            Ok((report, head)) => {
+        let Outcome {
+            report,
+            head,
+            result,
+        } = outcome;
+        self.counters.accepted("sync", report.kept as u64);
+        if report.early > 0 {
+            self.counters.future("sync", "skipped", report.early as u64);
+        }
+        if let Some(position) = head {
+            self.outbox.push_back(Action::LogHead(position));
+        }
+        match result {
+            Ok(()) => {
                 debug!(%peer, ?report, "synced");
-                self.counters.accepted("sync", report.kept as u64);
-                if report.early > 0 {
-                    self.counters.future("sync", "skipped", report.early as u64);
-                }
                 self.counters.sync_session("ok", report.rounds as u64);
-                if let Some(position) = head {
-                    self.outbox.push_back(Action::LogHead(position));
-                }
             }
             Err(SyncError::InvalidRecord(e)) => {
                 self.counters.rejected("sync", e.reason());
@@ -577,7 +578,7 @@ impl Service {
                 self.outbox.push_back(Action::Disconnect(peer));
             }
             Err(e) => {
-                debug!(%peer, error = %e, "sync failed");
+                debug!(%peer, error = %e, ?report, "sync failed");
                 self.counters.sync_session("failed", 0);
             }
         }
@@ -664,6 +665,22 @@ impl Service {
                 self.counters.provider_record(e.label());
             }
         }
+    }
+
+    /// An inbound DHT put was stored: `news` records new to the store, at
+    /// log positions up to `head`.
+    pub(crate) fn on_dht_applied(&mut self, news: usize, head: Option<u64>) {
+        self.counters.accepted("dht", news as u64);
+        if let Some(position) = head {
+            self.outbox.push_back(Action::LogHead(position));
+        }
+    }
+
+    /// An inbound DHT put from `source` was shed: the disk is behind, or
+    /// enough puts wait for it already.
+    pub(crate) fn on_dht_shed(&mut self, source: PeerId) {
+        debug!(%source, "store behind: DHT put shed");
+        self.counters.shed("dht");
     }
 
     /// A DHT get found records that were stored at up to `position`.

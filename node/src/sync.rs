@@ -232,13 +232,40 @@ pub struct SyncReport {
     pub early: usize,
 }
 
+/// How a sync session ended: what it brought and stored, and its error if
+/// it failed. A session stores what it fetches a batch at a time, so one
+/// that fails part way has kept the batches before: they are in `report`
+/// and `head` all the same.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) report: SyncReport,
+    /// The highest log position a record of the session was written at.
+    pub(crate) head: Option<u64>,
+    pub(crate) result: Result<(), SyncError>,
+}
+
 /// Runs one sync session with `peer`: reconcile, then fetch and store what
-/// is missing. Returns the positions of the records kept, for the log head.
-pub(crate) async fn session(
+/// is missing.
+pub(crate) async fn session(peer: PeerId, store: Arc<Store>, calls: mpsc::Sender<Call>) -> Outcome {
+    let mut report = SyncReport::default();
+    let mut head = None;
+    let result = run_session(peer, store, calls, &mut report, &mut head).await;
+    Outcome {
+        report,
+        head,
+        result,
+    }
+}
+
+/// [`session`]'s steps, recording what it stored in `report` and `head`
+/// as it goes.
+async fn run_session(
     peer: PeerId,
     store: Arc<Store>,
     calls: mpsc::Sender<Call>,
-) -> Result<(SyncReport, Option<u64>), SyncError> {
+    report: &mut SyncReport,
+    head: &mut Option<u64>,
+) -> Result<(), SyncError> {
     let call = |request| {
         let calls = calls.clone();
         async move {
@@ -266,7 +293,6 @@ pub(crate) async fn session(
     let mut neg = Negentropy::owned(storage(mine)?, FRAME_LIMIT)?;
     let mut msg = neg.initiate()?;
     let (mut have, mut need) = (Vec::new(), Vec::new());
-    let mut report = SyncReport::default();
     loop {
         report.rounds += 1;
         if report.rounds > MAX_ROUNDS {
@@ -281,7 +307,6 @@ pub(crate) async fn session(
         }
     }
     report.peer_lacks = have.len();
-    let mut head = None;
     for chunk in need.chunks(MAX_FETCH_IDS) {
         let ids: Vec<RecordId> = chunk
             .iter()
@@ -327,9 +352,9 @@ pub(crate) async fn session(
         .map_err(|_| SyncError::Poisoned)??;
         report.kept += kept;
         report.early += early;
-        head = head.max(last);
+        *head = (*head).max(last);
     }
-    Ok((report, head))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -391,14 +416,65 @@ mod tests {
                 let _ = call.reply.send(Ok(answer(&server, &items, call.request)));
             }
         });
-        let (report, head) = session(PeerId::random(), client.clone(), calls)
-            .await
-            .unwrap();
+        let Outcome {
+            report,
+            head,
+            result,
+        } = session(PeerId::random(), client.clone(), calls).await;
+        result.unwrap();
         assert_eq!((report.fetched, report.kept, report.early), (2, 1, 1));
         assert!(head.is_some());
         assert!(client.record(&present.id()).unwrap().is_some());
         assert!(client.record(&future.id()).unwrap().is_none());
         // The session dropped its sender: the responder ends.
+        responder.await.unwrap();
+    }
+
+    /// A session whose second fetch fails has stored the first: the
+    /// outcome carries the error, and what the first batch kept and where
+    /// it was written.
+    #[tokio::test]
+    async fn a_session_failing_part_way_reports_what_it_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Store::open(&dir.path().join("server.redb")).unwrap();
+        let client = Arc::new(Store::open(&dir.path().join("client.redb")).unwrap());
+        let records: Vec<_> = (0..MAX_FETCH_IDS + 10)
+            .map(|i| {
+                release(&key(1), "1.0.0")
+                    .package(&format!("com.example.p{i}"))
+                    .sign()
+            })
+            .collect();
+        server.apply(records).unwrap();
+        let (calls, mut requests) = mpsc::channel::<Call>(8);
+        let responder = tokio::spawn(async move {
+            let items = Items::default();
+            let mut fetches = 0;
+            while let Some(call) = requests.recv().await {
+                if matches!(call.request, SyncRequest::Fetch(_)) {
+                    fetches += 1;
+                    if fetches == 2 {
+                        let _ = call
+                            .reply
+                            .send(Err(request_response::OutboundFailure::Timeout));
+                        continue;
+                    }
+                }
+                let _ = call.reply.send(Ok(answer(&server, &items, call.request)));
+            }
+        });
+        let Outcome {
+            report,
+            head,
+            result,
+        } = session(PeerId::random(), client.clone(), calls).await;
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(
+            (report.fetched, report.kept),
+            (MAX_FETCH_IDS, MAX_FETCH_IDS)
+        );
+        assert_eq!(client.stats().unwrap().records, MAX_FETCH_IDS as u64);
+        assert!(head.is_some());
         responder.await.unwrap();
     }
 

@@ -5,7 +5,7 @@ use ipsr_proto::{Applied, Change, RecordId, Signed, SignedRecord};
 use ipsr_testkit::{key, release};
 
 use super::*;
-use crate::sync::SyncError;
+use crate::sync::{Outcome, SyncError, SyncReport};
 
 /// Records a peer may send per second (a power of two: exact refills).
 const RATE: u32 = 4;
@@ -526,7 +526,7 @@ fn records_from_the_future_in_a_sync_session_are_counted_not_blamed() {
         early: 2,
         ..SyncReport::default()
     };
-    s.on_synced(a, Ok((report, None)));
+    s.on_synced(a, ended(report, None, Ok(())));
     assert_eq!(drain(&mut s), vec![]);
     assert_eq!(counters.future_from("sync", "skipped"), 2);
     assert_eq!(counters.sync_sessions_with("ok"), 1);
@@ -625,7 +625,7 @@ fn a_node_syncs_with_a_peer_once_when_first_connected() {
     s.on_connected(a, true);
     assert_eq!(drain(&mut s), vec![]);
     // Once it ended, the next first connection syncs again.
-    s.on_synced(a, Ok((SyncReport::default(), None)));
+    s.on_synced(a, ended(SyncReport::default(), None, Ok(())));
     s.on_disconnected(&a);
     s.on_connected(a, true);
     assert_eq!(drain(&mut s), vec![Action::StartSync(a)]);
@@ -649,7 +649,7 @@ fn rotation(s: &mut Service, t0: Instant, ticks: u32, busy: Option<PeerId>) -> V
             if let Action::StartSync(peer) = action {
                 synced.push(peer);
                 if Some(peer) != busy {
-                    s.on_synced(peer, Ok((SyncReport::default(), None)));
+                    s.on_synced(peer, ended(SyncReport::default(), None, Ok(())));
                 }
             }
         }
@@ -677,7 +677,7 @@ fn the_rotation_waits_for_its_interval() {
     s.on_connected(a, true);
     s.tick(t0);
     assert!(drain(&mut s).contains(&Action::StartSync(a)));
-    s.on_synced(a, Ok((SyncReport::default(), None)));
+    s.on_synced(a, ended(SyncReport::default(), None, Ok(())));
     s.tick(t0 + SYNC_EVERY - Duration::from_millis(1));
     assert!(!drain(&mut s).contains(&Action::StartSync(a)));
     assert_eq!(s.next_wakeup(), t0 + SYNC_EVERY);
@@ -705,8 +705,15 @@ fn a_peer_that_sent_an_invalid_record_during_sync_is_disconnected() {
     s.on_connected(b, true);
     drain(&mut s);
     let invalid = SyncError::InvalidRecord(ipsr_proto::VerifyError::BadSignature);
-    s.on_synced(a, Err(invalid));
-    s.on_synced(b, Err(SyncError::Unexpected("records")));
+    s.on_synced(a, ended(SyncReport::default(), None, Err(invalid)));
+    s.on_synced(
+        b,
+        ended(
+            SyncReport::default(),
+            None,
+            Err(SyncError::Unexpected("records")),
+        ),
+    );
     assert_eq!(drain(&mut s), vec![Action::Disconnect(a)]);
     assert_eq!(counters.rejected_from("sync", "bad_signature"), 1);
     assert_eq!(counters.sync_sessions_with("invalid_record"), 1);
@@ -726,10 +733,53 @@ fn a_session_that_kept_records_moves_the_log_head() {
         peer_lacks: 0,
         early: 0,
     };
-    s.on_synced(a, Ok((report, Some(41))));
+    s.on_synced(a, ended(report, Some(41), Ok(())));
     assert_eq!(drain(&mut s), vec![Action::LogHead(41)]);
     assert_eq!(counters.accepted_from("sync"), 4);
     assert_eq!(counters.sync_sessions_with("ok"), 1);
+}
+
+/// How a session ended, for `on_synced`.
+fn ended(report: SyncReport, head: Option<u64>, result: Result<(), SyncError>) -> Outcome {
+    Outcome {
+        report,
+        head,
+        result,
+    }
+}
+
+#[test]
+fn a_session_that_failed_after_keeping_records_counts_them_and_moves_the_log_head() {
+    let (mut s, counters, _) = service(true);
+    let [a] = peers(1)[..] else { unreachable!() };
+    s.on_connected(a, true);
+    drain(&mut s);
+    // Two batches stored, then the third fetch timed out.
+    let report = SyncReport {
+        rounds: 1,
+        fetched: 512,
+        kept: 500,
+        ..SyncReport::default()
+    };
+    let timed_out = Err(SyncError::Unexpected("records"));
+    s.on_synced(a, ended(report, Some(77), timed_out));
+    assert_eq!(drain(&mut s), vec![Action::LogHead(77)]);
+    assert_eq!(counters.accepted_from("sync"), 500);
+    assert_eq!(counters.sync_sessions_with("failed"), 1);
+    assert_eq!(counters.sync_sessions_with("ok"), 0);
+}
+
+#[test]
+fn a_stored_dht_put_counts_its_news_and_moves_the_log_head_and_a_shed_one_is_counted() {
+    let (mut s, counters, _) = service(true);
+    let [a] = peers(1)[..] else { unreachable!() };
+    s.on_dht_applied(2, Some(9));
+    s.on_dht_applied(0, None);
+    assert_eq!(drain(&mut s), vec![Action::LogHead(9)]);
+    assert_eq!(counters.accepted_from("dht"), 2);
+    s.on_dht_shed(a);
+    assert_eq!(drain(&mut s), vec![]);
+    assert_eq!(counters.shed_from("dht"), 1);
 }
 
 // Bans.

@@ -234,15 +234,25 @@ mod tests {
 
     use super::*;
 
+    /// A store in `dir` holding release 1.0.0 of one package of `key(seed)`,
+    /// and an index over it: the store, the index, the release, its package.
+    fn one_release(
+        dir: &tempfile::TempDir,
+        seed: u8,
+    ) -> (Arc<Store>, StoreIndex, SignedRecord, PackageKey) {
+        let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
+        let index = StoreIndex::new(store.clone());
+        let first = release(&key(seed), "1.0.0").sign();
+        let package = first.record().release_key().package_key();
+        store.apply(vec![first.clone()]).unwrap();
+        (store, index, first, package)
+    }
+
     #[tokio::test]
     async fn only_a_package_last_seen_small_is_read_on_the_runtime() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
-        let index = StoreIndex::new(store.clone());
+        let (store, index, _, package) = one_release(&dir, 7);
         let author = key(7);
-        let first = release(&author, "1.0.0").sign();
-        let package = first.record().release_key().package_key();
-        store.apply(vec![first]).unwrap();
 
         // A package never read, or not there, goes to the blocking pool,
         // and one that is not there is never remembered.
@@ -287,12 +297,8 @@ mod tests {
     #[tokio::test]
     async fn a_kept_package_is_answered_only_until_the_next_write() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
-        let index = StoreIndex::new(store.clone());
+        let (store, index, first, package) = one_release(&dir, 7);
         let author = key(7);
-        let first = release(&author, "1.0.0").sign();
-        let package = first.record().release_key().package_key();
-        store.apply(vec![first.clone()]).unwrap();
         let versions = |state: Option<PackageState>| -> usize { state.unwrap().releases().count() };
 
         let (state, identity) = index.package_with_identity(&package).await.unwrap();
@@ -341,12 +347,7 @@ mod tests {
     async fn reads_racing_writes_never_go_back() {
         const RELEASES: usize = 200;
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("store.redb")).unwrap());
-        let index = StoreIndex::new(store.clone());
-        let author = key(9);
-        let first = release(&author, "1.0.0").sign();
-        let package = first.record().release_key().package_key();
-        store.apply(vec![first]).unwrap();
+        let (store, index, _, package) = one_release(&dir, 9);
         let writer = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || {

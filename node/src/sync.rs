@@ -409,13 +409,7 @@ mod tests {
         let future = release(&key(1), "2.0.0").created_at(ahead).sign();
         let present = release(&key(1), "1.0.0").sign();
         server.apply(vec![future.clone(), present.clone()]).unwrap();
-        let (calls, mut requests) = mpsc::channel::<Call>(8);
-        let responder = tokio::spawn(async move {
-            let items = Items::default();
-            while let Some(call) = requests.recv().await {
-                let _ = call.reply.send(Ok(answer(&server, &items, call.request)));
-            }
-        });
+        let (calls, responder) = serve(server, None);
         let Outcome {
             report,
             head,
@@ -428,6 +422,31 @@ mod tests {
         assert!(client.record(&future.id()).unwrap().is_none());
         // The session dropped its sender: the responder ends.
         responder.await.unwrap();
+    }
+
+    /// A peer answering a session's calls from `server`, until the session
+    /// drops its sender; its `failing`th fetch (counting from 1) times out.
+    fn serve(
+        server: Store,
+        failing: Option<usize>,
+    ) -> (mpsc::Sender<Call>, tokio::task::JoinHandle<()>) {
+        let (calls, mut requests) = mpsc::channel::<Call>(8);
+        let responder = tokio::spawn(async move {
+            let items = Items::default();
+            let mut fetches = 0;
+            while let Some(call) = requests.recv().await {
+                if matches!(call.request, SyncRequest::Fetch(_)) {
+                    fetches += 1;
+                    if Some(fetches) == failing {
+                        let timed_out = Err(request_response::OutboundFailure::Timeout);
+                        let _ = call.reply.send(timed_out);
+                        continue;
+                    }
+                }
+                let _ = call.reply.send(Ok(answer(&server, &items, call.request)));
+            }
+        });
+        (calls, responder)
     }
 
     /// A session whose second fetch fails has stored the first: the
@@ -446,23 +465,7 @@ mod tests {
             })
             .collect();
         server.apply(records).unwrap();
-        let (calls, mut requests) = mpsc::channel::<Call>(8);
-        let responder = tokio::spawn(async move {
-            let items = Items::default();
-            let mut fetches = 0;
-            while let Some(call) = requests.recv().await {
-                if matches!(call.request, SyncRequest::Fetch(_)) {
-                    fetches += 1;
-                    if fetches == 2 {
-                        let _ = call
-                            .reply
-                            .send(Err(request_response::OutboundFailure::Timeout));
-                        continue;
-                    }
-                }
-                let _ = call.reply.send(Ok(answer(&server, &items, call.request)));
-            }
-        });
+        let (calls, responder) = serve(server, Some(2));
         let Outcome {
             report,
             head,

@@ -4,13 +4,11 @@
 //! or drips is answered 408; an honest publish works afterwards.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ipsr_content::unixfs::{Importer, Profile};
 use ipsr_proto::ContentId;
-use ipsr_testkit::{agent, form, key, pattern, release, rss_kib};
+use ipsr_testkit::{agent, form, key, pattern, release};
 use tokio::io::AsyncWriteExt;
 
 use crate::Gateway;
@@ -61,25 +59,9 @@ fn forms_far_over_the_bound_are_refused_early_in_bounded_memory() {
         rt.block_on(get(HONEST, to, "/healthz")).unwrap().status,
         200
     );
-    let before = gateway.rss_kib();
-
     // The peak resident memory while the attack runs, sampled.
-    let pid = gateway.proc.child().id();
-    let (peak, done) = (
-        Arc::new(AtomicU64::new(before)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(kib) = rss_kib(Some(pid)) {
-                    peak.fetch_max(kib, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let rss = gateway.peak_rss();
+    let before = rss.before;
     let started = Instant::now();
     let results = rt.block_on(async {
         let tasks: Vec<_> = (0..PARALLEL)
@@ -92,9 +74,7 @@ fn forms_far_over_the_bound_are_refused_early_in_bounded_memory() {
         results
     });
     let elapsed = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak = peak.load(Ordering::Relaxed).max(gateway.rss_kib());
+    let peak = rss.stop();
     eprintln!(
         "{PARALLEL} endless forms: RSS {before} KiB before, {peak} KiB at most; \
          written before the answer (MiB): {:?}; {elapsed:?}",

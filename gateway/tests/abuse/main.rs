@@ -26,6 +26,9 @@ mod wire;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use ipsr_testkit::{Proc, cpu_secs, rss_kib};
 
@@ -69,6 +72,13 @@ impl Gateway {
         rss_kib(Some(self.proc.child().id())).expect("the gateway runs")
     }
 
+    /// Starts sampling its resident memory ([`PeakRss`]), from its
+    /// resident memory now.
+    pub fn peak_rss(&mut self) -> PeakRss {
+        let from = self.rss_kib();
+        PeakRss::start(self.proc.child().id(), from)
+    }
+
     /// The CPU time it used so far, in seconds.
     pub fn cpu_secs(&mut self) -> f64 {
         cpu_secs(Some(self.proc.child().id()))
@@ -105,6 +115,52 @@ impl Gateway {
         self.authority()
             .parse()
             .expect("the gateway prints host:port")
+    }
+}
+
+/// The highest resident memory of a process while an attack runs, sampled
+/// every 20 ms on a thread of its own until [`stop`](Self::stop)ped.
+pub(crate) struct PeakRss {
+    /// What it was when sampling started, in KiB.
+    pub before: u64,
+    peak: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    sampler: std::thread::JoinHandle<()>,
+    pid: u32,
+}
+
+impl PeakRss {
+    fn start(pid: u32, before: u64) -> Self {
+        let (peak, done) = (
+            Arc::new(AtomicU64::new(before)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let sampler = {
+            let (peak, done) = (peak.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if let Some(kib) = rss_kib(Some(pid)) {
+                        peak.fetch_max(kib, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        Self {
+            before,
+            peak,
+            done,
+            sampler,
+            pid,
+        }
+    }
+
+    /// Stops sampling; the highest resident memory seen (and now), in KiB.
+    pub fn stop(self) -> u64 {
+        self.done.store(true, Ordering::Relaxed);
+        self.sampler.join().unwrap();
+        let now = rss_kib(Some(self.pid)).unwrap_or(0);
+        self.peak.load(Ordering::Relaxed).max(now)
     }
 }
 

@@ -5,11 +5,8 @@
 //! spellings are all answered, and honest views still are.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ipsr_testkit::rss_kib;
 use tokio::io::AsyncWriteExt;
 
 use crate::wire::{ATTACKER, HONEST, connect, get, metric, read_answer, runtime};
@@ -31,7 +28,7 @@ const CONNECTIONS: usize = 4;
 /// large key up to its size classes and whole pages: 20 KiB for these),
 /// plus what the connections and the runtime hold; far below what keeping
 /// every spelling would take (about 100 MiB, measured).
-const RSS_BOUND_KIB: u64 = CAPACITY_MIB * 1024 * 3 / 2 + 4 * 1024;
+const RSS_BOUND_KIB: u64 = CAPACITY_MIB * 1024 * 3 / 2 + 8 * 1024;
 
 /// A listing spelled with a `platform` of [`SPELLING`] bytes unique to `i`:
 /// a view of its own, empty (no package has that platform).
@@ -93,24 +90,8 @@ fn spellings_of_views_stay_within_the_caches_bound() {
     // A few spellings first, so the allocator's and the runtime's own
     // growth is in the baseline.
     assert_eq!(rt.block_on(send(to, REQUESTS, REQUESTS + 200)), 200);
-    let before = gateway.rss_kib();
-
-    let pid = gateway.proc.child().id();
-    let (peak, done) = (
-        Arc::new(AtomicU64::new(before)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(kib) = rss_kib(Some(pid)) {
-                    peak.fetch_max(kib, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let rss = gateway.peak_rss();
+    let before = rss.before;
     let started = Instant::now();
     let answered = rt.block_on(async {
         let per = REQUESTS / CONNECTIONS;
@@ -124,9 +105,7 @@ fn spellings_of_views_stay_within_the_caches_bound() {
         answered
     });
     let elapsed = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak = peak.load(Ordering::Relaxed).max(gateway.rss_kib());
+    let peak = rss.stop();
     let (bytes, views) = rt.block_on(async {
         (
             metric(to, "ipsr_gateway_view_cache_bytes").await,

@@ -72,9 +72,7 @@ impl StoreIndex {
             let (state, identity) = &kept.value;
             return Ok((Some(state.clone()), identity.clone()));
         }
-        let (state, identity) = self
-            .package_read(key, |s, key| Ok(s.package_with_identity(key)?))
-            .await?;
+        let (state, identity) = self.package_read(key).await?;
         if let Some(state) = &state {
             let (records, bytes) = state
                 .releases()
@@ -102,27 +100,20 @@ impl StoreIndex {
             .map_err(IndexError::Task)?
     }
 
-    /// `read` of package `key` (the package, with whatever else it reads):
-    /// on the runtime's thread when the package is known to be small, else
-    /// in the blocking pool; then remembers whether it is small by what
-    /// `read` found.
-    async fn package_read<T, F>(
+    /// Package `key` and its author's identity from the store: on the
+    /// runtime's thread when the package is known to be small, else in the
+    /// blocking pool; then remembers whether it is small by what it found.
+    async fn package_read(
         &self,
         key: &PackageKey,
-        read: F,
-    ) -> Result<(Option<PackageState>, T), IndexError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Store, &PackageKey) -> Result<(Option<PackageState>, T), IndexError>
-            + Send
-            + 'static,
-    {
+    ) -> Result<(Option<PackageState>, IdentityState), IndexError> {
         let known = self.is_known_small(key);
         let found = if known {
-            read(&self.store, key)?
+            self.store.package_with_identity(key)?
         } else {
             let owned = key.clone();
-            self.blocking(move |s| read(s, &owned)).await?
+            self.blocking(move |s| Ok(s.package_with_identity(&owned)?))
+                .await?
         };
         let small = matches!(&found.0, Some(state) if state.releases().count() <= INLINE_RELEASES);
         // Only a change is written: a hot package is not inserted again on

@@ -23,7 +23,7 @@ use libp2p::kad;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::bootstrap;
@@ -46,7 +46,8 @@ const COMMANDS: usize = 256;
 /// Capacity of the channel of work finished off the loop.
 const DONE: usize = 1024;
 /// Inbound DHT puts stored at once (each waits for the disk on a thread of
-/// the blocking pool); past it a put is shed.
+/// the blocking pool, holding a permit of `dht_applying`); past it a put
+/// is shed.
 const MAX_DHT_APPLYING: usize = 16;
 
 /// Starts a node on the current tokio runtime: loads or creates its
@@ -138,7 +139,7 @@ pub async fn spawn(config: Config) -> Result<Client, NodeError> {
         done_tx,
         done_rx,
         writes: Writes::default(),
-        dht_applying: 0,
+        dht_applying: Arc::new(Semaphore::new(MAX_DHT_APPLYING)),
         dht_gets: HashMap::new(),
         dht_identity_gets: HashMap::new(),
         provider_searches: HashMap::new(),
@@ -231,8 +232,9 @@ struct Runtime {
     done_rx: mpsc::Receiver<Done>,
     /// Records waiting for the store, written a batch at a time.
     writes: Writes<Write>,
-    /// Inbound DHT puts being stored ([`MAX_DHT_APPLYING`] at most).
-    dht_applying: usize,
+    /// Permits of the inbound DHT puts being stored ([`MAX_DHT_APPLYING`]):
+    /// each is given back when its store call ends, also if it panics.
+    dht_applying: Arc<Semaphore>,
     dht_gets: DhtGets,
     /// Package lookups waiting for the author's identity first.
     dht_identity_gets: DhtGets,
@@ -597,14 +599,17 @@ impl Runtime {
                 // behind (the queue full) or enough puts wait for it
                 // already, it is shed as a gossiped record is, and comes
                 // back by sync.
-                if self.dht_applying >= MAX_DHT_APPLYING || self.writes.queued() >= MAX_QUEUED {
-                    self.service.on_dht_shed(source);
-                    return;
-                }
-                self.dht_applying += 1;
+                let permit = match self.dht_applying.clone().try_acquire_owned() {
+                    Ok(permit) if self.writes.queued() < MAX_QUEUED => permit,
+                    _ => {
+                        self.service.on_dht_shed(source);
+                        return;
+                    }
+                };
                 let (store, done) = (self.store.clone(), self.done_tx.clone());
                 tokio::task::spawn_blocking(move || {
                     let kept = dht::keep(&store, record.key.as_ref(), &record.value);
+                    drop(permit);
                     let _ = done.blocking_send(Done::DhtApplied(source, Box::new(record), kept));
                 });
             }
@@ -772,23 +777,20 @@ impl Runtime {
             }
             Done::Synced(peer, outcome) => self.service.on_synced(peer, outcome),
             Done::DhtPut(values) => self.dht_put(values),
-            Done::DhtApplied(source, record, kept) => {
-                self.dht_applying -= 1;
-                match kept {
-                    Ok(kept) => {
-                        self.service.on_dht_applied(kept.news, kept.head);
-                        if let Some(value) = kept.value {
-                            let keep = kad::Record { value, ..*record };
-                            let store = self.swarm.behaviour_mut().kad.store_mut();
-                            if let Err(e) = store.keep(keep, Instant::now()) {
-                                debug!(error = %e, "DHT record not kept");
-                            }
-                            self.dht_store_gauges();
+            Done::DhtApplied(source, record, kept) => match kept {
+                Ok(kept) => {
+                    self.service.on_dht_applied(kept.news, kept.head);
+                    if let Some(value) = kept.value {
+                        let keep = kad::Record { value, ..*record };
+                        let store = self.swarm.behaviour_mut().kad.store_mut();
+                        if let Err(e) = store.keep(keep, Instant::now()) {
+                            debug!(error = %e, "DHT record not kept");
                         }
+                        self.dht_store_gauges();
                     }
-                    Err(e) => warn!(%source, error = %e, "refused a DHT record"),
                 }
-            }
+                Err(e) => warn!(%source, error = %e, "refused a DHT record"),
+            },
             Done::DhtIdentityGot(reply, key, stored) => match *stored {
                 Ok(head) => {
                     if let Some(position) = head {

@@ -61,12 +61,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipsr_proto::PackageState;
 use redis::{RedisError, Script, Value};
 use tracing::{debug, warn};
 
 use crate::IndexError;
 use crate::states::States;
-use ipsr_proto::PackageState;
 
 use conn::{Batch, Conn, ConnOptions, Target, Topology};
 use keys::{Keys, glob_escape};

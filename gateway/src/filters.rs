@@ -49,14 +49,14 @@ pub fn routes(
             "x-ipfs-roots",
         ])
         .max_age(3600);
-    let api = healthz(g.clone())
+    // The hot views first, unboxed; every other route is tried only after
+    // them, in boxes: a request's future is as large as the largest route
+    // it could take, and hyper and warp move it several times per request.
+    let views = package(g.clone()).or(release(g.clone())).unify();
+    let rest = healthz(g.clone())
         .or(metrics(g.clone()))
         .unify()
         .or(openapi())
-        .unify()
-        .or(package(g.clone()))
-        .unify()
-        .or(release(g.clone()))
         .unify()
         .or(publish_route(g.clone()))
         .unify()
@@ -72,8 +72,8 @@ pub fn routes(
         .unify()
         .or(feeds(g.clone()))
         .unify()
-        .with(cors)
-        .map(Reply::into_response);
+        .boxed();
+    let api = views.or(rest).unify().with(cors).map(Reply::into_response);
     let pages = home_page(g.clone())
         .or(author_page(g.clone()))
         .unify()
@@ -82,8 +82,9 @@ pub fn routes(
         .or(fdroid_page(g.clone()))
         .unify()
         .or(favicon())
-        .unify();
-    let ipfs = ipfs_route(g.clone());
+        .unify()
+        .boxed();
+    let ipfs = ipfs_route(g.clone()).boxed();
     let observed = g.clone();
     guard(g.clone())
         .and(api.or(ipfs).unify().or(pages).unify())
@@ -179,8 +180,15 @@ fn refuse(g: &Gateway, failure: Failure) -> Rejection {
 
 /// The metrics label of a path: its route, never its parameters.
 fn route_label(path: &str) -> &'static str {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match parts.as_slice() {
+    // The first segments, on the stack (no route has more than six; a
+    // longer path keeps eight, which only the `..` patterns match).
+    let mut segments = [""; 8];
+    let mut n = 0;
+    for segment in path.trim_matches('/').split('/').take(segments.len()) {
+        segments[n] = segment;
+        n += 1;
+    }
+    match &segments[..n] {
         ["healthz"] => "healthz",
         ["metrics"] => "metrics",
         ["api", "v1", "openapi.json"] => "openapi",
@@ -227,17 +235,20 @@ fn json<T: Serialize>(
 }
 
 /// A JSON view of the index through the micro-cache ([`crate::cache`]):
-/// `key` names the request; `render` runs only when no fresh copy is held.
-async fn view<T: Serialize>(
+/// `key` names the request; `render` is called only when no fresh copy is
+/// held, and its future is boxed: a request answered from the cache
+/// carries none of the index's read state in its own future (which hyper
+/// and warp move several times on the way).
+async fn view<T: Serialize, R: Future<Output = Result<T, Failure>>>(
     g: &Gateway,
     key: String,
-    render: impl Future<Output = Result<T, Failure>>,
+    render: impl FnOnce() -> R,
 ) -> Result<Response, Rejection> {
     let head = *g.node().log_head().borrow();
     let body = g
         .views()
         .get_or_render(key, head, async {
-            let value = render.await?;
+            let value = Box::pin(render()).await?;
             serde_json::to_vec(&value)
                 .map(bytes::Bytes::from)
                 .map_err(|e| Failure::Internal(format!("cannot render JSON: {e}")))
@@ -314,11 +325,12 @@ fn package(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
         .and_then(|a: String, p: String, g: Gateway| async move {
             // Keyed by the path as sent: only a valid, canonical one is
             // ever rendered and kept, so a hit needs no parsing.
-            let render = async {
-                let key = api::package_key(&a, &p)?;
-                api::package(&g, &key).await
+            let (a, p, g) = (&a, &p, &g);
+            let render = move || async move {
+                let key = api::package_key(a, p)?;
+                api::package(g, &key).await
             };
-            view(&g, format!("package/{a}/{p}"), render).await
+            view(g, format!("package/{a}/{p}"), render).await
         })
 }
 
@@ -329,16 +341,17 @@ fn release(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
         .and(with(g))
         .and_then(|a: String, p: String, v: String, g: Gateway| async move {
             // Keyed by the path as sent, as the package view.
-            let render = async {
-                let key = api::package_key(&a, &p)?;
+            let (a, p, v, g) = (&a, &p, &v, &g);
+            let render = move || async move {
+                let key = api::package_key(a, p)?;
                 let key = ReleaseKey {
                     author: key.author,
                     package: key.package,
-                    version: api::version(&v)?,
+                    version: api::version(v)?,
                 };
-                api::release(&g, &key).await
+                api::release(g, &key).await
             };
-            view(&g, format!("release/{a}/{p}/{v}"), render).await
+            view(g, format!("release/{a}/{p}/{v}"), render).await
         })
 }
 
@@ -465,7 +478,10 @@ fn author(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> +
         .and(with(g))
         .and_then(|a: String, g: Gateway| async move {
             let author = api::author(&a).map_err(reject)?;
-            view(&g, format!("author/{author}"), api::author_view(&g, author)).await
+            view(&g, format!("author/{author}"), || {
+                api::author_view(&g, author)
+            })
+            .await
         })
 }
 
@@ -477,7 +493,7 @@ fn packages(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(with(g))
         .and_then(|pairs: Vec<(String, String)>, g: Gateway| async move {
             let query = api::ListQuery::parse(&pairs).map_err(reject)?;
-            view(&g, format!("packages/{query:?}"), api::list(&g, &query)).await
+            view(&g, format!("packages/{query:?}"), || api::list(&g, &query)).await
         })
 }
 
@@ -666,5 +682,9 @@ mod tests {
         assert_eq!(route_label("/fdroid/repo/entry.jar"), "fdroid_index");
         assert_eq!(route_label("/fdroid/repo/com.x_1.apk"), "fdroid_file");
         assert_eq!(route_label("/latest/a/b.apk"), "latest_apk");
+        // Past the segments a route has: only the `..` routes match.
+        assert_eq!(route_label("/api/v1/package/a/b/1.0.0/x"), "other");
+        assert_eq!(route_label("/p/a/b/c/d/e/f/g/h/i"), "other");
+        assert_eq!(route_label("/ipfs/a/b/c/d/e/f/g/h/i"), "ipfs");
     }
 }

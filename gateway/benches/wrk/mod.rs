@@ -39,6 +39,19 @@ pub struct Figures {
     pub errors: u64,
 }
 
+impl Figures {
+    /// Runs of equal length taken as one: the mean rate, the worst p99,
+    /// every error.
+    pub fn mean(runs: &[Figures]) -> Figures {
+        let n = runs.len().max(1) as f64;
+        Figures {
+            requests_per_sec: runs.iter().map(|f| f.requests_per_sec).sum::<f64>() / n,
+            p99_ms: runs.iter().map(|f| f.p99_ms).fold(0.0, f64::max),
+            errors: runs.iter().map(|f| f.errors).sum(),
+        }
+    }
+}
+
 pub fn have(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program}")])

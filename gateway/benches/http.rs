@@ -197,14 +197,12 @@ fn main() {
             f.requests_per_sec, f.p99_ms, f.errors
         );
     }
-    let (faster, (best, ceiling)) = runs
-        .iter()
-        .zip(&results)
-        .enumerate()
-        .filter(|(_, ((_, _, target), _))| target.is_none())
-        .map(|(i, ((name, _, _), f))| (i, (name, f.requests_per_sec)))
-        .max_by(|a, b| a.1.1.total_cmp(&b.1.1))
+    let rate = |i: usize| results[i].requests_per_sec;
+    let faster = (0..runs.len())
+        .filter(|&i| runs[i].2.is_none())
+        .max_by(|&a, &b| rate(a).total_cmp(&rate(b)))
         .unwrap();
+    let (best, ceiling) = (&runs[faster].0, rate(faster));
     println!(
         "against the faster nginx ({best}, {ceiling:.0} req/s; in brackets the \
          lowest and highest of the rounds, each against that round's nginx):"

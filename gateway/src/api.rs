@@ -1,6 +1,8 @@
 //! The JSON API's read handlers: plain async functions from parsed requests
 //! to bodies, every answer read from the [`Index`](ipsr_indexer::Index).
 
+use bytes::Bytes;
+use ipsr_indexer::PackageView;
 use ipsr_node::views::{IdentityView, Package, ReleaseView, cert_check, names_certificate};
 use ipsr_proto::{
     AuthorId, AuthorKey, ContentId, IdentityState, PackageKey, PackageName, PackageState, Platform,
@@ -114,6 +116,47 @@ pub(crate) struct PackageAnswer {
 /// `GET /api/v1/package/{author}/{package}`.
 pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<PackageAnswer, Failure> {
     let (state, identity) = g.index().package_with_identity(key).await?;
+    package_answer(key, state, identity)
+}
+
+/// [`package`] as JSON: the bytes rendered before while the index names
+/// the same state ([`crate::rendered`]), else rendered now (and kept).
+pub(crate) async fn package_json(g: &Gateway, key: &PackageKey) -> Result<Bytes, Failure> {
+    let kept = g.rendered().get(key);
+    let read = g
+        .index()
+        .package_view(key, kept.as_ref().map(|k| &k.token))
+        .await?;
+    let (state, identity, token) = match (read, kept) {
+        (PackageView::Unchanged, Some(kept)) => return Ok(kept.body),
+        (PackageView::Unchanged, None) => {
+            return Err(Failure::Internal(format!(
+                "the index found the view of {key} unchanged, but none was read"
+            )));
+        }
+        (
+            PackageView::Read {
+                state,
+                identity,
+                token,
+            },
+            _,
+        ) => (state, identity, token),
+    };
+    let body = to_json(&package_answer(key, state, identity)?)?;
+    if let Some(token) = token {
+        g.rendered().keep(key.clone(), token, body.clone());
+    }
+    Ok(body)
+}
+
+/// A package's answer from its state (`None`: not known) and its author's
+/// identity.
+fn package_answer(
+    key: &PackageKey,
+    state: Option<PackageState>,
+    identity: IdentityState,
+) -> Result<PackageAnswer, Failure> {
     let package = state
         .as_ref()
         .and_then(Package::new)
@@ -128,6 +171,13 @@ pub(crate) async fn package(g: &Gateway, key: &PackageKey) -> Result<PackageAnsw
         author_identity: AuthorSummary::of(&identity),
         newest_signatures,
     })
+}
+
+/// `value` as a JSON body.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Bytes, Failure> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| Failure::Internal(format!("cannot render JSON: {e}")))
 }
 
 /// How many signers of the author's identity signed a release record.

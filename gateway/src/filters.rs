@@ -239,7 +239,7 @@ fn json<T: Serialize>(
 /// held, and its future is boxed: a request answered from the cache
 /// carries none of the index's read state in its own future (which hyper
 /// and warp move several times on the way).
-async fn view<T: Serialize, R: Future<Output = Result<T, Failure>>>(
+async fn view<R: Future<Output = Result<bytes::Bytes, Failure>>>(
     g: &Gateway,
     key: String,
     render: impl FnOnce() -> R,
@@ -247,12 +247,7 @@ async fn view<T: Serialize, R: Future<Output = Result<T, Failure>>>(
     let head = *g.node().log_head().borrow();
     let body = g
         .views()
-        .get_or_render(key, head, async {
-            let value = Box::pin(render()).await?;
-            serde_json::to_vec(&value)
-                .map(bytes::Bytes::from)
-                .map_err(|e| Failure::Internal(format!("cannot render JSON: {e}")))
-        })
+        .get_or_render(key, head, async { Box::pin(render()).await })
         .await
         .map_err(reject)?;
     let mut response = Response::new(body.into());
@@ -328,7 +323,7 @@ fn package(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
             let (a, p, g) = (&a, &p, &g);
             let render = move || async move {
                 let key = api::package_key(a, p)?;
-                api::package(g, &key).await
+                api::package_json(g, &key).await
             };
             view(g, format!("package/{a}/{p}"), render).await
         })
@@ -349,7 +344,7 @@ fn release(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
                     package: key.package,
                     version: api::version(v)?,
                 };
-                api::release(g, &key).await
+                api::to_json(&api::release(g, &key).await?)
             };
             view(g, format!("release/{a}/{p}/{v}"), render).await
         })
@@ -478,8 +473,8 @@ fn author(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> +
         .and(with(g))
         .and_then(|a: String, g: Gateway| async move {
             let author = api::author(&a).map_err(reject)?;
-            view(&g, format!("author/{author}"), || {
-                api::author_view(&g, author)
+            view(&g, format!("author/{author}"), || async {
+                api::to_json(&api::author_view(&g, author).await?)
             })
             .await
         })
@@ -493,7 +488,10 @@ fn packages(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(with(g))
         .and_then(|pairs: Vec<(String, String)>, g: Gateway| async move {
             let query = api::ListQuery::parse(&pairs).map_err(reject)?;
-            view(&g, format!("packages/{query:?}"), || api::list(&g, &query)).await
+            view(&g, format!("packages/{query:?}"), || async {
+                api::to_json(&api::list(&g, &query).await?)
+            })
+            .await
         })
 }
 

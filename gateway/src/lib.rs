@@ -39,6 +39,8 @@
 //! * `state`: [`Gateway`], the state every handler shares;
 //! * `config`: [`GatewayConfig`] and [`Uploads`];
 //! * `cache`: the micro-cache of rendered JSON views;
+//! * `rendered`: package views kept as bytes under the index's token of
+//!   their state, served again only while a read finds the same token;
 //! * `server`: the HTTP server: connection caps at accept, the header
 //!   timeout, each request marked with its client's address;
 //! * `client_addr`: which client a request is attributed to behind trusted
@@ -83,6 +85,7 @@ mod occupancy;
 mod pages;
 mod policy;
 mod publish;
+mod rendered;
 mod server;
 mod state;
 

@@ -1,7 +1,7 @@
 //! [`Gateway`]: what every request handler shares: the node's client, the
 //! index package queries are answered from, the configuration, and the
-//! gateway's metrics, rate limit, request slots, connection table and view
-//! cache.
+//! gateway's metrics, rate limit, request slots, connection table, view
+//! cache and rendered package views.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -16,6 +16,7 @@ use crate::fdroid::Repository;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::occupancy::Occupancy;
+use crate::rendered::{RENDERED_BYTES, RenderedViews};
 
 /// Slots of `GET /healthz` and `GET /metrics`, apart from the others.
 const PROBE_SLOTS: usize = 16;
@@ -39,6 +40,7 @@ struct Inner {
     probe_slots: Occupancy,
     connections: Occupancy,
     views: ViewCache,
+    rendered: RenderedViews,
     /// The address [`serve`](crate::serve) bound, once it has.
     bound: OnceLock<SocketAddr>,
     background_pins: Arc<Semaphore>,
@@ -63,6 +65,7 @@ impl Gateway {
                 probe_slots,
                 connections,
                 views: ViewCache::new(config.view_ttl, config.view_cache_bytes),
+                rendered: RenderedViews::new(RENDERED_BYTES),
                 bound: OnceLock::new(),
                 background_pins: Arc::new(Semaphore::new(config.background_pins.max(1))),
                 fdroid: config.fdroid.clone().map(Repository::new),
@@ -119,6 +122,11 @@ impl Gateway {
     /// The micro-cache of rendered JSON views.
     pub(crate) fn views(&self) -> &ViewCache {
         &self.inner.views
+    }
+
+    /// Package views kept under the index's token of their state.
+    pub(crate) fn rendered(&self) -> &RenderedViews {
+        &self.inner.rendered
     }
 
     /// The F-Droid repository, when the gateway serves one.

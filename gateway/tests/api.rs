@@ -1439,3 +1439,74 @@ async fn a_requests_future_stays_small() {
     let response = answer.await.unwrap();
     assert_eq!(response.status(), 400);
 }
+
+/// With the view cache off, a package view is as fresh as the index on
+/// every request, though its rendered bytes are kept (under the index's
+/// token of what they show): a new release, a fork of the author's
+/// identity (which leaves the package's own state as it was) and a yank
+/// each show on the very next request.
+async fn fresh_views_without_the_cache(backend: Backend) {
+    use ipsr_proto::{Identity, Signed};
+
+    let mut config = GatewayConfig::default();
+    config.view_ttl = std::time::Duration::ZERO;
+    let env = Env::new(backend, "fresh_views", config).await;
+    let k = key(12);
+    let document = |seq: u64, signers: &[&AuthorKey]| {
+        let mut signers: Vec<_> = signers.iter().map(|s| s.author_id()).collect();
+        signers.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        Identity {
+            signers,
+            threshold: 1,
+            created_at: ipsr_testkit::T0 + seq,
+            seq: ipsr_testkit::T0 + seq,
+            ..Identity::implicit(k.author_id())
+        }
+        .sign(&[&k])
+        .unwrap()
+    };
+    let publish = async |item: Signed| {
+        env.node.publish_signed(item).await.unwrap();
+        env.settle().await;
+    };
+    let v1 = app(&k, "com.example.fresh", "1.0.0", "Fresh")
+        .seq(20)
+        .sign();
+    let path = format!("/api/v1/package/{}", path_of(&v1));
+    publish(Signed::Identity(document(10, &[&k]))).await;
+    publish(Signed::Record(v1)).await;
+    let shown = async || {
+        let (status, view) = env.json(&path).await;
+        assert_eq!(status, 200, "{view}");
+        (
+            view["newest"].as_str().unwrap().to_owned(),
+            view["versions"].as_array().unwrap().len(),
+            view["author_identity"]["disputed"].as_bool().unwrap(),
+        )
+    };
+    assert_eq!(shown().await, ("1.0.0".into(), 1, false));
+    let first = env.get(&path).await;
+    assert_eq!(env.get(&path).await.body(), first.body(), "nothing changed");
+
+    let v2 = app(&k, "com.example.fresh", "1.1.0", "Fresh")
+        .code(2)
+        .seq(30)
+        .sign();
+    publish(Signed::Record(v2)).await;
+    assert_eq!(shown().await, ("1.1.0".into(), 2, false));
+    // A second first document, with a lower seq: the one in force stays.
+    publish(Signed::Identity(document(5, &[&k, &key(13)]))).await;
+    assert_eq!(shown().await, ("1.1.0".into(), 2, true));
+    publish(Signed::Record(
+        yank(&k, "1.1.0")
+            .package("com.example.fresh")
+            .seq(40)
+            .sign(),
+    ))
+    .await;
+    assert_eq!(shown().await, ("1.0.0".into(), 2, true));
+}
+both!(
+    fresh_views_without_the_cache_both,
+    fresh_views_without_the_cache
+);

@@ -26,7 +26,7 @@ use ipsr_proto::{
 use quick_cache::sync::Cache;
 
 use crate::IndexError;
-use crate::index::{BoxFuture, Hit, Index, IndexStats};
+use crate::index::{BoxFuture, Hit, Index, IndexStats, PackageView, ViewToken};
 use crate::states::{self, States};
 
 /// The most releases a package may have had at its last read to be read
@@ -57,20 +57,21 @@ impl StoreIndex {
         }
     }
 
-    /// Package `key` and its author's identity: kept, while no write has
-    /// been done since they were read, or read (then kept under the
-    /// generation read before: a write that finishes during the read moves
-    /// it, so what was read is then never answered again).
+    /// Package `key` and its author's identity, and the write generation
+    /// they were read under: kept, while no write has been done since they
+    /// were read, or read (then kept under the generation read before: a
+    /// write that finishes during the read moves it, so what was read is
+    /// then never answered again).
     async fn read_package(
         &self,
         key: &PackageKey,
-    ) -> Result<(Option<PackageState>, IdentityState), IndexError> {
+    ) -> Result<(u64, Option<PackageState>, IdentityState), IndexError> {
         let generation = self.store.generation();
         if let Some(kept) = self.kept.get(key)
             && kept.is_current(&generation)
         {
             let (state, identity) = &kept.value;
-            return Ok((Some(state.clone()), identity.clone()));
+            return Ok((generation, Some(state.clone()), identity.clone()));
         }
         let (state, identity) = self.package_read(key).await?;
         if let Some(state) = &state {
@@ -86,7 +87,7 @@ impl StoreIndex {
                 weight,
             );
         }
-        Ok((state, identity))
+        Ok((generation, state, identity))
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, IndexError>
@@ -140,7 +141,7 @@ impl Index for StoreIndex {
         &'a self,
         key: &'a PackageKey,
     ) -> BoxFuture<'a, Result<Option<PackageState>, IndexError>> {
-        Box::pin(async move { Ok(self.read_package(key).await?.0) })
+        Box::pin(async move { Ok(self.read_package(key).await?.1) })
     }
 
     fn release<'a>(
@@ -163,7 +164,30 @@ impl Index for StoreIndex {
         &'a self,
         key: &'a PackageKey,
     ) -> BoxFuture<'a, Result<(Option<PackageState>, ipsr_proto::IdentityState), IndexError>> {
-        Box::pin(self.read_package(key))
+        Box::pin(async move {
+            let (_, state, identity) = self.read_package(key).await?;
+            Ok((state, identity))
+        })
+    }
+
+    /// The token is the store's write generation: unchanged while no write
+    /// has been done since the view's read.
+    fn package_view<'a>(
+        &'a self,
+        key: &'a PackageKey,
+        known: Option<&'a ViewToken>,
+    ) -> BoxFuture<'a, Result<PackageView, IndexError>> {
+        Box::pin(async move {
+            if known == Some(&ViewToken::generation(self.store.generation())) {
+                return Ok(PackageView::Unchanged);
+            }
+            let (generation, state, identity) = self.read_package(key).await?;
+            Ok(PackageView::Read {
+                state,
+                identity,
+                token: Some(ViewToken::generation(generation)),
+            })
+        })
     }
 
     fn author<'a>(

@@ -11,6 +11,61 @@ use crate::IndexError;
 /// A boxed future, so that [`Index`] can be used as `&dyn Index`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What names the state a package view was read from
+/// ([`Index::package_view`]): from one index, equal tokens mean an equal
+/// package state and an equal identity of its author, so what was rendered
+/// from one may be served for the other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewToken(Token);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// The embedded store's write generation.
+    Generation(u64),
+    /// SHA-256 over the package's Redis `hash` and the ids of its author's
+    /// identity documents.
+    Digest([u8; 32]),
+}
+
+impl ViewToken {
+    /// The store's write generation read before the read.
+    pub(crate) fn generation(generation: u64) -> Self {
+        Self(Token::Generation(generation))
+    }
+
+    /// A Redis package `hash` and the fields of its author's `idn:{A}`
+    /// (record ids: hashes of the documents' bytes), in any order.
+    pub(crate) fn redis<'a>(hash: &str, identity_ids: impl IntoIterator<Item = &'a str>) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut ids: Vec<&str> = identity_ids.into_iter().collect();
+        ids.sort_unstable();
+        let mut digest = Sha256::new();
+        digest.update(hash.as_bytes());
+        for id in ids {
+            digest.update(b"\n");
+            digest.update(id.as_bytes());
+        }
+        Self(Token::Digest(digest.finalize().into()))
+    }
+}
+
+/// The answer to [`Index::package_view`].
+// Returned once per read and moved up once; boxing `Read` would cost an
+// allocation on every changed view for no gain.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum PackageView {
+    /// The token the caller holds still names the current state.
+    Unchanged,
+    /// The package (`None` if unknown) and its author's identity, with the
+    /// token that names them when the backend can name them.
+    Read {
+        state: Option<PackageState>,
+        identity: IdentityState,
+        token: Option<ViewToken>,
+    },
+}
+
 /// A search result (see [`search`](crate::search)).
 pub use ipsr_node::search::Hit;
 
@@ -61,6 +116,29 @@ pub trait Index: Send + Sync + std::fmt::Debug {
         key: &'a PackageKey,
     ) -> BoxFuture<'a, Result<(Option<PackageState>, IdentityState), IndexError>> {
         Box::pin(async move { tokio::try_join!(self.package(key), self.identity(&key.author)) })
+    }
+
+    /// What a package's view is rendered from: [`PackageView::Unchanged`]
+    /// when `known`, a token an earlier call returned for `key`, still
+    /// names the current state; else what
+    /// [`package_with_identity`](Self::package_with_identity) answers, and
+    /// the token naming it. Every call asks the index (a check as cheap as
+    /// the backend allows): a change by any writer shows on the next call.
+    /// By default, nothing is named.
+    fn package_view<'a>(
+        &'a self,
+        key: &'a PackageKey,
+        known: Option<&'a ViewToken>,
+    ) -> BoxFuture<'a, Result<PackageView, IndexError>> {
+        let _ = known;
+        Box::pin(async move {
+            let (state, identity) = self.package_with_identity(key).await?;
+            Ok(PackageView::Read {
+                state,
+                identity,
+                token: None,
+            })
+        })
     }
 
     /// The packages an author has published, in name order.

@@ -21,7 +21,9 @@
 //!   compare-and-set Lua script, so they are idempotent and independent of
 //!   order: indexers may replay, crash, or run several at once.
 //! * `index`: [`Index`], the read interface of the gateway, its answers
-//!   ([`Hit`], [`IndexStats`]) and what both backends derive alike.
+//!   ([`Hit`], [`IndexStats`], [`PackageView`] and the [`ViewToken`] that
+//!   names what a view was rendered from) and what both backends derive
+//!   alike.
 //! * `embedded`: [`StoreIndex`], the [`Index`] over the node's embedded
 //!   store.
 //! * `states`: the package states both backends keep, each answered again
@@ -52,7 +54,7 @@ mod verifier;
 
 pub use embedded::StoreIndex;
 pub use error::{IndexError, SourceError};
-pub use index::{BoxFuture, Hit, Index, IndexStats};
+pub use index::{BoxFuture, Hit, Index, IndexStats, PackageView, ViewToken};
 pub use indexer::{Indexer, IndexerConfig, Metrics};
 /// The search rules both backends share (defined in `ipsr-node`, whose
 /// `GET /v1/search` ranks by them too).

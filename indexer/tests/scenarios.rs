@@ -697,3 +697,146 @@ async fn apk_certificates(url: &str) {
     }
     same_answers(&store, &test.index, &records).await;
 }
+
+/// `Index::package_view`: a token names what a package view is rendered
+/// from, and stops naming it once anything the view shows changes: a new
+/// release, a yank, and an identity document that leaves the package's
+/// state (and its Redis `hash`) as it was: a fork of the author's first
+/// document, which the view shows as disputed. On every backend.
+#[tokio::test]
+async fn scenario_a_view_token_names_the_package_and_its_identity() {
+    use ipsr_indexer::{PackageView, ViewToken};
+    use ipsr_proto::Signed;
+
+    let main = key(61);
+    let p = "com.example.viewed";
+    let genesis = identity(&main, None, &[&main], 1, 10, &main);
+    // The same parent, a lower seq: the head stays `genesis`.
+    let fork = identity(&main, None, &[&main, &key(62)], 1, 5, &main);
+    let steps: Vec<(&str, Vec<Signed>)> = vec![
+        (
+            "first release",
+            vec![
+                Signed::Identity(genesis),
+                Signed::Record(release(&main, "1.0.0").package(p).seq(20).sign()),
+            ],
+        ),
+        (
+            "second release",
+            vec![Signed::Record(
+                release(&main, "1.1.0").package(p).code(2).seq(30).sign(),
+            )],
+        ),
+        (
+            "yank",
+            vec![Signed::Record(
+                yank(&main, "1.0.0").package(p).seq(40).sign(),
+            )],
+        ),
+        ("fork", vec![Signed::Identity(fork)]),
+    ];
+    let pk = PackageKey {
+        author: main.author_id(),
+        package: p.parse().unwrap(),
+    };
+    // What a view shows: versions, yanks, and whether the author is disputed.
+    let shown = |state: &Option<ipsr_proto::PackageState>, identity: &ipsr_proto::IdentityState| {
+        let versions: Vec<(String, bool)> = state
+            .as_ref()
+            .unwrap()
+            .releases()
+            .map(|r| (r.key().version.to_string(), r.is_yanked()))
+            .collect();
+        (versions, !identity.forks().is_empty())
+    };
+    let expected = [
+        (vec![("1.0.0".to_owned(), false)], false),
+        (
+            vec![("1.0.0".to_owned(), false), ("1.1.0".to_owned(), false)],
+            false,
+        ),
+        (
+            vec![("1.0.0".to_owned(), true), ("1.1.0".to_owned(), false)],
+            false,
+        ),
+        (
+            vec![("1.0.0".to_owned(), true), ("1.1.0".to_owned(), false)],
+            true,
+        ),
+    ];
+
+    let (_dir, node) = common::node().await;
+    let store = StoreIndex::new(node.store().clone());
+    let redis = TestIndex::new(&redis_url(), "view_token");
+    let cluster = TestIndex::new(&shared_cluster().url(), "view_token");
+    let running = [
+        Running::start(&node, redis.index.clone()),
+        Running::start(&node, cluster.index.clone()),
+    ];
+    let indexes: [(&str, &dyn Index); 3] = [
+        ("embedded", &store),
+        ("redis", &redis.index),
+        ("cluster", &cluster.index),
+    ];
+    let mut conn = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let pkg_key = format!(
+        "{}pkg:{{{}/{}}}",
+        redis.index.prefix(),
+        pk.author,
+        pk.package
+    );
+    let mut tokens: [Option<ViewToken>; 3] = [None, None, None];
+    let mut hashes = Vec::new();
+    for ((step, items), expected) in steps.into_iter().zip(expected) {
+        for item in items {
+            node.publish_signed(item).await.unwrap();
+        }
+        for r in &running {
+            r.caught_up(&node).await;
+        }
+        let hash: Option<String> = redis::cmd("HGET")
+            .arg(&pkg_key)
+            .arg("hash")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        hashes.push(hash.unwrap());
+        for ((name, index), token) in indexes.iter().zip(&mut tokens) {
+            let read = index.package_view(&pk, token.as_ref()).await.unwrap();
+            let PackageView::Read {
+                state,
+                identity,
+                token: Some(new),
+            } = read
+            else {
+                panic!("{name}, {step}: the token read before still names the view: {read:?}");
+            };
+            assert_eq!(shown(&state, &identity), expected, "{name}, {step}");
+            assert_ne!(token.as_ref(), Some(&new), "{name}, {step}");
+            // Named again while nothing changes, however often asked.
+            for _ in 0..2 {
+                let again = index.package_view(&pk, Some(&new)).await.unwrap();
+                assert!(
+                    matches!(again, PackageView::Unchanged),
+                    "{name}, {step}: {again:?}"
+                );
+            }
+            // And a caller without a token reads the same.
+            let PackageView::Read {
+                state, identity, ..
+            } = index.package_view(&pk, None).await.unwrap()
+            else {
+                panic!("{name}, {step}: unchanged without a token");
+            };
+            assert_eq!(shown(&state, &identity), expected, "{name}, {step}");
+            *token = Some(new);
+        }
+    }
+    // The fork left the package's state, and its hash, as they were: only
+    // the identity's part of the token caught it.
+    assert_eq!(hashes[2], hashes[3]);
+}

@@ -15,7 +15,7 @@ use redis::Value;
 use super::derive::{ReleaseRow, parse_apk_certs};
 use super::keys::{Names, parse_package_member, parse_release_member, search_keys};
 use super::{Batch, RedisIndex};
-use crate::index::{BoxFuture, Hit, Index, IndexStats};
+use crate::index::{BoxFuture, Hit, Index, IndexStats, PackageView, ViewToken};
 use crate::{IndexError, search};
 
 impl RedisIndex {
@@ -118,6 +118,16 @@ impl RedisIndex {
 
     /// An author's identity from the reply to `HGETALL idn:{A}`.
     fn identity_state(&self, author: AuthorId, reply: Value) -> Result<IdentityState, IndexError> {
+        Ok(self.identity_with_ids(author, reply)?.0)
+    }
+
+    /// [`identity_state`](Self::identity_state), and the fields of the
+    /// reply (the documents' record ids).
+    fn identity_with_ids(
+        &self,
+        author: AuthorId,
+        reply: Value,
+    ) -> Result<(IdentityState, Vec<String>), IndexError> {
         let docs: HashMap<String, Vec<u8>> = redis::from_redis_value(reply)?;
         let mut list = Vec::with_capacity(docs.len());
         for bytes in docs.values() {
@@ -131,8 +141,9 @@ impl RedisIndex {
                 }
             }
         }
-        IdentityState::from_docs(author, list)
-            .map_err(|e| IndexError::corrupt(self.keys.idn(&author), e))
+        let state = IdentityState::from_docs(author, list)
+            .map_err(|e| IndexError::corrupt(self.keys.idn(&author), e))?;
+        Ok((state, docs.into_keys().collect()))
     }
 
     fn release_state(
@@ -189,7 +200,7 @@ impl RedisIndex {
                 return Ok(Some(kept.value.clone()));
             }
         }
-        self.read_package(pk).await
+        Ok(self.read_package(pk).await?.0)
     }
 
     /// A package and its author's identity. With a kept state, its hash
@@ -199,8 +210,72 @@ impl RedisIndex {
         &self,
         pk: &PackageKey,
     ) -> Result<(Option<PackageState>, IdentityState), IndexError> {
+        let read = self.read_view(pk).await?;
+        Ok((read.state, read.identity))
+    }
+
+    /// [`Index::package_view`]: with a token, the package's hash and the
+    /// ids of its author's identity documents are asked in one batch, and
+    /// nothing more is read while they make the same token (the hash names
+    /// the package's state, and each id is the hash of a document's bytes,
+    /// so the ids name the identity: `docs/redis.md`, section 5).
+    async fn get_package_view(
+        &self,
+        pk: &PackageKey,
+        known: Option<&ViewToken>,
+    ) -> Result<PackageView, IndexError> {
+        if let Some(known) = known {
+            let mut pipe = Batch::new();
+            pipe.key_cmd("HGET", &self.keys.pkg(pk)).arg("hash");
+            pipe.key_cmd("HKEYS", &self.keys.idn(&pk.author));
+            let mut replies = self.run(&pipe).await?.into_iter();
+            let (Some(hash), Some(ids)) = (replies.next(), replies.next()) else {
+                return Err(IndexError::corrupt(
+                    self.keys.pkg(pk),
+                    "short pipeline reply",
+                ));
+            };
+            let hash: Option<String> = redis::from_redis_value(hash)?;
+            let ids: Vec<String> = redis::from_redis_value(ids)?;
+            if let Some(hash) = hash
+                && ViewToken::redis(&hash, ids.iter().map(String::as_str)) == *known
+            {
+                return Ok(PackageView::Unchanged);
+            }
+        }
+        let read = self.read_view(pk).await?;
+        let token = read
+            .hash
+            .as_deref()
+            .map(|hash| ViewToken::redis(hash, read.identity_ids.iter().map(String::as_str)));
+        Ok(PackageView::Read {
+            state: read.state,
+            identity: read.identity,
+            token,
+        })
+    }
+
+    /// A package and its author's identity, with what names them: a kept
+    /// state's hash is asked with the identity in one batch, and the
+    /// package's keys are read only if it moved.
+    async fn read_view(&self, pk: &PackageKey) -> Result<ViewRead, IndexError> {
         let Some(kept) = self.states.get(pk) else {
-            return tokio::try_join!(self.read_package(pk), self.identity(&pk.author));
+            let idn = async {
+                let mut conn = self.conn.clone();
+                let reply: Value = redis::cmd("HGETALL")
+                    .arg(self.keys.idn(&pk.author))
+                    .query_async(&mut conn)
+                    .await?;
+                self.identity_with_ids(pk.author, reply)
+            };
+            let ((state, hash), (identity, identity_ids)) =
+                tokio::try_join!(self.read_package(pk), idn)?;
+            return Ok(ViewRead {
+                state,
+                hash,
+                identity,
+                identity_ids,
+            });
         };
         let mut pipe = Batch::new();
         pipe.key_cmd("HGET", &self.keys.pkg(pk)).arg("hash");
@@ -212,16 +287,27 @@ impl RedisIndex {
                 "short pipeline reply",
             ));
         };
-        let identity = self.identity_state(pk.author, identity)?;
+        let (identity, identity_ids) = self.identity_with_ids(pk.author, identity)?;
         let hash: Option<String> = redis::from_redis_value(hash)?;
-        if kept.is_current(&hash) {
-            return Ok((Some(kept.value.clone()), identity));
-        }
-        Ok((self.read_package(pk).await?, identity))
+        let (state, hash) = if kept.is_current(&hash) {
+            (Some(kept.value.clone()), hash)
+        } else {
+            self.read_package(pk).await?
+        };
+        Ok(ViewRead {
+            state,
+            hash,
+            identity,
+            identity_ids,
+        })
     }
 
-    /// A package's state rebuilt from all its keys (then kept, `states`).
-    async fn read_package(&self, pk: &PackageKey) -> Result<Option<PackageState>, IndexError> {
+    /// A package's state rebuilt from all its keys (then kept, `states`),
+    /// and the `hash` read with them.
+    async fn read_package(
+        &self,
+        pk: &PackageKey,
+    ) -> Result<(Option<PackageState>, Option<String>), IndexError> {
         let mut pipe = Batch::new();
         push_read(&mut pipe, &self.keys.names(pk, &pk.author.to_string()));
         let mut replies = take_exec(self.run(&pipe).await?).into_iter();
@@ -234,20 +320,21 @@ impl RedisIndex {
         };
         let rel: HashMap<String, String> = redis::from_redis_value(rel)?;
         if rel.is_empty() {
-            return Ok(None);
+            return Ok((None, None));
         }
         let mut pkg: HashMap<String, String> = redis::from_redis_value(pkg)?;
         let apk_certs = parse_apk_certs(&pkg.remove("apk_certs").unwrap_or_default())
             .map_err(|e| IndexError::corrupt(self.keys.pkg(pk), e))?;
         let rec: HashMap<String, Vec<u8>> = redis::from_redis_value(rec)?;
         let state = self.rebuild(pk, rel, &rec, apk_certs, &mut KeyCache::default())?;
-        if let Some(hash) = pkg.remove("hash") {
+        let hash = pkg.remove("hash");
+        if let Some(hash) = &hash {
             let bytes = rec.values().map(Vec::len).sum();
             let weight = crate::states::estimate(&state, rec.len(), bytes);
             self.states
-                .keep(pk.clone(), Some(hash), state.clone(), weight);
+                .keep(pk.clone(), Some(hash.clone()), state.clone(), weight);
         }
-        Ok(Some(state))
+        Ok((Some(state), hash))
     }
 
     async fn get_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseState>, IndexError> {
@@ -483,6 +570,17 @@ pub(super) fn push_read(pipe: &mut Batch, names: &Names) {
     pipe.exec();
 }
 
+/// What a package view is rendered from, as read from Redis.
+struct ViewRead {
+    state: Option<PackageState>,
+    /// `pkg:` `hash`, read with the state's keys or checked against the
+    /// kept state's.
+    hash: Option<String>,
+    identity: IdentityState,
+    /// The fields of `idn:{A}` the identity was built from.
+    identity_ids: Vec<String>,
+}
+
 impl Index for RedisIndex {
     fn package<'a>(
         &'a self,
@@ -503,6 +601,14 @@ impl Index for RedisIndex {
         key: &'a PackageKey,
     ) -> BoxFuture<'a, Result<(Option<PackageState>, IdentityState), IndexError>> {
         Box::pin(self.get_package_with_identity(key))
+    }
+
+    fn package_view<'a>(
+        &'a self,
+        key: &'a PackageKey,
+        known: Option<&'a ViewToken>,
+    ) -> BoxFuture<'a, Result<PackageView, IndexError>> {
+        Box::pin(self.get_package_view(key, known))
     }
 
     fn identity<'a>(

@@ -225,16 +225,7 @@ impl RedisIndex {
         known: Option<&ViewToken>,
     ) -> Result<PackageView, IndexError> {
         if let Some(known) = known {
-            let mut pipe = Batch::new();
-            pipe.key_cmd("HGET", &self.keys.pkg(pk)).arg("hash");
-            pipe.key_cmd("HKEYS", &self.keys.idn(&pk.author));
-            let mut replies = self.run(&pipe).await?.into_iter();
-            let (Some(hash), Some(ids)) = (replies.next(), replies.next()) else {
-                return Err(IndexError::corrupt(
-                    self.keys.pkg(pk),
-                    "short pipeline reply",
-                ));
-            };
+            let (hash, ids) = self.hash_and_identity(pk, "HKEYS").await?;
             let hash: Option<String> = redis::from_redis_value(hash)?;
             let ids: Vec<String> = redis::from_redis_value(ids)?;
             if let Some(hash) = hash
@@ -277,16 +268,7 @@ impl RedisIndex {
                 identity_ids,
             });
         };
-        let mut pipe = Batch::new();
-        pipe.key_cmd("HGET", &self.keys.pkg(pk)).arg("hash");
-        pipe.key_cmd("HGETALL", &self.keys.idn(&pk.author));
-        let mut replies = self.run(&pipe).await?.into_iter();
-        let (Some(hash), Some(identity)) = (replies.next(), replies.next()) else {
-            return Err(IndexError::corrupt(
-                self.keys.pkg(pk),
-                "short pipeline reply",
-            ));
-        };
+        let (hash, identity) = self.hash_and_identity(pk, "HGETALL").await?;
         let (identity, identity_ids) = self.identity_with_ids(pk.author, identity)?;
         let hash: Option<String> = redis::from_redis_value(hash)?;
         let (state, hash) = if kept.is_current(&hash) {
@@ -300,6 +282,26 @@ impl RedisIndex {
             identity,
             identity_ids,
         })
+    }
+
+    /// `HGET pkg: hash` and `command` (`HKEYS`, `HGETALL`) of the author's
+    /// `idn:{A}`, in one batch: their two replies.
+    async fn hash_and_identity(
+        &self,
+        pk: &PackageKey,
+        command: &str,
+    ) -> Result<(Value, Value), IndexError> {
+        let mut pipe = Batch::new();
+        pipe.key_cmd("HGET", &self.keys.pkg(pk)).arg("hash");
+        pipe.key_cmd(command, &self.keys.idn(&pk.author));
+        let mut replies = self.run(&pipe).await?.into_iter();
+        match (replies.next(), replies.next()) {
+            (Some(hash), Some(identity)) => Ok((hash, identity)),
+            _ => Err(IndexError::corrupt(
+                self.keys.pkg(pk),
+                "short pipeline reply",
+            )),
+        }
     }
 
     /// A package's state rebuilt from all its keys (then kept, `states`),

@@ -284,6 +284,8 @@ fn metrics(g: Gateway) -> impl Filter<Extract = (Response,), Error = Rejection> 
                 .await
                 .map_err(|e| reject(e.into()))?;
             g.metrics().view_cache(g.views().bytes(), g.views().count());
+            g.metrics()
+                .rendered(g.rendered().bytes(), g.rendered().count());
             let text = g.metrics().encode(&node);
             Ok::<_, Rejection>(
                 warp::reply::with_header(

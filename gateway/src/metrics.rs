@@ -26,6 +26,8 @@ pub(crate) struct Metrics {
     connections: Gauge,
     view_cache_bytes: Gauge,
     view_cache_views: Gauge,
+    rendered_bytes: Gauge,
+    rendered_views: Gauge,
     pins_refused: Family<Labels, Counter>,
     fdroid_builds: Counter,
     fdroid_build_seconds: Histogram,
@@ -48,6 +50,8 @@ impl Default for Metrics {
         let connections = Gauge::default();
         let view_cache_bytes = Gauge::default();
         let view_cache_views = Gauge::default();
+        let rendered_bytes = Gauge::default();
+        let rendered_views = Gauge::default();
         let pins_refused = Family::<Labels, Counter>::default();
         let fdroid_builds = Counter::default();
         let fdroid_build_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
@@ -88,6 +92,16 @@ impl Default for Metrics {
             view_cache_views.clone(),
         );
         registry.register(
+            "rendered_views_bytes",
+            "Bytes of package views kept under the index's token of their state",
+            rendered_bytes.clone(),
+        );
+        registry.register(
+            "rendered_views",
+            "Package views kept under the index's token of their state",
+            rendered_views.clone(),
+        );
+        registry.register(
             "pins_refused",
             "Published content not pinned, by reason (uploads_forbidden, too_large, \
              quota_exceeded, blockstore_full, busy, content_mismatch, unavailable)",
@@ -111,6 +125,8 @@ impl Default for Metrics {
             connections,
             view_cache_bytes,
             view_cache_views,
+            rendered_bytes,
+            rendered_views,
             pins_refused,
             fdroid_builds,
             fdroid_build_seconds,
@@ -165,6 +181,15 @@ impl Metrics {
         self.view_cache_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         self.view_cache_views
+            .set(i64::try_from(views).unwrap_or(i64::MAX));
+    }
+
+    /// Sets what the rendered package views hold now: `bytes` by their
+    /// bound's measure, in `views` views.
+    pub(crate) fn rendered(&self, bytes: u64, views: usize) {
+        self.rendered_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.rendered_views
             .set(i64::try_from(views).unwrap_or(i64::MAX));
     }
 

@@ -62,9 +62,13 @@ impl RenderedViews {
     }
 
     /// The bytes kept now, by the bound's measure.
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> u64 {
         self.0.weight()
+    }
+
+    /// How many views are kept now.
+    pub(crate) fn count(&self) -> usize {
+        self.0.len()
     }
 }
 

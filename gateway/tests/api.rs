@@ -1487,6 +1487,22 @@ async fn fresh_views_without_the_cache(backend: Backend) {
     assert_eq!(shown().await, ("1.0.0".into(), 1, false));
     let first = env.get(&path).await;
     assert_eq!(env.get(&path).await.body(), first.body(), "nothing changed");
+    // The view is kept (with the micro-cache off), and shown in the metrics.
+    let metrics = env.get("/metrics").await;
+    let text = String::from_utf8_lossy(metrics.body());
+    let gauge = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(gauge("ipsr_gateway_rendered_views"), 1);
+    let bytes = gauge("ipsr_gateway_rendered_views_bytes");
+    assert!(bytes >= first.body().len() as u64, "{bytes} bytes kept");
+    assert_eq!(
+        gauge("ipsr_gateway_view_cache_views"),
+        0,
+        "the cache is off"
+    );
 
     let v2 = app(&k, "com.example.fresh", "1.1.0", "Fresh")
         .code(2)

@@ -116,6 +116,19 @@ impl RedisIndex {
         Ok(out)
     }
 
+    /// One author's identity (`HGETALL idn:{A}`), and its documents' ids.
+    async fn identity_of(
+        &self,
+        author: AuthorId,
+    ) -> Result<(IdentityState, Vec<String>), IndexError> {
+        let mut conn = self.conn.clone();
+        let reply: Value = redis::cmd("HGETALL")
+            .arg(self.keys.idn(&author))
+            .query_async(&mut conn)
+            .await?;
+        self.identity_with_ids(author, reply)
+    }
+
     /// An author's identity from the reply to `HGETALL idn:{A}`.
     fn identity_state(&self, author: AuthorId, reply: Value) -> Result<IdentityState, IndexError> {
         Ok(self.identity_with_ids(author, reply)?.0)
@@ -251,16 +264,8 @@ impl RedisIndex {
     /// package's keys are read only if it moved.
     async fn read_view(&self, pk: &PackageKey) -> Result<ViewRead, IndexError> {
         let Some(kept) = self.states.get(pk) else {
-            let idn = async {
-                let mut conn = self.conn.clone();
-                let reply: Value = redis::cmd("HGETALL")
-                    .arg(self.keys.idn(&pk.author))
-                    .query_async(&mut conn)
-                    .await?;
-                self.identity_with_ids(pk.author, reply)
-            };
             let ((state, hash), (identity, identity_ids)) =
-                tokio::try_join!(self.read_package(pk), idn)?;
+                tokio::try_join!(self.read_package(pk), self.identity_of(pk.author))?;
             return Ok(ViewRead {
                 state,
                 hash,
@@ -617,12 +622,7 @@ impl Index for RedisIndex {
         &'a self,
         author: &'a AuthorId,
     ) -> BoxFuture<'a, Result<IdentityState, IndexError>> {
-        Box::pin(async move {
-            let mut states = self.identities([*author]).await?;
-            Ok(states
-                .remove(author)
-                .unwrap_or_else(|| IdentityState::new(*author)))
-        })
+        Box::pin(async move { Ok(self.identity_of(*author).await?.0) })
     }
 
     fn author<'a>(
